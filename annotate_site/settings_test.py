@@ -1,0 +1,20 @@
+"""Settings for the test suite: the real settings, with tasks in-process unless a test says otherwise.
+
+The integration tests that need a real worker switch the Celery app to the broker themselves.
+"""
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-used-anywhere-else")
+os.environ.setdefault("UNITCROWD_VAR_DIR", tempfile.mkdtemp(prefix="unitcrowd-test-"))
+
+from .settings import *  # noqa: E402,F401,F403
+
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,21 @@
+"""URL map. Each app owns its own urls module; the API lives under /api/."""
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from units.media import protected_media
+from units.views_home import home
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("units.crowd.account_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include("units.api_urls")),
+    path("", home, name="home"),
+    path("", include("units.urls")),
+    path("crowd/", include("units.crowd.urls")),
+    path("results/", include("units.results.urls")),
+    path("sanity/", include("units.sanity.urls")),
+    re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
+]

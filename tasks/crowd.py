@@ -1,0 +1,1 @@
+"""Celery tasks (crowd). Pass ids, fetch rows inside the task."""

@@ -1,0 +1,1 @@
+"""Celery tasks (jobs). Pass ids, fetch rows inside the task."""

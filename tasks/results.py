@@ -1,0 +1,1 @@
+"""Celery tasks (results). Pass ids, fetch rows inside the task."""

@@ -1,0 +1,1 @@
+"""Celery tasks (sanity). Pass ids, fetch rows inside the task."""

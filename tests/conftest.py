@@ -1,0 +1,48 @@
+"""Persona fixtures shared by the whole suite (an annotator, another annotator, a requester, an admin)."""
+import os
+import shutil
+
+import pytest
+
+from tests.factories import make_user
+
+
+def services_required() -> bool:
+    """In CI (UNITCROWD_REQUIRE_SERVICES=1) a missing service is a failure, not a skip."""
+    return os.environ.get("UNITCROWD_REQUIRE_SERVICES") == "1"
+
+
+def need_service(available: bool, what: str) -> None:
+    if available:
+        return
+    if services_required():
+        pytest.fail(f"{what} is required here (UNITCROWD_REQUIRE_SERVICES=1) but is not available")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture
+def annotator(db):
+    return make_user("annie", qualified=True)
+
+
+@pytest.fixture
+def other_annotator(db):
+    return make_user("otto", qualified=True)
+
+
+@pytest.fixture
+def requester(db):
+    return make_user("rita", requester=True)
+
+
+@pytest.fixture
+def admin(db):
+    return make_user("adam", admin=True)
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    yield settings.MEDIA_ROOT
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)

@@ -1,0 +1,109 @@
+"""Row factories for tests: users by role, a dissected job with units and exemplars, HITs."""
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from PIL import Image
+
+from units.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
+from units.roles import REQUESTERS_GROUP
+
+PASSWORD = "correct-horse-battery-1"
+_seq = itertools.count(1)
+
+
+def make_user(username: str | None = None, *, qualified: bool = False, requester: bool = False, admin: bool = False):
+    User = get_user_model()
+    username = username or f"user{next(_seq)}"
+    user = User.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.org")
+    if admin:
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+    if requester:
+        group, _ = Group.objects.get_or_create(name=REQUESTERS_GROUP)
+        user.groups.add(group)
+    if qualified:
+        _mark_qualified(user)
+    return user
+
+
+def _mark_qualified(user) -> None:
+    """Let the crowd app record the qualification its own way (it owns the profile model)."""
+    try:
+        from units.crowd.qualification import mark_qualified
+    except ImportError:  # the crowd app has not defined qualification yet
+        return
+    mark_qualified(user)
+
+
+def _write_picture(relpath: str, colour: tuple[int, int, int]) -> None:
+    path = Path(settings.MEDIA_ROOT) / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), colour).save(path)
+
+
+def make_job(
+    *,
+    layers: dict[str, int] | None = None,
+    exemplars_per_unit: int = 15,
+    concepts: list[tuple[str, str]] | None = None,
+    write_pictures: bool = False,
+    status: str = DissectionJob.Status.SUCCEEDED,
+) -> DissectionJob:
+    """A finished dissection job: layers with units, exemplars and IoU scores (no engine run)."""
+    n = next(_seq)
+    layers = layers or {"conv3": 4}
+    concepts = concepts or [(str(d), "object") for d in range(10)]
+    network = Network.objects.create(name=f"net{n}", architecture="mixturenet", num_classes=45)
+    dataset = ProbeDataset.objects.create(name=f"probe{n}", kind="mixture", path=f"probe{n}", num_images=100)
+    concept_rows = [
+        Concept.objects.create(dataset=dataset, number=i + 1, name=name, category=cat)
+        for i, (name, cat) in enumerate(concepts)
+    ]
+    job = DissectionJob.objects.create(
+        network=network, dataset=dataset, layers=list(layers), top_k=exemplars_per_unit, status=status,
+        progress=1.0 if status == DissectionJob.Status.SUCCEEDED else 0.0,
+    )
+    for layer_name, n_units in layers.items():
+        layer = Layer.objects.create(job=job, name=layer_name, num_units=n_units)
+        for u in range(n_units):
+            best = concept_rows[u % len(concept_rows)]
+            unit = Unit.objects.create(
+                layer=layer, index=u, threshold=0.5, max_activation=1.0 + u,
+                iou_label=best.name, iou_category=best.category, iou_score=0.02 * (u + 1),
+            )
+            UnitConceptScore.objects.create(unit=unit, concept=best, rank=0, iou=unit.iou_score)
+            for r in range(exemplars_per_unit):
+                rel = f"jobs/{job.pk}/{layer_name}/u{u:04d}_r{r:02d}.png"
+                if write_pictures:
+                    _write_picture(rel, (20 * r % 255, 40, 200))
+                Exemplar.objects.create(
+                    unit=unit, rank=r, image_index=r * 7 + u, image_name=f"img{r * 7 + u:05d}.png",
+                    score=10.0 - r * 0.1, picture=rel, plain=rel,
+                )
+    return job
+
+
+def make_hits(job: DissectionJob, *, assignments: int = 3, duration_s: int = 900, lifetime_s: int = 86400):
+    """HITs for every unit of a job, created directly (tests of publishing use the service)."""
+    from units.crowd.models import Hit, HitBatch
+
+    batch = HitBatch.objects.create(
+        name=f"batch for job {job.pk}", assignments_per_hit=assignments,
+        assignment_duration_seconds=duration_s, lifetime_seconds=lifetime_s,
+    )
+    batch.layers.set(job.layer_set.all())
+    now = timezone.now()
+    return [
+        Hit.objects.create(
+            batch=batch, unit=unit, max_assignments=assignments, assignment_duration_seconds=duration_s,
+            lifetime_seconds=lifetime_s, expires_at=now + timedelta(seconds=lifetime_s),
+        )
+        for unit in Unit.objects.filter(layer__job=job).order_by("layer_id", "index")
+    ]

@@ -1,0 +1,2 @@
+"""API routes for networks, datasets, jobs, layers, units (platform)."""
+urlpatterns: list = []

@@ -1,0 +1,2 @@
+"""API routes of the crowd flow (token auth, next assignment, submit, return)."""
+urlpatterns: list = []

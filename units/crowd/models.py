@@ -1,0 +1,121 @@
+"""HITs and assignments, following Mechanical Turk's rules (REFERENCES.md section 4)."""
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from units.models import Exemplar, Layer, Unit
+
+CATEGORY_CHOICES = [
+    ("scene", "scene"),
+    ("object", "object"),
+    ("part", "part"),
+    ("texture", "texture / material"),
+    ("color", "color"),
+    ("none", "no clear concept"),
+]
+
+
+class HitBatch(models.Model):
+    """One publishing action: the units of chosen layers turned into HITs."""
+
+    name = models.CharField(max_length=200)
+    layers = models.ManyToManyField(Layer, related_name="hit_batches")
+    assignments_per_hit = models.PositiveIntegerField(default=3)
+    reward = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.05"))
+    lifetime_seconds = models.PositiveIntegerField(default=7 * 24 * 3600)
+    assignment_duration_seconds = models.PositiveIntegerField(default=15 * 60)
+    auto_approval_delay_seconds = models.PositiveIntegerField(default=3 * 24 * 3600)
+    exemplars_shown = models.PositiveIntegerField(default=15)
+    sentinels = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Hit(models.Model):
+    class Status(models.TextChoices):
+        ASSIGNABLE = "assignable", "Assignable"
+        UNASSIGNABLE = "unassignable", "Unassignable"
+        REVIEWABLE = "reviewable", "Reviewable"
+        REVIEWING = "reviewing", "Reviewing"
+        DISPOSED = "disposed", "Disposed"
+
+    batch = models.ForeignKey(HitBatch, related_name="hits", on_delete=models.CASCADE)
+    unit = models.ForeignKey(Unit, related_name="hits", on_delete=models.CASCADE)
+    max_assignments = models.PositiveIntegerField(default=3)
+    reward = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.05"))
+    lifetime_seconds = models.PositiveIntegerField(default=7 * 24 * 3600)
+    assignment_duration_seconds = models.PositiveIntegerField(default=15 * 60)
+    auto_approval_delay_seconds = models.PositiveIntegerField(default=3 * 24 * 3600)
+    exemplars_shown = models.PositiveIntegerField(default=15)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.ASSIGNABLE, db_index=True)
+    is_gold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        # One HIT per unit: publishing the same layer twice must not duplicate work.
+        constraints = [models.UniqueConstraint(fields=["unit"], name="hit_unique_unit")]
+
+    def __str__(self) -> str:
+        return f"HIT {self.pk} ({self.unit})"
+
+    @property
+    def assignment_duration(self) -> timedelta:
+        return timedelta(seconds=self.assignment_duration_seconds)
+
+
+class Assignment(models.Model):
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        SUBMITTED = "submitted", "Submitted"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        ABANDONED = "abandoned", "Abandoned"
+        RETURNED = "returned", "Returned"
+
+    # Statuses that hold one of the HIT's MaxAssignments slots.
+    SLOT_STATUSES = (Status.ACCEPTED, Status.SUBMITTED, Status.APPROVED)
+
+    hit = models.ForeignKey(Hit, related_name="assignments", on_delete=models.CASCADE)
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="assignments", on_delete=models.CASCADE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED, db_index=True)
+    accepted_at = models.DateTimeField()
+    deadline = models.DateTimeField(db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    auto_approve_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    feedback = models.TextField(blank=True)
+    work_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        # A worker does a HIT at most once, whatever happened to an earlier attempt.
+        constraints = [models.UniqueConstraint(fields=["hit", "worker"], name="assignment_unique_worker")]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} of {self.hit} by {self.worker}"
+
+
+class Annotation(models.Model):
+    """What an annotator answered for one assignment."""
+
+    assignment = models.OneToOneField(Assignment, related_name="annotation", on_delete=models.CASCADE)
+    word = models.CharField(max_length=100, blank=True)
+    category = models.CharField(max_length=10, choices=CATEGORY_CHOICES)
+    description = models.TextField(blank=True, max_length=1000)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    non_fitting = models.ManyToManyField(Exemplar, blank=True, related_name="marked_not_fitting")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.word or '-'} ({self.category})"

@@ -1,0 +1,2 @@
+app_name = "crowd"
+urlpatterns: list = []

@@ -1,0 +1,132 @@
+"""Dissection jobs and what they produce: layers, units, exemplars and IoU scores."""
+from django.conf import settings
+from django.db import models
+
+from .registry import Concept, Network, ProbeDataset
+
+
+class DissectionJob(models.Model):
+    """A job is a row: pages and the API read status and progress here, never from the broker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    class IouRule(models.TextChoices):
+        LITE = "lite", "NetDissect-Lite"
+        ORIGINAL = "original", "original NetDissect"
+
+    network = models.ForeignKey(Network, related_name="jobs", on_delete=models.PROTECT)
+    dataset = models.ForeignKey(ProbeDataset, related_name="jobs", on_delete=models.PROTECT)
+    layers = models.JSONField(default=list)
+    top_k = models.PositiveIntegerField(default=15)
+    quantile = models.FloatField(default=0.005)
+    iou_rule = models.CharField(max_length=10, choices=IouRule.choices, default=IouRule.LITE)
+    batch_size = models.PositiveIntegerField(default=32)
+    shards = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    stage = models.CharField(max_length=60, blank=True)
+    progress = models.FloatField(default=0.0)  # 0..1
+    timings = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True)
+    output_dir = models.CharField(max_length=500, blank=True)  # relative to MEDIA_ROOT
+    attempts = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"job {self.pk}: {self.network} on {self.dataset}"
+
+
+class Layer(models.Model):
+    job = models.ForeignKey(DissectionJob, related_name="layer_set", on_delete=models.CASCADE)
+    name = models.CharField(max_length=200)
+    num_units = models.PositiveIntegerField()
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["job", "id"]
+        constraints = [models.UniqueConstraint(fields=["job", "name"], name="layer_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.job.network.name}/{self.name}"
+
+
+class Unit(models.Model):
+    layer = models.ForeignKey(Layer, related_name="units", on_delete=models.CASCADE)
+    index = models.PositiveIntegerField()  # 0-based channel index (tally.csv shows index + 1)
+    threshold = models.FloatField()
+    max_activation = models.FloatField(default=0.0)  # best image's spatial max; <= 0 means a dead unit
+    iou_label = models.CharField(max_length=200, blank=True)
+    iou_category = models.CharField(max_length=40, blank=True)
+    iou_score = models.FloatField(default=0.0)
+    strip = models.CharField(max_length=500, blank=True)  # path relative to MEDIA_ROOT
+    # Gold units: the true concept is known (mixture ground truth, or marked by a requester).
+    is_gold = models.BooleanField(default=False)
+    gold_word = models.CharField(max_length=100, blank=True)
+    gold_category = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["layer", "index"]
+        constraints = [models.UniqueConstraint(fields=["layer", "index"], name="unit_unique_index")]
+
+    def __str__(self) -> str:
+        return f"{self.layer} unit {self.index}"
+
+    @property
+    def is_interpretable_by_iou(self) -> bool:
+        return self.iou_score > 0.04
+
+    @property
+    def is_dead(self) -> bool:
+        return self.max_activation <= 0
+
+
+class Exemplar(models.Model):
+    """One picture shown for a unit: a top-activated image (or a low-activation sentinel)."""
+
+    class Kind(models.TextChoices):
+        TOP = "top", "top activated"
+        SENTINEL = "sentinel", "low-activation sentinel"
+
+    unit = models.ForeignKey(Unit, related_name="exemplars", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TOP)
+    rank = models.PositiveIntegerField()
+    image_index = models.PositiveIntegerField()
+    image_name = models.CharField(max_length=500)
+    score = models.FloatField()
+    picture = models.CharField(max_length=500)  # highlighted, relative to MEDIA_ROOT
+    plain = models.CharField(max_length=500, blank=True)  # un-highlighted image
+
+    class Meta:
+        ordering = ["unit", "kind", "rank"]
+        constraints = [models.UniqueConstraint(fields=["unit", "kind", "rank"], name="exemplar_unique_rank")]
+
+    @property
+    def picture_url(self) -> str:
+        return settings.MEDIA_URL + self.picture
+
+    @property
+    def plain_url(self) -> str:
+        return settings.MEDIA_URL + (self.plain or self.picture)
+
+
+class UnitConceptScore(models.Model):
+    """IoU of a unit with one concept; only each unit's best few concepts are stored."""
+
+    unit = models.ForeignKey(Unit, related_name="concept_scores", on_delete=models.CASCADE)
+    concept = models.ForeignKey(Concept, related_name="unit_scores", on_delete=models.CASCADE)
+    rank = models.PositiveIntegerField()
+    iou = models.FloatField()
+
+    class Meta:
+        ordering = ["unit", "rank"]
+        constraints = [models.UniqueConstraint(fields=["unit", "concept"], name="score_unique_concept")]

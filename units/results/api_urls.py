@@ -1,0 +1,2 @@
+"""API routes for aggregated labels, comparisons and exports."""
+urlpatterns: list = []

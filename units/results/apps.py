@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ResultsConfig(AppConfig):
+    """Aggregated crowd labels, comparison with IoU dissection, dashboards and exports."""
+
+    name = "units.results"
+    label = "results"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,38 @@
+"""Who may do what: annotators label, requesters (staff) publish and review, admins manage."""
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from rest_framework.permissions import BasePermission
+
+REQUESTERS_GROUP = "requesters"
+
+
+def is_requester(user) -> bool:
+    """Requesters are staff users or members of the `requesters` group; admins are requesters too."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return user.groups.filter(name=REQUESTERS_GROUP).exists()
+
+
+def requester_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Login first; then a 403 page for signed-in users who are not requesters."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not is_requester(request.user):
+            raise PermissionDenied("This page is for requesters.")
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapped)
+
+
+class IsRequester(BasePermission):
+    message = "This endpoint is for requesters."
+
+    def has_permission(self, request, view) -> bool:
+        return is_requester(request.user)
