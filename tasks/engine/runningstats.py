@@ -1,0 +1,262 @@
+"""Streaming per-unit statistics over a sweep of feature maps: top-k images and thresholds.
+
+Each statistic is a small class with ``add(batch)``, ``result()``, ``state_dict()`` /
+``load_state_dict()`` and ``merge(other)``, so a long sweep can be resumed and shards
+computed on several workers can be combined into exactly the single-pass answer.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import EngineError
+
+
+def _as_unit_values(acts: torch.Tensor) -> torch.Tensor:
+    """[B, U, *spatial] -> [U, B * prod(spatial)] (every value a unit took on)."""
+    if acts.dim() < 2:
+        raise ValueError(f"expected activations shaped [batch, units, ...], got {tuple(acts.shape)}")
+    return acts.transpose(0, 1).reshape(acts.shape[1], -1)
+
+
+class RunningTopK:
+    """Per unit, the k images with the largest spatial maximum, ties broken by image index.
+
+    ``add(acts, indices)`` takes activations [B, U, H, W] (or per-image scores [B, U]) and
+    the dataset index of each row. ``result()`` gives ``(scores [U, k], indices [U, k])``
+    in rank order (fewer than k columns when fewer images were seen).
+    """
+
+    def __init__(self, k: int = 10) -> None:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self.k = k
+        self.scores: torch.Tensor | None = None  # [U, <=k] float
+        self.indices: torch.Tensor | None = None  # [U, <=k] long
+        self.count = 0
+
+    def add(self, acts: torch.Tensor, indices: torch.Tensor | np.ndarray | list[int]) -> None:
+        acts = acts.detach()
+        scores = acts.flatten(2).amax(dim=2) if acts.dim() > 2 else acts
+        scores = scores.float()
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long, device=scores.device)
+        if idx.shape[0] != scores.shape[0]:
+            raise ValueError("one dataset index per row of activations is needed")
+        cand_scores = scores.t()  # [U, B]
+        cand_idx = idx.unsqueeze(0).expand_as(cand_scores)
+        self._keep_best(cand_scores, cand_idx)
+        self.count += scores.shape[0]
+
+    def _keep_best(self, cand_scores: torch.Tensor, cand_idx: torch.Tensor) -> None:
+        if self.scores is not None:
+            cand_scores = torch.cat([self.scores.to(cand_scores.device), cand_scores], dim=1)
+            cand_idx = torch.cat([self.indices.to(cand_idx.device), cand_idx], dim=1)
+        # Order by image index first, then a *stable* descending sort by score keeps the lower
+        # image index in front among equal scores: a deterministic tie rule.
+        by_index = cand_idx.argsort(dim=1, stable=True)
+        cand_idx = cand_idx.gather(1, by_index)
+        cand_scores = cand_scores.gather(1, by_index)
+        order = cand_scores.argsort(dim=1, descending=True, stable=True)[:, : self.k]
+        self.scores = cand_scores.gather(1, order)
+        self.indices = cand_idx.gather(1, order)
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.scores is None:
+            raise ValueError("RunningTopK saw no data")
+        return self.scores.cpu(), self.indices.cpu()
+
+    def merge(self, other: RunningTopK) -> None:
+        """Fold in a shard computed on other images (image indices must not overlap)."""
+        if other.scores is None:
+            return
+        if other.k != self.k:
+            raise ValueError(f"cannot merge top-{other.k} into top-{self.k}")
+        device = self.scores.device if self.scores is not None else other.scores.device
+        self._keep_best(other.scores.to(device), other.indices.to(device))
+        self.count += other.count
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": "RunningTopK",
+            "k": self.k,
+            "count": self.count,
+            "scores": None if self.scores is None else self.scores.cpu(),
+            "indices": None if self.indices is None else self.indices.cpu(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.k = int(state["k"])
+        self.count = int(state["count"])
+        self.scores = state["scores"]
+        self.indices = state["indices"]
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> RunningTopK:
+        stat = cls(int(state["k"]))
+        stat.load_state_dict(state)
+        return stat
+
+
+class RunningQuantile:
+    """Exact per-unit ``1 - quantile`` quantile (torch.quantile, linear interpolation).
+
+    Memory stays bounded by keeping, per unit, only the largest
+    ``m = ceil(quantile * total) + 2`` values seen (one more than REFERENCES' ``+1`` as a
+    margin for float32 rank rounding). ``total`` must be known up front to drop values safely:
+    pass ``expected_images`` (rows the *whole* run will add, over all shards); each row brings
+    ``H * W`` values per unit. Without it every value is kept (exact, but unbounded).
+    """
+
+    def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None) -> None:
+        if not 0.0 <= quantile < 1.0:
+            raise ValueError("quantile must lie in [0, 1)")
+        self.quantile = quantile
+        self.expected_images = expected_images
+        self.values_per_image = 0  # largest H*W seen; sizes the capacity
+        self.count = 0  # values seen per unit
+        self.dropped = False  # whether any value was ever discarded
+        self.exact = True
+        self.top: torch.Tensor | None = None  # [U, <=capacity] descending
+
+    def capacity(self) -> int | None:
+        if self.expected_images is None or self.values_per_image == 0:
+            return None
+        total = self.expected_images * self.values_per_image
+        return math.ceil(self.quantile * total) + 2
+
+    def add(self, acts: torch.Tensor) -> None:
+        acts = acts.detach()
+        per_image = int(np.prod(acts.shape[2:])) if acts.dim() > 2 else 1
+        if per_image > self.values_per_image:
+            if self.dropped:
+                # Values already thrown away could now belong in the larger top set.
+                self.exact = False
+                warnings.warn("feature map size grew after values were dropped: threshold may be inexact")
+            self.values_per_image = per_image
+        values = _as_unit_values(acts)
+        self.count += values.shape[1]
+        if self.expected_images is not None and self.count > self.expected_images * self.values_per_image:
+            raise ValueError(
+                f"RunningQuantile got more values ({self.count}) than expected_images="
+                f"{self.expected_images} allows; pass the size of the whole dataset"
+            )
+        self._keep_top(values)
+
+    def _keep_top(self, values: torch.Tensor) -> None:
+        if self.top is not None:
+            values = torch.cat([self.top.to(values.device, values.dtype), values], dim=1)
+        cap = self.capacity()
+        if cap is not None and values.shape[1] > cap:
+            self.top = values.topk(cap, dim=1, sorted=False).values
+            self.dropped = True
+        else:
+            self.top = values
+
+    def merge(self, other: RunningQuantile) -> None:
+        """Fold in a shard (which must have been sized with the same ``expected_images``)."""
+        if other.top is None:
+            return
+        if other.quantile != self.quantile or other.expected_images != self.expected_images:
+            raise ValueError("merged RunningQuantile shards must share quantile and expected_images")
+        self.values_per_image = max(self.values_per_image, other.values_per_image)
+        self.count += other.count
+        self.dropped = self.dropped or other.dropped
+        self.exact = self.exact and other.exact
+        device = self.top.device if self.top is not None else other.top.device
+        self._keep_top(other.top.to(device))
+
+    def result(self) -> torch.Tensor:
+        """Threshold per unit, equal to ``torch.quantile(A[:, u].flatten(), 1 - quantile)``."""
+        if self.top is None or self.count == 0:
+            raise ValueError("RunningQuantile saw no data")
+        n = self.count
+        kept = self.top.sort(dim=1, descending=True).values
+        # Same arithmetic as torch.quantile: q is taken in the input dtype, the rank
+        # q * (n - 1) in double, the weight cast back for lerp. Positions count from the top
+        # here: ascending position i is descending position n-1-i.
+        q = float(torch.tensor(1.0 - self.quantile, dtype=kept.dtype).double())
+        rank = q * (n - 1)
+        below, above = math.floor(rank), math.ceil(rank)
+        weight = torch.tensor(rank - below, dtype=kept.dtype, device=kept.device)
+        d_below, d_above = n - 1 - below, n - 1 - above
+        if d_below >= kept.shape[1]:
+            raise ValueError("RunningQuantile kept too few values for an exact answer")
+        lo = kept[:, d_below]
+        hi = kept[:, d_above]
+        return torch.lerp(lo, hi, weight).cpu()
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": "RunningQuantile",
+            "quantile": self.quantile,
+            "expected_images": self.expected_images,
+            "values_per_image": self.values_per_image,
+            "count": self.count,
+            "dropped": self.dropped,
+            "exact": self.exact,
+            "top": None if self.top is None else self.top.cpu(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.quantile = float(state["quantile"])
+        self.expected_images = state["expected_images"]
+        self.values_per_image = int(state["values_per_image"])
+        self.count = int(state["count"])
+        self.dropped = bool(state["dropped"])
+        self.exact = bool(state["exact"])
+        self.top = state["top"]
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> RunningQuantile:
+        stat = cls(float(state["quantile"]), expected_images=state["expected_images"])
+        stat.load_state_dict(state)
+        return stat
+
+
+def load_thresholds(path: str | Path, layers: list[str], num_units: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Thresholds from a file instead of a sweep: ``.npy`` (one layer) or ``.npz`` (per layer).
+
+    A ``.npy`` file can serve several layers only as a 2-D array with one row per layer;
+    ``.npz`` keys are layer names. ``num_units`` (when known) checks each array's length.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"thresholds file {path} does not exist; give a .npy or .npz written by a dissection")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises several kinds for a damaged file
+        raise EngineError(f"cannot read thresholds file {path} ({exc}); give a .npy or .npz array file") from exc
+    out: dict[str, np.ndarray] = {}
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        missing = [layer for layer in layers if layer not in loaded.files]
+        if missing:
+            raise EngineError(
+                f"thresholds file {path} has no array for layer(s) {', '.join(missing)}; "
+                f"it holds {', '.join(loaded.files) or 'nothing'}"
+            )
+        out = {layer: np.asarray(loaded[layer], dtype=np.float32) for layer in layers}
+    else:
+        arr = np.asarray(loaded, dtype=np.float32)
+        if arr.ndim == 1 and len(layers) == 1:
+            out = {layers[0]: arr}
+        elif arr.ndim == 2 and arr.shape[0] == len(layers):
+            out = {layer: arr[i] for i, layer in enumerate(layers)}
+        else:
+            raise EngineError(
+                f"thresholds file {path} holds an array shaped {arr.shape}; for {len(layers)} layer(s) "
+                "give a 1-D .npy per layer or an .npz keyed by layer name"
+            )
+    for layer, arr in out.items():
+        if arr.ndim != 1:
+            raise EngineError(f"thresholds for layer {layer} in {path} must be 1-D, got shape {arr.shape}")
+        if num_units is not None and layer in num_units and arr.shape[0] != num_units[layer]:
+            raise EngineError(
+                f"thresholds for layer {layer} in {path} have {arr.shape[0]} values but the layer has "
+                f"{num_units[layer]} units"
+            )
+    return out
