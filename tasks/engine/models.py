@@ -1,0 +1,198 @@
+"""Networks to dissect: torchvision architectures, MixtureNet, and checkpoint loading.
+
+`load_model` accepts a state_dict file or a ``{'state_dict': ...}`` dict (Places365
+style), strips DataParallel's ``module.`` prefixes and infers the number of classes from
+the checkpoint's last layer. Whole pickled models run code when loaded, so they are only
+read with ``unsafe_pickle=True``; everything else goes through ``weights_only`` loading.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, EngineError
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class MixtureNet(nn.Module):
+    """The small network of the mixture-of-digits experiment (REFERENCES.md section 6).
+
+    conv1 (10 units) -> pool -> conv2 (20) -> pool -> conv3 (10 * width) -> global
+    average pooling -> [dropout] -> linear to classes. `conv1`..`conv3` are
+    Sequential(conv, ReLU) so a hook on them sees the post-ReLU maps we dissect. conv3's
+    receptive field (29 px) covers a whole 28 px digit, so its units can detect digits.
+    Dropout acts on conv3's pooled units (one number per unit), i.e. it drops units.
+    """
+
+    def __init__(self, num_classes: int = 45, width: float = 1.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        units3 = max(1, round(10 * width))
+        self.config = {"num_classes": num_classes, "width": width, "dropout": dropout}
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 10, 5, padding=2), nn.ReLU())
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Sequential(nn.Conv2d(10, 20, 5, padding=2), nn.ReLU())
+        self.pool2 = nn.MaxPool2d(2)
+        self.conv3 = nn.Sequential(nn.Conv2d(20, units3, 5, padding=2), nn.ReLU())
+        self.pool3 = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(units3, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(self.conv1(x))
+        x = self.pool2(self.conv2(x))
+        x = self.pool3(self.conv3(x)).flatten(1)
+        return self.fc(self.dropout(x))
+
+
+def _torchvision(name: str) -> Callable[[int], nn.Module]:
+    def build(num_classes: int) -> nn.Module:
+        import torchvision.models as tvm
+
+        if name == "googlenet":
+            # Auxiliary heads only matter in training; init_weights=True keeps torchvision quiet.
+            return tvm.googlenet(weights=None, num_classes=num_classes, aux_logits=False, init_weights=True)
+        return getattr(tvm, name)(weights=None, num_classes=num_classes)
+
+    return build
+
+
+# name -> builder(num_classes); default class counts are in DEFAULT_CLASSES.
+ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
+    name: _torchvision(name) for name in ("alexnet", "vgg16", "resnet18", "resnet50", "densenet161", "googlenet")
+}
+ARCHITECTURES["mixturenet"] = lambda num_classes: MixtureNet(num_classes=num_classes)
+DEFAULT_CLASSES = {name: 1000 for name in ARCHITECTURES} | {"mixturenet": 45}
+
+# The layer whose weight rows are the classes, per architecture.
+CLASSIFIER = {
+    "alexnet": "classifier.6",
+    "vgg16": "classifier.6",
+    "resnet18": "fc",
+    "resnet50": "fc",
+    "densenet161": "classifier",
+    "googlenet": "fc",
+    "mixturenet": "fc",
+}
+
+# Old DenseNet checkpoints (Places365, torchvision < 0.3) spell `norm1` as `norm.1`.
+_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def _clean_state_dict(arch: str, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    cleaned: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        while key.startswith("module."):
+            key = key[len("module.") :]
+        if arch == "densenet161":
+            key = _OLD_DENSENET_KEY.sub(lambda m: m.group(1) + m.group(2), key)
+        if arch == "googlenet" and key.startswith(("aux1.", "aux2.")):
+            continue  # auxiliary training heads: not part of the eval network we build
+        cleaned[key] = value
+    return cleaned
+
+
+def _read_checkpoint(path: Path, unsafe_pickle: bool) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"The checkpoint {path} does not exist.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        if not unsafe_pickle and "weights_only" in str(exc):
+            raise CheckpointError(
+                f"The checkpoint {path} holds pickled Python objects (e.g. a whole model), which can run "
+                "code when loaded. Save its state_dict instead, or, only if you trust the file, load it "
+                "with unsafe_pickle=True (command line: --unsafe-pickle)."
+            ) from exc
+        raise CheckpointError(f"Cannot read the checkpoint {path}: {exc}") from exc
+
+
+def _seeded(builder: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
+    """Random weights that are the same every time (tests, demos), without touching global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder()
+
+
+def load_model(
+    arch: str,
+    checkpoint: str | Path | None,
+    *,
+    num_classes: int | None = None,
+    unsafe_pickle: bool = False,
+) -> nn.Module:
+    """The network `arch` with the checkpoint's weights, in eval mode, on the CPU.
+
+    checkpoint=None gives seeded random weights. Raises CheckpointError when the file
+    cannot be read safely or its keys/shapes do not fit (naming missing/unexpected keys).
+    The model gets a `class_names` attribute when the checkpoint stores one.
+    """
+    if arch not in ARCHITECTURES:
+        raise EngineError(f"Unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}.")
+    if checkpoint is None:
+        n = num_classes or DEFAULT_CLASSES[arch]
+        return _seeded(lambda: ARCHITECTURES[arch](n)).eval()
+
+    path = Path(checkpoint)
+    loaded = _read_checkpoint(path, unsafe_pickle)
+    if isinstance(loaded, nn.Module):  # only reachable with unsafe_pickle=True
+        return loaded.eval()
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(f"The checkpoint {path} holds a {type(loaded).__name__}, not a state_dict.")
+    meta: Mapping[str, Any] = {}
+    state = loaded
+    if isinstance(loaded.get("state_dict"), Mapping):
+        meta, state = loaded, loaded["state_dict"]
+    state = _clean_state_dict(arch, state)
+
+    weight_key = f"{CLASSIFIER[arch]}.weight"
+    found = state[weight_key].shape[0] if weight_key in state and hasattr(state[weight_key], "shape") else None
+    if num_classes is not None and found is not None and num_classes != found:
+        raise CheckpointError(
+            f"The checkpoint {path} has {found} classes ({weight_key}) but num_classes={num_classes} was asked; "
+            "leave num_classes out to use the checkpoint's."
+        )
+    n = found or num_classes or DEFAULT_CLASSES[arch]
+    if arch == "mixturenet":
+        config = dict(meta.get("config") or {})
+        if "width" not in config and "conv3.0.weight" in state:
+            config["width"] = state["conv3.0.weight"].shape[0] / 10
+        model = MixtureNet(num_classes=n, width=config.get("width", 1.0), dropout=config.get("dropout", 0.0))
+    else:
+        model = ARCHITECTURES[arch](n)
+    _load_checked(model, state, path, arch)
+    if meta.get("class_names"):
+        model.class_names = list(meta["class_names"])
+    return model.eval()
+
+
+def _load_checked(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+    expected = model.state_dict()
+    # BatchNorm's num_batches_tracked is missing from checkpoints saved before PyTorch 0.4.1
+    # and does not affect eval outputs, so its absence is tolerated.
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape)):
+            if keys:
+                more = f" (+{len(keys) - 8} more)" if len(keys) > 8 else ""
+                parts.append(f"{title}: {', '.join(keys[:8])}{more}")
+        raise CheckpointError(
+            f"The checkpoint {path} does not fit architecture {arch!r}: " + "; ".join(parts)
+            + ". Check that the architecture matches the checkpoint."
+        )
+    model.load_state_dict(state, strict=False)

@@ -1,0 +1,110 @@
+"""Architectures, MixtureNet and checkpoint loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from tasks.engine.errors import CheckpointError, EngineError
+from tasks.engine.models import ARCHITECTURES, MixtureNet, _clean_state_dict, load_model
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_the_architectures_include_the_dissection_classics_and_mixturenet() -> None:
+    for name in ("alexnet", "vgg16", "resnet18", "resnet50", "densenet161", "googlenet", "mixturenet"):
+        assert name in ARCHITECTURES
+
+
+def test_mixturenet_has_hookable_post_relu_conv_layers_of_the_stated_widths() -> None:
+    seen: dict[str, torch.Tensor] = {}
+    model = MixtureNet(num_classes=45, width=3.0)
+    for name in ("conv1", "conv2", "conv3"):
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 45)
+    assert [seen[n].shape[1] for n in ("conv1", "conv2", "conv3")] == [10, 20, 30]
+    assert seen["conv3"].shape[-2:] == (16, 16)
+    assert all(bool((seen[n] >= 0).all()) for n in seen)
+
+
+def test_no_checkpoint_gives_the_same_random_weights_every_time_in_eval_mode() -> None:
+    a, b = load_model("mixturenet", None), load_model("mixturenet", None)
+    assert _same_weights(a, b)
+    assert not a.training
+
+
+def test_a_plain_state_dict_loads_and_its_class_count_is_inferred(tmp_path: Path) -> None:
+    source = MixtureNet(num_classes=28, width=2.0)
+    torch.save(source.state_dict(), tmp_path / "m.pt")
+    model = load_model("mixturenet", tmp_path / "m.pt")
+    assert model.fc.out_features == 28 and model.conv3[0].out_channels == 20
+    assert _same_weights(model, source)
+
+
+def test_a_places365_style_dict_with_module_prefixes_loads(tmp_path: Path) -> None:
+    source = load_model("resnet18", None, num_classes=7)
+    wrapped = {"epoch": 90, "arch": "resnet18", "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}
+    torch.save(wrapped, tmp_path / "places.pth.tar")
+    model = load_model("resnet18", tmp_path / "places.pth.tar")
+    assert model.fc.out_features == 7
+    assert _same_weights(model, source)
+
+
+def test_a_checkpoint_of_another_architecture_is_an_error_naming_the_keys(tmp_path: Path) -> None:
+    torch.save(MixtureNet().state_dict(), tmp_path / "mix.pt")
+    with pytest.raises(CheckpointError) as err:
+        load_model("resnet18", tmp_path / "mix.pt")
+    message = str(err.value)
+    assert "missing keys" in message and "layer1.0.conv1.weight" in message
+    assert "unexpected keys" in message and "conv1.0.weight" in message
+    assert "mix.pt" in message
+
+
+def test_a_weight_of_the_wrong_shape_is_an_error_naming_it(tmp_path: Path) -> None:
+    state = MixtureNet().state_dict()
+    state["conv2.0.weight"] = torch.zeros(20, 10, 3, 3)
+    torch.save(state, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match=r"conv2\.0\.weight \(20, 10, 3, 3\)"):
+        load_model("mixturenet", tmp_path / "m.pt")
+
+
+def test_asking_for_other_classes_than_the_checkpoint_holds_is_an_error(tmp_path: Path) -> None:
+    torch.save(MixtureNet(num_classes=45).state_dict(), tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="45 classes"):
+        load_model("mixturenet", tmp_path / "m.pt", num_classes=10)
+
+
+def test_a_whole_pickled_model_needs_the_unsafe_flag(tmp_path: Path) -> None:
+    torch.save(MixtureNet(num_classes=5), tmp_path / "whole.pt")
+    with pytest.raises(CheckpointError, match="unsafe_pickle=True"):
+        load_model("mixturenet", tmp_path / "whole.pt")
+    model = load_model("mixturenet", tmp_path / "whole.pt", unsafe_pickle=True)
+    assert isinstance(model, MixtureNet) and model.fc.out_features == 5
+
+
+def test_missing_files_and_unknown_architectures_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nope.pt does not exist"):
+        load_model("resnet18", tmp_path / "nope.pt")
+    with pytest.raises(EngineError, match="resnet18"):
+        load_model("resnet7", None)
+
+
+def test_old_densenet_key_names_and_googlenet_aux_heads_are_translated() -> None:
+    old = {"module.features.denseblock1.denselayer1.norm.1.weight": 1, "features.norm0.weight": 2}
+    assert _clean_state_dict("densenet161", old) == {
+        "features.denseblock1.denselayer1.norm1.weight": 1,
+        "features.norm0.weight": 2,
+    }
+    assert _clean_state_dict("googlenet", {"aux1.fc1.weight": 1, "fc.weight": 2}) == {"fc.weight": 2}
+
+
+def test_googlenet_is_built_without_auxiliary_heads() -> None:
+    model = load_model("googlenet", None, num_classes=3)
+    assert model.aux1 is None and model.fc.out_features == 3
