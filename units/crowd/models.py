@@ -115,7 +115,114 @@ class Annotation(models.Model):
     description = models.TextField(blank=True, max_length=1000)
     confidence = models.PositiveSmallIntegerField(null=True, blank=True)
     non_fitting = models.ManyToManyField(Exemplar, blank=True, related_name="marked_not_fitting")
+    # Gold HITs: whether the answer matched the unit's known concept (None for other HITs).
+    gold_correct = models.BooleanField(null=True, blank=True)
+    # Low-activation sentinels (ICLR 2015): shown in the form, expected to be marked "not fitting".
+    # `non_fitting` holds only top exemplars, so precision can be read from it directly.
+    sentinels_shown = models.PositiveSmallIntegerField(default=0)
+    sentinels_missed = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.word or '-'} ({self.category})"
+
+
+class Skip(models.Model):
+    """A HIT an annotator asked never to see again."""
+
+    hit = models.ForeignKey(Hit, related_name="skips", on_delete=models.CASCADE)
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="hit_skips", on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hit", "worker"], name="skip_unique_worker")]
+
+
+class CrowdSettings(models.Model):
+    """Site-wide crowd settings a requester can change (one row)."""
+
+    class SignupMode(models.TextChoices):
+        OPEN = "open", "open: anyone can sign up"
+        INVITE = "invite", "invite code required"
+        CLOSED = "closed", "closed"
+
+    signup_mode = models.CharField(max_length=10, choices=SignupMode.choices, default=SignupMode.OPEN)
+    qualification_size = models.PositiveSmallIntegerField(default=5)
+    qualification_pass_fraction = models.FloatField(default=0.6)
+    qualification_cooldown_minutes = models.PositiveIntegerField(default=60)
+    # Share of each annotator's assignments drawn from gold HITs when any are open.
+    gold_rate = models.FloatField(default=0.1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "crowd settings"
+
+    @classmethod
+    def load(cls) -> "CrowdSettings":
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class InviteCode(models.Model):
+    code = models.CharField(max_length=40, unique=True)
+    max_uses = models.PositiveIntegerField(default=1)
+    uses = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def usable(self) -> bool:
+        return self.active and self.uses < self.max_uses
+
+
+class AnnotatorProfile(models.Model):
+    """Crowd state of one user: qualification, block, review flag."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, related_name="annotator_profile", on_delete=models.CASCADE)
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    qualified_manually_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+    )
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    blocked_reason = models.CharField(max_length=500, blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    flag_reason = models.CharField(max_length=500, blank=True)
+    invite_code = models.ForeignKey(InviteCode, null=True, blank=True, on_delete=models.SET_NULL)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+    @property
+    def is_qualified(self) -> bool:
+        return self.qualified_at is not None
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.blocked_at is not None
+
+
+class QualificationAttempt(models.Model):
+    """One sitting of the qualification test; the gold units are fixed when it starts."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="qualification_attempts", on_delete=models.CASCADE)
+    unit_ids = models.JSONField(default=list)
+    answers = models.JSONField(default=dict, blank=True)
+    correct = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    @property
+    def total(self) -> int:
+        return len(self.unit_ids)
