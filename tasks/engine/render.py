@@ -1,0 +1,165 @@
+"""Exemplar pictures of a unit: NetDissect overlay ``image*(0.2+0.8*mask)``, outlines, strips."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+HIGHLIGHTS = ("overlay", "outline")
+STRIP_GAP = 3  # white pixels between pictures of a strip (NetDissect)
+OUTLINE_COLOR = (255, 255, 0)
+
+
+def image_mask(feature_map: torch.Tensor, size: tuple[int, int], threshold: float) -> np.ndarray:
+    """bool [H, W]: the unit's map upsampled bilinearly to the image size, > threshold."""
+    up = F.interpolate(feature_map.float()[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    return (up > float(threshold)).cpu().numpy()
+
+
+def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """NetDissect style: outside the mask dimmed to 20%, inside unchanged."""
+    factor = (0.2 + 0.8 * mask.astype(np.float64))[..., None]
+    return (image * factor).astype(np.uint8)  # truncation, as NetDissect's astype(uint8)
+
+
+def outline(image: np.ndarray, mask: np.ndarray, width: int = 2) -> np.ndarray:
+    """The unit's region outlined in yellow; the picture itself left undimmed."""
+    m = torch.from_numpy(mask.astype(np.float32))[None, None]
+    # Boundary = mask minus its erosion (an erosion is a min-pool, i.e. -maxpool(-m)).
+    eroded = -F.max_pool2d(-m, kernel_size=2 * width + 1, stride=1, padding=width)
+    edge = (m - eroded)[0, 0].numpy() > 0
+    out = image.copy()
+    out[edge] = OUTLINE_COLOR
+    return out
+
+
+def highlight(image: np.ndarray, mask: np.ndarray, style: str = "overlay") -> np.ndarray:
+    if style == "overlay":
+        return overlay(image, mask)
+    if style == "outline":
+        return outline(image, mask)
+    raise ValueError(f"unknown highlight style '{style}'; choose one of {', '.join(HIGHLIGHTS)}")
+
+
+def strip(pictures: list[np.ndarray], gap: int = STRIP_GAP) -> np.ndarray:
+    """Pictures in one row with white gaps; shorter pictures are padded with white below."""
+    if not pictures:
+        raise ValueError("a strip needs at least one picture")
+    height = max(p.shape[0] for p in pictures)
+    width = sum(p.shape[1] for p in pictures) + gap * (len(pictures) - 1)
+    out = np.full((height, width, 3), 255, dtype=np.uint8)
+    x = 0
+    for p in pictures:
+        out[: p.shape[0], x : x + p.shape[1]] = p
+        x += p.shape[1] + gap
+    return out
+
+
+def save_picture(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        image.save(path, quality=90)
+    else:
+        image.save(path)
+
+
+def unit_dir_name(unit: int) -> str:
+    """Files number units from 1, as tally.csv does (unit 0 -> unit_0001)."""
+    return f"unit_{unit + 1:04d}"
+
+
+class _ImageCache:
+    """Decoded RGB arrays of recently used images: top images recur across units."""
+
+    def __init__(self, load: Callable[[int], Image.Image], size: int = 256) -> None:
+        self.load = load
+        self.size = size
+        self.items: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def get(self, index: int) -> np.ndarray:
+        if index in self.items:
+            self.items.move_to_end(index)
+            return self.items[index]
+        arr = np.asarray(self.load(index).convert("RGB"))
+        self.items[index] = arr
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return arr
+
+
+@dataclass
+class RenderedLayer:
+    exemplars: dict[int, list[str]] = field(default_factory=dict)
+    plain: dict[int, list[str]] = field(default_factory=dict)
+    strips: dict[int, str] = field(default_factory=dict)
+
+
+def render_layer(
+    load_rgb: Callable[[int], Image.Image],
+    get_map: Callable[[int, int, int], torch.Tensor],
+    topk_indices: np.ndarray,
+    thresholds: np.ndarray,
+    out_dir: Path,
+    layer_dir: str,
+    *,
+    render_k: int,
+    style: str = "overlay",
+    fmt: str = "jpg",
+    progress: Callable[[float], None] | None = None,
+) -> RenderedLayer:
+    """Pictures of each unit's top images under ``out_dir/layer_dir/exemplars``.
+
+    ``get_map(unit, rank, image_index)`` gives the unit's [h, w] map on that image. Paths in
+    the result are relative to ``out_dir``. Plain (un-highlighted) pictures are written
+    once per image and shared by every unit that ranks it.
+    """
+    if style not in HIGHLIGHTS:
+        raise ValueError(f"unknown highlight style '{style}'; choose one of {', '.join(HIGHLIGHTS)}")
+    base = Path(layer_dir) / "exemplars"
+    images = _ImageCache(load_rgb)
+    done = RenderedLayer()
+    written_plain: set[int] = set()
+    n_units = topk_indices.shape[0]
+    # Encoding and writing release the GIL: a small pool overlaps them with the array work.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = []
+        for u in range(n_units):
+            pictures, files, plains = [], [], []
+            for r in range(min(render_k, topk_indices.shape[1])):
+                index = int(topk_indices[u, r])
+                rgb = images.get(index)
+                mask = image_mask(get_map(u, r, index), rgb.shape[:2], thresholds[u])
+                pic = highlight(rgb, mask, style)
+                rel = base / unit_dir_name(u) / f"rank_{r:02d}.{fmt}"
+                plain_rel = base / "plain" / f"image_{index:06d}.{fmt}"
+                pending.append(pool.submit(save_picture, pic, out_dir / rel))
+                if index not in written_plain:
+                    written_plain.add(index)
+                    pending.append(pool.submit(save_picture, rgb, out_dir / plain_rel))
+                pictures.append(pic)
+                files.append(rel.as_posix())
+                plains.append(plain_rel.as_posix())
+            if pictures:
+                strip_rel = base / "strips" / f"{unit_dir_name(u)}.{fmt}"
+                pending.append(pool.submit(save_picture, strip(pictures), out_dir / strip_rel))
+                done.strips[u] = strip_rel.as_posix()
+            done.exemplars[u] = files
+            done.plain[u] = plains
+            if len(pending) > 64:
+                for job in pending:
+                    job.result()  # re-raise write errors; bounds queued pictures in memory
+                pending.clear()
+            if progress is not None:
+                progress((u + 1) / n_units)
+        for job in pending:
+            job.result()
+    return done
