@@ -1,1 +1,53 @@
-"""Celery tasks (results). Pass ids, fetch rows inside the task."""
+"""Celery tasks (results). Pass ids, fetch rows inside the task.
+
+Aggregation is triggered by a post_save signal on Assignment (units/results/signals.py): when an
+assignment is submitted, approved or rejected, its layer is re-aggregated after the transaction
+commits; `aggregate_stale` (periodic) catches anything a lost message missed; requesters can
+also aggregate on demand (page button, API, `manage.py aggregate`).
+"""
+import logging
+
+from celery import shared_task
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+def aggregate_layer(layer_id: int) -> int | None:
+    from units.models import Layer
+    from units.results.services import aggregation_run_layer
+
+    layer = Layer.objects.select_related("job__dataset").filter(pk=layer_id).first()
+    if layer is None:  # deleted since it was enqueued: nothing to do
+        return None
+    return aggregation_run_layer(layer=layer).pk
+
+
+@shared_task(acks_late=True)
+def aggregate_stale() -> list[int]:
+    """Re-aggregate layers with answers newer than their last aggregation run."""
+    from django.db.models import Max
+
+    from units.crowd.models import Assignment
+    from units.results.models import AggregationRun
+
+    latest_work = (
+        Assignment.objects.exclude(submitted_at=None).values("hit__unit__layer")
+        .annotate(last=Max("submitted_at"))
+    )
+    done = dict(
+        AggregationRun.objects.filter(status="succeeded").exclude(layer=None).values("layer")
+        .annotate(last=Max("started_at")).values_list("layer", "last")
+    )
+    stale = [r["hit__unit__layer"] for r in latest_work
+             if r["hit__unit__layer"] not in done or done[r["hit__unit__layer"]] < r["last"]]
+    for layer_id in stale:
+        aggregate_layer.delay(layer_id)
+    return stale
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def run_export(export_id: int) -> None:
+    from units.results.services import export_run
+
+    export_run(export_id=export_id)

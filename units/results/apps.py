@@ -7,3 +7,6 @@ class ResultsConfig(AppConfig):
     name = "units.results"
     label = "results"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (connects the aggregation trigger)

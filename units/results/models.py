@@ -1,1 +1,131 @@
-"""Models of this app."""
+"""Aggregated crowd labels, annotator skill, synonym tables and export jobs."""
+from django.conf import settings
+from django.db import models
+
+from units.crowd.models import HitBatch
+from units.models import Layer, ProbeDataset, Unit
+
+
+class SynonymEntry(models.Model):
+    """A requester's rule "this word means that concept", per probe dataset (the project's vocabulary)."""
+
+    dataset = models.ForeignKey(ProbeDataset, related_name="synonyms", on_delete=models.CASCADE)
+    word = models.CharField(max_length=100, help_text="What annotators write (normalised when saved).")
+    target = models.CharField(max_length=100, help_text="The concept or word it stands for.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset", "word"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "word"], name="synonym_unique_word")]
+        verbose_name_plural = "synonym entries"
+
+    def __str__(self) -> str:
+        return f"{self.word} -> {self.target}"
+
+
+class AggregationRun(models.Model):
+    """One aggregation of a layer's (or a batch's) annotations: method, parameters and when."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    layer = models.ForeignKey(Layer, null=True, blank=True, related_name="aggregation_runs", on_delete=models.CASCADE)
+    batch = models.ForeignKey(HitBatch, null=True, blank=True, related_name="aggregation_runs", on_delete=models.CASCADE)
+    method = models.CharField(max_length=100)
+    parameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    n_units = models.PositiveIntegerField(default=0)
+    n_annotations = models.PositiveIntegerField(default=0)
+    alpha = models.FloatField(null=True, blank=True)  # Krippendorff's alpha (nominal) over the scope
+    summary = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        scope = f"layer {self.layer_id}" if self.layer_id else f"batch {self.batch_id}"
+        return f"aggregation {self.pk} of {scope} ({self.method})"
+
+
+class UnitAggregate(models.Model):
+    """The crowd's label of one unit, and how it compares with the IoU label."""
+
+    unit = models.OneToOneField(Unit, related_name="aggregate", on_delete=models.CASCADE)
+    run = models.ForeignKey(AggregationRun, null=True, blank=True, related_name="aggregates", on_delete=models.SET_NULL)
+    crowd_word = models.CharField(max_length=100, blank=True)
+    concept = models.CharField(max_length=200, blank=True)  # vocabulary concept the word names, if any
+    category_mv = models.CharField(max_length=10, blank=True)
+    category_ds = models.CharField(max_length=10, blank=True)
+    category_ds_probability = models.FloatField(null=True, blank=True)
+    agreement = models.FloatField(default=0.0)  # share of the winning answer (word, or "none")
+    category_agreement = models.FloatField(default=0.0)
+    precision = models.FloatField(null=True, blank=True)
+    interpretable = models.BooleanField(default=False)
+    n_annotations = models.PositiveIntegerField(default=0)
+    word_match = models.BooleanField(default=False)  # crowd word names the IoU label
+    category_match = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["unit"]
+
+    def __str__(self) -> str:
+        return f"{self.unit}: {self.crowd_word or '-'} ({self.category_mv})"
+
+
+class AnnotatorSkill(models.Model):
+    worker = models.OneToOneField(settings.AUTH_USER_MODEL, related_name="skill", on_delete=models.CASCADE)
+    gold_answered = models.PositiveIntegerField(default=0)
+    gold_correct = models.PositiveIntegerField(default=0)
+    gold_accuracy = models.FloatField(null=True, blank=True)
+    ds_skill = models.FloatField(null=True, blank=True)  # Dawid-Skene: P(answer = true category), prior-weighted
+    run = models.ForeignKey(AggregationRun, null=True, blank=True, related_name="skills", on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["worker"]
+
+
+class ExportJob(models.Model):
+    """A requested export; a row so pages and the API can show progress and offer the file."""
+
+    class Kind(models.TextChoices):
+        UNITS_CSV = "units_csv", "labelled units (CSV)"
+        UNITS_JSON = "units_json", "labelled units (JSON)"
+        TALLY = "tally", "NetDissect tally.csv with crowd columns"
+        MTURK = "mturk", "Mechanical Turk results CSV"
+        MILAN = "milan", "MILAN-style archive"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    job = models.ForeignKey("units.DissectionJob", null=True, blank=True, related_name="exports", on_delete=models.CASCADE)
+    layer = models.ForeignKey(Layer, null=True, blank=True, related_name="exports", on_delete=models.CASCADE)
+    batch = models.ForeignKey(HitBatch, null=True, blank=True, related_name="exports", on_delete=models.CASCADE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    progress = models.FloatField(default=0.0)  # 0..1
+    file = models.CharField(max_length=500, blank=True)  # relative to MEDIA_ROOT
+    error_message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def filename(self) -> str:
+        return self.file.rsplit("/", 1)[-1] if self.file else ""

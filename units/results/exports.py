@@ -1,0 +1,357 @@
+"""Export writers: labelled units (CSV, JSON), tally.csv with crowd columns, MTurk results CSV, MILAN archive.
+
+Each writer takes rows from the database and a destination path and reports progress through an
+optional callback (0..1), so the same code serves the page button, the command and the API.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+from PIL import Image
+
+from tasks.engine.iou import read_tally, tally_columns
+from units.crowd.models import Assignment, Hit
+from units.models import Layer, Unit
+
+from .models import ExportJob
+from .selectors import COUNTED_STATUSES, DONE_STATUSES
+
+Progress = Callable[[float], None] | None
+
+LABELLED_COLUMNS = [
+    "layer", "unit", "crowd_word", "concept", "category", "category_ds", "agreement", "category_agreement",
+    "precision", "interpretable", "annotations", "iou_label", "iou_category", "iou_score", "iou_interpretable",
+    "word_match", "category_match",
+]
+CROWD_TALLY_COLUMNS = [
+    "crowd-word", "crowd-concept", "crowd-category", "crowd-category-ds", "crowd-agreement", "crowd-precision",
+    "crowd-annotations", "crowd-interpretable", "word-match", "category-match",
+]
+MTURK_COLUMNS = [
+    "HITId", "HITTypeId", "Title", "Description", "Keywords", "Reward", "CreationTime", "MaxAssignments",
+    "RequesterAnnotation", "AssignmentDurationInSeconds", "AutoApprovalDelayInSeconds", "Expiration",
+    "NumberOfSimilarHITs", "LifetimeInSeconds", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime",
+    "SubmitTime", "AutoApprovalTime", "ApprovalTime", "RejectionTime", "RequesterFeedback", "WorkTimeInSeconds",
+    "LifetimeApprovalRate", "Last30DaysApprovalRate", "Last7DaysApprovalRate",
+]
+MTURK_INPUTS = ["Input.unit_id", "Input.network", "Input.layer", "Input.unit", "Input.image_urls"]
+MTURK_ANSWERS = ["Answer.word", "Answer.category", "Answer.description", "Answer.confidence", "Answer.non_fitting"]
+MTURK_ALL_COLUMNS = MTURK_COLUMNS + MTURK_INPUTS + MTURK_ANSWERS + ["Approve", "Reject"]
+MTURK_TITLE = "Name what this neural network unit detects"
+MTURK_DESCRIPTION = "Look at the highlighted regions, name their common concept, mark images that do not fit."
+MTURK_KEYWORDS = "image, labelling, neural network, interpretability"
+MTURK_TIME_FORMAT = "%a %b %d %H:%M:%S UTC %Y"  # MTurk's own format, in UTC
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def labelled_rows(units: QuerySet[Unit]) -> list[dict]:
+    """One row per unit (unit is the 0-based channel index, as the unit pages show it)."""
+    rows = []
+    for unit in units.select_related("layer", "aggregate").order_by("layer_id", "index"):
+        agg = getattr(unit, "aggregate", None)
+        rows.append({
+            "layer": unit.layer.name,
+            "unit": unit.index,
+            "crowd_word": agg.crowd_word if agg else "",
+            "concept": agg.concept if agg else "",
+            "category": agg.category_mv if agg else "",
+            "category_ds": agg.category_ds if agg else "",
+            "agreement": agg.agreement if agg else None,
+            "category_agreement": agg.category_agreement if agg else None,
+            "precision": agg.precision if agg else None,
+            "interpretable": bool(agg and agg.interpretable),
+            "annotations": agg.n_annotations if agg else 0,
+            "iou_label": unit.iou_label,
+            "iou_category": unit.iou_category,
+            "iou_score": unit.iou_score,
+            "iou_interpretable": unit.iou_score > 0.04,
+            "word_match": bool(agg and agg.word_match),
+            "category_match": bool(agg and agg.category_match),
+        })
+    return rows
+
+
+def write_units_csv(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
+    rows = labelled_rows(units)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(LABELLED_COLUMNS)
+        for i, row in enumerate(rows):
+            writer.writerow([
+                _fmt(v) if isinstance(v, float) else (_flag(v) if isinstance(v, bool) else ("" if v is None else v))
+                for v in (row[c] for c in LABELLED_COLUMNS)
+            ])
+            if progress and i % 200 == 0:
+                progress(i / max(len(rows), 1))
+
+
+def write_units_json(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
+    rows = labelled_rows(units)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"columns": LABELLED_COLUMNS, "units": rows}, fh, indent=1)
+
+
+# --- tally.csv -----------------------------------------------------------------------------------
+
+def find_layer_tally(layer: Layer) -> Path | None:
+    """The tally.csv the dissection job wrote for this layer, if it is on disk."""
+    if not layer.job.output_dir:
+        return None
+    root = Path(settings.MEDIA_ROOT) / layer.job.output_dir
+    for candidate in (root / layer.name / "tally.csv", root / f"tally_{layer.name}.csv", root / f"{layer.name}_tally.csv"):
+        if candidate.is_file():
+            return candidate
+    found = [p for p in root.glob("**/*tally*.csv") if layer.name in p.relative_to(root).parts
+             or p.stem in (f"tally_{layer.name}", f"tally-{layer.name}")]
+    return found[0] if len(found) == 1 else None
+
+
+def _tally_from_database(layer: Layer) -> tuple[list[str], list[dict]]:
+    """Rebuild the tally rows from stored scores when the job's file is gone (pixel counts unknown: 0)."""
+    dataset = layer.job.dataset
+    categories = list(dataset.categories) or sorted(set(dataset.concepts.values_list("category", flat=True)))
+    rows = []
+    for unit in layer.units.prefetch_related("concept_scores__concept"):
+        row: dict = {"unit": unit.index + 1, "category": unit.iou_category, "label": unit.iou_label,
+                     "score": unit.iou_score}
+        for cat in categories:
+            best = max((s for s in unit.concept_scores.all() if s.concept.category == cat), key=lambda s: s.iou, default=None)
+            row.update({f"{cat}-label": best.concept.name if best else "", f"{cat}-truth": 0, f"{cat}-activation": 0,
+                        f"{cat}-intersect": 0, f"{cat}-iou": best.iou if best else 0.0})
+        rows.append(row)
+    rows.sort(key=lambda r: (-r["score"], r["unit"]))
+    return tally_columns(categories), rows
+
+
+def write_tally(path: Path, layer: Layer, progress: Progress = None) -> None:
+    """NetDissect's tally.csv for one layer (its columns untouched), the crowd's columns appended."""
+    source = find_layer_tally(layer)
+    if source is not None:
+        rows = read_tally(source)
+        with open(source, newline="") as fh:
+            header = next(csv.reader(fh))
+    else:
+        header, rows = _tally_from_database(layer)
+    aggregates = {u.index: getattr(u, "aggregate", None) for u in layer.units.select_related("aggregate")}
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header + CROWD_TALLY_COLUMNS)
+        for row in rows:
+            agg = aggregates.get(int(row["unit"]) - 1)
+            values = [repr(float(row[c])) if (c == "score" or c.endswith("-iou")) else row[c] for c in header]
+            values += [
+                agg.crowd_word if agg else "", agg.concept if agg else "", agg.category_mv if agg else "",
+                agg.category_ds if agg else "", _fmt(agg.agreement if agg else None),
+                _fmt(agg.precision if agg else None), agg.n_annotations if agg else 0,
+                _flag(bool(agg and agg.interpretable)), _flag(bool(agg and agg.word_match)),
+                _flag(bool(agg and agg.category_match)),
+            ]
+            writer.writerow(values)
+
+
+# --- Mechanical Turk results CSV --------------------------------------------------------------------
+
+def _mturk_time(value: datetime | None) -> str:
+    return value.astimezone(dt_timezone.utc).strftime(MTURK_TIME_FORMAT) if value else ""
+
+
+def _rate(counter: Counter) -> str:
+    decided = counter["approved"] + counter["rejected"]
+    share = 100 * counter["approved"] // decided if decided else 0
+    return f"{share}% ({counter['approved']}/{decided})"
+
+
+def _approval_rates(worker_ids: set[int]) -> dict[int, dict[str, str]]:
+    now = timezone.now()
+    windows = {"LifetimeApprovalRate": None, "Last30DaysApprovalRate": 30, "Last7DaysApprovalRate": 7}
+    rows = Assignment.objects.filter(worker_id__in=worker_ids, status__in=DONE_STATUSES).values(
+        "worker_id", "status", "submitted_at")
+    counters: dict[int, dict[str, Counter]] = {w: {k: Counter() for k in windows} for w in worker_ids}
+    for r in rows:
+        for key, days in windows.items():
+            if days is None or (r["submitted_at"] and (now - r["submitted_at"]).days < days):
+                counters[r["worker_id"]][key][r["status"]] += 1
+    return {w: {k: _rate(c) for k, c in per.items()} for w, per in counters.items()}
+
+
+def mturk_assignments(hits: QuerySet[Hit]) -> QuerySet[Assignment]:
+    return (
+        Assignment.objects.filter(hit__in=hits, status__in=DONE_STATUSES)
+        .select_related("hit__unit__layer__job__network", "hit__batch", "worker", "annotation")
+        .prefetch_related("annotation__non_fitting", "hit__unit__exemplars")
+        .order_by("hit_id", "id")
+    )
+
+
+def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> None:
+    assignments = list(mturk_assignments(hits))
+    rates = _approval_rates({a.worker_id for a in assignments})
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MTURK_ALL_COLUMNS)
+        writer.writeheader()
+        for i, a in enumerate(assignments):
+            hit, unit = a.hit, a.hit.unit
+            ann = getattr(a, "annotation", None)
+            top = [e for e in unit.exemplars.all() if e.kind == "top"][: hit.exemplars_shown]
+            row = {
+                "HITId": str(hit.pk), "HITTypeId": f"unitcrowd-batch-{hit.batch_id}", "Title": MTURK_TITLE,
+                "Description": MTURK_DESCRIPTION, "Keywords": MTURK_KEYWORDS, "Reward": f"${hit.reward:.2f}",
+                "CreationTime": _mturk_time(hit.created_at), "MaxAssignments": hit.max_assignments,
+                "RequesterAnnotation": f"BatchId:{hit.batch_id};", "AssignmentDurationInSeconds":
+                hit.assignment_duration_seconds, "AutoApprovalDelayInSeconds": hit.auto_approval_delay_seconds,
+                "Expiration": _mturk_time(hit.expires_at), "NumberOfSimilarHITs": "",
+                "LifetimeInSeconds": hit.lifetime_seconds, "AssignmentId": str(a.pk), "WorkerId": a.worker.username,
+                "AssignmentStatus": a.status.capitalize(), "AcceptTime": _mturk_time(a.accepted_at),
+                "SubmitTime": _mturk_time(a.submitted_at), "AutoApprovalTime": _mturk_time(a.auto_approve_at),
+                "ApprovalTime": _mturk_time(a.approved_at), "RejectionTime": _mturk_time(a.rejected_at),
+                "RequesterFeedback": a.feedback, "WorkTimeInSeconds": _work_seconds(a),
+                **rates[a.worker_id],
+                "Input.unit_id": unit.pk, "Input.network": unit.layer.job.network.name,
+                "Input.layer": unit.layer.name, "Input.unit": unit.index,
+                "Input.image_urls": "|".join(e.picture_url for e in top),
+                "Answer.word": ann.word if ann else "", "Answer.category": ann.category if ann else "",
+                "Answer.description": ann.description if ann else "",
+                "Answer.confidence": (ann.confidence or "") if ann else "",
+                "Answer.non_fitting": "|".join(str(e.rank) for e in sorted(ann.non_fitting.all(), key=lambda e: e.rank)
+                                               if e.kind == "top") if ann else "",
+                "Approve": "x" if a.status == Assignment.Status.APPROVED else "",
+                "Reject": (a.feedback or "rejected") if a.status == Assignment.Status.REJECTED else "",
+            }
+            writer.writerow(row)
+            if progress and i % 200 == 0:
+                progress(i / max(len(assignments), 1))
+
+
+def _work_seconds(a: Assignment) -> int | str:
+    if a.work_seconds is not None:
+        return int(round(a.work_seconds))
+    if a.submitted_at:
+        return int(round((a.submitted_at - a.accepted_at).total_seconds()))
+    return ""
+
+
+# --- MILAN-style archive ----------------------------------------------------------------------------
+
+def exemplar_mask(picture: Path, plain: Path) -> Image.Image:
+    """Recover the highlight mask from the NetDissect overlay (outside the mask is dimmed to 20%).
+
+    A pixel is inside when the overlay keeps at least 60% of the plain image's brightness; pure black
+    pixels carry no evidence and count as outside.
+    """
+    pic = np.asarray(Image.open(picture).convert("RGB"), dtype=np.float32).sum(axis=2)
+    base = np.asarray(Image.open(plain).convert("RGB").resize(Image.open(picture).size), dtype=np.float32).sum(axis=2)
+    mask = (base > 0) & (pic >= 0.6 * base)
+    return Image.fromarray((mask * 255).astype(np.uint8), mode="L")
+
+
+def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
+    """annotations.csv (layer,unit,summary; one row per counted annotation) plus per layer the exemplar
+    images, their masks and exemplars.csv (unit,rank,image_index,image_name,image,mask)."""
+    from units.crowd.models import Annotation
+
+    media = Path(settings.MEDIA_ROOT)
+    units = list(units.select_related("layer").prefetch_related("exemplars").order_by("layer_id", "index"))
+    annotations = (
+        Annotation.objects.filter(assignment__hit__unit__in=units, assignment__status__in=COUNTED_STATUSES)
+        .select_related("assignment__hit__unit__layer").order_by("assignment__hit__unit__layer_id",
+                                                                 "assignment__hit__unit__index", "id")
+    )
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["layer", "unit", "summary"])
+        for ann in annotations:
+            unit = ann.assignment.hit.unit
+            writer.writerow([unit.layer.name, unit.index, (ann.description or ann.word).strip().lower()])
+        zf.writestr("annotations.csv", text.getvalue())
+        per_layer: dict[str, io.StringIO] = {}
+        for i, unit in enumerate(units):
+            listing = per_layer.setdefault(unit.layer.name, io.StringIO())
+            lw = csv.writer(listing)
+            if listing.tell() == 0:
+                lw.writerow(["unit", "rank", "image_index", "image_name", "image", "mask"])
+            for ex in unit.exemplars.all():
+                if ex.kind != "top":
+                    continue
+                picture, plain = media / ex.picture, media / (ex.plain or ex.picture)
+                stem = f"{unit.layer.name}/images/unit{unit.index:04d}_{ex.rank:02d}"
+                image_name, mask_name = f"{stem}.png", f"{unit.layer.name}/masks/unit{unit.index:04d}_{ex.rank:02d}.png"
+                if plain.is_file() and picture.is_file():
+                    zf.write(plain, image_name)
+                    buf = io.BytesIO()
+                    exemplar_mask(picture, plain).save(buf, format="PNG")
+                    zf.writestr(mask_name, buf.getvalue())
+                else:
+                    image_name = mask_name = ""  # picture missing on disk: listed, not packed
+                lw.writerow([unit.index, ex.rank, ex.image_index, ex.image_name, image_name, mask_name])
+            if progress and i % 20 == 0:
+                progress(i / max(len(units), 1))
+        for layer_name, listing in per_layer.items():
+            zf.writestr(f"{layer_name}/exemplars.csv", listing.getvalue())
+
+
+# --- running an ExportJob ------------------------------------------------------------------------
+
+EXTENSIONS = {"units_csv": "csv", "units_json": "json", "tally": "csv", "mturk": "csv", "milan": "zip"}
+
+
+def export_units(export: ExportJob) -> QuerySet[Unit]:
+    if export.layer_id:
+        return Unit.objects.filter(layer_id=export.layer_id)
+    if export.job_id:
+        return Unit.objects.filter(layer__job_id=export.job_id)
+    return Unit.objects.filter(hits__batch_id=export.batch_id)
+
+
+def export_hits(export: ExportJob) -> QuerySet[Hit]:
+    if export.batch_id:
+        return Hit.objects.filter(batch_id=export.batch_id)
+    return Hit.objects.filter(unit__in=export_units(export))
+
+
+def export_filename(export: ExportJob, when: datetime | None = None) -> str:
+    """e.g. `tally_net3-conv3_2026-11-29_0712.csv`: what it is, of what, when."""
+    when = (when or timezone.now()).astimezone(dt_timezone.utc)
+    if export.layer_id:
+        scope = f"{export.layer.job.network.name}-{export.layer.name}"
+    elif export.job_id:
+        scope = f"job{export.job_id}"
+    else:
+        scope = f"batch{export.batch_id}"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in scope)
+    return f"{export.kind}_{safe}_{when:%Y-%m-%d_%H%M%S}_{export.pk}.{EXTENSIONS[export.kind]}"
+
+
+def export_write(export: ExportJob, destination: Path, progress: Progress = None) -> None:
+    kind = export.kind
+    if kind == ExportJob.Kind.UNITS_CSV:
+        write_units_csv(destination, export_units(export), progress)
+    elif kind == ExportJob.Kind.UNITS_JSON:
+        write_units_json(destination, export_units(export), progress)
+    elif kind == ExportJob.Kind.TALLY:
+        write_tally(destination, export.layer, progress)
+    elif kind == ExportJob.Kind.MTURK:
+        write_mturk(destination, export_hits(export), progress)
+    elif kind == ExportJob.Kind.MILAN:
+        write_milan(destination, export_units(export), progress)
+    else:
+        raise ValueError(f"unknown export kind {kind!r}")

@@ -1,0 +1,174 @@
+"""Reads for aggregation, comparison, dashboards and exports."""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from units.crowd.models import Annotation, Assignment, Hit
+from units.models import DissectionJob, Exemplar, Layer, ProbeDataset, Unit
+
+from .comparison import IOU_THRESHOLD, LayerComparison, UnitLabels, compare_layer
+from .models import AnnotatorSkill, UnitAggregate
+from .normalize import Vocabulary, normalize_category, strip_broden_suffix
+
+# Work that counts as an answer: submitted (awaiting review) or approved; rejected work is left out.
+COUNTED_STATUSES = (Assignment.Status.SUBMITTED, Assignment.Status.APPROVED)
+DONE_STATUSES = (Assignment.Status.SUBMITTED, Assignment.Status.APPROVED, Assignment.Status.REJECTED)
+
+
+def vocabulary_for(dataset: ProbeDataset) -> Vocabulary:
+    names = dataset.concepts.values_list("name", flat=True)
+    synonyms = dict(dataset.synonyms.values_list("word", "target"))
+    return Vocabulary(names, synonyms)
+
+
+def counted_annotations(*, units: QuerySet[Unit] | None = None, layer: Layer | None = None) -> QuerySet[Annotation]:
+    qs = Annotation.objects.filter(assignment__status__in=COUNTED_STATUSES)
+    if layer is not None:
+        qs = qs.filter(assignment__hit__unit__layer=layer)
+    if units is not None:
+        qs = qs.filter(assignment__hit__unit__in=units)
+    return qs.select_related("assignment__hit__unit", "assignment__worker").prefetch_related(
+        Prefetch("non_fitting", queryset=Exemplar.objects.only("id", "unit_id", "kind", "rank"))
+    ).order_by("id")
+
+
+def shown_top_exemplars(hit: Hit, top_count: int) -> int:
+    return min(hit.exemplars_shown, top_count)
+
+
+def top_exemplar_counts(unit_ids) -> dict[int, int]:
+    rows = (
+        Exemplar.objects.filter(unit_id__in=unit_ids, kind=Exemplar.Kind.TOP)
+        .values("unit_id").annotate(n=Count("id"))
+    )
+    return {r["unit_id"]: r["n"] for r in rows}
+
+
+def layer_units(layer: Layer) -> QuerySet[Unit]:
+    return layer.units.select_related("aggregate").order_by("index")
+
+
+def layer_comparison(layer: Layer, vocab: Vocabulary | None = None) -> LayerComparison:
+    vocab = vocab or vocabulary_for(layer.job.dataset)
+    return compare_layer((unit_labels(u) for u in layer_units(layer)), vocab)
+
+
+def unit_labels(unit: Unit) -> UnitLabels:
+    agg = getattr(unit, "aggregate", None)
+    gold = unit.gold_word if unit.is_gold else ""
+    return UnitLabels(
+        unit=unit.pk,
+        crowd_word=agg.crowd_word if agg else "",
+        crowd_category=agg.category_mv if agg else "",
+        crowd_interpretable=bool(agg and agg.interpretable),
+        iou_label=unit.iou_label,
+        iou_category=unit.iou_category,
+        iou_score=unit.iou_score,
+        gold_word=gold,
+        gold_category=unit.gold_category if unit.is_gold else "",
+    )
+
+
+def detector_counts(layer: Layer) -> dict:
+    """NetDissect's bar chart (unique concepts per category among IoU detectors) and the crowd's own."""
+    iou_by_cat: dict[str, set] = {}
+    crowd_by_cat: dict[str, set] = {}
+    iou_units = crowd_units = 0
+    for unit in layer_units(layer):
+        if unit.iou_score > IOU_THRESHOLD and unit.iou_label:
+            iou_units += 1
+            iou_by_cat.setdefault(unit.iou_category or "?", set()).add(strip_broden_suffix(unit.iou_label))
+        agg = getattr(unit, "aggregate", None)
+        if agg and agg.interpretable:
+            crowd_units += 1
+            crowd_by_cat.setdefault(normalize_category(agg.category_mv), set()).add(agg.concept or agg.crowd_word)
+    n = layer.units.count()
+    return {
+        "n_units": n,
+        "iou": {"units": iou_units, "concepts": sum(len(s) for s in iou_by_cat.values()),
+                "by_category": {c: len(s) for c, s in sorted(iou_by_cat.items(), key=lambda kv: -len(kv[1]))}},
+        "crowd": {"units": crowd_units, "concepts": sum(len(s) for s in crowd_by_cat.values()),
+                  "by_category": {c: len(s) for c, s in sorted(crowd_by_cat.items(), key=lambda kv: -len(kv[1]))}},
+    }
+
+
+def agreement_histogram(layer: Layer, bins: int = 10) -> list[int]:
+    counts = [0] * bins
+    for value in UnitAggregate.objects.filter(unit__layer=layer, n_annotations__gt=0).values_list("agreement", flat=True):
+        counts[min(int(value * bins), bins - 1)] += 1
+    return counts
+
+
+def jobs_overview() -> list[dict]:
+    jobs = DissectionJob.objects.select_related("network", "dataset").order_by("-created_at")[:50]
+    out = []
+    for job in jobs:
+        hits = Hit.objects.filter(unit__layer__job=job)
+        total = hits.count()
+        done = hits.annotate(
+            n_done=Count("assignments", filter=Q(assignments__status__in=COUNTED_STATUSES))
+        ).filter(n_done__gte=F("max_assignments")).count()
+        out.append({"job": job, "hits_total": total, "hits_done": done,
+                    "layers": list(job.layer_set.all())})
+    return out
+
+
+def assignments_per_hour(hours: int = 24) -> list[tuple[str, int]]:
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    start = now - timedelta(hours=hours - 1)
+    times = Assignment.objects.filter(submitted_at__gte=start).values_list("submitted_at", flat=True)
+    counts = Counter(t.replace(minute=0, second=0, microsecond=0) for t in times)
+    return [((start + timedelta(hours=h)).strftime("%H:00"), counts.get(start + timedelta(hours=h), 0))
+            for h in range(hours)]
+
+
+def active_annotators(hours: int = 24) -> int:
+    since = timezone.now() - timedelta(hours=hours)
+    return (
+        Assignment.objects.filter(Q(accepted_at__gte=since) | Q(submitted_at__gte=since))
+        .values("worker").distinct().count()
+    )
+
+
+def annotator_rows() -> list[dict]:
+    """The annotators table: counts, gold accuracy, Dawid-Skene skill, median seconds per HIT."""
+    User = get_user_model()
+    workers = User.objects.filter(assignments__isnull=False).distinct().order_by("username")
+    skills = {s.worker_id: s for s in AnnotatorSkill.objects.all()}
+    rows = []
+    for worker in workers:
+        assignments = list(
+            Assignment.objects.filter(worker=worker, status__in=DONE_STATUSES)
+            .values("status", "work_seconds", "accepted_at", "submitted_at")
+        )
+        status_counts = Counter(a["status"] for a in assignments)
+        times = [
+            a["work_seconds"] if a["work_seconds"] is not None
+            else (a["submitted_at"] - a["accepted_at"]).total_seconds()
+            for a in assignments if a["work_seconds"] is not None or a["submitted_at"]
+        ]
+        skill = skills.get(worker.pk)
+        rows.append({
+            "worker": worker,
+            "submitted": len(assignments),
+            "approved": status_counts.get(Assignment.Status.APPROVED, 0),
+            "rejected": status_counts.get(Assignment.Status.REJECTED, 0),
+            "gold_answered": skill.gold_answered if skill else 0,
+            "gold_accuracy": skill.gold_accuracy if skill else None,
+            "skill": skill.ds_skill if skill else None,
+            "median_seconds": statistics.median(times) if times else None,
+        })
+    return rows
+
+
+def unit_annotations(unit: Unit) -> QuerySet[Annotation]:
+    return (
+        Annotation.objects.filter(assignment__hit__unit=unit)
+        .select_related("assignment__worker").prefetch_related("non_fitting").order_by("id")
+    )

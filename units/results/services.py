@@ -1,0 +1,249 @@
+"""Writes of the results app: aggregation runs, annotator skill, adaptive redundancy, synonyms, exports."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from units.crowd.models import Annotation, Hit, HitBatch
+from units.models import DissectionJob, Layer, ProbeDataset
+
+from . import aggregation
+from .comparison import category_match, word_match
+from .models import AggregationRun, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate
+from .normalize import Vocabulary, normalize_category, normalize_word
+from .selectors import COUNTED_STATUSES, counted_annotations, top_exemplar_counts, vocabulary_for
+
+
+class ResultsError(Exception):
+    """A results action that cannot be done as asked; the message says why and what to do."""
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def interpretable_precision() -> float:
+    return float(_setting("RESULTS_INTERPRETABLE_PRECISION", 0.75))
+
+
+def redundancy_parameters() -> dict:
+    """Adaptive redundancy: a HIT whose agreement stays below `agreement` after all its
+    assignments gets one more, up to `cap` assignments in all."""
+    return {
+        "enabled": bool(_setting("RESULTS_ADAPTIVE_REDUNDANCY", True)),
+        "agreement": float(_setting("RESULTS_REDUNDANCY_AGREEMENT", 0.5)),
+        "cap": int(_setting("RESULTS_REDUNDANCY_CAP", 5)),
+    }
+
+
+def layer_answers(layer: Layer, vocab: Vocabulary) -> list[aggregation.Answer]:
+    annotations = list(counted_annotations(layer=layer))
+    tops = top_exemplar_counts({a.assignment.hit.unit_id for a in annotations})
+    answers = []
+    for ann in annotations:
+        hit = ann.assignment.hit
+        shown = min(hit.exemplars_shown, tops.get(hit.unit_id, 0))
+        # Only top images within what the HIT showed count for precision; sentinels are quality control.
+        marked = sum(1 for e in ann.non_fitting.all() if e.kind == "top" and e.rank < shown)
+        answers.append(aggregation.Answer(
+            task=hit.unit_id, worker=ann.assignment.worker_id, word=vocab.canonical(ann.word),
+            category=normalize_category(ann.category), shown=shown, non_fitting=marked,
+        ))
+    return answers
+
+
+def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun:
+    """Aggregate every annotation of a layer; idempotent (reruns overwrite each unit's aggregate)."""
+    vocab = vocabulary_for(layer.job.dataset)
+    redundancy = redundancy_parameters()
+    params = {
+        "category": ["MajorityVote", "DawidSkene"], "word": "vote over normalised words",
+        "ds_iterations": aggregation.DS_ITERATIONS, "ds_tol": aggregation.DS_TOLERANCE,
+        "interpretable_precision": interpretable_precision(), "counted_statuses": ["submitted", "approved"],
+        "redundancy": redundancy,
+    }
+    with transaction.atomic():
+        # Serialise runs of the same layer so two finishing HITs cannot interleave their writes.
+        Layer.objects.select_for_update().get(pk=layer.pk)
+        run = AggregationRun.objects.create(
+            layer=layer, method="crowdkit MajorityVote+DawidSkene", parameters=params, started_at=timezone.now()
+        )
+        answers = layer_answers(layer, vocab)
+        result = aggregation.aggregate(answers)
+        threshold = interpretable_precision()
+        units = {u.pk: u for u in layer.units.all()}
+        for unit_id, res in result.units.items():
+            unit = units[unit_id]
+            named = bool(res.crowd_word) and res.category_mv != aggregation.NONE
+            UnitAggregate.objects.update_or_create(unit=unit, defaults={
+                "run": run, "crowd_word": res.crowd_word, "concept": vocab.match(res.crowd_word),
+                "category_mv": res.category_mv, "category_ds": res.category_ds,
+                "category_ds_probability": res.category_ds_probability, "agreement": res.agreement,
+                "category_agreement": res.category_agreement, "precision": res.precision,
+                "interpretable": named and res.precision is not None and res.precision >= threshold,
+                "n_annotations": res.n_annotations,
+                "word_match": word_match(vocab, res.crowd_word, unit.iou_label),
+                "category_match": category_match(res.category_mv, unit.iou_category),
+            })
+        # Units whose answers were all rejected since the last run lose their stale label.
+        UnitAggregate.objects.filter(unit__layer=layer).exclude(unit_id__in=result.units).delete()
+        _skills_update(run=run, ds_skills=result.ds_skills)
+        reopened = _redundancy_apply(result=result, params=redundancy) if adapt and redundancy["enabled"] else []
+        run.alpha = result.alpha_category
+        run.n_units = len(result.units)
+        run.n_annotations = len(answers)
+        run.summary = {"alpha_category": result.alpha_category, "alpha_word": result.alpha_word,
+                       "reopened_hits": reopened}
+        run.status = AggregationRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["alpha", "n_units", "n_annotations", "summary", "status", "finished_at"])
+    return run
+
+
+def aggregation_run_batch(*, batch: HitBatch) -> AggregationRun:
+    """Aggregate each layer of a batch, then record the batch's own alpha over its HITs."""
+    layers = Layer.objects.filter(units__hits__batch=batch).distinct()
+    for layer in layers:
+        aggregation_run_layer(layer=layer)
+    records = [
+        (unit_id, worker_id, normalize_category(category))
+        for unit_id, worker_id, category in Annotation.objects.filter(
+            assignment__hit__batch=batch, assignment__status__in=COUNTED_STATUSES
+        ).values_list("assignment__hit__unit_id", "assignment__worker_id", "category")
+    ]
+    now = timezone.now()
+    return AggregationRun.objects.create(
+        batch=batch, method="krippendorff alpha (nominal) over categories", parameters={"layers": [l.pk for l in layers]},
+        status=AggregationRun.Status.SUCCEEDED, n_units=len({r[0] for r in records}), n_annotations=len(records),
+        alpha=aggregation.krippendorff_alpha(records), started_at=now, finished_at=now,
+    )
+
+
+def aggregation_run_job(*, job: DissectionJob) -> list[AggregationRun]:
+    return [aggregation_run_layer(layer=layer) for layer in job.layer_set.all()]
+
+
+def _is_gold_correct(vocab: Vocabulary, ann, unit) -> bool:
+    if unit.gold_category and normalize_category(ann.category) != normalize_category(unit.gold_category):
+        return False
+    if unit.gold_word:
+        return vocab.same(ann.word, unit.gold_word)
+    return True
+
+
+def _skills_update(*, run: AggregationRun, ds_skills: dict) -> None:
+    """Gold accuracy over all of a worker's gold answers, and the latest Dawid-Skene skill."""
+    for worker_id, skill in ds_skills.items():
+        gold = (
+            Annotation.objects.filter(assignment__worker_id=worker_id, assignment__status__in=COUNTED_STATUSES,
+                                      assignment__hit__unit__is_gold=True)
+            .select_related("assignment__hit__unit__layer__job__dataset")
+        )
+        answered = correct = 0
+        vocabs: dict[int, Vocabulary] = {}
+        for ann in gold:
+            unit = ann.assignment.hit.unit
+            dataset = unit.layer.job.dataset
+            if dataset.pk not in vocabs:
+                vocabs[dataset.pk] = vocabulary_for(dataset)
+            answered += 1
+            correct += _is_gold_correct(vocabs[dataset.pk], ann, unit)
+        AnnotatorSkill.objects.update_or_create(worker_id=worker_id, defaults={
+            "gold_answered": answered, "gold_correct": correct,
+            "gold_accuracy": correct / answered if answered else None, "ds_skill": skill, "run": run,
+        })
+
+
+def _redundancy_apply(*, result: aggregation.AggregationResult, params: dict) -> list[int]:
+    """Give low-agreement units one more assignment (up to the cap) and reopen their HITs."""
+    low = [task for task, res in result.units.items() if res.agreement < params["agreement"]]
+    reopened = []
+    now = timezone.now()
+    for hit in Hit.objects.select_for_update().filter(unit_id__in=low, is_gold=False):
+        res = result.units[hit.unit_id]
+        if res.n_annotations < hit.max_assignments or hit.max_assignments >= params["cap"]:
+            continue  # still waiting for its assignments, or already at the cap
+        hit.max_assignments += 1
+        hit.status = Hit.Status.ASSIGNABLE
+        fields = ["max_assignments", "status"]
+        if hit.expires_at <= now:
+            hit.expires_at = now + timedelta(seconds=hit.lifetime_seconds)
+            fields.append("expires_at")
+        hit.save(update_fields=fields)
+        reopened.append(hit.pk)
+    return reopened
+
+
+# --- synonyms --------------------------------------------------------------------------------
+
+def synonym_set(*, dataset: ProbeDataset, word: str, target: str, user=None) -> SynonymEntry:
+    key, value = normalize_word(word), normalize_word(target)
+    if not key or not value:
+        raise ResultsError("Both the word and what it stands for must contain letters or digits.")
+    if key == value:
+        raise ResultsError(f"'{word}' already normalises to '{value}'; no synonym is needed.")
+    with transaction.atomic():
+        entry, _ = SynonymEntry.objects.update_or_create(
+            dataset=dataset, word=key, defaults={"target": value, "created_by": user}
+        )
+    return entry
+
+
+def synonym_delete(*, entry: SynonymEntry) -> None:
+    entry.delete()
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+def export_create(*, kind: str, user=None, job: DissectionJob | None = None, layer: Layer | None = None,
+                  batch: HitBatch | None = None) -> ExportJob:
+    """Record an export request and enqueue it after commit (the worker writes the file)."""
+    if kind not in ExportJob.Kind.values:
+        raise ResultsError(f"Unknown export kind {kind!r}; choose one of {', '.join(ExportJob.Kind.values)}.")
+    if kind == ExportJob.Kind.TALLY and layer is None:
+        raise ResultsError("A tally.csv export is per layer: choose the layer.")
+    if job is None and layer is None and batch is None:
+        raise ResultsError("Choose what to export: a dissection job, a layer or a HIT batch.")
+    with transaction.atomic():
+        export = ExportJob.objects.create(kind=kind, job=job, layer=layer, batch=batch, created_by=user)
+        from tasks.results import run_export
+
+        transaction.on_commit(lambda: run_export.delay(export.pk))
+    return export
+
+
+def export_run(*, export_id: int) -> ExportJob:
+    """Write an export's file; idempotent (a finished export is left alone, a retried one is rewritten)."""
+    from pathlib import Path
+
+    from .exports import export_filename, export_write
+
+    export = ExportJob.objects.select_related("layer__job__network", "job", "batch").get(pk=export_id)
+    if export.status == ExportJob.Status.SUCCEEDED and export.file:
+        return export
+    export.status, export.progress, export.error_message = ExportJob.Status.RUNNING, 0.0, ""
+    export.save(update_fields=["status", "progress", "error_message"])
+
+    def progress(value: float) -> None:
+        ExportJob.objects.filter(pk=export.pk).update(progress=round(min(max(value, 0.0), 0.99), 3))
+
+    relpath = f"exports/{export_filename(export)}"
+    destination = Path(settings.MEDIA_ROOT) / relpath
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    try:
+        export_write(export, partial, progress)
+        partial.replace(destination)  # readers never see a half-written file
+    except Exception as exc:  # the row must say what went wrong; the worker log keeps the traceback
+        partial.unlink(missing_ok=True)
+        export.status, export.error_message = ExportJob.Status.FAILED, f"Export failed: {exc}"
+        export.finished_at = timezone.now()
+        export.save(update_fields=["status", "error_message", "finished_at"])
+        raise
+    export.status, export.progress, export.file = ExportJob.Status.SUCCEEDED, 1.0, relpath
+    export.finished_at = timezone.now()
+    export.save(update_fields=["status", "progress", "file", "finished_at"])
+    return export
