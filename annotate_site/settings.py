@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import envbool, envint, envlist, envstr
+from .env import envbool, envfloat, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("UNITCROWD_VAR_DIR") or BASE_DIR / "var")
@@ -149,6 +149,17 @@ CELERY_TASK_ROUTES = {"tasks.jobs.*": {"queue": "gpu"}}
 CELERY_IMPORTS = ("tasks.jobs", "tasks.crowd", "tasks.results", "tasks.sanity")
 CELERY_BEAT_SCHEDULE: dict = {}  # filled by the task modules' owners below
 CELERY_TIMEZONE = "UTC"
+
+# --- dissection jobs ---------------------------------------------------------------------
+# Device for the engine on workers: "cuda", "cuda:1", "cpu"; empty means CUDA when present.
+UNITCROWD_DEVICE = envstr("UNITCROWD_DEVICE")
+# Low-activation "sentinel" pictures kept per unit (ICLR 2015 quality check); 0 turns them off.
+UNITCROWD_SENTINELS_PER_UNIT = envint("UNITCROWD_SENTINELS_PER_UNIT", 3, minimum=0)
+# Without a broker, a job started from a page runs in a background thread of the web process
+# (so the page returns at once); tests and commands run jobs synchronously instead.
+UNITCROWD_EAGER_JOBS_IN_THREAD = envbool("UNITCROWD_EAGER_JOBS_IN_THREAD", True)
+# Test hook: seconds slept at each progress report (lets a test kill a worker mid-task).
+UNITCROWD_JOB_STEP_DELAY = envfloat("UNITCROWD_JOB_STEP_DELAY", 0.0, minimum=0.0)
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -107,3 +107,27 @@ def make_hits(job: DissectionJob, *, assignments: int = 3, duration_s: int = 900
         )
         for unit in Unit.objects.filter(layer__job=job).order_by("layer_id", "index")
     ]
+
+
+# -- a real (tiny) pipeline: mixture dataset + MixtureNet, registered through the services --------
+
+
+def write_tiny_mixture(out_dir: Path, *, n_images: int = 12, seed: int = 0) -> Path:
+    """A mixture-of-digits dataset small enough for tests (32x32 canvas, 14 px digits)."""
+    from tasks.engine.mixture import make_mixture
+
+    if (out_dir / "index.csv").is_file():
+        return out_dir
+    return make_mixture(out_dir, source="digits", n_images=n_images, canvas=32, digit_size=14, seed=seed)
+
+
+def make_registered_pipeline(dataset_dir: Path, *, name: str | None = None, layers=("conv1", "conv3"),
+                             top_k: int = 3, shards: int = 1, created_by=None):
+    """Network (seeded random MixtureNet, no checkpoint) + mixture dataset + a pending job."""
+    from units.services import dataset_register, job_create, network_register
+
+    name = name or f"tiny{next(_seq)}"
+    network = network_register(name=f"{name}-net", architecture="mixturenet", num_classes=45, created_by=created_by)
+    dataset = dataset_register(name=f"{name}-data", kind="mixture", path=str(dataset_dir), created_by=created_by)
+    return job_create(network=network, dataset=dataset, layers=list(layers), top_k=top_k, batch_size=8,
+                      shards=shards, created_by=created_by)
