@@ -1,6 +1,9 @@
-"""Sign-in, sign-out, password change (the crowd app adds sign-up)."""
+"""Sign-in, sign-out, password change from django.contrib.auth, plus the crowd's sign-up."""
 from django.urls import include, path
 
+from .views_accounts import signup
+
 urlpatterns = [
+    path("signup/", signup, name="signup"),
     path("", include("django.contrib.auth.urls")),
 ]

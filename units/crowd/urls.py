@@ -1,2 +1,25 @@
+"""Crowd pages: annotators' work under /crowd/, requesters' review and settings under /crowd/review/."""
+from django.urls import path
+
+from . import views_review as review
+from . import views_work as work
+
 app_name = "crowd"
-urlpatterns: list = []
+urlpatterns = [
+    path("", work.home, name="home"),
+    path("instructions/", work.instructions, name="instructions"),
+    path("qualification/", work.qualification, name="qualification"),
+    path("next/", work.next_assignment, name="next"),
+    path("assignments/<int:pk>/", work.work, name="work"),
+    path("assignments/<int:pk>/return/", work.return_assignment, name="return"),
+    path("assignments/<int:pk>/skip/", work.skip_hit, name="skip"),
+    path("review/", review.review_list, name="review_list"),
+    path("review/hits/<int:pk>/", review.review_hit, name="review_hit"),
+    path("review/decide/", review.review_decide, name="review_decide"),
+    path("review/annotators/", review.annotators, name="annotators"),
+    path("review/annotators/<int:pk>/", review.annotator_action, name="annotator_action"),
+    path("review/settings/", review.crowd_settings, name="settings"),
+    path("review/settings/invites/", review.invite_create, name="invite_create"),
+    path("review/settings/invites/<int:pk>/deactivate/", review.invite_deactivate, name="invite_deactivate"),
+    path("review/gold/", review.gold, name="gold"),
+]

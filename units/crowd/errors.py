@@ -1,0 +1,27 @@
+"""Domain errors of the crowd flow; views turn them into form errors, messages or 4xx JSON."""
+
+
+class CrowdError(Exception):
+    """A request the crowd rules refuse; `str(error)` is a message for the user."""
+
+    status_code = 400
+
+
+class NotAllowed(CrowdError):
+    """The user may not act on this object (someone else's assignment, not qualified, blocked)."""
+
+    status_code = 403
+
+
+class Conflict(CrowdError):
+    """The object is in a state that refuses the action (deadline passed, already submitted)."""
+
+    status_code = 409
+
+
+class InvalidAnswer(CrowdError):
+    """The answer does not pass validation; `errors` maps field names to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))

@@ -1,0 +1,95 @@
+"""Forms: they parse and show errors; the rules themselves live in validation.py and the services."""
+from __future__ import annotations
+
+from django import forms
+
+from .models import CATEGORY_CHOICES, CrowdSettings
+from .validation import DESCRIPTION_MAX, WORD_MAX
+
+CONFIDENCE_CHOICES = [(i, str(i)) for i in range(1, 6)]
+
+
+class SignupForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+    invite_code = forms.CharField(max_length=40, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return data
+
+
+class AnswerForm(forms.Form):
+    """One labelling answer. `exemplar_ids` are the pictures shown, so foreign ids are refused here too."""
+
+    word = forms.CharField(max_length=WORD_MAX, required=False,
+                           widget=forms.TextInput(attrs={"autocomplete": "off", "id": "id_word"}))
+    category = forms.ChoiceField(choices=CATEGORY_CHOICES, widget=forms.RadioSelect,
+                                 error_messages={"required": "Choose a category (keys 1-6)."})
+    non_fitting = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
+    description = forms.CharField(max_length=DESCRIPTION_MAX, required=False,
+                                  widget=forms.Textarea(attrs={"rows": 2}))
+    confidence = forms.TypedChoiceField(choices=CONFIDENCE_CHOICES, coerce=int, initial=3,
+                                        widget=forms.RadioSelect)
+
+    def __init__(self, *args, exemplar_ids: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["non_fitting"].choices = [(pk, str(pk)) for pk in exemplar_ids]
+        self.fields["non_fitting"].error_messages["invalid_choice"] = "A marked image is not part of this HIT."
+
+
+class ReviewForm(forms.Form):
+    assignment_ids = forms.TypedMultipleChoiceField(coerce=int, choices=(),
+                                                    error_messages={"required": "Select at least one assignment."})
+    action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    feedback = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, assignment_ids: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignment_ids"].choices = [(pk, str(pk)) for pk in assignment_ids]
+
+
+class CrowdSettingsForm(forms.ModelForm):
+    class Meta:
+        model = CrowdSettings
+        fields = ["signup_mode", "qualification_size", "qualification_pass_fraction",
+                  "qualification_cooldown_minutes", "gold_rate"]
+
+    def clean_qualification_pass_fraction(self):
+        value = self.cleaned_data["qualification_pass_fraction"]
+        if not 0 < value <= 1:
+            raise forms.ValidationError("A fraction between 0 (exclusive) and 1.")
+        return value
+
+    def clean_gold_rate(self):
+        value = self.cleaned_data["gold_rate"]
+        if not 0 <= value <= 1:
+            raise forms.ValidationError("A rate between 0 and 1.")
+        return value
+
+    def clean_qualification_size(self):
+        value = self.cleaned_data["qualification_size"]
+        if value < 1:
+            raise forms.ValidationError("The test needs at least one unit.")
+        return value
+
+
+class InviteCodeForm(forms.Form):
+    max_uses = forms.IntegerField(min_value=1, max_value=10000, initial=10)
+    note = forms.CharField(max_length=200, required=False)
+
+
+class GoldForm(forms.Form):
+    unit_id = forms.IntegerField(min_value=1, label="Unit id")
+    gold_word = forms.CharField(max_length=120, required=False, label="Word (alternatives separated by |)")
+    gold_category = forms.ChoiceField(choices=CATEGORY_CHOICES, label="Category")
+
+
+class AnnotatorActionForm(forms.Form):
+    action = forms.ChoiceField(choices=[(a, a) for a in
+                                        ("qualify", "unqualify", "block", "unblock", "unflag")])
+    reason = forms.CharField(max_length=500, required=False)

@@ -1,0 +1,107 @@
+"""Reads of the crowd side: what a HIT shows, an annotator's record, the review queues."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from units.models import Exemplar
+
+from .models import Annotation, Assignment, Hit
+
+
+def hit_exemplars(hit: Hit) -> list[Exemplar]:
+    """The pictures of a HIT: its unit's top exemplars, with the batch's sentinels mixed in.
+
+    Sentinel positions come from a generator seeded by the HIT id, so every page load (and the
+    server's check of the answer) sees the same order, and annotators cannot learn "last = sentinel".
+    """
+    top = list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=Exemplar.Kind.TOP).order_by("rank")
+               [: hit.exemplars_shown])
+    n_sentinels = hit.batch.sentinels if hit.batch_id else 0
+    if not n_sentinels:
+        return top
+    sentinels = list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=Exemplar.Kind.SENTINEL)
+                     .order_by("rank")[:n_sentinels])
+    rng = random.Random(hit.pk)
+    shown = list(top)
+    for sentinel in sentinels:
+        shown.insert(rng.randint(0, len(shown)), sentinel)
+    return shown
+
+
+@dataclass(frozen=True)
+class AnnotatorStats:
+    submitted: int  # everything handed in, whatever the review said
+    pending: int
+    approved: int
+    rejected: int
+    gold_answered: int
+    gold_correct: int
+    earned: Decimal
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_answered if self.gold_answered else None
+
+
+def annotator_stats(user) -> AnnotatorStats:
+    S = Assignment.Status
+    counts = Assignment.objects.filter(worker=user).aggregate(
+        pending=Count("pk", filter=Q(status=S.SUBMITTED)),
+        approved=Count("pk", filter=Q(status=S.APPROVED)),
+        rejected=Count("pk", filter=Q(status=S.REJECTED)),
+        earned=Sum("hit__reward", filter=Q(status=S.APPROVED)),
+    )
+    gold = Annotation.objects.filter(assignment__worker=user, gold_correct__isnull=False).aggregate(
+        answered=Count("pk"), correct=Count("pk", filter=Q(gold_correct=True))
+    )
+    return AnnotatorStats(
+        submitted=counts["pending"] + counts["approved"] + counts["rejected"],
+        pending=counts["pending"], approved=counts["approved"], rejected=counts["rejected"],
+        gold_answered=gold["answered"], gold_correct=gold["correct"],
+        earned=counts["earned"] or Decimal("0.00"),
+    )
+
+
+def annotator_recent_work(user, limit: int = 20) -> QuerySet[Assignment]:
+    return (Assignment.objects.filter(worker=user).exclude(status=Assignment.Status.ACCEPTED)
+            .select_related("hit__unit__layer", "annotation").order_by("-accepted_at")[:limit])
+
+
+def annotator_current(user) -> Assignment | None:
+    from django.utils import timezone
+
+    return (Assignment.objects.filter(worker=user, status=Assignment.Status.ACCEPTED, deadline__gt=timezone.now())
+            .select_related("hit").first())
+
+
+def hits_for_review() -> QuerySet[Hit]:
+    """HITs with work handed in, those waiting for a decision first."""
+    S = Assignment.Status
+    return (Hit.objects.select_related("unit__layer__job__network")
+            .annotate(waiting=Count("assignments", filter=Q(assignments__status=S.SUBMITTED)),
+                      approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
+                      rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))
+            .filter(Q(waiting__gt=0) | Q(approved__gt=0) | Q(rejected__gt=0))
+            .order_by("-waiting", "pk"))
+
+
+def hit_assignments_for_review(hit: Hit) -> QuerySet[Assignment]:
+    return (hit.assignments.exclude(status__in=[Assignment.Status.ABANDONED, Assignment.Status.RETURNED])
+            .select_related("worker", "worker__annotator_profile", "annotation")
+            .prefetch_related("annotation__non_fitting").order_by("pk"))
+
+
+def annotators_overview():
+    """Every non-staff user with their crowd record, for the requesters' annotators page."""
+    from django.contrib.auth import get_user_model
+
+    S = Assignment.Status
+    return (get_user_model().objects.filter(is_staff=False).select_related("annotator_profile")
+            .annotate(n_submitted=Count("assignments", filter=Q(assignments__status__in=[S.SUBMITTED, S.APPROVED, S.REJECTED])),
+                      n_approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
+                      n_rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))
+            .order_by("username"))

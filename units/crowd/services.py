@@ -1,0 +1,250 @@
+"""The HIT queue and the labelling answers: claim, return, skip, reclaim, submit (see SCHEDULER.md)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .accounts import annotator_flag, profile_get
+from .errors import Conflict, InvalidAnswer, NotAllowed
+from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, Skip
+from .selectors import hit_exemplars
+from .validation import clean_word, matches_gold, validate_answer
+
+SLOT = Assignment.SLOT_STATUSES
+# How many candidate HITs one claim tries to lock before giving up; the rest are locked by others.
+CLAIM_CANDIDATES = 25
+
+
+def _slots_held():
+    held = (Assignment.objects.filter(hit=OuterRef("pk"), status__in=SLOT)
+            .values("hit").annotate(n=Count("pk")).values("n"))
+    return Coalesce(Subquery(held, output_field=IntegerField()), Value(0))
+
+
+def open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
+    """HITs this worker may be offered: alive, with a free slot, never taken or skipped by them."""
+    return (
+        Hit.objects.exclude(status=Hit.Status.DISPOSED)
+        .filter(expires_at__gt=now)
+        .annotate(held=_slots_held())
+        .filter(held__lt=F("max_assignments"))
+        .filter(~Exists(Assignment.objects.filter(hit=OuterRef("pk"), worker=worker)))
+        .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
+    )
+
+
+def _gold_due(worker, rate: float) -> bool:
+    """Keep each worker's share of gold assignments near `rate` (deterministic, no dice)."""
+    if rate <= 0:
+        return False
+    taken = Assignment.objects.filter(worker=worker).aggregate(
+        total=Count("pk"), gold=Count("pk", filter=Q(hit__is_gold=True) | Q(hit__unit__is_gold=True))
+    )
+    return taken["gold"] < rate * (taken["total"] + 1)
+
+
+def _hit_sync_status(hit: Hit, *, now: datetime) -> None:
+    """Keep Mechanical Turk's HIT status readable; the slot count, not the status, decides claims."""
+    if hit.status in (Hit.Status.DISPOSED, Hit.Status.REVIEWING):
+        return
+    counts = hit.assignments.aggregate(
+        held=Count("pk", filter=Q(status__in=SLOT)),
+        working=Count("pk", filter=Q(status=Assignment.Status.ACCEPTED)),
+    )
+    if counts["held"] < hit.max_assignments and hit.expires_at > now:
+        status = Hit.Status.ASSIGNABLE
+    elif counts["working"]:
+        status = Hit.Status.UNASSIGNABLE
+    else:
+        status = Hit.Status.REVIEWABLE
+    if status != hit.status:
+        hit.status = status
+        hit.save(update_fields=["status"])
+
+
+def assignments_reclaim_expired(*, now: datetime | None = None) -> int:
+    """Abandon accepted assignments past their deadline, freeing their slots. Returns how many."""
+    now = now or timezone.now()
+    expired = Assignment.objects.filter(status=Assignment.Status.ACCEPTED, deadline__lte=now)
+    return assignments_free(assignments=expired, status=Assignment.Status.ABANDONED, now=now)
+
+
+def assignments_free(*, assignments: QuerySet[Assignment], status: str, now: datetime | None = None) -> int:
+    """Move accepted assignments to `status` (abandoned/returned) and reopen their HITs."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # The status condition is re-checked by the UPDATE itself, so an assignment submitted
+        # meanwhile (it holds the row lock until commit) is left alone.
+        ids = list(assignments.filter(status=Assignment.Status.ACCEPTED).values_list("pk", flat=True))
+        if not ids:
+            return 0
+        freed = Assignment.objects.filter(pk__in=ids, status=Assignment.Status.ACCEPTED).update(status=status)
+        hit_ids = set(Assignment.objects.filter(pk__in=ids).values_list("hit_id", flat=True))
+        for hit in Hit.objects.filter(pk__in=hit_ids):
+            _hit_sync_status(hit, now=now)
+    return freed
+
+
+def _claimable_profile(worker) -> AnnotatorProfile:
+    profile = profile_get(worker)
+    if profile.is_blocked:
+        raise NotAllowed("Your account is blocked from new HITs. Contact the requesters if you think this is wrong.")
+    if not profile.is_qualified:
+        raise NotAllowed("Pass the qualification test first: only qualified annotators get HITs.")
+    return profile
+
+
+def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | None:
+    """The worker's next assignment (their unfinished one first), or None when there is no work."""
+    now = now or timezone.now()
+    profile = _claimable_profile(worker)
+    assignments_reclaim_expired(now=now)
+    with transaction.atomic():
+        # Serialise claims of one worker (double clicks, two tabs): they must not take two HITs at once.
+        AnnotatorProfile.objects.select_for_update().get(pk=profile.pk)
+        current = (Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, deadline__gt=now)
+                   .select_related("hit").first())
+        if current is not None:
+            return current
+        candidates = open_hits_for(worker, now=now)
+        gold_q = Q(is_gold=True) | Q(unit__is_gold=True)
+        if _gold_due(worker, CrowdSettings.load().gold_rate):
+            order = [candidates.filter(gold_q), candidates.exclude(gold_q)]
+        else:
+            order = [candidates.exclude(gold_q), candidates.filter(gold_q)]
+        for queryset in order:
+            for hit_id in queryset.order_by("pk").values_list("pk", flat=True)[:CLAIM_CANDIDATES]:
+                assignment = _claim_hit(hit_id=hit_id, worker=worker, now=now)
+                if assignment is not None:
+                    return assignment
+    return None
+
+
+def _claim_hit(*, hit_id: int, worker, now: datetime) -> Assignment | None:
+    """Take one slot of one HIT, or None if it filled up or another claim holds its lock.
+
+    The HIT row lock is the mutex of its slots: the count and the insert happen while we hold it,
+    so two claims can never both see the last free slot. skip_locked lets a busy HIT be passed
+    over instead of queuing every annotator behind it (PostgreSQL; SQLite serialises writers).
+    """
+    with transaction.atomic():
+        hit = (Hit.objects.select_for_update(skip_locked=True)
+               .filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED).first())
+        if hit is None:
+            return None
+        held = hit.assignments.filter(status__in=SLOT).count()
+        if held >= hit.max_assignments or hit.assignments.filter(worker=worker).exists():
+            return None
+        try:
+            with transaction.atomic():
+                assignment = Assignment.objects.create(
+                    hit=hit, worker=worker, accepted_at=now, deadline=now + hit.assignment_duration
+                )
+        except IntegrityError:  # the (hit, worker) constraint: taken by this worker meanwhile
+            return None
+        _hit_sync_status(hit, now=now)
+        return assignment
+
+
+def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
+    assignment = (Assignment.objects.select_for_update().select_related("hit", "hit__unit", "hit__batch")
+                  .filter(pk=assignment_id).first())
+    if assignment is None:
+        raise NotAllowed("There is no such assignment.")
+    if assignment.worker_id != worker.pk:
+        raise NotAllowed("This assignment belongs to another annotator.")
+    return assignment
+
+
+@transaction.atomic
+def assignment_return(*, assignment_id: int, worker, now: datetime | None = None) -> Assignment:
+    """Give the HIT back: the slot is offered to others (never again to this worker)."""
+    now = now or timezone.now()
+    assignment = _own_assignment_for_update(assignment_id=assignment_id, worker=worker)
+    if assignment.status != Assignment.Status.ACCEPTED:
+        raise Conflict(f"This assignment is {assignment.get_status_display().lower()}; it cannot be returned.")
+    assignment.status = Assignment.Status.RETURNED
+    assignment.save(update_fields=["status"])
+    _hit_sync_status(assignment.hit, now=now)
+    return assignment
+
+
+@transaction.atomic
+def hit_skip(*, assignment_id: int, worker, now: datetime | None = None) -> Skip:
+    """Return the assignment and never offer this HIT to the worker again."""
+    assignment = assignment_return(assignment_id=assignment_id, worker=worker, now=now)
+    skip, _ = Skip.objects.get_or_create(hit=assignment.hit, worker=worker)
+    return skip
+
+
+def _same_answer(annotation: Annotation, *, word, category, description, confidence, marked: set[int]) -> bool:
+    marked_before = set(annotation.non_fitting.values_list("pk", flat=True))
+    return (annotation.word == word and annotation.category == category and annotation.description == description
+            and annotation.confidence == confidence and marked_before == marked)
+
+
+@transaction.atomic
+def annotation_submit(
+    *, assignment_id: int, worker, word: str, category: str, non_fitting: Iterable[int] = (),
+    confidence: int | None = None, description: str = "", now: datetime | None = None,
+) -> Annotation:
+    """Record the answer of an accepted assignment. A repeat of the same answer returns the first."""
+    now = now or timezone.now()
+    assignment = _own_assignment_for_update(assignment_id=assignment_id, worker=worker)
+    word = clean_word(word)
+    description = (description or "").strip()
+    errors = validate_answer(word=word, category=category, description=description, confidence=confidence)
+    try:
+        marked_ids = {int(pk) for pk in non_fitting}
+    except (TypeError, ValueError):
+        errors["non_fitting"] = ["Marked images must be given by their exemplar ids (integers)."]
+        marked_ids = set()
+    shown = hit_exemplars(assignment.hit)
+    shown_ids = {ex.pk for ex in shown}
+    strangers = sorted(marked_ids - shown_ids)
+    if strangers:
+        errors["non_fitting"] = [f"Images {', '.join(map(str, strangers))} are not shown in this HIT."]
+    top_marked = {ex.pk for ex in shown if ex.pk in marked_ids and ex.kind == ex.Kind.TOP}
+
+    if assignment.status != Assignment.Status.ACCEPTED:
+        existing = Annotation.objects.filter(assignment=assignment).first()
+        if existing is not None and not errors and _same_answer(
+            existing, word=word, category=category, description=description, confidence=confidence,
+            marked=top_marked,
+        ):
+            return existing  # a double submit of the same answer is harmless
+        if existing is not None:
+            raise Conflict("This assignment was already submitted with a different answer; it cannot be changed.")
+        raise Conflict(f"This assignment is {assignment.get_status_display().lower()}; it can no longer be submitted.")
+    if assignment.deadline <= now:
+        raise Conflict("The time for this assignment ran out; it has been offered to someone else.")
+    if errors:
+        raise InvalidAnswer(errors)
+
+    sentinels = [ex for ex in shown if ex.kind == ex.Kind.SENTINEL]
+    missed = sum(1 for ex in sentinels if ex.pk not in marked_ids)
+    unit = assignment.hit.unit
+    gold_correct = None
+    if unit.is_gold or assignment.hit.is_gold:
+        gold_correct = matches_gold(word=word, category=category, gold_word=unit.gold_word,
+                                    gold_category=unit.gold_category)
+    annotation = Annotation.objects.create(
+        assignment=assignment, word=word, category=category, description=description, confidence=confidence,
+        gold_correct=gold_correct, sentinels_shown=len(sentinels), sentinels_missed=missed,
+    )
+    annotation.non_fitting.set(sorted(top_marked))
+    assignment.status = Assignment.Status.SUBMITTED
+    assignment.submitted_at = now
+    assignment.work_seconds = (now - assignment.accepted_at).total_seconds()
+    assignment.auto_approve_at = now + timedelta(seconds=assignment.hit.auto_approval_delay_seconds)
+    assignment.save(update_fields=["status", "submitted_at", "work_seconds", "auto_approve_at"])
+    if missed:
+        annotator_flag(user=worker, reason=f"left {missed} low-activation sentinel image(s) marked as fitting "
+                                           f"in assignment {assignment.pk}")
+    _hit_sync_status(assignment.hit, now=now)
+    return annotation
