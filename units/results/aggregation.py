@@ -5,6 +5,7 @@ so the arithmetic here can be checked against hand-worked cases and against Crow
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -138,7 +139,10 @@ def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS, 
         )
 
     if categories["label"].nunique() > 1:
-        ds = DawidSkene(n_iter=ds_iterations, tol=ds_tol).fit(categories)
+        with warnings.catch_warnings():
+            # Crowd-Kit 1.4 uses pandas keywords that pandas 3 deprecates; the results are unaffected.
+            warnings.filterwarnings("ignore", module=r"crowdkit\.")
+            ds = DawidSkene(n_iter=ds_iterations, tol=ds_tol).fit(categories)
         for task, label in ds.labels_.items():
             result.units[task].category_ds = str(label)
             result.units[task].category_ds_probability = float(ds.probas_.loc[task, label])

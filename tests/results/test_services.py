@@ -1,0 +1,145 @@
+"""Aggregation runs stored per unit, annotator skill, adaptive redundancy, synonyms."""
+import pytest
+
+from tests.factories import make_hits, make_job, make_user
+from tests.results.helpers import answer
+from units.crowd.models import Assignment, Hit
+from units.results.models import AggregationRun, AnnotatorSkill, SynonymEntry, UnitAggregate
+from units.results.services import ResultsError, aggregation_run_batch, aggregation_run_layer, synonym_set
+
+pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
+
+
+@pytest.fixture
+def workers(db):
+    return [make_user(f"w{i}") for i in range(4)]
+
+
+@pytest.fixture
+def layer_with_hits(db):
+    job = make_job(layers={"conv3": 4}, exemplars_per_unit=10)
+    hits = make_hits(job, assignments=3)
+    return job.layer_set.get(), hits
+
+
+def test_a_layer_run_stores_each_units_label_and_records_method_and_parameters(layer_with_hits, workers, settings):
+    settings.RESULTS_ADAPTIVE_REDUNDANCY = False
+    layer, hits = layer_with_hits
+    a, b, c, _ = workers
+    # unit 0 (IoU label "0", object, 0.02): the crowd says "zero"/"0" -> digit 0, object; precision (0.9+0.8+1)/3
+    answer(hits[0], a, "zero", "object", non_fitting=(1,))
+    answer(hits[0], b, "0", "object", non_fitting=(2, 3))
+    answer(hits[0], c, "blob", "texture")
+    # unit 1: two say no clear concept; precision (0.2 + 0.3 + 1.0) / 3 -> not interpretable
+    answer(hits[1], a, "", "none", non_fitting=tuple(range(8)))
+    answer(hits[1], b, "", "none", non_fitting=tuple(range(7)))
+    answer(hits[1], c, "lines", "texture")
+    # a rejected answer does not count
+    answer(hits[1], workers[3], "1", "object", status=Assignment.Status.REJECTED)
+
+    run = aggregation_run_layer(layer=layer)
+
+    assert run.status == AggregationRun.Status.SUCCEEDED
+    assert run.method == "crowdkit MajorityVote+DawidSkene"
+    assert run.parameters["interpretable_precision"] == 0.75
+    assert (run.n_units, run.n_annotations) == (2, 6)
+    u0 = UnitAggregate.objects.get(unit=hits[0].unit)
+    assert (u0.crowd_word, u0.concept, u0.category_mv, u0.n_annotations) == ("0", "0", "object", 3)
+    assert u0.agreement == pytest.approx(2 / 3)
+    assert u0.precision == pytest.approx((0.9 + 0.8 + 1.0) / 3)
+    assert u0.interpretable and u0.word_match and u0.category_match
+    u1 = UnitAggregate.objects.get(unit=hits[1].unit)
+    assert (u1.crowd_word, u1.category_mv, u1.interpretable) == ("", "none", False)
+    assert u1.precision == pytest.approx((0.2 + 0.3 + 1.0) / 3)
+    assert not UnitAggregate.objects.filter(unit=hits[2].unit).exists()
+
+
+def test_rerunning_an_aggregation_overwrites_instead_of_duplicating(layer_with_hits, workers):
+    layer, hits = layer_with_hits
+    answer(hits[0], workers[0], "dog", "object")
+    aggregation_run_layer(layer=layer)
+    aggregation_run_layer(layer=layer)
+    assert UnitAggregate.objects.filter(unit__layer=layer).count() == 1
+    assert AggregationRun.objects.filter(layer=layer).count() == 2
+
+
+def test_a_unit_whose_only_answers_were_rejected_loses_its_stale_label(layer_with_hits, workers):
+    layer, hits = layer_with_hits
+    ann = answer(hits[0], workers[0], "dog", "object")
+    aggregation_run_layer(layer=layer)
+    Assignment.objects.filter(pk=ann.assignment_id).update(status=Assignment.Status.REJECTED)
+    aggregation_run_layer(layer=layer)
+    assert not UnitAggregate.objects.filter(unit=hits[0].unit).exists()
+
+
+def test_low_agreement_after_all_assignments_adds_one_assignment_and_reopens_the_hit(layer_with_hits, workers, settings):
+    settings.RESULTS_REDUNDANCY_AGREEMENT = 0.5
+    settings.RESULTS_REDUNDANCY_CAP = 4
+    layer, hits = layer_with_hits
+    for w, word in zip(workers[:3], ["dog", "cat", "cow"]):  # agreement 1/3 after 3 of 3
+        answer(hits[0], w, word, "object")
+    for w in workers[:2]:  # agreement 1/3... but only 2 of 3 assignments in: wait
+        answer(hits[1], w, w.username, "object")
+    for w in workers[:3]:  # full agreement: nothing to do
+        answer(hits[2], w, "sky", "scene")
+    Hit.objects.filter(pk=hits[0].pk).update(status=Hit.Status.REVIEWABLE)
+
+    run = aggregation_run_layer(layer=layer)
+
+    refreshed = {h.pk: h for h in Hit.objects.filter(pk__in=[h.pk for h in hits])}
+    assert refreshed[hits[0].pk].max_assignments == 4
+    assert refreshed[hits[0].pk].status == Hit.Status.ASSIGNABLE
+    assert refreshed[hits[1].pk].max_assignments == 3
+    assert refreshed[hits[2].pk].max_assignments == 3
+    assert run.summary["reopened_hits"] == [hits[0].pk]
+
+    answer(hits[0], workers[3], "horse", "object")  # still no agreement, but the cap (4) is reached
+    aggregation_run_layer(layer=layer)
+    assert Hit.objects.get(pk=hits[0].pk).max_assignments == 4
+
+
+def test_annotator_skill_records_gold_accuracy_and_the_dawid_skene_estimate(workers):
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=5)
+    hits = make_hits(job)
+    units = [h.unit for h in hits]
+    for unit, digit in zip(units, ["3", "5", "7"]):
+        unit.is_gold, unit.gold_word, unit.gold_category = True, digit, "object"
+        unit.save(update_fields=["is_gold", "gold_word", "gold_category"])
+    good, sloppy = workers[0], workers[1]
+    for hit, digit in zip(hits, ["three", "5", "7"]):
+        answer(hit, good, digit, "object")
+    answer(hits[0], sloppy, "3", "object")
+    answer(hits[1], sloppy, "8", "object")  # wrong word
+    answer(hits[2], sloppy, "7", "texture")  # wrong category
+
+    aggregation_run_layer(layer=job.layer_set.get())
+
+    assert AnnotatorSkill.objects.get(worker=good).gold_accuracy == 1.0
+    skill = AnnotatorSkill.objects.get(worker=sloppy)
+    assert (skill.gold_answered, skill.gold_correct) == (3, 1)
+    assert skill.gold_accuracy == pytest.approx(1 / 3)
+    assert skill.ds_skill is not None
+
+
+def test_a_batch_run_records_alpha_over_the_batch(layer_with_hits, workers):
+    layer, hits = layer_with_hits
+    for hit, cat in zip(hits[:2], ["object", "scene"]):
+        for w in workers[:2]:
+            answer(hit, w, "x", cat)
+    run = aggregation_run_batch(batch=hits[0].batch)
+    assert run.batch_id == hits[0].batch_id
+    assert run.alpha == pytest.approx(1.0)
+    assert run.n_annotations == 4
+
+
+def test_synonyms_are_stored_normalised_and_bad_ones_refused(layer_with_hits):
+    layer, _ = layer_with_hits
+    dataset = layer.job.dataset
+    entry = synonym_set(dataset=dataset, word="  Puppies ", target="Dogs")
+    assert (entry.word, entry.target) == ("puppy", "dog")
+    synonym_set(dataset=dataset, word="puppy", target="cat")
+    assert SynonymEntry.objects.get(dataset=dataset, word="puppy").target == "cat"
+    with pytest.raises(ResultsError, match="letters or digits"):
+        synonym_set(dataset=dataset, word="!!", target="dog")
+    with pytest.raises(ResultsError, match="no synonym is needed"):
+        synonym_set(dataset=dataset, word="Dogs", target="dog")
