@@ -57,8 +57,8 @@ def normalise_word(word: str) -> str:
             if text.startswith(filler):
                 text = text[len(filler):]
                 changed = True
-    words = [_DIGIT_WORDS.get(w, w) for w in text.split()]
-    words = [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words]
+    words = [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in text.split()]
+    words = [_DIGIT_WORDS.get(w, w) for w in words]
     return " ".join(words)
 
 

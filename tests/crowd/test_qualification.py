@@ -1,0 +1,97 @@
+"""The qualification test over gold units, its cool-down, and matching words against gold."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import make_user
+from units.crowd.errors import Conflict, CrowdError, NotAllowed
+from units.crowd.models import CrowdSettings
+from units.crowd.qualification import qualification_start, qualification_state, qualification_submit
+from units.crowd.services import assignment_claim
+from units.crowd.validation import matches_gold, normalise_word
+from units.models import Unit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def gold(job):
+    """Four gold units: digits 0..3 as objects."""
+    units = list(Unit.objects.filter(layer__job=job).order_by("index"))
+    for unit in units:
+        unit.is_gold, unit.gold_word, unit.gold_category = True, str(unit.index), "object"
+        unit.save()
+    CrowdSettings.objects.update_or_create(pk=1, defaults={
+        "qualification_size": 4, "qualification_pass_fraction": 0.75, "qualification_cooldown_minutes": 30})
+    return units
+
+
+def answers_for(attempt, right: int):
+    """Right answers for the first `right` units of the attempt, wrong ones after."""
+    units = Unit.objects.in_bulk(attempt.unit_ids)
+    return {uid: ((units[uid].gold_word if i < right else "wrong"), "object")
+            for i, uid in enumerate(attempt.unit_ids)}
+
+
+def test_three_of_four_right_passes_at_a_three_quarter_threshold(gold):
+    user = make_user()
+    attempt = qualification_start(user=user)
+    assert sorted(attempt.unit_ids) == sorted(u.pk for u in gold)
+    attempt = qualification_submit(attempt=attempt, answers=answers_for(attempt, 3))
+    assert (attempt.correct, attempt.passed) == (3, True)
+    assert qualification_state(user).qualified
+
+
+def test_two_of_four_fails_and_the_retake_waits_for_the_cool_down(gold, hits):
+    user = make_user()
+    attempt = qualification_start(user=user)
+    attempt = qualification_submit(attempt=attempt, answers=answers_for(attempt, 2))
+    assert (attempt.correct, attempt.passed) == (2, False)
+    with pytest.raises(NotAllowed):
+        assignment_claim(worker=user)
+    with pytest.raises(Conflict, match="retake"):
+        qualification_start(user=user)
+    later = timezone.now() + timedelta(minutes=31)
+    assert qualification_state(user, now=later).can_take
+    assert qualification_start(user=user, now=later).pk != attempt.pk
+
+
+def test_a_test_cannot_be_handed_in_twice(gold):
+    user = make_user()
+    attempt = qualification_start(user=user)
+    qualification_submit(attempt=attempt, answers=answers_for(attempt, 0))
+    with pytest.raises(Conflict):
+        qualification_submit(attempt=attempt, answers=answers_for(attempt, 4))
+
+
+def test_without_gold_units_the_test_says_it_cannot_run(job):
+    user = make_user()
+    assert qualification_state(user).no_gold_units
+    with pytest.raises(CrowdError, match="no gold units"):
+        qualification_start(user=user)
+
+
+@pytest.mark.parametrize("word, gold_word, expected", [
+    ("Seven", "7", True),
+    ("the digit 7", "7|seven", True),
+    ("dogs", "dog", True),
+    ("  Dog   Face ", "dog face", True),
+    ("cat", "dog, puppy", False),
+    ("puppy", "dog, puppy", True),
+    ("glass", "glass", True),  # a double s is not a plural
+    ("8", "7", False),
+])
+def test_words_match_gold_after_normalisation(word, gold_word, expected):
+    assert matches_gold(word=word, category="object", gold_word=gold_word, gold_category="object") is expected
+
+
+def test_the_category_must_match_and_material_counts_as_texture():
+    assert not matches_gold(word="7", category="part", gold_word="7", gold_category="object")
+    assert matches_gold(word="wood", category="texture", gold_word="wood", gold_category="material")
+    assert matches_gold(word="", category="none", gold_word="", gold_category="none")
+
+
+def test_normalisation_drops_fillers_and_spells_digits():
+    assert normalise_word("These are images of Threes") == "3"
+    assert normalise_word("a seven") == "7"

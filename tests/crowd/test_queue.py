@@ -1,0 +1,165 @@
+"""The HIT queue: who gets which HIT, when slots free up, and who gets nothing."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import make_user
+from units.crowd.accounts import annotator_block
+from units.crowd.errors import Conflict, NotAllowed
+from units.crowd.models import Assignment, CrowdSettings, Hit, Skip
+from units.crowd.review import assignments_review
+from units.crowd.services import (
+    annotation_submit,
+    assignment_claim,
+    assignment_return,
+    assignments_reclaim_expired,
+    hit_skip,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def submit(assignment, worker, **extra):
+    return annotation_submit(assignment_id=assignment.pk, worker=worker,
+                             **{"word": "seven", "category": "object", **extra})
+
+
+def test_a_qualified_annotator_gets_the_first_open_hit_with_a_deadline(annotator, hits):
+    before = timezone.now()
+    assignment = assignment_claim(worker=annotator)
+    assert assignment.hit == hits[0]
+    assert assignment.status == Assignment.Status.ACCEPTED
+    assert before <= assignment.accepted_at <= timezone.now()
+    assert assignment.deadline == assignment.accepted_at + timedelta(seconds=600)
+
+
+def test_a_second_claim_returns_the_unfinished_assignment_instead_of_a_new_one(annotator, hits):
+    first = assignment_claim(worker=annotator)
+    assert assignment_claim(worker=annotator) == first
+    assert Assignment.objects.filter(worker=annotator).count() == 1
+
+
+def test_an_annotator_never_gets_the_same_hit_twice(annotator, hits):
+    seen = []
+    while (assignment := assignment_claim(worker=annotator)) is not None:
+        seen.append(assignment.hit_id)
+        submit(assignment, annotator)
+    assert sorted(seen) == sorted(h.pk for h in hits)  # each HIT once, then nothing
+
+
+def test_a_hit_is_offered_to_no_more_workers_than_it_wants(hits):
+    workers = [make_user(qualified=True) for _ in range(5)]
+    for worker in workers:
+        while (a := assignment_claim(worker=worker)) is not None:
+            submit(a, worker)
+    for hit in hits:
+        assert Assignment.objects.filter(hit=hit).count() == 2  # max_assignments of the fixture
+    # 4 HITs x 2 slots = 8 assignments: the fifth worker got nothing after the first four.
+    assert Assignment.objects.count() == 8
+
+
+def test_an_unqualified_annotator_gets_no_hit(hits):
+    newcomer = make_user()
+    with pytest.raises(NotAllowed, match="qualification"):
+        assignment_claim(worker=newcomer)
+
+
+def test_an_abandoned_assignment_frees_its_slot_when_the_next_claim_looks(annotator, other_annotator, hits):
+    Hit.objects.exclude(pk=hits[0].pk).delete()
+    hits[0].max_assignments = 1
+    hits[0].save(update_fields=["max_assignments"])
+    taken = assignment_claim(worker=annotator)
+    assert assignment_claim(worker=other_annotator) is None  # the only slot is held
+    later = timezone.now() + timedelta(seconds=601)
+    reclaimed = assignment_claim(worker=other_annotator, now=later)
+    assert reclaimed.hit == hits[0]
+    taken.refresh_from_db()
+    assert taken.status == Assignment.Status.ABANDONED
+
+
+def test_the_periodic_reclaim_abandons_only_assignments_past_their_deadline(annotator, other_annotator, hits):
+    a = assignment_claim(worker=annotator)
+    b = assignment_claim(worker=other_annotator)
+    Assignment.objects.filter(pk=b.pk).update(deadline=timezone.now() + timedelta(hours=1))
+    assert assignments_reclaim_expired(now=timezone.now() + timedelta(seconds=601)) == 1
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.status, b.status) == (Assignment.Status.ABANDONED, Assignment.Status.ACCEPTED)
+
+
+def test_a_hit_past_its_lifetime_is_offered_to_nobody(annotator, hits):
+    Hit.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert assignment_claim(worker=annotator) is None
+
+
+def test_a_returned_hit_goes_to_someone_else_but_never_back_to_the_same_worker(annotator, other_annotator, hits):
+    Hit.objects.exclude(pk=hits[0].pk).delete()
+    hits[0].max_assignments = 1
+    hits[0].save(update_fields=["max_assignments"])
+    a = assignment_claim(worker=annotator)
+    assignment_return(assignment_id=a.pk, worker=annotator)
+    a.refresh_from_db()
+    assert a.status == Assignment.Status.RETURNED
+    assert assignment_claim(worker=annotator) is None
+    assert assignment_claim(worker=other_annotator).hit == hits[0]
+
+
+def test_a_skipped_hit_is_never_offered_again_and_its_slot_is_freed(annotator, other_annotator, hits):
+    a = assignment_claim(worker=annotator)
+    hit_skip(assignment_id=a.pk, worker=annotator)
+    assert Skip.objects.filter(hit=a.hit, worker=annotator).exists()
+    nxt = assignment_claim(worker=annotator)
+    assert nxt.hit != a.hit
+    assert Assignment.objects.filter(hit=a.hit, status__in=Assignment.SLOT_STATUSES).count() == 0
+
+
+def test_only_the_owner_can_return_an_assignment(annotator, other_annotator, hits):
+    a = assignment_claim(worker=annotator)
+    with pytest.raises(NotAllowed, match="another annotator"):
+        assignment_return(assignment_id=a.pk, worker=other_annotator)
+    submit(a, annotator)
+    with pytest.raises(Conflict):
+        assignment_return(assignment_id=a.pk, worker=annotator)
+
+
+def test_a_blocked_annotator_gets_no_more_hits_and_their_open_work_is_freed(annotator, hits):
+    a = assignment_claim(worker=annotator)
+    assert annotator_block(user=annotator, reason="spam") == 1
+    a.refresh_from_db()
+    assert a.status == Assignment.Status.ABANDONED
+    with pytest.raises(NotAllowed, match="blocked"):
+        assignment_claim(worker=annotator)
+
+
+def test_a_rejection_reopens_the_slot_for_another_worker(annotator, other_annotator, hits):
+    Hit.objects.exclude(pk=hits[0].pk).delete()
+    hits[0].max_assignments = 1
+    hits[0].save(update_fields=["max_assignments"])
+    a = assignment_claim(worker=annotator)
+    submit(a, annotator)
+    assert assignment_claim(worker=other_annotator) is None
+    assignments_review(assignment_ids=[a.pk], approve=False, feedback="not a word")
+    assert assignment_claim(worker=other_annotator).hit == hits[0]
+
+
+def test_gold_hits_are_mixed_in_at_the_set_rate(job, hits):
+    CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.25})
+    CrowdSettings.load()
+    Hit.objects.filter(pk__in=[h.pk for h in hits[:2]]).update(is_gold=True)
+    worker = make_user(qualified=True)
+    order = []
+    while (a := assignment_claim(worker=worker)) is not None:
+        order.append(a.hit.is_gold)
+        submit(a, worker)
+    # Rule: gold first while gold_taken < 0.25 * (taken + 1). Worked by hand:
+    # taken=0: 0 < .25 -> gold; taken=1 (1 gold): 1 < .5 no; 1 < .75 no; 1 < 1.0 no -> ordinary x2,
+    # then only gold is left.
+    assert order == [True, False, False, True]
+
+
+def test_with_no_gold_rate_ordinary_hits_come_first(job, hits):
+    CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.0})
+    Hit.objects.filter(pk=hits[0].pk).update(is_gold=True)
+    worker = make_user(qualified=True)
+    assert assignment_claim(worker=worker).hit_id == hits[1].pk
