@@ -1,0 +1,354 @@
+"""The Mixture-of-digits sanity check (REFERENCES.md section 6) as one reproducible experiment.
+
+Trains MixtureNet variants (baseline, dropout on conv3, conv3 three times wider, both)
+over several seeds, measures every conv unit against the known digits (precision@K,
+precision at recall, AP, IoU, ablation), runs the usefulness experiment (digits 8 and 9
+redundant) and writes report.json, report.md, report.html and PNG plots. Framework-free:
+the Django app and the command line both call `run_sanity` / `main`.
+
+Runs are independent, so on a CPU they are spread over worker processes (one thread each;
+small convolutions scale better over processes than over threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EngineError
+
+SEED_ACCURACY = 0.917
+# The seed's reported conv3 unit for digit 0 (REFERENCES.md section 6).
+SEED_BEST_UNIT = {
+    "digit": 0,
+    "precision_at_k": {"100": 1.00, "300": 1.00, "500": 1.00, "700": 0.99},
+    "precision_at_recall": {"0.25": 0.99, "0.5": 0.98, "0.75": 0.90},
+}
+LAYERS = ("conv1", "conv2", "conv3")
+KS = (100, 300, 500, 700)
+RECALLS = (0.25, 0.5, 0.75)
+# name -> (conv3 width factor, dropout on conv3's pooled units)
+VARIANTS: dict[str, tuple[float, float]] = {
+    "baseline": (1.0, 0.0),
+    "dropout": (1.0, 0.5),
+    "wide": (3.0, 0.0),
+    "wide_dropout": (3.0, 0.5),
+}
+VARIANT_TITLES = {"baseline": "baseline", "dropout": "dropout", "wide": "wide x3", "wide_dropout": "wide x3 + dropout"}
+USEFULNESS_REDUNDANT = (8, 9)
+
+Progress = Callable[[str, float], None] | None
+
+
+@dataclass
+class SanityConfig:
+    """Everything that decides the numbers; stored in report.json so a run can be repeated."""
+
+    source: str = "digits"  # "digits" (scikit-learn, upscaled) or "idx:PATH" (MNIST IDX files)
+    seeds: int = 3
+    n_train: int = 20000
+    n_val: int = 4000  # >= 3500 so every digit has more than 700 positives for precision@700
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 3e-3
+    canvas: int = 64
+    digit_size: int = 28
+    dropout: float = 0.5
+    wide: float = 3.0
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    usefulness: bool = True
+    ap_cutoff: float = 0.8  # a unit is a detector of digit d when its AP for d reaches this
+    top_k: int = 15  # top images per unit (the CVPR human evaluation showed 15)
+    ablation_images: int | None = None  # val images used for ablation (None: all)
+    workers: int | None = None  # worker processes (None: 2 on a CPU with >= 2 cores, 1 on CUDA)
+    device: str | None = None  # None: CUDA when present
+    keep_data: bool = False  # keep the training sets after the run (val sets are always kept)
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls, **overrides) -> SanityConfig:
+        """Small enough for about a minute on two cores; same code path as the full run."""
+        base = dict(seeds=1, n_train=3000, n_val=2000, epochs=6, top_k=10, quick=True)
+        return cls(**{**base, **overrides})
+
+    def validate(self) -> None:
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise EngineError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+        for name in ("seeds", "n_train", "n_val", "epochs", "batch_size", "top_k"):
+            if getattr(self, name) < 1:
+                raise EngineError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise EngineError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not 0.0 < self.ap_cutoff <= 1.0:
+            raise EngineError(f"ap_cutoff must lie in (0, 1], got {self.ap_cutoff}")
+
+    def variant_params(self, variant: str) -> tuple[float, float]:
+        width, dropout = VARIANTS[variant]
+        return (self.wide if width != 1.0 else 1.0), (self.dropout if dropout else 0.0)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def _data_specs(config: SanityConfig) -> dict[str, dict]:
+    """Datasets to make: name -> make_mixture arguments (train sets per seed, one val set each)."""
+    common = dict(source=config.source, canvas=config.canvas, digit_size=config.digit_size)
+    specs: dict[str, dict] = {"val": dict(common, split="val", n_images=config.n_val, seed=10_000)}
+    for s in range(config.seeds):
+        specs[f"train_s{s}"] = dict(common, split="train", n_images=config.n_train, seed=s)
+    if config.usefulness:
+        red = list(USEFULNESS_REDUNDANT)
+        specs["useful_val"] = dict(common, split="val", n_images=config.n_val, seed=10_001, redundant=red)
+        for s in range(config.seeds):
+            specs[f"useful_train_s{s}"] = dict(common, split="train", n_images=config.n_train, seed=100 + s, redundant=red)
+    return specs
+
+
+def _make_dataset(path: str, spec: dict) -> str:
+    """Make one dataset unless the same arguments already made it (cached across reruns)."""
+    from .mixture import make_mixture
+
+    _limit_threads(1)
+    done = Path(path) / "sanity-spec.json"
+    if done.is_file() and json.loads(done.read_text()) == spec:
+        return path
+    make_mixture(path, overwrite=True, **spec)
+    done.write_text(json.dumps(spec, sort_keys=True))
+    return path
+
+
+# -- one run: train, measure, dissect, ablate ----------------------------------------------------
+
+
+def _limit_threads(n: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _run_one(job: dict) -> dict:
+    """Train and measure one network; returns the run's JSON-able result (also in run.json)."""
+    from .sanity_measure import measure_run
+
+    if job.get("threads"):
+        _limit_threads(job["threads"])
+    return measure_run(job)
+
+
+def _jobs(config: SanityConfig, out_dir: Path, data: dict[str, str], device: str, threads: int | None) -> list[dict]:
+    jobs = []
+    experiments = [("variants", v, "train", "val") for v in config.variants]
+    if config.usefulness:
+        experiments.append(("usefulness", "baseline", "useful_train", "useful_val"))
+    # Order by seed first so that an interrupted run still has every variant of seed 0.
+    for s in range(config.seeds):
+        for experiment, variant, train, val in experiments:
+            width, dropout = config.variant_params(variant)
+            run_id = f"{'useful_' if experiment == 'usefulness' else ''}{variant}_s{s}"
+            jobs.append({
+                "id": run_id, "experiment": experiment, "variant": variant, "seed": s,
+                "width": width, "dropout": dropout, "train_dir": data[f"{train}_s{s}"], "val_dir": data[val],
+                "run_dir": str(out_dir / "runs" / run_id), "out_dir": str(out_dir),
+                "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+                "top_k": config.top_k, "ap_cutoff": config.ap_cutoff, "ablation_images": config.ablation_images,
+                "ks": list(KS), "recalls": list(RECALLS), "layers": list(LAYERS), "device": device, "threads": threads,
+            })
+    return jobs
+
+
+def _pool_size(config: SanityConfig, device: str) -> int:
+    if config.workers is not None:
+        return max(1, config.workers)
+    if device.startswith("cuda"):
+        return 1
+    # Celery's prefork children are daemonic and may not start processes of their own.
+    if multiprocessing.current_process().daemon:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _map(fn, items: Sequence, workers: int, on_done: Callable[[int], None]) -> list:
+    """fn over items, in worker processes when workers > 1; results in input order."""
+    results: list = [None] * len(items)
+    if workers <= 1 or len(items) <= 1:
+        for k, item in enumerate(items):
+            results[k] = fn(item)
+            on_done(k)
+        return results
+    # spawn: forking a process that already ran torch's thread pools can deadlock.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, item): k for k, item in enumerate(items)}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            on_done(futures[future])
+    return results
+
+
+def run_sanity(config: SanityConfig, out_dir: Path | str, *, progress: Progress = None) -> dict:
+    """Run the whole experiment into `out_dir`; returns the report dict also written as report.json.
+
+    progress(stage, fraction) is called as datasets are made and runs finish.
+    """
+    from .models import default_device
+    from .sanity_report import summarise, write_report
+
+    config.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = config.device or default_device()
+    workers = _pool_size(config, device)
+    threads = 1 if workers > 1 else None
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    specs = _data_specs(config)
+    data = {name: str(out_dir / "data" / name) for name in specs}
+    made = [0]
+
+    def data_done(_k: int) -> None:
+        made[0] += 1
+        if progress is not None:
+            progress("data", made[0] / len(specs))
+
+    _map(_pool_call_make, [(data[n], specs[n]) for n in specs], workers, data_done)
+    timings["data"] = time.perf_counter() - started
+
+    jobs = _jobs(config, out_dir, data, device, threads)
+    finished = [0]
+
+    def run_done(_k: int) -> None:
+        finished[0] += 1
+        if progress is not None:
+            progress("runs", finished[0] / len(jobs))
+
+    t_runs = time.perf_counter()
+    runs = _map(_run_one, jobs, workers, run_done)
+    timings["runs"] = time.perf_counter() - t_runs
+
+    if not config.keep_data:
+        for name in specs:
+            if "train" in name:
+                shutil.rmtree(data[name], ignore_errors=True)
+    t_report = time.perf_counter()
+    report = summarise(config=asdict(config), runs=runs, data={n: _rel(Path(p), out_dir) for n, p in data.items()})
+    report["device"] = device
+    report["workers"] = workers
+    timings["report"] = 0.0
+    timings["total"] = time.perf_counter() - started
+    report["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    write_report(report, out_dir)
+    report["timings"]["report"] = round(time.perf_counter() - t_report, 2)
+    report["timings"]["total"] = round(time.perf_counter() - started, 2)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1, sort_keys=False))
+    if progress is not None:
+        progress("done", 1.0)
+    return report
+
+
+def _pool_call_make(args: tuple[str, dict]) -> str:
+    return _make_dataset(*args)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+
+def config_from_args(args: argparse.Namespace) -> SanityConfig:
+    overrides = {
+        name: getattr(args, name)
+        for name in ("seeds", "n_train", "n_val", "epochs", "workers", "device", "ap_cutoff", "top_k")
+        if getattr(args, name, None) is not None
+    }
+    overrides["source"] = args.source
+    overrides["keep_data"] = bool(getattr(args, "keep_data", False))
+    if getattr(args, "no_usefulness", False):
+        overrides["usefulness"] = False
+    if getattr(args, "variants", None):
+        overrides["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
+    return SanityConfig.quick_config(**overrides) if args.quick else SanityConfig(**overrides)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sanity-check options, shared by `python -m tasks.engine sanity` and `manage.py sanity_check`."""
+    parser.add_argument("--source", default="digits",
+                        help="digit source: 'digits' (scikit-learn, offline) or 'idx:PATH' (MNIST IDX files)")
+    parser.add_argument("--seeds", type=int, default=None, help="training seeds per variant (default 3; quick 1)")
+    parser.add_argument("--quick", action="store_true", help="small configuration (about a minute on 2 cores)")
+    parser.add_argument("--n-train", dest="n_train", type=int, default=None, help="training images (default 20000)")
+    parser.add_argument("--n-val", dest="n_val", type=int, default=None, help="validation images (default 4000)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--variants", default=None, help=f"comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument("--no-usefulness", dest="no_usefulness", action="store_true",
+                        help="skip the usefulness experiment (digits 8 and 9 redundant)")
+    parser.add_argument("--ap-cutoff", dest="ap_cutoff", type=float, default=None,
+                        help="AP at or above which a unit counts as a digit detector (default 0.8)")
+    parser.add_argument("--top-k", dest="top_k", type=int, default=None, help="top images per unit")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: 2 on CPU, 1 on CUDA)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--keep-data", dest="keep_data", action="store_true", help="keep the training sets")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tasks.engine sanity [--source digits|idx:PATH] [--seeds 3] [--quick] [--out DIR] [--bench]`."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.engine sanity", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--out", default="var/sanity", help="output folder (default var/sanity)")
+    parser.add_argument("--bench", action="store_true",
+                        help="time the run and append the figures to OUT/bench.json (budget: full 20 min, quick 2 min)")
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        config.validate()
+    except (EngineError, TypeError) as exc:
+        parser.error(str(exc))
+    last = [""]
+
+    def show(stage: str, fraction: float) -> None:
+        if stage != last[0] or fraction >= 1.0:
+            print(f"[sanity] {stage}: {fraction:.0%}", file=sys.stderr, flush=True)
+        last[0] = stage
+
+    t0 = time.perf_counter()
+    try:
+        report = run_sanity(config, args.out, progress=show)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - t0
+    print(f"report: {Path(args.out) / 'report.html'}  ({seconds:.1f} s)")
+    for line in report.get("headline", []):
+        print("  " + line)
+    if args.bench:
+        budget = 120 if config.quick else 1200
+        record = {"quick": config.quick, "seconds": round(seconds, 1), "budget_s": budget,
+                  "within_budget": seconds <= budget, "timings": report["timings"], "cpus": os.cpu_count(),
+                  "device": report["device"], "workers": report["workers"], "runs": len(report["runs"]),
+                  "config": {f.name: getattr(config, f.name) for f in fields(config)}}
+        bench = Path(args.out) / "bench.json"
+        history = json.loads(bench.read_text()) if bench.is_file() else []
+        bench.write_text(json.dumps(history + [record], indent=1))
+        print(f"bench: {seconds:.1f} s of a {budget} s budget -> {'OK' if record['within_budget'] else 'OVER'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""One run of the sanity check: train MixtureNet, then measure every conv unit against the digits.
+
+Per unit and digit: precision@K, precision at recall, AP (alignment: how well the unit's
+ranking of validation images by spatial-max activation matches the digit's presence), IoU
+against the digit masks (from `dissect`), and the ablation effect (accuracy lost when the
+unit is zeroed) overall and on the classes that contain each digit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .capture import LayerCapture
+from .datasets import NETDISSECT_MEAN, NETDISSECT_STD, BrodenDataset
+
+# Images per forward batch when measuring (inference only, so larger than training's).
+_EVAL_BATCH = 256
+
+
+def normalised(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> the network's input, normalised as in training (NetDissect-Lite)."""
+    mean = torch.tensor(NETDISSECT_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(NETDISSECT_STD).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def unit_scores(model: torch.nn.Module, images: torch.Tensor, layers: list[str], device: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per layer float [N, U]: each image's spatial max per unit (the score top images rank by);
+    and the logits [N, classes] from the same forward pass."""
+    model.to(device).eval()
+    scores: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+    logits: list[np.ndarray] = []
+    with LayerCapture(model, layers, stop_early=False) as capture, torch.inference_mode():
+        for s in range(0, len(images), _EVAL_BATCH):
+            x = normalised(images[s : s + _EVAL_BATCH]).to(device)
+            out = model(x)
+            for name in layers:
+                scores[name].append(capture.outputs[name].amax(dim=(2, 3)).cpu().numpy())
+            logits.append(out.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in scores.items()}, np.concatenate(logits)
+
+
+def presence_of(val: BrodenDataset, val_dir: Path) -> tuple[np.ndarray, list[int]]:
+    """bool [N, 10] digit d visible in image n (from the masks), cached next to the dataset."""
+    digits = [int(c.name) for c in val.concepts]
+    cache = val_dir / "presence.npy"
+    if cache.is_file():
+        presence = np.load(cache)
+        if presence.shape == (len(val), len(digits)):
+            return presence, digits
+    presence = val.image_level_presence()
+    np.save(cache, presence)
+    return presence, digits
+
+
+def _digit_classes(class_names: list[str], digits: list[int]) -> dict[int, list[int]]:
+    """digit -> indices of the classes ("a+b") that contain it (empty for a redundant digit)."""
+    pairs = [tuple(int(p) for p in name.split("+")) for name in class_names]
+    return {d: [c for c, pair in enumerate(pairs) if d in pair] for d in digits}
+
+
+def measure_run(job: dict) -> dict:
+    """Train one network as `job` says and measure it; writes run.json in job['run_dir'] and returns it."""
+    from .dissect import DissectOptions, dissect
+    from .models import load_model
+    from .train import load_mixture_tensors, train_mixture
+    from .sanity_metrics import ablation_table, ranking_metrics
+
+    run_dir = Path(job["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out_root = Path(job["out_dir"])
+    device = job["device"]
+    layers = list(job["layers"])
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    checkpoint = run_dir / "model.pt"
+    train = train_mixture(
+        job["train_dir"], checkpoint, epochs=job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
+        width=job["width"], dropout=job["dropout"], seed=job["seed"], device=device, progress=False,
+    )
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    model = load_model("mixturenet", checkpoint)
+    val_dir = Path(job["val_dir"])
+    val = BrodenDataset(val_dir)
+    images, targets_t, class_names = load_mixture_tensors(val_dir)
+    targets = targets_t.numpy()
+    presence, digits = presence_of(val, val_dir)
+    scores, logits = unit_scores(model, images, layers, device)
+    predictions = logits.argmax(1)
+    accuracy = float((predictions == targets).mean())
+    timings["scores"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    options = DissectOptions(layers=layers, top_k=job["top_k"], batch_size=_EVAL_BATCH, device=device,
+                             progress_bar=False, image_format="png")
+    dissection = dissect(model, val, options, run_dir / "dissect")
+    timings["dissect"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    n_abl = job.get("ablation_images") or len(images)
+    ablation = ablation_table(model, normalised(images[:n_abl]), targets_t[:n_abl], layers,
+                              num_classes=len(class_names), device=device)
+    timings["ablation"] = time.perf_counter() - t
+
+    classes_of = _digit_classes(class_names, digits)
+    concept_index = {int(c.name): k for k, c in enumerate(val.concepts)}
+    result_layers = {}
+    for name in layers:
+        metrics = ranking_metrics(scores[name], presence, ks=job["ks"], recalls=job["recalls"])
+        lr = dissection.layers[name]
+        abl = ablation[name]
+        units = []
+        for u in range(scores[name].shape[1]):
+            ap = metrics["ap"][u]
+            best = int(np.argmax(ap))
+            by_digit = {}
+            for k, d in enumerate(digits):
+                by_digit[str(d)] = _class_group_drop(abl, u, classes_of[d])
+            units.append({
+                "unit": u,
+                "best_digit": digits[best],
+                "best_ap": float(ap[best]),
+                "detector": bool(ap[best] >= job["ap_cutoff"]),
+                "ap": [float(v) for v in ap],
+                "precision_at_k": {str(K): [float(v) for v in metrics["precision_at_k"][K][u]] for K in job["ks"]},
+                "precision_at_recall": {str(r): [float(v) for v in metrics["precision_at_recall"][r][u]] for r in job["recalls"]},
+                "iou": [float(lr.iou[u, concept_index[d]]) if lr.iou is not None else 0.0 for d in digits],
+                "iou_label": lr.labels[u].label if lr.labels else "",
+                "iou_score": float(lr.labels[u].score) if lr.labels else 0.0,
+                "ablation": float(abl["overall_drop"][u]),
+                "ablation_own_digit": by_digit[str(digits[best])],
+                "ablation_by_digit": by_digit,
+                "threshold": float(lr.thresholds[u]),
+                "max_activation": float(lr.topk_scores[u, 0]),
+                "top_images": [int(i) for i in lr.topk_indices[u]],
+                "top_image_names": [val.image_name(int(i)) for i in lr.topk_indices[u]],
+                "top_scores": [float(v) for v in lr.topk_scores[u]],
+                "exemplars": [_rel(run_dir / "dissect" / p, out_root) for p in lr.exemplars.get(u, [])],
+                "plain": [_rel(run_dir / "dissect" / p, out_root) for p in lr.plain.get(u, [])],
+                "strip": _rel(run_dir / "dissect" / lr.strips[u], out_root) if u in lr.strips else "",
+            })
+        result_layers[name] = {"num_units": len(units), "units": units, "summary_line": lr.summary.get("line", "")}
+
+    run = {
+        "id": job["id"], "experiment": job["experiment"], "variant": job["variant"], "seed": job["seed"],
+        "width": job["width"], "dropout": job["dropout"],
+        "checkpoint": _rel(checkpoint, out_root), "val_dir": _rel(val_dir, out_root),
+        "train_dir": _rel(Path(job["train_dir"]), out_root),
+        "dissect_dir": _rel(run_dir / "dissect", out_root),
+        "n_train": train["n_train"], "n_val": len(images), "n_ablation": int(n_abl),
+        "num_classes": len(class_names), "digits": digits,
+        "effective_digits": sorted({d for d, cs in classes_of.items() if cs}),
+        "train_accuracy": train["train_acc"], "val_accuracy": accuracy,
+        "baseline_ablation_accuracy": float(ablation["_accuracy"]),
+        "digit_frequency": [float(v) for v in presence.mean(0)],
+        "layers": result_layers,
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+    }
+    (run_dir / "run.json").write_text(json.dumps(run, indent=1))
+    return run
+
+
+def _class_group_drop(abl: dict, unit: int, classes: list[int]) -> float | None:
+    """Accuracy lost by zeroing `unit`, over the validation images whose class is in `classes`."""
+    if not classes:
+        return None
+    counts = abl["class_counts"][classes]
+    if counts.sum() == 0:
+        return None
+    base = (abl["class_correct_base"][classes]).sum() / counts.sum()
+    ablated = (abl["class_correct"][unit, classes]).sum() / counts.sum()
+    return float(base - ablated)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,183 @@
+"""Report text: one list of blocks (heading, paragraph, table, image) rendered as Markdown or HTML."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+
+from .sanity_summary import SEED_ACCURACY, SEED_BEST_UNIT
+
+Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", header, rows) | ("img", path, alt)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _f(v, digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _ms(s: dict, pct: bool = False, digits: int = 3) -> str:
+    if s is None or s.get("mean") is None:
+        return "n/a"
+    if pct:
+        return f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f}"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def blocks(report: dict) -> Iterator[Block]:
+    cfg, setting = report["config"], report["setting"]
+    cut = report["ap_cutoff"]
+    yield ("h", 1, report["title"])
+    yield ("p", f"Digit source: {report['source_text']} (`--source {report['source']}`)."
+                + (" Quick configuration: small data, one seed; figures are indicative only." if cfg.get("quick") else ""))
+    yield ("h", 2, "Setting")
+    yield ("table", ["", "ours", "seed paper"], [
+        ["classes (unordered pairs of different digits)", str(setting["classes"]), "45"],
+        ["training images", f"{setting['n_train']:,}", "20,000"],
+        ["validation images", f"{setting['n_val']:,} ({setting['val_note']})", "-"],
+        ["conv units (conv1/conv2/conv3)", "/".join(str(n) for n in setting["layers"].values()), "10/20/10"],
+        ["network", setting["network"], "conv 10/20/10, GAP, softmax"],
+        ["training", f"{setting['epochs']} epochs, Adam, cosine decay; canvas {setting['canvas']} px, digits {setting['digit_size']} px", "-"],
+        ["baseline validation accuracy", _ms(report["variants"].get("baseline", {}).get("accuracy"), pct=True),
+         _pct(SEED_ACCURACY)],
+    ])
+    yield ("p", f"Unit scores: {setting['score']}. A unit is a *detector* of digit d when its average precision "
+                f"(AP, the alignment score) for d is at least {cut} (a random ranking gives AP ≈ the digit's "
+                f"frequency, about 0.2). Ablation effect = validation accuracy lost when the unit's activation is zeroed. "
+                f"Spreads are the standard deviation over seeds.")
+
+    yield ("h", 2, "Best unit per digit")
+    yield ("p", f"Reference network: run `{report['reference_run']}`. The first row is the seed's published conv3 unit for digit 0.")
+    best = report["best_units"]
+    ks = list(SEED_BEST_UNIT["precision_at_k"])
+    rs = list(SEED_BEST_UNIT["precision_at_recall"])
+    header = ["unit", "digit"] + [f"P@{k}" for k in ks] + [f"P@R={r}" for r in rs] + ["AP", "IoU", "ablation", "ablation (classes with digit)"]
+    rows = [["seed paper: conv3", "0"] + [_f(SEED_BEST_UNIT["precision_at_k"][k]) for k in ks]
+            + [_f(SEED_BEST_UNIT["precision_at_recall"][r]) for r in rs] + ["", "", "", ""]]
+    for r in best:
+        rows.append([f"{r['layer']} u{r['unit']}", str(r["digit"])]
+                    + [_f(r["precision_at_k"].get(k)) for k in ks] + [_f(r["precision_at_recall"].get(x)) for x in rs]
+                    + [_f(r["ap"], 3), _f(r["iou"], 3), _pct(r["ablation"]), _pct(r["ablation_on_digit_classes"])])
+    yield ("table", header, rows)
+    for key, alt in (("top_images_best", "Top activated images of the best unit per digit"),
+                     ("precision_at_k", "Precision@K of the best units"),
+                     ("precision_at_recall", "Precision at recall of the best units")):
+        if key in report.get("plots", {}):
+            yield ("img", report["plots"][key], alt)
+
+    yield ("h", 2, "Variants")
+    yield ("p", f"Each variant trained with {cfg['seeds']} seed(s) (the seed sets the training data draw, the "
+                f"initial weights and the batch order; variants of one seed share the same data). Dropout p = {cfg['dropout']} "
+                f"on conv3's pooled units; wide = conv3 with {cfg['wide']:g} x 10 units. Detector cut-off: AP >= {cut}.")
+    header = ["variant", "conv3 units", "accuracy", "digits with a detector (any layer)", "digits with a conv3 detector",
+              "conv3 detector units", "mean best conv3 AP", "largest conv3 ablation", "largest ablation (any layer)"]
+    rows = []
+    for v in report["variants"].values():
+        rows.append([v["title"], str(v["conv3_units"]), _ms(v["accuracy"], pct=True),
+                     _ms(v["digits_with_detector"], digits=1), _ms(v["digits_with_detector_focus"], digits=1),
+                     _ms(v["detector_units_focus"], digits=1), _ms(v["mean_best_ap_focus"]),
+                     _ms(v["max_ablation_focus"], pct=True), _ms(v["max_ablation_any"], pct=True)])
+    yield ("table", header, rows)
+    for key in ("variants_accuracy", "variants_digits_with_detector", "variants_detector_units_focus",
+                "variants_mean_best_ap_focus", "variants_max_ablation_focus"):
+        if key in report.get("plots", {}):
+            yield ("img", report["plots"][key], key.replace("_", " "))
+
+    yield ("h", 2, "The seed's claims, one by one")
+    yield ("table", ["claim", "ours", "verdict", "how judged"],
+           [[c["claim"], c["ours"], c["verdict"].upper(), c["note"]] for c in report["claims"]])
+
+    useful = report.get("usefulness")
+    if useful:
+        yield ("h", 2, "Usefulness: redundant digits")
+        red = "+".join(map(str, useful["redundant"]))
+        yield ("p", f"Digits {red} are shown at random in pictures of every class, so they carry no information "
+                    f"about the class; {useful['classes']} classes over digits {min(useful['effective_digits'])}-"
+                    f"{max(useful['effective_digits'])}. Accuracy {_ms(useful['accuracy'], pct=True)}.")
+        yield ("ul", useful["answer"])
+        rows = [[d, "yes" if p["redundant"] else "", _ms(p["best_ap"]), _ms(p["detector_units"], digits=1),
+                 _ms(p["baseline_best_ap"]), _ms(p["best_unit_ablation"], pct=True), _pct(p["frequency"]["mean"])]
+                for d, p in useful["per_digit"].items()]
+        yield ("table", ["digit", "redundant", "best conv3 AP", f"conv3 units with AP >= {cut}",
+                         "best conv3 AP in the baseline", "ablation of that unit", "images showing it"], rows)
+        if "usefulness" in report.get("plots", {}):
+            yield ("img", report["plots"]["usefulness"], "Best AP per digit, redundant vs baseline")
+
+    reference = next((r for r in report["runs"] if r["id"] == report["reference_run"]), None)
+    if reference:
+        yield ("h", 2, f"Every unit of the reference network ({reference['id']})")
+        yield ("p", "Each unit's row is for its best digit (largest AP); report.json holds every unit x digit figure "
+                    "for every run.")
+        for name, layer in reference["layers"].items():
+            yield ("h", 3, f"{name}: {layer['summary_line']}")
+            rows = []
+            for u in layer["units"]:
+                d = str(u["best_digit"])
+                k = reference["digits"].index(u["best_digit"])
+                rows.append([str(u["unit"]), d, _f(u["best_ap"], 3)] + [_f(u["precision_at_k"][x][k]) for x in ks]
+                            + [_f(u["precision_at_recall"][x][k]) for x in rs]
+                            + [_f(u["iou"][k], 3), _pct(u["ablation"]), _pct(u["ablation_own_digit"]),
+                               "yes" if u["detector"] else ""])
+            yield ("table", ["unit", "digit", "AP"] + [f"P@{x}" for x in ks] + [f"P@R={x}" for x in rs]
+                   + ["IoU", "ablation", "ablation (classes with digit)", "detector"], rows)
+            if f"top_images_{name}" in report.get("plots", {}):
+                yield ("img", report["plots"][f"top_images_{name}"], f"{name} top images")
+
+    yield ("h", 2, "Runs")
+    yield ("table", ["run", "experiment", "variant", "seed", "val accuracy", "train accuracy (last epoch)", "seconds"],
+           [[r["id"], r["experiment"], r["variant"], str(r["seed"]), _pct(r["val_accuracy"]), _pct(r["train_accuracy"]),
+             f"{sum(r['timings'].values()):.0f}"] for r in report["runs"]])
+    t = report.get("timings", {})
+    yield ("p", "Timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items())
+                + f"; device {report.get('device')}, {report.get('workers')} worker process(es).")
+
+
+# -- renderers ------------------------------------------------------------------------------------
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: dict) -> str:
+    out: list[str] = []
+    for b in blocks(report):
+        if b[0] == "h":
+            out.append("#" * b[1] + " " + b[2])
+        elif b[0] == "p":
+            out.append(b[1])
+        elif b[0] == "ul":
+            out.append("\n".join(f"- {item}" for item in b[1]))
+        elif b[0] == "table":
+            out.append("| " + " | ".join(_md_cell(h) for h in b[1]) + " |")
+            out.append("|" + "---|" * len(b[1]))
+            out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b[2])
+        elif b[0] == "img":
+            out.append(f"![{b[2]}]({b[1]})")
+        out.append("")
+    return "\n".join(out)
+
+
+def to_html(report: dict) -> str:
+    e = html.escape
+    out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+           f"<title>{e(report['title'])}</title><style>body{{font:14px/1.4 system-ui,sans-serif;max-width:1200px;"
+           "margin:1em auto;padding:0 1em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
+           "padding:2px 6px;text-align:left}img{max-width:100%;display:block;margin:.5em 0}</style></head><body>"]
+    for b in blocks(report):
+        if b[0] == "h":
+            out.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
+        elif b[0] == "p":
+            out.append(f"<p>{e(b[1])}</p>")
+        elif b[0] == "ul":
+            out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b[1]) + "</ul>")
+        elif b[0] == "table":
+            out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in b[1]) + "</tr>")
+            out.extend("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in b[2])
+            out.append("</table>")
+        elif b[0] == "img":
+            out.append(f"<img src='{e(b[1])}' alt='{e(b[2])}'>")
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,192 @@
+"""Numbers of the sanity-check report: per-variant statistics over seeds, best units, claims.
+
+Everything here is computed from the runs' measurements (sanity_measure.measure_run); the
+only constants are the seed's published figures, which are shown next to ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+SEED_ACCURACY = 0.917
+SEED_BEST_UNIT = {
+    "layer": "conv3",
+    "digit": 0,
+    "precision_at_k": {"100": 1.00, "300": 1.00, "500": 1.00, "700": 0.99},
+    "precision_at_recall": {"0.25": 0.99, "0.5": 0.98, "0.75": 0.90},
+}
+ACCURACY_TOLERANCE = 0.03  # |ours - 91.7%| within this counts as agreeing
+PRECISION_TOLERANCE = 0.05  # per figure of the seed's digit-0 unit
+FOCUS_LAYER = "conv3"  # the layer the variants change; detectors and reliance are read here
+
+
+def stat(values: Sequence[float | None]) -> dict:
+    """Mean and spread over seeds (sample std; 0 for one seed); None values are left out."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0, "values": []}
+    arr = np.asarray(vals)
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": len(vals),
+        "values": vals,
+    }
+
+
+# -- per run ---------------------------------------------------------------------------------------
+
+
+def run_figures(run: dict, ap_cutoff: float, layer: str = FOCUS_LAYER) -> dict:
+    """The figures one network contributes to its variant's statistics."""
+    digits = run["digits"]
+    all_units = [u for L in run["layers"].values() for u in L["units"]]
+    focus = run["layers"][layer]["units"]
+    best_ap_focus = np.max(np.asarray([u["ap"] for u in focus]), axis=0)  # [digits]
+    effective = [digits.index(d) for d in run["effective_digits"]]
+    return {
+        "accuracy": run["val_accuracy"],
+        "digits_with_detector": sum(
+            1 for k in range(len(digits)) if any(u["ap"][k] >= ap_cutoff for u in all_units)
+        ),
+        "digits_with_detector_focus": int(np.sum(best_ap_focus >= ap_cutoff)),
+        "detector_units": sum(1 for u in all_units if u["best_ap"] >= ap_cutoff),
+        "detector_units_focus": sum(1 for u in focus if u["best_ap"] >= ap_cutoff),
+        "detector_fraction_focus": sum(1 for u in focus if u["best_ap"] >= ap_cutoff) / max(1, len(focus)),
+        "mean_best_ap_focus": float(best_ap_focus[effective].mean()),
+        "max_ablation_focus": max(u["ablation"] for u in focus),
+        "max_ablation_any": max(u["ablation"] for u in all_units),
+        "mean_ablation_focus": float(np.mean([u["ablation"] for u in focus])),
+        "best_ap_by_digit_focus": [float(v) for v in best_ap_focus],
+    }
+
+
+def best_units(run: dict) -> list[dict]:
+    """Per digit, the unit (any conv layer) with the largest AP for it, laid out like the seed's table."""
+    rows = []
+    for k, d in enumerate(run["digits"]):
+        layer, unit = max(
+            ((name, u) for name, L in run["layers"].items() for u in L["units"]),
+            key=lambda item: (item[1]["ap"][k], item[0]),
+        )
+        rows.append({
+            "digit": d,
+            "layer": layer,
+            "unit": unit["unit"],
+            "ap": unit["ap"][k],
+            "iou": unit["iou"][k],
+            "precision_at_k": {K: v[k] for K, v in unit["precision_at_k"].items()},
+            "precision_at_recall": {r: v[k] for r, v in unit["precision_at_recall"].items()},
+            "ablation": unit["ablation"],
+            "ablation_on_digit_classes": unit["ablation_by_digit"].get(str(d)),
+            "is_best_digit_of_unit": unit["best_digit"] == d,
+            "strip": unit["strip"],
+            "exemplars": unit["exemplars"],
+        })
+    return rows
+
+
+# -- claims ------------------------------------------------------------------------------------------
+
+
+def _compare(a: dict, b: dict, *, higher_is: str, min_gap: float) -> tuple[str, float | None]:
+    """'a above b' / 'a below b' / 'no clear difference', judged against the seeds' spread."""
+    if a["mean"] is None or b["mean"] is None:
+        return "not measured", None
+    diff = a["mean"] - b["mean"]
+    noise = max(a["std"] or 0.0, b["std"] or 0.0, min_gap)
+    if abs(diff) <= noise:
+        return "no clear difference", diff
+    return ("higher" if diff > 0 else "lower"), diff
+
+
+def _fmt(s: dict, pct: bool = False, digits: int = 3) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    if pct:
+        return f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f}"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def check_claims(variants: dict[str, dict], reference_best: list[dict] | None, seeds_best0: list[dict], ap_cutoff: float) -> list[dict]:
+    """The seed's claims, one by one, with our numbers and a plain verdict."""
+    claims: list[dict] = []
+    base = variants.get("baseline")
+    if base:
+        acc = base["accuracy"]
+        gap = acc["mean"] - SEED_ACCURACY
+        claims.append({
+            "claim": "MixtureNet (10/20/10 conv units, GAP, softmax over 45 classes) reaches 91.7% validation accuracy.",
+            "ours": f"baseline {_fmt(acc, pct=True)} over {acc['n']} seed(s) ({100 * gap:+.1f} points).",
+            "verdict": "agrees" if abs(gap) <= ACCURACY_TOLERANCE else "disagrees",
+            "note": f"agreement means within {100 * ACCURACY_TOLERANCE:.0f} points of 91.7%.",
+        })
+    if seeds_best0:
+        fig = {"precision_at_k": {}, "precision_at_recall": {}}
+        close = True
+        for group in ("precision_at_k", "precision_at_recall"):
+            for key, seed_value in SEED_BEST_UNIT[group].items():
+                ours = stat([row[group].get(key) for row in seeds_best0])
+                fig[group][key] = ours["mean"]
+                close &= ours["mean"] is not None and abs(ours["mean"] - seed_value) <= PRECISION_TOLERANCE
+        detector = all(row["ap"] >= ap_cutoff for row in seeds_best0)
+        layers = sorted({row["layer"] for row in seeds_best0})
+        pk = ", ".join(f"@{k}={v:.2f}" for k, v in fig["precision_at_k"].items() if v is not None)
+        pr = ", ".join(f"r{k}={v:.2f}" for k, v in fig["precision_at_recall"].items() if v is not None)
+        claims.append({
+            "claim": "A conv3 unit detects digit 0: precision@100/300/500/700 = 1.00/1.00/1.00/0.99; "
+                     "precision at recall 0.25/0.5/0.75 = 0.99/0.98/0.90.",
+            "ours": f"best unit for 0 (layer {'/'.join(layers)}), mean over seeds: precision{pk}; precision at recall {pr}.",
+            "verdict": "agrees" if close and detector else ("partly agrees" if detector else "disagrees"),
+            "note": f"agrees: every figure within {PRECISION_TOLERANCE:.2f}; partly: a detector (AP >= {ap_cutoff}) "
+                    "exists in every seed but some figures are further off.",
+        })
+    wide = variants.get("wide")
+    if base and wide:
+        verdict, diff = _compare(wide["mean_best_ap_focus"], base["mean_best_ap_focus"], higher_is="better", min_gap=0.01)
+        d_verdict, _ = _compare(wide["digits_with_detector_focus"], base["digits_with_detector_focus"], higher_is="better", min_gap=0.5)
+        agrees = verdict == "higher" and d_verdict != "lower"
+        claims.append({
+            "claim": "Tripling conv3's width gives better disentanglement.",
+            "ours": f"mean best AP per digit in conv3: wide {_fmt(wide['mean_best_ap_focus'])} vs baseline "
+                    f"{_fmt(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
+                    f"{_fmt(wide['digits_with_detector_focus'], digits=1)} vs {_fmt(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
+            "verdict": "agrees" if agrees else ("inconclusive" if verdict == "no clear difference" else "disagrees"),
+            "note": "a difference counts only when larger than the seeds' spread (std) and 0.01 AP / 0.5 digits.",
+        })
+        verdict, _ = _compare(wide["max_ablation_focus"], base["max_ablation_focus"], higher_is="worse", min_gap=0.005)
+        claims.append({
+            "claim": "Tripling conv3's width gives less reliance on single units.",
+            "ours": f"largest accuracy loss from zeroing one conv3 unit: wide {_fmt(wide['max_ablation_focus'], pct=True)} "
+                    f"vs baseline {_fmt(base['max_ablation_focus'], pct=True)} ({verdict}).",
+            "verdict": {"lower": "agrees", "higher": "disagrees"}.get(verdict, "inconclusive"),
+            "note": "a difference counts only when larger than the seeds' spread and 0.5 points.",
+        })
+    for with_drop, without in (("dropout", "baseline"), ("wide_dropout", "wide")):
+        a, b = variants.get(with_drop), variants.get(without)
+        if not (a and b):
+            continue
+        parts, changed = [], []
+        for key, label, gap in (
+            ("mean_best_ap_focus", "mean best AP per digit", 0.01),
+            ("detector_units_focus", "conv3 detector units", 0.5),
+            ("max_ablation_focus", "largest single-unit ablation", 0.005),
+            ("accuracy", "accuracy", 0.005),
+        ):
+            verdict, _ = _compare(a[key], b[key], higher_is="", min_gap=gap)
+            pct = key in ("max_ablation_focus", "accuracy")
+            parts.append(f"{label}: {_fmt(a[key], pct=pct)} vs {_fmt(b[key], pct=pct)} ({verdict})")
+            if verdict in ("higher", "lower"):
+                changed.append(f"{label} {verdict}")
+        claims.append({
+            "claim": f"Dropout on conv3 changes how units act as digit detectors ({with_drop} vs {without}).",
+            "ours": "; ".join(parts) + ".",
+            "verdict": "agrees" if changed else "inconclusive",
+            "note": ("with dropout: " + ", ".join(changed)) if changed else
+                    "no figure moved beyond the seeds' spread; the seed gives no direction to test against.",
+        })
+    return claims
