@@ -1,0 +1,152 @@
+"""The annotator's pages end to end through Django's test client: home, form, submit, return, skip."""
+import re
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_user
+from units.crowd.models import Annotation, Assignment, Skip
+from units.crowd.selectors import hit_exemplars
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def annie(client, annotator):
+    client.force_login(annotator)
+    return client
+
+
+def start(client):
+    response = client.post(reverse("crowd:next"))
+    assert response.status_code == 302
+    return response
+
+
+def test_start_working_opens_the_form_of_the_claimed_assignment(annie, annotator, hits):
+    response = start(annie)
+    a = Assignment.objects.get(worker=annotator)
+    assert response["Location"] == reverse("crowd:work", args=[a.pk])
+    page = annie.get(response["Location"]).content.decode()
+    assert page.count('name="non_fitting"') == 6
+    assert 'id="answer-form"' in page and "crowd/label.js" in page
+    for ex in hit_exemplars(a.hit):
+        assert ex.picture_url in page
+
+
+def test_the_plain_view_shows_the_unhighlighted_images(annie, annotator, hits):
+    start(annie)
+    a = Assignment.objects.get(worker=annotator)
+    a.hit.unit.exemplars.update(plain="plain.png")
+    page = annie.get(reverse("crowd:work", args=[a.pk]) + "?view=plain").content.decode()
+    assert page.count('src="/media/plain.png"') == 6
+
+
+def test_submitting_the_form_stores_the_answer_and_opens_the_next_hit(annie, annotator, hits):
+    start(annie)
+    a = Assignment.objects.get(worker=annotator)
+    marked = hit_exemplars(a.hit)[1].pk
+    response = annie.post(reverse("crowd:work", args=[a.pk]), {
+        "word": "seven", "category": "object", "non_fitting": [marked], "confidence": "4", "description": "sevens",
+    })
+    annotation = Annotation.objects.get(assignment=a)
+    assert (annotation.word, annotation.category, annotation.confidence) == ("seven", "object", 4)
+    assert list(annotation.non_fitting.values_list("pk", flat=True)) == [marked]
+    nxt = Assignment.objects.get(worker=annotator, status="accepted")
+    assert response["Location"] == reverse("crowd:work", args=[nxt.pk])
+
+
+def test_an_invalid_form_shows_the_errors_and_keeps_the_marks(annie, annotator, hits):
+    start(annie)
+    a = Assignment.objects.get(worker=annotator)
+    marked = hit_exemplars(a.hit)[2].pk
+    response = annie.post(reverse("crowd:work", args=[a.pk]), {"word": "", "non_fitting": [marked], "confidence": "3"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Choose a category" in page
+    assert re.search(rf'value="{marked}"\s+checked', page)
+    assert not Annotation.objects.exists()
+
+
+def test_a_foreign_image_id_in_the_form_is_refused(annie, annotator, hits):
+    start(annie)
+    a = Assignment.objects.get(worker=annotator)
+    response = annie.post(reverse("crowd:work", args=[a.pk]),
+                          {"word": "x", "category": "object", "non_fitting": ["99999"], "confidence": "3"})
+    assert "not part of this HIT" in response.content.decode()
+    assert not Annotation.objects.exists()
+
+
+def test_another_annotators_assignment_page_is_forbidden(client, annotator, other_annotator, hits):
+    client.force_login(annotator)
+    start(client)
+    a = Assignment.objects.get(worker=annotator)
+    client.force_login(other_annotator)
+    assert client.get(reverse("crowd:work", args=[a.pk])).status_code == 403
+    assert client.post(reverse("crowd:work", args=[a.pk]), {"word": "x", "category": "object"}).status_code == 403
+    assert not Annotation.objects.exists()
+
+
+def test_return_and_skip_buttons(annie, annotator, hits):
+    start(annie)
+    a = Assignment.objects.get(worker=annotator)
+    annie.post(reverse("crowd:return", args=[a.pk]))
+    a.refresh_from_db()
+    assert a.status == "returned"
+    start(annie)
+    b = Assignment.objects.get(worker=annotator, status="accepted")
+    response = annie.post(reverse("crowd:skip", args=[b.pk]))
+    assert Skip.objects.filter(worker=annotator, hit=b.hit).exists()
+    c = Assignment.objects.get(worker=annotator, status="accepted")
+    assert response["Location"] == reverse("crowd:work", args=[c.pk])
+
+
+def test_home_shows_counts_and_the_start_button(annie, annotator, hits):
+    page = annie.get(reverse("crowd:home")).content.decode()
+    assert 'id="start-working"' in page
+    assert re.search(r'id="count-submitted">0<', page)
+
+
+def test_an_unqualified_annotator_is_sent_to_the_qualification_and_told_when_there_is_no_gold(client, hits):
+    client.force_login(make_user())
+    page = client.get(reverse("crowd:home")).content.decode()
+    assert 'id="start-working"' not in page
+    assert "no gold units yet" in page
+    response = client.post(reverse("crowd:next"), follow=True)
+    assert "qualification" in response.content.decode()
+    assert "no gold units yet" in client.get(reverse("crowd:qualification")).content.decode()
+
+
+def test_the_qualification_page_grades_the_test(client, job, hits):
+    from units.models import Unit
+
+    for unit in Unit.objects.filter(layer__job=job):
+        unit.is_gold, unit.gold_word, unit.gold_category = True, str(unit.index), "object"
+        unit.save()
+    user = make_user()
+    client.force_login(user)
+    page = client.get(reverse("crowd:qualification")).content.decode()
+    ids = [int(x) for x in re.findall(r'name="word_(\d+)"', page)]
+    assert ids
+    data = {}
+    for uid in ids:
+        data[f"word_{uid}"] = str(Unit.objects.get(pk=uid).index)
+        data[f"category_{uid}"] = "object"
+    response = client.post(reverse("crowd:qualification"), data, follow=True)
+    assert "You passed" in response.content.decode()
+    assert 'id="start-working"' in response.content.decode()
+
+
+def test_the_instructions_page_has_worked_examples(annie):
+    page = annie.get(reverse("crowd:instructions")).content.decode()
+    assert "Worked examples" in page and "no clear concept" in page
+
+
+def test_login_logout_and_password_change(client, annotator):
+    assert client.post(reverse("login"), {"username": "annie", "password": PASSWORD}).status_code == 302
+    response = client.post(reverse("password_change"), {
+        "old_password": PASSWORD, "new_password1": "a-new-long-secret-42", "new_password2": "a-new-long-secret-42"})
+    assert response["Location"] == reverse("password_change_done")
+    client.post(reverse("logout"))
+    assert client.get(reverse("crowd:home")).status_code == 302
+    assert client.login(username="annie", password="a-new-long-secret-42")

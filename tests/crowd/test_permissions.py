@@ -1,0 +1,77 @@
+"""Who reaches what: anonymous, the annotator, another annotator, a requester and an admin,
+against every crowd page and API endpoint."""
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from units.crowd.services import assignment_claim
+
+pytestmark = pytest.mark.django_db
+
+PERSONAS = ["anonymous", "annotator", "other", "requester", "admin"]
+LOGIN = "login"  # a redirect to the sign-in page
+
+# (method, url template, expected status per persona in PERSONAS order); {a} = the annotator's assignment id
+PAGES = [
+    ("get", "/crowd/", [LOGIN, 200, 200, 200, 200]),
+    ("get", "/crowd/instructions/", [LOGIN, 200, 200, 200, 200]),
+    ("get", "/crowd/qualification/", [LOGIN, 200, 200, 200, 200]),
+    ("get", "/crowd/assignments/{a}/", [LOGIN, 200, 403, 403, 403]),
+    ("post", "/crowd/assignments/{a}/return/", [LOGIN, 302, 403, 403, 403]),
+    ("post", "/crowd/assignments/{a}/skip/", [LOGIN, 302, 403, 403, 403]),
+    ("post", "/crowd/next/", [LOGIN, 302, 302, 302, 302]),
+    ("get", "/crowd/review/", [LOGIN, 403, 403, 200, 200]),
+    ("get", "/crowd/review/hits/{h}/", [LOGIN, 403, 403, 200, 200]),
+    ("post", "/crowd/review/decide/", [LOGIN, 403, 403, 302, 302]),
+    ("get", "/crowd/review/annotators/", [LOGIN, 403, 403, 200, 200]),
+    ("post", "/crowd/review/annotators/{u}/", [LOGIN, 403, 403, 302, 302]),
+    ("get", "/crowd/review/settings/", [LOGIN, 403, 403, 200, 200]),
+    ("post", "/crowd/review/settings/invites/", [LOGIN, 403, 403, 302, 302]),
+    ("get", "/crowd/review/gold/", [LOGIN, 403, 403, 200, 200]),
+    ("get", "/accounts/signup/", [200, 302, 302, 302, 302]),
+    ("get", "/accounts/password_change/", [LOGIN, 200, 200, 200, 200]),
+]
+API = [
+    ("/api/assignments/next/", [401, 201, 201, 403, 403]),  # requester/admin are not qualified annotators
+    ("/api/assignments/{a}/submit/", [401, 200, 403, 403, 403]),
+    ("/api/assignments/{a}/return/", [401, 200, 403, 403, 403]),
+    ("/api/assignments/{a}/skip/", [401, 200, 403, 403, 403]),
+]
+
+
+@pytest.fixture
+def world(annotator, other_annotator, requester, admin, hits):
+    assignment = assignment_claim(worker=annotator)
+    users = {"anonymous": None, "annotator": annotator, "other": other_annotator, "requester": requester,
+             "admin": admin}
+    return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk}
+
+
+@pytest.mark.parametrize("method, url, expected", PAGES, ids=[f"{m} {u}" for m, u, _ in PAGES])
+@pytest.mark.parametrize("persona_index", range(len(PERSONAS)), ids=PERSONAS)
+def test_pages(world, method, url, expected, persona_index):
+    persona = PERSONAS[persona_index]
+    client = Client()
+    if world["users"][persona] is not None:
+        client.force_login(world["users"][persona])
+    data = {"action": "qualify"} if "annotators" in url else {}
+    response = getattr(client, method)(url.format(**world), data)
+    want = expected[persona_index]
+    if want == LOGIN:
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), persona
+    else:
+        assert response.status_code == want, f"{persona} {method} {url}: {response.status_code}"
+        if want == 302:
+            assert not response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("url, expected", API, ids=[u for u, _ in API])
+@pytest.mark.parametrize("persona_index", range(len(PERSONAS)), ids=PERSONAS)
+def test_api(world, url, expected, persona_index):
+    persona = PERSONAS[persona_index]
+    client = APIClient()
+    if world["users"][persona] is not None:
+        client.force_authenticate(world["users"][persona])
+    body = {"word": "seven", "category": "object"} if url.endswith("submit/") else {}
+    response = client.post(url.format(**world), body, format="json")
+    assert response.status_code == expected[persona_index], f"{persona} {url}: {response.content[:200]}"
