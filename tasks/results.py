@@ -51,3 +51,12 @@ def run_export(export_id: int) -> None:
     from units.results.services import export_run
 
     export_run(export_id=export_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+def aggregate_batch(batch_id: int) -> int | None:
+    from units.crowd.models import HitBatch
+    from units.results.services import aggregation_run_batch
+
+    batch = HitBatch.objects.filter(pk=batch_id).first()
+    return aggregation_run_batch(batch=batch).pk if batch else None
