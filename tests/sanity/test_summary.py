@@ -1,0 +1,95 @@
+"""The report's statistics and the seed's claims, from hand-made runs with known figures."""
+import math
+
+import pytest
+
+from tasks.engine.sanity_render import to_html, to_markdown
+from tasks.engine.sanity_report import summarise
+from tasks.engine.sanity_summary import best_units, run_figures, stat
+from tests.sanity.runs import make_run, one_hot_aps
+
+CONFIG = {"variants": ["baseline", "dropout", "wide", "wide_dropout"], "ap_cutoff": 0.8, "source": "digits",
+          "n_train": 100, "n_val": 100, "epochs": 1, "canvas": 32, "digit_size": 14, "dropout": 0.5, "wide": 3.0,
+          "seeds": 2, "quick": False}
+
+
+def test_stat_gives_mean_and_sample_std_over_seeds():
+    s = stat([0.9, 0.8, None])
+    assert s["mean"] == pytest.approx(0.85)
+    assert s["std"] == pytest.approx(math.sqrt(((0.05) ** 2 * 2) / 1))
+    assert s["n"] == 2 and stat([0.5])["std"] == 0.0 and stat([])["mean"] is None
+
+
+def test_run_figures_count_detectors_at_the_cutoff_and_read_reliance_from_conv3():
+    aps = one_hot_aps([0, 1, 2], strong=0.9) + [[0.8 if k == 3 else 0.1 for k in range(10)], [0.79] + [0.1] * 9]
+    run = make_run("baseline", 0, accuracy=0.9, conv3_aps=aps, ablations=[0.05, 0.2, 0.01, 0.0, 0.03])
+    f = run_figures(run, ap_cutoff=0.8)
+    assert f["detector_units_focus"] == 4  # AP 0.8 counts (at the cut-off), 0.79 does not
+    assert f["digits_with_detector"] == 4
+    assert f["max_ablation_focus"] == pytest.approx(0.2)
+    # best conv3 AP per digit: 0.9, 0.9, 0.9, 0.8, then 0.2 (one-hot units' weak value) for 4..9
+    assert f["mean_best_ap_focus"] == pytest.approx((0.9 * 3 + 0.8 + 0.2 * 6) / 10)
+
+
+def test_best_units_pick_the_largest_ap_per_digit_across_layers():
+    run = make_run("baseline", 0, accuracy=0.9, conv3_aps=one_hot_aps([0, 7], strong=0.95))
+    rows = {r["digit"]: r for r in best_units(run)}
+    assert rows[0]["layer"] == "conv3" and rows[0]["unit"] == 0 and rows[0]["ap"] == 0.95
+    assert rows[7]["unit"] == 1
+    assert rows[0]["precision_at_k"]["100"] == pytest.approx(1.0)  # min(1, 0.95 + 0.05)
+
+
+def _report(wide_strong: float, wide_ablation: float, base_strong: float = 0.85, drop_strong: float = 0.85):
+    runs = []
+    for seed in (0, 1):
+        jitter = 0.001 * seed
+        runs.append(make_run("baseline", seed, accuracy=0.9 + jitter, conv3_aps=one_hot_aps(range(5), base_strong + jitter),
+                             ablations=[0.10 + jitter] * 5))
+        runs.append(make_run("dropout", seed, accuracy=0.8 + jitter, conv3_aps=one_hot_aps(range(5), drop_strong + jitter),
+                             ablations=[0.10 + jitter] * 5))
+        runs.append(make_run("wide", seed, accuracy=0.93 + jitter, conv3_aps=one_hot_aps(range(10), wide_strong + jitter),
+                             ablations=[wide_ablation + jitter] * 10))
+        runs.append(make_run("wide_dropout", seed, accuracy=0.92 + jitter, conv3_aps=one_hot_aps(range(10), wide_strong + jitter),
+                             ablations=[wide_ablation + jitter] * 10))
+    return summarise(config=CONFIG, runs=runs, data={})
+
+
+def _claim(report, start):
+    return next(c for c in report["claims"] if c["claim"].startswith(start))
+
+
+def test_wider_with_more_detectors_and_less_reliance_agrees_with_the_seed():
+    report = _report(wide_strong=0.95, wide_ablation=0.02)
+    assert _claim(report, "Tripling conv3's width gives better")["verdict"] == "agrees"
+    assert _claim(report, "Tripling conv3's width gives less")["verdict"] == "agrees"
+    assert report["variants"]["wide"]["digits_with_detector"]["mean"] == 10
+    assert report["variants"]["baseline"]["digits_with_detector"]["mean"] == 5
+
+
+def test_wider_with_more_reliance_on_one_unit_disagrees_and_says_so():
+    report = _report(wide_strong=0.95, wide_ablation=0.30)
+    assert _claim(report, "Tripling conv3's width gives less")["verdict"] == "disagrees"
+
+
+def test_accuracy_claim_follows_the_runs_accuracy():
+    report = _report(wide_strong=0.95, wide_ablation=0.02)
+    acc = _claim(report, "MixtureNet")
+    assert acc["verdict"] == "agrees"  # baseline 90.05% is within 3 points of 91.7%
+    assert "90.1%" in acc["ours"]
+    assert report["variants"]["baseline"]["accuracy"]["mean"] == pytest.approx(0.9005)
+
+
+def test_dropout_claim_reports_the_direction_of_each_change():
+    report = _report(wide_strong=0.95, wide_ablation=0.02, drop_strong=0.99)
+    claim = _claim(report, "Dropout on conv3 changes how units act as digit detectors (dropout vs baseline)")
+    assert claim["verdict"] == "agrees"
+    assert "mean best AP per digit higher" in claim["note"] and "accuracy lower" in claim["note"]
+
+
+def test_markdown_and_html_show_the_tables_and_escape_text():
+    report = _report(wide_strong=0.95, wide_ablation=0.02)
+    report["source_text"] = "<script>x</script>"
+    md, page = to_markdown(report), to_html(report)
+    assert "| seed paper: conv3 | 0 | 1.00 | 1.00 | 1.00 | 0.99 | 0.99 | 0.98 | 0.90 |" in md
+    assert "conv3 x3 wider + dropout" in md
+    assert "<script>x</script>" not in page and "&lt;script&gt;" in page
