@@ -34,7 +34,7 @@ class PublishReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.created} HIT(s) created" + (f" in batch {self.batch.pk}" if self.batch.pk else "") + "; skipped {self.skipped_existing} unit(s) "
+            f"{self.created} HIT(s) created" + (f" in batch {self.batch.pk}" if self.batch.pk else "") + f"; skipped {self.skipped_existing} unit(s) "
             f"that already had a HIT, {self.skipped_dead} dead unit(s), "
             f"{self.skipped_without_exemplars} without exemplars"
         )
