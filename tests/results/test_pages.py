@@ -1,0 +1,110 @@
+"""Results pages: who may see them, what they show, user text escaped, forms that change data."""
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from tests.factories import make_hits, make_job
+from tests.results.helpers import answer
+from units.results.models import ExportJob, SynonymEntry
+from units.results.services import aggregation_run_layer
+
+pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
+
+
+@pytest.fixture
+def world(annotator, other_annotator):
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=4)
+    hits = make_hits(job)
+    answer(hits[0], annotator, "<img src=x onerror=alert(1)>", "object", description="<script>alert('x')</script>")
+    answer(hits[0], other_annotator, "dog", "object", non_fitting=(2,))
+    layer = job.layer_set.get()
+    aggregation_run_layer(layer=layer, adapt=False)
+    return {"job": job, "layer": layer, "hits": hits}
+
+
+def pages(world):
+    return [
+        "/results/", f"/results/layers/{world['layer'].pk}/", "/results/annotators/",
+        f"/results/units/{world['hits'][0].unit_id}/", f"/results/datasets/{world['job'].dataset_id}/synonyms/",
+        "/results/exports/", "/results/imports/",
+    ]
+
+
+def login(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(world):
+    for url in pages(world):
+        response = Client().get(url)
+        assert response.status_code == 302 and "/accounts/login" in response["Location"], url
+
+
+def test_annotators_get_403_on_results_pages(world, annotator):
+    client = login(annotator)
+    for url in pages(world):
+        assert client.get(url).status_code == 403, url
+
+
+def test_requesters_and_admins_see_every_page(world, requester, admin):
+    for user in (requester, admin):
+        client = login(user)
+        for url in pages(world):
+            assert client.get(url).status_code == 200, url
+
+
+def test_the_layer_page_shows_the_summary_lines_and_charts(world, requester):
+    html = login(requester).get(f"/results/layers/{world['layer'].pk}/").content.decode()
+    assert "1/3 units covering 1 concepts with IoU &gt;= 0.04" in html  # IoU scores 0.02, 0.04, 0.06
+    assert "1/3 units covering 1 concepts</p>" in html  # the crowd named "dog" for unit 0 at precision 0.875
+    assert "<svg" in html
+
+
+def test_user_text_is_escaped_on_the_unit_page(world, requester):
+    html = login(requester).get(f"/results/units/{world['hits'][0].unit_id}/").content.decode()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "otto" in html and "dog" in html
+
+
+def test_the_annotators_table_counts_work(world, requester):
+    html = login(requester).get("/results/annotators/").content.decode()
+    assert "annie" in html and "60 s" in html
+
+
+def test_synonym_form_adds_and_removes_entries(world, requester):
+    client = login(requester)
+    url = f"/results/datasets/{world['job'].dataset_id}/synonyms/"
+    assert client.post(url, {"word": "Puppies", "target": "dog"}).status_code == 302
+    entry = SynonymEntry.objects.get()
+    assert entry.word == "puppy"
+    refused = client.post(url, {"word": "dog", "target": "dogs"})
+    assert refused.status_code == 200 and "no synonym is needed" in refused.content.decode()
+    assert client.post(f"/results/synonyms/{entry.pk}/delete/").status_code == 302
+    assert not SynonymEntry.objects.exists()
+
+
+def test_an_export_started_from_the_page_is_downloadable(world, requester, media_root, django_capture_on_commit_callbacks):
+    client = login(requester)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post("/results/exports/", {"kind": "mturk", "layer": world["layer"].pk}).status_code == 302
+    export = ExportJob.objects.get()
+    assert client.get(f"/results/exports/{export.pk}/status/").json()["status"] == "succeeded"
+    response = client.get(f"/results/exports/{export.pk}/download/")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content).startswith(b"HITId,HITTypeId,Title")
+    assert "mturk_" in response["Content-Disposition"]
+
+
+def test_a_bad_import_file_gives_a_form_error_not_a_traceback(world, requester):
+    client = login(requester)
+    upload = SimpleUploadedFile("results.csv", b"WorkerId,Answer.word\nW1,dog\n", content_type="text/csv")
+    response = client.post("/results/imports/", {"kind": "mturk", "layer": world["layer"].pk, "file": upload})
+    assert response.status_code == 200 and "missing column" in response.content.decode()
+
+
+def test_posting_aggregate_requeues_the_layer(world, requester):
+    response = login(requester).post(f"/results/layers/{world['layer'].pk}/aggregate/")
+    assert response.status_code == 302

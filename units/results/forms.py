@@ -1,0 +1,34 @@
+"""Forms of the results pages."""
+from django import forms
+
+from units.models import DissectionJob, Layer
+
+from .models import ExportJob
+
+
+class SynonymForm(forms.Form):
+    word = forms.CharField(max_length=100, help_text="What annotators write, e.g. puppies")
+    target = forms.CharField(max_length=100, help_text="The concept it stands for, e.g. dog")
+
+
+class ExportForm(forms.Form):
+    kind = forms.ChoiceField(choices=ExportJob.Kind.choices)
+    job = forms.ModelChoiceField(queryset=DissectionJob.objects.all(), required=False)
+    layer = forms.ModelChoiceField(queryset=Layer.objects.select_related("job__network"), required=False)
+
+
+class ImportForm(forms.Form):
+    KINDS = [("tally", "NetDissect tally.csv (automatic labels)"), ("mturk", "Mechanical Turk results CSV (annotations)")]
+    kind = forms.ChoiceField(choices=KINDS)
+    layer = forms.ModelChoiceField(queryset=Layer.objects.select_related("job__network"))
+    file = forms.FileField(help_text="A CSV file")
+
+    MAX_BYTES = 50 * 1024 * 1024
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 50 MB; split it or use the import commands.")
+        if not upload.name.lower().endswith(".csv"):
+            raise forms.ValidationError("Upload a .csv file.")
+        return upload
