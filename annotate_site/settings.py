@@ -149,6 +149,7 @@ CELERY_TASK_ROUTES = {"tasks.jobs.*": {"queue": "gpu"}}
 CELERY_IMPORTS = ("tasks.jobs", "tasks.crowd", "tasks.results", "tasks.sanity")
 CELERY_BEAT_SCHEDULE: dict = {}  # filled by the task modules' owners below
 CELERY_BEAT_SCHEDULE.update({"crowd-reclaim-expired": {"task": "tasks.crowd.reclaim_expired_assignments", "schedule": 60.0}, "crowd-auto-approve": {"task": "tasks.crowd.auto_approve_assignments", "schedule": 300.0}})
+CELERY_BEAT_SCHEDULE.update({"results-aggregate-stale": {"task": "tasks.results.aggregate_stale", "schedule": 600.0}})
 CELERY_TIMEZONE = "UTC"
 
 # --- dissection jobs ---------------------------------------------------------------------
