@@ -199,8 +199,11 @@ def synonym_delete(*, entry: SynonymEntry) -> None:
 # --- exports ---------------------------------------------------------------------------------
 
 def export_create(*, kind: str, user=None, job: DissectionJob | None = None, layer: Layer | None = None,
-                  batch: HitBatch | None = None) -> ExportJob:
-    """Record an export request and enqueue it after commit (the worker writes the file)."""
+                  batch: HitBatch | None = None, background: bool = True) -> ExportJob:
+    """Record an export request and enqueue it after commit (the worker writes the file).
+
+    background=False leaves the row pending for the caller to run (`export_run`), as the command does.
+    """
     if kind not in ExportJob.Kind.values:
         raise ResultsError(f"Unknown export kind {kind!r}; choose one of {', '.join(ExportJob.Kind.values)}.")
     if kind == ExportJob.Kind.TALLY and layer is None:
@@ -209,9 +212,10 @@ def export_create(*, kind: str, user=None, job: DissectionJob | None = None, lay
         raise ResultsError("Choose what to export: a dissection job, a layer or a HIT batch.")
     with transaction.atomic():
         export = ExportJob.objects.create(kind=kind, job=job, layer=layer, batch=batch, created_by=user)
-        from tasks.results import run_export
+        if background:
+            from tasks.results import run_export
 
-        transaction.on_commit(lambda: run_export.delay(export.pk))
+            transaction.on_commit(lambda: run_export.delay(export.pk))
     return export
 
 

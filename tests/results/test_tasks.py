@@ -1,0 +1,50 @@
+"""The aggregation trigger: a submitted assignment re-aggregates its layer after commit, once per transaction."""
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from tests.factories import make_hits, make_job, make_user
+from tests.results.helpers import answer
+from units.crowd.models import Assignment
+from units.results.models import AggregationRun, UnitAggregate
+
+pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
+
+
+def test_a_submitted_assignment_aggregates_its_layer_after_commit(django_capture_on_commit_callbacks):
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
+    hits = make_hits(job)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer(hits[0], make_user("sig1"), "dog", "object")
+    assert UnitAggregate.objects.get(unit=hits[0].unit).crowd_word == "dog"
+
+
+def test_saves_in_one_transaction_enqueue_the_layer_once_and_accepted_work_not_at_all(django_capture_on_commit_callbacks):
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
+    hits = make_hits(job)
+    with mock.patch("tasks.results.aggregate_layer.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            with transaction.atomic():
+                answer(hits[0], make_user("sig2"), "dog", "object")
+                answer(hits[1], make_user("sig3"), "cat", "object")
+        assert delay.call_args_list == [mock.call(job.layer_set.get().pk)]
+        delay.reset_mock()
+        now = timezone.now()
+        with django_capture_on_commit_callbacks(execute=True):
+            Assignment.objects.create(hit=hits[1], worker=make_user("sig4"), accepted_at=now,
+                                      deadline=now + timedelta(minutes=5))
+        delay.assert_not_called()
+
+
+def test_the_periodic_task_reaggregates_only_layers_with_newer_work():
+    from tasks.results import aggregate_stale
+
+    job = make_job(layers={"conv3": 2, "conv2": 2}, exemplars_per_unit=4)
+    hits = make_hits(job)
+    answer(hits[0], make_user("st1"), "dog", "object")
+    assert aggregate_stale() == [hits[0].unit.layer_id]  # eager: it ran the aggregation too
+    assert AggregationRun.objects.filter(layer=hits[0].unit.layer).count() == 1
+    assert aggregate_stale() == []
