@@ -89,6 +89,10 @@ class Unit(models.Model):
     def is_dead(self) -> bool:
         return self.max_activation <= 0
 
+    @property
+    def strip_url(self) -> str:
+        return settings.MEDIA_URL + self.strip if self.strip else ""
+
 
 class Exemplar(models.Model):
     """One picture shown for a unit: a top-activated image (or a low-activation sentinel)."""

@@ -1,0 +1,84 @@
+"""Reads of the compute side for pages and the API (one place for the joins they need)."""
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from .models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
+
+# Sort keys of the layer report (NetDissect's report sorts by unit, label or score).
+UNIT_SORTS = {
+    "unit": ("index",),
+    "label": ("iou_label", "index"),
+    "category": ("iou_category", "-iou_score", "index"),
+    "score": ("-iou_score", "index"),
+}
+
+
+def job_list() -> QuerySet[DissectionJob]:
+    return DissectionJob.objects.select_related("network", "dataset", "created_by").annotate(
+        num_layers=Count("layer_set", distinct=True)
+    )
+
+
+def job_get(job_id: int) -> DissectionJob:
+    return DissectionJob.objects.select_related("network", "dataset", "created_by").get(pk=job_id)
+
+
+def job_layers(job: DissectionJob) -> QuerySet[Layer]:
+    return job.layer_set.annotate(
+        interpretable=Count("units", filter=Q(units__iou_score__gt=0.04)),
+        dead=Count("units", filter=Q(units__max_activation__lte=0)),
+        published=Count("units__hits", distinct=True),
+    ).order_by("id")
+
+
+def job_status(job: DissectionJob) -> dict:
+    """What the progress bar polls: small, and read from the row (the truth), not the broker."""
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "stage": job.stage,
+        "progress": round(float(job.progress), 4),
+        "error": job.error_message,
+        "finished": job.status in (DissectionJob.Status.SUCCEEDED, DissectionJob.Status.FAILED),
+    }
+
+
+def layer_get(layer_id: int) -> Layer:
+    return Layer.objects.select_related("job__network", "job__dataset").get(pk=layer_id)
+
+
+def layer_units(layer: Layer, sort: str = "unit") -> QuerySet[Unit]:
+    order = UNIT_SORTS.get(sort, UNIT_SORTS["unit"])
+    return layer.units.order_by(*order)
+
+
+def unit_get(unit_id: int) -> Unit:
+    return Unit.objects.select_related("layer__job__network", "layer__job__dataset").prefetch_related(
+        Prefetch("exemplars", queryset=Exemplar.objects.order_by("kind", "rank")),
+        Prefetch("concept_scores", queryset=UnitConceptScore.objects.select_related("concept").order_by("rank")),
+    ).get(pk=unit_id)
+
+
+def unit_neighbours(unit: Unit) -> tuple[Unit | None, Unit | None]:
+    siblings = Unit.objects.filter(layer_id=unit.layer_id)
+    previous = siblings.filter(index__lt=unit.index).order_by("-index").first()
+    following = siblings.filter(index__gt=unit.index).order_by("index").first()
+    return previous, following
+
+
+def networks() -> QuerySet[Network]:
+    return Network.objects.annotate(num_jobs=Count("jobs"))
+
+
+def datasets() -> QuerySet[ProbeDataset]:
+    return ProbeDataset.objects.annotate(num_concepts=Count("concepts"))
+
+
+def layers_for_publishing() -> QuerySet[Layer]:
+    return (
+        Layer.objects.filter(job__status=DissectionJob.Status.SUCCEEDED)
+        .select_related("job__network", "job__dataset")
+        .annotate(published=Count("units__hits", distinct=True))
+        .order_by("-job__created_at", "id")
+    )
