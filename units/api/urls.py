@@ -1,2 +1,14 @@
-"""API routes for networks, datasets, jobs, layers, units (platform)."""
-urlpatterns: list = []
+"""API routes for networks, datasets, jobs, layers, units and exemplars (platform)."""
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("networks", views.NetworkViewSet, basename="api-network")
+router.register("datasets", views.DatasetViewSet, basename="api-dataset")
+router.register("jobs", views.JobViewSet, basename="api-job")
+router.register("layers", views.LayerViewSet, basename="api-layer")
+router.register("units", views.UnitViewSet, basename="api-unit")
+router.register("exemplars", views.ExemplarViewSet, basename="api-exemplar")
+
+urlpatterns = router.urls
