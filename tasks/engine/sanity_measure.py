@@ -69,7 +69,7 @@ def measure_run(job: dict) -> dict:
     from .dissect import DissectOptions, dissect
     from .models import load_model
     from .train import load_mixture_tensors, train_mixture
-    from .sanity_metrics import ablation_table, ranking_metrics
+    from .unitstats import unit_alignment
 
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -114,12 +114,16 @@ def measure_run(job: dict) -> dict:
     concept_index = {int(c.name): k for k, c in enumerate(val.concepts)}
     result_layers = {}
     for name in layers:
-        metrics = ranking_metrics(scores[name], presence, ks=job["ks"], recalls=job["recalls"])
+        align = unit_alignment(scores[name], presence, ks=job["ks"], recalls=job["recalls"])
+        # A digit shown in no validation image has no AP (NaN); 0 keeps it from counting as detected.
+        ap_all = np.nan_to_num(align.average_precision, nan=0.0)  # [U, digits]
+        p_k = np.nan_to_num(align.precision_at_k, nan=0.0)  # [U, digits, K]
+        p_r = np.nan_to_num(align.precision_at_recall, nan=0.0)  # [U, digits, R]
         lr = dissection.layers[name]
         abl = ablation[name]
         units = []
         for u in range(scores[name].shape[1]):
-            ap = metrics["ap"][u]
+            ap = ap_all[u]
             best = int(np.argmax(ap))
             by_digit = {}
             for k, d in enumerate(digits):
@@ -130,8 +134,8 @@ def measure_run(job: dict) -> dict:
                 "best_ap": float(ap[best]),
                 "detector": bool(ap[best] >= job["ap_cutoff"]),
                 "ap": [float(v) for v in ap],
-                "precision_at_k": {str(K): [float(v) for v in metrics["precision_at_k"][K][u]] for K in job["ks"]},
-                "precision_at_recall": {str(r): [float(v) for v in metrics["precision_at_recall"][r][u]] for r in job["recalls"]},
+                "precision_at_k": {str(K): [float(v) for v in p_k[u, :, j]] for j, K in enumerate(job["ks"])},
+                "precision_at_recall": {f"{r:g}": [float(v) for v in p_r[u, :, j]] for j, r in enumerate(job["recalls"])},
                 "iou": [float(lr.iou[u, concept_index[d]]) if lr.iou is not None else 0.0 for d in digits],
                 "iou_label": lr.labels[u].label if lr.labels else "",
                 "iou_score": float(lr.labels[u].score) if lr.labels else 0.0,
@@ -147,7 +151,8 @@ def measure_run(job: dict) -> dict:
                 "plain": [_rel(run_dir / "dissect" / p, out_root) for p in lr.plain.get(u, [])],
                 "strip": _rel(run_dir / "dissect" / lr.strips[u], out_root) if u in lr.strips else "",
             })
-        result_layers[name] = {"num_units": len(units), "units": units, "summary_line": lr.summary.get("line", "")}
+        result_layers[name] = {"num_units": len(units), "units": units, "summary_line": lr.summary.get("line", ""),
+                               "notes": align.notes}
 
     run = {
         "id": job["id"], "experiment": job["experiment"], "variant": job["variant"], "seed": job["seed"],
@@ -166,6 +171,12 @@ def measure_run(job: dict) -> dict:
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
     return run
+
+
+def ablation_table(model, images: torch.Tensor, targets: torch.Tensor, layers: list[str], *, num_classes: int,
+                   device: str) -> dict:
+    """Per layer: overall_drop [U], class_counts [C], class_correct_base [C], class_correct [U, C]; plus _accuracy."""
+    raise NotImplementedError("waiting for tasks.engine.ablation")
 
 
 def _class_group_drop(abl: dict, unit: int, classes: list[int]) -> float | None:

@@ -1,0 +1,102 @@
+"""The sanity-check runner end to end on a tiny configuration, checked against plain recomputations."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tasks.engine.datasets import BrodenDataset
+from tasks.engine.models import load_model
+from tasks.engine.sanity import SanityConfig, main, run_sanity
+from tasks.engine.train import load_mixture_tensors
+
+
+def tiny_config(**overrides) -> SanityConfig:
+    """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 720 validation images (> K=700)."""
+    base = dict(n_train=240, n_val=720, epochs=1, seeds=2, canvas=32, digit_size=14, variants=["baseline", "wide"],
+                usefulness=True, workers=1, top_k=3, device="cpu", batch_size=32)
+    return SanityConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("sanity")
+    return run_sanity(tiny_config(), out), out
+
+
+def _reference_ap(scores: np.ndarray, positive: np.ndarray) -> float:
+    """scikit-learn's AP (tied scores form one threshold, as the report's AP does)."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(positive, scores))
+
+
+def _plain_forward(model, images: torch.Tensor):
+    """conv3 spatial max per unit and logits, with the layers called one by one (no hooks)."""
+    from tasks.engine.datasets import NETDISSECT_MEAN, NETDISSECT_STD
+
+    x = (images.float() / 255 - torch.tensor(NETDISSECT_MEAN).view(1, 3, 1, 1)) / torch.tensor(NETDISSECT_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        h = model.pool2(model.conv2(model.pool1(model.conv1(x))))
+        c3 = model.conv3(h)
+        logits = model.fc(model.pool3(c3).flatten(1))
+    return c3.amax(dim=(2, 3)).numpy(), logits.numpy()
+
+
+def test_the_report_holds_every_variant_seed_and_the_usefulness_runs(tiny_report):
+    report, out = tiny_report
+    ids = sorted(r["id"] for r in report["runs"])
+    assert ids == ["baseline_s0", "baseline_s1", "useful_baseline_s0", "useful_baseline_s1", "wide_s0", "wide_s1"]
+    assert report["setting"]["classes"] == 45 and report["usefulness"]["classes"] == 28
+    assert report["usefulness"]["redundant"] == [8, 9]
+    wide = next(r for r in report["runs"] if r["id"] == "wide_s0")
+    assert [L["num_units"] for L in wide["layers"].values()] == [10, 20, 30]
+    assert report["source"] == "digits" and "scikit-learn" in report["source_text"]
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["variants"]["baseline"]["accuracy"] == report["variants"]["baseline"]["accuracy"]
+    for name in ("report.md", "report.html"):
+        assert "Best unit per digit" in (out / name).read_text()
+
+
+def test_accuracy_and_ap_match_a_plain_recomputation_from_the_saved_network(tiny_report):
+    report, out = tiny_report
+    run = next(r for r in report["runs"] if r["id"] == "baseline_s1")
+    model = load_model("mixturenet", out / run["checkpoint"])
+    images, targets, _ = load_mixture_tensors(out / run["val_dir"])
+    scores, logits = _plain_forward(model, images)
+    assert run["val_accuracy"] == pytest.approx(float((logits.argmax(1) == targets.numpy()).mean()))
+    presence = BrodenDataset(out / run["val_dir"]).image_level_presence()
+    for unit in (0, 7):
+        for digit in (0, 4, 9):
+            got = run["layers"]["conv3"]["units"][unit]["ap"][digit]
+            assert got == pytest.approx(_reference_ap(scores[:, unit], presence[:, digit]), abs=1e-6)
+    accs = [r["val_accuracy"] for r in report["runs"] if r["experiment"] == "variants" and r["variant"] == "baseline"]
+    assert report["variants"]["baseline"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    assert report["variants"]["baseline"]["accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
+
+
+def test_the_numbers_come_from_the_data_changing_it_changes_them(tiny_report, tmp_path):
+    report, _ = tiny_report
+    other = run_sanity(tiny_config(seeds=1, variants=["baseline"], usefulness=False, n_train=300), tmp_path)
+    a = next(r for r in report["runs"] if r["id"] == "baseline_s0")
+    b = other["runs"][0]
+    assert a["val_accuracy"] != b["val_accuracy"] or a["layers"]["conv3"]["units"][0]["ap"] != b["layers"]["conv3"]["units"][0]["ap"]
+    assert other["variants"]["baseline"]["accuracy"]["values"] == [b["val_accuracy"]]
+
+
+def test_plots_are_png_files_named_in_the_report(tiny_report):
+    report, out = tiny_report
+    for key in ("precision_at_k", "precision_at_recall", "variants_accuracy", "usefulness", "top_images_best", "top_images_conv3"):
+        with Image.open(out / report["plots"][key]) as im:
+            assert im.format == "PNG" and im.width > 100
+    assert all((out / f).is_file() for f in report["files"])
+
+
+def test_the_command_line_rejects_an_unknown_variant(capsys):
+    with pytest.raises(SystemExit):
+        main(["--variants", "deeper", "--out", "/nonexistent"])
+    assert "unknown variant" in capsys.readouterr().err
