@@ -1,0 +1,151 @@
+"""Dissection job tasks: results replaced atomically, shards merged exactly, failures explained."""
+import numpy as np
+import pytest
+
+from tasks.jobs import dissect_job
+from tests.factories import make_hits, make_registered_pipeline
+from units import job_state
+from units.models import DissectionJob, Exemplar, Layer, Unit, UnitConceptScore
+from units.services import UnitsError, job_start
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run_job(django_capture_on_commit_callbacks):
+    def run(job):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_start(job=job)
+        job.refresh_from_db()
+        return job
+
+    return run
+
+
+def snapshot(job):
+    """Every stored number of a job, keyed by (layer, unit), independent of row ids."""
+    units = {
+        (u.layer.name, u.index): (u.threshold, u.max_activation, u.iou_label, u.iou_category, round(u.iou_score, 6))
+        for u in Unit.objects.filter(layer__job=job).select_related("layer")
+    }
+    exemplars = sorted(
+        (e.unit.layer.name, e.unit.index, e.kind, e.rank, e.image_index, round(e.score, 5))
+        for e in Exemplar.objects.filter(unit__layer__job=job).select_related("unit__layer")
+    )
+    scores = sorted(
+        (s.unit.layer.name, s.unit.index, s.rank, s.concept.name, round(s.iou, 6))
+        for s in UnitConceptScore.objects.filter(unit__layer__job=job).select_related("unit__layer", "concept")
+    )
+    return units, exemplars, scores
+
+
+def test_running_a_job_twice_leaves_one_identical_set_of_rows(tiny_mixture_dir, media_root, run_job):
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv2", "conv3"], top_k=3))
+    assert job.status == "succeeded", job.error_message
+    first = snapshot(job)
+    job = run_job(job)
+    assert job.status == "succeeded" and job.attempts == 2
+    assert snapshot(job) == first
+    assert Layer.objects.filter(job=job).count() == 2
+    assert Unit.objects.filter(layer__job=job).count() == 20 + 10
+    # Pictures of the first run are gone; those of the second are referenced and present.
+    assert not (media_root / "jobs" / str(job.pk) / "a1").exists()
+    assert all((media_root / e.picture).is_file() for e in Exemplar.objects.filter(unit__layer__job=job))
+
+
+def test_a_redelivered_task_of_a_finished_attempt_changes_nothing(tiny_mixture_dir, media_root, run_job):
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
+    before = snapshot(job), list(Unit.objects.filter(layer__job=job).values_list("pk", flat=True))
+    dissect_job.apply(args=(job.pk, job.attempts))  # as if the broker delivered it again
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+    assert (snapshot(job), list(Unit.objects.filter(layer__job=job).values_list("pk", flat=True))) == before
+
+
+def test_a_task_of_an_older_attempt_is_ignored(tiny_mixture_dir, media_root, run_job):
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
+    DissectionJob.objects.filter(pk=job.pk).update(status="queued", attempts=5)
+    dissect_job.apply(args=(job.pk, 4))
+    job.refresh_from_db()
+    assert job.status == "queued" and job.attempts == 5
+
+
+def test_two_shards_give_exactly_the_numbers_of_one_sweep(tiny_mixture_dir, media_root, run_job):
+    whole = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv1", "conv3"], top_k=4, shards=1))
+    sharded = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv1", "conv3"], top_k=4, shards=3))
+    assert whole.status == sharded.status == "succeeded", (whole.error_message, sharded.error_message)
+    units_a, ex_a, scores_a = snapshot(whole)
+    units_b, ex_b, scores_b = snapshot(sharded)
+    assert units_a.keys() == units_b.keys()
+    for key in units_a:
+        a, b = units_a[key], units_b[key]
+        assert np.isclose(a[0], b[0], rtol=1e-6, atol=1e-7), key  # threshold
+        assert np.isclose(a[1], b[1], rtol=1e-6), key
+        assert a[2:] == b[2:], key  # label, category, IoU
+    assert [e[:5] for e in ex_a] == [e[:5] for e in ex_b]
+    assert scores_a == scores_b
+    assert sharded.progress == 1.0
+
+
+def test_an_unknown_layer_fails_the_job_naming_the_valid_layers(tiny_mixture_dir, media_root, run_job):
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv9"]))
+    assert job.status == "failed"
+    assert "conv9" in job.error_message
+    assert "conv1" in job.error_message and "conv3" in job.error_message
+    assert not Layer.objects.filter(job=job).exists()
+
+
+def test_an_unknown_layer_fails_a_sharded_job_once_before_any_shard_runs(tiny_mixture_dir, media_root, run_job):
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["fc9"], shards=2))
+    assert job.status == "failed" and "fc9" in job.error_message
+    assert not (media_root / "jobs" / str(job.pk) / "a1" / "shards" / "stats-0.pt").exists()
+
+
+def test_a_dataset_broken_after_registration_fails_the_job_naming_the_file(tmp_path, media_root, run_job):
+    from tests.factories import write_tiny_mixture
+
+    data = write_tiny_mixture(tmp_path / "broken", n_images=6)
+    job = make_registered_pipeline(data, layers=["conv3"])
+    (data / "label.csv").unlink()
+    job = run_job(job)
+    assert job.status == "failed"
+    assert "label.csv" in job.error_message
+
+
+def test_a_job_with_hits_cannot_be_rerun_and_a_running_job_cannot_be_started_twice(tiny_mixture_dir, media_root, run_job):
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
+    make_hits(job)
+    with pytest.raises(UnitsError, match="published HITs"):
+        job_start(job=job)
+    other = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
+    DissectionJob.objects.filter(pk=other.pk).update(status="running")
+    with pytest.raises(UnitsError, match="running already"):
+        job_start(job=other)
+
+
+def test_progress_never_moves_backwards_and_shard_increments_stop_at_the_phase_end(tiny_mixture_dir):
+    job = make_registered_pipeline(tiny_mixture_dir)
+    DissectionJob.objects.filter(pk=job.pk).update(status="running", attempts=1)
+    job_state.job_set_progress(job_id=job.pk, attempt=1, stage="sweep", progress=0.5)
+    job_state.job_set_progress(job_id=job.pk, attempt=1, stage="sweep", progress=0.3)
+    job.refresh_from_db()
+    assert job.progress == 0.5
+    DissectionJob.objects.filter(pk=job.pk).update(progress=0.0)
+    for _ in range(3):  # three shards each adding a third of the 0..0.4 phase, then a retried one
+        job_state.job_add_progress(job_id=job.pk, attempt=1, stage="s", delta=0.4 / 3, cap=0.4)
+    job.refresh_from_db()
+    assert job.progress == pytest.approx(0.4)
+    job_state.job_add_progress(job_id=job.pk, attempt=1, stage="s", delta=0.4 / 3, cap=0.4)
+    job.refresh_from_db()
+    assert job.progress == pytest.approx(0.4)
+
+
+def test_mixture_units_with_a_clear_digit_label_become_gold(tiny_mixture_dir, media_root, run_job):
+    from units.job_results import GOLD_MIN_IOU
+
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv1", "conv2", "conv3"], top_k=2))
+    for unit in Unit.objects.filter(layer__job=job):
+        expected = unit.iou_label.isdigit() and unit.iou_score >= GOLD_MIN_IOU
+        assert unit.is_gold == expected
+        if unit.is_gold:
+            assert (unit.gold_word, unit.gold_category) == (unit.iou_label, "object")
