@@ -95,3 +95,17 @@ def test_the_category_must_match_and_material_counts_as_texture():
 def test_normalisation_drops_fillers_and_spells_digits():
     assert normalise_word("These are images of Threes") == "3"
     assert normalise_word("a seven") == "7"
+
+
+def test_units_seen_in_the_qualification_are_not_offered_as_hits_to_that_annotator(gold, hits):
+    CrowdSettings.objects.filter(pk=1).update(qualification_size=2)
+    user = make_user()
+    attempt = qualification_start(user=user)
+    qualification_submit(attempt=attempt, answers=answers_for(attempt, 2))
+    offered = set()
+    while (a := assignment_claim(worker=user)) is not None:
+        offered.add(a.hit.unit_id)
+        a.status = "submitted"
+        a.save(update_fields=["status"])
+    assert offered == {h.unit_id for h in hits} - set(attempt.unit_ids)
+    assert len(offered) == 2

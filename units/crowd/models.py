@@ -3,7 +3,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models
 
 from units.models import Exemplar, Layer, Unit
 
@@ -159,7 +159,10 @@ class CrowdSettings(models.Model):
 
     @classmethod
     def load(cls) -> "CrowdSettings":
-        obj, _ = cls.objects.get_or_create(pk=1)
+        try:
+            obj, _ = cls.objects.get_or_create(pk=1)
+        except IntegrityError:  # two first readers raced to create the row; the other one won
+            obj = cls.objects.get(pk=1)
         return obj
 
 

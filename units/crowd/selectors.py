@@ -100,7 +100,10 @@ def annotators_overview():
     from django.contrib.auth import get_user_model
 
     S = Assignment.Status
-    return (get_user_model().objects.filter(is_staff=False).select_related("annotator_profile")
+    from units.roles import REQUESTERS_GROUP
+
+    return (get_user_model().objects.filter(is_staff=False).exclude(groups__name=REQUESTERS_GROUP)
+            .select_related("annotator_profile")
             .annotate(n_submitted=Count("assignments", filter=Q(assignments__status__in=[S.SUBMITTED, S.APPROVED, S.REJECTED])),
                       n_approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
                       n_rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from .accounts import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed
-from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, Skip
+from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, QualificationAttempt, Skip
 from .selectors import hit_exemplars
 from .validation import clean_word, matches_gold, validate_answer
 
@@ -35,7 +35,16 @@ def open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
         .filter(held__lt=F("max_assignments"))
         .filter(~Exists(Assignment.objects.filter(hit=OuterRef("pk"), worker=worker)))
         .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
+        # A unit seen in the qualification test would be a gold HIT with a known answer.
+        .exclude(unit_id__in=_qualification_units(worker))
     )
+
+
+def _qualification_units(worker) -> set[int]:
+    seen: set[int] = set()
+    for unit_ids in QualificationAttempt.objects.filter(user=worker).values_list("unit_ids", flat=True):
+        seen.update(unit_ids)
+    return seen
 
 
 def _gold_due(worker, rate: float) -> bool:
