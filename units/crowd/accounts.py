@@ -98,7 +98,7 @@ def annotator_block(*, user, reason: str = "") -> int:
     profile.blocked_at = timezone.now()
     profile.blocked_reason = reason[:500]
     profile.save(update_fields=["blocked_at", "blocked_reason"])
-    from .services import assignments_free
+    from .services import assignments_free  # services imports this module: import at call time
 
     return assignments_free(
         assignments=Assignment.objects.filter(worker=user, status=Assignment.Status.ACCEPTED),

@@ -5,9 +5,12 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
 from units.models import Exemplar
+from units.roles import REQUESTERS_GROUP
 
 from .models import Annotation, Assignment, Hit
 
@@ -72,8 +75,6 @@ def annotator_recent_work(user, limit: int = 20) -> QuerySet[Assignment]:
 
 
 def annotator_current(user) -> Assignment | None:
-    from django.utils import timezone
-
     return (Assignment.objects.filter(worker=user, status=Assignment.Status.ACCEPTED, deadline__gt=timezone.now())
             .select_related("hit").first())
 
@@ -96,15 +97,12 @@ def hit_assignments_for_review(hit: Hit) -> QuerySet[Assignment]:
 
 
 def annotators_overview():
-    """Every non-staff user with their crowd record, for the requesters' annotators page."""
-    from django.contrib.auth import get_user_model
-
+    """Every user who is not a requester, with their crowd record, for the requesters' annotators page."""
     S = Assignment.Status
-    from units.roles import REQUESTERS_GROUP
-
     return (get_user_model().objects.filter(is_staff=False).exclude(groups__name=REQUESTERS_GROUP)
             .select_related("annotator_profile")
-            .annotate(n_submitted=Count("assignments", filter=Q(assignments__status__in=[S.SUBMITTED, S.APPROVED, S.REJECTED])),
+            .annotate(n_submitted=Count("assignments",
+                                        filter=Q(assignments__status__in=[S.SUBMITTED, S.APPROVED, S.REJECTED])),
                       n_approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
                       n_rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))
             .order_by("username"))

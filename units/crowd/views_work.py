@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from units.models import Exemplar
+from units.models import Exemplar, Unit
 
 from . import qualification as qual
 from .accounts import profile_get
@@ -70,8 +70,6 @@ def qualification(request: HttpRequest) -> HttpResponse:
 
 
 def _attempt_units(attempt: QualificationAttempt) -> list[dict]:
-    from units.models import Unit
-
     units = Unit.objects.in_bulk(attempt.unit_ids)
     shown = []
     for number, unit_id in enumerate(attempt.unit_ids, start=1):
