@@ -1,9 +1,9 @@
 """Celery tasks (results). Pass ids, fetch rows inside the task.
 
-Aggregation is triggered by a post_save signal on Assignment (units/results/signals.py): when an
-assignment is submitted, approved or rejected, its layer is re-aggregated after the transaction
-commits; `aggregate_stale` (periodic) catches anything a lost message missed; requesters can
-also aggregate on demand (page button, API, `manage.py aggregate`).
+Aggregation is triggered by a post_save signal on Assignment (units/results/signals.py): when a
+HIT's last assignment is submitted, or an answer is rejected, its layer is re-aggregated after the
+transaction commits; `aggregate_stale` (periodic, every 10 minutes) catches anything a lost message
+missed; requesters can also aggregate on demand (page button, API, `manage.py aggregate`).
 """
 import logging
 
@@ -13,12 +13,21 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
-def aggregate_layer(layer_id: int) -> int | None:
+def aggregate_layer(layer_id: int, requested_at: str | None = None) -> int | None:
+    """Aggregate one layer. With `requested_at` (ISO time of the triggering commit), a run that
+    started after it already saw that work, so a burst of completed HITs costs one run, not many."""
+    from datetime import datetime
+
     from units.models import Layer
+    from units.results.models import AggregationRun
     from units.results.services import aggregation_run_layer
 
     layer = Layer.objects.select_related("job__dataset").filter(pk=layer_id).first()
     if layer is None:  # deleted since it was enqueued: nothing to do
+        return None
+    if requested_at and AggregationRun.objects.filter(
+        layer=layer, status=AggregationRun.Status.SUCCEEDED, started_at__gt=datetime.fromisoformat(requested_at)
+    ).exists():
         return None
     return aggregation_run_layer(layer=layer).pk
 

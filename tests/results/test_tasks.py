@@ -14,23 +14,40 @@ from units.results.models import AggregationRun, UnitAggregate
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
 
-def test_a_submitted_assignment_aggregates_its_layer_after_commit(django_capture_on_commit_callbacks):
+def test_a_hits_last_submitted_assignment_aggregates_its_layer_after_commit(django_capture_on_commit_callbacks):
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
-    hits = make_hits(job)
+    hits = make_hits(job, assignments=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer(hits[0], make_user("sig0"), "dog", "object")
+    assert not UnitAggregate.objects.exists()  # the HIT still waits for its second answer
     with django_capture_on_commit_callbacks(execute=True):
         answer(hits[0], make_user("sig1"), "dog", "object")
     assert UnitAggregate.objects.get(unit=hits[0].unit).crowd_word == "dog"
 
 
+def test_a_rejection_reaggregates_and_a_stale_request_is_skipped(django_capture_on_commit_callbacks):
+    from tasks.results import aggregate_layer
+
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
+    hits = make_hits(job, assignments=2)
+    ann = answer(hits[0], make_user("sig5"), "dog", "object")
+    before = timezone.now().isoformat()
+    with django_capture_on_commit_callbacks(execute=True):
+        ann.assignment.status = Assignment.Status.REJECTED
+        ann.assignment.save(update_fields=["status"])
+    assert AggregationRun.objects.count() == 1
+    assert aggregate_layer(hits[0].unit.layer_id, before) is None  # a later run already covered it
+
+
 def test_saves_in_one_transaction_enqueue_the_layer_once_and_accepted_work_not_at_all(django_capture_on_commit_callbacks):
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
-    hits = make_hits(job)
+    hits = make_hits(job, assignments=1)
     with mock.patch("tasks.results.aggregate_layer.delay") as delay:
         with django_capture_on_commit_callbacks(execute=True):
             with transaction.atomic():
                 answer(hits[0], make_user("sig2"), "dog", "object")
                 answer(hits[1], make_user("sig3"), "cat", "object")
-        assert delay.call_args_list == [mock.call(job.layer_set.get().pk)]
+        assert [c.args[0] for c in delay.call_args_list] == [job.layer_set.get().pk]
         delay.reset_mock()
         now = timezone.now()
         with django_capture_on_commit_callbacks(execute=True):

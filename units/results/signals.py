@@ -1,8 +1,10 @@
-"""Re-aggregate a layer when work on one of its HITs is submitted, approved or rejected.
+"""Re-aggregate a layer as its HITs complete (and when a rejection removes an answer).
 
 A signal (rather than a call inside the crowd app's services) keeps the crowd code unaware of
-aggregation. Saves inside one transaction are collected and enqueued once, after commit, so the
-worker reads committed rows and a rolled-back submit enqueues nothing.
+aggregation. Saves inside one transaction are collected and enqueued once per layer, after commit,
+so the worker reads committed rows and a rolled-back submit enqueues nothing. Approving work
+already counted changes no answer, so it triggers nothing; `tasks.results.aggregate_stale` runs
+periodically as a safety net, and requesters can aggregate on demand.
 """
 import threading
 
@@ -10,11 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.utils import timezone
 
 from units.crowd.models import Assignment
 
 _pending = threading.local()
-_TRIGGERS = {Assignment.Status.SUBMITTED, Assignment.Status.APPROVED, Assignment.Status.REJECTED}
 
 
 def _flush() -> None:
@@ -22,21 +24,31 @@ def _flush() -> None:
 
     layers = getattr(_pending, "layers", set())
     _pending.layers = set()
+    requested = timezone.now().isoformat()
     for layer_id in sorted(layers):
-        aggregate_layer.delay(layer_id)
+        aggregate_layer.delay(layer_id, requested)
+
+
+def _hit_complete(assignment: Assignment) -> bool:
+    hit = assignment.hit
+    counted = hit.assignments.filter(status__in=(Assignment.Status.SUBMITTED, Assignment.Status.APPROVED)).count()
+    return counted >= hit.max_assignments
 
 
 @receiver(post_save, sender=Assignment, dispatch_uid="results_assignment_saved")
 def assignment_saved(sender, instance: Assignment, created: bool, update_fields=None, **kwargs) -> None:
-    if not getattr(settings, "RESULTS_AGGREGATE_ON_SUBMIT", True) or instance.status not in _TRIGGERS:
+    if not getattr(settings, "RESULTS_AGGREGATE_ON_SUBMIT", True):
         return
     if update_fields is not None and "status" not in update_fields:
         return  # e.g. feedback edits: the answer set did not change
+    if instance.status == Assignment.Status.REJECTED:
+        pass  # an answer left the counted set
+    elif instance.status != Assignment.Status.SUBMITTED or not _hit_complete(instance):
+        return
     layers = getattr(_pending, "layers", None)
     if layers is None:
         layers = _pending.layers = set()
-    layers.add(Assignment.objects.filter(pk=instance.pk).values_list("hit__unit__layer_id", flat=True).first())
-    layers.discard(None)
+    layers.add(instance.hit.unit.layer_id)
     # One callback per save; the first to run drains the set, so a layer is enqueued once per commit
     # (and ids left behind by a rolled-back transaction go out with the next commit, harmlessly).
     transaction.on_commit(_flush)
