@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import LayerError
+from .models import default_device
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:
@@ -55,7 +56,7 @@ def ablation_effect(
     data: Any,
     *,
     targets: Any = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     num_classes: int | None = None,
     batch_size: int = 128,
     units_per_pass: int | None = None,
@@ -65,12 +66,14 @@ def ablation_effect(
 
     data: a tensor of (normalised) images with `targets`, or an iterable of
     `datasets.Batch` (targets from the batches, or `targets` indexed by dataset index)
-    or of (images, targets) pairs. Returns numpy values: baseline_acc, per_unit_acc [U],
+    or of (images, targets) pairs. The device defaults to CUDA when present.
+    Returns numpy values: baseline_acc, per_unit_acc [U],
     per_unit_drop [U] (= baseline - ablated accuracy), per_class_baseline [K],
     per_unit_class_drop [U, K] (NaN for classes with no image), class_counts [K],
     n_images, layer.
     """
     module = find_layer(model, layer)
+    device = device or default_device()
     model.eval().to(device)
     zeroed: list[int] | None = None  # units to zero, one per copy of the batch; None = no ablation
 

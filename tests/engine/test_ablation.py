@@ -47,7 +47,7 @@ TARGETS = [0, 0, 0, 1, 1, 2, 0, 1]  # class 0: 4 images, class 1: 3, class 2: 1
 @pytest.mark.parametrize("units_per_pass", [1, 2, 3])
 def test_zeroing_a_unit_loses_exactly_the_images_of_its_class(residual: bool, units_per_pass: int) -> None:
     x = _images(TARGETS)
-    result = ablation_effect(ArgmaxNet(residual), "hidden", x, targets=TARGETS, batch_size=3,
+    result = ablation_effect(ArgmaxNet(residual), "hidden", x, targets=TARGETS, device="cpu", batch_size=3,
                              units_per_pass=units_per_pass)
     assert result["baseline_acc"] == 1.0
     if residual:  # the residual input keeps the class channel largest: nothing is lost
@@ -66,7 +66,7 @@ def test_a_wrong_baseline_and_a_class_without_images_are_reported_as_such() -> N
     means = torch.tensor([[0.9, 0.1, 0.2], [0.1, 0.8, 0.3], [0.5, 0.7, 0.1]])
     x = means[:, :, None, None].expand(3, 3, 2, 2).clone()
     targets = [0, 1, 0]  # the last image is predicted 1 but labelled 0
-    result = ablation_effect(ArgmaxNet(), "hidden", x, targets=targets, num_classes=4)
+    result = ablation_effect(ArgmaxNet(), "hidden", x, targets=targets, num_classes=4, device="cpu")
     assert result["baseline_acc"] == pytest.approx(2 / 3)
     np.testing.assert_allclose(result["per_class_baseline"][:2], [0.5, 1.0])
     assert np.isnan(result["per_class_baseline"][2:]).all()
@@ -85,11 +85,11 @@ def test_it_reads_batches_from_a_probe_loader_with_their_own_targets() -> None:
         for s in (0, 4)
     ]
     seen: list[float] = []
-    result = ablation_effect(ArgmaxNet(), "hidden", batches, progress=seen.append)
+    result = ablation_effect(ArgmaxNet(), "hidden", batches, device="cpu", progress=seen.append)
     np.testing.assert_allclose(result["per_unit_drop"], np.array([4, 3, 1]) / 8)
     assert seen == [0.5, 1.0]
 
 
 def test_an_unknown_layer_is_an_error_suggesting_close_names() -> None:
     with pytest.raises(LayerError, match="hidden"):
-        ablation_effect(ArgmaxNet(), "hiden", _images([0]), targets=[0])
+        ablation_effect(ArgmaxNet(), "hiden", _images([0]), targets=[0], device="cpu")

@@ -108,3 +108,19 @@ def test_old_densenet_key_names_and_googlenet_aux_heads_are_translated() -> None
 def test_googlenet_is_built_without_auxiliary_heads() -> None:
     model = load_model("googlenet", None, num_classes=3)
     assert model.aux1 is None and model.fc.out_features == 3
+
+
+def test_training_twice_with_one_seed_gives_the_same_checkpoint_that_load_model_reads(tmp_path: Path) -> None:
+    from tasks.engine.mixture import make_mixture
+    from tasks.engine.train import train_mixture
+
+    data = make_mixture(tmp_path / "data", n_images=48, canvas=32, digit_size=14, seed=0, redundant=(2, 3, 4, 5, 6, 7, 8))
+    kwargs = dict(val_dir=data, epochs=2, batch_size=16, width=2.0, dropout=0.5, seed=4, device="cpu", progress=False)
+    metrics = train_mixture(data, tmp_path / "a.pt", **kwargs)
+    train_mixture(data, tmp_path / "b.pt", **kwargs)
+    a, b = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2] and 0.0 <= metrics["val_acc"] <= 1.0
+    model = load_model("mixturenet", tmp_path / "a.pt")
+    assert model.class_names == ["0+1", "0+9", "1+9"]
+    assert model.conv3[0].out_channels == 20 and model.dropout.p == 0.5

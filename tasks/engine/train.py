@@ -1,0 +1,150 @@
+"""Trainer for MixtureNet on a mixture-of-digits dataset (see mixture.py).
+
+Made for CPUs: the whole dataset is decoded once into one uint8 tensor and batches are
+sliced from it, so an epoch costs only the network's own work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .datasets import NETDISSECT_MEAN, NETDISSECT_STD, BrodenDataset
+from .errors import DatasetError
+from .models import MixtureNet, default_device
+
+
+def load_mixture_tensors(data_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """All pictures as uint8 [N, 3, H, W], class indices [N] and the class names."""
+    ds = BrodenDataset(data_dir)
+    targets = ds.targets()
+    if targets is None or ds.class_names is None:
+        raise DatasetError(f"{data_dir} has no class column or no meta.json class_names; make it with `mixture make`.")
+    first = np.asarray(ds.load_rgb(0))
+    images = np.empty((len(ds), *first.shape), dtype=np.uint8)
+    for i in range(len(ds)):
+        images[i] = np.asarray(ds.load_rgb(i))  # a wrong size raises DatasetError naming the file
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(targets), list(ds.class_names)
+
+
+def _normalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - m) / s
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, mean: Sequence[float],
+             std: Sequence[float], device: str, batch_size: int = 512) -> float:
+    """Top-1 accuracy of `model` (put in eval mode) on uint8 images."""
+    model.eval()
+    correct = 0
+    for s in range(0, len(images), batch_size):
+        x = _normalise(images[s : s + batch_size].to(device), mean, std)
+        correct += int((model(x).argmax(1).cpu() == targets[s : s + batch_size]).sum())
+    return correct / max(1, len(images))
+
+
+def train_mixture(
+    data_dir: Path | str,
+    out_file: Path | str,
+    *,
+    val_dir: Path | str | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    width: float = 1.0,
+    dropout: float = 0.0,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train MixtureNet, save a checkpoint `load_model("mixturenet", out_file)` reads, return metrics.
+
+    Adam with a cosine learning-rate decay; images are normalised like the probe datasets
+    (NetDissect-Lite's mean/std) so dissection sees what training saw. On the CPU the
+    same seed gives the same weights.
+    """
+    device = device or default_device()
+    mean, std = NETDISSECT_MEAN, NETDISSECT_STD
+    images, targets, class_names = load_mixture_tensors(data_dir)
+    val = None
+    if val_dir is not None:
+        val_images, val_targets, val_names = load_mixture_tensors(val_dir)
+        if val_names != class_names:
+            raise DatasetError(f"{val_dir} has other classes than {data_dir}; make both with the same digits.")
+        val = (val_images, val_targets)
+
+    torch.manual_seed(seed)
+    model = MixtureNet(num_classes=len(class_names), width=width, dropout=dropout).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = -(-len(images) // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, epochs * steps_per_epoch))
+    shuffler = torch.Generator().manual_seed(seed)
+    history = []
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(images), generator=shuffler)
+        batches = range(0, len(images), batch_size)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False)
+            batches = bar
+        seen = correct = 0
+        loss_sum = 0.0
+        for s in batches:
+            pick = order[s : s + batch_size]
+            x = _normalise(images[pick].to(device), mean, std)
+            y = targets[pick].to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            seen += len(pick)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += float(loss.detach()) * len(pick)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        row = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen, "val_acc": None}
+        if val is not None:
+            row["val_acc"] = evaluate(model, *val, mean=mean, std=std, device=device)
+        history.append(row)
+        if progress:
+            val_text = f"  val acc {row['val_acc']:.4f}" if val is not None else ""
+            print(f"epoch {epoch}/{epochs}  loss {row['loss']:.4f}  train acc {row['train_acc']:.4f}{val_text}", flush=True)
+
+    metrics = {
+        "train_acc": history[-1]["train_acc"] if history else None,  # running accuracy of the last epoch
+        "val_acc": history[-1]["val_acc"] if history else None,
+        "epochs": epochs,
+        "seconds": time.perf_counter() - started,
+        "n_train": len(images),
+        "n_val": len(val[0]) if val is not None else 0,
+        "history": history,
+    }
+    checkpoint = {
+        "arch": "mixturenet",
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "config": {**model.config, "mean": list(mean), "std": list(std), "lr": lr, "batch_size": batch_size,
+                   "seed": seed, "data_dir": str(data_dir), "val_dir": str(val_dir) if val_dir else None},
+        "class_names": class_names,
+        "metrics": metrics,
+    }
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_file.with_name(out_file.name + ".partial")
+    torch.save(checkpoint, partial)
+    os.replace(partial, out_file)  # never leave a half-written checkpoint under the real name
+    return metrics
