@@ -321,7 +321,7 @@ def _forward_maps(model, dataset, options: DissectOptions, stats: dict, render_k
         for row, index in enumerate(batch.indices.tolist()):
             for name, u, r in wanted[index]:
                 maps[(name, u, r)] = outputs[name][row, u].cpu().clone()
-    return lambda name: (lambda u, r, index: maps[(name, u, r)])
+    return lambda name, indices: (lambda u, r, index: maps[(name, u, r)])
 
 
 def finalize(model, dataset, options: DissectOptions, stats: dict, counts: dict | None, out_dir, *, progress: Progress = None) -> DissectionResult:
@@ -394,12 +394,19 @@ class _FeatureCache:
                 }
                 yield outputs, pix, img
 
-    def get_map(self, name: str) -> Callable[[int, int, int], torch.Tensor]:
-        def get(unit: int, rank: int, index: int) -> torch.Tensor:
+    def get_map(self, name: str, topk_indices: np.ndarray) -> Callable[[int, int, int], torch.Tensor]:
+        """Maps of each unit's top images, read once per image in file order."""
+        wanted: dict[int, list[tuple[int, int]]] = {}
+        for u in range(topk_indices.shape[0]):
+            for r in range(topk_indices.shape[1]):
+                wanted.setdefault(int(topk_indices[u, r]), []).append((u, r))
+        maps: dict[tuple[int, int], torch.Tensor] = {}
+        for index in sorted(wanted, key=lambda i: self.where[i]):
             key, row = self.where[index]
-            return torch.from_numpy(np.asarray(self.maps[(name, key)][row, unit], dtype=np.float32))
-
-        return get
+            units = np.asarray(self.maps[(name, key)][row], dtype=np.float32)  # [U, h, w]
+            for u, r in wanted[index]:
+                maps[(u, r)] = torch.from_numpy(units[u].copy())
+        return lambda u, r, index: maps[(u, r)]
 
     def close(self) -> None:
         if not self.labels_file.closed:
@@ -523,7 +530,7 @@ def _write_outputs(dataset, options, stats, counts, out_dir: Path, get_maps, pro
         if options.render and get_maps is not None:
             r0 = time.perf_counter()
             done = render_layer(
-                dataset.load_rgb, get_maps(name), indices, thresholds[name], out_dir, name,
+                dataset.load_rgb, get_maps(name, indices[:, : options.render_k or options.top_k]), indices, thresholds[name], out_dir, name,
                 render_k=options.render_k or options.top_k, style=options.highlight, fmt=options.image_format,
                 progress=None if progress is None else (lambda f, li=li: progress("render", (li + f) / len(layer_names))),
             )

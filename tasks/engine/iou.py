@@ -14,14 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import DatasetError, EngineError
+from .masks import sparse_masks
 
 IOU_RULES = ("lite", "original")
 INTERPRETABLE_IOU = 0.04
-# Elements of upsampled maps handled at once: bounds memory whatever the layer size.
-_CHUNK_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -71,12 +69,6 @@ def _pad_image_labels(image_labels, batch: int, device) -> torch.Tensor:
         labels = torch.as_tensor(labels, dtype=torch.long).flatten()
         out[i, : len(labels)] = labels
     return out.to(device)
-
-
-def upsample_masks(maps: torch.Tensor, size: tuple[int, int], thresholds: torch.Tensor) -> torch.Tensor:
-    """Masks of REFERENCES §1: bilinear (align_corners=False) upsample of [M, h, w] > T (strict)."""
-    up = F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
-    return up > thresholds[:, None, None]
 
 
 class IouCounts:
@@ -137,38 +129,27 @@ class IouCounts:
             prow = torch.arange(B, device=dev)[:, None, None].expand_as(pix)
             any_cat[prow[okp], pcats[okp]] = True
 
-        # Only (image, unit) pairs whose map can exceed T have a non-empty mask: bilinear
-        # values are convex combinations of the map. The tiny margin covers float rounding.
-        maxes = acts.flatten(2).amax(dim=2).float()
-        active = maxes + maxes.abs() * 1e-5 >= T[None, :]
-        pair_b, pair_u = active.nonzero(as_tuple=True)
-        chunk = max(1, _CHUNK_ELEMENTS // P)
-        for start in range(0, len(pair_b), chunk):
-            nb, nu = pair_b[start : start + chunk], pair_u[start : start + chunk]
-            mask = upsample_masks(acts[nb, nu], (sh, sw), T[nu]).reshape(len(nb), P)
-            area = mask.sum(dim=1)  # |M[n, u]|
-            j, p = mask.nonzero(as_tuple=True)
-            if self.rule == "lite":
-                flags = img_cat[nb].clone()  # [M, C]
-            else:
-                flags = any_cat[nb]
-            for layer in range(pix.shape[1]):
-                lab = pix[nb[j], layer, p]
-                keep = lab > 0
-                lj, ll = j[keep], lab[keep]
-                self.intersect.view(-1).index_add_(
-                    0, nu[lj] * n_labels + ll, torch.ones_like(ll)
-                )
-                if self.rule == "lite":
-                    lc = labcat[ll]
-                    okc = lc >= 0
-                    flags[lj[okc], lc[okc]] = True
-            if img.shape[1]:
-                il = img[nb]  # [M, n]
-                valid = il > 0
-                idx = (nu[:, None] * n_labels + il)[valid]
-                self.intersect.view(-1).index_add_(0, idx, area[:, None].expand_as(il)[valid])
-            self.activation.index_add_(0, nu, flags.long() * area[:, None])
+        masks = sparse_masks(acts, T, (sh, sw))
+        area = masks.area  # [B, U] = |M[n, u]|
+        mb, mu, mp = masks.image, masks.unit, masks.pixel
+        flags = img_cat[:, None, :].expand(B, U, C).clone() if self.rule == "lite" else None
+        for layer in range(pix.shape[1]):
+            lab = pix[mb, layer, mp]
+            keep = lab > 0
+            lb, lu, ll = mb[keep], mu[keep], lab[keep]
+            self.intersect.view(-1).index_add_(0, lu * n_labels + ll, torch.ones_like(ll))
+            if flags is not None:
+                lc = labcat[ll]
+                okc = lc >= 0
+                flags[lb[okc], lu[okc], lc[okc]] = True
+        if img.shape[1]:
+            # An image-level label covers the whole image: I[u, l] += |M[n, u]|.
+            valid = img_valid[:, None, :].expand(B, U, img.shape[1])
+            idx = torch.arange(U, device=dev)[None, :, None] * n_labels + img[:, None, :]
+            self.intersect.view(-1).index_add_(0, idx[valid], area[:, :, None].expand_as(valid)[valid])
+        if flags is None:
+            flags = any_cat[:, None, :].expand(B, U, C)
+        self.activation += (flags.long() * area[:, :, None]).sum(dim=0)
 
     def merge(self, other: IouCounts) -> None:
         if other.rule != self.rule or other.intersect.shape != self.intersect.shape:
