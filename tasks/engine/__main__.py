@@ -1,0 +1,187 @@
+"""Command line of the engine: ``python -m tasks.engine dissect|mixture make|mixture train|bench``.
+
+Shaped like torchvision's reference scripts: each command is a ``main_*(args)`` and the
+parser sits at the bottom. Engine errors print one clear line on stderr and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .errors import EngineError
+
+NETDISSECT_MEAN = "0.488981,0.465450,0.429564"
+NETDISSECT_STD = "0.224,0.224,0.224"
+
+
+def _floats(text: str, what: str, count: int = 3) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise EngineError(f"--{what} must be {count} comma-separated numbers in 0..1 units, got '{text}'") from None
+    if len(values) == 1:
+        values = values * count
+    if len(values) != count:
+        raise EngineError(f"--{what} must be {count} comma-separated numbers in 0..1 units, got '{text}'")
+    return values
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def main_dissect(args: argparse.Namespace) -> int:
+    from .datasets import open_dataset
+    from .dissect import DissectOptions, dissect
+    from .models import load_model
+    from .runningstats import load_thresholds
+
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()]
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError("--device cuda was asked but no CUDA device is available; use --device cpu")
+    dataset = open_dataset(
+        args.dataset, mean=_floats(args.mean, "mean"), std=_floats(args.std, "std"), image_size=args.image_size
+    )
+    model = load_model(args.model, args.checkpoint, unsafe_pickle=args.unsafe_pickle)
+    thresholds = load_thresholds(args.thresholds, layers) if args.thresholds else None
+    options = DissectOptions(
+        layers=layers,
+        top_k=args.top_k,
+        quantile=args.quantile,
+        iou_rule=args.iou_rule,
+        batch_size=args.batch_size,
+        device=args.device,
+        thresholds=thresholds,
+        render=not args.no_render,
+        highlight=args.highlight,
+        num_workers=args.workers,
+    )
+    result = dissect(model, dataset, options, args.out)
+    for name, layer in result.layers.items():
+        line = layer.summary.get("line") or f"{layer.num_units} units (unlabelled dataset: no IoU labels)"
+        print(f"{name}: {line}")
+    if result.skipped_images:
+        print(f"skipped {len(result.skipped_images)} unreadable image(s): {', '.join(result.skipped_images[:10])}")
+    print(f"outputs in {Path(args.out).resolve()} ({result.timings.get('total', 0):.1f} s)")
+    return 0
+
+
+def main_mixture_make(args: argparse.Namespace) -> int:
+    from .mixture import make_mixture
+
+    redundant = [int(x) for x in args.redundant.split(",") if x.strip()] if args.redundant else []
+    out = make_mixture(
+        args.out, source=args.source, n_images=args.images, canvas=args.canvas, seed=args.seed,
+        split=args.split, redundant=redundant, overwrite=args.overwrite, progress=True,
+    )
+    print(f"mixture dataset written to {out}")
+    return 0
+
+
+def main_mixture_train(args: argparse.Namespace) -> int:
+    from .train import train_mixture
+
+    metrics = train_mixture(
+        args.data, args.out, val_dir=args.val, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        width=args.width, dropout=args.dropout, seed=args.seed, device=args.device,
+    )
+    print(" ".join(f"{k}={v}" for k, v in metrics.items() if not isinstance(v, (list, dict))))
+    print(f"checkpoint written to {args.out}")
+    return 0
+
+
+def main_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    result = run_bench(
+        images=args.images, size=args.size, seg_size=args.seg_size, model=args.model,
+        layers=[x.strip() for x in args.layers.split(",") if x.strip()], batch_size=args.batch_size,
+        device=args.device, num_workers=args.workers, threads=args.threads, top_k=args.top_k,
+        render=not args.no_render, cache_dtype=args.cache_dtype, keep=args.keep,
+    )
+    print("\n".join(result.lines()))
+    return 0
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tasks.engine", description="UnitCrowd dissection engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("dissect", help="label the units of a network's layers on a probe dataset")
+    d.add_argument("--dataset", required=True, help="broden:PATH, folder:PATH or a bare path")
+    d.add_argument("--model", required=True, help="architecture, e.g. resnet18, mixturenet")
+    d.add_argument("--checkpoint", default=None, help="state_dict file (default: seeded random weights)")
+    d.add_argument("--unsafe-pickle", action="store_true", help="allow whole pickled models (runs their code)")
+    d.add_argument("--layers", required=True, help="comma-separated module paths, e.g. layer3,layer4")
+    d.add_argument("--out", required=True, help="output folder (one sub-folder per layer)")
+    d.add_argument("--quantile", type=float, default=0.005, help="top fraction of activations above T (0.005)")
+    d.add_argument("--top-k", type=int, default=10, help="top images kept and rendered per unit")
+    d.add_argument("--iou-rule", choices=["lite", "original"], default="lite")
+    d.add_argument("--thresholds", default=None, help=".npy (one layer) or .npz (per layer) thresholds to use")
+    d.add_argument("--mean", default=NETDISSECT_MEAN, help="per-channel mean, 0..1 units (NetDissect-Lite's)")
+    d.add_argument("--std", default=NETDISSECT_STD, help="per-channel std, 0..1 units (NetDissect-Lite's)")
+    d.add_argument("--image-size", type=int, default=None, help="resize images to N x N (Broden: stored size)")
+    d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    d.add_argument("--device", default=_default_device(), help="cpu or cuda (default: cuda when present)")
+    d.add_argument("--highlight", choices=["overlay", "outline"], default="overlay")
+    d.add_argument("--no-render", action="store_true", help="skip exemplar pictures")
+    d.set_defaults(func=main_dissect)
+
+    mix = sub.add_parser("mixture", help="the mixture-of-digits sanity check").add_subparsers(dest="action", required=True)
+    mk = mix.add_parser("make", help="write a mixture-of-digits Broden-format dataset")
+    mk.add_argument("--out", required=True)
+    mk.add_argument("--source", default="digits", help="digits | idx:PATH | mnist")
+    mk.add_argument("--images", type=int, default=20000)
+    mk.add_argument("--canvas", type=int, default=64)
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--split", choices=["train", "val"], default="train")
+    mk.add_argument("--redundant", default="", help="digits shown at random in all classes, e.g. 8,9")
+    mk.add_argument("--overwrite", action="store_true")
+    mk.set_defaults(func=main_mixture_make)
+    tr = mix.add_parser("train", help="train MixtureNet on a mixture dataset")
+    tr.add_argument("--data", required=True)
+    tr.add_argument("--val", default=None)
+    tr.add_argument("--out", required=True, help="checkpoint file to write")
+    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=3e-3)
+    tr.add_argument("--width", type=float, default=1.0, help="conv3 width multiplier")
+    tr.add_argument("--dropout", type=float, default=0.0)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default=_default_device())
+    tr.set_defaults(func=main_mixture_train)
+
+    b = sub.add_parser("bench", help="forward-only vs full dissection timing on synthetic data")
+    b.add_argument("--images", type=int, default=2000)
+    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--seg-size", type=int, default=None, help="segmentation size (default: size / 2)")
+    b.add_argument("--model", default="resnet18")
+    b.add_argument("--layers", default="layer4")
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--workers", type=int, default=0)
+    b.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    b.add_argument("--top-k", type=int, default=10)
+    b.add_argument("--cache-dtype", choices=["float32", "float16"], default="float32")
+    b.add_argument("--no-render", action="store_true")
+    b.add_argument("--keep", action="store_true", help="keep the synthetic data and outputs")
+    b.add_argument("--device", default=_default_device())
+    b.set_defaults(func=main_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The command line: a dissection run, and clear errors with exit code 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tasks.engine.__main__ import main
+from tasks.engine.iou import read_tally
+from tasks.engine.models import MixtureNet
+from tests.engine.factories import write_broden
+
+
+@pytest.fixture
+def broden(tmp_path):
+    return write_broden(tmp_path / "broden", n_images=6, size=16, seg_size=8, seed=5)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "net.pt"
+    torch.save(MixtureNet(num_classes=45).state_dict(), path)
+    return path
+
+
+def test_dissect_command_writes_a_tally_per_layer(broden, checkpoint, tmp_path, capsys):
+    code = main([
+        "dissect", "--dataset", f"broden:{broden.root}", "--model", "mixturenet", "--checkpoint", str(checkpoint),
+        "--layers", "conv2,conv3", "--out", str(tmp_path / "out"), "--top-k", "2", "--quantile", "0.05",
+        "--device", "cpu", "--batch-size", "4", "--iou-rule", "original", "--highlight", "outline",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "conv3: " in printed and "units covering" in printed
+    rows = read_tally(tmp_path / "out" / "conv3" / "tally.csv")
+    assert sorted(r["unit"] for r in rows) == list(range(1, 11))
+    assert (tmp_path / "out" / "conv2" / "exemplars" / "strips" / "unit_0020.jpg").is_file()
+
+
+def test_thresholds_file_is_used_for_the_layer(broden, checkpoint, tmp_path):
+    np.save(tmp_path / "t.npy", np.full(10, 1e9, dtype=np.float32))  # nothing passes: IoU 0
+    code = main([
+        "dissect", "--dataset", str(broden.root), "--model", "mixturenet", "--checkpoint", str(checkpoint),
+        "--layers", "conv3", "--out", str(tmp_path / "out"), "--thresholds", str(tmp_path / "t.npy"),
+        "--device", "cpu",
+    ])
+    assert code == 0
+    assert all(r["score"] == 0.0 for r in read_tally(tmp_path / "out" / "conv3" / "tally.csv"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "conv4"], "layer 'conv4' is not in the model (close names: conv3, conv2, conv1"),
+        (["--layers", "conv3", "--mean", "0.5,0.5"], "--mean must be 3 comma-separated numbers"),
+        (["--layers", "conv3", "--checkpoint", "missing.pt"], "missing.pt does not exist"),
+    ],
+)
+def test_bad_input_exits_with_code_2_and_one_clear_line(broden, tmp_path, capsys, args, message):
+    code = main(["dissect", "--dataset", f"broden:{broden.root}", "--model", "mixturenet",
+                 "--out", str(tmp_path / "out"), "--device", "cpu", *args])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_missing_dataset_exits_with_code_2(tmp_path, capsys):
+    code = main(["dissect", "--dataset", f"broden:{tmp_path / 'nowhere'}", "--model", "mixturenet",
+                 "--layers", "conv3", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert code == 2
+    assert "nowhere" in capsys.readouterr().err
