@@ -121,7 +121,9 @@ class RunningQuantile:
         self.count = 0  # values seen per unit
         self.dropped = False  # whether any value was ever discarded
         self.exact = True
-        self.top: torch.Tensor | None = None  # [U, <=capacity] descending
+        self.top: torch.Tensor | None = None  # [U, <=capacity] the largest values kept
+        self._pending: list[torch.Tensor] = []  # values added since the last selection
+        self._pending_cols = 0
 
     def capacity(self) -> int | None:
         if self.expected_images is None or self.values_per_image == 0:
@@ -148,8 +150,22 @@ class RunningQuantile:
         self._keep_top(values)
 
     def _keep_top(self, values: torch.Tensor) -> None:
-        if self.top is not None:
-            values = torch.cat([self.top.to(values.device, values.dtype), values], dim=1)
+        # New values wait in a buffer; selecting the top set only when the buffer outgrows
+        # the capacity keeps the cost per value constant even for a large capacity.
+        self._pending.append(values)
+        self._pending_cols += values.shape[1]
+        cap = self.capacity()
+        kept = 0 if self.top is None else self.top.shape[1]
+        if cap is not None and kept + self._pending_cols > 2 * cap:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        parts = ([] if self.top is None else [self.top.to(self._pending[0].device)]) + self._pending
+        device, dtype = parts[-1].device, parts[-1].dtype
+        values = torch.cat([p.to(device, dtype) for p in parts], dim=1)
+        self._pending, self._pending_cols = [], 0
         cap = self.capacity()
         if cap is not None and values.shape[1] > cap:
             self.top = values.topk(cap, dim=1, sorted=False).values
@@ -159,6 +175,7 @@ class RunningQuantile:
 
     def merge(self, other: RunningQuantile) -> None:
         """Fold in a shard (which must have been sized with the same ``expected_images``)."""
+        other._flush()
         if other.top is None:
             return
         if other.quantile != self.quantile or other.expected_images != self.expected_images:
@@ -167,11 +184,12 @@ class RunningQuantile:
         self.count += other.count
         self.dropped = self.dropped or other.dropped
         self.exact = self.exact and other.exact
-        device = self.top.device if self.top is not None else other.top.device
-        self._keep_top(other.top.to(device))
+        self._keep_top(other.top)
+        self._flush()
 
     def result(self) -> torch.Tensor:
         """Threshold per unit, equal to ``torch.quantile(A[:, u].flatten(), 1 - quantile)``."""
+        self._flush()
         if self.top is None or self.count == 0:
             raise ValueError("RunningQuantile saw no data")
         n = self.count
@@ -191,6 +209,7 @@ class RunningQuantile:
         return torch.lerp(lo, hi, weight).cpu()
 
     def state_dict(self) -> dict:
+        self._flush()
         return {
             "kind": "RunningQuantile",
             "quantile": self.quantile,
@@ -210,6 +229,7 @@ class RunningQuantile:
         self.dropped = bool(state["dropped"])
         self.exact = bool(state["exact"])
         self.top = state["top"]
+        self._pending, self._pending_cols = [], 0
 
     @classmethod
     def from_state_dict(cls, state: dict) -> RunningQuantile:

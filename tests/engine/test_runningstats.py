@@ -73,9 +73,10 @@ def test_quantile_equals_torch_quantile_while_keeping_few_values(quantile):
         stat.add(batch)
     per_unit = acts.transpose(0, 1).reshape(4, -1)
     expected = torch.quantile(per_unit, 1 - quantile, dim=1)
-    assert torch.equal(stat.result(), expected)
+    assert torch.equal(stat.result(), expected)  # result() also folds the buffer in
     # Bounded memory: far fewer values kept than seen (1500 per unit).
     assert stat.top.shape[1] <= int(np.ceil(quantile * 1500)) + 2
+    assert stat.state_dict()["top"].shape[1] <= int(np.ceil(quantile * 1500)) + 2
 
 
 def test_quantile_without_a_size_hint_keeps_everything_and_is_still_exact():
@@ -99,6 +100,13 @@ def test_quantile_shards_merged_equal_a_single_pass_even_when_the_top_sits_in_on
     shards[1].merge(shards[0])
     expected = torch.quantile(acts.transpose(0, 1).reshape(3, -1), 0.99, dim=1)
     assert torch.equal(shards[1].result(), expected)
+
+
+def test_quantile_hand_worked_on_ten_values():
+    # Values 0..9 of one unit, top 10%: torch.quantile(x, 0.9) = rank 0.9 * 9 = 8.1 -> 8 + 0.1 * (9 - 8).
+    stat = RunningQuantile(0.1, expected_images=10)
+    stat.add(torch.arange(10.0).view(10, 1, 1, 1))
+    assert stat.result().item() == pytest.approx(8.1)
 
 
 def test_quantile_refuses_more_images_than_announced():
