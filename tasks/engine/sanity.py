@@ -71,6 +71,7 @@ class SanityConfig:
     ap_cutoff: float = 0.8  # a unit is a detector of digit d when its AP for d reaches this
     top_k: int = 15  # top images per unit (the CVPR human evaluation showed 15)
     ablation_images: int | None = None  # val images used for ablation (None: all)
+    iou_images: int | None = None  # val images whose masks are counted for IoU (None: all)
     workers: int | None = None  # worker processes (None: 2 on a CPU with >= 2 cores, 1 on CUDA)
     device: str | None = None  # None: CUDA when present
     keep_data: bool = False  # keep the training sets after the run (val sets are always kept)
@@ -164,6 +165,7 @@ def _jobs(config: SanityConfig, out_dir: Path, data: dict[str, str], device: str
                 "run_dir": str(out_dir / "runs" / run_id), "out_dir": str(out_dir),
                 "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
                 "top_k": config.top_k, "ap_cutoff": config.ap_cutoff, "ablation_images": config.ablation_images,
+                "iou_images": config.iou_images,
                 "ks": list(KS), "recalls": list(RECALLS), "layers": list(LAYERS), "device": device, "threads": threads,
             })
     return jobs

@@ -66,7 +66,7 @@ def _digit_classes(class_names: list[str], digits: list[int]) -> dict[int, list[
 
 def measure_run(job: dict) -> dict:
     """Train one network as `job` says and measure it; writes run.json in job['run_dir'] and returns it."""
-    from .dissect import DissectOptions, dissect
+    from .dissect import DissectOptions, collect_counts, collect_stats, dissect, finalize
     from .models import load_model
     from .train import load_mixture_tensors, train_mixture
     from .unitstats import unit_alignment
@@ -101,7 +101,15 @@ def measure_run(job: dict) -> dict:
     t = time.perf_counter()
     options = DissectOptions(layers=layers, top_k=job["top_k"], batch_size=_EVAL_BATCH, device=device,
                              progress_bar=False, image_format="png")
-    dissection = dissect(model, val, options, run_dir / "dissect")
+    n_iou = job.get("iou_images") or len(val)
+    if n_iou >= len(val):
+        dissection = dissect(model, val, options, run_dir / "dissect")
+    else:
+        # Top images and thresholds from every validation image; IoU counted on the first n_iou
+        # (the counts dominate dissection time on a CPU), through the engine's shard API.
+        stats = collect_stats(model, val, options)
+        counts = collect_counts(model, val, options, stats, indices=list(range(n_iou)))
+        dissection = finalize(model, val, options, stats, counts, run_dir / "dissect")
     timings["dissect"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -127,7 +135,7 @@ def measure_run(job: dict) -> dict:
             best = int(np.argmax(ap))
             by_digit = {}
             for k, d in enumerate(digits):
-                by_digit[str(d)] = _class_group_drop(abl, u, classes_of[d])
+                by_digit[str(d)] = class_group_drop(abl, u, classes_of[d])
             units.append({
                 "unit": u,
                 "best_digit": digits[best],
@@ -139,7 +147,7 @@ def measure_run(job: dict) -> dict:
                 "iou": [float(lr.iou[u, concept_index[d]]) if lr.iou is not None else 0.0 for d in digits],
                 "iou_label": lr.labels[u].label if lr.labels else "",
                 "iou_score": float(lr.labels[u].score) if lr.labels else 0.0,
-                "ablation": float(abl["overall_drop"][u]),
+                "ablation": float(abl["per_unit_drop"][u]),
                 "ablation_own_digit": by_digit[str(digits[best])],
                 "ablation_by_digit": by_digit,
                 "threshold": float(lr.thresholds[u]),
@@ -160,10 +168,10 @@ def measure_run(job: dict) -> dict:
         "checkpoint": _rel(checkpoint, out_root), "val_dir": _rel(val_dir, out_root),
         "train_dir": _rel(Path(job["train_dir"]), out_root),
         "dissect_dir": _rel(run_dir / "dissect", out_root),
-        "n_train": train["n_train"], "n_val": len(images), "n_ablation": int(n_abl),
+        "n_train": train["n_train"], "n_val": len(images), "n_ablation": int(n_abl), "n_iou": int(min(n_iou, len(val))),
         "num_classes": len(class_names), "digits": digits,
         "effective_digits": sorted({d for d, cs in classes_of.items() if cs}),
-        "train_accuracy": train["train_acc"], "val_accuracy": accuracy,
+        "train_accuracy": train["train_acc"], "val_accuracy": accuracy, "train_history": train.get("history", []),
         "baseline_ablation_accuracy": float(ablation["_accuracy"]),
         "digit_frequency": [float(v) for v in presence.mean(0)],
         "layers": result_layers,
@@ -175,20 +183,25 @@ def measure_run(job: dict) -> dict:
 
 def ablation_table(model, images: torch.Tensor, targets: torch.Tensor, layers: list[str], *, num_classes: int,
                    device: str) -> dict:
-    """Per layer: overall_drop [U], class_counts [C], class_correct_base [C], class_correct [U, C]; plus _accuracy."""
-    raise NotImplementedError("waiting for tasks.engine.ablation")
+    """Per layer, the engine's ablation_effect (accuracy lost when each unit is zeroed); `_accuracy` unablated."""
+    from .ablation import ablation_effect
+
+    table: dict = {}
+    for name in layers:
+        table[name] = ablation_effect(model, name, images, targets=targets, device=device, num_classes=num_classes,
+                                      batch_size=_EVAL_BATCH)
+        table["_accuracy"] = float(table[name]["baseline_acc"])
+    return table
 
 
-def _class_group_drop(abl: dict, unit: int, classes: list[int]) -> float | None:
-    """Accuracy lost by zeroing `unit`, over the validation images whose class is in `classes`."""
-    if not classes:
-        return None
-    counts = abl["class_counts"][classes]
+def class_group_drop(abl: dict, unit: int, classes: list[int]) -> float | None:
+    """Accuracy lost by zeroing `unit` over the images whose class is in `classes`
+    (the per-class drops weighted by each class's image count)."""
+    counts = np.asarray(abl["class_counts"], dtype=float)[classes] if classes else np.zeros(0)
     if counts.sum() == 0:
         return None
-    base = (abl["class_correct_base"][classes]).sum() / counts.sum()
-    ablated = (abl["class_correct"][unit, classes]).sum() / counts.sum()
-    return float(base - ablated)
+    drops = np.nan_to_num(np.asarray(abl["per_unit_class_drop"], dtype=float)[unit, classes], nan=0.0)
+    return float((drops * counts).sum() / counts.sum())
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -39,7 +39,10 @@ def blocks(report: dict) -> Iterator[Block]:
         ["validation images", f"{setting['n_val']:,} ({setting['val_note']})", "-"],
         ["conv units (conv1/conv2/conv3)", "/".join(str(n) for n in setting["layers"].values()), "10/20/10"],
         ["network", setting["network"], "conv 10/20/10, GAP, softmax"],
-        ["training", f"{setting['epochs']} epochs, Adam, cosine decay; canvas {setting['canvas']} px, digits {setting['digit_size']} px", "-"],
+        ["training", f"{setting['epochs']} epoch(s), Adam (lr {setting.get('lr')}, batch {setting.get('batch_size')}), "
+                     f"cosine decay; canvas {setting['canvas']} px, digits {setting['digit_size']} px", "-"],
+        ["measured on", f"AP/precision: all {setting['n_val']:,} validation images; IoU: {setting.get('iou_images')}; "
+                        f"ablation: {setting.get('ablation_images')}", "-"],
         ["baseline validation accuracy", _ms(report["variants"].get("baseline", {}).get("accuracy"), pct=True),
          _pct(SEED_ACCURACY)],
     ])

@@ -86,6 +86,10 @@ def _setting(config: dict, reference: dict | None) -> dict:
         "dropout": config["dropout"],
         "wide": config["wide"],
         "score": "a unit ranks images by the spatial maximum of its activation map",
+        "iou_images": reference["n_iou"] if reference and "n_iou" in reference else config.get("n_val"),
+        "ablation_images": reference["n_ablation"] if reference else config.get("n_val"),
+        "lr": config.get("lr"),
+        "batch_size": config.get("batch_size"),
     }
 
 

@@ -16,8 +16,8 @@ from tasks.engine.train import load_mixture_tensors
 
 
 def tiny_config(**overrides) -> SanityConfig:
-    """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 720 validation images (> K=700)."""
-    base = dict(n_train=240, n_val=720, epochs=1, seeds=2, canvas=32, digit_size=14, variants=["baseline", "wide"],
+    """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 400 validation images (K above 400 is capped)."""
+    base = dict(n_train=240, n_val=400, epochs=1, seeds=2, canvas=32, digit_size=14, variants=["baseline", "wide"],
                 usefulness=True, workers=1, top_k=3, device="cpu", batch_size=32)
     return SanityConfig(**{**base, **overrides})
 
