@@ -153,7 +153,8 @@ CELERY_BEAT_SCHEDULE.update({"results-aggregate-stale": {"task": "tasks.results.
 CELERY_TIMEZONE = "UTC"
 
 # --- dissection jobs ---------------------------------------------------------------------
-# Device for the engine on workers: "cuda", "cuda:1", "cpu"; empty means CUDA when present.
+# Device for the engine on workers: "cuda:N", "cpu", or "auto"/empty (CUDA when present; the GPU
+# with the most free memory when several are visible).
 UNITCROWD_DEVICE = envstr("UNITCROWD_DEVICE")
 # Low-activation "sentinel" pictures kept per unit (ICLR 2015 quality check); 0 turns them off.
 UNITCROWD_SENTINELS_PER_UNIT = envint("UNITCROWD_SENTINELS_PER_UNIT", 3, minimum=0)

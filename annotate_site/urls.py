@@ -4,9 +4,11 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from units.media import protected_media
+from units.views_health import healthz
 from units.views_home import home
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("units.crowd.account_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -45,9 +45,19 @@ class JobContext:
 
 
 def device() -> str:
+    """settings.UNITCROWD_DEVICE: "cuda:N", "cpu", or empty/"auto" (CUDA when present; with several
+    visible GPUs, the one with the most free memory right now, so workers sharing a host spread out)."""
+    import torch
+
     from tasks.engine.models import default_device
 
-    return settings.UNITCROWD_DEVICE or default_device()
+    chosen = settings.UNITCROWD_DEVICE
+    if chosen and chosen != "auto":
+        return chosen
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+        return f"cuda:{max(range(len(free)), key=free.__getitem__)}"
+    return default_device()
 
 
 def _step_delay() -> None:

@@ -83,7 +83,11 @@ def hit_publish(
     layers = list(layers)
     if not layers:
         raise PublishError("Choose at least one layer to publish.")
-    not_done = sorted({layer.job_id for layer in layers if layer.job.status != DissectionJob.Status.SUCCEEDED})
+    # Read the status from the database: the layers may carry a stale copy of their job.
+    not_done = sorted(
+        DissectionJob.objects.filter(pk__in={layer.job_id for layer in layers})
+        .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True)
+    )
     if not_done:
         raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
     reward = _check(

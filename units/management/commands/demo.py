@@ -121,7 +121,9 @@ class Command(BaseCommand):
             self.say(f"Dissecting {', '.join(LAYERS)} (job {job.pk}) ...")
             job = job_start(job=job, background=False)
         deadline = time.monotonic() + wait
-        while job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING):
+        if settings.CELERY_TASK_ALWAYS_EAGER and job.status in live:
+            raise CommandError(f"Job {job.pk} did not run in-process (status {job.status}); see the log above.")
+        while job.status in live:
             if time.monotonic() > deadline:
                 raise CommandError(f"Job {job.pk} is still {job.status} after {wait} s; are the gpu workers running?")
             time.sleep(2)  # a broker is configured: the job runs on the workers
