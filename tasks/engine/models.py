@@ -23,25 +23,31 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _conv_block(inputs: int, units: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inputs, units, 5, padding=2, bias=False), nn.BatchNorm2d(units), nn.ReLU())
+
+
 class MixtureNet(nn.Module):
     """The small network of the mixture-of-digits experiment (REFERENCES.md section 6).
 
     conv1 (10 units) -> pool -> conv2 (20) -> pool -> conv3 (10 * width) -> global
     average pooling -> [dropout] -> linear to classes. `conv1`..`conv3` are
-    Sequential(conv, ReLU) so a hook on them sees the post-ReLU maps we dissect. conv3's
-    receptive field (29 px) covers a whole 28 px digit, so its units can detect digits.
-    Dropout acts on conv3's pooled units (one number per unit), i.e. it drops units.
+    Sequential(conv, BatchNorm, ReLU) so a hook on them sees the post-ReLU maps we
+    dissect. conv3's receptive field (29 px) covers a whole 28 px digit, so its units can
+    detect digits. Dropout acts on conv3's pooled units (one number per unit), i.e. it
+    drops units. BatchNorm is there because without it this narrow network sat near
+    chance (7% val after 4 epochs on 20k images) where with it it learns in a few epochs.
     """
 
     def __init__(self, num_classes: int = 45, width: float = 1.0, dropout: float = 0.0) -> None:
         super().__init__()
         units3 = max(1, round(10 * width))
         self.config = {"num_classes": num_classes, "width": width, "dropout": dropout}
-        self.conv1 = nn.Sequential(nn.Conv2d(3, 10, 5, padding=2), nn.ReLU())
+        self.conv1 = _conv_block(3, 10)
         self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = nn.Sequential(nn.Conv2d(10, 20, 5, padding=2), nn.ReLU())
+        self.conv2 = _conv_block(10, 20)
         self.pool2 = nn.MaxPool2d(2)
-        self.conv3 = nn.Sequential(nn.Conv2d(20, units3, 5, padding=2), nn.ReLU())
+        self.conv3 = _conv_block(20, units3)
         self.pool3 = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(units3, num_classes)
