@@ -100,6 +100,7 @@ class ProbeDataset(Dataset):
         self.has_pixel_labels = False
         self.class_names = None
         self.skipped = []
+        self._skipped_names: set[str] = set()
 
     # -- to be provided by subclasses -------------------------------------------------
     def __len__(self) -> int:
@@ -148,17 +149,12 @@ class ProbeDataset(Dataset):
         return table
 
     def record_skipped(self, indices: Sequence[int]) -> None:
+        """Note unreadable images once each, however many passes over the data see them."""
         for i in indices:
             name = self.image_name(i)
-            if name not in self._skipped_set:
-                self._skipped_set.add(name)
+            if name not in self._skipped_names:
+                self._skipped_names.add(name)
                 self.skipped.append(name)
-
-    @property
-    def _skipped_set(self) -> set[str]:
-        if not hasattr(self, "_skipped_names"):
-            self._skipped_names: set[str] = set(self.skipped)
-        return self._skipped_names
 
 
 def _read_rgb(path: Path) -> Image.Image:
