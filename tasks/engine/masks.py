@@ -23,13 +23,17 @@ _CHUNK_ELEMENTS = 1 << 22
 
 @dataclass
 class _Axis:
-    """Source indices and weights of bilinear interpolation along one axis, grouped in bands."""
+    """Bilinear interpolation along one axis, its output split into pieces.
 
-    index0: torch.Tensor  # [out] first source index
-    index1: torch.Tensor  # [out] second source index (== index0 at the far edge)
-    weight0: torch.Tensor  # [out] float32
+    A piece is a run of outputs sharing the same first source index (its "band"), at
+    most ``ceil(out / in)`` long; pads carry NaN weights so they never pass a threshold.
+    """
+
+    band: torch.Tensor  # [pieces] source index0 of the piece
+    index1: torch.Tensor  # [pieces] source index1 of the piece
+    positions: torch.Tensor  # [pieces, P] output positions (0 at pads)
+    weight0: torch.Tensor  # [pieces, P] float32 (NaN at pads)
     weight1: torch.Tensor
-    band_rows: torch.Tensor  # [in, width] output positions whose index0 is that input (-1 pad)
 
 
 def _axis(in_size: int, out_size: int, device) -> _Axis:
@@ -41,15 +45,24 @@ def _axis(in_size: int, out_size: int, device) -> _Axis:
     index0 = src.long().clamp(max=in_size - 1)
     weight1 = (src - index0.float()).clamp(0, 1)
     weight0 = 1 - weight1
-    index1 = index0 + (index0 < in_size - 1).long()
-    counts = torch.bincount(index0, minlength=in_size)
-    width = max(1, int(counts.max()))
-    band_rows = torch.full((in_size, width), -1, dtype=torch.long)
-    order = torch.argsort(index0, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(out_size) - starts[index0[order]]
-    band_rows[index0[order], slot] = order
-    return _Axis(*(t.to(device) for t in (index0, index1, weight0, weight1, band_rows)))
+    width = max(1, -(-out_size // in_size))
+    bands, positions = [], []
+    for band in range(in_size):
+        outs = torch.nonzero(index0 == band).flatten().tolist()
+        for start in range(0, len(outs), width):
+            bands.append(band)
+            positions.append(outs[start : start + width])
+    P = len(bands)
+    pos = torch.zeros((P, width), dtype=torch.long)
+    w0 = torch.full((P, width), float("nan"))
+    w1 = torch.full((P, width), float("nan"))
+    for k, outs in enumerate(positions):
+        pos[k, : len(outs)] = torch.tensor(outs)
+        w0[k, : len(outs)] = weight0[outs]
+        w1[k, : len(outs)] = weight1[outs]
+    band = torch.tensor(bands, dtype=torch.long)
+    index1 = band + (band < in_size - 1).long()
+    return _Axis(*(t.to(device) for t in (band, index1, pos, w0, w1)))
 
 
 _AXES: dict[tuple[int, int, str], _Axis] = {}
@@ -62,15 +75,12 @@ def _cached_axis(in_size: int, out_size: int, device: torch.device) -> _Axis:
     return _AXES[key]
 
 
-def _exact_values(up, close, acts, pair, rows, cols, size) -> None:
-    """Overwrite ``up`` where ``close`` with interpolate()'s values for those maps."""
-    t, r, c = close.nonzero(as_tuple=True)
-    wanted = pair[t]
-    pairs = torch.unique(wanted)
+def _exact_values(acts: torch.Tensor, pair: torch.Tensor, y: torch.Tensor, x: torch.Tensor, size) -> torch.Tensor:
+    """interpolate()'s own values at output pixels (y, x) of the maps ``pair`` (= n * U + u)."""
     B, U, h, w = acts.shape
+    pairs = torch.unique(pair)
     dense = F.interpolate(acts.reshape(B * U, 1, h, w)[pairs], size=size, mode="bilinear", align_corners=False)
-    at = torch.searchsorted(pairs, wanted)
-    up[t, r, c] = dense[at, 0, rows[t, r], cols[t, c]]
+    return dense[torch.searchsorted(pairs, pair), 0, y, x]
 
 
 @dataclass
@@ -93,47 +103,46 @@ def sparse_masks(acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, 
     ry, rx = _cached_axis(h, sh, dev), _cached_axis(w, sw, dev)
     # A cell may reach past T through rounding of the weights: a tiny margin keeps it in.
     hot = acts + acts.abs() * 1e-5 >= T[None, :, None, None]
-    # Tile (b, c) uses input cells b, b+1 by c, c+1 (clamped at the edge): max-pool 2x2.
-    hot = F.pad(hot.float(), (0, 1, 0, 1))
-    tiles = F.max_pool2d(hot, kernel_size=2, stride=1) > 0
-    tn, tu, tb, tc = tiles.nonzero(as_tuple=True)
-    R, C = ry.band_rows.shape[1], rx.band_rows.shape[1]
+    # Band (b, c) uses input cells b, b+1 by c, c+1 (clamped at the edge): max-pool 2x2.
+    hot = F.max_pool2d(F.pad(hot.float(), (0, 1, 0, 1)), kernel_size=2, stride=1) > 0
+    tiles = hot[:, :, ry.band][:, :, :, rx.band]  # [B, U, pieces_y, pieces_x]
+    tn, tu, ty, tx = tiles.nonzero(as_tuple=True)
+    R, C = ry.positions.shape[1], rx.positions.shape[1]
+    flat = acts.reshape(-1)
     area = torch.zeros(B * U, dtype=torch.long, device=dev)
     found_n, found_u, found_p = [], [], []
     step = max(1, _CHUNK_ELEMENTS // (R * C))
     for s in range(0, len(tn), step):
-        n, u, b, c = tn[s : s + step], tu[s : s + step], tb[s : s + step], tc[s : s + step]
-        rows = ry.band_rows[b]  # [t, R] output rows of the tile (-1 pad)
-        cols = rx.band_rows[c]  # [t, C]
-        rv, cv = rows.clamp(min=0), cols.clamp(min=0)
-        # Separable: mix columns on the tile's two input rows, then mix those rows.
-        k0, k1 = ry.index0[rv[:, 0]], ry.index1[rv[:, 0]]  # [t] (same for every row of a band)
-        l0, l1 = rx.index0[cv], rx.index1[cv]  # [t, C]
-        plane = acts.reshape(B * U, h, w)[n * U + u]  # [t, h, w]
-        top, bottom = plane[torch.arange(len(n), device=dev), k0], plane[torch.arange(len(n), device=dev), k1]  # [t, w]
-        wx0, wx1 = rx.weight0[cv], rx.weight1[cv]  # [t, C]
-        t0 = top.gather(1, l0) * wx0 + top.gather(1, l1) * wx1  # [t, C]
-        t1 = bottom.gather(1, l0) * wx0 + bottom.gather(1, l1) * wx1
-        wy0, wy1 = ry.weight0[rv][:, :, None], ry.weight1[rv][:, :, None]  # [t, R, 1]
-        up = t0[:, None, :] * wy0 + t1[:, None, :] * wy1  # [t, R, C]
-        inside = (rows >= 0)[:, :, None] & (cols >= 0)[:, None, :]
-        Tt = T[u][:, None, None]
-        diff = up - Tt
-        # PyTorch's kernel may round differently (FMA, vector lanes): values within a few ulps
-        # of T are taken from interpolate() itself, so the masks match it bit for bit.
-        corner = torch.maximum(top.abs().amax(1), bottom.abs().amax(1))
-        tol = (1e-5 * (corner + T[u].abs()) + 1e-30)[:, None, None]
-        close = (diff.abs() <= tol) & inside
+        n, u, py, px = tn[s : s + step], tu[s : s + step], ty[s : s + step], tx[s : s + step]
+        base = (n * U + u) * (h * w)
+        k0, k1 = ry.band[py] * w, ry.index1[py] * w
+        l0, l1 = rx.band[px], rx.index1[px]
+        x00, x01 = flat[base + k0 + l0][:, None], flat[base + k0 + l1][:, None]
+        x10, x11 = flat[base + k1 + l0][:, None], flat[base + k1 + l1][:, None]
+        wx0, wx1 = rx.weight0[px], rx.weight1[px]  # [t, C]
+        wy0, wy1 = ry.weight0[py][:, :, None], ry.weight1[py][:, :, None]  # [t, R, 1]
+        # Columns mixed first, then rows, as PyTorch's kernel does.
+        t0 = (x00 * wx0 + x01 * wx1)[:, None, :]
+        t1 = (x10 * wx0 + x11 * wx1)[:, None, :]
+        up = t0 * wy0 + t1 * wy1  # [t, R, C]; NaN at pads
+        corner = torch.stack([x00, x01, x10, x11]).abs().amax(0).flatten()
+        Tu = T[u]
+        # PyTorch's kernel may round differently (FMA, vector lanes): values within a few
+        # ulps of T are taken from interpolate() itself, so masks match it bit for bit.
+        tol = 1e-5 * (corner + Tu.abs()) + 1e-30
+        t, r, c = (up > (Tu - tol)[:, None, None]).nonzero(as_tuple=True)
+        values = up[t, r, c]
+        y, x = ry.positions[py[t], r], rx.positions[px[t], c]
+        close = values <= Tu[t] + tol[t]
         if bool(close.any()):
-            _exact_values(up, close, acts, n * U + u, rows, cols, (sh, sw))
-            diff = up - Tt
-        hit = (diff > 0) & inside
-        t, r, cc = hit.nonzero(as_tuple=True)
+            values[close] = _exact_values(acts, (n * U + u)[t][close], y[close], x[close], (sh, sw))
+        hit = values > Tu[t]
+        t, y, x = t[hit], y[hit], x[hit]
         pair = n[t] * U + u[t]
         area.index_add_(0, pair, torch.ones_like(pair))
         found_n.append(n[t])
         found_u.append(u[t])
-        found_p.append(rows[t, r] * sw + cols[t, cc])
+        found_p.append(y * sw + x)
     empty = torch.zeros(0, dtype=torch.long, device=dev)
     return SparseMasks(
         torch.cat(found_n) if found_n else empty,
@@ -148,9 +157,10 @@ def _matrix(in_size: int, out_size: int) -> torch.Tensor:
     """[out, in] bilinear weights (align_corners=False), PyTorch's indices and weights."""
     ax = _cached_axis(in_size, out_size, torch.device("cpu"))
     m = torch.zeros(out_size, in_size)
-    rows = torch.arange(out_size)
-    m.index_put_((rows, ax.index0), ax.weight0, accumulate=True)
-    m.index_put_((rows, ax.index1), ax.weight1, accumulate=True)
+    valid = ~ax.weight0.isnan()
+    rows = ax.positions[valid]
+    m.index_put_((rows, ax.band[:, None].expand_as(valid)[valid]), ax.weight0[valid], accumulate=True)
+    m.index_put_((rows, ax.index1[:, None].expand_as(valid)[valid]), ax.weight1[valid], accumulate=True)
     return m
 
 
