@@ -277,7 +277,8 @@ def _rel(path: Path, root: Path) -> str:
 def config_from_args(args: argparse.Namespace) -> SanityConfig:
     overrides = {
         name: getattr(args, name)
-        for name in ("seeds", "n_train", "n_val", "epochs", "workers", "device", "ap_cutoff", "top_k")
+        for name in ("seeds", "n_train", "n_val", "epochs", "workers", "device", "ap_cutoff", "top_k",
+                     "iou_images", "ablation_images", "lr", "batch_size")
         if getattr(args, name, None) is not None
     }
     overrides["source"] = args.source
@@ -298,6 +299,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-train", dest="n_train", type=int, default=None, help="training images (default 20000)")
     parser.add_argument("--n-val", dest="n_val", type=int, default=None, help="validation images (default 4000)")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    parser.add_argument("--iou-images", dest="iou_images", type=int, default=None,
+                        help="validation images whose masks are counted for IoU (default: see the configuration)")
+    parser.add_argument("--ablation-images", dest="ablation_images", type=int, default=None,
+                        help="validation images used for ablation (default: all)")
     parser.add_argument("--variants", default=None, help=f"comma-separated subset of {','.join(VARIANTS)}")
     parser.add_argument("--no-usefulness", dest="no_usefulness", action="store_true",
                         help="skip the usefulness experiment (digits 8 and 9 redundant)")
@@ -309,19 +316,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-data", dest="keep_data", action="store_true", help="keep the training sets")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tasks.engine sanity [--source digits|idx:PATH] [--seeds 3] [--quick] [--out DIR] [--bench]`."""
-    parser = argparse.ArgumentParser(prog="python -m tasks.engine sanity", description=__doc__.splitlines()[0])
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """add_arguments plus --out and --bench: what `python -m tasks.engine sanity` takes."""
     add_arguments(parser)
     parser.add_argument("--out", default="var/sanity", help="output folder (default var/sanity)")
     parser.add_argument("--bench", action="store_true",
                         help="time the run and append the figures to OUT/bench.json (budget: full 20 min, quick 2 min)")
-    args = parser.parse_args(argv)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run the experiment from parsed add_cli_arguments options; 0 on success, 2 on bad input."""
     try:
         config = config_from_args(args)
         config.validate()
     except (EngineError, TypeError) as exc:
-        parser.error(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     last = [""]
 
     def show(stage: str, fraction: float) -> None:
@@ -344,12 +354,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = {"quick": config.quick, "seconds": round(seconds, 1), "budget_s": budget,
                   "within_budget": seconds <= budget, "timings": report["timings"], "cpus": os.cpu_count(),
                   "device": report["device"], "workers": report["workers"], "runs": len(report["runs"]),
+                  "run_timings": {r["id"]: r["timings"] for r in report["runs"]},
                   "config": {f.name: getattr(config, f.name) for f in fields(config)}}
         bench = Path(args.out) / "bench.json"
         history = json.loads(bench.read_text()) if bench.is_file() else []
         bench.write_text(json.dumps(history + [record], indent=1))
         print(f"bench: {seconds:.1f} s of a {budget} s budget -> {'OK' if record['within_budget'] else 'OVER'}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tasks.engine sanity [--source digits|idx:PATH] [--seeds 3] [--quick] [--out DIR] [--bench]`."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.engine sanity", description=__doc__.splitlines()[0])
+    add_cli_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config_from_args(args).validate()
+    except (EngineError, TypeError) as exc:
+        parser.error(str(exc))
+    return run_cli(args)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,32 @@ def test_the_command_line_rejects_an_unknown_variant(capsys):
     with pytest.raises(SystemExit):
         main(["--variants", "deeper", "--out", "/nonexistent"])
     assert "unknown variant" in capsys.readouterr().err
+
+
+def test_ablation_loses_exactly_the_images_a_unit_decides_and_groups_classes_by_digit():
+    from tasks.engine.models import MixtureNet
+    from tasks.engine.sanity_measure import ablation_table, class_group_drop
+
+    torch.manual_seed(0)
+    model = MixtureNet(num_classes=3).eval()
+    images = torch.randn(40, 3, 32, 32)
+    with torch.no_grad():
+        pooled = model.pool3(model.conv3(model.pool2(model.conv2(model.pool1(model.conv1(images)))))).flatten(1)
+        cut = float(pooled[:, 0].median())
+        # Class 1 wins exactly when conv3 unit 0's pooled value exceeds `cut`; class 0 otherwise; class 2 never.
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.tensor([0.0, -cut * 100, -1e6]))
+        model.fc.weight[1, 0] = 100.0
+        targets = model(images).argmax(1)
+    ones = int((targets == 1).sum())
+    assert 0 < ones < 40
+    table = ablation_table(model, images, targets, ["conv3"], num_classes=3, device="cpu")
+    abl = table["conv3"]
+    assert table["_accuracy"] == 1.0
+    assert abl["per_unit_drop"][0] == pytest.approx(ones / 40)
+    assert np.allclose(abl["per_unit_drop"][1:], 0.0)
+    # Images of class 1 all fail without unit 0, class 0 images never do: the group {0, 1} loses ones/40.
+    assert class_group_drop(abl, 0, [1]) == pytest.approx(1.0)
+    assert class_group_drop(abl, 0, [0]) == pytest.approx(0.0)
+    assert class_group_drop(abl, 0, [0, 1]) == pytest.approx(ones / 40)
+    assert class_group_drop(abl, 0, [2]) is None  # no image of class 2: no figure rather than 0
