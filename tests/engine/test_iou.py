@@ -188,3 +188,23 @@ def test_a_label_number_missing_from_label_csv_is_reported():
     counts = IouCounts(1, Vocabulary.from_concepts(CONCEPTS, CATS))
     with pytest.raises(DatasetError, match="label number 9 .*label.csv"):
         counts.add(torch.zeros(1, 1, 2, 2), torch.zeros(1), torch.full((1, 1, 2, 2), 9), None)
+
+
+@pytest.mark.parametrize("values", ["random", "integer_ties"])
+def test_sparse_masks_equal_the_dense_interpolate_threshold(values):
+    from tasks.engine.masks import sparse_masks
+
+    for seed, (h, w, sh, sw) in enumerate([(7, 7, 112, 112), (3, 5, 17, 9), (1, 1, 6, 4), (8, 8, 5, 5), (4, 4, 4, 4)]):
+        g = torch.Generator().manual_seed(seed)
+        if values == "random":
+            acts = torch.randn(2, 3, h, w, generator=g)
+        else:  # many values equal to T, and upsampled values landing exactly on T
+            acts = torch.randint(0, 3, (2, 3, h, w), generator=g).float()
+        T = torch.quantile(acts.transpose(0, 1).reshape(3, -1), 0.7, dim=1)
+        dense = F.interpolate(acts, size=(sh, sw), mode="bilinear", align_corners=False) > T[None, :, None, None]
+        masks = sparse_masks(acts, T, (sh, sw))
+        mine = torch.zeros(2, 3, sh * sw, dtype=torch.bool)
+        mine[masks.image, masks.unit, masks.pixel] = True
+        assert torch.equal(mine.view_as(dense), dense)
+        assert torch.equal(masks.area, dense.sum(dim=(2, 3)))
+        assert len(masks.pixel) == int(dense.sum())  # no pixel reported twice
