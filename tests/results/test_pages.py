@@ -108,3 +108,15 @@ def test_a_bad_import_file_gives_a_form_error_not_a_traceback(world, requester):
 def test_posting_aggregate_requeues_the_layer(world, requester):
     response = login(requester).post(f"/results/layers/{world['layer'].pk}/aggregate/")
     assert response.status_code == 302
+
+
+def test_the_overview_polls_the_platforms_job_status_json(world, requester):
+    html = login(requester).get("/results/").content.decode()
+    assert f'data-status-url="/jobs/{world["job"].pk}/status.json"' in html
+    assert "0 / 3" in html  # HITs done of total
+
+
+def test_the_layer_page_offers_every_export(world, requester):
+    html = login(requester).get(f"/results/layers/{world['layer'].pk}/").content.decode()
+    for kind in ("units_csv", "units_json", "tally", "mturk", "milan"):
+        assert f'name="kind" value="{kind}"' in html

@@ -1,16 +1,16 @@
 """Dashboards for requesters: overview, per layer, annotators, unit. Server-rendered, offline."""
+from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
-from django.contrib import messages
 
 from units.models import Exemplar, Layer, Unit
 from units.roles import requester_required
 
 from . import charts
-from .models import AggregationRun
+from .models import AggregationRun, ExportJob
 from .selectors import (
     active_annotators, agreement_histogram, annotator_rows, assignments_per_hour, detector_counts, jobs_overview,
     layer_comparison, layer_units, unit_annotations,
@@ -60,6 +60,7 @@ def layer_detail(request: HttpRequest, layer_id: int) -> HttpResponse:
         "confusion_columns": list(next(iter(comparison.confusion.values()), {}).keys()),
         "units": layer_units(layer),
         "last_run": layer.aggregation_runs.first(),
+        "export_kinds": ExportJob.Kind.choices,
     })
 
 
