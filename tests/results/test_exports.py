@@ -13,11 +13,11 @@ from tests.results.helpers import answer
 from units.crowd.models import Annotation, Assignment
 from units.models import Unit
 from units.results.exports import (
-    CROWD_TALLY_COLUMNS, MTURK_ALL_COLUMNS, exemplar_mask, write_milan, write_mturk, write_tally,
+    CROWD_TALLY_COLUMNS, exemplar_mask, write_milan, write_mturk, write_tally,
     write_units_csv, write_units_json,
 )
 from units.results.imports import mturk_import, tally_import
-from units.results.models import ExportJob, UnitAggregate
+from units.results.models import ExportJob
 from units.results.services import ResultsError, aggregation_run_layer, export_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]

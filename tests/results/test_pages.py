@@ -3,7 +3,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from tests.factories import make_hits, make_job
+from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
 from units.results.models import ExportJob, SynonymEntry
 from units.results.services import aggregation_run_layer
@@ -120,3 +120,18 @@ def test_the_layer_page_offers_every_export(world, requester):
     html = login(requester).get(f"/results/layers/{world['layer'].pk}/").content.decode()
     for kind in ("units_csv", "units_json", "tally", "mturk", "milan"):
         assert f'name="kind" value="{kind}"' in html
+
+
+def test_the_annotators_table_rows_hold_counts_and_median_time(requester):
+    from units.crowd.models import Assignment
+    from units.results.selectors import annotator_rows
+
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=2)
+    hits = make_hits(job)
+    worker = make_user("tabby")
+    answer(hits[0], worker, "a", "object", seconds=10)
+    answer(hits[1], worker, "b", "object", seconds=30, status=Assignment.Status.APPROVED)
+    answer(hits[2], worker, "c", "object", seconds=80, status=Assignment.Status.REJECTED)
+    row = next(r for r in annotator_rows() if r["worker"] == worker)
+    assert (row["submitted"], row["approved"], row["rejected"], row["median_seconds"]) == (3, 1, 1, 30)
+
