@@ -57,7 +57,9 @@
       focusImage(el && el.type === "checkbox" ? current - 1 : current);
       e.preventDefault();
     } else if (key === " ") {
-      if (el && (el.type === "checkbox" || el.tagName === "BUTTON" || el.tagName === "A")) { return; }
+      if (el && (el.type === "checkbox" || el.type === "radio" || el.tagName === "BUTTON" || el.tagName === "A")) {
+        return;  // Space keeps its native meaning on controls
+      }
       if (boxes[current]) { boxes[current].checked = !boxes[current].checked; sync(boxes[current]); }
       e.preventDefault();
     } else if (key === "w") {
