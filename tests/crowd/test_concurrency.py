@@ -47,10 +47,15 @@ def test_a_crowd_claiming_at_once_never_over_assigns_a_hit():
     # Each worker runs in two threads at once (two tabs): 32 threads against 6 slots.
     run_together(work, [(w,) for w in workers] + [(w,) for w in workers])
 
-    per_hit = Counter(Assignment.objects.filter(status__in=Assignment.SLOT_STATUSES).values_list("hit_id", flat=True))
-    assert per_hit == {h.pk: 2 for h in hits}  # every slot filled, none twice
+    def held():
+        return Counter(Assignment.objects.filter(status__in=Assignment.SLOT_STATUSES).values_list("hit_id", flat=True))
+
+    assert max(held().values()) <= 2  # no HIT over its max_assignments
     pairs = Counter(Assignment.objects.values_list("hit_id", "worker_id"))
-    assert max(pairs.values()) == 1
+    assert max(pairs.values()) == 1  # nobody holds a HIT twice
+    for worker in workers:  # a calm sweep afterwards finds every remaining slot, and no more
+        work(worker)
+    assert held() == {h.pk: 2 for h in hits}
 
 
 def test_simultaneous_first_claims_by_one_worker_give_one_assignment():

@@ -1,6 +1,7 @@
 """The HIT queue and the labelling answers: claim, return, skip, reclaim, submit (see SCHEDULER.md)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -18,6 +19,8 @@ from .validation import clean_word, matches_gold, validate_answer
 SLOT = Assignment.SLOT_STATUSES
 # How many candidate HITs one claim tries to lock before giving up; the rest are locked by others.
 CLAIM_CANDIDATES = 25
+# Rounds over the candidates when some were locked by concurrent claims (see SCHEDULER.md).
+CLAIM_ROUNDS = 3
 
 
 def _slots_held():
@@ -126,16 +129,25 @@ def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | Non
             order = [candidates.filter(gold_q), candidates.exclude(gold_q)]
         else:
             order = [candidates.exclude(gold_q), candidates.filter(gold_q)]
-        for queryset in order:
-            for hit_id in queryset.order_by("pk").values_list("pk", flat=True)[:CLAIM_CANDIDATES]:
-                assignment = _claim_hit(hit_id=hit_id, worker=worker, now=now)
-                if assignment is not None:
-                    return assignment
+        for attempt in range(CLAIM_ROUNDS):
+            busy = False
+            for queryset in order:
+                for hit_id in queryset.order_by("pk").values_list("pk", flat=True)[:CLAIM_CANDIDATES]:
+                    assignment, locked = _claim_hit(hit_id=hit_id, worker=worker, now=now)
+                    if assignment is not None:
+                        return assignment
+                    busy = busy or locked
+            if not busy:
+                break
+            # Every free HIT was being claimed by someone else: their slots may still be free once
+            # those claims commit, so look again rather than tell the worker there is no work.
+            time.sleep(0.02 * (attempt + 1))
     return None
 
 
-def _claim_hit(*, hit_id: int, worker, now: datetime) -> Assignment | None:
-    """Take one slot of one HIT, or None if it filled up or another claim holds its lock.
+def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None, bool]:
+    """Take one slot of one HIT: (assignment, False), or (None, locked) where `locked` says another
+    claim held the HIT's lock (it may still have a free slot) rather than the HIT being full or gone.
 
     The HIT row lock is the mutex of its slots: the count and the insert happen while we hold it,
     so two claims can never both see the last free slot. skip_locked lets a busy HIT be passed
@@ -145,19 +157,20 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> Assignment | None:
         hit = (Hit.objects.select_for_update(skip_locked=True)
                .filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED).first())
         if hit is None:
-            return None
+            alive = Hit.objects.filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED)
+            return None, alive.exists()
         held = hit.assignments.filter(status__in=SLOT).count()
         if held >= hit.max_assignments or hit.assignments.filter(worker=worker).exists():
-            return None
+            return None, False
         try:
             with transaction.atomic():
                 assignment = Assignment.objects.create(
                     hit=hit, worker=worker, accepted_at=now, deadline=now + hit.assignment_duration
                 )
         except IntegrityError:  # the (hit, worker) constraint: taken by this worker meanwhile
-            return None
+            return None, False
         _hit_sync_status(hit, now=now)
-        return assignment
+        return assignment, False
 
 
 def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
