@@ -82,7 +82,8 @@ def test_another_annotators_assignment_page_is_forbidden(client, annotator, othe
     start(client)
     a = Assignment.objects.get(worker=annotator)
     client.force_login(other_annotator)
-    assert client.get(reverse("crowd:work", args=[a.pk])).status_code == 403
+    refused = client.get(reverse("crowd:work", args=[a.pk]))
+    assert refused.status_code == 403 and "belongs to another annotator" in refused.content.decode()
     assert client.post(reverse("crowd:work", args=[a.pk]), {"word": "x", "category": "object"}).status_code == 403
     assert not Annotation.objects.exists()
 

@@ -1,9 +1,10 @@
 """Annotator pages: home, instructions, qualification, the queue and the labelling form."""
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -94,14 +95,33 @@ def next_assignment(request: HttpRequest) -> HttpResponse:
     return redirect("crowd:work", pk=assignment.pk)
 
 
+class _NotYours(Exception):
+    pass
+
+
 def _own_assignment(request: HttpRequest, pk: int) -> Assignment:
     assignment = get_object_or_404(Assignment.objects.select_related("hit__unit__layer", "hit__batch"), pk=pk)
     if assignment.worker_id != request.user.pk:
-        raise PermissionDenied("This assignment belongs to another annotator.")
+        raise _NotYours
     return assignment
 
 
+def _owner_only(view):
+    """A 403 page that says why, for anyone but the assignment's annotator (nothing is written)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
+        try:
+            return view(request, pk)
+        except _NotYours:
+            return render(request, "crowd/refused.html",
+                          {"message": "This assignment belongs to another annotator."}, status=403)
+
+    return wrapped
+
+
 @login_required
+@_owner_only
 def work(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = _own_assignment(request, pk)
     exemplars = hit_exemplars(assignment.hit)
@@ -157,6 +177,7 @@ def _go_on(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@_owner_only
 def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
     _own_assignment(request, pk)
     try:
@@ -170,6 +191,7 @@ def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@_owner_only
 def skip_hit(request: HttpRequest, pk: int) -> HttpResponse:
     _own_assignment(request, pk)
     try:
