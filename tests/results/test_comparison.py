@@ -11,9 +11,10 @@ from units.results.selectors import detector_counts, layer_comparison
 VOCAB = Vocabulary(["dog", "sky-s", "wood", "red-c", "0", "1"], {"puppy": "dog"})
 
 
-def row(word, cat, human, label, iou_cat, score, gold=""):
+def row(word, cat, human, label, iou_cat, score, gold="", gold_category=""):
     return UnitLabels(unit=None, crowd_word=word, crowd_category=cat, crowd_interpretable=human,
-                      iou_label=label, iou_category=iou_cat, iou_score=score, gold_word=gold)
+                      iou_label=label, iou_category=iou_cat, iou_score=score, gold_word=gold,
+                      gold_category=gold_category)
 
 
 def test_word_and_category_match_rules():
@@ -35,7 +36,7 @@ def test_layer_counts_confusion_and_accuracy_match_the_hand_count():
         row("", "none", False, "wood", "material", 0.20),  # IoU only
         row("", "none", False, "dog", "object", 0.01),  # neither
         row("0", "object", True, "1", "object", 0.06, gold="0"),  # both; crowd right, IoU wrong
-        row("", "none", False, "1", "object", 0.09, gold="1"),  # IoU only; IoU right
+        row("", "none", False, "1", "object", 0.09, gold="one|1"),  # IoU only; IoU right (an alternative)
     ]
     out = compare_layer(rows, VOCAB)
     assert (out.units, out.both, out.human_only, out.iou_only, out.neither) == (8, 4, 1, 2, 1)
@@ -51,6 +52,13 @@ def test_layer_counts_confusion_and_accuracy_match_the_hand_count():
     assert sum(sum(r.values()) for r in out.confusion.values()) == 8
     assert (out.gold_units, out.crowd_correct, out.iou_correct) == (2, 1, 1)
     assert out.crowd_accuracy == 0.5 and out.iou_accuracy == 0.5
+
+
+def test_a_gold_no_clear_concept_unit_is_right_when_found_uninterpretable():
+    rows = [row("", "none", False, "dog", "object", 0.2, gold_category="none"),
+            row("dog", "object", True, "dog", "object", 0.01, gold_category="none")]
+    out = compare_layer(rows, VOCAB)
+    assert (out.gold_units, out.crowd_correct, out.iou_correct) == (2, 1, 1)
 
 
 @pytest.mark.django_db

@@ -102,7 +102,7 @@ def test_annotator_skill_records_gold_accuracy_and_the_dawid_skene_estimate(work
     job = make_job(layers={"conv3": 3}, exemplars_per_unit=5)
     hits = make_hits(job)
     units = [h.unit for h in hits]
-    for unit, digit in zip(units, ["3", "5", "7"]):
+    for unit, digit in zip(units, ["3", "five|5", "7"]):
         unit.is_gold, unit.gold_word, unit.gold_category = True, digit, "object"
         unit.save(update_fields=["is_gold", "gold_word", "gold_category"])
     good, sloppy = workers[0], workers[1]

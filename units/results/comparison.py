@@ -92,11 +92,16 @@ def compare_layer(rows: Iterable[UnitLabels], vocab: Vocabulary) -> LayerCompari
         if iou_cat not in iou_cats:
             iou_cats.append(iou_cat)
         confusion[(crowd_cat, iou_cat)] += 1
-        if row.gold_word:
-            # Ground truth (the mixture's digits): a label is right when it names the true concept.
+        if row.gold_word or row.gold_category == "none":
+            # Ground truth (the mixture's digits): a label is right when it names the true concept;
+            # for a gold "no clear concept", when the labelling finds the unit uninterpretable.
             out.gold_units += 1
-            out.crowd_correct += human and vocab.same(row.crowd_word, row.gold_word)
-            out.iou_correct += iou and vocab.same(strip_broden_suffix(row.iou_label), row.gold_word)
+            if row.gold_word:
+                out.crowd_correct += human and vocab.names_gold(row.crowd_word, row.gold_word)
+                out.iou_correct += iou and vocab.names_gold(strip_broden_suffix(row.iou_label), row.gold_word)
+            else:
+                out.crowd_correct += not human
+                out.iou_correct += not iou
     out.confusion = {c: {k: confusion[(c, k)] for k in iou_cats} for c in CROWD_CATEGORIES}
     return out
 

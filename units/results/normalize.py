@@ -45,6 +45,11 @@ def normalize_category(category: str) -> str:
     return CATEGORY_MAP.get(cat, cat)
 
 
+def gold_alternatives(gold_word: str) -> list[str]:
+    """A gold word may list accepted alternatives separated by '|' or ',' (as the crowd app stores them)."""
+    return [part.strip() for part in re.split(r"[|,]", gold_word or "") if part.strip()]
+
+
 def singularize(word: str) -> str:
     """Rule-based English singular of one word (good enough for concept names, not a full lemmatiser)."""
     w = word
@@ -122,3 +127,7 @@ class Vocabulary:
         """Two words name the same thing (exact after normalising, or via the synonym table)."""
         ca, cb = self.canonical(a), self.canonical(strip_broden_suffix(b))
         return bool(ca) and ca == cb
+
+    def names_gold(self, word: str, gold_word: str) -> bool:
+        """The word names one of a gold unit's accepted alternatives."""
+        return any(self.same(word, alt) for alt in gold_alternatives(gold_word))

@@ -127,11 +127,13 @@ def aggregation_run_job(*, job: DissectionJob) -> list[AggregationRun]:
 
 
 def _is_gold_correct(vocab: Vocabulary, ann, unit) -> bool:
-    if unit.gold_category and normalize_category(ann.category) != normalize_category(unit.gold_category):
+    """Right category and one of the gold words (the crowd app's rule); "none" gold needs no word."""
+    gold_category = normalize_category(unit.gold_category)
+    if gold_category and normalize_category(ann.category) != gold_category:
         return False
-    if unit.gold_word:
-        return vocab.same(ann.word, unit.gold_word)
-    return True
+    if gold_category == aggregation.NONE or not unit.gold_word.strip():
+        return True
+    return vocab.names_gold(ann.word, unit.gold_word)
 
 
 def _skills_update(*, run: AggregationRun, ds_skills: dict) -> None:
