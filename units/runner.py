@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,9 @@ def run_whole(job_id: int, attempt: int) -> bool:
         _step_delay()
 
     job_state.job_set_stage(job_id=job_id, attempt=attempt, stage="sweep")
+    # A worker killed mid-sweep leaves its feature-map spill behind; this delivery starts afresh.
+    for stale in ctx.out_dir.glob(".cache-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     result = dissect(ctx.model, ctx.dataset, ctx.options, ctx.out_dir, progress=progress)
     return _store(ctx, result)
 
