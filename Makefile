@@ -8,7 +8,7 @@ PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: venv run test demo migrate lint bench clean
+.PHONY: venv run test test-fast demo migrate worker bench clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "UnitCrowd needs Python 3.11"'
@@ -22,6 +22,7 @@ venv: $(STAMP)
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
+# Builds the demo once (a few minutes on a CPU); later runs reuse it and take seconds.
 demo: migrate
 	$(BIN)/python manage.py demo
 
@@ -29,13 +30,23 @@ run: demo
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo ""
 	@echo "UnitCrowd is serving at http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
-	@echo "  requester/admin:  admin / unitcrowd-admin      -> http://$(HOST):$(PORT)/jobs/"
-	@echo "  annotators:       annotator1..3 / unitcrowd-annotator -> http://$(HOST):$(PORT)/crowd/"
+	@echo "  requester/admin:  admin / unitcrowd-admin               -> http://$(HOST):$(PORT)/jobs/"
+	@echo "  annotators:       annotator1..3 / unitcrowd-annotator   -> http://$(HOST):$(PORT)/crowd/"
+	@echo "  Django admin:     http://$(HOST):$(PORT)/admin/"
 	@echo "  API docs:         http://$(HOST):$(PORT)/api/docs/"
+	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests that need PostgreSQL, Redis, a worker or a browser.
+test-fast: venv
+	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+
+# A Celery worker for both queues, for a local run with CELERY_BROKER_URL set.
+worker: venv
+	$(BIN)/celery -A annotate_site worker -Q gpu,default --concurrency 1 --loglevel INFO
 
 bench: venv
 	$(BIN)/python -m tasks.engine bench
