@@ -101,8 +101,10 @@ def sparse_masks(acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, 
     acts = acts.float()
     T = thresholds.to(dev, torch.float32)
     ry, rx = _cached_axis(h, sh, dev), _cached_axis(w, sw, dev)
-    # A cell may reach past T through rounding of the weights: a tiny margin keeps it in.
-    hot = acts + acts.abs() * 1e-5 >= T[None, :, None, None]
+    # Output can pass T only near a cell above T; cells within a hair of T are kept too, as
+    # weights that sum to 1 may round a mix of them just above T. (T = 0: zeros stay out,
+    # since mixing zeros gives exactly zero.)
+    hot = acts > (T - 1e-5 * T.abs())[None, :, None, None]
     # Band (b, c) uses input cells b, b+1 by c, c+1 (clamped at the edge): max-pool 2x2.
     hot = F.max_pool2d(F.pad(hot.float(), (0, 1, 0, 1)), kernel_size=2, stride=1) > 0
     tiles = hot[:, :, ry.band][:, :, :, rx.band]  # [B, U, pieces_y, pieces_x]

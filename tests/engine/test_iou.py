@@ -190,7 +190,7 @@ def test_a_label_number_missing_from_label_csv_is_reported():
         counts.add(torch.zeros(1, 1, 2, 2), torch.zeros(1), torch.full((1, 1, 2, 2), 9), None)
 
 
-@pytest.mark.parametrize("values", ["random", "integer_ties"])
+@pytest.mark.parametrize("values", ["random", "integer_ties", "mostly_zero"])
 def test_sparse_masks_equal_the_dense_interpolate_threshold(values):
     from tasks.engine.masks import sparse_masks
 
@@ -198,8 +198,10 @@ def test_sparse_masks_equal_the_dense_interpolate_threshold(values):
         g = torch.Generator().manual_seed(seed)
         if values == "random":
             acts = torch.randn(2, 3, h, w, generator=g)
-        else:  # many values equal to T, and upsampled values landing exactly on T
+        elif values == "integer_ties":  # many values equal to T, upsampled values exactly on T
             acts = torch.randint(0, 3, (2, 3, h, w), generator=g).float()
+        else:  # post-ReLU maps that are mostly zero: T = 0
+            acts = torch.relu(torch.randn(2, 3, h, w, generator=g) - 1.0)
         T = torch.quantile(acts.transpose(0, 1).reshape(3, -1), 0.7, dim=1)
         dense = F.interpolate(acts, size=(sh, sw), mode="bilinear", align_corners=False) > T[None, :, None, None]
         masks = sparse_masks(acts, T, (sh, sw))
