@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.urls import get_resolver
 
 from tests.conftest import need_service
 from tests.factories import make_hits, make_job
@@ -25,12 +26,16 @@ def page(monkeypatch):
     need_service(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM}")
     # Playwright's sync API keeps an event loop in this thread; our ORM calls here are still synchronous.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # Import every view module now (some pull in torch): the first page load must not pay for it.
+    get_resolver().url_patterns
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        context.set_default_timeout(15000)
+        # Generous limits: a loaded 2-core CI machine can be slow, and a timeout here is never a real answer.
+        context.set_default_timeout(30000)
+        context.set_default_navigation_timeout(60000)
         yield context.new_page()
         browser.close()
 
