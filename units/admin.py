@@ -28,6 +28,10 @@ class _RegisteringForm(forms.ModelForm):
                 raise forms.ValidationError(str(exc)) from None
         return data
 
+    def validate_unique(self) -> None:
+        if self.registered is None:  # the service checked names already; the row exists now
+            super().validate_unique()
+
 
 class NetworkAdminForm(_RegisteringForm):
     class Meta:
