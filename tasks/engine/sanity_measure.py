@@ -113,7 +113,7 @@ def measure_run(job: dict) -> dict:
     timings["dissect"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    n_abl = job.get("ablation_images") or len(images)
+    n_abl = min(job.get("ablation_images") or len(images), len(images))
     ablation = ablation_table(model, normalised(images[:n_abl]), targets_t[:n_abl], layers,
                               num_classes=len(class_names), device=device)
     timings["ablation"] = time.perf_counter() - t

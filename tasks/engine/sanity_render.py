@@ -98,7 +98,8 @@ def blocks(report: dict) -> Iterator[Block]:
         red = "+".join(map(str, useful["redundant"]))
         yield ("p", f"Digits {red} are shown at random in pictures of every class, so they carry no information "
                     f"about the class; {useful['classes']} classes over digits {min(useful['effective_digits'])}-"
-                    f"{max(useful['effective_digits'])}. Accuracy {_ms(useful['accuracy'], pct=True)}.")
+                    f"{max(useful['effective_digits'])}. Accuracy {_ms(useful['accuracy'], pct=True)} over "
+                    f"{useful['accuracy']['n']} seed(s).")
         yield ("ul", useful["answer"])
         rows = [[d, "yes" if p["redundant"] else "", _ms(p["best_ap"]), _ms(p["detector_units"], digits=1),
                  _ms(p["baseline_best_ap"]), _ms(p["best_unit_ablation"], pct=True), _pct(p["frequency"]["mean"])]

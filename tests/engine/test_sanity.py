@@ -16,9 +16,10 @@ from tasks.engine.train import load_mixture_tensors
 
 
 def tiny_config(**overrides) -> SanityConfig:
-    """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 400 validation images (K above 400 is capped)."""
-    base = dict(n_train=240, n_val=400, epochs=1, seeds=2, canvas=32, digit_size=14, variants=["baseline", "wide"],
-                usefulness=True, workers=1, top_k=3, device="cpu", batch_size=32)
+    """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 200 validation images (K above 200 is capped)."""
+    base = dict(n_train=120, n_val=200, epochs=1, seeds=2, canvas=32, digit_size=14, variants=["baseline", "wide"],
+                usefulness=True, usefulness_seeds=1, workers=1, top_k=2, device="cpu", batch_size=32,
+                lr=3e-3)
     return SanityConfig(**{**base, **overrides})
 
 
@@ -50,7 +51,7 @@ def _plain_forward(model, images: torch.Tensor):
 def test_the_report_holds_every_variant_seed_and_the_usefulness_runs(tiny_report):
     report, out = tiny_report
     ids = sorted(r["id"] for r in report["runs"])
-    assert ids == ["baseline_s0", "baseline_s1", "useful_baseline_s0", "useful_baseline_s1", "wide_s0", "wide_s1"]
+    assert ids == ["baseline_s0", "baseline_s1", "useful_baseline_s0", "wide_s0", "wide_s1"]
     assert report["setting"]["classes"] == 45 and report["usefulness"]["classes"] == 28
     assert report["usefulness"]["redundant"] == [8, 9]
     wide = next(r for r in report["runs"] if r["id"] == "wide_s0")
@@ -81,7 +82,7 @@ def test_accuracy_and_ap_match_a_plain_recomputation_from_the_saved_network(tiny
 
 def test_the_numbers_come_from_the_data_changing_it_changes_them(tiny_report, tmp_path):
     report, _ = tiny_report
-    other = run_sanity(tiny_config(seeds=1, variants=["baseline"], usefulness=False, n_train=300), tmp_path)
+    other = run_sanity(tiny_config(seeds=1, variants=["baseline"], usefulness=False, n_train=160), tmp_path)
     a = next(r for r in report["runs"] if r["id"] == "baseline_s0")
     b = other["runs"][0]
     assert a["val_accuracy"] != b["val_accuracy"] or a["layers"]["conv3"]["units"][0]["ap"] != b["layers"]["conv3"]["units"][0]["ap"]
