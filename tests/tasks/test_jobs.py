@@ -149,3 +149,34 @@ def test_mixture_units_with_a_clear_digit_label_become_gold(tiny_mixture_dir, me
         assert unit.is_gold == expected
         if unit.is_gold:
             assert (unit.gold_word, unit.gold_category) == (unit.iou_label, "object")
+
+
+def test_an_unexpected_error_fails_the_job_with_a_short_message(tiny_mixture_dir, media_root, run_job, monkeypatch):
+    def explode(job_id, attempt):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("units.runner.run_whole", explode)
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"]))
+    assert job.status == "failed"
+    assert job.error_message == "Internal error (RuntimeError: boom); see the worker log."
+
+
+def test_a_transient_database_error_is_retried_and_the_job_then_succeeds(tiny_mixture_dir, media_root, run_job,
+                                                                          monkeypatch):
+    from django.db import OperationalError
+
+    from units import runner
+
+    real = runner.run_whole
+    calls = []
+
+    def flaky(job_id, attempt):
+        calls.append(job_id)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(job_id, attempt)
+
+    monkeypatch.setattr("units.runner.run_whole", flaky)
+    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
+    assert len(calls) == 2
+    assert job.status == "succeeded", job.error_message
