@@ -263,10 +263,22 @@ def run_sanity(config: SanityConfig, out_dir: Path | str, *, progress: Progress 
     write_report(report, out_dir)
     report["timings"]["report"] = round(time.perf_counter() - t_report, 2)
     report["timings"]["total"] = round(time.perf_counter() - started, 2)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1, sort_keys=False))
+    report = _finite(report)  # strict JSON (PostgreSQL's jsonb refuses NaN)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False))
     if progress is not None:
         progress("done", 1.0)
     return report
+
+
+def _finite(value):
+    """The report with NaN/inf replaced by None, recursively."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _pool_call_make(args: tuple[str, dict]) -> str:
