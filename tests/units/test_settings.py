@@ -51,3 +51,15 @@ def test_a_postgres_url_selects_postgresql_and_a_broker_turns_off_in_process_tas
     result = load_settings(SECRET_KEY="x" * 40, DATABASE_URL=url, CELERY_BROKER_URL="redis://localhost:6379/0", UNITCROWD_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "False"]
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("UNITCROWD_JOB_STEP_DELAY", "soon", "UNITCROWD_JOB_STEP_DELAY='soon' is not a number"),
+    ("UNITCROWD_SENTINELS_PER_UNIT", "-1", "UNITCROWD_SENTINELS_PER_UNIT=-1 must be at least 0"),
+    ("CELERY_VISIBILITY_TIMEOUT", "5", "CELERY_VISIBILITY_TIMEOUT=5 must be at least 10"),
+    ("UNITCROWD_EAGER_JOBS_IN_THREAD", "perhaps", "UNITCROWD_EAGER_JOBS_IN_THREAD='perhaps' is not a boolean"),
+])
+def test_it_rejects_bad_values_of_the_job_settings(tmp_path, name, value, message):
+    result = load_settings(DEBUG="1", UNITCROWD_VAR_DIR=str(tmp_path), **{name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
