@@ -60,6 +60,9 @@ def test_publishing_a_run_registers_its_units_with_detectors_as_gold_and_creates
     assert units[0].exemplars.first().picture.startswith(f"sanity/{finished_report.pk}/runs/baseline_s0/dissect/conv3/")
     hits = Hit.objects.filter(unit__layer__job=job)
     assert hits.count() == 10 and hits.filter(is_gold=True).count() == 9
+    page = client.get(reverse("sanity:detail", args=[finished_report.pk])).content.decode()
+    assert "Crowd labels against the true digits" in page
+    assert "<td>9</td>" in page  # nine gold units in conv3 before any crowd label
     # Publishing again creates nothing new (one HIT per unit) and registers no second job.
     client.post(reverse("sanity:publish", args=[finished_report.pk]), {"runs": ["baseline_s0"], "layers": ["conv3"],
                                                                       "assignments_per_hit": 3})

@@ -50,3 +50,21 @@ def report_runs(report: SanityReport) -> list[dict]:
             "registered": f"sanity{report.pk}-{run['id']}" in registered,
         })
     return runs
+
+
+def crowd_vs_truth(report: SanityReport) -> list[dict]:
+    """Per registered layer: how often the crowd's aggregated word names the true digit of gold units,
+    next to the IoU label's rate (the results app's comparison)."""
+    from units.models import Layer
+    from units.results.selectors import layer_comparison
+
+    rows = []
+    layers = Layer.objects.filter(job__in=report.jobs.all()).select_related("job__network", "job__dataset").order_by("job_id", "id")
+    for layer in layers:
+        comparison = layer_comparison(layer)
+        rows.append({
+            "layer": layer, "run": layer.job.network.name, "gold_units": comparison.gold_units,
+            "crowd_accuracy": comparison.crowd_accuracy, "iou_accuracy": comparison.iou_accuracy,
+            "url": reverse("results:layer", kwargs={"layer_id": layer.pk}),
+        })
+    return rows

@@ -52,6 +52,7 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "runs": runs,
         "publish_form": PublishForm(run_ids=[r["id"] for r in runs], initial={"runs": [r["id"] for r in runs[:1]]}),
         "jobs": report.jobs.select_related("network").order_by("id"),
+        "crowd_rows": selectors.crowd_vs_truth(report),
     }
     return render(request, "sanity/report_detail.html", context)
 
