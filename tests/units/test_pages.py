@@ -82,3 +82,37 @@ def test_checkpoints_are_served_to_requesters_only(client, annotator, requester,
     assert client.get("/media/jobs/1/pic.jpg").status_code == 200
     client.login(username=requester.username, password=PASSWORD)
     assert client.get("/media/checkpoints/net.pt").status_code == 200
+
+
+def test_a_job_created_on_the_page_runs_and_the_page_shows_it(client, requester, tiny_mixture_dir, media_root,
+                                                              django_capture_on_commit_callbacks):
+    from tests.factories import make_registered_pipeline
+
+    template = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
+    client.login(username=requester.username, password=PASSWORD)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("units:job_new"), {
+            "network": template.network_id, "dataset": template.dataset_id, "layers": "conv2, conv3",
+            "top_k": 2, "quantile": 0.005, "iou_rule": "lite", "batch_size": 8, "shards": 1, "start": "on",
+        })
+    job = DissectionJob.objects.exclude(pk=template.pk).get()
+    assert response["Location"] == reverse("units:job", args=[job.pk])
+    assert job.layers == ["conv2", "conv3"]
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    body = client.get(response["Location"]).content.decode()
+    assert "succeeded" in body and reverse("units:layer", args=[job.layer_set.get(name="conv2").pk]) in body
+
+
+def test_a_job_form_with_bad_values_shows_errors_and_creates_nothing(client, requester, tiny_mixture_dir):
+    from tests.factories import make_registered_pipeline
+
+    template = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
+    client.login(username=requester.username, password=PASSWORD)
+    response = client.post(reverse("units:job_new"), {
+        "network": template.network_id, "dataset": template.dataset_id, "layers": " , ",
+        "top_k": 2, "quantile": 0.005, "iou_rule": "lite", "batch_size": 8, "shards": 1,
+    })
+    assert response.status_code == 200
+    assert "Name at least one layer" in response.content.decode()
+    assert DissectionJob.objects.count() == 1
