@@ -50,3 +50,15 @@ def test_the_task_runs_a_pending_report_once_and_leaves_a_finished_one_alone(db,
     run_sanity_report.delay(report.pk)  # a redelivered task finds the report finished
     report.refresh_from_db()
     assert report.finished_at == finished
+
+
+def test_an_unexpected_engine_failure_marks_the_report_failed_with_a_message(db, media_root, monkeypatch):
+    from units.sanity.services import sanity_report_run
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr("tasks.engine.sanity.run_sanity", boom)
+    report = SanityReport.objects.create(params={"seeds": 1}, source="digits", out_dir="sanity/x")
+    report = sanity_report_run(report_id=report.pk)
+    assert report.status == SanityReport.Status.FAILED and "worker died" in report.error_message

@@ -7,6 +7,7 @@ so the crowd's words can be compared with the true digits.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +20,9 @@ from django.utils import timezone
 from units.models import DissectionJob, Layer, Network, ProbeDataset, Unit
 
 from .models import SanityReport
+
+
+logger = logging.getLogger(__name__)
 
 
 class SanityError(Exception):
@@ -95,8 +99,13 @@ def sanity_report_run(*, report_id: int) -> SanityReport:
     try:
         config = SanityConfig(**{k: v for k, v in report.params.items() if k in known})
         result = run_sanity(config, report_out_dir(report), progress=progress)
-    except (EngineError, OSError, ValueError) as exc:
+    except (EngineError, OSError, ValueError) as exc:  # bad input or data: the message says what to fix
         _set(report_id, status=SanityReport.Status.FAILED, error_message=str(exc), finished_at=timezone.now())
+        return SanityReport.objects.get(pk=report_id)
+    except Exception as exc:  # anything else must not leave the row "running" forever
+        logger.exception("sanity report %s failed", report_id)
+        _set(report_id, status=SanityReport.Status.FAILED, finished_at=timezone.now(),
+             error_message=f"The experiment stopped with an unexpected error ({type(exc).__name__}: {exc}); see the worker log.")
         return SanityReport.objects.get(pk=report_id)
     _set(report_id, status=SanityReport.Status.SUCCEEDED, json=result, files=result.get("files", []),
          stage="done", progress=1.0, finished_at=timezone.now())
