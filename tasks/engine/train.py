@@ -57,7 +57,7 @@ def train_mixture(
     out_file: Path | str,
     *,
     val_dir: Path | str | None = None,
-    epochs: int = 8,
+    epochs: int = 6,
     batch_size: int = 64,
     lr: float = 1e-2,
     width: float = 1.0,
