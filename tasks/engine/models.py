@@ -51,6 +51,7 @@ class MixtureNet(nn.Module):
         self.conv1 = _conv_block(3, 10, stride=2)
         self.pool1 = nn.MaxPool2d(2)
         self.conv2 = _conv_block(10, 20)
+        self.pool2 = nn.Identity()  # no pooling here; the name stays for code that walks the stages
         self.conv3 = _conv_block(20, units3)
         self.pool3 = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
@@ -58,7 +59,7 @@ class MixtureNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.conv1(x))
-        x = self.conv3(self.conv2(x))
+        x = self.conv3(self.pool2(self.conv2(x)))
         return self.fc(self.dropout(self.pool3(x).flatten(1)))
 
 
