@@ -28,13 +28,6 @@ import numpy as np
 
 from .errors import EngineError
 
-SEED_ACCURACY = 0.917
-# The seed's reported conv3 unit for digit 0 (REFERENCES.md section 6).
-SEED_BEST_UNIT = {
-    "digit": 0,
-    "precision_at_k": {"100": 1.00, "300": 1.00, "500": 1.00, "700": 0.99},
-    "precision_at_recall": {"0.25": 0.99, "0.5": 0.98, "0.75": 0.90},
-}
 LAYERS = ("conv1", "conv2", "conv3")
 KS = (100, 300, 500, 700)
 RECALLS = (0.25, 0.5, 0.75)
@@ -45,7 +38,6 @@ VARIANTS: dict[str, tuple[float, float]] = {
     "wide": (3.0, 0.0),
     "wide_dropout": (3.0, 0.5),
 }
-VARIANT_TITLES = {"baseline": "baseline", "dropout": "dropout", "wide": "wide x3", "wide_dropout": "wide x3 + dropout"}
 USEFULNESS_REDUNDANT = (8, 9)
 
 Progress = Callable[[str, float], None] | None
