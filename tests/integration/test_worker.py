@@ -61,16 +61,18 @@ def services(settings, tmp_path):
     need_service(broker is not None, "Redis (CELERY_BROKER_URL=redis://...)")
     from annotate_site.celery import app
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.MEDIA_ROOT = tmp_path / "media"
+    # Read before touching Django's settings: Celery looks its CELERY_* values up there live.
     keys = ("task_always_eager", "broker_url", "broker_write_url", "broker_read_url")
     old = {key: app.conf[key] for key in keys}
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.MEDIA_ROOT = tmp_path / "media"
     # broker_write_url too: Celery lets the CELERY_BROKER_URL environment variable win over broker_url.
     app.conf.update(task_always_eager=False, broker_url=broker, broker_write_url=broker, broker_read_url=broker)
     _reset_connections(app)
     yield broker
     app.conf.update(old)
     _reset_connections(app)
+    assert app.conf.task_always_eager, "later tests must run tasks in-process again"
 
 
 def _reset_connections(app) -> None:
