@@ -51,7 +51,7 @@ class SanityConfig:
     seeds: int = 3
     n_train: int = 20000
     n_val: int = 4000  # >= 3500 so every digit has more than 700 positives for precision@700
-    epochs: int = 2  # 20,000 images x 2 epochs reach about the seed's accuracy (3 epochs: 94% in a probe)
+    epochs: int = 3  # 20,000 images x 3 epochs: 94% validation accuracy in a probe (the seed: 91.7%)
     batch_size: int = 64
     lr: float = 1e-2
     canvas: int = 64
@@ -74,7 +74,7 @@ class SanityConfig:
     @classmethod
     def quick_config(cls, **overrides) -> SanityConfig:
         """Small enough for about a minute on two cores; same code path as the full run."""
-        base = dict(seeds=1, n_train=2000, n_val=1000, epochs=3, top_k=10, iou_images=300, ablation_images=300,
+        base = dict(seeds=1, n_train=3000, n_val=1000, epochs=4, top_k=10, iou_images=300, ablation_images=300,
                     quick=True)
         return cls(**{**base, **overrides})
 
