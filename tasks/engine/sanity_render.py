@@ -21,6 +21,8 @@ def _f(v, digits: int = 2) -> str:
 def _ms(s: dict, pct: bool = False, digits: int = 3) -> str:
     if s is None or s.get("mean") is None:
         return "n/a"
+    if s.get("n", 2) < 2:  # one seed: no spread to show
+        return f"{100 * s['mean']:.1f}%" if pct else f"{s['mean']:.{digits}f}"
     if pct:
         return f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f}"
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"

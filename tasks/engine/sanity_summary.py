@@ -101,15 +101,23 @@ def _compare(a: dict, b: dict, *, higher_is: str, min_gap: float) -> tuple[str, 
     noise = max(a["std"] or 0.0, b["std"] or 0.0, min_gap)
     if abs(diff) <= noise:
         return "no clear difference", diff
-    return ("higher" if diff > 0 else "lower"), diff
+    # With one seed there is no spread to judge a difference against.
+    caveat = "" if min(a["n"], b["n"]) >= 2 else ", one seed"
+    return ("higher" if diff > 0 else "lower") + caveat, diff
 
 
 def _fmt(s: dict, pct: bool = False, digits: int = 3) -> str:
     if s["mean"] is None:
         return "n/a"
+    if s["n"] < 2:  # one seed: no spread to show
+        return f"{100 * s['mean']:.1f}%" if pct else f"{s['mean']:.{digits}f}"
     if pct:
         return f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f}"
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _single_seed(*stats: dict) -> bool:
+    return any(s["n"] < 2 for s in stats)
 
 
 def check_claims(variants: dict[str, dict], reference_best: list[dict] | None, seeds_best0: list[dict], ap_cutoff: float) -> list[dict]:
@@ -149,14 +157,16 @@ def check_claims(variants: dict[str, dict], reference_best: list[dict] | None, s
     if base and wide:
         verdict, diff = _compare(wide["mean_best_ap_focus"], base["mean_best_ap_focus"], higher_is="better", min_gap=0.01)
         d_verdict, _ = _compare(wide["digits_with_detector_focus"], base["digits_with_detector_focus"], higher_is="better", min_gap=0.5)
-        agrees = verdict == "higher" and d_verdict != "lower"
+        agrees = verdict == "higher" and not d_verdict.startswith("lower")
+        one = _single_seed(wide["mean_best_ap_focus"], base["mean_best_ap_focus"])
         claims.append({
             "claim": "Tripling conv3's width gives better disentanglement.",
             "ours": f"mean best AP per digit in conv3: wide {_fmt(wide['mean_best_ap_focus'])} vs baseline "
                     f"{_fmt(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
                     f"{_fmt(wide['digits_with_detector_focus'], digits=1)} vs {_fmt(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
-            "verdict": "agrees" if agrees else ("inconclusive" if verdict == "no clear difference" else "disagrees"),
-            "note": "a difference counts only when larger than the seeds' spread (std) and 0.01 AP / 0.5 digits.",
+            "verdict": "inconclusive" if one or verdict == "no clear difference" else ("agrees" if agrees else "disagrees"),
+            "note": "a difference counts only when larger than the seeds' spread (std) and 0.01 AP / 0.5 digits"
+                    + ("; one seed only, so no verdict." if one else "."),
         })
         verdict, _ = _compare(wide["max_ablation_focus"], base["max_ablation_focus"], higher_is="worse", min_gap=0.005)
         claims.append({
@@ -164,29 +174,33 @@ def check_claims(variants: dict[str, dict], reference_best: list[dict] | None, s
             "ours": f"largest accuracy loss from zeroing one conv3 unit: wide {_fmt(wide['max_ablation_focus'], pct=True)} "
                     f"vs baseline {_fmt(base['max_ablation_focus'], pct=True)} ({verdict}).",
             "verdict": {"lower": "agrees", "higher": "disagrees"}.get(verdict, "inconclusive"),
-            "note": "a difference counts only when larger than the seeds' spread and 0.5 points.",
+            "note": "a difference counts only when larger than the seeds' spread and 0.5 points"
+                    + ("; one seed only, so no verdict." if "one seed" in verdict else "."),
         })
     for with_drop, without in (("dropout", "baseline"), ("wide_dropout", "wide")):
         a, b = variants.get(with_drop), variants.get(without)
         if not (a and b):
             continue
         parts, changed = [], []
-        for key, label, gap in (
-            ("mean_best_ap_focus", "mean best AP per digit", 0.01),
-            ("detector_units_focus", "conv3 detector units", 0.5),
-            ("max_ablation_focus", "largest single-unit ablation", 0.005),
-            ("accuracy", "accuracy", 0.005),
+        for key, label, gap, digits in (
+            ("mean_best_ap_focus", "mean best AP per digit", 0.01, 3),
+            ("detector_units_focus", "conv3 detector units", 0.5, 1),
+            ("max_ablation_focus", "largest single-unit ablation", 0.005, 1),
+            ("accuracy", "accuracy", 0.005, 1),
         ):
             verdict, _ = _compare(a[key], b[key], higher_is="", min_gap=gap)
             pct = key in ("max_ablation_focus", "accuracy")
-            parts.append(f"{label}: {_fmt(a[key], pct=pct)} vs {_fmt(b[key], pct=pct)} ({verdict})")
-            if verdict in ("higher", "lower"):
-                changed.append(f"{label} {verdict}")
+            parts.append(f"{label}: {_fmt(a[key], pct=pct, digits=digits)} vs {_fmt(b[key], pct=pct, digits=digits)} ({verdict})")
+            if verdict.startswith(("higher", "lower")):
+                changed.append(f"{label} {verdict.split(',')[0]}")
+        one = _single_seed(a["accuracy"], b["accuracy"])
         claims.append({
             "claim": f"Dropout on conv3 changes how units act as digit detectors ({with_drop} vs {without}).",
             "ours": "; ".join(parts) + ".",
-            "verdict": "agrees" if changed else "inconclusive",
-            "note": ("with dropout: " + ", ".join(changed)) if changed else
-                    "no figure moved beyond the seeds' spread; the seed gives no direction to test against.",
+            "verdict": "agrees" if changed and not one else "inconclusive",
+            "note": ("one seed only, so no verdict; " if one else "")
+                    + (("with dropout: " + ", ".join(changed)) if changed else
+                       "no figure moved beyond the seeds' spread")
+                    + "; the seed gives no direction to test against.",
         })
     return claims

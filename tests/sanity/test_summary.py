@@ -93,3 +93,14 @@ def test_markdown_and_html_show_the_tables_and_escape_text():
     assert "| seed paper: conv3 | 0 | 1.00 | 1.00 | 1.00 | 0.99 | 0.99 | 0.98 | 0.90 |" in md
     assert "conv3 x3 wider + dropout" in md
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_with_one_seed_no_claim_gets_a_verdict_it_cannot_support():
+    runs = [make_run("baseline", 0, accuracy=0.9, conv3_aps=one_hot_aps(range(5), 0.85), ablations=[0.1] * 5),
+            make_run("wide", 0, accuracy=0.93, conv3_aps=one_hot_aps(range(10), 0.95), ablations=[0.02] * 10),
+            make_run("dropout", 0, accuracy=0.8, conv3_aps=one_hot_aps(range(5), 0.99), ablations=[0.1] * 5)]
+    report = summarise(config=dict(CONFIG, variants=["baseline", "dropout", "wide"], seeds=1), runs=runs, data={})
+    for start in ("Tripling conv3's width gives better", "Tripling conv3's width gives less", "Dropout on conv3"):
+        claim = _claim(report, start)
+        assert claim["verdict"] == "inconclusive" and "one seed" in claim["note"]
+    assert "± " not in _claim(report, "MixtureNet")["ours"]
