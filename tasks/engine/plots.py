@@ -78,8 +78,12 @@ def line_chart(
     y_range: tuple[float, float] = (0.0, 1.0),
     x_ticks: Sequence[float] | None = None,
     size: tuple[int, int] = (560, 360),
+    colours: dict[str, tuple[int, int, int]] | None = None,
 ) -> Path:
-    """One polyline with dots per series; the legend lists series in the given order."""
+    """One polyline with dots per series; the legend lists series in the given order.
+
+    `colours` fixes the colour of named series (e.g. a reference line); the rest cycle the palette.
+    """
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     xs_all = [float(x) for xs, _ in series.values() for x in xs] or [0.0, 1.0]
@@ -89,16 +93,18 @@ def line_chart(
     for x in x_ticks if x_ticks is not None else sorted(set(xs_all)):
         label = f"{x:g}"
         draw.text((axes.px(x) - _text_width(draw, label, font) / 2, axes.y1 + 6), label, fill=(60, 60, 60), font=font)
+    fixed = colours or {}
+    legend: list[tuple[str, tuple[int, int, int]]] = []
+    cycle = iter(PALETTE * (len(series) // len(PALETTE) + 1))
     for k, (name, (xs, ys)) in enumerate(series.items()):
-        colour = PALETTE[k % len(PALETTE)]
+        colour = fixed[name] if name in fixed else next(cycle)
         points = [(axes.px(float(x)), axes.py(float(y))) for x, y in zip(xs, ys) if np.isfinite(y)]
         if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
+            draw.line(points, fill=colour, width=4 if name in fixed else 2)
         for x, y in points:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        ly = axes.y0 + 6 + 16 * k
-        draw.rectangle([axes.x1 - 130, ly + 3, axes.x1 - 118, ly + 11], fill=colour)
-        draw.text((axes.x1 - 114, ly), name, fill=(0, 0, 0), font=font)
+        legend.append((name, colour))
+    _legend(draw, axes, legend)
     return _save(image, path)
 
 
@@ -141,11 +147,22 @@ def bar_chart(
                 for yy in (mean - spread, mean + spread):
                     draw.line([cx - 3, axes.py(yy), cx + 3, axes.py(yy)], fill=(0, 0, 0))
     if len(series) > 1:
-        for k, name in enumerate(series):
-            ly = axes.y0 + 6 + 16 * k
-            draw.rectangle([axes.x1 - 130, ly + 3, axes.x1 - 118, ly + 11], fill=PALETTE[k % len(PALETTE)])
-            draw.text((axes.x1 - 114, ly), name, fill=(0, 0, 0), font=font)
+        _legend(draw, axes, [(name, PALETTE[k % len(PALETTE)]) for k, name in enumerate(series)])
     return _save(image, path)
+
+
+def _legend(draw: ImageDraw.ImageDraw, axes: _Axes, items: list[tuple[str, tuple[int, int, int]]]) -> None:
+    """Colour key in the top-right corner of the frame, on white so lines under it stay readable."""
+    if not items:
+        return
+    font = _font()
+    width = max(_text_width(draw, name, font) for name, _ in items) + 24
+    left = axes.x1 - width - 6
+    draw.rectangle([left - 4, axes.y0 + 3, axes.x1 - 3, axes.y0 + 8 + 16 * len(items)], fill="white", outline=(200, 200, 200))
+    for k, (name, colour) in enumerate(items):
+        ly = axes.y0 + 6 + 16 * k
+        draw.rectangle([left, ly + 3, left + 12, ly + 11], fill=colour)
+        draw.text((left + 16, ly), name, fill=(0, 0, 0), font=font)
 
 
 def picture_rows(

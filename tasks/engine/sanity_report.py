@@ -17,6 +17,7 @@ SOURCE_TEXT = {
 }
 VARIANT_TITLES = {"baseline": "baseline", "dropout": "dropout on conv3", "wide": "conv3 x3 wider",
                   "wide_dropout": "conv3 x3 wider + dropout"}
+SEED_COLOUR = (220, 20, 60)  # the seed's published unit: drawn thick, in a colour no digit uses
 FIGURE_KEYS = ("accuracy", "digits_with_detector", "digits_with_detector_focus", "detector_units",
                "detector_units_focus", "detector_fraction_focus", "mean_best_ap_focus", "max_ablation_focus",
                "max_ablation_any", "mean_ablation_focus")
@@ -163,13 +164,14 @@ def make_plots(report: dict, out_dir: Path) -> dict[str, str]:
         series["seed: digit 0"] = (ks, [SEED_BEST_UNIT["precision_at_k"][str(k)] for k in ks])
         made["precision_at_k"] = plots.line_chart(
             pdir / "precision_at_k.png", series, title="Precision@K of the best unit per digit (reference run)",
-            x_label="K (top-ranked validation images)", y_label="precision", size=(640, 420)).name
+            x_label="K (top-ranked validation images)", y_label="precision", size=(640, 420),
+            colours={"seed: digit 0": SEED_COLOUR}).name
         rs = sorted(float(r) for r in best[0]["precision_at_recall"])
         series = {f"{r['digit']}: {r['layer']} u{r['unit']}": (rs, [r["precision_at_recall"][_key(x)] for x in rs]) for r in best}
         series["seed: digit 0"] = (rs, [SEED_BEST_UNIT["precision_at_recall"][_key(x)] for x in rs])
         made["precision_at_recall"] = plots.line_chart(
             pdir / "precision_at_recall.png", series, title="Precision at recall of the best unit per digit",
-            x_label="recall", y_label="precision", size=(640, 420)).name
+            x_label="recall", y_label="precision", size=(640, 420), colours={"seed: digit 0": SEED_COLOUR}).name
     variants = report["variants"]
     if variants:
         groups = [v["title"].replace("conv3 ", "").replace("dropout on conv3", "dropout") for v in variants.values()]
