@@ -16,6 +16,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import time
@@ -369,10 +370,15 @@ def run_cli(args: argparse.Namespace) -> int:
         print("  " + line)
     if args.bench:
         budget = 120 if config.quick else 1200
-        cpu = report["cpu_seconds"]
+        cpu = dict(report["cpu_seconds"])
         workers = report["workers"]
-        # Idle-machine estimate: each worker is single-threaded, so its CPU seconds are its wall seconds.
-        estimate = cpu["data"] / workers + cpu["runs"] / workers + report["timings"].get("report", 0.0)
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["main_process"] = round(own.ru_utime + own.ru_stime, 1)
+        cpu["worker_processes"] = round(children.ru_utime + children.ru_stime, 1)
+        # Idle-machine estimate: workers are single-threaded, so on an idle machine their CPU seconds
+        # are wall seconds shared over `workers` cores; the main process's own work adds to it.
+        spread = cpu["worker_processes"] / workers if workers > 1 else 0.0
+        estimate = spread + cpu["main_process"] if workers > 1 else cpu["main_process"] + cpu["worker_processes"]
         record = {"quick": config.quick, "seconds": round(seconds, 1), "budget_s": budget,
                   "cpu_seconds": cpu, "idle_estimate_s": round(estimate, 1),
                   "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
