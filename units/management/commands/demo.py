@@ -21,7 +21,7 @@ ADMIN = ("admin", "unitcrowd-admin")
 ANNOTATOR_PASSWORD = "unitcrowd-annotator"
 LAYERS = ["conv1", "conv2", "conv3"]
 # (train images, epochs, probe images, top-k): full demo vs --quick (tests).
-SIZES = {"full": (3000, 3, 600, 15), "quick": (120, 1, 40, 5)}
+SIZES = {"full": (5000, 6, 600, 15), "quick": (120, 1, 40, 5)}
 
 
 class Command(BaseCommand):
@@ -29,8 +29,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
-        parser.add_argument("--train-images", type=int, help="training images (default 3000)")
-        parser.add_argument("--epochs", type=int, help="training epochs (default 3)")
+        parser.add_argument("--train-images", type=int, help="training images (default 5000)")
+        parser.add_argument("--epochs", type=int, help="training epochs (default 6)")
         parser.add_argument("--probe-images", type=int, help="images dissected (default 600)")
         parser.add_argument("--prefix", default="demo", help="name prefix of the demo's network, dataset and folders")
         parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for a job run by workers")
