@@ -260,7 +260,7 @@ def run_sanity(config: SanityConfig, out_dir: Path | str, *, progress: Progress 
     report["timings"]["report"] = round(time.perf_counter() - t_report, 2)
     report["timings"]["total"] = round(time.perf_counter() - started, 2)
     report = _finite(report)  # strict JSON (PostgreSQL's jsonb refuses NaN)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False))
+    (out_dir / "report.json").write_text(json.dumps(report, allow_nan=False, separators=(",", ":")))
     if progress is not None:
         progress("done", 1.0)
     return report
