@@ -180,3 +180,18 @@ def test_a_transient_database_error_is_retried_and_the_job_then_succeeds(tiny_mi
     job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
     assert len(calls) == 2
     assert job.status == "succeeded", job.error_message
+
+
+def test_a_redelivered_last_shard_does_not_start_the_merge_a_second_time(tiny_mixture_dir, media_root):
+    from units import runner
+
+    job = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], shards=2)
+    DissectionJob.objects.filter(pk=job.pk).update(status="running", attempts=1, stage=job_state.STAGE_STATS)
+    assert runner.run_collect_stats(job.pk, 1, 0) is False  # shard 1 has not finished yet
+    assert runner.run_collect_stats(job.pk, 1, 1) is True  # the set is complete: this call merges
+    assert runner.run_collect_stats(job.pk, 1, 1) is False  # the same shard delivered again
+    assert runner.run_collect_stats(job.pk, 1, 0) is False
+    job.refresh_from_db()
+    assert job.stage == job_state.STAGE_MERGE_STATS
+    shards = media_root / "jobs" / str(job.pk) / "a1" / "shards"
+    assert sorted(p.name for p in shards.iterdir()) == ["stats-0.pt", "stats-1.pt"]
