@@ -118,10 +118,18 @@ def _usefulness(useful_runs: list[dict], main_runs: list[dict], cutoff: float) -
     for d in redundant:
         p = per_digit[str(d)]
         state = "in every seed" if emerged[str(d)] else ("in some seeds" if some[str(d)] else "in no seed")
+        spread = f" ± {p['best_ap']['std']:.3f}" if p["best_ap"]["n"] > 1 else ""
+        base = p["baseline_best_ap"]["mean"]
         answer.append(
-            f"digit {d}: a conv3 detector (AP >= {cutoff}) emerges {state}; best AP {p['best_ap']['mean']:.3f} "
-            f"± {p['best_ap']['std']:.3f} (present in {100 * p['frequency']['mean']:.0f}% of images; the same digit "
-            f"in the baseline, where it is part of the classes: {p['baseline_best_ap']['mean'] if p['baseline_best_ap']['mean'] is not None else float('nan'):.3f})"
+            f"digit {d}: a conv3 detector (AP >= {cutoff}) emerges {state}; best AP {p['best_ap']['mean']:.3f}{spread} "
+            f"(present in {100 * p['frequency']['mean']:.0f}% of images; the same digit in the baseline, where it is "
+            f"part of the classes: {'n/a' if base is None else f'{base:.3f}'})"
+        )
+    if ap_red and ap_eff:
+        answer.append(
+            f"for comparison, the task's digits {min(d for d in digits if d not in redundant)}-"
+            f"{max(d for d in digits if d not in redundant)} reach a mean best conv3 AP of {np.mean(ap_eff):.3f} in the "
+            f"same networks, the redundant ones {np.mean(ap_red):.3f}"
         )
     return {
         "classes": useful_runs[0]["num_classes"],
