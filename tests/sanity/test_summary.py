@@ -104,3 +104,24 @@ def test_with_one_seed_no_claim_gets_a_verdict_it_cannot_support():
         claim = _claim(report, start)
         assert claim["verdict"] == "inconclusive" and "one seed" in claim["note"]
     assert "± " not in _claim(report, "MixtureNet")["ours"]
+
+
+def test_usefulness_says_whether_redundant_digits_get_detectors_and_how_strong():
+    runs = []
+    for seed in (0, 1):
+        runs.append(make_run("baseline", seed, accuracy=0.9, conv3_aps=one_hot_aps(range(10), 0.9)))
+        # Redundant 8 gets a strong unit in both seeds, 9 only a weak one (AP 0.5 < cut-off 0.8).
+        aps = one_hot_aps(range(8), 0.95) + [[0.9 if k == 8 else 0.2 for k in range(10)],
+                                              [0.5 if k == 9 else 0.2 for k in range(10)]]
+        runs.append(make_run("baseline", seed, accuracy=0.95, conv3_aps=aps, experiment="usefulness",
+                             effective=list(range(8))))
+    report = summarise(config=dict(CONFIG, variants=["baseline"]), runs=runs, data={})
+    useful = report["usefulness"]
+    assert useful["redundant"] == [8, 9] and useful["classes"] == 28
+    assert useful["emerged"] == {"8": True, "9": False}
+    assert useful["per_digit"]["8"]["best_ap"]["mean"] == pytest.approx(0.9)
+    assert useful["per_digit"]["9"]["best_ap"]["mean"] == pytest.approx(0.5)
+    assert useful["mean_best_ap_redundant"] == pytest.approx(0.7)
+    assert useful["mean_best_ap_effective"] == pytest.approx(0.95)
+    assert "digit 8: a conv3 detector (AP >= 0.8) emerges in every seed" in useful["answer"][0]
+    assert "emerges in no seed" in useful["answer"][1]
