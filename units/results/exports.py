@@ -21,7 +21,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from PIL import Image
 
-from tasks.engine.iou import read_tally, tally_columns
+from tasks.engine.tally import read_tally, tally_columns
 from units.crowd.models import Assignment, Hit
 from units.models import Layer, Unit
 

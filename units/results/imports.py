@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks.engine.errors import EngineError
-from tasks.engine.iou import read_tally, tally_categories
+from tasks.engine.tally import read_tally, tally_categories
 from units.crowd.models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
 from units.models import Concept, Layer, Unit, UnitConceptScore
 
