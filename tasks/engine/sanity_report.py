@@ -77,8 +77,8 @@ def _setting(config: dict, reference: dict | None) -> dict:
         "classes": reference["num_classes"] if reference else None,
         "n_train": config["n_train"],
         "n_val": config["n_val"],
-        "val_note": "validation pictures are built only from source digits never used in training "
-                    "(each source's digits split once, 20% for validation)",
+        "val_note": "built only from source digits never used in training: the source's digits are split "
+                    "once per digit, 20% kept for validation",
         "layers": {name: L["num_units"] for name, L in reference["layers"].items()} if reference else {},
         "network": "MixtureNet: conv(10)-pool-conv(20)-pool-conv(10 x width)-global average pooling-[dropout]-linear-softmax",
         "epochs": config["epochs"],
