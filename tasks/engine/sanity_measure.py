@@ -45,6 +45,27 @@ def unit_scores(model: torch.nn.Module, images: torch.Tensor, layers: list[str],
     return {k: np.concatenate(v) for k, v in scores.items()}, np.concatenate(logits)
 
 
+def describe_network(model: torch.nn.Module) -> str:
+    """One line naming the layers as built (conv width, stride, BatchNorm, pooling), read from the model."""
+    parts = []
+    for name, module in model.named_children():
+        if isinstance(module, torch.nn.Sequential) and isinstance(module[0], torch.nn.Conv2d):
+            conv = module[0]
+            extra = [f"stride {conv.stride[0]}"] if conv.stride[0] != 1 else []
+            extra += ["BatchNorm"] * any(isinstance(m, torch.nn.BatchNorm2d) for m in module)
+            parts.append(f"{name} {conv.out_channels} units {conv.kernel_size[0]}x{conv.kernel_size[1]}"
+                         + (f" ({', '.join(extra)})" if extra else "") + ", ReLU")
+        elif isinstance(module, torch.nn.MaxPool2d):
+            parts.append("max pool")
+        elif isinstance(module, torch.nn.AdaptiveAvgPool2d):
+            parts.append("global average pooling")
+        elif isinstance(module, torch.nn.Dropout) and module.p > 0:
+            parts.append(f"dropout {module.p:g}")
+        elif isinstance(module, torch.nn.Linear):
+            parts.append(f"linear to {module.out_features} classes, softmax")
+    return " -> ".join(parts)
+
+
 def presence_of(val: BrodenDataset, val_dir: Path) -> tuple[np.ndarray, list[int]]:
     """bool [N, 10] digit d visible in image n (from the masks), cached next to the dataset."""
     digits = [int(c.name) for c in val.concepts]
@@ -170,7 +191,7 @@ def measure_run(job: dict) -> dict:
 
     run = {
         "id": job["id"], "experiment": job["experiment"], "variant": job["variant"], "seed": job["seed"],
-        "width": job["width"], "dropout": job["dropout"],
+        "width": job["width"], "dropout": job["dropout"], "network": describe_network(model),
         "checkpoint": _rel(checkpoint, out_root), "val_dir": _rel(val_dir, out_root),
         "train_dir": _rel(Path(job["train_dir"]), out_root),
         "dissect_dir": _rel(run_dir / "dissect", out_root),

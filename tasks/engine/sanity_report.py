@@ -80,7 +80,7 @@ def _setting(config: dict, reference: dict | None) -> dict:
         "val_note": "built only from source digits never used in training: the source's digits are split "
                     "once per digit, 20% kept for validation",
         "layers": {name: L["num_units"] for name, L in reference["layers"].items()} if reference else {},
-        "network": "MixtureNet: conv(10)-pool-conv(20)-pool-conv(10 x width)-global average pooling-[dropout]-linear-softmax",
+        "network": f"MixtureNet: {reference.get('network', '')}" if reference else "MixtureNet",
         "epochs": config["epochs"],
         "canvas": config["canvas"],
         "digit_size": config["digit_size"],
