@@ -132,7 +132,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-render", action="store_true", help="skip exemplar pictures")
     d.set_defaults(func=main_dissect)
 
-    mix = sub.add_parser("mixture", help="the mixture-of-digits sanity check").add_subparsers(dest="action", required=True)
+    mix = sub.add_parser("mixture", help="mixture-of-digits datasets and MixtureNet training").add_subparsers(dest="action", required=True)
     mk = mix.add_parser("make", help="write a mixture-of-digits Broden-format dataset")
     mk.add_argument("--out", required=True)
     mk.add_argument("--source", default="digits", help="digits | idx:PATH | mnist")
@@ -147,14 +147,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", required=True)
     tr.add_argument("--val", default=None)
     tr.add_argument("--out", required=True, help="checkpoint file to write")
-    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--epochs", type=int, default=6)
     tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--lr", type=float, default=3e-3)
+    tr.add_argument("--lr", type=float, default=1e-2)
     tr.add_argument("--width", type=float, default=1.0, help="conv3 width multiplier")
     tr.add_argument("--dropout", type=float, default=0.0)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default=_default_device())
     tr.set_defaults(func=main_mixture_train)
+
+    from .sanity import add_cli_arguments as add_sanity_arguments, run_cli as run_sanity_cli
+
+    s = sub.add_parser("sanity", help="the Mixture-of-digits sanity-check report (variants x seeds)")
+    add_sanity_arguments(s)
+    s.set_defaults(func=run_sanity_cli)
 
     b = sub.add_parser("bench", help="forward-only vs full dissection timing on synthetic data")
     b.add_argument("--images", type=int, default=2000)

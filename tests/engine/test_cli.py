@@ -71,3 +71,13 @@ def test_a_missing_dataset_exits_with_code_2(tmp_path, capsys):
                  "--layers", "conv3", "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_the_sanity_subcommand_reports_a_missing_digit_source_in_one_line(tmp_path, capsys):
+    from tasks.engine.__main__ import main
+
+    code = main(["sanity", "--source", f"idx:{tmp_path / 'nowhere'}", "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and "nowhere" in err
+    assert not (tmp_path / "report" / "report.json").exists()
