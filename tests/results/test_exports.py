@@ -219,6 +219,29 @@ def test_milan_archive_holds_annotations_images_and_masks(labelled, tmp_path, me
     assert (mask[:, :4] == 0).all() and (mask[:, 4:] == 255).all()
 
 
+def test_milan_images_keep_their_own_format_and_masks_are_png(labelled, tmp_path, media_root):
+    """The engine writes JPEG exemplars; packing JPEG bytes under a .png name misleads readers."""
+    job, layer, hits = labelled
+    ex = hits[0].unit.exemplars.get(rank=0)
+    plain = np.full((8, 8, 3), 200, np.uint8)
+    ex.plain = ex.plain.rsplit(".", 1)[0] + ".jpg"
+    ex.picture = ex.plain.replace(".jpg", "_hl.jpg")
+    ex.save(update_fields=["plain", "picture"])
+    Image.fromarray(plain).save(media_root / ex.plain, format="JPEG")
+    Image.fromarray(plain).save(media_root / ex.picture, format="JPEG")
+    write_milan(tmp_path / "m.zip", Unit.objects.filter(layer=layer))
+    with zipfile.ZipFile(tmp_path / "m.zip") as zf:
+        listing = list(csv.DictReader(io.StringIO(zf.read("conv3/exemplars.csv").decode())))
+        row = next(r for r in listing if (r["unit"], r["rank"]) == ("0", "0"))
+        assert (row["image"], row["mask"]) == ("conv3/images/unit0000_00.jpg", "conv3/masks/unit0000_00.png")
+        assert zf.read(row["image"])[:3] == b"\xff\xd8\xff"  # JPEG magic
+        assert zf.read(row["mask"])[:8] == b"\x89PNG\r\n\x1a\n"
+        for r in listing:  # every listed file is in the archive, with the extension its bytes have
+            if r["image"]:
+                magic = zf.read(r["image"])[:3]
+                assert r["image"].endswith(".jpg") == (magic == b"\xff\xd8\xff"), r["image"]
+
+
 def test_exemplar_mask_inverts_the_netdissect_overlay(tmp_path):
     rng = np.random.default_rng(0)
     image = rng.integers(20, 255, size=(6, 6, 3)).astype(np.float32)

@@ -293,8 +293,12 @@ def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) ->
                 if ex.kind != "top":
                     continue
                 picture, plain = media / ex.picture, media / (ex.plain or ex.picture)
-                stem = f"{unit.layer.name}/images/unit{unit.index:04d}_{ex.rank:02d}"
-                image_name, mask_name = f"{stem}.png", f"{unit.layer.name}/masks/unit{unit.index:04d}_{ex.rank:02d}.png"
+                # The image keeps its own format (the engine writes JPEG exemplars): a .png name on JPEG
+                # bytes breaks readers that trust the extension. Masks are always PNG (lossless).
+                suffix = plain.suffix.lower() or ".png"
+                stem = f"unit{unit.index:04d}_{ex.rank:02d}"
+                image_name = f"{unit.layer.name}/images/{stem}{suffix}"
+                mask_name = f"{unit.layer.name}/masks/{stem}.png"
                 if plain.is_file() and picture.is_file():
                     zf.write(plain, image_name)
                     buf = io.BytesIO()
