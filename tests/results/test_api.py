@@ -12,7 +12,7 @@ from units.results.services import aggregation_run_layer
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
 REQUESTER_ONLY = [
-    "/api/hit-batches/", "/api/hits/", "/api/assignments/", "/api/labels/", "/api/aggregation-runs/",
+    "/api/hit-batches/", "/api/hits/", "/api/labels/", "/api/aggregation-runs/",
     "/api/comparisons/", "/api/exports/", "/api/synonyms/",
 ]
 
@@ -37,7 +37,10 @@ def client_for(user=None, token=False):
     return client
 
 
-@pytest.mark.parametrize("url", REQUESTER_ONLY + ["/api/annotations/"])
+OWN_WORK = ["/api/annotations/", "/api/assignments/"]
+
+
+@pytest.mark.parametrize("url", REQUESTER_ONLY + OWN_WORK)
 def test_anonymous_callers_are_refused_everywhere(world, url):
     assert client_for().get(url).status_code in (401, 403)
 
@@ -47,7 +50,7 @@ def test_annotators_cannot_reach_requester_endpoints(world, annotator, url):
     assert client_for(annotator, token=True).get(url).status_code == 403
 
 
-@pytest.mark.parametrize("url", REQUESTER_ONLY + ["/api/annotations/"])
+@pytest.mark.parametrize("url", REQUESTER_ONLY + OWN_WORK)
 @pytest.mark.parametrize("who", ["requester", "admin"])
 def test_requesters_and_admins_reach_every_results_endpoint(world, request, who, url):
     assert client_for(request.getfixturevalue(who)).get(url).status_code == 200
@@ -59,6 +62,16 @@ def test_an_annotator_sees_only_their_own_annotations(world, annotator):
     assert [a["id"] for a in body["results"]] == [world["mine"].pk]
     assert client.get(f"/api/annotations/{world['theirs'].pk}/").status_code == 404
     assert client.get(f"/api/annotations/{world['mine'].pk}/").json()["word"] == "dog"
+
+
+def test_an_annotator_sees_only_their_own_assignments(world, annotator, requester):
+    client = client_for(annotator, token=True)
+    body = client.get("/api/assignments/").json()
+    assert [a["id"] for a in body["results"]] == [world["mine"].assignment_id]
+    assert body["results"][0]["worker"] == annotator.username
+    assert client.get(f"/api/assignments/{world['theirs'].assignment_id}/").status_code == 404
+    assert client.get("/api/assignments/?worker=otto").json()["count"] == 0  # a filter cannot widen the view
+    assert client_for(requester).get("/api/assignments/").json()["count"] == 2
 
 
 def test_requesters_see_every_annotation_and_can_filter(world, requester):
