@@ -70,6 +70,15 @@ class JobForm(forms.Form):
 
 
 class LayerChoiceField(forms.ModelMultipleChoiceField):
+    def _check_values(self, value):
+        # Django looks every posted id up with `pk__in`; an id past 64 bits makes SQLite raise (a 500), so
+        # such ids are refused here with the field's usual "not one of the choices" message.
+        for pk in value:
+            if str(pk).isdigit() and int(str(pk)) > 2**63 - 1:
+                raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                            params={"value": pk})
+        return super()._check_values(value)
+
     def label_from_instance(self, layer) -> str:
         return f"job {layer.job_id} · {layer.job.network} · {layer.name} ({layer.num_units} units, {layer.published} published)"
 

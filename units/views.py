@@ -171,8 +171,9 @@ def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
 @requester_required
 def publish(request: HttpRequest) -> HttpResponse:
     initial = {}
-    if request.GET.get("job"):
-        initial["layers"] = list(Layer.objects.filter(job_id=request.GET["job"]).values_list("pk", flat=True))
+    job = request.GET.get("job", "")
+    if job.isdigit() and int(job) <= 2**63 - 1:  # anything else (a typo, a huge number) just preselects nothing
+        initial["layers"] = list(Layer.objects.filter(job_id=int(job)).values_list("pk", flat=True))
     form = PublishForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

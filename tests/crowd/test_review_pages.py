@@ -67,3 +67,12 @@ def test_the_gold_page_marks_a_unit_and_the_qualification_can_then_run(rita, cli
     assert "no unit with id 999999" in page.content.decode()
     client.force_login(make_user("newbie"))
     assert 'name="word_' in client.get(reverse("crowd:qualification")).content.decode()
+
+
+def test_an_out_of_range_assignment_id_is_refused_with_a_message(rita, annotator, hits):
+    ids = submitted(annotator, 1)
+    response = rita.post(reverse("crowd:review_decide"), {"assignment_ids": [str(2**70)], "action": "approve"},
+                         follow=True)
+    assert response.status_code == 200
+    assert "not one of the available choices" in response.content.decode()
+    assert Assignment.objects.get(pk=ids[0]).status == "submitted"

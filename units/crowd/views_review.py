@@ -18,6 +18,8 @@ from .models import Assignment, CrowdSettings, Hit, InviteCode
 from .review import assignments_review, unit_mark_gold, unit_unmark_gold
 from .selectors import annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review
 
+MAX_ID = 2**63 - 1  # the largest primary key a BigAutoField (and SQLite) can hold
+
 
 @requester_required
 def review_list(request: HttpRequest) -> HttpResponse:
@@ -40,7 +42,9 @@ def review_hit(request: HttpRequest, pk: int) -> HttpResponse:
 @requester_required
 @require_POST
 def review_decide(request: HttpRequest) -> HttpResponse:
-    ids = [int(v) for v in request.POST.getlist("assignment_ids") if v.isdigit()]
+    # Ids beyond a 64-bit key cannot exist, and SQLite cannot even compare them (a 500), so they are
+    # left out of the choices and the form refuses them like any unknown id.
+    ids = [int(v) for v in request.POST.getlist("assignment_ids") if v.isdigit() and int(v) <= MAX_ID]
     form = ReviewForm(request.POST, assignment_ids=ids)
     back = request.POST.get("next") or ""
     if not back.startswith("/crowd/review/"):
