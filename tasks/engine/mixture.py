@@ -81,10 +81,13 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _idx_pairs(path: Path) -> list[tuple[Path, Path]]:
-    files = sorted(path.glob("*-images-idx3-ubyte*")) if path.is_dir() else [path]
+    if not path.exists():
+        raise DatasetError(f"The IDX path {path} does not exist; give an MNIST *-images-idx3-ubyte[.gz] file or its folder.")
+    # Official names are train-images-idx3-ubyte; common mirrors spell it train-images.idx3-ubyte.
+    files = sorted(path.glob("*images[-.]idx3-ubyte*")) if path.is_dir() else [path]
     pairs = []
     for images in files:
-        labels = images.with_name(images.name.replace("-images-idx3-", "-labels-idx1-"))
+        labels = images.with_name(images.name.replace("images", "labels", 1).replace("idx3", "idx1", 1))
         if labels == images or not labels.is_file():
             raise DatasetError(f"No labels file next to {images}; expected {labels.name}.")
         pairs.append((images, labels))

@@ -81,3 +81,10 @@ def test_the_sanity_subcommand_reports_a_missing_digit_source_in_one_line(tmp_pa
     assert code == 2
     assert err.startswith("error: ") and "nowhere" in err
     assert not (tmp_path / "report" / "report.json").exists()
+
+
+def test_mixture_make_refuses_redundant_digits_that_are_not_numbers(tmp_path, capsys):
+    code = main(["mixture", "make", "--out", str(tmp_path / "m"), "--images", "2", "--redundant", "8,x"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--redundant must be comma-separated digits" in err and "8,x" in err

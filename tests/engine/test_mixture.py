@@ -155,3 +155,17 @@ def test_it_refuses_to_write_into_a_folder_holding_other_files(tmp_path: Path) -
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(DatasetError, match="not empty"):
         make_mixture(tmp_path, n_images=2)
+
+
+def test_a_missing_idx_path_is_named_as_missing(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"IDX path .*nowhere does not exist"):
+        load_digit_source(f"idx:{tmp_path / 'nowhere'}", threshold=0.5)
+
+
+def test_idx_files_named_the_mirrors_way_with_a_dot_are_found(tmp_path: Path) -> None:
+    # Several MNIST mirrors ship "train-images.idx3-ubyte" rather than "train-images-idx3-ubyte".
+    images = np.full((3, 28, 28), 200, dtype=np.uint8)
+    _write_idx(tmp_path / "train-images.idx3-ubyte.gz", images)
+    _write_idx(tmp_path / "train-labels.idx1-ubyte.gz", np.array([4, 5, 6]))
+    pool = load_digit_source(f"idx:{tmp_path}", threshold=0.5)
+    assert pool.labels.tolist() == [4, 5, 6]
