@@ -184,6 +184,17 @@ def test_a_bad_mturk_csv_names_the_line_and_column_and_writes_nothing(labelled, 
         mturk_import(path=tmp_path / "nocol.csv", layer=layer)
 
 
+def test_imported_broden_and_iclr_category_names_become_ours(labelled, tmp_path):
+    """Labels collected elsewhere say "Material" or "surface"; both are our texture (REFERENCES 3)."""
+    job, layer, hits = labelled
+    path = tmp_path / "elsewhere.csv"
+    path.write_text("WorkerId,AssignmentStatus,Input.unit,Answer.word,Answer.category\n"
+                    "W1,Approved,2,wood,Material\nW2,Submitted,2,bark, surface \n")
+    assert mturk_import(path=path, layer=layer)["created"] == 2
+    imported = Annotation.objects.filter(assignment__worker__username__in=["mturk-W1", "mturk-W2"])
+    assert sorted(imported.values_list("category", flat=True)) == ["texture", "texture"]
+
+
 def test_a_tally_csv_imports_as_a_layers_automatic_labels(labelled, tmp_path):
     job, layer, hits = labelled
     _write_original_tally(tmp_path / "tally.csv", layer)

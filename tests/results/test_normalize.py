@@ -26,6 +26,7 @@ def test_it_normalises_annotators_words(raw, expected):
     ("dogs", "dog"), ("buses", "bus"), ("boxes", "box"), ("churches", "church"), ("bushes", "bush"),
     ("skies", "sky"), ("potatoes", "potato"), ("leaves", "leaf"), ("grass", "grass"), ("bus", "bus"),
     ("cactus", "cactus"), ("house", "house"), ("cars", "car"), ("women", "woman"), ("is", "is"),
+    ("lenses", "lens"),
 ])
 def test_the_singulariser_handles_regular_and_irregular_plurals(plural, singular):
     assert singularize(plural) == singular

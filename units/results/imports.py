@@ -16,6 +16,7 @@ from units.crowd.models import CATEGORY_CHOICES, Annotation, Assignment, Hit, Hi
 from units.models import Concept, Layer, Unit, UnitConceptScore
 
 from .exports import MTURK_TIME_FORMAT
+from .normalize import normalize_category
 from .services import ResultsError
 
 CATEGORIES = {key for key, _ in CATEGORY_CHOICES}
@@ -119,7 +120,8 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
                 raise ResultsError(f"{where}: layer {layer.name} has no unit {index} (0..{layer.num_units - 1}).")
             if "Input.layer" in row and row["Input.layer"] and row["Input.layer"] != layer.name:
                 raise ResultsError(f"{where}: the row is for layer {row['Input.layer']!r}, not {layer.name!r}.")
-            category = row["Answer.category"].strip().lower()
+            # Labels collected elsewhere often use Broden's/ICLR 2015's names ("material", "surface").
+            category = normalize_category(row["Answer.category"])
             if category not in CATEGORIES:
                 raise ResultsError(f"{where}: Answer.category {category!r} is not one of {', '.join(sorted(CATEGORIES))}.")
             status = MTURK_STATUSES.get(row["AssignmentStatus"].strip().lower())
