@@ -89,6 +89,14 @@ def test_another_annotator_cannot_submit_or_return_my_assignment(annotator, othe
     assert Assignment.objects.get(pk=pk).status == "accepted"
 
 
+@pytest.mark.parametrize("action", ["submit", "return"])
+def test_an_assignment_that_does_not_exist_is_a_404_naming_the_id(annotator, hits, action):
+    response = token_client("annie").post(f"/api/assignments/987654/{action}/",
+                                          {"word": "x", "category": "object"}, format="json")
+    assert response.status_code == 404
+    assert "987654" in response.json()["detail"]
+
+
 def test_the_api_needs_authentication(hits):
     client = APIClient()
     assert client.post("/api/assignments/next/").status_code == 401

@@ -13,6 +13,12 @@ class NotAllowed(CrowdError):
     status_code = 403
 
 
+class NotFound(CrowdError):
+    """The object does not exist (an API client's stale or mistyped id)."""
+
+    status_code = 404
+
+
 class Conflict(CrowdError):
     """The object is in a state that refuses the action (deadline passed, already submitted)."""
 

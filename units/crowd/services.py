@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .accounts import annotator_flag, profile_get
-from .errors import Conflict, InvalidAnswer, NotAllowed
+from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
 from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, QualificationAttempt, Skip
 from .selectors import hit_exemplars
 from .validation import clean_word, matches_gold, validate_answer
@@ -177,7 +177,7 @@ def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
     assignment = (Assignment.objects.select_for_update().select_related("hit", "hit__unit", "hit__batch")
                   .filter(pk=assignment_id).first())
     if assignment is None:
-        raise NotAllowed("There is no such assignment.")
+        raise NotFound(f"There is no assignment {assignment_id}.")
     if assignment.worker_id != worker.pk:
         raise NotAllowed("This assignment belongs to another annotator.")
     return assignment
