@@ -88,6 +88,17 @@ def test_labels_filter_by_layer_interpretable_and_category(world, requester):
     assert client.get("/api/labels/?category=scene").json()["count"] == 0
 
 
+def test_true_false_filters_refuse_other_values_instead_of_returning_everything(world, requester):
+    client = client_for(requester)
+    UnitAggregate.objects.filter(unit=world["hits"][0].unit).update(interpretable=True)
+    assert client.get("/api/labels/?interpretable=false").json()["count"] == 0
+    assert client.get("/api/labels/?interpretable=1").json()["count"] == 1
+    refused = client.get("/api/labels/?interpretable=maybe")
+    assert refused.status_code == 400 and "interpretable" in refused.json()
+    assert client.get("/api/hits/?is_gold=yes-please").status_code == 400
+    assert client.get("/api/hits/?is_gold=false").json()["count"] == len(world["hits"])
+
+
 def test_comparisons_report_each_layer(world, requester):
     body = client_for(requester).get(f"/api/comparisons/{world['layer'].pk}/").json()
     assert body["units"] == 3 and body["both"] + body["human_only"] + body["iou_only"] + body["neither"] == 3

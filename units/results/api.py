@@ -24,6 +24,15 @@ from .services import ResultsError, export_create, synonym_delete, synonym_set
 REQUESTERS = [IsAuthenticated, IsRequester]
 
 
+def strict_boolean(field_name: str) -> django_filters.TypedChoiceFilter:
+    """A true/false filter that answers 400 on any other value (django-filter's own silently ignores
+    `?interpretable=maybe` and returns every row, which reads as a wrong answer)."""
+    return django_filters.TypedChoiceFilter(
+        field_name=field_name, coerce=lambda value: value.lower() in ("true", "1"),
+        choices=[(v, v) for v in ("true", "false", "True", "False", "1", "0")],
+    )
+
+
 def _bad_request(exc: Exception) -> Response:
     return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
@@ -94,6 +103,7 @@ class HitSerializer(serializers.ModelSerializer):
 class HitFilter(django_filters.FilterSet):
     layer = django_filters.NumberFilter(field_name="unit__layer")
     job = django_filters.NumberFilter(field_name="unit__layer__job")
+    is_gold = strict_boolean("is_gold")
 
     class Meta:
         model = Hit
@@ -212,6 +222,9 @@ class LabelFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(field_name="category_mv")
     word = django_filters.CharFilter(field_name="crowd_word", lookup_expr="iexact")
     min_agreement = django_filters.NumberFilter(field_name="agreement", lookup_expr="gte")
+    interpretable = strict_boolean("interpretable")
+    word_match = strict_boolean("word_match")
+    category_match = strict_boolean("category_match")
 
     class Meta:
         model = UnitAggregate
