@@ -105,7 +105,14 @@ def network_register(
                 shutil.copyfileobj(checkpoint, out, 1024 * 1024)
                 tmp = stored_from = Path(out.name)
         if stored_from is not None:
-            stored_names = checkpoint_check(architecture=architecture, path=stored_from, num_classes=num_classes)
+            try:
+                stored_names = checkpoint_check(architecture=architecture, path=stored_from, num_classes=num_classes)
+            except UnitsError as exc:
+                if tmp is None:
+                    raise
+                # The engine names the temporary spool file, which means nothing to the user: name their file.
+                shown = f"uploaded file {getattr(checkpoint, 'name', None) or 'checkpoint'!r}"
+                raise UnitsError(str(exc).replace(f"checkpoint {tmp}", shown).replace(str(tmp), shown)) from None
             names = names or stored_names
         with transaction.atomic():
             network = Network.objects.create(

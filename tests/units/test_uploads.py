@@ -124,6 +124,17 @@ def test_the_network_page_shows_a_checkpoint_mismatch_as_a_form_error(client, re
     assert Network.objects.get().checkpoint
 
 
+def test_an_unreadable_checkpoint_upload_is_named_by_its_file_name_not_a_temporary_path(client, requester, media_root):
+    client.force_login(requester)
+    upload = SimpleUploadedFile("my-weights.pt", b"these bytes are not a checkpoint")
+    response = client.post(reverse("units:network_new"), {"name": "n1", "architecture": "mixturenet", "checkpoint": upload})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "uploaded file &#x27;my-weights.pt&#x27;" in page
+    assert "/tmp" not in page and ".pt holds" not in page
+    assert not Network.objects.exists()
+
+
 def test_the_dataset_page_shows_a_bad_zip_as_a_form_error(client, requester, tiny_mixture_dir, datasets_root):
     client.login(username=requester.username, password=PASSWORD)
     upload = SimpleUploadedFile("d.zip", zip_of(tiny_mixture_dir, {"../x": b"1"}).getvalue())
