@@ -35,6 +35,13 @@ def test_sign_up_refuses_a_taken_name_and_a_weak_password(client, annotator):
     assert not User.objects.filter(username="newbie").exists()
 
 
+@pytest.mark.parametrize("name", ["two words", "<b>bold</b>", "semi;colon"])
+def test_sign_up_refuses_a_user_name_with_characters_outside_letters_digits_and_at_dot_plus_dash(client, name):
+    page = client.post(reverse("signup"), {**NEW, "username": name}).content.decode()
+    assert "Enter a valid username" in page
+    assert not User.objects.exists()
+
+
 def test_invite_mode_needs_a_valid_code_and_uses_it_up(client, requester):
     set_mode("invite")
     code = InviteCode.objects.create(code="lab-2026", max_uses=1)

@@ -30,6 +30,12 @@ def annotator_signup(*, username: str, password: str, email: str = "", invite_co
         errors["username"] = ["Choose a user name."]
     elif User.objects.filter(username__iexact=username).exists():
         errors["username"] = ["This user name is taken; choose another."]
+    else:
+        # create_user() skips the model's validators; run them so names keep to letters, digits and @.+-_
+        try:
+            User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+        except ValidationError as exc:
+            errors["username"] = list(exc.messages)
     try:
         validate_password(password, User(username=username, email=email))
     except ValidationError as exc:
