@@ -76,3 +76,14 @@ def test_a_layers_comparison_and_bar_charts_read_the_stored_labels():
     assert counts["n_units"] == 4
     assert counts["iou"] == {"units": 2, "concepts": 2, "by_category": {"object": 2}}
     assert counts["crowd"] == {"units": 2, "concepts": 2, "by_category": {"object": 2}}
+
+
+@pytest.mark.django_db
+def test_a_word_the_crowd_put_in_two_categories_covers_one_concept():
+    """The summary line counts unique concepts; the per-category bars may each show the word."""
+    job = make_job(layers={"conv3": 4})
+    units = list(Unit.objects.filter(layer=job.layer_set.get()).order_by("index"))
+    for unit, category in zip(units[:3], ["object", "texture", "object"]):
+        UnitAggregate.objects.create(unit=unit, crowd_word="0", concept="0", category_mv=category, interpretable=True)
+    crowd = detector_counts(job.layer_set.get())["crowd"]
+    assert crowd == {"units": 3, "concepts": 1, "by_category": {"object": 1, "texture": 1}}

@@ -91,9 +91,10 @@ def detector_counts(layer: Layer) -> dict:
     n = layer.units.count()
     return {
         "n_units": n,
-        "iou": {"units": iou_units, "concepts": sum(len(s) for s in iou_by_cat.values()),
+        # "covering m concepts" counts each concept once, even when units gave it different categories.
+        "iou": {"units": iou_units, "concepts": len(set().union(*iou_by_cat.values())),
                 "by_category": {c: len(s) for c, s in sorted(iou_by_cat.items(), key=lambda kv: -len(kv[1]))}},
-        "crowd": {"units": crowd_units, "concepts": sum(len(s) for s in crowd_by_cat.values()),
+        "crowd": {"units": crowd_units, "concepts": len(set().union(*crowd_by_cat.values())),
                   "by_category": {c: len(s) for c, s in sorted(crowd_by_cat.items(), key=lambda kv: -len(kv[1]))}},
     }
 
