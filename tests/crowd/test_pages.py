@@ -23,6 +23,12 @@ def start(client):
     return response
 
 
+def test_opening_the_start_address_directly_goes_home_and_claims_nothing(annie, annotator, hits):
+    response = annie.get(reverse("crowd:next"))
+    assert response.status_code == 302 and response["Location"] == reverse("crowd:home")
+    assert not Assignment.objects.filter(worker=annotator).exists()
+
+
 def test_start_working_opens_the_form_of_the_claimed_assignment(annie, annotator, hits):
     response = start(annie)
     a = Assignment.objects.get(worker=annotator)

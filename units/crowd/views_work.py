@@ -82,8 +82,10 @@ def _attempt_units(attempt: QualificationAttempt) -> list[dict]:
 
 
 @login_required
-@require_POST
 def next_assignment(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        # A bookmarked or reloaded /crowd/next/ would otherwise be a blank 405 page; claiming stays POST-only.
+        return redirect("crowd:home")
     try:
         assignment = assignment_claim(worker=request.user)
     except CrowdError as exc:
