@@ -171,6 +171,16 @@ def test_an_mturk_csv_imports_back_into_another_layer_as_the_same_answers(labell
         assert sorted(e.rank for e in new.non_fitting.all()) == sorted(e.rank for e in old.non_fitting.all())
 
 
+def test_our_own_export_read_back_into_its_layer_adds_nothing(labelled, tmp_path):
+    job, layer, hits = labelled
+    from units.crowd.models import Hit
+
+    write_mturk(tmp_path / "m.csv", Hit.objects.filter(unit__layer=layer))
+    before = Annotation.objects.count()
+    assert mturk_import(path=tmp_path / "m.csv", layer=layer) == {"rows": 4, "created": 0, "skipped": 4}
+    assert Annotation.objects.count() == before
+
+
 def test_a_bad_mturk_csv_names_the_line_and_column_and_writes_nothing(labelled, tmp_path):
     job, layer, hits = labelled
     bad = tmp_path / "bad.csv"

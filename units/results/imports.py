@@ -135,10 +135,14 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
                 batch=batch, unit=unit, max_assignments=int(row.get("MaxAssignments") or 3),
                 expires_at=_parse_time(row.get("Expiration", "")) or now, status=Hit.Status.REVIEWABLE,
             )
-            worker = _worker(worker_id)
-            if Assignment.objects.filter(hit=hit, worker=worker).exists():
+            # Already here: imported before, or this is our own export read back into the layer it came
+            # from (WorkerId is then a local username); either way importing it again would double-count.
+            if Assignment.objects.filter(
+                hit__unit=unit, worker__username__in=[worker_id, f"{MTURK_WORKER_PREFIX}{worker_id}"[:150]]
+            ).exists():
                 skipped += 1
                 continue
+            worker = _worker(worker_id)
             accepted = _parse_time(row.get("AcceptTime", "")) or now
             submitted = _parse_time(row.get("SubmitTime", "")) or accepted
             work = row.get("WorkTimeInSeconds", "").strip()
