@@ -9,7 +9,7 @@ from PIL import Image
 
 from . import plots
 from .sanity_summary import (
-    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, best_units, check_claims, run_figures, stat,
+    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, _fmt, best_units, check_claims, run_figures, stat,
 )
 
 SOURCE_TEXT = {
@@ -149,7 +149,7 @@ def _headline(report: dict) -> list[str]:
     lines = [f"source: {report['source_text']}"]
     for name, v in report["variants"].items():
         lines.append(
-            f"{v['title']}: accuracy {100 * v['accuracy']['mean']:.1f}% ± {100 * v['accuracy']['std']:.1f} "
+            f"{v['title']}: accuracy {_fmt(v['accuracy'], pct=True)} "
             f"(seed paper {100 * SEED_ACCURACY:.1f}%), digits with a detector {v['digits_with_detector']['mean']:.1f}, "
             f"conv3 detector units {v['detector_units_focus']['mean']:.1f}/{v['conv3_units']}"
         )

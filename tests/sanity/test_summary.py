@@ -104,6 +104,15 @@ def test_with_one_seed_no_claim_gets_a_verdict_it_cannot_support():
         claim = _claim(report, start)
         assert claim["verdict"] == "inconclusive" and "one seed" in claim["note"]
     assert "± " not in _claim(report, "MixtureNet")["ours"]
+    # The console headline too: one seed has no spread, so none is printed (not "± 0.0").
+    baseline_line = next(line for line in report["headline"] if line.startswith("baseline:"))
+    assert "accuracy 90.0% (seed paper" in baseline_line and "±" not in baseline_line
+
+
+def test_with_several_seeds_the_headline_shows_the_spread():
+    report = _report(wide_strong=0.95, wide_ablation=0.02)
+    baseline_line = next(line for line in report["headline"] if line.startswith("baseline:"))
+    assert "accuracy 90.1% ± 0.1 (seed paper" in baseline_line
 
 
 def test_usefulness_says_whether_redundant_digits_get_detectors_and_how_strong():
