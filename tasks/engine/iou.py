@@ -118,6 +118,9 @@ class IouCounts:
         self.images += B
 
         # Categories of the image-level labels of each image, and (original rule) of any label.
+        # "A label of category c" means the label's primary category, the one category a label
+        # has in REFERENCES §1 (and cat(l) in the IoU denominator), not the index.csv column it
+        # was stored under; GAN Dissection likewise maps each label to a single category.
         img_cat = torch.zeros((B, C), dtype=torch.bool, device=dev)
         rows = torch.arange(B, device=dev)[:, None].expand_as(img)
         cats = labcat[img]
