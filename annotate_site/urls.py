@@ -1,5 +1,6 @@
 """URL map. Each app owns its own urls module; the API lives under /api/."""
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -12,7 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("units.crowd.account_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/", include("units.api_urls")),
     path("", home, name="home"),
     path("", include("units.urls")),

@@ -11,7 +11,9 @@ from tests.factories import PASSWORD
 def test_anonymous_visitors_get_neither_the_schema_nor_the_docs():
     client = Client()
     assert client.get("/api/schema/").status_code in (401, 403)
-    assert client.get("/api/docs/").status_code in (401, 403)
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 302
+    assert docs["Location"].startswith("/accounts/login/")
 
 
 @pytest.mark.django_db
