@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from .capture import LayerCapture
 from .datasets import Batch, ProbeDataset, make_loader
+from .dissect_alignment import AlignmentCollector, wants_alignment
 from .errors import EngineError
 from .iou import INTERPRETABLE_IOU, IOU_RULES, IouCounts, IouTable, UnitLabel, Vocabulary, write_tally
 from .render import HIGHLIGHTS, render_layer
@@ -443,9 +444,12 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     cache = _FeatureCache(cache_root, dataset, indices, options.cache_dtype)
     try:
         stats_c = _StatsCollector(options, expected_images=len(indices))
+        align_c = AlignmentCollector() if wants_alignment(dataset) else None
         for batch, outputs in _sweep(model, dataset, options, indices, "sweep", progress):
             stats_c.add(batch, outputs)
             cache.add(batch, outputs)
+            if align_c is not None:
+                align_c.add(batch, outputs)
         stats = stats_c.state(dataset)
         if not stats["layers"]:
             raise EngineError(f"no image of {dataset.root} could be read; nothing to dissect")
@@ -463,6 +467,8 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
         t2 = time.perf_counter()
         timings = {"sweep": t1 - t0, "counts": t2 - t1}
         result = _write_outputs(dataset, options, stats, counts, out_dir, cache.get_map, progress, timings)
+        if align_c is not None:
+            align_c.write(dataset, out_dir)
     finally:
         cache.close()
         shutil.rmtree(cache_root, ignore_errors=True)
