@@ -65,3 +65,20 @@ def test_a_job_is_created_and_started_through_the_api(requester, tiny_mixture_di
                                          "layers": ["conv3"], "top_k": 1000}, format="json")
     assert refused.status_code == 400
     assert "top_k" in str(refused.json())
+
+
+def test_units_filter_by_the_crowds_label_and_interpretability(requester):
+    from units.results.models import UnitAggregate
+
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=1)
+    u0, u1, u2 = job.layer_set.get().units.order_by("index")
+    UnitAggregate.objects.create(unit=u0, crowd_word="seven", category_mv="object", interpretable=True)
+    UnitAggregate.objects.create(unit=u1, crowd_word="stroke", category_mv="part", interpretable=False)
+    client = api_as(requester)  # u2 has no aggregate yet: neither interpretable nor not
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "interpretable": "true"}).json()["results"]] == [0]
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "interpretable": "false"}).json()["results"]] == [1]
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "crowd_label": "Seven"}).json()["results"]] == [0]
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "crowd_category": "part"}).json()["results"]] == [1]
+    bad = client.get("/api/units/", {"job": job.pk, "interpretable": "maybe"})
+    assert bad.status_code == 400
+    assert "interpretable" in bad.json()

@@ -18,6 +18,7 @@ from units.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, 
 from units.roles import IsRequester
 from units.services import UnitsError, dataset_register, job_create, job_start, network_register
 
+from .filters import strict_boolean
 from .serializers import (
     DatasetSerializer, ExemplarSerializer, JobSerializer, JobStatusSerializer, LayerSerializer, NetworkSerializer,
     UnitSerializer,
@@ -126,6 +127,10 @@ class UnitFilter(django_filters.FilterSet):
     job = django_filters.NumberFilter(field_name="layer__job_id")
     layer_name = django_filters.CharFilter(field_name="layer__name")
     dead = django_filters.BooleanFilter(method="filter_dead")
+    # The crowd's side, from the results app's aggregate of the unit's annotations.
+    interpretable = strict_boolean("aggregate__interpretable")
+    crowd_label = django_filters.CharFilter(field_name="aggregate__crowd_word", lookup_expr="iexact")
+    crowd_category = django_filters.CharFilter(field_name="aggregate__category_mv", lookup_expr="iexact")
 
     class Meta:
         model = Unit

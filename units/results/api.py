@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from units.api.filters import strict_boolean
 from units.crowd.models import Annotation, Assignment, Hit, HitBatch
 from units.models import DissectionJob, Layer
 from units.roles import IsRequester, is_requester
@@ -22,15 +23,6 @@ from .selectors import detector_counts, layer_comparison
 from .services import ResultsError, export_create, synonym_delete, synonym_set
 
 REQUESTERS = [IsAuthenticated, IsRequester]
-
-
-def strict_boolean(field_name: str) -> django_filters.TypedChoiceFilter:
-    """A true/false filter that answers 400 on any other value (django-filter's own silently ignores
-    `?interpretable=maybe` and returns every row, which reads as a wrong answer)."""
-    return django_filters.TypedChoiceFilter(
-        field_name=field_name, coerce=lambda value: value.lower() in ("true", "1"),
-        choices=[(v, v) for v in ("true", "false", "True", "False", "1", "0")],
-    )
 
 
 def _bad_request(exc: Exception) -> Response:
