@@ -9,6 +9,7 @@ read with ``unsafe_pickle=True``; everything else goes through ``weights_only`` 
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,13 @@ def _clean_state_dict(arch: str, state: Mapping[str, Any]) -> dict[str, torch.Te
 def _read_checkpoint(path: Path, unsafe_pickle: bool) -> Any:
     if not path.is_file():
         raise CheckpointError(f"The checkpoint {path} does not exist.")
+    if not _looks_like_torch_file(path):
+        # Checked first: torch's error for arbitrary bytes mentions weights_only too, which would
+        # wrongly advise loading the file unsafely.
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (neither torch.save's zip format nor a pickle): "
+            "save the weights with torch.save(model.state_dict(), FILE)."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
@@ -123,6 +131,14 @@ def _read_checkpoint(path: Path, unsafe_pickle: bool) -> Any:
                 "with unsafe_pickle=True (command line: --unsafe-pickle)."
             ) from exc
         raise CheckpointError(f"Cannot read the checkpoint {path}: {exc}") from exc
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (since 1.6) or, in the legacy format, a pickle (0x80 first)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(1) == b"\x80"
 
 
 def _seeded(builder: Callable[[], nn.Module], seed: int = 0) -> nn.Module:

@@ -124,3 +124,19 @@ def test_training_twice_with_one_seed_gives_the_same_checkpoint_that_load_model_
     model = load_model("mixturenet", tmp_path / "a.pt")
     assert model.class_names == ["0+1", "0+9", "1+9"]
     assert model.conv3[0].out_channels == 20 and model.dropout.p == 0.5
+
+
+def test_a_file_that_is_not_a_checkpoint_says_so_without_advising_an_unsafe_load(tmp_path: Path) -> None:
+    junk = tmp_path / "model.pth"
+    junk.write_bytes(bytes(range(7, 256)) * 40)
+    with pytest.raises(CheckpointError) as err:
+        load_model("resnet18", junk)
+    assert "is not a PyTorch checkpoint" in str(err.value)
+    assert "unsafe" not in str(err.value)
+
+
+def test_the_legacy_non_zip_torch_format_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.pth"
+    torch.save(MixtureNet(num_classes=45).state_dict(), path, _use_new_zipfile_serialization=False)
+    model = load_model("mixturenet", path)
+    assert isinstance(model, MixtureNet)
