@@ -118,6 +118,25 @@ class AssignmentSerializer(serializers.ModelSerializer):
                   "rejected_at", "auto_approve_at", "feedback", "work_seconds"]
 
 
+class _OwnWorkUnlessRequester:
+    """Read access for any signed-in user: requesters see every row, an annotator only rows whose
+    `owner_field` is themselves. One place for the rule, so no viewset can forget the filter."""
+
+    permission_classes = [IsAuthenticated]
+    owner_field: str
+
+    def base_queryset(self):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        qs = self.base_queryset()
+        if is_requester(self.request.user):
+            return qs
+        return qs.filter(**{self.owner_field: self.request.user})
+
+
 class AssignmentFilter(django_filters.FilterSet):
     worker = django_filters.CharFilter(field_name="worker__username")
     layer = django_filters.NumberFilter(field_name="hit__unit__layer")
@@ -128,22 +147,17 @@ class AssignmentFilter(django_filters.FilterSet):
         fields = ["hit", "status", "worker", "layer", "batch"]
 
 
-class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
+class AssignmentViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
     """Requesters see every assignment; an annotator sees only their own (to act on one they use
     /api/assignments/next/ and friends)."""
 
-    permission_classes = [IsAuthenticated]
     serializer_class = AssignmentSerializer
     filterset_class = AssignmentFilter
     queryset = Assignment.objects.none()  # tells the schema generator the model
+    owner_field = "worker"
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Assignment.objects.none()
-        qs = Assignment.objects.select_related("worker").order_by("id")
-        if is_requester(self.request.user):
-            return qs
-        return qs.filter(worker=self.request.user)
+    def base_queryset(self):
+        return Assignment.objects.select_related("worker").order_by("id")
 
 
 # --- annotations ----------------------------------------------------------------------------
@@ -171,23 +185,17 @@ class AnnotationFilter(django_filters.FilterSet):
         fields = ["category", "unit", "layer", "hit", "worker"]
 
 
-class AnnotationViewSet(viewsets.ReadOnlyModelViewSet):
+class AnnotationViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
     """Requesters see every annotation; an annotator sees only their own."""
 
-    permission_classes = [IsAuthenticated]
     serializer_class = AnnotationSerializer
     filterset_class = AnnotationFilter
-
     queryset = Annotation.objects.none()  # tells the schema generator the model
+    owner_field = "assignment__worker"
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Annotation.objects.none()
-        qs = Annotation.objects.select_related("assignment__worker", "assignment__hit").prefetch_related(
+    def base_queryset(self):
+        return Annotation.objects.select_related("assignment__worker", "assignment__hit").prefetch_related(
             "non_fitting").order_by("id")
-        if is_requester(self.request.user):
-            return qs
-        return qs.filter(assignment__worker=self.request.user)
 
 
 # --- aggregated labels, runs, comparisons ---------------------------------------------------------
