@@ -105,7 +105,7 @@ def test_the_command_line_rejects_an_unknown_variant(capsys):
 
 def test_ablation_loses_exactly_the_images_a_unit_decides_and_groups_classes_by_digit():
     from tasks.engine.models import MixtureNet
-    from tasks.engine.sanity_measure import ablation_table, class_group_drop
+    from tasks.engine.sanity.measure import ablation_table, class_group_drop
 
     torch.manual_seed(0)
     model = MixtureNet(num_classes=3).eval()

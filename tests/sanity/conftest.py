@@ -10,7 +10,7 @@ from PIL import Image
 
 from tasks.engine.mixture import make_mixture
 from tasks.engine.models import MixtureNet
-from tasks.engine.sanity_report import summarise, write_report
+from tasks.engine.sanity.report import summarise, write_report
 from tests.sanity.runs import make_run, one_hot_aps
 from tests.sanity.test_summary import CONFIG
 from units.sanity.models import SanityReport

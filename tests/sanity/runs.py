@@ -1,4 +1,4 @@
-"""Hand-made run dicts (the shape sanity_measure.measure_run returns) for summary and page tests."""
+"""Hand-made run dicts (the shape measure.measure_run returns) for summary and page tests."""
 from __future__ import annotations
 
 KS = ("100", "300", "500", "700")

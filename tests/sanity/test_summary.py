@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from tasks.engine.sanity_render import to_html, to_markdown
-from tasks.engine.sanity_report import summarise
-from tasks.engine.sanity_summary import best_units, run_figures, stat
+from tasks.engine.sanity.render import to_html, to_markdown
+from tasks.engine.sanity.report import summarise
+from tasks.engine.sanity.summary import best_units, run_figures, stat
 from tests.sanity.runs import make_run, one_hot_aps
 
 CONFIG = {"variants": ["baseline", "dropout", "wide", "wide_dropout"], "ap_cutoff": 0.8, "source": "digits",

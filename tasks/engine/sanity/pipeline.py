@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EngineError
+from ..errors import EngineError
 
 LAYERS = ("conv1", "conv2", "conv3")
 KS = (100, 300, 500, 700)
@@ -119,7 +119,7 @@ def _data_specs(config: SanityConfig) -> dict[str, dict]:
 
 def _make_dataset(path: str, spec: dict) -> float:
     """Make one dataset unless the same arguments already made it (cached across reruns); returns CPU seconds."""
-    from .mixture import make_mixture
+    from ..mixture import make_mixture
 
     c = time.process_time()
     _limit_threads(1)
@@ -143,7 +143,7 @@ def _limit_threads(n: int) -> None:
 
 def _run_one(job: dict) -> dict:
     """Train and measure one network; returns the run's JSON-able result (also in run.json)."""
-    from .sanity_measure import measure_run
+    from .measure import measure_run
 
     if job.get("threads"):
         _limit_threads(job["threads"])
@@ -207,8 +207,8 @@ def run_sanity(config: SanityConfig, out_dir: Path | str, *, progress: Progress 
 
     progress(stage, fraction) is called as datasets are made and runs finish.
     """
-    from .models import default_device
-    from .sanity_report import summarise, write_report
+    from ..models import default_device
+    from .report import summarise, write_report
 
     config.validate()
     out_dir = Path(out_dir)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .capture import LayerCapture
-from .datasets import NETDISSECT_MEAN, NETDISSECT_STD, BrodenDataset
+from ..capture import LayerCapture
+from ..datasets import NETDISSECT_MEAN, NETDISSECT_STD, BrodenDataset
 
 # Images per forward batch when measuring (inference only, so larger than training's).
 _EVAL_BATCH = 256
@@ -87,10 +87,10 @@ def _digit_classes(class_names: list[str], digits: list[int]) -> dict[int, list[
 
 def measure_run(job: dict) -> dict:
     """Train one network as `job` says and measure it; writes run.json in job['run_dir'] and returns it."""
-    from .dissect import DissectOptions, collect_counts, collect_stats, dissect, finalize
-    from .models import load_model
-    from .train import load_mixture_tensors, train_mixture
-    from .unitstats import unit_alignment
+    from ..dissect import DissectOptions, collect_counts, collect_stats, dissect, finalize
+    from ..models import load_model
+    from ..train import load_mixture_tensors, train_mixture
+    from ..unitstats import unit_alignment
 
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,7 +212,7 @@ def measure_run(job: dict) -> dict:
 def ablation_table(model, images: torch.Tensor, targets: torch.Tensor, layers: list[str], *, num_classes: int,
                    device: str) -> dict:
     """Per layer, the engine's ablation_effect (accuracy lost when each unit is zeroed); `_accuracy` unablated."""
-    from .ablation import ablation_effect
+    from ..ablation import ablation_effect
 
     table: dict = {}
     for name in layers:

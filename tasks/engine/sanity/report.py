@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from . import plots
-from .sanity_summary import (
+from .summary import (
     FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, _fmt, best_units, check_claims, run_figures, stat,
 )
 
@@ -248,7 +248,7 @@ def _nan(v):
 def write_report(report: dict, out_dir: Path) -> None:
     """report.md and report.html (plots included); report.json is written by the caller."""
     report["plots"] = make_plots(report, out_dir)
-    from .sanity_render import to_html, to_markdown
+    from .render import to_html, to_markdown
 
     (out_dir / "report.md").write_text(to_markdown(report), encoding="utf-8")
     (out_dir / "report.html").write_text(to_html(report), encoding="utf-8")

@@ -1,6 +1,6 @@
 """Numbers of the sanity-check report: per-variant statistics over seeds, best units, claims.
 
-Everything here is computed from the runs' measurements (sanity_measure.measure_run); the
+Everything here is computed from the runs' measurements (measure.measure_run); the
 only constants are the seed's published figures, which are shown next to ours.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 
-from .sanity_summary import SEED_ACCURACY, SEED_BEST_UNIT
+from .summary import SEED_ACCURACY, SEED_BEST_UNIT
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", header, rows) | ("img", path, alt)
 
