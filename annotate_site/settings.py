@@ -37,7 +37,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served by us: the API docs work offline
-    "units",
+    "units.dissection",
     "units.crowd",
     "units.results",
     "units.sanity",
@@ -65,7 +65,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "units.context_processors.roles",
+                "annotate_site.context_processors.roles",
             ],
         },
     },
@@ -110,7 +110,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT") or VAR_DIR / "static")
-STATICFILES_DIRS = [BASE_DIR / "units" / "static"]
+STATICFILES_DIRS = [BASE_DIR / "annotate_site" / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT") or VAR_DIR / "media")
 DATASETS_ROOT = Path(envstr("DATASETS_ROOT") or VAR_DIR / "datasets")

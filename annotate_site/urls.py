@@ -4,9 +4,9 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from units.media import protected_media
-from units.views_health import healthz
-from units.views_home import home
+from annotate_site.media import protected_media
+from annotate_site.views import healthz, home
+from units.crowd.views.publish import publish
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -15,9 +15,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
-    path("api/", include("units.api_urls")),
+    path("api/", include("annotate_site.api_urls")),
     path("", home, name="home"),
-    path("", include("units.urls")),
+    path("", include("units.dissection.urls")),
+    path("publish/", publish, name="publish"),
     path("crowd/", include("units.crowd.urls")),
     path("results/", include("units.results.urls")),
     path("sanity/", include("units.sanity.urls")),

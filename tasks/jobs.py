@@ -27,7 +27,7 @@ class JobTask(Task):
     """Reports the final failure of a step on the job row (after retries are spent)."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        from units import job_state
+        from units.dissection import job_state
 
         job_id, attempt = args[0], args[1]
         message = _user_message(exc)
@@ -66,8 +66,8 @@ _TASK_OPTIONS = dict(
 def _guard(step, *args):
     """Run one step; a stale attempt (re-run/failed meanwhile) or an engine error ends it here."""
     from tasks.engine.errors import EngineError
-    from units import job_state
-    from units.runner import StaleAttempt
+    from units.dissection import job_state
+    from units.dissection.runner import StaleAttempt
 
     job_id, attempt = args[0], args[1]
     try:
@@ -82,8 +82,8 @@ def _guard(step, *args):
 
 @shared_task(name="tasks.jobs.dissect_job", **_TASK_OPTIONS)
 def dissect_job(job_id: int, attempt: int) -> None:
-    from units import job_state, runner
-    from units.models import DissectionJob
+    from units.dissection import job_state, runner
+    from units.dissection.models import DissectionJob
 
     if not job_state.job_mark_running(job_id=job_id, attempt=attempt):
         return  # re-run, failed or finished already
@@ -101,7 +101,7 @@ def dissect_job(job_id: int, attempt: int) -> None:
 
 @shared_task(name="tasks.jobs.collect_stats_shard", **_TASK_OPTIONS)
 def collect_stats_shard(job_id: int, attempt: int, shard: int) -> None:
-    from units import runner
+    from units.dissection import runner
 
     if _guard(runner.run_collect_stats, job_id, attempt, shard):
         merge_stats.delay(job_id, attempt)
@@ -109,8 +109,8 @@ def collect_stats_shard(job_id: int, attempt: int, shard: int) -> None:
 
 @shared_task(name="tasks.jobs.merge_stats", **_TASK_OPTIONS)
 def merge_stats(job_id: int, attempt: int) -> None:
-    from units import job_state, runner
-    from units.models import DissectionJob
+    from units.dissection import job_state, runner
+    from units.dissection.models import DissectionJob
 
     if not _guard(runner.run_merge_stats, job_id, attempt) or not job_state.job_is_live(job_id=job_id, attempt=attempt):
         return
@@ -122,7 +122,7 @@ def merge_stats(job_id: int, attempt: int) -> None:
 
 @shared_task(name="tasks.jobs.collect_counts_shard", **_TASK_OPTIONS)
 def collect_counts_shard(job_id: int, attempt: int, shard: int) -> None:
-    from units import runner
+    from units.dissection import runner
 
     if _guard(runner.run_collect_counts, job_id, attempt, shard):
         finalize_job.delay(job_id, attempt)
@@ -130,6 +130,6 @@ def collect_counts_shard(job_id: int, attempt: int, shard: int) -> None:
 
 @shared_task(name="tasks.jobs.finalize_job", **_TASK_OPTIONS)
 def finalize_job(job_id: int, attempt: int) -> None:
-    from units import runner
+    from units.dissection import runner
 
     _guard(runner.run_finalize, job_id, attempt)

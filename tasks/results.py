@@ -18,7 +18,7 @@ def aggregate_layer(layer_id: int, requested_at: str | None = None) -> int | Non
     started after it already saw that work, so a burst of completed HITs costs one run, not many."""
     from datetime import datetime
 
-    from units.models import Layer
+    from units.dissection.models import Layer
     from units.results.models import AggregationRun
     from units.results.services import aggregation_run_layer
 

@@ -11,8 +11,9 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from PIL import Image
 
-from units.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
-from units.roles import REQUESTERS_GROUP
+from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
+from annotate_site.roles import REQUESTERS_GROUP
+from units.crowd.qualification import mark_qualified
 
 PASSWORD = "correct-horse-battery-1"
 _seq = itertools.count(1)
@@ -29,17 +30,8 @@ def make_user(username: str | None = None, *, qualified: bool = False, requester
         group, _ = Group.objects.get_or_create(name=REQUESTERS_GROUP)
         user.groups.add(group)
     if qualified:
-        _mark_qualified(user)
+        mark_qualified(user)
     return user
-
-
-def _mark_qualified(user) -> None:
-    """Let the crowd app record the qualification its own way (it owns the profile model)."""
-    try:
-        from units.crowd.qualification import mark_qualified
-    except ImportError:  # the crowd app has not defined qualification yet
-        return
-    mark_qualified(user)
 
 
 def _write_picture(relpath: str, colour: tuple[int, int, int]) -> None:
@@ -124,7 +116,7 @@ def write_tiny_mixture(out_dir: Path, *, n_images: int = 12, seed: int = 0) -> P
 def make_registered_pipeline(dataset_dir: Path, *, name: str | None = None, layers=("conv1", "conv3"),
                              top_k: int = 3, shards: int = 1, created_by=None):
     """Network (seeded random MixtureNet, no checkpoint) + mixture dataset + a pending job."""
-    from units.services import dataset_register, job_create, network_register
+    from units.dissection.services import dataset_register, job_create, network_register
 
     name = name or f"tiny{next(_seq)}"
     network = network_register(name=f"{name}-net", architecture="mixturenet", num_classes=45, created_by=created_by)

@@ -125,7 +125,7 @@ def test_an_unqualified_annotator_is_sent_to_the_qualification_and_told_when_the
 
 
 def test_the_qualification_page_grades_the_test(client, job, hits):
-    from units.models import Unit
+    from units.dissection.models import Unit
 
     for unit in Unit.objects.filter(layer__job=job):
         unit.is_gold, unit.gold_word, unit.gold_category = True, str(unit.index), "object"

@@ -10,7 +10,7 @@ from units.crowd.models import CrowdSettings
 from units.crowd.qualification import qualification_start, qualification_state, qualification_submit
 from units.crowd.services import assignment_claim
 from units.crowd.validation import matches_gold, normalise_word
-from units.models import Unit
+from units.dissection.models import Unit
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 from tests.factories import make_user
 from units.crowd.models import AnnotatorProfile, Assignment
 from units.crowd.services import annotation_submit, assignment_claim
-from units.models import Unit
+from units.dissection.models import Unit
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from units.crowd.errors import Conflict, InvalidAnswer, NotAllowed
 from units.crowd.models import Annotation, AnnotatorProfile, Assignment, Hit
 from units.crowd.selectors import hit_exemplars
 from units.crowd.services import annotation_submit, assignment_claim
-from units.models import Exemplar
+from units.dissection.models import Exemplar
 
 pytestmark = pytest.mark.django_db
 

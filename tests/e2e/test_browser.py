@@ -11,7 +11,7 @@ from django.urls import get_resolver
 from tests.conftest import need_service
 from tests.factories import make_hits, make_job
 from units.crowd.models import Annotation, CrowdSettings
-from units.models import Unit
+from units.dissection.models import Unit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -1,1 +1,1 @@
-from tests.units.conftest import tiny_mixture_dir  # noqa: F401  (shared session fixture)
+from tests.dissection.conftest import tiny_mixture_dir  # noqa: F401  (shared session fixture)

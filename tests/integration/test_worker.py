@@ -20,7 +20,7 @@ from django.db import connection
 
 from tests.conftest import need_service
 from tests.factories import make_registered_pipeline
-from units.models import DissectionJob, Exemplar, Unit
+from units.dissection.models import DissectionJob, Exemplar, Unit
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -122,7 +122,7 @@ def wait_for(job: DissectionJob, condition, timeout: float, tmp_path: Path) -> D
 
 
 def test_a_worker_process_runs_a_dissection_job_to_the_end(services, tiny_mixture_dir, tmp_path):
-    from units.services import job_start
+    from units.dissection.services import job_start
 
     job = make_registered_pipeline(tiny_mixture_dir, layers=["conv1", "conv3"], top_k=3)
     worker = start_worker(services, tmp_path, "w1")
@@ -139,7 +139,7 @@ def test_a_worker_process_runs_a_dissection_job_to_the_end(services, tiny_mixtur
 def test_a_task_whose_worker_is_killed_is_redelivered_and_completes_without_duplicates(
     services, tiny_mixture_dir, tmp_path
 ):
-    from units.services import job_start
+    from units.dissection.services import job_start
 
     job = make_registered_pipeline(tiny_mixture_dir, layers=["conv2", "conv3"], top_k=3)
     visibility = "10"  # seconds before Redis hands an unacknowledged task to another worker

@@ -4,7 +4,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from units.crowd.models import Annotation, Assignment, Hit
-from units.models import Exemplar
+from units.dissection.models import Exemplar
 
 
 def answer(hit: Hit, worker, word: str, category: str, *, non_fitting: tuple[int, ...] = (),

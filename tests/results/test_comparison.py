@@ -2,7 +2,7 @@
 import pytest
 
 from tests.factories import make_job
-from units.models import Unit
+from units.dissection.models import Unit
 from units.results.comparison import UnitLabels, category_match, compare_layer, word_match
 from units.results.models import UnitAggregate
 from units.results.normalize import Vocabulary

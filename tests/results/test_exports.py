@@ -11,7 +11,7 @@ from PIL import Image
 from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
 from units.crowd.models import Annotation, Assignment
-from units.models import Unit
+from units.dissection.models import Unit
 from units.results.exports import (
     CROWD_TALLY_COLUMNS, exemplar_mask, write_milan, write_mturk, write_tally,
     write_units_csv, write_units_json,

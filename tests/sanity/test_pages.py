@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from tests.factories import PASSWORD
 from units.crowd.models import Hit
-from units.models import DissectionJob, Unit
+from units.dissection.models import DissectionJob, Unit
 from units.sanity.models import SanityReport
 
 

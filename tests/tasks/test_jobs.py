@@ -4,9 +4,9 @@ import pytest
 
 from tasks.jobs import dissect_job
 from tests.factories import make_hits, make_registered_pipeline
-from units import job_state
-from units.models import DissectionJob, Exemplar, Layer, Unit, UnitConceptScore
-from units.services import UnitsError, job_start
+from units.dissection import job_state
+from units.dissection.models import DissectionJob, Exemplar, Layer, Unit, UnitConceptScore
+from units.dissection.services import UnitsError, job_start
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +141,7 @@ def test_progress_never_moves_backwards_and_shard_increments_stop_at_the_phase_e
 
 
 def test_mixture_units_with_a_clear_digit_label_become_gold(tiny_mixture_dir, media_root, run_job):
-    from units.job_results import GOLD_MIN_IOU
+    from units.dissection.job_results import GOLD_MIN_IOU
 
     job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv1", "conv2", "conv3"], top_k=2))
     for unit in Unit.objects.filter(layer__job=job):
@@ -155,7 +155,7 @@ def test_an_unexpected_error_fails_the_job_with_a_short_message(tiny_mixture_dir
     def explode(job_id, attempt):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("units.runner.run_whole", explode)
+    monkeypatch.setattr("units.dissection.runner.run_whole", explode)
     job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"]))
     assert job.status == "failed"
     assert job.error_message == "Internal error (RuntimeError: boom); see the worker log."
@@ -165,7 +165,7 @@ def test_a_transient_database_error_is_retried_and_the_job_then_succeeds(tiny_mi
                                                                           monkeypatch):
     from django.db import OperationalError
 
-    from units import runner
+    from units.dissection import runner
 
     real = runner.run_whole
     calls = []
@@ -176,14 +176,14 @@ def test_a_transient_database_error_is_retried_and_the_job_then_succeeds(tiny_mi
             raise OperationalError("server closed the connection unexpectedly")
         return real(job_id, attempt)
 
-    monkeypatch.setattr("units.runner.run_whole", flaky)
+    monkeypatch.setattr("units.dissection.runner.run_whole", flaky)
     job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
     assert len(calls) == 2
     assert job.status == "succeeded", job.error_message
 
 
 def test_a_redelivered_last_shard_does_not_start_the_merge_a_second_time(tiny_mixture_dir, media_root):
-    from units import runner
+    from units.dissection import runner
 
     job = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], shards=2)
     DissectionJob.objects.filter(pk=job.pk).update(status="running", attempts=1, stage=job_state.STAGE_STATS)

@@ -1,7 +1,7 @@
 """Sign-in, sign-out, password change from django.contrib.auth, plus the crowd's sign-up."""
 from django.urls import include, path
 
-from .views_accounts import signup
+from .views.accounts import signup
 
 urlpatterns = [
     path("signup/", signup, name="signup"),

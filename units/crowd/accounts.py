@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .errors import CrowdError, InvalidAnswer
 from .models import AnnotatorProfile, Assignment, CrowdSettings, InviteCode
+from .slots import assignments_free
 
 
 def profile_get(user) -> AnnotatorProfile:
@@ -104,7 +105,6 @@ def annotator_block(*, user, reason: str = "") -> int:
     profile.blocked_at = timezone.now()
     profile.blocked_reason = reason[:500]
     profile.save(update_fields=["blocked_at", "blocked_reason"])
-    from .services import assignments_free  # services imports this module: import at call time
 
     return assignments_free(
         assignments=Assignment.objects.filter(worker=user, status=Assignment.Status.ACCEPTED),

@@ -1,7 +1,11 @@
 """Forms: they parse and show errors; the rules themselves live in validation.py and the services."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
+
+from units.dissection.selectors import layers_for_publishing
 
 from .models import CATEGORY_CHOICES, CrowdSettings
 from .validation import DESCRIPTION_MAX, WORD_MAX
@@ -93,3 +97,34 @@ class AnnotatorActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, a) for a in
                                         ("qualify", "unqualify", "block", "unblock", "unflag")])
     reason = forms.CharField(max_length=500, required=False)
+
+
+class LayerChoiceField(forms.ModelMultipleChoiceField):
+    def _check_values(self, value):
+        # Django looks every posted id up with `pk__in`; an id past 64 bits makes SQLite raise (a 500), so
+        # such ids are refused here with the field's usual "not one of the choices" message.
+        for pk in value:
+            if str(pk).isdigit() and int(str(pk)) > 2**63 - 1:
+                raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                            params={"value": pk})
+        return super()._check_values(value)
+
+    def label_from_instance(self, layer) -> str:
+        return f"job {layer.job_id} · {layer.job.network} · {layer.name} ({layer.num_units} units, {layer.published} published)"
+
+
+class PublishForm(forms.Form):
+    layers = LayerChoiceField(queryset=layers_for_publishing(), widget=forms.CheckboxSelectMultiple)
+    assignments_per_hit = forms.IntegerField(initial=3, min_value=1, max_value=100)
+    reward = forms.DecimalField(initial=Decimal("0.05"), min_value=0, max_digits=8, decimal_places=2)
+    lifetime_hours = forms.FloatField(initial=168, min_value=0.02, help_text="How long HITs can be taken.")
+    assignment_minutes = forms.FloatField(initial=15, min_value=0.5, help_text="Time an annotator has after taking a HIT.")
+    auto_approval_hours = forms.FloatField(initial=72, min_value=0, help_text="Submitted work is approved after this.")
+    exemplars_shown = forms.IntegerField(initial=15, min_value=1, max_value=100)
+    sentinels = forms.IntegerField(initial=0, min_value=0, max_value=10,
+                                   help_text="Low-activation images mixed in as a quality check (ICLR 2015).")
+    skip_dead = forms.BooleanField(required=False, initial=True, label="Skip dead units (never active)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["layers"].queryset = layers_for_publishing()

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, models
 
-from units.models import Exemplar, Layer, Unit
+from units.dissection.models import Exemplar, Layer, Unit
 
 CATEGORY_CHOICES = [
     ("scene", "scene"),

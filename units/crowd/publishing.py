@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from units.models import DissectionJob, Exemplar, Layer, Unit
+from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
 from .models import Hit, HitBatch
 

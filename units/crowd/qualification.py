@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from units.models import Unit
+from units.dissection.models import Unit
 
 from .accounts import annotator_qualify, profile_get
 from .errors import Conflict, CrowdError

@@ -7,11 +7,11 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from units.models import Unit
+from units.dissection.models import Unit
 
 from .errors import Conflict, CrowdError, InvalidAnswer
 from .models import Assignment, Hit
-from .services import _hit_sync_status
+from .slots import hit_sync_status
 from .validation import CATEGORIES, NO_CONCEPT, WORD_MAX, clean_word
 
 FEEDBACK_MAX = 1000
@@ -52,7 +52,7 @@ def assignments_review(*, assignment_ids: Iterable[int], approve: bool, feedback
         assignment.feedback = feedback
         assignment.save(update_fields=fields)
     for hit in Hit.objects.filter(pk__in={a.hit_id for a in rows}):
-        _hit_sync_status(hit, now=now)
+        hit_sync_status(hit, now=now)
     return len(rows)
 
 

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from units.models import Exemplar
-from units.roles import REQUESTERS_GROUP
+from units.dissection.models import Exemplar
+from annotate_site.roles import REQUESTERS_GROUP
 
 from .models import Annotation, Assignment, Hit
 

@@ -14,9 +14,9 @@ from .accounts import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
 from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, QualificationAttempt, Skip
 from .selectors import hit_exemplars
+from .slots import SLOT, assignments_free, assignments_reclaim_expired, hit_sync_status  # noqa: F401 (re-exported)
 from .validation import clean_word, matches_gold, validate_answer
 
-SLOT = Assignment.SLOT_STATUSES
 # How many candidate HITs one claim tries to lock before giving up; the rest are locked by others.
 CLAIM_CANDIDATES = 25
 # Rounds over the candidates when some were locked by concurrent claims (see SCHEDULER.md).
@@ -58,48 +58,6 @@ def _gold_due(worker, rate: float) -> bool:
         total=Count("pk"), gold=Count("pk", filter=Q(hit__is_gold=True) | Q(hit__unit__is_gold=True))
     )
     return taken["gold"] < rate * (taken["total"] + 1)
-
-
-def _hit_sync_status(hit: Hit, *, now: datetime) -> None:
-    """Keep Mechanical Turk's HIT status readable; the slot count, not the status, decides claims."""
-    if hit.status in (Hit.Status.DISPOSED, Hit.Status.REVIEWING):
-        return
-    counts = hit.assignments.aggregate(
-        held=Count("pk", filter=Q(status__in=SLOT)),
-        working=Count("pk", filter=Q(status=Assignment.Status.ACCEPTED)),
-    )
-    if counts["held"] < hit.max_assignments and hit.expires_at > now:
-        status = Hit.Status.ASSIGNABLE
-    elif counts["working"]:
-        status = Hit.Status.UNASSIGNABLE
-    else:
-        status = Hit.Status.REVIEWABLE
-    if status != hit.status:
-        hit.status = status
-        hit.save(update_fields=["status"])
-
-
-def assignments_reclaim_expired(*, now: datetime | None = None) -> int:
-    """Abandon accepted assignments past their deadline, freeing their slots. Returns how many."""
-    now = now or timezone.now()
-    expired = Assignment.objects.filter(status=Assignment.Status.ACCEPTED, deadline__lte=now)
-    return assignments_free(assignments=expired, status=Assignment.Status.ABANDONED, now=now)
-
-
-def assignments_free(*, assignments: QuerySet[Assignment], status: str, now: datetime | None = None) -> int:
-    """Move accepted assignments to `status` (abandoned/returned) and reopen their HITs."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        # The status condition is re-checked by the UPDATE itself, so an assignment submitted
-        # meanwhile (it holds the row lock until commit) is left alone.
-        ids = list(assignments.filter(status=Assignment.Status.ACCEPTED).values_list("pk", flat=True))
-        if not ids:
-            return 0
-        freed = Assignment.objects.filter(pk__in=ids, status=Assignment.Status.ACCEPTED).update(status=status)
-        hit_ids = set(Assignment.objects.filter(pk__in=ids).values_list("hit_id", flat=True))
-        for hit in Hit.objects.filter(pk__in=hit_ids):
-            _hit_sync_status(hit, now=now)
-    return freed
 
 
 def _claimable_profile(worker) -> AnnotatorProfile:
@@ -169,7 +127,7 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
                 )
         except IntegrityError:  # the (hit, worker) constraint: taken by this worker meanwhile
             return None, False
-        _hit_sync_status(hit, now=now)
+        hit_sync_status(hit, now=now)
         return assignment, False
 
 
@@ -192,7 +150,7 @@ def assignment_return(*, assignment_id: int, worker, now: datetime | None = None
         raise Conflict(f"This assignment is {assignment.get_status_display().lower()}; it cannot be returned.")
     assignment.status = Assignment.Status.RETURNED
     assignment.save(update_fields=["status"])
-    _hit_sync_status(assignment.hit, now=now)
+    hit_sync_status(assignment.hit, now=now)
     return assignment
 
 
@@ -268,5 +226,5 @@ def annotation_submit(
     if missed:
         annotator_flag(user=worker, reason=f"left {missed} low-activation sentinel image(s) marked as fitting "
                                            f"in assignment {assignment.pk}")
-    _hit_sync_status(assignment.hit, now=now)
+    hit_sync_status(assignment.hit, now=now)
     return annotation

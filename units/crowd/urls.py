@@ -1,8 +1,7 @@
 """Crowd pages: annotators' work under /crowd/, requesters' review and settings under /crowd/review/."""
 from django.urls import path
 
-from . import views_review as review
-from . import views_work as work
+from .views import review, work
 
 app_name = "crowd"
 urlpatterns = [

@@ -23,7 +23,7 @@ from PIL import Image
 
 from tasks.engine.tally import read_tally, tally_columns
 from units.crowd.models import Assignment, Hit
-from units.models import Layer, Unit
+from units.dissection.models import Layer, Unit
 
 from .models import ExportJob
 from .selectors import COUNTED_STATUSES, DONE_STATUSES

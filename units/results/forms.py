@@ -1,7 +1,7 @@
 """Forms of the results pages."""
 from django import forms
 
-from units.models import DissectionJob, Layer
+from units.dissection.models import DissectionJob, Layer
 
 from .models import ExportJob
 

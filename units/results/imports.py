@@ -13,7 +13,7 @@ from django.utils import timezone
 from tasks.engine.errors import EngineError
 from tasks.engine.tally import read_tally, tally_categories
 from units.crowd.models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
-from units.models import Concept, Layer, Unit, UnitConceptScore
+from units.dissection.models import Concept, Layer, Unit, UnitConceptScore
 
 from .exports import MTURK_TIME_FORMAT
 from .normalize import normalize_category

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.db import models
 
 from units.crowd.models import HitBatch
-from units.models import Layer, ProbeDataset, Unit
+from units.dissection.models import Layer, ProbeDataset, Unit
 
 
 class SynonymEntry(models.Model):

@@ -10,7 +10,7 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from units.crowd.models import Annotation, Assignment, Hit
-from units.models import DissectionJob, Exemplar, Layer, ProbeDataset, Unit
+from units.dissection.models import DissectionJob, Exemplar, Layer, ProbeDataset, Unit
 
 from .comparison import IOU_THRESHOLD, LayerComparison, UnitLabels, compare_layer
 from .models import AnnotatorSkill, UnitAggregate

@@ -7,8 +7,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annotate_site.celery import enqueue
 from units.crowd.models import Annotation, Hit, HitBatch
-from units.models import DissectionJob, Layer, ProbeDataset
+from units.dissection.models import DissectionJob, Layer, ProbeDataset
 
 from . import aggregation
 from .comparison import category_match, word_match
@@ -215,9 +216,7 @@ def export_create(*, kind: str, user=None, job: DissectionJob | None = None, lay
     with transaction.atomic():
         export = ExportJob.objects.create(kind=kind, job=job, layer=layer, batch=batch, created_by=user)
         if background:
-            from tasks.results import run_export
-
-            transaction.on_commit(lambda: run_export.delay(export.pk))
+            transaction.on_commit(lambda: enqueue("tasks.results.run_export", export.pk))
     return export
 
 
@@ -253,3 +252,17 @@ def export_run(*, export_id: int) -> ExportJob:
     export.finished_at = timezone.now()
     export.save(update_fields=["status", "progress", "file", "finished_at"])
     return export
+
+
+def aggregation_request(*, layers: list[Layer] | None = None, job: DissectionJob | None = None,
+                        batch: HitBatch | None = None) -> list[int]:
+    """Queue aggregation of some layers, of a job's layers or of a batch (and its layers); returns the
+    layer ids queued. The runs happen on the workers, after this transaction commits."""
+    if batch is not None:
+        layer_ids = list(Layer.objects.filter(units__hits__batch=batch).distinct().values_list("pk", flat=True))
+        transaction.on_commit(lambda: enqueue("tasks.results.aggregate_batch", batch.pk))
+    else:
+        layer_ids = [layer.pk for layer in layers] if layers else list(job.layer_set.values_list("pk", flat=True))
+    for layer_id in layer_ids if batch is None else []:
+        transaction.on_commit(lambda layer_id=layer_id: enqueue("tasks.results.aggregate_layer", layer_id))
+    return layer_ids

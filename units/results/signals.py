@@ -14,19 +14,18 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from annotate_site.celery import enqueue
 from units.crowd.models import Assignment
 
 _pending = threading.local()
 
 
 def _flush() -> None:
-    from tasks.results import aggregate_layer
-
     layers = getattr(_pending, "layers", set())
     _pending.layers = set()
     requested = timezone.now().isoformat()
     for layer_id in sorted(layers):
-        aggregate_layer.delay(layer_id, requested)
+        enqueue("tasks.results.aggregate_layer", layer_id, requested)
 
 
 def _hit_complete(assignment: Assignment) -> bool:

@@ -1,19 +1,19 @@
 """Results pages (requesters): dashboards, synonyms, exports, imports."""
 from django.urls import path
 
-from . import views, views_data
+from .views import dashboards, data
 
 app_name = "results"
 urlpatterns = [
-    path("", views.overview, name="overview"),
-    path("layers/<int:layer_id>/", views.layer_detail, name="layer"),
-    path("layers/<int:layer_id>/aggregate/", views.layer_aggregate, name="aggregate"),
-    path("annotators/", views.annotators, name="annotators"),
-    path("units/<int:unit_id>/", views.unit_detail, name="unit"),
-    path("datasets/<int:dataset_id>/synonyms/", views_data.synonyms, name="synonyms"),
-    path("synonyms/<int:entry_id>/delete/", views_data.synonym_remove, name="synonym_delete"),
-    path("exports/", views_data.exports, name="exports"),
-    path("exports/<int:export_id>/status/", views_data.export_status, name="export_status"),
-    path("exports/<int:export_id>/download/", views_data.export_download, name="export_download"),
-    path("imports/", views_data.imports, name="imports"),
+    path("", dashboards.overview, name="overview"),
+    path("layers/<int:layer_id>/", dashboards.layer_detail, name="layer"),
+    path("layers/<int:layer_id>/aggregate/", dashboards.layer_aggregate, name="aggregate"),
+    path("annotators/", dashboards.annotators, name="annotators"),
+    path("units/<int:unit_id>/", dashboards.unit_detail, name="unit"),
+    path("datasets/<int:dataset_id>/synonyms/", data.synonyms, name="synonyms"),
+    path("synonyms/<int:entry_id>/delete/", data.synonym_remove, name="synonym_delete"),
+    path("exports/", data.exports, name="exports"),
+    path("exports/<int:export_id>/status/", data.export_status, name="export_status"),
+    path("exports/<int:export_id>/download/", data.export_download, name="export_download"),
+    path("imports/", data.imports, name="imports"),
 ]

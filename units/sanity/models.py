@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.db import models
 
-from units.models import DissectionJob
+from units.dissection.models import DissectionJob
 
 
 class SanityReport(models.Model):

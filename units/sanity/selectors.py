@@ -19,7 +19,7 @@ def report_blocks(report: SanityReport) -> list[dict]:
     """The report as the engine renders it (same blocks as report.md/html), with picture URLs for the page."""
     if report.status != SanityReport.Status.SUCCEEDED or not report.json:
         return []
-    from tasks.engine.sanity_render import blocks
+    from tasks.engine.sanity.render import blocks
 
     out = []
     for b in blocks(report.json):
@@ -55,7 +55,7 @@ def report_runs(report: SanityReport) -> list[dict]:
 def crowd_vs_truth(report: SanityReport) -> list[dict]:
     """Per registered layer: how often the crowd's aggregated word names the true digit of gold units,
     next to the IoU label's rate (the results app's comparison)."""
-    from units.models import Layer
+    from units.dissection.models import Layer
     from units.results.selectors import layer_comparison
 
     rows = []

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from units.models import DissectionJob, Layer, Network, ProbeDataset, Unit
+from annotate_site.celery import enqueue
+from units.dissection.models import DissectionJob, Layer, Network, ProbeDataset, Unit
 
 from .models import SanityReport
 
@@ -69,6 +70,11 @@ def sanity_report_create(*, user=None, source: str = "digits", seeds: int = 3, q
         report.out_dir = str(out_dir) if out_dir else f"sanity/{report.pk}"
         report.save(update_fields=["out_dir"])
     return report
+
+
+def sanity_report_start(*, report: SanityReport) -> None:
+    """Hand a pending report to the workers (the `gpu` queue) once this transaction commits."""
+    transaction.on_commit(lambda: enqueue("tasks.sanity.run_sanity_report", report.pk))
 
 
 def _set(report_id: int, **fields) -> None:
@@ -174,8 +180,8 @@ def _find_run(report: SanityReport, run_id: str) -> dict:
 
 def sanity_run_register(*, report: SanityReport, run_id: str, user=None) -> DissectionJob:
     """The run's network, validation set and dissection as platform rows (a succeeded job)."""
-    from units.job_results import job_store_results
-    from units.services import UnitsError, dataset_register, job_create, network_register
+    from units.dissection.job_results import job_store_results
+    from units.dissection.services import UnitsError, dataset_register, job_create, network_register
 
     if report.status != SanityReport.Status.SUCCEEDED:
         raise SanityError("The report has not finished; register its runs once it has succeeded.")

@@ -9,12 +9,14 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from units.roles import requester_required
+from annotate_site.roles import requester_required
 
 from . import selectors
 from .forms import PublishForm, StartForm
 from .models import SanityReport
-from .services import SanityError, report_out_dir, sanity_report_create, sanity_runs_publish
+from .services import (
+    SanityError, report_out_dir, sanity_report_create, sanity_report_start, sanity_runs_publish,
+)
 
 
 def _get(pk: int) -> SanityReport:
@@ -34,9 +36,7 @@ def report_list(request: HttpRequest) -> HttpResponse:
         except SanityError as exc:
             form.add_error(None, str(exc))
         else:
-            from tasks.sanity import run_sanity_report
-
-            transaction.on_commit(lambda: run_sanity_report.delay(report.pk))
+            sanity_report_start(report=report)
             messages.success(request, f"Sanity report {report.pk} queued.")
             return redirect("sanity:detail", pk=report.pk)
     return render(request, "sanity/report_list.html", {"reports": selectors.report_list(), "form": form})

@@ -1,8 +1,9 @@
 """Shared argument handling: pick a job, a layer (job + name, or id) or a HIT batch from the command line."""
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from units.crowd.models import HitBatch
-from units.models import DissectionJob, Layer
+from units.dissection.models import DissectionJob, Layer
+from units.results.services import ResultsError
 
 
 def add_scope_arguments(parser) -> None:
@@ -42,3 +43,24 @@ def resolve_scope(options) -> tuple[DissectionJob | None, Layer | None, HitBatch
         if batch is None:
             raise CommandError(f"No HIT batch {options['batch']}.")
     return job, layer, batch
+
+
+class LayerFileImportCommand(BaseCommand):
+    """`manage.py import_<kind> FILE --job N --layer NAME`: read FILE into one layer; a refused
+    file is a one-line command error (nothing is written)."""
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--job", type=int)
+        parser.add_argument("--layer", required=True, help="layer name (with --job) or layer id")
+
+    def import_file(self, path: str, layer) -> str:
+        """Import and return the line to print."""
+        raise NotImplementedError
+
+    def handle(self, *args, **options):
+        layer = resolve_layer(options["job"], options["layer"])
+        try:
+            self.stdout.write(self.import_file(options["file"], layer))
+        except ResultsError as exc:
+            raise CommandError(str(exc)) from None

@@ -1,0 +1,24 @@
+"""Site-wide pages: the front door (each role lands on its own start page) and the health check
+for load balancers and docker compose (the process answers and the database too)."""
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from .roles import is_requester
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    if is_requester(request.user):
+        return redirect("units:job_list")
+    return redirect("crowd:home")
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any database failure means "not healthy"
+        return HttpResponse(f"database unavailable: {type(exc).__name__}", status=503, content_type="text/plain")
+    return HttpResponse("ok", content_type="text/plain")

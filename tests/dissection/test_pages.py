@@ -1,0 +1,118 @@
+"""Requester pages render for requesters; anonymous users are sent to sign in, annotators get 403."""
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_job
+from units.dissection.models import DissectionJob
+
+pytestmark = pytest.mark.django_db
+
+
+def page_urls(job):
+    layer = job.layer_set.first()
+    unit = layer.units.first()
+    return [
+        reverse("units:job_list"), reverse("units:job_new"), reverse("units:job", args=[job.pk]),
+        reverse("units:job_status", args=[job.pk]), reverse("units:layer", args=[layer.pk]),
+        reverse("units:unit", args=[unit.pk]), reverse("units:network_list"), reverse("units:network_new"),
+        reverse("units:dataset_list"), reverse("units:dataset_new"), reverse("publish"),
+    ]
+
+
+def test_anonymous_visitors_are_sent_to_the_sign_in_page(client):
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=2)
+    for url in page_urls(job):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("login")), url
+
+
+def test_annotators_are_refused_every_requester_page(client, annotator):
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=2)
+    client.login(username=annotator.username, password=PASSWORD)
+    for url in page_urls(job):
+        assert client.get(url).status_code == 403, url
+    assert client.post(reverse("units:job_run", args=[job.pk])).status_code == 403
+
+
+def test_requesters_see_every_page(client, requester):
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=2)
+    client.login(username=requester.username, password=PASSWORD)
+    for url in page_urls(job):
+        assert client.get(url).status_code == 200, url
+
+
+def test_the_status_endpoint_reports_the_rows_progress(client, requester):
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=1, status=DissectionJob.Status.RUNNING)
+    DissectionJob.objects.filter(pk=job.pk).update(stage="counts", progress=0.625)
+    client.login(username=requester.username, password=PASSWORD)
+    data = client.get(reverse("units:job_status", args=[job.pk])).json()
+    assert data["status"] == "running"
+    assert data["stage"] == "counts"
+    assert data["progress"] == 0.625
+    assert data["finished"] is False
+
+
+def test_the_layer_report_sorts_by_score_with_the_best_unit_first(client, requester):
+    job = make_job(layers={"conv3": 4}, exemplars_per_unit=1)  # factory: unit u has IoU 0.02 * (u + 1)
+    layer = job.layer_set.get()
+    client.login(username=requester.username, password=PASSWORD)
+    by_score = list(client.get(reverse("units:layer", args=[layer.pk]), {"sort": "score"}).context["units"])
+    assert [u.index for u in by_score] == [3, 2, 1, 0]
+    by_unit = list(client.get(reverse("units:layer", args=[layer.pk]), {"sort": "unit"}).context["units"])
+    assert [u.index for u in by_unit] == [0, 1, 2, 3]
+
+
+def test_a_user_label_is_escaped_on_the_unit_page(client, requester):
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=1, concepts=[("<script>x</script>", "object")])
+    unit = job.layer_set.get().units.get()
+    client.login(username=requester.username, password=PASSWORD)
+    body = client.get(reverse("units:unit", args=[unit.pk])).content.decode()
+    assert "<script>x</script>" not in body
+    assert "&lt;script&gt;x&lt;/script&gt;" in body
+
+
+def test_checkpoints_are_served_to_requesters_only(client, annotator, requester, media_root):
+    (media_root / "checkpoints").mkdir()
+    (media_root / "checkpoints" / "net.pt").write_bytes(b"weights")
+    (media_root / "jobs" / "1").mkdir(parents=True)
+    (media_root / "jobs" / "1" / "pic.jpg").write_bytes(b"jpeg")
+    client.login(username=annotator.username, password=PASSWORD)
+    assert client.get("/media/checkpoints/net.pt").status_code == 403
+    assert client.get("/media/jobs/1/pic.jpg").status_code == 200
+    client.login(username=requester.username, password=PASSWORD)
+    assert client.get("/media/checkpoints/net.pt").status_code == 200
+
+
+def test_a_job_created_on_the_page_runs_and_the_page_shows_it(client, requester, tiny_mixture_dir, media_root,
+                                                              django_capture_on_commit_callbacks):
+    from tests.factories import make_registered_pipeline
+
+    template = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
+    client.login(username=requester.username, password=PASSWORD)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("units:job_new"), {
+            "network": template.network_id, "dataset": template.dataset_id, "layers": "conv2, conv3",
+            "top_k": 2, "quantile": 0.005, "iou_rule": "lite", "batch_size": 8, "shards": 1, "start": "on",
+        })
+    job = DissectionJob.objects.exclude(pk=template.pk).get()
+    assert response["Location"] == reverse("units:job", args=[job.pk])
+    assert job.layers == ["conv2", "conv3"]
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    body = client.get(response["Location"]).content.decode()
+    assert "succeeded" in body and reverse("units:layer", args=[job.layer_set.get(name="conv2").pk]) in body
+
+
+def test_a_job_form_with_bad_values_shows_errors_and_creates_nothing(client, requester, tiny_mixture_dir):
+    from tests.factories import make_registered_pipeline
+
+    template = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
+    client.login(username=requester.username, password=PASSWORD)
+    response = client.post(reverse("units:job_new"), {
+        "network": template.network_id, "dataset": template.dataset_id, "layers": " , ",
+        "top_k": 2, "quantile": 0.005, "iou_rule": "lite", "batch_size": 8, "shards": 1,
+    })
+    assert response.status_code == 200
+    assert "Name at least one layer" in response.content.decode()
+    assert DissectionJob.objects.count() == 1

@@ -1,0 +1,88 @@
+"""Serializers of the crowd API: the labelling flow's payloads, HIT batches, HITs, assignments, annotations."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from units.dissection.models import Layer
+
+from ..models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
+
+
+class ExemplarOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    picture_url = serializers.CharField()
+    plain_url = serializers.CharField()
+
+
+class AssignmentOut(serializers.Serializer):
+    """An assignment with everything needed to label it (sentinels are not told apart)."""
+
+    assignment = serializers.DictField()
+    hit = serializers.DictField()
+    unit = serializers.DictField()
+    exemplars = ExemplarOut(many=True)
+    deadline = serializers.DateTimeField()
+
+
+class SubmitIn(serializers.Serializer):
+    word = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    category = serializers.ChoiceField(choices=CATEGORY_CHOICES)
+    non_fitting = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    confidence = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=5)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class HitBatchSerializer(serializers.ModelSerializer):
+    layers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    hits = serializers.IntegerField(source="hits.count", read_only=True)
+
+    class Meta:
+        model = HitBatch
+        fields = ["id", "name", "layers", "assignments_per_hit", "reward", "lifetime_seconds",
+                  "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "sentinels",
+                  "created_at", "hits"]
+
+
+class PublishSerializer(serializers.Serializer):
+    layers = serializers.PrimaryKeyRelatedField(many=True, queryset=Layer.objects.select_related("job"))
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    assignments_per_hit = serializers.IntegerField(required=False, default=3)
+    reward = serializers.DecimalField(max_digits=8, decimal_places=2, required=False, default="0.05")
+    lifetime_seconds = serializers.IntegerField(required=False, default=7 * 24 * 3600)
+    assignment_duration_seconds = serializers.IntegerField(required=False, default=15 * 60)
+    auto_approval_delay_seconds = serializers.IntegerField(required=False, default=3 * 24 * 3600)
+    exemplars_shown = serializers.IntegerField(required=False, default=15)
+    sentinels = serializers.IntegerField(required=False, default=0)
+    skip_dead = serializers.BooleanField(required=False, default=True)
+
+
+class HitSerializer(serializers.ModelSerializer):
+    layer = serializers.CharField(source="unit.layer.name", read_only=True)
+    unit_index = serializers.IntegerField(source="unit.index", read_only=True)
+
+    class Meta:
+        model = Hit
+        fields = ["id", "batch", "unit", "layer", "unit_index", "max_assignments", "reward", "lifetime_seconds",
+                  "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "status",
+                  "is_gold", "created_at", "expires_at"]
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    worker = serializers.CharField(source="worker.username", read_only=True)
+
+    class Meta:
+        model = Assignment
+        fields = ["id", "hit", "worker", "status", "accepted_at", "deadline", "submitted_at", "approved_at",
+                  "rejected_at", "auto_approve_at", "feedback", "work_seconds"]
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    hit = serializers.IntegerField(source="assignment.hit_id", read_only=True)
+    unit = serializers.IntegerField(source="assignment.hit.unit_id", read_only=True)
+    worker = serializers.CharField(source="assignment.worker.username", read_only=True)
+    status = serializers.CharField(source="assignment.status", read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "assignment", "hit", "unit", "worker", "status", "word", "category", "description",
+                  "confidence", "non_fitting", "created_at"]

@@ -1,0 +1,23 @@
+"""API routes of the crowd: token auth, the labelling flow (next, submit, return, skip), and the
+HIT batch, HIT, assignment and annotation collections."""
+from django.urls import path
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("hit-batches", views.HitBatchViewSet, basename="api-hit-batch")
+router.register("hits", views.HitViewSet, basename="api-hit")
+router.register("assignments", views.AssignmentViewSet, basename="api-assignment")
+router.register("annotations", views.AnnotationViewSet, basename="api-annotation")
+
+# The flow's explicit paths come before the router's, so /assignments/next/ is never read as a pk.
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("assignments/next/", views.NextAssignmentView.as_view(), name="api-assignment-next"),
+    path("assignments/<int:pk>/submit/", views.SubmitView.as_view(), name="api-assignment-submit"),
+    path("assignments/<int:pk>/return/", views.ReturnView.as_view(), name="api-assignment-return"),
+    path("assignments/<int:pk>/skip/", views.SkipView.as_view(), name="api-assignment-skip"),
+    *router.urls,
+]

@@ -1,0 +1,213 @@
+"""REST API of the crowd: the labelling flow (next, submit, return, skip; it calls the same services
+as the pages), HIT batches (publish), HITs, assignments and annotations. Requesters see everything;
+annotators only their own assignments and annotations."""
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate_site.roles import IsRequester, is_requester
+from units.dissection.api.filters import strict_boolean
+
+from ..errors import CrowdError, InvalidAnswer
+from ..models import Annotation, Assignment, Hit, HitBatch
+from ..publishing import PublishError, hit_publish
+from ..selectors import hit_exemplars
+from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
+from .serializers import (
+    AnnotationSerializer, AssignmentOut, AssignmentSerializer, HitBatchSerializer, HitSerializer, PublishSerializer,
+    SubmitIn,
+)
+
+REQUESTERS = [IsAuthenticated, IsRequester]
+
+
+def _error(exc: CrowdError) -> Response:
+    body: dict = {"detail": str(exc)}
+    if isinstance(exc, InvalidAnswer):
+        body["errors"] = exc.errors
+    return Response(body, status=exc.status_code)
+
+
+def assignment_payload(request: Request, assignment: Assignment) -> dict:
+    hit = assignment.hit
+    unit = hit.unit
+    return {
+        "assignment": {"id": assignment.pk, "status": assignment.status, "accepted_at": assignment.accepted_at,
+                       "deadline": assignment.deadline},
+        "hit": {"id": hit.pk, "reward": str(hit.reward), "expires_at": hit.expires_at,
+                "max_assignments": hit.max_assignments},
+        "unit": {"id": unit.pk, "layer": unit.layer.name, "index": unit.index},
+        "exemplars": [
+            {"id": ex.pk, "picture_url": request.build_absolute_uri(ex.picture_url),
+             "plain_url": request.build_absolute_uri(ex.plain_url)}
+            for ex in hit_exemplars(hit)
+        ],
+        "deadline": assignment.deadline,
+    }
+
+
+class NextAssignmentView(APIView):
+    @extend_schema(request=None, responses={201: AssignmentOut, 204: None})
+    def post(self, request: Request) -> Response:
+        try:
+            assignment = assignment_claim(worker=request.user)
+        except CrowdError as exc:
+            return _error(exc)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        assignment = Assignment.objects.select_related("hit__unit__layer", "hit__batch").get(pk=assignment.pk)
+        return Response(assignment_payload(request, assignment), status=status.HTTP_201_CREATED)
+
+
+class SubmitView(APIView):
+    @extend_schema(request=SubmitIn, responses={200: dict})
+    def post(self, request: Request, pk: int) -> Response:
+        data = SubmitIn(data=request.data)
+        if not data.is_valid():
+            return Response({"detail": "The answer is not valid.", "errors": data.errors}, status=400)
+        try:
+            annotation = annotation_submit(assignment_id=pk, worker=request.user, **data.validated_data)
+        except CrowdError as exc:
+            return _error(exc)
+        assignment = annotation.assignment
+        return Response({"assignment": assignment.pk, "status": assignment.status,
+                         "work_seconds": assignment.work_seconds, "annotation": annotation.pk})
+
+
+class ReturnView(APIView):
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request, pk: int) -> Response:
+        try:
+            assignment = assignment_return(assignment_id=pk, worker=request.user)
+        except CrowdError as exc:
+            return _error(exc)
+        return Response({"assignment": assignment.pk, "status": assignment.status})
+
+
+class SkipView(APIView):
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request, pk: int) -> Response:
+        try:
+            skip = hit_skip(assignment_id=pk, worker=request.user)
+        except CrowdError as exc:
+            return _error(exc)
+        return Response({"assignment": pk, "status": Assignment.Status.RETURNED, "skipped_hit": skip.hit_id})
+
+# --- HIT batches, HITs, assignments ----------------------------------------------------------------
+
+@extend_schema_view(
+    create=extend_schema(request=PublishSerializer, responses={201: HitBatchSerializer, 200: HitBatchSerializer,
+                                                                400: OpenApiResponse(description="cannot publish")},
+                         summary="Publish the units of chosen layers as HITs (no duplicates)"),
+)
+class HitBatchViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    permission_classes = REQUESTERS
+    serializer_class = HitBatchSerializer
+    queryset = HitBatch.objects.prefetch_related("layers").order_by("-created_at", "-id")
+
+    def create(self, request, *args, **kwargs):
+        data = PublishSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        options = dict(data.validated_data)
+        try:
+            batch = hit_publish(created_by=request.user, **options)
+        except PublishError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        report = getattr(batch, "report", None)
+        if not batch.pk:  # nothing new to publish: the service kept no batch
+            return Response({"detail": str(report) if report else "No HIT was created."}, status=status.HTTP_200_OK)
+        return Response(HitBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+
+
+class HitFilter(django_filters.FilterSet):
+    layer = django_filters.NumberFilter(field_name="unit__layer")
+    job = django_filters.NumberFilter(field_name="unit__layer__job")
+    is_gold = strict_boolean("is_gold")
+
+    class Meta:
+        model = Hit
+        fields = ["batch", "unit", "status", "is_gold", "layer", "job"]
+
+
+class HitViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = REQUESTERS
+    serializer_class = HitSerializer
+    filterset_class = HitFilter
+    queryset = Hit.objects.select_related("unit__layer").order_by("id")
+
+
+class _OwnWorkUnlessRequester:
+    """Read access for any signed-in user: requesters see every row, an annotator only rows whose
+    `owner_field` is themselves. One place for the rule, so no viewset can forget the filter."""
+
+    permission_classes = [IsAuthenticated]
+    owner_field: str
+
+    def base_queryset(self):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        qs = self.base_queryset()
+        if is_requester(self.request.user):
+            return qs
+        return qs.filter(**{self.owner_field: self.request.user})
+
+
+class AssignmentFilter(django_filters.FilterSet):
+    worker = django_filters.CharFilter(field_name="worker__username")
+    layer = django_filters.NumberFilter(field_name="hit__unit__layer")
+    batch = django_filters.NumberFilter(field_name="hit__batch")
+
+    class Meta:
+        model = Assignment
+        fields = ["hit", "status", "worker", "layer", "batch"]
+
+
+class AssignmentViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
+    """Requesters see every assignment; an annotator sees only their own (to act on one they use
+    /api/assignments/next/ and friends)."""
+
+    serializer_class = AssignmentSerializer
+    filterset_class = AssignmentFilter
+    queryset = Assignment.objects.none()  # tells the schema generator the model
+    owner_field = "worker"
+
+    def base_queryset(self):
+        return Assignment.objects.select_related("worker").order_by("id")
+
+
+# --- annotations ----------------------------------------------------------------------------
+
+class AnnotationFilter(django_filters.FilterSet):
+    unit = django_filters.NumberFilter(field_name="assignment__hit__unit")
+    layer = django_filters.NumberFilter(field_name="assignment__hit__unit__layer")
+    hit = django_filters.NumberFilter(field_name="assignment__hit")
+    worker = django_filters.CharFilter(field_name="assignment__worker__username")
+
+    class Meta:
+        model = Annotation
+        fields = ["category", "unit", "layer", "hit", "worker"]
+
+
+class AnnotationViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
+    """Requesters see every annotation; an annotator sees only their own."""
+
+    serializer_class = AnnotationSerializer
+    filterset_class = AnnotationFilter
+    queryset = Annotation.objects.none()  # tells the schema generator the model
+    owner_field = "assignment__worker"
+
+    def base_queryset(self):
+        return Annotation.objects.select_related("assignment__worker", "assignment__hit").prefetch_related(
+            "non_fitting").order_by("id")
+
+

@@ -1,0 +1,43 @@
+"""Publish units as HITs: python manage.py publish_hits --job ID [--layers conv3 ...] [--assignments 3 ...]"""
+from django.core.management.base import BaseCommand, CommandError
+
+from units.crowd.publishing import PublishError, hit_publish
+from units.dissection.models import DissectionJob
+
+
+class Command(BaseCommand):
+    help = "Turn the units of a job's layers into HITs (units that already have a HIT are skipped)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--job", type=int, required=True)
+        parser.add_argument("--layers", nargs="*", help="default: every layer of the job")
+        parser.add_argument("--assignments", type=int, default=3, help="assignments per HIT")
+        parser.add_argument("--reward", default="0.05")
+        parser.add_argument("--lifetime", type=int, default=7 * 24 * 3600, help="seconds a HIT can be taken")
+        parser.add_argument("--duration", type=int, default=15 * 60, help="seconds per assignment")
+        parser.add_argument("--auto-approve", type=int, default=3 * 24 * 3600, help="seconds until auto-approval")
+        parser.add_argument("--exemplars", type=int, default=15, help="exemplars shown per HIT")
+        parser.add_argument("--sentinels", type=int, default=0, help="low-activation images mixed in per HIT")
+        parser.add_argument("--include-dead", action="store_true", help="publish units that never activate too")
+
+    def handle(self, *args, **opts) -> None:
+        job = DissectionJob.objects.filter(pk=opts["job"]).first()
+        if job is None:
+            raise CommandError(f"No job {opts['job']}.")
+        layers = job.layer_set.all()
+        if opts["layers"]:
+            layers = layers.filter(name__in=opts["layers"])
+            missing = sorted(set(opts["layers"]) - set(layers.values_list("name", flat=True)))
+            if missing:
+                valid = ", ".join(job.layer_set.values_list("name", flat=True)) or "none (has the job finished?)"
+                raise CommandError(f"Job {job.pk} has no layer {', '.join(missing)}; its layers: {valid}.")
+        try:
+            batch = hit_publish(
+                layers=layers, assignments_per_hit=opts["assignments"], reward=opts["reward"],
+                lifetime_seconds=opts["lifetime"], assignment_duration_seconds=opts["duration"],
+                auto_approval_delay_seconds=opts["auto_approve"], exemplars_shown=opts["exemplars"],
+                sentinels=opts["sentinels"], skip_dead=not opts["include_dead"],
+            )
+        except PublishError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(str(batch.report)))

@@ -1,0 +1,35 @@
+"""Sign-up (open or by invite code, as a requester chose); login and password pages come from Django."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from ..accounts import annotator_signup
+from ..errors import CrowdError, InvalidAnswer
+from ..forms import SignupForm
+from ..models import CrowdSettings
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    mode = CrowdSettings.load().signup_mode
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and mode != CrowdSettings.SignupMode.CLOSED:
+        data = form.cleaned_data
+        try:
+            user = annotator_signup(username=data["username"], password=data["password1"], email=data["email"],
+                                    invite_code=data["invite_code"])
+        except InvalidAnswer as exc:
+            for field, errors in exc.errors.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        except CrowdError as exc:
+            form.add_error(None, str(exc))
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome, {user.username}! Read the instructions, then take the qualification.")
+            return redirect("crowd:home")
+    return render(request, "registration/signup.html", {"form": form, "mode": mode, "modes": CrowdSettings.SignupMode})

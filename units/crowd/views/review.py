@@ -1,0 +1,158 @@
+"""Requester pages: review submitted work, manage annotators, crowd settings and gold units."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from units.dissection.models import Unit
+from annotate_site.roles import requester_required
+
+from .. import accounts
+from ..errors import CrowdError, InvalidAnswer
+from ..forms import AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, ReviewForm
+from ..models import Assignment, CrowdSettings, Hit, InviteCode
+from ..review import assignments_review, unit_mark_gold, unit_unmark_gold
+from ..selectors import annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review
+
+MAX_ID = 2**63 - 1  # the largest primary key a BigAutoField (and SQLite) can hold
+
+
+@requester_required
+def review_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(hits_for_review(), 50).get_page(request.GET.get("page"))
+    waiting = Assignment.objects.filter(status=Assignment.Status.SUBMITTED).select_related(
+        "hit__unit__layer", "worker", "annotation")[:200]
+    return render(request, "crowd/review_list.html", {"page": page, "waiting": waiting})
+
+
+@requester_required
+def review_hit(request: HttpRequest, pk: int) -> HttpResponse:
+    hit = get_object_or_404(Hit.objects.select_related("unit__layer", "batch"), pk=pk)
+    return render(request, "crowd/review_hit.html", {
+        "hit": hit, "assignments": hit_assignments_for_review(hit), "exemplars": hit_exemplars(hit),
+        "gold_form": GoldForm(initial={"unit_id": hit.unit_id, "gold_word": hit.unit.gold_word,
+                                       "gold_category": hit.unit.gold_category or None}),
+    })
+
+
+@requester_required
+@require_POST
+def review_decide(request: HttpRequest) -> HttpResponse:
+    # Ids beyond a 64-bit key cannot exist, and SQLite cannot even compare them (a 500), so they are
+    # left out of the choices and the form refuses them like any unknown id.
+    ids = [int(v) for v in request.POST.getlist("assignment_ids") if v.isdigit() and int(v) <= MAX_ID]
+    form = ReviewForm(request.POST, assignment_ids=ids)
+    back = request.POST.get("next") or ""
+    if not back.startswith("/crowd/review/"):
+        back = "/crowd/review/"
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(back)
+    data = form.cleaned_data
+    try:
+        n = assignments_review(assignment_ids=data["assignment_ids"], approve=data["action"] == "approve",
+                               feedback=data["feedback"])
+    except CrowdError as exc:
+        messages.error(request, str(exc))
+    else:
+        verb = "Approved" if data["action"] == "approve" else "Rejected"
+        messages.success(request, f"{verb} {n} assignment(s).")
+    return redirect(back)
+
+
+@requester_required
+def annotators(request: HttpRequest) -> HttpResponse:
+    return render(request, "crowd/annotators.html", {"annotators": annotators_overview()})
+
+
+@requester_required
+@require_POST
+def annotator_action(request: HttpRequest, pk: int) -> HttpResponse:
+    user = get_object_or_404(get_user_model(), pk=pk)
+    form = AnnotatorActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Unknown action.")
+        return redirect("crowd:annotators")
+    action, reason = form.cleaned_data["action"], form.cleaned_data["reason"]
+    if action == "qualify":
+        accounts.annotator_qualify(user=user, by=request.user)
+    elif action == "unqualify":
+        accounts.annotator_unqualify(user=user)
+    elif action == "block":
+        freed = accounts.annotator_block(user=user, reason=reason)
+        messages.info(request, f"{freed} open assignment(s) freed.")
+    elif action == "unblock":
+        accounts.annotator_unblock(user=user)
+    else:
+        accounts.annotator_unflag(user=user)
+    messages.success(request, f"{user.username}: {action} done.")
+    return redirect("crowd:annotators")
+
+
+@requester_required
+def crowd_settings(request: HttpRequest) -> HttpResponse:
+    current = CrowdSettings.load()
+    form = CrowdSettingsForm(request.POST or None, instance=current, prefix="s")
+    invite_form = InviteCodeForm(prefix="i")
+    if request.method == "POST" and form.is_valid():
+        accounts.crowd_settings_update(by=request.user, **{f: form.cleaned_data[f] for f in form.Meta.fields})
+        messages.success(request, "Crowd settings saved.")
+        return redirect("crowd:settings")
+    return render(request, "crowd/settings.html", {
+        "form": form, "invite_form": invite_form, "codes": InviteCode.objects.all()[:200],
+    })
+
+
+@requester_required
+@require_POST
+def invite_create(request: HttpRequest) -> HttpResponse:
+    form = InviteCodeForm(request.POST, prefix="i")
+    if form.is_valid():
+        code = accounts.invite_code_create(by=request.user, **form.cleaned_data)
+        messages.success(request, f"Invite code created: {code.code}")
+    else:
+        messages.error(request, "Give a number of uses between 1 and 10000.")
+    return redirect("crowd:settings")
+
+
+@requester_required
+@require_POST
+def invite_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
+    accounts.invite_code_deactivate(code=get_object_or_404(InviteCode, pk=pk))
+    messages.success(request, "Invite code deactivated.")
+    return redirect("crowd:settings")
+
+
+@requester_required
+def gold(request: HttpRequest) -> HttpResponse:
+    form = GoldForm(request.POST or None)
+    if request.method == "POST":
+        if request.POST.get("unmark"):
+            try:
+                unit_unmark_gold(unit_id=int(request.POST["unmark"]))
+                messages.success(request, "Unit is no longer gold.")
+            except (CrowdError, ValueError) as exc:
+                messages.error(request, str(exc))
+            return redirect("crowd:gold")
+        if form.is_valid():
+            try:
+                unit = unit_mark_gold(unit_id=form.cleaned_data["unit_id"], word=form.cleaned_data["gold_word"],
+                                      category=form.cleaned_data["gold_category"])
+            except InvalidAnswer as exc:
+                for field, errors in exc.errors.items():
+                    for error in errors:
+                        form.add_error(field if field in form.fields else None, error)
+            except CrowdError as exc:
+                form.add_error("unit_id", str(exc))
+            else:
+                messages.success(request, f"{unit} is now gold.")
+                return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/crowd/")
+                                else "crowd:gold")
+    units = Unit.objects.filter(is_gold=True).select_related("layer__job__network").order_by("layer_id", "index")
+    return render(request, "crowd/gold.html", {"form": form, "units": units[:500]})

@@ -1,0 +1,204 @@
+"""Annotator pages: home, instructions, qualification, the queue and the labelling form."""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from units.dissection.models import Exemplar, Unit
+
+from .. import qualification as qual
+from ..accounts import profile_get
+from ..errors import CrowdError, InvalidAnswer
+from ..forms import AnswerForm
+from ..models import CATEGORY_CHOICES, Assignment, QualificationAttempt
+from ..selectors import annotator_current, annotator_recent_work, annotator_stats, hit_exemplars
+from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
+
+QUALIFICATION_EXEMPLARS = 10
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "crowd/home.html", {
+        "profile": profile_get(request.user),
+        "stats": annotator_stats(request.user),
+        "current": annotator_current(request.user),
+        "qualification": qual.qualification_state(request.user),
+        "recent": annotator_recent_work(request.user),
+    })
+
+
+@login_required
+def instructions(request: HttpRequest) -> HttpResponse:
+    return render(request, "crowd/instructions.html", {"categories": CATEGORY_CHOICES})
+
+
+@login_required
+def qualification(request: HttpRequest) -> HttpResponse:
+    state = qual.qualification_state(request.user)
+    if not state.can_take:
+        return render(request, "crowd/qualification.html", {"state": state})
+    try:
+        attempt = qual.qualification_start(user=request.user)
+    except CrowdError as exc:
+        messages.error(request, str(exc))
+        return redirect("crowd:home")
+    if request.method == "POST":
+        answers = {
+            unit_id: (request.POST.get(f"word_{unit_id}", ""), request.POST.get(f"category_{unit_id}", ""))
+            for unit_id in attempt.unit_ids
+        }
+        try:
+            attempt = qual.qualification_submit(attempt=attempt, answers=answers)
+        except CrowdError as exc:
+            messages.error(request, str(exc))
+            return redirect("crowd:qualification")
+        if attempt.passed:
+            messages.success(request, f"You passed the qualification ({attempt.correct} of {attempt.total}). "
+                                      "You can start working.")
+            return redirect("crowd:home")
+        messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept.")
+        return redirect("crowd:qualification")
+    return render(request, "crowd/qualification.html", {
+        "state": state, "attempt": attempt, "units": _attempt_units(attempt), "categories": CATEGORY_CHOICES,
+    })
+
+
+def _attempt_units(attempt: QualificationAttempt) -> list[dict]:
+    units = Unit.objects.in_bulk(attempt.unit_ids)
+    shown = []
+    for number, unit_id in enumerate(attempt.unit_ids, start=1):
+        if unit_id not in units:
+            continue
+        exemplars = Exemplar.objects.filter(unit_id=unit_id, kind=Exemplar.Kind.TOP).order_by("rank")
+        shown.append({"number": number, "id": unit_id, "exemplars": exemplars[:QUALIFICATION_EXEMPLARS]})
+    return shown
+
+
+@login_required
+def next_assignment(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        # A bookmarked or reloaded /crowd/next/ would otherwise be a blank 405 page; claiming stays POST-only.
+        return redirect("crowd:home")
+    try:
+        assignment = assignment_claim(worker=request.user)
+    except CrowdError as exc:
+        messages.error(request, str(exc))
+        return redirect("crowd:home")
+    if assignment is None:
+        messages.info(request, "No HIT is waiting for you right now. Come back later.")
+        return redirect("crowd:home")
+    return redirect("crowd:work", pk=assignment.pk)
+
+
+class _NotYours(Exception):
+    pass
+
+
+def _own_assignment(request: HttpRequest, pk: int) -> Assignment:
+    assignment = get_object_or_404(Assignment.objects.select_related("hit__unit__layer", "hit__batch"), pk=pk)
+    if assignment.worker_id != request.user.pk:
+        raise _NotYours
+    return assignment
+
+
+def _owner_only(view):
+    """A 403 page that says why, for anyone but the assignment's annotator (nothing is written)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
+        try:
+            return view(request, pk)
+        except _NotYours:
+            return render(request, "crowd/refused.html",
+                          {"message": "This assignment belongs to another annotator."}, status=403)
+
+    return wrapped
+
+
+@login_required
+@_owner_only
+def work(request: HttpRequest, pk: int) -> HttpResponse:
+    assignment = _own_assignment(request, pk)
+    exemplars = hit_exemplars(assignment.hit)
+    ids = [ex.pk for ex in exemplars]
+    if request.method == "POST":
+        form = AnswerForm(request.POST, exemplar_ids=ids)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                annotation_submit(
+                    assignment_id=assignment.pk, worker=request.user, word=data["word"], category=data["category"],
+                    non_fitting=data["non_fitting"], confidence=data["confidence"], description=data["description"],
+                )
+            except InvalidAnswer as exc:
+                for field, errors in exc.errors.items():
+                    for error in errors:
+                        form.add_error(field if field in form.fields else None, error)
+            except CrowdError as exc:
+                messages.error(request, str(exc))
+                return redirect("crowd:home")
+            else:
+                messages.success(request, "Submitted. Thank you!")
+                return _go_on(request)
+    else:
+        if assignment.status != Assignment.Status.ACCEPTED:
+            messages.info(request, f"This assignment is {assignment.get_status_display().lower()}.")
+            return redirect("crowd:home")
+        if assignment.deadline <= timezone.now():
+            messages.error(request, "The time for this assignment ran out; it has been offered to someone else.")
+            return redirect("crowd:home")
+        form = AnswerForm(exemplar_ids=ids)
+    marked = {int(v) for v in form["non_fitting"].value() or [] if str(v).isdigit()}
+    plain = request.GET.get("view") == "plain"
+    return render(request, "crowd/work.html", {
+        "assignment": assignment, "hit": assignment.hit, "unit": assignment.hit.unit, "form": form,
+        "exemplars": [{"ex": ex, "marked": ex.pk in marked, "key": i + 1} for i, ex in enumerate(exemplars)],
+        "plain": plain, "categories": CATEGORY_CHOICES,
+        "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),
+    })
+
+
+def _go_on(request: HttpRequest) -> HttpResponse:
+    """After a submit, straight to the next HIT: labelling unit after unit without detours."""
+    try:
+        assignment = assignment_claim(worker=request.user)
+    except CrowdError:
+        assignment = None
+    if assignment is None:
+        messages.info(request, "That was the last HIT available to you for now.")
+        return redirect("crowd:home")
+    return redirect("crowd:work", pk=assignment.pk)
+
+
+def _give_up(request: HttpRequest, pk: int, *, service, done: str, then) -> HttpResponse:
+    """Return or skip: call the service on the annotator's own assignment, say what happened, go on."""
+    _own_assignment(request, pk)
+    try:
+        service(assignment_id=pk, worker=request.user)
+    except CrowdError as exc:
+        messages.error(request, str(exc))
+        return redirect("crowd:home")
+    messages.info(request, done)
+    return then(request)
+
+
+@login_required
+@require_POST
+@_owner_only
+def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
+    return _give_up(request, pk, service=assignment_return, done="Returned: the HIT is offered to other annotators.",
+                    then=lambda request: redirect("crowd:home"))
+
+
+@login_required
+@require_POST
+@_owner_only
+def skip_hit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.", then=_go_on)

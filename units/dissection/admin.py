@@ -1,0 +1,155 @@
+"""Django admin for the compute side. Registering goes through the services (checks, vocabulary)."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from .models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
+from .services import UnitsError, dataset_register, job_start, network_register
+
+
+class _RegisteringForm(forms.ModelForm):
+    """On "add", the service registers the row during validation, so its refusal is a form error.
+
+    The admin's add view runs in one transaction, so nothing stays if a later step fails.
+    """
+
+    registered = None
+
+    def register(self, data: dict):  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and not self.errors:
+            try:
+                self.registered = self.register(data)
+            except UnitsError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return data
+
+    def validate_unique(self) -> None:
+        if self.registered is None:  # the service checked names already; the row exists now
+            super().validate_unique()
+
+
+class NetworkAdminForm(_RegisteringForm):
+    class Meta:
+        model = Network
+        fields = ["name", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std", "description"]
+
+    def register(self, data: dict):
+        upload = data.get("checkpoint")
+        return network_register(
+            name=data["name"], architecture=data["architecture"], checkpoint=upload or None,
+            checkpoint_size=getattr(upload, "size", None), num_classes=data.get("num_classes"),
+            class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
+            description=data.get("description", ""), created_by=getattr(self, "user", None),
+        )
+
+
+class ProbeDatasetAdminForm(_RegisteringForm):
+    class Meta:
+        model = ProbeDataset
+        fields = ["name", "kind", "path", "image_size", "description"]
+
+    def register(self, data: dict):
+        return dataset_register(
+            name=data["name"], kind=data["kind"], path=data["path"], image_size=data.get("image_size"),
+            description=data.get("description", ""), created_by=getattr(self, "user", None),
+        )
+
+
+def _adopt(obj, registered) -> None:
+    """Make the admin's unsaved object stand for the row the service created."""
+    for field in obj._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(registered, field.attname))
+    obj._state.adding = False
+
+
+class _RegisteringAdmin(admin.ModelAdmin):
+    """Adding a row goes through the registering form's service; editing saves as usual."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.user = request.user
+        return form
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            return super().save_model(request, obj, form, change)
+        _adopt(obj, form.registered)
+
+
+@admin.register(Network)
+class NetworkAdmin(_RegisteringAdmin):
+    form = NetworkAdminForm
+    list_display = ["name", "architecture", "num_classes", "checkpoint", "created_at"]
+    search_fields = ["name"]
+
+
+class ConceptInline(admin.TabularInline):
+    model = Concept
+    extra = 0
+    readonly_fields = ["number", "name", "category"]
+    can_delete = False
+
+
+@admin.register(ProbeDataset)
+class ProbeDatasetAdmin(_RegisteringAdmin):
+    list_display = ["name", "kind", "path", "num_images", "created_at"]
+    search_fields = ["name"]
+    form = ProbeDatasetAdminForm
+    readonly_fields = ["num_images", "categories", "meta"]
+    inlines = [ConceptInline]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # the vocabulary is read from the dataset files
+
+
+@admin.action(description="Start (or re-run) the selected jobs")
+def start_jobs(modeladmin, request, queryset) -> None:
+    for job in queryset:
+        try:
+            job_start(job=job)
+        except UnitsError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Job {job.pk} queued.")
+
+
+@admin.register(DissectionJob)
+class DissectionJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "network", "dataset", "status", "stage", "progress", "attempts", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = ["status", "stage", "progress", "timings", "error_message", "output_dir", "attempts",
+                       "started_at", "finished_at"]
+    actions = [start_jobs]
+
+
+@admin.register(Layer)
+class LayerAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "name", "num_units"]
+    list_filter = ["name"]
+
+
+@admin.register(Unit)
+class UnitAdmin(admin.ModelAdmin):
+    list_display = ["id", "layer", "index", "iou_label", "iou_category", "iou_score", "max_activation", "is_gold"]
+    list_filter = ["is_gold", "iou_category"]
+    search_fields = ["iou_label", "gold_word"]
+    list_select_related = ["layer__job__network"]
+
+
+@admin.register(Exemplar)
+class ExemplarAdmin(admin.ModelAdmin):
+    list_display = ["id", "unit", "kind", "rank", "image_name", "score"]
+    list_filter = ["kind"]
+    list_select_related = ["unit__layer__job__network"]
+    raw_id_fields = ["unit"]
+
+
+@admin.register(UnitConceptScore)
+class UnitConceptScoreAdmin(admin.ModelAdmin):
+    list_display = ["unit", "rank", "concept", "iou"]
+    raw_id_fields = ["unit", "concept"]

@@ -1,0 +1,94 @@
+"""API representations of networks, datasets, jobs, layers, units and exemplars."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
+
+
+class NetworkSerializer(serializers.ModelSerializer):
+    checkpoint = serializers.FileField(required=False, allow_null=True, use_url=False)
+
+    class Meta:
+        model = Network
+        fields = ["id", "name", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std",
+                  "description", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        extra_kwargs = {"name": {"validators": []}}  # the service reports a taken name itself
+
+
+class ConceptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Concept
+        fields = ["number", "name", "category"]
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    archive = serializers.FileField(write_only=True, required=False, help_text="A zip of the dataset folder.")
+    path = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    num_concepts = serializers.IntegerField(read_only=True, required=False)
+
+    class Meta:
+        model = ProbeDataset
+        fields = ["id", "name", "kind", "path", "archive", "image_size", "num_images", "categories", "num_concepts",
+                  "description", "created_at"]
+        read_only_fields = ["id", "num_images", "categories", "created_at"]
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class JobSerializer(serializers.ModelSerializer):
+    start = serializers.BooleanField(write_only=True, required=False, default=False,
+                                     help_text="Queue the job right away.")
+    layers = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False)
+
+    class Meta:
+        model = DissectionJob
+        fields = ["id", "network", "dataset", "layers", "top_k", "quantile", "iou_rule", "batch_size", "shards",
+                  "status", "stage", "progress", "error_message", "timings", "attempts", "created_at", "started_at",
+                  "finished_at", "start"]
+        read_only_fields = ["id", "status", "stage", "progress", "error_message", "timings", "attempts", "created_at",
+                            "started_at", "finished_at"]
+
+
+class JobStatusSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    stage = serializers.CharField()
+    progress = serializers.FloatField(help_text="0..1")
+    error = serializers.CharField()
+    finished = serializers.BooleanField()
+
+
+class LayerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Layer
+        fields = ["id", "job", "name", "num_units", "summary"]
+
+
+class ConceptScoreSerializer(serializers.ModelSerializer):
+    concept = ConceptSerializer()
+
+    class Meta:
+        model = UnitConceptScore
+        fields = ["rank", "concept", "iou"]
+
+
+class UnitSerializer(serializers.ModelSerializer):
+    layer_name = serializers.CharField(source="layer.name", read_only=True)
+    job = serializers.IntegerField(source="layer.job_id", read_only=True)
+    is_dead = serializers.BooleanField(read_only=True)
+    top_concepts = ConceptScoreSerializer(source="concept_scores", many=True, read_only=True)
+
+    class Meta:
+        model = Unit
+        fields = ["id", "job", "layer", "layer_name", "index", "threshold", "max_activation", "is_dead", "iou_label",
+                  "iou_category", "iou_score", "strip", "is_gold", "gold_word", "gold_category", "top_concepts"]
+
+
+class ExemplarSerializer(serializers.ModelSerializer):
+    picture_url = serializers.CharField(read_only=True)
+    plain_url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Exemplar
+        fields = ["id", "unit", "kind", "rank", "image_index", "image_name", "score", "picture_url", "plain_url"]

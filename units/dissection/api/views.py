@@ -1,0 +1,152 @@
+"""REST API of the compute side; requesters only (annotators label through the crowd API).
+
+Writes go through the same services as the pages: a bad request comes back as a 400 with
+the service's message, never a half-written row.
+"""
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from units.dissection import selectors
+from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
+from annotate_site.roles import IsRequester
+from units.dissection.services import UnitsError, dataset_register, job_create, job_start, network_register
+
+from .filters import strict_boolean
+from .serializers import (
+    DatasetSerializer, ExemplarSerializer, JobSerializer, JobStatusSerializer, LayerSerializer, NetworkSerializer,
+    UnitSerializer,
+)
+
+
+def _refused(exc: Exception) -> ValidationError:
+    return ValidationError({"detail": str(exc)})
+
+
+class _RequesterViewSet(viewsets.GenericViewSet):
+    permission_classes = [IsRequester]
+
+
+class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
+    queryset = Network.objects.order_by("name")
+    serializer_class = NetworkSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def perform_create(self, serializer) -> None:
+        data = serializer.validated_data
+        upload = data.get("checkpoint")
+        try:
+            serializer.instance = network_register(
+                name=data["name"], architecture=data["architecture"], checkpoint=upload,
+                checkpoint_size=upload.size if upload else None, num_classes=data.get("num_classes"),
+                class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
+                description=data.get("description", ""), created_by=self.request.user,
+            )
+        except UnitsError as exc:
+            raise _refused(exc) from None
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
+    queryset = selectors.datasets().order_by("name")
+    serializer_class = DatasetSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def perform_create(self, serializer) -> None:
+        data = serializer.validated_data
+        archive = data.get("archive")
+        try:
+            serializer.instance = dataset_register(
+                name=data["name"], kind=data["kind"], path=data.get("path", ""), archive=archive,
+                archive_size=archive.size if archive else None, image_size=data.get("image_size"),
+                description=data.get("description", ""), created_by=self.request.user,
+            )
+        except UnitsError as exc:
+            raise _refused(exc) from None
+
+
+class JobFilter(django_filters.FilterSet):
+    class Meta:
+        model = DissectionJob
+        fields = ["status", "network", "dataset"]
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
+    queryset = DissectionJob.objects.select_related("network", "dataset").order_by("-created_at")
+    serializer_class = JobSerializer
+    filterset_class = JobFilter
+
+    def perform_create(self, serializer) -> None:
+        data = serializer.validated_data
+        try:
+            job = job_create(
+                network=data["network"], dataset=data["dataset"], layers=data["layers"],
+                top_k=data.get("top_k", 15), quantile=data.get("quantile", 0.005),
+                iou_rule=data.get("iou_rule", "lite"), batch_size=data.get("batch_size", 32),
+                shards=data.get("shards", 1), created_by=self.request.user,
+            )
+            if data.get("start"):
+                job = job_start(job=job)
+        except UnitsError as exc:
+            raise _refused(exc) from None
+        serializer.instance = job
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None) -> Response:
+        """Queue the job (or run it again); 400 while it runs or once its units have HITs."""
+        try:
+            job = job_start(job=self.get_object())
+        except UnitsError as exc:
+            raise _refused(exc) from None
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=JobStatusSerializer)
+    @action(detail=True, methods=["get"])
+    def status(self, request, pk=None) -> Response:
+        """Status, stage and progress (0..1), read from the job row."""
+        return Response(selectors.job_status(self.get_object()))
+
+
+class LayerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
+    queryset = Layer.objects.order_by("job_id", "id")
+    serializer_class = LayerSerializer
+    filterset_fields = ["job", "name"]
+
+
+class UnitFilter(django_filters.FilterSet):
+    label = django_filters.CharFilter(field_name="iou_label", lookup_expr="iexact")
+    category = django_filters.CharFilter(field_name="iou_category", lookup_expr="iexact")
+    iou_min = django_filters.NumberFilter(field_name="iou_score", lookup_expr="gte")
+    iou_max = django_filters.NumberFilter(field_name="iou_score", lookup_expr="lte")
+    job = django_filters.NumberFilter(field_name="layer__job_id")
+    layer_name = django_filters.CharFilter(field_name="layer__name")
+    dead = django_filters.BooleanFilter(method="filter_dead")
+    # The crowd's side, from the results app's aggregate of the unit's annotations.
+    interpretable = strict_boolean("aggregate__interpretable")
+    crowd_label = django_filters.CharFilter(field_name="aggregate__crowd_word", lookup_expr="iexact")
+    crowd_category = django_filters.CharFilter(field_name="aggregate__category_mv", lookup_expr="iexact")
+
+    class Meta:
+        model = Unit
+        fields = ["layer", "is_gold"]
+
+    def filter_dead(self, queryset, name, value):
+        return queryset.filter(max_activation__lte=0) if value else queryset.filter(max_activation__gt=0)
+
+
+class UnitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
+    queryset = Unit.objects.select_related("layer").prefetch_related("concept_scores__concept").order_by("layer_id", "index")
+    serializer_class = UnitSerializer
+    filterset_class = UnitFilter
+
+
+class ExemplarViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
+    queryset = Exemplar.objects.order_by("unit_id", "kind", "rank")
+    serializer_class = ExemplarSerializer
+    filterset_fields = ["unit", "kind"]

@@ -1,0 +1,67 @@
+"""Forms of the requester pages: they parse input; the services decide and write."""
+from __future__ import annotations
+
+
+from django import forms
+
+from .models import DissectionJob, Network, ProbeDataset
+
+
+def _floats(text: str, field: str) -> list[float]:
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        return [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise forms.ValidationError(f"{field}: write three numbers separated by commas, e.g. 0.485,0.456,0.406.") from None
+
+
+class NetworkForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    architecture = forms.ChoiceField(choices=Network.Architecture.choices)
+    checkpoint = forms.FileField(required=False, help_text="A state_dict (.pt/.pth); leave empty for random weights.")
+    num_classes = forms.IntegerField(required=False, min_value=1)
+    class_names = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                                  help_text="One per line (optional).")
+    mean = forms.CharField(required=False, help_text="R,G,B in 0..1 units; empty: NetDissect-Lite's normalisation.")
+    std = forms.CharField(required=False, help_text="R,G,B in 0..1 units.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_mean(self) -> list[float]:
+        return _floats(self.cleaned_data.get("mean", ""), "mean")
+
+    def clean_std(self) -> list[float]:
+        return _floats(self.cleaned_data.get("std", ""), "std")
+
+    def clean_class_names(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data.get("class_names", "").splitlines() if line.strip()]
+
+
+class DatasetForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=ProbeDataset.Kind.choices)
+    path = forms.CharField(required=False, max_length=500,
+                           help_text="A folder on the server (absolute, or relative to DATASETS_ROOT) ...")
+    archive = forms.FileField(required=False, label="or a zip", help_text="... or a zip of the dataset folder.")
+    image_size = forms.IntegerField(required=False, min_value=8, max_value=2048,
+                                    help_text="Resize images to this size (image folders; Broden keeps its sizes).")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("path")) == bool(data.get("archive")):
+            raise forms.ValidationError("Give either a folder path or a zip (one of the two).")
+        return data
+
+
+class JobForm(forms.Form):
+    network = forms.ModelChoiceField(queryset=Network.objects.all())
+    dataset = forms.ModelChoiceField(queryset=ProbeDataset.objects.all())
+    layers = forms.CharField(max_length=1000, help_text="Module paths separated by commas, e.g. conv1, conv2, conv3 or layer4.")
+    top_k = forms.IntegerField(initial=15, min_value=1, max_value=100, help_text="Top images kept per unit (15 as in the CVPR human study).")
+    quantile = forms.FloatField(initial=0.005, min_value=0.0001, max_value=0.49, help_text="Top fraction of activations that is 'on' (NetDissect: 0.005).")
+    iou_rule = forms.ChoiceField(choices=DissectionJob.IouRule.choices, initial="lite")
+    batch_size = forms.IntegerField(initial=32, min_value=1, max_value=4096)
+    shards = forms.IntegerField(initial=1, min_value=1, max_value=64, help_text="Split the images over this many GPU workers.")
+    start = forms.BooleanField(required=False, initial=True, label="Start now")

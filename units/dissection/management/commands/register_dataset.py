@@ -1,0 +1,38 @@
+"""Register a probe dataset: python manage.py register_dataset NAME --kind broden (--path DIR | --zip FILE)"""
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from units.dissection.models import ProbeDataset
+from units.dissection.services import UnitsError, dataset_register
+
+
+class Command(BaseCommand):
+    help = "Register a probe dataset from a folder or a zip; reads its concept vocabulary."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--kind", required=True, choices=ProbeDataset.Kind.values)
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--path", help="dataset folder (absolute, or relative to DATASETS_ROOT)")
+        source.add_argument("--zip", type=Path, help="zip of the dataset folder (checked, then extracted)")
+        parser.add_argument("--image-size", type=int, help="resize images (image folders)")
+        parser.add_argument("--description", default="")
+
+    def handle(self, *args, **opts) -> None:
+        try:
+            if opts["zip"]:
+                with opts["zip"].open("rb") as archive:
+                    dataset = dataset_register(
+                        name=opts["name"], kind=opts["kind"], archive=archive, archive_size=opts["zip"].stat().st_size,
+                        image_size=opts["image_size"], description=opts["description"],
+                    )
+            else:
+                dataset = dataset_register(name=opts["name"], kind=opts["kind"], path=opts["path"],
+                                           image_size=opts["image_size"], description=opts["description"])
+        except (UnitsError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(
+            f"Registered dataset {dataset.name} (id {dataset.pk}): {dataset.num_images} images, "
+            f"{dataset.concepts.count()} concepts in {', '.join(dataset.categories) or 'no category'}."
+        ))

@@ -1,0 +1,37 @@
+"""Register a network: python manage.py register_network NAME --arch resnet18 --checkpoint PATH [...]"""
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from units.dissection.models import Network
+from units.dissection.services import UnitsError, network_register
+
+
+def _floats(text: str | None) -> list[float]:
+    return [float(v) for v in text.split(",")] if text else []
+
+
+class Command(BaseCommand):
+    help = "Register a network (the checkpoint is checked by loading it as the engine will)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--arch", required=True, choices=Network.Architecture.values)
+        parser.add_argument("--checkpoint", type=Path, help="state_dict file; omitted: seeded random weights")
+        parser.add_argument("--num-classes", type=int)
+        parser.add_argument("--classes", type=Path, help="text file with one class name per line")
+        parser.add_argument("--mean", help="R,G,B in 0..1 units (default: NetDissect-Lite's)")
+        parser.add_argument("--std", help="R,G,B in 0..1 units")
+        parser.add_argument("--description", default="")
+
+    def handle(self, *args, **opts) -> None:
+        try:
+            names = opts["classes"].read_text().splitlines() if opts["classes"] else []
+            network = network_register(
+                name=opts["name"], architecture=opts["arch"], checkpoint=opts["checkpoint"],
+                num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
+                std=_floats(opts["std"]), description=opts["description"],
+            )
+        except (UnitsError, OSError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(f"Registered network {network.name} (id {network.pk})."))

@@ -1,0 +1,88 @@
+"""Networks and probe datasets a requester registers before dissecting."""
+from django.conf import settings
+from django.db import models
+
+CATEGORY_CHOICES = [
+    ("scene", "scene"),
+    ("object", "object"),
+    ("part", "part"),
+    ("texture", "texture"),
+    ("material", "material"),
+    ("color", "color"),
+]
+
+
+class RegistryEntry(models.Model):
+    """What every registered network and dataset has: a unique name, a description, who and when."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Network(RegistryEntry):
+    class Architecture(models.TextChoices):
+        MIXTURENET = "mixturenet", "MixtureNet (mixture of digits)"
+        ALEXNET = "alexnet", "AlexNet"
+        VGG16 = "vgg16", "VGG-16"
+        RESNET18 = "resnet18", "ResNet-18"
+        RESNET50 = "resnet50", "ResNet-50"
+        DENSENET161 = "densenet161", "DenseNet-161"
+        GOOGLENET = "googlenet", "GoogLeNet"
+
+    architecture = models.CharField(max_length=40, choices=Architecture.choices)
+    checkpoint = models.FileField(upload_to="checkpoints/", max_length=500, blank=True)
+    num_classes = models.PositiveIntegerField(null=True, blank=True)
+    class_names = models.JSONField(default=list, blank=True)
+    # Normalisation in 0..1 units, as the engine's --mean/--std take it.
+    mean = models.JSONField(default=list, blank=True)
+    std = models.JSONField(default=list, blank=True)
+
+
+class ProbeDataset(RegistryEntry):
+    class Kind(models.TextChoices):
+        BRODEN = "broden", "Broden format (densely labelled)"
+        FOLDER = "folder", "Image folder (no labels)"
+        MIXTURE = "mixture", "Mixture of digits (Broden format, ground truth known)"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # Absolute path, or relative to settings.DATASETS_ROOT.
+    path = models.CharField(max_length=500)
+    image_size = models.PositiveIntegerField(null=True, blank=True, help_text="Resize for image folders.")
+    num_images = models.PositiveIntegerField(default=0)
+    categories = models.JSONField(default=list, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+
+    @property
+    def engine_spec(self) -> str:
+        from pathlib import Path
+
+        root = Path(self.path)
+        if not root.is_absolute():
+            root = Path(settings.DATASETS_ROOT) / root
+        prefix = "folder" if self.kind == self.Kind.FOLDER else "broden"
+        return f"{prefix}:{root}"
+
+
+class Concept(models.Model):
+    """One label of a probe dataset's vocabulary (Broden label.csv row)."""
+
+    dataset = models.ForeignKey(ProbeDataset, related_name="concepts", on_delete=models.CASCADE)
+    number = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=40)
+
+    class Meta:
+        ordering = ["dataset", "number"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "number"], name="concept_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.category})"

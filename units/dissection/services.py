@@ -1,0 +1,321 @@
+"""Writes of the compute side: registering networks and datasets, creating and starting jobs.
+
+Every function is keyword-only, runs in one transaction and raises `UnitsError` (with a message
+for the user) on bad input, leaving nothing half-written. The engine is imported lazily: it
+pulls in torch, which the web process should not pay for at import time.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.db import connection, transaction
+from django.utils.text import slugify
+
+from annotate_site.celery import enqueue
+
+from .models import Concept, DissectionJob, Network, ProbeDataset, Unit
+from .uploads import UploadError, check_upload_size, extract_dataset_zip
+
+log = logging.getLogger(__name__)
+
+MAX_TOP_K = 100
+MAX_SHARDS = 64
+IOU_RULES = ("lite", "original")
+
+
+class UnitsError(Exception):
+    """Refused input or state; the message is shown to the user as it is."""
+
+
+# -- networks ---------------------------------------------------------------------------------
+
+
+def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | None) -> tuple[list[float], list[float]]:
+    mean, std = list(mean or []), list(std or [])
+    if not mean and not std:
+        return [], []  # the engine's default (NetDissect-Lite's normalisation)
+    try:
+        mean, std = [float(v) for v in mean], [float(v) for v in std]
+    except (TypeError, ValueError):
+        raise UnitsError("mean and std must be numbers, three of each (0..1 units, e.g. 0.485,0.456,0.406).") from None
+    if len(mean) != 3 or len(std) != 3:
+        raise UnitsError(f"mean and std need three numbers each (R,G,B in 0..1 units); got {len(mean)} and {len(std)}.")
+    if min(std) <= 0:
+        raise UnitsError("every std must be positive.")
+    return mean, std
+
+
+def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None) -> list[str]:
+    """Load the checkpoint as the engine will; returns the class names it stores (may be empty)."""
+    from tasks.engine.errors import EngineError
+    from tasks.engine.models import load_model
+
+    try:
+        model = load_model(architecture, path, num_classes=num_classes)
+    except EngineError as exc:
+        raise UnitsError(str(exc)) from None
+    return list(getattr(model, "class_names", []) or [])
+
+
+def network_register(
+    *,
+    name: str,
+    architecture: str,
+    checkpoint: BinaryIO | Path | None = None,
+    checkpoint_size: int | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    description: str = "",
+    created_by=None,
+) -> Network:
+    """Register a network; a checkpoint (uploaded file or path) is kept only if the engine loads it."""
+    name = (name or "").strip()
+    if not name:
+        raise UnitsError("A network needs a name.")
+    if architecture not in Network.Architecture.values:
+        raise UnitsError(f"Unknown architecture {architecture!r}; choose one of {', '.join(Network.Architecture.values)}.")
+    if Network.objects.filter(name=name).exists():
+        raise UnitsError(f"A network named {name!r} exists already; choose another name.")
+    mean, std = _check_normalisation(mean, std)
+    names = [str(c).strip() for c in (class_names or []) if str(c).strip()]
+
+    stored_from: Path | None = None
+    tmp: Path | None = None
+    try:
+        if isinstance(checkpoint, (str, Path)):
+            stored_from = Path(checkpoint)
+            if not stored_from.is_file():
+                raise UnitsError(f"The checkpoint {stored_from} does not exist.")
+        elif checkpoint is not None:
+            if checkpoint_size is not None:
+                try:
+                    check_upload_size(checkpoint_size, what="checkpoint")
+                except UploadError as exc:
+                    raise UnitsError(str(exc)) from None
+            # The engine loads from a path; spool the upload to a temporary file first.
+            with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as out:
+                shutil.copyfileobj(checkpoint, out, 1024 * 1024)
+                tmp = stored_from = Path(out.name)
+        if stored_from is not None:
+            try:
+                stored_names = checkpoint_check(architecture=architecture, path=stored_from, num_classes=num_classes)
+            except UnitsError as exc:
+                if tmp is None:
+                    raise
+                # The engine names the temporary spool file, which means nothing to the user: name their file.
+                shown = f"uploaded file {getattr(checkpoint, 'name', None) or 'checkpoint'!r}"
+                raise UnitsError(str(exc).replace(f"checkpoint {tmp}", shown).replace(str(tmp), shown)) from None
+            names = names or stored_names
+        with transaction.atomic():
+            network = Network.objects.create(
+                name=name, architecture=architecture, num_classes=num_classes or (len(names) or None),
+                class_names=names, mean=mean, std=std, description=description, created_by=created_by,
+            )
+            if stored_from is not None:
+                with stored_from.open("rb") as f:
+                    network.checkpoint.save(f"{slugify(name) or 'network'}.pt", File(f), save=False)
+                network.save(update_fields=["checkpoint"])
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    return network
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+
+def _open_engine_dataset(kind: str, root: Path, image_size: int | None):
+    from tasks.engine.datasets import open_dataset
+    from tasks.engine.errors import EngineError
+
+    prefix = "folder" if kind == ProbeDataset.Kind.FOLDER else "broden"
+    try:
+        return open_dataset(f"{prefix}:{root}", image_size=image_size)
+    except EngineError as exc:
+        raise UnitsError(str(exc)) from None
+
+
+def _read_meta(root: Path) -> dict:
+    import json
+
+    path = root / "meta.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UnitsError(f"{path} is not valid JSON ({exc}).") from None
+
+
+def dataset_register(
+    *,
+    name: str,
+    kind: str,
+    path: str | Path = "",
+    archive: BinaryIO | None = None,
+    archive_size: int | None = None,
+    image_size: int | None = None,
+    description: str = "",
+    created_by=None,
+) -> ProbeDataset:
+    """Register a probe dataset from a folder path or an uploaded zip; reads its concept vocabulary.
+
+    A zip is extracted to a temporary folder, checked, opened by the engine, and only then
+    moved to DATASETS_ROOT/<name>; any refusal removes it again.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise UnitsError("A dataset needs a name.")
+    if kind not in ProbeDataset.Kind.values:
+        raise UnitsError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(ProbeDataset.Kind.values)}.")
+    if ProbeDataset.objects.filter(name=name).exists():
+        raise UnitsError(f"A dataset named {name!r} exists already; choose another name.")
+    if (archive is None) == (not str(path)):
+        raise UnitsError("Give either a dataset folder path or a zip upload (one of the two).")
+
+    datasets_root = Path(settings.DATASETS_ROOT)
+    staged: Path | None = None
+    final: Path | None = None
+    try:
+        if archive is not None:
+            try:
+                staged = extract_dataset_zip(archive, size=archive_size or 0)
+            except UploadError as exc:
+                raise UnitsError(str(exc)) from None
+            root = staged
+        else:
+            root = Path(path)
+            if not root.is_absolute():
+                root = datasets_root / root
+            if not root.is_dir():
+                raise UnitsError(f"The dataset folder {root} does not exist.")
+        engine_dataset = _open_engine_dataset(kind, root, image_size)
+        meta = _read_meta(root)
+        if kind == ProbeDataset.Kind.MIXTURE and meta.get("format") != "unitcrowd-mixture":
+            raise UnitsError(f"{root} is not a mixture-of-digits dataset (its meta.json lacks format 'unitcrowd-mixture').")
+
+        stored_path = str(path)
+        if staged is not None:
+            final = datasets_root / (slugify(name) or "dataset")
+            if final.exists():
+                raise UnitsError(f"The folder {final} exists already; choose another dataset name.")
+            staged.rename(final)
+            staged, stored_path = None, final.name
+        with transaction.atomic():
+            dataset = ProbeDataset.objects.create(
+                name=name, kind=kind, path=stored_path, image_size=image_size, num_images=len(engine_dataset),
+                categories=list(engine_dataset.categories), meta=meta, description=description, created_by=created_by,
+            )
+            Concept.objects.bulk_create(
+                Concept(dataset=dataset, number=c.number, name=c.name, category=c.category)
+                for c in engine_dataset.concepts
+            )
+    except BaseException:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+        if final is not None and final.exists() and not ProbeDataset.objects.filter(name=name).exists():
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return dataset
+
+
+# -- dissection jobs ----------------------------------------------------------------------------
+
+
+def job_create(
+    *,
+    network: Network,
+    dataset: ProbeDataset,
+    layers: Sequence[str],
+    top_k: int = 15,
+    quantile: float = 0.005,
+    iou_rule: str = "lite",
+    batch_size: int = 32,
+    shards: int = 1,
+    created_by=None,
+) -> DissectionJob:
+    """A pending job; the layer names are checked against the model when it runs."""
+    names = []
+    for raw in layers:
+        for part in str(raw).replace(",", " ").split():
+            if part not in names:
+                names.append(part)
+    if not names:
+        raise UnitsError("Name at least one layer to dissect, e.g. conv3 or layer4.")
+    if not 1 <= int(top_k) <= MAX_TOP_K:
+        raise UnitsError(f"top_k must be between 1 and {MAX_TOP_K}.")
+    if not 0 < float(quantile) < 0.5:
+        raise UnitsError("quantile is the top fraction of activations (e.g. 0.005); it must be between 0 and 0.5.")
+    if iou_rule not in IOU_RULES:
+        raise UnitsError(f"iou_rule must be one of {', '.join(IOU_RULES)}.")
+    if not 1 <= int(batch_size) <= 4096:
+        raise UnitsError("batch_size must be between 1 and 4096.")
+    if not 1 <= int(shards) <= MAX_SHARDS:
+        raise UnitsError(f"shards must be between 1 and {MAX_SHARDS}.")
+    if dataset.num_images and int(shards) > dataset.num_images:
+        raise UnitsError(f"shards ({shards}) cannot exceed the dataset's {dataset.num_images} images.")
+    with transaction.atomic():
+        return DissectionJob.objects.create(
+            network=network, dataset=dataset, layers=names, top_k=int(top_k), quantile=float(quantile),
+            iou_rule=iou_rule, batch_size=int(batch_size), shards=int(shards), created_by=created_by,
+        )
+
+
+def job_has_hits(job: DissectionJob) -> bool:
+    # Through the reverse name the crowd app gives its HITs, so this app needs no import of the crowd's.
+    return Unit.objects.filter(layer__job=job, hits__isnull=False).exists()
+
+
+def _run_in_background(job_id: int, attempt: int) -> None:
+    """Eager mode only (no broker): run the job in a thread so the page that started it returns."""
+    def target() -> None:
+        try:
+            enqueue("tasks.jobs.dissect_job", job_id, attempt)  # eager: runs here, in this thread
+        finally:
+            connection.close()
+
+    threading.Thread(target=target, name=f"dissection-job-{job_id}", daemon=True).start()
+
+
+def job_start(*, job: DissectionJob, background: bool | None = None) -> DissectionJob:
+    """Queue the job (again). A re-run replaces its results; refused while it runs or once HITs exist.
+
+    `background` (eager mode only): run in a thread instead of inside this call; defaults to
+    settings.UNITCROWD_EAGER_JOBS_IN_THREAD. With a broker the job always goes to the workers.
+    """
+    with transaction.atomic():
+        # Lock the row: two clicks on "start" must not queue the job twice.
+        job = DissectionJob.objects.select_for_update().get(pk=job.pk)
+        if job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING):
+            raise UnitsError(f"Job {job.pk} is {job.status} already; wait for it to finish.")
+        if job_has_hits(job):
+            raise UnitsError(
+                f"Job {job.pk} has published HITs; re-running it would delete the crowd's work. Create a new job instead."
+            )
+        job.status = DissectionJob.Status.QUEUED
+        job.stage = "queued"
+        job.progress = 0.0
+        job.error_message = ""
+        job.attempts += 1
+        job.started_at = job.finished_at = None
+        job.save(update_fields=["status", "stage", "progress", "error_message", "attempts", "started_at", "finished_at"])
+        job_id, attempt = job.pk, job.attempts
+
+        eager = settings.CELERY_TASK_ALWAYS_EAGER
+        in_thread = settings.UNITCROWD_EAGER_JOBS_IN_THREAD if background is None else background
+        if eager and in_thread:
+            transaction.on_commit(lambda: _run_in_background(job_id, attempt))
+        else:
+            transaction.on_commit(lambda: enqueue("tasks.jobs.dissect_job", job_id, attempt))
+    job.refresh_from_db()
+    return job

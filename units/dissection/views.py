@@ -1,0 +1,165 @@
+"""Requester pages: networks, datasets, dissection jobs (with a live progress bar), layer reports, units.
+
+Views parse input, call one service and render; bad input comes back as a form error.
+"""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotate_site.roles import requester_required
+
+from . import selectors
+from .forms import DatasetForm, JobForm, NetworkForm
+from .models import DissectionJob, Layer, Unit
+from .services import UnitsError, dataset_register, job_create, job_start, network_register
+
+
+def _get_or_404(getter, pk: int):
+    try:
+        return getter(pk)
+    except (DissectionJob.DoesNotExist, Layer.DoesNotExist, Unit.DoesNotExist):
+        raise Http404("No such item.") from None
+
+
+# -- networks and datasets ------------------------------------------------------------------------
+
+
+@requester_required
+def network_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dissection/network_list.html", {"networks": selectors.networks()})
+
+
+@requester_required
+def network_new(request: HttpRequest) -> HttpResponse:
+    form = NetworkForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        upload = data["checkpoint"]
+        try:
+            network = network_register(
+                name=data["name"], architecture=data["architecture"], checkpoint=upload,
+                checkpoint_size=upload.size if upload else None, num_classes=data["num_classes"],
+                class_names=data["class_names"], mean=data["mean"], std=data["std"],
+                description=data["description"], created_by=request.user,
+            )
+        except UnitsError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Network {network.name} registered.")
+            return redirect("units:network_list")
+    return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
+
+
+@requester_required
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dissection/dataset_list.html", {"datasets": selectors.datasets()})
+
+
+@requester_required
+def dataset_new(request: HttpRequest) -> HttpResponse:
+    form = DatasetForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        archive = data["archive"]
+        try:
+            dataset = dataset_register(
+                name=data["name"], kind=data["kind"], path=data["path"], archive=archive,
+                archive_size=archive.size if archive else None, image_size=data["image_size"],
+                description=data["description"], created_by=request.user,
+            )
+        except UnitsError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, f"Dataset {dataset.name} registered: {dataset.num_images} images, {dataset.concepts.count()} concepts."
+            )
+            return redirect("units:dataset_list")
+    return render(request, "dissection/form.html", {"form": form, "title": "Register a probe dataset", "multipart": True})
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+@requester_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dissection/job_list.html", {"jobs": selectors.job_list()[:200]})
+
+
+@requester_required
+def job_new(request: HttpRequest) -> HttpResponse:
+    form = JobForm(request.POST or None, initial={"layers": "conv1, conv2, conv3"})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = job_create(
+                network=data["network"], dataset=data["dataset"], layers=[data["layers"]], top_k=data["top_k"],
+                quantile=data["quantile"], iou_rule=data["iou_rule"], batch_size=data["batch_size"],
+                shards=data["shards"], created_by=request.user,
+            )
+            if data["start"]:
+                job_start(job=job)
+        except UnitsError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("units:job", job.pk)
+    return render(request, "dissection/form.html", {"form": form, "title": "New dissection job"})
+
+
+@requester_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _get_or_404(selectors.job_get, job_id)
+    return render(request, "dissection/job_detail.html", {
+        "job": job, "layers": selectors.job_layers(job), "status": selectors.job_status(job),
+        "live": job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING),
+    })
+
+
+@requester_required
+@require_GET
+def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
+    job = DissectionJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return JsonResponse({"error": f"No job {job_id}."}, status=404)
+    return JsonResponse(selectors.job_status(job))
+
+
+@requester_required
+@require_POST
+def job_run(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _get_or_404(selectors.job_get, job_id)
+    try:
+        job_start(job=job)
+    except UnitsError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Job {job.pk} queued.")
+    return redirect("units:job", job.pk)
+
+
+# -- layer report and units ---------------------------------------------------------------------
+
+
+@requester_required
+def layer_report(request: HttpRequest, layer_id: int) -> HttpResponse:
+    layer = _get_or_404(selectors.layer_get, layer_id)
+    sort = request.GET.get("sort", "unit")
+    if sort not in selectors.UNIT_SORTS:
+        sort = "unit"
+    return render(request, "dissection/layer_report.html", {
+        "layer": layer, "units": selectors.layer_units(layer, sort), "sort": sort, "sorts": list(selectors.UNIT_SORTS),
+    })
+
+
+@requester_required
+def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
+    unit = _get_or_404(selectors.unit_get, unit_id)
+    previous, following = selectors.unit_neighbours(unit)
+    exemplars = list(unit.exemplars.all())
+    return render(request, "dissection/unit_detail.html", {
+        "unit": unit, "previous": previous, "following": following,
+        "top": [e for e in exemplars if e.kind == "top"], "sentinels": [e for e in exemplars if e.kind == "sentinel"],
+        "scores": unit.concept_scores.all(),
+    })

@@ -1,0 +1,87 @@
+"""Serializers of the results API: aggregated labels, aggregation runs, comparisons, exports, synonyms."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from units.crowd.models import HitBatch
+from units.dissection.models import DissectionJob, Layer
+
+from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    layer = serializers.IntegerField(source="unit.layer_id", read_only=True)
+    layer_name = serializers.CharField(source="unit.layer.name", read_only=True)
+    unit_index = serializers.IntegerField(source="unit.index", read_only=True)
+    iou_label = serializers.CharField(source="unit.iou_label", read_only=True)
+    iou_category = serializers.CharField(source="unit.iou_category", read_only=True)
+    iou_score = serializers.FloatField(source="unit.iou_score", read_only=True)
+
+    class Meta:
+        model = UnitAggregate
+        fields = ["id", "unit", "layer", "layer_name", "unit_index", "crowd_word", "concept", "category_mv",
+                  "category_ds", "category_ds_probability", "agreement", "category_agreement", "precision",
+                  "interpretable", "n_annotations", "iou_label", "iou_category", "iou_score", "word_match",
+                  "category_match", "run", "updated_at"]
+
+
+class AggregationRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AggregationRun
+        fields = ["id", "layer", "batch", "method", "parameters", "status", "n_units", "n_annotations", "alpha",
+                  "summary", "error_message", "started_at", "finished_at"]
+
+
+class AggregateRequestSerializer(serializers.Serializer):
+    layer = serializers.PrimaryKeyRelatedField(queryset=Layer.objects.all(), required=False)
+    job = serializers.PrimaryKeyRelatedField(queryset=DissectionJob.objects.all(), required=False)
+    batch = serializers.PrimaryKeyRelatedField(queryset=HitBatch.objects.all(), required=False)
+
+    def validate(self, attrs):
+        if len([k for k in ("layer", "job", "batch") if attrs.get(k)]) != 1:
+            raise serializers.ValidationError("Give exactly one of layer, job or batch.")
+        return attrs
+
+
+class ComparisonSerializer(serializers.Serializer):
+    layer = serializers.IntegerField()
+    layer_name = serializers.CharField()
+    job = serializers.IntegerField()
+    units = serializers.IntegerField()
+    both = serializers.IntegerField()
+    human_only = serializers.IntegerField()
+    iou_only = serializers.IntegerField()
+    neither = serializers.IntegerField()
+    word_matches = serializers.IntegerField()
+    category_matches = serializers.IntegerField()
+    confusion = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
+    gold_units = serializers.IntegerField()
+    crowd_accuracy = serializers.FloatField(allow_null=True)
+    iou_accuracy = serializers.FloatField(allow_null=True)
+    detectors = serializers.DictField()
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+    filename = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ExportJob
+        fields = ["id", "kind", "job", "layer", "batch", "status", "progress", "filename", "download_url",
+                  "error_message", "created_at", "finished_at"]
+        read_only_fields = ["status", "progress", "error_message", "created_at", "finished_at"]
+
+    def get_download_url(self, obj: ExportJob) -> str | None:
+        if obj.status != ExportJob.Status.SUCCEEDED:
+            return None
+        request = self.context.get("request")
+        url = f"/api/exports/{obj.pk}/download/"
+        return request.build_absolute_uri(url) if request else url
+
+
+class SynonymSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SynonymEntry
+        fields = ["id", "dataset", "word", "target", "created_at"]
+        read_only_fields = ["created_at"]
+        validators: list = []  # update_or_create in the service replaces an existing word

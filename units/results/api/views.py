@@ -1,0 +1,155 @@
+"""REST API of results: aggregated labels, comparisons, aggregation runs, exports and synonyms
+(requesters only; the crowd's HITs, assignments and annotations are in units/crowd/api/)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import django_filters
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from annotate_site.roles import IsRequester
+from units.dissection.api.filters import strict_boolean
+from units.dissection.models import Layer
+
+from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
+from ..selectors import detector_counts, layer_comparison
+from ..services import ResultsError, aggregation_request, export_create, synonym_delete, synonym_set
+from .serializers import (
+    AggregateRequestSerializer, AggregationRunSerializer, ComparisonSerializer, ExportSerializer, LabelSerializer,
+    SynonymSerializer,
+)
+
+REQUESTERS = [IsAuthenticated, IsRequester]
+
+
+def _bad_request(exc: Exception) -> Response:
+    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+
+
+# --- aggregated labels, runs, comparisons ---------------------------------------------------------
+
+
+class LabelFilter(django_filters.FilterSet):
+    layer = django_filters.NumberFilter(field_name="unit__layer")
+    job = django_filters.NumberFilter(field_name="unit__layer__job")
+    category = django_filters.CharFilter(field_name="category_mv")
+    word = django_filters.CharFilter(field_name="crowd_word", lookup_expr="iexact")
+    min_agreement = django_filters.NumberFilter(field_name="agreement", lookup_expr="gte")
+    interpretable = strict_boolean("interpretable")
+    word_match = strict_boolean("word_match")
+    category_match = strict_boolean("category_match")
+
+    class Meta:
+        model = UnitAggregate
+        fields = ["layer", "job", "interpretable", "category", "word", "word_match", "category_match", "min_agreement"]
+
+
+class LabelViewSet(viewsets.ReadOnlyModelViewSet):
+    """The crowd's aggregated label per unit."""
+
+    permission_classes = REQUESTERS
+    serializer_class = LabelSerializer
+    filterset_class = LabelFilter
+    queryset = UnitAggregate.objects.select_related("unit__layer").order_by("unit__layer_id", "unit__index")
+
+
+@extend_schema_view(
+    create=extend_schema(request=AggregateRequestSerializer,
+                         responses={202: inline_serializer("AggregateQueued", {"queued_layers": serializers.ListField(
+                             child=serializers.IntegerField())})},
+                         summary="Aggregate a layer, a job's layers or a batch now (runs in the background)"),
+)
+class AggregationRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    permission_classes = REQUESTERS
+    serializer_class = AggregationRunSerializer
+    filterset_fields = ["layer", "batch", "status"]
+    queryset = AggregationRun.objects.order_by("-started_at", "-id")
+
+    def create(self, request, *args, **kwargs):
+        data = AggregateRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        layers = aggregation_request(layers=[v["layer"]] if v.get("layer") else None, job=v.get("job"),
+                                     batch=v.get("batch"))
+        return Response({"queued_layers": layers}, status=status.HTTP_202_ACCEPTED)
+
+
+def comparison_payload(layer: Layer) -> dict:
+    return {"layer": layer.pk, "layer_name": layer.name, "job": layer.job_id, **layer_comparison(layer).as_dict(),
+            "detectors": detector_counts(layer)}
+
+
+class ComparisonViewSet(viewsets.GenericViewSet):
+    """Per layer: human-only / IoU-only / both / neither, match counts, confusion table, accuracy vs gold."""
+
+    permission_classes = REQUESTERS
+    serializer_class = ComparisonSerializer
+    queryset = Layer.objects.select_related("job__dataset").order_by("job_id", "id")
+    filterset_fields = ["job"]
+
+    def list(self, request):
+        layers = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response([comparison_payload(layer) for layer in layers])
+
+    def retrieve(self, request, pk=None):
+        return Response(comparison_payload(self.get_object()))
+
+
+# --- exports and synonyms -----------------------------------------------------------------------
+
+
+class ExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Exports run in the background; poll the row for progress, then download the dated file."""
+
+    permission_classes = REQUESTERS
+    serializer_class = ExportSerializer
+    filterset_fields = ["kind", "status", "job", "layer", "batch"]
+    queryset = ExportJob.objects.order_by("-created_at", "-id")
+
+    def create(self, request, *args, **kwargs):
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        try:
+            export = export_create(kind=v["kind"], job=v.get("job"), layer=v.get("layer"), batch=v.get("batch"),
+                                   user=request.user)
+        except ResultsError as exc:
+            return _bad_request(exc)
+        return Response(self.get_serializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="the export file"),
+                              409: OpenApiResponse(description="not finished yet")})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        export = self.get_object()
+        path = Path(settings.MEDIA_ROOT) / export.file if export.file else None
+        if export.status != ExportJob.Status.SUCCEEDED or path is None or not path.is_file():
+            return Response({"detail": f"Export {export.pk} is {export.status}; download it when it has succeeded."},
+                            status=status.HTTP_409_CONFLICT)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=export.filename)
+
+
+class SynonymViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    permission_classes = REQUESTERS
+    serializer_class = SynonymSerializer
+    filterset_fields = ["dataset"]
+    queryset = SynonymEntry.objects.order_by("dataset_id", "word")
+
+    def create(self, request, *args, **kwargs):
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        try:
+            entry = synonym_set(dataset=v["dataset"], word=v["word"], target=v["target"], user=request.user)
+        except ResultsError as exc:
+            return _bad_request(exc)
+        return Response(self.get_serializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        synonym_delete(entry=instance)

@@ -1,0 +1,87 @@
+"""Dashboards for requesters: overview, per layer, annotators, unit. Server-rendered, offline."""
+from django.contrib import messages
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from units.dissection.models import Exemplar, Layer, Unit
+from annotate_site.roles import requester_required
+
+from .. import charts
+from ..services import aggregation_request
+from ..models import AggregationRun, ExportJob
+from ..selectors import (
+    active_annotators, agreement_histogram, annotator_rows, assignments_per_hour, detector_counts, jobs_overview,
+    layer_comparison, layer_units, unit_annotations,
+)
+
+
+@requester_required
+def overview(request: HttpRequest) -> HttpResponse:
+    jobs = jobs_overview()
+    for row in jobs:
+        row["status_url"] = reverse("units:job_status", args=[row["job"].pk])
+        row["hits_percent"] = round(100 * row["hits_done"] / row["hits_total"]) if row["hits_total"] else 0
+        row["job_percent"] = round(100 * (row["job"].progress or 0))
+    per_hour = assignments_per_hour()
+    return render(request, "results/overview.html", {
+        "jobs": jobs,
+        "per_hour": charts.bars(per_hour, width=720, height=140, gap=2),
+        "per_hour_total": sum(v for _, v in per_hour),
+        "active": active_annotators(),
+        "runs": AggregationRun.objects.select_related("layer", "batch")[:10],
+    })
+
+
+@requester_required
+def layer_detail(request: HttpRequest, layer_id: int) -> HttpResponse:
+    layer = get_object_or_404(Layer.objects.select_related("job__network", "job__dataset"), pk=layer_id)
+    counts = detector_counts(layer)
+    comparison = layer_comparison(layer)
+    histogram = agreement_histogram(layer)
+    return render(request, "results/layer.html", {
+        "layer": layer,
+        "counts": counts,
+        "iou_chart": charts.bars(list(counts["iou"]["by_category"].items())),
+        "crowd_chart": charts.bars(list(counts["crowd"]["by_category"].items())),
+        "agreement_chart": charts.bars(charts.histogram_bins(histogram)),
+        "comparison": comparison,
+        "confusion_columns": list(next(iter(comparison.confusion.values()), {}).keys()),
+        "units": layer_units(layer),
+        "last_run": layer.aggregation_runs.first(),
+        "export_kinds": ExportJob.Kind.choices,
+    })
+
+
+@requester_required
+@require_POST
+def layer_aggregate(request: HttpRequest, layer_id: int) -> HttpResponse:
+    layer = get_object_or_404(Layer, pk=layer_id)
+    aggregation_request(layers=[layer])
+    messages.success(request, f"Aggregation of {layer.name} queued; reload in a moment.")
+    return redirect("results:layer", layer_id=layer.pk)
+
+
+@requester_required
+def annotators(request: HttpRequest) -> HttpResponse:
+    return render(request, "results/annotators.html", {"rows": annotator_rows()})
+
+
+@requester_required
+def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
+    unit = get_object_or_404(
+        Unit.objects.select_related("layer__job__network", "aggregate").prefetch_related(
+            Prefetch("exemplars", queryset=Exemplar.objects.filter(kind="top").order_by("rank")),
+            "concept_scores__concept",
+        ),
+        pk=unit_id,
+    )
+    annotations = list(unit_annotations(unit))
+    for ann in annotations:
+        ann.marked_ranks = sorted(e.rank for e in ann.non_fitting.all() if e.kind == "top")
+    return render(request, "results/unit.html", {
+        "unit": unit, "aggregate": getattr(unit, "aggregate", None), "annotations": annotations,
+        "scores": unit.concept_scores.all()[:5],
+    })
