@@ -186,6 +186,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "kind" field with different choices (HITs, exports, datasets, exemplars).
+    "ENUM_NAME_OVERRIDES": {"HitKindEnum": "units.crowd.models.HitKind"},
 }
 
 LOGGING = {

@@ -76,6 +76,9 @@ def test_labelled_units_csv_and_json_hold_every_column(labelled, tmp_path):
         "category_ds": "object", "agreement": "1.0000", "category_agreement": "1.0000", "precision": "0.8750",
         "interpretable": "1", "annotations": "2", "iou_label": "dog", "iou_category": "object",
         "iou_score": "0.0200", "iou_interpretable": "0", "word_match": "1", "category_match": "1",
+        # no verify HIT was answered: not judged, no votes
+        "iou_verified": "", "iou_verify_yes": "0", "iou_verify_no": "0",
+        "crowd_verified": "", "crowd_verify_yes": "0", "crowd_verify_no": "0",
     }
     assert doc["units"][0]["precision"] == pytest.approx((0.75 + 1.0) / 2)
     assert doc["units"][1]["crowd_word"] == "script alert 1 /script"
@@ -134,7 +137,8 @@ def test_mturk_results_csv_has_the_reference_columns_and_one_row_per_finished_as
         reader = csv.DictReader(fh)
         header, rows = reader.fieldnames, list(reader)
     assert header[: len(REFERENCE_MTURK)] == REFERENCE_MTURK
-    assert [h.split(".")[0] for h in header[len(REFERENCE_MTURK):-2]] == ["Input"] * 5 + ["Answer"] * 5
+    # the verify HITs add Input.proposed_label and Answer.verdict
+    assert [h.split(".")[0] for h in header[len(REFERENCE_MTURK):-2]] == ["Input"] * 6 + ["Answer"] * 6
     assert header[-2:] == ["Approve", "Reject"]
     assert len(rows) == 4
     by_worker = {(r["HITId"], r["WorkerId"]): r for r in rows}

@@ -124,6 +124,14 @@ class PublishForm(forms.Form):
     sentinels = forms.IntegerField(initial=0, min_value=0, max_value=10,
                                    help_text="Low-activation images mixed in as a quality check (ICLR 2015).")
     skip_dead = forms.BooleanField(required=False, initial=True, label="Skip dead units (never active)")
+    hit_type = forms.ChoiceField(
+        choices=[("label", "label: annotators name each unit's concept"),
+                 ("verify", "verify: annotators judge a proposed label yes / no (Network Dissection's human check)")],
+        initial="label", required=False, widget=forms.RadioSelect, label="HIT type")  # absent: label
+    label_sources = forms.MultipleChoiceField(
+        choices=[("iou", "the IoU label"), ("crowd", "the crowd's aggregated label")], initial=["iou", "crowd"],
+        required=False, widget=forms.CheckboxSelectMultiple, label="Labels to verify (verify HITs)",
+        help_text="For verify HITs, sentinels are extra HITs per layer whose label clearly does not fit.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -17,6 +17,25 @@ CATEGORY_CHOICES = [
 ]
 
 
+class HitKind(models.TextChoices):
+    """What a HIT asks: name the unit's concept (label) or judge one proposed label (verify, CVPR 2017)."""
+
+    LABEL = "label", "label"
+    VERIFY = "verify", "verify"
+
+
+class LabelSource(models.TextChoices):
+    """Where a verify HIT's proposed label comes from; a sentinel is a label chosen not to fit."""
+
+    IOU = "iou", "IoU label"
+    CROWD = "crowd", "crowd label"
+    REQUESTER = "requester", "requester's label"
+    SENTINEL = "sentinel", "sentinel (does not fit)"
+
+
+VERDICT_CHOICES = [("yes", "yes"), ("no", "no"), ("unsure", "unsure")]
+
+
 class HitBatch(models.Model):
     """One publishing action: the units of chosen layers turned into HITs."""
 
@@ -29,6 +48,7 @@ class HitBatch(models.Model):
     auto_approval_delay_seconds = models.PositiveIntegerField(default=3 * 24 * 3600)
     exemplars_shown = models.PositiveIntegerField(default=15)
     sentinels = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=6, choices=HitKind.choices, default=HitKind.LABEL)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -57,13 +77,22 @@ class Hit(models.Model):
     exemplars_shown = models.PositiveIntegerField(default=15)
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.ASSIGNABLE, db_index=True)
     is_gold = models.BooleanField(default=False)
+    kind = models.CharField(max_length=6, choices=HitKind.choices, default=HitKind.LABEL, db_index=True)
+    # Verify HITs only: the label shown and where it came from.
+    proposed_label = models.CharField(max_length=200, blank=True)
+    label_source = models.CharField(max_length=10, choices=LabelSource.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["id"]
-        # One HIT per unit: publishing the same layer twice must not duplicate work.
-        constraints = [models.UniqueConstraint(fields=["unit"], name="hit_unique_unit")]
+        # One labelling HIT per unit, and one verify HIT per unit and label source: publishing the same
+        # layer twice must not duplicate work.
+        constraints = [
+            models.UniqueConstraint(fields=["unit"], condition=models.Q(kind="label"), name="hit_unique_unit"),
+            models.UniqueConstraint(fields=["unit", "label_source"], condition=models.Q(kind="verify"),
+                                    name="hit_unique_verify_source"),
+        ]
 
     def __str__(self) -> str:
         return f"HIT {self.pk} ({self.unit})"
@@ -121,9 +150,13 @@ class Annotation(models.Model):
     # `non_fitting` holds only top exemplars, so precision can be read from it directly.
     sentinels_shown = models.PositiveSmallIntegerField(default=0)
     sentinels_missed = models.PositiveSmallIntegerField(default=0)
+    # Verify HITs: the answer to "does this label describe most highlighted regions?" (blank otherwise).
+    verdict = models.CharField(max_length=6, choices=VERDICT_CHOICES, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
+        if self.verdict:
+            return f"verdict {self.verdict}"
         return f"{self.word or '-'} ({self.category})"
 
 

@@ -13,11 +13,12 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
-from .models import Hit, HitBatch
+from .models import Hit, HitBatch, HitKind
 
 
 class PublishError(Exception):
@@ -40,8 +41,10 @@ class PublishReport:
         )
 
 
-def _check(*, assignments_per_hit: int, reward, lifetime_seconds: int, assignment_duration_seconds: int,
-           auto_approval_delay_seconds: int, exemplars_shown: int, sentinels: int) -> Decimal:
+def publish_options_check(*, assignments_per_hit: int, reward, lifetime_seconds: int,
+                          assignment_duration_seconds: int, auto_approval_delay_seconds: int, exemplars_shown: int,
+                          sentinels: int) -> Decimal:
+    """The rules every batch obeys (labelling or verify); returns the reward as a 2-digit Decimal."""
     if not 1 <= assignments_per_hit <= 100:
         raise PublishError("Assignments per HIT must be between 1 and 100.")
     try:
@@ -90,7 +93,7 @@ def hit_publish(
     )
     if not_done:
         raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
-    reward = _check(
+    reward = publish_options_check(
         assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
         assignment_duration_seconds=assignment_duration_seconds,
         auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown, sentinels=sentinels,
@@ -114,7 +117,8 @@ def hit_publish(
         batch.layers.set(layers)
         units = (
             Unit.objects.filter(layer__in=layers).order_by("layer_id", "index")
-            .prefetch_related("hits").only("id", "max_activation", "is_gold", "layer_id", "index")
+            .prefetch_related(Prefetch("hits", queryset=Hit.objects.filter(kind=HitKind.LABEL)))
+            .only("id", "max_activation", "is_gold", "layer_id", "index")
         )
         with_exemplars = set(
             Exemplar.objects.filter(unit__layer__in=layers, kind=Exemplar.Kind.TOP).values_list("unit_id", flat=True)

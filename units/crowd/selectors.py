@@ -23,7 +23,8 @@ def hit_exemplars(hit: Hit) -> list[Exemplar]:
     """
     top = list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=Exemplar.Kind.TOP).order_by("rank")
                [: hit.exemplars_shown])
-    n_sentinels = hit.batch.sentinels if hit.batch_id else 0
+    # A verify batch's sentinels are whole HITs with a wrong label, not pictures mixed into a strip.
+    n_sentinels = hit.batch.sentinels if hit.batch_id and hit.kind == "label" else 0
     if not n_sentinels:
         return top
     sentinels = list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=Exemplar.Kind.SENTINEL)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from .accounts import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
-from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, QualificationAttempt, Skip
+from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, HitKind, QualificationAttempt, Skip
 from .selectors import hit_exemplars
 from .slots import SLOT, assignments_free, assignments_reclaim_expired, hit_sync_status  # noqa: F401 (re-exported)
 from .validation import clean_word, matches_gold, validate_answer
@@ -176,6 +176,8 @@ def annotation_submit(
     """Record the answer of an accepted assignment. A repeat of the same answer returns the first."""
     now = now or timezone.now()
     assignment = _own_assignment_for_update(assignment_id=assignment_id, worker=worker)
+    if assignment.hit.kind == HitKind.VERIFY:
+        raise Conflict("This is a verify HIT: answer yes, no or unsure (crowd.verify.verdict_submit).")
     word = clean_word(word)
     description = (description or "").strip()
     errors = validate_answer(word=word, category=category, description=description, confidence=confidence)

@@ -28,7 +28,7 @@ def job_layers(job: DissectionJob) -> QuerySet[Layer]:
     return job.layer_set.annotate(
         interpretable=Count("units", filter=Q(units__iou_score__gt=0.04)),
         dead=Count("units", filter=Q(units__max_activation__lte=0)),
-        published=Count("units__hits", distinct=True),
+        published=Count("units__hits", filter=Q(units__hits__kind="label"), distinct=True),
     ).order_by("id")
 
 
@@ -79,6 +79,6 @@ def layers_for_publishing() -> QuerySet[Layer]:
     return (
         Layer.objects.filter(job__status=DissectionJob.Status.SUCCEEDED)
         .select_related("job__network", "job__dataset")
-        .annotate(published=Count("units__hits", distinct=True))
+        .annotate(published=Count("units__hits", filter=Q(units__hits__kind="label"), distinct=True))
         .order_by("-job__created_at", "id")
     )

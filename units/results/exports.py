@@ -25,7 +25,7 @@ from tasks.engine.tally import read_tally, tally_columns
 from units.crowd.models import Assignment, Hit
 from units.dissection.models import Layer, Unit
 
-from .models import ExportJob
+from .models import ExportJob, UnitVerification
 from .selectors import COUNTED_STATUSES, DONE_STATUSES
 
 Progress = Callable[[float], None] | None
@@ -34,10 +34,13 @@ LABELLED_COLUMNS = [
     "layer", "unit", "crowd_word", "concept", "category", "category_ds", "agreement", "category_agreement",
     "precision", "interpretable", "annotations", "iou_label", "iou_category", "iou_score", "iou_interpretable",
     "word_match", "category_match",
+    # Verify HITs (Network Dissection's human check): 1 accepted, 0 rejected, empty not judged; then the votes.
+    "iou_verified", "iou_verify_yes", "iou_verify_no", "crowd_verified", "crowd_verify_yes", "crowd_verify_no",
 ]
 CROWD_TALLY_COLUMNS = [
     "crowd-word", "crowd-concept", "crowd-category", "crowd-category-ds", "crowd-agreement", "crowd-precision",
     "crowd-annotations", "crowd-interpretable", "word-match", "category-match",
+    "verified",  # humans judged the row's IoU label descriptive (verify HITs, majority): 1, 0, or empty
 ]
 MTURK_COLUMNS = [
     "HITId", "HITTypeId", "Title", "Description", "Keywords", "Reward", "CreationTime", "MaxAssignments",
@@ -46,8 +49,10 @@ MTURK_COLUMNS = [
     "SubmitTime", "AutoApprovalTime", "ApprovalTime", "RejectionTime", "RequesterFeedback", "WorkTimeInSeconds",
     "LifetimeApprovalRate", "Last30DaysApprovalRate", "Last7DaysApprovalRate",
 ]
-MTURK_INPUTS = ["Input.unit_id", "Input.network", "Input.layer", "Input.unit", "Input.image_urls"]
-MTURK_ANSWERS = ["Answer.word", "Answer.category", "Answer.description", "Answer.confidence", "Answer.non_fitting"]
+MTURK_INPUTS = ["Input.unit_id", "Input.network", "Input.layer", "Input.unit", "Input.image_urls",
+                "Input.proposed_label"]
+MTURK_ANSWERS = ["Answer.word", "Answer.category", "Answer.description", "Answer.confidence", "Answer.non_fitting",
+                 "Answer.verdict"]
 MTURK_ALL_COLUMNS = MTURK_COLUMNS + MTURK_INPUTS + MTURK_ANSWERS + ["Approve", "Reject"]
 MTURK_TITLE = "Name what this neural network unit detects"
 MTURK_DESCRIPTION = "Look at the highlighted regions, name their common concept, mark images that do not fit."
@@ -66,8 +71,10 @@ def _flag(value: bool) -> str:
 def labelled_rows(units: QuerySet[Unit]) -> list[dict]:
     """One row per unit (unit is the 0-based channel index, as the unit pages show it)."""
     rows = []
+    verified = _verifications(units)
     for unit in units.select_related("layer", "aggregate").order_by("layer_id", "index"):
         agg = getattr(unit, "aggregate", None)
+        checks = verified.get(unit.pk, {})
         rows.append({
             "layer": unit.layer.name,
             "unit": unit.index,
@@ -86,8 +93,22 @@ def labelled_rows(units: QuerySet[Unit]) -> list[dict]:
             "iou_interpretable": unit.iou_score > 0.04,
             "word_match": bool(agg and agg.word_match),
             "category_match": bool(agg and agg.category_match),
+            **_verify_columns(checks, "iou"), **_verify_columns(checks, "crowd"),
         })
     return rows
+
+
+def _verifications(units: QuerySet[Unit]) -> dict[int, dict[str, UnitVerification]]:
+    out: dict[int, dict[str, UnitVerification]] = {}
+    for row in UnitVerification.objects.filter(unit__in=units):
+        out.setdefault(row.unit_id, {})[row.source] = row
+    return out
+
+
+def _verify_columns(checks: dict[str, UnitVerification], source: str) -> dict:
+    row = checks.get(source)
+    return {f"{source}_verified": None if row is None else row.accepted_mv,
+            f"{source}_verify_yes": row.n_yes if row else 0, f"{source}_verify_no": row.n_no if row else 0}
 
 
 def write_units_csv(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
@@ -152,6 +173,8 @@ def write_tally(path: Path, layer: Layer, progress: Progress = None) -> None:
     else:
         header, rows = _tally_from_database(layer)
     aggregates = {u.index: getattr(u, "aggregate", None) for u in layer.units.select_related("aggregate")}
+    iou_checks = {index: accepted for index, accepted in UnitVerification.objects.filter(
+        unit__layer=layer, source="iou").values_list("unit__index", "accepted_mv")}
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header + CROWD_TALLY_COLUMNS)
@@ -164,6 +187,7 @@ def write_tally(path: Path, layer: Layer, progress: Progress = None) -> None:
                 _fmt(agg.precision if agg else None), agg.n_annotations if agg else 0,
                 _flag(bool(agg and agg.interpretable)), _flag(bool(agg and agg.word_match)),
                 _flag(bool(agg and agg.category_match)),
+                "" if iou_checks.get(int(row["unit"]) - 1) is None else _flag(iou_checks[int(row["unit"]) - 1]),
             ]
             writer.writerow(values)
 
@@ -227,7 +251,8 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
                 **rates[a.worker_id],
                 "Input.unit_id": unit.pk, "Input.network": unit.layer.job.network.name,
                 "Input.layer": unit.layer.name, "Input.unit": unit.index,
-                "Input.image_urls": "|".join(e.picture_url for e in top),
+                "Input.image_urls": "|".join(e.picture_url for e in top), "Input.proposed_label": hit.proposed_label,
+                "Answer.verdict": ann.verdict if ann else "",
                 "Answer.word": ann.word if ann else "", "Answer.category": ann.category if ann else "",
                 "Answer.description": ann.description if ann else "",
                 "Answer.confidence": (ann.confidence or "") if ann else "",
@@ -271,7 +296,8 @@ def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) ->
     media = Path(settings.MEDIA_ROOT)
     units = list(units.select_related("layer").prefetch_related("exemplars").order_by("layer_id", "index"))
     annotations = (
-        Annotation.objects.filter(assignment__hit__unit__in=units, assignment__status__in=COUNTED_STATUSES)
+        Annotation.objects.filter(assignment__hit__unit__in=units, assignment__status__in=COUNTED_STATUSES,
+                                  assignment__hit__kind="label")
         .select_related("assignment__hit__unit__layer").order_by("assignment__hit__unit__layer_id",
                                                                  "assignment__hit__unit__index", "id")
     )

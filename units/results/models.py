@@ -79,6 +79,34 @@ class UnitAggregate(models.Model):
         return f"{self.unit}: {self.crowd_word or '-'} ({self.category_mv})"
 
 
+class UnitVerification(models.Model):
+    """The crowd's judgement of one proposed label of a unit (verify HITs): is it descriptive?
+
+    `accepted_mv` / `accepted_ds` are None while no yes/no answer exists (only "unsure" answers, or none).
+    """
+
+    unit = models.ForeignKey(Unit, related_name="verifications", on_delete=models.CASCADE)
+    source = models.CharField(max_length=10)  # crowd.models.LabelSource: iou, crowd, requester, sentinel
+    label = models.CharField(max_length=200)
+    run = models.ForeignKey(AggregationRun, null=True, blank=True, related_name="verifications",
+                            on_delete=models.SET_NULL)
+    n_yes = models.PositiveIntegerField(default=0)
+    n_no = models.PositiveIntegerField(default=0)
+    n_unsure = models.PositiveIntegerField(default=0)
+    accepted_mv = models.BooleanField(null=True, blank=True)
+    accepted_ds = models.BooleanField(null=True, blank=True)
+    ds_probability = models.FloatField(null=True, blank=True)  # Dawid-Skene posterior of its verdict
+    agreement = models.FloatField(null=True, blank=True)  # share of the winning yes/no answer
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["unit", "source"]
+        constraints = [models.UniqueConstraint(fields=["unit", "source"], name="verification_unique_source")]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.source} {self.label!r}: {self.n_yes} yes / {self.n_no} no"
+
+
 class AnnotatorSkill(models.Model):
     worker = models.OneToOneField(settings.AUTH_USER_MODEL, related_name="skill", on_delete=models.CASCADE)
     gold_answered = models.PositiveIntegerField(default=0)

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from units.crowd.models import Annotation, Assignment, Hit
+from units.crowd.models import Annotation, Assignment, Hit, HitKind
 from units.dissection.models import DissectionJob, Exemplar, Layer, ProbeDataset, Unit
 
 from .comparison import IOU_THRESHOLD, LayerComparison, UnitLabels, compare_layer
@@ -28,7 +28,8 @@ def vocabulary_for(dataset: ProbeDataset) -> Vocabulary:
 
 
 def counted_annotations(*, units: QuerySet[Unit] | None = None, layer: Layer | None = None) -> QuerySet[Annotation]:
-    qs = Annotation.objects.filter(assignment__status__in=COUNTED_STATUSES)
+    # Labelling answers only: verify HITs' yes/no answers are aggregated by results.verification.
+    qs = Annotation.objects.filter(assignment__status__in=COUNTED_STATUSES, assignment__hit__kind=HitKind.LABEL)
     if layer is not None:
         qs = qs.filter(assignment__hit__unit__layer=layer)
     if units is not None:

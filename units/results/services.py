@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate_site.celery import enqueue
-from units.crowd.models import Annotation, Hit, HitBatch
+from units.crowd.models import Annotation, Hit, HitBatch, HitKind
 from units.dissection.models import DissectionJob, Layer, ProbeDataset
 
 from . import aggregation
@@ -16,6 +16,7 @@ from .comparison import category_match, word_match
 from .models import AggregationRun, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate
 from .normalize import Vocabulary, normalize_category, normalize_word
 from .selectors import COUNTED_STATUSES, counted_annotations, top_exemplar_counts, vocabulary_for
+from .verification import verification_run_layer
 
 
 class ResultsError(Exception):
@@ -96,8 +97,10 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         run.alpha = result.alpha_category
         run.n_units = len(result.units)
         run.n_annotations = len(answers)
+        # Verify HITs of the layer (crowd.verify): their verdicts and the human-judged precision table.
+        verification = verification_run_layer(layer=layer, run=run)
         run.summary = {"alpha_category": result.alpha_category, "alpha_word": result.alpha_word,
-                       "reopened_hits": reopened}
+                       "reopened_hits": reopened, "verification": verification}
         run.status = AggregationRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.save(update_fields=["alpha", "n_units", "n_annotations", "summary", "status", "finished_at"])
@@ -112,7 +115,7 @@ def aggregation_run_batch(*, batch: HitBatch) -> AggregationRun:
     records = [
         (unit_id, worker_id, normalize_category(category))
         for unit_id, worker_id, category in Annotation.objects.filter(
-            assignment__hit__batch=batch, assignment__status__in=COUNTED_STATUSES
+            assignment__hit__batch=batch, assignment__status__in=COUNTED_STATUSES, assignment__hit__kind=HitKind.LABEL
         ).values_list("assignment__hit__unit_id", "assignment__worker_id", "category")
     ]
     now = timezone.now()
@@ -142,7 +145,7 @@ def _skills_update(*, run: AggregationRun, ds_skills: dict) -> None:
     for worker_id, skill in ds_skills.items():
         gold = (
             Annotation.objects.filter(assignment__worker_id=worker_id, assignment__status__in=COUNTED_STATUSES,
-                                      assignment__hit__unit__is_gold=True)
+                                      assignment__hit__unit__is_gold=True, assignment__hit__kind=HitKind.LABEL)
             .select_related("assignment__hit__unit__layer__job__dataset")
         )
         answered = correct = 0
@@ -165,7 +168,7 @@ def _redundancy_apply(*, result: aggregation.AggregationResult, params: dict) ->
     low = [task for task, res in result.units.items() if res.agreement < params["agreement"]]
     reopened = []
     now = timezone.now()
-    for hit in Hit.objects.select_for_update().filter(unit_id__in=low, is_gold=False):
+    for hit in Hit.objects.select_for_update().filter(unit_id__in=low, is_gold=False, kind=HitKind.LABEL):
         res = result.units[hit.unit_id]
         if res.n_annotations < hit.max_assignments or hit.max_assignments >= params["cap"]:
             continue  # still waiting for its assignments, or already at the cap

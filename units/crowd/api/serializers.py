@@ -40,7 +40,7 @@ class HitBatchSerializer(serializers.ModelSerializer):
         model = HitBatch
         fields = ["id", "name", "layers", "assignments_per_hit", "reward", "lifetime_seconds",
                   "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "sentinels",
-                  "created_at", "hits"]
+                  "kind", "created_at", "hits"]
 
 
 class PublishSerializer(serializers.Serializer):
@@ -64,7 +64,7 @@ class HitSerializer(serializers.ModelSerializer):
         model = Hit
         fields = ["id", "batch", "unit", "layer", "unit_index", "max_assignments", "reward", "lifetime_seconds",
                   "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "status",
-                  "is_gold", "created_at", "expires_at"]
+                  "is_gold", "kind", "proposed_label", "label_source", "created_at", "expires_at"]
 
 
 class AssignmentSerializer(serializers.ModelSerializer):
@@ -85,4 +85,4 @@ class AnnotationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Annotation
         fields = ["id", "assignment", "hit", "unit", "worker", "status", "word", "category", "description",
-                  "confidence", "non_fitting", "created_at"]
+                  "confidence", "non_fitting", "verdict", "created_at"]

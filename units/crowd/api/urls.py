@@ -4,7 +4,7 @@ from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import verify, views
 
 router = SimpleRouter()
 router.register("hit-batches", views.HitBatchViewSet, basename="api-hit-batch")
@@ -19,5 +19,7 @@ urlpatterns = [
     path("assignments/<int:pk>/submit/", views.SubmitView.as_view(), name="api-assignment-submit"),
     path("assignments/<int:pk>/return/", views.ReturnView.as_view(), name="api-assignment-return"),
     path("assignments/<int:pk>/skip/", views.SkipView.as_view(), name="api-assignment-skip"),
+    path("assignments/<int:pk>/verdict/", verify.VerdictView.as_view(), name="api-assignment-verdict"),
+    path("hit-batches/verify/", verify.VerifyPublishView.as_view(), name="api-hit-batch-verify"),
     *router.urls,
 ]

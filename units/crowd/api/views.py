@@ -41,7 +41,7 @@ def assignment_payload(request: Request, assignment: Assignment) -> dict:
         "assignment": {"id": assignment.pk, "status": assignment.status, "accepted_at": assignment.accepted_at,
                        "deadline": assignment.deadline},
         "hit": {"id": hit.pk, "reward": str(hit.reward), "expires_at": hit.expires_at,
-                "max_assignments": hit.max_assignments},
+                "max_assignments": hit.max_assignments, "kind": hit.kind, "proposed_label": hit.proposed_label},
         "unit": {"id": unit.pk, "layer": unit.layer.name, "index": unit.index},
         "exemplars": [
             {"id": ex.pk, "picture_url": request.build_absolute_uri(ex.picture_url),
@@ -133,7 +133,7 @@ class HitFilter(django_filters.FilterSet):
 
     class Meta:
         model = Hit
-        fields = ["batch", "unit", "status", "is_gold", "layer", "job"]
+        fields = ["batch", "unit", "status", "is_gold", "layer", "job", "kind", "label_source"]
 
 
 class HitViewSet(viewsets.ReadOnlyModelViewSet):
@@ -195,7 +195,7 @@ class AnnotationFilter(django_filters.FilterSet):
 
     class Meta:
         model = Annotation
-        fields = ["category", "unit", "layer", "hit", "worker"]
+        fields = ["category", "unit", "layer", "hit", "worker", "verdict"]
 
 
 class AnnotationViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):

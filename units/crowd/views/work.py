@@ -16,9 +16,10 @@ from .. import qualification as qual
 from ..accounts import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, QualificationAttempt
+from ..models import CATEGORY_CHOICES, Assignment, HitKind, QualificationAttempt
 from ..selectors import annotator_current, annotator_recent_work, annotator_stats, hit_exemplars
 from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
+from .verify import verify_work
 
 QUALIFICATION_EXEMPLARS = 10
 
@@ -126,6 +127,8 @@ def _owner_only(view):
 @_owner_only
 def work(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = _own_assignment(request, pk)
+    if assignment.hit.kind == HitKind.VERIFY:
+        return verify_work(request, assignment, go_on=_go_on)
     exemplars = hit_exemplars(assignment.hit)
     ids = [ex.pk for ex in exemplars]
     if request.method == "POST":

@@ -1,7 +1,7 @@
 """API routes of results: aggregated labels, aggregation runs, comparisons, exports and synonyms."""
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import verification, views
 
 router = SimpleRouter()
 router.register("labels", views.LabelViewSet, basename="api-label")
@@ -9,5 +9,6 @@ router.register("aggregation-runs", views.AggregationRunViewSet, basename="api-a
 router.register("comparisons", views.ComparisonViewSet, basename="api-comparison")
 router.register("exports", views.ExportViewSet, basename="api-export")
 router.register("synonyms", views.SynonymViewSet, basename="api-synonym")
+router.register("verifications", verification.VerificationViewSet, basename="api-verification")
 
 urlpatterns = router.urls

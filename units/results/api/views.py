@@ -19,6 +19,7 @@ from units.dissection.models import Layer
 
 from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
 from ..selectors import detector_counts, layer_comparison
+from ..verification import verification_table
 from ..services import ResultsError, aggregation_request, export_create, synonym_delete, synonym_set
 from .serializers import (
     AggregateRequestSerializer, AggregationRunSerializer, ComparisonSerializer, ExportSerializer, LabelSerializer,
@@ -82,7 +83,7 @@ class AggregationRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
 
 def comparison_payload(layer: Layer) -> dict:
     return {"layer": layer.pk, "layer_name": layer.name, "job": layer.job_id, **layer_comparison(layer).as_dict(),
-            "detectors": detector_counts(layer)}
+            "detectors": detector_counts(layer), "verification": verification_table(layer)}
 
 
 class ComparisonViewSet(viewsets.GenericViewSet):

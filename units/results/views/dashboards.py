@@ -11,6 +11,7 @@ from annotate_site.roles import requester_required
 
 from .. import charts
 from ..services import aggregation_request
+from ..verification import unit_verifications, verification_table
 from ..models import AggregationRun, ExportJob
 from ..selectors import (
     active_annotators, agreement_histogram, annotator_rows, assignments_per_hour, detector_counts, jobs_overview,
@@ -52,7 +53,15 @@ def layer_detail(request: HttpRequest, layer_id: int) -> HttpResponse:
         "units": layer_units(layer),
         "last_run": layer.aggregation_runs.first(),
         "export_kinds": ExportJob.Kind.choices,
+        "verification": verification_table(layer),
+        "verified_rows": _verified_rows(layer),
     })
+
+
+def _verified_rows(layer: Layer) -> list[dict]:
+    checks = unit_verifications(layer)
+    units = Unit.objects.filter(pk__in=checks).order_by("index")
+    return [{"unit": unit, "iou": checks[unit.pk].get("iou"), "crowd": checks[unit.pk].get("crowd")} for unit in units]
 
 
 @requester_required

@@ -1,7 +1,9 @@
-"""Publish units as HITs: python manage.py publish_hits --job ID [--layers conv3 ...] [--assignments 3 ...]"""
+"""Publish units as HITs: python manage.py publish_hits --job ID [--layers conv3 ...] [--assignments 3 ...]
+[--type verify --source iou crowd]"""
 from django.core.management.base import BaseCommand, CommandError
 
 from units.crowd.publishing import PublishError, hit_publish
+from units.crowd.verify import hit_publish_verify
 from units.dissection.models import DissectionJob
 
 
@@ -19,6 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--exemplars", type=int, default=15, help="exemplars shown per HIT")
         parser.add_argument("--sentinels", type=int, default=0, help="low-activation images mixed in per HIT")
         parser.add_argument("--include-dead", action="store_true", help="publish units that never activate too")
+        parser.add_argument("--type", choices=["label", "verify"], default="label",
+                            help="label: name the concept; verify: judge a proposed label yes/no")
+        parser.add_argument("--source", nargs="+", choices=["iou", "crowd"], default=["iou"],
+                            help="verify HITs: whose labels to judge (one HIT per unit and source)")
 
     def handle(self, *args, **opts) -> None:
         job = DissectionJob.objects.filter(pk=opts["job"]).first()
@@ -31,13 +37,17 @@ class Command(BaseCommand):
             if missing:
                 valid = ", ".join(job.layer_set.values_list("name", flat=True)) or "none (has the job finished?)"
                 raise CommandError(f"Job {job.pk} has no layer {', '.join(missing)}; its layers: {valid}.")
+        options = dict(
+            layers=layers, assignments_per_hit=opts["assignments"], reward=opts["reward"],
+            lifetime_seconds=opts["lifetime"], assignment_duration_seconds=opts["duration"],
+            auto_approval_delay_seconds=opts["auto_approve"], exemplars_shown=opts["exemplars"],
+            sentinels=opts["sentinels"], skip_dead=not opts["include_dead"],
+        )
         try:
-            batch = hit_publish(
-                layers=layers, assignments_per_hit=opts["assignments"], reward=opts["reward"],
-                lifetime_seconds=opts["lifetime"], assignment_duration_seconds=opts["duration"],
-                auto_approval_delay_seconds=opts["auto_approve"], exemplars_shown=opts["exemplars"],
-                sentinels=opts["sentinels"], skip_dead=not opts["include_dead"],
-            )
+            if opts["type"] == "verify":
+                batch = hit_publish_verify(sources=opts["source"], **options)
+            else:
+                batch = hit_publish(**options)
         except PublishError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(str(batch.report)))

@@ -1,0 +1,290 @@
+"""Verify HITs (Network Dissection's human check, CVPR 2017): publish them, and record their yes/no answers.
+
+A verify HIT shows a unit's top exemplars and one proposed label (the IoU label, the crowd's
+aggregated label or a requester's) and asks "does this label describe most highlighted regions?".
+They follow the labelling HITs' rules (redundancy, qualification, review, payment): they are `Hit`
+rows with `kind="verify"`, claimed through the same queue. Quality control:
+
+- gold: on a unit whose concept is known (mixture ground truth, `Unit.is_gold`), the right answer
+  is "yes" when the label names that concept and "no" otherwise;
+- sentinels: extra verify HITs whose label was chosen not to fit (a concept outside the unit's
+  best IoU concepts, its gold word and its crowd word); a "yes" flags the annotator, like a
+  low-activation image left unmarked in a labelling HIT.
+"""
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Unit
+
+from .accounts import annotator_flag
+from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
+from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
+from .publishing import PublishError, publish_options_check
+from .slots import hit_sync_status
+from .validation import gold_alternatives, normalise_word
+
+VERDICTS = [value for value, _ in VERDICT_CHOICES]
+PROPOSED_SOURCES = (LabelSource.IOU, LabelSource.CROWD, LabelSource.REQUESTER)
+LABEL_MAX = 200
+# Broden's released names carry "-s" (scene) / "-c" (color); annotators should see the plain word.
+_BRODEN_SUFFIX = re.compile(r"-(s|c)$")
+
+
+@dataclass
+class VerifyPublishReport:
+    batch: HitBatch
+    created: dict[str, int] = field(default_factory=dict)  # per label source, sentinels included
+    skipped_existing: int = 0
+    skipped_no_label: int = 0
+    skipped_dead: int = 0
+    skipped_without_exemplars: int = 0
+
+    def __str__(self) -> str:
+        made = ", ".join(f"{n} {source}" for source, n in sorted(self.created.items())) or "none"
+        return (
+            f"{sum(self.created.values())} verify HIT(s) created ({made})"
+            + (f" in batch {self.batch.pk}" if self.batch.pk else "")
+            + f"; skipped {self.skipped_existing} that already had one, {self.skipped_no_label} unit(s) without a "
+            f"label of that source, {self.skipped_dead} dead unit(s), {self.skipped_without_exemplars} without exemplars"
+        )
+
+
+def display_label(label: str) -> str:
+    return _BRODEN_SUFFIX.sub("", " ".join((label or "").split()))
+
+
+def label_matches_gold(label: str, unit: Unit) -> bool | None:
+    """Whether `label` names the gold unit's known concept; None when the unit has no known concept."""
+    if not unit.is_gold:
+        return None
+    if unit.gold_category == "none":
+        return False  # no concept: no label describes it
+    if not unit.gold_word.strip():
+        return None
+    return normalise_word(display_label(label)) in gold_alternatives(unit.gold_word)
+
+
+def _proposed(unit: Unit, source: str, labels: dict[int, str]) -> str:
+    if source == LabelSource.IOU:
+        return display_label(unit.iou_label)
+    if source == LabelSource.CROWD:
+        # Read through the ORM relation of results.UnitAggregate (results sits above crowd: no import).
+        return display_label(unit.crowd_word or "")
+    return display_label(labels.get(unit.pk, ""))
+
+
+def sentinel_label(unit: Unit, vocabulary: Sequence[str]) -> str:
+    """A concept that clearly does not fit: not among the unit's best IoU concepts, not its IoU,
+    gold or crowd word. Drawn with the unit id as seed, so republishing picks the same one."""
+    excluded = {normalise_word(display_label(name)) for name in unit.top_concepts}
+    excluded |= {normalise_word(display_label(unit.iou_label)), normalise_word(unit.crowd_word or "")}
+    excluded |= gold_alternatives(unit.gold_word)
+    candidates = sorted({display_label(n) for n in vocabulary if normalise_word(display_label(n)) not in excluded})
+    return random.Random(unit.pk).choice(candidates) if candidates else ""
+
+
+def _check_sources(sources: Iterable[str], labels: dict[int, str] | None) -> list[str]:
+    sources = list(dict.fromkeys(sources))
+    if not sources:
+        raise PublishError("Choose at least one label source to verify: iou, crowd or requester.")
+    unknown = [s for s in sources if s not in PROPOSED_SOURCES]
+    if unknown:
+        raise PublishError(f"Unknown label source {', '.join(map(repr, unknown))}; use iou, crowd or requester.")
+    if LabelSource.REQUESTER in sources and not labels:
+        raise PublishError("The requester source needs the labels to verify (unit id -> label).")
+    for unit_id, label in (labels or {}).items():
+        if not display_label(label) or len(label) > LABEL_MAX:
+            raise PublishError(f"The label for unit {unit_id} must be 1 to {LABEL_MAX} characters.")
+    return sources
+
+
+def hit_publish_verify(
+    *,
+    layers: Iterable[Layer],
+    sources: Iterable[str] = (LabelSource.IOU,),
+    labels: dict[int, str] | None = None,
+    assignments_per_hit: int = 3,
+    reward: Decimal | str | float = Decimal("0.02"),
+    lifetime_seconds: int = 7 * 24 * 3600,
+    assignment_duration_seconds: int = 5 * 60,
+    auto_approval_delay_seconds: int = 3 * 24 * 3600,
+    exemplars_shown: int = 15,
+    sentinels: int = 0,
+    skip_dead: bool = True,
+    created_by=None,
+    name: str = "",
+) -> HitBatch:
+    """One verify HIT per unit of `layers` and label source (none twice), plus `sentinels` sentinel HITs
+    per layer on its clearest units. Returns the batch with `batch.report`; an empty batch is not kept."""
+    layers = list(layers)
+    if not layers:
+        raise PublishError("Choose at least one layer to publish.")
+    sources = _check_sources(sources, labels)
+    labels = {int(k): v for k, v in (labels or {}).items()}
+    not_done = sorted(DissectionJob.objects.filter(pk__in={layer.job_id for layer in layers})
+                      .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True))
+    if not_done:
+        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
+    reward = publish_options_check(
+        assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
+        assignment_duration_seconds=assignment_duration_seconds,
+        auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown, sentinels=sentinels,
+    )
+    expires_at = timezone.now() + timedelta(seconds=lifetime_seconds)
+    options = dict(max_assignments=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
+                   assignment_duration_seconds=assignment_duration_seconds, expires_at=expires_at,
+                   auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown)
+    with transaction.atomic():
+        batch = HitBatch.objects.create(
+            name=name or "verify " + "+".join(sources) + " " + ", ".join(f"{l.job_id}/{l.name}" for l in layers),
+            kind=HitKind.VERIFY, assignments_per_hit=assignments_per_hit, reward=reward,
+            lifetime_seconds=lifetime_seconds, assignment_duration_seconds=assignment_duration_seconds,
+            auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown,
+            sentinels=sentinels, created_by=created_by,
+        )
+        batch.layers.set(layers)
+        report = VerifyPublishReport(batch)
+        existing = set(Hit.objects.filter(unit__layer__in=layers, kind=HitKind.VERIFY)
+                       .values_list("unit_id", "label_source"))
+        with_exemplars = set(Exemplar.objects.filter(unit__layer__in=layers, kind=Exemplar.Kind.TOP)
+                             .values_list("unit_id", flat=True))
+        for layer in layers:
+            units = _units(layer)
+            eligible = []
+            for unit in units:
+                if skip_dead and unit.max_activation <= 0:
+                    report.skipped_dead += len(sources)
+                    continue
+                if unit.pk not in with_exemplars:
+                    report.skipped_without_exemplars += len(sources)
+                    continue
+                eligible.append(unit)
+                for source in sources:
+                    label = _proposed(unit, source, labels)
+                    if not label:
+                        report.skipped_no_label += 1
+                    elif (unit.pk, source) in existing:
+                        report.skipped_existing += 1
+                    else:
+                        _create(batch, unit, source, label, report, options)
+            _publish_sentinels(batch, layer, eligible, sentinels, existing, report, options)
+        if not sum(report.created.values()):
+            batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
+    batch.report = report
+    return batch
+
+
+def _units(layer: Layer) -> list[Unit]:
+    units = list(Unit.objects.filter(layer=layer).order_by("index").select_related("aggregate")
+                 .prefetch_related("concept_scores__concept"))
+    for unit in units:
+        agg = getattr(unit, "aggregate", None)
+        # Only a named crowd label can be verified ("no clear concept" proposes nothing).
+        unit.crowd_word = agg.crowd_word if agg is not None and agg.category_mv != "none" else ""
+        unit.top_concepts = [s.concept.name for s in unit.concept_scores.all()]
+    return units
+
+
+def _create(batch: HitBatch, unit: Unit, source: str, label: str, report: VerifyPublishReport, options: dict) -> None:
+    try:
+        # A savepoint per HIT: a concurrent publisher that created this HIT first makes only this insert fail.
+        with transaction.atomic():
+            Hit.objects.create(batch=batch, unit=unit, kind=HitKind.VERIFY, label_source=source,
+                               proposed_label=label[:LABEL_MAX],
+                               is_gold=unit.is_gold and source != LabelSource.SENTINEL, **options)
+    except IntegrityError:
+        report.skipped_existing += 1
+        return
+    report.created[source] = report.created.get(source, 0) + 1
+
+
+def _publish_sentinels(batch, layer, eligible: list[Unit], count: int, existing, report, options) -> None:
+    """Sentinel HITs on the layer's clearest units: gold ones first, then by IoU score, so the decoy
+    label is unmistakably wrong rather than a near miss on a unit that detects nothing."""
+    if not count:
+        return
+    vocabulary = list(Concept.objects.filter(dataset_id=layer.job.dataset_id).values_list("name", flat=True))
+    if not vocabulary:
+        raise PublishError(f"Layer {layer.name}'s dataset has no concept vocabulary to draw sentinel labels from; "
+                           "publish with 0 sentinels.")
+    ranked = sorted(eligible, key=lambda u: (not u.is_gold, -u.iou_score, u.index))
+    made = 0
+    for unit in ranked:
+        if made >= count:
+            break
+        if (unit.pk, LabelSource.SENTINEL) in existing:
+            report.skipped_existing += 1
+            made += 1  # the layer already has this sentinel: it counts towards the wanted number
+            continue
+        label = sentinel_label(unit, vocabulary)
+        if label:
+            _create(batch, unit, LabelSource.SENTINEL, label, report, options)
+            made += 1
+
+
+# --- answering -------------------------------------------------------------------------------------
+
+def _own_verify_assignment(*, assignment_id: int, worker) -> Assignment:
+    assignment = (Assignment.objects.select_for_update().select_related("hit", "hit__unit")
+                  .filter(pk=assignment_id).first())
+    if assignment is None:
+        raise NotFound(f"There is no assignment {assignment_id}.")
+    if assignment.worker_id != worker.pk:
+        raise NotAllowed("This assignment belongs to another annotator.")
+    if assignment.hit.kind != HitKind.VERIFY:
+        raise Conflict("This is a labelling HIT: answer it with a word and a category, not yes/no.")
+    return assignment
+
+
+@transaction.atomic
+def verdict_submit(*, assignment_id: int, worker, verdict: str, now: datetime | None = None) -> Annotation:
+    """Record the yes/no/unsure answer of an accepted verify assignment. A repeat of the same answer
+    returns the first; a different one is refused."""
+    now = now or timezone.now()
+    assignment = _own_verify_assignment(assignment_id=assignment_id, worker=worker)
+    verdict = (verdict or "").strip().lower() if isinstance(verdict, str) else ""
+    if assignment.status != Assignment.Status.ACCEPTED:
+        existing = Annotation.objects.filter(assignment=assignment).first()
+        if existing is not None and existing.verdict == verdict:
+            return existing  # a double submit of the same answer is harmless
+        if existing is not None:
+            raise Conflict("This assignment was already submitted with a different answer; it cannot be changed.")
+        raise Conflict(f"This assignment is {assignment.get_status_display().lower()}; it can no longer be submitted.")
+    if verdict not in VERDICTS:
+        raise InvalidAnswer({"verdict": ["Answer yes, no or unsure (keys Y, N, U)."]})
+    if assignment.deadline <= now:
+        raise Conflict("The time for this assignment ran out; it has been offered to someone else.")
+
+    hit = assignment.hit
+    sentinel = hit.label_source == LabelSource.SENTINEL
+    gold_correct = None
+    if not sentinel and (hit.is_gold or hit.unit.is_gold):
+        expected = label_matches_gold(hit.proposed_label, hit.unit)
+        if expected is not None:
+            # "unsure" on a known answer is not credited: gold measures whether annotators can tell.
+            gold_correct = verdict == ("yes" if expected else "no")
+    missed = int(sentinel and verdict == "yes")
+    annotation = Annotation.objects.create(
+        assignment=assignment, verdict=verdict, word="", category="", gold_correct=gold_correct,
+        sentinels_shown=int(sentinel), sentinels_missed=missed,
+    )
+    # The same bookkeeping as a labelling submit (crowd.services.annotation_submit).
+    assignment.status = Assignment.Status.SUBMITTED
+    assignment.submitted_at = now
+    assignment.work_seconds = (now - assignment.accepted_at).total_seconds()
+    assignment.auto_approve_at = now + timedelta(seconds=hit.auto_approval_delay_seconds)
+    assignment.save(update_fields=["status", "submitted_at", "work_seconds", "auto_approve_at"])
+    if missed:
+        annotator_flag(user=worker, reason=f"accepted the sentinel label {hit.proposed_label!r}, which does not fit, "
+                                           f"in assignment {assignment.pk}")
+    hit_sync_status(hit, now=now)
+    return annotation
