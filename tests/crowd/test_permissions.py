@@ -1,10 +1,15 @@
 """Who reaches what: anonymous, the annotator, another annotator, a requester and an admin,
 against every crowd page and API endpoint."""
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from units.crowd.models import Assignment
 from units.crowd.services import assignment_claim
+from units.crowd.verify import hit_publish_verify
 
 pytestmark = pytest.mark.django_db
 
@@ -17,6 +22,8 @@ PAGES = [
     ("get", "/crowd/instructions/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/qualification/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/assignments/{a}/", [LOGIN, 200, 403, 403, 403]),
+    ("get", "/crowd/assignments/{v}/", [LOGIN, 403, 200, 403, 403]),  # a verify HIT, the other annotator's
+    ("post", "/crowd/assignments/{v}/", [LOGIN, 403, 400, 403, 403]),  # no verdict posted: the form says so
     ("post", "/crowd/assignments/{a}/return/", [LOGIN, 302, 403, 403, 403]),
     ("post", "/crowd/assignments/{a}/skip/", [LOGIN, 302, 403, 403, 403]),
     ("post", "/crowd/next/", [LOGIN, 302, 302, 302, 302]),
@@ -36,6 +43,10 @@ API = [
     ("/api/assignments/{a}/submit/", [401, 200, 403, 403, 403]),
     ("/api/assignments/{a}/return/", [401, 200, 403, 403, 403]),
     ("/api/assignments/{a}/skip/", [401, 200, 403, 403, 403]),
+    # {a} is a labelling HIT: its owner gets 409 (answer it with a word), everyone else 403.
+    ("/api/assignments/{a}/verdict/", [401, 409, 403, 403, 403]),
+    ("/api/assignments/{v}/verdict/", [401, 403, 200, 403, 403]),  # {v}: the other annotator's verify HIT
+    ("/api/hit-batches/verify/", [401, 403, 403, 400, 400]),  # an empty body: requesters get a validation error
 ]
 
 
@@ -44,7 +55,12 @@ def world(annotator, other_annotator, requester, admin, hits):
     assignment = assignment_claim(worker=annotator)
     users = {"anonymous": None, "annotator": annotator, "other": other_annotator, "requester": requester,
              "admin": admin}
-    return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk}
+    # A verify HIT taken by the other annotator.
+    batch = hit_publish_verify(layers=[assignment.hit.unit.layer], sources=["iou"])
+    now = timezone.now()
+    verify = Assignment.objects.create(hit=batch.hits.first(), worker=other_annotator, accepted_at=now,
+                                       deadline=now + timedelta(minutes=10))
+    return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk, "v": verify.pk}
 
 
 @pytest.mark.parametrize("method, url, expected", PAGES, ids=[f"{m} {u}" for m, u, _ in PAGES])
@@ -72,6 +88,7 @@ def test_api(world, url, expected, persona_index):
     client = APIClient()
     if world["users"][persona] is not None:
         client.force_authenticate(world["users"][persona])
-    body = {"word": "seven", "category": "object"} if url.endswith("submit/") else {}
+    body = ({"word": "seven", "category": "object"} if url.endswith("submit/")
+            else {"verdict": "yes"} if url.endswith("verdict/") else {})
     response = client.post(url.format(**world), body, format="json")
     assert response.status_code == expected[persona_index], f"{persona} {url}: {response.content[:200]}"

@@ -25,3 +25,14 @@ def answer(hit: Hit, worker, word: str, category: str, *, non_fitting: tuple[int
     if non_fitting:
         annotation.non_fitting.set(Exemplar.objects.filter(unit=hit.unit, kind="top", rank__in=non_fitting))
     return annotation
+
+
+def verify_answer(hit: Hit, worker, verdict: str, *, status: str = Assignment.Status.SUBMITTED) -> Annotation:
+    """One assignment of the verify HIT `hit` by `worker`, answered yes / no / unsure."""
+    now = timezone.now()
+    assignment = Assignment.objects.create(
+        hit=hit, worker=worker, status=status, accepted_at=now - timedelta(seconds=5),
+        deadline=now + timedelta(minutes=5), submitted_at=now, work_seconds=5.0,
+        rejected_at=now if status == Assignment.Status.REJECTED else None,
+    )
+    return Annotation.objects.create(assignment=assignment, verdict=verdict, word="", category="")

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdk
 
 REQUESTER_ONLY = [
     "/api/hit-batches/", "/api/hits/", "/api/labels/", "/api/aggregation-runs/",
-    "/api/comparisons/", "/api/exports/", "/api/synonyms/",
+    "/api/comparisons/", "/api/exports/", "/api/synonyms/", "/api/verifications/",
 ]
 
 
