@@ -251,3 +251,11 @@ def test_the_publish_page_publishes_verify_hits_of_both_sources(client, job, req
     none = client.post(reverse("publish"), {**form, "label_sources": []})
     assert none.status_code == 200 and "at least one label source" in none.content.decode()
     assert Hit.objects.count() == 4
+
+
+def test_the_review_page_shows_the_proposed_label_and_the_verdicts(client, job, annotator, requester):
+    hit = hit_publish_verify(layers=[layer_of(job)], sources=["iou"]).hits.order_by("pk").first()
+    verdict_submit(assignment_id=take(hit, annotator).pk, worker=annotator, verdict="unsure")
+    client.force_login(requester)
+    html = client.get(reverse("crowd:review_hit", args=[hit.pk])).content.decode()
+    assert f'id="review-proposed-label">{hit.proposed_label}<' in html and "<td>unsure</td>" in html

@@ -21,8 +21,8 @@ class HitBatchAdmin(admin.ModelAdmin):
 
 @admin.register(Hit)
 class HitAdmin(admin.ModelAdmin):
-    list_display = ("id", "unit", "status", "max_assignments", "is_gold", "expires_at")
-    list_filter = ("status", "is_gold", "batch")
+    list_display = ("id", "unit", "kind", "proposed_label", "status", "max_assignments", "is_gold", "expires_at")
+    list_filter = ("status", "kind", "label_source", "is_gold", "batch")
     raw_id_fields = ("unit", "batch")
 
 

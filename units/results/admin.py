@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import AggregationRun, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate
+from .models import AggregationRun, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate, UnitVerification
 from .normalize import normalize_word
 
 
@@ -21,6 +21,13 @@ class SynonymEntryAdmin(admin.ModelAdmin):
 class UnitAggregateAdmin(admin.ModelAdmin):
     list_display = ["unit", "crowd_word", "category_mv", "category_ds", "agreement", "precision", "interpretable"]
     list_filter = ["interpretable", "category_mv", "unit__layer"]
+    raw_id_fields = ["unit", "run"]
+
+
+@admin.register(UnitVerification)
+class UnitVerificationAdmin(admin.ModelAdmin):
+    list_display = ["unit", "source", "label", "n_yes", "n_no", "n_unsure", "accepted_mv", "accepted_ds"]
+    list_filter = ["source", "accepted_mv", "unit__layer"]
     raw_id_fields = ["unit", "run"]
 
 

@@ -173,6 +173,7 @@ def annotator_rows() -> list[dict]:
 
 def unit_annotations(unit: Unit) -> QuerySet[Annotation]:
     return (
-        Annotation.objects.filter(assignment__hit__unit=unit)
+        # The unit page lists labelling answers; verify answers are summed up in its layer's table.
+        Annotation.objects.filter(assignment__hit__unit=unit, assignment__hit__kind=HitKind.LABEL)
         .select_related("assignment__worker").prefetch_related("non_fitting").order_by("id")
     )
