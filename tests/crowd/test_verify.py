@@ -75,6 +75,9 @@ def test_a_requesters_labels_are_verified_only_where_given(job):
     ({"sources": []}, "at least one label source"),
     ({"sources": ["oracle"]}, "Unknown label source"),
     ({"sources": ["requester"]}, "needs the labels"),
+    ({"sources": ["requester"], "labels": {"../1": "dog"}}, "keyed by unit id"),
+    ({"sources": ["requester"], "labels": {1: " "}}, "1 to 200 characters"),
+    ({"sources": ["requester"], "labels": {1: "x" * 201}}, "1 to 200 characters"),
     ({"sources": ["iou"], "assignments_per_hit": 0}, "between 1 and 100"),
     ({"sources": ["iou"], "reward": "lots"}, "not an amount"),
 ])

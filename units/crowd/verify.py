@@ -92,7 +92,7 @@ def sentinel_label(unit: Unit, vocabulary: Sequence[str]) -> str:
     return random.Random(unit.pk).choice(candidates) if candidates else ""
 
 
-def _check_sources(sources: Iterable[str], labels: dict[int, str] | None) -> list[str]:
+def _check_sources(sources: Iterable[str], labels: dict | None) -> tuple[list[str], dict[int, str]]:
     sources = list(dict.fromkeys(sources))
     if not sources:
         raise PublishError("Choose at least one label source to verify: iou, crowd or requester.")
@@ -101,17 +101,21 @@ def _check_sources(sources: Iterable[str], labels: dict[int, str] | None) -> lis
         raise PublishError(f"Unknown label source {', '.join(map(repr, unknown))}; use iou, crowd or requester.")
     if LabelSource.REQUESTER in sources and not labels:
         raise PublishError("The requester source needs the labels to verify (unit id -> label).")
+    checked: dict[int, str] = {}
     for unit_id, label in (labels or {}).items():
-        if not display_label(label) or len(label) > LABEL_MAX:
+        if not str(unit_id).isdigit():
+            raise PublishError(f"Labels are keyed by unit id (an integer), not {unit_id!r}.")
+        if not isinstance(label, str) or not display_label(label) or len(label) > LABEL_MAX:
             raise PublishError(f"The label for unit {unit_id} must be 1 to {LABEL_MAX} characters.")
-    return sources
+        checked[int(unit_id)] = label
+    return sources, checked
 
 
 def hit_publish_verify(
     *,
     layers: Iterable[Layer],
     sources: Iterable[str] = (LabelSource.IOU,),
-    labels: dict[int, str] | None = None,
+    labels: dict[int, str] | None = None,  # unit id -> label, for the requester source
     assignments_per_hit: int = 3,
     reward: Decimal | str | float = Decimal("0.02"),
     lifetime_seconds: int = 7 * 24 * 3600,
@@ -128,8 +132,7 @@ def hit_publish_verify(
     layers = list(layers)
     if not layers:
         raise PublishError("Choose at least one layer to publish.")
-    sources = _check_sources(sources, labels)
-    labels = {int(k): v for k, v in (labels or {}).items()}
+    sources, labels = _check_sources(sources, labels)
     not_done = sorted(DissectionJob.objects.filter(pk__in={layer.job_id for layer in layers})
                       .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True))
     if not_done:
@@ -162,10 +165,10 @@ def hit_publish_verify(
             eligible = []
             for unit in units:
                 if skip_dead and unit.max_activation <= 0:
-                    report.skipped_dead += len(sources)
+                    report.skipped_dead += 1
                     continue
                 if unit.pk not in with_exemplars:
-                    report.skipped_without_exemplars += len(sources)
+                    report.skipped_without_exemplars += 1
                     continue
                 eligible.append(unit)
                 for source in sources:

@@ -349,7 +349,8 @@ def export_units(export: ExportJob) -> QuerySet[Unit]:
         return Unit.objects.filter(layer_id=export.layer_id)
     if export.job_id:
         return Unit.objects.filter(layer__job_id=export.job_id)
-    return Unit.objects.filter(hits__batch_id=export.batch_id)
+    # distinct: a verify batch holds up to one HIT per label source of a unit.
+    return Unit.objects.filter(hits__batch_id=export.batch_id).distinct()
 
 
 def export_hits(export: ExportJob) -> QuerySet[Hit]:

@@ -131,7 +131,7 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
             if not worker_id:
                 raise ResultsError(f"{where}: WorkerId is empty.")
             unit: Unit = units[index]
-            hit = Hit.objects.filter(unit=unit).first() or Hit.objects.create(
+            hit = Hit.objects.filter(unit=unit, kind="label").first() or Hit.objects.create(
                 batch=batch, unit=unit, max_assignments=int(row.get("MaxAssignments") or 3),
                 expires_at=_parse_time(row.get("Expiration", "")) or now, status=Hit.Status.REVIEWABLE,
             )
