@@ -198,6 +198,7 @@ def _units(layer: Layer) -> list[Unit]:
 
 
 def _create(batch: HitBatch, unit: Unit, source: str, label: str, report: VerifyPublishReport, options: dict) -> None:
+    """Create one verify HIT; one that a concurrent publisher created first counts as existing."""
     try:
         # A savepoint per HIT: a concurrent publisher that created this HIT first makes only this insert fail.
         with transaction.atomic():
@@ -230,6 +231,8 @@ def _publish_sentinels(batch, layer, eligible: list[Unit], count: int, existing,
             continue
         label = sentinel_label(unit, vocabulary)
         if label:
+            # Created here or by a concurrent publisher (then counted as existing): either way the layer
+            # has this sentinel, so racing publishers never spread sentinels beyond the wanted number.
             _create(batch, unit, LabelSource.SENTINEL, label, report, options)
             made += 1
 
