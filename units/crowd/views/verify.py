@@ -30,7 +30,7 @@ class VerdictForm(forms.Form):
 def verify_work(request: HttpRequest, assignment: Assignment, *, go_on: Callable[[HttpRequest], HttpResponse]
                 ) -> HttpResponse:
     """GET shows the HIT, POST records the verdict and goes on to the next HIT (`go_on`)."""
-    form = VerdictForm(request.POST or None)
+    form = VerdictForm(request.POST if request.method == "POST" else None)  # an empty POST is still a POST
     if request.method == "POST":
         if form.is_valid():
             try:
