@@ -124,6 +124,7 @@ class RunningQuantile:
         self.top: torch.Tensor | None = None  # [U, <=capacity] the largest values kept
         self._pending: list[torch.Tensor] = []  # values added since the last selection
         self._pending_cols = 0
+        self._floor: torch.Tensor | None = None  # [U] smallest kept value once the top set is full
 
     def capacity(self) -> int | None:
         if self.expected_images is None or self.values_per_image == 0:
@@ -140,6 +141,7 @@ class RunningQuantile:
                 self.exact = False
                 warnings.warn("feature map size grew after values were dropped: threshold may be inexact")
             self.values_per_image = per_image
+            self._update_floor()  # a larger capacity: the kept set is no longer full
         values = _as_unit_values(acts)
         self.count += values.shape[1]
         if self.expected_images is not None and self.count > self.expected_images * self.values_per_image:
@@ -150,13 +152,21 @@ class RunningQuantile:
         self._keep_top(values)
 
     def _keep_top(self, values: torch.Tensor) -> None:
-        # New values wait in a buffer; selecting the top set only when the buffer outgrows
-        # the capacity keeps the cost per value constant even for a large capacity.
+        # Values not above the smallest kept one cannot change the top set (an equal value
+        # would only stand in for an equal value), so only the few above it are buffered;
+        # selecting the top set once the buffer passes an eighth of the capacity keeps both
+        # the cost per value and the memory (about 2.5 x capacity at a selection) bounded.
+        if self._floor is not None:
+            above = int((values > self._floor.to(values.device)[:, None]).sum(dim=1).max())
+            if above == 0:
+                return
+            if above < values.shape[1]:
+                values = values.topk(above, dim=1, sorted=False).values
         self._pending.append(values)
         self._pending_cols += values.shape[1]
         cap = self.capacity()
         kept = 0 if self.top is None else self.top.shape[1]
-        if cap is not None and kept + self._pending_cols > 2 * cap:
+        if cap is not None and kept + self._pending_cols > cap + max(1, cap // 8):
             self._flush()
 
     def _flush(self) -> None:
@@ -164,14 +174,29 @@ class RunningQuantile:
             return
         parts = ([] if self.top is None else [self.top.to(self._pending[0].device)]) + self._pending
         device, dtype = parts[-1].device, parts[-1].dtype
-        values = torch.cat([p.to(device, dtype) for p in parts], dim=1)
+        parts = [p.to(device, dtype) for p in parts]
         self._pending, self._pending_cols = [], 0
         cap = self.capacity()
-        if cap is not None and values.shape[1] > cap:
-            self.top = values.topk(cap, dim=1, sorted=False).values
-            self.dropped = True
+        total = sum(p.shape[1] for p in parts)
+        if cap is None or total <= cap:
+            self.top = torch.cat(parts, dim=1)
         else:
-            self.top = values
+            # A few units at a time: topk's int64 indices would otherwise double the peak.
+            units = parts[0].shape[0]
+            top = torch.empty((units, cap), dtype=dtype, device=device)
+            step = max(1, (1 << 24) // max(1, total))
+            for u in range(0, units, step):
+                chunk = torch.cat([p[u : u + step] for p in parts], dim=1)
+                top[u : u + step] = chunk.topk(cap, dim=1, sorted=False).values
+            del parts
+            self.top = top
+            self.dropped = True
+        self._update_floor()
+
+    def _update_floor(self) -> None:
+        cap = self.capacity()
+        full = cap is not None and self.top is not None and self.top.shape[1] >= cap
+        self._floor = self.top.amin(dim=1) if full else None
 
     def merge(self, other: RunningQuantile) -> None:
         """Fold in a shard (which must have been sized with the same ``expected_images``)."""
@@ -181,6 +206,7 @@ class RunningQuantile:
         if other.quantile != self.quantile or other.expected_images != self.expected_images:
             raise ValueError("merged RunningQuantile shards must share quantile and expected_images")
         self.values_per_image = max(self.values_per_image, other.values_per_image)
+        self._update_floor()
         self.count += other.count
         self.dropped = self.dropped or other.dropped
         self.exact = self.exact and other.exact
@@ -230,6 +256,7 @@ class RunningQuantile:
         self.exact = bool(state["exact"])
         self.top = state["top"]
         self._pending, self._pending_cols = [], 0
+        self._update_floor()
 
     @classmethod
     def from_state_dict(cls, state: dict) -> RunningQuantile:
