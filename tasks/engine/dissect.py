@@ -178,9 +178,10 @@ def _sweep(
 class _StatsCollector:
     """Running top-k and quantile per layer (quantile skipped where thresholds are given)."""
 
-    def __init__(self, options: DissectOptions, expected_images: int) -> None:
+    def __init__(self, options: DissectOptions, expected_images: int, values_per_image: dict[str, int] | None = None) -> None:
         self.options = options
         self.expected_images = expected_images
+        self.values_per_image = values_per_image or {}
         self.layers: dict[str, dict] = {}
         self.images = 0
         self.skipped: list[int] = []
@@ -202,7 +203,10 @@ class _StatsCollector:
                     "topk": RunningTopK(self.options.top_k),
                     "quantile": None
                     if fixed is not None
-                    else RunningQuantile(self.options.quantile, expected_images=self.expected_images),
+                    else RunningQuantile(
+                        self.options.quantile, expected_images=self.expected_images,
+                        values_per_image=self.values_per_image.get(name, 0),
+                    ),
                 }
             entry["topk"].add(acts, batch.indices)
             if entry["quantile"] is not None:
@@ -503,7 +507,7 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     spill = FeatureSpill(cache.root, dataset, batches, plan, resume_state=None if sweep_state is None else sweep_state["spill"])
     t_plan = time.perf_counter()
     try:
-        stats, align_c = _sweep_stage(model, dataset, options, batches, cache, spill, sweep_state, progress)
+        stats, align_c = _sweep_stage(model, dataset, options, batches, plan, cache, spill, sweep_state, progress)
         spilled_bytes = spill.disk_bytes()
         t1 = time.perf_counter()
         counts, maps = None, {}
@@ -533,9 +537,9 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     return result
 
 
-def _sweep_stage(model, dataset, options, batches, cache: StageCache, spill: FeatureSpill, state, progress):
+def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, state, progress):
     """Stage 1: top images and thresholds of every layer in one forward pass; spill the chosen layers."""
-    stats_c = _StatsCollector(options, expected_images=sum(len(b) for b in batches))
+    stats_c = _StatsCollector(options, sum(len(b) for b in batches), {lp.layer: lp.values_per_image for lp in plan.layers})
     align_c = AlignmentCollector() if wants_alignment(dataset) else None
     start = 0
     if state is not None:

@@ -112,12 +112,14 @@ class RunningQuantile:
     ``H * W`` values per unit. Without it every value is kept (exact, but unbounded).
     """
 
-    def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None) -> None:
+    def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None, values_per_image: int = 0) -> None:
         if not 0.0 <= quantile < 1.0:
             raise ValueError("quantile must lie in [0, 1)")
         self.quantile = quantile
         self.expected_images = expected_images
-        self.values_per_image = 0  # largest H*W seen; sizes the capacity
+        # Largest H*W seen; sizes the capacity. Known up front (the planner probes every image
+        # size), a dataset of mixed sizes never grows it after values were dropped.
+        self.values_per_image = values_per_image
         self.count = 0  # values seen per unit
         self.dropped = False  # whether any value was ever discarded
         self.exact = True
