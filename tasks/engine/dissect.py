@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -506,35 +507,56 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     sweep_state = cache.load("sweep")
     spill = FeatureSpill(cache.root, dataset, batches, plan, resume_state=None if sweep_state is None else sweep_state["spill"])
     t_plan = time.perf_counter()
+    background = ThreadPoolExecutor(max_workers=1)
+    pictures = None
+    threads = torch.get_num_threads()  # the renderer and the counter both pin it to 1 for a while
     try:
         stats, align_c = _sweep_stage(model, dataset, options, batches, plan, cache, spill, sweep_state, progress)
         spilled_bytes = spill.disk_bytes()
         t1 = time.perf_counter()
+        if options.render and plan.spilled and not plan.recomputed:
+            # Off the critical path: the spilled layers' pictures need only the thresholds and
+            # top images, both final now, so they are drawn while the counts run. (Not beside a
+            # second forward pass: the renderer runs torch on one thread, process-wide.)
+            pictures = background.submit(_render_spilled, dataset, options, stats, plan.spilled, spill, out_dir)
         counts, maps = None, {}
         if vocab is not None:
             counts, maps = _count_stage(model, dataset, options, batches, plan, cache, spill, stats, vocab, progress)
         elif options.render and plan.recomputed:
             maps = _top_image_maps(model, dataset, options, stats, plan.recomputed, progress)
         t2 = time.perf_counter()
+        rendered, render_s = pictures.result() if pictures is not None else ({}, 0.0)
+        torch.set_num_threads(threads)
+        t3 = time.perf_counter()
 
         def get_maps(name: str, indices: np.ndarray):
-            if name in plan.spilled:
-                return spill.get_map(name, indices)
             return lambda u, r, index: maps[(name, u, r)]
 
-        timings = {"plan": t_plan - t0, "sweep": t1 - t_plan, "counts": t2 - t1}
-        result = _write_outputs(dataset, options, stats, counts, out_dir, get_maps, progress, timings)
+        timings = {"plan": t_plan - t0, "sweep": t1 - t_plan, "counts": t2 - t1, "render_wait": t3 - t2, "render": render_s}
+        result = _write_outputs(dataset, options, stats, counts, out_dir, get_maps, progress, timings, rendered)
         if align_c is not None:
             align_c.write(dataset, out_dir)
     finally:
+        if pictures is not None:
+            pictures.cancel()
+            with contextlib.suppress(Exception):
+                pictures.result()  # never close the spill under a running renderer
+        background.shutdown()
         spill.close()
+        torch.set_num_threads(threads)
     cache.remove()  # finished: the outputs are written, the stage files are no longer needed
     result.timings["total"] = time.perf_counter() - t0
-    result.plan = plan.to_json() | {"measured_spill_bytes": spilled_bytes, "resumed": cache.resumed}
+    result.plan = plan.to_json() | {"measured_spill_bytes": spilled_bytes, "resumed": cache.resumed, "lines": plan.lines()}
     for layer in result.layers.values():
         layer.summary["plan"] = result.plan
     _write_summaries(out_dir, result)
     return result
+
+
+def _render_spilled(dataset, options: DissectOptions, stats: dict, layers: list[str], spill: FeatureSpill, out_dir: Path):
+    started = time.perf_counter()
+    done = {name: _render(dataset, options, stats, name, spill.get_map, out_dir) for name in layers}
+    return done, time.perf_counter() - started
 
 
 def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, state, progress):
@@ -677,8 +699,20 @@ def _write_topk(path: Path, dataset: ProbeDataset, indices: np.ndarray, scores: 
                 writer.writerow([u + 1, r, index, repr(float(scores[u, r])), dataset.image_name(index)])
 
 
-def _write_outputs(dataset, options, stats, counts, out_dir: Path, get_maps, progress: Progress, timings: dict) -> DissectionResult:
+def _render(dataset, options: DissectOptions, stats: dict, name: str, get_maps, out_dir: Path, progress=None):
+    """Exemplar pictures of one layer (the thresholds and top images are final after the sweep)."""
+    k = options.render_k or options.top_k
+    indices = RunningTopK.from_state_dict(stats["layers"][name]["topk"]).result()[1].numpy()
+    return render_layer(
+        dataset.load_rgb, get_maps(name, indices[:, :k]), indices, _thresholds(stats, options)[name], out_dir, name,
+        render_k=k, style=options.highlight, fmt=options.image_format, progress=progress,
+    )
+
+
+def _write_outputs(dataset, options, stats, counts, out_dir: Path, get_maps, progress: Progress, timings: dict, rendered: dict | None = None) -> DissectionResult:
+    """Files and results of every layer; ``rendered`` holds layers already pictured elsewhere."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    rendered = rendered or {}
     t0 = time.perf_counter()
     vocab = _vocabulary(dataset)
     thresholds = _thresholds(stats, options)
@@ -704,18 +738,20 @@ def _write_outputs(dataset, options, stats, counts, out_dir: Path, get_maps, pro
             name, entry["num_units"], thresholds[name], indices, scores, iou,
             labels if labels is not None else [],
         )
-        if options.render and get_maps is not None:
+        if name in rendered:
+            done = rendered[name]
+            result.exemplars, result.plain, result.strips = done.exemplars, done.plain, done.strips
+            if progress is not None:
+                progress("render", (li + 1) / len(layer_names))
+        elif options.render and get_maps is not None:
             r0 = time.perf_counter()
-            done = render_layer(
-                dataset.load_rgb, get_maps(name, indices[:, : options.render_k or options.top_k]), indices, thresholds[name], out_dir, name,
-                render_k=options.render_k or options.top_k, style=options.highlight, fmt=options.image_format,
-                progress=None if progress is None else (lambda f, li=li: progress("render", (li + f) / len(layer_names))),
-            )
+            done = _render(dataset, options, stats, name, get_maps, out_dir,
+                           None if progress is None else (lambda f, li=li: progress("render", (li + f) / len(layer_names))))
             render_time += time.perf_counter() - r0
             result.exemplars, result.plain, result.strips = done.exemplars, done.plain, done.strips
         result.summary = _summary_of(name, labels, vocab, entry["num_units"], stats, options)
         results[name] = result
-    timings["render"] = render_time
+    timings["render"] = timings.get("render", 0.0) + render_time
     timings["outputs"] = time.perf_counter() - t0
     return DissectionResult(results, timings, list(stats["skipped"]))
 
