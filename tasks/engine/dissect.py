@@ -530,6 +530,8 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
         t3 = time.perf_counter()
 
         def get_maps(name: str, indices: np.ndarray):
+            if name in plan.spilled:
+                return spill.get_map(name, indices)
             return lambda u, r, index: maps[(name, u, r)]
 
         timings = {"plan": t_plan - t0, "sweep": t1 - t_plan, "counts": t2 - t1, "render_wait": t3 - t2, "render": render_s}

@@ -76,7 +76,7 @@ class StageCache:
 
 
 class FeatureSpill:
-    """Spilled layers' maps for every swept image (one .npy memmap per layer and image size),
+    """Spilled layers' maps for every swept image (one .npy file per layer and image size),
     plus, when no layer is recomputed, the labels of each batch for the counting pass.
 
     Rows are laid out by the planned batches, so batch ``pos`` always lands in the same rows
@@ -97,19 +97,14 @@ class FeatureSpill:
             self.start.append(sizes.get(key, 0))
             sizes[key] = sizes.get(key, 0) + len(batch)
         self.batch_key = [dataset.size_key(int(b[0])) for b in batches]
-        self.maps: dict[tuple[str, tuple], np.memmap] = {}
-        mode = "r+" if resume_state is not None else "w+"
+        self.maps: dict[tuple[str, tuple], _RowFile] = {}
         for name in self.layers:
             lp = plan.layer(name)
             for g, key in enumerate(self.keys):
                 h, w = lp.map_shapes[g]
                 path = self.root / f"maps-{name}-{g}.npy"
-                if mode == "r+":
-                    self.maps[(name, key)] = np.load(path, mmap_mode="r+")
-                else:
-                    self.maps[(name, key)] = np.lib.format.open_memmap(
-                        path, mode="w+", dtype=np.dtype(lp.dtype), shape=(sizes[key], lp.units, h, w)
-                    )
+                shape = (sizes[key], lp.units, h, w)
+                self.maps[(name, key)] = _RowFile(path, np.dtype(lp.dtype), shape, create=resume_state is None)
         # pos -> (dataset indices of the rows written, byte offset of its label records)
         self.written: dict[int, tuple[list[int], int]] = {} if resume_state is None else dict(resume_state["written"])
         self.spills_labels = plan.spills_labels
@@ -125,8 +120,7 @@ class FeatureSpill:
     def add(self, pos: int, batch: Batch, outputs: dict[str, torch.Tensor]) -> None:
         key, start, n = self.batch_key[pos], self.start[pos], len(batch)
         for name in self.layers:
-            mm = self.maps[(name, key)]
-            mm[start : start + n] = outputs[name].cpu().numpy().astype(mm.dtype, copy=False)
+            self.maps[(name, key)].write(start, outputs[name].cpu().numpy())
         offset = -1
         if self._labels is not None:
             offset = self._labels.tell()
@@ -137,9 +131,7 @@ class FeatureSpill:
         self.written[pos] = (batch.indices.tolist(), offset)
 
     def state(self) -> dict:
-        """What a checkpoint needs; flushes the maps so the rows named here are on disk."""
-        for mm in self.maps.values():
-            mm.flush()
+        """What a checkpoint needs (rows written with pwrite survive the process in any case)."""
         labels_bytes = 0
         if self._labels is not None:
             self._labels.flush()
@@ -149,10 +141,7 @@ class FeatureSpill:
     def read(self, pos: int, layers: list[str], device) -> dict[str, torch.Tensor]:
         key, start = self.batch_key[pos], self.start[pos]
         n = len(self.written[pos][0])
-        return {
-            name: torch.from_numpy(np.asarray(self.maps[(name, key)][start : start + n], dtype=np.float32)).to(device)
-            for name in layers
-        }
+        return {name: torch.from_numpy(self.maps[(name, key)].read(start, n)).to(device) for name in layers}
 
     def read_labels(self, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._labels is not None and not self._labels.closed:
@@ -176,7 +165,7 @@ class FeatureSpill:
         maps: dict[tuple[int, int], torch.Tensor] = {}
         for index in sorted(wanted, key=lambda i: (self.keys.index(where[i][0]), where[i][1])):
             key, row = where[index]
-            units = np.asarray(self.maps[(name, key)][row], dtype=np.float32)  # [U, h, w]
+            units = self.maps[(name, key)].read(row, 1)[0]  # [U, h, w]
             for u, r in wanted[index]:
                 maps[(u, r)] = torch.from_numpy(units[u].copy())
         return lambda u, r, index: maps[(u, r)]
@@ -188,4 +177,45 @@ class FeatureSpill:
     def close(self) -> None:
         if self._labels is not None and not self._labels.closed:
             self._labels.close()
+        for f in self.maps.values():
+            f.close()
         self.maps.clear()
+
+
+class _RowFile:
+    """A .npy file of [rows, ...] written and read by row with pwrite/pread.
+
+    Not a memmap on purpose: pages of a memmap count in the process's resident memory, so a
+    2 GB spill would add 2 GB to the peak RSS; the page cache behind pread/pwrite does not.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], *, create: bool) -> None:
+        self.dtype, self.shape = dtype, shape
+        self.row_items = int(np.prod(shape[1:]))
+        self.row_bytes = self.row_items * dtype.itemsize
+        if create:
+            with open(path, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+                self.offset = fh.tell()
+                fh.truncate(self.offset + shape[0] * self.row_bytes)  # sparse until written
+        else:
+            with open(path, "rb") as fh:
+                np.lib.format.read_magic(fh)
+                np.lib.format.read_array_header_1_0(fh)
+                self.offset = fh.tell()
+        self.fd = os.open(path, os.O_RDWR)
+
+    def write(self, row: int, values: np.ndarray) -> None:
+        data = np.ascontiguousarray(values, dtype=self.dtype)
+        os.pwrite(self.fd, memoryview(data).cast("B"), self.offset + row * self.row_bytes)
+
+    def read(self, row: int, rows: int) -> np.ndarray:
+        """float32 [rows, ...] (float16 spills are widened)."""
+        raw = os.pread(self.fd, rows * self.row_bytes, self.offset + row * self.row_bytes)
+        values = np.frombuffer(raw, dtype=self.dtype).reshape(rows, *self.shape[1:])
+        return values.astype(np.float32)  # a writable copy torch can own
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
