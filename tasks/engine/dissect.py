@@ -35,7 +35,7 @@ from .errors import EngineError
 from .iou import INTERPRETABLE_IOU, IOU_RULES, IouCounts, IouTable, UnitLabel, Vocabulary, write_tally
 from .plan import SPILL_MODES, DissectPlan, make_plan, parse_size
 from .render import HIGHLIGHTS, render_layer
-from .runningstats import RunningQuantile, RunningTopK
+from .runningstats import RadixQuantile, RunningQuantile, RunningTopK, quantile_from_state
 from .spill import CACHE_DIR_NAME, FeatureSpill, StageCache, model_fingerprint
 
 __all__ = [
@@ -71,6 +71,7 @@ class DissectOptions:
     spill: str = "auto"
     resume: bool = False  # reuse the stage files of a killed run with the same inputs
     checkpoint_every: int = 50  # batches per chunk between stage files
+    threshold_method: str = "auto"  # "exact" (running top-m), "radix" (bounded, one more sweep)
     channels_last: bool = False  # NHWC convolutions (faster on some CPUs and on CUDA)
 
     def validate(self) -> None:
@@ -179,10 +180,14 @@ def _sweep(
 class _StatsCollector:
     """Running top-k and quantile per layer (quantile skipped where thresholds are given)."""
 
-    def __init__(self, options: DissectOptions, expected_images: int, values_per_image: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, options: DissectOptions, expected_images: int, values_per_image: dict[str, int] | None = None,
+        radix: set[str] | None = None,
+    ) -> None:
         self.options = options
         self.expected_images = expected_images
         self.values_per_image = values_per_image or {}
+        self.radix = radix or set()  # layers whose threshold takes a RadixQuantile's two sweeps
         self.layers: dict[str, dict] = {}
         self.images = 0
         self.skipped: list[int] = []
@@ -204,6 +209,8 @@ class _StatsCollector:
                     "topk": RunningTopK(self.options.top_k),
                     "quantile": None
                     if fixed is not None
+                    else RadixQuantile(self.options.quantile)
+                    if name in self.radix
                     else RunningQuantile(
                         self.options.quantile, expected_images=self.expected_images,
                         values_per_image=self.values_per_image.get(name, 0),
@@ -235,7 +242,7 @@ class _StatsCollector:
             name: {
                 "num_units": e["num_units"],
                 "topk": RunningTopK.from_state_dict(e["topk"]),
-                "quantile": None if e["quantile"] is None else RunningQuantile.from_state_dict(e["quantile"]),
+                "quantile": None if e["quantile"] is None else quantile_from_state(e["quantile"]),
             }
             for name, e in raw["layers"].items()
         }
@@ -306,7 +313,7 @@ def _thresholds(stats: dict, options: DissectOptions) -> dict[str, np.ndarray]:
         elif entry["quantile"] is None:
             raise EngineError(f"no thresholds for layer {name}: the stats were collected with thresholds given")
         else:
-            out[name] = RunningQuantile.from_state_dict(entry["quantile"]).result().numpy().astype(np.float32)
+            out[name] = quantile_from_state(entry["quantile"]).result().numpy().astype(np.float32)
     return out
 
 
@@ -456,7 +463,8 @@ def _fingerprint(model, dataset: ProbeDataset, options: DissectOptions, batches:
         "quantile": options.quantile, "iou_rule": options.iou_rule, "batch_size": options.batch_size,
         "thresholds": given, "model": model_fingerprint(model), "mean": list(getattr(dataset, "mean", ())),
         "std": list(getattr(dataset, "std", ())), "disk_budget": parse_size(options.disk_budget),
-        "spill": options.spill, "cache_dtype": options.cache_dtype,
+        "spill": options.spill, "cache_dtype": options.cache_dtype, "threshold_method": options.threshold_method,
+        "memory_budget": parse_size(options.memory_budget),
     }
 
 
@@ -469,6 +477,7 @@ def plan_dissection(model, dataset, options: DissectOptions, batches: list[list[
         fixed_thresholds=set(options.thresholds or {}), disk_budget=parse_size(options.disk_budget),
         memory_budget=parse_size(options.memory_budget), spill=options.spill,
         allow_float16=options.cache_dtype == "float16", device=options.device, labelled=_vocabulary(dataset) is not None,
+        threshold=options.threshold_method,
     )
 
 
@@ -513,6 +522,8 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     try:
         stats, align_c = _sweep_stage(model, dataset, options, batches, plan, cache, spill, sweep_state, progress)
         spilled_bytes = spill.disk_bytes()
+        if any(lp.threshold == "radix" for lp in plan.layers):
+            stats = _refine_stage(model, dataset, options, batches, plan, cache, spill, stats, progress)
         t1 = time.perf_counter()
         if options.render and plan.spilled and not plan.recomputed:
             # Off the critical path: the spilled layers' pictures need only the thresholds and
@@ -563,7 +574,10 @@ def _render_spilled(dataset, options: DissectOptions, stats: dict, layers: list[
 
 def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, state, progress):
     """Stage 1: top images and thresholds of every layer in one forward pass; spill the chosen layers."""
-    stats_c = _StatsCollector(options, sum(len(b) for b in batches), {lp.layer: lp.values_per_image for lp in plan.layers})
+    stats_c = _StatsCollector(
+        options, sum(len(b) for b in batches), {lp.layer: lp.values_per_image for lp in plan.layers},
+        {lp.layer for lp in plan.layers if lp.threshold == "radix"},
+    )
     align_c = AlignmentCollector() if wants_alignment(dataset) else None
     start = 0
     if state is not None:
@@ -593,6 +607,52 @@ def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
     return stats, align_c
 
 
+def _again(model, dataset, options, batches, spill: FeatureSpill, layers: list[str], spilled: set[str], stage: str, progress, start: int):
+    """A later pass over the planned batches: (pos, batch or None, outputs of ``layers``).
+
+    Spilled layers are read back; the others are forwarded again, capturing only them. With
+    nothing to forward the batch is None (labels then come from the spill).
+    """
+    device = torch.device(options.device)
+    forward = [name for name in layers if name not in spilled]
+    stored = [name for name in layers if name in spilled]
+    if forward:
+        source = _forward_batches(model, dataset, options, batches, forward, stage, progress, start)
+    else:
+        source = ((pos, None, {}) for pos in range(start, len(batches)))
+    for pos, batch, outputs in source:
+        if pos in spill.written:
+            if batch is None and progress is not None:
+                progress(stage, (pos + 1) / len(batches))
+            yield pos, batch, (outputs or {}) | spill.read(pos, stored, device)
+        else:
+            yield pos, batch, None
+
+
+def _refine_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, stats: dict, progress) -> dict:
+    """Stage 1b, only for layers whose exact running quantile would not fit the memory budget:
+    the second sweep of their RadixQuantile (see runningstats.py)."""
+    layers = [lp.layer for lp in plan.layers if lp.threshold == "radix"]
+    quantiles = {name: quantile_from_state(stats["layers"][name]["quantile"]) for name in layers}
+    state = cache.load("refine")
+    start = 0
+    if state is not None:
+        start = int(state["next"])
+        quantiles = {name: quantile_from_state(q) for name, q in state["quantiles"].items()}
+    for q in quantiles.values():
+        if not q.refining:
+            q.start_refine()
+    checkpoints = _Checkpoints(cache, "refine", options.checkpoint_every, len(batches))
+    for pos, _, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "thresholds", progress, start):
+        if outputs is not None:
+            for name in layers:
+                quantiles[name].add(outputs[name])
+        checkpoints.after(pos, lambda: {"quantiles": {n: q.state_dict() for n, q in quantiles.items()}})
+    for name, q in quantiles.items():
+        stats["layers"][name]["quantile"] = q.state_dict()
+    return stats
+
+
 def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, stats, vocab, progress):
     """Stage 2: IoU counts; spilled layers read back, recomputed ones forwarded again (which
     also captures their top images' maps for the pictures)."""
@@ -610,20 +670,13 @@ def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
     def snapshot() -> dict:
         return {"counts": counts_c.raw_state(), "maps": maps}
 
-    device = torch.device(options.device)
-    if plan.recomputed:
-        source = _forward_batches(model, dataset, options, batches, plan.recomputed, "counts", progress, start)
-    else:
-        source = ((pos, None, {}) for pos in range(start, len(batches)))
-    for pos, batch, outputs in source:
-        if pos in spill.written:
-            if batch is None:  # everything spilled: maps and labels come from disk
+    layers = [lp.layer for lp in plan.layers]
+    for pos, batch, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "counts", progress, start):
+        if outputs is not None:
+            if batch is None:  # everything spilled: the labels come from disk too
                 pix, img = spill.read_labels(pos)
-                if progress is not None:
-                    progress("counts", (pos + 1) / len(batches))
             else:
                 pix, img = batch.pixel_labels, batch.image_labels
-            outputs = (outputs or {}) | spill.read(pos, plan.spilled, device)
             counts_c.add(outputs, pix, img)
             if batch is not None and wanted:
                 _grab_maps(batch, outputs, wanted, maps)

@@ -20,8 +20,10 @@ from torch import nn
 from .capture import LayerCapture
 from .datasets import ProbeDataset
 from .errors import EngineError
+from .runningstats import RadixQuantile
 
 SPILL_MODES = ("auto", "always", "never")
+THRESHOLD_METHODS = ("auto", "exact", "radix")  # auto: exact one-sweep top-m while it fits memory
 _NPY_HEADER = 128  # bytes np.lib.format writes before the array
 # Exact running quantile: kept values + pending candidates + the merge copy + the new top set
 # (see RunningQuantile._flush), in units of its capacity.
@@ -36,10 +38,19 @@ class LayerPlan:
     values_per_image: int  # largest h * w
     spill_bytes_float32: int
     spill_bytes_float16: int
-    quantile_bytes: int  # peak memory of the exact running quantile (0 with given thresholds)
+    exact_quantile_bytes: int  # peak memory of the running top-m quantile (0 with given thresholds)
     counts_bytes: int  # IoU count arrays
     method: str = "recompute"  # "spill" or "recompute"
     dtype: str = "float32"  # spill dtype
+    # "exact": running top-m (one sweep); "radix": RadixQuantile, bounded memory, one more
+    # sweep over this layer; "given": thresholds passed in.
+    threshold: str = "exact"
+
+    @property
+    def quantile_bytes(self) -> int:
+        if self.threshold == "given":
+            return 0
+        return RadixQuantile.memory_bytes(self.units) if self.threshold == "radix" else self.exact_quantile_bytes
 
     @property
     def spill_bytes(self) -> int:
@@ -93,7 +104,7 @@ class DissectPlan:
             how = f"spill {lp.dtype} {_size(lp.spill_bytes)}" if lp.method == "spill" else (
                 f"recompute (a spill would take {_size(lp.spill_bytes_float32)})"
             )
-            out.append(f"  {lp.layer}: {lp.units} units at {shapes} -> {how}; quantile state {_size(lp.quantile_bytes)}")
+            out.append(f"  {lp.layer}: {lp.units} units at {shapes} -> {how}; {lp.threshold} threshold, state {_size(lp.quantile_bytes)}")
         if self.spills_labels:
             out.append(f"  labels spilled for the counting pass: {_size(self.labels_bytes)}")
         out += [f"  note: {n}" for n in self.notes]
@@ -107,6 +118,7 @@ class DissectPlan:
         )
         for entry, lp in zip(data["layers"], self.layers):
             entry["spill_bytes"] = lp.spill_bytes
+            entry["quantile_bytes"] = lp.quantile_bytes
             entry["map_shapes"] = [list(s) for s in lp.map_shapes]
         return data
 
@@ -172,10 +184,13 @@ def make_plan(
     allow_float16: bool = False,
     device="cpu",
     labelled: bool = True,
+    threshold: str = "auto",
 ) -> DissectPlan:
     """Choose spill or recompute per layer; raise EngineError when no plan fits the budgets."""
     if spill not in SPILL_MODES:
         raise EngineError(f"unknown spill mode '{spill}'; choose one of {', '.join(SPILL_MODES)}")
+    if threshold not in THRESHOLD_METHODS:
+        raise EngineError(f"unknown threshold method '{threshold}'; choose one of {', '.join(THRESHOLD_METHODS)}")
     groups: dict[tuple, int] = {}
     image_size: dict[tuple, tuple[int, int]] = {}
     for batch in batches:
@@ -197,23 +212,35 @@ def make_plan(
         plans.append(LayerPlan(
             name, units, [(h, w) for _, h, w in shapes[name]], vpi,
             values * 4 + _NPY_HEADER * len(keys), values * 2 + _NPY_HEADER * len(keys), q_bytes,
-            units * n_labels * 8 * 2,
+            units * n_labels * 8 * 2, threshold="given" if name in fixed_thresholds else "exact",
         ))
     plan = DissectPlan(n_images, len(batches), plans, disk_budget, memory_budget,
                        labels_spill_bytes(dataset, batches) if labelled else 0)
     _choose(plan, spill, allow_float16)
-    plan.passes = 2 if plan.recomputed and labelled else 1
+    # Thresholds: the one-sweep running top-m while it fits; else, largest first, the radix
+    # quantile (bounded memory, one more sweep over that layer).
+    for lp in sorted(plan.layers, key=lambda lp: -lp.exact_quantile_bytes):
+        if threshold == "radix" and lp.threshold == "exact":
+            lp.threshold = "radix"
+        if threshold != "auto" or plan.memory_bytes <= memory_budget:
+            continue
+        if lp.threshold == "exact" and RadixQuantile.memory_bytes(lp.units) < lp.exact_quantile_bytes:
+            lp.threshold = "radix"
+            plan.notes.append(
+                f"{lp.layer}: an exact one-sweep threshold would hold {_size(lp.exact_quantile_bytes)}; "
+                f"a radix threshold holds {_size(lp.quantile_bytes)} and sweeps the layer once more"
+            )
+    radix_recomputed = any(lp.threshold == "radix" and lp.method == "recompute" for lp in plan.layers)
+    plan.passes = 1 + bool(plan.recomputed) + radix_recomputed
     if not labelled and plan.recomputed:
-        plan.passes = 2  # exemplar maps of recomputed layers: a pass over the top images only
         plan.notes.append("unlabelled data: recomputed layers forward only their top images again")
     if plan.memory_bytes > memory_budget:
-        worst = max(plan.layers, key=lambda lp: lp.quantile_bytes)
+        worst = max(plan.layers, key=lambda lp: lp.quantile_bytes + lp.counts_bytes)
         raise EngineError(
-            f"no plan fits a memory budget of {_size(memory_budget)}: the running statistics need "
-            f"{_size(plan.memory_bytes)} ({worst.layer}'s exact threshold keeps the top {quantile:g} of "
-            f"{n_images} x {worst.values_per_image} values per unit, {_size(worst.quantile_bytes)}). Raise "
-            "memory_budget (--memory-budget), dissect fewer images or that layer alone, or give "
-            "thresholds from an earlier run (--thresholds)"
+            f"no plan fits a memory budget of {_size(memory_budget)}: the running statistics need at least "
+            f"{_size(plan.memory_bytes)} ({worst.layer}: threshold state {_size(worst.quantile_bytes)}, IoU counts "
+            f"{_size(worst.counts_bytes)}). Raise memory_budget (--memory-budget), dissect fewer layers at once, "
+            "or give thresholds from an earlier run (--thresholds)"
         )
     return plan
 

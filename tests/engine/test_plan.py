@@ -188,3 +188,42 @@ def test_on_mixed_image_sizes_the_threshold_is_the_exact_quantile_of_every_value
             values.append(acts.transpose(0, 1).reshape(5, -1))
     expected = torch.quantile(torch.cat(values, dim=1), 0.98, dim=1)
     assert np.array_equal(result.layers["3"].thresholds, expected.numpy())
+
+
+def test_the_radix_threshold_equals_the_exact_one_and_resumes_in_its_second_sweep(broden, tmp_path):
+    exact = dissect(_net(), broden, _options(render=False), tmp_path / "exact")
+    opts = _options(render=False, threshold_method="radix", spill="never", checkpoint_every=2, resume=True)
+    with pytest.raises(_Killed):  # killed during the radix threshold's second sweep
+        dissect(_net(), broden, opts, tmp_path / "radix", progress=_kill_after("thresholds", 2))
+    assert (tmp_path / "radix" / ".dissect-cache" / "refine.pt").is_file()
+    radix = dissect(_net(), broden, opts, tmp_path / "radix")
+    assert {lp["layer"]: lp["threshold"] for lp in radix.plan["layers"]} == {"1": "radix", "3": "radix"}
+    assert radix.plan["passes"] == 3 and radix.plan["resumed"]
+    _same_results(exact, radix)
+    spilled = dissect(_net(), broden, _options(render=False, threshold_method="radix", spill="always"), tmp_path / "s")
+    assert spilled.plan["passes"] == 1  # the second sweep reads the spill
+    _same_results(exact, spilled)
+
+
+def test_on_a_broden_sized_index_every_resnet18_layer_gets_a_plan_within_the_budgets(tmp_path):
+    """63,305 rows (full Broden) pointing at one image: the planner reads no image."""
+    from tasks.engine.models import load_model
+    from tests.engine.factories import write_csv, write_label_png, write_rgb
+
+    root = tmp_path / "big"
+    write_rgb(root / "images" / "a.jpg", np.zeros((224, 224, 3), np.uint8))
+    write_label_png(root / "images" / "a_object.png", np.ones((112, 112), np.int64))
+    write_csv(root / "index.csv", ["image", "split", "ih", "iw", "sh", "sw", "object"],
+              [["a.jpg", "train", 224, 224, 112, 112, "a_object.png"]] * 63305)
+    write_csv(root / "category.csv", ["name", "first", "last", "count", "frequency"], [["object", 1, 1, 1, 1]])
+    write_csv(root / "label.csv", ["number", "name", "category", "frequency", "coverage", "syns"], [[1, "thing", "object(1)", 1, 1.0, ""]])
+    dataset = open_dataset(f"broden:{root}")
+    model = load_model("resnet18", None)
+    layers = ["relu", "layer1", "layer2", "layer3", "layer4"]
+    plan = plan_dissection(model, dataset, DissectOptions(layers=layers, progress_bar=False))
+    by = {lp.layer: lp for lp in plan.layers}
+    assert by["layer1"].spill_bytes_float32 == 63305 * 64 * 56 * 56 * 4 + 128  # 50.8 GB
+    assert by["layer4"].spill_bytes_float32 == 63305 * 512 * 7 * 7 * 4 + 128  # 6.35 GB
+    assert plan.disk_bytes <= 2_000_000_000 and plan.memory_bytes <= 1_000_000_000
+    assert by["relu"].threshold == "radix"  # its exact top-m would hold ~13 GB
+    assert plan.recomputed  # not everything fits 2 GB of disk
