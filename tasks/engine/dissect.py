@@ -1,10 +1,13 @@
-"""The dissection driver: one sweep for top images and thresholds, IoU counts, outputs.
+"""The dissection driver: a planned sweep for top images and thresholds, IoU counts, outputs.
 
-``dissect`` runs a whole job with a single forward sweep: each layer's feature maps are
-spilled to a disk memmap while the running statistics update, so the IoU counts and the
-exemplar pictures need no second forward pass. The shard API (``collect_stats`` ->
-``merge_stats`` -> ``collect_counts`` -> ``merge_counts`` -> ``finalize``) gives the same
-numbers when the platform splits the images over several workers.
+``dissect`` first plans (plan.py): per layer, spill its feature maps to disk when they fit
+``disk_budget``, else forward the images a second time; exact thresholds by a running top-m
+while the statistics fit ``memory_budget``, else by a radix quantile with one more sweep.
+All layers share the first forward pass; the counting pass captures only recomputed layers.
+Every stage saves a named state file per chunk (spill.py), so ``resume=True`` goes on from
+the last one. The shard API (``collect_stats`` -> ``merge_stats`` -> ``collect_counts`` ->
+``merge_counts`` -> ``finalize``) gives the same numbers when the platform splits the images
+over several workers.
 
 Files under ``out_dir/<layer>/`` number units from 1 (tally.csv, topk.csv, exemplar
 folders); the Python objects number them from 0.
@@ -16,6 +19,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +48,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str, float], None] | None
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -508,6 +513,8 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     t0 = time.perf_counter()
     batches = size_grouped_batches(dataset, range(len(dataset)), options.batch_size)
     plan = plan_dissection(model, dataset, options, batches)
+    for line in plan.lines():
+        log.info("%s", line)  # a worker's log shows the plan even without a terminal
     if options.progress_bar:
         print("\n".join(plan.lines()), file=sys.stderr, flush=True)
     cache = StageCache(Path(options.cache_dir or out_dir / CACHE_DIR_NAME), _fingerprint(model, dataset, options, batches), resume=options.resume)
