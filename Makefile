@@ -49,7 +49,7 @@ worker: venv
 	$(BIN)/celery -A annotate_site worker -Q gpu,default --concurrency 1 --loglevel INFO
 
 bench: venv
-	$(BIN)/python -m tasks.engine bench
+	$(BIN)/python -m tasks.engine bench $(BENCH_ARGS)
 
 clean:
 	rm -rf var/ .pytest_cache

@@ -7,6 +7,7 @@ parser sits at the bottom. Engine errors print one clear line on stderr and exit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,11 @@ def _floats(text: str, what: str, count: int = 3) -> list[float]:
     return values
 
 
+def _default_workers() -> int:
+    """Decoding in worker processes overlaps it with the forward pass; keep a core for torch."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -38,6 +44,7 @@ def main_dissect(args: argparse.Namespace) -> int:
     from .datasets import open_dataset
     from .dissect import DissectOptions, dissect
     from .models import load_model
+    from .plan import parse_size
     from .runningstats import load_thresholds
 
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
@@ -59,13 +66,24 @@ def main_dissect(args: argparse.Namespace) -> int:
         render=not args.no_render,
         highlight=args.highlight,
         num_workers=args.workers,
+        disk_budget=parse_size(args.disk_budget),
+        memory_budget=parse_size(args.memory_budget),
+        spill=args.spill,
+        cache_dtype=args.cache_dtype,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        channels_last=args.channels_last,
     )
-    result = dissect(model, dataset, options, args.out)
+    result = dissect(model, dataset, options, args.out)  # prints the plan on stderr before the sweep
     for name, layer in result.layers.items():
         line = layer.summary.get("line") or f"{layer.num_units} units (unlabelled dataset: no IoU labels)"
         print(f"{name}: {line}")
     if result.skipped_images:
         print(f"skipped {len(result.skipped_images)} unreadable image(s): {', '.join(result.skipped_images[:10])}")
+    plan = result.plan or {}
+    print(f"plan: spilled {', '.join(plan.get('spilled', [])) or 'none'}, recomputed "
+          f"{', '.join(plan.get('recomputed', [])) or 'none'}; spill {plan.get('measured_spill_bytes', 0) / 1e6:.1f} MB "
+          f"(estimated {plan.get('disk_bytes', 0) / 1e6:.1f} MB)")
     print(f"outputs in {Path(args.out).resolve()} ({result.timings.get('total', 0):.1f} s)")
     return 0
 
@@ -100,14 +118,32 @@ def main_mixture_train(args: argparse.Namespace) -> int:
 def main_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
+    from .plan import parse_size
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError("--device cuda was asked but no CUDA device is available; use --device cpu")
     result = run_bench(
         images=args.images, size=args.size, seg_size=args.seg_size, model=args.model,
         layers=[x.strip() for x in args.layers.split(",") if x.strip()], batch_size=args.batch_size,
         device=args.device, num_workers=args.workers, threads=args.threads, top_k=args.top_k,
         render=not args.no_render, cache_dtype=args.cache_dtype, keep=args.keep,
+        disk_budget=parse_size(args.disk_budget), memory_budget=parse_size(args.memory_budget), spill=args.spill,
+        channels_last=args.channels_last, data=args.data, workdir=args.workdir,
     )
     print("\n".join(result.lines()))
     return 0
+
+
+def _add_resource_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--disk-budget", default="2GB", help="largest feature-map spill, e.g. 2GB, 500MB, 0 (recompute all)")
+    p.add_argument("--memory-budget", default="1GB", help="largest running-statistics state (exact quantile, IoU counts)")
+    p.add_argument("--spill", choices=["auto", "always", "never"], default="auto",
+                   help="auto: spill a layer when it fits the disk budget, else forward the images again")
+    p.add_argument("--cache-dtype", choices=["float32", "float16"], default="float32",
+                   help="float16: let the planner halve a spill that would not fit at float32")
+    # Measured 12-20% faster for resnet18 on the 2-core development CPU, and the usual win on CUDA.
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="NHWC convolutions (default on; --no-channels-last turns them off)")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -129,10 +165,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     d.add_argument("--std", default=NETDISSECT_STD, help="per-channel std, 0..1 units (NetDissect-Lite's)")
     d.add_argument("--image-size", type=int, default=None, help="resize images to N x N (Broden: stored size)")
     d.add_argument("--batch-size", type=int, default=32)
-    d.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    d.add_argument("--workers", type=int, default=_default_workers(), help="DataLoader worker processes decoding images")
     d.add_argument("--device", default=_default_device(), help="cpu or cuda (default: cuda when present)")
     d.add_argument("--highlight", choices=["overlay", "outline"], default="overlay")
     d.add_argument("--no-render", action="store_true", help="skip exemplar pictures")
+    _add_resource_arguments(d)
+    d.add_argument("--resume", action="store_true", help="go on from the stage files of a killed run with the same inputs")
+    d.add_argument("--checkpoint-every", type=int, default=50, help="batches per chunk between stage files")
     d.set_defaults(func=main_dissect)
 
     mix = sub.add_parser("mixture", help="mixture-of-digits datasets and MixtureNet training").add_subparsers(dest="action", required=True)
@@ -172,11 +211,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default="resnet18")
     b.add_argument("--layers", default="layer4")
     b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--workers", type=int, default=0)
+    b.add_argument("--workers", type=int, default=_default_workers(), help="DataLoader worker processes (both runs)")
     b.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     b.add_argument("--top-k", type=int, default=10)
-    b.add_argument("--cache-dtype", choices=["float32", "float16"], default="float32")
     b.add_argument("--no-render", action="store_true")
+    b.add_argument("--data", default=None, help="reuse (or write once) the synthetic set in this folder")
+    b.add_argument("--workdir", default=None, help="where the outputs and spill go (default: the temp folder)")
+    _add_resource_arguments(b)
     b.add_argument("--keep", action="store_true", help="keep the synthetic data and outputs")
     b.add_argument("--device", default=_default_device())
     b.set_defaults(func=main_bench)

@@ -64,6 +64,13 @@ class Batch:
     def __len__(self) -> int:
         return int(self.indices.numel())
 
+    def pin_memory(self) -> Batch:
+        """DataLoader(pin_memory=True) calls this on custom batch types."""
+        return Batch(
+            self.indices, self.images.pin_memory(), self.pixel_labels.pin_memory(),
+            self.image_labels.pin_memory(), self.targets, list(self.skipped),
+        )
+
     def to(self, device: str | torch.device) -> Batch:
         return Batch(
             self.indices,
@@ -121,6 +128,10 @@ class ProbeDataset(Dataset):
 
     def image_level_presence(self) -> np.ndarray | None:
         return None
+
+    def label_counts(self, i: int) -> tuple[int, int]:
+        """(pixel label layers, image-level labels) of item i, without decoding anything."""
+        return (0, 0)
 
     def targets(self) -> np.ndarray | None:
         return None
@@ -350,6 +361,9 @@ class BrodenDataset(ProbeDataset):
         except _IMAGE_READ_ERRORS as exc:
             raise DatasetError(f"Cannot read the image {self.root / 'images' / self.image_name(i)}: {exc}") from exc
 
+    def label_counts(self, i: int) -> tuple[int, int]:
+        return (len(self._rows[i][3]), len(self._rows[i][4]))
+
     def _label_layers(self, i: int) -> list[np.ndarray]:
         _, _, (sh, sw), pngs, _, _ = self._rows[i]
         return [_decode_label_png(self.root / "images" / p, (sh, sw)) for p in pngs]
@@ -528,11 +542,13 @@ class ProbeLoader:
     Batches whose images were all unreadable are not yielded.
     """
 
-    def __init__(self, dataset: ProbeDataset, batches: list[list[int]], num_workers: int) -> None:
+    def __init__(self, dataset: ProbeDataset, batches: list[list[int]], num_workers: int, pin_memory: bool = False) -> None:
         self.dataset = dataset
         self.batches = batches
+        # Pinned batches let a CUDA copy run with non_blocking=True, overlapping the next load.
         self._loader = DataLoader(
-            _Indexed(dataset), batch_sampler=batches, collate_fn=collate_items, num_workers=num_workers
+            _Indexed(dataset), batch_sampler=batches, collate_fn=collate_items, num_workers=num_workers,
+            pin_memory=pin_memory, prefetch_factor=4 if num_workers else None, persistent_workers=False,
         )
 
     def __len__(self) -> int:
@@ -543,11 +559,16 @@ class ProbeLoader:
         return sum(len(b) for b in self.batches)
 
     def __iter__(self) -> Iterator[Batch]:
+        for batch in self.every_batch():
+            if len(batch):
+                yield batch
+
+    def every_batch(self) -> Iterator[Batch]:
+        """One Batch per planned batch, empty ones included: a resumable sweep counts positions."""
         for batch in self._loader:
             if batch.skipped:
                 self.dataset.record_skipped(batch.skipped)
-            if len(batch):
-                yield batch
+            yield batch
 
 
 def make_loader(
@@ -556,9 +577,10 @@ def make_loader(
     batch_size: int,
     indices: Sequence[int] | None = None,
     num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> ProbeLoader:
     """Batches of `dataset` (or of `indices`, e.g. one shard), grouped by image size."""
     if batch_size < 1:
         raise DatasetError(f"batch_size must be at least 1, got {batch_size}.")
     chosen = range(len(dataset)) if indices is None else indices
-    return ProbeLoader(dataset, size_grouped_batches(dataset, chosen, batch_size), num_workers)
+    return ProbeLoader(dataset, size_grouped_batches(dataset, chosen, batch_size), num_workers, pin_memory)

@@ -112,18 +112,21 @@ class RunningQuantile:
     ``H * W`` values per unit. Without it every value is kept (exact, but unbounded).
     """
 
-    def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None) -> None:
+    def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None, values_per_image: int = 0) -> None:
         if not 0.0 <= quantile < 1.0:
             raise ValueError("quantile must lie in [0, 1)")
         self.quantile = quantile
         self.expected_images = expected_images
-        self.values_per_image = 0  # largest H*W seen; sizes the capacity
+        # Largest H*W seen; sizes the capacity. Known up front (the planner probes every image
+        # size), a dataset of mixed sizes never grows it after values were dropped.
+        self.values_per_image = values_per_image
         self.count = 0  # values seen per unit
         self.dropped = False  # whether any value was ever discarded
         self.exact = True
         self.top: torch.Tensor | None = None  # [U, <=capacity] the largest values kept
         self._pending: list[torch.Tensor] = []  # values added since the last selection
         self._pending_cols = 0
+        self._floor: torch.Tensor | None = None  # [U] smallest kept value once the top set is full
 
     def capacity(self) -> int | None:
         if self.expected_images is None or self.values_per_image == 0:
@@ -140,6 +143,7 @@ class RunningQuantile:
                 self.exact = False
                 warnings.warn("feature map size grew after values were dropped: threshold may be inexact")
             self.values_per_image = per_image
+            self._update_floor()  # a larger capacity: the kept set is no longer full
         values = _as_unit_values(acts)
         self.count += values.shape[1]
         if self.expected_images is not None and self.count > self.expected_images * self.values_per_image:
@@ -150,13 +154,21 @@ class RunningQuantile:
         self._keep_top(values)
 
     def _keep_top(self, values: torch.Tensor) -> None:
-        # New values wait in a buffer; selecting the top set only when the buffer outgrows
-        # the capacity keeps the cost per value constant even for a large capacity.
+        # Values not above the smallest kept one cannot change the top set (an equal value
+        # would only stand in for an equal value), so only the few above it are buffered;
+        # selecting the top set once the buffer passes an eighth of the capacity keeps both
+        # the cost per value and the memory (about 2.5 x capacity at a selection) bounded.
+        if self._floor is not None:
+            above = int((values > self._floor.to(values.device)[:, None]).sum(dim=1).max())
+            if above == 0:
+                return
+            if above < values.shape[1]:
+                values = values.topk(above, dim=1, sorted=False).values
         self._pending.append(values)
         self._pending_cols += values.shape[1]
         cap = self.capacity()
         kept = 0 if self.top is None else self.top.shape[1]
-        if cap is not None and kept + self._pending_cols > 2 * cap:
+        if cap is not None and kept + self._pending_cols > cap + max(1, cap // 8):
             self._flush()
 
     def _flush(self) -> None:
@@ -164,14 +176,29 @@ class RunningQuantile:
             return
         parts = ([] if self.top is None else [self.top.to(self._pending[0].device)]) + self._pending
         device, dtype = parts[-1].device, parts[-1].dtype
-        values = torch.cat([p.to(device, dtype) for p in parts], dim=1)
+        parts = [p.to(device, dtype) for p in parts]
         self._pending, self._pending_cols = [], 0
         cap = self.capacity()
-        if cap is not None and values.shape[1] > cap:
-            self.top = values.topk(cap, dim=1, sorted=False).values
-            self.dropped = True
+        total = sum(p.shape[1] for p in parts)
+        if cap is None or total <= cap:
+            self.top = torch.cat(parts, dim=1)
         else:
-            self.top = values
+            # A few units at a time: topk's int64 indices would otherwise double the peak.
+            units = parts[0].shape[0]
+            top = torch.empty((units, cap), dtype=dtype, device=device)
+            step = max(1, (1 << 24) // max(1, total))
+            for u in range(0, units, step):
+                chunk = torch.cat([p[u : u + step] for p in parts], dim=1)
+                top[u : u + step] = chunk.topk(cap, dim=1, sorted=False).values
+            del parts
+            self.top = top
+            self.dropped = True
+        self._update_floor()
+
+    def _update_floor(self) -> None:
+        cap = self.capacity()
+        full = cap is not None and self.top is not None and self.top.shape[1] >= cap
+        self._floor = self.top.amin(dim=1) if full else None
 
     def merge(self, other: RunningQuantile) -> None:
         """Fold in a shard (which must have been sized with the same ``expected_images``)."""
@@ -181,6 +208,7 @@ class RunningQuantile:
         if other.quantile != self.quantile or other.expected_images != self.expected_images:
             raise ValueError("merged RunningQuantile shards must share quantile and expected_images")
         self.values_per_image = max(self.values_per_image, other.values_per_image)
+        self._update_floor()
         self.count += other.count
         self.dropped = self.dropped or other.dropped
         self.exact = self.exact and other.exact
@@ -230,12 +258,138 @@ class RunningQuantile:
         self.exact = bool(state["exact"])
         self.top = state["top"]
         self._pending, self._pending_cols = [], 0
+        self._update_floor()
 
     @classmethod
     def from_state_dict(cls, state: dict) -> RunningQuantile:
         stat = cls(float(state["quantile"]), expected_images=state["expected_images"])
         stat.load_state_dict(state)
         return stat
+
+
+_HALF = 1 << 16  # bins per radix level: 16 bits of a 32-bit key
+
+
+def _sortable_keys(values: torch.Tensor) -> torch.Tensor:
+    """float32 -> int64 keys in [0, 2**32) whose order is the floats' order."""
+    bits = values.float().contiguous().view(torch.int32).to(torch.int64)
+    return torch.where(bits >= 0, bits + (1 << 31), -1 - bits)
+
+
+def _key_values(keys: torch.Tensor) -> torch.Tensor:
+    bits = torch.where(keys >= (1 << 31), keys - (1 << 31), -1 - keys)
+    return bits.to(torch.int32).view(torch.float32)
+
+
+class RadixQuantile:
+    """Exact per-unit quantile (torch.quantile's answer) in memory that does not grow with
+    the data, for layers whose running top-m would not fit: two sweeps over the same values.
+
+    The first sweep counts each value's 16 high key bits per unit (a radix histogram); that
+    locates the bins holding the two order statistics torch.quantile interpolates between.
+    After ``start_refine()`` a second sweep over the same values counts the 16 low bits of the
+    values in those bins, which pins both order statistics exactly. Memory: 3 x 2**16 counts
+    per unit (1.5 MB), whatever the number of images.
+    """
+
+    def __init__(self, quantile: float = 0.005) -> None:
+        if not 0.0 <= quantile < 1.0:
+            raise ValueError("quantile must lie in [0, 1)")
+        self.quantile = quantile
+        self.count = 0
+        self.hist: torch.Tensor | None = None  # [U, 2**16] high-bit counts
+        self.refining = False
+        self.refined = 0  # values seen per unit in the second sweep
+        self.bins: torch.Tensor | None = None  # [U, 2] high bins of the lower/upper order statistic
+        self.ranks: torch.Tensor | None = None  # [U, 2] their ranks inside those bins
+        self.low: torch.Tensor | None = None  # [2, U, 2**16] low-bit counts inside the two bins
+
+    @staticmethod
+    def memory_bytes(units: int) -> int:
+        return units * 3 * _HALF * 8
+
+    def _positions(self) -> tuple[int, int, torch.Tensor]:
+        # torch.quantile's arithmetic: q in float32, rank q * (n - 1) in double.
+        q = float(torch.tensor(1.0 - self.quantile, dtype=torch.float32).double())
+        rank = q * (self.count - 1)
+        return math.floor(rank), math.ceil(rank), torch.tensor(rank - math.floor(rank), dtype=torch.float32)
+
+    def add(self, acts: torch.Tensor) -> None:
+        values = _as_unit_values(acts.detach())
+        units, n = values.shape
+        dev = values.device
+        offsets = torch.arange(units, device=dev)[:, None] * _HALF
+        step = max(1, (1 << 23) // max(1, units))  # columns per chunk: bounds the int64 temporaries
+        if not self.refining:
+            if self.hist is None:
+                self.hist = torch.zeros((units, _HALF), dtype=torch.int64, device=dev)
+            for c in range(0, n, step):
+                keys = _sortable_keys(values[:, c : c + step])
+                self.hist.view(-1).add_(torch.bincount(((keys >> 16) + offsets).flatten(), minlength=units * _HALF))
+            self.count += n
+            return
+        if self.refined + n > self.count:
+            raise ValueError("RadixQuantile's second sweep saw more values than its first")
+        for c in range(0, n, step):
+            keys = _sortable_keys(values[:, c : c + step])
+            high, low = keys >> 16, keys & (_HALF - 1)
+            for side in range(2):
+                hit = high == self.bins[:, side : side + 1].to(dev)
+                flat = (low + offsets)[hit]
+                self.low[side].view(-1).add_(torch.bincount(flat, minlength=units * _HALF).to(self.low.device))
+        self.refined += n
+
+    def start_refine(self) -> None:
+        """After the first sweep: locate the bins; the next ``add`` calls are the second sweep."""
+        if self.hist is None or self.count == 0:
+            raise ValueError("RadixQuantile saw no data")
+        below, above, _ = self._positions()
+        cum = self.hist.cumsum(dim=1)
+        targets = torch.tensor([below, above], dtype=torch.int64, device=cum.device).expand(cum.shape[0], 2).contiguous()
+        bins = torch.searchsorted(cum, targets, right=True)  # first bin whose cumulative count > position
+        before = torch.where(bins > 0, cum.gather(1, (bins - 1).clamp(min=0)), torch.zeros_like(bins))
+        self.bins, self.ranks = bins, targets - before
+        self.low = torch.zeros((2, cum.shape[0], _HALF), dtype=torch.int64, device=cum.device)
+        self.refining = True
+
+    @property
+    def needs_refine(self) -> bool:
+        return not self.refining or self.refined < self.count
+
+    def result(self) -> torch.Tensor:
+        if not self.refining or self.refined != self.count:
+            raise ValueError("RadixQuantile needs its second sweep over the same values before result()")
+        _, _, weight = self._positions()
+        cum = self.low.cumsum(dim=2)  # [2, U, 2**16]
+        low = torch.searchsorted(cum, self.ranks.t()[:, :, None].contiguous(), right=True)[:, :, 0].t()
+        values = _key_values((self.bins << 16) | low)  # [U, 2]: the two order statistics
+        return torch.lerp(values[:, 0], values[:, 1], weight.to(values.device)).cpu()
+
+    def state_dict(self) -> dict:
+        cpu = lambda t: None if t is None else t.cpu()  # noqa: E731
+        return {
+            "kind": "RadixQuantile", "quantile": self.quantile, "count": self.count, "hist": cpu(self.hist),
+            "refining": self.refining, "refined": self.refined, "bins": cpu(self.bins), "ranks": cpu(self.ranks),
+            "low": cpu(self.low),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.quantile = float(state["quantile"])
+        self.count, self.refining, self.refined = int(state["count"]), bool(state["refining"]), int(state["refined"])
+        self.hist, self.bins, self.ranks, self.low = state["hist"], state["bins"], state["ranks"], state["low"]
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> RadixQuantile:
+        stat = cls(float(state["quantile"]))
+        stat.load_state_dict(state)
+        return stat
+
+
+def quantile_from_state(state: dict) -> RunningQuantile | RadixQuantile:
+    """The quantile statistic a state_dict came from (either kind)."""
+    if state.get("kind") == "RadixQuantile":
+        return RadixQuantile.from_state_dict(state)
+    return RunningQuantile.from_state_dict(state)
 
 
 def load_thresholds(path: str | Path, layers: list[str], num_units: dict[str, int] | None = None) -> dict[str, np.ndarray]:

@@ -128,3 +128,36 @@ def test_thresholds_load_from_npy_and_npz_and_bad_files_say_what_to_do(tmp_path)
         load_thresholds(tmp_path / "t.npz", ["conv9"])
     with pytest.raises(EngineError, match="does not exist"):
         load_thresholds(tmp_path / "missing.npy", ["layer4"])
+
+
+@pytest.mark.parametrize("quantile", [0.005, 0.3])
+@pytest.mark.parametrize("kind", ["normal", "relu", "ties", "negative"])
+def test_radix_quantile_equals_torch_quantile_after_its_two_sweeps(quantile, kind):
+    from tasks.engine.runningstats import RadixQuantile
+
+    torch.manual_seed(4)
+    acts = {
+        "normal": torch.randn(45, 3, 5, 4),
+        "relu": torch.relu(torch.randn(45, 3, 5, 4)),  # mostly zeros: the answer may be 0
+        "ties": torch.randint(0, 5, (45, 3, 5, 4)).float(),
+        "negative": -torch.rand(45, 3, 5, 4) * 1e-3,
+    }[kind]
+    stat = RadixQuantile(quantile)
+    for batch, _ in _batches(acts, 8):
+        stat.add(batch)
+    stat = RadixQuantile.from_state_dict(stat.state_dict())  # resumable between the sweeps
+    stat.start_refine()
+    for batch, _ in _batches(acts, 11):  # other batch boundaries: only the values matter
+        stat.add(batch)
+    expected = torch.quantile(acts.transpose(0, 1).reshape(3, -1), 1 - quantile, dim=1)
+    assert torch.equal(stat.result(), expected)
+    assert stat.hist.numel() == 3 * 2**16  # memory fixed by the unit count, not the data
+
+
+def test_radix_quantile_refuses_a_result_before_its_second_sweep():
+    from tasks.engine.runningstats import RadixQuantile
+
+    stat = RadixQuantile(0.1)
+    stat.add(torch.rand(4, 2, 3, 3))
+    with pytest.raises(ValueError, match="second sweep"):
+        stat.result()
