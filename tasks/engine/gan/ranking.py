@@ -24,7 +24,10 @@ def centre_region(feature: tuple[int, int]) -> np.ndarray:
 def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, ranking: np.ndarray, base: Baseline, *,
                   k: int = 20, seed: int = 0, concept_means: np.ndarray | None = None, batch_size: int = 100) -> dict:
     """For each digit d: remove (and, with ``concept_means`` [U, 10], insert in the centre)
-    its top-k units vs k random units; effects as ``CausalEffect`` defines them."""
+    its top-k units vs k random units; effects as ``CausalEffect`` defines them.
+
+    Returns a JSON-able dict whose unit numbers count from 1, as tally.csv does.
+    """
     shape = layer_shape(generator, layer)
     k = min(k, shape.units)
     rng = np.random.default_rng(seed)
@@ -32,14 +35,15 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
     removed_random = causal_effect(generator, segmenter, Intervention(layer, random_units), base,
                                    batch_size=batch_size, shape=shape)
     region = centre_region(shape.feature)
-    out: dict = {"layer": layer, "k": k, "units_in_layer": shape.units, "random_units": random_units,
+    out: dict = {"layer": layer, "k": k, "units_in_layer": shape.units, "random_units": [u + 1 for u in random_units],
+                 "unit_numbering": "from 1, as tally.csv",
                  "n_images": len(base.z), "eval_seed": base.seed, "digits": {}}
     for d, name in enumerate(DIGIT_NAMES):
         number = d + 1
         top = top_units(ranking, number, k)
         removed_top = causal_effect(generator, segmenter, Intervention(layer, top), base, batch_size=batch_size, shape=shape)
         row = {
-            "top_units": top,
+            "top_units": [u + 1 for u in top],
             "pixels_before": int(removed_top.before[number]),
             "remove_top": removed_top.of(number),
             "remove_random": removed_random.of(number),
@@ -65,10 +69,10 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
 
 
 def ranking_table(ranking: np.ndarray, k: int = 20) -> dict[str, list[dict]]:
-    """digit -> [{unit (0-based), effect}] for its top-k units, for report.json."""
+    """digit -> [{unit (from 1, as tally.csv), effect}] for its top-k units, for report.json."""
     table = {}
     for d, name in enumerate(DIGIT_NAMES):
-        table[name] = [{"unit": u, "effect": float(np.nan_to_num(ranking[u, d + 1]))}
+        table[name] = [{"unit": u + 1, "effect": float(np.nan_to_num(ranking[u, d + 1]))}
                        for u in top_units(ranking, d + 1, k)]
     return table
 

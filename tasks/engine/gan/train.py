@@ -111,8 +111,8 @@ def train_gan(
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        loss_d_avg = 0.95 * loss_d_avg + 0.05 * float(loss_d) if step > start else float(loss_d)
-        loss_g_avg = 0.95 * loss_g_avg + 0.05 * float(loss_g) if step > start else float(loss_g)
+        loss_d_avg = 0.95 * loss_d_avg + 0.05 * float(loss_d.detach()) if step > start else float(loss_d.detach())
+        loss_g_avg = 0.95 * loss_g_avg + 0.05 * float(loss_g.detach()) if step > start else float(loss_g.detach())
         if progress:
             bar.set_postfix(loss_d=f"{loss_d_avg:.3f}", loss_g=f"{loss_g_avg:.3f}")
         if (step + 1) % 100 == 0:
