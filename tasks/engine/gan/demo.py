@@ -39,6 +39,7 @@ class DemoSizes:
     gan_batch: int = 64
     seg_epochs: int = 4
     seg_width: int = 12
+    seg_lr: float = 3e-3
     dissect_samples: int = 1000
     rank_samples: int = 300
     effect_samples: int = 1000  # the paper's 1,000 images per causal effect
@@ -46,7 +47,7 @@ class DemoSizes:
     edits: int = 20
 
 
-QUICK = DemoSizes(train_images=1000, val_images=200, gan_steps=150, gan_batch=32, seg_epochs=2, seg_width=8,
+QUICK = DemoSizes(train_images=1000, val_images=200, gan_steps=150, gan_batch=32, seg_epochs=3, seg_width=8, seg_lr=1e-2,
                   dissect_samples=200, rank_samples=60, effect_samples=100, edits=10)
 
 
@@ -75,7 +76,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, source: str = "digits"
         gan = _timed(seconds, "gan", lambda: _cached_metrics(gen_file) or train_gan(
             train_dir, gen_file, steps=sizes.gan_steps, batch_size=sizes.gan_batch, seed=seed, device="cpu", progress=False))
         _timed(seconds, "segmenter", lambda: _cached_metrics(seg_file) or train_segmenter(
-            train_dir, seg_file, epochs=sizes.seg_epochs, width=sizes.seg_width, seed=seed, device="cpu", progress=False))
+            train_dir, seg_file, epochs=sizes.seg_epochs, width=sizes.seg_width, lr=sizes.seg_lr, seed=seed, device="cpu", progress=False))
         gen, seg = load_generator(checkpoint=gen_file), load_segmenter(checkpoint=seg_file)
         from .data import load_canvases
 
