@@ -35,7 +35,7 @@ LAYER = "layer2"  # 64 units at 8x8 in dcgan32: mid-level, where the paper finds
 class DemoSizes:
     train_images: int = 3000
     val_images: int = 500
-    gan_steps: int = 1500
+    gan_steps: int = 900
     gan_batch: int = 64
     seg_epochs: int = 4
     seg_width: int = 12
@@ -47,8 +47,8 @@ class DemoSizes:
     edits: int = 20
 
 
-QUICK = DemoSizes(train_images=1000, val_images=200, gan_steps=150, gan_batch=32, seg_epochs=3, seg_width=8, seg_lr=1e-2,
-                  dissect_samples=200, rank_samples=60, effect_samples=100, edits=10)
+QUICK = DemoSizes(train_images=800, val_images=200, gan_steps=120, gan_batch=32, seg_epochs=3, seg_width=8, seg_lr=1e-2,
+                  dissect_samples=200, rank_samples=40, effect_samples=100, edits=10)
 
 
 def _timed(seconds: dict, name: str, fn):
