@@ -38,6 +38,10 @@ def test_an_edit_returns_the_unedited_and_the_hand_edited_image() -> None:
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(result.after_png()))), result.after)
     same = edit_image(gen, layer="layer2", units=[2, 5], z=z[0].numpy(), region=box)
     np.testing.assert_array_equal(same.after, result.after)
+    painted = np.zeros((32, 32), dtype=bool)
+    painted[8:16, 0:12] = True  # the box painted as a mask, sent as JSON rows of booleans
+    from_json = edit_image(gen, layer="layer2", units=[2, 5], seed=4, region=painted.tolist())
+    np.testing.assert_array_equal(from_json.after, result.after)
 
 
 def test_insert_sets_the_units_to_the_given_values() -> None:
