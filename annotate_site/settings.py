@@ -114,6 +114,17 @@ STATICFILES_DIRS = [BASE_DIR / "annotate_site" / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT") or VAR_DIR / "media")
 DATASETS_ROOT = Path(envstr("DATASETS_ROOT") or VAR_DIR / "datasets")
+# Django decides who may read a media file (annotate_site/media.py); who sends the bytes:
+# "django" (django.views.static.serve, development), "nginx" (X-Accel-Redirect to the internal
+# location MEDIA_SENDFILE_URL, aliased to MEDIA_ROOT) or "xsendfile" (Apache/lighttpd X-Sendfile).
+_SENDFILE_BACKENDS = {"django": "django_sendfile.backends.development", "nginx": "django_sendfile.backends.nginx",
+                      "xsendfile": "django_sendfile.backends.xsendfile"}
+MEDIA_SENDFILE = envstr("MEDIA_SENDFILE", "django") or "django"
+if MEDIA_SENDFILE not in _SENDFILE_BACKENDS:
+    raise ImproperlyConfigured(f"MEDIA_SENDFILE={MEDIA_SENDFILE!r}: use one of {', '.join(_SENDFILE_BACKENDS)}.")
+SENDFILE_BACKEND = _SENDFILE_BACKENDS[MEDIA_SENDFILE]
+SENDFILE_ROOT = str(MEDIA_ROOT)
+SENDFILE_URL = envstr("MEDIA_SENDFILE_URL", "/protected-media") or "/protected-media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

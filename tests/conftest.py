@@ -43,6 +43,7 @@ def admin(db):
 @pytest.fixture
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SENDFILE_ROOT = str(settings.MEDIA_ROOT)  # django-sendfile2 sends only from here
     settings.MEDIA_ROOT.mkdir()
     yield settings.MEDIA_ROOT
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)

@@ -7,12 +7,15 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from units.dissection.models import Exemplar
 from annotate_site.roles import REQUESTERS_GROUP
 
-from .models import Annotation, Assignment, Hit
+from .models import Annotation, Assignment, Hit, QualificationAttempt
+
+QUALIFICATION_EXEMPLARS = 10  # pictures shown per unit in the qualification test
 
 
 def hit_exemplars(hit: Hit) -> list[Exemplar]:
@@ -33,6 +36,45 @@ def hit_exemplars(hit: Hit) -> list[Exemplar]:
     for sentinel in sentinels:
         shown.insert(rng.randint(0, len(shown)), sentinel)
     return shown
+
+
+@dataclass(frozen=True)
+class ShownPicture:
+    """A picture as an annotator gets it: `pk` is the exemplar's random public id (form values and API
+    ids), the URLs are opaque. Nothing in it, nor in the order of the ids, tells a sentinel apart."""
+
+    pk: str
+    picture_url: str
+    plain_url: str
+    exemplar_id: int  # server side only: never rendered for annotators
+
+
+def shown_pictures(exemplars) -> list[ShownPicture]:
+    return [
+        ShownPicture(pk=ex.public_id, exemplar_id=ex.pk,
+                     picture_url=reverse("picture", args=[ex.public_id]),
+                     plain_url=reverse("picture_plain", args=[ex.public_id]))
+        for ex in exemplars
+    ]
+
+
+def hit_pictures(hit: Hit) -> list[ShownPicture]:
+    return shown_pictures(hit_exemplars(hit))
+
+
+def qualification_exemplars(unit_id: int) -> QuerySet[Exemplar]:
+    return Exemplar.objects.filter(unit_id=unit_id, kind=Exemplar.Kind.TOP).order_by("rank")[:QUALIFICATION_EXEMPLARS]
+
+
+def picture_visible_to(user, exemplar: Exemplar) -> bool:
+    """Annotators see exactly the pictures of HITs they hold or held and of their qualification tests."""
+    hits = Hit.objects.filter(unit_id=exemplar.unit_id, assignments__worker=user).select_related("batch").distinct()
+    if any(exemplar.pk in {ex.pk for ex in hit_exemplars(hit)} for hit in hits):
+        return True
+    attempts = QualificationAttempt.objects.filter(user=user).values_list("unit_ids", flat=True)
+    if any(exemplar.unit_id in (unit_ids or []) for unit_ids in attempts):
+        return exemplar.pk in {ex.pk for ex in qualification_exemplars(exemplar.unit_id)}
+    return False
 
 
 @dataclass(frozen=True)
