@@ -3,12 +3,13 @@
 With nothing set the site runs on a SQLite file with Celery tasks executed in-process;
 a lab sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis) for real workers.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import envbool, envfloat, envint, envlist, envstr
+from .env import envbool, envfloat, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("UNITCROWD_VAR_DIR") or BASE_DIR / "var")
@@ -33,7 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens hashed at rest, with an expiry (replaces rest_framework.authtoken)
+    "axes",  # lockout after repeated failed logins and sign-ups
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served by us: the API docs work offline
@@ -52,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into a 429
 ]
 
 ROOT_URLCONF = "annotate_site.urls"
@@ -98,6 +101,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out users before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -176,12 +183,41 @@ UNITCROWD_EAGER_JOBS_IN_THREAD = envbool("UNITCROWD_EAGER_JOBS_IN_THREAD", True)
 # Test hook: seconds slept at each progress report (lets a test kill a worker mid-task).
 UNITCROWD_JOB_STEP_DELAY = envfloat("UNITCROWD_JOB_STEP_DELAY", 0.0, minimum=0.0)
 
+# --- cache (throttle counters) ------------------------------------------------------------
+# DRF's throttles count in the cache: with several web processes it must be shared (Redis).
+CACHE_URL = envstr("CACHE_URL")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured("CACHE_URL must be a redis:// URL (or unset: a per-process memory cache).")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+          if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- abuse limits and API tokens ----------------------------------------------------------------
+# Logins and sign-ups (django-axes): after LOGIN_FAILURE_LIMIT failures from one address for one
+# user name (sign-ups count under one pseudo name), 429 with Retry-After for LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # others cannot lock a user out from elsewhere
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "annotate_site.throttling.lockout_response"
+# Scoped DRF throttles, per user (per address before login); the load test raises them.
+THROTTLE_RATES = {
+    "token": envrate("THROTTLE_TOKEN", "10/min"),
+    "claim": envrate("THROTTLE_CLAIM", "60/min"),
+    "submit": envrate("THROTTLE_SUBMIT", "60/min"),
+}
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=envint("API_TOKEN_TTL_HOURS", 24, minimum=1)),
+    "AUTH_HEADER_PREFIX": "Token",  # clients send `Authorization: Token <token>`
+    "AUTO_REFRESH": False,
+}
+
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

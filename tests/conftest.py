@@ -20,6 +20,15 @@ def need_service(available: bool, what: str) -> None:
     pytest.skip(f"{what} not available")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counters():
+    """DRF's throttles count in the cache; one test's requests must not throttle the next test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def annotator(db):
     return make_user("annie", qualified=True)

@@ -9,6 +9,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester, is_requester
@@ -54,6 +55,9 @@ def assignment_payload(request: Request, assignment: Assignment) -> dict:
 
 
 class NextAssignmentView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "claim"
+
     @extend_schema(request=None, responses={201: AssignmentOut, 204: None})
     def post(self, request: Request) -> Response:
         try:
@@ -67,6 +71,9 @@ class NextAssignmentView(APIView):
 
 
 class SubmitView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "submit"
+
     @extend_schema(request=SubmitIn, responses={200: dict})
     def post(self, request: Request, pk: int) -> Response:
         data = SubmitIn(data=request.data)
