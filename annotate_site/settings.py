@@ -147,9 +147,19 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS=1: the site is served over HTTPS (directly or behind a TLS proxy that sets
+# X-Forwarded-Proto): plain HTTP is redirected, browsers are told to stay on HTTPS (HSTS) and
+# cookies travel over HTTPS only. One switch, so a deployment cannot get half of it.
+HTTPS = envbool("HTTPS", False)
+if HTTPS:
+    # Trust X-Forwarded-Proto only because the proxy in front of the site sets it (and strips a client's).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container health check talks plain HTTP inside
+    SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- Celery -----------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
