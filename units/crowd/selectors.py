@@ -77,19 +77,42 @@ def picture_visible_to(user, exemplar: Exemplar) -> bool:
     return False
 
 
+# Gold feedback must not say which HIT was gold (an annotator who knows would answer gold HITs with
+# care and the rest carelessly). So the figure covers only submissions at least GOLD_FEEDBACK_DELAY
+# old, cut at a multiple of GOLD_FEEDBACK_STEP: it can change only every STEP-th submission, whatever
+# was gold, and then says "some of those STEP HITs were gold", never which. Nothing is shown before
+# GOLD_FEEDBACK_MIN gold answers are counted.
+GOLD_FEEDBACK_DELAY = 10
+GOLD_FEEDBACK_STEP = 10
+GOLD_FEEDBACK_MIN = 5
+
+
 @dataclass(frozen=True)
 class AnnotatorStats:
     submitted: int  # everything handed in, whatever the review said
     pending: int
     approved: int
     rejected: int
-    gold_answered: int
+    gold_answered: int  # counted gold answers only: delayed, in steps (see above)
     gold_correct: int
     earned: Decimal
+
+    gold_delay = GOLD_FEEDBACK_DELAY
+    gold_step = GOLD_FEEDBACK_STEP
 
     @property
     def gold_accuracy(self) -> float | None:
         return self.gold_correct / self.gold_answered if self.gold_answered else None
+
+
+def gold_feedback(outcomes: list[bool | None]) -> tuple[int, int]:
+    """(answered, correct) to show, from the gold outcome of each submission in submission order
+    (None: not a gold HIT)."""
+    counted = max(0, len(outcomes) - GOLD_FEEDBACK_DELAY) // GOLD_FEEDBACK_STEP * GOLD_FEEDBACK_STEP
+    golds = [ok for ok in outcomes[:counted] if ok is not None]
+    if len(golds) < GOLD_FEEDBACK_MIN:
+        return 0, 0
+    return len(golds), sum(golds)
 
 
 def annotator_stats(user) -> AnnotatorStats:
@@ -100,13 +123,13 @@ def annotator_stats(user) -> AnnotatorStats:
         rejected=Count("pk", filter=Q(status=S.REJECTED)),
         earned=Sum("hit__reward", filter=Q(status=S.APPROVED)),
     )
-    gold = Annotation.objects.filter(assignment__worker=user, gold_correct__isnull=False).aggregate(
-        answered=Count("pk"), correct=Count("pk", filter=Q(gold_correct=True))
-    )
+    outcomes = list(Annotation.objects.filter(assignment__worker=user)
+                    .order_by("created_at", "pk").values_list("gold_correct", flat=True))
+    answered, correct = gold_feedback(outcomes)
     return AnnotatorStats(
         submitted=counts["pending"] + counts["approved"] + counts["rejected"],
         pending=counts["pending"], approved=counts["approved"], rejected=counts["rejected"],
-        gold_answered=gold["answered"], gold_correct=gold["correct"],
+        gold_answered=answered, gold_correct=correct,
         earned=counts["earned"] or Decimal("0.00"),
     )
 
