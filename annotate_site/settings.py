@@ -140,6 +140,14 @@ STORAGES = {
 # Uploads: checkpoints and dataset zips can be large; they stream to disk.
 UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
 DATASET_ZIP_MAX_UNPACKED_BYTES = envint("DATASET_ZIP_MAX_UNPACKED_BYTES", 8 * 1024**3, minimum=1024)
+# Largest image (width x height) accepted in an uploaded dataset: refused from the header, before decoding.
+UPLOAD_IMAGE_MAX_PIXELS = envint("UPLOAD_IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
+# Folders, besides DATASETS_ROOT, that requesters may register datasets from by path (the web
+# page and the API); `manage.py register_dataset` is run by the operator and may use any folder.
+DATASET_PATHS_ALLOWED = [Path(p) for p in envlist("DATASET_PATHS_ALLOWED", [])]
+for _allowed in DATASET_PATHS_ALLOWED:
+    if not _allowed.is_absolute():
+        raise ImproperlyConfigured(f"DATASET_PATHS_ALLOWED: {str(_allowed)!r} is not an absolute folder.")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024**2
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
 
