@@ -48,7 +48,7 @@ def _send(request: HttpRequest, path: Path, *, name: str | None = None) -> HttpR
 def _denied(request: HttpRequest) -> HttpResponse:
     # A plain 403 rather than a redirect to the login page: these URLs are fetched by <img> tags and
     # scripts, which cannot sign in, and a redirect would hide the refusal from them.
-    return HttpResponse("Forbidden: this file is for requesters.\n", status=403, content_type="text/plain")
+    return HttpResponse("Forbidden.\n", status=403, content_type="text/plain")
 
 
 @require_safe
