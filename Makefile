@@ -23,6 +23,7 @@ migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
 # Builds the demo once (a few minutes on a CPU); later runs reuse it and take seconds.
+# The well-known passwords below exist only with DEBUG=1; with DEBUG=0 the demo prints generated ones.
 demo: migrate
 	$(BIN)/python manage.py demo
 

@@ -54,3 +54,15 @@ def envlist(name: str, default: list[str]) -> list[str]:
 
 def envstr(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
+
+
+_RATE_PERIODS = {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
+
+
+def envrate(name: str, default: str) -> str:
+    """A DRF throttle rate such as "30/min": checked here, because DRF would only fail on first use."""
+    raw = os.environ.get(name, "").strip() or default
+    number, _, period = raw.partition("/")
+    if not (number.isdigit() and int(number) > 0 and period in _RATE_PERIODS):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate: write N/s, N/min, N/hour or N/day with N > 0.")
+    return raw

@@ -1,29 +1,83 @@
-"""Media files (exemplar pictures, strips, reports) are served only to signed-in users.
+"""Who may read what under MEDIA_ROOT, decided here; the bytes go out through django-sendfile2.
 
-Network checkpoints and a job's intermediate shard states are for requesters only:
-annotators need pictures, not model weights.
+- `/media/<path>`: requesters only (default deny). Annotators never need a path: job outputs
+  (tally.csv, alignment, topk.csv), checkpoints, exports and reports are all requester material,
+  and a picture's path says whether it is a sentinel (`<layer>/sentinels/...`).
+- `/pictures/<public_id>.jpg`: one opaque URL per exemplar picture, for the annotator who holds or
+  held a HIT showing it (or whose qualification test showed it), and for requesters.
+
+The decision is taken on the path as the file system will resolve it (percent-decoded by Django,
+then normalised here), never on the raw string, so `//`, `/./` and `..` cannot slip past it.
+In production the web server sends the file after Django said yes (X-Accel-Redirect or
+X-Sendfile, setting MEDIA_SENDFILE); `django.views.static.serve` is the development fallback.
 """
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.views.static import serve
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
+from django_sendfile import sendfile
+
+from units.crowd.selectors import picture_visible_to
+from units.dissection.models import Exemplar
 
 from .roles import is_requester
 
-_REQUESTER_ONLY_PREFIXES = ("checkpoints/",)
-_REQUESTER_ONLY_PARTS = ("shards",)
+
+def media_file(relpath: str) -> Path | None:
+    """The file `relpath` names inside MEDIA_ROOT, or None if it names nothing there."""
+    cleaned = posixpath.normpath("/" + relpath.replace("\\", "/")).lstrip("/")
+    if not cleaned or cleaned == "." or "\x00" in cleaned:
+        return None
+    root = Path(settings.MEDIA_ROOT).resolve()
+    target = (root / cleaned).resolve()  # follows links, so a link cannot point out either
+    if not target.is_relative_to(root) or not target.is_file():
+        return None
+    return Path(settings.MEDIA_ROOT) / cleaned  # under SENDFILE_ROOT as configured, links and all
 
 
-def _requester_only(path: str) -> bool:
-    parts = path.replace("\\", "/").split("/")
-    return path.startswith(_REQUESTER_ONLY_PREFIXES) or any(p in _REQUESTER_ONLY_PARTS for p in parts)
-
-
-@login_required
-def protected_media(request, path: str):
-    if _requester_only(path) and not is_requester(request.user):
-        raise PermissionDenied("This file is for requesters.")
-    # django.views.static.serve refuses paths that leave MEDIA_ROOT.
-    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+def _send(request: HttpRequest, path: Path, *, name: str | None = None) -> HttpResponse:
+    response = sendfile(request, path, attachment_filename=name if name else None)
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _denied(request: HttpRequest) -> HttpResponse:
+    # A plain 403 rather than a redirect to the login page: these URLs are fetched by <img> tags and
+    # scripts, which cannot sign in, and a redirect would hide the refusal from them.
+    return HttpResponse("Forbidden.\n", status=403, content_type="text/plain")
+
+
+@require_safe
+def protected_media(request: HttpRequest, path: str) -> HttpResponse:
+    if not is_requester(request.user):
+        return _denied(request)
+    target = media_file(path)
+    if target is None:
+        raise Http404("No such file.")
+    return _send(request, target)
+
+
+@require_safe
+def picture(request: HttpRequest, public_id: str, variant: str = "") -> HttpResponse:
+    """An exemplar picture by its opaque id; `variant` "plain" is the un-highlighted image.
+
+    Unknown ids and pictures the user may not see answer the same 404, so the URL space cannot be
+    probed. The response carries no file name, date or path: sentinels and top exemplars look alike.
+    """
+    if not request.user.is_authenticated:
+        return _denied(request)
+    exemplar = Exemplar.objects.filter(public_id=public_id).first()
+    if exemplar is None or not (is_requester(request.user) or picture_visible_to(request.user, exemplar)):
+        raise Http404("No such picture.")
+    relpath = (exemplar.plain or exemplar.picture) if variant == "plain" else exemplar.picture
+    target = media_file(relpath)
+    if target is None:
+        raise Http404("No such picture.")
+    response = _send(request, target, name="picture" + target.suffix.lower())
+    # The modification time would tell sentinels (rendered in a later pass) from top exemplars.
+    response.headers.pop("Last-Modified", None)
     return response

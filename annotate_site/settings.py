@@ -3,12 +3,13 @@
 With nothing set the site runs on a SQLite file with Celery tasks executed in-process;
 a lab sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis) for real workers.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import envbool, envfloat, envint, envlist, envstr
+from .env import envbool, envfloat, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("UNITCROWD_VAR_DIR") or BASE_DIR / "var")
@@ -33,7 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens hashed at rest, with an expiry (replaces rest_framework.authtoken)
+    "axes",  # lockout after repeated failed logins and sign-ups
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served by us: the API docs work offline
@@ -52,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into a 429
 ]
 
 ROOT_URLCONF = "annotate_site.urls"
@@ -85,19 +88,27 @@ if _database_url:
         raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from None
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
-            "OPTIONS": {"timeout": 30},
-        }
-    }
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Simultaneous claims on SQLite: a deferred transaction that reads and then writes cannot wait
+    # for the lock (SQLite answers "database is locked" at once, a 500). IMMEDIATE takes the write lock
+    # when the transaction begins, so writers queue for up to `timeout` seconds instead; WAL lets
+    # readers go on meanwhile.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out users before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -114,6 +125,17 @@ STATICFILES_DIRS = [BASE_DIR / "annotate_site" / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT") or VAR_DIR / "media")
 DATASETS_ROOT = Path(envstr("DATASETS_ROOT") or VAR_DIR / "datasets")
+# Django decides who may read a media file (annotate_site/media.py); who sends the bytes:
+# "django" (django.views.static.serve, development), "nginx" (X-Accel-Redirect to the internal
+# location MEDIA_SENDFILE_URL, aliased to MEDIA_ROOT) or "xsendfile" (Apache/lighttpd X-Sendfile).
+_SENDFILE_BACKENDS = {"django": "django_sendfile.backends.development", "nginx": "django_sendfile.backends.nginx",
+                      "xsendfile": "django_sendfile.backends.xsendfile"}
+MEDIA_SENDFILE = envstr("MEDIA_SENDFILE", "django") or "django"
+if MEDIA_SENDFILE not in _SENDFILE_BACKENDS:
+    raise ImproperlyConfigured(f"MEDIA_SENDFILE={MEDIA_SENDFILE!r}: use one of {', '.join(_SENDFILE_BACKENDS)}.")
+SENDFILE_BACKEND = _SENDFILE_BACKENDS[MEDIA_SENDFILE]
+SENDFILE_ROOT = str(MEDIA_ROOT)
+SENDFILE_URL = envstr("MEDIA_SENDFILE_URL", "/protected-media") or "/protected-media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -122,6 +144,14 @@ STORAGES = {
 # Uploads: checkpoints and dataset zips can be large; they stream to disk.
 UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
 DATASET_ZIP_MAX_UNPACKED_BYTES = envint("DATASET_ZIP_MAX_UNPACKED_BYTES", 8 * 1024**3, minimum=1024)
+# Largest image (width x height) accepted in an uploaded dataset: refused from the header, before decoding.
+UPLOAD_IMAGE_MAX_PIXELS = envint("UPLOAD_IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
+# Folders, besides DATASETS_ROOT, that requesters may register datasets from by path (the web
+# page and the API); `manage.py register_dataset` is run by the operator and may use any folder.
+DATASET_PATHS_ALLOWED = [Path(p) for p in envlist("DATASET_PATHS_ALLOWED", [])]
+for _allowed in DATASET_PATHS_ALLOWED:
+    if not _allowed.is_absolute():
+        raise ImproperlyConfigured(f"DATASET_PATHS_ALLOWED: {str(_allowed)!r} is not an absolute folder.")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024**2
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000
 
@@ -129,9 +159,19 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS=1: the site is served over HTTPS (directly or behind a TLS proxy that sets
+# X-Forwarded-Proto): plain HTTP is redirected, browsers are told to stay on HTTPS (HSTS) and
+# cookies travel over HTTPS only. One switch, so a deployment cannot get half of it.
+HTTPS = envbool("HTTPS", False)
+if HTTPS:
+    # Trust X-Forwarded-Proto only because the proxy in front of the site sets it (and strips a client's).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container health check talks plain HTTP inside
+    SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- Celery -----------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
@@ -165,12 +205,41 @@ UNITCROWD_EAGER_JOBS_IN_THREAD = envbool("UNITCROWD_EAGER_JOBS_IN_THREAD", True)
 # Test hook: seconds slept at each progress report (lets a test kill a worker mid-task).
 UNITCROWD_JOB_STEP_DELAY = envfloat("UNITCROWD_JOB_STEP_DELAY", 0.0, minimum=0.0)
 
+# --- cache (throttle counters) ------------------------------------------------------------
+# DRF's throttles count in the cache: with several web processes it must be shared (Redis).
+CACHE_URL = envstr("CACHE_URL")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured("CACHE_URL must be a redis:// URL (or unset: a per-process memory cache).")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+          if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- abuse limits and API tokens ----------------------------------------------------------------
+# Logins and sign-ups (django-axes): after LOGIN_FAILURE_LIMIT failures from one address for one
+# user name (sign-ups count under one pseudo name), 429 with Retry-After for LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # others cannot lock a user out from elsewhere
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "annotate_site.throttling.lockout_response"
+# Scoped DRF throttles, per user (per address before login); the load test raises them.
+THROTTLE_RATES = {
+    "token": envrate("THROTTLE_TOKEN", "10/min"),
+    "claim": envrate("THROTTLE_CLAIM", "60/min"),
+    "submit": envrate("THROTTLE_SUBMIT", "60/min"),
+}
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=envint("API_TOKEN_TTL_HOURS", 24, minimum=1)),
+    "AUTH_HEADER_PREFIX": "Token",  # clients send `Authorization: Token <token>`
+    "AUTO_REFRESH": False,
+}
+
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotate_site.media import protected_media
+from annotate_site.media import picture, protected_media
 from annotate_site.views import healthz, home
 from units.crowd.views.publish import publish
 
@@ -22,5 +22,8 @@ urlpatterns = [
     path("crowd/", include("units.crowd.urls")),
     path("results/", include("units.results.urls")),
     path("sanity/", include("units.sanity.urls")),
+    # Annotators' pictures: one opaque URL each (see annotate_site/media.py).
+    re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})$", picture, name="picture"),
+    re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})/plain$", picture, {"variant": "plain"}, name="picture_plain"),
     re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
 ]

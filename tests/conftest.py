@@ -20,6 +20,15 @@ def need_service(available: bool, what: str) -> None:
     pytest.skip(f"{what} not available")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counters():
+    """DRF's throttles count in the cache; one test's requests must not throttle the next test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def annotator(db):
     return make_user("annie", qualified=True)
@@ -43,6 +52,7 @@ def admin(db):
 @pytest.fixture
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SENDFILE_ROOT = str(settings.MEDIA_ROOT)  # django-sendfile2 sends only from here
     settings.MEDIA_ROOT.mkdir()
     yield settings.MEDIA_ROOT
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)

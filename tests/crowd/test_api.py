@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, make_user
 from units.crowd.models import Annotation, Assignment, Hit
-from units.crowd.selectors import hit_exemplars
+from units.crowd.selectors import hit_pictures
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +28,8 @@ def test_next_returns_the_assignment_with_everything_to_label_it(annotator, hits
     a = Assignment.objects.get(worker=annotator)
     assert body["assignment"]["id"] == a.pk and body["hit"]["id"] == a.hit_id
     assert body["unit"] == {"id": a.hit.unit_id, "layer": "conv3", "index": a.hit.unit.index}
-    assert [e["id"] for e in body["exemplars"]] == [ex.pk for ex in hit_exemplars(a.hit)]
-    assert body["exemplars"][0]["picture_url"].startswith("http://testserver/media/")
+    assert [e["id"] for e in body["exemplars"]] == [ex.pk for ex in hit_pictures(a.hit)]
+    assert body["exemplars"][0]["picture_url"].startswith("http://testserver/pictures/")
     assert body["deadline"]
     assert "kind" not in body["exemplars"][0]  # sentinels must not be told apart
 

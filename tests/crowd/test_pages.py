@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from tests.factories import PASSWORD, make_user
 from units.crowd.models import Annotation, Assignment, Skip
-from units.crowd.selectors import hit_exemplars
+from units.crowd.selectors import hit_exemplars, hit_pictures
 
 pytestmark = pytest.mark.django_db
 
@@ -36,8 +36,10 @@ def test_start_working_opens_the_form_of_the_claimed_assignment(annie, annotator
     page = annie.get(response["Location"]).content.decode()
     assert page.count('name="non_fitting"') == 6
     assert 'id="answer-form"' in page and "crowd/label.js" in page
-    for ex in hit_exemplars(a.hit):
-        assert ex.picture_url in page
+    for ex in hit_pictures(a.hit):
+        assert f'src="{ex.picture_url}"' in page and f'value="{ex.pk}"' in page
+    for ex in hit_exemplars(a.hit):  # neither the file paths nor the exemplar ids reach the page
+        assert ex.picture not in page and f'name="non_fitting" value="{ex.pk}"' not in page
 
 
 def test_the_plain_view_shows_the_unhighlighted_images(annie, annotator, hits):
@@ -45,19 +47,21 @@ def test_the_plain_view_shows_the_unhighlighted_images(annie, annotator, hits):
     a = Assignment.objects.get(worker=annotator)
     a.hit.unit.exemplars.update(plain="plain.png")
     page = annie.get(reverse("crowd:work", args=[a.pk]) + "?view=plain").content.decode()
-    assert page.count('src="/media/plain.png"') == 6
+    for ex in hit_pictures(a.hit):
+        assert f'src="{ex.plain_url}"' in page and ex.plain_url == ex.picture_url + "/plain"
+    assert "plain.png" not in page
 
 
 def test_submitting_the_form_stores_the_answer_and_opens_the_next_hit(annie, annotator, hits):
     start(annie)
     a = Assignment.objects.get(worker=annotator)
-    marked = hit_exemplars(a.hit)[1].pk
+    marked = hit_pictures(a.hit)[1]
     response = annie.post(reverse("crowd:work", args=[a.pk]), {
-        "word": "seven", "category": "object", "non_fitting": [marked], "confidence": "4", "description": "sevens",
+        "word": "seven", "category": "object", "non_fitting": [marked.pk], "confidence": "4", "description": "sevens",
     })
     annotation = Annotation.objects.get(assignment=a)
     assert (annotation.word, annotation.category, annotation.confidence) == ("seven", "object", 4)
-    assert list(annotation.non_fitting.values_list("pk", flat=True)) == [marked]
+    assert list(annotation.non_fitting.values_list("pk", flat=True)) == [marked.exemplar_id]
     nxt = Assignment.objects.get(worker=annotator, status="accepted")
     assert response["Location"] == reverse("crowd:work", args=[nxt.pk])
 
@@ -65,7 +69,7 @@ def test_submitting_the_form_stores_the_answer_and_opens_the_next_hit(annie, ann
 def test_an_invalid_form_shows_the_errors_and_keeps_the_marks(annie, annotator, hits):
     start(annie)
     a = Assignment.objects.get(worker=annotator)
-    marked = hit_exemplars(a.hit)[2].pk
+    marked = hit_pictures(a.hit)[2].pk
     response = annie.post(reverse("crowd:work", args=[a.pk]), {"word": "", "non_fitting": [marked], "confidence": "3"})
     page = response.content.decode()
     assert response.status_code == 200

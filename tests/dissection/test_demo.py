@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_the_quick_demo_builds_the_pipeline_and_a_rerun_reuses_it(settings, tmp_path, media_root, capsys):
+    settings.DEBUG = True  # the README's well-known demo passwords are for development only
     settings.DATASETS_ROOT = tmp_path / "datasets"
     settings.VAR_DIR = tmp_path
     call_command("demo", "--quick")

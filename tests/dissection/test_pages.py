@@ -72,14 +72,14 @@ def test_a_user_label_is_escaped_on_the_unit_page(client, requester):
     assert "&lt;script&gt;x&lt;/script&gt;" in body
 
 
-def test_checkpoints_are_served_to_requesters_only(client, annotator, requester, media_root):
+def test_media_files_are_served_to_requesters_only(client, annotator, requester, media_root):
     (media_root / "checkpoints").mkdir()
     (media_root / "checkpoints" / "net.pt").write_bytes(b"weights")
     (media_root / "jobs" / "1").mkdir(parents=True)
     (media_root / "jobs" / "1" / "pic.jpg").write_bytes(b"jpeg")
     client.login(username=annotator.username, password=PASSWORD)
     assert client.get("/media/checkpoints/net.pt").status_code == 403
-    assert client.get("/media/jobs/1/pic.jpg").status_code == 200
+    assert client.get("/media/jobs/1/pic.jpg").status_code == 403  # annotators get pictures by opaque URL
     client.login(username=requester.username, password=PASSWORD)
     assert client.get("/media/checkpoints/net.pt").status_code == 200
 

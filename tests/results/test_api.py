@@ -1,7 +1,7 @@
 """API permission matrix for the results endpoints, filtering, on-demand aggregation, exports, schema."""
 import pytest
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories import make_hits, make_job
@@ -31,7 +31,7 @@ def world(annotator, other_annotator):
 def client_for(user=None, token=False):
     client = APIClient()
     if user is not None and token:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=user)[1]}")
     elif user is not None:
         client.force_login(user)
     return client

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from annotate_site.tokens import tokens_revoke
+
 from .errors import CrowdError, InvalidAnswer
 from .models import AnnotatorProfile, Assignment, CrowdSettings, InviteCode
 from .slots import assignments_free
@@ -105,7 +107,7 @@ def annotator_block(*, user, reason: str = "") -> int:
     profile.blocked_at = timezone.now()
     profile.blocked_reason = reason[:500]
     profile.save(update_fields=["blocked_at", "blocked_reason"])
-
+    tokens_revoke(user=user)  # a blocked annotator's scripts stop at once, not when their tokens expire
     return assignments_free(
         assignments=Assignment.objects.filter(worker=user, status=Assignment.Status.ACCEPTED),
         status=Assignment.Status.ABANDONED,

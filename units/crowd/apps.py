@@ -7,3 +7,6 @@ class CrowdConfig(AppConfig):
     name = "units.crowd"
     label = "crowd"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from annotate_site import tokens  # noqa: F401  (connects: revoke API tokens on password change)

@@ -28,19 +28,20 @@ class SignupForm(forms.Form):
 
 
 class AnswerForm(forms.Form):
-    """One labelling answer. `exemplar_ids` are the pictures shown, so foreign ids are refused here too."""
+    """One labelling answer. `exemplar_ids` are the public ids of the pictures shown, so foreign ids are
+    refused here too."""
 
     word = forms.CharField(max_length=WORD_MAX, required=False,
                            widget=forms.TextInput(attrs={"autocomplete": "off", "id": "id_word"}))
     category = forms.ChoiceField(choices=CATEGORY_CHOICES, widget=forms.RadioSelect,
                                  error_messages={"required": "Choose a category (keys 1-6)."})
-    non_fitting = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
+    non_fitting = forms.TypedMultipleChoiceField(coerce=str, required=False, choices=())
     description = forms.CharField(max_length=DESCRIPTION_MAX, required=False,
                                   widget=forms.Textarea(attrs={"rows": 2}))
     confidence = forms.TypedChoiceField(choices=CONFIDENCE_CHOICES, coerce=int, initial=3,
                                         widget=forms.RadioSelect)
 
-    def __init__(self, *args, exemplar_ids: list[int], **kwargs):
+    def __init__(self, *args, exemplar_ids: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["non_fitting"].choices = [(pk, str(pk)) for pk in exemplar_ids]
         self.fields["non_fitting"].error_messages["invalid_choice"] = "A marked image is not part of this HIT."

@@ -7,12 +7,15 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from units.dissection.models import Exemplar
 from annotate_site.roles import REQUESTERS_GROUP
 
-from .models import Annotation, Assignment, Hit
+from .models import Annotation, Assignment, Hit, QualificationAttempt
+
+QUALIFICATION_EXEMPLARS = 10  # pictures shown per unit in the qualification test
 
 
 def hit_exemplars(hit: Hit) -> list[Exemplar]:
@@ -37,18 +40,80 @@ def hit_exemplars(hit: Hit) -> list[Exemplar]:
 
 
 @dataclass(frozen=True)
+class ShownPicture:
+    """A picture as an annotator gets it: `pk` is the exemplar's random public id (form values and API
+    ids), the URLs are opaque. Nothing in it, nor in the order of the ids, tells a sentinel apart."""
+
+    pk: str
+    picture_url: str
+    plain_url: str
+    exemplar_id: int  # server side only: never rendered for annotators
+
+
+def shown_pictures(exemplars) -> list[ShownPicture]:
+    return [
+        ShownPicture(pk=ex.public_id, exemplar_id=ex.pk,
+                     picture_url=reverse("picture", args=[ex.public_id]),
+                     plain_url=reverse("picture_plain", args=[ex.public_id]))
+        for ex in exemplars
+    ]
+
+
+def hit_pictures(hit: Hit) -> list[ShownPicture]:
+    return shown_pictures(hit_exemplars(hit))
+
+
+def qualification_exemplars(unit_id: int) -> QuerySet[Exemplar]:
+    return Exemplar.objects.filter(unit_id=unit_id, kind=Exemplar.Kind.TOP).order_by("rank")[:QUALIFICATION_EXEMPLARS]
+
+
+def picture_visible_to(user, exemplar: Exemplar) -> bool:
+    """Annotators see exactly the pictures of HITs they hold or held and of their qualification tests."""
+    hits = Hit.objects.filter(unit_id=exemplar.unit_id, assignments__worker=user).select_related("batch").distinct()
+    if any(exemplar.pk in {ex.pk for ex in hit_exemplars(hit)} for hit in hits):
+        return True
+    attempts = QualificationAttempt.objects.filter(user=user).values_list("unit_ids", flat=True)
+    if any(exemplar.unit_id in (unit_ids or []) for unit_ids in attempts):
+        return exemplar.pk in {ex.pk for ex in qualification_exemplars(exemplar.unit_id)}
+    return False
+
+
+# Gold feedback must not say which HIT was gold (an annotator who knows would answer gold HITs with
+# care and the rest carelessly). So the figure covers only submissions at least GOLD_FEEDBACK_DELAY
+# old, cut at a multiple of GOLD_FEEDBACK_STEP: it can change only every STEP-th submission, whatever
+# was gold, and then says "some of those STEP HITs were gold", never which. Nothing is shown before
+# GOLD_FEEDBACK_MIN gold answers are counted.
+GOLD_FEEDBACK_DELAY = 10
+GOLD_FEEDBACK_STEP = 10
+GOLD_FEEDBACK_MIN = 5
+
+
+@dataclass(frozen=True)
 class AnnotatorStats:
     submitted: int  # everything handed in, whatever the review said
     pending: int
     approved: int
     rejected: int
-    gold_answered: int
+    gold_answered: int  # counted gold answers only: delayed, in steps (see above)
     gold_correct: int
     earned: Decimal
+
+    gold_delay = GOLD_FEEDBACK_DELAY
+    gold_step = GOLD_FEEDBACK_STEP
 
     @property
     def gold_accuracy(self) -> float | None:
         return self.gold_correct / self.gold_answered if self.gold_answered else None
+
+
+def gold_feedback(outcomes: list[bool | None]) -> tuple[int, int]:
+    """(answered, correct) to show, from the gold outcome of each submission in submission order
+    (None: not a gold HIT)."""
+    counted = max(0, len(outcomes) - GOLD_FEEDBACK_DELAY) // GOLD_FEEDBACK_STEP * GOLD_FEEDBACK_STEP
+    golds = [ok for ok in outcomes[:counted] if ok is not None]
+    if len(golds) < GOLD_FEEDBACK_MIN:
+        return 0, 0
+    return len(golds), sum(golds)
 
 
 def annotator_stats(user) -> AnnotatorStats:
@@ -59,13 +124,13 @@ def annotator_stats(user) -> AnnotatorStats:
         rejected=Count("pk", filter=Q(status=S.REJECTED)),
         earned=Sum("hit__reward", filter=Q(status=S.APPROVED)),
     )
-    gold = Annotation.objects.filter(assignment__worker=user, gold_correct__isnull=False).aggregate(
-        answered=Count("pk"), correct=Count("pk", filter=Q(gold_correct=True))
-    )
+    outcomes = list(Annotation.objects.filter(assignment__worker=user)
+                    .order_by("created_at", "pk").values_list("gold_correct", flat=True))
+    answered, correct = gold_feedback(outcomes)
     return AnnotatorStats(
         submitted=counts["pending"] + counts["approved"] + counts["rejected"],
         pending=counts["pending"], approved=counts["approved"], rejected=counts["rejected"],
-        gold_answered=gold["answered"], gold_correct=gold["correct"],
+        gold_answered=answered, gold_correct=correct,
         earned=counts["earned"] or Decimal("0.00"),
     )
 

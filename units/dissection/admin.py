@@ -57,6 +57,8 @@ class ProbeDatasetAdminForm(_RegisteringForm):
         return dataset_register(
             name=data["name"], kind=data["kind"], path=data["path"], image_size=data.get("image_size"),
             description=data.get("description", ""), created_by=getattr(self, "user", None),
+            # Superusers run the server (as with register_dataset); staff keep to the dataset folders.
+            any_path=bool(getattr(getattr(self, "user", None), "is_superuser", False)),
         )
 
 

@@ -157,6 +157,16 @@ def _read_meta(root: Path) -> dict:
         raise UnitsError(f"{path} is not valid JSON ({exc}).") from None
 
 
+def _check_dataset_path(root: Path) -> None:
+    allowed = [Path(settings.DATASETS_ROOT), *settings.DATASET_PATHS_ALLOWED]
+    real = root.resolve()
+    if not any(real.is_relative_to(folder.resolve()) for folder in allowed):
+        raise UnitsError(
+            f"The dataset folder {root} is outside the dataset folders ({', '.join(str(f) for f in allowed)}); "
+            "put it under DATASETS_ROOT, or ask the operator to add its folder to DATASET_PATHS_ALLOWED."
+        )
+
+
 def dataset_register(
     *,
     name: str,
@@ -167,8 +177,13 @@ def dataset_register(
     image_size: int | None = None,
     description: str = "",
     created_by=None,
+    any_path: bool = False,
 ) -> ProbeDataset:
     """Register a probe dataset from a folder path or an uploaded zip; reads its concept vocabulary.
+
+    A folder must lie under DATASETS_ROOT or a folder of DATASET_PATHS_ALLOWED (after following
+    links), unless `any_path` (the operator's management command): a requester must not make the
+    server read, and show pictures of, any folder it can reach.
 
     A zip is extracted to a temporary folder, checked, opened by the engine, and only then
     moved to DATASETS_ROOT/<name>; any refusal removes it again.
@@ -197,6 +212,8 @@ def dataset_register(
             root = Path(path)
             if not root.is_absolute():
                 root = datasets_root / root
+            if not any_path:
+                _check_dataset_path(root)
             if not root.is_dir():
                 raise UnitsError(f"The dataset folder {root} does not exist.")
         engine_dataset = _open_engine_dataset(kind, root, image_size)

@@ -103,14 +103,30 @@ def _copy_bounded(src: BinaryIO, dst: BinaryIO, declared: int, name: str) -> Non
 
 
 def check_images_decode(root: Path) -> int:
-    """Decode every image file under root with Pillow; returns how many there are."""
+    """Decode every image file under root with Pillow; returns how many there are.
+
+    The size in the header is checked before decoding: a few KiB of PNG can claim gigapixels
+    (a decompression bomb) and would take the memory of the process with it.
+    """
     count = 0
+    max_pixels = settings.UPLOAD_IMAGE_MAX_PIXELS
     for path in sorted(root.rglob("*")):
         if not path.is_file() or not path.name.lower().endswith(IMAGE_SUFFIXES):
             continue
         try:
             with Image.open(path) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise UploadError(
+                        f"The image {path.relative_to(root)} is {width}x{height} pixels, more than the "
+                        f"{max_pixels:,} allowed (UPLOAD_IMAGE_MAX_PIXELS); resize it and upload again."
+                    )
                 im.load()
+        except Image.DecompressionBombError:
+            raise UploadError(
+                f"The image {path.relative_to(root)} claims more pixels than an image may have (a decompression "
+                "bomb?); nothing was kept."
+            ) from None
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
             raise UploadError(
                 f"The image {path.relative_to(root)} cannot be decoded ({exc}); fix or remove it and upload again."
@@ -143,9 +159,12 @@ def extract_dataset_zip(fileobj: BinaryIO, *, size: int) -> Path:
                 with archive.open(info) as src, dest.open("wb") as dst:
                     _copy_bounded(src, dst, info.file_size, info.filename)
             check_images_decode(target)
-        except (UploadError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        except BaseException as exc:  # whatever went wrong (even an interrupt), nothing stays behind
             shutil.rmtree(target, ignore_errors=True)
             if isinstance(exc, UploadError):
                 raise
-            raise UploadError(f"The zip could not be extracted ({exc}); it may be corrupt.") from None
+            if isinstance(exc, (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError,
+                                NotImplementedError)):
+                raise UploadError(f"The zip could not be extracted ({exc}); it may be corrupt.") from None
+            raise
     return target

@@ -201,6 +201,7 @@ def sanity_run_register(*, report: SanityReport, run_id: str, user=None) -> Diss
         dataset = ProbeDataset.objects.filter(name=data_name).first() or dataset_register(
             name=data_name, kind=ProbeDataset.Kind.MIXTURE, path=str((root / run["val_dir"]).resolve()),
             description=f"Validation set of sanity report {report.pk}.", created_by=user,
+            any_path=True,  # the report's own folder, written by the server, not a path a user typed
         )
         job = job_create(network=network, dataset=dataset, layers=list(run["layers"]),
                          top_k=len(next(iter(run["layers"].values()))["units"][0]["top_images"]), created_by=user)

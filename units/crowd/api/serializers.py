@@ -9,7 +9,7 @@ from ..models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
 
 
 class ExemplarOut(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.CharField(help_text="The picture's opaque id; mark it in `non_fitting` when submitting.")
     picture_url = serializers.CharField()
     plain_url = serializers.CharField()
 
@@ -27,7 +27,8 @@ class AssignmentOut(serializers.Serializer):
 class SubmitIn(serializers.Serializer):
     word = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     category = serializers.ChoiceField(choices=CATEGORY_CHOICES)
-    non_fitting = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    non_fitting = serializers.ListField(child=serializers.CharField(max_length=32), required=False, default=list,
+                                        max_length=200)
     confidence = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=5)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
 

@@ -1,7 +1,6 @@
-"""API routes of the crowd: token auth, the labelling flow (next, submit, return, skip), and the
+"""API routes of the crowd: the labelling flow (next, submit, return, skip), and the
 HIT batch, HIT, assignment and annotation collections."""
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from . import verify, views
@@ -14,7 +13,6 @@ router.register("annotations", views.AnnotationViewSet, basename="api-annotation
 
 # The flow's explicit paths come before the router's, so /assignments/next/ is never read as a pk.
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
     path("assignments/next/", views.NextAssignmentView.as_view(), name="api-assignment-next"),
     path("assignments/<int:pk>/submit/", views.SubmitView.as_view(), name="api-assignment-submit"),
     path("assignments/<int:pk>/return/", views.ReturnView.as_view(), name="api-assignment-return"),

@@ -9,6 +9,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester, is_requester
@@ -17,7 +18,7 @@ from units.dissection.api.filters import strict_boolean
 from ..errors import CrowdError, InvalidAnswer
 from ..models import Annotation, Assignment, Hit, HitBatch
 from ..publishing import PublishError, hit_publish
-from ..selectors import hit_exemplars
+from ..selectors import hit_pictures
 from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
 from .serializers import (
     AnnotationSerializer, AssignmentOut, AssignmentSerializer, HitBatchSerializer, HitSerializer, PublishSerializer,
@@ -43,16 +44,20 @@ def assignment_payload(request: Request, assignment: Assignment) -> dict:
         "hit": {"id": hit.pk, "reward": str(hit.reward), "expires_at": hit.expires_at,
                 "max_assignments": hit.max_assignments, "kind": hit.kind, "proposed_label": hit.proposed_label},
         "unit": {"id": unit.pk, "layer": unit.layer.name, "index": unit.index},
+        # Opaque ids and URLs (annotate_site/media.py): neither tells a sentinel from a top exemplar.
         "exemplars": [
             {"id": ex.pk, "picture_url": request.build_absolute_uri(ex.picture_url),
              "plain_url": request.build_absolute_uri(ex.plain_url)}
-            for ex in hit_exemplars(hit)
+            for ex in hit_pictures(hit)
         ],
         "deadline": assignment.deadline,
     }
 
 
 class NextAssignmentView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "claim"
+
     @extend_schema(request=None, responses={201: AssignmentOut, 204: None})
     def post(self, request: Request) -> Response:
         try:
@@ -66,18 +71,38 @@ class NextAssignmentView(APIView):
 
 
 class SubmitView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "submit"
+
     @extend_schema(request=SubmitIn, responses={200: dict})
     def post(self, request: Request, pk: int) -> Response:
         data = SubmitIn(data=request.data)
         if not data.is_valid():
             return Response({"detail": "The answer is not valid.", "errors": data.errors}, status=400)
+        answer = dict(data.validated_data)
         try:
-            annotation = annotation_submit(assignment_id=pk, worker=request.user, **data.validated_data)
+            answer["non_fitting"] = _exemplar_ids(pk, request.user, answer["non_fitting"])
+            annotation = annotation_submit(assignment_id=pk, worker=request.user, **answer)
         except CrowdError as exc:
             return _error(exc)
         assignment = annotation.assignment
         return Response({"assignment": assignment.pk, "status": assignment.status,
                          "work_seconds": assignment.work_seconds, "annotation": annotation.pk})
+
+
+def _exemplar_ids(assignment_id: int, worker, marked: list[str]) -> list[int]:
+    """The annotator marks pictures by the ids the payload gave (public ids); the services want exemplar
+    pks. An id that is not a picture of this HIT is refused with its value, and nothing is stored."""
+    if not marked:
+        return []
+    assignment = Assignment.objects.filter(pk=assignment_id, worker=worker).select_related("hit__batch").first()
+    if assignment is None:
+        return []  # not this worker's assignment: the service gives its usual "not yours" answer
+    shown = {ex.pk: ex.exemplar_id for ex in hit_pictures(assignment.hit)}
+    strangers = [m for m in marked if m not in shown]
+    if strangers:
+        raise InvalidAnswer({"non_fitting": [f"Images {', '.join(strangers)} are not shown in this HIT."]})
+    return [shown[m] for m in marked]
 
 
 class ReturnView(APIView):

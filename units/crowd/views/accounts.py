@@ -6,6 +6,8 @@ from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from annotate_site.throttling import lockout_response, signup_failed, signup_locked
+
 from ..accounts import annotator_signup
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import SignupForm
@@ -16,6 +18,8 @@ def signup(request: HttpRequest) -> HttpResponse:
     mode = CrowdSettings.load().signup_mode
     if request.user.is_authenticated:
         return redirect("home")
+    if request.method == "POST" and signup_locked(request):
+        return lockout_response(request)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid() and mode != CrowdSettings.SignupMode.CLOSED:
         data = form.cleaned_data
@@ -32,4 +36,6 @@ def signup(request: HttpRequest) -> HttpResponse:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome, {user.username}! Read the instructions, then take the qualification.")
             return redirect("crowd:home")
+    if request.method == "POST":
+        signup_failed(request)  # counts towards the lockout (axes); its middleware answers 429 at the limit
     return render(request, "registration/signup.html", {"form": form, "mode": mode, "modes": CrowdSettings.SignupMode})

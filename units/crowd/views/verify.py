@@ -13,11 +13,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from units.dissection.models import Exemplar
 
 from ..errors import CrowdError, InvalidAnswer
 from ..models import VERDICT_CHOICES, Assignment
-from ..selectors import hit_exemplars
+from ..selectors import hit_pictures
 from ..verify import verdict_submit
 
 
@@ -53,7 +52,7 @@ def verify_work(request: HttpRequest, assignment: Assignment, *, go_on: Callable
             messages.error(request, "The time for this assignment ran out; it has been offered to someone else.")
             return redirect("crowd:home")
     hit = assignment.hit
-    exemplars = [ex for ex in hit_exemplars(hit) if ex.kind == Exemplar.Kind.TOP]
+    exemplars = hit_pictures(hit)  # a verify HIT shows its unit's top pictures only, by opaque URLs
     return render(request, "crowd/verify.html", {
         "assignment": assignment, "hit": hit, "form": form, "exemplars": exemplars,
         "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),

@@ -10,18 +10,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from units.dissection.models import Exemplar, Unit
+from units.dissection.models import Unit
 
 from .. import qualification as qual
 from ..accounts import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
 from ..models import CATEGORY_CHOICES, Assignment, HitKind, QualificationAttempt
-from ..selectors import annotator_current, annotator_recent_work, annotator_stats, hit_exemplars
+from ..selectors import (
+    annotator_current, annotator_recent_work, annotator_stats, hit_pictures, qualification_exemplars, shown_pictures,
+)
 from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
 from .verify import verify_work
-
-QUALIFICATION_EXEMPLARS = 10
 
 
 @login_required
@@ -77,8 +77,7 @@ def _attempt_units(attempt: QualificationAttempt) -> list[dict]:
     for number, unit_id in enumerate(attempt.unit_ids, start=1):
         if unit_id not in units:
             continue
-        exemplars = Exemplar.objects.filter(unit_id=unit_id, kind=Exemplar.Kind.TOP).order_by("rank")
-        shown.append({"number": number, "id": unit_id, "exemplars": exemplars[:QUALIFICATION_EXEMPLARS]})
+        shown.append({"number": number, "id": unit_id, "exemplars": shown_pictures(qualification_exemplars(unit_id))})
     return shown
 
 
@@ -129,8 +128,9 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = _own_assignment(request, pk)
     if assignment.hit.kind == HitKind.VERIFY:
         return verify_work(request, assignment, go_on=_go_on)
-    exemplars = hit_exemplars(assignment.hit)
+    exemplars = hit_pictures(assignment.hit)  # opaque ids and URLs: a sentinel looks like any picture
     ids = [ex.pk for ex in exemplars]
+    exemplar_ids = {ex.pk: ex.exemplar_id for ex in exemplars}
     if request.method == "POST":
         form = AnswerForm(request.POST, exemplar_ids=ids)
         if form.is_valid():
@@ -138,7 +138,8 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 annotation_submit(
                     assignment_id=assignment.pk, worker=request.user, word=data["word"], category=data["category"],
-                    non_fitting=data["non_fitting"], confidence=data["confidence"], description=data["description"],
+                    non_fitting=[exemplar_ids[key] for key in data["non_fitting"]], confidence=data["confidence"],
+                    description=data["description"],
                 )
             except InvalidAnswer as exc:
                 for field, errors in exc.errors.items():
@@ -158,7 +159,7 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, "The time for this assignment ran out; it has been offered to someone else.")
             return redirect("crowd:home")
         form = AnswerForm(exemplar_ids=ids)
-    marked = {int(v) for v in form["non_fitting"].value() or [] if str(v).isdigit()}
+    marked = {str(v) for v in form["non_fitting"].value() or []}
     plain = request.GET.get("view") == "plain"
     return render(request, "crowd/work.html", {
         "assignment": assignment, "hit": assignment.hit, "unit": assignment.hit.unit, "form": form,

@@ -1,4 +1,6 @@
 """Dissection jobs and what they produce: layers, units, exemplars and IoU scores."""
+import secrets
+
 from django.conf import settings
 from django.db import models
 
@@ -94,6 +96,10 @@ class Unit(models.Model):
         return settings.MEDIA_URL + self.strip if self.strip else ""
 
 
+def new_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
 class Exemplar(models.Model):
     """One picture shown for a unit: a top-activated image (or a low-activation sentinel)."""
 
@@ -109,6 +115,9 @@ class Exemplar(models.Model):
     score = models.FloatField()
     picture = models.CharField(max_length=500)  # highlighted, relative to MEDIA_ROOT
     plain = models.CharField(max_length=500, blank=True)  # un-highlighted image
+    # What annotators see instead of the pk and the file path: random, so neither the order of
+    # creation (tops first, then sentinels) nor the path (`sentinels/`) tells a sentinel apart.
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
 
     class Meta:
         ordering = ["unit", "kind", "rank"]

@@ -5,11 +5,14 @@ checkpoint, registered rows, a finished job, HITs, users) and reuses it, so a re
 """
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from units.crowd.publishing import PublishError, hit_publish
@@ -35,6 +38,8 @@ class Command(BaseCommand):
         parser.add_argument("--probe-images", type=int, help="images dissected (default 600)")
         parser.add_argument("--prefix", default="demo", help="name prefix of the demo's network, dataset and folders")
         parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for a job run by workers")
+        parser.add_argument("--admin-password", help="password of the demo's admin (default: the well-known one "
+                                                     "with DEBUG on, a generated one, printed, with DEBUG off)")
 
     def say(self, text: str) -> None:
         self.stdout.write(text)
@@ -48,6 +53,7 @@ class Command(BaseCommand):
         top_k = size[3]
         prefix = opts["prefix"]
         started = time.perf_counter()
+        self.check_admin_password(opts.get("admin_password"))  # before minutes of work, not after
         try:
             network = self.network(prefix, n_train, epochs)
             dataset = self.dataset(prefix, n_probe)
@@ -55,7 +61,7 @@ class Command(BaseCommand):
             self.publish(job)
         except (UnitsError, PublishError) as exc:
             raise CommandError(str(exc)) from None
-        self.users()
+        self.users(admin_password=opts.get("admin_password"))
         self.say(self.style.SUCCESS(f"Demo ready in {time.perf_counter() - started:.0f} s (job {job.pk})."))
 
     # -- steps ---------------------------------------------------------------------------------
@@ -139,16 +145,44 @@ class Command(BaseCommand):
                             sentinels=0)
         self.say(f"Publishing: {batch.report}.")
 
-    def users(self) -> None:
+    def check_admin_password(self, admin_password: str | None) -> None:
+        if admin_password is None:
+            return
+        if admin_password == ADMIN[1] and not settings.DEBUG:
+            raise CommandError("The well-known demo admin password is refused when DEBUG is off; "
+                               "choose another --admin-password, or leave it out to get a generated one.")
+        try:
+            validate_password(admin_password, get_user_model()(username=ADMIN[0]))
+        except ValidationError as exc:
+            raise CommandError(f"--admin-password: {' '.join(exc.messages)}") from None
+
+    def users(self, *, admin_password: str | None = None) -> None:
+        """The demo accounts. The well-known passwords in README are for a development machine only:
+        with DEBUG off anyone who read the README could sign in as admin, so there the admin gets the
+        password given or a generated one (printed once), and the annotators a generated one."""
         User = get_user_model()
-        username, password = ADMIN
-        if not User.objects.filter(username=username).exists():
+        username, well_known = ADMIN
+        self.check_admin_password(admin_password)
+        admin = User.objects.filter(username=username).first()
+        if admin is None:
+            password = admin_password or (well_known if settings.DEBUG else secrets.token_urlsafe(12))
             User.objects.create_superuser(username=username, password=password, email="admin@example.org")
-            self.say(f"Created admin {username!r}.")
+            self.say(f"Created admin {username!r}" + ("." if password == well_known else f" with password {password!r}."))
+        elif admin_password or (not settings.DEBUG and admin.check_password(well_known)):
+            password = admin_password or secrets.token_urlsafe(12)
+            admin.set_password(password)
+            admin.save(update_fields=["password"])
+            self.say(f"Admin {username!r}: password set to {password!r}.")
+        annotator_password = ANNOTATOR_PASSWORD if settings.DEBUG else secrets.token_urlsafe(12)
         for k in range(1, 4):
             name = f"annotator{k}"
             user = User.objects.filter(username=name).first()
             if user is None:
-                user = User.objects.create_user(username=name, password=ANNOTATOR_PASSWORD, email=f"{name}@example.org")
-                self.say(f"Created annotator {name!r}.")
+                user = User.objects.create_user(username=name, password=annotator_password, email=f"{name}@example.org")
+                self.say(f"Created annotator {name!r}" + (
+                    "." if annotator_password == ANNOTATOR_PASSWORD else f" with password {annotator_password!r}."))
+            elif not settings.DEBUG and user.check_password(ANNOTATOR_PASSWORD):
+                user.set_password(annotator_password)
+                user.save(update_fields=["password"])
+                self.say(f"Annotator {name!r}: password set to {annotator_password!r}.")
             mark_qualified(user)

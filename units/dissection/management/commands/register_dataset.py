@@ -28,8 +28,10 @@ class Command(BaseCommand):
                         image_size=opts["image_size"], description=opts["description"],
                     )
             else:
+                # The operator's shell may name any folder; the page and the API keep to DATASETS_ROOT.
                 dataset = dataset_register(name=opts["name"], kind=opts["kind"], path=opts["path"],
-                                           image_size=opts["image_size"], description=opts["description"])
+                                           image_size=opts["image_size"], description=opts["description"],
+                                           any_path=True)
         except (UnitsError, OSError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(
