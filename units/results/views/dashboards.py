@@ -80,7 +80,8 @@ def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
     )
     annotations = list(unit_annotations(unit))
     for ann in annotations:
-        ann.marked_ranks = sorted(e.rank for e in ann.non_fitting.all() if e.kind == "top")
+        # Image numbers as the annotator saw them (from 1), not the 0-based ranks.
+        ann.marked_ranks = sorted(e.rank + 1 for e in ann.non_fitting.all() if e.kind == "top")
     return render(request, "results/unit.html", {
         "unit": unit, "aggregate": getattr(unit, "aggregate", None), "annotations": annotations,
         "scores": unit.concept_scores.all()[:5],
