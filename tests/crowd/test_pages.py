@@ -59,7 +59,8 @@ def test_submitting_the_form_stores_the_answer_and_opens_the_next_hit(annie, ann
     assert (annotation.word, annotation.category, annotation.confidence) == ("seven", "object", 4)
     assert list(annotation.non_fitting.values_list("pk", flat=True)) == [marked]
     nxt = Assignment.objects.get(worker=annotator, status="accepted")
-    assert response["Location"] == reverse("crowd:work", args=[nxt.pk])
+    # ?done= tells the page's script to drop the submitted HIT's draft kept in the browser.
+    assert response["Location"] == reverse("crowd:work", args=[nxt.pk]) + f"?done={a.hit_id}"
 
 
 def test_an_invalid_form_shows_the_errors_and_keeps_the_marks(annie, annotator, hits):
@@ -97,15 +98,16 @@ def test_another_annotators_assignment_page_is_forbidden(client, annotator, othe
 def test_return_and_skip_buttons(annie, annotator, hits):
     start(annie)
     a = Assignment.objects.get(worker=annotator)
-    annie.post(reverse("crowd:return", args=[a.pk]))
+    returned = annie.post(reverse("crowd:return", args=[a.pk]))
     a.refresh_from_db()
     assert a.status == "returned"
-    start(annie)
+    # Return and skip lead to the same place: the next HIT.
     b = Assignment.objects.get(worker=annotator, status="accepted")
+    assert returned["Location"] == reverse("crowd:work", args=[b.pk]) + f"?done={a.hit_id}"
     response = annie.post(reverse("crowd:skip", args=[b.pk]))
     assert Skip.objects.filter(worker=annotator, hit=b.hit).exists()
     c = Assignment.objects.get(worker=annotator, status="accepted")
-    assert response["Location"] == reverse("crowd:work", args=[c.pk])
+    assert response["Location"] == reverse("crowd:work", args=[c.pk]) + f"?done={b.hit_id}"
 
 
 def test_home_shows_counts_and_the_start_button(annie, annotator, hits):

@@ -21,6 +21,10 @@ from ..selectors import annotator_current, annotator_recent_work, annotator_stat
 from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
 
 QUALIFICATION_EXEMPLARS = 10
+# Where each field's error points to on the labelling page (the error summary links there).
+_ERROR_ANCHORS = {"category": ("categories", "Category"), "word": ("id_word", "Word"),
+                  "description": ("id_description", "Description"), "confidence": ("confidence", "Confidence"),
+                  "non_fitting": ("exemplars", "Marked images")}
 
 
 @login_required
@@ -146,7 +150,7 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("crowd:home")
             else:
                 messages.success(request, "Submitted. Thank you!")
-                return _go_on(request)
+                return _go_on(request, done_hit=assignment.hit_id)
     else:
         if assignment.status != Assignment.Status.ACCEPTED:
             messages.info(request, f"This assignment is {assignment.get_status_display().lower()}.")
@@ -160,45 +164,58 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "crowd/work.html", {
         "assignment": assignment, "hit": assignment.hit, "unit": assignment.hit.unit, "form": form,
         "exemplars": [{"ex": ex, "marked": ex.pk in marked, "key": i + 1} for i, ex in enumerate(exemplars)],
-        "plain": plain, "categories": CATEGORY_CHOICES,
+        "plain": plain, "categories": CATEGORY_CHOICES, "error_summary": _error_summary(form),
         "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),
     })
 
 
-def _go_on(request: HttpRequest) -> HttpResponse:
-    """After a submit, straight to the next HIT: labelling unit after unit without detours."""
+def _error_summary(form: AnswerForm) -> list[tuple[str, str, str]]:
+    """(anchor, field label, message) for every error, so the banner on top says it all and links to the field."""
+    summary = []
+    for field, errors in form.errors.items():
+        anchor, label = _ERROR_ANCHORS.get(field, ("", ""))
+        summary.extend((anchor, label, str(error)) for error in errors)
+    return summary
+
+
+def _go_on(request: HttpRequest, *, done_hit: int | None = None) -> HttpResponse:
+    """After a submit, return or skip, straight to the next HIT: labelling unit after unit without detours.
+
+    `done_hit` tells the page's script that this HIT's draft (kept in the browser) can go."""
     try:
         assignment = assignment_claim(worker=request.user)
     except CrowdError:
         assignment = None
+    response = redirect("crowd:home") if assignment is None else redirect("crowd:work", pk=assignment.pk)
     if assignment is None:
         messages.info(request, "That was the last HIT available to you for now.")
-        return redirect("crowd:home")
-    return redirect("crowd:work", pk=assignment.pk)
+    if done_hit is not None:
+        response["Location"] += f"?done={done_hit}"
+    return response
 
 
-def _give_up(request: HttpRequest, pk: int, *, service, done: str, then) -> HttpResponse:
-    """Return or skip: call the service on the annotator's own assignment, say what happened, go on."""
-    _own_assignment(request, pk)
+def _give_up(request: HttpRequest, pk: int, *, service, done: str) -> HttpResponse:
+    """Return or skip: call the service on the annotator's own assignment, say what happened, go on to the
+    next HIT (both the same way: the annotator asked for other work, not for the home page)."""
+    assignment = _own_assignment(request, pk)
     try:
         service(assignment_id=pk, worker=request.user)
     except CrowdError as exc:
         messages.error(request, str(exc))
         return redirect("crowd:home")
     messages.info(request, done)
-    return then(request)
+    return _go_on(request, done_hit=assignment.hit_id)
 
 
 @login_required
 @require_POST
 @_owner_only
 def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
-    return _give_up(request, pk, service=assignment_return, done="Returned: the HIT is offered to other annotators.",
-                    then=lambda request: redirect("crowd:home"))
+    return _give_up(request, pk, service=assignment_return, done="Returned: the HIT is offered to other annotators.")
 
 
 @login_required
 @require_POST
 @_owner_only
 def skip_hit(request: HttpRequest, pk: int) -> HttpResponse:
-    return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.", then=_go_on)
+    return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.")
