@@ -120,9 +120,10 @@
   var lightbox = document.getElementById("lightbox");
   var lightboxImg = document.getElementById("lightbox-img");
   var lightboxCaption = document.getElementById("lightbox-caption");
+  var shownInLightbox = 0;  // not `current`: the dialog's focus restore on closing moves that
   function showInLightbox(i) {
     if (!boxes.length || !lightbox) { return; }
-    current = (i + boxes.length) % boxes.length;
+    current = shownInLightbox = (i + boxes.length) % boxes.length;
     var img = boxes[current].closest(".ex").querySelector("img");
     lightboxImg.src = img.src;
     lightboxImg.alt = img.alt;
@@ -132,13 +133,15 @@
   }
   if (lightbox) {
     lightbox.addEventListener("keydown", function (e) {
-      if (e.key === "ArrowRight" || e.key === "j") { showInLightbox(current + 1); e.preventDefault(); }
-      else if (e.key === "ArrowLeft" || e.key === "k") { showInLightbox(current - 1); e.preventDefault(); }
-      else if (e.key === " ") { toggleMark(current); showInLightbox(current); e.preventDefault(); }
+      var i = shownInLightbox;
+      if (e.key === "ArrowRight" || e.key === "j") { showInLightbox(i + 1); e.preventDefault(); }
+      else if (e.key === "ArrowLeft" || e.key === "k") { showInLightbox(i - 1); e.preventDefault(); }
+      else if (e.key === " ") { toggleMark(i); showInLightbox(i); e.preventDefault(); }
       else if (e.key === "z") { lightbox.close(); e.preventDefault(); }
       e.stopPropagation();  // the page's keys must not act behind the dialog
     });
-    lightbox.addEventListener("close", function () { focusImage(current); });
+    // The dialog gives the focus back to where it was opened; the annotator may have moved on since.
+    lightbox.addEventListener("close", function () { setTimeout(function () { focusImage(shownInLightbox); }, 0); });
   }
 
   // --- return and skip: both ask first (neither HIT comes back to this annotator) ---
