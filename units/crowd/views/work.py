@@ -1,6 +1,7 @@
 """Annotator pages: home, instructions, qualification, the queue and the labelling form."""
 from __future__ import annotations
 
+import math
 from functools import wraps
 
 from django.contrib import messages
@@ -16,7 +17,7 @@ from .. import qualification as qual
 from ..accounts import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, QualificationAttempt
+from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, QualificationAttempt
 from ..selectors import annotator_current, annotator_recent_work, annotator_stats, hit_exemplars
 from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
 
@@ -43,11 +44,31 @@ def instructions(request: HttpRequest) -> HttpResponse:
     return render(request, "crowd/instructions.html", {"categories": CATEGORY_CHOICES})
 
 
+def _pass_mark(total: int) -> int:
+    """How many of `total` units must match to pass (the settings' fraction, rounded up as the grading does)."""
+    return math.ceil(CrowdSettings.load().qualification_pass_fraction * total - 1e-9)
+
+
+def _attempt_feedback(attempt: QualificationAttempt | None) -> dict | None:
+    """Per unit of a failed attempt: the pictures, what was answered and whether it matched (not the known
+    answer: gold units come back in later tests and in the HIT stream)."""
+    if attempt is None or attempt.finished_at is None or attempt.passed:
+        return None
+    labels = dict(CATEGORY_CHOICES)
+    units = []
+    for item in _attempt_units(attempt):
+        given = attempt.answers.get(str(item["id"]), {})
+        units.append({**item, "word": given.get("word", ""), "category": labels.get(given.get("category", ""), ""),
+                      "correct": bool(given.get("correct"))})
+    return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(attempt.total)}
+
+
 @login_required
 def qualification(request: HttpRequest) -> HttpResponse:
     state = qual.qualification_state(request.user)
+    feedback = _attempt_feedback(state.last_attempt)
     if not state.can_take:
-        return render(request, "crowd/qualification.html", {"state": state})
+        return render(request, "crowd/qualification.html", {"state": state, "feedback": feedback})
     try:
         attempt = qual.qualification_start(user=request.user)
     except CrowdError as exc:
@@ -67,10 +88,12 @@ def qualification(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"You passed the qualification ({attempt.correct} of {attempt.total}). "
                                       "You can start working.")
             return redirect("crowd:home")
-        messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept.")
+        messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept; "
+                                f"passing needs {_pass_mark(attempt.total)}. See each unit below.")
         return redirect("crowd:qualification")
     return render(request, "crowd/qualification.html", {
         "state": state, "attempt": attempt, "units": _attempt_units(attempt), "categories": CATEGORY_CHOICES,
+        "feedback": feedback, "pass_mark": _pass_mark(attempt.total),
     })
 
 
