@@ -98,6 +98,13 @@ def test_an_export_started_from_the_page_is_downloadable(world, requester, media
     assert "mturk_" in response["Content-Disposition"]
 
 
+def test_an_export_form_error_is_shown_once(world, requester):
+    response = login(requester).post("/results/exports/", {"kind": "tally", "job": world["job"].pk})
+    html = response.content.decode()
+    assert response.status_code == 200 and html.count("A tally.csv export is per layer") == 1
+    assert not ExportJob.objects.exists()
+
+
 def test_a_bad_import_file_gives_a_form_error_not_a_traceback(world, requester):
     client = login(requester)
     upload = SimpleUploadedFile("results.csv", b"WorkerId,Answer.word\nW1,dog\n", content_type="text/csv")
