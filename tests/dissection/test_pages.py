@@ -116,3 +116,21 @@ def test_a_job_form_with_bad_values_shows_errors_and_creates_nothing(client, req
     assert response.status_code == 200
     assert "Name at least one layer" in response.content.decode()
     assert DissectionJob.objects.count() == 1
+
+
+@pytest.mark.parametrize("layers, named", [("conv3, layer4", "'layer4'"), ("conv9", "'conv9'"), ("conv3.weight", "'conv3.weight'")])
+def test_a_layer_the_network_does_not_have_is_refused_on_the_form_before_any_job_exists(
+        client, requester, tiny_mixture_dir, layers, named):
+    from tests.factories import make_registered_pipeline
+
+    template = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
+    client.login(username=requester.username, password=PASSWORD)
+    response = client.post(reverse("units:job_new"), {
+        "network": template.network_id, "dataset": template.dataset_id, "layers": layers,
+        "top_k": 2, "quantile": 0.005, "iou_rule": "lite", "batch_size": 8, "shards": 1, "start": "on",
+    })
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f"Layer {named} is not in the model" in body.replace("&#x27;", "'")
+    assert "conv1, pool1, conv2" in body  # the layers it does have
+    assert DissectionJob.objects.count() == 1  # only the template
