@@ -31,9 +31,11 @@ def tally_import(*, path: str | Path, layer: Layer) -> int:
     try:
         rows = read_tally(path)
     except (EngineError, ValueError, KeyError) as exc:
-        raise ResultsError(f"{path.name}: cannot read it as a NetDissect tally.csv ({exc}).") from None
+        # The file is a server-side temporary copy of an upload: its folder means nothing to the user.
+        raise ResultsError(f"{path.name}: cannot read it as a NetDissect tally.csv "
+                           f"({str(exc).replace(str(path), path.name)}).") from None
     except OSError as exc:
-        raise ResultsError(f"{path}: cannot open the file ({exc.strerror}).") from None
+        raise ResultsError(f"{path.name}: cannot open the file ({exc.strerror}).") from None
     categories = tally_categories(rows) if rows else []
     concepts = {c.name: c for c in Concept.objects.filter(dataset=layer.job.dataset)}
     units = {u.index: u for u in layer.units.all()}

@@ -48,6 +48,8 @@ def layer_detail(request: HttpRequest, layer_id: int) -> HttpResponse:
         "crowd_chart": charts.bars(list(counts["crowd"]["by_category"].items())),
         "agreement_chart": charts.bars(charts.histogram_bins(histogram)),
         "comparison": comparison,
+        # An accuracy of 0.00 reads as "the crowd is always wrong"; before any answer it is "no answer yet".
+        "crowd_answered": layer.units.filter(aggregate__n_annotations__gt=0).exists(),
         "confusion_columns": list(next(iter(comparison.confusion.values()), {}).keys()),
         "units": layer_units(layer),
         "last_run": layer.aggregation_runs.first(),
