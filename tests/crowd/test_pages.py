@@ -1,8 +1,10 @@
 """The annotator's pages end to end through Django's test client: home, form, submit, return, skip."""
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import PASSWORD, make_user
 from units.crowd.models import Annotation, Assignment, Skip
@@ -159,3 +161,31 @@ def test_login_logout_and_password_change(client, annotator):
     client.post(reverse("logout"))
     assert client.get(reverse("crowd:home")).status_code == 302
     assert client.login(username="annie", password="a-new-long-secret-42")
+
+
+def test_home_lists_the_batches_with_work_left_reward_and_time_before_starting(annie, annotator, other_annotator, hits):
+    from units.crowd.services import annotation_submit, assignment_claim
+
+    n = len(hits)
+    page = annie.get(reverse("crowd:home")).content.decode()
+    table = page.split('id="batches"')[1].split("</table>")[0]
+    assert f"<td>{n}</td><td>$0.05</td>" in table and "up to 10 min" in table  # no times yet: the time allowed
+    a = assignment_claim(worker=other_annotator)
+    Assignment.objects.filter(pk=a.pk).update(accepted_at=timezone.now() - timedelta(seconds=42))
+    annotation_submit(assignment_id=a.pk, worker=other_annotator, word="x", category="object")
+    table = annie.get(reverse("crowd:home")).content.decode().split('id="batches"')[1].split("</table>")[0]
+    assert "about 42 s (median so far)" in table
+
+
+def test_the_work_page_counts_the_sitting_done_earned_and_left_in_the_batch(annie, annotator, hits):
+    n = len(hits)
+    response = start(annie)
+    page = annie.get(response["Location"]).content.decode()
+    assert '<strong id="sitting-done">0</strong> done · $0 on approval' in page
+    assert f'<strong id="sitting-left">{n - 1}</strong> more in this batch' in page
+    a = Assignment.objects.get(worker=annotator, status="accepted")
+    response = annie.post(reverse("crowd:work", args=[a.pk]), {"word": "seven", "category": "object",
+                                                            "confidence": "3"})
+    page = annie.get(response["Location"]).content.decode()
+    assert '<strong id="sitting-done">1</strong> done · $0.05 on approval' in page
+    assert f'<strong id="sitting-left">{n - 2}</strong> more in this batch' in page

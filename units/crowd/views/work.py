@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from decimal import Decimal
 from functools import wraps
+from statistics import median
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,9 +20,9 @@ from .. import qualification as qual
 from ..accounts import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, QualificationAttempt
+from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, HitBatch, QualificationAttempt
 from ..selectors import annotator_current, annotator_recent_work, annotator_stats, hit_exemplars
-from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
+from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip, open_hits_for
 
 QUALIFICATION_EXEMPLARS = 10
 # Where each field's error points to on the labelling page (the error summary links there).
@@ -30,13 +33,40 @@ _ERROR_ANCHORS = {"category": ("categories", "Category"), "word": ("id_word", "W
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    profile = profile_get(request.user)
     return render(request, "crowd/home.html", {
-        "profile": profile_get(request.user),
+        "profile": profile,
         "stats": annotator_stats(request.user),
         "current": annotator_current(request.user),
         "qualification": qual.qualification_state(request.user),
         "recent": annotator_recent_work(request.user),
+        "batches": _open_batches(request.user) if profile.is_qualified and not profile.is_blocked else [],
     })
+
+
+def _open_batches(user) -> list[dict]:
+    """The batches with work for this annotator: HITs left, reward, and how long a HIT takes (the median of
+    the times handed in so far; before any, the time allowed), so they know before starting."""
+    left = Counter(open_hits_for(user, now=timezone.now()).values_list("batch_id", flat=True))
+    out = []
+    for batch in HitBatch.objects.filter(pk__in=left).order_by("-created_at"):
+        times = list(Assignment.objects.filter(hit__batch=batch, work_seconds__isnull=False)
+                     .order_by("-submitted_at").values_list("work_seconds", flat=True)[:200])
+        out.append({"batch": batch, "left": left[batch.pk], "median_seconds": median(times) if times else None,
+                    "allowed_minutes": batch.assignment_duration_seconds // 60})
+    return out
+
+
+def _sitting(request: HttpRequest, hit) -> dict:
+    """This sitting's counter (kept in the session): HITs handed in, their rewards, and HITs left in the batch."""
+    return {"done": request.session.get("sitting_done", 0),
+            "earned": Decimal(request.session.get("sitting_earned", "0")),
+            "left": open_hits_for(request.user, now=timezone.now()).filter(batch_id=hit.batch_id).count()}
+
+
+def _sitting_add(request: HttpRequest, hit) -> None:
+    request.session["sitting_done"] = request.session.get("sitting_done", 0) + 1
+    request.session["sitting_earned"] = str(Decimal(request.session.get("sitting_earned", "0")) + hit.reward)
 
 
 @login_required
@@ -172,6 +202,7 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.error(request, str(exc))
                 return redirect("crowd:home")
             else:
+                _sitting_add(request, assignment.hit)
                 messages.success(request, "Submitted. Thank you!")
                 return _go_on(request, done_hit=assignment.hit_id)
     else:
@@ -188,6 +219,7 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
         "assignment": assignment, "hit": assignment.hit, "unit": assignment.hit.unit, "form": form,
         "exemplars": [{"ex": ex, "marked": ex.pk in marked, "key": i + 1} for i, ex in enumerate(exemplars)],
         "plain": plain, "categories": CATEGORY_CHOICES, "error_summary": _error_summary(form),
+        "sitting": _sitting(request, assignment.hit),
         "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),
     })
 
