@@ -161,3 +161,14 @@ def test_a_bad_tally_upload_names_the_file_not_a_server_path(world, requester):
     html = response.content.decode()
     assert response.status_code == 200 and "my tally.csv" in html
     assert "/tmp" not in html and "tmp" not in html.split("my tally.csv")[1].split("</ul>")[0]
+
+
+def test_the_hour_chart_labels_every_third_hour_so_they_do_not_overlap(world, requester):
+    import re
+
+    html = login(requester).get("/results/").content.decode()
+    labels = re.findall(r'font-size="10">(\d\d):00</text>', html)
+    assert len(labels) == 8  # of 24 bars, 90 px apart on the 720 px chart
+    hours = [int(h) for h in labels]
+    assert all((b - a) % 24 == 3 for a, b in zip(hours, hours[1:]))
+    assert html.count("<rect") >= 24  # every hour still has its bar (and its title)
