@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.e2e.conftest import current_assignment_id, log_in, screenshot, start_working
+from tests.e2e.conftest import axe_violations, current_assignment_id, log_in, screenshot, start_working
 from tests.factories import make_user
 from units.crowd.models import Annotation, Assignment, Skip
 
@@ -203,3 +203,8 @@ def test_on_a_phone_three_pictures_a_row_big_targets_and_the_submit_bar_stays(li
     assert 0 <= submit["y"] and submit["y"] + submit["height"] <= 844
     screenshot(phone, "phone-labelling.png")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+    assert axe_violations(phone) == []
+    phone.goto(f"{live_server.url}/crowd/")
+    screenshot(phone, "phone-home.png")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert axe_violations(phone) == []
