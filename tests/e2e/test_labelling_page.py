@@ -116,6 +116,11 @@ def test_the_draft_survives_a_reload_and_an_expiry_and_goes_once_submitted(live_
     drafts = page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('unitcrowd-draft-'))")
     hit_of_next = Assignment.objects.get(pk=nxt).hit_id
     assert all(not k.endswith(f"-hit-{hit_of_next}") for k in drafts)
+    # The last HIT of a sitting leads home, which drops the draft too (and only that one).
+    page.evaluate("localStorage.setItem('unitcrowd-draft-9-hit-999', JSON.stringify({word: 'x', saved: Date.now()}))")
+    page.goto(f"{live_server.url}/crowd/?done=999")
+    assert page.evaluate("localStorage.getItem('unitcrowd-draft-9-hit-999')") is None
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('unitcrowd-draft-')).length") == len(drafts)
 
 
 def test_a_refused_answer_is_summarised_on_top_and_takes_the_focus(live_server, page, kim):
