@@ -133,3 +133,9 @@ def test_a_failed_attempt_shows_the_pass_mark_each_units_result_and_the_retake_i
     # The known answers are not given away.
     second = Unit.objects.get(pk=attempt.unit_ids[1])
     assert f"<q>{second.gold_word}</q>" not in page
+
+
+@pytest.mark.parametrize("typed", ["café", "CAFÉ", "Cafe\u0301", "  Café. "])
+def test_gold_words_match_in_any_case_and_unicode_composition(typed):
+    assert matches_gold(word=typed, category="object", gold_word="café|coffee", gold_category="object")
+    assert not matches_gold(word="cafe", category="object", gold_word="café", gold_category="object")
