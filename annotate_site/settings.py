@@ -233,6 +233,12 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
 }
 
+# Where the site is reached from outside, for absolute links in files read elsewhere (the Mechanical
+# Turk export's Input.image_urls): scheme and host, no trailing slash.
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")) or " " in SITE_URL:
+    raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must start with http:// or https:// (e.g. https://crowd.example.org).")
+
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,8 +1,10 @@
 """The annotator's pages end to end through Django's test client: home, form, submit, return, skip."""
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import PASSWORD, make_user
 from units.crowd.models import Annotation, Assignment, Skip
@@ -63,7 +65,8 @@ def test_submitting_the_form_stores_the_answer_and_opens_the_next_hit(annie, ann
     assert (annotation.word, annotation.category, annotation.confidence) == ("seven", "object", 4)
     assert list(annotation.non_fitting.values_list("pk", flat=True)) == [marked.exemplar_id]
     nxt = Assignment.objects.get(worker=annotator, status="accepted")
-    assert response["Location"] == reverse("crowd:work", args=[nxt.pk])
+    # ?done= tells the page's script to drop the submitted HIT's draft kept in the browser.
+    assert response["Location"] == reverse("crowd:work", args=[nxt.pk]) + f"?done={a.hit_id}"
 
 
 def test_an_invalid_form_shows_the_errors_and_keeps_the_marks(annie, annotator, hits):
@@ -101,15 +104,16 @@ def test_another_annotators_assignment_page_is_forbidden(client, annotator, othe
 def test_return_and_skip_buttons(annie, annotator, hits):
     start(annie)
     a = Assignment.objects.get(worker=annotator)
-    annie.post(reverse("crowd:return", args=[a.pk]))
+    returned = annie.post(reverse("crowd:return", args=[a.pk]))
     a.refresh_from_db()
     assert a.status == "returned"
-    start(annie)
+    # Return and skip lead to the same place: the next HIT.
     b = Assignment.objects.get(worker=annotator, status="accepted")
+    assert returned["Location"] == reverse("crowd:work", args=[b.pk]) + f"?done={a.hit_id}"
     response = annie.post(reverse("crowd:skip", args=[b.pk]))
     assert Skip.objects.filter(worker=annotator, hit=b.hit).exists()
     c = Assignment.objects.get(worker=annotator, status="accepted")
-    assert response["Location"] == reverse("crowd:work", args=[c.pk])
+    assert response["Location"] == reverse("crowd:work", args=[c.pk]) + f"?done={b.hit_id}"
 
 
 def test_home_shows_counts_and_the_start_button(annie, annotator, hits):
@@ -161,3 +165,31 @@ def test_login_logout_and_password_change(client, annotator):
     client.post(reverse("logout"))
     assert client.get(reverse("crowd:home")).status_code == 302
     assert client.login(username="annie", password="a-new-long-secret-42")
+
+
+def test_home_lists_the_batches_with_work_left_reward_and_time_before_starting(annie, annotator, other_annotator, hits):
+    from units.crowd.services import annotation_submit, assignment_claim
+
+    n = len(hits)
+    page = annie.get(reverse("crowd:home")).content.decode()
+    table = page.split('id="batches"')[1].split("</table>")[0]
+    assert f"<td>{n}</td><td>$0.05</td>" in table and "up to 10 min" in table  # no times yet: the time allowed
+    a = assignment_claim(worker=other_annotator)
+    Assignment.objects.filter(pk=a.pk).update(accepted_at=timezone.now() - timedelta(seconds=42))
+    annotation_submit(assignment_id=a.pk, worker=other_annotator, word="x", category="object")
+    table = annie.get(reverse("crowd:home")).content.decode().split('id="batches"')[1].split("</table>")[0]
+    assert "about 42 s (median so far)" in table
+
+
+def test_the_work_page_counts_the_sitting_done_earned_and_left_in_the_batch(annie, annotator, hits):
+    n = len(hits)
+    response = start(annie)
+    page = annie.get(response["Location"]).content.decode()
+    assert '<strong id="sitting-done">0</strong> done · $0 on approval' in page
+    assert f'<strong id="sitting-left">{n - 1}</strong> more in this batch' in page
+    a = Assignment.objects.get(worker=annotator, status="accepted")
+    response = annie.post(reverse("crowd:work", args=[a.pk]), {"word": "seven", "category": "object",
+                                                            "confidence": "3"})
+    page = annie.get(response["Location"]).content.decode()
+    assert '<strong id="sitting-done">1</strong> done · $0.05 on approval' in page
+    assert f'<strong id="sitting-left">{n - 2}</strong> more in this batch' in page

@@ -109,3 +109,33 @@ def test_units_seen_in_the_qualification_are_not_offered_as_hits_to_that_annotat
         a.save(update_fields=["status"])
     assert offered == {h.unit_id for h in hits} - set(attempt.unit_ids)
     assert len(offered) == 2
+
+
+def test_a_failed_attempt_shows_the_pass_mark_each_units_result_and_the_retake_in_relative_time(gold, client):
+    from django.urls import reverse
+
+    user = make_user()
+    client.force_login(user)
+    client.get(reverse("crowd:qualification"))  # starts the attempt, as the page does
+    attempt = qualification_start(user=user)
+    posted = {}
+    for i, uid in enumerate(attempt.unit_ids):  # units 1 and 3 right, 2 and 4 wrong
+        unit = Unit.objects.get(pk=uid)
+        posted[f"word_{uid}"] = unit.gold_word if i % 2 == 0 else "giraffe"
+        posted[f"category_{uid}"] = "object"
+    response = client.post(reverse("crowd:qualification"), posted, follow=True)
+    page = response.content.decode()
+    assert "2 of 4 matched; passing needs 3" in page  # 0.75 x 4
+    assert "Unit 1: matched" in page and "Unit 2: not matched" in page
+    assert "Unit 3: matched" in page and "Unit 4: not matched" in page
+    assert "you answered <q>giraffe</q>, object" in page
+    assert "You can retake the test in 29\xa0minutes" in page or "You can retake the test in 30\xa0minutes" in page
+    # The known answers are not given away.
+    second = Unit.objects.get(pk=attempt.unit_ids[1])
+    assert f"<q>{second.gold_word}</q>" not in page
+
+
+@pytest.mark.parametrize("typed", ["café", "CAFÉ", "Cafe\u0301", "  Café. "])
+def test_gold_words_match_in_any_case_and_unicode_composition(typed):
+    assert matches_gold(word=typed, category="object", gold_word="café|coffee", gold_category="object")
+    assert not matches_gold(word="cafe", category="object", gold_word="café", gold_category="object")

@@ -43,6 +43,35 @@ def test_a_rejection_without_feedback_is_refused_with_a_message(rita, annotator,
     assert Assignment.objects.get(pk=ids[0]).status == "submitted"
 
 
+def test_a_refused_rejection_keeps_the_selection_ticked(rita, annotator, hits):
+    ids = submitted(annotator, 2)
+    hit_id = Assignment.objects.get(pk=ids[0]).hit_id
+    back = reverse("crowd:review_hit", args=[hit_id])
+    response = rita.post(reverse("crowd:review_decide"), {"assignment_ids": ids, "action": "reject", "next": back})
+    assert response["Location"] == f"{back}?selected={ids[0]},{ids[1]}"
+    page = rita.get(response["Location"]).content.decode()
+    assert f'value="{ids[0]}" aria-label="select assignment {ids[0]}" checked' in page
+    listing = rita.post(reverse("crowd:review_decide"), {"assignment_ids": ids, "action": "reject"})
+    page = rita.get(listing["Location"]).content.decode()
+    assert all(f'value="{pk}" aria-label="select assignment {pk}" checked' in page for pk in ids)
+    assert set(Assignment.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"submitted"}
+
+
+def test_the_review_page_crosses_out_the_images_each_annotator_marked(rita, annotator, other_annotator, hits):
+    from units.crowd.selectors import hit_exemplars
+
+    a = assignment_claim(worker=annotator)
+    shown = hit_exemplars(a.hit)
+    annotation_submit(assignment_id=a.pk, worker=annotator, word="café", category="object",
+                      non_fitting=[shown[0].pk, shown[2].pk], description="mostly cups")
+    page = rita.get(reverse("crowd:review_hit", args=[a.hit_id])).content.decode()
+    item = page.split(f'id="assignment-{a.pk}"')[1].split("</article>")[0]
+    assert item.count('<figure class="marked">') == 2
+    assert 'alt="image 1, marked as not fitting"' in item and 'alt="image 3, marked as not fitting"' in item
+    assert 'alt="image 2"' in item
+    assert "café" in item and "mostly cups" in item and "0 approved, 0 rejected, 1 waiting" in item
+
+
 def test_the_annotators_page_qualifies_and_blocks(rita, requester, hits):
     newbie = make_user("newbie")
     page = rita.get(reverse("crowd:annotators")).content.decode()

@@ -116,3 +116,62 @@ def test_a_job_form_with_bad_values_shows_errors_and_creates_nothing(client, req
     assert response.status_code == 200
     assert "Name at least one layer" in response.content.decode()
     assert DissectionJob.objects.count() == 1
+
+
+@pytest.mark.parametrize("layers, named", [("conv3, layer4", "'layer4'"), ("conv9", "'conv9'"), ("conv3.weight", "'conv3.weight'")])
+def test_a_layer_the_network_does_not_have_is_refused_on_the_form_before_any_job_exists(
+        client, requester, tiny_mixture_dir, layers, named):
+    from tests.factories import make_registered_pipeline
+
+    template = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
+    client.login(username=requester.username, password=PASSWORD)
+    response = client.post(reverse("units:job_new"), {
+        "network": template.network_id, "dataset": template.dataset_id, "layers": layers,
+        "top_k": 2, "quantile": 0.005, "iou_rule": "lite", "batch_size": 8, "shards": 1, "start": "on",
+    })
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f"Layer {named} is not in the model" in body.replace("&#x27;", "'")
+    assert "conv1, pool1, conv2" in body  # the layers it does have
+    assert DissectionJob.objects.count() == 1  # only the template
+
+
+def test_a_failed_job_can_be_edited_and_deleted_but_a_succeeded_one_cannot(client, requester, media_root,
+                                                                          django_capture_on_commit_callbacks):
+    from tests.factories import make_job
+
+    failed = make_job(layers={"conv3": 2})
+    failed.status, failed.error_message, failed.output_dir = "failed", "layer 'conv9' is not in the model", "jobs/x"
+    failed.save()
+    (media_root / "jobs" / "x").mkdir(parents=True)
+    (media_root / "jobs" / "x" / "partial.npy").write_bytes(b"0")
+    client.login(username=requester.username, password=PASSWORD)
+    page = client.get(reverse("units:job", args=[failed.pk])).content.decode()
+    assert 'id="edit-job"' in page and 'id="delete-job"' in page
+
+    edit = client.get(reverse("units:job_edit", args=[failed.pk])).content.decode()
+    assert 'value="conv3"' in edit  # the job's settings, ready to correct
+    response = client.post(reverse("units:job_edit", args=[failed.pk]), {
+        "network": failed.network_id, "dataset": failed.dataset_id, "layers": "conv2, conv3",
+        "top_k": 3, "quantile": 0.01, "iou_rule": "original", "batch_size": 4, "shards": 1,
+    })
+    assert response.status_code == 302
+    failed.refresh_from_db()
+    assert (failed.layers, failed.top_k, failed.quantile, failed.iou_rule, failed.batch_size) == (
+        ["conv2", "conv3"], 3, 0.01, "original", 4)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(reverse("units:job_delete", args=[failed.pk])).status_code == 302
+    assert not DissectionJob.objects.filter(pk=failed.pk).exists()
+    assert not (media_root / "jobs" / "x").exists()
+
+    done = make_job(layers={"conv3": 2})
+    assert done.status == "succeeded"
+    assert 'id="delete-job"' not in client.get(reverse("units:job", args=[done.pk])).content.decode()
+    client.post(reverse("units:job_delete", args=[done.pk]))
+    client.post(reverse("units:job_edit", args=[done.pk]), {
+        "network": done.network_id, "dataset": done.dataset_id, "layers": "conv2",
+        "top_k": 3, "quantile": 0.01, "iou_rule": "lite", "batch_size": 4, "shards": 1,
+    })
+    done.refresh_from_db()
+    assert DissectionJob.objects.filter(pk=done.pk).exists() and done.layers == ["conv3"]

@@ -1,64 +1,18 @@
 """An annotator's whole path in a real browser (Playwright driving Debian's Chromium, headless):
 sign up, pass the qualification, label three HITs with the keyboard and the mouse, see the counts."""
-import os
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.urls import get_resolver
 
-from tests.conftest import need_service
-from tests.factories import make_hits, make_job
-from units.crowd.models import Annotation, CrowdSettings
+from tests.e2e.conftest import ARTIFACTS, current_assignment_id
+from units.crowd.models import Annotation
 from units.dissection.models import Unit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
-
-
-@pytest.fixture
-def page(monkeypatch):
-    need_service(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM}")
-    # Playwright's sync API keeps an event loop in this thread; our ORM calls here are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    # Import every view module now (some pull in torch): the first page load must not pay for it.
-    get_resolver().url_patterns
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        # Generous limits: a loaded 2-core CI machine can be slow, and a timeout here is never a real answer.
-        context.set_default_timeout(30000)
-        context.set_default_navigation_timeout(60000)
-        yield context.new_page()
-        browser.close()
-
-
-@pytest.fixture
-def site(media_root):
-    job = make_job(layers={"conv3": 5}, exemplars_per_unit=6, write_pictures=True)
-    make_hits(job, assignments=2)
-    # Two gold units (digits 0 and 1) make the qualification test.
-    for unit in Unit.objects.filter(layer__job=job, index__lt=2):
-        unit.is_gold, unit.gold_word, unit.gold_category = True, f"{unit.index}", "object"
-        unit.save()
-    CrowdSettings.objects.update_or_create(pk=1, defaults={
-        "qualification_size": 2, "qualification_pass_fraction": 1.0, "gold_rate": 0.0})
-    return job
-
 
 def count(page, name: str) -> int:
     return int(page.inner_text(f"#count-{name}").strip())
-
-
-def current_assignment_id(page) -> int:
-    return int(re.search(r"/crowd/assignments/(\d+)/", page.url).group(1))
 
 
 def test_an_annotator_signs_up_qualifies_and_labels_three_hits(live_server, page, site):

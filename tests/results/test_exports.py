@@ -72,7 +72,7 @@ def test_labelled_units_csv_and_json_hold_every_column(labelled, tmp_path):
     assert len(rows) == len(doc["units"]) == 3
     first = rows[0]
     assert first == {
-        "layer": "conv3", "unit": "0", "crowd_word": "dog", "concept": "dog", "category": "object",
+        "layer": "conv3", "unit": "1", "crowd_word": "dog", "concept": "dog", "category": "object",
         "category_ds": "object", "agreement": "1.0000", "category_agreement": "1.0000", "precision": "0.8750",
         "interpretable": "1", "annotations": "2", "iou_label": "dog", "iou_category": "object",
         "iou_score": "0.0200", "iou_interpretable": "0", "word_match": "1", "category_match": "1",
@@ -144,11 +144,13 @@ def test_mturk_results_csv_has_the_reference_columns_and_one_row_per_finished_as
     by_worker = {(r["HITId"], r["WorkerId"]): r for r in rows}
     first = by_worker[(str(hits[0].pk), "ann1")]
     assert (first["AssignmentStatus"], first["Answer.word"], first["Answer.category"]) == ("Submitted", "dogs", "object")
-    assert first["Answer.non_fitting"] == "1"
+    assert first["Answer.non_fitting_images"] == "2"  # rank 1 is the second image shown
     assert first["Answer.description"] == "Dogs, mostly faces"
-    assert (first["Input.layer"], first["Input.unit"], first["MaxAssignments"], first["Reward"]) == ("conv3", "0", "3", "$0.05")
+    assert (first["Input.layer"], first["Input.unit_number"], first["MaxAssignments"], first["Reward"]) == (
+        "conv3", "1", "3", "$0.05")
     assert first["WorkTimeInSeconds"] == "60"
-    assert len(first["Input.image_urls"].split("|")) == 4
+    urls = first["Input.image_urls"].split("|")
+    assert len(urls) == 4 and all(u.startswith("http://127.0.0.1:8000/") for u in urls)
     assert first["LifetimeApprovalRate"] == "0% (0/0)"
     approved = by_worker[(str(hits[0].pk), "ann2")]
     assert (approved["AssignmentStatus"], approved["Approve"], approved["Reject"]) == ("Approved", "x", "")

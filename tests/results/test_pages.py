@@ -5,6 +5,7 @@ from django.test import Client
 
 from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
+from units.dissection.models import Unit
 from units.results.models import ExportJob, SynonymEntry
 from units.results.services import aggregation_run_layer
 
@@ -98,6 +99,13 @@ def test_an_export_started_from_the_page_is_downloadable(world, requester, media
     assert "mturk_" in response["Content-Disposition"]
 
 
+def test_an_export_form_error_is_shown_once(world, requester):
+    response = login(requester).post("/results/exports/", {"kind": "tally", "job": world["job"].pk})
+    html = response.content.decode()
+    assert response.status_code == 200 and html.count("A tally.csv export is per layer") == 1
+    assert not ExportJob.objects.exists()
+
+
 def test_a_bad_import_file_gives_a_form_error_not_a_traceback(world, requester):
     client = login(requester)
     upload = SimpleUploadedFile("results.csv", b"WorkerId,Answer.word\nW1,dog\n", content_type="text/csv")
@@ -135,3 +143,32 @@ def test_the_annotators_table_rows_hold_counts_and_median_time(requester):
     row = next(r for r in annotator_rows() if r["worker"] == worker)
     assert (row["submitted"], row["approved"], row["rejected"], row["median_seconds"]) == (3, 1, 1, 30)
 
+
+
+def test_crowd_accuracy_says_no_answer_yet_before_the_crowd_answered_a_gold_unit(requester, db):
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=2)
+    make_hits(job)
+    layer = job.layer_set.get()
+    Unit.objects.filter(layer=layer, index=0).update(is_gold=True, gold_word="0", gold_category="object")
+    aggregation_run_layer(layer=layer, adapt=False)
+    html = login(requester).get(f"/results/layers/{layer.pk}/").content.decode()
+    assert '<span id="crowd-accuracy">no answer yet</span>' in html
+
+
+def test_a_bad_tally_upload_names_the_file_not_a_server_path(world, requester):
+    upload = SimpleUploadedFile("my tally.csv", b"unit,category\nx,y\n", content_type="text/csv")
+    response = login(requester).post("/results/imports/", {"kind": "tally", "layer": world["layer"].pk, "file": upload})
+    html = response.content.decode()
+    assert response.status_code == 200 and "my tally.csv" in html
+    assert "/tmp" not in html and "tmp" not in html.split("my tally.csv")[1].split("</ul>")[0]
+
+
+def test_the_hour_chart_labels_every_third_hour_so_they_do_not_overlap(world, requester):
+    import re
+
+    html = login(requester).get("/results/").content.decode()
+    labels = re.findall(r'font-size="10">(\d\d):00</text>', html)
+    assert len(labels) == 8  # of 24 bars, 90 px apart on the 720 px chart
+    hours = [int(h) for h in labels]
+    assert all((b - a) % 24 == 3 for a, b in zip(hours, hours[1:]))
+    assert html.count("<rect") >= 24  # every hour still has its bar (and its title)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 
 from units.dissection.selectors import layers_for_publishing
 
@@ -122,7 +123,8 @@ class PublishForm(forms.Form):
     assignment_minutes = forms.FloatField(initial=15, min_value=0.5, help_text="Time an annotator has after taking a HIT.")
     auto_approval_hours = forms.FloatField(initial=72, min_value=0, help_text="Submitted work is approved after this.")
     exemplars_shown = forms.IntegerField(initial=15, min_value=1, max_value=100)
-    sentinels = forms.IntegerField(initial=0, min_value=0, max_value=10,
+    # The instructions promise sentinels: by default as many as the dissection stored per unit (the setting).
+    sentinels = forms.IntegerField(initial=lambda: settings.UNITCROWD_SENTINELS_PER_UNIT, min_value=0, max_value=10,
                                    help_text="Low-activation images mixed in as a quality check (ICLR 2015).")
     skip_dead = forms.BooleanField(required=False, initial=True, label="Skip dead units (never active)")
     hit_type = forms.ChoiceField(

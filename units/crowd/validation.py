@@ -49,7 +49,8 @@ def validate_answer(*, word: str, category: str, description: str, confidence: i
 
 def normalise_word(word: str) -> str:
     """Lower-case, trim, drop fillers and articles, spell digits as numerals, naive singular."""
-    text = " ".join(word.lower().split()).strip(" .,")
+    # NFC and case folding, as results.normalize does: "Cafe\u0301" and "CAFÉ" name the gold "café".
+    text = " ".join(unicodedata.normalize("NFC", unicodedata.normalize("NFC", word).casefold()).split()).strip(" .,")
     changed = True
     while changed:
         changed = False

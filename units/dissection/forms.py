@@ -65,3 +65,39 @@ class JobForm(forms.Form):
     batch_size = forms.IntegerField(initial=32, min_value=1, max_value=4096)
     shards = forms.IntegerField(initial=1, min_value=1, max_value=64, help_text="Split the images over this many GPU workers.")
     start = forms.BooleanField(required=False, initial=True, label="Start now")
+
+    def clean(self):
+        # A wrong layer name used to make a job that failed seconds later; checking it here refuses it
+        # before any row exists, with the engine's own message (close names, top-level layers).
+        data = super().clean()
+        network, layers = data.get("network"), data.get("layers")
+        if network is not None and layers:
+            names = [part for part in layers.replace(",", " ").split() if part]
+            problem = layer_name_problem(network.architecture, names)
+            if problem:
+                self.add_error("layers", problem)
+        return data
+
+
+def layer_name_problem(architecture: str, names: list[str]) -> str | None:
+    """Why `names` are not layers of `architecture` (None when they all are, or when it cannot be told).
+
+    The model is built on PyTorch's meta device: module names without weights or memory."""
+    import torch
+
+    from tasks.engine.capture import resolve_layers
+    from tasks.engine.errors import LayerError
+    from tasks.engine.models import ARCHITECTURES, DEFAULT_CLASSES
+
+    if architecture not in ARCHITECTURES or not names:
+        return None
+    try:
+        with torch.device("meta"):
+            model = ARCHITECTURES[architecture](DEFAULT_CLASSES[architecture])
+    except Exception:  # noqa: BLE001 - the runner's own check still stands behind this one
+        return None
+    try:
+        resolve_layers(model, names)
+    except LayerError as exc:
+        return f"{exc}"[0].upper() + f"{exc}"[1:]
+    return None

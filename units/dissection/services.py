@@ -262,6 +262,52 @@ def job_create(
     created_by=None,
 ) -> DissectionJob:
     """A pending job; the layer names are checked against the model when it runs."""
+    params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
+                         batch_size=batch_size, shards=shards)
+    with transaction.atomic():
+        return DissectionJob.objects.create(network=network, dataset=dataset, created_by=created_by, **params)
+
+
+# A job that never ran or failed may be changed or removed; one that runs, succeeded or has HITs may not.
+EDITABLE_STATUSES = ("pending", "failed")
+
+
+def _editable_job(job: DissectionJob, doing: str) -> DissectionJob:
+    job = DissectionJob.objects.select_for_update().get(pk=job.pk)
+    if job.status not in EDITABLE_STATUSES:
+        raise UnitsError(f"Job {job.pk} is {job.status}; only a pending or failed job can be {doing}.")
+    if job_has_hits(job):
+        raise UnitsError(f"Job {job.pk} has published HITs; it cannot be {doing}.")
+    return job
+
+
+def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, layers: Sequence[str], top_k: int,
+               quantile: float, iou_rule: str, batch_size: int, shards: int) -> DissectionJob:
+    """Change a pending or failed job's settings (a wrong layer name, too large a batch) before running it again."""
+    params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
+                         batch_size=batch_size, shards=shards)
+    with transaction.atomic():
+        job = _editable_job(job, "edited")
+        for field, value in {"network": network, "dataset": dataset, **params}.items():
+            setattr(job, field, value)
+        job.save(update_fields=["network", "dataset", *params])
+    return job
+
+
+def job_delete(*, job: DissectionJob) -> None:
+    """Remove a pending or failed job, its partial rows and, once that is committed, its files."""
+    with transaction.atomic():
+        job = _editable_job(job, "deleted")
+        media = Path(settings.MEDIA_ROOT).resolve()
+        folder = (media / job.output_dir).resolve() if job.output_dir else None
+        job.delete()
+        if folder is not None and folder != media and media in folder.parents:
+            transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def _job_params(*, dataset: ProbeDataset, layers: Sequence[str], top_k: int, quantile: float, iou_rule: str,
+                batch_size: int, shards: int) -> dict:
+    """A job's settings, checked (UnitsError says what is wrong)."""
     names = []
     for raw in layers:
         for part in str(raw).replace(",", " ").split():
@@ -281,11 +327,8 @@ def job_create(
         raise UnitsError(f"shards must be between 1 and {MAX_SHARDS}.")
     if dataset.num_images and int(shards) > dataset.num_images:
         raise UnitsError(f"shards ({shards}) cannot exceed the dataset's {dataset.num_images} images.")
-    with transaction.atomic():
-        return DissectionJob.objects.create(
-            network=network, dataset=dataset, layers=names, top_k=int(top_k), quantile=float(quantile),
-            iou_rule=iou_rule, batch_size=int(batch_size), shards=int(shards), created_by=created_by,
-        )
+    return {"layers": names, "top_k": int(top_k), "quantile": float(quantile), "iou_rule": iou_rule,
+            "batch_size": int(batch_size), "shards": int(shards)}
 
 
 def job_has_hits(job: DissectionJob) -> bool:

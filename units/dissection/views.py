@@ -14,7 +14,9 @@ from annotate_site.roles import requester_required
 from . import selectors
 from .forms import DatasetForm, JobForm, NetworkForm
 from .models import DissectionJob, Layer, Unit
-from .services import UnitsError, dataset_register, job_create, job_start, network_register
+from .services import (
+    EDITABLE_STATUSES, UnitsError, dataset_register, job_create, job_delete, job_start, job_update, network_register,
+)
 
 
 def _get_or_404(getter, pk: int):
@@ -114,7 +116,44 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "dissection/job_detail.html", {
         "job": job, "layers": selectors.job_layers(job), "status": selectors.job_status(job),
         "live": job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING),
+        "editable": job.status in EDITABLE_STATUSES,
     })
+
+
+@requester_required
+def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _get_or_404(selectors.job_get, job_id)
+    initial = {"network": job.network_id, "dataset": job.dataset_id, "layers": ", ".join(job.layers),
+               "top_k": job.top_k, "quantile": job.quantile, "iou_rule": job.iou_rule,
+               "batch_size": job.batch_size, "shards": job.shards}
+    form = JobForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = job_update(job=job, network=data["network"], dataset=data["dataset"], layers=[data["layers"]],
+                             top_k=data["top_k"], quantile=data["quantile"], iou_rule=data["iou_rule"],
+                             batch_size=data["batch_size"], shards=data["shards"])
+            if data["start"]:
+                job_start(job=job)
+        except UnitsError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Job {job.pk} saved{' and queued' if data['start'] else ''}.")
+            return redirect("units:job", job.pk)
+    return render(request, "dissection/form.html", {"form": form, "title": f"Edit job #{job.pk}"})
+
+
+@requester_required
+@require_POST
+def job_remove(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _get_or_404(selectors.job_get, job_id)
+    try:
+        job_delete(job=job)
+    except UnitsError as exc:
+        messages.error(request, str(exc))
+        return redirect("units:job", job_id)
+    messages.success(request, f"Job {job_id} deleted.")
+    return redirect("units:job_list")
 
 
 @requester_required

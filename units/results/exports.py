@@ -2,6 +2,11 @@
 
 Each writer takes rows from the database and a destination path and reports progress through an
 optional callback (0..1), so the same code serves the page button, the command and the API.
+
+Numbering: people see NetDissect's (units and images from 1), and so do our files: `unit` is 1-based
+in the labelled units and in tally.csv (NetDissect's own column), MTurk's `Input.unit_number` and
+`Answer.non_fitting_images` count from 1. Only the MILAN archive keeps MILAN's 0-based `unit`, said in
+its README.txt. Words are written as stored, in UTF-8 (JSON without escapes), in any script.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from units.crowd.models import Assignment, Hit
 from units.dissection.models import Layer, Unit
 
 from .models import ExportJob, UnitVerification
+from .normalize import fold
 from .selectors import COUNTED_STATUSES, DONE_STATUSES
 
 Progress = Callable[[float], None] | None
@@ -49,14 +55,18 @@ MTURK_COLUMNS = [
     "SubmitTime", "AutoApprovalTime", "ApprovalTime", "RejectionTime", "RequesterFeedback", "WorkTimeInSeconds",
     "LifetimeApprovalRate", "Last30DaysApprovalRate", "Last7DaysApprovalRate",
 ]
-MTURK_INPUTS = ["Input.unit_id", "Input.network", "Input.layer", "Input.unit", "Input.image_urls",
+MTURK_INPUTS = ["Input.unit_id", "Input.network", "Input.layer", "Input.unit_number", "Input.image_urls",
                 "Input.proposed_label"]
-MTURK_ANSWERS = ["Answer.word", "Answer.category", "Answer.description", "Answer.confidence", "Answer.non_fitting",
-                 "Answer.verdict"]
+MTURK_ANSWERS = ["Answer.word", "Answer.category", "Answer.description", "Answer.confidence",
+                 "Answer.non_fitting_images", "Answer.verdict"]
 MTURK_ALL_COLUMNS = MTURK_COLUMNS + MTURK_INPUTS + MTURK_ANSWERS + ["Approve", "Reject"]
 MTURK_TITLE = "Name what this neural network unit detects"
 MTURK_DESCRIPTION = "Look at the highlighted regions, name their common concept, mark images that do not fit."
 MTURK_KEYWORDS = "image, labelling, neural network, interpretability"
+MILAN_README = (
+    "MILAN-style annotations. As in MILAN's releases, `unit` is the 0-based channel index (UnitCrowd's pages\n"
+    "and its other exports show it plus 1) and `rank` the 0-based place among the unit's top images.\n"
+)
 MTURK_TIME_FORMAT = "%a %b %d %H:%M:%S UTC %Y"  # MTurk's own format, in UTC
 
 
@@ -69,7 +79,7 @@ def _flag(value: bool) -> str:
 
 
 def labelled_rows(units: QuerySet[Unit]) -> list[dict]:
-    """One row per unit (unit is the 0-based channel index, as the unit pages show it)."""
+    """One row per unit; `unit` counts from 1 like the pages and NetDissect's tally.csv."""
     rows = []
     verified = _verifications(units)
     for unit in units.select_related("layer", "aggregate").order_by("layer_id", "index"):
@@ -77,7 +87,7 @@ def labelled_rows(units: QuerySet[Unit]) -> list[dict]:
         checks = verified.get(unit.pk, {})
         rows.append({
             "layer": unit.layer.name,
-            "unit": unit.index,
+            "unit": unit.index + 1,
             "crowd_word": agg.crowd_word if agg else "",
             "concept": agg.concept if agg else "",
             "category": agg.category_mv if agg else "",
@@ -128,7 +138,8 @@ def write_units_csv(path: Path, units: QuerySet[Unit], progress: Progress = None
 def write_units_json(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
     rows = labelled_rows(units)
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump({"columns": LABELLED_COLUMNS, "units": rows}, fh, indent=1)
+        json.dump({"columns": LABELLED_COLUMNS, "unit_numbering": "from 1 (NetDissect)", "units": rows}, fh,
+                  indent=1, ensure_ascii=False)
 
 
 # --- tally.csv -----------------------------------------------------------------------------------
@@ -250,13 +261,13 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
                 "RequesterFeedback": a.feedback, "WorkTimeInSeconds": _work_seconds(a),
                 **rates[a.worker_id],
                 "Input.unit_id": unit.pk, "Input.network": unit.layer.job.network.name,
-                "Input.layer": unit.layer.name, "Input.unit": unit.index,
-                "Input.image_urls": "|".join(e.picture_url for e in top), "Input.proposed_label": hit.proposed_label,
-                "Answer.verdict": ann.verdict if ann else "",
+                "Input.layer": unit.layer.name, "Input.unit_number": unit.index + 1,
+                "Input.image_urls": "|".join(_absolute(e.picture_url) for e in top),
+                "Input.proposed_label": hit.proposed_label, "Answer.verdict": ann.verdict if ann else "",
                 "Answer.word": ann.word if ann else "", "Answer.category": ann.category if ann else "",
                 "Answer.description": ann.description if ann else "",
                 "Answer.confidence": (ann.confidence or "") if ann else "",
-                "Answer.non_fitting": "|".join(str(e.rank) for e in sorted(ann.non_fitting.all(), key=lambda e: e.rank)
+                "Answer.non_fitting_images": "|".join(str(e.rank + 1) for e in sorted(ann.non_fitting.all(), key=lambda e: e.rank)
                                                if e.kind == "top") if ann else "",
                 "Approve": "x" if a.status == Assignment.Status.APPROVED else "",
                 "Reject": (a.feedback or "rejected") if a.status == Assignment.Status.REJECTED else "",
@@ -264,6 +275,11 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
             writer.writerow(row)
             if progress and i % 200 == 0:
                 progress(i / max(len(assignments), 1))
+
+
+def _absolute(url: str) -> str:
+    # MTurk fetches the pictures from its own servers: a relative /media/... path means nothing there.
+    return url if "://" in url else settings.SITE_URL + url
 
 
 def _work_seconds(a: Assignment) -> int | str:
@@ -307,8 +323,9 @@ def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) ->
         writer.writerow(["layer", "unit", "summary"])
         for ann in annotations:
             unit = ann.assignment.hit.unit
-            writer.writerow([unit.layer.name, unit.index, (ann.description or ann.word).strip().lower()])
+            writer.writerow([unit.layer.name, unit.index, fold(ann.description or ann.word).strip()])
         zf.writestr("annotations.csv", text.getvalue())
+        zf.writestr("README.txt", MILAN_README)
         per_layer: dict[str, io.StringIO] = {}
         for i, unit in enumerate(units):
             listing = per_layer.setdefault(unit.layer.name, io.StringIO())

@@ -31,9 +31,11 @@ def tally_import(*, path: str | Path, layer: Layer) -> int:
     try:
         rows = read_tally(path)
     except (EngineError, ValueError, KeyError) as exc:
-        raise ResultsError(f"{path.name}: cannot read it as a NetDissect tally.csv ({exc}).") from None
+        # The file is a server-side temporary copy of an upload: its folder means nothing to the user.
+        raise ResultsError(f"{path.name}: cannot read it as a NetDissect tally.csv "
+                           f"({str(exc).replace(str(path), path.name)}).") from None
     except OSError as exc:
-        raise ResultsError(f"{path}: cannot open the file ({exc.strerror}).") from None
+        raise ResultsError(f"{path.name}: cannot open the file ({exc.strerror}).") from None
     categories = tally_categories(rows) if rows else []
     concepts = {c.name: c for c in Concept.objects.filter(dataset=layer.job.dataset)}
     units = {u.index: u for u in layer.units.all()}
@@ -86,6 +88,9 @@ def _worker(worker_id: str):
 def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
     """Read a results CSV (ours or MTurk's, with Input.unit and Answer.* columns) into HITs and annotations.
 
+    The unit is `Input.unit_number` (from 1, as our exports write it) or, in older files, `Input.unit`
+    (from 0); the marked images likewise `Answer.non_fitting_images` (from 1) or `Answer.non_fitting` (from 0).
+
     Rows already imported (same HIT and worker) are skipped, so importing a file twice is harmless.
     Returns counts: {"rows", "created", "skipped"}.
     """
@@ -97,12 +102,16 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ResultsError(f"{path.name}: cannot read the CSV ({exc}).") from None
-    required = ["WorkerId", "AssignmentStatus", "Input.unit", "Answer.category"]
+    # Whichever numbering the file names, rows are read in 0-based indexes from here on.
+    unit_column, unit_base = ("Input.unit_number", 1) if "Input.unit_number" in header else ("Input.unit", 0)
+    marks_column, marks_base = (("Answer.non_fitting_images", 1) if "Answer.non_fitting_images" in header
+                                else ("Answer.non_fitting", 0))
+    required = ["WorkerId", "AssignmentStatus", unit_column, "Answer.category"]
     missing = [c for c in required if c not in header]
     if missing:
         raise ResultsError(
             f"{path.name}: missing column(s) {', '.join(missing)}; a Mechanical Turk results CSV with the unit's "
-            "index in Input.unit and the answers in Answer.word / Answer.category is expected."
+            "number in Input.unit_number (from 1) or Input.unit (from 0) and the answers in Answer.word / Answer.category is expected."
         )
     units = {u.index: u for u in layer.units.all()}
     now = timezone.now()
@@ -113,11 +122,12 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
         for line, row in enumerate(rows, start=2):
             where = f"{path.name} line {line}"
             try:
-                index = int(row["Input.unit"])
+                index = int(row[unit_column]) - unit_base
             except ValueError:
-                raise ResultsError(f"{where}: Input.unit {row['Input.unit']!r} is not a unit index.") from None
+                raise ResultsError(f"{where}: {unit_column} {row[unit_column]!r} is not a unit number.") from None
             if index not in units:
-                raise ResultsError(f"{where}: layer {layer.name} has no unit {index} (0..{layer.num_units - 1}).")
+                raise ResultsError(f"{where}: layer {layer.name} has no unit {index + unit_base} "
+                                   f"({unit_base}..{layer.num_units - 1 + unit_base} in {unit_column}).")
             if "Input.layer" in row and row["Input.layer"] and row["Input.layer"] != layer.name:
                 raise ResultsError(f"{where}: the row is for layer {row['Input.layer']!r}, not {layer.name!r}.")
             # Labels collected elsewhere often use Broden's/ICLR 2015's names ("material", "surface").
@@ -158,7 +168,7 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
                 description=row.get("Answer.description", "")[:1000],
                 confidence=int(confidence) if confidence.isdigit() else None,
             )
-            ranks = [int(r) for r in row.get("Answer.non_fitting", "").split("|") if r.strip().isdigit()]
+            ranks = [int(r) - marks_base for r in row.get(marks_column, "").split("|") if r.strip().isdigit()]
             if ranks:
                 annotation.non_fitting.set(unit.exemplars.filter(kind="top", rank__in=ranks))
             created += 1

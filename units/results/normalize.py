@@ -6,6 +6,7 @@ vocabulary are passed in as dicts/lists by the callers (see selectors.vocabulary
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 # Phrases annotators put in front of the concept (MILAN strips the same filler).
@@ -33,7 +34,9 @@ _NUMBER_WORDS = {
 }
 # Broden appends a category tag to some label names (e.g. "sky-s", "red-c").
 _BRODEN_SUFFIX = re.compile(r"-(s|c)$")
-_KEEP_CHARS = re.compile(r"[^0-9a-z' /&-]+")
+# Punctuation kept inside a word ("t-shirt", "salt & pepper", "rock/stone"); everything else that is
+# not a letter, a combining mark or a digit (of any script) becomes a space.
+_KEEP_PUNCTUATION = frozenset("' /&-")
 _SPACES = re.compile(r"\s+")
 
 # Broden's `material` is our texture; the crowd's "none" means "no clear concept".
@@ -41,7 +44,7 @@ CATEGORY_MAP = {"material": "texture", "surface": "texture", "region": "texture"
 
 
 def normalize_category(category: str) -> str:
-    cat = (category or "").strip().lower()
+    cat = fold(category).strip()
     return CATEGORY_MAP.get(cat, cat)
 
 
@@ -67,17 +70,31 @@ def singularize(word: str) -> str:
 
 
 def strip_broden_suffix(name: str) -> str:
-    return _BRODEN_SUFFIX.sub("", name.strip().lower())
+    # A display name: lower case (as Broden's names are) but not case-folded, so "straße" keeps its ß.
+    return _BRODEN_SUFFIX.sub("", unicodedata.normalize("NFC", name).strip().lower())
+
+
+def _word_char(ch: str) -> bool:
+    # Letters (L*), combining marks (M*: Devanagari vowel signs, Thai tone marks) and digits (N*) of any
+    # script stay; an ASCII-only rule turned "café & crème" into "caf & cr me".
+    return ch in _KEEP_PUNCTUATION or unicodedata.category(ch)[0] in "LMN"
+
+
+def fold(text: str) -> str:
+    """Unicode NFC after case folding: "Straße", "STRASSE" and a decomposed "e" + U+0301 compare equal."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text or "").casefold())
 
 
 def normalize_word(text: str) -> str:
-    """Lower-case, trim, drop filler and articles, collapse spaces, singular forms.
+    """Case-fold, trim, drop filler and articles, collapse spaces, singular forms; words in any script.
 
     >>> normalize_word("  These are   the Dogs ")
     'dog'
+    >>> normalize_word("Café & Crème")
+    'café & crème'
     """
-    s = (text or "").lower().replace("_", " ").strip()
-    s = _KEEP_CHARS.sub(" ", s)
+    s = fold(text).replace("_", " ").strip()
+    s = "".join(ch if _word_char(ch) else " " for ch in s)
     s = _SPACES.sub(" ", s).strip(" -'/")
     changed = True
     while changed:  # filler can stack: "these are images of ..."

@@ -13,7 +13,10 @@
       status.textContent = d.status + (d.stage && d.status !== "succeeded" ? " \u00b7 " + d.stage : "");
       status.className = "status status-" + d.status;
     }
-    if (bar) bar.style.width = pct + "%";
+    if (bar) {
+      bar.style.width = pct + "%";
+      bar.parentNode.setAttribute("aria-valuenow", pct);  // what screen readers read, not the width
+    }
     if (percent) percent.textContent = pct + "%";
     if (error && d.error) { error.textContent = d.error; error.hidden = false; }
   }

@@ -16,7 +16,9 @@ from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, ReviewForm
 from ..models import Assignment, CrowdSettings, Hit, InviteCode
 from ..review import assignments_review, unit_mark_gold, unit_unmark_gold
-from ..selectors import annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review
+from ..selectors import (
+    annotator_stats, annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review,
+)
 
 MAX_ID = 2**63 - 1  # the largest primary key a BigAutoField (and SQLite) can hold
 
@@ -26,14 +28,33 @@ def review_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(hits_for_review(), 50).get_page(request.GET.get("page"))
     waiting = Assignment.objects.filter(status=Assignment.Status.SUBMITTED).select_related(
         "hit__unit__layer", "worker", "annotation")[:200]
-    return render(request, "crowd/review_list.html", {"page": page, "waiting": waiting})
+    return render(request, "crowd/review_list.html", {"page": page, "waiting": waiting,
+                                                      "selected": _selected(request)})
+
+
+def _selected(request: HttpRequest) -> set[int]:
+    """Assignments ticked before a refused decision (?selected=1,2): ticked again, so nothing is redone."""
+    return {int(v) for v in request.GET.get("selected", "").split(",") if v.isdigit() and int(v) <= MAX_ID}
 
 
 @requester_required
 def review_hit(request: HttpRequest, pk: int) -> HttpResponse:
     hit = get_object_or_404(Hit.objects.select_related("unit__layer", "batch"), pk=pk)
+    exemplars = hit_exemplars(hit)
+    assignments = list(hit_assignments_for_review(hit))
+    records = {}
+    for a in assignments:
+        annotation = getattr(a, "annotation", None)
+        marked = {ex.pk for ex in annotation.non_fitting.all()} if annotation else set()
+        # The strip as this annotator saw it, numbered from 1, the images they marked crossed out.
+        a.strip = [{"ex": ex, "number": i, "marked": ex.pk in marked} for i, ex in enumerate(exemplars, start=1)]
+        if a.worker_id not in records:
+            records[a.worker_id] = annotator_stats(a.worker)
+        a.record = records[a.worker_id]
+    following = hits_for_review().filter(waiting__gt=0).exclude(pk=hit.pk).first()
     return render(request, "crowd/review_hit.html", {
-        "hit": hit, "assignments": hit_assignments_for_review(hit), "exemplars": hit_exemplars(hit),
+        "hit": hit, "assignments": assignments, "exemplars": exemplars, "next_hit": following,
+        "selected": _selected(request),
         "gold_form": GoldForm(initial={"unit_id": hit.unit_id, "gold_word": hit.unit.gold_word,
                                        "gold_category": hit.unit.gold_category or None}),
     })
@@ -46,24 +67,29 @@ def review_decide(request: HttpRequest) -> HttpResponse:
     # left out of the choices and the form refuses them like any unknown id.
     ids = [int(v) for v in request.POST.getlist("assignment_ids") if v.isdigit() and int(v) <= MAX_ID]
     form = ReviewForm(request.POST, assignment_ids=ids)
-    back = request.POST.get("next") or ""
+    back = (request.POST.get("next") or "").split("?")[0]
     if not back.startswith("/crowd/review/"):
         back = "/crowd/review/"
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, error)
-        return redirect(back)
+        return redirect(_keep_selection(back, ids))
     data = form.cleaned_data
     try:
         n = assignments_review(assignment_ids=data["assignment_ids"], approve=data["action"] == "approve",
                                feedback=data["feedback"])
     except CrowdError as exc:
         messages.error(request, str(exc))
+        return redirect(_keep_selection(back, ids))
     else:
         verb = "Approved" if data["action"] == "approve" else "Rejected"
         messages.success(request, f"{verb} {n} assignment(s).")
     return redirect(back)
+
+
+def _keep_selection(back: str, ids: list[int]) -> str:
+    return f"{back}?selected={','.join(map(str, ids))}" if ids else back
 
 
 @requester_required

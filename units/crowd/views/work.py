@@ -1,7 +1,11 @@
 """Annotator pages: home, instructions, qualification, the queue and the labelling form."""
 from __future__ import annotations
 
+import math
+from collections import Counter
+from decimal import Decimal
 from functools import wraps
+from statistics import median
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,23 +20,55 @@ from .. import qualification as qual
 from ..accounts import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, HitKind, QualificationAttempt
+from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, HitBatch, HitKind, QualificationAttempt
 from ..selectors import (
     annotator_current, annotator_recent_work, annotator_stats, hit_pictures, qualification_exemplars, shown_pictures,
 )
-from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
+from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip, open_hits_for
 from .verify import verify_work
+
+# Where each field's error points to on the labelling page (the error summary links there).
+_ERROR_ANCHORS = {"category": ("categories", "Category"), "word": ("id_word", "Word"),
+                  "description": ("id_description", "Description"), "confidence": ("confidence", "Confidence"),
+                  "non_fitting": ("exemplars", "Marked images")}
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    profile = profile_get(request.user)
     return render(request, "crowd/home.html", {
-        "profile": profile_get(request.user),
+        "profile": profile,
         "stats": annotator_stats(request.user),
         "current": annotator_current(request.user),
         "qualification": qual.qualification_state(request.user),
         "recent": annotator_recent_work(request.user),
+        "batches": _open_batches(request.user) if profile.is_qualified and not profile.is_blocked else [],
     })
+
+
+def _open_batches(user) -> list[dict]:
+    """The batches with work for this annotator: HITs left, reward, and how long a HIT takes (the median of
+    the times handed in so far; before any, the time allowed), so they know before starting."""
+    left = Counter(open_hits_for(user, now=timezone.now()).values_list("batch_id", flat=True))
+    out = []
+    for batch in HitBatch.objects.filter(pk__in=left).order_by("-created_at"):
+        times = list(Assignment.objects.filter(hit__batch=batch, work_seconds__isnull=False)
+                     .order_by("-submitted_at").values_list("work_seconds", flat=True)[:200])
+        out.append({"batch": batch, "left": left[batch.pk], "median_seconds": median(times) if times else None,
+                    "allowed_minutes": batch.assignment_duration_seconds // 60})
+    return out
+
+
+def _sitting(request: HttpRequest, hit) -> dict:
+    """This sitting's counter (kept in the session): HITs handed in, their rewards, and HITs left in the batch."""
+    return {"done": request.session.get("sitting_done", 0),
+            "earned": Decimal(request.session.get("sitting_earned", "0")),
+            "left": open_hits_for(request.user, now=timezone.now()).filter(batch_id=hit.batch_id).count()}
+
+
+def _sitting_add(request: HttpRequest, hit) -> None:
+    request.session["sitting_done"] = request.session.get("sitting_done", 0) + 1
+    request.session["sitting_earned"] = str(Decimal(request.session.get("sitting_earned", "0")) + hit.reward)
 
 
 @login_required
@@ -40,11 +76,31 @@ def instructions(request: HttpRequest) -> HttpResponse:
     return render(request, "crowd/instructions.html", {"categories": CATEGORY_CHOICES})
 
 
+def _pass_mark(total: int) -> int:
+    """How many of `total` units must match to pass (the settings' fraction, rounded up as the grading does)."""
+    return math.ceil(CrowdSettings.load().qualification_pass_fraction * total - 1e-9)
+
+
+def _attempt_feedback(attempt: QualificationAttempt | None) -> dict | None:
+    """Per unit of a failed attempt: the pictures, what was answered and whether it matched (not the known
+    answer: gold units come back in later tests and in the HIT stream)."""
+    if attempt is None or attempt.finished_at is None or attempt.passed:
+        return None
+    labels = dict(CATEGORY_CHOICES)
+    units = []
+    for item in _attempt_units(attempt):
+        given = attempt.answers.get(str(item["id"]), {})
+        units.append({**item, "word": given.get("word", ""), "category": labels.get(given.get("category", ""), ""),
+                      "correct": bool(given.get("correct"))})
+    return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(attempt.total)}
+
+
 @login_required
 def qualification(request: HttpRequest) -> HttpResponse:
     state = qual.qualification_state(request.user)
+    feedback = _attempt_feedback(state.last_attempt)
     if not state.can_take:
-        return render(request, "crowd/qualification.html", {"state": state})
+        return render(request, "crowd/qualification.html", {"state": state, "feedback": feedback})
     try:
         attempt = qual.qualification_start(user=request.user)
     except CrowdError as exc:
@@ -64,10 +120,12 @@ def qualification(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"You passed the qualification ({attempt.correct} of {attempt.total}). "
                                       "You can start working.")
             return redirect("crowd:home")
-        messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept.")
+        messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept; "
+                                f"passing needs {_pass_mark(attempt.total)}. See each unit below.")
         return redirect("crowd:qualification")
     return render(request, "crowd/qualification.html", {
         "state": state, "attempt": attempt, "units": _attempt_units(attempt), "categories": CATEGORY_CHOICES,
+        "feedback": feedback, "pass_mark": _pass_mark(attempt.total),
     })
 
 
@@ -149,8 +207,9 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.error(request, str(exc))
                 return redirect("crowd:home")
             else:
+                _sitting_add(request, assignment.hit)
                 messages.success(request, "Submitted. Thank you!")
-                return _go_on(request)
+                return _go_on(request, done_hit=assignment.hit_id)
     else:
         if assignment.status != Assignment.Status.ACCEPTED:
             messages.info(request, f"This assignment is {assignment.get_status_display().lower()}.")
@@ -164,45 +223,59 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "crowd/work.html", {
         "assignment": assignment, "hit": assignment.hit, "unit": assignment.hit.unit, "form": form,
         "exemplars": [{"ex": ex, "marked": ex.pk in marked, "key": i + 1} for i, ex in enumerate(exemplars)],
-        "plain": plain, "categories": CATEGORY_CHOICES,
+        "plain": plain, "categories": CATEGORY_CHOICES, "error_summary": _error_summary(form),
+        "sitting": _sitting(request, assignment.hit),
         "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),
     })
 
 
-def _go_on(request: HttpRequest) -> HttpResponse:
-    """After a submit, straight to the next HIT: labelling unit after unit without detours."""
+def _error_summary(form: AnswerForm) -> list[tuple[str, str, str]]:
+    """(anchor, field label, message) for every error, so the banner on top says it all and links to the field."""
+    summary = []
+    for field, errors in form.errors.items():
+        anchor, label = _ERROR_ANCHORS.get(field, ("", ""))
+        summary.extend((anchor, label, str(error)) for error in errors)
+    return summary
+
+
+def _go_on(request: HttpRequest, *, done_hit: int | None = None) -> HttpResponse:
+    """After a submit, return or skip, straight to the next HIT: labelling unit after unit without detours.
+
+    `done_hit` tells the page's script that this HIT's draft (kept in the browser) can go."""
     try:
         assignment = assignment_claim(worker=request.user)
     except CrowdError:
         assignment = None
+    response = redirect("crowd:home") if assignment is None else redirect("crowd:work", pk=assignment.pk)
     if assignment is None:
         messages.info(request, "That was the last HIT available to you for now.")
-        return redirect("crowd:home")
-    return redirect("crowd:work", pk=assignment.pk)
+    if done_hit is not None:
+        response["Location"] += f"?done={done_hit}"
+    return response
 
 
-def _give_up(request: HttpRequest, pk: int, *, service, done: str, then) -> HttpResponse:
-    """Return or skip: call the service on the annotator's own assignment, say what happened, go on."""
-    _own_assignment(request, pk)
+def _give_up(request: HttpRequest, pk: int, *, service, done: str) -> HttpResponse:
+    """Return or skip: call the service on the annotator's own assignment, say what happened, go on to the
+    next HIT (both the same way: the annotator asked for other work, not for the home page)."""
+    assignment = _own_assignment(request, pk)
     try:
         service(assignment_id=pk, worker=request.user)
     except CrowdError as exc:
         messages.error(request, str(exc))
         return redirect("crowd:home")
     messages.info(request, done)
-    return then(request)
+    return _go_on(request, done_hit=assignment.hit_id)
 
 
 @login_required
 @require_POST
 @_owner_only
 def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
-    return _give_up(request, pk, service=assignment_return, done="Returned: the HIT is offered to other annotators.",
-                    then=lambda request: redirect("crowd:home"))
+    return _give_up(request, pk, service=assignment_return, done="Returned: the HIT is offered to other annotators.")
 
 
 @login_required
 @require_POST
 @_owner_only
 def skip_hit(request: HttpRequest, pk: int) -> HttpResponse:
-    return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.", then=_go_on)
+    return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.")

@@ -81,7 +81,8 @@ class Unit(models.Model):
         constraints = [models.UniqueConstraint(fields=["layer", "index"], name="unit_unique_index")]
 
     def __str__(self) -> str:
-        return f"{self.layer} unit {self.index}"
+        # People see NetDissect's numbering (from 1); `index` stays the 0-based channel.
+        return f"{self.layer} unit {self.index + 1}"
 
     @property
     def is_interpretable_by_iou(self) -> bool:

@@ -49,6 +49,8 @@ def layer_detail(request: HttpRequest, layer_id: int) -> HttpResponse:
         "crowd_chart": charts.bars(list(counts["crowd"]["by_category"].items())),
         "agreement_chart": charts.bars(charts.histogram_bins(histogram)),
         "comparison": comparison,
+        # An accuracy of 0.00 reads as "the crowd is always wrong"; before any answer it is "no answer yet".
+        "crowd_answered": layer.units.filter(aggregate__n_annotations__gt=0).exists(),
         "confusion_columns": list(next(iter(comparison.confusion.values()), {}).keys()),
         "units": layer_units(layer),
         "last_run": layer.aggregation_runs.first(),
@@ -89,7 +91,8 @@ def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
     )
     annotations = list(unit_annotations(unit))
     for ann in annotations:
-        ann.marked_ranks = sorted(e.rank for e in ann.non_fitting.all() if e.kind == "top")
+        # Image numbers as the annotator saw them (from 1), not the 0-based ranks.
+        ann.marked_ranks = sorted(e.rank + 1 for e in ann.non_fitting.all() if e.kind == "top")
     return render(request, "results/unit.html", {
         "unit": unit, "aggregate": getattr(unit, "aggregate", None), "annotations": annotations,
         "scores": unit.concept_scores.all()[:5],

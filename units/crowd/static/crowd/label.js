@@ -1,21 +1,57 @@
-/* Keyboard for the labelling form: digits pick the category, arrows or J/K move between images,
-   Space marks one, W jumps to the word, P toggles highlighted/plain, Enter submits.
-   The form works without this script (plain checkboxes, radios and a submit button). */
+/* The labelling form: keyboard, timer warnings, a draft kept in the browser, the shortcut legend
+   and the lightbox. The form works without this script (plain checkboxes, radios, submit buttons).
+   Keys: 1-6 category, arrows or J/K move between images, Space marks one, Z enlarges, W jumps to the
+   word, P toggles highlighted/plain, Enter submits, R returns, S skips, ? shows the legend. */
 (function () {
   "use strict";
+  var DRAFT_PREFIX = "unitcrowd-draft-";
+  var DRAFT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+  var WARNINGS = [120, 30];      // seconds left on the shown clock when we warn
+  var GRACE_SECONDS = 20;        // the shown clock ends this much before the server's deadline
+
+  function storage() {
+    try { return window.localStorage; } catch (e) { return null; }  // private mode, disabled storage
+  }
+
+  // A page reached after a submit, return or skip (?done=<hit>) drops that HIT's draft: it was handed in.
+  (function clearDone() {
+    var done = new URLSearchParams(window.location.search).get("done");
+    var store = storage();
+    if (!store) { return; }
+    var now = Date.now();
+    for (var i = store.length - 1; i >= 0; i--) {
+      var key = store.key(i);
+      if (!key || key.indexOf(DRAFT_PREFIX) !== 0) { continue; }
+      var old = false;
+      try { old = now - (JSON.parse(store.getItem(key)).saved || 0) > DRAFT_MAX_AGE_MS; } catch (e) { old = true; }
+      if (old || (done && /^\d+$/.test(done) && key.slice(-("-hit-" + done).length) === "-hit-" + done)) {
+        store.removeItem(key);
+      }
+    }
+  })();
+
   var form = document.getElementById("answer-form");
   if (!form) { return; }
   var boxes = Array.prototype.slice.call(form.querySelectorAll(".ex input[type=checkbox]"));
   var categories = Array.prototype.slice.call(form.querySelectorAll("input[name=category]"));
+  var confidences = Array.prototype.slice.call(form.querySelectorAll("input[name=confidence]"));
   var word = document.getElementById("id_word");
+  var description = document.getElementById("id_description");
+  var draftStatus = document.getElementById("draft-status");
   var current = 0;
 
+  function sync(box) { box.closest(".ex").classList.toggle("marked", box.checked); }
   function focusImage(i) {
     if (!boxes.length) { return; }
     current = (i + boxes.length) % boxes.length;
     boxes[current].focus();
   }
-  function sync(box) { box.closest(".ex").classList.toggle("marked", box.checked); }
+  function toggleMark(i) {
+    if (!boxes[i]) { return; }
+    boxes[i].checked = !boxes[i].checked;
+    sync(boxes[i]);
+    saveDraft();
+  }
   function isTyping(el) {
     return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
       (el.tagName === "INPUT" && ["checkbox", "radio", "submit", "button"].indexOf(el.type) < 0));
@@ -25,6 +61,42 @@
     box.addEventListener("change", function () { sync(box); });
   });
 
+  // --- the draft: every change is kept in localStorage, so a reload or an expiry loses nothing ---
+  var draftKey = form.dataset.draftKey;
+  function checkedValue(inputs) {
+    var on = inputs.filter(function (r) { return r.checked; })[0];
+    return on ? on.value : "";
+  }
+  function saveDraft() {
+    var store = storage();
+    if (!store || !draftKey) { return; }
+    var draft = {
+      word: word ? word.value : "", description: description ? description.value : "",
+      category: checkedValue(categories), confidence: checkedValue(confidences),
+      marked: boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; }),
+      saved: Date.now()
+    };
+    try { store.setItem(draftKey, JSON.stringify(draft)); } catch (e) { return; }
+    if (draftStatus) { draftStatus.textContent = "Draft kept in this browser."; }
+  }
+  function restoreDraft() {
+    var store = storage();
+    if (!store || !draftKey || form.dataset.bound) { return; }  // a re-shown form holds what was just sent
+    var draft;
+    try { draft = JSON.parse(store.getItem(draftKey) || "null"); } catch (e) { draft = null; }
+    if (!draft) { return; }
+    if (word && draft.word) { word.value = draft.word; }
+    if (description && draft.description) { description.value = draft.description; }
+    categories.forEach(function (r) { r.checked = r.value === draft.category; });
+    if (draft.confidence) { confidences.forEach(function (r) { r.checked = r.value === draft.confidence; }); }
+    boxes.forEach(function (b) { b.checked = (draft.marked || []).indexOf(b.value) >= 0; sync(b); });
+    if (draftStatus) { draftStatus.textContent = "Your unsent answer to this HIT was restored from this browser."; }
+  }
+  restoreDraft();
+  form.addEventListener("input", saveDraft);
+  form.addEventListener("change", saveDraft);
+
+  // --- plain / highlighted ---
   var toggle = document.getElementById("toggle-view");
   var grid = document.getElementById("exemplars");
   function togglePlain() {
@@ -37,8 +109,57 @@
   }
   if (toggle) { toggle.addEventListener("click", function (e) { e.preventDefault(); togglePlain(); }); }
 
+  // --- the legend (?) and the lightbox (Z) ---
+  var legend = document.getElementById("shortcuts");
+  var showLegend = document.getElementById("show-shortcuts");
+  function openDialog(dialog) {
+    if (dialog && !dialog.open && dialog.showModal) { dialog.showModal(); }
+  }
+  if (showLegend) { showLegend.addEventListener("click", function () { openDialog(legend); }); }
+
+  var lightbox = document.getElementById("lightbox");
+  var lightboxImg = document.getElementById("lightbox-img");
+  var lightboxCaption = document.getElementById("lightbox-caption");
+  var shownInLightbox = 0;  // not `current`: the dialog's focus restore on closing moves that
+  function showInLightbox(i) {
+    if (!boxes.length || !lightbox) { return; }
+    current = shownInLightbox = (i + boxes.length) % boxes.length;
+    var img = boxes[current].closest(".ex").querySelector("img");
+    lightboxImg.src = img.src;
+    lightboxImg.alt = img.alt;
+    lightboxCaption.textContent = img.alt + " of " + boxes.length + (boxes[current].checked ? " (marked: does not fit)" : "");
+    lightbox.classList.toggle("marked", boxes[current].checked);
+    openDialog(lightbox);
+  }
+  if (lightbox) {
+    lightbox.addEventListener("keydown", function (e) {
+      var i = shownInLightbox;
+      if (e.key === "ArrowRight" || e.key === "j") { showInLightbox(i + 1); e.preventDefault(); }
+      else if (e.key === "ArrowLeft" || e.key === "k") { showInLightbox(i - 1); e.preventDefault(); }
+      else if (e.key === " ") { toggleMark(i); showInLightbox(i); e.preventDefault(); }
+      else if (e.key === "z") { lightbox.close(); e.preventDefault(); }
+      e.stopPropagation();  // the page's keys must not act behind the dialog
+    });
+    // The dialog gives the focus back to where it was opened; the annotator may have moved on since.
+    lightbox.addEventListener("close", function () { setTimeout(function () { focusImage(shownInLightbox); }, 0); });
+  }
+
+  // --- return and skip: both ask first (neither HIT comes back to this annotator) ---
+  ["return-form", "skip-form"].forEach(function (id) {
+    var f = document.getElementById(id);
+    if (!f) { return; }
+    f.addEventListener("submit", function (e) {
+      if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); }
+    });
+  });
+  function submitForm(f) {
+    if (!f) { return; }
+    if (f.requestSubmit) { f.requestSubmit(); } else if (window.confirm(f.dataset.confirm)) { f.submit(); }
+  }
+
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) { return; }
+    if (document.querySelector("dialog[open]")) { return; }  // a dialog has the keyboard
     var el = document.activeElement;
     if (isTyping(el)) {
       if (e.key === "Escape") { el.blur(); }
@@ -47,6 +168,7 @@
     var key = e.key;
     if (/^[1-9]$/.test(key) && categories[key - 1]) {
       categories[key - 1].checked = true;
+      saveDraft();
       e.preventDefault();
     } else if (key === "ArrowRight" || key === "ArrowDown" || key === "j" || key === "l") {
       if (el && el.type === "radio") { return; }  // arrows move within a radio group natively
@@ -60,13 +182,25 @@
       if (el && (el.type === "checkbox" || el.type === "radio" || el.tagName === "BUTTON" || el.tagName === "A")) {
         return;  // Space keeps its native meaning on controls
       }
-      if (boxes[current]) { boxes[current].checked = !boxes[current].checked; sync(boxes[current]); }
+      toggleMark(current);
       e.preventDefault();
     } else if (key === "w") {
       if (word) { word.focus(); }
       e.preventDefault();
     } else if (key === "p") {
       togglePlain();
+      e.preventDefault();
+    } else if (key === "z") {
+      showInLightbox(current);
+      e.preventDefault();
+    } else if (key === "?") {
+      openDialog(legend);
+      e.preventDefault();
+    } else if (key === "r") {
+      submitForm(document.getElementById("return-form"));
+      e.preventDefault();
+    } else if (key === "s") {
+      submitForm(document.getElementById("skip-form"));
       e.preventDefault();
     } else if (key === "Enter") {
       if (el && (el.tagName === "BUTTON" || el.tagName === "A")) { return; }
@@ -75,12 +209,47 @@
     }
   });
 
+  // An answer that was refused: the summary on top has the messages; take the focus there.
+  var errors = document.getElementById("form-errors");
+  if (errors) { errors.focus(); }
+
+  // --- the timer: warnings at 2 min and 30 s, then a grace for a submit already typed ---
   var left = document.getElementById("time-left");
+  var barTime = document.getElementById("bar-time");
+  var warning = document.getElementById("time-warning");
+  var hitBar = document.getElementById("hit-bar");
   if (left) {
-    var end = Date.now() + 1000 * parseInt(left.dataset.seconds, 10);
+    var serverSeconds = parseInt(left.dataset.seconds, 10);
+    var grace = Math.min(GRACE_SECONDS, Math.floor(serverSeconds / 10));
+    var serverEnd = Date.now() + 1000 * serverSeconds;
+    var shownEnd = serverEnd - 1000 * grace;
+    var said = {};
+    var say = function (stage, text, cls) {
+      if (said[stage]) { return; }
+      said[stage] = true;
+      warning.hidden = false;
+      warning.textContent = text;
+      warning.className = "notice " + cls;
+      hitBar.classList.remove("warn", "urgent", "expired");
+      hitBar.classList.add(cls);
+    };
+    var clock = function (s) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; };
     var tick = function () {
-      var s = Math.max(0, Math.round((end - Date.now()) / 1000));
-      left.textContent = Math.floor(s / 60) + " min " + (s % 60) + " s";
+      var now = Date.now();
+      var s = Math.max(0, Math.round((shownEnd - now) / 1000));
+      left.textContent = clock(s);
+      if (barTime) { barTime.textContent = clock(s) + " left"; }
+      if (now >= serverEnd) {
+        say("gone", "The time for this HIT has run out. Your answer is kept in this browser; submitting now " +
+            "tells you whether the HIT was already given to someone else.", "expired");
+      } else if (s === 0) {
+        say("grace", "Time is up. Press Enter now to hand in what you typed: you have a few seconds of grace.",
+            "urgent");
+      } else if (s <= WARNINGS[1]) {
+        say("30", "30 seconds left. Your answer is kept as a draft.", "urgent");
+      } else if (s <= WARNINGS[0]) {
+        say("120", "2 minutes left.", "warn");
+      }
     };
     tick();
     setInterval(tick, 1000);

@@ -1,0 +1,103 @@
+"""Browser fixtures: Playwright driving Debian's Chromium (headless, never a downloaded browser), a small
+site with pictures, logging in, and an axe-core check (axe-playwright-python bundles axe-core)."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import get_resolver
+
+from tests.conftest import need_service
+from tests.factories import PASSWORD, make_hits, make_job
+from units.crowd.models import CrowdSettings
+from units.dissection.models import Unit
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    need_service(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM}")
+    # Playwright's sync API keeps an event loop in this thread; our ORM calls here are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # Import every view module now (some pull in torch): the first page load must not pay for it.
+    get_resolver().url_patterns
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _context(browser, viewport, **kwargs):
+    context = browser.new_context(viewport=viewport, **kwargs)
+    # Generous limits: a loaded 2-core CI machine can be slow, and a timeout here is never a real answer.
+    context.set_default_timeout(30000)
+    context.set_default_navigation_timeout(60000)
+    return context
+
+
+@pytest.fixture
+def page(browser):
+    return _context(browser, DESKTOP).new_page()
+
+
+@pytest.fixture
+def phone(browser):
+    return _context(browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2).new_page()
+
+
+@pytest.fixture
+def site(media_root):
+    job = make_job(layers={"conv3": 5}, exemplars_per_unit=6, write_pictures=True)
+    make_hits(job, assignments=2)
+    # Two gold units (digits 0 and 1) make the qualification test.
+    for unit in Unit.objects.filter(layer__job=job, index__lt=2):
+        unit.is_gold, unit.gold_word, unit.gold_category = True, f"{unit.index}", "object"
+        unit.save()
+    CrowdSettings.objects.update_or_create(pk=1, defaults={
+        "qualification_size": 2, "qualification_pass_fraction": 1.0, "gold_rate": 0.0})
+    return job
+
+
+def log_in(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/(crowd|jobs)/"))
+
+
+def current_assignment_id(page) -> int:
+    return int(re.search(r"/crowd/assignments/(\d+)/", page.url).group(1))
+
+
+def start_working(page) -> int:
+    page.click("#start-working")
+    page.wait_for_url(re.compile(r"/crowd/assignments/\d+/"))
+    return current_assignment_id(page)
+
+
+def axe_violations(page) -> list[str]:
+    """Serious and critical axe-core violations of the page as it is now, one line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"resultTypes": ["violations"]})
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"] if v["impact"] in ("serious", "critical")
+    ]
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path

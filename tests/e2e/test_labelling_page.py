@@ -1,0 +1,215 @@
+"""The labelling page in Chromium (issue 12): keyboard-only work with the focus in view, the timer's
+warnings and grace (on Playwright's fake clock, so no test waits minutes), the draft kept across a
+reload and an expiry, the error summary, return/skip keys, the legend, the lightbox, and the phone layout."""
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.e2e.conftest import axe_violations, current_assignment_id, log_in, screenshot, start_working
+from tests.factories import make_user
+from units.crowd.models import Annotation, Assignment, Skip
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def kim(site):
+    return make_user("kim", qualified=True)
+
+
+def style(page, selector: str, prop: str) -> str:
+    return page.eval_on_selector(selector, f"el => getComputedStyle(el).{prop}")
+
+
+def focused_image_number(page) -> str | None:
+    return page.evaluate("() => { const el = document.activeElement;"
+                         " return el && el.closest('.ex') ? el.closest('.ex').querySelector('.num').textContent : null; }")
+
+
+def test_keyboard_only_labelling_keeps_the_focus_visible_on_a_marked_image(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    first = start_working(page)
+    page.keyboard.press("j")
+    page.keyboard.press("ArrowRight")
+    assert focused_image_number(page) == "2"
+    page.keyboard.press("Space")
+    second = ".ex:nth-child(2)"
+    # Marked: the red border; focused: an outline outside it. Both at once.
+    assert style(page, second, "borderTopColor") == "rgb(192, 57, 43)"
+    assert style(page, second, "outlineStyle") == "solid" and style(page, second, "outlineWidth") == "3px"
+    assert style(page, second, "outlineColor") != style(page, second, "borderTopColor")
+    assert page.is_visible(f"{second} .mark")
+    page.keyboard.press("ArrowRight")  # the focus moves on: the ring goes with it, the mark stays
+    assert style(page, second, "outlineStyle") == "none"
+    assert style(page, second, "borderTopColor") == "rgb(192, 57, 43)"
+    assert focused_image_number(page) == "3"
+    screenshot(page, "labelling-focus-and-mark.png")
+
+    page.keyboard.press("2")
+    page.keyboard.press("w")
+    page.keyboard.type("café & crème")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/assignments/{first}/" not in url)
+    annotation = Annotation.objects.get(assignment_id=first)
+    assert (annotation.word, annotation.category) == ("café & crème", "object")
+    assert list(annotation.non_fitting.values_list("rank", flat=True)) == [1]  # image 2 as shown = rank 1
+
+
+def test_the_timer_warns_at_two_minutes_and_thirty_seconds_then_grants_a_grace(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    page.clock.install()  # the page's Date and timers run on Playwright's clock; the server's deadline is real
+    pk = start_working(page)
+    warning = page.locator("#time-warning")
+    assert warning.get_attribute("aria-live") == "assertive" and warning.is_hidden()
+    seconds = int(page.get_attribute("#time-left", "data-seconds"))  # 15 minutes, less a moment
+    grace = 20
+    page.clock.run_for((seconds - grace - 119) * 1000)
+    assert "2 minutes left" in warning.inner_text()
+    assert "warn" in page.get_attribute("#hit-bar", "class")
+    page.clock.run_for(90 * 1000)
+    assert "30 seconds left" in warning.inner_text()
+    assert "urgent" in page.get_attribute("#hit-bar", "class")
+    page.keyboard.press("3")
+    page.fill("#id_word", "late but typed")
+    page.clock.run_for(30 * 1000)
+    assert page.inner_text("#time-left") == "0 min 0 s"
+    assert "Time is up" in warning.inner_text()
+    screenshot(page, "timer-grace.png")
+    # The form is still there and takes the typed answer: the shown clock ended before the server's deadline.
+    assert page.is_enabled("#submit-answer") and page.is_editable("#id_word")
+    page.press("#id_word", "Enter")
+    page.wait_for_url(lambda url: f"/assignments/{pk}/" not in url)
+    assert Annotation.objects.get(assignment_id=pk).word == "late but typed"
+
+
+def test_the_draft_survives_a_reload_and_an_expiry_and_goes_once_submitted(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    pk = start_working(page)
+    page.click(".ex:nth-child(3)")
+    page.keyboard.press("4")
+    page.fill("#id_word", "Ελληνικά")
+    page.fill("#id_description", "half typed")
+    page.reload()
+    assert page.input_value("#id_word") == "Ελληνικά"
+    assert page.input_value("#id_description") == "half typed"
+    assert page.is_checked("input[name=category][value=texture]")
+    assert page.is_checked(".ex:nth-child(3) input") and not page.is_checked(".ex:nth-child(1) input")
+    assert "restored" in page.inner_text("#draft-status")
+
+    # The deadline passes on the server: the submit is refused, the draft is not lost.
+    Assignment.objects.filter(pk=pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    page.click("#submit-answer")
+    page.wait_for_url(re.compile(r"/crowd/$"))
+    assert "ran out" in page.content()
+    kept = page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('unitcrowd-draft-'))"
+                         ".map(k => JSON.parse(localStorage.getItem(k)).word)")
+    assert kept == ["Ελληνικά"]
+    assert not Annotation.objects.filter(assignment_id=pk).exists()
+
+    # A HIT handed in drops its draft.
+    nxt = start_working(page)
+    page.keyboard.press("6")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/assignments/{nxt}/" not in url)
+    drafts = page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('unitcrowd-draft-'))")
+    hit_of_next = Assignment.objects.get(pk=nxt).hit_id
+    assert all(not k.endswith(f"-hit-{hit_of_next}") for k in drafts)
+    # The last HIT of a sitting leads home, which drops the draft too (and only that one).
+    page.evaluate("localStorage.setItem('unitcrowd-draft-9-hit-999', JSON.stringify({word: 'x', saved: Date.now()}))")
+    page.goto(f"{live_server.url}/crowd/?done=999")
+    assert page.evaluate("localStorage.getItem('unitcrowd-draft-9-hit-999')") is None
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('unitcrowd-draft-')).length") == len(drafts)
+
+
+def test_a_refused_answer_is_summarised_on_top_and_takes_the_focus(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    start_working(page)
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")  # no word
+    page.wait_for_selector("#form-errors")
+    assert page.evaluate("document.activeElement.id") == "form-errors"
+    summary = page.inner_text("#form-errors")
+    assert "Word:" in summary and "Name the concept" in summary
+    box = page.locator("#form-errors").bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 900  # in view, not below the fold
+    page.click("#form-errors a[href='#id_word']")
+    page.keyboard.type("seven")
+    assert page.input_value("#id_word") == "seven"
+
+
+def test_return_and_skip_have_keys_ask_first_and_lead_to_the_next_hit(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    first = start_working(page)
+
+    page.keyboard.press("?")
+    assert page.is_visible("#shortcuts")
+    assert "skip the HIT for good" in page.inner_text("#shortcuts")
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#shortcuts")
+
+    page.once("dialog", lambda d: d.dismiss())
+    page.keyboard.press("s")
+    page.wait_for_timeout(300)  # a dismissed confirm leaves the page as it was
+    assert current_assignment_id(page) == first
+    assert not Skip.objects.exists()
+
+    messages = []
+    page.once("dialog", lambda d: (messages.append(d.message), d.accept()))
+    page.keyboard.press("s")
+    page.wait_for_url(lambda url: f"/assignments/{first}/" not in url)
+    assert "never see it again" in messages[0]
+    assert Skip.objects.filter(hit__assignments__pk=first).exists()
+    second = current_assignment_id(page)
+
+    page.once("dialog", lambda d: d.accept())
+    page.keyboard.press("r")
+    page.wait_for_url(lambda url: f"/assignments/{second}/" not in url)
+    assert Assignment.objects.get(pk=second).status == "returned"
+    assert re.search(r"/crowd/assignments/\d+/", page.url)  # the same destination as skip: the next HIT
+
+
+def test_the_lightbox_enlarges_moves_and_marks(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    start_working(page)
+    page.keyboard.press("j")
+    page.keyboard.press("z")
+    assert page.is_visible("#lightbox")
+    assert page.locator("#lightbox-img").bounding_box()["width"] > 400
+    page.keyboard.press("ArrowRight")
+    assert page.inner_text("#lightbox-caption").startswith("image 2 of 6")
+    page.keyboard.press("Space")
+    assert "marked" in page.inner_text("#lightbox-caption")
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#lightbox")
+    assert page.is_checked(".ex:nth-child(2) input")
+    # The focus comes back on the image last shown (the dialog's own restore happens first).
+    page.wait_for_function("() => document.activeElement && document.activeElement.closest('.ex')"
+                           " && document.activeElement.closest('.ex').querySelector('.num').textContent === '2'")
+
+
+def test_on_a_phone_three_pictures_a_row_big_targets_and_the_submit_bar_stays(live_server, phone, kim):
+    log_in(phone, live_server, "kim")
+    start_working(phone)
+    boxes = [phone.locator(".ex").nth(i).bounding_box() for i in range(4)]
+    assert boxes[0]["y"] == boxes[1]["y"] == boxes[2]["y"] < boxes[3]["y"]
+    assert all(b["x"] + b["width"] <= 390 for b in boxes)
+    for label in phone.locator(".categories label").all():
+        box = label.bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44
+    assert phone.locator(".categories input").first.bounding_box()["width"] >= 24
+    # Sticky: with the page at its top, the submit button is on screen.
+    phone.evaluate("window.scrollTo(0, 0)")
+    submit = phone.locator("#submit-answer").bounding_box()
+    assert submit["y"] + submit["height"] <= 844
+    phone.evaluate("window.scrollTo(0, document.body.scrollHeight / 3)")
+    submit = phone.locator("#submit-answer").bounding_box()
+    assert 0 <= submit["y"] and submit["y"] + submit["height"] <= 844
+    screenshot(phone, "phone-labelling.png")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+    assert axe_violations(phone) == []
+    phone.goto(f"{live_server.url}/crowd/")
+    screenshot(phone, "phone-home.png")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert axe_violations(phone) == []

@@ -1,0 +1,78 @@
+"""Review with the marked images in view, from the keyboard, and the qualification's feedback, in Chromium
+(issue 12, items 5 and 6)."""
+import re
+
+import pytest
+
+from tests.e2e.conftest import axe_violations, log_in, screenshot
+from tests.factories import make_user
+from tests.results.helpers import answer
+from units.crowd.models import Assignment, Hit
+from units.dissection.models import Unit
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_reviewer_sees_the_marked_images_and_rejects_from_the_keyboard(live_server, page, site):
+    hit = Hit.objects.filter(unit__layer__job=site).order_by("unit__index").first()
+    ann1, ann2 = make_user("ann1"), make_user("ann2")
+    first = answer(hit, ann1, "crème", "object", non_fitting=(0, 2), description="cups, mostly")
+    second = answer(hit, ann2, "blue", "color")
+    make_user("rita", requester=True)
+    log_in(page, live_server, "rita")
+    page.goto(f"{live_server.url}/crowd/review/hits/{hit.pk}/")
+
+    card = page.locator(f"#assignment-{first.assignment_id}")
+    assert card.locator("figure.marked").count() == 2
+    assert card.locator("figure.marked figcaption").all_inner_texts() == ["1 · not fitting", "3 · not fitting"]
+    assert "crème" in card.inner_text() and "cups, mostly" in card.inner_text() and "60 s" in card.inner_text()
+    assert page.locator(f"#assignment-{second.assignment_id} figure.marked").count() == 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing wider than the page
+    assert axe_violations(page) == []
+    screenshot(page, "review-hit.png")
+
+    # Keyboard: J to the first answer, X selects it, R rejects; without feedback nothing is sent.
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    assert page.is_checked(f"#assignment-{first.assignment_id} input[name=assignment_ids]")
+    page.keyboard.press("r")
+    assert "Write feedback" in page.inner_text(".decide-status")
+    assert page.evaluate("document.activeElement.id") == "review-feedback"
+    page.keyboard.type("the word names the cups, not the highlighted handles")
+    page.keyboard.press("Tab")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.keyboard.press("r")
+    page.wait_for_timeout(300)
+    assert asked and asked[0].startswith("Reject 1 assignment?")
+    assert Assignment.objects.get(pk=first.assignment_id).status == "submitted"  # dismissed: nothing done
+    page.once("dialog", lambda d: d.accept())
+    page.keyboard.press("r")
+    page.wait_for_load_state()
+    page.wait_for_selector(".messages")
+    assert Assignment.objects.get(pk=first.assignment_id).status == "rejected"
+    assert Assignment.objects.get(pk=second.assignment_id).status == "submitted"
+
+
+def test_a_failed_qualification_says_which_units_were_wrong_the_pass_mark_and_when_to_retake(live_server, page, site):
+    make_user("newbie")
+    log_in(page, live_server, "newbie")
+    page.goto(f"{live_server.url}/crowd/qualification/")
+    assert "You pass by matching 2 of the 2" in page.inner_text("main")
+    names = page.locator("input[name^=word_]").evaluate_all("els => els.map(e => e.name)")
+    right = Unit.objects.get(pk=int(names[0].split("_")[1]))
+    page.fill(f"input[name={names[0]}]", right.gold_word)
+    page.fill(f"input[name={names[1]}]", "giraffe")
+    # Digits pick the category of the unit holding the focus, as on the HIT page.
+    for name in names:
+        page.focus(f"input[name={name.replace('word_', 'category_')}] >> nth=0")
+        page.keyboard.press("2")
+    page.click("#qualification-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/crowd/qualification/$"))
+    feedback = page.inner_text("#qualification-feedback")
+    assert "1 of 2 matched; passing needs 2" in feedback
+    assert "Unit 1: matched" in feedback and "Unit 2: not matched" in feedback
+    assert "giraffe" in feedback
+    assert re.search(r"retake the test in \d+\s+minutes", feedback)
+    assert axe_violations(page) == []
+    screenshot(page, "qualification-feedback.png")
