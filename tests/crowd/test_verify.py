@@ -261,4 +261,4 @@ def test_the_review_page_shows_the_proposed_label_and_the_verdicts(client, job, 
     verdict_submit(assignment_id=take(hit, annotator).pk, worker=annotator, verdict="unsure")
     client.force_login(requester)
     html = client.get(reverse("crowd:review_hit", args=[hit.pk])).content.decode()
-    assert f'id="review-proposed-label">{hit.proposed_label}<' in html and "<td>unsure</td>" in html
+    assert f'id="review-proposed-label">{hit.proposed_label}<' in html and '<dd class="word">unsure</dd>' in html

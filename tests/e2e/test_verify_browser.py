@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from tests.e2e.test_browser import ARTIFACTS, count, current_assignment_id, page  # noqa: F401 (fixture)
+from tests.e2e.conftest import ARTIFACTS, current_assignment_id
+from tests.e2e.test_browser import count
 from tests.factories import PASSWORD, make_job, make_user
 from units.crowd.models import Annotation, CrowdSettings
 from units.crowd.verify import hit_publish_verify
@@ -21,7 +22,7 @@ def site(media_root):
     return job
 
 
-def test_an_annotator_answers_verify_hits_with_y_n_and_u(live_server, page, site):  # noqa: F811
+def test_an_annotator_answers_verify_hits_with_y_n_and_u(live_server, page, site):
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_username", "vera")
     page.fill("#id_password", PASSWORD)

@@ -167,7 +167,7 @@ def test_the_exports_carry_the_verdicts(judged, tmp_path):
     units = layer.units.all()
     write_units_csv(tmp_path / "units.csv", units)
     with open(tmp_path / "units.csv", newline="") as fh:
-        rows = {int(r["unit"]): r for r in csv.DictReader(fh)}
+        rows = {int(r["unit"]) - 1: r for r in csv.DictReader(fh)}  # the file counts units from 1
     assert [(rows[i]["iou_verified"], rows[i]["crowd_verified"]) for i in range(5)] == [
         ("1", "1"), ("0", "0"), ("0", "1"), ("", ""), ("1", "")]
     assert (rows[2]["iou_verify_yes"], rows[2]["iou_verify_no"]) == ("1", "1")
