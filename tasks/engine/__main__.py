@@ -1,4 +1,4 @@
-"""Command line of the engine: ``python -m tasks.engine dissect|mixture make|mixture train|bench``.
+"""Command line of the engine: ``python -m tasks.engine dissect|mixture make|mixture train|sanity|gan|bench``.
 
 Shaped like torchvision's reference scripts: each command is a ``main_*(args)`` and the
 parser sits at the bottom. Engine errors print one clear line on stderr and exit with 2.
@@ -164,6 +164,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sanity", help="the Mixture-of-digits sanity-check report (variants x seeds)")
     add_sanity_arguments(s)
     s.set_defaults(func=run_sanity_cli)
+
+    from .gan.cli import add_cli_arguments as add_gan_arguments, run_cli as run_gan_cli
+
+    g = sub.add_parser("gan", help="GAN Dissection: train|segmenter|dissect|intervene|demo on generator units")
+    add_gan_arguments(g)
+    g.set_defaults(func=run_gan_cli)
 
     b = sub.add_parser("bench", help="forward-only vs full dissection timing on synthetic data")
     b.add_argument("--images", type=int, default=2000)

@@ -1,0 +1,74 @@
+"""Mixture-of-digits canvases and their exact digit masks as tensors, for GAN and segmenter training.
+
+Reads a folder written by ``mixture.make_mixture`` (index.csv, images/NNNNN.png and
+images/NNNNN_object.png with label number = digit + 1 in the red channel).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import DatasetError
+from ..mixture import CATEGORY, make_mixture
+
+
+@dataclass
+class Canvases:
+    images: torch.Tensor  # uint8 [N, H, W] grey
+    labels: torch.Tensor  # uint8 [N, H, W]: 0 background, d + 1 digit d
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def as_input(self, pick: torch.Tensor | slice) -> torch.Tensor:
+        """float [B, 1, H, W] in [-1, 1], the generator's output range."""
+        return self.images[pick].float().div(127.5).sub(1.0)[:, None]
+
+
+def load_canvases(data_dir: str | Path, limit: int | None = None) -> Canvases:
+    """Every picture and its digit label map; DatasetError naming the file when one is off."""
+    root = Path(data_dir)
+    index = root / "index.csv"
+    if not index.is_file():
+        raise DatasetError(f"{root} has no index.csv; make a mixture dataset first (`python -m tasks.engine mixture make`).")
+    with index.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or CATEGORY not in rows[0]:
+        raise DatasetError(f"{index} has no '{CATEGORY}' column of digit masks; it is not a mixture dataset.")
+    rows = rows[:limit] if limit else rows
+    images, labels = [], []
+    for row in rows:
+        try:
+            pic = np.asarray(Image.open(root / "images" / row["image"]).convert("RGB"))[..., 0]
+            lab = np.asarray(Image.open(root / "images" / row[CATEGORY]).convert("RGB"))[..., 0]
+        except (OSError, KeyError) as exc:
+            raise DatasetError(f"cannot read {row.get('image')} or its mask in {root}: {exc}") from exc
+        if pic.shape != lab.shape or (images and pic.shape != images[0].shape):
+            raise DatasetError(f"{row['image']} in {root} has size {pic.shape}; every canvas and mask must share one size.")
+        images.append(pic)
+        labels.append(lab)
+    return Canvases(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels)))
+
+
+def make_canvases(out_dir: str | Path, *, n_images: int, canvas: int = 32, split: str = "train", seed: int = 0,
+                  source: str = "digits") -> Path:
+    """A mixture dataset sized for generators (digits scaled to ~45% of the canvas), reused
+    when ``out_dir`` already holds one with the same settings."""
+    out_dir = Path(out_dir)
+    meta = out_dir / "meta.json"
+    if meta.is_file():
+        import json
+
+        m = json.loads(meta.read_text())
+        if (m.get("n_images"), m.get("canvas"), m.get("split"), m.get("seed"), m.get("source")) == (
+            n_images, canvas, split, seed, source):
+            return out_dir
+    # Digits at ~45% of the canvas leave room for two of them side by side, as on 64 px / 28 px.
+    return make_mixture(out_dir, source=source, n_images=n_images, canvas=canvas, seed=seed, split=split,
+                        digit_size=max(8, round(canvas * 0.45)), overwrite=True)

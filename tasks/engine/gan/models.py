@@ -1,0 +1,193 @@
+"""Generators, discriminators and segmenters the GAN dissection knows, and their checkpoints.
+
+A generator is any ``nn.Module`` mapping ``z [B, z_dim]`` to images ``[B, C, H, W]`` in
+[-1, 1] with a ``z_dim`` attribute; ``GENERATORS`` names the built-in ones and
+``load_generator`` reads ``{'arch', 'config', 'state_dict'}`` checkpoints (or a bare
+state_dict with the architecture given), through the same safe loading as classifiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, EngineError
+from ..models import _load_checked, _read_checkpoint, _seeded
+
+# Segmenter classes: 0 = background, k = digit k - 1, i.e. the mixture's label numbers.
+NUM_SEG_CLASSES = 11
+DIGIT_NAMES = [str(d) for d in range(10)]
+
+
+def _up_block(inputs: int, units: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(inputs, units, 4, 2, 1, bias=False), nn.BatchNorm2d(units), nn.ReLU())
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN (Radford et al.) sized for 32 or 64 px: z -> 4x4 -> ... -> size, tanh output.
+
+    Named stages ``layer1`` .. ``layerN`` are Sequential(conv, BN, ReLU), so a hook on them
+    sees the post-ReLU maps that GAN Dissection reads (the paper's layer r); ``output`` makes
+    the picture. Widths halve per stage from ``width * 2**(N-1)``.
+    """
+
+    def __init__(self, z_dim: int = 64, size: int = 32, width: int = 32, channels: int = 1) -> None:
+        super().__init__()
+        if size not in (32, 64):
+            raise EngineError(f"the DCGAN generator makes 32 or 64 px images, not {size}")
+        self.z_dim, self.size, self.channels = z_dim, size, channels
+        self.config = {"z_dim": z_dim, "size": size, "width": width, "channels": channels}
+        stages = 3 if size == 32 else 4
+        widths = [width * 2 ** (stages - 1 - k) for k in range(stages)]
+        self.layer1 = nn.Sequential(nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),
+                                    nn.BatchNorm2d(widths[0]), nn.ReLU())
+        for k in range(1, stages):
+            self.add_module(f"layer{k + 1}", _up_block(widths[k - 1], widths[k]))
+        self.output = nn.Sequential(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh())
+        self.stages = stages
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z.view(z.shape[0], -1, 1, 1)
+        for k in range(1, self.stages + 1):
+            x = getattr(self, f"layer{k}")(x)
+        return self.output(x)
+
+
+class DCGANDiscriminator(nn.Module):
+    """The mirror of the generator: strided convs with LeakyReLU down to one logit."""
+
+    def __init__(self, size: int = 32, width: int = 32, channels: int = 1) -> None:
+        super().__init__()
+        stages = 3 if size == 32 else 4
+        layers: list[nn.Module] = []
+        inputs = channels
+        for k in range(stages):
+            units = width * 2**k
+            layers += [nn.Conv2d(inputs, units, 4, 2, 1, bias=k == 0)]
+            if k > 0:
+                layers += [nn.BatchNorm2d(units)]
+            layers += [nn.LeakyReLU(0.2)]
+            inputs = units
+        layers += [nn.Conv2d(inputs, 1, 4, 1, 0)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def _conv(inputs: int, units: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inputs, units, 3, stride, dilation, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(units), nn.ReLU())
+
+
+class DigitSegmenter(nn.Module):
+    """A small fully convolutional net: per pixel, background or one of the ten digits.
+
+    Two stride-2 stages and a dilated conv give a receptive field (~35 px) wider than a
+    digit, which is what telling a 3 from an 8 needs; a full-resolution skip keeps the
+    stroke edges sharp, since the digit masks are exactly the stroke pixels.
+    Input: grey images in [-1, 1], [B, 1, H, W] (H, W multiples of 4). Output: logits [B, 11, H, W].
+    """
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.config = {"width": width}
+        self.stem = _conv(1, width)
+        self.down1 = _conv(width, 2 * width, stride=2)
+        self.down2 = _conv(2 * width, 4 * width, stride=2)
+        self.context = nn.Sequential(_conv(4 * width, 4 * width, dilation=2), _conv(4 * width, 4 * width, dilation=2))
+        # 1x1 convs at full resolution: a 3x3 there cost 3/4 of the whole network's time.
+        self.head = nn.Sequential(nn.Conv2d(5 * width, 2 * width, 1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
+                                  nn.Conv2d(2 * width, NUM_SEG_CLASSES, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.stem(x)
+        deep = self.context(self.down2(self.down1(skip)))
+        deep = nn.functional.interpolate(deep, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(torch.cat([skip, deep], dim=1))
+
+
+# name -> builder(**config). A user's generator joins by adding a builder here (or by
+# loading a whole module with unsafe_pickle=True).
+GENERATORS: dict[str, Callable[..., nn.Module]] = {
+    "dcgan32": lambda **c: DCGANGenerator(**{"size": 32, **c}),
+    "dcgan64": lambda **c: DCGANGenerator(**{"size": 64, **c}),
+}
+SEGMENTERS: dict[str, Callable[..., nn.Module]] = {"digitseg": lambda **c: DigitSegmenter(**c)}
+
+
+def _load(kind: str, registry: Mapping[str, Callable[..., nn.Module]], arch: str | None,
+          checkpoint: str | Path | None, config: Mapping[str, Any] | None, unsafe_pickle: bool) -> nn.Module:
+    meta: Mapping[str, Any] = {}
+    state: Mapping[str, Any] | None = None
+    if checkpoint is not None:
+        loaded = _read_checkpoint(Path(checkpoint), unsafe_pickle)
+        if isinstance(loaded, nn.Module):  # only reachable with unsafe_pickle=True
+            return loaded.eval()
+        if not isinstance(loaded, Mapping):
+            raise CheckpointError(f"The {kind} checkpoint {checkpoint} holds a {type(loaded).__name__}, not a state_dict.")
+        meta, state = (loaded, loaded["state_dict"]) if isinstance(loaded.get("state_dict"), Mapping) else ({}, loaded)
+        if meta.get("kind") not in (None, kind):
+            raise CheckpointError(f"{checkpoint} is a {meta['kind']} checkpoint, not a {kind}.")
+    arch = arch or meta.get("arch")
+    if arch not in registry:
+        raise EngineError(f"Unknown {kind} architecture {arch!r}; choose one of {', '.join(sorted(registry))}.")
+    cfg = {**dict(meta.get("config") or {}), **dict(config or {})}
+    try:
+        model = _seeded(lambda: registry[arch](**cfg)) if state is None else registry[arch](**cfg)
+    except TypeError as exc:
+        raise CheckpointError(f"The {kind} {arch!r} does not accept the config {cfg}: {exc}") from exc
+    if state is not None:
+        _load_checked(model, {k.removeprefix("module."): v for k, v in state.items()}, Path(checkpoint), arch)
+    return model.eval()
+
+
+def load_generator(arch: str | None = None, checkpoint: str | Path | None = None, *,
+                   config: Mapping[str, Any] | None = None, unsafe_pickle: bool = False) -> nn.Module:
+    """A generator in eval mode on the CPU. ``arch`` may be omitted when the checkpoint names it;
+    no checkpoint gives seeded random weights (tests, demos)."""
+    model = _load("generator", GENERATORS, arch, checkpoint, config, unsafe_pickle)
+    if not hasattr(model, "z_dim"):
+        raise CheckpointError("the generator has no z_dim attribute; GAN dissection needs to know the size of z")
+    return model
+
+
+def load_segmenter(arch: str | None = None, checkpoint: str | Path | None = None, *,
+                   config: Mapping[str, Any] | None = None, unsafe_pickle: bool = False) -> nn.Module:
+    """A segmenter (images [B, 1, H, W] in [-1, 1] -> logits [B, 11, H, W]) in eval mode."""
+    return _load("segmenter", SEGMENTERS, arch, checkpoint, config, unsafe_pickle)
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, *, kind: str, arch: str, extra: Mapping[str, Any] | None = None) -> None:
+    """``{'kind', 'arch', 'config', 'state_dict', ...}`` written atomically (never half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"kind": kind, "arch": arch, "config": dict(getattr(model, "config", {})),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **dict(extra or {})}
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    partial.replace(path)
+
+
+def to_grey(images: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] in [-1, 1] -> [B, 1, H, W]: what the segmenter reads."""
+    return images if images.shape[1] == 1 else images.mean(dim=1, keepdim=True)
+
+
+def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] in [-1, 1] -> uint8 [B, H, W, 3] for pictures."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x[:, :3].permute(0, 2, 3, 1).contiguous()
+
+
+@torch.no_grad()
+def segment(segmenter: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Label numbers per pixel, long [B, H, W]: 0 background, d + 1 digit d."""
+    out = [segmenter(to_grey(images[s : s + batch_size]).float()).argmax(1) for s in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.zeros((0, *images.shape[-2:]), dtype=torch.long)
