@@ -43,7 +43,8 @@ class DatasetForm(forms.Form):
     kind = forms.ChoiceField(choices=ProbeDataset.Kind.choices)
     path = forms.CharField(required=False, max_length=500,
                            help_text="A folder on the server (absolute, or relative to DATASETS_ROOT) ...")
-    archive = forms.FileField(required=False, label="or a zip", help_text="... or a zip of the dataset folder.")
+    archive = forms.FileField(required=False, label="or a zip",
+                              help_text="... or a zip of the dataset folder (a segmenter: its checkpoint file).")
     image_size = forms.IntegerField(required=False, min_value=8, max_value=2048,
                                     help_text="Resize images to this size (image folders; Broden keeps its sizes).")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -64,4 +65,6 @@ class JobForm(forms.Form):
     iou_rule = forms.ChoiceField(choices=DissectionJob.IouRule.choices, initial="lite")
     batch_size = forms.IntegerField(initial=32, min_value=1, max_value=4096)
     shards = forms.IntegerField(initial=1, min_value=1, max_value=64, help_text="Split the images over this many GPU workers.")
+    samples = forms.IntegerField(required=False, min_value=1, help_text="Generators only: samples dissected (default 1000).")
+    sample_seed = forms.IntegerField(required=False, min_value=0, initial=0, help_text="Generators only: the z stream.")
     start = forms.BooleanField(required=False, initial=True, label="Start now")

@@ -97,7 +97,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             job = job_create(
                 network=data["network"], dataset=data["dataset"], layers=[data["layers"]], top_k=data["top_k"],
                 quantile=data["quantile"], iou_rule=data["iou_rule"], batch_size=data["batch_size"],
-                shards=data["shards"], created_by=request.user,
+                shards=data["shards"], samples=data["samples"], sample_seed=data["sample_seed"] or 0,
+                created_by=request.user,
             )
             if data["start"]:
                 job_start(job=job)
