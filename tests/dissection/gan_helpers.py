@@ -31,3 +31,24 @@ def make_generator_job(folder: Path, *, layers=("layer1", "layer2"), samples: in
     segmenter = dataset_register(name=f"tinyseg{n}", kind="segmenter", path=str(seg_file), created_by=created_by)
     return job_create(network=network, dataset=segmenter, layers=list(layers), top_k=top_k, batch_size=8,
                       samples=samples, sample_seed=sample_seed, iou_rule="original", created_by=created_by)
+
+
+def make_finished_generator_job(folder: Path, *, units: int = 16, created_by=None):
+    """A generator job marked done with rows for layer2 (16 units at width 8) and a concept_means.npy,
+    written directly (no engine run): what the paint page reads, in a fraction of a second."""
+    import numpy as np
+    from django.conf import settings
+
+    from units.dissection.models import DissectionJob, Layer, Unit
+
+    job = make_generator_job(folder, layers=("layer2",), created_by=created_by)
+    out_rel = f"jobs/{job.pk}/a1"
+    layer = Layer.objects.create(job=job, name="layer2", num_units=units)
+    Unit.objects.bulk_create(Unit(layer=layer, index=u, threshold=0.5, max_activation=1.0, iou_label=str(u % 10),
+                                  iou_category="object", iou_score=0.01 * (u + 1)) for u in range(units))
+    means = np.arange(units * 10, dtype=np.float32).reshape(units, 10) / 10 + 0.5
+    (Path(settings.MEDIA_ROOT) / out_rel / "layer2").mkdir(parents=True, exist_ok=True)
+    np.save(Path(settings.MEDIA_ROOT) / out_rel / "layer2" / "concept_means.npy", means)
+    DissectionJob.objects.filter(pk=job.pk).update(status="succeeded", progress=1.0, output_dir=out_rel, attempts=1)
+    job.refresh_from_db()
+    return job

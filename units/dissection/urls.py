@@ -10,6 +10,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/", views.job_detail, name="job"),
     path("jobs/<int:job_id>/status.json", views.job_status, name="job_status"),
     path("jobs/<int:job_id>/run/", views.job_run, name="job_run"),
+    path("jobs/<int:job_id>/paint/", views.paint, name="paint"),
     path("layers/<int:layer_id>/", views.layer_report, name="layer"),
     path("units/<int:unit_id>/", views.unit_detail, name="unit"),
     path("networks/", views.network_list, name="network_list"),
