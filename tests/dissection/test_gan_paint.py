@@ -112,6 +112,17 @@ def test_inserting_the_units_labelled_7_uses_the_jobs_concept_means_and_a_painte
     assert np.array_equal(picture(answer["before"]), expected.before)
 
 
+def test_inserting_units_picked_by_number_uses_the_engines_default_values(job, client, requester):
+    client.force_login(requester)
+    answer = post(client, job.pk, {"layer": "layer2", "seed": 7, "mode": "insert", "units": [16, 1, 5],
+                                   "box": [0, 0, 16, 32]}).json()
+    # The engine picks the values itself when given none: the page must show exactly that edit.
+    expected = engine_edit(job, layer="layer2", units=[15, 0, 4], mode="insert", seed=7, region=(0, 0, 16, 32))
+    assert np.array_equal(picture(answer["after"]), expected.after)
+    assert not np.array_equal(expected.before, expected.after)
+    assert [u["number"] for u in answer["units"]] == [16, 1, 5]
+
+
 def test_units_can_be_picked_by_their_crowd_label(job, client, requester):
     from units.results.models import UnitAggregate
 
