@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from .errors import UnitsError
-from .models import Concept, DissectionJob, Network, ProbeDataset
+from .models import Concept, Network, ProbeDataset
 from .uploads import UploadError, check_upload_size
 
 GENERATOR_ARCHITECTURES = frozenset({Network.Architecture.DCGAN32, Network.Architecture.DCGAN64})
@@ -157,7 +157,3 @@ def job_kind_check(*, network: Network, dataset: ProbeDataset, shards: int, samp
     if not 1 <= samples <= MAX_SAMPLES:
         raise UnitsError(f"samples must be between 1 and {MAX_SAMPLES}.")
     return samples
-
-
-def generator_jobs():
-    return DissectionJob.objects.filter(kind=DissectionJob.Kind.GENERATOR)
