@@ -38,6 +38,10 @@ def test_an_edit_returns_the_unedited_and_the_hand_edited_image() -> None:
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(result.after_png()))), result.after)
     same = edit_image(gen, layer="layer2", units=[2, 5], z=z[0].numpy(), region=box)
     np.testing.assert_array_equal(same.after, result.after)
+    painted = np.zeros((32, 32), dtype=bool)
+    painted[8:16, 0:12] = True  # the box painted as a mask, sent as JSON rows of booleans
+    from_json = edit_image(gen, layer="layer2", units=[2, 5], seed=4, region=painted.tolist())
+    np.testing.assert_array_equal(from_json.after, result.after)
 
 
 def test_insert_sets_the_units_to_the_given_values() -> None:
@@ -91,3 +95,13 @@ def test_any_generator_saved_as_architecture_and_state_dict_loads_the_same(tmp_p
     save_checkpoint(gen, tmp_path / "s.pt", kind="segmenter", arch="digitseg")
     with pytest.raises(CheckpointError, match="is a segmenter checkpoint, not a generator"):
         load_generator(checkpoint=tmp_path / "s.pt")
+
+
+def test_the_64_px_generator_has_one_more_stage_and_edits_the_same_way() -> None:
+    gen = load_generator("dcgan64", config={"z_dim": 8, "width": 4})
+    assert gen(torch.zeros(2, 8)).shape == (2, 1, 64, 64)
+    result = edit_image(gen, layer="layer4", units=[0, 1, 2, 3], seed=0, region=(0, 0, 32, 64))
+    assert result.before.shape == (64, 64, 3)
+    assert result.after.shape == (64, 64, 3) and result.region.shape == (64, 64)
+    with pytest.raises(EngineError, match="outside the 64x64 image"):
+        edit_image(gen, layer="layer4", units=[0], seed=0, region=(0, 0, 65, 10))

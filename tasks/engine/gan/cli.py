@@ -90,15 +90,18 @@ def main_intervene(args: argparse.Namespace) -> int:
                   "top_vs_random": digit_effects(gen, seg, args.layer, ranking, base, k=args.k, seed=args.seed,
                                                  concept_means=means)}
     else:
-        values = [float(v) for v in args.values.split(",")] if args.values else None
-        region = None
-        if args.region_box:
-            from .edit import box_region
-            from .intervene import layer_shape
+        from .edit import box_region
+        from .intervene import layer_shape
 
-            region = box_region(_ints(args.region_box, "region-box"), layer_shape(gen, args.layer))
+        shape = layer_shape(gen, args.layer)
+        values = [float(v) for v in args.values.split(",")] if args.values else None
+        region = box_region(_ints(args.region_box, "region-box"), shape) if args.region_box else None
         # Units count from 1 on the command line, as in tally.csv; the Python API counts from 0.
-        iv = Intervention(args.layer, [u - 1 for u in _ints(args.units, "units")], args.mode, values=values, region=region)
+        units = _ints(args.units, "units")
+        bad = [u for u in units if not 1 <= u <= shape.units]
+        if bad:
+            raise EngineError(f"unknown unit(s) {bad} in layer '{args.layer}': it has units 1..{shape.units} (as in tally.csv)")
+        iv = Intervention(args.layer, [u - 1 for u in units], args.mode, values=values, region=region)
         effect = causal_effect(gen, seg, iv, base)
         report = {"mode": args.mode, "units": [u + 1 for u in iv.units], "n_images": effect.n_images,
                   "effect": {name: effect.of(d + 1) for d, name in enumerate(DIGIT_NAMES)},

@@ -36,7 +36,8 @@ def load_canvases(data_dir: str | Path, limit: int | None = None) -> Canvases:
     root = Path(data_dir)
     index = root / "index.csv"
     if not index.is_file():
-        raise DatasetError(f"{root} has no index.csv; make a mixture dataset first (`python -m tasks.engine mixture make`).")
+        raise DatasetError(f"{root} has no index.csv; make the canvases first, e.g. `python -m tasks.engine gan train "
+                           f"--data {root} --make 3000 ...` (32 px, digits sized for a generator).")
     with index.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or CATEGORY not in rows[0]:

@@ -8,6 +8,7 @@ message a page can show as is.
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from .models import to_uint8_rgb
 from .samples import sample_z
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right) in image pixels, bottom/right exclusive
+# The edit is a forward hook on the shared generator: two threads editing at once would
+# each see the other's hook, so edits take turns (a few ms each).
+_HOOK_LOCK = threading.Lock()
 
 
 @dataclass
@@ -114,15 +118,17 @@ def edit_image(
     shape = layer_shape(generator, layer)
     units = [int(u) for u in units]
     if region is not None and not isinstance(region, (np.ndarray, torch.Tensor)):
-        region = box_region(region, shape)
+        nested = len(region) > 0 and isinstance(region[0], (list, tuple))  # a mask from JSON: rows of booleans
+        region = np.asarray(region, dtype=bool) if nested else box_region(region, shape)
     if mode == "insert" and values is None and units and all(0 <= u < shape.units for u in units):
         values = default_insert_values(generator, layer, units)
     iv = Intervention(layer, units, mode, values=values, region=region)
     device = next(generator.parameters(), torch.empty(0)).device
     zt = zt.to(device)
-    with intervening(generator, iv, shape):  # validates units, mode, region and values
-        after = generator(zt)
-    before = generator(zt)
+    with _HOOK_LOCK:
+        with intervening(generator, iv, shape):  # validates units, mode, region and values
+            after = generator(zt)
+        before = generator(zt)
     used = np.ones(shape.image, dtype=bool) if region is None else np.asarray(region, dtype=bool)
     return EditResult(to_uint8_rgb(before)[0].numpy(), to_uint8_rgb(after)[0].numpy(), layer, units, mode, used,
                       time.perf_counter() - started)

@@ -38,13 +38,14 @@ class IqrCounts:
 
     def add(self, acts: torch.Tensor, labels: torch.Tensor) -> None:
         """acts [B, U, h, w]; labels long [B, H, W] (0 = background / unlabelled)."""
-        up = F.interpolate(acts.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
         lab = labels.long().flatten()
         L, J1 = self.num_labels, self.hist.shape[1]
-        for u in range(up.shape[1]):
+        for u in range(acts.shape[1]):
+            # One unit at a time: all units upsampled at once would need B*U*H*W floats.
+            up = F.interpolate(acts[:, u : u + 1].float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
             # bucketize(right=False) = number of candidates strictly below the value, i.e.
             # the candidates t with value > t (the strict mask rule).
-            b = torch.bucketize(up[:, u].flatten(), self.candidates[u])
+            b = torch.bucketize(up.flatten(), self.candidates[u])
             self.hist[u] += torch.bincount(b * L + lab, minlength=J1 * L).view(J1, L)
 
     def result(self, concept_numbers: list[int]) -> dict[str, np.ndarray]:

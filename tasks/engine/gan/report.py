@@ -32,6 +32,9 @@ def write_html(path: Path, report: dict) -> None:
         f"<h1>GAN Dissection on mixture-of-digits{' (quick)' if report['quick'] else ''}</h1>",
         f"<p>Layer <b>{escape(report['layer'])}</b>; {report['seconds_total']:.0f} s in all "
         f"({escape(', '.join(f'{k} {v:.0f} s' for k, v in report['seconds'].items()))}).</p>",
+        f"<p>GAN: {report['gan'].get('steps')} steps on {report['gan'].get('n_train')} canvases, trained in "
+        f"{report['gan'].get('seconds', 0):.0f} s; segmenter trained in "
+        f"{report.get('segmenter_training', {}).get('seconds', 0):.0f} s.</p>",
         "<h2>Generated images</h2>",
         f"<p><img src='{pics['generated']}'></p><p>Segmented ({legend_html()}):</p><p><img src='{pics['segmented']}'></p>",
         "<h2>Segmenter on held-out real canvases</h2>",

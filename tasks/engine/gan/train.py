@@ -65,7 +65,7 @@ def train_gan(
     disc.apply(_init_dcgan)
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
-    start, history = 0, []
+    start, history, prior_seconds = 0, [], 0.0
     out_file = Path(out_file)
     if resume and out_file.is_file():
         state = torch.load(out_file, map_location="cpu", weights_only=True)
@@ -76,6 +76,7 @@ def train_gan(
         opt_g.load_state_dict(state["train_state"]["opt_g"])
         opt_d.load_state_dict(state["train_state"]["opt_d"])
         start, history = int(state["metrics"]["steps"]), list(state["metrics"]["history"])
+        prior_seconds = float(state["metrics"]["seconds"])  # so "seconds" stays the whole training time
     shuffler = torch.Generator().manual_seed(seed + start)
     started = time.perf_counter()
     bar = range(start, steps)
@@ -88,7 +89,7 @@ def train_gan(
     loss_d_avg = loss_g_avg = 0.0
 
     def save(done: int) -> dict:
-        metrics = {"steps": done, "seconds": time.perf_counter() - started, "loss_d": loss_d_avg,
+        metrics = {"steps": done, "seconds": prior_seconds + time.perf_counter() - started, "loss_d": loss_d_avg,
                    "loss_g": loss_g_avg, "n_train": len(data), "size": size, "history": history}
         save_checkpoint(gen, out_file, kind="generator", arch=arch, extra={
             "metrics": metrics, "data_dir": str(data_dir),
