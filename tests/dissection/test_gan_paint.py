@@ -186,6 +186,15 @@ def test_a_body_that_is_not_json_is_a_400_and_an_unknown_job_a_404(job, client, 
     assert post(client, job.pk + 999, {"layer": "layer2", "seed": 1, "units": [3]}).status_code == 404
 
 
+def test_a_generator_whose_checkpoint_vanished_is_a_clear_400(job, client, requester):
+    from pathlib import Path
+
+    Path(job.network.checkpoint.path).unlink()
+    client.force_login(requester)
+    response = post(client, job.pk, {"layer": "layer2", "seed": 1, "units": [3]})
+    assert response.status_code == 400 and "checkpoint of" in response.json()["detail"]
+
+
 def test_a_classifier_job_cannot_be_painted(client, requester, media_root):
     classifier = make_job()
     client.force_login(requester)

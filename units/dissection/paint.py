@@ -193,9 +193,13 @@ def paint_edit(
         raise UnitsError("Give the region as a box or as a painted grid, not both.")
     chosen = paint_units(layer=layer, numbers=units, label=label, label_source=label_source, limit=limit)
     values = insert_values(job, layer, chosen, label) if mode == "insert" else None
-    key = _key(job.network)
-    generator, lock = _load(*key)
     try:
+        key = _key(job.network)
+    except OSError:
+        raise UnitsError(f"The checkpoint of {job.network.name} is missing on the server; "
+                         "register the generator again.") from None
+    try:
+        generator, lock = _load(*key)
         with lock, _one_torch_thread():
             image, defaults = _layer_facts(key, layer.name)
             if mode == "insert" and values is None:
