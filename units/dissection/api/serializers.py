@@ -43,11 +43,11 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DissectionJob
-        fields = ["id", "kind", "network", "dataset", "layers", "top_k", "quantile", "iou_rule", "batch_size", "shards",
-                  "samples", "sample_seed", "status", "stage", "progress", "error_message", "timings", "attempts", "created_at", "started_at",
-                  "finished_at", "start"]
-        read_only_fields = ["id", "kind", "status", "stage", "progress", "error_message", "timings", "attempts", "created_at",
-                            "started_at", "finished_at"]
+        fields = ["id", "kind", "network", "dataset", "layers", "top_k", "quantile", "iou_rule", "batch_size",
+                  "shards", "samples", "sample_seed", "status", "stage", "progress", "error_message", "timings",
+                  "attempts", "created_at", "started_at", "finished_at", "start"]
+        read_only_fields = ["id", "kind", "status", "stage", "progress", "error_message", "timings", "attempts",
+                            "created_at", "started_at", "finished_at"]
 
 
 class JobStatusSerializer(serializers.Serializer):
