@@ -25,18 +25,22 @@ class GanSizes:
     gan_batch: int
     seg_epochs: int
     seg_width: int
+    seg_lr: float
     samples: int
+    quantile: float  # the engine demo's: a digit covers more of a canvas than NetDissect's 0.005 assumes
     top_k: int
 
 
 def sizes(quick: bool) -> GanSizes:
     """The engine demo's QUICK sizes (a few CPU minutes); `--quick` (tests) far smaller still."""
     if quick:
-        return GanSizes(train_images=200, gan_steps=20, gan_batch=16, seg_epochs=1, seg_width=4, samples=40, top_k=5)
+        return GanSizes(train_images=200, gan_steps=20, gan_batch=16, seg_epochs=1, seg_width=4, seg_lr=1e-2, samples=40,
+                        quantile=0.02, top_k=5)
     from tasks.engine.gan.demo import QUICK
 
     return GanSizes(train_images=QUICK.train_images, gan_steps=QUICK.gan_steps, gan_batch=QUICK.gan_batch,
-                    seg_epochs=QUICK.seg_epochs, seg_width=QUICK.seg_width, samples=QUICK.dissect_samples, top_k=15)
+                    seg_epochs=QUICK.seg_epochs, seg_width=QUICK.seg_width, seg_lr=QUICK.seg_lr,
+                    samples=QUICK.dissect_samples, quantile=QUICK.quantile, top_k=15)
 
 
 def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
@@ -59,7 +63,8 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
             train_gan(data, gen_file, steps=size.gan_steps, batch_size=size.gan_batch, device="cpu", progress=False)
         if not seg_file.is_file():
             command.say(f"Training the digit segmenter for {size.seg_epochs} epoch(s) ...")
-            train_segmenter(data, seg_file, epochs=size.seg_epochs, width=size.seg_width, device="cpu", progress=False)
+            train_segmenter(data, seg_file, epochs=size.seg_epochs, width=size.seg_width, lr=size.seg_lr, device="cpu",
+                            progress=False)
     finally:
         torch.set_num_threads(threads)
     return gen_file, seg_file
@@ -82,8 +87,8 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> Dissectio
     else:
         command.say(f"Generator {gen_name!r} and segmenter {seg_name!r} exist; reused.")
     job = command.job(prefix, network, segmenter, size.top_k, wait, create=lambda: job_create(
-        network=network, dataset=segmenter, layers=[LAYER], top_k=size.top_k, iou_rule="original", batch_size=100,
-        samples=size.samples))
+        network=network, dataset=segmenter, layers=[LAYER], top_k=size.top_k, quantile=size.quantile,
+        iou_rule="original", batch_size=100, samples=size.samples))
     command.publish(job)
     command.say(f"Paint generated digits: {reverse('units:paint', args=[job.pk])}")
     return job
