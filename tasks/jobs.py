@@ -87,7 +87,12 @@ def dissect_job(job_id: int, attempt: int) -> None:
 
     if not job_state.job_mark_running(job_id=job_id, attempt=attempt):
         return  # re-run, failed or finished already
-    shards = DissectionJob.objects.values_list("shards", flat=True).get(pk=job_id)
+    kind, shards = DissectionJob.objects.values_list("kind", "shards").get(pk=job_id)
+    if kind == DissectionJob.Kind.GENERATOR:  # GAN Dissection: the generator's own samples, one worker
+        from units.dissection import gan_runner
+
+        _guard(gan_runner.run_generator, job_id, attempt)
+        return
     if shards <= 1:
         _guard(runner.run_whole, job_id, attempt)
         return

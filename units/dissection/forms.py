@@ -43,7 +43,8 @@ class DatasetForm(forms.Form):
     kind = forms.ChoiceField(choices=ProbeDataset.Kind.choices)
     path = forms.CharField(required=False, max_length=500,
                            help_text="A folder on the server (absolute, or relative to DATASETS_ROOT) ...")
-    archive = forms.FileField(required=False, label="or a zip", help_text="... or a zip of the dataset folder.")
+    archive = forms.FileField(required=False, label="or a zip",
+                              help_text="... or a zip of the dataset folder (a segmenter: its checkpoint file).")
     image_size = forms.IntegerField(required=False, min_value=8, max_value=2048,
                                     help_text="Resize images to this size (image folders; Broden keeps its sizes).")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -64,6 +65,8 @@ class JobForm(forms.Form):
     iou_rule = forms.ChoiceField(choices=DissectionJob.IouRule.choices, initial="lite")
     batch_size = forms.IntegerField(initial=32, min_value=1, max_value=4096)
     shards = forms.IntegerField(initial=1, min_value=1, max_value=64, help_text="Split the images over this many GPU workers.")
+    samples = forms.IntegerField(required=False, min_value=1, help_text="Generators only: samples dissected (default 1000).")
+    sample_seed = forms.IntegerField(required=False, min_value=0, initial=0, help_text="Generators only: the z stream.")
     start = forms.BooleanField(required=False, initial=True, label="Start now")
 
     def clean(self):
@@ -101,3 +104,49 @@ def layer_name_problem(architecture: str, names: list[str]) -> str | None:
     except LayerError as exc:
         return f"{exc}"[0].upper() + f"{exc}"[1:]
     return None
+
+PAINT_GRID = 8  # the page's painting grid: 8x8 cells (4 px each on a 32 px image)
+
+
+class PaintForm(forms.Form):
+    """The paint page without JavaScript; the same fields as the JSON endpoint."""
+
+    layer = forms.ChoiceField(choices=())
+    seed = forms.IntegerField(min_value=0, max_value=10**9, initial=0, help_text="Sample number (z of sample i).")
+    mode = forms.ChoiceField(choices=[("remove", "remove"), ("insert", "insert")], initial="remove",
+                             widget=forms.RadioSelect)
+    units = forms.CharField(required=False, help_text="Unit numbers, e.g. 4, 17.")
+    label = forms.CharField(required=False, max_length=100, help_text="… and/or the units labelled, e.g. 7.")
+    label_source = forms.ChoiceField(choices=[("any", "IoU or crowd"), ("iou", "IoU"), ("crowd", "crowd")],
+                                     initial="any")
+    box = forms.CharField(required=False, help_text="Region as top, left, bottom, right in pixels; "
+                                                    "empty: the painted cells, or the whole image.")
+    cell = forms.MultipleChoiceField(required=False, choices=[(f"{r},{c}", f"row {r + 1}, column {c + 1}")
+                                                              for r in range(PAINT_GRID) for c in range(PAINT_GRID)],
+                                     widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, layers: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["layer"].choices = [(name, name) for name in layers]
+
+    def clean_units(self) -> list[int]:
+        text = self.cleaned_data.get("units", "").replace(",", " ").split()
+        try:
+            return [int(v) for v in text]
+        except ValueError:
+            raise forms.ValidationError("Write unit numbers separated by commas, e.g. 4, 17.") from None
+
+    def clean_box(self) -> list[int] | None:
+        text = self.cleaned_data.get("box", "").replace(",", " ").split()
+        if not text:
+            return None
+        try:
+            return [int(v) for v in text]
+        except ValueError:
+            raise forms.ValidationError("Write four whole numbers: top, left, bottom, right.") from None
+
+    def grid(self) -> list[list[int]] | None:
+        cells = {tuple(int(v) for v in cell.split(",")) for cell in self.cleaned_data.get("cell") or []}
+        if not cells:
+            return None
+        return [[int((r, c) in cells) for c in range(PAINT_GRID)] for r in range(PAINT_GRID)]

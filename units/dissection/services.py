@@ -21,6 +21,8 @@ from django.utils.text import slugify
 
 from annotate_site.celery import enqueue
 
+from .errors import UnitsError
+from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
 from .models import Concept, DissectionJob, Network, ProbeDataset, Unit
 from .uploads import UploadError, check_upload_size, extract_dataset_zip
 
@@ -30,9 +32,7 @@ MAX_TOP_K = 100
 MAX_SHARDS = 64
 IOU_RULES = ("lite", "original")
 
-
-class UnitsError(Exception):
-    """Refused input or state; the message is shown to the user as it is."""
+__all__ = ["UnitsError", "checkpoint_check", "dataset_register", "job_create", "job_start", "network_register"]
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -55,6 +55,9 @@ def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | No
 
 def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None) -> list[str]:
     """Load the checkpoint as the engine will; returns the class names it stores (may be empty)."""
+    if architecture in GENERATOR_ARCHITECTURES:
+        generator_check(architecture=architecture, path=path)
+        return []
     from tasks.engine.errors import EngineError
     from tasks.engine.models import load_model
 
@@ -88,6 +91,8 @@ def network_register(
         raise UnitsError(f"A network named {name!r} exists already; choose another name.")
     mean, std = _check_normalisation(mean, std)
     names = [str(c).strip() for c in (class_names or []) if str(c).strip()]
+    if architecture in GENERATOR_ARCHITECTURES and (mean or std or num_classes or names):
+        raise UnitsError("A generator has no classes and no input normalisation; leave classes, mean and std empty.")
 
     stored_from: Path | None = None
     tmp: Path | None = None
@@ -118,7 +123,8 @@ def network_register(
             names = names or stored_names
         with transaction.atomic():
             network = Network.objects.create(
-                name=name, architecture=architecture, num_classes=num_classes or (len(names) or None),
+                name=name, architecture=architecture, kind=network_kind(architecture),
+                num_classes=num_classes or (len(names) or None),
                 class_names=names, mean=mean, std=std, description=description, created_by=created_by,
             )
             if stored_from is not None:
@@ -195,6 +201,9 @@ def dataset_register(
         raise UnitsError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(ProbeDataset.Kind.values)}.")
     if ProbeDataset.objects.filter(name=name).exists():
         raise UnitsError(f"A dataset named {name!r} exists already; choose another name.")
+    if kind == ProbeDataset.Kind.SEGMENTER:  # a checkpoint, not a folder: `archive` is the uploaded .pt
+        return segmenter_register(name=name, path=path, upload=archive, upload_size=archive_size,
+                                  description=description, created_by=created_by)
     if (archive is None) == (not str(path)):
         raise UnitsError("Give either a dataset folder path or a zip upload (one of the two).")
 
@@ -259,13 +268,23 @@ def job_create(
     iou_rule: str = "lite",
     batch_size: int = 32,
     shards: int = 1,
+    samples: int | None = None,
+    sample_seed: int = 0,
     created_by=None,
 ) -> DissectionJob:
-    """A pending job; the layer names are checked against the model when it runs."""
+    """A pending job; the layer names are checked against the model when it runs.
+
+    A generator's job dissects `samples` generated images (default 1000) of z stream
+    `sample_seed`, labelled by its dataset's segmenter.
+    """
     params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
                          batch_size=batch_size, shards=shards)
+    samples = job_kind_check(network=network, dataset=dataset, shards=shards, samples=samples)
+    if not 0 <= int(sample_seed) <= 2**31 - 1:
+        raise UnitsError("sample_seed must be between 0 and 2147483647.")
     with transaction.atomic():
-        return DissectionJob.objects.create(network=network, dataset=dataset, created_by=created_by, **params)
+        return DissectionJob.objects.create(network=network, dataset=dataset, created_by=created_by,
+                                            kind=network.kind, samples=samples, sample_seed=int(sample_seed), **params)
 
 
 # A job that never ran or failed may be changed or removed; one that runs, succeeded or has HITs may not.
@@ -288,6 +307,9 @@ def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, l
                          batch_size=batch_size, shards=shards)
     with transaction.atomic():
         job = _editable_job(job, "edited")
+        params["kind"] = network.kind
+        params["samples"] = job_kind_check(network=network, dataset=dataset, shards=shards,
+                                           samples=job.samples if network.kind == Network.Kind.GENERATOR else None)
         for field, value in {"network": network, "dataset": dataset, **params}.items():
             setattr(job, field, value)
         job.save(update_fields=["network", "dataset", *params])

@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/run/", views.job_run, name="job_run"),
     path("jobs/<int:job_id>/edit/", views.job_edit, name="job_edit"),
     path("jobs/<int:job_id>/delete/", views.job_remove, name="job_delete"),
+    path("jobs/<int:job_id>/paint/", views.paint, name="paint"),
     path("layers/<int:layer_id>/", views.layer_report, name="layer"),
     path("units/<int:unit_id>/", views.unit_detail, name="unit"),
     path("networks/", views.network_list, name="network_list"),

@@ -12,8 +12,9 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate_site.roles import requester_required
 
 from . import selectors
-from .forms import DatasetForm, JobForm, NetworkForm
+from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
 from .models import DissectionJob, Layer, Unit
+from .paint import paint_choices, paint_edit, paint_payload
 from .services import (
     EDITABLE_STATUSES, UnitsError, dataset_register, job_create, job_delete, job_start, job_update, network_register,
 )
@@ -99,7 +100,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             job = job_create(
                 network=data["network"], dataset=data["dataset"], layers=[data["layers"]], top_k=data["top_k"],
                 quantile=data["quantile"], iou_rule=data["iou_rule"], batch_size=data["batch_size"],
-                shards=data["shards"], created_by=request.user,
+                shards=data["shards"], samples=data["samples"], sample_seed=data["sample_seed"] or 0,
+                created_by=request.user,
             )
             if data["start"]:
                 job_start(job=job)
@@ -202,3 +204,36 @@ def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
         "top": [e for e in exemplars if e.kind == "top"], "sentinels": [e for e in exemplars if e.kind == "sentinel"],
         "scores": unit.concept_scores.all(),
     })
+
+
+# -- paint (generator jobs) -------------------------------------------------------------------------
+
+
+@requester_required
+def paint(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Pick a sample, units and a region; see the generated image before and after (GAN Dissection)."""
+    job = _get_or_404(selectors.job_get, job_id)
+    try:
+        layers = paint_choices(job)
+    except UnitsError as exc:
+        messages.error(request, str(exc))
+        return redirect("units:job", job.pk)
+    form = PaintForm(request.POST or None, layers=[layer["name"] for layer in layers])
+    result = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = paint_payload(paint_edit(
+                job=job, layer_name=data["layer"], seed=data["seed"], mode=data["mode"], units=data["units"],
+                label=data["label"], label_source=data["label_source"], box=data["box"],
+                grid=None if data["box"] else form.grid(),
+            ))
+        except UnitsError as exc:
+            form.add_error(None, str(exc))
+    painted = set(request.POST.getlist("cell"))
+    grid = [[{"row": r, "col": c, "value": f"{r},{c}", "checked": f"{r},{c}" in painted} for c in range(PAINT_GRID)]
+            for r in range(PAINT_GRID)]
+    status = 400 if request.method == "POST" and result is None else 200
+    return render(request, "dissection/paint.html", {
+        "job": job, "form": form, "layers": layers, "result": result, "grid": grid,
+    }, status=status)

@@ -11,9 +11,9 @@ class NetworkSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Network
-        fields = ["id", "name", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std",
+        fields = ["id", "name", "kind", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std",
                   "description", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "kind", "created_at"]
         extra_kwargs = {"name": {"validators": []}}  # the service reports a taken name itself
 
 
@@ -43,11 +43,11 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DissectionJob
-        fields = ["id", "network", "dataset", "layers", "top_k", "quantile", "iou_rule", "batch_size", "shards",
-                  "status", "stage", "progress", "error_message", "timings", "attempts", "created_at", "started_at",
-                  "finished_at", "start"]
-        read_only_fields = ["id", "status", "stage", "progress", "error_message", "timings", "attempts", "created_at",
-                            "started_at", "finished_at"]
+        fields = ["id", "kind", "network", "dataset", "layers", "top_k", "quantile", "iou_rule", "batch_size",
+                  "shards", "samples", "sample_seed", "status", "stage", "progress", "error_message", "timings",
+                  "attempts", "created_at", "started_at", "finished_at", "start"]
+        read_only_fields = ["id", "kind", "status", "stage", "progress", "error_message", "timings", "attempts",
+                            "created_at", "started_at", "finished_at"]
 
 
 class JobStatusSerializer(serializers.Serializer):

@@ -1,7 +1,9 @@
 """API routes for networks, datasets, jobs, layers, units and exemplars (platform)."""
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
+from .paint import PaintView
 
 router = SimpleRouter()
 router.register("networks", views.NetworkViewSet, basename="api-network")
@@ -11,4 +13,4 @@ router.register("layers", views.LayerViewSet, basename="api-layer")
 router.register("units", views.UnitViewSet, basename="api-unit")
 router.register("exemplars", views.ExemplarViewSet, basename="api-exemplar")
 
-urlpatterns = router.urls
+urlpatterns = router.urls + [path("jobs/<int:job_id>/paint/", PaintView.as_view(), name="api-job-paint")]

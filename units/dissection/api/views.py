@@ -88,7 +88,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
                 network=data["network"], dataset=data["dataset"], layers=data["layers"],
                 top_k=data.get("top_k", 15), quantile=data.get("quantile", 0.005),
                 iou_rule=data.get("iou_rule", "lite"), batch_size=data.get("batch_size", 32),
-                shards=data.get("shards", 1), created_by=self.request.user,
+                shards=data.get("shards", 1), samples=data.get("samples"), sample_seed=data.get("sample_seed", 0),
+                created_by=self.request.user,
             )
             if data.get("start"):
                 job = job_start(job=job)

@@ -17,12 +17,21 @@ class DissectionJob(models.Model):
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
 
+    class Kind(models.TextChoices):
+        CLASSIFIER = "classifier", "classifier on a probe dataset"
+        GENERATOR = "generator", "generator on its own samples (GAN Dissection)"
+
     class IouRule(models.TextChoices):
         LITE = "lite", "NetDissect-Lite"
         ORIGINAL = "original", "original NetDissect"
 
     network = models.ForeignKey(Network, related_name="jobs", on_delete=models.PROTECT)
     dataset = models.ForeignKey(ProbeDataset, related_name="jobs", on_delete=models.PROTECT)
+    # The network's kind when the job was created; a generator job's "dataset" is a segmenter.
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CLASSIFIER)
+    # Generator jobs: samples i = 0..samples-1 of z stream `sample_seed` (tasks.engine.gan.samples).
+    samples = models.PositiveIntegerField(null=True, blank=True)
+    sample_seed = models.PositiveIntegerField(default=0)
     layers = models.JSONField(default=list)
     top_k = models.PositiveIntegerField(default=15)
     quantile = models.FloatField(default=0.005)

@@ -29,6 +29,10 @@ class RegistryEntry(models.Model):
 
 
 class Network(RegistryEntry):
+    class Kind(models.TextChoices):
+        CLASSIFIER = "classifier", "classifier (images in, dissected on a probe dataset)"
+        GENERATOR = "generator", "generator (z in, dissected on its own samples labelled by a segmenter)"
+
     class Architecture(models.TextChoices):
         MIXTURENET = "mixturenet", "MixtureNet (mixture of digits)"
         ALEXNET = "alexnet", "AlexNet"
@@ -37,7 +41,11 @@ class Network(RegistryEntry):
         RESNET50 = "resnet50", "ResNet-50"
         DENSENET161 = "densenet161", "DenseNet-161"
         GOOGLENET = "googlenet", "GoogLeNet"
+        DCGAN32 = "dcgan32", "DCGAN generator, 32 px (GAN Dissection)"
+        DCGAN64 = "dcgan64", "DCGAN generator, 64 px (GAN Dissection)"
 
+    # Set by the registering service from the architecture; stored so lists and the API can filter on it.
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CLASSIFIER, db_index=True)
     architecture = models.CharField(max_length=40, choices=Architecture.choices)
     checkpoint = models.FileField(upload_to="checkpoints/", max_length=500, blank=True)
     num_classes = models.PositiveIntegerField(null=True, blank=True)
@@ -52,6 +60,9 @@ class ProbeDataset(RegistryEntry):
         BRODEN = "broden", "Broden format (densely labelled)"
         FOLDER = "folder", "Image folder (no labels)"
         MIXTURE = "mixture", "Mixture of digits (Broden format, ground truth known)"
+        # GAN Dissection's probe: a generator's own samples, labelled per pixel by this segmenter.
+        # `path` is the segmenter checkpoint; its classes are the concepts.
+        SEGMENTER = "segmenter", "Segmenter (labels a generator's samples; GAN Dissection)"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     # Absolute path, or relative to settings.DATASETS_ROOT.
@@ -68,6 +79,8 @@ class ProbeDataset(RegistryEntry):
         root = Path(self.path)
         if not root.is_absolute():
             root = Path(settings.DATASETS_ROOT) / root
+        if self.kind == self.Kind.SEGMENTER:
+            raise ValueError("a segmenter is not an image dataset; generator jobs load it with load_segmenter")
         prefix = "folder" if self.kind == self.Kind.FOLDER else "broden"
         return f"{prefix}:{root}"
 

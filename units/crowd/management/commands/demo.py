@@ -40,6 +40,8 @@ class Command(BaseCommand):
         parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for a job run by workers")
         parser.add_argument("--admin-password", help="password of the demo's admin (default: the well-known one "
                                                      "with DEBUG on, a generated one, printed, with DEBUG off)")
+        parser.add_argument("--with-gan", action="store_true",
+                            help="also a small DCGAN and its segmenter, dissected and published (GAN Dissection)")
 
     def say(self, text: str) -> None:
         self.stdout.write(text)
@@ -59,6 +61,10 @@ class Command(BaseCommand):
             dataset = self.dataset(prefix, n_probe)
             job = self.job(prefix, network, dataset, top_k, opts["wait"])
             self.publish(job)
+            if opts["with_gan"]:
+                from ..demo_gan import gan_demo_build
+
+                gan_demo_build(self, prefix=prefix, quick=opts["quick"], wait=opts["wait"])
         except (UnitsError, PublishError) as exc:
             raise CommandError(str(exc)) from None
         self.users(admin_password=opts.get("admin_password"))
@@ -111,21 +117,24 @@ class Command(BaseCommand):
             description="Mixture of digits (held-out digits); every digit's pixels are known.",
         )
 
-    def job(self, prefix: str, network: Network, dataset: ProbeDataset, top_k: int, wait: int) -> DissectionJob:
+    def job(self, prefix: str, network: Network, dataset: ProbeDataset, top_k: int, wait: int,
+            create=None) -> DissectionJob:
+        """The network's finished job on the dataset, else `create()` (default: conv1..conv3) run to the end."""
         done = DissectionJob.objects.filter(network=network, dataset=dataset, status=DissectionJob.Status.SUCCEEDED)
         job = done.order_by("-finished_at").first()
         if job:
             self.say(f"Job {job.pk} (dissection of {', '.join(job.layers)}) finished earlier; reused.")
             return job
         job = (DissectionJob.objects.filter(network=network, dataset=dataset).order_by("-created_at").first()
-               or job_create(network=network, dataset=dataset, layers=LAYERS, top_k=top_k, batch_size=64))
+               or (create() if create else job_create(network=network, dataset=dataset, layers=LAYERS, top_k=top_k,
+                                                      batch_size=64)))
         live = (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING)
         if job.status in live and settings.CELERY_TASK_ALWAYS_EAGER:
             # No workers: a queued/running job here was left by an interrupted demo run.
             job_fail(job_id=job.pk, attempt=job.attempts, message="Interrupted; the demo starts it again.")
             job.refresh_from_db()
         if job.status not in live:
-            self.say(f"Dissecting {', '.join(LAYERS)} (job {job.pk}) ...")
+            self.say(f"Dissecting {', '.join(job.layers)} (job {job.pk}) ...")
             job = job_start(job=job, background=False)
         deadline = time.monotonic() + wait
         if settings.CELERY_TASK_ALWAYS_EAGER and job.status in live:

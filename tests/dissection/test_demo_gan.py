@@ -1,0 +1,26 @@
+"""`demo --with-gan` adds a generator, its segmenter, a dissection and HITs; a rerun reuses them."""
+import pytest
+from django.core.management import call_command
+
+from units.crowd.models import Hit
+from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_quick_demo_with_gan_publishes_generator_units_and_a_rerun_reuses_them(settings, tmp_path, media_root, capsys):
+    settings.DATASETS_ROOT = tmp_path / "datasets"
+    settings.VAR_DIR = tmp_path
+    call_command("demo", "--quick", "--with-gan")
+    job = DissectionJob.objects.get(kind="generator")
+    assert job.status == "succeeded", job.error_message
+    assert (job.network.architecture, job.dataset.kind, job.samples) == ("dcgan32", "segmenter", 40)
+    assert list(job.layer_set.values_list("name", "num_units")) == [("layer2", 64)]
+    live = Unit.objects.filter(layer__job=job, max_activation__gt=0).count()
+    assert Hit.objects.filter(unit__layer__job=job).count() == live > 0
+    assert f"/jobs/{job.pk}/paint/" in capsys.readouterr().out
+
+    call_command("demo", "--quick", "--with-gan")
+    assert "reused" in capsys.readouterr().out
+    assert (Network.objects.count(), ProbeDataset.objects.count(), DissectionJob.objects.count()) == (2, 2, 2)
+    assert Hit.objects.filter(unit__layer__job=job).count() == live
