@@ -69,11 +69,11 @@ def test_only_requesters_and_admins_may_paint(job, client, request, persona, pag
 
 
 def test_an_annotators_token_is_refused_too(job, client, annotator):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
-    token = Token.objects.create(user=annotator)
+    _, token = AuthToken.objects.create(user=annotator)
     response = client.post(api(job.pk), data=json.dumps({"layer": "layer2", "seed": 1, "units": [3]}),
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}")
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 403
 
 

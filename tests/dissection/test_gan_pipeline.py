@@ -1,8 +1,10 @@
 """A generator's dissection job runs like a classifier's and its units go all the way to HITs and exports."""
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
@@ -10,6 +12,7 @@ from tests.dissection.gan_helpers import make_generator_job
 from tests.factories import PASSWORD
 from units.crowd.models import Hit
 from units.crowd.publishing import hit_publish
+from units.crowd.selectors import hit_pictures
 from units.dissection.models import DissectionJob, Exemplar, Network, ProbeDataset, Unit, UnitConceptScore
 from units.dissection.services import job_start
 
@@ -103,8 +106,12 @@ def test_generator_units_go_from_hits_to_the_crowds_labels_and_every_export(
     response = client.post(reverse("crowd:next"))
     mine = Assignment.objects.get(worker=annotator)
     page = client.get(response["Location"]).content.decode()
-    for ex in mine.hit.unit.exemplars.filter(kind="top"):
-        assert ex.picture_url in page and f"jobs/{gan_job.pk}/" in ex.picture_url
+    assert all(f"jobs/{gan_job.pk}/" in ex.picture_url for ex in mine.hit.unit.exemplars.filter(kind="top"))
+    for picture in hit_pictures(mine.hit):  # opaque URLs; the bytes are the generated exemplar's file
+        assert picture.picture_url in page
+        served = b"".join(client.get(picture.picture_url).streaming_content)
+        stored = Exemplar.objects.get(pk=picture.exemplar_id)
+        assert served == (Path(settings.MEDIA_ROOT) / stored.picture).read_bytes()
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("crowd:work", args=[mine.pk]), {"word": "seven", "category": "object", "confidence": "4"})
         theirs = assignment_claim(worker=other_annotator)
@@ -117,7 +124,7 @@ def test_generator_units_go_from_hits_to_the_crowds_labels_and_every_export(
     assert unit.aggregate.crowd_word == "7"
     csv_path, tally_path, mturk_path, milan_path = (tmp_path / n for n in ("u.csv", "t.csv", "m.csv", "m.zip"))
     exports.write_units_csv(csv_path, Unit.objects.filter(layer=layer))
-    rows = {int(r["unit"]): r for r in csv.DictReader(csv_path.open())}
+    rows = {int(r["unit"]) - 1: r for r in csv.DictReader(csv_path.open())}  # the file counts from 1
     assert len(rows) == layer.num_units
     assert (rows[unit.index]["crowd_word"], rows[unit.index]["iou_label"]) == ("7", unit.iou_label)
     exports.write_tally(tally_path, layer)

@@ -10,7 +10,6 @@ from django.urls import reverse
 from PIL import Image
 
 from tests.dissection.gan_helpers import make_finished_generator_job
-from tests.e2e.test_browser import page  # noqa: F401  (the Chromium fixture)
 from tests.factories import PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -20,7 +19,7 @@ def decoded(data_url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
 
 
-def test_a_requester_paints_with_the_keyboard_and_sees_the_engines_edit(live_server, page, media_root, tmp_path):  # noqa: F811
+def test_a_requester_paints_with_the_keyboard_and_sees_the_engines_edit(live_server, page, media_root, tmp_path):
     from tasks.engine.gan.edit import edit_image
     from tasks.engine.gan.models import load_generator
 
