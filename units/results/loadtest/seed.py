@@ -30,10 +30,19 @@ class Seeded:
     password: str
 
 
+PREFIX = "loadtest-"
+
+
 @transaction.atomic
 def loadtest_seed(*, name: str, n_units: int, assignments: int, usernames: list[str], password: str,
                   seed: int = 0, duration_s: int = 900) -> Seeded:
-    """A finished job named `name` with `n_units` units, one HIT each, and qualified annotators."""
+    """A finished job named `name` with `n_units` units, one HIT each, and qualified annotators.
+
+    HITs left open by earlier benchmark runs (batches named loadtest-...) are disposed first, so
+    this run's crowd works on this run's HITs; nothing else in the database is touched.
+    """
+    Hit.objects.filter(batch__name__startswith=PREFIX).exclude(status=Hit.Status.DISPOSED).update(
+        status=Hit.Status.DISPOSED)
     network = Network.objects.create(name=f"{name}-net", architecture="mixturenet", num_classes=45)
     dataset = ProbeDataset.objects.create(name=f"{name}-data", kind="mixture", path=name, num_images=1000)
     Concept.objects.bulk_create([
