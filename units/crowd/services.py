@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -100,13 +100,18 @@ def _reclaim_due(now: datetime) -> bool:
     return True
 
 
-def _shortlist(queryset: QuerySet[Hit], *, rng: random.Random) -> list[int]:
-    """A random handful of the first CLAIM_WINDOW open HITs (by id), so a crowd claiming at the
-    same moment spreads over many HITs instead of queueing for the same first ones, while HITs are
-    still filled roughly in publishing order."""
-    ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:CLAIM_WINDOW])
-    rng.shuffle(ids)
-    return ids[:CLAIM_CANDIDATES]
+def _shortlist(queryset: QuerySet[Hit], *, gold_first: bool, rng: random.Random) -> list[int]:
+    """CLAIM_CANDIDATES ids picked at random among the first CLAIM_WINDOW open HITs (by id), gold
+    ones first or last as the worker's gold share asks. Random, so a crowd claiming at the same
+    moment spreads over many HITs instead of queueing for the same first ones; from the first
+    window, so HITs still fill roughly in publishing order. One query for both groups."""
+    gold = ExpressionWrapper(Q(is_gold=True) | Q(unit__is_gold=True), output_field=BooleanField())
+    preferred = F("gold").desc() if gold_first else F("gold").asc()  # the wanted group fills the window first
+    rows = list(queryset.annotate(gold=gold).order_by(preferred, "pk").values_list("pk", "gold")[:CLAIM_WINDOW])
+    groups = {True: [pk for pk, g in rows if g], False: [pk for pk, g in rows if not g]}
+    for ids in groups.values():
+        rng.shuffle(ids)
+    return (groups[gold_first] + groups[not gold_first])[:CLAIM_CANDIDATES]
 
 
 def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | None:
@@ -123,24 +128,18 @@ def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | Non
                    .select_related("hit").first())
         if current is not None:
             return current
-        gold_q = Q(is_gold=True) | Q(unit__is_gold=True)
         gold_first = _gold_due(worker, CrowdSettings.load().gold_rate)
         # The shortlist by kept status first; the exact per-HIT count only when it finds nothing,
         # so "no work" is never answered while a slot is free.
         for shortlist in (_likely_open_hits_for, open_hits_for):
             candidates = shortlist(worker, now=now)
-            if gold_first:
-                order = [candidates.filter(gold_q), candidates.exclude(gold_q)]
-            else:
-                order = [candidates.exclude(gold_q), candidates.filter(gold_q)]
             for attempt in range(CLAIM_ROUNDS):
                 busy = False
-                for queryset in order:
-                    for hit_id in _shortlist(queryset, rng=rng):
-                        assignment, locked = _claim_hit(hit_id=hit_id, worker=worker, now=now)
-                        if assignment is not None:
-                            return assignment
-                        busy = busy or locked
+                for hit_id in _shortlist(candidates, gold_first=gold_first, rng=rng):
+                    assignment, locked = _claim_hit(hit_id=hit_id, worker=worker, now=now)
+                    if assignment is not None:
+                        return assignment
+                    busy = busy or locked
                 if not busy:
                     break
                 # Every free HIT was being claimed by someone else: their slots may still be free once
@@ -194,7 +193,10 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
 
 
 def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
-    assignment = (Assignment.objects.select_for_update().select_related("hit", "hit__unit", "hit__batch")
+    # Lock the assignment and its HIT only: a plain FOR UPDATE with these joins would lock the unit and
+    # the batch rows too, and every submit of a batch would queue behind the others on that one row.
+    assignment = (Assignment.objects.select_for_update(of=("self", "hit"))
+                  .select_related("hit", "hit__unit", "hit__batch")
                   .filter(pk=assignment_id).first())
     if assignment is None:
         raise NotFound(f"There is no assignment {assignment_id}.")

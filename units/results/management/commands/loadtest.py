@@ -114,11 +114,17 @@ class Command(BaseCommand):
                                usernames=[a.name for a in crowd], password=password, seed=opts["seed"])
         self.stdout.write(f"seeded {name}: {opts['hits']} HITs x {opts['assignments']} assignments, "
                           f"{opts['annotators']} annotators; driving {opts['url']} for {opts['duration']:.0f} s")
-        rss0 = {n: _rss_kib(p) for n, p in servers.items()}
-        ticks0 = {n: _cpu_ticks(p) for n, p in servers.items()}
-        load0 = os.getloadavg()
+        rss0: dict[str, int] = {}
+        ticks0: dict[str, int] = {}
+        load0: list[float] = []
+
+        def on_start() -> None:
+            rss0.update({n: _rss_kib(p) for n, p in servers.items()})
+            ticks0.update({n: _cpu_ticks(p) for n, p in servers.items()})
+            load0[:] = os.getloadavg()
+
         result = drive(base_url=opts["url"], crowd=crowd, password=password, truth=seeded.truth,
-                       duration_s=opts["duration"], seed=opts["seed"])
+                       duration_s=opts["duration"], seed=opts["seed"], on_start=on_start)
         load1 = os.getloadavg()
         tally = result.tally
         for error in tally.errors[:5]:
