@@ -34,7 +34,8 @@ def correctness(*, batch_id: int, tally: Tally) -> dict[str, int]:
             .filter(held__gt=F("max_assignments")).count())
     twice_db = (Assignment.objects.filter(hit__in=Hit.objects.filter(touched)).values("hit", "worker")
                 .annotate(n=Count("pk")).filter(n__gt=1).count())
-    twice_seen = sum(1 for n in Counter((w, h) for w, h, _ in tally.claimed).values() if n > 1)
+    # A claim that hands back the worker's unfinished assignment is right; a second assignment is not.
+    twice_seen = sum(1 for n in Counter((w, h) for w, h, _ in set(tally.claimed)).values() if n > 1)
     acked = {a for a, _, _ in tally.acked}
     stored = set(Annotation.objects.filter(
         assignment_id__in=acked, assignment__status__in=(Assignment.Status.SUBMITTED, Assignment.Status.APPROVED),
