@@ -34,6 +34,7 @@ class Tally:
     acked: list[tuple[int, str, int]] = field(default_factory=list)  # (assignment, worker, hit) of 2xx submits
     claimed: list[tuple[str, int, int]] = field(default_factory=list)  # (worker, hit, assignment) of 201 claims
     no_answer: int = 0  # connection errors and timeouts
+    reconnects: int = 0  # requests sent again on a new connection after the server closed an idle one
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,15 +50,26 @@ class Client:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.conn: http.client.HTTPConnection | None = None
         self.timeout = timeout
+        self.reconnects = 0
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
 
     def post(self, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+        reused = self.conn is not None
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             self.conn.request("POST", path, body=json.dumps(body or {}), headers=self.headers)
             response = self.conn.getresponse()
             raw = response.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.conn.close()
+            self.conn = None
+            if not reused:
+                raise
+            # The server closed an idle keep-alive connection before reading this request (what any
+            # pooled client retries); claim and an identical submit are safe to send again anyway.
+            self.reconnects += 1
+            return self.post(path, body)
         except (OSError, http.client.HTTPException):
             self.conn.close()
             self.conn = None
@@ -121,6 +133,8 @@ def _annotate(base_url: str, annotator: SimAnnotator, password: str, truth: dict
         if 200 <= status < 300:
             with tally.lock:
                 tally.acked.append((assignment, annotator.name, hit))
+    with tally.lock:
+        tally.reconnects += client.reconnects
 
 
 @dataclass

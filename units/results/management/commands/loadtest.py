@@ -141,6 +141,7 @@ class Command(BaseCommand):
         self.stdout.write("correctness:")
         for key, value in counts.items():
             self.stdout.write(f"  {key}: {value}")
+        self.stdout.write(f"  (requests resent after the server closed an idle keep-alive connection: {tally.reconnects})")
         self.stdout.write(f"load generator CPU: {result.cpu_s:.1f} s over {result.wall_s:.1f} s = "
                           f"{result.cpu_s / result.wall_s / ncpu:.0%} of the machine's {ncpu} cores")
         tick = os.sysconf("SC_CLK_TCK")
