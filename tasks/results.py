@@ -3,8 +3,9 @@
 Aggregation is triggered by a post_save signal on Assignment (units/results/signals.py): when a
 HIT's last assignment is submitted, or an answer is rejected, a run of its layer is queued after the
 transaction commits, debounced (results.services.aggregation_schedule: at most one queued and one
-running per layer, RESULTS_AGGREGATE_DEBOUNCE seconds after the first answer); `aggregate_stale` (periodic, every 10 minutes) catches anything a lost message
-missed; requesters can also aggregate on demand (page button, API, `manage.py aggregate`).
+running per layer, RESULTS_AGGREGATE_DEBOUNCE seconds after the first answer); `aggregate_stale`
+(periodic, every 10 minutes) catches anything a lost message missed; requesters can also
+aggregate on demand (page button, API, `manage.py aggregate`).
 """
 import logging
 
