@@ -8,7 +8,7 @@ PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: venv run test test-fast demo migrate worker bench clean
+.PHONY: venv run test test-fast demo migrate worker bench clean stack stack-down loadtest
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "UnitCrowd needs Python 3.11"'
@@ -51,6 +51,23 @@ worker: venv
 
 bench: venv
 	$(BIN)/python -m tasks.engine bench $(BENCH_ARGS)
+
+# The load benchmark (issue 11): `make stack` starts PostgreSQL, Redis, gunicorn (4 workers) and one
+# Celery worker on this machine; `make loadtest` drives 64 simulated annotators for 90 s against it.
+STACK_PORT ?= 8011
+STACK_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/unitcrowd_load
+STACK_BROKER_URL ?= redis://127.0.0.1:6379/3
+LOADTEST_ARGS ?= --annotators 64 --duration 90 --hits 512 --assignments 5
+stack: venv
+	BIN=$(BIN) STACK_PORT=$(STACK_PORT) STACK_DATABASE_URL=$(STACK_DATABASE_URL) STACK_BROKER_URL=$(STACK_BROKER_URL) scripts/stack.sh up
+
+stack-down:
+	scripts/stack.sh down
+
+loadtest: venv
+	DEBUG=0 SECRET_KEY=loadtest-client DATABASE_URL=$(STACK_DATABASE_URL) CELERY_BROKER_URL=$(STACK_BROKER_URL) \
+	  $(BIN)/python manage.py loadtest --url http://127.0.0.1:$(STACK_PORT) $(LOADTEST_ARGS) --check \
+	  --pidfile web=var/stack/gunicorn.pid --pidfile worker=var/stack/celery.pid
 
 clean:
 	rm -rf var/ .pytest_cache

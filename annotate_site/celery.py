@@ -1,6 +1,7 @@
 """The Celery application. Tasks live in the `tasks` package; GPU work goes to the `gpu` queue."""
 import importlib
 import os
+import threading
 
 from celery import Celery
 
@@ -20,3 +21,28 @@ def enqueue(task_name: str, *args, **kwargs):
     if task_name not in app.tasks:
         importlib.import_module(task_name.rpartition(".")[0])  # registers the module's tasks
     return app.tasks[task_name].delay(*args, **kwargs)
+
+
+def enqueue_in(seconds: float, task_name: str, *args) -> None:
+    """Send the task `seconds` from now. Without a broker the task runs in a daemon timer thread of
+    this process, so a delayed task never runs inside the request that asked for it (0: at once)."""
+    if task_name not in app.tasks:
+        importlib.import_module(task_name.rpartition(".")[0])
+    task = app.tasks[task_name]
+    if not app.conf.task_always_eager:
+        task.apply_async(args, countdown=seconds)
+    elif seconds <= 0:
+        task.delay(*args)
+    else:
+        timer = threading.Timer(seconds, _run_in_thread, args=(task, args))
+        timer.daemon = True
+        timer.start()
+
+
+def _run_in_thread(task, args) -> None:
+    from django.db import connections
+
+    try:
+        task.delay(*args)
+    finally:
+        connections.close_all()  # a thread's connections are its own: close them, not leak them

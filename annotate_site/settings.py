@@ -193,6 +193,11 @@ CELERY_BEAT_SCHEDULE.update({"crowd-reclaim-expired": {"task": "tasks.crowd.recl
 CELERY_BEAT_SCHEDULE.update({"results-aggregate-stale": {"task": "tasks.results.aggregate_stale", "schedule": 600.0}})
 CELERY_TIMEZONE = "UTC"
 
+# --- aggregation ---------------------------------------------------------------------------
+# Seconds between a layer's first newly completed HIT and its aggregation run: answers arriving
+# meanwhile join that run, so a busy layer is aggregated at most once per this interval.
+RESULTS_AGGREGATE_DEBOUNCE = envfloat("AGGREGATE_DEBOUNCE_SECONDS", 5.0, minimum=0.0)
+
 # --- dissection jobs ---------------------------------------------------------------------
 # Device for the engine on workers: "cuda:N", "cpu", or "auto"/empty (CUDA when present; the GPU
 # with the most free memory when several are visible).

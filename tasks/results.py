@@ -1,9 +1,11 @@
 """Celery tasks (results). Pass ids, fetch rows inside the task.
 
 Aggregation is triggered by a post_save signal on Assignment (units/results/signals.py): when a
-HIT's last assignment is submitted, or an answer is rejected, its layer is re-aggregated after the
-transaction commits; `aggregate_stale` (periodic, every 10 minutes) catches anything a lost message
-missed; requesters can also aggregate on demand (page button, API, `manage.py aggregate`).
+HIT's last assignment is submitted, or an answer is rejected, a run of its layer is queued after the
+transaction commits, debounced (results.services.aggregation_schedule: at most one queued and one
+running per layer, RESULTS_AGGREGATE_DEBOUNCE seconds after the first answer); `aggregate_stale`
+(periodic, every 10 minutes) catches anything a lost message missed; requesters can also
+aggregate on demand (page button, API, `manage.py aggregate`).
 """
 import logging
 
@@ -13,14 +15,19 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
-def aggregate_layer(layer_id: int, requested_at: str | None = None) -> int | None:
-    """Aggregate one layer. With `requested_at` (ISO time of the triggering commit), a run that
-    started after it already saw that work, so a burst of completed HITs costs one run, not many."""
+def aggregate_layer(layer_id: int, requested_at: str | None = None, scheduled: bool = False) -> int | None:
+    """Aggregate one layer. `scheduled`: the debounced run queued by aggregation_schedule. With
+    `requested_at` (ISO time of the triggering commit), a run that started after it already saw
+    that work, so a burst of completed HITs costs one run, not many."""
     from datetime import datetime
 
     from units.dissection.models import Layer
     from units.results.models import AggregationRun
-    from units.results.services import aggregation_run_layer
+    from units.results.services import aggregation_run_layer, aggregation_run_scheduled
+
+    if scheduled:
+        run = aggregation_run_scheduled(layer_id=layer_id)
+        return run.pk if run is not None else None
 
     layer = Layer.objects.select_related("job__dataset").filter(pk=layer_id).first()
     if layer is None:  # deleted since it was enqueued: nothing to do

@@ -1,12 +1,13 @@
 """The HIT queue and the labelling answers: claim, return, skip, reclaim, submit (see SCHEDULER.md)."""
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -21,26 +22,46 @@ from .validation import clean_word, matches_gold, validate_answer
 CLAIM_CANDIDATES = 25
 # Rounds over the candidates when some were locked by concurrent claims (see SCHEDULER.md).
 CLAIM_ROUNDS = 3
+# Open HITs (in id order) a claim picks its candidates from at random: wide enough that a crowd
+# rarely collides on one HIT, narrow enough that HITs still complete roughly in publishing order.
+CLAIM_WINDOW = 200
+# Seconds between two global sweeps for expired assignments made by claims of one process.
+RECLAIM_EVERY = 30.0
+_last_reclaim: datetime | None = None
 
 
-def _slots_held():
+def _slots_held(now: datetime):
+    """Slots held per HIT, not counting accepted work past its deadline (it is freed on the next look)."""
     held = (Assignment.objects.filter(hit=OuterRef("pk"), status__in=SLOT)
+            .exclude(status=Assignment.Status.ACCEPTED, deadline__lte=now)
             .values("hit").annotate(n=Count("pk")).values("n"))
     return Coalesce(Subquery(held, output_field=IntegerField()), Value(0))
 
 
-def open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
-    """HITs this worker may be offered: alive, with a free slot, never taken or skipped by them."""
+def _offerable(worker, queryset: QuerySet[Hit], *, now: datetime) -> QuerySet[Hit]:
     return (
-        Hit.objects.exclude(status=Hit.Status.DISPOSED)
+        queryset.exclude(status=Hit.Status.DISPOSED)
         .filter(expires_at__gt=now)
-        .annotate(held=_slots_held())
-        .filter(held__lt=F("max_assignments"))
         .filter(~Exists(Assignment.objects.filter(hit=OuterRef("pk"), worker=worker)))
         .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
         # A unit seen in the qualification test would be a gold HIT with a known answer.
         .exclude(unit_id__in=_qualification_units(worker))
     )
+
+
+def open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
+    """HITs this worker may be offered: alive, with a free slot, never taken or skipped by them (exact)."""
+    return _offerable(worker, Hit.objects.annotate(held=_slots_held(now)), now=now).filter(
+        held__lt=F("max_assignments"))
+
+
+def _likely_open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
+    """The fast shortlist: HITs whose kept status says a slot is free (an index scan, no per-HIT count).
+
+    The status is kept by `hit_sync_status` under the HIT lock, so it is right except for slots
+    held by work past its deadline; `open_hits_for` (exact) is asked when this finds nothing.
+    """
+    return _offerable(worker, Hit.objects.filter(status=Hit.Status.ASSIGNABLE), now=now)
 
 
 def _qualification_units(worker) -> set[int]:
@@ -69,11 +90,37 @@ def _claimable_profile(worker) -> AnnotatorProfile:
     return profile
 
 
+def _reclaim_due(now: datetime) -> bool:
+    """At most one global sweep for expired work per process every RECLAIM_EVERY seconds: the
+    periodic task does it too, and `_claim_hit` frees the expired slots of the HIT it locks."""
+    global _last_reclaim
+    if _last_reclaim is not None and abs((now - _last_reclaim).total_seconds()) < RECLAIM_EVERY:
+        return False
+    _last_reclaim = now
+    return True
+
+
+def _shortlist(queryset: QuerySet[Hit], *, gold_first: bool, rng: random.Random) -> list[int]:
+    """CLAIM_CANDIDATES ids picked at random among the first CLAIM_WINDOW open HITs (by id), gold
+    ones first or last as the worker's gold share asks. Random, so a crowd claiming at the same
+    moment spreads over many HITs instead of queueing for the same first ones; from the first
+    window, so HITs still fill roughly in publishing order. One query for both groups."""
+    gold = ExpressionWrapper(Q(is_gold=True) | Q(unit__is_gold=True), output_field=BooleanField())
+    preferred = F("gold").desc() if gold_first else F("gold").asc()  # the wanted group fills the window first
+    rows = list(queryset.annotate(gold=gold).order_by(preferred, "pk").values_list("pk", "gold")[:CLAIM_WINDOW])
+    groups = {True: [pk for pk, g in rows if g], False: [pk for pk, g in rows if not g]}
+    for ids in groups.values():
+        rng.shuffle(ids)
+    return (groups[gold_first] + groups[not gold_first])[:CLAIM_CANDIDATES]
+
+
 def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | None:
     """The worker's next assignment (their unfinished one first), or None when there is no work."""
     now = now or timezone.now()
     profile = _claimable_profile(worker)
-    assignments_reclaim_expired(now=now)
+    if _reclaim_due(now):
+        assignments_reclaim_expired(now=now)
+    rng = random.Random()
     with transaction.atomic():
         # Serialise claims of one worker (double clicks, two tabs): they must not take two HITs at once.
         AnnotatorProfile.objects.select_for_update().get(pk=profile.pk)
@@ -81,25 +128,23 @@ def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | Non
                    .select_related("hit").first())
         if current is not None:
             return current
-        candidates = open_hits_for(worker, now=now)
-        gold_q = Q(is_gold=True) | Q(unit__is_gold=True)
-        if _gold_due(worker, CrowdSettings.load().gold_rate):
-            order = [candidates.filter(gold_q), candidates.exclude(gold_q)]
-        else:
-            order = [candidates.exclude(gold_q), candidates.filter(gold_q)]
-        for attempt in range(CLAIM_ROUNDS):
-            busy = False
-            for queryset in order:
-                for hit_id in queryset.order_by("pk").values_list("pk", flat=True)[:CLAIM_CANDIDATES]:
+        gold_first = _gold_due(worker, CrowdSettings.load().gold_rate)
+        # The shortlist by kept status first; the exact per-HIT count only when it finds nothing,
+        # so "no work" is never answered while a slot is free.
+        for shortlist in (_likely_open_hits_for, open_hits_for):
+            candidates = shortlist(worker, now=now)
+            for attempt in range(CLAIM_ROUNDS):
+                busy = False
+                for hit_id in _shortlist(candidates, gold_first=gold_first, rng=rng):
                     assignment, locked = _claim_hit(hit_id=hit_id, worker=worker, now=now)
                     if assignment is not None:
                         return assignment
                     busy = busy or locked
-            if not busy:
-                break
-            # Every free HIT was being claimed by someone else: their slots may still be free once
-            # those claims commit, so look again rather than tell the worker there is no work.
-            time.sleep(0.02 * (attempt + 1))
+                if not busy:
+                    break
+                # Every free HIT was being claimed by someone else: their slots may still be free once
+                # those claims commit, so look again rather than tell the worker there is no work.
+                time.sleep(0.02 * (attempt + 1))
     return None
 
 
@@ -117,8 +162,20 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
         if hit is None:
             alive = Hit.objects.filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED)
             return None, alive.exists()
-        held = hit.assignments.filter(status__in=SLOT).count()
-        if held >= hit.max_assignments or hit.assignments.filter(worker=worker).exists():
+        # One query for everything the decision needs, counted while we hold the lock: exact.
+        counts = hit.assignments.aggregate(
+            held=Count("pk", filter=Q(status__in=SLOT)),
+            expired=Count("pk", filter=Q(status=Assignment.Status.ACCEPTED, deadline__lte=now)),
+            mine=Count("pk", filter=Q(worker=worker)),
+        )
+        held = counts["held"]
+        if counts["expired"]:
+            # Work past its deadline frees its slot here, under the lock, instead of in a global sweep
+            # before every claim (the conditional UPDATE leaves a submit that holds the row alone).
+            held -= hit.assignments.filter(status=Assignment.Status.ACCEPTED, deadline__lte=now).update(
+                status=Assignment.Status.ABANDONED)
+        if held >= hit.max_assignments or counts["mine"]:
+            hit_sync_status(hit, now=now)  # a stale "assignable" must not shortlist it again
             return None, False
         try:
             with transaction.atomic():
@@ -127,12 +184,19 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
                 )
         except IntegrityError:  # the (hit, worker) constraint: taken by this worker meanwhile
             return None, False
-        hit_sync_status(hit, now=now)
+        # The counts above plus our insert give the new status without counting again.
+        status = Hit.Status.ASSIGNABLE if held + 1 < hit.max_assignments else Hit.Status.UNASSIGNABLE
+        if hit.status != status and hit.status != Hit.Status.REVIEWING:
+            hit.status = status
+            hit.save(update_fields=["status"])
         return assignment, False
 
 
 def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
-    assignment = (Assignment.objects.select_for_update().select_related("hit", "hit__unit", "hit__batch")
+    # Lock the assignment and its HIT only: a plain FOR UPDATE with these joins would lock the unit and
+    # the batch rows too, and every submit of a batch would queue behind the others on that one row.
+    assignment = (Assignment.objects.select_for_update(of=("self", "hit"))
+                  .select_related("hit", "hit__unit", "hit__batch")
                   .filter(pk=assignment_id).first())
     if assignment is None:
         raise NotFound(f"There is no assignment {assignment_id}.")
@@ -219,7 +283,8 @@ def annotation_submit(
         assignment=assignment, word=word, category=category, description=description, confidence=confidence,
         gold_correct=gold_correct, sentinels_shown=len(sentinels), sentinels_missed=missed,
     )
-    annotation.non_fitting.set(sorted(top_marked))
+    if top_marked:  # a new annotation has no marks yet: add, without reading the empty set first
+        annotation.non_fitting.add(*sorted(top_marked))
     assignment.status = Assignment.Status.SUBMITTED
     assignment.submitted_at = now
     assignment.work_seconds = (now - assignment.accepted_at).total_seconds()

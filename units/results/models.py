@@ -53,6 +53,21 @@ class AggregationRun(models.Model):
         return f"aggregation {self.pk} of {scope} ({self.method})"
 
 
+class AggregationSchedule(models.Model):
+    """The debounce of one layer's aggregation (see services.aggregation_schedule).
+
+    Claimed with conditional UPDATEs, so across web processes and workers a layer has at most one
+    run waiting (`due_at`) and at most one running (`running_since`), however fast answers arrive.
+    """
+
+    layer = models.OneToOneField(Layer, related_name="aggregation_schedule", on_delete=models.CASCADE)
+    due_at = models.DateTimeField(null=True, blank=True)  # a run is queued for then; None: none queued
+    running_since = models.DateTimeField(null=True, blank=True)  # None: no run in progress
+
+    def __str__(self) -> str:
+        return f"aggregation schedule of layer {self.layer_id}"
+
+
 class UnitAggregate(models.Model):
     """The crowd's label of one unit, and how it compares with the IoU label."""
 

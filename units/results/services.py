@@ -4,16 +4,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from annotate_site.celery import enqueue
+from annotate_site.celery import enqueue, enqueue_in
 from units.crowd.models import Annotation, Hit, HitBatch, HitKind
 from units.dissection.models import DissectionJob, Layer, ProbeDataset
 
 from . import aggregation
 from .comparison import category_match, word_match
-from .models import AggregationRun, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate
+from .models import AggregationRun, AggregationSchedule, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate
 from .normalize import Vocabulary, normalize_category, normalize_word
 from .selectors import COUNTED_STATUSES, counted_annotations, top_exemplar_counts, vocabulary_for
 from .verification import verification_run_layer
@@ -57,8 +58,21 @@ def layer_answers(layer: Layer, vocab: Vocabulary) -> list[aggregation.Answer]:
     return answers
 
 
+# Fields of UnitAggregate a run computes; a row is rewritten only when one of them changed.
+AGGREGATE_FIELDS = ("crowd_word", "concept", "category_mv", "category_ds", "category_ds_probability", "agreement",
+                    "category_agreement", "precision", "interpretable", "n_annotations", "word_match",
+                    "category_match")
+
+
 def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun:
-    """Aggregate every annotation of a layer; idempotent (reruns overwrite each unit's aggregate)."""
+    """Aggregate every annotation of a layer; idempotent (reruns leave unchanged units alone).
+
+    The answers are read and aggregated outside any write transaction: Dawid-Skene takes seconds on
+    a large layer, and on SQLite an open write transaction would stop every submit meanwhile. Only
+    the writes happen under the layer's lock, in one short transaction, and only for the units
+    whose aggregate changed. Dawid-Skene itself is rerun over the whole layer (its confusion
+    matrices tie every unit together), so the stored result is always the from-scratch one.
+    """
     vocab = vocabulary_for(layer.job.dataset)
     redundancy = redundancy_parameters()
     params = {
@@ -67,31 +81,21 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         "interpretable_precision": interpretable_precision(), "counted_statuses": ["submitted", "approved"],
         "redundancy": redundancy,
     }
+    started = timezone.now()
+    answers = layer_answers(layer, vocab)
+    result = aggregation.aggregate(answers)
     with transaction.atomic():
-        # Serialise runs of the same layer so two finishing HITs cannot interleave their writes.
+        # Serialise the writes of runs of the same layer; a run that read later answers and already
+        # wrote wins, so a slow run never overwrites a newer result with an older one.
         Layer.objects.select_for_update().get(pk=layer.pk)
+        newer = (AggregationRun.objects.filter(layer=layer, status=AggregationRun.Status.SUCCEEDED,
+                                               started_at__gt=started).order_by("-started_at").first())
+        if newer is not None:
+            return newer
         run = AggregationRun.objects.create(
-            layer=layer, method="crowdkit MajorityVote+DawidSkene", parameters=params, started_at=timezone.now()
+            layer=layer, method="crowdkit MajorityVote+DawidSkene", parameters=params, started_at=started
         )
-        answers = layer_answers(layer, vocab)
-        result = aggregation.aggregate(answers)
-        threshold = interpretable_precision()
-        units = {u.pk: u for u in layer.units.all()}
-        for unit_id, res in result.units.items():
-            unit = units[unit_id]
-            named = bool(res.crowd_word) and res.category_mv != aggregation.NONE
-            UnitAggregate.objects.update_or_create(unit=unit, defaults={
-                "run": run, "crowd_word": res.crowd_word, "concept": vocab.match(res.crowd_word),
-                "category_mv": res.category_mv, "category_ds": res.category_ds,
-                "category_ds_probability": res.category_ds_probability, "agreement": res.agreement,
-                "category_agreement": res.category_agreement, "precision": res.precision,
-                "interpretable": named and res.precision is not None and res.precision >= threshold,
-                "n_annotations": res.n_annotations,
-                "word_match": word_match(vocab, res.crowd_word, unit.iou_label),
-                "category_match": category_match(res.category_mv, unit.iou_category),
-            })
-        # Units whose answers were all rejected since the last run lose their stale label.
-        UnitAggregate.objects.filter(unit__layer=layer).exclude(unit_id__in=result.units).delete()
+        changed = _aggregates_write(run=run, layer=layer, vocab=vocab, result=result)
         _skills_update(run=run, ds_skills=result.ds_skills)
         reopened = _redundancy_apply(result=result, params=redundancy) if adapt and redundancy["enabled"] else []
         run.alpha = result.alpha_category
@@ -100,11 +104,115 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         # Verify HITs of the layer (crowd.verify): their verdicts and the human-judged precision table.
         verification = verification_run_layer(layer=layer, run=run)
         run.summary = {"alpha_category": result.alpha_category, "alpha_word": result.alpha_word,
-                       "reopened_hits": reopened, "verification": verification}
+                       "reopened_hits": reopened, "units_changed": changed, "verification": verification}
         run.status = AggregationRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.save(update_fields=["alpha", "n_units", "n_annotations", "summary", "status", "finished_at"])
     return run
+
+
+def _aggregates_write(*, run: AggregationRun, layer: Layer, vocab: Vocabulary,
+                      result: aggregation.AggregationResult) -> int:
+    """Store each unit's aggregate, writing only rows that changed; returns how many were written."""
+    threshold = interpretable_precision()
+    now = timezone.now()
+    units = {u.pk: u for u in layer.units.all()}
+    stored = {a.unit_id: a for a in UnitAggregate.objects.filter(unit__layer=layer)}
+    new, updated = [], []
+    for unit_id, res in result.units.items():
+        unit = units[unit_id]
+        named = bool(res.crowd_word) and res.category_mv != aggregation.NONE
+        values = {
+            "crowd_word": res.crowd_word, "concept": vocab.match(res.crowd_word),
+            "category_mv": res.category_mv, "category_ds": res.category_ds,
+            "category_ds_probability": res.category_ds_probability, "agreement": res.agreement,
+            "category_agreement": res.category_agreement, "precision": res.precision,
+            "interpretable": named and res.precision is not None and res.precision >= threshold,
+            "n_annotations": res.n_annotations,
+            "word_match": word_match(vocab, res.crowd_word, unit.iou_label),
+            "category_match": category_match(res.category_mv, unit.iou_category),
+        }
+        row = stored.get(unit_id)
+        if row is None:
+            new.append(UnitAggregate(unit=unit, run=run, **values))
+        elif any(getattr(row, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.run, row.updated_at = run, now
+            updated.append(row)
+    UnitAggregate.objects.bulk_create(new, batch_size=500)
+    UnitAggregate.objects.bulk_update(updated, [*AGGREGATE_FIELDS, "run", "updated_at"], batch_size=500)
+    # Units whose answers were all rejected since the last run lose their stale label.
+    gone, _ = UnitAggregate.objects.filter(unit__layer=layer).exclude(unit_id__in=result.units).delete()
+    return len(new) + len(updated) + gone
+
+
+# --- debounced aggregation ---------------------------------------------------------------------
+
+# A queued or running mark older than this is taken for lost (a killed worker) and may be replaced.
+SCHEDULE_STALE = timedelta(minutes=5)
+
+
+def aggregation_debounce_seconds() -> float:
+    return float(_setting("RESULTS_AGGREGATE_DEBOUNCE", 5.0))
+
+
+def _schedule_row_create(layer_id: int) -> bool:
+    """The layer's schedule row, created on its first use; False when the layer is gone."""
+    if not Layer.objects.filter(pk=layer_id).exists():
+        return False
+    try:
+        with transaction.atomic():
+            AggregationSchedule.objects.create(layer_id=layer_id)
+    except IntegrityError:  # a concurrent first request created it
+        pass
+    return True
+
+
+def aggregation_schedule(*, layer_id: int, now=None) -> bool:
+    """Ask for an aggregation of the layer within the debounce delay (RESULTS_AGGREGATE_DEBOUNCE).
+
+    Returns True when this call queued the run, False when one was already queued: that run reads
+    the answers only when it starts, so it will count this one too. The conditional UPDATE is the
+    mutex: of many submits finishing HITs of the same layer at once, exactly one queues a run.
+    Call it after commit, so the run can see the answer that asked for it.
+    """
+    now = now or timezone.now()
+    delay = aggregation_debounce_seconds()
+
+    def mark() -> int:
+        return (AggregationSchedule.objects.filter(layer_id=layer_id)
+                .filter(Q(due_at=None) | Q(due_at__lt=now - SCHEDULE_STALE))
+                .update(due_at=now + timedelta(seconds=delay)))
+
+    queued = mark()
+    if not queued and not AggregationSchedule.objects.filter(layer_id=layer_id).exists():
+        if not _schedule_row_create(layer_id):
+            return False
+        queued = mark()
+    if queued:
+        enqueue_in(delay, "tasks.results.aggregate_layer", layer_id, None, True)
+    return bool(queued)
+
+
+def aggregation_run_scheduled(*, layer_id: int) -> AggregationRun | None:
+    """The queued run of a layer: unmark it, run it unless another run of the layer is in progress
+    (then queue it again, so answers that came during that run are counted after it)."""
+    now = timezone.now()
+    mine = (AggregationSchedule.objects.filter(layer_id=layer_id)
+            .filter(Q(running_since=None) | Q(running_since__lt=now - SCHEDULE_STALE))
+            # Unmark "queued" before reading the answers: an answer committed after this point
+            # queues a new run, one committed before it is read by this run. None is lost.
+            .update(due_at=None, running_since=now))
+    if not mine:
+        AggregationSchedule.objects.filter(layer_id=layer_id).update(due_at=None)
+        aggregation_schedule(layer_id=layer_id)
+        return None
+    try:
+        layer = Layer.objects.select_related("job__dataset").filter(pk=layer_id).first()
+        return aggregation_run_layer(layer=layer) if layer is not None else None
+    finally:
+        AggregationSchedule.objects.filter(layer_id=layer_id, running_since=now).update(running_since=None)
 
 
 def aggregation_run_batch(*, batch: HitBatch) -> AggregationRun:
@@ -141,26 +249,46 @@ def _is_gold_correct(vocab: Vocabulary, ann, unit) -> bool:
 
 
 def _skills_update(*, run: AggregationRun, ds_skills: dict) -> None:
-    """Gold accuracy over all of a worker's gold answers, and the latest Dawid-Skene skill."""
+    """Gold accuracy over all of a worker's gold answers, and the latest Dawid-Skene skill.
+
+    One query for every worker's gold answers and two bulk writes, whatever the crowd's size.
+    """
+    if not ds_skills:
+        return
+    gold = (
+        Annotation.objects.filter(assignment__worker_id__in=list(ds_skills), assignment__status__in=COUNTED_STATUSES,
+                                  assignment__hit__unit__is_gold=True, assignment__hit__kind=HitKind.LABEL)
+        .select_related("assignment__hit__unit__layer__job__dataset")
+    )
+    answered: dict = {w: 0 for w in ds_skills}
+    correct: dict = {w: 0 for w in ds_skills}
+    vocabs: dict[int, Vocabulary] = {}
+    for ann in gold:
+        unit = ann.assignment.hit.unit
+        dataset = unit.layer.job.dataset
+        if dataset.pk not in vocabs:
+            vocabs[dataset.pk] = vocabulary_for(dataset)
+        worker_id = ann.assignment.worker_id
+        answered[worker_id] += 1
+        correct[worker_id] += _is_gold_correct(vocabs[dataset.pk], ann, unit)
+    stored = {s.worker_id: s for s in AnnotatorSkill.objects.filter(worker_id__in=list(ds_skills))}
+    now = timezone.now()
+    new, updated = [], []
     for worker_id, skill in ds_skills.items():
-        gold = (
-            Annotation.objects.filter(assignment__worker_id=worker_id, assignment__status__in=COUNTED_STATUSES,
-                                      assignment__hit__unit__is_gold=True, assignment__hit__kind=HitKind.LABEL)
-            .select_related("assignment__hit__unit__layer__job__dataset")
-        )
-        answered = correct = 0
-        vocabs: dict[int, Vocabulary] = {}
-        for ann in gold:
-            unit = ann.assignment.hit.unit
-            dataset = unit.layer.job.dataset
-            if dataset.pk not in vocabs:
-                vocabs[dataset.pk] = vocabulary_for(dataset)
-            answered += 1
-            correct += _is_gold_correct(vocabs[dataset.pk], ann, unit)
-        AnnotatorSkill.objects.update_or_create(worker_id=worker_id, defaults={
-            "gold_answered": answered, "gold_correct": correct,
-            "gold_accuracy": correct / answered if answered else None, "ds_skill": skill, "run": run,
-        })
+        values = {"gold_answered": answered[worker_id], "gold_correct": correct[worker_id],
+                  "gold_accuracy": correct[worker_id] / answered[worker_id] if answered[worker_id] else None,
+                  "ds_skill": skill, "run": run}
+        row = stored.get(worker_id)
+        if row is None:
+            new.append(AnnotatorSkill(worker_id=worker_id, **values))
+            continue
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = now
+        updated.append(row)
+    AnnotatorSkill.objects.bulk_create(new, batch_size=500)
+    AnnotatorSkill.objects.bulk_update(updated, ["gold_answered", "gold_correct", "gold_accuracy", "ds_skill", "run",
+                                                 "updated_at"], batch_size=500)
 
 
 def _redundancy_apply(*, result: aggregation.AggregationResult, params: dict) -> list[int]:

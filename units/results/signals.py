@@ -1,8 +1,10 @@
 """Re-aggregate a layer as its HITs complete (and when a rejection removes an answer).
 
 A signal (rather than a call inside the crowd app's services) keeps the crowd code unaware of
-aggregation. Saves inside one transaction are collected and enqueued once per layer, after commit,
-so the worker reads committed rows and a rolled-back submit enqueues nothing. Approving work
+aggregation. Saves inside one transaction are collected and scheduled once per layer, after commit,
+so the worker reads committed rows and a rolled-back submit schedules nothing. Scheduling is
+debounced (services.aggregation_schedule): a busy layer is aggregated once every few seconds, on
+a worker (or a timer thread without a broker), never inside the submitting request. Approving work
 already counted changes no answer, so it triggers nothing; `tasks.results.aggregate_stale` runs
 periodically as a safety net, and requesters can aggregate on demand.
 """
@@ -12,10 +14,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
-from django.utils import timezone
-
-from annotate_site.celery import enqueue
 from units.crowd.models import Assignment
+
+from .services import aggregation_schedule
 
 _pending = threading.local()
 
@@ -23,9 +24,8 @@ _pending = threading.local()
 def _flush() -> None:
     layers = getattr(_pending, "layers", set())
     _pending.layers = set()
-    requested = timezone.now().isoformat()
     for layer_id in sorted(layers):
-        enqueue("tasks.results.aggregate_layer", layer_id, requested)
+        aggregation_schedule(layer_id=layer_id)
 
 
 def _hit_complete(assignment: Assignment) -> bool:

@@ -1,0 +1,30 @@
+"""The small load run of CI (issue 11): 8 simulated annotators for 15 s through the real HTTP API,
+on PostgreSQL, with debounced aggregation queued to Redis. Only correctness is asserted (nothing
+over-assigned, no HIT twice to one annotator, every 2xx submit stored, no 5xx); the timings are
+printed (`pytest -s`), never asserted: they depend on the machine."""
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from tests.conftest import need_service
+from tests.integration.test_worker import services  # noqa: F401  (PostgreSQL + Redis fixture)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
+              pytest.mark.filterwarnings("ignore:::crowdkit")]
+
+
+def test_a_small_crowd_through_the_api_loses_nothing_and_never_over_assigns(services, live_server, settings):
+    need_service(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
+    settings.RESULTS_AGGREGATE_DEBOUNCE = 2.0  # queued to Redis, as in production; no worker takes it here
+    out = StringIO()
+    call_command("loadtest", "--url", live_server.url, "--annotators", "8", "--duration", "15", "--hits", "120",
+                 "--assignments", "3", "--check", stdout=out)  # --check: any correctness count > 0 fails
+    report = out.getvalue()
+    print(report)
+    submitted = int(report.split("submissions: ")[1].split()[0])
+    assert submitted > 0
+    for line in ("over-assigned HITs: 0", "HITs twice to one annotator: 0",
+                 "2xx submits missing from the database: 0", "5xx answers: 0"):
+        assert line in report

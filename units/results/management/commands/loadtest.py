@@ -1,0 +1,159 @@
+"""The load benchmark (issue 11): seed a job, drive a simulated crowd through the real HTTP API of
+a running site, print throughput, latency percentiles, correctness counts and aggregation quality.
+
+    python manage.py loadtest --url http://127.0.0.1:8011 --annotators 64 --duration 90
+    python manage.py loadtest --no-load            # only compare aggregation methods, no site
+    make stack && make loadtest                    # the production-shaped stack on this machine
+
+It must use the site's database (same DATABASE_URL): it seeds the rows there and reads them back.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from units.results.loadtest.checks import correctness, failures, latency_rows, layer_accuracy
+from units.results.loadtest.crowd import make_crowd, simulate_table
+from units.results.loadtest.driver import drive
+from units.results.loadtest.seed import loadtest_seed
+
+ACCURACIES = (0.6, 0.75, 0.9)
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (gunicorn's master + workers), in KiB."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.is_file():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system clock ticks of a process and its live children."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.is_file():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class Command(BaseCommand):
+    help = "Drive a simulated crowd through the HTTP API and print throughput, latency, correctness and accuracy."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running site")
+        parser.add_argument("--annotators", type=int, default=64)
+        parser.add_argument("--duration", type=float, default=90.0, help="seconds of load")
+        parser.add_argument("--hits", type=int, default=512)
+        parser.add_argument("--assignments", type=int, default=5)
+        parser.add_argument("--accuracy", type=float, default=0.75, help="honest annotators' mean accuracy")
+        parser.add_argument("--spammers", type=float, default=0.1, help="share of annotators answering at random")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--no-load", action="store_true", help="only compare aggregation methods in-process")
+        parser.add_argument("--check", action="store_true", help="exit 1 when a correctness count is not zero")
+        parser.add_argument("--pidfile", action="append", default=[],
+                            help="NAME=FILE of a server process (with its children) whose RSS and CPU to report")
+
+    def handle(self, *args, **opts):
+        if opts["annotators"] < 1 or opts["duration"] <= 0 or opts["hits"] < 1 or opts["assignments"] < 1:
+            raise CommandError("--annotators, --duration, --hits and --assignments must be positive.")
+        if not 0 <= opts["accuracy"] <= 1 or not 0 <= opts["spammers"] <= 1:
+            raise CommandError("--accuracy and --spammers are shares between 0 and 1.")
+        if not opts["no_load"]:
+            self._load(opts)
+        self._quality_table(opts)
+
+    def _quality_table(self, opts) -> None:
+        rows = simulate_table(n_units=opts["hits"], redundancy=opts["assignments"], accuracies=ACCURACIES,
+                              n_annotators=opts["annotators"], spammer_share=opts["spammers"], seed=opts["seed"])
+        self.stdout.write(f"\naggregation vs truth, simulated in-process ({opts['hits']} units x {opts['assignments']} "
+                          f"answers, {opts['annotators']} annotators, {opts['spammers']:.0%} spammers)")
+        self.stdout.write(f"  {'accuracy':>8} {'category MV':>12} {'category DS':>12} {'word vote':>10}")
+        for r in rows:
+            self.stdout.write(f"  {r['accuracy']:>8.0%} {r['category_mv']:>12.1%} {r['category_ds']:>12.1%} "
+                              f"{r['word']:>10.1%}")
+
+    def _servers(self, opts) -> dict[str, int]:
+        servers = {}
+        for item in opts["pidfile"]:
+            name, _, path = item.partition("=")
+            try:
+                servers[name] = int(Path(path).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                raise CommandError(f"--pidfile {item}: no process id could be read from {path!r}.") from None
+        return servers
+
+    def _load(self, opts) -> None:
+        servers = self._servers(opts)
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        name = f"loadtest-{stamp}-{secrets.token_hex(2)}"
+        password = secrets.token_urlsafe(12)
+        crowd = make_crowd(opts["annotators"], accuracy=opts["accuracy"], spammer_share=opts["spammers"],
+                           seed=opts["seed"], prefix=f"{name}-a")
+        seeded = loadtest_seed(name=name, n_units=opts["hits"], assignments=opts["assignments"],
+                               usernames=[a.name for a in crowd], password=password, seed=opts["seed"])
+        self.stdout.write(f"seeded {name}: {opts['hits']} HITs x {opts['assignments']} assignments, "
+                          f"{opts['annotators']} annotators; driving {opts['url']} for {opts['duration']:.0f} s")
+        rss0: dict[str, int] = {}
+        ticks0: dict[str, int] = {}
+        load0: list[float] = []
+
+        def on_start() -> None:
+            rss0.update({n: _rss_kib(p) for n, p in servers.items()})
+            ticks0.update({n: _cpu_ticks(p) for n, p in servers.items()})
+            load0[:] = os.getloadavg()
+
+        result = drive(base_url=opts["url"], crowd=crowd, password=password, truth=seeded.truth,
+                       duration_s=opts["duration"], seed=opts["seed"], on_start=on_start)
+        load1 = os.getloadavg()
+        tally = result.tally
+        for error in tally.errors[:5]:
+            self.stderr.write(error)
+        counts = correctness(batch_id=seeded.batch_id, tally=tally)
+        ncpu = os.cpu_count() or 1
+        self.stdout.write(f"\nsubmissions: {counts['submitted (2xx)']} in {result.wall_s:.1f} s = "
+                          f"{counts['submitted (2xx)'] / result.wall_s:.1f} per second")
+        self.stdout.write(f"  {'endpoint':<8} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        for endpoint, n, p50, p95, p99, worst in latency_rows(tally):
+            self.stdout.write(f"  {endpoint:<8} {n:>6} {p50:>8.0f} {p95:>8.0f} {p99:>8.0f} {worst:>8.0f}")
+        for endpoint, statuses in sorted(tally.statuses.items()):
+            self.stdout.write(f"  {endpoint} statuses: {dict(sorted(statuses.items()))}")
+        self.stdout.write("correctness:")
+        for key, value in counts.items():
+            self.stdout.write(f"  {key}: {value}")
+        self.stdout.write(f"  (requests resent after the server closed an idle keep-alive connection: {tally.reconnects})")
+        self.stdout.write(f"load generator CPU: {result.cpu_s:.1f} s over {result.wall_s:.1f} s = "
+                          f"{result.cpu_s / result.wall_s / ncpu:.0%} of the machine's {ncpu} cores")
+        tick = os.sysconf("SC_CLK_TCK")
+        for n, pid in servers.items():
+            cpu = (_cpu_ticks(pid) - ticks0[n]) / tick
+            self.stdout.write(f"{n} (pid {pid}): RSS {rss0[n] / 1024:.0f} MiB -> {_rss_kib(pid) / 1024:.0f} MiB, "
+                              f"CPU {cpu:.1f} s = {cpu / result.wall_s / ncpu:.0%} of the machine")
+        self.stdout.write(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (1 min)")
+        acc = layer_accuracy(layer_id=seeded.layer_id, truth=seeded.truth)
+        self.stdout.write(f"aggregation of this run's answers ({acc['units']} units answered, crowd accuracy "
+                          f"{opts['accuracy']:.0%}): category MV {acc['category_mv']:.1%}, DS {acc['category_ds']:.1%}, "
+                          f"word {acc['word']:.1%}")
+        problems = failures(counts)
+        if problems and opts["check"]:
+            raise CommandError("correctness failed: " + "; ".join(problems))
