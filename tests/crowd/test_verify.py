@@ -219,7 +219,9 @@ def test_the_api_hands_out_verify_hits_and_takes_their_verdicts(job, annotator):
     api = APIClient()
     api.force_authenticate(annotator)
     claimed = api.post("/api/assignments/next/").json()
-    assert claimed["hit"]["kind"] == "verify" and claimed["hit"]["proposed_label"] == "0"
+    # Which HIT comes first is the queue's choice; its proposed label is that unit's IoU label.
+    assert claimed["hit"]["kind"] == "verify"
+    assert claimed["hit"]["proposed_label"] == Hit.objects.get(pk=claimed["hit"]["id"]).unit.iou_label
     pk = claimed["assignment"]["id"]
     assert api.post(f"/api/assignments/{pk}/verdict/", {"verdict": "maybe"}, format="json").status_code == 400
     assert api.post(f"/api/assignments/{pk}/submit/", {"word": "x", "category": "object"},
