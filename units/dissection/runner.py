@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from .models import DissectionJob
 log = logging.getLogger(__name__)
 
 # Whole run: engine stage -> (start, end) of the progress bar.
-WHOLE_RUN_PHASES = {"sweep": (0.0, 0.5), "counts": (0.5, 0.7), "render": (0.7, 0.95), "sentinels": (0.95, 0.98)}
+WHOLE_RUN_PHASES = {"sweep": (0.0, 0.4), "thresholds": (0.4, 0.5), "counts": (0.5, 0.7), "render": (0.7, 0.95),
+                    "sentinels": (0.95, 0.98)}
 SENTINEL_SAMPLE = 200  # images searched for each unit's lowest activations
 
 
@@ -89,6 +89,9 @@ def load_context(job_id: int, attempt: int) -> JobContext:
     options = DissectOptions(
         layers=list(job.layers), top_k=job.top_k, quantile=job.quantile, iou_rule=job.iou_rule,
         batch_size=job.batch_size, device=dev, progress_bar=False,
+        # A redelivered task (its worker was killed) goes on from the engine's last finished chunk:
+        # the stage files in <out>/.dissect-cache/ are reused when the inputs match, discarded otherwise.
+        resume=True, channels_last=dev != "cpu",
     )
     out_rel = attempt_dir_rel(job.pk, attempt)
     out_dir = Path(settings.MEDIA_ROOT) / out_rel
@@ -121,9 +124,6 @@ def run_whole(job_id: int, attempt: int) -> bool:
         _step_delay()
 
     job_state.job_set_stage(job_id=job_id, attempt=attempt, stage="sweep")
-    # A worker killed mid-sweep leaves its feature-map spill behind; this delivery starts afresh.
-    for stale in ctx.out_dir.glob(".cache-*"):
-        shutil.rmtree(stale, ignore_errors=True)
     result = dissect(ctx.model, ctx.dataset, ctx.options, ctx.out_dir, progress=progress)
     return _store(ctx, result)
 
