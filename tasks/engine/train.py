@@ -34,14 +34,15 @@ class Recipe:
     warmup_epochs: float = 0.0
     init: str = "torch"  # "torch": PyTorch's default; "kaiming": He-normal convs (fan_in, ReLU), zero biases
     # Zero classifier weights at the start. Without it the plain (no BatchNorm) network sits at chance:
-    # random logits push every conv3 unit towards zero through GAP until the ReLUs die.
+    # random logits push every conv3 unit towards zero through GAP until the ReLUs die (probe: pooled
+    # conv3 activations 0.014 after 120 steps, loss still ln 45).
     zero_classifier: bool = False
 
 
 RECIPES: dict[str, Recipe] = {
     # Tuned in issue 1: 6 epochs at lr 1e-2 (the sanity check's full run uses 3 on 20,000 images).
     "mixturenet": Recipe(epochs=6, lr=1e-2),
-    "seed": Recipe(epochs=8, lr=1e-3, init="kaiming", zero_classifier=True),
+    "seed": Recipe(epochs=5, lr=1e-3, batch_size=32, init="kaiming", zero_classifier=True),
 }
 
 
@@ -62,8 +63,8 @@ def _initialise(model: MixtureNet, init: str, zero_classifier: bool) -> None:
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
     if zero_classifier:
+        # Weights only: with the bias zeroed too, one 20k-image epoch stayed exactly at ln(45).
         nn.init.zeros_(model.fc.weight)
-        nn.init.zeros_(model.fc.bias)
 
 
 def load_mixture_tensors(data_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
