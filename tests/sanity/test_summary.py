@@ -139,3 +139,44 @@ def test_usefulness_says_whether_redundant_digits_get_detectors_and_how_strong()
     assert useful["mean_best_ap_effective"] == pytest.approx(0.95)
     assert "digit 8: a conv3 detector (AP >= 0.8) emerges in every seed" in useful["answer"][0]
     assert "emerges in no seed" in useful["answer"][1]
+
+
+def _two_networks():
+    runs = []
+    for seed in (0, 1):
+        jitter = 0.002 * seed
+        # Ours: a digit-0 unit with AP 0.85 and precision@K 0.75, far below the seed's 1.00.
+        runs.append(make_run("baseline", seed, accuracy=0.94, conv3_aps=one_hot_aps(range(10), 0.85 + jitter),
+                             precision=0.75 + jitter))
+        # The seed's network: precision@K 0.99, precision at recall (= AP here) 0.95: all within 0.05.
+        runs.append(make_run("baseline", seed, accuracy=0.90, conv3_aps=one_hot_aps(range(10), 0.95 - jitter),
+                             precision=0.99 - jitter, design="seed"))
+    return summarise(config=dict(CONFIG, variants=["baseline"], network="both"), runs=runs, data={})
+
+
+def test_each_network_gets_its_own_section_and_its_own_verdict_on_each_claim():
+    report = _two_networks()
+    assert list(report["networks"]) == ["mixturenet", "seed"]
+    assert _section(report, "seed")["baseline_runs"] == ["seednet_baseline_s0", "seednet_baseline_s1"]
+    assert _claim(report, "A conv3 unit detects digit 0", "MixtureNet")["verdict"] == "not reproduced"
+    assert _claim(report, "A conv3 unit detects digit 0", "the seed")["verdict"] == "reproduced"
+    assert _claim(report, "The network", "the seed")["verdict"] == "reproduced"  # 90.0% vs 91.7%
+
+
+def test_the_best_unit_table_gives_each_figure_as_mean_and_spread_over_seeds():
+    report = _two_networks()
+    row0 = _section(report, "mixturenet")["best_units_over_seeds"][0]
+    assert row0["digit"] == 0 and row0["units"] == ["conv3 u0", "conv3 u0"]
+    assert row0["precision_at_k"]["100"]["mean"] == pytest.approx(0.751)
+    assert row0["precision_at_k"]["100"]["std"] == pytest.approx(math.sqrt(2 * 0.001 ** 2))
+    assert row0["positives"]["mean"] == 20  # 20% of 100 validation images
+    md = to_markdown(report)
+    assert "| conv3 u0, conv3 u0 | 0 | 0.75 ± 0.00 |" in md
+    assert md.count("| seed paper: conv3 | 0 | 1.00 | 1.00 | 1.00 | 0.99 | 0.99 | 0.98 | 0.90 |") == 2
+
+
+def test_one_seed_gives_no_verdict_on_the_digit_0_unit_either():
+    runs = [make_run("baseline", 0, accuracy=0.9, conv3_aps=one_hot_aps(range(10), 0.5), precision=0.5)]
+    report = summarise(config=dict(CONFIG, variants=["baseline"], seeds=1), runs=runs, data={})
+    claim = _claim(report, "A conv3 unit detects digit 0")
+    assert claim["verdict"] == "inconclusive" and "one seed" in claim["note"]
