@@ -1,8 +1,9 @@
 """The Mixture-of-digits sanity check (REFERENCES.md section 6) as one reproducible experiment.
 
 Trains the variants (baseline, dropout on conv3, conv3 three times wider, both) of one or
-both networks (ours, MixtureNet with BatchNorm, and the seed's plain network) over several seeds, measures every conv unit against the known digits (precision@K,
-precision at recall, AP, IoU, ablation), runs the usefulness experiment (digits 8 and 9
+both networks (ours, MixtureNet with BatchNorm, and the seed's plain network) over several
+seeds, measures every conv unit against the known digits (precision@K, precision at recall,
+AP, IoU, ablation), runs the usefulness experiment (digits 8 and 9
 redundant) and writes report.json, report.md, report.html and PNG plots. Framework-free:
 the Django app and the command line both call `run_sanity` / `main`.
 
@@ -53,7 +54,7 @@ class SanityConfig:
 
     source: str = "digits"  # "digits" (scikit-learn, upscaled) or "idx:PATH" (MNIST IDX files)
     # "mixturenet" (ours), "seed" (the seed's plain network) or "both". The seed's network costs ~3x per
-    # image and needs 8 epochs, so only "mixturenet" fits the 20-minute (quick: 2-minute) budget on 2 cores;
+    # image and its recipe takes 5 epochs, so only "mixturenet" fits the 20-minute (quick: 2-minute) budget on 2 cores;
     # estimate_minutes(config) says how long the others take.
     network: str = "mixturenet"
     seeds: int = 3
@@ -153,11 +154,10 @@ def estimate_minutes(config: SanityConfig, *, workers: int | None = None) -> flo
     if config.usefulness:
         images += config.n_val + config.useful_seed_count * config.n_train
     total_ms = images * c["make_image"]
-    units = {"mixturenet": 40, "seed": 40}
     for job in _jobs(config, Path("."), {name: "" for name in _data_specs(config)}, "cpu", None):
         design = job["design"]
         wide = c["wide_factor"][design] if job["width"] > 1 else 1.0
-        n_units = units[design] - 10 + round(10 * job["width"])
+        n_units = 30 + round(10 * job["width"])  # conv1 10, conv2 20, conv3 10 x width, in both designs
         forward = c["forward"][design] * wide
         n_abl = min(config.ablation_images or config.n_val, config.n_val)
         n_iou = min(config.iou_images or config.n_val, config.n_val)
