@@ -84,7 +84,7 @@ class SanityConfig:
 
     @classmethod
     def quick_config(cls, **overrides) -> SanityConfig:
-        """Small enough for about a minute on two cores; same code path as the full run."""
+        """Small enough for the 2-minute budget on two cores (MixtureNet); same code path as the full run."""
         base = dict(seeds=1, n_train=3000, n_val=1000, epochs=4, top_k=10, iou_images=300, ablation_images=300,
                     quick=True)
         return cls(**{**base, **overrides})
@@ -387,7 +387,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mixturenet (ours: BatchNorm, strided conv1; the default), seed (the seed's plain "
                              "network, ~3x the work per image) or both; the estimate is printed before the run")
     parser.add_argument("--seeds", type=int, default=None, help="training seeds per variant (default 3; quick 1)")
-    parser.add_argument("--quick", action="store_true", help="small configuration (about a minute on 2 cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small configuration, one seed (the estimate, estimate_minutes, is printed before the run)")
     parser.add_argument("--n-train", dest="n_train", type=int, default=None, help="training images (default 20000)")
     parser.add_argument("--n-val", dest="n_val", type=int, default=None, help="validation images (default 4000)")
     parser.add_argument("--epochs", type=int, default=None, help="MixtureNet's training epochs")
@@ -439,7 +440,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
     print(f"[sanity] {len(_jobs(config, Path(args.out), {n: '' for n in _data_specs(config)}, 'cpu', None))} runs; "
           f"about {estimate_minutes(config):.0f} minute(s) on an idle machine with {_pool_size(config, 'cpu')} "
-          "core(s) (longer when the cores are shared)", file=sys.stderr, flush=True)
+          "core(s) (longer when the cores are shared)", flush=True)
     t0 = time.perf_counter()
     try:
         report = run_sanity(config, args.out, progress=show)
