@@ -129,18 +129,19 @@ class SanityConfig:
 
 # -- how long it takes ----------------------------------------------------------------------------
 
-# CPU milliseconds of one thread, measured on this project's 2-core machine (see the README's
-# benchmark): per image and epoch of training, per image of one forward pass (batch 256), per
-# image made; dissection adds per-image costs beyond its forward pass and per exemplar rendered.
+# CPU milliseconds per image (one thread unless noted), measured on this project's 2-core machine:
+# training per image and epoch (both designs, batch 64/32); the rest fitted to the per-stage CPU
+# seconds of a quick MixtureNet run (report.json `runs[].cpu_seconds`: 153 CPU s in all), the
+# seed design's forward pass taken as ~3x ours like its training.
 COST_MS = {
     "train": {"mixturenet": 1.15, "seed": 3.4},
-    "forward": {"mixturenet": 0.45, "seed": 1.2},
+    "forward": {"mixturenet": 0.21, "seed": 0.65},
     "wide_factor": {"mixturenet": 1.35, "seed": 1.25},  # conv3 three times wider: cost x this
-    "make_image": 2.0,
+    "make_image": 3.0,
     "dissect_image": 0.6,  # top-k and quantile statistics per validation image, beyond the forward pass
-    "iou_image": 25.0,  # per image whose masks are counted (3 layers)
-    "exemplar": 6.0,  # per picture rendered
-    "run_overhead": 3000.0,  # per run: loading, report pieces
+    "iou_image": 8.0,  # per image whose masks are counted (3 layers)
+    "exemplar": 4.0,  # per picture rendered
+    "run_overhead": 1500.0,  # per run: loading the data and the model, writing run.json
 }
 
 
