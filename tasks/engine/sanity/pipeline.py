@@ -54,7 +54,7 @@ class SanityConfig:
 
     source: str = "digits"  # "digits" (scikit-learn, upscaled) or "idx:PATH" (MNIST IDX files)
     # "mixturenet" (ours), "seed" (the seed's plain network) or "both". The seed's network costs ~3x per
-    # image and its recipe takes 5 epochs, so only "mixturenet" fits the 20-minute (quick: 2-minute) budget on 2 cores;
+    # image and its recipe takes 10 epochs, so only "mixturenet" fits the 20-minute (quick: 2-minute) budget on 2 cores;
     # estimate_minutes(config) says how long the others take.
     network: str = "mixturenet"
     seeds: int = 3
