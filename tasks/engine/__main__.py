@@ -107,7 +107,8 @@ def main_mixture_train(args: argparse.Namespace) -> int:
     from .train import train_mixture
 
     metrics = train_mixture(
-        args.data, args.out, val_dir=args.val, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        args.data, args.out, val_dir=args.val, design=args.design, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr,
         width=args.width, dropout=args.dropout, seed=args.seed, device=args.device,
     )
     print(" ".join(f"{k}={v}" for k, v in metrics.items() if not isinstance(v, (list, dict))))
@@ -189,9 +190,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", required=True)
     tr.add_argument("--val", default=None)
     tr.add_argument("--out", required=True, help="checkpoint file to write")
-    tr.add_argument("--epochs", type=int, default=6)
-    tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--lr", type=float, default=1e-2)
+    tr.add_argument("--design", choices=["mixturenet", "seed"], default="mixturenet",
+                    help="mixturenet (ours: BatchNorm, strided conv1) or seed (the seed's plain network)")
+    tr.add_argument("--epochs", type=int, default=None, help="default: the design's recipe (train.RECIPES)")
+    tr.add_argument("--batch-size", type=int, default=None, help="default: the design's recipe")
+    tr.add_argument("--lr", type=float, default=None, help="default: the design's recipe")
     tr.add_argument("--width", type=float, default=1.0, help="conv3 width multiplier")
     tr.add_argument("--dropout", type=float, default=0.0)
     tr.add_argument("--seed", type=int, default=0)

@@ -24,36 +24,57 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _conv_block(inputs: int, units: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(inputs, units, 5, stride=stride, padding=2, bias=False), nn.BatchNorm2d(units), nn.ReLU()
-    )
+def _conv_block(inputs: int, units: int, stride: int = 1, batchnorm: bool = True) -> nn.Sequential:
+    if batchnorm:
+        return nn.Sequential(
+            nn.Conv2d(inputs, units, 5, stride=stride, padding=2, bias=False), nn.BatchNorm2d(units), nn.ReLU()
+        )
+    return nn.Sequential(nn.Conv2d(inputs, units, 5, stride=stride, padding=2), nn.ReLU())
+
+
+# The two networks of the mixture experiment; MixtureNet(design=...) builds either.
+DESIGNS = ("mixturenet", "seed")
 
 
 class MixtureNet(nn.Module):
     """The small network of the mixture-of-digits experiment (REFERENCES.md section 6).
 
-    conv1 (10 units, stride 2) -> max pool -> conv2 (20) -> conv3 (10 * width) -> global
-    average pooling -> [dropout] -> linear to classes; on a 64 px canvas conv2 and conv3
-    work at 16 x 16. `conv1`..`conv3` are Sequential(conv, BatchNorm, ReLU) so a hook on
-    them sees the post-ReLU maps we dissect. conv3's receptive field (39 px) covers a
-    whole 28 px digit, so its units can detect digits. Dropout acts on conv3's pooled
-    units (one number per unit), i.e. it drops units.
+    design "mixturenet" (ours): conv1 (10 units, stride 2) -> max pool -> conv2 (20) ->
+    conv3 (10 * width) -> global average pooling -> [dropout] -> linear to classes; every
+    conv is followed by BatchNorm. On a 64 px canvas conv2 and conv3 work at 16 x 16.
 
-    Why this shape: without BatchNorm the network sat near chance (7% val after 4 epochs
-    on 20k images); the strided conv1 makes an epoch ~3x cheaper than full-resolution
-    conv1/conv2 and learned at least as well (77% vs 69% val after 6 epochs on 5k images).
+    design "seed" (the seed's network as published: conv 10 - 20 - 10 units, GAP, softmax):
+    conv1 (10) -> max pool -> conv2 (20) -> max pool -> conv3 (10 * width) -> GAP ->
+    [dropout] -> linear; no BatchNorm, no strided conv, convs with biases. The seed names
+    unit counts only; the two 2x2 max pools are our reading, because without them conv3's
+    receptive field (13 px) could not hold a 28 px digit. With them it is 32 px and conv3
+    also works at 16 x 16 on a 64 px canvas.
+
+    `conv1`..`conv3` are Sequential(conv, [BatchNorm,] ReLU) in both designs, so a hook on
+    them sees the post-ReLU maps we dissect and every module name is shared. Dropout acts
+    on conv3's pooled units (one number per unit), i.e. it drops units.
+
+    Why our design has BatchNorm and a strided conv1: with the trainer's Adam at lr 1e-2,
+    the plain network sat near chance (7% val after 4 epochs on 20k images); the strided
+    conv1 makes an epoch ~3x cheaper than full-resolution conv1/conv2 and learned at least
+    as well (77% vs 69% val after 6 epochs on 5k images). The seed design trains with its
+    own recipe (train.RECIPES).
     """
 
-    def __init__(self, num_classes: int = 45, width: float = 1.0, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int = 45, width: float = 1.0, dropout: float = 0.0,
+                 design: str = "mixturenet") -> None:
         super().__init__()
+        if design not in DESIGNS:
+            raise EngineError(f"Unknown MixtureNet design {design!r}; choose one of {', '.join(DESIGNS)}.")
         units3 = max(1, round(10 * width))
-        self.config = {"num_classes": num_classes, "width": width, "dropout": dropout}
-        self.conv1 = _conv_block(3, 10, stride=2)
+        norm = design == "mixturenet"
+        self.config = {"num_classes": num_classes, "width": width, "dropout": dropout, "design": design}
+        self.conv1 = _conv_block(3, 10, stride=2 if norm else 1, batchnorm=norm)
         self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = _conv_block(10, 20)
-        self.pool2 = nn.Identity()  # no pooling here; the name stays for code that walks the stages
-        self.conv3 = _conv_block(20, units3)
+        self.conv2 = _conv_block(10, 20, batchnorm=norm)
+        # ours: no pooling here (the strided conv1 already halved); the name stays for code that walks the stages
+        self.pool2 = nn.Identity() if norm else nn.MaxPool2d(2)
+        self.conv3 = _conv_block(20, units3, batchnorm=norm)
         self.pool3 = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(units3, num_classes)
@@ -191,7 +212,10 @@ def load_model(
         config = dict(meta.get("config") or {})
         if "width" not in config and "conv3.0.weight" in state:
             config["width"] = state["conv3.0.weight"].shape[0] / 10
-        model = MixtureNet(num_classes=n, width=config.get("width", 1.0), dropout=config.get("dropout", 0.0))
+        if "design" not in config:  # a bare state_dict: only the seed design's convs have biases (no BatchNorm)
+            config["design"] = "seed" if "conv1.0.bias" in state else "mixturenet"
+        model = MixtureNet(num_classes=n, width=config.get("width", 1.0), dropout=config.get("dropout", 0.0),
+                           design=config["design"])
     else:
         model = ARCHITECTURES[arch](n)
     _load_checked(model, state, path, arch)

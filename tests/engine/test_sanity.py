@@ -11,7 +11,7 @@ from PIL import Image
 
 from tasks.engine.datasets import BrodenDataset
 from tasks.engine.models import load_model
-from tasks.engine.sanity import SanityConfig, main, run_sanity
+from tasks.engine.sanity import SanityConfig, estimate_minutes, main, run_sanity
 from tasks.engine.train import load_mixture_tensors
 
 
@@ -19,7 +19,7 @@ def tiny_config(**overrides) -> SanityConfig:
     """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 200 validation images (K above 200 is capped)."""
     base = dict(n_train=120, n_val=200, epochs=1, seeds=2, canvas=32, digit_size=14, variants=["baseline", "wide"],
                 usefulness=True, usefulness_seeds=1, workers=1, top_k=2, device="cpu", batch_size=32,
-                lr=3e-3)
+                lr=3e-3, network="mixturenet", seed_epochs=1)
     return SanityConfig(**{**base, **overrides})
 
 
@@ -52,13 +52,15 @@ def test_the_report_holds_every_variant_seed_and_the_usefulness_runs(tiny_report
     report, out = tiny_report
     ids = sorted(r["id"] for r in report["runs"])
     assert ids == ["baseline_s0", "baseline_s1", "useful_baseline_s0", "wide_s0", "wide_s1"]
-    assert report["setting"]["classes"] == 45 and report["usefulness"]["classes"] == 28
-    assert report["usefulness"]["redundant"] == [8, 9]
+    section = report["networks"]["mixturenet"]
+    assert list(report["networks"]) == ["mixturenet"]
+    assert section["setting"]["classes"] == 45 and section["usefulness"]["classes"] == 28
+    assert section["usefulness"]["redundant"] == [8, 9]
     wide = next(r for r in report["runs"] if r["id"] == "wide_s0")
     assert [L["num_units"] for L in wide["layers"].values()] == [10, 20, 30]
     assert report["source"] == "digits" and "scikit-learn" in report["source_text"]
     saved = json.loads((out / "report.json").read_text())
-    assert saved["variants"]["baseline"]["accuracy"] == report["variants"]["baseline"]["accuracy"]
+    assert saved["networks"]["mixturenet"]["variants"]["baseline"]["accuracy"] == section["variants"]["baseline"]["accuracy"]
     for name in ("report.md", "report.html"):
         assert "Best unit per digit" in (out / name).read_text()
 
@@ -76,8 +78,14 @@ def test_accuracy_and_ap_match_a_plain_recomputation_from_the_saved_network(tiny
             got = run["layers"]["conv3"]["units"][unit]["ap"][digit]
             assert got == pytest.approx(_reference_ap(scores[:, unit], presence[:, digit]), abs=1e-6)
     accs = [r["val_accuracy"] for r in report["runs"] if r["experiment"] == "variants" and r["variant"] == "baseline"]
-    assert report["variants"]["baseline"]["accuracy"]["mean"] == pytest.approx(np.mean(accs))
-    assert report["variants"]["baseline"]["accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
+    baseline = report["networks"]["mixturenet"]["variants"]["baseline"]
+    assert baseline["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    assert baseline["accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
+    # The best-unit table's spread is over the same baseline seeds.
+    best0 = report["networks"]["mixturenet"]["best_units_over_seeds"][0]
+    aps = [max(u["ap"][0] for L in r["layers"].values() for u in L["units"])
+           for r in report["runs"] if r["experiment"] == "variants" and r["variant"] == "baseline"]
+    assert best0["digit"] == 0 and best0["ap"]["values"] == pytest.approx(aps)
 
 
 def test_the_numbers_come_from_the_data_changing_it_changes_them(tiny_report, tmp_path):
@@ -86,15 +94,48 @@ def test_the_numbers_come_from_the_data_changing_it_changes_them(tiny_report, tm
     a = next(r for r in report["runs"] if r["id"] == "baseline_s0")
     b = other["runs"][0]
     assert a["val_accuracy"] != b["val_accuracy"] or a["layers"]["conv3"]["units"][0]["ap"] != b["layers"]["conv3"]["units"][0]["ap"]
-    assert other["variants"]["baseline"]["accuracy"]["values"] == [b["val_accuracy"]]
+    assert other["networks"]["mixturenet"]["variants"]["baseline"]["accuracy"]["values"] == [b["val_accuracy"]]
 
 
 def test_plots_are_png_files_named_in_the_report(tiny_report):
     report, out = tiny_report
-    for key in ("precision_at_k", "precision_at_recall", "variants_accuracy", "usefulness", "top_images_best", "top_images_conv3"):
+    for key in ("mixturenet_precision_at_k", "mixturenet_precision_at_recall", "variants_accuracy", "mixturenet_usefulness",
+                "mixturenet_top_images_best", "mixturenet_top_images_conv3"):
         with Image.open(out / report["plots"][key]) as im:
             assert im.format == "PNG" and im.width > 100
     assert all((out / f).is_file() for f in report["files"])
+
+
+def test_both_networks_train_on_the_same_data_and_the_seed_design_is_the_plain_one(tmp_path):
+    report = run_sanity(tiny_config(network="both", seeds=1, variants=["baseline"], usefulness=False), tmp_path)
+    runs = {r["id"]: r for r in report["runs"]}
+    assert sorted(runs) == ["baseline_s0", "seednet_baseline_s0"]
+    ours, seed = runs["baseline_s0"], runs["seednet_baseline_s0"]
+    assert ours["design"] == "mixturenet" and seed["design"] == "seed"
+    assert ours["train_dir"] == seed["train_dir"] and ours["val_dir"] == seed["val_dir"]
+    assert "BatchNorm" in ours["network"] and "BatchNorm" not in seed["network"] and "stride" not in seed["network"]
+    assert seed["recipe"]["init"] == "kaiming" and seed["recipe"]["zero_classifier"]
+    model = load_model("mixturenet", tmp_path / seed["checkpoint"])
+    assert model.config["design"] == "seed"
+    assert list(report["networks"]) == ["mixturenet", "seed"]
+    # Every claim is judged once per network, in the report's words.
+    networks = {c["network"] for c in report["claims"]}
+    assert len(networks) == 2
+    assert {c["verdict"] for c in report["claims"]} <= {"reproduced", "not reproduced", "inconclusive"}
+    # The false-positive table names, per digit, the digits shown by the top images that miss it.
+    fp = seed["false_positives"]["0"]["top"]["100"]
+    assert fp["n_false"] >= 0 and len(fp["shows"]) == 10
+    page = (tmp_path / "report.html").read_text()
+    assert "the seed&#x27;s network" in page and "Where precision@K is lost" in page
+
+
+def test_the_estimate_grows_with_the_work_and_fits_the_budgets():
+    full, quick = SanityConfig(), SanityConfig.quick_config()
+    assert estimate_minutes(quick) < 2 < estimate_minutes(full) <= 20
+    both = SanityConfig(network="both")
+    assert estimate_minutes(both) > estimate_minutes(SanityConfig(network="seed")) > estimate_minutes(full)
+    assert estimate_minutes(SanityConfig(seeds=4)) > estimate_minutes(full)
+    assert estimate_minutes(full, workers=1) == pytest.approx(2 * estimate_minutes(full, workers=2))
 
 
 def test_the_command_line_rejects_an_unknown_variant(capsys):

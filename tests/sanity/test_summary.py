@@ -9,6 +9,7 @@ from tasks.engine.sanity.summary import best_units, run_figures, stat
 from tests.sanity.runs import make_run, one_hot_aps
 
 CONFIG = {"variants": ["baseline", "dropout", "wide", "wide_dropout"], "ap_cutoff": 0.8, "source": "digits",
+          "network": "mixturenet",
           "n_train": 100, "n_val": 100, "epochs": 1, "canvas": 32, "digit_size": 14, "dropout": 0.5, "wide": 3.0,
           "seeds": 2, "quick": False}
 
@@ -54,35 +55,39 @@ def _report(wide_strong: float, wide_ablation: float, base_strong: float = 0.85,
     return summarise(config=CONFIG, runs=runs, data={})
 
 
-def _claim(report, start):
-    return next(c for c in report["claims"] if c["claim"].startswith(start))
+def _claim(report, start, network="MixtureNet"):
+    return next(c for c in report["claims"] if c["claim"].startswith(start) and c["network"].startswith(network))
+
+
+def _section(report, design="mixturenet"):
+    return report["networks"][design]
 
 
 def test_wider_with_more_detectors_and_less_reliance_agrees_with_the_seed():
     report = _report(wide_strong=0.95, wide_ablation=0.02)
-    assert _claim(report, "Tripling conv3's width gives better")["verdict"] == "agrees"
-    assert _claim(report, "Tripling conv3's width gives less")["verdict"] == "agrees"
-    assert report["variants"]["wide"]["digits_with_detector"]["mean"] == 10
-    assert report["variants"]["baseline"]["digits_with_detector"]["mean"] == 5
+    assert _claim(report, "Tripling conv3's width gives better")["verdict"] == "reproduced"
+    assert _claim(report, "Tripling conv3's width gives less")["verdict"] == "reproduced"
+    assert _section(report)["variants"]["wide"]["digits_with_detector"]["mean"] == 10
+    assert _section(report)["variants"]["baseline"]["digits_with_detector"]["mean"] == 5
 
 
 def test_wider_with_more_reliance_on_one_unit_disagrees_and_says_so():
     report = _report(wide_strong=0.95, wide_ablation=0.30)
-    assert _claim(report, "Tripling conv3's width gives less")["verdict"] == "disagrees"
+    assert _claim(report, "Tripling conv3's width gives less")["verdict"] == "not reproduced"
 
 
 def test_accuracy_claim_follows_the_runs_accuracy():
     report = _report(wide_strong=0.95, wide_ablation=0.02)
-    acc = _claim(report, "MixtureNet")
-    assert acc["verdict"] == "agrees"  # baseline 90.05% is within 3 points of 91.7%
+    acc = _claim(report, "The network")
+    assert acc["verdict"] == "reproduced"  # baseline 90.05% is within 3 points of 91.7%
     assert "90.1%" in acc["ours"]
-    assert report["variants"]["baseline"]["accuracy"]["mean"] == pytest.approx(0.9005)
+    assert _section(report)["variants"]["baseline"]["accuracy"]["mean"] == pytest.approx(0.9005)
 
 
 def test_dropout_claim_reports_the_direction_of_each_change():
     report = _report(wide_strong=0.95, wide_ablation=0.02, drop_strong=0.99)
     claim = _claim(report, "Dropout on conv3 changes how units act as digit detectors (dropout vs baseline)")
-    assert claim["verdict"] == "agrees"
+    assert claim["verdict"] == "reproduced"
     assert "mean best AP per digit higher" in claim["note"] and "accuracy lower" in claim["note"]
 
 
@@ -103,7 +108,7 @@ def test_with_one_seed_no_claim_gets_a_verdict_it_cannot_support():
     for start in ("Tripling conv3's width gives better", "Tripling conv3's width gives less", "Dropout on conv3"):
         claim = _claim(report, start)
         assert claim["verdict"] == "inconclusive" and "one seed" in claim["note"]
-    assert "± " not in _claim(report, "MixtureNet")["ours"]
+    assert "± " not in _claim(report, "The network")["ours"]
     # The console headline too: one seed has no spread, so none is printed (not "± 0.0").
     baseline_line = next(line for line in report["headline"] if line.startswith("baseline:"))
     assert "accuracy 90.0% (seed paper" in baseline_line and "±" not in baseline_line
@@ -125,7 +130,7 @@ def test_usefulness_says_whether_redundant_digits_get_detectors_and_how_strong()
         runs.append(make_run("baseline", seed, accuracy=0.95, conv3_aps=aps, experiment="usefulness",
                              effective=list(range(8))))
     report = summarise(config=dict(CONFIG, variants=["baseline"]), runs=runs, data={})
-    useful = report["usefulness"]
+    useful = _section(report)["usefulness"]
     assert useful["redundant"] == [8, 9] and useful["classes"] == 28
     assert useful["emerged"] == {"8": True, "9": False}
     assert useful["per_digit"]["8"]["best_ap"]["mean"] == pytest.approx(0.9)
@@ -134,3 +139,44 @@ def test_usefulness_says_whether_redundant_digits_get_detectors_and_how_strong()
     assert useful["mean_best_ap_effective"] == pytest.approx(0.95)
     assert "digit 8: a conv3 detector (AP >= 0.8) emerges in every seed" in useful["answer"][0]
     assert "emerges in no seed" in useful["answer"][1]
+
+
+def _two_networks():
+    runs = []
+    for seed in (0, 1):
+        jitter = 0.002 * seed
+        # Ours: a digit-0 unit with AP 0.85 and precision@K 0.75, far below the seed's 1.00.
+        runs.append(make_run("baseline", seed, accuracy=0.94, conv3_aps=one_hot_aps(range(10), 0.85 + jitter),
+                             precision=0.75 + jitter))
+        # The seed's network: precision@K 0.99, precision at recall (= AP here) 0.95: all within 0.05.
+        runs.append(make_run("baseline", seed, accuracy=0.90, conv3_aps=one_hot_aps(range(10), 0.95 - jitter),
+                             precision=0.99 - jitter, design="seed"))
+    return summarise(config=dict(CONFIG, variants=["baseline"], network="both"), runs=runs, data={})
+
+
+def test_each_network_gets_its_own_section_and_its_own_verdict_on_each_claim():
+    report = _two_networks()
+    assert list(report["networks"]) == ["mixturenet", "seed"]
+    assert _section(report, "seed")["baseline_runs"] == ["seednet_baseline_s0", "seednet_baseline_s1"]
+    assert _claim(report, "A conv3 unit detects digit 0", "MixtureNet")["verdict"] == "not reproduced"
+    assert _claim(report, "A conv3 unit detects digit 0", "the seed")["verdict"] == "reproduced"
+    assert _claim(report, "The network", "the seed")["verdict"] == "reproduced"  # 90.0% vs 91.7%
+
+
+def test_the_best_unit_table_gives_each_figure_as_mean_and_spread_over_seeds():
+    report = _two_networks()
+    row0 = _section(report, "mixturenet")["best_units_over_seeds"][0]
+    assert row0["digit"] == 0 and row0["units"] == ["conv3 u0", "conv3 u0"]
+    assert row0["precision_at_k"]["100"]["mean"] == pytest.approx(0.751)
+    assert row0["precision_at_k"]["100"]["std"] == pytest.approx(math.sqrt(2 * 0.001 ** 2))
+    assert row0["positives"]["mean"] == 20  # 20% of 100 validation images
+    md = to_markdown(report)
+    assert "| conv3 u0, conv3 u0 | 0 | 0.75 ± 0.00 |" in md
+    assert md.count("| seed paper: conv3 | 0 | 1.00 | 1.00 | 1.00 | 0.99 | 0.99 | 0.98 | 0.90 |") == 2
+
+
+def test_one_seed_gives_no_verdict_on_the_digit_0_unit_either():
+    runs = [make_run("baseline", 0, accuracy=0.9, conv3_aps=one_hot_aps(range(10), 0.5), precision=0.5)]
+    report = summarise(config=dict(CONFIG, variants=["baseline"], seeds=1), runs=runs, data={})
+    claim = _claim(report, "A conv3 unit detects digit 0")
+    assert claim["verdict"] == "inconclusive" and "one seed" in claim["note"]

@@ -1,4 +1,4 @@
-"""One run of the sanity check: train MixtureNet, then measure every conv unit against the digits.
+"""One run of the sanity check: train a MixtureNet design, then measure every conv unit against the digits.
 
 Per unit and digit: precision@K, precision at recall, AP (alignment: how well the unit's
 ranking of validation images by spatial-max activation matches the digit's presence), IoU
@@ -20,6 +20,8 @@ from ..datasets import NETDISSECT_MEAN, NETDISSECT_STD, BrodenDataset
 
 # Images per forward batch when measuring (inference only, so larger than training's).
 _EVAL_BATCH = 256
+# Top-K lists whose misses (images without the digit) are described in run.json.
+FALSE_POSITIVE_KS = (100, 300)
 
 
 def normalised(images: torch.Tensor) -> torch.Tensor:
@@ -103,8 +105,11 @@ def measure_run(job: dict) -> dict:
 
     t, c = time.perf_counter(), time.process_time()
     checkpoint = run_dir / "model.pt"
+    recipe = job["recipe"]
     train = train_mixture(
-        job["train_dir"], checkpoint, epochs=job["epochs"], batch_size=job["batch_size"], lr=job["lr"],
+        job["train_dir"], checkpoint, design=job["design"], epochs=recipe["epochs"], batch_size=recipe["batch_size"],
+        lr=recipe["lr"], warmup_epochs=recipe["warmup_epochs"], init=recipe["init"],
+        zero_classifier=recipe["zero_classifier"],
         width=job["width"], dropout=job["dropout"], seed=job["seed"], device=device, progress=False,
     )
     timings["train"] = time.perf_counter() - t
@@ -190,8 +195,9 @@ def measure_run(job: dict) -> dict:
                                "notes": align.notes}
 
     run = {
-        "id": job["id"], "experiment": job["experiment"], "variant": job["variant"], "seed": job["seed"],
-        "width": job["width"], "dropout": job["dropout"], "network": describe_network(model),
+        "id": job["id"], "design": job["design"], "experiment": job["experiment"], "variant": job["variant"],
+        "seed": job["seed"], "width": job["width"], "dropout": job["dropout"], "network": describe_network(model),
+        "recipe": recipe,
         "checkpoint": _rel(checkpoint, out_root), "val_dir": _rel(val_dir, out_root),
         "train_dir": _rel(Path(job["train_dir"]), out_root),
         "dissect_dir": _rel(run_dir / "dissect", out_root),
@@ -202,11 +208,31 @@ def measure_run(job: dict) -> dict:
         "baseline_ablation_accuracy": float(ablation["_accuracy"]),
         "digit_frequency": [float(v) for v in presence.mean(0)],
         "layers": result_layers,
+        "false_positives": false_positive_digits(scores, result_layers, presence, digits, ks=FALSE_POSITIVE_KS),
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
     return run
+
+
+def false_positive_digits(scores: dict[str, np.ndarray], layers: dict[str, dict], presence: np.ndarray,
+                          digits: list[int], *, ks: tuple[int, ...]) -> dict[str, dict]:
+    """Per digit d, for its best unit (largest AP, any layer, as summary.best_units picks it): among the
+    unit's top-K images, how many do not show d, and the share of those that show each digit."""
+    out = {}
+    for k, d in enumerate(digits):
+        name, unit = max(((name, u) for name, L in layers.items() for u in L["units"]),
+                         key=lambda item: (item[1]["ap"][k], item[0]))
+        order = np.argsort(-scores[name][:, unit["unit"]], kind="stable")
+        top = {}
+        for K in ks:
+            pick = order[:K]
+            wrong = pick[~presence[pick, k]]
+            shows = presence[wrong].mean(0) if len(wrong) else np.zeros(len(digits))
+            top[str(K)] = {"n_false": int(len(wrong)), "shows": [float(v) for v in shows]}
+        out[str(d)] = {"layer": name, "unit": unit["unit"], "top": top}
+    return out
 
 
 def ablation_table(model, images: torch.Tensor, targets: torch.Tensor, layers: list[str], *, num_classes: int,

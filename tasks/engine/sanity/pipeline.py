@@ -1,8 +1,9 @@
 """The Mixture-of-digits sanity check (REFERENCES.md section 6) as one reproducible experiment.
 
-Trains MixtureNet variants (baseline, dropout on conv3, conv3 three times wider, both)
-over several seeds, measures every conv unit against the known digits (precision@K,
-precision at recall, AP, IoU, ablation), runs the usefulness experiment (digits 8 and 9
+Trains the variants (baseline, dropout on conv3, conv3 three times wider, both) of one or
+both networks (ours, MixtureNet with BatchNorm, and the seed's plain network) over several
+seeds, measures every conv unit against the known digits (precision@K, precision at recall,
+AP, IoU, ablation), runs the usefulness experiment (digits 8 and 9
 redundant) and writes report.json, report.md, report.html and PNG plots. Framework-free:
 the Django app and the command line both call `run_sanity` / `main`.
 
@@ -40,6 +41,9 @@ VARIANTS: dict[str, tuple[float, float]] = {
     "wide_dropout": (3.0, 0.5),
 }
 USEFULNESS_REDUNDANT = (8, 9)
+# --network choices -> the MixtureNet designs trained; run ids of the seed design start with RUN_PREFIX.
+NETWORKS: dict[str, tuple[str, ...]] = {"mixturenet": ("mixturenet",), "seed": ("seed",), "both": ("mixturenet", "seed")}
+RUN_PREFIX = {"mixturenet": "", "seed": "seednet_"}
 
 Progress = Callable[[str, float], None] | None
 
@@ -49,12 +53,18 @@ class SanityConfig:
     """Everything that decides the numbers; stored in report.json so a run can be repeated."""
 
     source: str = "digits"  # "digits" (scikit-learn, upscaled) or "idx:PATH" (MNIST IDX files)
+    # "mixturenet" (ours), "seed" (the seed's plain network) or "both". The seed's network costs ~3x per
+    # image and its recipe takes 10 epochs, so only "mixturenet" fits the 20-minute (quick: 2-minute) budget on 2 cores;
+    # estimate_minutes(config) says how long the others take.
+    network: str = "mixturenet"
     seeds: int = 3
     n_train: int = 20000
     n_val: int = 4000  # >= 3500 so every digit has more than 700 positives for precision@700
     epochs: int = 3  # 20,000 images x 3 epochs: 94% validation accuracy in a probe (the seed: 91.7%)
     batch_size: int = 64
-    lr: float = 1e-2
+    lr: float = 1e-2  # epochs, lr and batch_size are MixtureNet's; the seed network's come from seed_epochs / seed_lr
+    seed_epochs: int | None = None  # None: train.RECIPES["seed"]
+    seed_lr: float | None = None  # None: train.RECIPES["seed"]
     canvas: int = 64
     digit_size: int = 28
     dropout: float = 0.5
@@ -74,7 +84,7 @@ class SanityConfig:
 
     @classmethod
     def quick_config(cls, **overrides) -> SanityConfig:
-        """Small enough for about a minute on two cores; same code path as the full run."""
+        """Small enough for the 2-minute budget on two cores (MixtureNet); same code path as the full run."""
         base = dict(seeds=1, n_train=3000, n_val=1000, epochs=4, top_k=10, iou_images=300, ablation_images=300,
                     quick=True)
         return cls(**{**base, **overrides})
@@ -83,6 +93,11 @@ class SanityConfig:
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise EngineError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+        if self.network not in NETWORKS:
+            raise EngineError(f"unknown network {self.network!r}; choose from {', '.join(NETWORKS)}")
+        for name in ("seed_epochs", "seed_lr"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise EngineError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("seeds", "n_train", "n_val", "epochs", "batch_size", "top_k"):
             if getattr(self, name) < 1:
                 raise EngineError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -95,9 +110,64 @@ class SanityConfig:
     def useful_seed_count(self) -> int:
         return min(self.seeds, self.usefulness_seeds) if self.usefulness_seeds else self.seeds
 
+    @property
+    def designs(self) -> tuple[str, ...]:
+        return NETWORKS[self.network]
+
+    def recipe(self, design: str):
+        """The training recipe (train.Recipe) this configuration uses for `design`."""
+        from ..train import recipe_for
+
+        if design == "seed":
+            return recipe_for("seed", epochs=self.seed_epochs, lr=self.seed_lr)
+        return recipe_for(design, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
+
     def variant_params(self, variant: str) -> tuple[float, float]:
         width, dropout = VARIANTS[variant]
         return (self.wide if width != 1.0 else 1.0), (self.dropout if dropout else 0.0)
+
+
+# -- how long it takes ----------------------------------------------------------------------------
+
+# CPU milliseconds per image (one thread unless noted), measured on this project's 2-core machine:
+# training per image and epoch (both designs, batch 64/32); the rest fitted to the per-stage CPU
+# seconds of a quick MixtureNet run (report.json `runs[].cpu_seconds`: 153 CPU s in all), the
+# seed design's forward pass taken as ~3x ours like its training.
+COST_MS = {
+    "train": {"mixturenet": 1.15, "seed": 3.4},
+    "forward": {"mixturenet": 0.21, "seed": 0.65},
+    "wide_factor": {"mixturenet": 1.35, "seed": 1.25},  # conv3 three times wider: cost x this
+    "make_image": 3.0,
+    "dissect_image": 0.6,  # top-k and quantile statistics per validation image, beyond the forward pass
+    "iou_image": 8.0,  # per image whose masks are counted (3 layers)
+    "exemplar": 4.0,  # per picture rendered
+    "run_overhead": 1500.0,  # per run: loading the data and the model, writing run.json
+}
+
+
+def estimate_minutes(config: SanityConfig, *, workers: int | None = None) -> float:
+    """About how many minutes `run_sanity(config)` takes on an idle machine with `workers` CPU cores
+    (default: the worker processes the run would use on a CPU). The web page shows this figure."""
+    config.validate()
+    workers = workers or _pool_size(config, "cpu")
+    c = COST_MS
+    images = config.n_val + config.seeds * config.n_train
+    if config.usefulness:
+        images += config.n_val + config.useful_seed_count * config.n_train
+    total_ms = images * c["make_image"]
+    for job in _jobs(config, Path("."), {name: "" for name in _data_specs(config)}, "cpu", None):
+        design = job["design"]
+        wide = c["wide_factor"][design] if job["width"] > 1 else 1.0
+        n_units = 30 + round(10 * job["width"])  # conv1 10, conv2 20, conv3 10 x width, in both designs
+        forward = c["forward"][design] * wide
+        n_abl = min(config.ablation_images or config.n_val, config.n_val)
+        n_iou = min(config.iou_images or config.n_val, config.n_val)
+        total_ms += config.n_train * job["recipe"]["epochs"] * c["train"][design] * wide
+        total_ms += config.n_val * (2 * forward + c["dissect_image"])  # scores, dissection statistics
+        total_ms += n_iou * (forward + c["iou_image"]) + n_units * config.top_k * c["exemplar"]
+        total_ms += (n_units + 1) * n_abl * forward  # ablation: one pass per zeroed unit
+        total_ms += c["run_overhead"]
+    return total_ms / 1000.0 / 60.0 / max(1, workers)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -157,20 +227,21 @@ def _jobs(config: SanityConfig, out_dir: Path, data: dict[str, str], device: str
         experiments.append(("usefulness", "baseline", "useful_train", "useful_val"))
     # Order by seed first so that an interrupted run still has every variant of seed 0.
     for s in range(config.seeds):
-        for experiment, variant, train, val in experiments:
-            if experiment == "usefulness" and s >= config.useful_seed_count:
-                continue
-            width, dropout = config.variant_params(variant)
-            run_id = f"{'useful_' if experiment == 'usefulness' else ''}{variant}_s{s}"
-            jobs.append({
-                "id": run_id, "experiment": experiment, "variant": variant, "seed": s,
-                "width": width, "dropout": dropout, "train_dir": data[f"{train}_s{s}"], "val_dir": data[val],
-                "run_dir": str(out_dir / "runs" / run_id), "out_dir": str(out_dir),
-                "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
-                "top_k": config.top_k, "ap_cutoff": config.ap_cutoff, "ablation_images": config.ablation_images,
-                "iou_images": config.iou_images,
-                "ks": list(KS), "recalls": list(RECALLS), "layers": list(LAYERS), "device": device, "threads": threads,
-            })
+        for design in config.designs:
+            recipe = asdict(config.recipe(design))
+            for experiment, variant, train, val in experiments:
+                if experiment == "usefulness" and s >= config.useful_seed_count:
+                    continue
+                width, dropout = config.variant_params(variant)
+                run_id = f"{RUN_PREFIX[design]}{'useful_' if experiment == 'usefulness' else ''}{variant}_s{s}"
+                jobs.append({
+                    "id": run_id, "design": design, "experiment": experiment, "variant": variant, "seed": s,
+                    "width": width, "dropout": dropout, "train_dir": data[f"{train}_s{s}"], "val_dir": data[val],
+                    "run_dir": str(out_dir / "runs" / run_id), "out_dir": str(out_dir), "recipe": recipe,
+                    "top_k": config.top_k, "ap_cutoff": config.ap_cutoff, "ablation_images": config.ablation_images,
+                    "iou_images": config.iou_images, "ks": list(KS), "recalls": list(RECALLS), "layers": list(LAYERS),
+                    "device": device, "threads": threads,
+                })
     return jobs
 
 
@@ -251,6 +322,7 @@ def run_sanity(config: SanityConfig, out_dir: Path | str, *, progress: Progress 
     report = summarise(config=asdict(config), runs=runs, data={n: _rel(Path(p), out_dir) for n, p in data.items()})
     report["device"] = device
     report["workers"] = workers
+    report["estimate_minutes"] = round(estimate_minutes(config, workers=workers), 1)
     timings["report"] = 0.0
     timings["total"] = time.perf_counter() - started
     report["timings"] = {k: round(v, 2) for k, v in timings.items()}
@@ -295,7 +367,8 @@ def config_from_args(args: argparse.Namespace) -> SanityConfig:
     overrides = {
         name: getattr(args, name)
         for name in ("seeds", "n_train", "n_val", "epochs", "workers", "device", "ap_cutoff", "top_k",
-                     "iou_images", "ablation_images", "lr", "batch_size", "usefulness_seeds")
+                     "iou_images", "ablation_images", "lr", "batch_size", "usefulness_seeds", "network",
+                     "seed_epochs", "seed_lr")
         if getattr(args, name, None) is not None
     }
     overrides["source"] = args.source
@@ -311,12 +384,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The sanity-check options, shared by `python -m tasks.engine sanity` and `manage.py sanity_check`."""
     parser.add_argument("--source", default="digits",
                         help="digit source: 'digits' (scikit-learn, offline) or 'idx:PATH' (MNIST IDX files)")
+    parser.add_argument("--network", choices=list(NETWORKS), default=None,
+                        help="mixturenet (ours: BatchNorm, strided conv1; the default), seed (the seed's plain "
+                             "network, ~3x the work per image) or both; the estimate is printed before the run")
     parser.add_argument("--seeds", type=int, default=None, help="training seeds per variant (default 3; quick 1)")
-    parser.add_argument("--quick", action="store_true", help="small configuration (about a minute on 2 cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small configuration, one seed (the estimate, estimate_minutes, is printed before the run)")
     parser.add_argument("--n-train", dest="n_train", type=int, default=None, help="training images (default 20000)")
     parser.add_argument("--n-val", dest="n_val", type=int, default=None, help="validation images (default 4000)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument("--epochs", type=int, default=None, help="MixtureNet's training epochs")
+    parser.add_argument("--lr", type=float, default=None, help="MixtureNet's Adam learning rate")
+    parser.add_argument("--seed-epochs", dest="seed_epochs", type=int, default=None,
+                        help="epochs of the seed network (default: its recipe, train.RECIPES)")
+    parser.add_argument("--seed-lr", dest="seed_lr", type=float, default=None,
+                        help="the seed network's Adam learning rate (default: its recipe)")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=None)
     parser.add_argument("--iou-images", dest="iou_images", type=int, default=None,
                         help="validation images whose masks are counted for IoU (default: see the configuration)")
@@ -358,6 +439,9 @@ def run_cli(args: argparse.Namespace) -> int:
             print(f"[sanity] {stage}: {fraction:.0%}", file=sys.stderr, flush=True)
         last[0] = stage
 
+    print(f"[sanity] {len(_jobs(config, Path(args.out), {n: '' for n in _data_specs(config)}, 'cpu', None))} runs; "
+          f"about {estimate_minutes(config):.0f} minute(s) on an idle machine with {_pool_size(config, 'cpu')} "
+          "core(s) (longer when the cores are shared)", flush=True)
     t0 = time.perf_counter()
     try:
         report = run_sanity(config, args.out, progress=show)
@@ -380,6 +464,7 @@ def run_cli(args: argparse.Namespace) -> int:
         spread = cpu["worker_processes"] / workers if workers > 1 else 0.0
         estimate = spread + cpu["main_process"] if workers > 1 else cpu["main_process"] + cpu["worker_processes"]
         record = {"quick": config.quick, "seconds": round(seconds, 1), "budget_s": budget,
+                  "estimate_s": round(60 * report["estimate_minutes"], 1),
                   "cpu_seconds": cpu, "idle_estimate_s": round(estimate, 1),
                   "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
                   "within_budget": seconds <= budget, "timings": report["timings"], "cpus": os.cpu_count(),

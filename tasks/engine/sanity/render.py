@@ -28,62 +28,89 @@ def _ms(s: dict, pct: bool = False, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
 
 
+def _recipe_text(setting: dict) -> str:
+    r = setting.get("recipe") or {}
+    if not r:
+        return f"{setting['epochs']} epoch(s), Adam (lr {setting.get('lr')}, batch {setting.get('batch_size')}), cosine decay"
+    warm = f", {r['warmup_epochs']:g} epoch(s) linear warm-up" if r.get("warmup_epochs") else ""
+    init = {"torch": "PyTorch's default initialisation", "kaiming": "He-normal (Kaiming) conv initialisation, zero biases"}
+    return (f"{r['epochs']} epoch(s), Adam lr {r['lr']:g}, batch {r['batch_size']}{warm}, cosine decay to 0; "
+            f"{init.get(r.get('init'), r.get('init'))}")
+
+
 def blocks(report: dict) -> Iterator[Block]:
-    cfg, setting = report["config"], report["setting"]
+    cfg = report["config"]
     cut = report["ap_cutoff"]
+    networks = report["networks"]
+    sections = list(networks.values())
+    ks = list(SEED_BEST_UNIT["precision_at_k"])
+    rs = list(SEED_BEST_UNIT["precision_at_recall"])
     yield ("h", 1, report["title"])
     yield ("p", f"Digit source: {report['source_text']} (`--source {report['source']}`)."
                 + (" Quick configuration: small data, one seed; figures are indicative only." if cfg.get("quick") else ""))
     yield ("h", 2, "Setting")
-    yield ("table", ["", "ours", "seed paper"], [
-        ["classes (unordered pairs of different digits)", str(setting["classes"]), "45"],
-        ["training images", f"{setting['n_train']:,}", "20,000"],
-        ["validation images", f"{setting['n_val']:,} ({setting['val_note']})", "-"],
-        ["conv units (conv1/conv2/conv3)", "/".join(str(n) for n in setting["layers"].values()), "10/20/10"],
-        ["network", setting["network"], "conv 10/20/10, GAP, softmax"],
-        ["training", f"{setting['epochs']} epoch(s), Adam (lr {setting.get('lr')}, batch {setting.get('batch_size')}), "
-                     f"cosine decay; canvas {setting['canvas']} px, digits {setting['digit_size']} px", "-"],
-        ["measured on", f"AP/precision: all {setting['n_val']:,} validation images; IoU: {setting.get('iou_images')}; "
-                        f"ablation: {setting.get('ablation_images')}", "-"],
-        ["baseline validation accuracy", _ms(report["variants"].get("baseline", {}).get("accuracy"), pct=True),
-         _pct(SEED_ACCURACY)],
-    ])
-    yield ("p", f"Unit scores: {setting['score']}. A unit is a *detector* of digit d when its average precision "
-                f"(AP, the alignment score) for d is at least {cut} (a random ranking gives AP ≈ the digit's "
-                f"frequency, about 0.2). Ablation effect = validation accuracy lost when the unit's activation is zeroed. "
-                f"Spreads are the standard deviation over seeds.")
+    rows = [
+        ["classes (unordered pairs of different digits)"] + [str(n["setting"]["classes"]) for n in sections] + ["45"],
+        ["training images"] + [f"{n['setting']['n_train']:,}" for n in sections] + ["20,000"],
+        ["validation images"] + [f"{n['setting']['n_val']:,} ({n['setting']['val_note']})" for n in sections] + ["-"],
+        ["conv units (conv1/conv2/conv3)"] + ["/".join(str(v) for v in n["setting"]["layers"].values()) for n in sections]
+        + ["10/20/10"],
+        ["network as built"] + [n["setting"]["network"] for n in sections] + ["conv 10/20/10, GAP, softmax"],
+        ["training"] + [_recipe_text(n["setting"]) + f"; canvas {n['setting']['canvas']} px, digits "
+                        f"{n['setting']['digit_size']} px" for n in sections] + ["-"],
+        ["measured on"] + [f"AP/precision: all {n['setting']['n_val']:,} validation images; IoU: "
+                           f"{n['setting'].get('iou_images')}; ablation: {n['setting'].get('ablation_images')}"
+                           for n in sections] + ["-"],
+        ["baseline validation accuracy"] + [_ms(n["variants"].get("baseline", {}).get("accuracy"), pct=True)
+                                            for n in sections] + [_pct(SEED_ACCURACY)],
+    ]
+    yield ("table", [""] + [n["title"] for n in sections] + ["seed paper"], rows)
+    yield ("p", f"Unit scores: a unit ranks images by the spatial maximum of its activation map. A unit is a "
+                f"*detector* of digit d when its average precision (AP, the alignment score) for d is at least {cut} "
+                f"(a random ranking gives AP ≈ the digit's frequency, about 0.2). Ablation effect = validation "
+                f"accuracy lost when the unit's activation is zeroed. Spreads (±) are the standard deviation over seeds.")
 
-    yield ("h", 2, "Best unit per digit")
-    yield ("p", f"Reference network: run `{report['reference_run']}`. The first row is the seed's published conv3 unit for digit 0.")
-    best = report["best_units"]
-    ks = list(SEED_BEST_UNIT["precision_at_k"])
-    rs = list(SEED_BEST_UNIT["precision_at_recall"])
-    header = ["unit", "digit"] + [f"P@{k}" for k in ks] + [f"P@R={r}" for r in rs] + ["AP", "IoU", "ablation", "ablation (classes with digit)"]
-    rows = [["seed paper: conv3", "0"] + [_f(SEED_BEST_UNIT["precision_at_k"][k]) for k in ks]
-            + [_f(SEED_BEST_UNIT["precision_at_recall"][r]) for r in rs] + ["", "", "", ""]]
-    for r in best:
-        rows.append([f"{r['layer']} u{r['unit']}", str(r["digit"])]
-                    + [_f(r["precision_at_k"].get(k)) for k in ks] + [_f(r["precision_at_recall"].get(x)) for x in rs]
-                    + [_f(r["ap"], 3), _f(r["iou"], 3), _pct(r["ablation"]), _pct(r["ablation_on_digit_classes"])])
-    yield ("table", header, rows)
-    for key, alt in (("top_images_best", "Top activated images of the best unit per digit"),
-                     ("precision_at_k", "Precision@K of the best units"),
-                     ("precision_at_recall", "Precision at recall of the best units")):
-        if key in report.get("plots", {}):
-            yield ("img", report["plots"][key], alt)
+    yield ("h", 2, "Best unit per digit, beside the seed's digit-0 unit")
+    for n in sections:
+        best = n["best_units_over_seeds"]
+        yield ("h", 3, n["title"])
+        yield ("p", f"For each digit, the unit (any conv layer) with the largest AP for it, in each of the "
+                    f"{len(n['baseline_runs'])} baseline network(s) ({', '.join(n['baseline_runs'])}); figures are the "
+                    f"mean ± std over those seeds. The first row is the seed's published conv3 unit for digit 0. "
+                    f"Precision@K cannot exceed (images showing the digit) / K.")
+        header = (["unit (per seed)", "digit"] + [f"P@{k}" for k in ks] + [f"P@R={r}" for r in rs]
+                  + ["AP", "IoU", "images showing the digit"])
+        rows = [["seed paper: conv3", "0"] + [_f(SEED_BEST_UNIT["precision_at_k"][k]) for k in ks]
+                + [_f(SEED_BEST_UNIT["precision_at_recall"][r]) for r in rs] + ["", "", ""]]
+        for r in best:
+            rows.append([", ".join(r["units"]), str(r["digit"])]
+                        + [_ms(r["precision_at_k"].get(k), digits=2) for k in ks]
+                        + [_ms(r["precision_at_recall"].get(x), digits=2) for x in rs]
+                        + [_ms(r["ap"]), _ms(r["iou"]), _ms(r["positives"], digits=0)])
+        yield ("table", header, rows)
+        for key, alt in (("top_images_best", "Top activated images of the best unit per digit (first baseline seed)"),
+                         ("precision_at_k", "Precision@K of the best units"),
+                         ("precision_at_recall", "Precision at recall of the best units")):
+            if f"{n['design']}_{key}" in report.get("plots", {}):
+                yield ("img", report["plots"][f"{n['design']}_{key}"], f"{n['design']}: {alt}")
+
+    yield from _false_positive_blocks(sections)
 
     yield ("h", 2, "Variants")
     yield ("p", f"Each variant trained with {cfg['seeds']} seed(s) (the seed sets the training data draw, the "
-                f"initial weights and the batch order; variants of one seed share the same data). Dropout p = {cfg['dropout']} "
-                f"on conv3's pooled units; wide = conv3 with {cfg['wide']:g} x 10 units. Detector cut-off: AP >= {cut}.")
-    header = ["variant", "conv3 units", "accuracy", "digits with a detector (any layer)", "digits with a conv3 detector",
-              "conv3 detector units", "mean best conv3 AP", "largest conv3 ablation", "largest ablation (any layer)"]
+                f"initial weights and the batch order; variants and networks of one seed share the same data). Dropout "
+                f"p = {cfg['dropout']} on conv3's pooled units; wide = conv3 with {cfg['wide']:g} x 10 units. "
+                f"Detector cut-off: AP >= {cut}.")
+    header = ["network", "variant", "conv3 units", "accuracy", "digits with a detector (any layer)",
+              "digits with a conv3 detector", "conv3 detector units", "mean best conv3 AP", "largest conv3 ablation",
+              "largest ablation (any layer)"]
     rows = []
-    for v in report["variants"].values():
-        rows.append([v["title"], str(v["conv3_units"]), _ms(v["accuracy"], pct=True),
-                     _ms(v["digits_with_detector"], digits=1), _ms(v["digits_with_detector_focus"], digits=1),
-                     _ms(v["detector_units_focus"], digits=1), _ms(v["mean_best_ap_focus"]),
-                     _ms(v["max_ablation_focus"], pct=True), _ms(v["max_ablation_any"], pct=True)])
+    for n in sections:
+        for v in n["variants"].values():
+            rows.append([n["design"], v["title"], str(v["conv3_units"]), _ms(v["accuracy"], pct=True),
+                         _ms(v["digits_with_detector"], digits=1), _ms(v["digits_with_detector_focus"], digits=1),
+                         _ms(v["detector_units_focus"], digits=1), _ms(v["mean_best_ap_focus"]),
+                         _ms(v["max_ablation_focus"], pct=True), _ms(v["max_ablation_any"], pct=True)])
     yield ("table", header, rows)
     for key in ("variants_accuracy", "variants_digits_with_detector", "variants_detector_units_focus",
                 "variants_mean_best_ap_focus", "variants_max_ablation_focus"):
@@ -91,12 +118,16 @@ def blocks(report: dict) -> Iterator[Block]:
             yield ("img", report["plots"][key], key.replace("_", " "))
 
     yield ("h", 2, "The seed's claims, one by one")
-    yield ("table", ["claim", "ours", "verdict", "how judged"],
-           [[c["claim"], c["ours"], c["verdict"].upper(), c["note"]] for c in report["claims"]])
+    yield ("p", "Each claim is judged on each network: REPRODUCED, NOT REPRODUCED, or INCONCLUSIVE (one seed, or a "
+                "difference that the spread over seeds does not separate from noise).")
+    yield ("table", ["claim", "network", "ours", "verdict", "how judged"],
+           [[c["claim"], c["network"], c["ours"], c["verdict"].upper(), c["note"]] for c in report["claims"]])
 
-    useful = report.get("usefulness")
-    if useful:
-        yield ("h", 2, "Usefulness: redundant digits")
+    for n in sections:
+        useful = n.get("usefulness")
+        if not useful:
+            continue
+        yield ("h", 2, f"Usefulness: redundant digits ({n['title']})")
         red = "+".join(map(str, useful["redundant"]))
         yield ("p", f"Digits {red} are shown at random in pictures of every class, so they carry no information "
                     f"about the class; {useful['classes']} classes over digits {min(useful['effective_digits'])}-"
@@ -108,12 +139,14 @@ def blocks(report: dict) -> Iterator[Block]:
                 for d, p in useful["per_digit"].items()]
         yield ("table", ["digit", "redundant", "best conv3 AP", f"conv3 units with AP >= {cut}",
                          "best conv3 AP in the baseline", "ablation of that unit", "images showing it"], rows)
-        if "usefulness" in report.get("plots", {}):
-            yield ("img", report["plots"]["usefulness"], "Best AP per digit, redundant vs baseline")
+        if f"{n['design']}_usefulness" in report.get("plots", {}):
+            yield ("img", report["plots"][f"{n['design']}_usefulness"], "Best AP per digit, redundant vs baseline")
 
-    reference = next((r for r in report["runs"] if r["id"] == report["reference_run"]), None)
-    if reference:
-        yield ("h", 2, f"Every unit of the reference network ({reference['id']})")
+    for n in sections:
+        reference = next((r for r in report["runs"] if r["id"] == n["reference_run"]), None)
+        if not reference:
+            continue
+        yield ("h", 2, f"Every unit of the reference network ({reference['id']}, {n['title']})")
         yield ("p", "Each unit's row is for its best digit (largest AP); report.json holds every unit x digit figure "
                     "for every run.")
         for name, layer in reference["layers"].items():
@@ -128,16 +161,42 @@ def blocks(report: dict) -> Iterator[Block]:
                                "yes" if u["detector"] else ""])
             yield ("table", ["unit", "digit", "AP"] + [f"P@{x}" for x in ks] + [f"P@R={x}" for x in rs]
                    + ["IoU", "ablation", "ablation (classes with digit)", "detector"], rows)
-            if f"top_images_{name}" in report.get("plots", {}):
-                yield ("img", report["plots"][f"top_images_{name}"], f"{name} top images")
+            if f"{n['design']}_top_images_{name}" in report.get("plots", {}):
+                yield ("img", report["plots"][f"{n['design']}_top_images_{name}"], f"{name} top images")
 
     yield ("h", 2, "Runs")
-    yield ("table", ["run", "experiment", "variant", "seed", "val accuracy", "train accuracy (last epoch)", "seconds"],
-           [[r["id"], r["experiment"], r["variant"], str(r["seed"]), _pct(r["val_accuracy"]), _pct(r["train_accuracy"]),
-             f"{sum(r['timings'].values()):.0f}"] for r in report["runs"]])
+    yield ("table", ["run", "network", "experiment", "variant", "seed", "val accuracy", "train accuracy (last epoch)",
+                     "seconds"],
+           [[r["id"], r.get("design", "mixturenet"), r["experiment"], r["variant"], str(r["seed"]),
+             _pct(r["val_accuracy"]), _pct(r["train_accuracy"]), f"{sum(r['timings'].values()):.0f}"]
+            for r in report["runs"]])
     t = report.get("timings", {})
+    estimate = report.get("estimate_minutes")
     yield ("p", "Timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items())
-                + f"; device {report.get('device')}, {report.get('workers')} worker process(es).")
+                + f"; device {report.get('device')}, {report.get('workers')} worker process(es)."
+                + (f" Estimated before the run: about {estimate:.0f} minute(s) on an idle machine." if estimate else ""))
+
+
+def _false_positive_blocks(sections: list[dict]) -> Iterator[Block]:
+    """What the best units' top images show when they miss their digit (measured, per network)."""
+    if not any(n.get("false_positives") for n in sections):
+        return
+    yield ("h", 2, "Where precision@K is lost: the top images without the digit")
+    yield ("p", "For the best unit of each digit, the top-K validation images that do not show the digit, and which "
+                "digits those images do show (share of them, mean over the baseline seeds). A unit that answers to a "
+                "shape shared with other digits loses its precision to those digits.")
+    for n in sections:
+        fps = n.get("false_positives") or {}
+        if not fps:
+            continue
+        rows = []
+        for d, by_k in fps.items():
+            for K, fp in by_k.items():
+                shows = sorted(((share, str(k)) for k, share in enumerate(fp["shows"]) if share > 0), reverse=True)[:4]
+                rows.append([d, K, _ms(fp["n_false"], digits=1),
+                             ", ".join(f"{digit} ({100 * share:.0f}%)" for share, digit in shows) or "-"])
+        yield ("h", 3, n["title"])
+        yield ("table", ["digit", "K", "top-K images without it", "digits they show (most often first)"], rows)
 
 
 # -- renderers ------------------------------------------------------------------------------------

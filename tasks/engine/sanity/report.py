@@ -8,8 +8,10 @@ import numpy as np
 from PIL import Image
 
 from . import plots
+from .pipeline import NETWORKS
 from .summary import (
-    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, _fmt, best_units, check_claims, run_figures, stat,
+    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, _fmt, best_units, best_units_over_seeds, check_claims, run_figures,
+    stat,
 )
 
 SOURCE_TEXT = {
@@ -31,9 +33,42 @@ def source_text(source: str) -> str:
     return source
 
 
+NETWORK_TITLES = {"mixturenet": "MixtureNet (ours: BatchNorm, strided conv1)",
+                  "seed": "the seed's network (no BatchNorm, no stride)"}
+
+
 def summarise(*, config: dict, runs: list[dict], data: dict[str, str]) -> dict:
-    """The report dict from the runs' measurements (nothing here is a constant but the seed's figures)."""
+    """The report dict from the runs' measurements (nothing here is a constant but the seed's figures).
+
+    Each network trained (config["network"]: mixturenet, seed or both) gets its own section under
+    report["networks"]; the claims list holds every claim once per network.
+    """
     cutoff = config["ap_cutoff"]
+    designs = NETWORKS.get(config.get("network", "mixturenet"), ("mixturenet",))
+    networks = {}
+    for design in designs:
+        mine = [r for r in runs if r.get("design", "mixturenet") == design]
+        if mine:
+            networks[design] = _network_section(design, config, mine, cutoff)
+    claims = [c for section in networks.values() for c in section.pop("claims")]
+    report = {
+        "title": "Mixture-of-digits sanity check",
+        "config": config,
+        "source": config["source"],
+        "source_text": source_text(config["source"]),
+        "seed_paper": {"accuracy": SEED_ACCURACY, "best_unit": SEED_BEST_UNIT},
+        "ap_cutoff": cutoff,
+        "focus_layer": FOCUS_LAYER,
+        "networks": networks,
+        "claims": claims,
+        "runs": runs,
+        "data": data,
+    }
+    report["headline"] = _headline(report)
+    return report
+
+
+def _network_section(design: str, config: dict, runs: list[dict], cutoff: float) -> dict:
     main_runs = [r for r in runs if r["experiment"] == "variants"]
     useful_runs = [r for r in runs if r["experiment"] == "usefulness"]
     variants: dict[str, dict] = {}
@@ -46,33 +81,41 @@ def summarise(*, config: dict, runs: list[dict], data: dict[str, str]) -> dict:
         entry.update(title=VARIANT_TITLES[name], width=mine[0]["width"], dropout=mine[0]["dropout"],
                      conv3_units=mine[0]["layers"]["conv3"]["num_units"], runs=[r["id"] for r in mine])
         variants[name] = entry
-
-    reference = next((r for r in main_runs if r["variant"] == "baseline"), main_runs[0] if main_runs else None)
-    reference_best = best_units(reference) if reference else []
-    seeds_best0 = [row for r in main_runs if r["variant"] == "baseline" for row in best_units(r) if row["digit"] == 0]
-
-    report = {
-        "title": "Mixture-of-digits sanity check",
-        "config": config,
-        "source": config["source"],
-        "source_text": source_text(config["source"]),
-        "seed_paper": {"accuracy": SEED_ACCURACY, "best_unit": SEED_BEST_UNIT},
+    baseline = sorted((r for r in main_runs if r["variant"] == "baseline"), key=lambda r: r["seed"])
+    reference = baseline[0] if baseline else (main_runs[0] if main_runs else None)
+    seeds_best0 = [row for r in baseline for row in best_units(r) if row["digit"] == 0]
+    title = NETWORK_TITLES.get(design, design)
+    return {
+        "design": design,
+        "title": title,
         "setting": _setting(config, reference),
-        "ap_cutoff": cutoff,
-        "focus_layer": FOCUS_LAYER,
         "variants": variants,
         "reference_run": reference["id"] if reference else None,
-        "best_units": reference_best,
-        "claims": check_claims(variants, reference_best, seeds_best0, cutoff),
+        "best_units": best_units(reference) if reference else [],
+        "best_units_over_seeds": best_units_over_seeds(baseline),
+        "baseline_runs": [r["id"] for r in baseline],
+        "false_positives": _false_positives(baseline),
+        "claims": check_claims(variants, seeds_best0, cutoff, network=title),
         "usefulness": _usefulness(useful_runs, main_runs, cutoff) if useful_runs else None,
-        "runs": runs,
-        "data": data,
     }
-    report["headline"] = _headline(report)
-    return report
+
+
+def _false_positives(runs: list[dict]) -> dict:
+    """Per digit: which digits the top-K images without it show (mean over the runs), for the best unit."""
+    out: dict = {}
+    for run in runs:
+        for d, entry in (run.get("false_positives") or {}).items():
+            for K, fp in entry["top"].items():
+                slot = out.setdefault(d, {}).setdefault(K, {"n_false": [], "shows": []})
+                slot["n_false"].append(fp["n_false"])
+                slot["shows"].append(fp["shows"])
+    return {d: {K: {"n_false": stat(v["n_false"]),
+                    "shows": [float(np.mean([row[k] for row in v["shows"]])) for k in range(len(v["shows"][0]))]}
+                for K, v in by_k.items()} for d, by_k in out.items()}
 
 
 def _setting(config: dict, reference: dict | None) -> dict:
+    recipe = (reference or {}).get("recipe") or {}
     return {
         "classes": reference["num_classes"] if reference else None,
         "n_train": config["n_train"],
@@ -80,8 +123,9 @@ def _setting(config: dict, reference: dict | None) -> dict:
         "val_note": "built only from source digits never used in training: the source's digits are split "
                     "once per digit, 20% kept for validation",
         "layers": {name: L["num_units"] for name, L in reference["layers"].items()} if reference else {},
-        "network": f"MixtureNet: {reference.get('network', '')}" if reference else "MixtureNet",
-        "epochs": config["epochs"],
+        "network": reference.get("network", "") if reference else "",
+        "epochs": recipe.get("epochs", config["epochs"]),
+        "recipe": recipe,
         "canvas": config["canvas"],
         "digit_size": config["digit_size"],
         "dropout": config["dropout"],
@@ -89,8 +133,8 @@ def _setting(config: dict, reference: dict | None) -> dict:
         "score": "a unit ranks images by the spatial maximum of its activation map",
         "iou_images": reference["n_iou"] if reference and "n_iou" in reference else config.get("n_val"),
         "ablation_images": reference["n_ablation"] if reference else config.get("n_val"),
-        "lr": config.get("lr"),
-        "batch_size": config.get("batch_size"),
+        "lr": recipe.get("lr", config.get("lr")),
+        "batch_size": recipe.get("batch_size", config.get("batch_size")),
     }
 
 
@@ -147,14 +191,16 @@ def _usefulness(useful_runs: list[dict], main_runs: list[dict], cutoff: float) -
 
 def _headline(report: dict) -> list[str]:
     lines = [f"source: {report['source_text']}"]
-    for name, v in report["variants"].items():
-        lines.append(
-            f"{v['title']}: accuracy {_fmt(v['accuracy'], pct=True)} "
-            f"(seed paper {100 * SEED_ACCURACY:.1f}%), digits with a detector {v['digits_with_detector']['mean']:.1f}, "
-            f"conv3 detector units {v['detector_units_focus']['mean']:.1f}/{v['conv3_units']}"
-        )
+    for section in report["networks"].values():
+        for name, v in section["variants"].items():
+            prefix = f"{section['design']} " if len(report["networks"]) > 1 else ""
+            lines.append(
+                f"{prefix}{v['title']}: accuracy {_fmt(v['accuracy'], pct=True)} "
+                f"(seed paper {100 * SEED_ACCURACY:.1f}%), digits with a detector {v['digits_with_detector']['mean']:.1f}, "
+                f"conv3 detector units {v['detector_units_focus']['mean']:.1f}/{v['conv3_units']}"
+            )
     for c in report["claims"]:
-        lines.append(f"[{c['verdict']}] {c['claim']}")
+        lines.append(f"[{c['verdict']}] ({c['network']}) {c['claim']}")
     return lines
 
 
@@ -162,27 +208,32 @@ def _headline(report: dict) -> list[str]:
 
 
 def make_plots(report: dict, out_dir: Path) -> dict[str, str]:
-    """PNG plots under out_dir/plots; returns name -> path relative to out_dir."""
+    """PNG plots under out_dir/plots; returns name -> path relative to out_dir.
+
+    Per network `<design>_...` (best units, usefulness, top images); the variant charts put the
+    networks side by side as series."""
     pdir = out_dir / "plots"
     made: dict[str, str] = {}
-    best = report["best_units"]
-    if best:
-        ks = sorted(int(k) for k in best[0]["precision_at_k"])
-        series = {f"{r['digit']}: {r['layer']} u{r['unit']}": (ks, [r["precision_at_k"][str(k)] for k in ks]) for r in best}
-        series["seed: digit 0"] = (ks, [SEED_BEST_UNIT["precision_at_k"][str(k)] for k in ks])
-        made["precision_at_k"] = plots.line_chart(
-            pdir / "precision_at_k.png", series, title="Precision@K of the best unit per digit (reference run)",
-            x_label="K (top-ranked validation images)", y_label="precision", size=(640, 420),
-            colours={"seed: digit 0": SEED_COLOUR}).name
-        rs = sorted(float(r) for r in best[0]["precision_at_recall"])
-        series = {f"{r['digit']}: {r['layer']} u{r['unit']}": (rs, [r["precision_at_recall"][_key(x)] for x in rs]) for r in best}
-        series["seed: digit 0"] = (rs, [SEED_BEST_UNIT["precision_at_recall"][_key(x)] for x in rs])
-        made["precision_at_recall"] = plots.line_chart(
-            pdir / "precision_at_recall.png", series, title="Precision at recall of the best unit per digit",
-            x_label="recall", y_label="precision", size=(640, 420), colours={"seed: digit 0": SEED_COLOUR}).name
-    variants = report["variants"]
-    if variants:
-        groups = [v["title"].replace("conv3 ", "").replace("dropout on conv3", "dropout") for v in variants.values()]
+    for design, section in report["networks"].items():
+        made.update(_best_unit_plots(section, pdir, design))
+        useful = section.get("usefulness")
+        if useful:
+            digits = [int(d) for d in useful["per_digit"]]
+            series = {
+                "all digits in classes (baseline)": [(_nan(useful["per_digit"][str(d)]["baseline_best_ap"]["mean"]),
+                                                      useful["per_digit"][str(d)]["baseline_best_ap"]["std"] or 0.0) for d in digits],
+                f"{'+'.join(map(str, useful['redundant']))} redundant": [(useful["per_digit"][str(d)]["best_ap"]["mean"],
+                                                                          useful["per_digit"][str(d)]["best_ap"]["std"]) for d in digits],
+            }
+            made[f"{design}_usefulness"] = plots.bar_chart(
+                pdir / f"{design}_usefulness_best_ap.png", [str(d) for d in digits], series,
+                title=f"{section['design']}: best conv3 AP per digit, redundant digits vs the baseline",
+                y_label="AP", y_range=(0.0, 1.0), size=(700, 380)).name
+        made.update(_top_image_plots(report, section, out_dir, pdir, design))
+    names = [name for name in report["config"]["variants"]
+             if any(name in section["variants"] for section in report["networks"].values())]
+    if names:
+        groups = [VARIANT_TITLES[n].replace("conv3 ", "").replace("dropout on conv3", "dropout") for n in names]
         for key, title, label, y_range in (
             ("accuracy", "Validation accuracy (bars: mean, whiskers: ±std over seeds)", "accuracy", (0.0, 1.0)),
             ("digits_with_detector", f"Digits with a detector (AP >= {report['ap_cutoff']}, any conv layer)", "digits", (0.0, 10.0)),
@@ -190,39 +241,53 @@ def make_plots(report: dict, out_dir: Path) -> dict[str, str]:
             ("mean_best_ap_focus", "Disentanglement: mean over digits of the best conv3 AP", "AP", (0.0, 1.0)),
             ("max_ablation_focus", "Reliance: largest accuracy loss from zeroing one conv3 unit", "accuracy lost", None),
         ):
-            values = {label: [(v[key]["mean"], v[key]["std"]) for v in variants.values()]}
+            values = {
+                design: [(section["variants"][n][key]["mean"], section["variants"][n][key]["std"])
+                         if n in section["variants"] else (float("nan"), 0.0) for n in names]
+                for design, section in report["networks"].items()
+            }
             made[f"variants_{key}"] = plots.bar_chart(pdir / f"variants_{key}.png", groups, values, title=title,
                                                       y_label=label, y_range=y_range).name
-    useful = report.get("usefulness")
-    if useful:
-        digits = [int(d) for d in useful["per_digit"]]
-        series = {
-            "all digits in classes (baseline)": [(_nan(useful["per_digit"][str(d)]["baseline_best_ap"]["mean"]),
-                                                  useful["per_digit"][str(d)]["baseline_best_ap"]["std"] or 0.0) for d in digits],
-            f"{'+'.join(map(str, useful['redundant']))} redundant": [(useful["per_digit"][str(d)]["best_ap"]["mean"],
-                                                                      useful["per_digit"][str(d)]["best_ap"]["std"]) for d in digits],
-        }
-        made["usefulness"] = plots.bar_chart(pdir / "usefulness_best_ap.png", [str(d) for d in digits], series,
-                                             title="Best conv3 AP per digit: redundant digits vs the baseline",
-                                             y_label="AP", y_range=(0.0, 1.0), size=(700, 380)).name
-    made.update(_top_image_plots(report, out_dir, pdir))
     return {k: f"plots/{v}" for k, v in made.items()}
 
 
-def _top_image_plots(report: dict, out_dir: Path, pdir: Path, per_unit: int = 8) -> dict[str, str]:
+def _best_unit_plots(section: dict, pdir: Path, design: str) -> dict[str, str]:
+    """Precision@K and precision at recall of the best unit per digit (mean over the baseline seeds)."""
+    best = section["best_units_over_seeds"]
+    if not best:
+        return {}
     made = {}
-    if report["best_units"]:
+    for group, xs_of, name, title, x_label in (
+        ("precision_at_k", lambda keys: sorted(int(k) for k in keys), "precision_at_k",
+         "Precision@K of the best unit per digit", "K (top-ranked validation images)"),
+        ("precision_at_recall", lambda keys: sorted(float(k) for k in keys), "precision_at_recall",
+         "Precision at recall of the best unit per digit", "recall"),
+    ):
+        xs = xs_of(best[0][group])
+        series = {f"digit {r['digit']}": (xs, [_nan(r[group][_key(x)]["mean"]) for x in xs]) for r in best}
+        series["seed: digit 0"] = (xs, [SEED_BEST_UNIT[group][_key(x)] for x in xs])
+        made[f"{design}_{name}"] = plots.line_chart(
+            pdir / f"{design}_{name}.png", series, title=f"{section['design']}: {title} (mean over seeds)",
+            x_label=x_label, y_label="precision", size=(640, 420), colours={"seed: digit 0": SEED_COLOUR}).name
+    return made
+
+
+def _top_image_plots(report: dict, section: dict, out_dir: Path, pdir: Path, design: str,
+                     per_unit: int = 8) -> dict[str, str]:
+    made = {}
+    if section["best_units"]:
         rows = [(f"{r['digit']}: {r['layer']} u{r['unit']}", _pictures(out_dir, r["exemplars"][:per_unit]))
-                for r in report["best_units"]]
-        made["top_images_best"] = plots.picture_rows(pdir / "top_images_best_units.png", rows,
-                                                     title="Top activated images of the best unit per digit").name
-    reference = next((r for r in report["runs"] if r["id"] == report["reference_run"]), None)
+                for r in section["best_units"]]
+        made[f"{design}_top_images_best"] = plots.picture_rows(
+            pdir / f"{design}_top_images_best_units.png", rows,
+            title=f"{section['design']}: top activated images of the best unit per digit").name
+    reference = next((r for r in report["runs"] if r["id"] == section["reference_run"]), None)
     for name, layer in (reference or {}).get("layers", {}).items():
         rows = [(f"u{u['unit']} {u['best_digit']} AP {u['best_ap']:.2f}", _pictures(out_dir, u["exemplars"][:per_unit]))
                 for u in layer["units"]]
-        made[f"top_images_{name}"] = plots.picture_rows(
-            pdir / f"top_images_{name}.png", rows, label_width=130,
-            title=f"{name}: top activated images per unit (label: best digit and its AP)").name
+        made[f"{design}_top_images_{name}"] = plots.picture_rows(
+            pdir / f"{design}_top_images_{name}.png", rows, label_width=130,
+            title=f"{section['design']} {name}: top activated images per unit (label: best digit and its AP)").name
     return made
 
 

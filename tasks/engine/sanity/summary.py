@@ -20,6 +20,8 @@ SEED_BEST_UNIT = {
 ACCURACY_TOLERANCE = 0.03  # |ours - 91.7%| within this counts as agreeing
 PRECISION_TOLERANCE = 0.05  # per figure of the seed's digit-0 unit
 FOCUS_LAYER = "conv3"  # the layer the variants change; detectors and reliance are read here
+# Verdicts on the seed's claims.
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
 
 def stat(values: Sequence[float | None]) -> dict:
@@ -83,9 +85,31 @@ def best_units(run: dict) -> list[dict]:
             "precision_at_recall": {r: v[k] for r, v in unit["precision_at_recall"].items()},
             "ablation": unit["ablation"],
             "ablation_on_digit_classes": unit["ablation_by_digit"].get(str(d)),
+            # validation images showing d: precision@K cannot exceed positives / K
+            "positives": round(run["digit_frequency"][k] * run["n_val"]),
             "is_best_digit_of_unit": unit["best_digit"] == d,
             "strip": unit["strip"],
             "exemplars": unit["exemplars"],
+        })
+    return rows
+
+
+def best_units_over_seeds(runs: list[dict]) -> list[dict]:
+    """Per digit, the best unit's figures (best_units) as mean/spread over `runs` (one network's seeds)."""
+    per_run = [best_units(r) for r in runs]
+    rows = []
+    for k, d in enumerate(runs[0]["digits"] if runs else []):
+        mine = [rows_of_run[k] for rows_of_run in per_run]
+        rows.append({
+            "digit": d,
+            "units": [f"{row['layer']} u{row['unit']}" for row in mine],
+            "ap": stat([row["ap"] for row in mine]),
+            "iou": stat([row["iou"] for row in mine]),
+            "precision_at_k": {K: stat([row["precision_at_k"].get(K) for row in mine]) for K in mine[0]["precision_at_k"]},
+            "precision_at_recall": {r: stat([row["precision_at_recall"].get(r) for row in mine])
+                                    for r in mine[0]["precision_at_recall"]},
+            "ablation": stat([row["ablation"] for row in mine]),
+            "positives": stat([row.get("positives") for row in mine]),
         })
     return rows
 
@@ -120,38 +144,66 @@ def _single_seed(*stats: dict) -> bool:
     return any(s["n"] < 2 for s in stats)
 
 
-def check_claims(variants: dict[str, dict], reference_best: list[dict] | None, seeds_best0: list[dict], ap_cutoff: float) -> list[dict]:
-    """The seed's claims, one by one, with our numbers and a plain verdict."""
+def _shortfall(ours: dict, seed_value: float, tolerance: float) -> str:
+    """REPRODUCED when the mean is within `tolerance` of the seed's figure, NOT_REPRODUCED when it is
+    further off than tolerance + 2 std (clear of the seeds' spread), INCONCLUSIVE in between or with one seed."""
+    if ours["mean"] is None:
+        return INCONCLUSIVE
+    gap = abs(ours["mean"] - seed_value)
+    if gap <= tolerance:
+        return REPRODUCED if ours["n"] >= 2 else INCONCLUSIVE
+    if ours["n"] >= 2 and gap > tolerance + 2 * ours["std"]:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def _worst(verdicts: list[str]) -> str:
+    if NOT_REPRODUCED in verdicts:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE if INCONCLUSIVE in verdicts or not verdicts else REPRODUCED
+
+
+def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: float, *,
+                 network: str = "") -> list[dict]:
+    """The seed's claims, one by one, with our numbers (for the network titled `network`) and a verdict:
+    reproduced, not reproduced or inconclusive (one seed, or a difference within the seeds' spread)."""
     claims: list[dict] = []
     base = variants.get("baseline")
+    one_seed_note = "; one seed only, so no verdict."
     if base:
         acc = base["accuracy"]
         gap = acc["mean"] - SEED_ACCURACY
+        verdict = _shortfall(acc, SEED_ACCURACY, ACCURACY_TOLERANCE)
         claims.append({
-            "claim": "MixtureNet (10/20/10 conv units, GAP, softmax over 45 classes) reaches 91.7% validation accuracy.",
+            "claim": "The network (conv 10/20/10 units, GAP, softmax over 45 classes) reaches 91.7% validation accuracy.",
+            "network": network,
             "ours": f"baseline {_fmt(acc, pct=True)} over {acc['n']} seed(s) ({100 * gap:+.1f} points).",
-            "verdict": "agrees" if abs(gap) <= ACCURACY_TOLERANCE else "disagrees",
-            "note": f"agreement means within {100 * ACCURACY_TOLERANCE:.0f} points of 91.7%.",
+            "verdict": verdict,
+            "note": f"reproduced: the mean is within {100 * ACCURACY_TOLERANCE:.0f} points of 91.7%; not reproduced: "
+                    "further off than that plus twice the seeds' spread" + (one_seed_note if acc["n"] < 2 else "."),
         })
     if seeds_best0:
-        fig = {"precision_at_k": {}, "precision_at_recall": {}}
-        close = True
-        for group in ("precision_at_k", "precision_at_recall"):
+        figures, verdicts = [], []
+        for group, label in (("precision_at_k", "P@"), ("precision_at_recall", "P@R=")):
             for key, seed_value in SEED_BEST_UNIT[group].items():
                 ours = stat([row[group].get(key) for row in seeds_best0])
-                fig[group][key] = ours["mean"]
-                close &= ours["mean"] is not None and abs(ours["mean"] - seed_value) <= PRECISION_TOLERANCE
-        detector = all(row["ap"] >= ap_cutoff for row in seeds_best0)
+                verdicts.append(_shortfall(ours, seed_value, PRECISION_TOLERANCE))
+                figures.append(f"{label}{key} {_fmt(ours, digits=2)} (seed {seed_value:.2f})")
+        detector_in_all = all(row["ap"] >= ap_cutoff for row in seeds_best0)
         layers = sorted({row["layer"] for row in seeds_best0})
-        pk = ", ".join(f"@{k}={v:.2f}" for k, v in fig["precision_at_k"].items() if v is not None)
-        pr = ", ".join(f"r{k}={v:.2f}" for k, v in fig["precision_at_recall"].items() if v is not None)
+        positives = stat([row.get("positives") for row in seeds_best0])
+        verdict = _worst(verdicts)
         claims.append({
             "claim": "A conv3 unit detects digit 0: precision@100/300/500/700 = 1.00/1.00/1.00/0.99; "
                      "precision at recall 0.25/0.5/0.75 = 0.99/0.98/0.90.",
-            "ours": f"best unit for 0 (layer {'/'.join(layers)}), mean over seeds: precision{pk}; precision at recall {pr}.",
-            "verdict": "agrees" if close and detector else ("partly agrees" if detector else "disagrees"),
-            "note": f"agrees: every figure within {PRECISION_TOLERANCE:.2f}; partly: a detector (AP >= {ap_cutoff}) "
-                    "exists in every seed but some figures are further off.",
+            "network": network,
+            "ours": f"best unit for 0 (layer {'/'.join(layers)}), over {len(seeds_best0)} seed(s): " + "; ".join(figures)
+                    + f"; a detector (AP >= {ap_cutoff}) in {'every' if detector_in_all else 'not every'} seed; "
+                    f"{positives['mean']:.0f} validation images show a 0.",
+            "verdict": verdict,
+            "note": f"reproduced: every figure within {PRECISION_TOLERANCE:.2f} of the seed's; not reproduced: some "
+                    "figure further off than that plus twice the seeds' spread"
+                    + (one_seed_note if len(seeds_best0) < 2 else "."),
         })
     wide = variants.get("wide")
     if base and wide:
@@ -161,21 +213,23 @@ def check_claims(variants: dict[str, dict], reference_best: list[dict] | None, s
         one = _single_seed(wide["mean_best_ap_focus"], base["mean_best_ap_focus"])
         claims.append({
             "claim": "Tripling conv3's width gives better disentanglement.",
+            "network": network,
             "ours": f"mean best AP per digit in conv3: wide {_fmt(wide['mean_best_ap_focus'])} vs baseline "
                     f"{_fmt(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
                     f"{_fmt(wide['digits_with_detector_focus'], digits=1)} vs {_fmt(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
-            "verdict": "inconclusive" if one or verdict == "no clear difference" else ("agrees" if agrees else "disagrees"),
+            "verdict": INCONCLUSIVE if one or verdict == "no clear difference" else (REPRODUCED if agrees else NOT_REPRODUCED),
             "note": "a difference counts only when larger than the seeds' spread (std) and 0.01 AP / 0.5 digits"
-                    + ("; one seed only, so no verdict." if one else "."),
+                    + (one_seed_note if one else "."),
         })
         verdict, _ = _compare(wide["max_ablation_focus"], base["max_ablation_focus"], higher_is="worse", min_gap=0.005)
         claims.append({
             "claim": "Tripling conv3's width gives less reliance on single units.",
+            "network": network,
             "ours": f"largest accuracy loss from zeroing one conv3 unit: wide {_fmt(wide['max_ablation_focus'], pct=True)} "
                     f"vs baseline {_fmt(base['max_ablation_focus'], pct=True)} ({verdict}).",
-            "verdict": {"lower": "agrees", "higher": "disagrees"}.get(verdict, "inconclusive"),
+            "verdict": {"lower": REPRODUCED, "higher": NOT_REPRODUCED}.get(verdict, INCONCLUSIVE),
             "note": "a difference counts only when larger than the seeds' spread and 0.5 points"
-                    + ("; one seed only, so no verdict." if "one seed" in verdict else "."),
+                    + (one_seed_note if "one seed" in verdict else "."),
         })
     for with_drop, without in (("dropout", "baseline"), ("wide_dropout", "wide")):
         a, b = variants.get(with_drop), variants.get(without)
@@ -196,8 +250,9 @@ def check_claims(variants: dict[str, dict], reference_best: list[dict] | None, s
         one = _single_seed(a["accuracy"], b["accuracy"])
         claims.append({
             "claim": f"Dropout on conv3 changes how units act as digit detectors ({with_drop} vs {without}).",
+            "network": network,
             "ours": "; ".join(parts) + ".",
-            "verdict": "agrees" if changed and not one else "inconclusive",
+            "verdict": INCONCLUSIVE if one else (REPRODUCED if changed else NOT_REPRODUCED),
             "note": ("one seed only, so no verdict; " if one else "")
                     + (("with dropout: " + ", ".join(changed)) if changed else
                        "no figure moved beyond the seeds' spread")
