@@ -87,6 +87,24 @@ def test_starting_a_report_queues_it_after_commit(client, requester, django_capt
     assert report.params["seeds"] == 2 and report.params["quick"] and report.status == "pending"
 
 
+def test_the_seeds_network_can_be_chosen_and_the_page_says_how_long_the_run_takes(
+        client, requester, django_capture_on_commit_callbacks, monkeypatch):
+    from tasks.engine.sanity import SanityConfig, estimate_minutes
+
+    monkeypatch.setattr("tasks.sanity.run_sanity_report.delay", lambda pk: None)
+    _login(client, requester)
+    page = client.get(reverse("sanity:list")).content.decode()
+    full = estimate_minutes(SanityConfig(seeds=3), workers=2)
+    assert f"about {full:.0f} for the full run" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("sanity:list"), {"source": "digits", "seeds": 1, "quick": "on",
+                                                        "network": "both"}, follow=True)
+    report = SanityReport.objects.get()
+    assert report.params["network"] == "both"
+    expected = estimate_minutes(SanityConfig.quick_config(seeds=1, network="both"), workers=2)
+    assert f"about {expected:.0f} minute(s)" in response.content.decode()
+
+
 @pytest.mark.parametrize("source, message", [("mnist", "Unknown digit source"), ("idx:/no/such/dir", "does not exist")])
 def test_a_bad_source_is_a_form_error_and_creates_nothing(client, requester, source, message):
     _login(client, requester)

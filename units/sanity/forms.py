@@ -1,7 +1,7 @@
 """Forms of the sanity pages: start a report, publish a report's runs as HITs."""
 from django import forms
 
-from .services import MAX_SEEDS
+from .services import MAX_SEEDS, sanity_minutes
 
 LAYER_CHOICES = [("conv1", "conv1"), ("conv2", "conv2"), ("conv3", "conv3")]
 
@@ -12,7 +12,22 @@ class StartForm(forms.Form):
         help_text="'digits' (scikit-learn's digits, offline) or 'idx:PATH' (MNIST IDX files on the server).",
     )
     seeds = forms.IntegerField(initial=3, min_value=1, max_value=MAX_SEEDS)
-    quick = forms.BooleanField(required=False, help_text="Small configuration (about a minute on two cores).")
+    quick = forms.BooleanField(required=False)
+    network = forms.ChoiceField(
+        choices=[("mixturenet", "MixtureNet (ours: BatchNorm, strided conv1)"),
+                 ("seed", "the seed's plain network (conv 10-20-10, no BatchNorm)"), ("both", "both")],
+        initial="mixturenet", required=False,
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The engine's estimate for two idle cores, so the page promises what the run takes.
+        quick, full = sanity_minutes(seeds=1, quick=True), sanity_minutes(seeds=3)
+        seed_full = sanity_minutes(seeds=3, network="seed")
+        self.fields["quick"].help_text = (f"Small configuration: about {quick:.0f} minute(s) on two cores, "
+                                          f"against about {full:.0f} for the full run with 3 seeds.")
+        self.fields["network"].help_text = (f"The seed's network trains about 3x longer per image (full run, 3 "
+                                            f"seeds: about {seed_full:.0f} minutes).")
 
 
 class PublishForm(forms.Form):

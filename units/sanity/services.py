@@ -42,7 +42,7 @@ def report_out_dir(report: SanityReport) -> Path:
 
 
 def sanity_report_create(*, user=None, source: str = "digits", seeds: int = 3, quick: bool = False,
-                         out_dir: str | Path | None = None, config=None) -> SanityReport:
+                         network: str = "mixturenet", out_dir: str | Path | None = None, config=None) -> SanityReport:
     """A pending report with its configuration checked; its files go under MEDIA_ROOT/sanity/<pk> by default.
 
     `config` (an engine SanityConfig) overrides source/seeds/quick when given (the command line passes one).
@@ -59,7 +59,8 @@ def sanity_report_create(*, user=None, source: str = "digits", seeds: int = 3, q
     if not 1 <= int(seeds) <= MAX_SEEDS:
         raise SanityError(f"Seeds must be between 1 and {MAX_SEEDS}.")
     if config is None:
-        config = SanityConfig.quick_config(source=source, seeds=int(seeds)) if quick else SanityConfig(source=source, seeds=int(seeds))
+        options = {"source": source, "seeds": int(seeds), "network": network or "mixturenet"}
+        config = SanityConfig.quick_config(**options) if quick else SanityConfig(**options)
     source = config.source
     try:
         config.validate()
@@ -70,6 +71,19 @@ def sanity_report_create(*, user=None, source: str = "digits", seeds: int = 3, q
         report.out_dir = str(out_dir) if out_dir else f"sanity/{report.pk}"
         report.save(update_fields=["out_dir"])
     return report
+
+
+def sanity_minutes(*, seeds: int = 3, quick: bool = False, network: str = "mixturenet") -> float | None:
+    """About how long a report with these settings takes on two idle cores (the engine's estimate);
+    None when the settings are not valid (the form says why)."""
+    from tasks.engine.errors import EngineError
+    from tasks.engine.sanity import SanityConfig, estimate_minutes
+
+    options = {"seeds": int(seeds), "network": network}
+    try:
+        return estimate_minutes(SanityConfig.quick_config(**options) if quick else SanityConfig(**options), workers=2)
+    except (EngineError, ValueError):
+        return None
 
 
 def sanity_report_start(*, report: SanityReport) -> None:

@@ -15,7 +15,8 @@ from . import selectors
 from .forms import PublishForm, StartForm
 from .models import SanityReport
 from .services import (
-    SanityError, report_out_dir, sanity_report_create, sanity_report_start, sanity_runs_publish,
+    SanityError, report_out_dir, sanity_minutes, sanity_report_create, sanity_report_start,
+    sanity_runs_publish,
 )
 
 
@@ -37,7 +38,10 @@ def report_list(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             sanity_report_start(report=report)
-            messages.success(request, f"Sanity report {report.pk} queued.")
+            data = form.cleaned_data
+            minutes = sanity_minutes(seeds=data["seeds"], quick=data["quick"], network=data["network"] or "mixturenet")
+            about = f" It takes about {minutes:.0f} minute(s) on two idle cores." if minutes else ""
+            messages.success(request, f"Sanity report {report.pk} queued.{about}")
             return redirect("sanity:detail", pk=report.pk)
     return render(request, "sanity/report_list.html", {"reports": selectors.report_list(), "form": form})
 
