@@ -111,3 +111,10 @@ def test_a_bad_source_is_a_form_error_and_creates_nothing(client, requester, sou
     response = client.post(reverse("sanity:list"), {"source": source, "seeds": 1})
     assert response.status_code == 200 and message in response.content.decode()
     assert not SanityReport.objects.exists()
+
+
+def test_the_admin_lists_reports_read_only(client, admin, finished_report):
+    client.force_login(admin)
+    listing = client.get(reverse("admin:sanity_sanityreport_changelist"))
+    assert listing.status_code == 200 and f"/{finished_report.pk}/change/" in listing.content.decode()
+    assert client.get(reverse("admin:sanity_sanityreport_add")).status_code == 403
