@@ -295,3 +295,54 @@ def annotation_submit(
                                            f"in assignment {assignment.pk}")
     hit_sync_status(assignment.hit, now=now)
     return annotation
+
+
+# How long after a skip the annotator may take it back (the next page offers "Undo skip").
+SKIP_UNDO_SECONDS = 120
+
+
+@transaction.atomic
+def hit_skip_undo(*, skip_id: int, worker, now: datetime | None = None) -> Assignment | None:
+    """Take back one's own recent skip: the Skip row goes, and the skipped assignment is live again when
+    the HIT still has a free slot (returned as the assignment; None when the slot went to someone else).
+
+    The assignment claimed automatically after the skip is given up silently (deleted, never answered),
+    so the worker still holds one live assignment at a time and may be offered that HIT later.
+    The (hit, worker) row is reused, never duplicated: "one assignment per HIT per worker" still holds.
+    """
+    now = now or timezone.now()
+    skip = Skip.objects.select_for_update().filter(pk=skip_id).first()
+    if skip is None:
+        raise NotFound("There is no such skip to undo (it may have been undone already).")
+    if skip.worker_id != worker.pk:
+        raise NotAllowed("This skip belongs to another annotator.")
+    if (now - skip.created_at).total_seconds() > SKIP_UNDO_SECONDS:
+        raise Conflict(f"A skip can be undone for {SKIP_UNDO_SECONDS // 60} minutes only; this one is older.")
+    AnnotatorProfile.objects.select_for_update().filter(user=worker).first()  # serialise with claims
+    later = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, accepted_at__gte=skip.created_at)
+    if Annotation.objects.filter(assignment__worker=worker, assignment__submitted_at__gte=skip.created_at).exists():
+        raise Conflict("You have handed in another HIT since this skip; it can no longer be undone.")
+    hit = Hit.objects.select_for_update().get(pk=skip.hit_id)
+    skip.delete()
+    for other in later.exclude(hit=hit).select_related("hit"):
+        other_hit = other.hit
+        other.delete()
+        hit_sync_status(other_hit, now=now)
+    return _assignment_revive(hit=hit, worker=worker, now=now)
+
+
+def _assignment_revive(*, hit: Hit, worker, now: datetime) -> Assignment | None:
+    """Make the worker's returned/abandoned assignment of `hit` live again if a slot is free (the HIT is locked
+    by the caller). The same row is reused, so the worker never holds two live slots of one HIT."""
+    mine = hit.assignments.select_for_update().filter(worker=worker).first()
+    if mine is None or mine.status not in (Assignment.Status.RETURNED, Assignment.Status.ABANDONED):
+        return None
+    if hit.status == Hit.Status.DISPOSED or hit.expires_at <= now:
+        return None
+    held = hit.assignments.filter(status__in=SLOT).exclude(status=Assignment.Status.ACCEPTED, deadline__lte=now).count()
+    if held >= hit.max_assignments:
+        return None
+    mine.status, mine.accepted_at, mine.deadline = Assignment.Status.ACCEPTED, now, now + hit.assignment_duration
+    mine.save(update_fields=["status", "accepted_at", "deadline"])
+    hit_sync_status(hit, now=now)
+    return mine

@@ -20,11 +20,13 @@ from .. import qualification as qual
 from ..accounts import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, HitBatch, HitKind, QualificationAttempt
+from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, HitBatch, HitKind, QualificationAttempt, Skip
 from ..selectors import (
     annotator_current, annotator_recent_work, annotator_stats, hit_pictures, qualification_exemplars, shown_pictures,
 )
-from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip, open_hits_for
+from ..services import (
+    SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_return, hit_skip, hit_skip_undo, open_hits_for,
+)
 from .verify import verify_work
 
 # Where each field's error points to on the labelling page (the error summary links there).
@@ -208,6 +210,7 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("crowd:home")
             else:
                 _sitting_add(request, assignment.hit)
+                request.session.pop("undo_skip", None)  # a submit ends the chance to undo a skip
                 messages.success(request, "Submitted. Thank you!")
                 return _go_on(request, done_hit=assignment.hit_id)
     else:
@@ -226,7 +229,35 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
         "plain": plain, "categories": CATEGORY_CHOICES, "error_summary": _error_summary(form),
         "sitting": _sitting(request, assignment.hit),
         "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),
+        "undo_skip": _undoable_skip(request),
     })
+
+
+def _undoable_skip(request: HttpRequest) -> Skip | None:
+    """The annotator's last skip while it can still be undone (the service checks again on POST)."""
+    skip_id = request.session.get("undo_skip")
+    skip = Skip.objects.filter(pk=skip_id, worker=request.user).select_related("hit").first() if skip_id else None
+    if skip is None or (timezone.now() - skip.created_at).total_seconds() > SKIP_UNDO_SECONDS:
+        request.session.pop("undo_skip", None)
+        return None
+    return skip
+
+
+@login_required
+@require_POST
+def undo_skip(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take back a skip: the HIT again when its slot is still free, else the queue goes on as before."""
+    try:
+        assignment = hit_skip_undo(skip_id=pk, worker=request.user)
+    except CrowdError as exc:
+        messages.error(request, str(exc))
+        return redirect("crowd:home")
+    request.session.pop("undo_skip", None)
+    if assignment is None:
+        messages.info(request, "Skip undone, but the HIT's slots are taken now; it may be offered to you later.")
+        return _go_on(request)
+    messages.success(request, "Skip undone: here is the HIT again.")
+    return redirect("crowd:work", pk=assignment.pk)
 
 
 def _error_summary(form: AnswerForm) -> list[tuple[str, str, str]]:
@@ -259,11 +290,13 @@ def _give_up(request: HttpRequest, pk: int, *, service, done: str) -> HttpRespon
     next HIT (both the same way: the annotator asked for other work, not for the home page)."""
     assignment = _own_assignment(request, pk)
     try:
-        service(assignment_id=pk, worker=request.user)
+        result = service(assignment_id=pk, worker=request.user)
     except CrowdError as exc:
         messages.error(request, str(exc))
         return redirect("crowd:home")
     messages.info(request, done)
+    if service is hit_skip:  # the next page offers "Undo skip" (kept until a submit or SKIP_UNDO_SECONDS)
+        request.session["undo_skip"] = result.pk
     return _go_on(request, done_hit=assignment.hit_id)
 
 
