@@ -101,7 +101,7 @@ def test_the_draft_survives_a_reload_and_an_expiry_and_goes_once_submitted(live_
     # The deadline passes on the server: the submit is refused, the draft is not lost.
     Assignment.objects.filter(pk=pk).update(deadline=timezone.now() - timedelta(seconds=1))
     page.click("#submit-answer")
-    page.wait_for_url(re.compile(r"/crowd/$"))
+    page.wait_for_selector("#expired")  # the expiry page (it offers the HIT again: tests/e2e/test_second_chances.py)
     assert "ran out" in page.content()
     kept = page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('unitcrowd-draft-'))"
                          ".map(k => JSON.parse(localStorage.getItem(k)).word)")
@@ -109,6 +109,7 @@ def test_the_draft_survives_a_reload_and_an_expiry_and_goes_once_submitted(live_
     assert not Annotation.objects.filter(assignment_id=pk).exists()
 
     # A HIT handed in drops its draft.
+    page.click("text=Back to your work")
     nxt = start_working(page)
     page.keyboard.press("6")
     page.keyboard.press("Enter")

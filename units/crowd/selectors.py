@@ -172,3 +172,16 @@ def annotators_overview():
                       n_approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
                       n_rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))
             .order_by("username"))
+
+
+def assignment_retakable(assignment: Assignment, *, now=None) -> bool:
+    """Whether the expiry page may offer "Take this HIT again" (a hint: `assignment_retake` decides under locks)."""
+    now = now or timezone.now()
+    expired = (assignment.status == Assignment.Status.ABANDONED
+               or (assignment.status == Assignment.Status.ACCEPTED and assignment.deadline <= now))
+    hit = assignment.hit
+    if not expired or hit.status == Hit.Status.DISPOSED or hit.expires_at <= now:
+        return False
+    held = (hit.assignments.filter(status__in=Assignment.SLOT_STATUSES)
+            .exclude(status=Assignment.Status.ACCEPTED, deadline__lte=now).count())
+    return held < hit.max_assignments

@@ -346,3 +346,39 @@ def _assignment_revive(*, hit: Hit, worker, now: datetime) -> Assignment | None:
     mine.save(update_fields=["status", "accepted_at", "deadline"])
     hit_sync_status(hit, now=now)
     return mine
+
+
+@transaction.atomic
+def assignment_retake(*, assignment_id: int, worker, now: datetime | None = None) -> Assignment:
+    """Take a HIT again after one's own assignment of it expired (abandoned), when a slot is still free.
+
+    Exactly that case: a HIT the worker returned, skipped, handed in or was blocked from stays theirs no more.
+    The abandoned row itself becomes live again (see SCHEDULER.md), so there is never a second row,
+    let alone two live slots, of one HIT for one worker; locks in the claim's order (profile, then HIT).
+    """
+    now = now or timezone.now()
+    profile = _claimable_profile(worker)
+    AnnotatorProfile.objects.select_for_update().get(pk=profile.pk)
+    found = Assignment.objects.filter(pk=assignment_id).values_list("hit_id", "worker_id").first()
+    if found is None:
+        raise NotFound(f"There is no assignment {assignment_id}.")
+    if found[1] != worker.pk:
+        raise NotAllowed("This assignment belongs to another annotator.")
+    hit = Hit.objects.select_for_update().get(pk=found[0])
+    assignment = Assignment.objects.select_for_update().get(pk=assignment_id)
+    if assignment.status == Assignment.Status.ACCEPTED and assignment.deadline <= now:
+        assignment.status = Assignment.Status.ABANDONED  # expired but not swept yet: that is this case
+        assignment.save(update_fields=["status"])
+    if assignment.status == Assignment.Status.ACCEPTED:
+        raise Conflict("This assignment is still running: go on with it.")
+    if assignment.status != Assignment.Status.ABANDONED or Skip.objects.filter(hit=hit, worker=worker).exists():
+        raise Conflict(f"This assignment is {assignment.get_status_display().lower()}; only a HIT whose time "
+                       "ran out can be taken again.")
+    current = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, deadline__gt=now).first()
+    if current is not None:
+        raise Conflict(f"You are working on HIT {current.hit_id}: hand it in or return it first.")
+    revived = _assignment_revive(hit=hit, worker=worker, now=now)
+    if revived is None:
+        hit_sync_status(hit, now=now)
+        raise Conflict("This HIT has no free slot any more (or it has expired); it went to other annotators.")
+    return revived

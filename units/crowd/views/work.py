@@ -22,10 +22,12 @@ from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
 from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, HitBatch, HitKind, QualificationAttempt, Skip
 from ..selectors import (
-    annotator_current, annotator_recent_work, annotator_stats, hit_pictures, qualification_exemplars, shown_pictures,
+    annotator_current, annotator_recent_work, annotator_stats, assignment_retakable, hit_pictures,
+    qualification_exemplars, shown_pictures,
 )
 from ..services import (
-    SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_return, hit_skip, hit_skip_undo, open_hits_for,
+    SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_retake, assignment_return, hit_skip, hit_skip_undo,
+    open_hits_for,
 )
 from .verify import verify_work
 
@@ -206,6 +208,10 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
                     for error in errors:
                         form.add_error(field if field in form.fields else None, error)
             except CrowdError as exc:
+                assignment.refresh_from_db()
+                if assignment.status in (Assignment.Status.ACCEPTED, Assignment.Status.ABANDONED) \
+                        and assignment.deadline <= timezone.now():
+                    return redirect("crowd:work", pk=assignment.pk)  # the expiry page: draft kept, retake offered
                 messages.error(request, str(exc))
                 return redirect("crowd:home")
             else:
@@ -214,11 +220,14 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Submitted. Thank you!")
                 return _go_on(request, done_hit=assignment.hit_id)
     else:
+        expired = (assignment.status == Assignment.Status.ABANDONED
+                   or (assignment.status == Assignment.Status.ACCEPTED and assignment.deadline <= timezone.now()))
+        if expired:
+            # The answer typed so far is still in the browser's draft: say so, and offer the HIT again if it can be.
+            return render(request, "crowd/expired.html", {
+                "assignment": assignment, "retakable": assignment_retakable(assignment)})
         if assignment.status != Assignment.Status.ACCEPTED:
             messages.info(request, f"This assignment is {assignment.get_status_display().lower()}.")
-            return redirect("crowd:home")
-        if assignment.deadline <= timezone.now():
-            messages.error(request, "The time for this assignment ran out; it has been offered to someone else.")
             return redirect("crowd:home")
         form = AnswerForm(exemplar_ids=ids)
     marked = {str(v) for v in form["non_fitting"].value() or []}
@@ -312,3 +321,18 @@ def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
 @_owner_only
 def skip_hit(request: HttpRequest, pk: int) -> HttpResponse:
     return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.")
+
+
+@login_required
+@require_POST
+@_owner_only
+def retake_assignment(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take the HIT again after this assignment expired; the page restores the browser's draft of the answer."""
+    _own_assignment(request, pk)
+    try:
+        assignment = assignment_retake(assignment_id=pk, worker=request.user)
+    except CrowdError as exc:
+        messages.error(request, str(exc))
+        return redirect("crowd:home")
+    messages.success(request, "The HIT is yours again, with a new deadline.")
+    return redirect("crowd:work", pk=assignment.pk)
