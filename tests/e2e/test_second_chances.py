@@ -52,3 +52,21 @@ def test_an_expired_hit_can_be_taken_again_and_the_draft_comes_back(live_server,
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: f"/assignments/{pk}/" not in url)
     assert Annotation.objects.get(assignment_id=pk).word == "crème brûlée"
+
+
+def test_extend_shows_near_the_end_keeps_the_draft_and_restarts_the_timer(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    pk = start_working(page)
+    assert page.is_hidden("#extend-form")  # 15 minutes left: not offered yet
+    page.fill("#id_word", "zebra")
+    Assignment.objects.filter(pk=pk).update(deadline=timezone.now() + timedelta(seconds=100))
+    page.reload()
+    assert page.is_visible("#extend")
+    assert "Extend by 7 minutes 30 seconds" in page.inner_text("#extend-form")  # half of 15 minutes
+    assert axe_violations(page) == []
+    page.click("#extend")
+    page.wait_for_selector("#time-left")
+    assert int(page.get_attribute("#time-left", "data-seconds")) > 400
+    assert page.query_selector("#extend-form") is None
+    assert page.input_value("#id_word") == "zebra"
+    assert Assignment.objects.get(pk=pk).extended_at is not None

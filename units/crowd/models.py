@@ -125,6 +125,8 @@ class Assignment(models.Model):
     auto_approve_at = models.DateTimeField(null=True, blank=True, db_index=True)
     feedback = models.TextField(blank=True)
     work_seconds = models.FloatField(null=True, blank=True)
+    # When the annotator took the one extension of this window (a retake opens a new window: cleared).
+    extended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -343,7 +343,8 @@ def _assignment_revive(*, hit: Hit, worker, now: datetime) -> Assignment | None:
     if held >= hit.max_assignments:
         return None
     mine.status, mine.accepted_at, mine.deadline = Assignment.Status.ACCEPTED, now, now + hit.assignment_duration
-    mine.save(update_fields=["status", "accepted_at", "deadline"])
+    mine.extended_at = None  # a new window may be extended once again
+    mine.save(update_fields=["status", "accepted_at", "deadline", "extended_at"])
     hit_sync_status(hit, now=now)
     return mine
 
@@ -382,3 +383,36 @@ def assignment_retake(*, assignment_id: int, worker, now: datetime | None = None
         hit_sync_status(hit, now=now)
         raise Conflict("This HIT has no free slot any more (or it has expired); it went to other annotators.")
     return revived
+
+
+# "Extend" is offered in the last EXTEND_WITHIN_SECONDS, once per assignment, by half the assignment's
+# duration but at most EXTEND_MAX_SECONDS (a slot should not be held much past what the requester allowed).
+EXTEND_WITHIN_SECONDS = 120
+EXTEND_MAX_SECONDS = 10 * 60
+
+
+def extension_seconds(hit: Hit) -> int:
+    return min(hit.assignment_duration_seconds // 2, EXTEND_MAX_SECONDS)
+
+
+def assignment_extended(assignment: Assignment) -> bool:
+    return assignment.extended_at is not None
+
+
+@transaction.atomic
+def assignment_extend(*, assignment_id: int, worker, now: datetime | None = None) -> Assignment:
+    """Push the deadline of one's own live assignment by `extension_seconds`, once, in its last 2 minutes."""
+    now = now or timezone.now()
+    assignment = _own_assignment_for_update(assignment_id=assignment_id, worker=worker)  # locks it and its HIT
+    if assignment.status != Assignment.Status.ACCEPTED or assignment.deadline <= now:
+        raise Conflict("Only a running assignment can be extended; this one is not (any more).")
+    if assignment_extended(assignment):
+        raise Conflict("This assignment was extended once already; it cannot be extended again.")
+    left = (assignment.deadline - now).total_seconds()
+    if left > EXTEND_WITHIN_SECONDS:
+        raise Conflict(f"An assignment can be extended in its last {EXTEND_WITHIN_SECONDS // 60} minutes only "
+                       f"({int(left)} s are left).")
+    assignment.deadline += timedelta(seconds=extension_seconds(assignment.hit))
+    assignment.extended_at = now
+    assignment.save(update_fields=["deadline", "extended_at"])
+    return assignment

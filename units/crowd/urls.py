@@ -14,6 +14,7 @@ urlpatterns = [
     path("assignments/<int:pk>/skip/", work.skip_hit, name="skip"),
     path("skips/<int:pk>/undo/", work.undo_skip, name="undo_skip"),
     path("assignments/<int:pk>/retake/", work.retake_assignment, name="retake"),
+    path("assignments/<int:pk>/extend/", work.extend_assignment, name="extend"),
     path("review/", review.review_list, name="review_list"),
     path("review/hits/<int:pk>/", review.review_hit, name="review_hit"),
     path("review/decide/", review.review_decide, name="review_decide"),

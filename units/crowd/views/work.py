@@ -26,8 +26,9 @@ from ..selectors import (
     qualification_exemplars, shown_pictures,
 )
 from ..services import (
-    SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_retake, assignment_return, hit_skip, hit_skip_undo,
-    open_hits_for,
+    EXTEND_WITHIN_SECONDS, SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_extend, assignment_extended,
+    assignment_retake, assignment_return, hit_skip, hit_skip_undo,
+    extension_seconds, open_hits_for,
 )
 from .verify import verify_work
 
@@ -239,7 +240,17 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
         "sitting": _sitting(request, assignment.hit),
         "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),
         "undo_skip": _undoable_skip(request),
+        # The script shows the extend button in the last EXTEND_WITHIN_SECONDS; the service checks again.
+        "extend": None if assignment_extended(assignment) else {
+            "label": _duration_label(extension_seconds(assignment.hit)), "within": EXTEND_WITHIN_SECONDS},
     })
+
+
+def _duration_label(seconds: int) -> str:
+    """"7 minutes 30 seconds", not a rounded "7 minutes": the button promises exactly what it gives."""
+    minutes, rest = divmod(seconds, 60)
+    parts = [f"{minutes} minute{'s' if minutes != 1 else ''}"] if minutes else []
+    return " ".join(parts + ([f"{rest} seconds"] if rest else []))
 
 
 def _undoable_skip(request: HttpRequest) -> Skip | None:
@@ -336,3 +347,18 @@ def retake_assignment(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("crowd:home")
     messages.success(request, "The HIT is yours again, with a new deadline.")
     return redirect("crowd:work", pk=assignment.pk)
+
+
+@login_required
+@require_POST
+@_owner_only
+def extend_assignment(request: HttpRequest, pk: int) -> HttpResponse:
+    """More time, once, near the end; back to the form (the browser's draft fills it in, the timer restarts)."""
+    _own_assignment(request, pk)
+    try:
+        assignment = assignment_extend(assignment_id=pk, worker=request.user)
+    except CrowdError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Extended: you have until {assignment.deadline:%H:%M} UTC.")
+    return redirect("crowd:work", pk=pk)

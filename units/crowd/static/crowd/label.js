@@ -234,9 +234,15 @@
       hitBar.classList.add(cls);
     };
     var clock = function (s) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; };
+    var extendForm = document.getElementById("extend-form");
     var tick = function () {
       var now = Date.now();
       var s = Math.max(0, Math.round((shownEnd - now) / 1000));
+      // Near the end, offer more time (once); the server's own clock decides, so its deadline is used here.
+      if (extendForm && extendForm.hidden && now < serverEnd &&
+          (serverEnd - now) / 1000 <= parseInt(extendForm.dataset.within, 10)) {
+        extendForm.hidden = false;
+      }
       left.textContent = clock(s);
       if (barTime) { barTime.textContent = clock(s) + " left"; }
       if (now >= serverEnd) {
