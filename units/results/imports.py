@@ -13,6 +13,7 @@ from django.utils import timezone
 from tasks.engine.errors import EngineError
 from tasks.engine.tally import read_tally, tally_categories
 from units.crowd.models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
+from units.crowd.validation import clean_word, validate_answer
 from units.dissection.models import Concept, Layer, Unit, UnitConceptScore
 
 from .exports import MTURK_TIME_FORMAT
@@ -92,7 +93,9 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
     (from 0); the marked images likewise `Answer.non_fitting_images` (from 1) or `Answer.non_fitting` (from 0).
 
     Rows already imported (same HIT and worker) are skipped, so importing a file twice is harmless.
-    Returns counts: {"rows", "created", "skipped"}.
+    A word annotators could not have typed (the crowd form's own check, `crowd.validation`) refuses its row
+    only: it is counted in "invalid" with its line in "invalid_lines", and the other rows are imported.
+    Returns {"rows", "created", "skipped", "invalid", "invalid_lines"}.
     """
     path = Path(path)
     try:
@@ -116,6 +119,7 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
     units = {u.index: u for u in layer.units.all()}
     now = timezone.now()
     created = skipped = 0
+    invalid_lines: list[int] = []
     with transaction.atomic():
         batch = HitBatch.objects.create(name=f"imported from {path.name}"[:200], created_by=user)
         batch.layers.add(layer)
@@ -152,6 +156,11 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
             ).exists():
                 skipped += 1
                 continue
+            # The same rule as the annotators' form: an imported word ends up in the same results and exports.
+            word = clean_word(row.get("Answer.word", ""))
+            if validate_answer(word=word, category=category, description="", confidence=None).get("word"):
+                invalid_lines.append(line)
+                continue
             worker = _worker(worker_id)
             accepted = _parse_time(row.get("AcceptTime", "")) or now
             submitted = _parse_time(row.get("SubmitTime", "")) or accepted
@@ -164,7 +173,7 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
             )
             confidence = row.get("Answer.confidence", "").strip()
             annotation = Annotation.objects.create(
-                assignment=assignment, word=row.get("Answer.word", "").strip()[:100], category=category,
+                assignment=assignment, word=word, category=category,
                 description=row.get("Answer.description", "")[:1000],
                 confidence=int(confidence) if confidence.isdigit() else None,
             )
@@ -174,4 +183,5 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
             created += 1
         if not batch.hits.exists():
             batch.delete()  # every row was already known: leave no empty batch behind
-    return {"rows": len(rows), "created": created, "skipped": skipped}
+    return {"rows": len(rows), "created": created, "skipped": skipped, "invalid": len(invalid_lines),
+            "invalid_lines": invalid_lines}

@@ -9,5 +9,9 @@ class Command(LayerFileImportCommand):
 
     def import_file(self, path: str, layer) -> str:
         counts = mturk_import(path=path, layer=layer)
-        return (f"{counts['created']} annotation(s) imported, {counts['skipped']} already known, "
+        invalid = ""
+        if counts["invalid"]:
+            lines = ", ".join(map(str, counts["invalid_lines"][:20])) + (" ..." if counts["invalid"] > 20 else "")
+            invalid = f", {counts['invalid']} refused for an invalid Answer.word (line(s) {lines})"
+        return (f"{counts['created']} annotation(s) imported, {counts['skipped']} already known{invalid}, "
                 f"from {counts['rows']} row(s)")
