@@ -56,3 +56,16 @@ def test_the_command_reports_the_refused_lines(layer, tmp_path):
     assert out.getvalue().startswith(
         "4 annotation(s) imported, 0 already known, 5 refused for an invalid Answer.word (line(s) 3, 5, 6, 8, 10), "
         "from 9 row(s)")
+
+
+def test_the_upload_page_says_how_many_rows_it_refused_and_where(client, layer, tmp_path, media_root):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.factories import make_user
+
+    client.force_login(make_user("rita", requester=True))
+    upload = SimpleUploadedFile("answers.csv", write(tmp_path / "answers.csv").read_bytes(), content_type="text/csv")
+    page = client.post("/results/imports/", {"kind": "mturk", "layer": layer.pk, "file": upload}, follow=True)
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "4 annotation(s) imported from answers.csv (0 already known, 5 refused for an invalid word (lines 3, 5, 6, 8, 10))" in text

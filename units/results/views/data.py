@@ -93,8 +93,10 @@ def imports(request: HttpRequest) -> HttpResponse:
                     done = f"{n} unit label(s) of {layer.name} set from {upload.name}."
                 else:
                     counts = mturk_import(path=path, layer=layer, user=request.user)
+                    refused = (f", {counts['invalid']} refused for an invalid word (lines "
+                               f"{', '.join(map(str, counts['invalid_lines'][:10]))})" if counts.get("invalid") else "")
                     done = (f"{counts['created']} annotation(s) imported from {upload.name} "
-                            f"({counts['skipped']} already known).")
+                            f"({counts['skipped']} already known{refused}).")
             except ResultsError as exc:
                 form.add_error("file", str(exc))
             else:
