@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from annotate_site.paging import page_of
 from annotate_site.roles import requester_required
 
 from . import selectors
@@ -189,8 +190,9 @@ def layer_report(request: HttpRequest, layer_id: int) -> HttpResponse:
     sort = request.GET.get("sort", "unit")
     if sort not in selectors.UNIT_SORTS:
         sort = "unit"
+    page = page_of(request, selectors.layer_units(layer, sort))
     return render(request, "dissection/layer_report.html", {
-        "layer": layer, "units": selectors.layer_units(layer, sort), "sort": sort, "sorts": list(selectors.UNIT_SORTS),
+        "layer": layer, "units": page.object_list, "page": page, "sort": sort, "sorts": list(selectors.UNIT_SORTS),
     })
 
 

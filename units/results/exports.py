@@ -15,7 +15,7 @@ import io
 import json
 import zipfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from pathlib import Path
@@ -35,6 +35,8 @@ from .normalize import fold
 from .selectors import COUNTED_STATUSES, DONE_STATUSES
 
 Progress = Callable[[float], None] | None
+# Rows fetched per database round trip: exports iterate (constant memory) instead of loading every row.
+CHUNK = 2000
 
 LABELLED_COLUMNS = [
     "layer", "unit", "crowd_word", "concept", "category", "category_ds", "agreement", "category_agreement",
@@ -78,14 +80,13 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
-def labelled_rows(units: QuerySet[Unit]) -> list[dict]:
-    """One row per unit; `unit` counts from 1 like the pages and NetDissect's tally.csv."""
-    rows = []
+def labelled_rows(units: QuerySet[Unit]) -> Iterator[dict]:
+    """One row per unit, streamed; `unit` counts from 1 like the pages and NetDissect's tally.csv."""
     verified = _verifications(units)
-    for unit in units.select_related("layer", "aggregate").order_by("layer_id", "index"):
+    for unit in units.select_related("layer", "aggregate").order_by("layer_id", "index").iterator(chunk_size=CHUNK):
         agg = getattr(unit, "aggregate", None)
         checks = verified.get(unit.pk, {})
-        rows.append({
+        yield {
             "layer": unit.layer.name,
             "unit": unit.index + 1,
             "crowd_word": agg.crowd_word if agg else "",
@@ -104,13 +105,12 @@ def labelled_rows(units: QuerySet[Unit]) -> list[dict]:
             "word_match": bool(agg and agg.word_match),
             "category_match": bool(agg and agg.category_match),
             **_verify_columns(checks, "iou"), **_verify_columns(checks, "crowd"),
-        })
-    return rows
+        }
 
 
 def _verifications(units: QuerySet[Unit]) -> dict[int, dict[str, UnitVerification]]:
     out: dict[int, dict[str, UnitVerification]] = {}
-    for row in UnitVerification.objects.filter(unit__in=units):
+    for row in UnitVerification.objects.filter(unit__in=units).iterator(chunk_size=CHUNK):
         out.setdefault(row.unit_id, {})[row.source] = row
     return out
 
@@ -122,24 +122,34 @@ def _verify_columns(checks: dict[str, UnitVerification], source: str) -> dict:
 
 
 def write_units_csv(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
-    rows = labelled_rows(units)
+    total = units.count() if progress else 0
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(LABELLED_COLUMNS)
-        for i, row in enumerate(rows):
+        for i, row in enumerate(labelled_rows(units)):
             writer.writerow([
                 _fmt(v) if isinstance(v, float) else (_flag(v) if isinstance(v, bool) else ("" if v is None else v))
                 for v in (row[c] for c in LABELLED_COLUMNS)
             ])
             if progress and i % 200 == 0:
-                progress(i / max(len(rows), 1))
+                progress(i / max(total, 1))
 
 
 def write_units_json(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
-    rows = labelled_rows(units)
+    """The same bytes as json.dump(..., indent=1) of the whole document, written one unit at a time."""
+    head = json.dumps({"columns": LABELLED_COLUMNS, "unit_numbering": "from 1 (NetDissect)", "units": []},
+                      indent=1, ensure_ascii=False)
+    assert head.endswith('"units": []\n}')
+    total = units.count() if progress else 0
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump({"columns": LABELLED_COLUMNS, "unit_numbering": "from 1 (NetDissect)", "units": rows}, fh,
-                  indent=1, ensure_ascii=False)
+        fh.write(head[: -len("]\n}")])
+        i = -1
+        for i, row in enumerate(labelled_rows(units)):
+            # json.dump nests each unit two levels deep (indent=1): shift the unit's own lines by two spaces.
+            fh.write(("," if i else "") + "\n  " + json.dumps(row, indent=1, ensure_ascii=False).replace("\n", "\n  "))
+            if progress and i % 200 == 0:
+                progress(i / max(total, 1))
+        fh.write("\n ]\n}" if i >= 0 else "]\n}")
 
 
 # --- tally.csv -----------------------------------------------------------------------------------
@@ -162,7 +172,7 @@ def _tally_from_database(layer: Layer) -> tuple[list[str], list[dict]]:
     dataset = layer.job.dataset
     categories = list(dataset.categories) or sorted(set(dataset.concepts.values_list("category", flat=True)))
     rows = []
-    for unit in layer.units.prefetch_related("concept_scores__concept"):
+    for unit in layer.units.prefetch_related("concept_scores__concept").iterator(chunk_size=CHUNK):
         row: dict = {"unit": unit.index + 1, "category": unit.iou_category, "label": unit.iou_label,
                      "score": unit.iou_score}
         for cat in categories:
@@ -183,7 +193,8 @@ def write_tally(path: Path, layer: Layer, progress: Progress = None) -> None:
             header = next(csv.reader(fh))
     else:
         header, rows = _tally_from_database(layer)
-    aggregates = {u.index: getattr(u, "aggregate", None) for u in layer.units.select_related("aggregate")}
+    aggregates = {u.index: getattr(u, "aggregate", None)
+                  for u in layer.units.select_related("aggregate").iterator(chunk_size=CHUNK)}
     iou_checks = {index: accepted for index, accepted in UnitVerification.objects.filter(
         unit__layer=layer, source="iou").values_list("unit__index", "accepted_mv")}
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -219,7 +230,7 @@ def _approval_rates(worker_ids: set[int]) -> dict[int, dict[str, str]]:
     now = timezone.now()
     windows = {"LifetimeApprovalRate": None, "Last30DaysApprovalRate": 30, "Last7DaysApprovalRate": 7}
     rows = Assignment.objects.filter(worker_id__in=worker_ids, status__in=DONE_STATUSES).values(
-        "worker_id", "status", "submitted_at")
+        "worker_id", "status", "submitted_at").iterator(chunk_size=CHUNK)
     counters: dict[int, dict[str, Counter]] = {w: {k: Counter() for k in windows} for w in worker_ids}
     for r in rows:
         for key, days in windows.items():
@@ -238,8 +249,11 @@ def mturk_assignments(hits: QuerySet[Hit]) -> QuerySet[Assignment]:
 
 
 def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> None:
-    assignments = list(mturk_assignments(hits))
-    rates = _approval_rates({a.worker_id for a in assignments})
+    query = mturk_assignments(hits)
+    # The workers (few) are read up front for their approval rates; the assignments (many) are streamed.
+    rates = _approval_rates(set(query.order_by().values_list("worker_id", flat=True).distinct()))
+    total = query.count() if progress else 0
+    assignments = query.iterator(chunk_size=CHUNK)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=MTURK_ALL_COLUMNS)
         writer.writeheader()
@@ -274,7 +288,7 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
             }
             writer.writerow(row)
             if progress and i % 200 == 0:
-                progress(i / max(len(assignments), 1))
+                progress(i / max(total, 1))
 
 
 def _absolute(url: str) -> str:
@@ -310,24 +324,27 @@ def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) ->
     from units.crowd.models import Annotation
 
     media = Path(settings.MEDIA_ROOT)
-    units = list(units.select_related("layer").prefetch_related("exemplars").order_by("layer_id", "index"))
+    total = units.count() if progress else 0
     annotations = (
         Annotation.objects.filter(assignment__hit__unit__in=units, assignment__status__in=COUNTED_STATUSES,
                                   assignment__hit__kind="label")
         .select_related("assignment__hit__unit__layer").order_by("assignment__hit__unit__layer_id",
                                                                  "assignment__hit__unit__index", "id")
+        .only("word", "description", "assignment__hit__unit__index", "assignment__hit__unit__layer__name")
     )
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(["layer", "unit", "summary"])
-        for ann in annotations:
-            unit = ann.assignment.hit.unit
-            writer.writerow([unit.layer.name, unit.index, fold(ann.description or ann.word).strip()])
-        zf.writestr("annotations.csv", text.getvalue())
+        # Written into the archive as the rows arrive (force_zip64: the size is not known in advance).
+        with zf.open("annotations.csv", "w", force_zip64=True) as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+            writer = csv.writer(text)
+            writer.writerow(["layer", "unit", "summary"])
+            for ann in annotations.iterator(chunk_size=CHUNK):
+                unit = ann.assignment.hit.unit
+                writer.writerow([unit.layer.name, unit.index, fold(ann.description or ann.word).strip()])
         zf.writestr("README.txt", MILAN_README)
         per_layer: dict[str, io.StringIO] = {}
-        for i, unit in enumerate(units):
+        units = units.select_related("layer").prefetch_related("exemplars").order_by("layer_id", "index")
+        for i, unit in enumerate(units.iterator(chunk_size=200)):
             listing = per_layer.setdefault(unit.layer.name, io.StringIO())
             lw = csv.writer(listing)
             if listing.tell() == 0:
@@ -351,7 +368,7 @@ def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) ->
                     image_name = mask_name = ""  # picture missing on disk: listed, not packed
                 lw.writerow([unit.index, ex.rank, ex.image_index, ex.image_name, image_name, mask_name])
             if progress and i % 20 == 0:
-                progress(i / max(len(units), 1))
+                progress(i / max(total, 1))
         for layer_name, listing in per_layer.items():
             zf.writestr(f"{layer_name}/exemplars.csv", listing.getvalue())
 

@@ -13,7 +13,8 @@ class SynonymForm(forms.Form):
 
 class ExportForm(forms.Form):
     kind = forms.ChoiceField(choices=ExportJob.Kind.choices)
-    job = forms.ModelChoiceField(queryset=DissectionJob.objects.all(), required=False)
+    # Choice labels name the network and dataset: fetch them with the jobs, not once per option.
+    job = forms.ModelChoiceField(queryset=DissectionJob.objects.select_related("network", "dataset"), required=False)
     layer = forms.ModelChoiceField(queryset=Layer.objects.select_related("job__network"), required=False)
 
 

@@ -22,8 +22,9 @@ DONE_STATUSES = (Assignment.Status.SUBMITTED, Assignment.Status.APPROVED, Assign
 
 
 def vocabulary_for(dataset: ProbeDataset) -> Vocabulary:
-    names = dataset.concepts.values_list("name", flat=True)
-    synonyms = dict(dataset.synonyms.values_list("word", "target"))
+    # .all() rather than values_list so that a list of layers can prefetch every dataset's words at once.
+    names = [c.name for c in dataset.concepts.all()]
+    synonyms = {s.word: s.target for s in dataset.synonyms.all()}
     return Vocabulary(names, synonyms)
 
 
@@ -51,8 +52,19 @@ def top_exemplar_counts(unit_ids) -> dict[int, int]:
     return {r["unit_id"]: r["n"] for r in rows}
 
 
-def layer_units(layer: Layer) -> QuerySet[Unit]:
+def layer_units(layer: Layer) -> QuerySet[Unit] | list[Unit]:
+    # with_layer_units() fetched them for a whole page of layers in one query.
+    if hasattr(layer, "ordered_units"):
+        return layer.ordered_units
     return layer.units.select_related("aggregate").order_by("index")
+
+
+def with_layer_units(layers: QuerySet[Layer]) -> QuerySet[Layer]:
+    """Layers with their units, aggregates and vocabulary prefetched: comparisons of many layers in few queries."""
+    return layers.prefetch_related(
+        Prefetch("units", queryset=Unit.objects.select_related("aggregate").order_by("index"), to_attr="ordered_units"),
+        "job__dataset__concepts", "job__dataset__synonyms",
+    )
 
 
 def layer_comparison(layer: Layer, vocab: Vocabulary | None = None) -> LayerComparison:
@@ -89,7 +101,7 @@ def detector_counts(layer: Layer) -> dict:
         if agg and agg.interpretable:
             crowd_units += 1
             crowd_by_cat.setdefault(normalize_category(agg.category_mv), set()).add(agg.concept or agg.crowd_word)
-    n = layer.units.count()
+    n = len(units) if isinstance(units := layer_units(layer), list) else units.count()
     return {
         "n_units": n,
         # "covering m concepts" counts each concept once, even when units gave it different categories.
@@ -108,17 +120,22 @@ def agreement_histogram(layer: Layer, bins: int = 10) -> list[int]:
 
 
 def jobs_overview() -> list[dict]:
-    jobs = DissectionJob.objects.select_related("network", "dataset").order_by("-created_at")[:50]
-    out = []
-    for job in jobs:
-        hits = Hit.objects.filter(unit__layer__job=job)
-        total = hits.count()
-        done = hits.annotate(
-            n_done=Count("assignments", filter=Q(assignments__status__in=COUNTED_STATUSES))
-        ).filter(n_done__gte=F("max_assignments")).count()
-        out.append({"job": job, "hits_total": total, "hits_done": done,
-                    "layers": list(job.layer_set.all())})
-    return out
+    """The latest 50 jobs with their HIT counts: a fixed number of queries however many jobs and HITs."""
+    jobs = list(DissectionJob.objects.select_related("network", "dataset").prefetch_related("layer_set")
+                .order_by("-created_at")[:50])
+    hits = Hit.objects.filter(unit__layer__job__in=jobs)
+    done = hits.annotate(
+        n_done=Count("assignments", filter=Q(assignments__status__in=COUNTED_STATUSES))
+    ).filter(n_done__gte=F("max_assignments"))
+    totals = _hits_per_job(hits)
+    done_per_job = _hits_per_job(Hit.objects.filter(pk__in=done.values("pk")))
+    return [{"job": job, "hits_total": totals.get(job.pk, 0), "hits_done": done_per_job.get(job.pk, 0),
+             "layers": list(job.layer_set.all())} for job in jobs]
+
+
+def _hits_per_job(hits: QuerySet[Hit]) -> dict[int, int]:
+    rows = hits.order_by().values("unit__layer__job").annotate(n=Count("id"))
+    return {r["unit__layer__job"]: r["n"] for r in rows}
 
 
 def assignments_per_hour(hours: int = 24) -> list[tuple[str, int]]:
@@ -138,18 +155,26 @@ def active_annotators(hours: int = 24) -> int:
     )
 
 
-def annotator_rows() -> list[dict]:
-    """The annotators table: counts, gold accuracy, Dawid-Skene skill, median seconds per HIT (two queries)."""
-    User = get_user_model()
-    skills = {s.worker_id: s for s in AnnotatorSkill.objects.all()}
+def annotators_with_work() -> QuerySet:
+    """Users with submitted work, by name: what the results annotators page pages through."""
+    done = Assignment.objects.filter(status__in=DONE_STATUSES).values("worker_id")
+    return get_user_model().objects.filter(pk__in=done).order_by("username")
+
+
+def annotator_rows(workers=None) -> list[dict]:
+    """The annotators table: counts, gold accuracy, Dawid-Skene skill, median seconds per HIT (three queries).
+    `workers`: the users to show (a page of annotators_with_work()); all of them when None."""
+    workers = list(annotators_with_work() if workers is None else workers)
+    ids = [w.pk for w in workers]
+    skills = {s.worker_id: s for s in AnnotatorSkill.objects.filter(worker_id__in=ids)}
     per_worker: dict[int, list[dict]] = {}
-    for a in Assignment.objects.filter(status__in=DONE_STATUSES).values(
+    for a in Assignment.objects.filter(status__in=DONE_STATUSES, worker_id__in=ids).values(
         "worker_id", "status", "work_seconds", "accepted_at", "submitted_at"
     ):
         per_worker.setdefault(a["worker_id"], []).append(a)
     rows = []
-    for worker in User.objects.filter(pk__in=per_worker).order_by("username"):
-        assignments = per_worker[worker.pk]
+    for worker in workers:
+        assignments = per_worker.get(worker.pk, [])
         status_counts = Counter(a["status"] for a in assignments)
         # Server-measured time on task (accept to submit) when the crowd app recorded it.
         times = [

@@ -53,11 +53,24 @@ def verification_run_layer(*, layer: Layer, run: AggregationRun | None = None) -
     return verification_table(layer)
 
 
-def verification_table(layer: Layer) -> list[dict]:
+STORED_FIELDS = ("source", "n_yes", "n_no", "n_unsure", "accepted_mv", "accepted_ds", "agreement")
+
+
+def stored_verifications(layers: list[Layer]) -> dict[int, list[tuple]]:
+    """layer id -> its stored verdict rows, for a page of layers in one query (see verification_table)."""
+    out: dict[int, list[tuple]] = {layer.pk: [] for layer in layers}
+    for layer_id, *row in UnitVerification.objects.filter(unit__layer__in=layers).values_list(
+            "unit__layer_id", *STORED_FIELDS):
+        out[layer_id].append(tuple(row))
+    return out
+
+
+def verification_table(layer: Layer, stored: list[tuple] | None = None) -> list[dict]:
     """Per label source: units judged, labels accepted (majority vote, Dawid-Skene), precision, unsure answers,
-    human consistency. Sources without a verify HIT on this layer are left out, except IoU and crowd."""
-    stored = UnitVerification.objects.filter(unit__layer=layer).values_list(
-        "source", "n_yes", "n_no", "n_unsure", "accepted_mv", "accepted_ds", "agreement")
+    human consistency. Sources without a verify HIT on this layer are left out, except IoU and crowd.
+    `stored`: this layer's rows from stored_verifications, when a caller fetched many layers at once."""
+    if stored is None:
+        stored = UnitVerification.objects.filter(unit__layer=layer).values_list(*STORED_FIELDS)
     results = [(source, verdicts.VerdictResult(task=None, n_yes=y, n_no=n, n_unsure=u, accepted_mv=mv,
                                                accepted_ds=ds, agreement=agreement))
                for source, y, n, u, mv, ds, agreement in stored]

@@ -35,13 +35,18 @@ class SubmitIn(serializers.Serializer):
 
 class HitBatchSerializer(serializers.ModelSerializer):
     layers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
-    hits = serializers.IntegerField(source="hits.count", read_only=True)
+    hits = serializers.SerializerMethodField()
 
     class Meta:
         model = HitBatch
         fields = ["id", "name", "layers", "assignments_per_hit", "reward", "lifetime_seconds",
                   "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "sentinels",
                   "kind", "created_at", "hits"]
+
+    def get_hits(self, batch) -> int:
+        # The list annotates n_hits in its one query; a single batch (just published) counts its own.
+        n = getattr(batch, "n_hits", None)
+        return batch.hits.count() if n is None else n
 
 
 class PublishSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@ as the pages), HIT batches (publish), HITs, assignments and annotations. Request
 annotators only their own assignments and annotations."""
 from __future__ import annotations
 
+from django.db.models import Count
 import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -134,7 +135,7 @@ class SkipView(APIView):
 class HitBatchViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = REQUESTERS
     serializer_class = HitBatchSerializer
-    queryset = HitBatch.objects.prefetch_related("layers").order_by("-created_at", "-id")
+    queryset = HitBatch.objects.prefetch_related("layers").annotate(n_hits=Count("hits")).order_by("-created_at", "-id")
 
     def create(self, request, *args, **kwargs):
         data = PublishSerializer(data=request.data)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from units.dissection.models import Unit
+from annotate_site.paging import page_of
 from annotate_site.roles import requester_required
 
 from .. import accounts
@@ -25,9 +25,10 @@ MAX_ID = 2**63 - 1  # the largest primary key a BigAutoField (and SQLite) can ho
 
 @requester_required
 def review_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(hits_for_review(), 50).get_page(request.GET.get("page"))
-    waiting = Assignment.objects.filter(status=Assignment.Status.SUBMITTED).select_related(
-        "hit__unit__layer", "worker", "annotation")[:200]
+    page = page_of(request, hits_for_review())
+    # Two lists on one page, each paged by its own parameter.
+    waiting = page_of(request, Assignment.objects.filter(status=Assignment.Status.SUBMITTED).select_related(
+        "hit__unit__layer", "worker", "annotation").order_by("id"), param="waiting_page")
     return render(request, "crowd/review_list.html", {"page": page, "waiting": waiting,
                                                       "selected": _selected(request)})
 
@@ -94,7 +95,8 @@ def _keep_selection(back: str, ids: list[int]) -> str:
 
 @requester_required
 def annotators(request: HttpRequest) -> HttpResponse:
-    return render(request, "crowd/annotators.html", {"annotators": annotators_overview()})
+    page = page_of(request, annotators_overview())
+    return render(request, "crowd/annotators.html", {"annotators": page.object_list, "page": page})
 
 
 @requester_required

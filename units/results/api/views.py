@@ -18,8 +18,8 @@ from units.dissection.api.filters import strict_boolean
 from units.dissection.models import Layer
 
 from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
-from ..selectors import detector_counts, layer_comparison
-from ..verification import verification_table
+from ..selectors import detector_counts, layer_comparison, with_layer_units
+from ..verification import stored_verifications, verification_table
 from ..services import ResultsError, aggregation_request, export_create, synonym_delete, synonym_set
 from .serializers import (
     AggregateRequestSerializer, AggregationRunSerializer, ComparisonSerializer, ExportSerializer, LabelSerializer,
@@ -81,9 +81,9 @@ class AggregationRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
         return Response({"queued_layers": layers}, status=status.HTTP_202_ACCEPTED)
 
 
-def comparison_payload(layer: Layer) -> dict:
+def comparison_payload(layer: Layer, stored: list[tuple] | None = None) -> dict:
     return {"layer": layer.pk, "layer_name": layer.name, "job": layer.job_id, **layer_comparison(layer).as_dict(),
-            "detectors": detector_counts(layer), "verification": verification_table(layer)}
+            "detectors": detector_counts(layer), "verification": verification_table(layer, stored)}
 
 
 class ComparisonViewSet(viewsets.GenericViewSet):
@@ -95,8 +95,10 @@ class ComparisonViewSet(viewsets.GenericViewSet):
     filterset_fields = ["job"]
 
     def list(self, request):
-        layers = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response([comparison_payload(layer) for layer in layers])
+        # A page of layers in a fixed number of queries: units, vocabularies and verdicts fetched for all of them.
+        layers = self.paginate_queryset(with_layer_units(self.filter_queryset(self.get_queryset())))
+        stored = stored_verifications(layers)
+        return self.get_paginated_response([comparison_payload(layer, stored[layer.pk]) for layer in layers])
 
     def retrieve(self, request, pk=None):
         return Response(comparison_payload(self.get_object()))

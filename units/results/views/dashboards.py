@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from units.dissection.models import Exemplar, Layer, Unit
+from annotate_site.paging import page_of
 from annotate_site.roles import requester_required
 
 from .. import charts
@@ -14,8 +15,8 @@ from ..services import aggregation_request
 from ..verification import unit_verifications, verification_table
 from ..models import AggregationRun, ExportJob
 from ..selectors import (
-    active_annotators, agreement_histogram, annotator_rows, assignments_per_hour, detector_counts, jobs_overview,
-    layer_comparison, layer_units, unit_annotations,
+    active_annotators, agreement_histogram, annotator_rows, annotators_with_work, assignments_per_hour,
+    detector_counts, jobs_overview, layer_comparison, layer_units, unit_annotations,
 )
 
 
@@ -52,7 +53,8 @@ def layer_detail(request: HttpRequest, layer_id: int) -> HttpResponse:
         # An accuracy of 0.00 reads as "the crowd is always wrong"; before any answer it is "no answer yet".
         "crowd_answered": layer.units.filter(aggregate__n_annotations__gt=0).exists(),
         "confusion_columns": list(next(iter(comparison.confusion.values()), {}).keys()),
-        "units": layer_units(layer),
+        "units": (page := page_of(request, layer_units(layer))).object_list,
+        "page": page,
         "last_run": layer.aggregation_runs.first(),
         "export_kinds": ExportJob.Kind.choices,
         "verification": verification_table(layer),
@@ -77,7 +79,9 @@ def layer_aggregate(request: HttpRequest, layer_id: int) -> HttpResponse:
 
 @requester_required
 def annotators(request: HttpRequest) -> HttpResponse:
-    return render(request, "results/annotators.html", {"rows": annotator_rows()})
+    # Page the annotators first, then compute the rows of that page only.
+    page = page_of(request, annotators_with_work())
+    return render(request, "results/annotators.html", {"rows": annotator_rows(page.object_list), "page": page})
 
 
 @requester_required

@@ -3,12 +3,15 @@ a running site, print throughput, latency percentiles, correctness counts and ag
 
     python manage.py loadtest --url http://127.0.0.1:8011 --annotators 64 --duration 90
     python manage.py loadtest --no-load            # only compare aggregation methods, no site
+    python manage.py loadtest --export-memory 100000   # peak RSS of each export of 100,000 annotations
     make stack && make loadtest                    # the production-shaped stack on this machine
 
 It must use the site's database (same DATABASE_URL): it seeds the rows there and reads them back.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import secrets
 import time
@@ -19,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from units.results.loadtest.checks import correctness, failures, latency_rows, layer_accuracy
 from units.results.loadtest.crowd import make_crowd, simulate_table
 from units.results.loadtest.driver import drive
+from units.results.loadtest.export_memory import export_jobs, measure, run_child, seed_annotations
 from units.results.loadtest.seed import loadtest_seed
 
 ACCURACIES = (0.6, 0.75, 0.9)
@@ -71,10 +75,19 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--no-load", action="store_true", help="only compare aggregation methods in-process")
         parser.add_argument("--check", action="store_true", help="exit 1 when a correctness count is not zero")
+        parser.add_argument("--export-memory", type=int, metavar="N", nargs="?", const=100000,
+                            help="seed N annotations (default 100000) and print each export's peak RSS")
+        parser.add_argument("--export-child", type=int, help=argparse.SUPPRESS)  # one measured export run
         parser.add_argument("--pidfile", action="append", default=[],
                             help="NAME=FILE of a server process (with its children) whose RSS and CPU to report")
 
     def handle(self, *args, **opts):
+        if opts["export_child"]:
+            self.stdout.write(json.dumps(run_child(opts["export_child"])))
+            return
+        if opts["export_memory"] is not None:
+            self._export_memory(opts["export_memory"])
+            return
         if opts["annotators"] < 1 or opts["duration"] <= 0 or opts["hits"] < 1 or opts["assignments"] < 1:
             raise CommandError("--annotators, --duration, --hits and --assignments must be positive.")
         if not 0 <= opts["accuracy"] <= 1 or not 0 <= opts["spammers"] <= 1:
@@ -82,6 +95,19 @@ class Command(BaseCommand):
         if not opts["no_load"]:
             self._load(opts)
         self._quality_table(opts)
+
+    def _export_memory(self, n: int) -> None:
+        if n < 1:
+            raise CommandError("--export-memory takes a positive number of annotations.")
+        started = time.monotonic()
+        layer_id, batch_id = seed_annotations(n)
+        self.stdout.write(f"seeded {n} annotations in {time.monotonic() - started:.0f} s; "
+                          "each export runs in a fresh process (peak RSS = ru_maxrss)")
+        self.stdout.write(f"{'export':<12} {'RSS before MB':>14} {'peak MB':>8} {'delta MB':>9} {'file MB':>8}")
+        for export in export_jobs(layer_id, batch_id):
+            r = measure(export)
+            self.stdout.write(f"{r['kind']:<12} {r['before_mib']:>14.1f} {r['peak_mib']:>8.1f} "
+                              f"{r['peak_mib'] - r['before_mib']:>9.1f} {r['bytes'] / 2**20:>8.1f}")
 
     def _quality_table(self, opts) -> None:
         rows = simulate_table(n_units=opts["hits"], redundancy=opts["assignments"], accuracies=ACCURACIES,
