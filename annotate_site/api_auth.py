@@ -18,6 +18,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from .throttling import lockout_response
+from .tokens import TokenAuthentication, tokens_sweep_expired
 
 
 class TokenIn(serializers.Serializer):
@@ -48,6 +49,7 @@ class TokenView(APIView):
         profile = getattr(user, "annotator_profile", None)
         if profile is not None and profile.blocked_at is not None:
             return Response({"detail": "This account is blocked."}, status=status.HTTP_403_FORBIDDEN)
+        tokens_sweep_expired(user=user)
         instance, token = AuthToken.objects.create(user=user, expiry=knox_settings.TOKEN_TTL)
         return Response({"token": token, "expiry": instance.expiry})
 
@@ -56,7 +58,11 @@ class TokenView(APIView):
 class TokenLogoutView(LogoutView):
     """Revokes the token the request was made with."""
 
+    authentication_classes = (TokenAuthentication,)
+
 
 @extend_schema_view(post=extend_schema(request=None, responses={204: None}))
 class TokenLogoutAllView(LogoutAllView):
     """Revokes every token of the user."""
+
+    authentication_classes = (TokenAuthentication,)

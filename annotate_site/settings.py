@@ -247,7 +247,7 @@ if not SITE_URL.startswith(("http://", "https://")) or " " in SITE_URL:
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "annotate_site.tokens.TokenAuthentication",  # knox, minus a query per request
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,

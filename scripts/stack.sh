@@ -50,9 +50,8 @@ case "${1:-up}" in
     stop
     services
     "$BIN/python" manage.py migrate --noinput -v 0
-    # gthread: a worker serves another request while one waits on PostgreSQL (STACK_THREADS=1: sync).
-    "$BIN/gunicorn" annotate_site.wsgi --workers 4 --worker-class gthread --threads "${STACK_THREADS:-4}" \
-      --bind "127.0.0.1:$PORT" --keep-alive 75 --daemon \
+    "$BIN/gunicorn" annotate_site.wsgi --workers "${STACK_WORKERS:-4}" --worker-class "${STACK_WORKER_CLASS:-gthread}" \
+      --threads "${STACK_THREADS:-4}" --bind "127.0.0.1:$PORT" --keep-alive 75 --daemon \
       --pid "$DIR/gunicorn.pid" --error-logfile "$DIR/gunicorn.log" --timeout 60
     "$BIN/celery" -A annotate_site worker -Q gpu,default --concurrency 1 --detach \
       --pidfile "$DIR/celery.pid" --logfile "$DIR/celery.log" --loglevel WARNING

@@ -55,6 +55,23 @@ def test_an_expired_token_answers_401(annotator):
     assert not AuthToken.objects.filter(user=annotator).exists()  # knox deletes it on sight
 
 
+def test_expired_tokens_are_refused_and_swept_when_a_new_token_is_issued_not_on_every_request(annotator):
+    old, live = get_token("annie").json()["token"], get_token("annie").json()["token"]
+    stale = AuthToken.objects.filter(user=annotator).order_by("created").first()
+    AuthToken.objects.filter(pk=stale.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    assert can_use(live) == 200
+    assert AuthToken.objects.filter(pk=stale.pk).exists()  # no per-request sweep of the other tokens
+    assert can_use(old) == 401  # ... but the expired one itself is refused, and deleted
+    assert not AuthToken.objects.filter(pk=stale.pk).exists()
+    again = get_token("annie").json()["token"]
+    AuthToken.objects.filter(user=annotator).exclude(digest__in=[
+        t.digest for t in AuthToken.objects.filter(user=annotator).order_by("-created")[:1]]).update(
+        expiry=timezone.now() - timedelta(seconds=1))  # every token but the newest has expired
+    get_token("annie")  # issuing a token sweeps the user's expired ones
+    assert AuthToken.objects.filter(user=annotator).count() == 2  # the newest before, and the new one
+    assert can_use(again) == 200 and can_use(live) == 401
+
+
 def test_tokens_expire_after_the_configured_time(annotator, settings):
     get_token("annie")
     row = AuthToken.objects.get(user=annotator)

@@ -45,6 +45,31 @@ def test_many_completed_hits_of_a_layer_queue_one_delayed_run_and_none_runs_in_t
     assert len(queued) == 2 and queued[1][2][0] == extra[0].unit.layer_id
 
 
+def test_a_layer_whose_runs_are_slow_is_aggregated_less_often(queued, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=2)
+    hits = make_hits(job, assignments=1)
+    layer = job.layer_set.get()
+    started = timezone.now() - timedelta(minutes=1)
+    # A fast last run (0.2 s): the configured 5 s delay stands (10 x 0.2 = 2 s is shorter).
+    AggregationRun.objects.create(layer=layer, status=AggregationRun.Status.SUCCEEDED, started_at=started,
+                                  finished_at=started + timedelta(seconds=0.2))
+    with django_capture_on_commit_callbacks(execute=True):
+        answer(hits[0], make_user("s0"), "dog", "object")
+    assert queued[-1][0] == 5.0
+    aggregation_run_scheduled(layer_id=layer.pk)
+    # The run just made is the last one now; make it look slow (1.5 s): the next waits 10 x 1.5 = 15 s.
+    run = AggregationRun.objects.filter(layer=layer).order_by("-started_at").first()
+    AggregationRun.objects.filter(pk=run.pk).update(finished_at=run.started_at + timedelta(seconds=1.5))
+    before = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer(hits[1], make_user("s1"), "cat", "object")
+    assert queued[-1][0] == pytest.approx(15.0)
+    due = AggregationSchedule.objects.get(layer=layer).due_at
+    assert timedelta(seconds=14) < due - before < timedelta(seconds=16)
+
+
 def test_a_run_due_while_another_run_of_the_layer_is_in_progress_is_queued_again(queued):
     job = make_job(layers={"conv3": 1}, exemplars_per_unit=2)
     layer = job.layer_set.get()

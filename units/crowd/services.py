@@ -6,10 +6,12 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+
+from units.dissection.models import Unit
 
 from .accounts import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
@@ -75,10 +77,42 @@ def _gold_due(worker, rate: float) -> bool:
     """Keep each worker's share of gold assignments near `rate` (deterministic, no dice)."""
     if rate <= 0:
         return False
-    taken = Assignment.objects.filter(worker=worker).aggregate(
-        total=Count("pk"), gold=Count("pk", filter=Q(hit__is_gold=True) | Q(hit__unit__is_gold=True))
-    )
-    return taken["gold"] < rate * (taken["total"] + 1)
+    # Plain SQL on the claim's hot path: the ORM spent more CPU building this join than the database
+    # spent running it (profile in SCHEDULER.md). Same rows as Assignment(worker) x Hit x Unit.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN h.is_gold OR u.is_gold THEN 1 ELSE 0 END), 0) "
+            f"FROM {Assignment._meta.db_table} a JOIN {Hit._meta.db_table} h ON h.id = a.hit_id "
+            f"JOIN {Unit._meta.db_table} u ON u.id = h.unit_id WHERE a.worker_id = %s", [worker.pk])
+        total, gold = cursor.fetchone()
+    return gold < rate * (total + 1)
+
+
+def _likely_shortlist(worker, *, now: datetime, gold_first: bool, rng: random.Random) -> list[int]:
+    """`_shortlist(_likely_open_hits_for(...))` in one plain SQL query (the claim's hot path).
+
+    The same rows and order as the ORM version (a test compares both on every case): HITs whose kept
+    status is assignable, alive, never taken or skipped by the worker, not a unit of their
+    qualification test; the wanted gold group first, then by id, the first CLAIM_WINDOW of them.
+    """
+    hits, units = Hit._meta.db_table, Unit._meta.db_table
+    skipped = _qualification_units(worker)
+    params: list = [Hit.Status.ASSIGNABLE, connection.ops.adapt_datetimefield_value(now), worker.pk, worker.pk]
+    not_seen = ""
+    if skipped:
+        not_seen = f" AND h.unit_id NOT IN ({', '.join(['%s'] * len(skipped))})"
+        params.extend(sorted(skipped))
+    order = "DESC" if gold_first else "ASC"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT h.id, CASE WHEN h.is_gold OR u.is_gold THEN 1 ELSE 0 END AS gold "
+            f"FROM {hits} h JOIN {units} u ON u.id = h.unit_id "
+            f"WHERE h.status = %s AND h.expires_at > %s"
+            f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
+            f" AND NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s WHERE s.hit_id = h.id AND s.worker_id = %s)"
+            f"{not_seen} ORDER BY gold {order}, h.id LIMIT {CLAIM_WINDOW}", params)
+        rows = [(pk, bool(gold)) for pk, gold in cursor.fetchall()]
+    return _pick(rows, gold_first=gold_first, rng=rng)
 
 
 def _claimable_profile(worker) -> AnnotatorProfile:
@@ -108,34 +142,61 @@ def _shortlist(queryset: QuerySet[Hit], *, gold_first: bool, rng: random.Random)
     gold = ExpressionWrapper(Q(is_gold=True) | Q(unit__is_gold=True), output_field=BooleanField())
     preferred = F("gold").desc() if gold_first else F("gold").asc()  # the wanted group fills the window first
     rows = list(queryset.annotate(gold=gold).order_by(preferred, "pk").values_list("pk", "gold")[:CLAIM_WINDOW])
+    return _pick(rows, gold_first=gold_first, rng=rng)
+
+
+def _pick(rows: list[tuple[int, bool]], *, gold_first: bool, rng: random.Random) -> list[int]:
     groups = {True: [pk for pk, g in rows if g], False: [pk for pk, g in rows if not g]}
     for ids in groups.values():
         rng.shuffle(ids)
     return (groups[gold_first] + groups[not gold_first])[:CLAIM_CANDIDATES]
 
 
+def _locked_claimable_profile(worker) -> AnnotatorProfile:
+    """The worker's profile row, locked (it serialises one worker's claims: double clicks, two tabs),
+    and checked in the same query: blocked or unqualified workers get no HIT."""
+    profile = AnnotatorProfile.objects.select_for_update().filter(user=worker).first()
+    if profile is None:  # first claim of an account made without a profile: create it, then lock it
+        profile = AnnotatorProfile.objects.select_for_update().get(pk=profile_get(worker).pk)
+    if profile.is_blocked:
+        raise NotAllowed("Your account is blocked from new HITs. Contact the requesters if you think this is wrong.")
+    if not profile.is_qualified:
+        raise NotAllowed("Pass the qualification test first: only qualified annotators get HITs.")
+    return profile
+
+
+# What the claim's answer shows (unit, layer, batch): loaded with the HIT, so the view needs no second read.
+HIT_SHOWN = ("unit__layer", "batch")
+
+
 def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | None:
-    """The worker's next assignment (their unfinished one first), or None when there is no work."""
+    """The worker's next assignment (their unfinished one first), or None when there is no work.
+
+    The assignment comes with its HIT, unit, layer and batch loaded (HIT_SHOWN)."""
     now = now or timezone.now()
-    profile = _claimable_profile(worker)
     if _reclaim_due(now):
         assignments_reclaim_expired(now=now)
     rng = random.Random()
     with transaction.atomic():
-        # Serialise claims of one worker (double clicks, two tabs): they must not take two HITs at once.
-        AnnotatorProfile.objects.select_for_update().get(pk=profile.pk)
-        current = (Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, deadline__gt=now)
-                   .select_related("hit").first())
+        _locked_claimable_profile(worker)
+        live = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, deadline__gt=now)
+        current = live.values_list("pk", flat=True).first()  # a plain query first: usually there is none
         if current is not None:
-            return current
+            return Assignment.objects.select_related(*(f"hit__{name}" for name in HIT_SHOWN)).get(pk=current)
         gold_first = _gold_due(worker, CrowdSettings.load().gold_rate)
+
+        def exact() -> list[int]:
+            return _shortlist(open_hits_for(worker, now=now), gold_first=gold_first, rng=rng)
+
+        def likely() -> list[int]:
+            return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng)
+
         # The shortlist by kept status first; the exact per-HIT count only when it finds nothing,
         # so "no work" is never answered while a slot is free.
-        for shortlist in (_likely_open_hits_for, open_hits_for):
-            candidates = shortlist(worker, now=now)
+        for shortlist in (likely, exact):
             for attempt in range(CLAIM_ROUNDS):
                 busy = False
-                for hit_id in _shortlist(candidates, gold_first=gold_first, rng=rng):
+                for hit_id in shortlist():
                     assignment, locked = _claim_hit(hit_id=hit_id, worker=worker, now=now)
                     if assignment is not None:
                         return assignment
@@ -156,8 +217,11 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
     so two claims can never both see the last free slot. skip_locked lets a busy HIT be passed
     over instead of queuing every annotator behind it (PostgreSQL; SQLite serialises writers).
     """
-    with transaction.atomic():
-        hit = (Hit.objects.select_for_update(skip_locked=True)
+    # Called inside the claim's transaction: no savepoint of its own (nothing here needs rolling back
+    # alone except the insert, which has its own).
+    with transaction.atomic(savepoint=False):
+        # Locks the HIT row only (`of`), and brings what the answer shows along.
+        hit = (Hit.objects.select_for_update(skip_locked=True, of=("self",)).select_related(*HIT_SHOWN)
                .filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED).first())
         if hit is None:
             alive = Hit.objects.filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED)

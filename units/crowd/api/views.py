@@ -67,7 +67,6 @@ class NextAssignmentView(APIView):
             return _error(exc)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        assignment = Assignment.objects.select_related("hit__unit__layer", "hit__batch").get(pk=assignment.pk)
         return Response(assignment_payload(request, assignment), status=status.HTTP_201_CREATED)
 
 

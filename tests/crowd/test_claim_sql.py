@@ -1,0 +1,80 @@
+"""The claim's hot path runs two plain SQL queries (issue 11's profile): the shortlist and the gold
+share. They must pick exactly what the ORM definitions pick, on SQLite here and on PostgreSQL in CI."""
+import random
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import make_hits, make_job, make_user
+from units.crowd import services
+from units.crowd.models import Assignment, Hit, QualificationAttempt, Skip
+from units.dissection.models import Unit
+
+
+@pytest.fixture
+def crowded(db):
+    """30 HITs in every state the shortlist must tell apart, and a worker with a history."""
+    job = make_job(layers={"conv3": 30}, exemplars_per_unit=1)
+    hits = make_hits(job, assignments=2)
+    worker, other = make_user(qualified=True), make_user(qualified=True)
+    now = timezone.now()
+    Unit.objects.filter(pk__in=[h.unit_id for h in hits[0:4]]).update(is_gold=True)  # gold by unit
+    Hit.objects.filter(pk__in=[h.pk for h in hits[4:6]]).update(is_gold=True)  # gold by HIT
+    Hit.objects.filter(pk=hits[6].pk).update(status=Hit.Status.UNASSIGNABLE)
+    Hit.objects.filter(pk=hits[7].pk).update(status=Hit.Status.DISPOSED)
+    Hit.objects.filter(pk=hits[8].pk).update(expires_at=now - timedelta(seconds=1))
+    for hit in (hits[9], hits[1]):  # taken by the worker before (one of them gold)
+        Assignment.objects.create(hit=hit, worker=worker, accepted_at=now, deadline=now + timedelta(minutes=5),
+                                  status=Assignment.Status.SUBMITTED)
+    Assignment.objects.create(hit=hits[10], worker=other, accepted_at=now, deadline=now + timedelta(minutes=5))
+    Skip.objects.create(hit=hits[11], worker=worker)
+    QualificationAttempt.objects.create(user=worker, unit_ids=[hits[12].unit_id, hits[2].unit_id], started_at=now)
+    return worker, other, now
+
+
+@pytest.mark.parametrize("gold_first", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_plain_sql_shortlist_picks_what_the_orm_shortlist_picks(crowded, gold_first, seed):
+    worker, other, now = crowded
+    # The worker may have 30 - 8 HITs (see `crowded`); the other annotator 30 - 3, cut at 25 candidates.
+    for who, n in ((worker, 22), (other, services.CLAIM_CANDIDATES)):
+        orm = services._shortlist(services._likely_open_hits_for(who, now=now), gold_first=gold_first,
+                                  rng=random.Random(seed))
+        sql = services._likely_shortlist(who, now=now, gold_first=gold_first, rng=random.Random(seed))
+        assert sql == orm
+        assert len(sql) == n
+
+
+def test_the_shortlist_leaves_out_every_hit_the_worker_must_not_get(crowded):
+    worker, _, now = crowded
+    picked = set(services._likely_shortlist(worker, now=now, gold_first=False, rng=random.Random(0)))
+    hits = list(Hit.objects.order_by("pk"))
+    excluded = {hits[i].pk for i in (1, 2, 6, 7, 8, 9, 11, 12)}
+    assert not picked & excluded
+    assert picked == {h.pk for h in hits} - excluded  # the other 22, among them hits[10] (another's, a slot free)
+
+
+def test_gold_first_puts_the_open_gold_hits_at_the_front(crowded):
+    worker, _, now = crowded
+    picked = services._likely_shortlist(worker, now=now, gold_first=True, rng=random.Random(5))
+    gold = set(Hit.objects.filter(is_gold=True).values_list("pk", flat=True)) | set(
+        Hit.objects.filter(unit__is_gold=True).values_list("pk", flat=True))
+    open_gold = gold - set(Hit.objects.filter(assignments__worker=worker).values_list("pk", flat=True)) - {
+        h.pk for h in Hit.objects.filter(unit_id__in=QualificationAttempt.objects.get(user=worker).unit_ids)}
+    assert len(open_gold) == 4  # units 0 and 3 (hits 0, 3) and hits 4, 5
+    assert set(picked[:4]) == open_gold and not set(picked[4:]) & gold
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.7])
+def test_the_gold_share_counts_what_the_orm_counts(crowded, rate):
+    from django.db.models import Count, Q
+
+    worker, other, _ = crowded
+    for who in (worker, other):
+        taken = Assignment.objects.filter(worker=who).aggregate(
+            total=Count("pk"), gold=Count("pk", filter=Q(hit__is_gold=True) | Q(hit__unit__is_gold=True)))
+        expected = rate > 0 and taken["gold"] < rate * (taken["total"] + 1)
+        assert services._gold_due(who, rate) is expected
+    # the worker: 2 taken, 1 gold -> due at rate 0.5 (1 < 1.5) but not at 0.1 (1 < 0.3 is false)
+    assert services._gold_due(worker, 0.5) and not services._gold_due(worker, 0.1)
