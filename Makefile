@@ -8,7 +8,7 @@ PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: venv run test test-fast demo migrate worker bench clean stack stack-down loadtest
+.PHONY: venv run test test-fast demo migrate worker bench clean stack stack-down loadtest loadtest-faults soak
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "UnitCrowd needs Python 3.11"'
@@ -68,6 +68,14 @@ loadtest: venv
 	DEBUG=0 SECRET_KEY=loadtest-client DATABASE_URL=$(STACK_DATABASE_URL) CELERY_BROKER_URL=$(STACK_BROKER_URL) \
 	  $(BIN)/python manage.py loadtest --url http://127.0.0.1:$(STACK_PORT) $(LOADTEST_ARGS) --check \
 	  --pidfile web=var/stack/gunicorn.pid --pidfile worker=var/stack/celery.pid
+
+# Fault mode: kill -9 a gunicorn worker and the Celery worker mid-run; then nothing lost or stuck, aggregation caught up.
+loadtest-faults: venv
+	$(MAKE) loadtest LOADTEST_ARGS="--annotators 64 --duration 60 --hits 512 --assignments 5 --faults --restart-worker 'scripts/stack.sh worker'"
+
+# Soak: 10 minutes at 64 annotators; the web and worker RSS are printed at the start and the end.
+soak: venv
+	$(MAKE) loadtest LOADTEST_ARGS="--annotators 64 --duration 600 --hits 4000 --assignments 5"
 
 clean:
 	rm -rf var/ .pytest_cache

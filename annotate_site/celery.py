@@ -4,6 +4,7 @@ import os
 import threading
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotate_site.settings")
 
@@ -46,3 +47,20 @@ def _run_in_thread(task, args) -> None:
         task.delay(*args)
     finally:
         connections.close_all()  # a thread's connections are its own: close them, not leak them
+
+
+@worker_ready.connect
+def _catch_up_on_start(sender=None, **kwargs) -> None:
+    """A worker that starts (first start, or after a crash or `kill -9`) queues the sweep for layers
+    whose answers are newer than their last aggregation: work a dead worker held or lost is redone
+    at once, not at the next periodic sweep."""
+    from django.conf import settings
+
+    if not getattr(settings, "RESULTS_AGGREGATE_ON_SUBMIT", True):
+        return
+    try:
+        enqueue("tasks.results.aggregate_stale")
+    except Exception:  # a worker must start even when the broker hiccups; the periodic sweep remains
+        import logging
+
+        logging.getLogger(__name__).exception("could not queue the start-up aggregation sweep")

@@ -190,7 +190,10 @@ CELERY_TASK_ROUTES = {"tasks.jobs.*": {"queue": "gpu"}}
 CELERY_IMPORTS = ("tasks.jobs", "tasks.crowd", "tasks.results", "tasks.sanity")
 CELERY_BEAT_SCHEDULE: dict = {}  # filled by the task modules' owners below
 CELERY_BEAT_SCHEDULE.update({"crowd-reclaim-expired": {"task": "tasks.crowd.reclaim_expired_assignments", "schedule": 60.0}, "crowd-auto-approve": {"task": "tasks.crowd.auto_approve_assignments", "schedule": 300.0}})
-CELERY_BEAT_SCHEDULE.update({"results-aggregate-stale": {"task": "tasks.results.aggregate_stale", "schedule": 600.0}})
+# The safety net for aggregation runs lost with a killed worker (their debounce mark holds the layer
+# until it goes stale, and a quiet layer gets no new answer to queue a run): every minute.
+CELERY_BEAT_SCHEDULE.update({"results-aggregate-stale": {"task": "tasks.results.aggregate_stale",
+                                                         "schedule": envfloat("AGGREGATE_SWEEP_SECONDS", 60.0, minimum=5.0)}})
 CELERY_TIMEZONE = "UTC"
 
 # --- aggregation ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Aggregation is triggered by a post_save signal on Assignment (units/results/sign
 HIT's last assignment is submitted, or an answer is rejected, a run of its layer is queued after the
 transaction commits, debounced (results.services.aggregation_schedule: at most one queued and one
 running per layer, RESULTS_AGGREGATE_DEBOUNCE seconds after the first answer); `aggregate_stale`
-(periodic, every 10 minutes) catches anything a lost message missed; requesters can also
+(periodic, every AGGREGATE_SWEEP_SECONDS, and when a worker starts) catches anything a lost message
+or a killed worker missed, through the same debounce marks; requesters can also
 aggregate on demand (page button, API, `manage.py aggregate`).
 """
 import logging
@@ -57,9 +58,11 @@ def aggregate_stale() -> list[int]:
     )
     stale = [r["hit__unit__layer"] for r in latest_work
              if r["hit__unit__layer"] not in done or done[r["hit__unit__layer"]] < r["last"]]
-    for layer_id in stale:
-        aggregate_layer.delay(layer_id)
-    return stale
+    from units.results.services import aggregation_schedule
+
+    # Through the debounce marks: a layer whose run is queued or running is left to it; a mark left by
+    # a killed worker is stale after a minute and replaced (services.SCHEDULE_STALE).
+    return [layer_id for layer_id in stale if aggregation_schedule(layer_id=layer_id)]
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)

@@ -88,6 +88,20 @@ def test_a_mark_left_by_a_killed_worker_does_not_block_the_layer_for_ever(queued
     assert aggregation_run_scheduled(layer_id=layer.pk) is not None
 
 
+def test_a_running_mark_is_taken_for_lost_after_five_times_the_layers_last_run_and_not_before(queued):
+    from datetime import timedelta
+
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=2)
+    layer = job.layer_set.get()
+    now = timezone.now()
+    AggregationRun.objects.create(layer=layer, status=AggregationRun.Status.SUCCEEDED,
+                                  started_at=now - timedelta(hours=1), finished_at=now - timedelta(hours=1) + timedelta(seconds=30))
+    schedule = AggregationSchedule.objects.create(layer=layer, running_since=now - timedelta(seconds=140))
+    assert aggregation_run_scheduled(layer_id=layer.pk) is None  # 140 s < 5 x 30 s: maybe still running
+    AggregationSchedule.objects.filter(pk=schedule.pk).update(running_since=now - timedelta(seconds=160), due_at=None)
+    assert aggregation_run_scheduled(layer_id=layer.pk) is not None  # 160 s > 150 s: its worker died
+
+
 def _stored():
     aggregates = {a.unit_id: tuple(getattr(a, f) for f in services.AGGREGATE_FIELDS)
                   for a in UnitAggregate.objects.all()}

@@ -65,3 +65,23 @@ def test_the_periodic_task_reaggregates_only_layers_with_newer_work():
     assert aggregate_stale() == [hits[0].unit.layer_id]  # eager: it ran the aggregation too
     assert AggregationRun.objects.filter(layer=hits[0].unit.layer).count() == 1
     assert aggregate_stale() == []
+
+
+def test_the_sweep_redoes_a_run_lost_with_a_killed_worker_and_leaves_a_live_mark_alone():
+    from tasks.results import aggregate_stale
+    from units.results.models import AggregationSchedule
+    from units.results.services import SCHEDULE_STALE
+
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
+    hits = make_hits(job)
+    layer = hits[0].unit.layer
+    answer(hits[0], make_user("k1"), "dog", "object")
+    # A run was queued (due 10 s ago is fine: a worker may be late) and its message died with the worker.
+    now = timezone.now()
+    AggregationSchedule.objects.update_or_create(layer=layer, defaults={"due_at": now - timedelta(seconds=10)})
+    AggregationRun.objects.filter(layer=layer).delete()
+    assert aggregate_stale() == []  # not yet stale: its worker may still run it
+    assert not AggregationRun.objects.filter(layer=layer).exists()
+    AggregationSchedule.objects.filter(layer=layer).update(due_at=now - SCHEDULE_STALE - timedelta(seconds=1))
+    assert aggregate_stale() == [layer.pk]  # lost: queued again (eager here, so it ran)
+    assert AggregationRun.objects.get(layer=layer).n_annotations == 1

@@ -149,8 +149,12 @@ def _aggregates_write(*, run: AggregationRun, layer: Layer, vocab: Vocabulary,
 
 # --- debounced aggregation ---------------------------------------------------------------------
 
-# A queued or running mark older than this is taken for lost (a killed worker) and may be replaced.
-SCHEDULE_STALE = timedelta(minutes=5)
+# A queued mark whose due time passed this long ago, or a running mark older than SCHEDULE_STALE_RUNS
+# times the layer's last run (at least SCHEDULE_STALE), is taken for lost (a worker killed with the
+# message or in the run) and may be replaced: aggregation catches up within about a minute of a
+# worker's death instead of waiting for the periodic sweep.
+SCHEDULE_STALE = timedelta(minutes=1)
+SCHEDULE_STALE_RUNS = 5
 
 
 def aggregation_debounce_seconds() -> float:
@@ -164,13 +168,17 @@ def aggregation_debounce_seconds() -> float:
 AGGREGATE_LOAD_FACTOR = 10.0
 
 
+def _last_run_duration(layer_id: int) -> timedelta:
+    last = (AggregationRun.objects.filter(layer_id=layer_id, status=AggregationRun.Status.SUCCEEDED)
+            .exclude(finished_at=None).order_by("-started_at").values_list("started_at", "finished_at").first())
+    return last[1] - last[0] if last is not None else timedelta(0)
+
+
 def aggregation_delay(layer_id: int) -> float:
     """The debounce delay, stretched to AGGREGATE_LOAD_FACTOR x the layer's last run when that is longer."""
     delay = aggregation_debounce_seconds()
-    last = (AggregationRun.objects.filter(layer_id=layer_id, status=AggregationRun.Status.SUCCEEDED)
-            .exclude(finished_at=None).order_by("-started_at").values_list("started_at", "finished_at").first())
-    if last is not None and delay > 0:
-        delay = max(delay, AGGREGATE_LOAD_FACTOR * (last[1] - last[0]).total_seconds())
+    if delay > 0:
+        delay = max(delay, AGGREGATE_LOAD_FACTOR * _last_run_duration(layer_id).total_seconds())
     return delay
 
 
@@ -221,8 +229,9 @@ def aggregation_run_scheduled(*, layer_id: int) -> AggregationRun | None:
     """The queued run of a layer: unmark it, run it unless another run of the layer is in progress
     (then queue it again, so answers that came during that run are counted after it)."""
     now = timezone.now()
+    stale = max(SCHEDULE_STALE, SCHEDULE_STALE_RUNS * _last_run_duration(layer_id))
     mine = (AggregationSchedule.objects.filter(layer_id=layer_id)
-            .filter(Q(running_since=None) | Q(running_since__lt=now - SCHEDULE_STALE))
+            .filter(Q(running_since=None) | Q(running_since__lt=now - stale))
             # Unmark "queued" before reading the answers: an answer committed after this point
             # queues a new run, one committed before it is read by this run. None is lost.
             .update(due_at=None, running_since=now))

@@ -84,7 +84,7 @@ class Client:
 
 
 def _annotate(base_url: str, annotator: SimAnnotator, password: str, truth: dict[int, tuple[str, str]],
-              clock: dict[str, float], tally: Tally, start: threading.Barrier, seed: int) -> None:
+              clock: dict[str, float], tally: Tally, start: threading.Barrier, seed: int, think_s: float) -> None:
     rng = random.Random(f"{seed}-{annotator.name}")
     client = Client(base_url, timeout=SIGN_IN_TIMEOUT_S)
     try:
@@ -122,6 +122,8 @@ def _annotate(base_url: str, annotator: SimAnnotator, password: str, truth: dict
             tally.claimed.append((annotator.name, hit, assignment))
         word, category = annotator.answer(truth.get(unit, ("", "none")), rng)
         answer = {"word": word, "category": category}
+        if think_s > 0:  # looking at the pictures: uniform in [0.5, 1.5] x the mean, not past the end
+            time.sleep(max(0.0, min(rng.uniform(0.5, 1.5) * think_s, clock["deadline"] - time.monotonic())))
         t0 = time.perf_counter()
         try:
             status, body = client.post(f"/api/assignments/{assignment}/submit/", answer)
@@ -145,8 +147,11 @@ class LoadResult:
 
 
 def drive(*, base_url: str, crowd: list[SimAnnotator], password: str, truth: dict[int, tuple[str, str]],
-          duration_s: float, seed: int = 0, on_start=None) -> LoadResult:
-    """Run the crowd against the site for `duration_s` seconds, counted from when everyone has signed in."""
+          duration_s: float, seed: int = 0, on_start=None, think_s: float = 0.0) -> LoadResult:
+    """Run the crowd against the site for `duration_s` seconds, counted from when everyone has signed in.
+
+    `think_s`: each annotator's mean pause between getting a HIT and handing it in (0: none, the
+    closed loop where the server alone sets the pace)."""
     tally = Tally()
     clock: dict[str, float] = {}
 
@@ -158,7 +163,7 @@ def drive(*, base_url: str, crowd: list[SimAnnotator], password: str, truth: dic
 
     start = threading.Barrier(len(crowd), action=begin)
     threads = [threading.Thread(target=_annotate, daemon=True,
-                                args=(base_url, a, password, truth, clock, tally, start, seed)) for a in crowd]
+                                args=(base_url, a, password, truth, clock, tally, start, seed, think_s)) for a in crowd]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from units.results.loadtest.checks import correctness, failures, latency_rows, layer_accuracy
 from units.results.loadtest.crowd import make_crowd, simulate_table
 from units.results.loadtest.driver import drive
+from units.results.loadtest.faults import FaultPlan, wait_after
 from units.results.loadtest.export_memory import export_jobs, measure, run_child, seed_annotations
 from units.results.loadtest.seed import loadtest_seed
 
@@ -61,6 +62,10 @@ def _cpu_ticks(pid: int) -> int:
     return total
 
 
+def _secs(value) -> str:
+    return "never (within the limit)" if value is None else f"{value:.0f} s"
+
+
 class Command(BaseCommand):
     help = "Drive a simulated crowd through the HTTP API and print throughput, latency, correctness and accuracy."
 
@@ -78,6 +83,17 @@ class Command(BaseCommand):
         parser.add_argument("--export-memory", type=int, metavar="N", nargs="?", const=100000,
                             help="seed N annotations (default 100000) and print each export's peak RSS")
         parser.add_argument("--export-child", type=int, help=argparse.SUPPRESS)  # one measured export run
+        parser.add_argument("--think", type=float, default=0.0, metavar="SECONDS",
+                            help="each annotator's mean pause between a claim and its submit (default 0: a closed "
+                                 "loop, the server alone sets the pace)")
+        parser.add_argument("--faults", action="store_true",
+                            help="kill -9 a gunicorn worker at 1/3 and the Celery worker at 1/2 of the run (needs "
+                                 "--pidfile web=... and worker=... and --restart-worker), then wait for every open "
+                                 "assignment to be freed and the aggregation to catch up")
+        parser.add_argument("--restart-worker", default="scripts/stack.sh worker",
+                            help="command that starts the Celery worker again after --faults killed it")
+        parser.add_argument("--assignment-seconds", type=int, default=None,
+                            help="assignment duration of the seeded HITs (default 900; 30 with --faults)")
         parser.add_argument("--pidfile", action="append", default=[],
                             help="NAME=FILE of a server process (with its children) whose RSS and CPU to report")
 
@@ -136,8 +152,18 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         crowd = make_crowd(opts["annotators"], accuracy=opts["accuracy"], spammer_share=opts["spammers"],
                            seed=opts["seed"], prefix=f"{name}-a")
+        duration = opts["assignment_seconds"] or (30 if opts["faults"] else 900)
+        plan = None
+        if opts["faults"]:
+            files = dict(item.partition("=")[::2] for item in opts["pidfile"])
+            if "web" not in files or "worker" not in files:
+                raise CommandError("--faults needs --pidfile web=FILE (gunicorn's master) and --pidfile worker=FILE.")
+            plan = FaultPlan(web_pidfile=Path(files["web"]), worker_pidfile=Path(files["worker"]),
+                             restart=opts["restart_worker"], web_at=opts["duration"] / 3,
+                             worker_at=opts["duration"] / 2)
         seeded = loadtest_seed(name=name, n_units=opts["hits"], assignments=opts["assignments"],
-                               usernames=[a.name for a in crowd], password=password, seed=opts["seed"])
+                               usernames=[a.name for a in crowd], password=password, seed=opts["seed"],
+                               duration_s=duration)
         self.stdout.write(f"seeded {name}: {opts['hits']} HITs x {opts['assignments']} assignments, "
                           f"{opts['annotators']} annotators; driving {opts['url']} for {opts['duration']:.0f} s")
         rss0: dict[str, int] = {}
@@ -148,9 +174,13 @@ class Command(BaseCommand):
             rss0.update({n: _rss_kib(p) for n, p in servers.items()})
             ticks0.update({n: _cpu_ticks(p) for n, p in servers.items()})
             load0[:] = os.getloadavg()
+            if plan is not None:
+                plan.start(time.monotonic())
 
         result = drive(base_url=opts["url"], crowd=crowd, password=password, truth=seeded.truth,
-                       duration_s=opts["duration"], seed=opts["seed"], on_start=on_start)
+                       duration_s=opts["duration"], seed=opts["seed"], on_start=on_start, think_s=opts["think"])
+        if plan is not None:  # the killed worker's pid is gone: measure the new one from here on
+            servers = self._servers(opts)
         load1 = os.getloadavg()
         tally = result.tally
         for error in tally.errors[:5]:
@@ -172,6 +202,9 @@ class Command(BaseCommand):
                           f"{result.cpu_s / result.wall_s / ncpu:.0%} of the machine's {ncpu} cores")
         tick = os.sysconf("SC_CLK_TCK")
         for n, pid in servers.items():
+            if plan is not None and n == "worker":
+                self.stdout.write(f"worker: restarted during the run (now pid {pid}, RSS {_rss_kib(pid) / 1024:.0f} MiB)")
+                continue
             cpu = (_cpu_ticks(pid) - ticks0[n]) / tick
             self.stdout.write(f"{n} (pid {pid}): RSS {rss0[n] / 1024:.0f} MiB -> {_rss_kib(pid) / 1024:.0f} MiB, "
                               f"CPU {cpu:.1f} s = {cpu / result.wall_s / ncpu:.0%} of the machine")
@@ -180,6 +213,27 @@ class Command(BaseCommand):
         self.stdout.write(f"aggregation of this run's answers ({acc['units']} units answered, crowd accuracy "
                           f"{opts['accuracy']:.0%}): category MV {acc['category_mv']:.1%}, DS {acc['category_ds']:.1%}, "
                           f"word {acc['word']:.1%}")
+        if opts["think"] > 0:
+            self.stdout.write(f"(each annotator paused {opts['think']:.1f} s on average between claim and submit)")
         problems = failures(counts)
+        if plan is not None:
+            self.stdout.write("faults:")
+            for event in plan.events:
+                self.stdout.write(f"  {event}")
+            # Requests cut by the killed gunicorn worker have no answer: that is the fault, not a failure.
+            # What must hold is checked after the run: nothing lost (above), nothing stuck, aggregation caught up.
+            problems = [p for p in problems if not p.startswith(("requests without an answer",
+                                                                  "assignments stuck past their deadline"))]
+            after = wait_after(batch_id=seeded.batch_id, layer_id=seeded.layer_id, limit_s=duration + 180)
+            self.stdout.write(
+                f"after the run: open assignments all freed after {_secs(after['freed_after_s'])} "
+                f"(assignment duration {duration} s; {after['still_accepted']} still accepted); aggregation caught up "
+                f"after {_secs(after['caught_up_after_s'])} ({after['aggregated_answers']} of "
+                f"{after['counted_answers']} counted answers in the newest run)")
+            if after["still_accepted"]:
+                problems.append(f"assignments still accepted past their deadline: {after['still_accepted']}")
+            if after["aggregated_answers"] != after["counted_answers"]:
+                problems.append("aggregation did not catch up: "
+                                f"{after['aggregated_answers']} of {after['counted_answers']} answers")
         if problems and opts["check"]:
             raise CommandError("correctness failed: " + "; ".join(problems))
