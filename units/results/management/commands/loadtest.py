@@ -130,10 +130,11 @@ class Command(BaseCommand):
                               n_annotators=opts["annotators"], spammer_share=opts["spammers"], seed=opts["seed"])
         self.stdout.write(f"\naggregation vs truth, simulated in-process ({opts['hits']} units x {opts['assignments']} "
                           f"answers, {opts['annotators']} annotators, {opts['spammers']:.0%} spammers)")
-        self.stdout.write(f"  {'accuracy':>8} {'category MV':>12} {'category DS':>12} {'word vote':>10}")
+        self.stdout.write(f"  {'accuracy':>8} {'category MV':>12} {'category DS':>12} {'one-coin DS':>12} "
+                          f"{'word vote':>10}")
         for r in rows:
             self.stdout.write(f"  {r['accuracy']:>8.0%} {r['category_mv']:>12.1%} {r['category_ds']:>12.1%} "
-                              f"{r['word']:>10.1%}")
+                              f"{r['category_ds1']:>12.1%} {r['word']:>10.1%}")
 
     def _servers(self, opts) -> dict[str, int]:
         servers = {}
