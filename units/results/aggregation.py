@@ -10,9 +10,15 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-import pandas as pd
-from crowdkit.aggregation import DawidSkene, MajorityVote
-from crowdkit.metrics.data import alpha_krippendorff
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+# pandas and Crowd-Kit are imported where they are used, not here: Crowd-Kit pulls in scipy, nltk and
+# scikit-learn (2.7 s, ~150 MB), and this module is imported by every web process (through the
+# results app's signals), which never aggregates itself.
 
 NONE = "none"  # the crowd's "no clear concept" category and the word answer it stands for
 
@@ -59,6 +65,8 @@ class AggregationResult:
 
 
 def _frame(answers: Sequence[Answer], label: str) -> pd.DataFrame:
+    import pandas as pd
+
     rows = [
         {"task": a.task, "worker": a.worker, "label": a.category if label == "category" else a.word_answer}
         for a in answers
@@ -92,6 +100,9 @@ def krippendorff_alpha(records: Sequence[tuple[Hashable, Hashable, Hashable]]) -
 
     Items rated once carry no pairable values and are ignored (as Krippendorff defines it).
     """
+    import pandas as pd
+    from crowdkit.metrics.data import alpha_krippendorff
+
     frame = pd.DataFrame(list(records), columns=["task", "worker", "label"])
     if frame.empty or frame.groupby("task").size().max() < 2:
         return None
@@ -115,6 +126,8 @@ def dawid_skene_skill(ds: DawidSkene) -> dict[Hashable, float]:
 
 def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS, ds_tol: float = DS_TOLERANCE) -> AggregationResult:
     """Per unit: word vote, majority-vote and Dawid-Skene category, agreement, precision; per worker: DS skill."""
+    from crowdkit.aggregation import DawidSkene, MajorityVote
+
     result = AggregationResult()
     if not answers:
         return result

@@ -9,9 +9,6 @@ import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-import pandas as pd
-from crowdkit.aggregation import DawidSkene
-
 from .aggregation import DS_ITERATIONS, DS_TOLERANCE, dawid_skene_skill
 
 YES, NO, UNSURE = "yes", "no", "unsure"
@@ -62,6 +59,9 @@ def aggregate_verdicts(verdicts: Sequence[Verdict], *, ds_iterations: int = DS_I
         if voted:
             res.accepted_mv = res.n_yes > res.n_no
             res.agreement = max(res.n_yes, res.n_no) / voted
+
+    import pandas as pd  # here, not at import time (see aggregation.py)
+    from crowdkit.aggregation import DawidSkene
 
     frame = pd.DataFrame([(v.task, v.worker, v.verdict) for v in verdicts if v.verdict in (YES, NO)],
                          columns=["task", "worker", "label"])
