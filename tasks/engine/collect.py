@@ -16,6 +16,7 @@ from .datasets import Batch, ProbeDataset, ProbeLoader, size_grouped_batches
 from .errors import EngineError
 from .iou import IouCounts, Vocabulary
 from .options import DissectOptions, Progress
+from .plan import DissectPlan, make_plan, parse_size
 from .runningstats import RadixQuantile, RunningQuantile, RunningTopK, quantile_from_state
 
 
@@ -291,3 +292,16 @@ def merge_counts(states: list[dict]) -> dict:
         "skipped": [n for s in states for n in s["skipped"]],
         "layers": layers,
     }
+
+
+def plan_dissection(model, dataset, options: DissectOptions, batches: list[list[int]] | None = None) -> DissectPlan:
+    """The spill-or-recompute plan ``dissect`` would follow (raises before any image is read)."""
+    options.validate()
+    batches = batches if batches is not None else size_grouped_batches(dataset, range(len(dataset)), options.batch_size)
+    return make_plan(
+        model, dataset, batches, layers=list(options.layers), quantile=options.quantile,
+        fixed_thresholds=set(options.thresholds or {}), disk_budget=parse_size(options.disk_budget),
+        memory_budget=parse_size(options.memory_budget), spill=options.spill,
+        allow_float16=options.cache_dtype == "float16", device=options.device, labelled=vocabulary_of(dataset) is not None,
+        threshold=options.threshold_method,
+    )

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from .collect import (
-    CountsCollector, StatsCollector, forward_batches, merge_counts, merge_stats, thresholds_of, vocabulary_of,
+    CountsCollector, StatsCollector, forward_batches, merge_counts, merge_stats, plan_dissection, thresholds_of,
+    vocabulary_of,
 )
 from .datasets import Batch, ProbeDataset, size_grouped_batches
 from .dissect_alignment import AlignmentCollector, wants_alignment
@@ -31,7 +32,7 @@ from .errors import EngineError
 from .iou import UnitLabel
 from .options import DissectOptions, Progress
 from .outputs import DissectionResult, LayerResult, render_results, write_results, write_summaries
-from .plan import DissectPlan, make_plan, parse_size
+from .plan import DissectPlan, parse_size
 from .runningstats import RunningTopK, quantile_from_state
 from .shards import collect_counts, collect_stats, finalize
 from .spill import CACHE_DIR_NAME, FeatureSpill, StageCache, model_fingerprint
@@ -57,19 +58,6 @@ def _fingerprint(model, dataset: ProbeDataset, options: DissectOptions, batches:
         "spill": options.spill, "cache_dtype": options.cache_dtype, "threshold_method": options.threshold_method,
         "memory_budget": parse_size(options.memory_budget),
     }
-
-
-def plan_dissection(model, dataset, options: DissectOptions, batches: list[list[int]] | None = None) -> DissectPlan:
-    """The spill-or-recompute plan ``dissect`` would follow (raises before any image is read)."""
-    options.validate()
-    batches = batches if batches is not None else size_grouped_batches(dataset, range(len(dataset)), options.batch_size)
-    return make_plan(
-        model, dataset, batches, layers=list(options.layers), quantile=options.quantile,
-        fixed_thresholds=set(options.thresholds or {}), disk_budget=parse_size(options.disk_budget),
-        memory_budget=parse_size(options.memory_budget), spill=options.spill,
-        allow_float16=options.cache_dtype == "float16", device=options.device, labelled=vocabulary_of(dataset) is not None,
-        threshold=options.threshold_method,
-    )
 
 
 class _Checkpoints:

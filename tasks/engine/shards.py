@@ -4,28 +4,47 @@
 merged thresholds) -> ``merge_counts`` -> ``finalize`` (writes the outputs; forwards only the
 top images again for the pictures). Each shard call is one pass over its own images and holds
 only running statistics in memory (no spill, nothing on disk), so the disk budget and the
-planner's spill-or-recompute choice do not apply; the memory budget does (see ``check_memory``).
+planner's spill-or-recompute choice do not apply; its memory check does (``shard_plan``).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from .collect import CountsCollector, StatsCollector, check_kind, sweep, thresholds_of, vocabulary_of
+from .collect import CountsCollector, StatsCollector, check_kind, plan_dissection, sweep, thresholds_of, vocabulary_of
+from .errors import EngineError
 from .options import DissectOptions, Progress
 from .outputs import DissectionResult, write_outputs, write_summaries
+from .plan import DissectPlan
 from .runningstats import RunningTopK
 
+
+def shard_plan(model, dataset, options: DissectOptions) -> DissectPlan:
+    """The planner's view of a sharded job, checked before a shard reads any image.
+
+    Shards keep exact running thresholds (they merge exactly; a radix threshold would need
+    every shard's first sweep merged before any second sweep) and spill nothing, so only the
+    memory budget applies. EngineError when the running statistics would not fit it.
+    """
+    if options.threshold_method == "radix":
+        raise EngineError("a sharded job keeps exact (mergeable) thresholds; run it whole for radix thresholds")
+    try:
+        return plan_dissection(model, dataset, replace(options, spill="never", threshold_method="exact"))
+    except EngineError as exc:
+        raise EngineError(f"{exc}; or run the job whole (one shard), where radix thresholds bound memory") from None
 
 
 def collect_stats(model, dataset, options: DissectOptions, *, indices=None, progress: Progress = None) -> dict:
     """Top-k and threshold statistics of the images in ``indices`` (default: all)."""
     options.validate()
+    plan = shard_plan(model, dataset, options)
     # Sized for the whole dataset so that shards merge into the exact threshold.
-    collector = StatsCollector(options, expected_images=len(dataset))
+    collector = StatsCollector(options, expected_images=plan.images,
+                               values_per_image={lp.layer: lp.values_per_image for lp in plan.layers})
     for batch, outputs in sweep(model, dataset, options, indices, "stats", progress):
         collector.add(batch, outputs)
     return collector.state(dataset)

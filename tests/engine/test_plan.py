@@ -227,3 +227,26 @@ def test_on_a_broden_sized_index_every_resnet18_layer_gets_a_plan_within_the_bud
     assert plan.disk_bytes <= 2_000_000_000 and plan.memory_bytes <= 1_000_000_000
     assert by["relu"].threshold == "radix"  # its exact top-m would hold ~13 GB
     assert plan.recomputed  # not everything fits 2 GB of disk
+
+
+def test_a_float16_spill_fits_where_float32_would_not_and_keeps_every_label(broden, tmp_path):
+    full = plan_dissection(_net(), broden, _options())
+    big, small = full.layer("1"), full.layer("3")
+    budget = small.spill_bytes_float32 + big.spill_bytes_float16 + full.labels_bytes + 10
+    assert budget < small.spill_bytes_float32 + big.spill_bytes_float32 + full.labels_bytes  # float32 cannot spill both
+    half = dissect(_net(), broden, _options(cache_dtype="float16", disk_budget=budget), tmp_path / "half")
+    dtypes = {lp["layer"]: (lp["method"], lp["dtype"]) for lp in half.plan["layers"]}
+    assert dtypes == {"1": ("spill", "float16"), "3": ("spill", "float32")}
+    stored = json.loads((tmp_path / "half" / "1" / "summary.json").read_text())["plan"]
+    assert stored["layers"][0]["dtype"] == "float16"
+    exact = dissect(_net(), broden, _options(spill="always"), tmp_path / "exact")  # float32 spill
+    assert half.plan["disk_bytes"] <= budget < exact.plan["disk_bytes"]
+    assert half.plan["measured_spill_bytes"] < exact.plan["measured_spill_bytes"]  # allocated blocks on disk
+    for name in ("1", "3"):
+        a, b = half.layers[name], exact.layers[name]
+        # Thresholds and top images come from the live float32 maps; only the counts read the spill.
+        assert np.array_equal(a.thresholds, b.thresholds) and np.array_equal(a.topk_indices, b.topk_indices)
+        assert [(x.label, x.category) for x in a.labels] == [(x.label, x.category) for x in b.labels]
+        assert np.allclose(a.iou, b.iou, atol=0.02)
+    # The float32 layer's counts are untouched by its neighbour's float16 spill.
+    assert np.array_equal(half.layers["3"].iou, exact.layers["3"].iou)
