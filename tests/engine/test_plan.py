@@ -250,3 +250,20 @@ def test_a_float16_spill_fits_where_float32_would_not_and_keeps_every_label(brod
         assert np.allclose(a.iou, b.iou, atol=0.02)
     # The float32 layer's counts are untouched by its neighbour's float16 spill.
     assert np.array_equal(half.layers["3"].iou, exact.layers["3"].iou)
+
+
+def test_a_run_killed_while_rendering_has_its_results_on_disk_and_resumes_without_sweeping(broden, tmp_path):
+    opts = _options(spill="always", checkpoint_every=2, resume=True)
+    whole = dissect(_net(), broden, _options(spill="always"), tmp_path / "whole")
+    with pytest.raises(_Killed):
+        dissect(_net(), broden, opts, tmp_path / "out", progress=_kill_after("render", 1))
+    # The results came first: tally, top images, thresholds and summary are complete already.
+    for name in ("tally.csv", "topk.csv", "thresholds.npy", "summary.json"):
+        assert (tmp_path / "out" / "3" / name).read_bytes() != b""
+    assert (tmp_path / "out" / "3" / "tally.csv").read_bytes() == (tmp_path / "whole" / "3" / "tally.csv").read_bytes()
+    seen = []
+    resumed = dissect(_net(), broden, opts, tmp_path / "out", progress=lambda s, f: seen.append(s))
+    assert resumed.plan["resumed"] is True
+    assert "sweep" not in seen and "counts" not in seen and "render" in seen  # only the pictures were left
+    _same_results(whole, resumed)
+    assert _outputs(tmp_path / "whole") == _outputs(tmp_path / "out")
