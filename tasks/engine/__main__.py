@@ -84,7 +84,9 @@ def main_dissect(args: argparse.Namespace) -> int:
     print(f"plan: spilled {', '.join(plan.get('spilled', [])) or 'none'}, recomputed "
           f"{', '.join(plan.get('recomputed', [])) or 'none'}; spill {plan.get('measured_spill_bytes', 0) / 1e6:.1f} MB "
           f"(estimated {plan.get('disk_bytes', 0) / 1e6:.1f} MB)")
-    print(f"outputs in {Path(args.out).resolve()} ({result.timings.get('total', 0):.1f} s)")
+    t = result.timings
+    print(f"outputs in {Path(args.out).resolve()} ({t.get('total', 0):.1f} s: results {t.get('results', 0):.1f} s, "
+          f"then pictures {t.get('render', 0):.1f} s)")
     return 0
 
 
