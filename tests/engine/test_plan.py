@@ -267,3 +267,34 @@ def test_a_run_killed_while_rendering_has_its_results_on_disk_and_resumes_withou
     assert "sweep" not in seen and "counts" not in seen and "render" in seen  # only the pictures were left
     _same_results(whole, resumed)
     assert _outputs(tmp_path / "whole") == _outputs(tmp_path / "out")
+
+
+class _DataDependent(nn.Module):
+    """A model the meta device cannot run (it reads a value), so the probe must forward for real."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * 2 if y.abs().max().item() >= 0 else y
+
+
+def test_layer_shapes_probed_on_the_meta_device_equal_a_real_forward_pass():
+    from tasks.engine.plan import probe_shapes
+
+    sizes = [(16, 8), (20, 10), (33, 17)]
+    for model, layers in ((_net(), ["1", "3"]), (_DataDependent().eval(), ["conv"])):
+        expected = {name: [] for name in layers}
+        with torch.no_grad():
+            for h, w in sizes:
+                x = torch.zeros(1, 3, h, w)
+                outs = {}
+                hooks = [dict(model.named_modules())[n].register_forward_hook(lambda m, i, o, n=n: outs.__setitem__(n, o)) for n in layers]
+                model(x)
+                for hk in hooks:
+                    hk.remove()
+                for n in layers:
+                    expected[n].append(tuple(int(d) for d in outs[n].shape[1:]))
+        assert probe_shapes(model, layers, sizes, "cpu") == expected
