@@ -4,7 +4,8 @@ A whole run needs every layer's maps twice: once for top images and thresholds, 
 IoU counts under those thresholds. Spilling them to disk costs ``N * U * h * w * 4`` bytes
 (about 6 GB for resnet18 layer4 on full Broden, 50 GB for layer1); a second forward pass
 over the images costs time instead (davidbau/dissect's way). The planner probes each layer's
-map shape with one forward pass on a blank image per image size, then spills a layer only
+map shape with one forward pass of a blank image per image size (on the meta device when the
+model allows: shapes without arithmetic), then spills a layer only
 when its maps fit the disk budget; the rest are recomputed. It also bounds the memory the
 running statistics will hold, and refuses a plan that cannot fit before any image is read.
 """
