@@ -1,4 +1,4 @@
-"""Command line of the engine: ``python -m tasks.engine dissect|mixture make|mixture train|sanity|gan|bench``.
+"""Command line of the engine: ``python -m tasks.engine dissect|plan|mixture make|mixture train|sanity|gan|bench``.
 
 Shaped like torchvision's reference scripts: each command is a ``main_*(args)`` and the
 parser sits at the bottom. Engine errors print one clear line on stderr and exit with 2.
@@ -84,7 +84,9 @@ def main_dissect(args: argparse.Namespace) -> int:
     print(f"plan: spilled {', '.join(plan.get('spilled', [])) or 'none'}, recomputed "
           f"{', '.join(plan.get('recomputed', [])) or 'none'}; spill {plan.get('measured_spill_bytes', 0) / 1e6:.1f} MB "
           f"(estimated {plan.get('disk_bytes', 0) / 1e6:.1f} MB)")
-    print(f"outputs in {Path(args.out).resolve()} ({result.timings.get('total', 0):.1f} s)")
+    t = result.timings
+    print(f"outputs in {Path(args.out).resolve()} ({t.get('total', 0):.1f} s: results {t.get('results', 0):.1f} s, "
+          f"then pictures {t.get('render', 0):.1f} s)")
     return 0
 
 
@@ -132,6 +134,35 @@ def main_bench(args: argparse.Namespace) -> int:
         channels_last=args.channels_last, data=args.data, workdir=args.workdir,
     )
     print("\n".join(result.lines()))
+    return 0
+
+
+def main_plan(args: argparse.Namespace) -> int:
+    """The plan a dissection would follow, printed without reading any image."""
+    import tempfile
+
+    from .bench import write_sized_index
+    from .datasets import open_dataset
+    from .dissect import DissectOptions, plan_dissection
+    from .models import load_model
+    from .plan import parse_size
+
+    with tempfile.TemporaryDirectory(prefix="unitcrowd-plan-") as tmp:
+        if args.dataset:
+            spec, what = args.dataset, args.dataset
+        else:
+            spec = f"broden:{write_sized_index(Path(tmp), args.images, args.size, args.seg_size)}"
+            what = f"{args.images} images at {args.size} px (an index of that size; no image is read)"
+        dataset = open_dataset(spec)
+        model = load_model(args.model, None)
+        for layer in [x.strip() for x in args.layers.split(",") if x.strip()]:
+            options = DissectOptions(
+                layers=[layer], batch_size=args.batch_size, device="cpu", progress_bar=False,
+                disk_budget=parse_size(args.disk_budget), memory_budget=parse_size(args.memory_budget),
+                spill=args.spill, cache_dtype=args.cache_dtype,
+            )
+            print(f"{args.model} {layer}, {what}:")
+            print("\n".join(plan_dissection(model, dataset, options).lines()))
     return 0
 
 
@@ -212,6 +243,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gan", help="GAN Dissection: train|segmenter|dissect|intervene|demo on generator units")
     add_gan_arguments(g)
     g.set_defaults(func=run_gan_cli)
+
+    pl = sub.add_parser("plan", help="print the spill-or-recompute plan (disk, memory) per layer, reading no image")
+    pl.add_argument("--model", default="resnet18")
+    pl.add_argument("--layers", default="layer1,layer4", help="comma-separated; each layer is planned alone")
+    pl.add_argument("--dataset", default=None, help="plan this dataset (default: an index of --images rows)")
+    pl.add_argument("--images", type=int, default=63305, help="rows of the generated index (full Broden: 63,305)")
+    pl.add_argument("--size", type=int, default=224)
+    pl.add_argument("--seg-size", type=int, default=None, help="segmentation size (default: size / 2)")
+    pl.add_argument("--batch-size", type=int, default=32)
+    _add_resource_arguments(pl)
+    pl.set_defaults(func=main_plan)
 
     b = sub.add_parser("bench", help="forward-only vs full dissection timing on synthetic data")
     b.add_argument("--images", type=int, default=2000)

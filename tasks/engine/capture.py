@@ -87,9 +87,13 @@ class LayerCapture:
         self._handles.clear()
 
     def run(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.run_with(lambda: self.model(images))
+
+    def run_with(self, forward) -> dict[str, torch.Tensor]:
+        """``run`` for any call that runs the model (e.g. ``torch.func.functional_call``)."""
         self.outputs = {}
         try:
-            self.model(images)
+            forward()
         except _StopForward:
             pass
         missing = [name for name in self.modules if name not in self.outputs]

@@ -4,7 +4,8 @@ A whole run needs every layer's maps twice: once for top images and thresholds, 
 IoU counts under those thresholds. Spilling them to disk costs ``N * U * h * w * 4`` bytes
 (about 6 GB for resnet18 layer4 on full Broden, 50 GB for layer1); a second forward pass
 over the images costs time instead (davidbau/dissect's way). The planner probes each layer's
-map shape with one forward pass on a blank image per image size, then spills a layer only
+map shape with one forward pass of a blank image per image size (on the meta device when the
+model allows: shapes without arithmetic), then spills a layer only
 when its maps fit the disk budget; the rest are recomputed. It also bounds the memory the
 running statistics will hold, and refuses a plan that cannot fit before any image is read.
 """
@@ -16,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from .capture import LayerCapture
 from .datasets import ProbeDataset
-from .errors import EngineError
+from .errors import EngineError, LayerError
 from .runningstats import RadixQuantile
 
 SPILL_MODES = ("auto", "always", "never")
@@ -144,12 +146,32 @@ def parse_size(text: str | int) -> int:
 
 
 def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]], device) -> dict[str, list[tuple[int, int, int]]]:
-    """(units, h, w) of each layer for each image size, from one blank image per size."""
+    """(units, h, w) of each layer for each image size, from one blank image per size.
+
+    First on PyTorch's meta device (shapes only: no arithmetic, no weights copied, and no
+    first-call cost of a new input shape, ~1 s for resnet18 on the CPU); a model that cannot
+    run there is probed by a real forward pass on ``device``.
+    """
+    model.eval()
+    try:
+        meta = {k: torch.empty_like(v, device="meta") for k, v in (*model.named_parameters(), *model.named_buffers())}
+        return _probe(model, layers, image_sizes, "meta", meta)
+    except LayerError:
+        raise
+    except Exception:  # an op without a meta kernel, data-dependent control flow, ...
+        model.to(device)
+        return _probe(model, layers, image_sizes, device, None)
+
+
+def _probe(model, layers, image_sizes, device, meta: dict | None) -> dict[str, list[tuple[int, int, int]]]:
     out: dict[str, list[tuple[int, int, int]]] = {name: [] for name in layers}
-    model.to(device).eval()
     with LayerCapture(model, layers) as capture, torch.inference_mode():
         for ih, iw in image_sizes:
-            outputs = capture.run(torch.zeros(1, 3, ih, iw, device=device))
+            x = torch.zeros(1, 3, ih, iw, device=device)
+            if meta is None:
+                outputs = capture.run(x)
+            else:
+                outputs = capture.run_with(lambda: functional_call(model, meta, (x,)))
             for name in layers:
                 _, u, h, w = outputs[name].shape
                 out[name].append((int(u), int(h), int(w)))

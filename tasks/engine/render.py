@@ -165,12 +165,21 @@ def _render_units(images, get_map, topk_indices, thresholds, out_dir, base, k, s
             entries = [images.get(i) for i in indices]
             maps = [get_map(u, r, i) for r, i in enumerate(indices)]
             masks = _unit_masks(maps, [e[0].shape[:2] for e in entries], thresholds[u])
-            if style == "overlay" and len({e[0].shape for e in entries}) == 1:
-                # One vectorised select for the unit: == image * (0.2 + 0.8 * mask).
-                stacked = np.where(np.stack(masks)[..., None], np.stack([e[0] for e in entries]), np.stack([e[1] for e in entries]))
-                highlighted = list(stacked)
+            if style == "overlay" and entries and len({e[0].shape for e in entries}) == 1:
+                # Drawn straight into the unit's strip: each picture is a view of it (the dimmed
+                # copy, then the image where the mask holds: == image * (0.2 + 0.8 * mask)),
+                # so no stacked copies and no second copy for the strip.
+                height, width = entries[0][0].shape[:2]
+                canvas = np.full((height, len(entries) * (width + STRIP_GAP) - STRIP_GAP, 3), 255, dtype=np.uint8)
+                highlighted = []
+                for r, ((rgb, dim), m) in enumerate(zip(entries, masks)):
+                    view = canvas[:, r * (width + STRIP_GAP) : r * (width + STRIP_GAP) + width]
+                    np.copyto(view, dim)
+                    np.copyto(view, rgb, where=m[..., None])
+                    highlighted.append(view)
             else:
                 highlighted = [highlight(e[0], m, style) for e, m in zip(entries, masks)]
+                canvas = strip(highlighted) if highlighted else None
             pictures, files, plains = [], [], []
             for r, (index, (rgb, _), pic) in enumerate(zip(indices, entries, highlighted)):
                 rel = base / unit_dir_name(u) / f"rank_{r:02d}.{fmt}"
@@ -184,7 +193,7 @@ def _render_units(images, get_map, topk_indices, thresholds, out_dir, base, k, s
                 plains.append(plain_rel.as_posix())
             if pictures:
                 strip_rel = base / "strips" / f"{unit_dir_name(u)}.{fmt}"
-                pending.append(pool.submit(save_picture, strip(pictures), out_dir / strip_rel, False))
+                pending.append(pool.submit(save_picture, canvas, out_dir / strip_rel, False))
                 done.strips[u] = strip_rel.as_posix()
             done.exemplars[u] = files
             done.plain[u] = plains

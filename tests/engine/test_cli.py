@@ -88,3 +88,16 @@ def test_mixture_make_refuses_redundant_digits_that_are_not_numbers(tmp_path, ca
     err = capsys.readouterr().err
     assert code == 2
     assert "--redundant must be comma-separated digits" in err and "8,x" in err
+
+
+def test_the_plan_command_prints_each_layers_spill_size_and_choice_without_reading_images(capsys):
+    # 500 rows at 64 px: resnet18 layer1 is 64 units at 16x16, layer4 512 units at 2x2.
+    code = main(["plan", "--model", "resnet18", "--layers", "layer1,layer4", "--images", "500", "--size", "64",
+                 "--disk-budget", "10MB"])
+    out = capsys.readouterr().out
+    assert code == 0
+    layer1 = 500 * 64 * 16 * 16 * 4 + 128  # float32 bytes of the spill, plus the .npy header
+    layer4 = 500 * 512 * 2 * 2 * 4 + 128
+    assert f"layer1: 64 units at 16x16 -> recompute (a spill would take {layer1 / 1e6:.2f} MB)" in out
+    assert f"layer4: 512 units at 2x2 -> spill float32 {layer4 / 1e6:.2f} MB" in out
+    assert out.count("plan: 500 images in 16 batches") == 2  # each layer planned alone

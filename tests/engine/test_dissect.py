@@ -155,3 +155,12 @@ def test_an_unknown_layer_is_refused_naming_the_valid_layers(broden, tmp_path):
     _, dataset = broden
     with pytest.raises(LayerError, match="'4' is not in the model.*layers are 0, 1, 2, 3"):
         dissect(_tiny_net(), dataset, _options(layers=["4"]), tmp_path / "out")
+
+
+def test_a_shard_whose_statistics_would_not_fit_the_memory_budget_fails_before_reading_an_image(broden):
+    _, dataset = broden
+    seen = []
+    with pytest.raises(EngineError, match="no plan fits a memory budget of 100 B.*run the job whole"):
+        collect_stats(_tiny_net(), dataset, _options(memory_budget=100), indices=range(4),
+                      progress=lambda s, f: seen.append(s))
+    assert seen == []

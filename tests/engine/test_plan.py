@@ -227,3 +227,74 @@ def test_on_a_broden_sized_index_every_resnet18_layer_gets_a_plan_within_the_bud
     assert plan.disk_bytes <= 2_000_000_000 and plan.memory_bytes <= 1_000_000_000
     assert by["relu"].threshold == "radix"  # its exact top-m would hold ~13 GB
     assert plan.recomputed  # not everything fits 2 GB of disk
+
+
+def test_a_float16_spill_fits_where_float32_would_not_and_keeps_every_label(broden, tmp_path):
+    full = plan_dissection(_net(), broden, _options())
+    big, small = full.layer("1"), full.layer("3")
+    budget = small.spill_bytes_float32 + big.spill_bytes_float16 + full.labels_bytes + 10
+    assert budget < small.spill_bytes_float32 + big.spill_bytes_float32 + full.labels_bytes  # float32 cannot spill both
+    half = dissect(_net(), broden, _options(cache_dtype="float16", disk_budget=budget), tmp_path / "half")
+    dtypes = {lp["layer"]: (lp["method"], lp["dtype"]) for lp in half.plan["layers"]}
+    assert dtypes == {"1": ("spill", "float16"), "3": ("spill", "float32")}
+    stored = json.loads((tmp_path / "half" / "1" / "summary.json").read_text())["plan"]
+    assert stored["layers"][0]["dtype"] == "float16"
+    exact = dissect(_net(), broden, _options(spill="always"), tmp_path / "exact")  # float32 spill
+    assert half.plan["disk_bytes"] <= budget < exact.plan["disk_bytes"]
+    assert half.plan["measured_spill_bytes"] < exact.plan["measured_spill_bytes"]  # allocated blocks on disk
+    for name in ("1", "3"):
+        a, b = half.layers[name], exact.layers[name]
+        # Thresholds and top images come from the live float32 maps; only the counts read the spill.
+        assert np.array_equal(a.thresholds, b.thresholds) and np.array_equal(a.topk_indices, b.topk_indices)
+        assert [(x.label, x.category) for x in a.labels] == [(x.label, x.category) for x in b.labels]
+        assert np.allclose(a.iou, b.iou, atol=0.02)
+    # The float32 layer's counts are untouched by its neighbour's float16 spill.
+    assert np.array_equal(half.layers["3"].iou, exact.layers["3"].iou)
+
+
+def test_a_run_killed_while_rendering_has_its_results_on_disk_and_resumes_without_sweeping(broden, tmp_path):
+    opts = _options(spill="always", checkpoint_every=2, resume=True)
+    whole = dissect(_net(), broden, _options(spill="always"), tmp_path / "whole")
+    with pytest.raises(_Killed):
+        dissect(_net(), broden, opts, tmp_path / "out", progress=_kill_after("render", 1))
+    # The results came first: tally, top images, thresholds and summary are complete already.
+    for name in ("tally.csv", "topk.csv", "thresholds.npy", "summary.json"):
+        assert (tmp_path / "out" / "3" / name).read_bytes() != b""
+    assert (tmp_path / "out" / "3" / "tally.csv").read_bytes() == (tmp_path / "whole" / "3" / "tally.csv").read_bytes()
+    seen = []
+    resumed = dissect(_net(), broden, opts, tmp_path / "out", progress=lambda s, f: seen.append(s))
+    assert resumed.plan["resumed"] is True
+    assert "sweep" not in seen and "counts" not in seen and "render" in seen  # only the pictures were left
+    _same_results(whole, resumed)
+    assert _outputs(tmp_path / "whole") == _outputs(tmp_path / "out")
+
+
+class _DataDependent(nn.Module):
+    """A model the meta device cannot run (it reads a value), so the probe must forward for real."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * 2 if y.abs().max().item() >= 0 else y
+
+
+def test_layer_shapes_probed_on_the_meta_device_equal_a_real_forward_pass():
+    from tasks.engine.plan import probe_shapes
+
+    sizes = [(16, 8), (20, 10), (33, 17)]
+    for model, layers in ((_net(), ["1", "3"]), (_DataDependent().eval(), ["conv"])):
+        expected = {name: [] for name in layers}
+        with torch.no_grad():
+            for h, w in sizes:
+                x = torch.zeros(1, 3, h, w)
+                outs = {}
+                hooks = [dict(model.named_modules())[n].register_forward_hook(lambda m, i, o, n=n: outs.__setitem__(n, o)) for n in layers]
+                model(x)
+                for hk in hooks:
+                    hk.remove()
+                for n in layers:
+                    expected[n].append(tuple(int(d) for d in outs[n].shape[1:]))
+        assert probe_shapes(model, layers, sizes, "cpu") == expected

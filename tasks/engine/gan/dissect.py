@@ -28,11 +28,12 @@ from tqdm import tqdm
 
 from ..capture import LayerCapture
 from ..datasets import Batch
-from ..dissect import (  # the classifier driver's own collectors and writers: one file format
-    DissectionResult, DissectOptions, _CountsCollector, _StatsCollector, _thresholds, _write_outputs, _write_summaries,
-)
+# The classifier driver's own collectors and writers: one file format for both kinds.
+from ..collect import CountsCollector, StatsCollector, thresholds_of
 from ..errors import EngineError
 from ..iou import Vocabulary
+from ..options import DissectOptions
+from ..outputs import DissectionResult, write_outputs, write_summaries
 from .iqr import IqrCounts, candidate_thresholds, write_iqr_csv
 from .models import NUM_SEG_CLASSES, segment, to_uint8_rgb
 from .samples import GeneratedSamples, sample_z
@@ -107,7 +108,7 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
     t0 = time.perf_counter()
     z = sample_z(range(options.n_samples), int(generator.z_dim), options.seed)
     pictures, labels, feats = [], [], {name: [] for name in options.layers}
-    stats_c = _StatsCollector(dopts, expected_images=options.n_samples)
+    stats_c = StatsCollector(dopts, expected_images=options.n_samples)
     for s, images, lab, outputs in generate_and_capture(generator, segmenter, z, options.layers,
                                                        options.batch_size, options.progress_bar):
         batch = _batch(s, images, lab)
@@ -125,7 +126,7 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
     t1 = time.perf_counter()
 
     vocab = Vocabulary.from_concepts(samples.concepts, samples.categories)
-    counts_c = _CountsCollector(dopts, vocab, _thresholds(stats, dopts))
+    counts_c = CountsCollector(dopts, vocab, thresholds_of(stats, dopts))
     for s in range(0, options.n_samples, options.batch_size):
         lab = all_labels[s : s + options.batch_size].long()
         counts_c.add({n: f[s : s + options.batch_size] for n, f in all_feats.items()}, lab[:, None],
@@ -137,7 +138,7 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
         return lambda u, r, index: all_feats[name][index, u]
 
     timings = {"sweep": t1 - t0, "counts": t2 - t1}
-    result = _write_outputs(samples, dopts, stats, counts, out_dir, get_maps, progress, timings)
+    result = write_outputs(samples, dopts, stats, counts, out_dir, get_maps, progress, timings)
     numbers = [c.number for c in samples.concepts]
     names = [c.name for c in samples.concepts]
     for name, layer in result.layers.items():
@@ -159,7 +160,7 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
             "threshold_rule": THRESHOLD_RULE, "concepts": names}
     (out_dir / "generated.json").write_text(json.dumps(meta, indent=2))
     result.timings["total"] = time.perf_counter() - t0
-    _write_summaries(out_dir, result)
+    write_summaries(out_dir, result)
     return result
 
 
