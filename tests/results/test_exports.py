@@ -159,6 +159,23 @@ def test_mturk_results_csv_has_the_reference_columns_and_one_row_per_finished_as
     assert (rejected["AssignmentStatus"], rejected["Approve"], rejected["Reject"]) == ("Rejected", "", "too vague")
 
 
+def test_the_mturk_export_read_a_few_hits_at_a_time_writes_the_same_rows_in_the_same_order(
+        labelled, tmp_path, monkeypatch):
+    from units.crowd.models import Hit
+    from units.results import exports
+
+    job, layer, hits = labelled
+    write_mturk(tmp_path / "whole.csv", Hit.objects.filter(unit__layer=layer))
+    monkeypatch.setattr(exports, "MTURK_HIT_CHUNK", 1)  # every HIT its own query
+    write_mturk(tmp_path / "chunked.csv", Hit.objects.filter(unit__layer=layer))
+    whole = (tmp_path / "whole.csv").read_text()
+    assert whole == (tmp_path / "chunked.csv").read_text()
+    ids = [row["AssignmentId"] for row in csv.DictReader(io.StringIO(whole))]
+    expected = Assignment.objects.filter(hit__unit__layer=layer, status__in=exports.DONE_STATUSES).order_by(
+        "hit_id", "id").values_list("pk", flat=True)
+    assert ids == [str(pk) for pk in expected] and len(ids) == 4
+
+
 def test_an_mturk_csv_imports_back_into_another_layer_as_the_same_answers(labelled, tmp_path):
     job, layer, hits = labelled
     from units.crowd.models import Hit

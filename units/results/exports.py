@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import zipfile
 from collections import Counter
@@ -239,7 +240,7 @@ def _approval_rates(worker_ids: set[int]) -> dict[int, dict[str, str]]:
     return {w: {k: _rate(c) for k, c in per.items()} for w, per in counters.items()}
 
 
-def mturk_assignments(hits: QuerySet[Hit]) -> QuerySet[Assignment]:
+def mturk_assignments(hits: QuerySet[Hit] | list[int]) -> QuerySet[Assignment]:
     return (
         Assignment.objects.filter(hit__in=hits, status__in=DONE_STATUSES)
         .select_related("hit__unit__layer__job__network", "hit__batch", "worker", "annotation")
@@ -248,12 +249,25 @@ def mturk_assignments(hits: QuerySet[Hit]) -> QuerySet[Assignment]:
     )
 
 
+# HITs per query of the MTurk export's stream. One server-side cursor over `hit_id IN (subquery)`
+# made PostgreSQL pick a fast-start plan that ran the subquery per row: at 100,000 answers it had
+# not returned after 20 minutes. A few hundred HIT ids per query is a plain index lookup everywhere.
+MTURK_HIT_CHUNK = 500
+
+
+def _mturk_stream(hits: QuerySet[Hit]):
+    """The export's assignments in (hit, id) order, read MTURK_HIT_CHUNK HITs at a time."""
+    ids = hits.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=CHUNK)
+    while chunk := list(itertools.islice(ids, MTURK_HIT_CHUNK)):
+        yield from mturk_assignments(chunk)
+
+
 def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> None:
     query = mturk_assignments(hits)
     # The workers (few) are read up front for their approval rates; the assignments (many) are streamed.
     rates = _approval_rates(set(query.order_by().values_list("worker_id", flat=True).distinct()))
     total = query.count() if progress else 0
-    assignments = query.iterator(chunk_size=CHUNK)
+    assignments = _mturk_stream(hits)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=MTURK_ALL_COLUMNS)
         writer.writeheader()
