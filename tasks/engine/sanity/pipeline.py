@@ -53,9 +53,9 @@ class SanityConfig:
     """Everything that decides the numbers; stored in report.json so a run can be repeated."""
 
     source: str = "digits"  # "digits" (scikit-learn, upscaled) or "idx:PATH" (MNIST IDX files)
-    # "mixturenet" (ours), "seed" (the seed's plain network) or "both". The seed's network costs ~3x per
-    # image and its recipe takes 10 epochs, so only "mixturenet" fits the 20-minute (quick: 2-minute) budget on 2 cores;
-    # estimate_minutes(config) says how long the others take.
+    # "mixturenet" (ours), "seed" (the seed's plain network) or "both". The seed's network costs ~2.5x per
+    # image and its recipe takes 4 epochs, so only "mixturenet" fits the 20-minute (quick: 2-minute) budget on
+    # 2 cores; estimate_minutes(config) says how long the others take.
     network: str = "mixturenet"
     seeds: int = 3
     n_train: int = 20000
@@ -129,12 +129,15 @@ class SanityConfig:
 
 # -- how long it takes ----------------------------------------------------------------------------
 
-# CPU milliseconds per image (one thread unless noted), measured on this project's 2-core machine:
-# training per image and epoch (both designs, batch 64/32); the rest fitted to the per-stage CPU
-# seconds of a quick MixtureNet run (report.json `runs[].cpu_seconds`: 153 CPU s in all), the
-# seed design's forward pass taken as ~3x ours like its training.
+# CPU milliseconds per image (one thread unless noted), measured on this project's 2-core machine.
+# Training per image and epoch, channels-last (train._channels_last): the seed design 2.16-2.37 ms in
+# four 20,000-image, 4-epoch runs (issue 14; batch 64, val passes included, two runs side by side under
+# a load of 4-5), ours 0.9 (its one-thread micro-benchmark fell from 0.78-0.89 to 0.61-0.65 ms with
+# channels-last, scaled from the 1.15 ms measured before). The rest fitted to the per-stage CPU seconds
+# of a quick MixtureNet run (report.json `runs[].cpu_seconds`), the seed design's forward pass taken as
+# ~3x ours.
 COST_MS = {
-    "train": {"mixturenet": 1.15, "seed": 3.4},
+    "train": {"mixturenet": 0.9, "seed": 2.3},
     "forward": {"mixturenet": 0.21, "seed": 0.65},
     "wide_factor": {"mixturenet": 1.35, "seed": 1.25},  # conv3 three times wider: cost x this
     "make_image": 3.0,
