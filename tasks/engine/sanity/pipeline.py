@@ -389,7 +389,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="digit source: 'digits' (scikit-learn, offline) or 'idx:PATH' (MNIST IDX files)")
     parser.add_argument("--network", choices=list(NETWORKS), default=None,
                         help="mixturenet (ours: BatchNorm, strided conv1; the default), seed (the seed's plain "
-                             "network, ~3x the work per image) or both; the estimate is printed before the run")
+                             "network, ~2.5x the training work per image) or both; the estimate is printed before the run")
     parser.add_argument("--seeds", type=int, default=None, help="training seeds per variant (default 3; quick 1)")
     parser.add_argument("--quick", action="store_true",
                         help="small configuration, one seed (the estimate, estimate_minutes, is printed before the run)")
