@@ -264,3 +264,32 @@ def test_the_review_page_shows_the_proposed_label_and_the_verdicts(client, job, 
     client.force_login(requester)
     html = client.get(reverse("crowd:review_hit", args=[hit.pk])).content.decode()
     assert f'id="review-proposed-label">{hit.proposed_label}<' in html and '<dd class="word">unsure</dd>' in html
+
+
+# --- a unit's own labellers and its crowd label ----------------------------------------------------
+
+
+def test_a_units_labeller_is_never_offered_nor_may_answer_the_verify_hit_of_its_crowd_label(job, annotator,
+                                                                                            other_annotator):
+    units = list(Unit.objects.filter(layer__job=job).order_by("index"))
+    label_hit = hit_publish(layers=[layer_of(job)], assignments_per_hit=2).hits.get(unit=units[0])
+    labelled = take(label_hit, annotator)
+    annotation_submit(assignment_id=labelled.pk, worker=annotator, word="zero", category="object")
+    Hit.objects.filter(kind="label").update(status="disposed")  # leave only verify HITs in the queue
+    UnitAggregate.objects.create(unit=units[0], crowd_word="zero", category_mv="object")
+    hit_publish_verify(layers=[layer_of(job)], sources=["crowd", "iou"], assignments_per_hit=2)
+    crowd_hit = Hit.objects.get(kind="verify", label_source="crowd", unit=units[0])
+
+    offered = []
+    while (assignment := assignment_claim(worker=annotator)) is not None:
+        offered.append((assignment.hit.unit.index, assignment.hit.label_source))
+        verdict_submit(assignment_id=assignment.pk, worker=annotator, verdict="yes")
+    # Every IoU verify HIT, the labelled unit's included; never its crowd label.
+    assert sorted(offered) == [(0, "iou"), (1, "iou"), (2, "iou")]
+    other = assignment_claim(worker=other_annotator)
+    assert other is not None  # someone who did not label unit 0 is offered the crowd label's HIT
+
+    forced = take(crowd_hit, annotator)  # however the assignment came about, the answer is refused
+    with pytest.raises(NotAllowed, match="own answer"):
+        verdict_submit(assignment_id=forced.pk, worker=annotator, verdict="yes")
+    assert not Annotation.objects.filter(assignment=forced).exists()

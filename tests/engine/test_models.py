@@ -179,8 +179,8 @@ def test_the_legacy_non_zip_torch_format_still_loads(tmp_path: Path) -> None:
 
 
 def test_the_seed_network_learns_above_chance_on_a_tiny_set_with_its_recipe(tmp_path: Path) -> None:
-    """The plain network used to sit at chance; its recipe (He init, zero classifier weights, Adam 1e-3)
-    lifts it. Three classes (digits 0-2; 3-9 shown at random), chance 1/3, 32 px canvas, ~10 CPU seconds.
+    """The plain network used to sit at chance; its recipe (He init, zero classifier weights, Adam 1e-2
+    after a one-epoch warm-up) lifts it. Three classes (digits 0-2; 3-9 shown at random), chance 1/3, 32 px canvas, ~10 CPU seconds.
     On so few steps leaving the starting plateau depends on the seed: with this recipe seed 1 reached
     0.65 and seed 0 stayed at 0.36 when this test was written, so the seed is fixed at 1."""
     from tasks.engine.datasets import NETDISSECT_MEAN, NETDISSECT_STD
@@ -191,10 +191,25 @@ def test_the_seed_network_learns_above_chance_on_a_tiny_set_with_its_recipe(tmp_
     metrics = train_mixture(data, tmp_path / "seed.pt", design="seed", epochs=16, batch_size=16, seed=1,
                             device="cpu", progress=False)
     assert metrics["recipe"]["zero_classifier"] and metrics["recipe"]["init"] == "kaiming"
-    assert metrics["recipe"]["lr"] == 1e-3
+    assert (metrics["recipe"]["lr"], metrics["recipe"]["warmup_epochs"]) == (1e-2, 1.0)
     model = load_model("mixturenet", tmp_path / "seed.pt")
     assert model.config["design"] == "seed"
     images, targets, names = load_mixture_tensors(data)
     assert len(names) == 3
     accuracy = evaluate(model, images, targets, mean=NETDISSECT_MEAN, std=NETDISSECT_STD, device="cpu")
     assert accuracy > 0.5
+
+
+def test_channels_last_changes_only_the_memory_layout_not_the_function() -> None:
+    """The trainer runs the CPU in channels-last (NHWC) layout for speed; the network must compute the same."""
+    from tasks.engine.train import _layout
+
+    torch.manual_seed(0)
+    model = MixtureNet(num_classes=45, design="seed").eval()
+    x = torch.randn(4, 3, 64, 64)
+    expected = model(x)
+    nhwc = MixtureNet(num_classes=45, design="seed").eval()
+    nhwc.load_state_dict(model.state_dict())
+    nhwc = nhwc.to(memory_format=torch.channels_last)
+    assert nhwc.conv1[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(nhwc(_layout(x, True)), expected, rtol=1e-4, atol=1e-5)

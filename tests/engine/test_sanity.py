@@ -171,3 +171,20 @@ def test_ablation_loses_exactly_the_images_a_unit_decides_and_groups_classes_by_
     assert class_group_drop(abl, 0, [0]) == pytest.approx(0.0)
     assert class_group_drop(abl, 0, [0, 1]) == pytest.approx(ones / 40)
     assert class_group_drop(abl, 0, [2]) is None  # no image of class 2: no figure rather than 0
+
+
+def test_the_estimate_is_the_configs_arithmetic_over_the_measured_per_image_costs():
+    from tasks.engine.sanity.pipeline import COST_MS
+
+    def seed_only(epochs: int) -> SanityConfig:
+        return SanityConfig(network="seed", seeds=2, seed_epochs=epochs, variants=["baseline", "wide"], usefulness=False)
+
+    # One more epoch of the seed's network: 2 seeds x (baseline + wide, the wide one dearer) x 20,000 images.
+    per_epoch_ms = 2 * 20000 * COST_MS["train"]["seed"] * (1 + COST_MS["wide_factor"]["seed"])
+    assert estimate_minutes(seed_only(5), workers=2) - estimate_minutes(seed_only(4), workers=2) == pytest.approx(
+        per_epoch_ms / 1000 / 60 / 2)
+    # The seed recipe's epochs come from train.RECIPES when the configuration leaves them unset.
+    from tasks.engine.train import RECIPES
+
+    assert estimate_minutes(seed_only(RECIPES["seed"].epochs)) == pytest.approx(
+        estimate_minutes(SanityConfig(network="seed", seeds=2, variants=["baseline", "wide"], usefulness=False)))

@@ -15,7 +15,8 @@ from units.dissection.models import Unit
 
 from .accounts import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
-from .models import Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, HitKind, QualificationAttempt, Skip
+from .models import (Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, HitKind, LabelSource,
+                     QualificationAttempt, Skip)
 from .selectors import hit_exemplars
 from .slots import SLOT, assignments_free, assignments_reclaim_expired, hit_sync_status  # noqa: F401 (re-exported)
 from .validation import clean_word, matches_gold, validate_answer
@@ -48,7 +49,15 @@ def _offerable(worker, queryset: QuerySet[Hit], *, now: datetime) -> QuerySet[Hi
         .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
         # A unit seen in the qualification test would be a gold HIT with a known answer.
         .exclude(unit_id__in=_qualification_units(worker))
+        # Its own labellers would be judging their own answer in a verify HIT of the unit's crowd label.
+        .exclude(Q(kind=HitKind.VERIFY, label_source=LabelSource.CROWD)
+                 & Exists(label_answers_by(worker).filter(assignment__hit__unit=OuterRef("unit"))))
     )
+
+
+def label_answers_by(worker) -> QuerySet[Annotation]:
+    """The worker's answers to labelling HITs (narrow it to a unit): who helped make a unit's crowd label."""
+    return Annotation.objects.filter(assignment__worker=worker, assignment__hit__kind=HitKind.LABEL)
 
 
 def open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:

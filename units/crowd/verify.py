@@ -29,6 +29,7 @@ from .accounts import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
 from .publishing import PublishError, publish_options_check
+from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word
 
@@ -271,6 +272,11 @@ def verdict_submit(*, assignment_id: int, worker, verdict: str, now: datetime | 
         raise Conflict("The time for this assignment ran out; it has been offered to someone else.")
 
     hit = assignment.hit
+    own_answer = label_answers_by(worker).filter(assignment__hit__unit=hit.unit_id)
+    if hit.label_source == LabelSource.CROWD and own_answer.exists():
+        # The claim never offers it (services._offerable); this guards every other way to an assignment.
+        raise NotAllowed("You labelled this unit, so you cannot verify its crowd label: that would be judging your "
+                         "own answer.")
     sentinel = hit.label_source == LabelSource.SENTINEL
     gold_correct = None
     if not sentinel and (hit.is_gold or hit.unit.is_gold):

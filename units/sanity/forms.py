@@ -26,7 +26,7 @@ class StartForm(forms.Form):
         seed_full = sanity_minutes(seeds=3, network="seed")
         self.fields["quick"].help_text = (f"Small configuration: about {quick:.0f} minute(s) on two cores, "
                                           f"against about {full:.0f} for the full run with 3 seeds.")
-        self.fields["network"].help_text = (f"The seed's network trains about 3x longer per image (full run, 3 "
+        self.fields["network"].help_text = (f"The seed's network costs about 2.5x more per training image (full run, 3 "
                                             f"seeds: about {seed_full:.0f} minutes).")
 
 

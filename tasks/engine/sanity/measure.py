@@ -109,7 +109,7 @@ def measure_run(job: dict) -> dict:
     train = train_mixture(
         job["train_dir"], checkpoint, design=job["design"], epochs=recipe["epochs"], batch_size=recipe["batch_size"],
         lr=recipe["lr"], warmup_epochs=recipe["warmup_epochs"], init=recipe["init"],
-        zero_classifier=recipe["zero_classifier"],
+        zero_classifier=recipe["zero_classifier"], weight_decay=recipe.get("weight_decay"),
         width=job["width"], dropout=job["dropout"], seed=job["seed"], device=device, progress=False,
     )
     timings["train"] = time.perf_counter() - t
