@@ -33,6 +33,20 @@ def crowded(db):
     return worker, other, now
 
 
+@pytest.mark.parametrize("window", [3, 5, 25])  # 4 open gold HITs: cut inside, just past, well past the group
+@pytest.mark.parametrize("gold_first", [True, False])
+def test_a_window_cut_inside_a_group_or_filled_from_the_other_is_cut_the_same_way(crowded, gold_first, window,
+                                                                                 monkeypatch):
+    worker, other, now = crowded
+    monkeypatch.setattr(services, "CLAIM_WINDOW", window)
+    monkeypatch.setattr(services, "CLAIM_CANDIDATES", window)
+    for who, available in ((worker, 22), (other, 27)):
+        orm = services._shortlist(services._likely_open_hits_for(who, now=now), gold_first=gold_first,
+                                  rng=random.Random(7))
+        assert services._likely_shortlist(who, now=now, gold_first=gold_first, rng=random.Random(7)) == orm
+        assert len(orm) == min(window, available)
+
+
 @pytest.mark.parametrize("gold_first", [True, False])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_plain_sql_shortlist_picks_what_the_orm_shortlist_picks(crowded, gold_first, seed):

@@ -93,6 +93,10 @@ class Hit(models.Model):
             models.UniqueConstraint(fields=["unit", "label_source"], condition=models.Q(kind="verify"),
                                     name="hit_unique_verify_source"),
         ]
+        # The claim's shortlist reads open HITs in id order (crowd.services._likely_shortlist): with
+        # (status, id) that is an index range scan that stops after the window, however many disposed
+        # or full HITs came before (with the status index alone PostgreSQL sorted or filtered them all).
+        indexes = [models.Index(fields=["status", "id"], name="hit_status_id")]
 
     def __str__(self) -> str:
         return f"HIT {self.pk} ({self.unit})"

@@ -98,30 +98,39 @@ def _gold_due(worker, rate: float) -> bool:
 
 
 def _likely_shortlist(worker, *, now: datetime, gold_first: bool, rng: random.Random) -> list[int]:
-    """`_shortlist(_likely_open_hits_for(...))` in one plain SQL query (the claim's hot path).
+    """`_shortlist(_likely_open_hits_for(...))` in plain SQL (the claim's hot path).
 
     The same rows and order as the ORM version (a test compares both on every case): HITs whose kept
     status is assignable, alive, never taken or skipped by the worker, not a unit of their
     qualification test; the wanted gold group first, then by id, the first CLAIM_WINDOW of them.
+    Read group by group in id order, so each query is a range scan of the (status, id) index that
+    stops at the window (ordering by the gold flag instead made PostgreSQL join and sort every open
+    HIT: 12 ms a claim with 2,600 open HITs); the other group is read only to fill the window.
     """
-    hits, units = Hit._meta.db_table, Unit._meta.db_table
-    skipped = _qualification_units(worker)
+    skipped = sorted(_qualification_units(worker))
+    rows = [(pk, gold_first) for pk in _open_ids(worker, now=now, gold=gold_first, skipped=skipped, limit=CLAIM_WINDOW)]
+    if len(rows) < CLAIM_WINDOW:
+        rows += [(pk, not gold_first) for pk in _open_ids(worker, now=now, gold=not gold_first, skipped=skipped,
+                                                          limit=CLAIM_WINDOW - len(rows))]
+    return _pick(rows, gold_first=gold_first, rng=rng)
+
+
+def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: int) -> list[int]:
+    """Ids of open HITs of one gold group the worker may take, in id order, at most `limit`."""
     params: list = [Hit.Status.ASSIGNABLE, connection.ops.adapt_datetimefield_value(now), worker.pk, worker.pk]
     not_seen = ""
     if skipped:
         not_seen = f" AND h.unit_id NOT IN ({', '.join(['%s'] * len(skipped))})"
-        params.extend(sorted(skipped))
-    order = "DESC" if gold_first else "ASC"
+        params.extend(skipped)
+    group = "(h.is_gold OR u.is_gold)" if gold else "NOT (h.is_gold OR u.is_gold)"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT h.id, CASE WHEN h.is_gold OR u.is_gold THEN 1 ELSE 0 END AS gold "
-            f"FROM {hits} h JOIN {units} u ON u.id = h.unit_id "
-            f"WHERE h.status = %s AND h.expires_at > %s"
+            f"SELECT h.id FROM {Hit._meta.db_table} h JOIN {Unit._meta.db_table} u ON u.id = h.unit_id "
+            f"WHERE h.status = %s AND h.expires_at > %s AND {group}"
             f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
             f" AND NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s WHERE s.hit_id = h.id AND s.worker_id = %s)"
-            f"{not_seen} ORDER BY gold {order}, h.id LIMIT {CLAIM_WINDOW}", params)
-        rows = [(pk, bool(gold)) for pk, gold in cursor.fetchall()]
-    return _pick(rows, gold_first=gold_first, rng=rng)
+            f"{not_seen} ORDER BY h.id LIMIT {int(limit)}", params)
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 def _claimable_profile(worker) -> AnnotatorProfile:

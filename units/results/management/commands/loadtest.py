@@ -46,6 +46,13 @@ def _rss_kib(pid: int) -> int:
     return total
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat (busy: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return total - fields[3] - fields[4], total
+
+
 def _cpu_ticks(pid: int) -> int:
     """User + system clock ticks of a process and its live children."""
     total = 0
@@ -170,11 +177,13 @@ class Command(BaseCommand):
         rss0: dict[str, int] = {}
         ticks0: dict[str, int] = {}
         load0: list[float] = []
+        busy0: list[int] = []
 
         def on_start() -> None:
             rss0.update({n: _rss_kib(p) for n, p in servers.items()})
             ticks0.update({n: _cpu_ticks(p) for n, p in servers.items()})
             load0[:] = os.getloadavg()
+            busy0[:] = _machine_ticks()
             if plan is not None:
                 plan.start(time.monotonic())
 
@@ -183,6 +192,7 @@ class Command(BaseCommand):
         if plan is not None:  # the killed worker's pid is gone: measure the new one from here on
             servers = self._servers(opts)
         load1 = os.getloadavg()
+        busy1 = _machine_ticks()
         tally = result.tally
         for error in tally.errors[:5]:
             self.stderr.write(error)
@@ -206,9 +216,13 @@ class Command(BaseCommand):
             if plan is not None and n == "worker":
                 self.stdout.write(f"worker: restarted during the run (now pid {pid}, RSS {_rss_kib(pid) / 1024:.0f} MiB)")
                 continue
-            cpu = (_cpu_ticks(pid) - ticks0[n]) / tick
+            cpu = (_cpu_ticks(pid) - ticks0[n]) / tick  # live children only: one that exited takes its ticks
             self.stdout.write(f"{n} (pid {pid}): RSS {rss0[n] / 1024:.0f} MiB -> {_rss_kib(pid) / 1024:.0f} MiB, "
                               f"CPU {cpu:.1f} s = {cpu / result.wall_s / ncpu:.0%} of the machine")
+        busy = (busy1[0] - busy0[0]) / tick
+        total = (busy1[1] - busy0[1]) / tick
+        self.stdout.write(f"machine: {busy:.1f} s busy of {total:.1f} s = {busy / max(total, 1e-9):.0%} "
+                          f"(/proc/stat; everything on it: servers, database, Redis, the generator)")
         self.stdout.write(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (1 min)")
         acc = layer_accuracy(layer_id=seeded.layer_id, truth=seeded.truth)
         self.stdout.write(f"aggregation of this run's answers ({acc['units']} units answered, crowd accuracy "
