@@ -8,7 +8,7 @@ PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: venv run test test-fast demo migrate worker bench clean stack stack-down loadtest loadtest-faults soak
+.PHONY: venv run test test-fast demo migrate worker bench clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "UnitCrowd needs Python 3.11"'
@@ -73,9 +73,13 @@ loadtest: venv
 loadtest-faults: venv
 	$(MAKE) loadtest LOADTEST_ARGS="--annotators 64 --duration 60 --hits 512 --assignments 5 --faults --restart-worker 'scripts/stack.sh worker'"
 
+# The same crowd (16 annotators) against the embedded setup: SQLite, no broker, runserver.
+loadtest-embedded: venv
+	BIN=$(BIN) scripts/embedded_loadtest.sh $(EMBEDDED_ARGS)
+
 # Soak: 10 minutes at 64 annotators; the web and worker RSS are printed at the start and the end.
 soak: venv
-	$(MAKE) loadtest LOADTEST_ARGS="--annotators 64 --duration 600 --hits 4000 --assignments 5"
+	$(MAKE) loadtest LOADTEST_ARGS="--annotators 64 --duration 600 --hits 6000 --assignments 5 --think 1.4"
 
 clean:
 	rm -rf var/ .pytest_cache
