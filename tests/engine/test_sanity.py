@@ -12,6 +12,7 @@ from PIL import Image
 from tasks.engine.datasets import BrodenDataset
 from tasks.engine.models import load_model
 from tasks.engine.sanity import SanityConfig, estimate_minutes, main, run_sanity
+from tasks.engine.sanity.pipeline import FULL_BOTH as FULL
 from tasks.engine.train import load_mixture_tensors
 
 
@@ -26,7 +27,7 @@ def tiny_config(**overrides) -> SanityConfig:
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("sanity")
-    return run_sanity(tiny_config(), out), out
+    return run_sanity(tiny_config(useful_n_train=100, useful_n_val=150), out), out
 
 
 def _reference_ap(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -63,6 +64,12 @@ def test_the_report_holds_every_variant_seed_and_the_usefulness_runs(tiny_report
     assert saved["networks"]["mixturenet"]["variants"]["baseline"]["accuracy"] == section["variants"]["baseline"]["accuracy"]
     for name in ("report.md", "report.html"):
         assert "Best unit per digit" in (out / name).read_text()
+    # The usefulness experiment's own sizes are in its run and said in the report; so is why P@K needs many images.
+    useful = next(r for r in report["runs"] if r["experiment"] == "usefulness")
+    assert (useful["n_train"], useful["n_val"]) == (100, 150)
+    text = (out / "report.md").read_text()
+    assert "Trained on 100 images, measured on 150 validation images (the variants: 120 / 200;" in text
+    assert "P@700 = 0.99 needs at least 693 images showing a 0" in text and "precision_probe" in text
 
 
 def test_accuracy_and_ap_match_a_plain_recomputation_from_the_saved_network(tiny_report):
@@ -188,3 +195,47 @@ def test_the_estimate_is_the_configs_arithmetic_over_the_measured_per_image_cost
 
     assert estimate_minutes(seed_only(RECIPES["seed"].epochs)) == pytest.approx(
         estimate_minutes(SanityConfig(network="seed", seeds=2, variants=["baseline", "wide"], usefulness=False)))
+
+
+def test_the_full_run_of_both_networks_keeps_every_variant_and_fits_the_20_minute_budget():
+    from tasks.engine.sanity.pipeline import FULL_BOTH, VARIANTS, _data_specs, _jobs
+
+    config = SanityConfig.full_config(network="both")
+    assert estimate_minutes(config, workers=2) < 20 < estimate_minutes(SanityConfig(network="both"), workers=2)
+    jobs = _jobs(config, Path("."), {n: "" for n in _data_specs(config)}, "cpu", None)
+    for design in ("mixturenet", "seed"):
+        mine = [j for j in jobs if j["design"] == design]
+        for variant in VARIANTS:
+            assert len([j for j in mine if j["experiment"] == "variants" and j["variant"] == variant]) >= 2
+        assert [j["n_train"] for j in mine if j["experiment"] == "usefulness"] == [FULL_BOTH["useful_n_train"]]
+    # The variants keep the seed's 20,000 training images and the 10,000 validation images precision@700 needs.
+    assert {(j["n_train"], j["n_val"]) for j in jobs if j["experiment"] == "variants"} == {(20000, 10000)}
+    # Only --network both takes these settings; explicit options still win.
+    assert SanityConfig.full_config(network="seed") == SanityConfig(network="seed")
+    assert SanityConfig.full_config(network="both", seeds=3).seeds == 3
+    from tasks.engine.sanity.pipeline import add_cli_arguments, config_from_args
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser)
+    assert config_from_args(parser.parse_args(["--network", "both"])) == config
+    assert config_from_args(parser.parse_args(["--network", "both", "--epochs", "3"])).epochs == 3
+    # The quick run of both networks stays a 2-minute smoke test.
+    assert estimate_minutes(SanityConfig.quick_config(network="both"), workers=2) < 2
+
+
+def test_the_usefulness_experiments_own_sizes_enter_the_estimate_by_the_configs_arithmetic():
+    from tasks.engine.sanity.pipeline import COST_MS
+
+    def useful(n_train: int, n_val: int) -> SanityConfig:
+        return SanityConfig.full_config(network="both", useful_n_train=n_train, useful_n_val=n_val)
+
+    # 1,000 more usefulness training images: made once, trained by one seed of each design (baseline width).
+    epochs = {"mixturenet": FULL["epochs"], "seed": FULL["seed_epochs"]}
+    per_image = COST_MS["make_image"] + sum(epochs[d] * COST_MS["train"][d] for d in epochs)
+    assert estimate_minutes(useful(11000, 4000), workers=2) - estimate_minutes(useful(10000, 4000), workers=2) == \
+        pytest.approx(1000 * per_image / 1000 / 60 / 2)
+    # 1,000 more usefulness validation images: made once, scored and swept by each design's run.
+    per_val = COST_MS["make_image"] + sum(2 * COST_MS["forward"][d] + COST_MS["dissect_image"] for d in epochs)
+    assert estimate_minutes(useful(10000, 5000), workers=2) - estimate_minutes(useful(10000, 4000), workers=2) == \
+        pytest.approx(1000 * per_val / 1000 / 60 / 2)

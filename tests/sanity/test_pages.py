@@ -96,6 +96,9 @@ def test_the_seeds_network_can_be_chosen_and_the_page_says_how_long_the_run_take
     page = client.get(reverse("sanity:list")).content.decode()
     full = estimate_minutes(SanityConfig(seeds=3), workers=2)
     assert f"about {full:.0f} for the full run" in page
+    # Both networks: the full run the command line makes of --network both (2 seeds), under 20 minutes.
+    both = estimate_minutes(SanityConfig.full_config(network="both"), workers=2)
+    assert both < 20 and f"takes about {both:.0f} minutes" in page
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("sanity:list"), {"source": "digits", "seeds": 1, "quick": "on",
                                                         "network": "both"}, follow=True)

@@ -60,7 +60,7 @@ def sanity_report_create(*, user=None, source: str = "digits", seeds: int = 3, q
         raise SanityError(f"Seeds must be between 1 and {MAX_SEEDS}.")
     if config is None:
         options = {"source": source, "seeds": int(seeds), "network": network or "mixturenet"}
-        config = SanityConfig.quick_config(**options) if quick else SanityConfig(**options)
+        config = SanityConfig.for_run(quick=bool(quick), **options)
     source = config.source
     try:
         config.validate()
@@ -73,15 +73,16 @@ def sanity_report_create(*, user=None, source: str = "digits", seeds: int = 3, q
     return report
 
 
-def sanity_minutes(*, seeds: int = 3, quick: bool = False, network: str = "mixturenet") -> float | None:
-    """About how long a report with these settings takes on two idle cores (the engine's estimate);
-    None when the settings are not valid (the form says why)."""
+def sanity_minutes(*, seeds: int | None = 3, quick: bool = False, network: str = "mixturenet") -> float | None:
+    """About how long a report with these settings takes on two idle cores (the engine's estimate of the
+    configuration sanity_report_create builds); seeds=None: the run's own default (full run of both
+    networks: 2). None when the settings are not valid (the form says why)."""
     from tasks.engine.errors import EngineError
     from tasks.engine.sanity import SanityConfig, estimate_minutes
 
-    options = {"seeds": int(seeds), "network": network}
+    options = {"network": network} | ({"seeds": int(seeds)} if seeds is not None else {})
     try:
-        return estimate_minutes(SanityConfig.quick_config(**options) if quick else SanityConfig(**options), workers=2)
+        return estimate_minutes(SanityConfig.for_run(quick=bool(quick), **options), workers=2)
     except (EngineError, ValueError):
         return None
 

@@ -88,6 +88,9 @@ def blocks(report: dict) -> Iterator[Block]:
                         + [_ms(r["precision_at_recall"].get(x), digits=2) for x in rs]
                         + [_ms(r["ap"]), _ms(r["iou"]), _ms(r["positives"], digits=0)])
         yield ("table", header, rows)
+        zero = next((r for r in best if r["digit"] == 0), None)
+        if zero and zero["positives"]["mean"] is not None:
+            yield ("p", _precision_note(zero["positives"]["mean"], n["setting"]["n_val"]))
         for key, alt in (("top_images_best", "Top activated images of the best unit per digit (first baseline seed)"),
                          ("precision_at_k", "Precision@K of the best units"),
                          ("precision_at_recall", "Precision at recall of the best units")):
@@ -129,10 +132,17 @@ def blocks(report: dict) -> Iterator[Block]:
             continue
         yield ("h", 2, f"Usefulness: redundant digits ({n['title']})")
         red = "+".join(map(str, useful["redundant"]))
+        sizes = ""
+        if useful.get("n_train") and useful.get("n_val"):
+            fewer = (useful["n_train"] != n["setting"]["n_train"] or useful["n_val"] != n["setting"]["n_val"])
+            sizes = (f" Trained on {useful['n_train']:,} images, measured on {useful['n_val']:,} validation images"
+                     + (f" (the variants: {n['setting']['n_train']:,} / {n['setting']['n_val']:,}; set apart by "
+                        "useful_n_train / useful_n_val to fit the time budget: its figures are best AP and accuracy, "
+                        "which need no precision@700)" if fewer else "") + ".")
         yield ("p", f"Digits {red} are shown at random in pictures of every class, so they carry no information "
                     f"about the class; {useful['classes']} classes over digits {min(useful['effective_digits'])}-"
                     f"{max(useful['effective_digits'])}. Accuracy {_ms(useful['accuracy'], pct=True)} over "
-                    f"{useful['accuracy']['n']} seed(s).")
+                    f"{useful['accuracy']['n']} seed(s).{sizes}")
         yield ("ul", useful["answer"])
         rows = [[d, "yes" if p["redundant"] else "", _ms(p["best_ap"]), _ms(p["detector_units"], digits=1),
                  _ms(p["baseline_best_ap"]), _ms(p["best_unit_ablation"], pct=True), _pct(p["frequency"]["mean"])]
@@ -175,6 +185,19 @@ def blocks(report: dict) -> Iterator[Block]:
     yield ("p", "Timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items())
                 + f"; device {report.get('device')}, {report.get('workers')} worker process(es)."
                 + (f" Estimated before the run: about {estimate:.0f} minute(s) on an idle machine." if estimate else ""))
+
+
+def _precision_note(zeros: float, n_val: int) -> str:
+    """Why precision@K depends on how many images are ranked (the precision probe's finding, issue 14)."""
+    need = 0.99 * 700
+    return (f"Precision@K depends on how many validation images are ranked: P@700 = 0.99 needs at least {need:.0f} "
+            f"images showing a 0 among them. This run ranks {n_val:,} images, {zeros:,.0f} of which show a 0"
+            + (" (enough)." if zeros >= need else " (too few: P@700 cannot reach the seed's figure here).")
+            + " The precision probe (`python -m tasks.engine.sanity.precision_probe`, engine README \"Why the best "
+            "digit-0 unit stays below the seed's precision@K\") found the earlier shortfall of the seed's network "
+            "to be this: its best 0 unit (conv3, seed 0) scored P@100/300/500/700 = 1.00/0.97/0.94/0.89 on 4,000 "
+            "images (782 with a 0) and 1.00/1.00/0.99/0.99 on 10,000 (2,018 with a 0), precision at recall "
+            "0.25/0.5/0.75 = 0.99/0.96/0.91 and 0.99/0.97/0.92 (hardly moving with the number of images).")
 
 
 def _false_positive_blocks(sections: list[dict]) -> Iterator[Block]:

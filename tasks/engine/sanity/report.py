@@ -180,6 +180,8 @@ def _usefulness(useful_runs: list[dict], main_runs: list[dict], cutoff: float) -
         "redundant": redundant,
         "effective_digits": useful_runs[0]["effective_digits"],
         "accuracy": stat([r["val_accuracy"] for r in useful_runs]),
+        "n_train": useful_runs[0].get("n_train"),
+        "n_val": useful_runs[0].get("n_val"),
         "per_digit": per_digit,
         "mean_best_ap_redundant": float(np.mean(ap_red)) if ap_red else None,
         "mean_best_ap_effective": float(np.mean(ap_eff)) if ap_eff else None,
