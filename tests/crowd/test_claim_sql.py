@@ -92,3 +92,36 @@ def test_the_gold_share_counts_what_the_orm_counts(crowded, rate):
         assert services._gold_due(who, rate) is expected
     # the worker: 2 taken, 1 gold -> due at rate 0.5 (1 < 1.5) but not at 0.1 (1 < 0.3 is false)
     assert services._gold_due(worker, 0.5) and not services._gold_due(worker, 0.1)
+
+
+@pytest.mark.parametrize("gold_first", [True, False])
+def test_the_verify_hit_of_a_crowd_label_is_not_shortlisted_for_the_units_labellers(crowded, gold_first,
+                                                                                       monkeypatch):
+    """The rule of `_offerable`, kept by the plain SQL too: a unit's labellers never get the verify HIT
+    of its crowd label (they would judge their own answer); its IoU label's verify HIT they may get."""
+    from units.crowd.models import Annotation, HitKind, LabelSource
+
+    monkeypatch.setattr(services, "CLAIM_WINDOW", 100)  # every open HIT in the shortlist
+    monkeypatch.setattr(services, "CLAIM_CANDIDATES", 100)
+    worker, other, now = crowded
+    hits = list(Hit.objects.order_by("pk"))
+    labelled = Assignment.objects.get(hit=hits[9], worker=worker)  # the worker labelled hits[9]'s unit
+    Annotation.objects.create(assignment=labelled, word="zero", category="object")
+    Assignment.objects.create(hit=hits[13], worker=worker, accepted_at=now, deadline=now + timedelta(minutes=5),
+                              status=Assignment.Status.SUBMITTED)  # taken, never answered: not a labeller
+    verify = {}
+    for base in (hits[9], hits[13]):
+        for source in (LabelSource.CROWD, LabelSource.IOU):
+            verify[base.pk, source] = Hit.objects.create(
+                batch=base.batch, unit_id=base.unit_id, kind=HitKind.VERIFY, label_source=source,
+                proposed_label="zero", max_assignments=2, assignment_duration_seconds=60, lifetime_seconds=3600,
+                expires_at=now + timedelta(hours=1)).pk
+    own = verify[hits[9].pk, LabelSource.CROWD]
+    for who, not_offered in ((worker, {own}), (other, set())):
+        orm = services._shortlist(services._likely_open_hits_for(who, now=now), gold_first=gold_first,
+                                  rng=random.Random(3))
+        sql = services._likely_shortlist(who, now=now, gold_first=gold_first, rng=random.Random(3))
+        assert sql == orm
+        assert set(sql) & set(verify.values()) == set(verify.values()) - not_offered
+        assert {h.pk for h in services.open_hits_for(who, now=now)} & set(verify.values()) == set(
+            verify.values()) - not_offered

@@ -122,6 +122,12 @@ def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: i
     if skipped:
         not_seen = f" AND h.unit_id NOT IN ({', '.join(['%s'] * len(skipped))})"
         params.extend(skipped)
+    # A verify HIT of a unit's crowd label is not offered to that unit's labellers (as in `_offerable`).
+    own_label = (
+        f" AND NOT (h.kind = %s AND h.label_source = %s AND EXISTS (SELECT 1 FROM {Annotation._meta.db_table} an"
+        f" JOIN {Assignment._meta.db_table} la ON la.id = an.assignment_id JOIN {Hit._meta.db_table} lh"
+        f" ON lh.id = la.hit_id WHERE la.worker_id = %s AND lh.kind = %s AND lh.unit_id = h.unit_id))")
+    params.extend([HitKind.VERIFY, LabelSource.CROWD, worker.pk, HitKind.LABEL])
     group = "(h.is_gold OR u.is_gold)" if gold else "NOT (h.is_gold OR u.is_gold)"
     with connection.cursor() as cursor:
         cursor.execute(
@@ -129,7 +135,7 @@ def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: i
             f"WHERE h.status = %s AND h.expires_at > %s AND {group}"
             f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
             f" AND NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s WHERE s.hit_id = h.id AND s.worker_id = %s)"
-            f"{not_seen} ORDER BY h.id LIMIT {int(limit)}", params)
+            f"{not_seen}{own_label} ORDER BY h.id LIMIT {int(limit)}", params)
         return [pk for (pk,) in cursor.fetchall()]
 
 
