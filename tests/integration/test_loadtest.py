@@ -20,11 +20,14 @@ def test_a_small_crowd_through_the_api_loses_nothing_and_never_over_assigns(serv
     settings.RESULTS_AGGREGATE_DEBOUNCE = 2.0  # queued to Redis, as in production; no worker takes it here
     out = StringIO()
     call_command("loadtest", "--url", live_server.url, "--annotators", "8", "--duration", "15", "--hits", "120",
-                 "--assignments", "3", "--check", stdout=out)  # --check: any correctness count > 0 fails
+                 "--assignments", "3", "--window", "5", "--check", stdout=out)  # --check: any correctness count > 0 fails
     report = out.getvalue()
     print(report)
     submitted = int(report.split("submissions: ")[1].split()[0])
     assert submitted > 0
+    # The timeline's windows count every 2xx submit once: their rates x 5 s add up to the total.
+    timeline = report.split("timeline (5 s windows")[1].split("\nmachine:")[0].splitlines()[3:]
+    assert round(sum(float(line.split()[1]) * 5 for line in timeline)) == submitted
     for line in ("over-assigned HITs: 0", "HITs twice to one annotator: 0",
                  "2xx submits missing from the database: 0", "5xx answers: 0"):
         assert line in report

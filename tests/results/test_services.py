@@ -143,3 +143,47 @@ def test_synonyms_are_stored_normalised_and_bad_ones_refused(layer_with_hits):
         synonym_set(dataset=dataset, word="!!", target="dog")
     with pytest.raises(ResultsError, match="no synonym is needed"):
         synonym_set(dataset=dataset, word="Dogs", target="dog")
+
+
+def test_layer_answers_are_the_counted_labelling_answers_with_hand_counted_marks(workers):
+    """What the aggregation reads (plain rows since the soak): worked out by hand here.
+
+    Unit 0 has 10 top images, unit 1 has 10 and a sentinel; the HITs show 6 (unit 0) and 15 (unit 1:
+    all 10 tops). Marks on tops at or past what was shown do not count; sentinel marks never do;
+    rejected answers, verify HITs' verdicts and another layer's answers are not read."""
+    from tests.results.helpers import verify_answer
+    from units.crowd.models import HitKind
+    from units.dissection.models import Exemplar
+    from units.results.aggregation import Answer
+    from units.results.selectors import vocabulary_for
+    from units.results.services import layer_answers
+
+    job = make_job(layers={"conv3": 2, "conv2": 1}, exemplars_per_unit=10)
+    hits = {(h.unit.layer.name, h.unit.index): h for h in make_hits(job, assignments=5)}
+    layer = job.layer_set.get(name="conv3")
+    Hit.objects.filter(pk=hits["conv3", 0].pk).update(exemplars_shown=6)
+    u1 = hits["conv3", 1].unit
+    sentinel = Exemplar.objects.create(unit=u1, rank=0, kind=Exemplar.Kind.SENTINEL, image_index=999, score=0.0,
+                                       image_name="s.png", picture="s.png", plain="s.png")
+    h0, h1 = Hit.objects.get(pk=hits["conv3", 0].pk), hits["conv3", 1]
+    a = answer(h0, workers[0], "Zero", "object", non_fitting=(0, 5, 6, 9))  # 0 and 5 shown: 2 count
+    b = answer(h0, workers[1], "zeros", "Object", status=Assignment.Status.APPROVED)
+    answer(h0, workers[2], "one", "object", non_fitting=(1,), status=Assignment.Status.REJECTED)  # not counted
+    c = answer(h1, workers[0], "one", "part", non_fitting=(9,))  # all 10 shown: counts
+    c.non_fitting.add(sentinel)  # a sentinel mark: never counted
+    answer(hits["conv2", 0], workers[3], "two", "object", non_fitting=(0,))  # another layer
+    verify = Hit.objects.create(batch=h1.batch, unit=u1, kind=HitKind.VERIFY, label_source="iou", proposed_label="1",
+                                max_assignments=3, expires_at=h1.expires_at)
+    verify_answer(verify, workers[3], "yes")
+
+    vocab = vocabulary_for(job.dataset)
+    got = layer_answers(layer, vocab)
+    assert got == [
+        Answer(task=h0.unit_id, worker=workers[0].pk, word=vocab.canonical("Zero"), category="object", shown=6,
+               non_fitting=2),
+        Answer(task=h0.unit_id, worker=workers[1].pk, word=vocab.canonical("zeros"), category="object", shown=6,
+               non_fitting=0),
+        Answer(task=u1.pk, worker=workers[0].pk, word=vocab.canonical("one"), category="part", shown=10,
+               non_fitting=1),
+    ]
+    assert [x.task for x in got] == [a.assignment.hit.unit_id, b.assignment.hit.unit_id, c.assignment.hit.unit_id]

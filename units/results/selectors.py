@@ -28,13 +28,19 @@ def vocabulary_for(dataset: ProbeDataset) -> Vocabulary:
     return Vocabulary(names, synonyms)
 
 
-def counted_annotations(*, units: QuerySet[Unit] | None = None, layer: Layer | None = None) -> QuerySet[Annotation]:
+def counted_annotation_rows(*, units: QuerySet[Unit] | None = None, layer: Layer | None = None) -> QuerySet[Annotation]:
+    """The counted answers, unjoined: for `.values()` reads (aggregation) and subqueries."""
     # Labelling answers only: verify HITs' yes/no answers are aggregated by results.verification.
     qs = Annotation.objects.filter(assignment__status__in=COUNTED_STATUSES, assignment__hit__kind=HitKind.LABEL)
     if layer is not None:
         qs = qs.filter(assignment__hit__unit__layer=layer)
     if units is not None:
         qs = qs.filter(assignment__hit__unit__in=units)
+    return qs
+
+
+def counted_annotations(*, units: QuerySet[Unit] | None = None, layer: Layer | None = None) -> QuerySet[Annotation]:
+    qs = counted_annotation_rows(units=units, layer=layer)
     return qs.select_related("assignment__hit__unit", "assignment__worker").prefetch_related(
         Prefetch("non_fitting", queryset=Exemplar.objects.only("id", "unit_id", "kind", "rank"))
     ).order_by("id")

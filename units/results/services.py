@@ -1,6 +1,7 @@
 """Writes of the results app: aggregation runs, annotator skill, adaptive redundancy, synonyms, exports."""
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
@@ -10,13 +11,13 @@ from django.utils import timezone
 
 from annotate_site.celery import enqueue, enqueue_in
 from units.crowd.models import Annotation, Hit, HitBatch, HitKind
-from units.dissection.models import DissectionJob, Layer, ProbeDataset
+from units.dissection.models import DissectionJob, Exemplar, Layer, ProbeDataset
 
 from . import aggregation
 from .comparison import category_match, word_match
 from .models import AggregationRun, AggregationSchedule, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate
 from .normalize import Vocabulary, normalize_category, normalize_word
-from .selectors import COUNTED_STATUSES, counted_annotations, top_exemplar_counts, vocabulary_for
+from .selectors import COUNTED_STATUSES, counted_annotation_rows, top_exemplar_counts, vocabulary_for
 from .verification import verification_run_layer
 
 
@@ -43,17 +44,29 @@ def redundancy_parameters() -> dict:
 
 
 def layer_answers(layer: Layer, vocab: Vocabulary) -> list[aggregation.Answer]:
-    annotations = list(counted_annotations(layer=layer))
-    tops = top_exemplar_counts({a.assignment.hit.unit_id for a in annotations})
+    """Every counted labelling answer of a layer, in annotation order, as the aggregation reads them.
+
+    Plain rows, not model instances: a 6,000-unit layer with 20,000 answers took 8 s and 180 MB as
+    Annotation objects with their assignment, HIT, unit, worker and prefetched marks (the soak's
+    worker grew to match); two value queries and a dict keep it to the tuples the methods need.
+    """
+    counted = counted_annotation_rows(layer=layer)
+    rows = list(counted.order_by("id").values_list(
+        "id", "assignment__hit__unit_id", "assignment__worker_id", "word", "category",
+        "assignment__hit__exemplars_shown").iterator(chunk_size=5000))
+    tops = top_exemplar_counts({row[1] for row in rows})
+    # Only top images within what the HIT showed count for precision; sentinels are quality control.
+    marked_ranks: dict[int, list[int]] = defaultdict(list)
+    marks = Annotation.non_fitting.through.objects.filter(
+        annotation__in=counted.values("id"), exemplar__kind=Exemplar.Kind.TOP)
+    for annotation_id, rank in marks.values_list("annotation_id", "exemplar__rank").iterator(chunk_size=5000):
+        marked_ranks[annotation_id].append(rank)
     answers = []
-    for ann in annotations:
-        hit = ann.assignment.hit
-        shown = min(hit.exemplars_shown, tops.get(hit.unit_id, 0))
-        # Only top images within what the HIT showed count for precision; sentinels are quality control.
-        marked = sum(1 for e in ann.non_fitting.all() if e.kind == "top" and e.rank < shown)
+    for pk, unit_id, worker_id, word, category, exemplars_shown in rows:
+        shown = min(exemplars_shown, tops.get(unit_id, 0))
         answers.append(aggregation.Answer(
-            task=hit.unit_id, worker=ann.assignment.worker_id, word=vocab.canonical(ann.word),
-            category=normalize_category(ann.category), shown=shown, non_fitting=marked,
+            task=unit_id, worker=worker_id, word=vocab.canonical(word), category=normalize_category(category),
+            shown=shown, non_fitting=sum(1 for rank in marked_ranks.get(pk, ()) if rank < shown),
         ))
     return answers
 

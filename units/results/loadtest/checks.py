@@ -3,7 +3,7 @@ percentiles, and the aggregation's accuracy against the simulated truth."""
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -75,3 +75,17 @@ def latency_rows(tally: Tally) -> list[tuple[str, int, float, float, float, floa
     rows.append(("both", len(both), *(1000 * percentile(both, q) for q in (50, 95, 99)),
                  1000 * max(both) if both else float("nan")))
     return rows
+
+
+def timeline_rows(tally: Tally, *, t0: float, window_s: float) -> list[dict]:
+    """Per window of the run: 2xx submits per second and p99 of claim and submit (requests that finished
+    in it), so a soak shows whether anything drifts as the tables grow."""
+    windows: dict[int, dict[str, list]] = defaultdict(lambda: {"claim": [], "submit": [], "ok": []})
+    for done, endpoint, status, seconds in tally.timeline:
+        w = windows[int((done - t0) // window_s)]
+        w[endpoint].append(seconds)
+        if endpoint == "submit" and 200 <= status < 300:
+            w["ok"].append(seconds)
+    return [{"start": i * window_s, "end": (i + 1) * window_s, "per_s": len(w["ok"]) / window_s,
+             "claim_p99": 1000 * percentile(w["claim"], 99), "submit_p99": 1000 * percentile(w["submit"], 99)}
+            for i, w in sorted(windows.items())]

@@ -33,15 +33,19 @@ class Tally:
     statuses: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     acked: list[tuple[int, str, int]] = field(default_factory=list)  # (assignment, worker, hit) of 2xx submits
     claimed: list[tuple[str, int, int]] = field(default_factory=list)  # (worker, hit, assignment) of 201 claims
+    # (when it finished on the monotonic clock, endpoint, status, seconds): the per-window timeline of a soak
+    timeline: list[tuple[float, str, int, float]] = field(default_factory=list)
     no_answer: int = 0  # connection errors and timeouts
     reconnects: int = 0  # requests sent again on a new connection after the server closed an idle one
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, endpoint: str, status: int, seconds: float) -> None:
+        done = time.monotonic()
         with self.lock:
             self.latencies[endpoint].append(seconds)
             self.statuses[endpoint][status] += 1
+            self.timeline.append((done, endpoint, status, seconds))
 
 
 class Client:
@@ -142,6 +146,7 @@ def _annotate(base_url: str, annotator: SimAnnotator, password: str, truth: dict
 @dataclass
 class LoadResult:
     tally: Tally
+    t0: float  # monotonic clock when the measured period began (everyone signed in)
     wall_s: float
     cpu_s: float  # the generator's own CPU time (user + system) during the run
 
@@ -168,7 +173,7 @@ def drive(*, base_url: str, crowd: list[SimAnnotator], password: str, truth: dic
         thread.start()
     for thread in threads:
         thread.join()
-    return LoadResult(tally=tally, wall_s=time.monotonic() - clock["t0"], cpu_s=_cpu() - clock["cpu0"])
+    return LoadResult(tally=tally, t0=clock["t0"], wall_s=time.monotonic() - clock["t0"], cpu_s=_cpu() - clock["cpu0"])
 
 
 def _cpu() -> float:

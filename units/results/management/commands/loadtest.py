@@ -14,12 +14,13 @@ import argparse
 import json
 import os
 import secrets
+import threading
 import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from units.results.loadtest.checks import correctness, failures, latency_rows, layer_accuracy
+from units.results.loadtest.checks import correctness, failures, latency_rows, layer_accuracy, timeline_rows
 from units.results.loadtest.crowd import make_crowd, simulate_table
 from units.results.loadtest.driver import drive
 from units.results.loadtest.faults import FaultPlan, wait_after
@@ -101,6 +102,9 @@ class Command(BaseCommand):
                             help="command that starts the Celery worker again after --faults killed it")
         parser.add_argument("--assignment-seconds", type=int, default=None,
                             help="assignment duration of the seeded HITs (default 900; 30 with --faults)")
+        parser.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                            help="print throughput, p99 and the servers' RSS per window of this length (default: 60 s "
+                                 "windows for runs of 5 minutes or more, none for shorter runs)")
         parser.add_argument("--pidfile", action="append", default=[],
                             help="NAME=FILE of a server process (with its children) whose RSS and CPU to report")
 
@@ -153,6 +157,28 @@ class Command(BaseCommand):
                 raise CommandError(f"--pidfile {item}: no process id could be read from {path!r}.") from None
         return servers
 
+    def _rss_now(self, opts) -> dict[str, int]:
+        """RSS (KiB) of each --pidfile server now, its pid read again (a restarted worker has a new one)."""
+        try:
+            return {n: _rss_kib(p) for n, p in self._servers(opts).items()}
+        except CommandError:
+            return {}
+
+    def _timeline(self, result, window: float, samples: list[tuple[float, dict[str, int]]],
+                  rss0: dict[str, int]) -> None:
+        names = sorted(rss0)
+        self.stdout.write(f"timeline ({window:.0f} s windows; server RSS sampled at each window's end, MiB):")
+        self.stdout.write(f"  {'seconds':>11} {'subm/s':>7} {'claim p99':>10} {'submit p99':>11}"
+                          + "".join(f" {n + ' RSS':>11}" for n in names))
+        self.stdout.write(f"  {'start':>11} {'':>7} {'':>10} {'':>11}" + "".join(f" {rss0[n] / 1024:>11.0f}" for n in names))
+        for i, row in enumerate(timeline_rows(result.tally, t0=result.t0, window_s=window)):
+            if row["start"] >= result.wall_s:
+                break
+            rss = samples[i][1] if i < len(samples) else {}
+            self.stdout.write(f"  {row['start']:>5.0f}-{min(row['end'], result.wall_s):<5.0f} {row['per_s']:>7.1f} "
+                              f"{row['claim_p99']:>10.0f} {row['submit_p99']:>11.0f}"
+                              + "".join(f" {rss[n] / 1024:>11.0f}" if n in rss else f" {'-':>11}" for n in names))
+
     def _load(self, opts) -> None:
         servers = self._servers(opts)
         stamp = time.strftime("%Y%m%d%H%M%S")
@@ -179,8 +205,18 @@ class Command(BaseCommand):
         load0: list[float] = []
         busy0: list[int] = []
 
+        window = opts["window"] if opts["window"] is not None else (60.0 if opts["duration"] >= 300 else 0.0)
+        samples: list[tuple[float, dict[str, int]]] = []  # (seconds into the run, RSS KiB per server)
+        sampling = threading.Event()
+
+        def sample(t0: float) -> None:
+            while not sampling.wait(window):
+                samples.append((time.monotonic() - t0, self._rss_now(opts)))
+
         def on_start() -> None:
             rss0.update({n: _rss_kib(p) for n, p in servers.items()})
+            if window > 0:
+                threading.Thread(target=sample, args=(time.monotonic(),), daemon=True).start()
             ticks0.update({n: _cpu_ticks(p) for n, p in servers.items()})
             load0[:] = os.getloadavg()
             busy0[:] = _machine_ticks()
@@ -189,6 +225,7 @@ class Command(BaseCommand):
 
         result = drive(base_url=opts["url"], crowd=crowd, password=password, truth=seeded.truth,
                        duration_s=opts["duration"], seed=opts["seed"], on_start=on_start, think_s=opts["think"])
+        sampling.set()
         if plan is not None:  # the killed worker's pid is gone: measure the new one from here on
             servers = self._servers(opts)
         load1 = os.getloadavg()
@@ -219,6 +256,8 @@ class Command(BaseCommand):
             cpu = (_cpu_ticks(pid) - ticks0[n]) / tick  # live children only: one that exited takes its ticks
             self.stdout.write(f"{n} (pid {pid}): RSS {rss0[n] / 1024:.0f} MiB -> {_rss_kib(pid) / 1024:.0f} MiB, "
                               f"CPU {cpu:.1f} s = {cpu / result.wall_s / ncpu:.0%} of the machine")
+        if window > 0:
+            self._timeline(result, window, samples, rss0)
         busy = (busy1[0] - busy0[0]) / tick
         total = (busy1[1] - busy0[1]) / tick
         self.stdout.write(f"machine: {busy:.1f} s busy of {total:.1f} s = {busy / max(total, 1e-9):.0%} "
