@@ -184,6 +184,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process whose memory passed this after a task is replaced by a fresh one (Celery's own guard, KiB):
+# a long-lived worker stays bounded whatever a big dissection or aggregation left allocated. 0: never.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = envint("WORKER_MAX_MEMORY_MB", 3072, minimum=0) * 1024 or None
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"tasks.jobs.*": {"queue": "gpu"}}

@@ -96,7 +96,9 @@ class Hit(models.Model):
         # The claim's shortlist reads open HITs in id order (crowd.services._likely_shortlist): with
         # (status, id) that is an index range scan that stops after the window, however many disposed
         # or full HITs came before (with the status index alone PostgreSQL sorted or filtered them all).
-        indexes = [models.Index(fields=["status", "id"], name="hit_status_id")]
+        indexes = [models.Index(fields=["status", "id"], name="hit_status_id"),
+                   # gold HITs are few: the claim's gold group is read from this (crowd.services._open_ids)
+                   models.Index(fields=["id"], condition=models.Q(is_gold=True), name="hit_gold")]
 
     def __str__(self) -> str:
         return f"HIT {self.pk} ({self.unit})"

@@ -87,12 +87,14 @@ def _gold_due(worker, rate: float) -> bool:
     if rate <= 0:
         return False
     # Plain SQL on the claim's hot path: the ORM spent more CPU building this join than the database
-    # spent running it (profile in SCHEDULER.md). Same rows as Assignment(worker) x Hit x Unit.
+    # spent running it (profile in SCHEDULER.md). Same rows as Assignment(worker) x Hit x Unit. Gold is
+    # looked up per assignment (two index probes each): a join let PostgreSQL hash the whole HIT table
+    # (4.7 ms with 14,000 HITs, 0.4 ms this way; the soak's pg_stat_statements).
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN h.is_gold OR u.is_gold THEN 1 ELSE 0 END), 0) "
-            f"FROM {Assignment._meta.db_table} a JOIN {Hit._meta.db_table} h ON h.id = a.hit_id "
-            f"JOIN {Unit._meta.db_table} u ON u.id = h.unit_id WHERE a.worker_id = %s", [worker.pk])
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM {Hit._meta.db_table} h "
+            f"JOIN {Unit._meta.db_table} u ON u.id = h.unit_id WHERE h.id = a.hit_id AND (h.is_gold OR u.is_gold)) "
+            f"THEN 1 ELSE 0 END), 0) FROM {Assignment._meta.db_table} a WHERE a.worker_id = %s", [worker.pk])
         total, gold = cursor.fetchone()
     return gold < rate * (total + 1)
 
@@ -116,7 +118,12 @@ def _likely_shortlist(worker, *, now: datetime, gold_first: bool, rng: random.Ra
 
 
 def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: int) -> list[int]:
-    """Ids of open HITs of one gold group the worker may take, in id order, at most `limit`."""
+    """Ids of open HITs of one gold group the worker may take, in id order, at most `limit`.
+
+    Gold HITs are few: they are read from the partial indexes of gold HITs and gold units (a UNION of
+    the two), not by scanning every open HIT for the flag (6.6 ms a claim with 1,500 open HITs and no
+    gold left, 0.6 ms this way). The other group is a range scan of the (status, id) index with the gold
+    units' ids hashed once."""
     params: list = [Hit.Status.ASSIGNABLE, connection.ops.adapt_datetimefield_value(now), worker.pk, worker.pk]
     not_seen = ""
     if skipped:
@@ -128,14 +135,22 @@ def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: i
         f" JOIN {Assignment._meta.db_table} la ON la.id = an.assignment_id JOIN {Hit._meta.db_table} lh"
         f" ON lh.id = la.hit_id WHERE la.worker_id = %s AND lh.kind = %s AND lh.unit_id = h.unit_id))")
     params.extend([HitKind.VERIFY, LabelSource.CROWD, worker.pk, HitKind.LABEL])
-    group = "(h.is_gold OR u.is_gold)" if gold else "NOT (h.is_gold OR u.is_gold)"
+    may_take = (
+        f"h.status = %s AND h.expires_at > %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s WHERE s.hit_id = h.id AND s.worker_id = %s)"
+        f"{not_seen}{own_label}")
+    gold_units = f"SELECT id FROM {Unit._meta.db_table} WHERE is_gold"
+    if gold:
+        sql = (f"SELECT h.id FROM {Hit._meta.db_table} h WHERE h.is_gold AND {may_take} UNION "
+               f"SELECT h.id FROM {Hit._meta.db_table} h WHERE h.unit_id IN ({gold_units}) AND {may_take} "
+               f"ORDER BY 1 LIMIT {int(limit)}")
+        params = params + params
+    else:
+        sql = (f"SELECT h.id FROM {Hit._meta.db_table} h WHERE NOT h.is_gold AND h.unit_id NOT IN ({gold_units}) "
+               f"AND {may_take} ORDER BY h.id LIMIT {int(limit)}")
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT h.id FROM {Hit._meta.db_table} h JOIN {Unit._meta.db_table} u ON u.id = h.unit_id "
-            f"WHERE h.status = %s AND h.expires_at > %s AND {group}"
-            f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
-            f" AND NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s WHERE s.hit_id = h.id AND s.worker_id = %s)"
-            f"{not_seen}{own_label} ORDER BY h.id LIMIT {int(limit)}", params)
+        cursor.execute(sql, params)
         return [pk for (pk,) in cursor.fetchall()]
 
 

@@ -88,6 +88,8 @@ class Unit(models.Model):
     class Meta:
         ordering = ["layer", "index"]
         constraints = [models.UniqueConstraint(fields=["layer", "index"], name="unit_unique_index")]
+        # The claim finds gold HITs through their (few) gold units: crowd.services._open_ids.
+        indexes = [models.Index(fields=["id"], condition=models.Q(is_gold=True), name="unit_gold")]
 
     def __str__(self) -> str:
         # People see NetDissect's numbering (from 1); `index` stays the 0-based channel.
