@@ -25,8 +25,10 @@ def enqueue(task_name: str, *args, **kwargs):
 
 
 def enqueue_in(seconds: float, task_name: str, *args) -> None:
-    """Send the task `seconds` from now. Without a broker the task runs in a daemon timer thread of
-    this process, so a delayed task never runs inside the request that asked for it (0: at once)."""
+    """Send the task `seconds` from now. Without a broker a daemon timer thread of this process starts
+    it then, so a delayed task never runs inside the request that asked for it (0: at once, here);
+    with DELAYED_TASKS_IN_SUBPROCESS (the default) the timer runs it in a child process
+    (`python -m annotate_site.run_task`), off the web server's interpreter."""
     if task_name not in app.tasks:
         importlib.import_module(task_name.rpartition(".")[0])
     task = app.tasks[task_name]
@@ -35,7 +37,10 @@ def enqueue_in(seconds: float, task_name: str, *args) -> None:
     elif seconds <= 0:
         task.delay(*args)
     else:
-        timer = threading.Timer(seconds, _run_in_thread, args=(task, args))
+        from django.conf import settings
+
+        target = _run_in_subprocess if getattr(settings, "DELAYED_TASKS_IN_SUBPROCESS", False) else _run_in_thread
+        timer = threading.Timer(seconds, target, args=(task, args))
         timer.daemon = True
         timer.start()
 
@@ -47,6 +52,29 @@ def _run_in_thread(task, args) -> None:
         task.delay(*args)
     finally:
         connections.close_all()  # a thread's connections are its own: close them, not leak them
+
+
+def _run_in_subprocess(task, args) -> None:
+    """Run the task in a child Python with this process's settings and environment; wait for it (the
+    timer thread is the only one waiting). Its output goes to this process's stderr (the server log)."""
+    import json
+    import logging
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [sys.executable, "-m", "annotate_site.run_task", task.name, json.dumps(list(args))]
+    try:
+        done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, env=os.environ.copy(),
+                              stdin=subprocess.DEVNULL, check=False)
+    except OSError as exc:
+        logging.getLogger(__name__).error("could not start %s in a child process (%s); running it here", task.name, exc)
+        _run_in_thread(task, args)
+        return
+    if done.returncode != 0:
+        # The aggregation sweep (beat, or the next answer's schedule) picks the layer up again.
+        logging.getLogger(__name__).error("%s%r exited with status %s in its child process", task.name, tuple(args),
+                                          done.returncode)
 
 
 @worker_ready.connect

@@ -203,6 +203,10 @@ CELERY_TIMEZONE = "UTC"
 # Seconds between a layer's first newly completed HIT and its aggregation run: answers arriving
 # meanwhile join that run, so a busy layer is aggregated at most once per this interval.
 RESULTS_AGGREGATE_DEBOUNCE = envfloat("AGGREGATE_DEBOUNCE_SECONDS", 5.0, minimum=0.0)
+# Without a broker, a delayed task (a layer's debounced aggregation) runs in a child process started by
+# a timer thread, not in the web server's own interpreter: Dawid-Skene holds the GIL for seconds, which
+# stalled every request of the embedded server meanwhile (issue 11). 0: in the timer thread itself.
+DELAYED_TASKS_IN_SUBPROCESS = envbool("DELAYED_TASKS_IN_SUBPROCESS", True)
 
 # --- dissection jobs ---------------------------------------------------------------------
 # Device for the engine on workers: "cuda:N", "cpu", or "auto"/empty (CUDA when present; the GPU

@@ -253,6 +253,10 @@ class Command(BaseCommand):
             if plan is not None and n == "worker":
                 self.stdout.write(f"worker: restarted during the run (now pid {pid}, RSS {_rss_kib(pid) / 1024:.0f} MiB)")
                 continue
+            if plan is not None and n == "web":  # the killed gunicorn worker took its CPU ticks with it
+                self.stdout.write(f"{n} (pid {pid}): RSS {rss0[n] / 1024:.0f} MiB -> {_rss_kib(pid) / 1024:.0f} MiB "
+                                  "(CPU not measured: a killed worker's ticks leave with it)")
+                continue
             cpu = (_cpu_ticks(pid) - ticks0[n]) / tick  # live children only: one that exited takes its ticks
             self.stdout.write(f"{n} (pid {pid}): RSS {rss0[n] / 1024:.0f} MiB -> {_rss_kib(pid) / 1024:.0f} MiB, "
                               f"CPU {cpu:.1f} s = {cpu / result.wall_s / ncpu:.0%} of the machine")
