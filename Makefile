@@ -57,7 +57,7 @@ bench: venv
 STACK_PORT ?= 8011
 STACK_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/unitcrowd_load
 STACK_BROKER_URL ?= redis://127.0.0.1:6379/3
-LOADTEST_ARGS ?= --annotators 64 --duration 90 --hits 512 --assignments 5
+LOADTEST_ARGS ?= --annotators 64 --duration 90 --hits 1200 --assignments 5
 stack: venv
 	BIN=$(BIN) STACK_PORT=$(STACK_PORT) STACK_DATABASE_URL=$(STACK_DATABASE_URL) STACK_BROKER_URL=$(STACK_BROKER_URL) scripts/stack.sh up
 
