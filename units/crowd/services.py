@@ -154,15 +154,6 @@ def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: i
         return [pk for (pk,) in cursor.fetchall()]
 
 
-def _claimable_profile(worker) -> AnnotatorProfile:
-    profile = profile_get(worker)
-    if profile.is_blocked:
-        raise NotAllowed("Your account is blocked from new HITs. Contact the requesters if you think this is wrong.")
-    if not profile.is_qualified:
-        raise NotAllowed("Pass the qualification test first: only qualified annotators get HITs.")
-    return profile
-
-
 def _reclaim_due(now: datetime) -> bool:
     """At most one global sweep for expired work per process every RECLAIM_EVERY seconds: the
     periodic task does it too, and `_claim_hit` frees the expired slots of the HIT it locks."""
@@ -461,8 +452,7 @@ def assignment_retake(*, assignment_id: int, worker, now: datetime | None = None
     let alone two live slots, of one HIT for one worker; locks in the claim's order (profile, then HIT).
     """
     now = now or timezone.now()
-    profile = _claimable_profile(worker)
-    AnnotatorProfile.objects.select_for_update().get(pk=profile.pk)
+    _locked_claimable_profile(worker)
     found = Assignment.objects.filter(pk=assignment_id).values_list("hit_id", "worker_id").first()
     if found is None:
         raise NotFound(f"There is no assignment {assignment_id}.")

@@ -272,8 +272,8 @@ def verdict_submit(*, assignment_id: int, worker, verdict: str, now: datetime | 
         raise Conflict("The time for this assignment ran out; it has been offered to someone else.")
 
     hit = assignment.hit
-    own_answer = label_answers_by(worker).filter(assignment__hit__unit=hit.unit_id)
-    if hit.label_source == LabelSource.CROWD and own_answer.exists():
+    if (hit.label_source == LabelSource.CROWD
+            and label_answers_by(worker).filter(assignment__hit__unit=hit.unit_id).exists()):
         # The claim never offers it (services._offerable); this guards every other way to an assignment.
         raise NotAllowed("You labelled this unit, so you cannot verify its crowd label: that would be judging your "
                          "own answer.")

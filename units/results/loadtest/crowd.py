@@ -94,10 +94,9 @@ def one_coin_accuracy(answers: list[aggregation.Answer], truth: dict[Hashable, t
     answers here and does worse than the vote (see the closing note of issue 11)."""
     import warnings
 
-    import pandas as pd
     from crowdkit.aggregation import OneCoinDawidSkene
 
-    frame = pd.DataFrame([(a.task, a.worker, a.category) for a in answers], columns=["task", "worker", "label"])
+    frame = aggregation._frame(answers, "category")  # the same task/worker/label frame the full model reads
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"crowdkit\.")
         labels = OneCoinDawidSkene(n_iter=aggregation.DS_ITERATIONS, tol=aggregation.DS_TOLERANCE).fit_predict(frame)

@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from units.results.loadtest.checks import correctness, failures, latency_rows, layer_accuracy, timeline_rows
 from units.results.loadtest.crowd import make_crowd, simulate_table
 from units.results.loadtest.driver import drive
-from units.results.loadtest.faults import FaultPlan, wait_after
+from units.results.loadtest.faults import FaultPlan, children, wait_after
 from units.results.loadtest.export_memory import export_jobs, measure, run_child, seed_annotations
 from units.results.loadtest.seed import loadtest_seed
 
@@ -33,11 +33,7 @@ ACCURACIES = (0.6, 0.75, 0.9)
 def _rss_kib(pid: int) -> int:
     """Resident memory of a process and its children (gunicorn's master + workers), in KiB."""
     total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.is_file():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
+    for p in [pid, *children(pid)]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -57,11 +53,7 @@ def _machine_ticks() -> tuple[int, int]:
 def _cpu_ticks(pid: int) -> int:
     """User + system clock ticks of a process and its live children."""
     total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.is_file():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
+    for p in [pid, *children(pid)]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
