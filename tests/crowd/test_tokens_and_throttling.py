@@ -138,6 +138,20 @@ def test_malformed_or_unknown_tokens_answer_401(annotator, header):
     assert client.get("/api/assignments/").status_code != 200
 
 
+def test_a_token_with_a_real_key_but_a_forged_rest_answers_401(annotator, other_annotator):
+    """The token's first 15 characters find the row; the whole token's hash must still match it."""
+    token = get_token("annie").json()["token"]
+    for forged in (token[:15] + "0" * 49, token[:-1] + ("0" if token[-1] != "0" else "1"), token[:15]):
+        assert can_use(forged) == 401
+    assert can_use(token) == 200  # and the real one still works
+
+
+def test_a_token_of_a_user_deactivated_without_the_revoking_save_answers_401(annotator):
+    token = get_token("annie").json()["token"]
+    type(annotator).objects.filter(pk=annotator.pk).update(is_active=False)  # no save, no signal: no revoke
+    assert can_use(token) == 401
+
+
 def test_bad_input_to_the_token_endpoint_is_a_clear_400(db):
     for body in ({}, {"username": "x"}, {"username": "x" * 500, "password": "y"}, {"username": ["a"], "password": 1}):
         response = APIClient().post("/api/auth/token/", body, format="json")

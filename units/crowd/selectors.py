@@ -10,8 +10,9 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from units.dissection.models import Exemplar
+from annotate_site.plainsql import Table, fetch_all
 from annotate_site.roles import REQUESTERS_GROUP
+from units.dissection.models import Exemplar
 
 from .models import Annotation, Assignment, Hit, QualificationAttempt
 
@@ -24,19 +25,29 @@ def hit_exemplars(hit: Hit) -> list[Exemplar]:
     Sentinel positions come from a generator seeded by the HIT id, so every page load (and the
     server's check of the answer) sees the same order, and annotators cannot learn "last = sentinel".
     """
-    top = list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=Exemplar.Kind.TOP).order_by("rank")
-               [: hit.exemplars_shown])
+    top = _exemplars(hit.unit_id, Exemplar.Kind.TOP, hit.exemplars_shown)
     # A verify batch's sentinels are whole HITs with a wrong label, not pictures mixed into a strip.
     n_sentinels = hit.batch.sentinels if hit.batch_id and hit.kind == "label" else 0
     if not n_sentinels:
         return top
-    sentinels = list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=Exemplar.Kind.SENTINEL)
-                     .order_by("rank")[:n_sentinels])
+    sentinels = _exemplars(hit.unit_id, Exemplar.Kind.SENTINEL, n_sentinels)
     rng = random.Random(hit.pk)
     shown = list(top)
     for sentinel in sentinels:
         shown.insert(rng.randint(0, len(shown)), sentinel)
     return shown
+
+
+_EXEMPLAR = Table(Exemplar, "e")
+
+
+def _exemplars(unit_id: int, kind: str, limit: int) -> list[Exemplar]:
+    """`Exemplar.objects.filter(unit_id=unit_id, kind=kind).order_by("rank")[:limit]` in plain SQL: every
+    claim and submit reads a HIT's pictures (annotate_site.plainsql)."""
+    e = _EXEMPLAR
+    rows = fetch_all(f"SELECT {e.columns} FROM {e.name} WHERE e.unit_id = %s AND e.kind = %s ORDER BY e.rank LIMIT %s",
+                     [unit_id, kind, int(limit)])
+    return [e.load(row)[0] for row in rows]
 
 
 @dataclass(frozen=True)

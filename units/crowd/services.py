@@ -11,14 +11,16 @@ from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from units.dissection.models import Unit
+from annotate_site.plainsql import Table, cache_related, execute, fetch_all, fetch_one, for_update
+from units.dissection.models import Layer, Unit
 
 from .accounts import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
-from .models import (Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, HitKind, LabelSource,
+from .models import (Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, HitBatch, HitKind, LabelSource,
                      QualificationAttempt, Skip)
 from .selectors import hit_exemplars
-from .slots import SLOT, assignments_free, assignments_reclaim_expired, hit_sync_status  # noqa: F401 (re-exported)
+from .slots import (SLOT, assignments_free, assignments_reclaim_expired, hit_set_status,  # noqa: F401 (re-exported)
+                    hit_sync_status)
 from .validation import clean_word, matches_gold, validate_answer
 
 # How many candidate HITs one claim tries to lock before giving up; the rest are locked by others.
@@ -31,6 +33,11 @@ CLAIM_WINDOW = 200
 # Seconds between two global sweeps for expired assignments made by claims of one process.
 RECLAIM_EVERY = 30.0
 _last_reclaim: datetime | None = None
+
+# The hot path's tables under their SQL aliases (annotate_site.plainsql).
+_ASSIGNMENT, _HIT, _UNIT, _LAYER, _BATCH = (Table(Assignment, "a"), Table(Hit, "h"), Table(Unit, "u"),
+                                           Table(Layer, "lay"), Table(HitBatch, "b"))
+_PROFILE, _QA, _SETTINGS = Table(AnnotatorProfile, "p"), Table(QualificationAttempt, "q"), Table(CrowdSettings, "c")
 
 
 def _slots_held(now: datetime):
@@ -77,8 +84,9 @@ def _likely_open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
 
 def _qualification_units(worker) -> set[int]:
     seen: set[int] = set()
-    for unit_ids in QualificationAttempt.objects.filter(user=worker).values_list("unit_ids", flat=True):
-        seen.update(unit_ids)
+    for (unit_ids,) in fetch_all(f"SELECT {_QA.col('unit_ids')} FROM {_QA.name} WHERE {_QA.col('user_id')} = %s",
+                                 [worker.pk]):
+        seen.update(_QA.value("unit_ids", unit_ids) or ())
     return seen
 
 
@@ -185,7 +193,9 @@ def _pick(rows: list[tuple[int, bool]], *, gold_first: bool, rng: random.Random)
 def _locked_claimable_profile(worker) -> AnnotatorProfile:
     """The worker's profile row, locked (it serialises one worker's claims: double clicks, two tabs),
     and checked in the same query: blocked or unqualified workers get no HIT."""
-    profile = AnnotatorProfile.objects.select_for_update().filter(user=worker).first()
+    row = fetch_one(f"SELECT {_PROFILE.columns} FROM {_PROFILE.name} WHERE {_PROFILE.col('user_id')} = %s"
+                    f"{for_update()}", [worker.pk])
+    profile = _PROFILE.load(row)[0] if row else None
     if profile is None:  # first claim of an account made without a profile: create it, then lock it
         profile = AnnotatorProfile.objects.select_for_update().get(pk=profile_get(worker).pk)
     if profile.is_blocked:
@@ -209,11 +219,10 @@ def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | Non
     rng = random.Random()
     with transaction.atomic():
         _locked_claimable_profile(worker)
-        live = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, deadline__gt=now)
-        current = live.values_list("pk", flat=True).first()  # a plain query first: usually there is none
-        if current is not None:
+        current, gold_rate = _live_assignment_and_gold_rate(worker, now=now)
+        if current is not None:  # usually there is none
             return Assignment.objects.select_related(*(f"hit__{name}" for name in HIT_SHOWN)).get(pk=current)
-        gold_first = _gold_due(worker, CrowdSettings.load().gold_rate)
+        gold_first = _gold_due(worker, gold_rate)
 
         def exact() -> list[int]:
             return _shortlist(open_hits_for(worker, now=now), gold_first=gold_first, rng=rng)
@@ -239,6 +248,18 @@ def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | Non
     return None
 
 
+def _live_assignment_and_gold_rate(worker, *, now: datetime) -> tuple[int | None, float]:
+    """The worker's live assignment (the first, by id) and the crowd's gold rate: one plain query."""
+    a, c = _ASSIGNMENT, _SETTINGS
+    current, gold_rate = fetch_one(
+        f"SELECT (SELECT a.id FROM {a.name} WHERE a.worker_id = %s AND a.status = %s AND a.deadline > %s"
+        f" ORDER BY a.id LIMIT 1), (SELECT {c.col('gold_rate')} FROM {c.name} WHERE c.id = 1)",
+        [worker.pk, Assignment.Status.ACCEPTED, now])
+    if gold_rate is None:  # no settings row yet: made with its defaults
+        gold_rate = CrowdSettings.load().gold_rate
+    return current, gold_rate
+
+
 def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None, bool]:
     """Take one slot of one HIT: (assignment, False), or (None, locked) where `locked` says another
     claim held the HIT's lock (it may still have a free slot) rather than the HIT being full or gone.
@@ -250,25 +271,23 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
     # Called inside the claim's transaction: no savepoint of its own (nothing here needs rolling back
     # alone except the insert, which has its own).
     with transaction.atomic(savepoint=False):
-        # Locks the HIT row only (`of`), and brings what the answer shows along.
-        hit = (Hit.objects.select_for_update(skip_locked=True, of=("self",)).select_related(*HIT_SHOWN)
-               .filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED).first())
+        # Locks the HIT row only (`of`), and brings what the answer shows along (HIT_SHOWN).
+        hit = _hit_locked_for_claim(hit_id, now=now)
         if hit is None:
-            alive = Hit.objects.filter(pk=hit_id, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED)
-            return None, alive.exists()
+            alive = fetch_one(f"SELECT 1 FROM {_HIT.name} WHERE h.id = %s AND h.expires_at > %s AND h.status <> %s",
+                              [hit_id, now, Hit.Status.DISPOSED])
+            return None, alive is not None
         # One query for everything the decision needs, counted while we hold the lock: exact.
-        counts = hit.assignments.aggregate(
-            held=Count("pk", filter=Q(status__in=SLOT)),
-            expired=Count("pk", filter=Q(status=Assignment.Status.ACCEPTED, deadline__lte=now)),
-            mine=Count("pk", filter=Q(worker=worker)),
-        )
-        held = counts["held"]
-        if counts["expired"]:
+        held, expired, mine = fetch_one(
+            f"SELECT {_count_where('a.status IN (%s, %s, %s)')}, {_count_where('a.status = %s AND a.deadline <= %s')},"
+            f" {_count_where('a.worker_id = %s')} FROM {_ASSIGNMENT.name} WHERE a.hit_id = %s",
+            [*SLOT, Assignment.Status.ACCEPTED, now, worker.pk, hit.pk])
+        if expired:
             # Work past its deadline frees its slot here, under the lock, instead of in a global sweep
             # before every claim (the conditional UPDATE leaves a submit that holds the row alone).
             held -= hit.assignments.filter(status=Assignment.Status.ACCEPTED, deadline__lte=now).update(
                 status=Assignment.Status.ABANDONED)
-        if held >= hit.max_assignments or counts["mine"]:
+        if held >= hit.max_assignments or mine:
             hit_sync_status(hit, now=now)  # a stale "assignable" must not shortlist it again
             return None, False
         try:
@@ -281,17 +300,56 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
         # The counts above plus our insert give the new status without counting again.
         status = Hit.Status.ASSIGNABLE if held + 1 < hit.max_assignments else Hit.Status.UNASSIGNABLE
         if hit.status != status and hit.status != Hit.Status.REVIEWING:
-            hit.status = status
-            hit.save(update_fields=["status"])
+            hit_set_status(hit, status)
         return assignment, False
+
+
+def _count_where(condition: str) -> str:
+    """COUNT(*) FILTER (WHERE ...) as both backends take it."""
+    return f"COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
+
+
+def _hit_locked_for_claim(hit_id: int, *, now: datetime) -> Hit | None:
+    """The HIT, alive and not disposed, locked unless another claim holds it (then None), with its unit,
+    layer and batch loaded: `Hit.objects.select_for_update(skip_locked=True, of=("self",))
+    .select_related(*HIT_SHOWN).filter(pk=hit_id, expires_at__gt=now).exclude(status=DISPOSED).first()`."""
+    h, u, lay, b = _HIT, _UNIT, _LAYER, _BATCH
+    row = fetch_one(
+        f"SELECT {h.columns}, {u.columns}, {lay.columns}, {b.columns} FROM {h.name}"
+        f" JOIN {u.name} ON u.id = h.unit_id JOIN {lay.name} ON lay.id = u.layer_id JOIN {b.name} ON b.id = h.batch_id"
+        f" WHERE h.id = %s AND h.expires_at > %s AND h.status <> %s{for_update(of=('h',), skip_locked=True)}",
+        [hit_id, now, Hit.Status.DISPOSED])
+    if row is None:
+        return None
+    hit, end = h.load(row)
+    unit, end = u.load(row, end)
+    layer, end = lay.load(row, end)
+    batch, _ = b.load(row, end)
+    cache_related(unit, "layer", layer)
+    cache_related(hit, "unit", unit)
+    cache_related(hit, "batch", batch)
+    return hit
 
 
 def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
     # Lock the assignment and its HIT only: a plain FOR UPDATE with these joins would lock the unit and
     # the batch rows too, and every submit of a batch would queue behind the others on that one row.
-    assignment = (Assignment.objects.select_for_update(of=("self", "hit"))
-                  .select_related("hit", "hit__unit", "hit__batch")
-                  .filter(pk=assignment_id).first())
+    # Plain SQL (the submit's hot path): `Assignment.objects.select_for_update(of=("self", "hit"))
+    # .select_related("hit", "hit__unit", "hit__batch").filter(pk=assignment_id).first()`.
+    a, h, u, b = _ASSIGNMENT, _HIT, _UNIT, _BATCH
+    row = fetch_one(
+        f"SELECT {a.columns}, {h.columns}, {u.columns}, {b.columns} FROM {a.name} JOIN {h.name} ON h.id = a.hit_id"
+        f" JOIN {u.name} ON u.id = h.unit_id JOIN {b.name} ON b.id = h.batch_id WHERE a.id = %s"
+        f"{for_update(of=('a', 'h'))}", [assignment_id])
+    assignment = None
+    if row is not None:
+        assignment, end = a.load(row)
+        hit, end = h.load(row, end)
+        unit, end = u.load(row, end)
+        batch, _ = b.load(row, end)
+        cache_related(hit, "unit", unit)
+        cache_related(hit, "batch", batch)
+        cache_related(assignment, "hit", hit)
     if assignment is None:
         raise NotFound(f"There is no assignment {assignment_id}.")
     if assignment.worker_id != worker.pk:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
+
+from annotate_site.plainsql import execute, fetch_one, quote
 
 from .models import Assignment, Hit
 
@@ -20,19 +22,27 @@ def hit_sync_status(hit: Hit, *, now: datetime) -> None:
     """Keep Mechanical Turk's HIT status readable; the slot count, not the status, decides claims."""
     if hit.status in (Hit.Status.DISPOSED, Hit.Status.REVIEWING):
         return
-    counts = hit.assignments.aggregate(
-        held=Count("pk", filter=Q(status__in=SLOT)),
-        working=Count("pk", filter=Q(status=Assignment.Status.ACCEPTED)),
-    )
-    if counts["held"] < hit.max_assignments and hit.expires_at > now:
+    # Plain SQL (claim and submit run this): `hit.assignments.aggregate(held=Count(filter=status in SLOT),
+    # working=Count(filter=status accepted))`.
+    held, working = fetch_one(
+        f"SELECT COALESCE(SUM(CASE WHEN status IN (%s, %s, %s) THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN status = %s THEN 1 ELSE 0 END), 0) FROM {quote(Assignment._meta.db_table)}"
+        f" WHERE hit_id = %s", [*SLOT, Assignment.Status.ACCEPTED, hit.pk])
+    if held < hit.max_assignments and hit.expires_at > now:
         status = Hit.Status.ASSIGNABLE
-    elif counts["working"]:
+    elif working:
         status = Hit.Status.UNASSIGNABLE
     else:
         status = Hit.Status.REVIEWABLE
     if status != hit.status:
-        hit.status = status
-        hit.save(update_fields=["status"])
+        hit_set_status(hit, status)
+
+
+def hit_set_status(hit: Hit, status: str) -> None:
+    """`hit.save(update_fields=["status"])` as one plain UPDATE (the claim's and submit's hot path).
+    Hit has no save signals; one added later must be sent from here too."""
+    execute(f"UPDATE {quote(Hit._meta.db_table)} SET status = %s WHERE id = %s", [status, hit.pk])
+    hit.status = status
 
 
 def assignments_reclaim_expired(*, now: datetime | None = None) -> int:

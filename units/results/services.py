@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotate_site.celery import enqueue, enqueue_in
+from annotate_site.plainsql import execute, fetch_one, quote
 from units.crowd.models import Annotation, Hit, HitBatch, HitKind
 from units.dissection.models import DissectionJob, Exemplar, Layer, ProbeDataset
 
@@ -218,13 +219,16 @@ def aggregation_schedule(*, layer_id: int, now=None) -> bool:
     now = now or timezone.now()
     delay = aggregation_debounce_seconds()
 
+    table = quote(AggregationSchedule._meta.db_table)
+
     def mark() -> int:
-        return (AggregationSchedule.objects.filter(layer_id=layer_id)
-                .filter(Q(due_at=None) | Q(due_at__lt=now - SCHEDULE_STALE))
-                .update(due_at=now + timedelta(seconds=delay)))
+        # Plain SQL (every submit that completes a HIT runs this): AggregationSchedule.objects.filter(
+        # layer_id=..).filter(Q(due_at=None) | Q(due_at__lt=now - SCHEDULE_STALE)).update(due_at=...).
+        return execute(f"UPDATE {table} SET due_at = %s WHERE layer_id = %s AND (due_at IS NULL OR due_at < %s)",
+                       [now + timedelta(seconds=delay), layer_id, now - SCHEDULE_STALE])
 
     queued = mark()
-    if not queued and not AggregationSchedule.objects.filter(layer_id=layer_id).exists():
+    if not queued and fetch_one(f"SELECT 1 FROM {table} WHERE layer_id = %s", [layer_id]) is None:
         if not _schedule_row_create(layer_id):
             return False
         queued = mark()
