@@ -246,6 +246,16 @@ class CountsCollector:
                     counts = self.counts[name] = IouCounts(acts.shape[1], self.vocab, self.options.iou_rule, acts.device)
                 counts.add(acts, self.thresholds[name], pixel_labels, image_labels)
 
+    def merge(self, other: CountsCollector) -> None:
+        """Add another collector's counts (of other images) to these: every count is a sum."""
+        self.images += other.images
+        self.skipped += other.skipped
+        for name, counts in other.counts.items():
+            mine = self.counts.get(name)
+            if mine is None:
+                mine = self.counts[name] = IouCounts(counts.num_units, self.vocab, self.options.iou_rule, counts.device)
+            mine.merge(counts)
+
     def raw_state(self) -> dict:
         return {"images": self.images, "skipped": list(self.skipped), "layers": {n: c.state_dict() for n, c in self.counts.items()}}
 

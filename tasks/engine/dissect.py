@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from .collect import (
-    CountsCollector, StatsCollector, forward_batches, merge_counts, merge_stats, plan_dissection, thresholds_of,
-    vocabulary_of,
+    CountsCollector, StatsCollector, forward_batches, merge_counts, merge_stats, one_cpu_thread, plan_dissection,
+    thresholds_of, vocabulary_of,
 )
 from .datasets import Batch, ProbeDataset, size_grouped_batches
 from .dissect_alignment import AlignmentCollector, wants_alignment
@@ -69,6 +69,11 @@ class _Checkpoints:
     def after(self, pos: int, state: Callable[[], dict]) -> None:
         if (pos + 1) % self.every == 0 or pos + 1 == self.total:
             self.cache.save(self.stage, state() | {"next": pos + 1})
+
+    def after_span(self, first: int, last: int, state: Callable[[], dict]) -> None:
+        """After batches first..last, done side by side: saved when a chunk's end (or the stage's) falls among them."""
+        if (last + 1) // self.every > first // self.every or last + 1 == self.total:
+            self.cache.save(self.stage, state() | {"next": last + 1})
 
 
 def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progress = None) -> DissectionResult:
@@ -237,6 +242,10 @@ def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
         return {"counts": counts_c.raw_state(), "maps": maps}
 
     layers = [lp.layer for lp in plan.layers]
+    threads = _count_threads(options, plan)
+    if threads > 1:
+        _count_spilled_in_threads(counts_c, spill, layers, len(batches), start, threads, checkpoints, progress)
+        return counts_c.state(dataset), maps
     for pos, batch, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "counts", progress, start):
         if outputs is not None:
             if batch is None:  # everything spilled: the labels come from disk too
@@ -248,6 +257,55 @@ def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
                 _grab_maps(batch, outputs, wanted, maps)
         checkpoints.after(pos, snapshot)
     return counts_c.state(dataset), maps
+
+
+def _count_threads(options: DissectOptions, plan: DissectPlan) -> int:
+    """Threads for the counting pass: with every layer spilled there is no forward pass left to run, so
+    on the CPU the batches are counted side by side, one per core torch may use (the counting ops are
+    many and mid-sized, so each thread runs them single-threaded; see collect.one_cpu_thread). With a
+    layer to recompute, the forward pass keeps the cores busy and the counts stay beside it."""
+    if plan.recomputed or torch.device(options.device).type != "cpu":
+        return 1
+    return max(1, min(options.count_threads or torch.get_num_threads(), 8))
+
+
+def _count_spilled_in_threads(counts_c: CountsCollector, spill: FeatureSpill, layers: list[str], total: int, start: int,
+                              threads: int, checkpoints: _Checkpoints, progress: Progress) -> None:
+    """The counting pass over a spill with ``threads`` collectors, each counting every ``threads``-th batch
+    of a round; reads stay in this thread, in batch order. The collectors are summed into ``counts_c``
+    (the counts are integer sums: the result is exactly the one-thread result, whatever the order), and a
+    checkpoint after a round holds every batch before it, as the one-thread pass's does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    helpers = [CountsCollector(counts_c.options, counts_c.vocab, {}) for _ in range(threads)]
+    for helper in helpers:
+        helper.thresholds = counts_c.thresholds
+
+    def summed() -> CountsCollector:
+        total_c = CountsCollector(counts_c.options, counts_c.vocab, {})
+        for collector in (counts_c, *helpers):
+            total_c.merge(collector)
+        return total_c
+
+    positions = list(range(start, total))
+    # torch's thread count is process-wide: set once here, not per thread (their save/restore would race).
+    with one_cpu_thread(), ThreadPoolExecutor(threads, thread_name_prefix="counts") as pool:
+        for first in range(0, len(positions), threads):
+            running = []
+            for helper, pos in zip(helpers, positions[first:first + threads]):
+                if pos not in spill.written:  # a batch of unreadable images only
+                    continue
+                outputs = spill.read(pos, layers, torch.device("cpu"))
+                pix, img = spill.read_labels(pos)
+                running.append(pool.submit(helper.add, outputs, pix, img))
+            for future in running:
+                future.result()
+            last = positions[min(first + threads, len(positions)) - 1]
+            if progress is not None:
+                progress("counts", (last + 1) / total)
+            checkpoints.after_span(positions[first], last, lambda: {"counts": summed().raw_state(), "maps": {}})
+    final = summed()
+    counts_c.images, counts_c.skipped, counts_c.counts = final.images, final.skipped, final.counts
 
 
 def _wanted_maps(stats: dict, layers: list[str], render_k: int) -> dict[int, list[tuple[str, int, int]]]:

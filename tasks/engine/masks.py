@@ -106,7 +106,9 @@ def sparse_masks(acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, 
     # since mixing zeros gives exactly zero.)
     hot = acts > (T - 1e-5 * T.abs())[None, :, None, None]
     # Band (b, c) uses input cells b, b+1 by c, c+1 (clamped at the edge): max-pool 2x2.
-    hot = F.max_pool2d(F.pad(hot.float(), (0, 1, 0, 1)), kernel_size=2, stride=1) > 0
+    # (A 2x2 OR of shifted bool views: max_pool2d over a float copy was 14 ms a batch at layer4, 1/7 of the counts.)
+    padded = F.pad(hot, (0, 1, 0, 1))
+    hot = (padded[:, :, :-1, :-1] | padded[:, :, 1:, :-1]) | (padded[:, :, :-1, 1:] | padded[:, :, 1:, 1:])
     tiles = hot[:, :, ry.band][:, :, :, rx.band]  # [B, U, pieces_y, pieces_x]
     tn, tu, ty, tx = tiles.nonzero(as_tuple=True)
     R, C = ry.positions.shape[1], rx.positions.shape[1]

@@ -40,6 +40,7 @@ class DissectOptions:
     spill: str = "auto"
     resume: bool = False  # reuse the stage files of a killed run with the same inputs
     checkpoint_every: int = 50  # batches per chunk between stage files
+    count_threads: int | None = None  # counting pass over a spill on the CPU: threads (None: torch's thread count)
     threshold_method: str = "auto"  # "exact" (running top-m), "radix" (bounded, one more sweep)
     channels_last: bool = False  # NHWC convolutions (faster on some CPUs and on CUDA)
 
@@ -62,6 +63,8 @@ class DissectOptions:
             raise EngineError(f"unknown spill mode '{self.spill}'; choose one of {', '.join(SPILL_MODES)}")
         if self.checkpoint_every < 1:
             raise EngineError(f"checkpoint_every must be at least 1 batch, got {self.checkpoint_every}")
+        if self.count_threads is not None and self.count_threads < 1:
+            raise EngineError(f"count_threads must be at least 1 (or None for torch's thread count), got {self.count_threads}")
         for name in ("disk_budget", "memory_budget"):
             if parse_size(getattr(self, name)) < 0:
                 raise EngineError(f"{name} cannot be negative")

@@ -124,7 +124,7 @@ def _kill_after(stage: str, batches: int):
 
 @pytest.mark.parametrize("spill, stage", [("always", "sweep"), ("never", "sweep"), ("never", "counts"), ("auto", "counts")])
 def test_a_run_killed_mid_stage_resumes_from_its_last_chunk_and_equals_an_uninterrupted_run(broden, tmp_path, spill, stage):
-    opts = _options(spill=spill, checkpoint_every=2, resume=True)
+    opts = _options(spill=spill, checkpoint_every=2, resume=True, count_threads=1)
     whole = dissect(_net(), broden, _options(spill=spill), tmp_path / "whole")
     with pytest.raises(_Killed):
         # Killed while batch 2 (in the second chunk of 2) was being reported.
@@ -142,6 +142,39 @@ def test_a_run_killed_mid_stage_resumes_from_its_last_chunk_and_equals_an_uninte
     _same_results(whole, resumed)
     assert _outputs(tmp_path / "whole") == _outputs(tmp_path / "out")
     assert not cache.exists()  # a finished run removes its stage files
+
+
+@pytest.mark.parametrize("threads", [2, 4])  # 6 batches: 3 full rounds of 2, or a round of 4 and one of 2
+def test_counting_a_spill_in_threads_equals_counting_it_in_one(broden, tmp_path, threads):
+    one = dissect(_net(), broden, _options(spill="always", count_threads=1), tmp_path / "one")
+    many = dissect(_net(), broden, _options(spill="always", count_threads=threads), tmp_path / "many")
+    assert many.plan["batches"] == 6
+    _same_results(one, many)
+    assert _outputs(tmp_path / "one") == _outputs(tmp_path / "many")  # tally.csv, labels, pictures: the same bytes
+
+
+def test_counting_in_threads_is_killed_and_resumed_at_a_round_that_holds_every_batch_before_it(broden, tmp_path):
+    whole = dissect(_net(), broden, _options(spill="always", count_threads=1), tmp_path / "whole")
+    opts = _options(spill="always", checkpoint_every=2, resume=True, count_threads=2)
+    rounds = []
+    with pytest.raises(_Killed):
+        # Rounds of 2 batches; killed as the third round (batches 4 and 5) is reported.
+        dissect(_net(), broden, opts, tmp_path / "out", progress=_kill_after("counts", 2))
+    state = torch.load(tmp_path / "out" / ".dissect-cache" / "counts.pt", weights_only=False)
+    assert state["next"] == 4
+    # It holds batches 0-3, no more, no less: the same counts as one thread's checkpoint after batch 3.
+    with pytest.raises(_Killed):
+        dissect(_net(), broden, _options(spill="always", checkpoint_every=2, resume=True, count_threads=1),
+                tmp_path / "serial", progress=_kill_after("counts", 4))
+    serial = torch.load(tmp_path / "serial" / ".dissect-cache" / "counts.pt", weights_only=False)
+    assert serial["next"] == 4 and state["counts"]["images"] == serial["counts"]["images"]
+    for name, layer in serial["counts"]["layers"].items():
+        for key in ("truth", "intersect", "activation"):
+            assert torch.equal(state["counts"]["layers"][name][key], layer[key])
+    resumed = dissect(_net(), broden, opts, tmp_path / "out", progress=lambda s, f: rounds.append(s))
+    assert resumed.plan["resumed"] is True
+    _same_results(whole, resumed)
+    assert _outputs(tmp_path / "whole") == _outputs(tmp_path / "out")
 
 
 def test_resume_ignores_stage_files_of_different_inputs(broden, tmp_path):
