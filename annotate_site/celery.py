@@ -87,7 +87,7 @@ def _catch_up_on_start(sender=None, **kwargs) -> None:
     if not getattr(settings, "RESULTS_AGGREGATE_ON_SUBMIT", True):
         return
     try:
-        enqueue("tasks.results.aggregate_stale")
+        enqueue("tasks.results.aggregate_stale", starting=True)
     except Exception:  # a worker must start even when the broker hiccups; the periodic sweep remains
         import logging
 

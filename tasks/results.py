@@ -41,8 +41,9 @@ def aggregate_layer(layer_id: int, requested_at: str | None = None, scheduled: b
 
 
 @shared_task(acks_late=True)
-def aggregate_stale() -> list[int]:
-    """Re-aggregate layers with answers newer than their last aggregation run."""
+def aggregate_stale(starting: bool = False) -> list[int]:
+    """Re-aggregate layers with answers newer than their last aggregation run. `starting`: sent by a
+    worker as it starts, when runs queued before a crash are taken for lost (services.aggregation_marks_drop)."""
     from django.db.models import Max
 
     from units.crowd.models import Assignment
@@ -58,8 +59,10 @@ def aggregate_stale() -> list[int]:
     )
     stale = [r["hit__unit__layer"] for r in latest_work
              if r["hit__unit__layer"] not in done or done[r["hit__unit__layer"]] < r["last"]]
-    from units.results.services import aggregation_schedule
+    from units.results.services import aggregation_marks_drop, aggregation_schedule
 
+    if starting:
+        aggregation_marks_drop(stale)
     # Through the debounce marks: a layer whose run is queued or running is left to it; a mark left by
     # a killed worker is stale after a minute and replaced (services.SCHEDULE_STALE).
     return [layer_id for layer_id in stale if aggregation_schedule(layer_id=layer_id)]

@@ -85,3 +85,26 @@ def test_the_sweep_redoes_a_run_lost_with_a_killed_worker_and_leaves_a_live_mark
     AggregationSchedule.objects.filter(layer=layer).update(due_at=now - SCHEDULE_STALE - timedelta(seconds=1))
     assert aggregate_stale() == [layer.pk]  # lost: queued again (eager here, so it ran)
     assert AggregationRun.objects.get(layer=layer).n_annotations == 1
+
+
+def test_a_starting_worker_takes_queued_marks_of_stale_layers_for_lost_but_leaves_a_running_one_alone():
+    """kill -9 of a worker takes the delayed messages it had reserved with it; their marks (due in the
+    future, not stale) would hold new runs back for over a minute. The sweep sent at start redoes them."""
+    from tasks.results import aggregate_stale
+    from units.results.models import AggregationSchedule
+
+    job = make_job(layers={"conv3": 2, "conv2": 2}, exemplars_per_unit=4)
+    hits = make_hits(job)
+    queued, running = hits[0].unit.layer, hits[-1].unit.layer
+    assert queued != running
+    answer(hits[0], make_user("q1"), "dog", "object")
+    answer(hits[-1], make_user("q2"), "cat", "object")
+    AggregationRun.objects.all().delete()
+    now = timezone.now()
+    AggregationSchedule.objects.update_or_create(layer=queued, defaults={"due_at": now + timedelta(seconds=10)})
+    AggregationSchedule.objects.update_or_create(layer=running, defaults={"due_at": now + timedelta(seconds=10),
+                                                                          "running_since": now})
+    assert aggregate_stale() == []  # the periodic sweep trusts a fresh mark: its worker may be alive
+    assert aggregate_stale(starting=True) == [queued.pk]  # the start-up sweep does not
+    assert AggregationRun.objects.get(layer=queued).n_annotations == 1
+    assert not AggregationRun.objects.filter(layer=running).exists()  # a run in progress is left to finish

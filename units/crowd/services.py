@@ -279,7 +279,7 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
             return None, alive is not None
         # One query for everything the decision needs, counted while we hold the lock: exact.
         held, expired, mine = fetch_one(
-            f"SELECT {_count_where('a.status IN (%s, %s, %s)')}, {_count_where('a.status = %s AND a.deadline <= %s')},"
+            f"SELECT {_count_where(f'a.status IN ({_marks(SLOT)})')}, {_count_where('a.status = %s AND a.deadline <= %s')},"
             f" {_count_where('a.worker_id = %s')} FROM {_ASSIGNMENT.name} WHERE a.hit_id = %s",
             [*SLOT, Assignment.Status.ACCEPTED, now, worker.pk, hit.pk])
         if expired:
@@ -302,6 +302,10 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
         if hit.status != status and hit.status != Hit.Status.REVIEWING:
             hit_set_status(hit, status)
         return assignment, False
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
 
 
 def _count_where(condition: str) -> str:

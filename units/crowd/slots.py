@@ -25,7 +25,7 @@ def hit_sync_status(hit: Hit, *, now: datetime) -> None:
     # Plain SQL (claim and submit run this): `hit.assignments.aggregate(held=Count(filter=status in SLOT),
     # working=Count(filter=status accepted))`.
     held, working = fetch_one(
-        f"SELECT COALESCE(SUM(CASE WHEN status IN (%s, %s, %s) THEN 1 ELSE 0 END), 0),"
+        f"SELECT COALESCE(SUM(CASE WHEN status IN ({', '.join(['%s'] * len(SLOT))}) THEN 1 ELSE 0 END), 0),"
         f" COALESCE(SUM(CASE WHEN status = %s THEN 1 ELSE 0 END), 0) FROM {quote(Assignment._meta.db_table)}"
         f" WHERE hit_id = %s", [*SLOT, Assignment.Status.ACCEPTED, hit.pk])
     if held < hit.max_assignments and hit.expires_at > now:
