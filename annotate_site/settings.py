@@ -99,6 +99,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
+elif "jit" not in str(DATABASES["default"].get("OPTIONS", {}).get("options", "")):
+    # PostgreSQL's JIT compiles any plan whose estimate passes jit_above_cost: the claim's exact query (a
+    # slot count per open HIT, asked when the fast shortlist is empty) ran 14 ms and compiled for 558 ms,
+    # so 64 annotators polling a drained queue waited 10-15 s a claim. The site's queries are short, so
+    # JIT is off for its connections (a DATABASE_URL with ?options=-c%20jit%3Don turns it back on).
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
