@@ -167,3 +167,54 @@ def test_with_no_gold_rate_ordinary_hits_come_first(job, hits):
         assert not assignment.hit.is_gold
         annotation_submit(assignment_id=assignment.pk, worker=worker, word="seven", category="object")
     assert assignment_claim(worker=worker).hit_id == hits[0].pk
+
+
+def test_a_drained_queue_still_offers_a_slot_held_by_expired_work(annotator, other_annotator, hits, monkeypatch):
+    """The exact query (asked when the shortlist by kept status is empty) counts slots, expired work not
+    counted: a HIT still marked unassignable because nobody swept its expired assignment is found."""
+    from units.crowd import services
+
+    monkeypatch.setattr(services, "_reclaim_due", lambda now: False)  # no global sweep to fix the status first
+    Hit.objects.exclude(pk=hits[0].pk).delete()
+    Hit.objects.filter(pk=hits[0].pk).update(max_assignments=1)
+    taken = assignment_claim(worker=annotator)
+    assert Hit.objects.get(pk=hits[0].pk).status == Hit.Status.UNASSIGNABLE
+    assert assignment_claim(worker=other_annotator) is None
+    later = timezone.now() + timedelta(seconds=601)  # past the 600 s deadline
+    claimed = assignment_claim(worker=other_annotator, now=later)
+    assert claimed.hit_id == hits[0].pk
+    taken.refresh_from_db()
+    assert taken.status == Assignment.Status.ABANDONED
+
+
+@pytest.mark.parametrize("edit", ["more assignments", "delete an assignment", "delete assignments in bulk",
+                                  "change an assignment"])
+def test_an_admin_edit_that_frees_a_slot_of_a_finished_hit_makes_it_claimable(annotator, other_annotator, hits, edit):
+    """A finished (reviewable) HIT is trusted to be full by the claim; an edit in the Django admin sets its
+    status from its slots again, as the services do."""
+    from django.contrib import admin as django_admin
+    from django.test import RequestFactory
+
+    from units.crowd.admin import AssignmentAdmin, HitAdmin
+
+    Hit.objects.exclude(pk=hits[0].pk).delete()
+    Hit.objects.filter(pk=hits[0].pk).update(max_assignments=1)
+    done = assignment_claim(worker=annotator)
+    submit(done, annotator)
+    hit = Hit.objects.get(pk=hits[0].pk)
+    assert hit.status == Hit.Status.REVIEWABLE
+    assert assignment_claim(worker=other_annotator) is None
+    request = RequestFactory().post("/admin/")
+    request.user = make_user(admin=True)
+    if edit == "more assignments":
+        hit.max_assignments = 2
+        HitAdmin(Hit, django_admin.site).save_model(request, hit, form=None, change=True)
+    elif edit == "delete an assignment":
+        AssignmentAdmin(Assignment, django_admin.site).delete_model(request, done)
+    elif edit == "delete assignments in bulk":
+        AssignmentAdmin(Assignment, django_admin.site).delete_queryset(request, Assignment.objects.filter(pk=done.pk))
+    else:
+        done.status = Assignment.Status.REJECTED
+        AssignmentAdmin(Assignment, django_admin.site).save_model(request, done, form=None, change=True)
+    assert Hit.objects.get(pk=hits[0].pk).status == Hit.Status.ASSIGNABLE
+    assert assignment_claim(worker=other_annotator).hit_id == hits[0].pk

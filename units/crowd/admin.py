@@ -1,5 +1,7 @@
 """Django admin for the crowd side: HITs and their work, annotators, sign-up settings."""
 from django.contrib import admin
+from django.db import transaction
+from django.utils import timezone
 
 from .models import (
     Annotation,
@@ -12,6 +14,7 @@ from .models import (
     QualificationAttempt,
     Skip,
 )
+from .slots import hit_sync_status
 
 
 @admin.register(HitBatch)
@@ -19,15 +22,46 @@ class HitBatchAdmin(admin.ModelAdmin):
     list_display = ("name", "assignments_per_hit", "reward", "sentinels", "created_at")
 
 
+class _KeepsHitStatus:
+    """An edit here (more assignments, a later expiry, a deleted or changed assignment) may free a slot: the
+    HIT's kept status is set again from its slot counts, as every service that frees one does (the claim's
+    exact query trusts a REVIEWABLE HIT to be full, see services.MAY_HAVE_FREE_SLOT)."""
+
+    def _hit_of(self, obj) -> Hit:
+        return obj if isinstance(obj, Hit) else obj.hit
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _sync(self._hit_of(obj))
+
+    def delete_model(self, request, obj):
+        hit = None if isinstance(obj, Hit) else obj.hit
+        super().delete_model(request, obj)
+        if hit is not None:
+            _sync(hit)
+
+    def delete_queryset(self, request, queryset):
+        hits = set() if queryset.model is Hit else set(queryset.values_list("hit_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for hit in Hit.objects.filter(pk__in=hits):
+            _sync(hit)
+
+
+def _sync(hit: Hit) -> None:
+    with transaction.atomic():
+        locked = Hit.objects.select_for_update().get(pk=hit.pk)
+        hit_sync_status(locked, now=timezone.now())
+
+
 @admin.register(Hit)
-class HitAdmin(admin.ModelAdmin):
+class HitAdmin(_KeepsHitStatus, admin.ModelAdmin):
     list_display = ("id", "unit", "kind", "proposed_label", "status", "max_assignments", "is_gold", "expires_at")
     list_filter = ("status", "kind", "label_source", "is_gold", "batch")
     raw_id_fields = ("unit", "batch")
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(_KeepsHitStatus, admin.ModelAdmin):
     list_display = ("id", "hit", "worker", "status", "accepted_at", "deadline", "submitted_at")
     list_filter = ("status",)
     raw_id_fields = ("hit", "worker")
