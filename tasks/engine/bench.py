@@ -11,6 +11,7 @@ also reports GPU utilisation.
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import resource
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from PIL import Image
 
 from .datasets import make_loader, open_dataset
 from .dissect import DissectOptions, dissect
+from .errors import EngineError
 from .models import load_model
 
 _CATEGORIES = ("object", "part", "scene", "texture")
@@ -274,7 +276,14 @@ def run_bench(
     try:
         root = Path(data) if data else tmp / "data"
         if not (root / "index.csv").is_file():
-            write_synthetic_broden(root, images, size, seg_size)
+            # In a child process: the writer's memory stays with this process's allocator otherwise and
+            # lifts the measured peaks (a 2,000-image set: 1451 MiB against 1139 with the set on disk).
+            writer = multiprocessing.get_context("spawn").Process(
+                target=write_synthetic_broden, args=(root, images, size, seg_size))
+            writer.start()
+            writer.join()
+            if writer.exitcode != 0 or not (root / "index.csv").is_file():
+                raise EngineError(f"writing the synthetic set to {root} failed (exit {writer.exitcode})")
         dataset = open_dataset(f"broden:{root}")
         images = len(dataset)
         net = load_model(model, None)
