@@ -210,3 +210,20 @@ def test_sparse_masks_equal_the_dense_interpolate_threshold(values):
         assert torch.equal(mine.view_as(dense), dense)
         assert torch.equal(masks.area, dense.sum(dim=(2, 3)))
         assert len(masks.pixel) == int(dense.sum())  # no pixel reported twice
+
+
+@pytest.mark.parametrize("quantile", [0.995, 0.9, 0.5])
+def test_sparse_masks_skip_only_rows_that_cannot_pass(quantile):
+    """The per-row bound (a row never exceeds the mix of its tile's top and bottom corner maxima) prunes
+    rows; at a dissection's top 0.5% and at looser thresholds the masks still equal interpolate()'s."""
+    from tasks.engine.masks import sparse_masks
+
+    g = torch.Generator().manual_seed(11)
+    for acts in (torch.relu(torch.randn(4, 64, 7, 7, generator=g)) ** 2, torch.randn(3, 16, 14, 14, generator=g)):
+        T = torch.quantile(acts.transpose(0, 1).reshape(acts.shape[1], -1), quantile, dim=1)
+        dense = F.interpolate(acts, size=(112, 112), mode="bilinear", align_corners=False) > T[None, :, None, None]
+        masks = sparse_masks(acts, T, (112, 112))
+        mine = torch.zeros(acts.shape[0], acts.shape[1], 112 * 112, dtype=torch.bool)
+        mine[masks.image, masks.unit, masks.pixel] = True
+        assert torch.equal(mine.view_as(dense), dense)
+        assert len(masks.pixel) == int(dense.sum())
