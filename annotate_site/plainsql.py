@@ -10,6 +10,7 @@ would have set. Tests compare every such query with its ORM definition, on SQLit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cached_property
 
 from django.db import connection
@@ -33,8 +34,6 @@ def for_update(*, of: Sequence[str] = (), skip_locked: bool = False) -> str:
 
 def param(value):
     """A datetime (or other) parameter adapted as the ORM adapts it for this backend."""
-    from datetime import datetime
-
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
     return value
