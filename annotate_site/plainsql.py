@@ -47,35 +47,41 @@ class Table:
         self.alias = alias
         self.fields = list(model._meta.concrete_fields)
         self.attnames = [f.attname for f in self.fields]
-        self._pk_index = self.attnames.index(model._meta.pk.attname)
-        self._converters_by_backend: dict[tuple[str, str], list] = {}
+        self._index = {name: i for i, name in enumerate(self.attnames)}
+        self._pk_index = self._index[model._meta.pk.attname]
+        self._converters_by_backend: dict[tuple[str, str], dict[int, tuple[list, object]]] = {}
 
-    @property
-    def name(self) -> str:  # for FROM / JOIN: "crowd_hit" h
+    @cached_property
+    def name(self) -> str:  # for FROM / JOIN: "crowd_hit" h (both backends quote names alike)
         return f"{quote(self.model._meta.db_table)} {self.alias}"
 
     def col(self, attname: str) -> str:
-        field = next(f for f in self.fields if f.attname == attname)
-        return f"{self.alias}.{quote(field.column)}"
+        return f"{self.alias}.{quote(self.fields[self._index[attname]].column)}"
 
     @cached_property
     def columns(self) -> str:  # both backends quote names alike
         return ", ".join(f"{self.alias}.{quote(f.column)}" for f in self.fields)
 
-    def _converters(self) -> list[tuple[int, list, object]]:
-        """(index, converters, column) for the fields whose database value needs converting, as the
+    def _converters(self) -> dict[int, tuple[list, object]]:
+        """{index: (converters, column)} for the fields whose database value needs converting, as the
         ORM's compiler finds them: the backend's, then the field's. Kept per backend."""
         key = (connection.vendor, connection.alias)
         found = self._converters_by_backend.get(key)
         if found is None:
-            found = []
+            found = {}
             for i, field in enumerate(self.fields):
                 col = field.get_col(self.alias)
                 converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
                 if converters:
-                    found.append((i, converters, col))
+                    found[i] = (converters, col)
             self._converters_by_backend[key] = found
         return found
+
+    def _convert(self, i: int, value):
+        converters, col = self._converters().get(i, ((), None))
+        for convert in converters:
+            value = convert(value, col, connection)
+        return value
 
     def load(self, row: Sequence, start: int = 0) -> tuple[Model | None, int]:
         """The instance in row[start:start + len(fields)] (None where a LEFT JOIN found nothing: a null
@@ -84,21 +90,37 @@ class Table:
         values = list(row[start:end])
         if values[self._pk_index] is None:
             return None, end
-        for i, converters, col in self._converters():
+        for i in self._converters():
             if values[i] is not None:
-                for convert in converters:
-                    values[i] = convert(values[i], col, connection)
+                values[i] = self._convert(i, values[i])
         return self.model.from_db(connection.alias, self.attnames, values), end
 
     def value(self, attname: str, raw):
         """One column's value as the ORM gives it (a JSON column read as text is parsed, and so on)."""
-        if raw is None:
-            return None
-        field = next(f for f in self.fields if f.attname == attname)
-        col = field.get_col(self.alias)
-        for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
-            raw = convert(raw, col, connection)
-        return raw
+        return None if raw is None else self._convert(self._index[attname], raw)
+
+
+def columns(*tables: Table) -> str:
+    """The SELECT list of several tables, in order (read back with `load_row`)."""
+    return ", ".join(t.columns for t in tables)
+
+
+def load_row(row: Sequence, *tables: Table) -> list[Model | None]:
+    """The instances of a row selected with `columns(*tables)`, one per table, in order."""
+    out, start = [], 0
+    for table in tables:
+        instance, start = table.load(row, start)
+        out.append(instance)
+    return out
+
+
+def placeholders(values: Sequence) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def count_where(condition: str) -> str:
+    """COUNT(*) FILTER (WHERE condition), written so that both backends take it."""
+    return f"COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
 
 
 def cache_related(instance: Model, name: str, related: Model | None) -> None:

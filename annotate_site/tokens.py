@@ -22,7 +22,7 @@ from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-from .plainsql import Table, cache_related, fetch_all
+from .plainsql import Table, cache_related, columns, fetch_all, load_row
 
 _TOKEN, _USER = Table(AuthToken, "t"), Table(get_user_model(), "u")
 
@@ -42,11 +42,11 @@ class TokenAuthentication(KnoxTokenAuthentication):
         tokens whose key is the token's prefix, with their users; then knox's own steps for each."""
         token = token.decode("utf-8")
         t, u = _TOKEN, _USER
-        rows = fetch_all(f"SELECT {t.columns}, {u.columns} FROM {t.name} JOIN {u.name} ON u.id = t.user_id"
+        rows = fetch_all(f"SELECT {columns(t, u)} FROM {t.name} JOIN {u.name} ON u.id = t.user_id"
                          f" WHERE t.token_key = %s", [token[:CONSTANTS.TOKEN_KEY_LENGTH]])
         for row in rows:
-            auth_token, end = t.load(row)
-            cache_related(auth_token, "user", u.load(row, end)[0])
+            auth_token, user = load_row(row, t, u)
+            cache_related(auth_token, "user", user)
             if self._cleanup_token(auth_token):
                 continue
             try:

@@ -6,12 +6,13 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotate_site.plainsql import Table, cache_related, execute, fetch_all, fetch_one, for_update
+from annotate_site.plainsql import (Table, cache_related, columns, count_where, fetch_all, fetch_one, for_update,
+                                   load_row, placeholders)
 from units.dissection.models import Layer, Unit
 
 from .accounts import annotator_flag, profile_get
@@ -107,12 +108,10 @@ def _gold_due(worker, rate: float) -> bool:
     # spent running it (profile in SCHEDULER.md). Same rows as Assignment(worker) x Hit x Unit. Gold is
     # looked up per assignment (two index probes each): a join let PostgreSQL hash the whole HIT table
     # (4.7 ms with 14,000 HITs, 0.4 ms this way; the soak's pg_stat_statements).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM {Hit._meta.db_table} h "
-            f"JOIN {Unit._meta.db_table} u ON u.id = h.unit_id WHERE h.id = a.hit_id AND (h.is_gold OR u.is_gold)) "
-            f"THEN 1 ELSE 0 END), 0) FROM {Assignment._meta.db_table} a WHERE a.worker_id = %s", [worker.pk])
-        total, gold = cursor.fetchone()
+    is_gold = (f"EXISTS (SELECT 1 FROM {_HIT.name} JOIN {_UNIT.name} ON u.id = h.unit_id"
+               f" WHERE h.id = a.hit_id AND (h.is_gold OR u.is_gold))")
+    total, gold = fetch_one(f"SELECT COUNT(*), {count_where(is_gold)} FROM {_ASSIGNMENT.name} WHERE a.worker_id = %s",
+                            [worker.pk])
     return gold < rate * (total + 1)
 
 
@@ -141,7 +140,7 @@ def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: i
     the two), not by scanning every open HIT for the flag (6.6 ms a claim with 1,500 open HITs and no
     gold left, 0.6 ms this way). The other group is a range scan of the (status, id) index with the gold
     units' ids hashed once."""
-    params: list = [Hit.Status.ASSIGNABLE, connection.ops.adapt_datetimefield_value(now), worker.pk, worker.pk]
+    params: list = [Hit.Status.ASSIGNABLE, now, worker.pk, worker.pk]
     not_seen = ""
     if skipped:
         not_seen = f" AND h.unit_id NOT IN ({', '.join(['%s'] * len(skipped))})"
@@ -166,9 +165,7 @@ def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: i
     else:
         sql = (f"SELECT h.id FROM {Hit._meta.db_table} h WHERE NOT h.is_gold AND h.unit_id NOT IN ({gold_units}) "
                f"AND {may_take} ORDER BY h.id LIMIT {int(limit)}")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [pk for (pk,) in cursor.fetchall()]
+    return [pk for (pk,) in fetch_all(sql, params)]
 
 
 def _reclaim_due(now: datetime) -> bool:
@@ -288,8 +285,8 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
             return None, alive is not None
         # One query for everything the decision needs, counted while we hold the lock: exact.
         held, expired, mine = fetch_one(
-            f"SELECT {_count_where(f'a.status IN ({_marks(SLOT)})')}, {_count_where('a.status = %s AND a.deadline <= %s')},"
-            f" {_count_where('a.worker_id = %s')} FROM {_ASSIGNMENT.name} WHERE a.hit_id = %s",
+            f"SELECT {count_where(f'a.status IN ({placeholders(SLOT)})')}, {count_where('a.status = %s AND a.deadline <= %s')},"
+            f" {count_where('a.worker_id = %s')} FROM {_ASSIGNMENT.name} WHERE a.hit_id = %s",
             [*SLOT, Assignment.Status.ACCEPTED, now, worker.pk, hit.pk])
         if expired:
             # Work past its deadline frees its slot here, under the lock, instead of in a global sweep
@@ -313,31 +310,19 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
         return assignment, False
 
 
-def _marks(values) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
-def _count_where(condition: str) -> str:
-    """COUNT(*) FILTER (WHERE ...) as both backends take it."""
-    return f"COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
-
-
 def _hit_locked_for_claim(hit_id: int, *, now: datetime) -> Hit | None:
     """The HIT, alive and not disposed, locked unless another claim holds it (then None), with its unit,
     layer and batch loaded: `Hit.objects.select_for_update(skip_locked=True, of=("self",))
     .select_related(*HIT_SHOWN).filter(pk=hit_id, expires_at__gt=now).exclude(status=DISPOSED).first()`."""
-    h, u, lay, b = _HIT, _UNIT, _LAYER, _BATCH
+    tables = h, u, lay, b = _HIT, _UNIT, _LAYER, _BATCH
     row = fetch_one(
-        f"SELECT {h.columns}, {u.columns}, {lay.columns}, {b.columns} FROM {h.name}"
+        f"SELECT {columns(*tables)} FROM {h.name}"
         f" JOIN {u.name} ON u.id = h.unit_id JOIN {lay.name} ON lay.id = u.layer_id JOIN {b.name} ON b.id = h.batch_id"
         f" WHERE h.id = %s AND h.expires_at > %s AND h.status <> %s{for_update(of=('h',), skip_locked=True)}",
         [hit_id, now, Hit.Status.DISPOSED])
     if row is None:
         return None
-    hit, end = h.load(row)
-    unit, end = u.load(row, end)
-    layer, end = lay.load(row, end)
-    batch, _ = b.load(row, end)
+    hit, unit, layer, batch = load_row(row, *tables)
     cache_related(unit, "layer", layer)
     cache_related(hit, "unit", unit)
     cache_related(hit, "batch", batch)
@@ -349,22 +334,17 @@ def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
     # the batch rows too, and every submit of a batch would queue behind the others on that one row.
     # Plain SQL (the submit's hot path): `Assignment.objects.select_for_update(of=("self", "hit"))
     # .select_related("hit", "hit__unit", "hit__batch").filter(pk=assignment_id).first()`.
-    a, h, u, b = _ASSIGNMENT, _HIT, _UNIT, _BATCH
+    tables = a, h, u, b = _ASSIGNMENT, _HIT, _UNIT, _BATCH
     row = fetch_one(
-        f"SELECT {a.columns}, {h.columns}, {u.columns}, {b.columns} FROM {a.name} JOIN {h.name} ON h.id = a.hit_id"
+        f"SELECT {columns(*tables)} FROM {a.name} JOIN {h.name} ON h.id = a.hit_id"
         f" JOIN {u.name} ON u.id = h.unit_id JOIN {b.name} ON b.id = h.batch_id WHERE a.id = %s"
         f"{for_update(of=('a', 'h'))}", [assignment_id])
-    assignment = None
-    if row is not None:
-        assignment, end = a.load(row)
-        hit, end = h.load(row, end)
-        unit, end = u.load(row, end)
-        batch, _ = b.load(row, end)
-        cache_related(hit, "unit", unit)
-        cache_related(hit, "batch", batch)
-        cache_related(assignment, "hit", hit)
-    if assignment is None:
+    if row is None:
         raise NotFound(f"There is no assignment {assignment_id}.")
+    assignment, hit, unit, batch = load_row(row, *tables)
+    cache_related(hit, "unit", unit)
+    cache_related(hit, "batch", batch)
+    cache_related(assignment, "hit", hit)
     if assignment.worker_id != worker.pk:
         raise NotAllowed("This assignment belongs to another annotator.")
     return assignment

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from annotate_site.plainsql import execute, fetch_one, quote
+from annotate_site.plainsql import count_where, execute, fetch_one, placeholders, quote
 
 from .models import Assignment, Hit
 
@@ -25,9 +25,8 @@ def hit_sync_status(hit: Hit, *, now: datetime) -> None:
     # Plain SQL (claim and submit run this): `hit.assignments.aggregate(held=Count(filter=status in SLOT),
     # working=Count(filter=status accepted))`.
     held, working = fetch_one(
-        f"SELECT COALESCE(SUM(CASE WHEN status IN ({', '.join(['%s'] * len(SLOT))}) THEN 1 ELSE 0 END), 0),"
-        f" COALESCE(SUM(CASE WHEN status = %s THEN 1 ELSE 0 END), 0) FROM {quote(Assignment._meta.db_table)}"
-        f" WHERE hit_id = %s", [*SLOT, Assignment.Status.ACCEPTED, hit.pk])
+        f"SELECT {count_where(f'status IN ({placeholders(SLOT)})')}, {count_where('status = %s')}"
+        f" FROM {quote(Assignment._meta.db_table)} WHERE hit_id = %s", [*SLOT, Assignment.Status.ACCEPTED, hit.pk])
     if held < hit.max_assignments and hit.expires_at > now:
         status = Hit.Status.ASSIGNABLE
     elif working:
