@@ -135,17 +135,29 @@ class IouCounts:
 
         masks = sparse_masks(acts, T, (sh, sw))
         area = masks.area  # [B, U] = |M[n, u]|
-        mb, mu, mp = masks.image, masks.unit, masks.pixel
-        flags = img_cat[:, None, :].expand(B, U, C).clone() if self.rule == "lite" else None
+        # Flat indices throughout (a gather per label layer, one scatter each): the label under
+        # every mask pixel, I[u, label] += 1 (label 0 lands in column 0 and is cleared below), and
+        # for the Lite rule a flag per (image, unit, category of a label under the mask), where
+        # labels without a category go to a spare column C.
+        pix = pix.contiguous()
+        at = masks.image * (pix.shape[1] * P) + masks.pixel
+        ones = torch.ones_like(at)
+        flags = None
+        if self.rule == "lite":
+            flags = torch.zeros((B, U, C + 1), dtype=torch.bool, device=dev)
+            flags[:, :, :C] = img_cat[:, None, :]
+            cat_or_spare = torch.where(labcat >= 0, labcat, C)
+            flag_at = masks.pair * (C + 1)
+        unit_at = masks.unit * n_labels
+        flat_pix = pix.view(-1)
         for layer in range(pix.shape[1]):
-            lab = pix[mb, layer, mp]
-            keep = lab > 0
-            lb, lu, ll = mb[keep], mu[keep], lab[keep]
-            self.intersect.view(-1).index_add_(0, lu * n_labels + ll, torch.ones_like(ll))
+            lab = flat_pix.index_select(0, at + layer * P)
+            self.intersect.view(-1).index_add_(0, unit_at + lab, ones)
             if flags is not None:
-                lc = labcat[ll]
-                okc = lc >= 0
-                flags[lb[okc], lu[okc], lc[okc]] = True
+                flags.view(-1).index_fill_(0, flag_at + cat_or_spare.index_select(0, lab), True)
+        self.intersect[:, 0] = 0  # "unlabelled" is not a concept: the column stays zero
+        if flags is not None:
+            flags = flags[:, :, :C]
         if img.shape[1]:
             # An image-level label covers the whole image: I[u, l] += |M[n, u]|.
             valid = img_valid[:, None, :].expand(B, U, img.shape[1])
