@@ -168,7 +168,7 @@ def main_plan(args: argparse.Namespace) -> int:
 
 def _add_resource_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disk-budget", default="2GB", help="largest feature-map spill, e.g. 2GB, 500MB, 0 (recompute all)")
-    p.add_argument("--memory-budget", default="1GB", help="largest running-statistics state (exact quantile, IoU counts)")
+    p.add_argument("--memory-budget", default="1GB", help="largest running-statistics state (exact quantile, IoU counts); larger exact states switch to radix thresholds")
     p.add_argument("--spill", choices=["auto", "always", "never"], default="auto",
                    help="auto: spill a layer when it fits the disk budget, else forward the images again")
     p.add_argument("--cache-dtype", choices=["float32", "float16"], default="float32",

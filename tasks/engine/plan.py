@@ -22,14 +22,11 @@ from torch.func import functional_call
 from .capture import LayerCapture
 from .datasets import ProbeDataset
 from .errors import EngineError, LayerError
-from .runningstats import RadixQuantile
+from .runningstats import RadixQuantile, RunningQuantile
 
 SPILL_MODES = ("auto", "always", "never")
 THRESHOLD_METHODS = ("auto", "exact", "radix")  # auto: exact one-sweep top-m while it fits memory
 _NPY_HEADER = 128  # bytes np.lib.format writes before the array
-# Exact running quantile: kept values + pending candidates + the merge copy + the new top set
-# (see RunningQuantile._flush), in units of its capacity.
-QUANTILE_MEMORY_FACTOR = 3.25
 
 
 @dataclass
@@ -230,7 +227,8 @@ def make_plan(
         values = sum(groups[k] * units * hw for k, hw in zip(keys, per_image))
         vpi = max(per_image)
         cap = math.ceil(quantile * n_images * vpi) + 2
-        q_bytes = 0 if name in fixed_thresholds else int(units * cap * 4 * QUANTILE_MEMORY_FACTOR)
+        batch_values = max((len(b) for b in batches), default=0) * vpi
+        q_bytes = 0 if name in fixed_thresholds else RunningQuantile.memory_bytes(units, cap, batch_values)
         plans.append(LayerPlan(
             name, units, [(h, w) for _, h, w in shapes[name]], vpi,
             values * 4 + _NPY_HEADER * len(keys), values * 2 + _NPY_HEADER * len(keys), q_bytes,

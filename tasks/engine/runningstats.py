@@ -110,7 +110,15 @@ class RunningQuantile:
     margin for float32 rank rounding). ``total`` must be known up front to drop values safely:
     pass ``expected_images`` (rows the *whole* run will add, over all shards); each row brings
     ``H * W`` values per unit. Without it every value is kept (exact, but unbounded).
+
+    The kept values live in one buffer of ``m`` columns allocated once; newcomers are
+    buffered until they pass an eighth of ``m`` and then replace the smallest kept values in
+    place, a few units at a time, so the peak is about ``1.125 m`` values per unit plus one
+    batch (``memory_bytes``), not a second copy of the kept set.
     """
+
+    PENDING_FRACTION = 8  # newcomers are merged in once they pass capacity / 8
+    _CHUNK_VALUES = 1 << 20  # values per unit chunk in a merge or a final selection (bounds the temporaries)
 
     def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None, values_per_image: int = 0) -> None:
         if not 0.0 <= quantile < 1.0:
@@ -123,10 +131,42 @@ class RunningQuantile:
         self.count = 0  # values seen per unit
         self.dropped = False  # whether any value was ever discarded
         self.exact = True
-        self.top: torch.Tensor | None = None  # [U, <=capacity] the largest values kept
-        self._pending: list[torch.Tensor] = []  # values added since the last selection
+        self._buf: torch.Tensor | None = None  # [U, capacity] (or [U, filled] unbounded); first `filled` columns hold values
+        self.filled = 0
+        self._pending: list[torch.Tensor] = []  # values added since the last merge
         self._pending_cols = 0
-        self._floor: torch.Tensor | None = None  # [U] smallest kept value once the top set is full
+        self._floor: torch.Tensor | None = None  # [U] smallest kept value once the kept set is full
+        self._borrowed = False  # the buffer came from load_state_dict: copied before it is changed
+
+    @staticmethod
+    def memory_bytes(units: int, capacity: int, batch_values: int = 0, element_size: int = 4, threads: int | None = None) -> int:
+        """Peak bytes of the statistic for ``units`` units: the kept set, the newcomers buffered
+        before a merge (an eighth of it plus one batch's values), and the largest temporaries of
+        one step. torch's CPU topk copies each row it works on as (value, int64 index) pairs, one
+        row per thread at a time, so a selection over a unit's kept values costs 16 bytes per value
+        on top of its results."""
+        threads = threads or torch.get_num_threads()
+        pending = capacity // RunningQuantile.PENDING_FRACTION + 1 + batch_values
+        k = min(pending, capacity)
+        # add(): the batch as [U, values], its comparison with the floor, and when under a quarter
+        # passes, topk's values and indices of those (at most 3 bytes per value in)
+        add = units * batch_values * (element_size + 1 + 3) + min(units, threads) * batch_values * 16
+        # a merge: per chunk of units the k smallest kept values
+        # (row copies, values, positions), the candidates, and topk over them
+        step = min(units, max(1, RunningQuantile._CHUNK_VALUES // max(1, pending + k)))
+        rows = min(step, threads)
+        merge = (rows * capacity * 16
+                 + step * (k * (element_size + 8) + (pending + k) * (element_size + 16) + k * (element_size + 8)))
+        # result(): kthvalue copies each row it selects in (value + int64 index), a few units at a time
+        step = min(units, max(1, RunningQuantile._CHUNK_VALUES // max(1, capacity)))
+        final = step * capacity * (element_size + 8) + step * element_size
+        return units * (capacity + pending) * element_size + max(add, merge, final)
+
+    @property
+    def top(self) -> torch.Tensor | None:
+        """The kept values [U, filled] (a view of the buffer; unordered)."""
+        self._flush()
+        return None if self._buf is None else self._buf[:, : self.filled]
 
     def capacity(self) -> int | None:
         if self.expected_images is None or self.values_per_image == 0:
@@ -155,55 +195,88 @@ class RunningQuantile:
 
     def _keep_top(self, values: torch.Tensor) -> None:
         # Values not above the smallest kept one cannot change the top set (an equal value
-        # would only stand in for an equal value), so only the few above it are buffered;
-        # selecting the top set once the buffer passes an eighth of the capacity keeps both
-        # the cost per value and the memory (about 2.5 x capacity at a selection) bounded.
+        # would only stand in for an equal value), so only the few above it are buffered.
         if self._floor is not None:
             above = int((values > self._floor.to(values.device)[:, None]).sum(dim=1).max())
             if above == 0:
                 return
-            if above < values.shape[1]:
+            if 4 * above < values.shape[1]:
+                # Few pass: keep those (topk's int64 indices cost 3x the values they select, so a
+                # batch most of whose values pass is kept whole; the merge drops the rest).
                 values = values.topk(above, dim=1, sorted=False).values
         self._pending.append(values)
         self._pending_cols += values.shape[1]
         cap = self.capacity()
-        kept = 0 if self.top is None else self.top.shape[1]
-        if cap is not None and kept + self._pending_cols > cap + max(1, cap // 8):
+        # Merged once they pass an eighth of the capacity, also while the kept set fills up (holding a
+        # whole capacity of newcomers before the first merge would double the peak).
+        if cap is None or self._pending_cols > max(1, cap // self.PENDING_FRACTION):
             self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
             return
-        parts = ([] if self.top is None else [self.top.to(self._pending[0].device)]) + self._pending
+        parts, self._pending, self._pending_cols = self._pending, [], 0
         device, dtype = parts[-1].device, parts[-1].dtype
-        parts = [p.to(device, dtype) for p in parts]
-        self._pending, self._pending_cols = [], 0
+        units = parts[-1].shape[0]
         cap = self.capacity()
-        total = sum(p.shape[1] for p in parts)
-        if cap is None or total <= cap:
-            self.top = torch.cat(parts, dim=1)
-        else:
-            # A few units at a time: topk's int64 indices would otherwise double the peak.
-            units = parts[0].shape[0]
-            top = torch.empty((units, cap), dtype=dtype, device=device)
-            step = max(1, (1 << 24) // max(1, total))
-            for u in range(0, units, step):
-                chunk = torch.cat([p[u : u + step] for p in parts], dim=1)
-                top[u : u + step] = chunk.topk(cap, dim=1, sorted=False).values
-            del parts
-            self.top = top
+        if cap is None:
+            # Unbounded (no expected size): every value is kept.
+            kept = [] if self._buf is None else [self._buf[:, : self.filled].to(device, dtype)]
+            self._buf = torch.cat(kept + [p.to(device, dtype) for p in parts], dim=1)
+            self.filled = self._buf.shape[1]
+            return
+        self._reserve(cap, units, device, dtype)
+        overflow = []
+        for part in parts:
+            part = part.to(device, dtype)
+            room = cap - self.filled
+            if room > 0:
+                take = min(room, part.shape[1])
+                self._buf[:, self.filled : self.filled + take] = part[:, :take]
+                self.filled += take
+                part = part[:, take:]
+            if part.shape[1]:
+                overflow.append(part)
+        if overflow:
+            self._replace_smallest(overflow)
             self.dropped = True
         self._update_floor()
 
+    def _reserve(self, cap: int, units: int, device, dtype) -> None:
+        """The kept-value buffer at full capacity (kept values copied over once, on resume)."""
+        if self._buf is not None and self._buf.shape[1] >= cap and not self._borrowed:
+            return
+        buf = torch.empty((units, cap), dtype=dtype, device=device)
+        if self._buf is not None and self.filled:
+            buf[:, : self.filled] = self._buf[:, : self.filled].to(device, dtype)
+        self._buf, self._borrowed = buf, False
+
+    def _replace_smallest(self, newcomers: list[torch.Tensor]) -> None:
+        """Keep the largest ``capacity`` of kept values and ``newcomers`` (parts [U, *]), in place.
+
+        Only the P smallest kept values can lose their place (each other kept value has at most
+        P newcomers and fewer than capacity - P kept values above it), so the new kept set is the
+        kept set less those P, plus the largest P of those P and the newcomers.
+        """
+        units, p = newcomers[0].shape[0], sum(part.shape[1] for part in newcomers)
+        k = min(p, self._buf.shape[1])  # more newcomers than kept values: every kept value may go
+        step = max(1, self._CHUNK_VALUES // max(1, p + k))
+        for u in range(0, units, step):
+            rows = self._buf[u : u + step]
+            low, where = rows.topk(k, dim=1, largest=False, sorted=False)
+            # the newcomers of these units only: no copy of all of them at once
+            best = torch.cat([low] + [part[u : u + step] for part in newcomers], dim=1).topk(k, dim=1, sorted=False).values
+            rows.scatter_(1, where, best)
+
     def _update_floor(self) -> None:
         cap = self.capacity()
-        full = cap is not None and self.top is not None and self.top.shape[1] >= cap
-        self._floor = self.top.amin(dim=1) if full else None
+        full = cap is not None and self._buf is not None and self.filled >= cap
+        self._floor = self._buf[:, : self.filled].amin(dim=1) if full else None
 
     def merge(self, other: RunningQuantile) -> None:
         """Fold in a shard (which must have been sized with the same ``expected_images``)."""
         other._flush()
-        if other.top is None:
+        if other._buf is None or other.filled == 0:
             return
         if other.quantile != self.quantile or other.expected_images != self.expected_images:
             raise ValueError("merged RunningQuantile shards must share quantile and expected_images")
@@ -212,16 +285,16 @@ class RunningQuantile:
         self.count += other.count
         self.dropped = self.dropped or other.dropped
         self.exact = self.exact and other.exact
-        self._keep_top(other.top)
+        self._keep_top(other._buf[:, : other.filled])
         self._flush()
 
     def result(self) -> torch.Tensor:
         """Threshold per unit, equal to ``torch.quantile(A[:, u].flatten(), 1 - quantile)``."""
         self._flush()
-        if self.top is None or self.count == 0:
+        if self._buf is None or self.count == 0:
             raise ValueError("RunningQuantile saw no data")
         n = self.count
-        kept = self.top.sort(dim=1, descending=True).values
+        kept = self._buf[:, : self.filled]
         # Same arithmetic as torch.quantile: q is taken in the input dtype, the rank
         # q * (n - 1) in double, the weight cast back for lerp. Positions count from the top
         # here: ascending position i is descending position n-1-i.
@@ -232,12 +305,25 @@ class RunningQuantile:
         d_below, d_above = n - 1 - below, n - 1 - above
         if d_below >= kept.shape[1]:
             raise ValueError("RunningQuantile kept too few values for an exact answer")
-        lo = kept[:, d_below]
-        hi = kept[:, d_above]
-        return torch.lerp(lo, hi, weight).cpu()
+        # The (d+1)-th largest value is the (kept - d)-th smallest: kthvalue, a few units at a time
+        # (a sort would hold the kept set twice more, with int64 positions).
+        lo, hi = [], []
+        size = kept.shape[1]
+        step = max(1, self._CHUNK_VALUES // max(1, size))
+        for u in range(0, kept.shape[0], step):
+            rows = kept[u : u + step]
+            lo.append(rows.kthvalue(size - d_below, dim=1).values)
+            hi.append(lo[-1] if d_above == d_below else rows.kthvalue(size - d_above, dim=1).values)
+        return torch.lerp(torch.cat(lo), torch.cat(hi), weight).cpu()
 
     def state_dict(self) -> dict:
+        """The statistic's state. Once the kept set is full its tensor is the live buffer (no
+        second copy of the largest part of a sweep's memory): save it before adding more."""
         self._flush()
+        top = None
+        if self._buf is not None:
+            full = self.filled == self._buf.shape[1]
+            top = self._buf.cpu() if full else self._buf[:, : self.filled].cpu().clone()
         return {
             "kind": "RunningQuantile",
             "quantile": self.quantile,
@@ -246,7 +332,7 @@ class RunningQuantile:
             "count": self.count,
             "dropped": self.dropped,
             "exact": self.exact,
-            "top": None if self.top is None else self.top.cpu(),
+            "top": top,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -256,7 +342,9 @@ class RunningQuantile:
         self.count = int(state["count"])
         self.dropped = bool(state["dropped"])
         self.exact = bool(state["exact"])
-        self.top = state["top"]
+        self._buf = state["top"]
+        self.filled = 0 if self._buf is None else self._buf.shape[1]
+        self._borrowed = self._buf is not None  # the caller's tensor: never changed in place
         self._pending, self._pending_cols = [], 0
         self._update_floor()
 
