@@ -131,7 +131,7 @@ def main_bench(args: argparse.Namespace) -> int:
         device=args.device, num_workers=args.workers, threads=args.threads, top_k=args.top_k,
         render=not args.no_render, cache_dtype=args.cache_dtype, keep=args.keep,
         disk_budget=parse_size(args.disk_budget), memory_budget=parse_size(args.memory_budget), spill=args.spill,
-        channels_last=args.channels_last, data=args.data, workdir=args.workdir,
+        channels_last=args.channels_last, data=args.data, workdir=args.workdir, rounds=args.rounds,
     )
     print("\n".join(result.lines()))
     return 0
@@ -265,6 +265,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=_default_workers(), help="DataLoader worker processes (both runs)")
     b.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     b.add_argument("--top-k", type=int, default=10)
+    b.add_argument("--rounds", type=int, default=1,
+                   help="interleaved forward-only / dissection rounds; the ratio is the median round's")
     b.add_argument("--no-render", action="store_true")
     b.add_argument("--data", default=None, help="reuse (or write once) the synthetic set in this folder")
     b.add_argument("--workdir", default=None, help="where the outputs and spill go (default: the temp folder)")

@@ -14,3 +14,16 @@ def test_the_bench_writes_its_set_once_in_a_child_and_measures_both_passes(tmp_p
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (data / "images" / "synthetic").iterdir()) == written  # reused
     for result in (first, again):
         assert result.forward_s > 0 and result.dissect_s > 0 and result.peak_rss_mib > 0
+
+
+def test_interleaved_rounds_bracket_each_dissection_and_report_the_median_round(tmp_path):
+    import statistics
+
+    result = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=True, rounds=3,
+                       data=str(tmp_path / "data"), workdir=str(tmp_path))
+    assert len(result.forward_runs) == 4 and len(result.round_ratios) == 3  # F D F D F D F
+    assert result.ratio == statistics.median(result.round_ratios)
+    assert result.forward_s == sum(result.forward_runs) / 4
+    assert "render" in result.dissect_timings  # the last round renders
+    line = next(x for x in result.lines() if x.startswith("ratio to the forward pass"))
+    assert "median of 3 interleaved rounds" in line
