@@ -49,6 +49,7 @@ test-fast: venv
 worker: venv
 	$(BIN)/celery -A annotate_site worker -Q gpu,default --concurrency 1 --loglevel INFO
 
+BENCH_ARGS ?= --rounds 3
 bench: venv
 	$(BIN)/python -m tasks.engine bench $(BENCH_ARGS)
 

@@ -190,7 +190,7 @@ class BenchResult:
     forward_s: float
     dissect_s: float
     dissect_timings: dict
-    peak_rss_mib: float  # during the dissection (lifetime peak where it cannot be reset)
+    peak_rss_mib: float  # during the (first) dissection (lifetime peak where it cannot be reset)
     peak_cuda_mib: float | None
     forward_rss_mib: float | None = None
     plan_lines: list[str] = field(default_factory=list)
@@ -201,6 +201,7 @@ class BenchResult:
     label: str = ""
     forward_runs: tuple[float, ...] = ()  # the forward-only runs before and after the dissection
     round_ratios: tuple[float, ...] = ()  # per interleaved round: results / mean of its two forward runs
+    round_rss_mib: tuple[float, ...] = ()  # per round: the dissection's peak RSS
 
     @property
     def results_s(self) -> float:
@@ -229,7 +230,10 @@ class BenchResult:
             f"with rendering: {self.dissect_s:.2f} s wall, {self.dissect_s / self.forward_s:.3f}x the forward pass",
             "dissection stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.dissect_timings.items()),
             f"peak memory (RSS) during the dissection: {self.peak_rss_mib:.0f} MiB (target <= 1200)"
-            + ("" if self.forward_rss_mib is None else f"; forward only: {self.forward_rss_mib:.0f} MiB"),
+            + ("" if self.forward_rss_mib is None else f"; forward only: {self.forward_rss_mib:.0f} MiB")
+            + ("" if len(self.round_rss_mib) < 2 else
+               "; per round " + ", ".join(f"{r:.0f}" for r in self.round_rss_mib)
+               + " MiB (a round's mark starts from what earlier runs left with the allocator)"),
             f"spill on disk: {self.spill_bytes / 1e6:.1f} MB",
         ]
         if self.gpu_util_dissect is not None or self.gpu_util_forward is not None:
@@ -307,7 +311,7 @@ def run_bench(
         with GpuSampler(device) as gpu_fwd:
             fwd = forward_only(net, dataset, batch_size=batch_size, device=device, num_workers=num_workers, channels_last=channels_last)
         forward_rss = PeakRss.mib() if peak.resettable else None
-        forwards, ratios, rss = [fwd], [], 0.0
+        forwards, ratios, peaks = [fwd], [], []
         cuda_peak = None
         for round_ in range(max(1, rounds)):
             last = round_ == max(1, rounds) - 1
@@ -325,7 +329,7 @@ def run_bench(
             with GpuSampler(device) as gpu_dis:
                 result = dissect(net, dataset, options, out)
             full = time.perf_counter() - t0
-            rss = max(rss, PeakRss.mib())
+            peaks.append(PeakRss.mib())
             if cuda:
                 cuda_peak = max(cuda_peak or 0.0, torch.cuda.max_memory_allocated() / 2**20)
             # Forward only again: on a shared machine the load drifts during a run, and the mean of
@@ -338,9 +342,9 @@ def run_bench(
                 shutil.rmtree(out, ignore_errors=True)
         util = [u for u in (gpu_fwd.mean, gpu_fwd2.mean) if u is not None]
         return BenchResult(
-            images, sum(forwards) / len(forwards), full, result.timings, rss, cuda_peak, forward_rss, result.plan["lines"],
+            images, sum(forwards) / len(forwards), full, result.timings, peaks[0], cuda_peak, forward_rss, result.plan["lines"],
             result.plan["measured_spill_bytes"], sum(util) / len(util) if util else None, gpu_dis.mean, device,
-            f"{model} {','.join(options.layers)}: ", tuple(forwards), tuple(ratios),
+            f"{model} {','.join(options.layers)}: ", tuple(forwards), tuple(ratios), tuple(peaks),
         )
     finally:
         if not keep:
