@@ -133,13 +133,14 @@ class StatsCollector:
         }
 
     def load(self, raw: dict) -> None:
+        """Resume from a stage file's state (its tensors are taken over, not copied)."""
         self.images = int(raw["images"])
         self.skipped = list(raw["skipped"])
         self.layers = {
             name: {
                 "num_units": e["num_units"],
                 "topk": RunningTopK.from_state_dict(e["topk"]),
-                "quantile": None if e["quantile"] is None else quantile_from_state(e["quantile"]),
+                "quantile": None if e["quantile"] is None else quantile_from_state(e["quantile"], own=True),
             }
             for name, e in raw["layers"].items()
         }

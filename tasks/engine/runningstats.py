@@ -335,7 +335,9 @@ class RunningQuantile:
             "top": top,
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, *, own: bool = False) -> None:
+        """``own=True``: the state's tensor becomes the buffer and is changed in place (a resume
+        from a stage file nobody else reads); otherwise it is copied before the first change."""
         self.quantile = float(state["quantile"])
         self.expected_images = state["expected_images"]
         self.values_per_image = int(state["values_per_image"])
@@ -344,14 +346,14 @@ class RunningQuantile:
         self.exact = bool(state["exact"])
         self._buf = state["top"]
         self.filled = 0 if self._buf is None else self._buf.shape[1]
-        self._borrowed = self._buf is not None  # the caller's tensor: never changed in place
+        self._borrowed = self._buf is not None and not own  # the caller's tensor: never changed in place
         self._pending, self._pending_cols = [], 0
         self._update_floor()
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> RunningQuantile:
+    def from_state_dict(cls, state: dict, *, own: bool = False) -> RunningQuantile:
         stat = cls(float(state["quantile"]), expected_images=state["expected_images"])
-        stat.load_state_dict(state)
+        stat.load_state_dict(state, own=own)
         return stat
 
 
@@ -473,11 +475,11 @@ class RadixQuantile:
         return stat
 
 
-def quantile_from_state(state: dict) -> RunningQuantile | RadixQuantile:
-    """The quantile statistic a state_dict came from (either kind)."""
+def quantile_from_state(state: dict, *, own: bool = False) -> RunningQuantile | RadixQuantile:
+    """The quantile statistic a state_dict came from (either kind); ``own``: see RunningQuantile.load_state_dict."""
     if state.get("kind") == "RadixQuantile":
         return RadixQuantile.from_state_dict(state)
-    return RunningQuantile.from_state_dict(state)
+    return RunningQuantile.from_state_dict(state, own=own)
 
 
 def load_thresholds(path: str | Path, layers: list[str], num_units: dict[str, int] | None = None) -> dict[str, np.ndarray]:

@@ -234,3 +234,17 @@ def test_quantile_peak_memory_stays_within_its_estimate_and_near_the_kept_set(tm
     assert seen["finite"]
     assert kept * 0.9 <= seen["grew"] <= estimate, (seen["grew"], kept, estimate)
     assert estimate <= 2 * kept
+
+
+def test_a_quantile_that_owns_its_loaded_state_changes_it_in_place_and_stays_exact():
+    # A resume from a stage file takes the saved tensor over (no second copy of the kept set).
+    torch.manual_seed(4)
+    acts = torch.randn(40, 3, 4, 4)
+    first = RunningQuantile(0.05, expected_images=40)
+    first.add(acts[:20])
+    state = first.state_dict()
+    loaded = state["top"]
+    resumed = RunningQuantile.from_state_dict(state, own=True)
+    resumed.add(acts[20:])
+    assert resumed.top.data_ptr() == loaded.data_ptr()  # the same storage, changed in place
+    assert torch.equal(resumed.result(), torch.quantile(acts.transpose(0, 1).reshape(3, -1), 0.95, dim=1))
