@@ -285,6 +285,7 @@ def run_bench(
     channels_last: bool = False,
     data: str | None = None,
     rounds: int = 1,
+    threshold_method: str = "auto",
 ) -> BenchResult:
     if threads:
         torch.set_num_threads(threads)
@@ -319,6 +320,7 @@ def run_bench(
                 layers=layers or ["layer4"], top_k=top_k, batch_size=batch_size, device=device,
                 num_workers=num_workers, render=render and last, cache_dtype=cache_dtype, progress_bar=False,
                 disk_budget=disk_budget, memory_budget=memory_budget, spill=spill, channels_last=channels_last,
+                threshold_method=threshold_method,
             )
             out = tmp / f"out{round_}"
             if cuda:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from torch import nn
 from tasks.engine.datasets import open_dataset
 from tasks.engine.dissect import DissectOptions, dissect, plan_dissection
 from tasks.engine.errors import EngineError
-from tasks.engine.runningstats import RunningQuantile
+from tasks.engine.plan import EXACT_STATE_LIMIT
+from tasks.engine.runningstats import RadixQuantile, RunningQuantile
 from tests.engine.factories import write_broden
 
 
@@ -260,6 +262,14 @@ def test_on_a_broden_sized_index_every_resnet18_layer_gets_a_plan_within_the_bud
     assert plan.disk_bytes <= 2_000_000_000 and plan.memory_bytes <= 1_000_000_000
     assert by["relu"].threshold == "radix"  # its exact top-m would hold ~13 GB
     assert plan.recomputed  # not everything fits 2 GB of disk
+    # layer1's exact state (the kept top 0.5%: 63,305 x 56 x 56 x 0.005 values x 64 units x 4 bytes, plus
+    # what is buffered) is past the per-layer limit: radix, bounded; asked for, exact is planned as such.
+    kept = 64 * (math.ceil(0.005 * 63305 * 56 * 56) + 2) * 4
+    assert kept < by["layer1"].exact_quantile_bytes and by["layer1"].exact_quantile_bytes > EXACT_STATE_LIMIT
+    assert by["layer1"].threshold == "radix" and by["layer1"].quantile_bytes == RadixQuantile.memory_bytes(64)
+    assert all(lp.threshold == "exact" for lp in plan.layers if lp.exact_quantile_bytes <= EXACT_STATE_LIMIT)
+    exact = plan_dissection(model, dataset, DissectOptions(layers=["layer1"], threshold_method="exact", progress_bar=False))
+    assert exact.layers[0].threshold == "exact" and exact.memory_bytes == by["layer1"].exact_quantile_bytes + by["layer1"].counts_bytes
 
 
 def test_a_float16_spill_fits_where_float32_would_not_and_keeps_every_label(broden, tmp_path):
