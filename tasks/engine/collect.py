@@ -4,6 +4,8 @@ mergeable collectors (top images + thresholds; IoU counts) every driver shares."
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,6 +21,27 @@ from .options import DissectOptions, Progress
 from .plan import DissectPlan, make_plan, parse_size
 from .runningstats import RadixQuantile, RunningQuantile, RunningTopK, quantile_from_state
 
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None elsewhere (musl, macOS, Windows)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system. Between batches the activations of a
+    forward pass are freed, but glibc keeps the pages of its heap (allocations under its mmap
+    threshold, up to 32 MB), which fragment: a plain forward pass's peak RSS creeps up over the
+    batches (resnet18 at batch 32: 980 -> 1150-1200 MiB in 31 batches; with a trim after each batch it
+    stays at 975-1010 MiB, for 0.6 ms a call and 1-2% of forward time in re-faulted pages)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def vocabulary_of(dataset: ProbeDataset) -> Vocabulary | None:
@@ -53,11 +76,14 @@ def forward_batches(
     with LayerCapture(model, layers) as capture, torch.inference_mode():
         bar = tqdm(loader.every_batch(), desc=stage, unit="batch", total=len(loader), disable=not options.progress_bar, leave=False)
         for pos, batch in enumerate(bar, start=start):
-            outputs = None
+            outputs = images = None
             if len(batch):
                 images = batch.images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
                 outputs = {k: v.contiguous() for k, v in capture.run(images).items()}
             yield pos, batch, outputs
+            outputs = images = batch = None
+            if device.type == "cpu":
+                release_free_memory()  # the batch's activations are freed by now (see release_free_memory)
             done += len(batches[pos])
             if progress is not None:
                 progress(stage, min(1.0, done / total))

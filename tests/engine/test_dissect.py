@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,32 @@ def test_a_shard_whose_statistics_would_not_fit_the_memory_budget_fails_before_r
         collect_stats(_tiny_net(), dataset, _options(memory_budget=100), indices=range(4),
                       progress=lambda s, f: seen.append(s))
     assert seen == []
+
+
+def test_release_free_memory_hands_freed_heap_pages_back():
+    # glibc keeps freed heap pages (allocations under its mmap threshold) resident; the engine trims
+    # them after each batch so a long sweep's peak does not creep up. Linux with glibc only.
+    import ctypes
+
+    from tasks.engine import collect
+
+    if collect._TRIM is None or not Path("/proc/self/statm").exists():
+        pytest.skip("needs glibc's malloc_trim and /proc")
+
+    def resident() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(64 * 1024) for _ in range(1600)]  # 100 MB in heap-sized blocks
+    for b in blocks:
+        ctypes.memset(b, 1, 64 * 1024)
+    keep = blocks[-1]  # one live block at the top: the heap cannot simply shrink from its end
+    for b in blocks[:-1]:
+        libc.free(b)
+    before = resident()
+    collect.release_free_memory()
+    after = resident()
+    libc.free(keep)
+    assert before - after > 80 * 2**20, (before, after)
