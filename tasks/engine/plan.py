@@ -29,8 +29,8 @@ THRESHOLD_METHODS = ("auto", "exact", "radix")  # auto: exact one-sweep top-m wh
 # auto: a layer whose exact state would pass this takes a radix threshold (one more sweep over it)
 # even within the memory budget, when radix holds less (1.5 MB a unit: layers of few units and large
 # maps). A dissection's process is 1.0-1.25 GB without statistics (torch, model, batch-32
-# activations, loader): resnet18 layer1 on full Broden plans 372 MB exact (about 1.7 GB peak) or
-# 101 MB radix (1.47 GB measured; a radix state does not grow with the images).
+# activations, loader): resnet18 layer1 on full Broden plans 372 MB exact (about 1.5 GB peak) or
+# 101 MB radix (1.28 GB measured; a radix state does not grow with the images).
 EXACT_STATE_LIMIT = 256_000_000
 _NPY_HEADER = 128  # bytes np.lib.format writes before the array
 
