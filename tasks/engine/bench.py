@@ -314,8 +314,9 @@ def run_bench(
         forward_rss = PeakRss.mib() if peak.resettable else None
         forwards, ratios, peaks = [fwd], [], []
         cuda_peak = None
-        for round_ in range(max(1, rounds)):
-            last = round_ == max(1, rounds) - 1
+        rounds = max(1, rounds)
+        for round_ in range(rounds):
+            last = round_ == rounds - 1
             options = DissectOptions(
                 layers=layers or ["layer4"], top_k=top_k, batch_size=batch_size, device=device,
                 num_workers=num_workers, render=render and last, cache_dtype=cache_dtype, progress_bar=False,

@@ -88,6 +88,8 @@ class IouCounts:
         self.activation = torch.zeros((num_units, n_cats), dtype=torch.long, device=self.device)  # A[u,c]
         self.images = 0
         self._labcat = vocab.label_category_table().to(self.device)
+        # the same with -1 (no category) sent to a spare column n_cats: add()'s flags index it unfiltered
+        self._labcat_or_spare = torch.where(self._labcat >= 0, self._labcat, n_cats)
 
     def _check_labels(self, labels: torch.Tensor) -> None:
         if labels.numel() and (int(labels.max()) >= self.vocab.table_size or int(labels.min()) < 0):
@@ -146,7 +148,6 @@ class IouCounts:
         if self.rule == "lite":
             flags = torch.zeros((B, U, C + 1), dtype=torch.bool, device=dev)
             flags[:, :, :C] = img_cat[:, None, :]
-            cat_or_spare = torch.where(labcat >= 0, labcat, C)
             flag_at = masks.pair * (C + 1)
         unit_at = masks.unit * n_labels
         flat_pix = pix.view(-1)
@@ -154,7 +155,7 @@ class IouCounts:
             lab = flat_pix.index_select(0, at + layer * P)
             self.intersect.view(-1).index_add_(0, unit_at + lab, ones)
             if flags is not None:
-                flags.view(-1).index_fill_(0, flag_at + cat_or_spare.index_select(0, lab), True)
+                flags.view(-1).index_fill_(0, flag_at + self._labcat_or_spare.index_select(0, lab), True)
         self.intersect[:, 0] = 0  # "unlabelled" is not a concept: the column stays zero
         if flags is not None:
             flags = flags[:, :, :C]

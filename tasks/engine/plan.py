@@ -227,14 +227,14 @@ def make_plan(
     n_images = sum(groups.values())
     n_labels = int(max((c.number for c in dataset.concepts), default=0)) + 1 if labelled else 0
     plans = []
+    largest_batch = max((len(b) for b in batches), default=0)
     for name in layers:
         units = shapes[name][0][0]
         per_image = [h * w for _, h, w in shapes[name]]
         values = sum(groups[k] * units * hw for k, hw in zip(keys, per_image))
         vpi = max(per_image)
         cap = math.ceil(quantile * n_images * vpi) + 2
-        batch_values = max((len(b) for b in batches), default=0) * vpi
-        q_bytes = 0 if name in fixed_thresholds else RunningQuantile.memory_bytes(units, cap, batch_values)
+        q_bytes = 0 if name in fixed_thresholds else RunningQuantile.memory_bytes(units, cap, largest_batch * vpi)
         plans.append(LayerPlan(
             name, units, [(h, w) for _, h, w in shapes[name]], vpi,
             values * 4 + _NPY_HEADER * len(keys), values * 2 + _NPY_HEADER * len(keys), q_bytes,

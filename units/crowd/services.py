@@ -143,7 +143,7 @@ def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: i
     params: list = [Hit.Status.ASSIGNABLE, now, worker.pk, worker.pk]
     not_seen = ""
     if skipped:
-        not_seen = f" AND h.unit_id NOT IN ({', '.join(['%s'] * len(skipped))})"
+        not_seen = f" AND h.unit_id NOT IN ({placeholders(skipped)})"
         params.extend(skipped)
     # A verify HIT of a unit's crowd label is not offered to that unit's labellers (as in `_offerable`).
     own_label = (
