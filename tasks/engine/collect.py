@@ -73,13 +73,16 @@ def forward_batches(
     total = max(1, sum(len(b) for b in batches))
     done = sum(len(b) for b in batches[:start])
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-    with LayerCapture(model, layers) as capture, torch.inference_mode():
+    # Inference mode covers the forward pass only, never a yield: a mode entered in a generator
+    # would stay on in the caller's loop body and end wherever the generator happens to close.
+    with LayerCapture(model, layers) as capture:
         bar = tqdm(loader.every_batch(), desc=stage, unit="batch", total=len(loader), disable=not options.progress_bar, leave=False)
         for pos, batch in enumerate(bar, start=start):
             outputs = images = None
             if len(batch):
-                images = batch.images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                outputs = {k: v.contiguous() for k, v in capture.run(images).items()}
+                with torch.inference_mode():
+                    images = batch.images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                    outputs = {k: v.contiguous() for k, v in capture.run(images).items()}
             yield pos, batch, outputs
             outputs = images = batch = None
             if device.type == "cpu":

@@ -73,7 +73,11 @@ def _pad_image_labels(image_labels, batch: int, device) -> torch.Tensor:
 
 
 class IouCounts:
-    """Running IoU counts for one layer: ``add`` per batch, ``merge`` shards, ``state_dict``."""
+    """Running IoU counts for one layer: ``add`` per batch, ``merge`` shards, ``state_dict``.
+
+    ``add`` and ``merge`` count under inference mode whatever the caller's mode, as the running
+    statistics do (runningstats.py): the counts may have been made in a sweep's inference mode and
+    are changed in place."""
 
     def __init__(self, num_units: int, vocab: Vocabulary, rule: str = "lite", device: str | torch.device = "cpu") -> None:
         if rule not in IOU_RULES:
@@ -96,6 +100,7 @@ class IouCounts:
             bad = int(labels.max()) if int(labels.max()) >= self.vocab.table_size else int(labels.min())
             raise DatasetError(f"label number {bad} appears in the data but not in label.csv; fix label.csv or the PNGs")
 
+    @torch.inference_mode()
     def add(self, acts: torch.Tensor, thresholds: torch.Tensor, pixel_labels: torch.Tensor, image_labels=None) -> None:
         """Count one batch: acts [B, U, h, w]; pixel_labels [B, L, sh, sw] (L may be 0)."""
         dev = self.device
@@ -168,6 +173,7 @@ class IouCounts:
             flags = any_cat[:, None, :].expand(B, U, C)
         self.activation += (flags.long() * area[:, :, None]).sum(dim=0)
 
+    @torch.inference_mode()
     def merge(self, other: IouCounts) -> None:
         if other.rule != self.rule or other.intersect.shape != self.intersect.shape:
             raise ValueError("IoU counts of different rules or layers cannot be merged")

@@ -3,6 +3,12 @@
 Each statistic is a small class with ``add(batch)``, ``result()``, ``state_dict()`` /
 ``load_state_dict()`` and ``merge(other)``, so a long sweep can be resumed and shards
 computed on several workers can be combined into exactly the single-pass answer.
+
+Every method that computes runs under ``torch.inference_mode()`` whatever mode its caller is
+in: a sweep adds batches inside inference mode, while ``state_dict``, ``merge`` and a resume
+often run outside it, and torch refuses an in-place update of a tensor made in inference mode
+once outside it. So the statistics' own tensors may be inference tensors: they are changed
+only here, and what ``result()`` hands out is an ordinary tensor.
 """
 
 from __future__ import annotations
@@ -15,6 +21,14 @@ import numpy as np
 import torch
 
 from .errors import EngineError
+
+
+_computing = torch.inference_mode  # decorator: the statistics' work, in the one mode that can change their tensors
+
+
+def _handed_out(t: torch.Tensor) -> torch.Tensor:
+    """A result for the caller: an ordinary tensor outside inference mode (a copy of a small result)."""
+    return t if torch.is_inference_mode_enabled() else t.clone()
 
 
 def _as_unit_values(acts: torch.Tensor) -> torch.Tensor:
@@ -40,6 +54,7 @@ class RunningTopK:
         self.indices: torch.Tensor | None = None  # [U, <=k] long
         self.count = 0
 
+    @_computing()
     def add(self, acts: torch.Tensor, indices: torch.Tensor | np.ndarray | list[int]) -> None:
         acts = acts.detach()
         scores = acts.flatten(2).amax(dim=2) if acts.dim() > 2 else acts
@@ -68,8 +83,9 @@ class RunningTopK:
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.scores is None:
             raise ValueError("RunningTopK saw no data")
-        return self.scores.cpu(), self.indices.cpu()
+        return _handed_out(self.scores.cpu()), _handed_out(self.indices.cpu())
 
+    @_computing()
     def merge(self, other: RunningTopK) -> None:
         """Fold in a shard computed on other images (image indices must not overlap)."""
         if other.scores is None:
@@ -163,6 +179,7 @@ class RunningQuantile:
         return units * (capacity + pending) * element_size + max(add, merge, final)
 
     @property
+    @_computing()
     def top(self) -> torch.Tensor | None:
         """The kept values [U, filled] (a view of the buffer; unordered)."""
         self._flush()
@@ -174,6 +191,7 @@ class RunningQuantile:
         total = self.expected_images * self.values_per_image
         return math.ceil(self.quantile * total) + 2
 
+    @_computing()
     def add(self, acts: torch.Tensor) -> None:
         acts = acts.detach()
         per_image = int(np.prod(acts.shape[2:])) if acts.dim() > 2 else 1
@@ -273,6 +291,7 @@ class RunningQuantile:
         full = cap is not None and self._buf is not None and self.filled >= cap
         self._floor = self._buf[:, : self.filled].amin(dim=1) if full else None
 
+    @_computing()
     def merge(self, other: RunningQuantile) -> None:
         """Fold in a shard (which must have been sized with the same ``expected_images``)."""
         other._flush()
@@ -290,6 +309,10 @@ class RunningQuantile:
 
     def result(self) -> torch.Tensor:
         """Threshold per unit, equal to ``torch.quantile(A[:, u].flatten(), 1 - quantile)``."""
+        return _handed_out(self._result())
+
+    @_computing()
+    def _result(self) -> torch.Tensor:
         self._flush()
         if self._buf is None or self.count == 0:
             raise ValueError("RunningQuantile saw no data")
@@ -316,6 +339,7 @@ class RunningQuantile:
             hi.append(lo[-1] if d_above == d_below else rows.kthvalue(size - d_above, dim=1).values)
         return torch.lerp(torch.cat(lo), torch.cat(hi), weight).cpu()
 
+    @_computing()
     def state_dict(self) -> dict:
         """The statistic's state. Once the kept set is full its tensor is the live buffer (no
         second copy of the largest part of a sweep's memory): save it before adding more."""
@@ -410,6 +434,7 @@ class RadixQuantile:
         rank = q * (self.count - 1)
         return math.floor(rank), math.ceil(rank), torch.tensor(rank - math.floor(rank), dtype=torch.float32)
 
+    @_computing()
     def add(self, acts: torch.Tensor) -> None:
         values = _as_unit_values(acts.detach())
         units, n = values.shape
@@ -434,6 +459,7 @@ class RadixQuantile:
                 self.low[side].view(-1).add_(torch.bincount(flat, minlength=units * _HALF).to(self.low.device))
         self.refined += n
 
+    @_computing()
     def start_refine(self) -> None:
         """After the first sweep: locate the bins; the next ``add`` calls are the second sweep."""
         if self.hist is None or self.count == 0:
@@ -452,6 +478,10 @@ class RadixQuantile:
         return not self.refining or self.refined < self.count
 
     def result(self) -> torch.Tensor:
+        return _handed_out(self._result())
+
+    @_computing()
+    def _result(self) -> torch.Tensor:
         if not self.refining or self.refined != self.count:
             raise ValueError("RadixQuantile needs its second sweep over the same values before result()")
         _, _, weight = self._positions()

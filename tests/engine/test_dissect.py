@@ -194,3 +194,48 @@ def test_release_free_memory_hands_freed_heap_pages_back():
     after = resident()
     libc.free(keep)
     assert before - after > 80 * 2**20, (before, after)
+
+
+@pytest.fixture
+def pending_at_state(monkeypatch):
+    """Records, for every RunningQuantile.state_dict call, whether the kept set had overflowed and
+    how many newcomers were still buffered: the in-place path the state's flush then takes."""
+    from tasks.engine.runningstats import RunningQuantile
+
+    seen: list[tuple[bool, int, bool]] = []
+    original = RunningQuantile.state_dict
+
+    def spy(self):
+        seen.append((self.dropped, self._pending_cols, torch.is_inference_mode_enabled()))
+        return original(self)
+
+    monkeypatch.setattr(RunningQuantile, "state_dict", spy)
+    return seen
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_shards_whose_buffers_overflow_merge_into_the_single_pass_outside_inference_mode(tmp_path, shards, pending_at_state):
+    fake = write_broden(tmp_path / "broden", n_images=48, size=16, seg_size=8, seed=5, empty_rows=0)
+    dataset = open_dataset(f"broden:{fake.root}")
+    model = _tiny_net()
+    # One image a batch: few newcomers pass the kept set's floor per batch, so a sweep ends with some
+    # still buffered (the spy below checks that this data does take that path).
+    opts = _options(quantile=0.005, iou_rule="lite", batch_size=1)
+    whole = dissect(model, dataset, opts, tmp_path / "whole")
+    bounds = np.linspace(0, len(dataset), shards + 1).astype(int)
+    parts = [collect_stats(model, dataset, opts, indices=range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    assert any(dropped and pending and not inference for dropped, pending, inference in pending_at_state), (
+        "the test data must leave newcomers buffered in an overflowed set when a shard's state is read"
+    )
+    stats = merge_stats(parts)
+    counts = merge_counts([collect_counts(model, dataset, opts, stats, indices=range(a, b))
+                           for a, b in zip(bounds[:-1], bounds[1:])])
+    sharded = finalize(model, dataset, opts, stats, counts, tmp_path / "sharded")
+    for name in ("1", "3"):
+        with torch.no_grad():  # image by image, as the sweep's batches of one round them
+            acts = torch.cat([model[: int(name) + 1](dataset[i].image[None]) for i in range(len(dataset))])
+        expected = torch.quantile(acts.transpose(0, 1).reshape(acts.shape[1], -1), 1 - 0.005, dim=1)
+        assert np.array_equal(sharded.layers[name].thresholds, expected.numpy())
+        assert np.array_equal(whole.layers[name].thresholds, expected.numpy())
+        assert np.array_equal(whole.layers[name].topk_indices, sharded.layers[name].topk_indices)
+        assert (tmp_path / "sharded" / name / "tally.csv").read_text() == (tmp_path / "whole" / name / "tally.csv").read_text()

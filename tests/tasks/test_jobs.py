@@ -87,6 +87,46 @@ def test_two_shards_give_exactly_the_numbers_of_one_sweep(tiny_mixture_dir, medi
     assert sharded.progress == 1.0
 
 
+@pytest.fixture(scope="module")
+def mixture_that_overflows(tmp_path_factory):
+    """97 images, so that a sweep (whole, or the first of 3 shards) ends on a batch of one image: a threshold's
+    kept set (0.5% of each unit's values) overflows in the first batches and the last one's newcomers stay buffered."""
+    from tests.factories import write_tiny_mixture
+
+    return write_tiny_mixture(tmp_path_factory.mktemp("mixture97") / "m", n_images=97, seed=4)
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_a_job_whose_threshold_buffers_overflow_succeeds_whole_and_sharded_with_the_same_numbers(
+    mixture_that_overflows, media_root, run_job, monkeypatch, shards,
+):
+    from tasks.engine.runningstats import RunningQuantile
+
+    seen: list[tuple[bool, int]] = []
+    original = RunningQuantile.state_dict
+
+    def spy(self):
+        seen.append((self.dropped, self._pending_cols))
+        return original(self)
+
+    monkeypatch.setattr(RunningQuantile, "state_dict", spy)
+    job = run_job(make_registered_pipeline(mixture_that_overflows, layers=["conv1", "conv3"], top_k=4, shards=shards))
+    assert job.status == "succeeded", job.error_message
+    assert any(dropped and pending for dropped, pending in seen), "the data must take the overflow-and-flush path"
+    monkeypatch.setattr(RunningQuantile, "state_dict", original)
+    other = run_job(make_registered_pipeline(mixture_that_overflows, layers=["conv1", "conv3"], top_k=4,
+                                             shards=4 - shards))  # 3 against 1, 1 against 3
+    assert other.status == "succeeded", other.error_message
+    units_a, ex_a, scores_a = snapshot(job)
+    units_b, ex_b, scores_b = snapshot(other)
+    assert units_a.keys() == units_b.keys() and len(units_a) == 10 + 10
+    for key in units_a:
+        assert np.isclose(units_a[key][0], units_b[key][0], rtol=1e-6, atol=1e-7), key  # threshold
+        assert units_a[key][2:] == units_b[key][2:], key
+    assert [e[:5] for e in ex_a] == [e[:5] for e in ex_b]
+    assert scores_a == scores_b
+
+
 def test_an_unknown_layer_fails_the_job_naming_the_valid_layers(tiny_mixture_dir, media_root, run_job):
     job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv9"]))
     assert job.status == "failed"

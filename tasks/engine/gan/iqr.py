@@ -36,6 +36,7 @@ class IqrCounts:
         U, J = candidates.shape
         self.hist = torch.zeros((U, J + 1, num_labels), dtype=torch.long)
 
+    @torch.inference_mode()  # the histogram is changed in place: the same mode whatever the caller's
     def add(self, acts: torch.Tensor, labels: torch.Tensor) -> None:
         """acts [B, U, h, w]; labels long [B, H, W] (0 = background / unlabelled)."""
         lab = labels.long().flatten()
