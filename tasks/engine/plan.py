@@ -12,10 +12,14 @@ running statistics will hold, and refuses a plan that cannot fit before any imag
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.func import functional_call
 
@@ -308,3 +312,26 @@ def _choose(plan: DissectPlan, spill: str, allow_float16: bool) -> None:
         biggest.method = "recompute"
         plan.notes.append(f"{biggest.layer} recomputed so the labels need not be spilled")
 
+
+def write_sized_index(root: Path, n_images: int, size: int = 224, seg_size: int | None = None) -> Path:
+    """A Broden-format index of ``n_images`` rows that all point at one image and one label
+    map: what the planner needs (sizes, label layers) at any dataset size, in a second."""
+    seg_size = seg_size or size // 2
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(root / "images" / "a.jpg")
+    Image.fromarray(np.full((seg_size, seg_size, 3), (1, 0, 0), np.uint8)).save(root / "images" / "a_object.png")
+    _write_csv(root / "index.csv", ["image", "split", "ih", "iw", "sh", "sw", "object"],
+           [["a.jpg", "train", size, size, seg_size, seg_size, "a_object.png"]] * n_images)
+    _write_csv(root / "category.csv", ["name", "first", "last", "count", "frequency"], [["object", 1, 1, 1, 1]])
+    _write_csv(root / "label.csv", ["number", "name", "category", "frequency", "coverage", "syns"],
+           [[1, "thing", "object(1)", 1, 1.0, ""]])
+    _write_csv(root / "c_object.csv", ["code", "number", "name", "frequency", "coverage"], [[1, 1, "thing", 1, 1.0]])
+    return root
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -82,8 +82,9 @@ def _layer_facts(key: tuple, layer: str) -> tuple[tuple[int, int], np.ndarray]:
 
 @contextlib.contextmanager
 def _one_torch_thread():
-    """One image through a small generator is too little work to share: with torch's default
-    threads on a busy 2-core host an edit took 1.16 s, with one 0.09 s (bench_paint)."""
+    """One image through a small generator is too little work to share: on a busy host torch's
+    default threads make an edit an order of magnitude slower than one thread does
+    (`python -m benchmarks.paint_bench`)."""
     import torch
 
     previous = torch.get_num_threads()

@@ -1,6 +1,6 @@
 """`make bench` end to end on a tiny set: the synthetic set is written (in a child process, so its memory
 does not lift the measured peaks) and reused, and one run measures both passes."""
-from tasks.engine.bench import run_bench
+from benchmarks.engine_bench import run_bench
 
 
 def test_the_bench_writes_its_set_once_in_a_child_and_measures_both_passes(tmp_path):

@@ -1,7 +1,7 @@
 """The simulated crowd of the load benchmark (issue 11) scores aggregation methods against truth."""
 import pytest
 
-from units.results.loadtest.crowd import simulate
+from benchmarks.loadtest.crowd import simulate
 
 pytestmark = pytest.mark.filterwarnings("ignore:::crowdkit")
 

@@ -15,11 +15,13 @@ pair of runs drifts by more than the dissection's own cost). Only the last round
 
 from __future__ import annotations
 
+import argparse
 import csv
 import multiprocessing
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,10 +32,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .datasets import make_loader, open_dataset
-from .dissect import DissectOptions, dissect
-from .errors import EngineError
-from .models import load_model
+from tasks.engine.datasets import make_loader, open_dataset
+from tasks.engine.dissect import DissectOptions, dissect
+from tasks.engine.errors import EngineError
+from tasks.engine.models import default_device, load_model
+from tasks.engine.options import add_resource_arguments, default_workers
+from tasks.engine.plan import parse_size
 
 _CATEGORIES = ("object", "part", "scene", "texture")
 _PIXEL_LABELS = {"object": 12, "part": 6}  # labels per pixel-labelled category
@@ -87,23 +91,6 @@ def write_synthetic_broden(root: Path, n_images: int, size: int = 224, seg_size:
     for cat in _CATEGORIES:
         _write(root / f"c_{cat}.csv", ["code", "number", "name", "frequency", "coverage"],
                [[j + 1, k, name, 1, 1.0] for j, (k, name, c) in enumerate(x for x in labels if x[2] == cat)])
-    return root
-
-
-def write_sized_index(root: Path, n_images: int, size: int = 224, seg_size: int | None = None) -> Path:
-    """A Broden-format index of ``n_images`` rows that all point at one image and one label
-    map: what the planner needs (sizes, label layers) at any dataset size, in a second."""
-    seg_size = seg_size or size // 2
-    root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(root / "images" / "a.jpg")
-    Image.fromarray(np.full((seg_size, seg_size, 3), (1, 0, 0), np.uint8)).save(root / "images" / "a_object.png")
-    _write(root / "index.csv", ["image", "split", "ih", "iw", "sh", "sw", "object"],
-           [["a.jpg", "train", size, size, seg_size, seg_size, "a_object.png"]] * n_images)
-    _write(root / "category.csv", ["name", "first", "last", "count", "frequency"], [["object", 1, 1, 1, 1]])
-    _write(root / "label.csv", ["number", "name", "category", "frequency", "coverage", "syns"],
-           [[1, "thing", "object(1)", 1, 1.0, ""]])
-    _write(root / "c_object.csv", ["code", "number", "name", "frequency", "coverage"], [[1, 1, "thing", 1, 1.0]])
     return root
 
 
@@ -352,3 +339,50 @@ def run_bench(
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError("--device cuda was asked but no CUDA device is available; use --device cpu")
+    result = run_bench(
+        images=args.images, size=args.size, seg_size=args.seg_size, model=args.model,
+        layers=[x.strip() for x in args.layers.split(",") if x.strip()], batch_size=args.batch_size,
+        device=args.device, num_workers=args.workers, threads=args.threads, top_k=args.top_k,
+        render=not args.no_render, cache_dtype=args.cache_dtype, keep=args.keep,
+        disk_budget=parse_size(args.disk_budget), memory_budget=parse_size(args.memory_budget), spill=args.spill,
+        threshold_method=args.threshold_method,
+        channels_last=args.channels_last, data=args.data, workdir=args.workdir, rounds=args.rounds,
+    )
+    print("\n".join(result.lines()))
+    return 0
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    b = argparse.ArgumentParser(prog="python -m benchmarks.engine_bench",
+                                description="forward-only vs full dissection timing on synthetic data")
+    b.add_argument("--images", type=int, default=2000)
+    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--seg-size", type=int, default=None, help="segmentation size (default: size / 2)")
+    b.add_argument("--model", default="resnet18")
+    b.add_argument("--layers", default="layer4")
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--workers", type=int, default=default_workers(), help="DataLoader worker processes (both runs)")
+    b.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    b.add_argument("--top-k", type=int, default=10)
+    b.add_argument("--rounds", type=int, default=1,
+                   help="interleaved forward-only / dissection rounds; the ratio is the median round's")
+    b.add_argument("--no-render", action="store_true")
+    b.add_argument("--data", default=None, help="reuse (or write once) the synthetic set in this folder")
+    b.add_argument("--workdir", default=None, help="where the outputs and spill go (default: the temp folder)")
+    add_resource_arguments(b)
+    b.add_argument("--keep", action="store_true", help="keep the synthetic data and outputs")
+    b.add_argument("--device", default=default_device())
+    return b
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(get_args_parser().parse_args()))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

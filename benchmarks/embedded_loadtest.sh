@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The load benchmark against the default embedded setup (issue 11): SQLite, no broker (aggregation in a
 # timer thread of the web process), `make run`'s server (Django's runserver, DEBUG=1), on its own
-# database file so the demo's is left alone. Usage: scripts/embedded_loadtest.sh [loadtest options]
+# database file so the demo's is left alone. Usage: benchmarks/embedded_loadtest.sh [loadtest options]
 # The 16 annotators pause 1.4 s on average between claim and submit, as in `make soak` (`--think 0`: a closed
 # loop, which saturates the one runserver process near 34 submissions/s, see README).
 set -euo pipefail
@@ -18,5 +18,5 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done
 echo "$server" > var/loadtest-embedded.pid
-"$BIN/python" manage.py loadtest --url "http://127.0.0.1:$PORT" --pidfile web=var/loadtest-embedded.pid \
+"$BIN/python" -m benchmarks.loadtest --url "http://127.0.0.1:$PORT" --pidfile web=var/loadtest-embedded.pid \
   --annotators 16 --duration 60 --hits 1000 --assignments 5 --think 1.4 --check "$@"

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from units.crowd.models import Annotation, Assignment
-from units.results.loadtest.export_memory import export_jobs, run_child, seed_annotations
+from benchmarks.loadtest.export_memory import export_jobs, run_child, seed_annotations
 
 pytestmark = [pytest.mark.django_db]
 

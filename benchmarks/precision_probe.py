@@ -7,7 +7,7 @@ trained network, what the sanity report can only hint at:
 2. what the top-K images that miss the digit show: which other digits, and whether their two
    digits touch (strokes within 1 px), against the rate among all images.
 
-`python -m tasks.engine.sanity.precision_probe CHECKPOINT VAL_DIR [--sizes 1000,2000,4000,10000]`
+`python -m benchmarks.precision_probe CHECKPOINT VAL_DIR [--sizes 1000,2000,4000,10000]`
 prints one JSON object. Framework-free; forward passes only.
 """
 
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..datasets import BrodenDataset
-from ..models import load_model
-from ..train import load_mixture_tensors
-from ..unitstats import rank_images, unit_alignment
-from .measure import unit_scores
-from .pipeline import KS, LAYERS, RECALLS
+from tasks.engine.datasets import BrodenDataset
+from tasks.engine.models import load_model
+from tasks.engine.train import load_mixture_tensors
+from tasks.engine.unitstats import rank_images, unit_alignment
+from tasks.engine.sanity.measure import unit_scores
+from tasks.engine.sanity.pipeline import KS, LAYERS, RECALLS
 
 
 def touching(val_dir: Path, n: int) -> np.ndarray:
@@ -94,7 +94,7 @@ def probe(checkpoint: Path, val_dir: Path, sizes: Sequence[int], digit: int = 0,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.engine.sanity.precision_probe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.precision_probe", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("val_dir", type=Path)
     parser.add_argument("--sizes", default="1000,2000,4000,10000")

@@ -1,9 +1,9 @@
 """The load benchmark (issue 11): seed a job, drive a simulated crowd through the real HTTP API of
 a running site, print throughput, latency percentiles, correctness counts and aggregation quality.
 
-    python manage.py loadtest --url http://127.0.0.1:8011 --annotators 64 --duration 90
-    python manage.py loadtest --no-load            # only compare aggregation methods, no site
-    python manage.py loadtest --export-memory 100000   # peak RSS of each export of 100,000 annotations
+    python -m benchmarks.loadtest --url http://127.0.0.1:8011 --annotators 64 --duration 90
+    python -m benchmarks.loadtest --no-load            # only compare aggregation methods, no site
+    python -m benchmarks.loadtest --export-memory 100000   # peak RSS of each export of 100,000 annotations
     make stack && make loadtest                    # the production-shaped stack on this machine
 
 It must use the site's database (same DATABASE_URL): it seeds the rows there and reads them back.
@@ -20,12 +20,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from units.results.loadtest.checks import correctness, failures, latency_rows, layer_accuracy, timeline_rows
-from units.results.loadtest.crowd import make_crowd, simulate_table
-from units.results.loadtest.driver import drive
-from units.results.loadtest.faults import FaultPlan, children, wait_after
-from units.results.loadtest.export_memory import export_jobs, measure, run_child, seed_annotations
-from units.results.loadtest.seed import loadtest_seed
+from benchmarks.loadtest.checks import correctness, failures, latency_rows, layer_accuracy, timeline_rows
+from benchmarks.loadtest.crowd import make_crowd, simulate_table
+from benchmarks.loadtest.driver import drive
+from benchmarks.loadtest.faults import FaultPlan, children, wait_after
+from benchmarks.loadtest.export_memory import export_jobs, measure, run_child, seed_annotations
+from benchmarks.loadtest.seed import loadtest_seed
 
 ACCURACIES = (0.6, 0.75, 0.9)
 
@@ -90,7 +90,7 @@ class Command(BaseCommand):
                             help="kill -9 a gunicorn worker at 1/3 and the Celery worker at 1/2 of the run (needs "
                                  "--pidfile web=... and worker=... and --restart-worker), then wait for every open "
                                  "assignment to be freed and the aggregation to catch up")
-        parser.add_argument("--restart-worker", default="scripts/stack.sh worker",
+        parser.add_argument("--restart-worker", default="benchmarks/stack.sh worker",
                             help="command that starts the Celery worker again after --faults killed it")
         parser.add_argument("--assignment-seconds", type=int, default=None,
                             help="assignment duration of the seeded HITs (default 900; 30 with --faults)")

@@ -1,6 +1,6 @@
 """The soak's per-window timeline (issue 11): throughput and p99 per window, counted by hand here."""
-from units.results.loadtest.checks import timeline_rows
-from units.results.loadtest.driver import Tally
+from benchmarks.loadtest.checks import timeline_rows
+from benchmarks.loadtest.driver import Tally
 
 
 def test_each_window_counts_its_own_2xx_submits_and_takes_the_p99_of_what_finished_in_it():

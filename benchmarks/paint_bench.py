@@ -1,4 +1,4 @@
-"""Benchmark of the paint endpoint's work: python manage.py bench_paint --job ID [--edits 50]
+"""Benchmark of the paint endpoint's work: python -m benchmarks.paint_bench --job ID [--edits 50]
 
 Times what POST /api/jobs/<id>/paint/ does apart from HTTP: pick the units, edit one generated
 image with the engine, encode both pictures as PNG data URLs. Prints the first edit (which loads
@@ -7,11 +7,11 @@ the generator) apart from the rest, and the rate.
 import statistics
 import time
 
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 
-from units.dissection.errors import UnitsError
-from units.dissection.models import DissectionJob
-from units.dissection.paint import paint_edit, paint_payload
+from benchmarks.site import setup_django
 
 
 class Command(BaseCommand):
@@ -23,6 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--units", type=int, default=3, help="units edited at once")
 
     def handle(self, *args, **opts) -> None:
+        from units.dissection.errors import UnitsError
+        from units.dissection.models import DissectionJob
+        from units.dissection.paint import paint_edit, paint_payload
+
         job = DissectionJob.objects.select_related("network").filter(pk=opts["job"]).first()
         if job is None:
             raise CommandError(f"No job {opts['job']}.")
@@ -48,3 +52,8 @@ class Command(BaseCommand):
             f"p95 {sorted(rest)[int(0.95 * (len(rest) - 1))]:.3f} s, max {max(rest):.3f} s, "
             f"{len(rest) / sum(rest):.1f} edits/s"
         )
+
+
+if __name__ == "__main__":
+    setup_django()
+    Command().run_from_argv(["python -m benchmarks.paint_bench", "", *sys.argv[1:]])

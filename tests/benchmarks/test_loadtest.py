@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from benchmarks.loadtest.command import Command
 from tests.conftest import need_service
 from tests.integration.test_worker import services  # noqa: F401  (PostgreSQL + Redis fixture)
 
@@ -19,7 +20,7 @@ def test_a_small_crowd_through_the_api_loses_nothing_and_never_over_assigns(serv
     need_service(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
     settings.RESULTS_AGGREGATE_DEBOUNCE = 2.0  # queued to Redis, as in production; no worker takes it here
     out = StringIO()
-    call_command("loadtest", "--url", live_server.url, "--annotators", "8", "--duration", "15", "--hits", "120",
+    call_command(Command(), "--url", live_server.url, "--annotators", "8", "--duration", "15", "--hits", "120",
                  "--assignments", "3", "--window", "5", "--check", stdout=out)  # --check: any correctness count > 0 fails
     report = out.getvalue()
     print(report)

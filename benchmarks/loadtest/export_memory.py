@@ -66,9 +66,9 @@ def export_jobs(layer_id: int, batch_id: int) -> list[ExportJob]:
 
 
 def measure(export: ExportJob) -> dict:
-    """Run one export in a fresh `manage.py loadtest --export-child ID` process; its JSON line back."""
-    out = subprocess.run([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "loadtest",
-                          "--export-child", str(export.pk)], capture_output=True, text=True, check=False)
+    """Run one export in a fresh `python -m benchmarks.loadtest --export-child ID` process; its JSON line back."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.loadtest", "--export-child", str(export.pk)],
+                         cwd=settings.BASE_DIR, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"export {export.kind} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

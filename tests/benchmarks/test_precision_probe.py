@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tasks.engine.sanity.precision_probe import touching
+from benchmarks.precision_probe import touching
 
 
 def _mask(path: Path, strokes: dict[int, list[tuple[int, int]]]) -> None:
