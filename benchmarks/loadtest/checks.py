@@ -11,8 +11,7 @@ from django.utils import timezone
 from units.crowd.models import Annotation, Assignment, Hit
 from units.dissection.models import Layer
 from units.results import aggregation
-from units.results.selectors import vocabulary_for
-from units.results.services import layer_answers
+from units.results.selectors import layer_answers, vocabulary_for
 
 from .crowd import accuracy_against_truth
 from .driver import Tally

@@ -18,7 +18,8 @@ from units.results.exports import (
 )
 from units.results.imports import mturk_import, tally_import
 from units.results.models import ExportJob
-from units.results.services import ResultsError, aggregation_run_layer, export_create
+from units.results.errors import ResultsError
+from units.results.services import aggregation_run_layer, export_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 

@@ -5,7 +5,8 @@ from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
 from units.crowd.models import Assignment, Hit
 from units.results.models import AggregationRun, AnnotatorSkill, SynonymEntry, UnitAggregate
-from units.results.services import ResultsError, aggregation_run_batch, aggregation_run_layer, synonym_set
+from units.results.errors import ResultsError
+from units.results.services import aggregation_run_batch, aggregation_run_layer, synonym_set
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
@@ -156,7 +157,7 @@ def test_layer_answers_are_the_counted_labelling_answers_with_hand_counted_marks
     from units.dissection.models import Exemplar
     from units.results.aggregation import Answer
     from units.results.selectors import vocabulary_for
-    from units.results.services import layer_answers
+    from units.results.selectors import layer_answers
 
     job = make_job(layers={"conv3": 2, "conv2": 1}, exemplars_per_unit=10)
     hits = {(h.unit.layer.name, h.unit.index): h for h in make_hits(job, assignments=5)}

@@ -70,7 +70,7 @@ def test_the_periodic_task_reaggregates_only_layers_with_newer_work():
 def test_the_sweep_redoes_a_run_lost_with_a_killed_worker_and_leaves_a_live_mark_alone():
     from tasks.results import aggregate_stale
     from units.results.models import AggregationSchedule
-    from units.results.services import SCHEDULE_STALE
+    from units.results.schedule import SCHEDULE_STALE
 
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
     hits = make_hits(job)

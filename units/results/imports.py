@@ -18,7 +18,7 @@ from units.dissection.models import Concept, Layer, Unit, UnitConceptScore
 
 from .exports import MTURK_TIME_FORMAT
 from .normalize import normalize_category
-from .services import ResultsError
+from .errors import ResultsError
 
 CATEGORIES = {key for key, _ in CATEGORY_CHOICES}
 MTURK_STATUSES = {"submitted": Assignment.Status.SUBMITTED, "approved": Assignment.Status.APPROVED,

@@ -54,7 +54,7 @@ class AggregationRun(models.Model):
 
 
 class AggregationSchedule(models.Model):
-    """The debounce of one layer's aggregation (see services.aggregation_schedule).
+    """The debounce of one layer's aggregation (see schedule.aggregation_schedule).
 
     Claimed with conditional UPDATEs, so across web processes and workers a layer has at most one
     run waiting (`due_at`) and at most one running (`running_since`), however fast answers arrive.
