@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineError
+from .summary import NETWORKS
 
 LAYERS = ("conv1", "conv2", "conv3")
 KS = (100, 300, 500, 700)
@@ -41,8 +42,7 @@ VARIANTS: dict[str, tuple[float, float]] = {
     "wide_dropout": (3.0, 0.5),
 }
 USEFULNESS_REDUNDANT = (8, 9)
-# --network choices -> the MixtureNet designs trained; run ids of the seed design start with RUN_PREFIX.
-NETWORKS: dict[str, tuple[str, ...]] = {"mixturenet": ("mixturenet",), "seed": ("seed",), "both": ("mixturenet", "seed")}
+# Run ids of the seed design start with RUN_PREFIX.
 RUN_PREFIX = {"mixturenet": "", "seed": "seednet_"}
 
 Progress = Callable[[str, float], None] | None

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 
 from . import plots
-from .pipeline import NETWORKS
 from .summary import (
+    NETWORKS,
     FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, _fmt, best_units, best_units_over_seeds, check_claims, run_figures,
     stat,
 )

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# --network choices -> the MixtureNet designs trained (the report reads them back from a run's config).
+NETWORKS: dict[str, tuple[str, ...]] = {"mixturenet": ("mixturenet",), "seed": ("seed",), "both": ("mixturenet", "seed")}
+
 SEED_ACCURACY = 0.917
 SEED_BEST_UNIT = {
     "layer": "conv3",
