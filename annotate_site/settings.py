@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "units.crowd",
     "units.results",
     "units.sanity",
+    "annotate_site",  # site-wide management commands (demo) and static files
 ]
 
 MIDDLEWARE = [
@@ -128,7 +129,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT") or VAR_DIR / "static")
-STATICFILES_DIRS = [BASE_DIR / "annotate_site" / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT") or VAR_DIR / "media")
 DATASETS_ROOT = Path(envstr("DATASETS_ROOT") or VAR_DIR / "datasets")

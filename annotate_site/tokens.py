@@ -1,7 +1,7 @@
 """API tokens (django-rest-knox: hashed at rest, with an expiry) and when they are revoked.
 
 A token dies when its user's password changes or the user is deactivated (here, on save), when an
-annotator is blocked (crowd.accounts calls `tokens_revoke`), and on POST /api/auth/logout/.
+annotator is blocked (crowd.annotators calls `tokens_revoke`), and on POST /api/auth/logout/.
 Imports no app: every app may use it.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ from units.crowd.views.publish import publish
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("units.crowd.account_urls")),
+    path("accounts/", include("annotate_site.accounts")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from tests.factories import PASSWORD, make_user
-from units.crowd.accounts import annotator_block
+from units.crowd.annotators import annotator_block
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from units.dissection.models import Unit
 
-from .accounts import annotator_qualify, profile_get
+from .annotators import annotator_qualify, profile_get
 from .errors import Conflict, CrowdError
 from .models import CrowdSettings, QualificationAttempt
 from .validation import clean_word, matches_gold

@@ -15,7 +15,7 @@ from annotate_site.plainsql import (Table, cache_related, columns, count_where, 
                                    load_row, placeholders)
 from units.dissection.models import Layer, Unit
 
-from .accounts import annotator_flag, profile_get
+from .annotators import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
 from .models import (Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, HitBatch, HitKind, LabelSource,
                      QualificationAttempt, Skip)

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Unit
 
-from .accounts import annotator_flag
+from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
 from .publishing import PublishError, publish_options_check

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from units.dissection.models import Unit
 
 from .. import qualification as qual
-from ..accounts import profile_get
+from ..annotators import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
 from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, HitBatch, HitKind, QualificationAttempt, Skip

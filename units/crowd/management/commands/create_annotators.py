@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from units.crowd.accounts import annotator_qualify, profile_get
+from units.crowd.annotators import annotator_qualify, profile_get
 
 
 class Command(BaseCommand):

@@ -1,17 +1,19 @@
-"""Sign-up (open or by invite code, as a requester chose); login and password pages come from Django."""
+"""Accounts, site-wide: sign-in, sign-out and password pages from django.contrib.auth, plus the annotators'
+sign-up (open or by invite code, as a requester chose), which makes a crowd profile."""
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import include, path
 
 from annotate_site.throttling import lockout_response, signup_failed, signup_locked
 
-from ..accounts import annotator_signup
-from ..errors import CrowdError, InvalidAnswer
-from ..forms import SignupForm
-from ..models import CrowdSettings
+from units.crowd.annotators import annotator_signup
+from units.crowd.errors import CrowdError, InvalidAnswer
+from units.crowd.forms import SignupForm
+from units.crowd.models import CrowdSettings
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -39,3 +41,9 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         signup_failed(request)  # counts towards the lockout (axes); its middleware answers 429 at the limit
     return render(request, "registration/signup.html", {"form": form, "mode": mode, "modes": CrowdSettings.SignupMode})
+
+
+urlpatterns = [
+    path("signup/", signup, name="signup"),
+    path("", include("django.contrib.auth.urls")),
+]

@@ -1,4 +1,4 @@
-"""Annotator accounts: profiles, sign-up (open or by invite code), qualification by hand, blocking."""
+"""Annotators: profiles, sign-up (open or by invite code), qualification by hand, blocking, flags."""
 from __future__ import annotations
 
 import secrets
