@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--units", type=int, default=3, help="units edited at once")
 
     def handle(self, *args, **opts) -> None:
-        from units.dissection.errors import UnitsError
+        from units.dissection.errors import DissectionError
         from units.dissection.models import DissectionJob
         from units.dissection.paint import paint_edit, paint_payload
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
                 paint_payload(paint_edit(job=job, layer_name=layer.name, seed=i, mode="remove" if i % 2 else "insert",
                                          units=sorted(set(units)), **region))
                 times.append(time.perf_counter() - started)
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise CommandError(str(exc)) from None
         rest = times[1:]
         self.stdout.write(

@@ -90,5 +90,5 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> Dissectio
         network=network, dataset=segmenter, layers=[LAYER], top_k=size.top_k, quantile=size.quantile,
         iou_rule="original", batch_size=100, samples=size.samples))
     command.publish(job)
-    command.say(f"Paint generated digits: {reverse('units:paint', args=[job.pk])}")
+    command.say(f"Paint generated digits: {reverse('dissection:paint', args=[job.pk])}")
     return job

@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 from tests.factories import PASSWORD, make_hits, make_job
 from units.crowd.errors import Conflict, InvalidAnswer, NotAllowed
 from units.crowd.models import Annotation, Assignment, Hit, HitBatch
-from units.crowd.publishing import PublishError, hit_publish
+from units.crowd.errors import PublishError
+from units.crowd.publishing import hit_publish
 from units.crowd.services import annotation_submit, assignment_claim
 from units.crowd.verify import hit_publish_verify, label_matches_gold, verdict_submit
 from units.dissection.models import Unit

@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from tests.factories import PASSWORD, make_job
 from units.crowd.models import Hit, HitBatch
-from units.crowd.publishing import PublishError, hit_publish
+from units.crowd.errors import PublishError
+from units.crowd.publishing import hit_publish
 from units.dissection.models import DissectionJob, Exemplar, Unit
 
 pytestmark = pytest.mark.django_db

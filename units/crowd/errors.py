@@ -25,6 +25,10 @@ class Conflict(CrowdError):
     status_code = 409
 
 
+class PublishError(CrowdError):
+    """Publishing was refused; the message says why and what to change."""
+
+
 class InvalidAnswer(CrowdError):
     """The answer does not pass validation; `errors` maps field names to messages."""
 

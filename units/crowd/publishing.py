@@ -18,11 +18,8 @@ from django.utils import timezone
 
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
+from .errors import PublishError
 from .models import Hit, HitBatch, HitKind
-
-
-class PublishError(Exception):
-    """Publishing was refused; the message says why and what to change."""
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from django.utils import timezone
 from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Unit
 
 from .annotators import annotator_flag
-from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
+from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
-from .publishing import PublishError, publish_options_check
+from .publishing import publish_options_check
 from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from .models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
-from .services import UnitsError, dataset_register, job_start, network_register
+from .services import DissectionError, dataset_register, job_start, network_register
 
 
 class _RegisteringForm(forms.ModelForm):
@@ -24,7 +24,7 @@ class _RegisteringForm(forms.ModelForm):
         if self.instance.pk is None and not self.errors:
             try:
                 self.registered = self.register(data)
-            except UnitsError as exc:
+            except DissectionError as exc:
                 raise forms.ValidationError(str(exc)) from None
         return data
 
@@ -114,7 +114,7 @@ def start_jobs(modeladmin, request, queryset) -> None:
     for job in queryset:
         try:
             job_start(job=job)
-        except UnitsError as exc:
+        except DissectionError as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, f"Job {job.pk} queued.")

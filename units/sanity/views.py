@@ -12,10 +12,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotate_site.roles import requester_required
 
 from . import selectors
+from .errors import SanityError
 from .forms import PublishForm, StartForm
 from .models import SanityReport
 from .services import (
-    SanityError, report_out_dir, sanity_minutes, sanity_report_create, sanity_report_start,
+    report_out_dir, sanity_minutes, sanity_report_create, sanity_report_start,
     sanity_runs_publish,
 )
 

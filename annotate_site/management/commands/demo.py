@@ -15,11 +15,12 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from units.crowd.publishing import PublishError, hit_publish
+from units.crowd.errors import PublishError
+from units.crowd.publishing import hit_publish
 from units.crowd.qualification import mark_qualified
 from units.dissection.job_state import job_fail
 from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
-from units.dissection.services import UnitsError, dataset_register, job_create, job_start, network_register
+from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
 ADMIN = ("admin", "unitcrowd-admin")
 ANNOTATOR_PASSWORD = "unitcrowd-annotator"
@@ -65,7 +66,7 @@ class Command(BaseCommand):
                 from ..demo_gan import gan_demo_build
 
                 gan_demo_build(self, prefix=prefix, quick=opts["quick"], wait=opts["wait"])
-        except (UnitsError, PublishError) as exc:
+        except (DissectionError, PublishError) as exc:
             raise CommandError(str(exc)) from None
         self.users(admin_password=opts.get("admin_password"))
         self.say(self.style.SUCCESS(f"Demo ready in {time.perf_counter() - started:.0f} s (job {job.pk})."))

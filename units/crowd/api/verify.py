@@ -13,9 +13,8 @@ from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester
 
-from ..errors import CrowdError, InvalidAnswer
+from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import VERDICT_CHOICES, LabelSource
-from ..publishing import PublishError
 from ..verify import PROPOSED_SOURCES, hit_publish_verify, verdict_submit
 from .serializers import HitBatchSerializer, PublishSerializer
 

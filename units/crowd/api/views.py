@@ -16,9 +16,9 @@ from rest_framework.views import APIView
 from annotate_site.roles import IsRequester, is_requester
 from units.dissection.api.filters import strict_boolean
 
-from ..errors import CrowdError, InvalidAnswer
+from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import Annotation, Assignment, Hit, HitBatch
-from ..publishing import PublishError, hit_publish
+from ..publishing import hit_publish
 from ..selectors import hit_pictures
 from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
 from .serializers import (

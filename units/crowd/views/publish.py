@@ -9,7 +9,8 @@ from annotate_site.roles import requester_required
 from units.dissection.models import Layer
 
 from ..forms import PublishForm
-from ..publishing import PublishError, hit_publish
+from ..errors import PublishError
+from ..publishing import hit_publish
 from ..verify import hit_publish_verify
 
 

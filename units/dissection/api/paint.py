@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester
-from units.dissection.errors import UnitsError
+from units.dissection.errors import DissectionError
 from units.dissection.models import DissectionJob
 from units.dissection.paint import DEFAULT_LABEL_LIMIT, LABEL_SOURCES, MAX_SEED, MODES, paint_edit, paint_payload
 
@@ -74,6 +74,6 @@ class PaintView(APIView):
                 label=data["label"], label_source=data["label_source"], limit=data["limit"], box=data.get("box"),
                 grid=data.get("grid"),
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(paint_payload(result))

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from units.dissection import selectors
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from annotate_site.roles import IsRequester
-from units.dissection.services import UnitsError, dataset_register, job_create, job_start, network_register
+from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
 from .filters import strict_boolean
 from .serializers import (
@@ -48,7 +48,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
                 description=data.get("description", ""), created_by=self.request.user,
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
 
 
@@ -66,7 +66,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 archive_size=archive.size if archive else None, image_size=data.get("image_size"),
                 description=data.get("description", ""), created_by=self.request.user,
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
 
 
@@ -93,7 +93,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             )
             if data.get("start"):
                 job = job_start(job=job)
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
         serializer.instance = job
 
@@ -103,7 +103,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         """Queue the job (or run it again); 400 while it runs or once its units have HITs."""
         try:
             job = job_start(job=self.get_object())
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

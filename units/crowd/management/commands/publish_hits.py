@@ -2,7 +2,8 @@
 [--type verify --source iou crowd]"""
 from django.core.management.base import BaseCommand, CommandError
 
-from units.crowd.publishing import PublishError, hit_publish
+from units.crowd.errors import PublishError
+from units.crowd.publishing import hit_publish
 from units.crowd.verify import hit_publish_verify
 from units.dissection.models import DissectionJob
 

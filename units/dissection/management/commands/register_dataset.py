@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from units.dissection.models import ProbeDataset
-from units.dissection.services import UnitsError, dataset_register
+from units.dissection.services import DissectionError, dataset_register
 
 
 class Command(BaseCommand):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 dataset = dataset_register(name=opts["name"], kind=opts["kind"], path=opts["path"],
                                            image_size=opts["image_size"], description=opts["description"],
                                            any_path=True)
-        except (UnitsError, OSError) as exc:
+        except (DissectionError, OSError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(
             f"Registered dataset {dataset.name} (id {dataset.pk}): {dataset.num_images} images, "

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from units.dissection.models import Network
-from units.dissection.services import UnitsError, network_register
+from units.dissection.services import DissectionError, network_register
 
 
 def _floats(text: str | None) -> list[float]:
@@ -32,6 +32,6 @@ class Command(BaseCommand):
                 num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
                 std=_floats(opts["std"]), description=opts["description"],
             )
-        except (UnitsError, OSError, ValueError) as exc:
+        except (DissectionError, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Registered network {network.name} (id {network.pk})."))

@@ -8,7 +8,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from units.dissection.models import DissectionJob, Network, ProbeDataset
-from units.dissection.services import UnitsError, job_create, job_start
+from units.dissection.services import DissectionError, job_create, job_start
 
 
 class Command(BaseCommand):
@@ -46,7 +46,7 @@ class Command(BaseCommand):
                                  quantile=opts["quantile"], iou_rule=opts["iou_rule"], batch_size=opts["batch_size"],
                                  shards=opts["shards"], samples=opts["samples"], sample_seed=opts["sample_seed"])
             job = job_start(job=job, background=False)
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise CommandError(str(exc)) from None
         while opts["wait"] and job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING):
             time.sleep(2)
