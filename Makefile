@@ -1,14 +1,15 @@
-# UnitCrowd: `make run` sets up and serves the demo; `make test` sets up and runs the tests.
+# UnitCrowd: `make run` sets up and serves the demo; `make test` sets up and runs the tests; `make lint` runs the gates.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-dev-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: venv run test test-fast demo migrate worker bench bench-paint gpu-check clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
+.PHONY: venv lint run test test-fast demo migrate worker bench bench-paint gpu-check clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "UnitCrowd needs Python 3.11"'
@@ -18,6 +19,15 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
+# The gates: ruff (rules and line length in pyproject.toml) over the tree, mypy over tasks/engine and annotate_site.
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput

@@ -12,13 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
+from typing import cast
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import ForeignKey, Model
 
 
 def quote(name: str) -> str:
     return connection.ops.quote_name(name)
+
+
+def column_of(field) -> str:
+    """A concrete field's column name (Django types it optional: relations without a column have none)."""
+    return cast(str, field.column)
 
 
 def for_update(*, of: Sequence[str] = (), skip_locked: bool = False) -> str:
@@ -56,11 +62,11 @@ class Table:
         return f"{quote(self.model._meta.db_table)} {self.alias}"
 
     def col(self, attname: str) -> str:
-        return f"{self.alias}.{quote(self.fields[self._index[attname]].column)}"
+        return f"{self.alias}.{quote(column_of(self.fields[self._index[attname]]))}"
 
     @cached_property
     def columns(self) -> str:  # both backends quote names alike
-        return ", ".join(f"{self.alias}.{quote(f.column)}" for f in self.fields)
+        return ", ".join(f"{self.alias}.{quote(column_of(f))}" for f in self.fields)
 
     def _converters(self) -> dict[int, tuple[list, object]]:
         """{index: (converters, column)} for the fields whose database value needs converting, as the
@@ -126,7 +132,7 @@ def count_where(condition: str) -> str:
 def cache_related(instance: Model, name: str, related: Model | None) -> None:
     """Set a loaded foreign key's object on `instance`, as select_related does (no query, no change
     of the key itself)."""
-    instance._meta.get_field(name).set_cached_value(instance, related)
+    cast(ForeignKey, instance._meta.get_field(name)).set_cached_value(instance, related)
 
 
 def fetch_one(sql: str, params: Sequence = ()) -> tuple | None:

@@ -24,6 +24,7 @@ urlpatterns = [
     path("sanity/", include("units.sanity.urls")),
     # Annotators' pictures: one opaque URL each (see annotate_site/media.py).
     re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})$", picture, name="picture"),
-    re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})/plain$", picture, {"variant": "plain"}, name="picture_plain"),
+    re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})/plain$", picture, {"variant": "plain"},
+            name="picture_plain"),
     re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
 ]

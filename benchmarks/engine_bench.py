@@ -3,7 +3,8 @@
 Both runs use the same loader (decoding and normalising included). The ratio is the
 dissection's results (thresholds, top images, IoU counts, tallies and summaries on disk)
 against the forward pass; the render stage that follows (exemplar pictures) is timed and
-printed apart, with the wall time including it. Target: full dissection within 1.10x of forward-only for resnet18 layer4, 2,000 images
+printed apart, with the wall time including it. Target: full dissection within 1.10x of forward-only for resnet18
+layer4, 2,000 images
 at 224 px (segmentations at 112 px) on the CPU, at most 1.2 GB peak RSS; ``--device cuda``
 also reports GPU utilisation.
 
@@ -44,7 +45,8 @@ _PIXEL_LABELS = {"object": 12, "part": 6}  # labels per pixel-labelled category
 _IMAGE_LABELS = {"scene": 8, "texture": 5}  # labels per image-level category
 
 
-def write_synthetic_broden(root: Path, n_images: int, size: int = 224, seg_size: int | None = None, seed: int = 0) -> Path:
+def write_synthetic_broden(root: Path, n_images: int, size: int = 224, seg_size: int | None = None,
+                           seed: int = 0) -> Path:
     """A Broden-format set of smooth colour images with blob-shaped object/part labels.
 
     Smooth images (low-frequency noise) decode at a realistic JPEG speed, unlike white noise.
@@ -206,7 +208,8 @@ class BenchResult:
             f"{self.label}images: {self.images} on {self.device}",
             f"forward only (decode + forward): {self.forward_s:.2f} s ({self.images / self.forward_s:.1f} images/s)"
             + ("" if len(self.forward_runs) < 2 else
-               " = mean of " + ", ".join(f"{t:.2f}" for t in self.forward_runs) + " s (before, between and after the dissections)"),
+               " = mean of " + ", ".join(f"{t:.2f}" for t in self.forward_runs) + " s (before, between and after the "
+                                                                                  "dissections)"),
             f"dissection (labels, thresholds, top-k, tallies stored): {self.results_s:.2f} s "
             f"({self.images / self.results_s:.1f} images/s)",
             f"ratio to the forward pass: {self.ratio:.3f} (target <= 1.10)"
@@ -225,14 +228,16 @@ class BenchResult:
         ]
         if self.gpu_util_dissect is not None or self.gpu_util_forward is not None:
             fmt = lambda v: "n/a" if v is None else f"{v:.0f}%"  # noqa: E731
-            out.append(f"GPU utilisation: forward only {fmt(self.gpu_util_forward)}, dissection {fmt(self.gpu_util_dissect)}")
+            out.append(f"GPU utilisation: forward only {fmt(self.gpu_util_forward)}, dissection "
+                       f"{fmt(self.gpu_util_dissect)}")
         if self.peak_cuda_mib is not None:
             out.append(f"peak CUDA memory: {self.peak_cuda_mib:.0f} MiB")
         out += self.plan_lines
         return out
 
 
-def forward_only(model, dataset, *, batch_size: int, device: str, num_workers: int = 0, channels_last: bool = False) -> float:
+def forward_only(model, dataset, *, batch_size: int, device: str, num_workers: int = 0,
+                 channels_last: bool = False) -> float:
     """Seconds to load, normalise and forward every image once (no hooks), with the loader
     settings the dissection uses (workers, pinned memory on CUDA, memory format)."""
     cuda = device.startswith("cuda")
@@ -297,7 +302,8 @@ def run_bench(
         cuda = device.startswith("cuda")
         peak = PeakRss()
         with GpuSampler(device) as gpu_fwd:
-            fwd = forward_only(net, dataset, batch_size=batch_size, device=device, num_workers=num_workers, channels_last=channels_last)
+            fwd = forward_only(net, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
+                               channels_last=channels_last)
         forward_rss = PeakRss.mib() if peak.resettable else None
         forwards, ratios, peaks = [fwd], [], []
         cuda_peak = None
@@ -332,7 +338,8 @@ def run_bench(
                 shutil.rmtree(out, ignore_errors=True)
         util = [u for u in (gpu_fwd.mean, gpu_fwd2.mean) if u is not None]
         return BenchResult(
-            images, sum(forwards) / len(forwards), full, result.timings, peaks[0], cuda_peak, forward_rss, result.plan["lines"],
+            images, sum(forwards) / len(forwards), full, result.timings, peaks[0], cuda_peak, forward_rss,
+            result.plan["lines"],
             result.plan["measured_spill_bytes"], sum(util) / len(util) if util else None, gpu_dis.mean, device,
             f"{model} {','.join(options.layers)}: ", tuple(forwards), tuple(ratios), tuple(peaks),
         )

@@ -48,7 +48,8 @@ class Command(BaseCommand):
         rest = times[1:]
         self.stdout.write(
             f"paint on job {job.pk} ({job.network.architecture}, {layer.name}, {opts['units']} units): "
-            f"first edit (loads the generator) {times[0]:.3f} s; next {len(rest)}: median {statistics.median(rest):.3f} s, "
+            f"first edit (loads the generator) {times[0]:.3f} s; next {len(rest)}: median "
+            f"{statistics.median(rest):.3f} s, "
             f"p95 {sorted(rest)[int(0.95 * (len(rest) - 1))]:.3f} s, max {max(rest):.3f} s, "
             f"{len(rest) / sum(rest):.1f} edits/s"
         )

@@ -41,8 +41,10 @@ def touching(val_dir: Path, n: int) -> np.ndarray:
         for d in digits:
             m = label == d
             g = m.copy()  # 3x3 dilation
-            g[1:] |= m[:-1]; g[:-1] |= m[1:]
-            g[:, 1:] |= g[:, :-1].copy(); g[:, :-1] |= g[:, 1:].copy()
+            g[1:] |= m[:-1]
+            g[:-1] |= m[1:]
+            g[:, 1:] |= g[:, :-1].copy()
+            g[:, :-1] |= g[:, 1:].copy()
             grown.append((m, g))
         out[i] = any(grown[a][1][grown[b][0]].any() for a in range(len(grown)) for b in range(len(grown)) if a != b)
     return out
@@ -67,7 +69,8 @@ def probe(checkpoint: Path, val_dir: Path, sizes: Sequence[int], digit: int = 0,
         by_size[str(n)] = {
             "positives": int(presence[:n, k].sum()),
             "precision_at_k": {str(K): round(float(a.precision_at_k[0, 0, j]), 3) for j, K in enumerate(KS)},
-            "precision_at_recall": {f"{r:g}": round(float(a.precision_at_recall[0, 0, j]), 3) for j, r in enumerate(RECALLS)},
+            "precision_at_recall": {f"{r:g}": round(float(a.precision_at_recall[0, 0, j]),
+                                                    3) for j, r in enumerate(RECALLS)},
             "ap": round(float(a.average_precision[0, 0]), 3),
         }
     order = rank_images(scores[name][:, [unit]])[:, 0]

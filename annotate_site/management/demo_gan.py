@@ -34,7 +34,8 @@ class GanSizes:
 def sizes(quick: bool) -> GanSizes:
     """The engine demo's QUICK sizes (a few CPU minutes); `--quick` (tests) far smaller still."""
     if quick:
-        return GanSizes(train_images=200, gan_steps=20, gan_batch=16, seg_epochs=1, seg_width=4, seg_lr=1e-2, samples=40,
+        return GanSizes(train_images=200, gan_steps=20, gan_batch=16, seg_epochs=1, seg_width=4, seg_lr=1e-2,
+                        samples=40,
                         quantile=0.02, top_k=5)
     from tasks.engine.gan.demo import QUICK
 

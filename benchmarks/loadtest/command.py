@@ -162,7 +162,8 @@ class Command(BaseCommand):
         self.stdout.write(f"timeline ({window:.0f} s windows; server RSS sampled at each window's end, MiB):")
         self.stdout.write(f"  {'seconds':>11} {'subm/s':>7} {'claim p99':>10} {'submit p99':>11}"
                           + "".join(f" {n + ' RSS':>11}" for n in names))
-        self.stdout.write(f"  {'start':>11} {'':>7} {'':>10} {'':>11}" + "".join(f" {rss0[n] / 1024:>11.0f}" for n in names))
+        self.stdout.write(f"  {'start':>11} {'':>7} {'':>10} "
+                          f"{'':>11}" + "".join(f" {rss0[n] / 1024:>11.0f}" for n in names))
         for i, row in enumerate(timeline_rows(result.tally, t0=result.t0, window_s=window)):
             if row["start"] >= result.wall_s:
                 break
@@ -237,13 +238,15 @@ class Command(BaseCommand):
         self.stdout.write("correctness:")
         for key, value in counts.items():
             self.stdout.write(f"  {key}: {value}")
-        self.stdout.write(f"  (requests resent after the server closed an idle keep-alive connection: {tally.reconnects})")
+        self.stdout.write(f"  (requests resent after the server closed an idle keep-alive connection: "
+                          f"{tally.reconnects})")
         self.stdout.write(f"load generator CPU: {result.cpu_s:.1f} s over {result.wall_s:.1f} s = "
                           f"{result.cpu_s / result.wall_s / ncpu:.0%} of the machine's {ncpu} cores")
         tick = os.sysconf("SC_CLK_TCK")
         for n, pid in servers.items():
             if plan is not None and n == "worker":
-                self.stdout.write(f"worker: restarted during the run (now pid {pid}, RSS {_rss_kib(pid) / 1024:.0f} MiB)")
+                self.stdout.write(f"worker: restarted during the run (now pid {pid}, RSS {_rss_kib(pid) / 1024:.0f} "
+                                  f"MiB)")
                 continue
             if plan is not None and n == "web":  # the killed gunicorn worker took its CPU ticks with it
                 self.stdout.write(f"{n} (pid {pid}): RSS {rss0[n] / 1024:.0f} MiB -> {_rss_kib(pid) / 1024:.0f} MiB "
@@ -261,7 +264,8 @@ class Command(BaseCommand):
         self.stdout.write(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (1 min)")
         acc = layer_accuracy(layer_id=seeded.layer_id, truth=seeded.truth)
         self.stdout.write(f"aggregation of this run's answers ({acc['units']} units answered, crowd accuracy "
-                          f"{opts['accuracy']:.0%}): category MV {acc['category_mv']:.1%}, DS {acc['category_ds']:.1%}, "
+                          f"{opts['accuracy']:.0%}): category MV {acc['category_mv']:.1%}, DS "
+                          f"{acc['category_ds']:.1%}, "
                           f"word {acc['word']:.1%}")
         if opts["think"] > 0:
             self.stdout.write(f"(each annotator paused {opts['think']:.1f} s on average between claim and submit)")

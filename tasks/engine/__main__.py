@@ -76,7 +76,8 @@ def main_dissect(args: argparse.Namespace) -> int:
         print(f"skipped {len(result.skipped_images)} unreadable image(s): {', '.join(result.skipped_images[:10])}")
     plan = result.plan or {}
     print(f"plan: spilled {', '.join(plan.get('spilled', [])) or 'none'}, recomputed "
-          f"{', '.join(plan.get('recomputed', [])) or 'none'}; spill {plan.get('measured_spill_bytes', 0) / 1e6:.1f} MB "
+          f"{', '.join(plan.get('recomputed', [])) or 'none'}; spill {plan.get('measured_spill_bytes', 0) / 1e6:.1f} "
+          f"MB "
           f"(estimated {plan.get('disk_bytes', 0) / 1e6:.1f} MB)")
     t = result.timings
     print(f"outputs in {Path(args.out).resolve()} ({t.get('total', 0):.1f} s: results {t.get('results', 0):.1f} s, "
@@ -164,11 +165,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     d.add_argument("--highlight", choices=["overlay", "outline"], default="overlay")
     d.add_argument("--no-render", action="store_true", help="skip exemplar pictures")
     add_resource_arguments(d)
-    d.add_argument("--resume", action="store_true", help="go on from the stage files of a killed run with the same inputs")
+    d.add_argument("--resume", action="store_true",
+                   help="go on from the stage files of a killed run with the same inputs")
     d.add_argument("--checkpoint-every", type=int, default=50, help="batches per chunk between stage files")
     d.set_defaults(func=main_dissect)
 
-    mix = sub.add_parser("mixture", help="mixture-of-digits datasets and MixtureNet training").add_subparsers(dest="action", required=True)
+    mix = sub.add_parser("mixture", help="mixture-of-digits datasets and MixtureNet "
+                                         "training").add_subparsers(dest="action", required=True)
     mk = mix.add_parser("make", help="write a mixture-of-digits Broden-format dataset")
     mk.add_argument("--out", required=True)
     mk.add_argument("--source", default="digits", help="digits | idx:PATH | mnist")

@@ -75,7 +75,8 @@ def _pad_image_labels(image_labels, batch: int, device) -> torch.Tensor:
 class IouCounts:
     """Running IoU counts for one layer: ``add`` per batch, ``merge`` shards, ``state_dict``."""
 
-    def __init__(self, num_units: int, vocab: Vocabulary, rule: str = "lite", device: str | torch.device = "cpu") -> None:
+    def __init__(self, num_units: int, vocab: Vocabulary, rule: str = "lite",
+                 device: str | torch.device = "cpu") -> None:
         if rule not in IOU_RULES:
             raise EngineError(f"unknown IoU rule '{rule}'; choose one of {', '.join(IOU_RULES)}")
         self.num_units = num_units
@@ -94,14 +95,15 @@ class IouCounts:
     def _check_labels(self, labels: torch.Tensor) -> None:
         if labels.numel() and (int(labels.max()) >= self.vocab.table_size or int(labels.min()) < 0):
             bad = int(labels.max()) if int(labels.max()) >= self.vocab.table_size else int(labels.min())
-            raise DatasetError(f"label number {bad} appears in the data but not in label.csv; fix label.csv or the PNGs")
+            raise DatasetError(f"label number {bad} appears in the data but not in label.csv; fix label.csv or the "
+                               f"PNGs")
 
     def add(self, acts: torch.Tensor, thresholds: torch.Tensor, pixel_labels: torch.Tensor, image_labels=None) -> None:
         """Count one batch: acts [B, U, h, w]; pixel_labels [B, L, sh, sw] (L may be 0)."""
         dev = self.device
         acts = acts.to(dev)
         B, U = acts.shape[:2]
-        if U != self.num_units:
+        if self.num_units != U:
             raise ValueError(f"expected {self.num_units} units, got {U}")
         T = torch.as_tensor(thresholds, dtype=torch.float32).to(dev)
         pix = pixel_labels.to(dev, torch.long)

@@ -48,10 +48,10 @@ def _axis(in_size: int, out_size: int, device) -> _Axis:
     weight0 = 1 - weight1
     width = max(1, -(-out_size // in_size))
     bands, positions = [], []
-    for band in range(in_size):
-        outs = torch.nonzero(index0 == band).flatten().tolist()
+    for b in range(in_size):
+        outs = torch.nonzero(index0 == b).flatten().tolist()
         for start in range(0, len(outs), width):
-            bands.append(band)
+            bands.append(b)
             positions.append(outs[start : start + width])
     P = len(bands)
     pos = torch.zeros((P, width), dtype=torch.long)

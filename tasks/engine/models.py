@@ -116,7 +116,8 @@ CLASSIFIER = {
 }
 
 # Old DenseNet checkpoints (Places365, torchvision < 0.3) spell `norm1` as `norm.1`.
-_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 def _clean_state_dict(arch: str, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -208,6 +209,7 @@ def load_model(
             "leave num_classes out to use the checkpoint's."
         )
     n = found or num_classes or DEFAULT_CLASSES[arch]
+    model: nn.Module
     if arch == "mixturenet":
         config = dict(meta.get("config") or {})
         if "width" not in config and "conv3.0.weight" in state:
@@ -220,7 +222,7 @@ def load_model(
         model = ARCHITECTURES[arch](n)
     _load_checked(model, state, path, arch)
     if meta.get("class_names"):
-        model.class_names = list(meta["class_names"])
+        model.class_names = list(meta["class_names"])  # type: ignore[assignment]  # a plain attribute, not a tensor
     return model.eval()
 
 
@@ -237,7 +239,8 @@ def _load_checked(model: nn.Module, state: dict[str, torch.Tensor], path: Path, 
     ]
     if missing or unexpected or wrong_shape:
         parts = []
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape)):
+        for title, keys in (("missing "
+                             "keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape)):
             if keys:
                 more = f" (+{len(keys) - 8} more)" if len(keys) > 8 else ""
                 parts.append(f"{title}: {', '.join(keys[:8])}{more}")

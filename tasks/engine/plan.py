@@ -113,7 +113,8 @@ class DissectPlan:
             how = f"spill {lp.dtype} {_size(lp.spill_bytes)}" if lp.method == "spill" else (
                 f"recompute (a spill would take {_size(lp.spill_bytes_float32)})"
             )
-            out.append(f"  {lp.layer}: {lp.units} units at {shapes} -> {how}; {lp.threshold} threshold, state {_size(lp.quantile_bytes)}")
+            out.append(f"  {lp.layer}: {lp.units} units at {shapes} -> {how}; {lp.threshold} threshold, state "
+                       f"{_size(lp.quantile_bytes)}")
         if self.spills_labels:
             out.append(f"  labels spilled for the counting pass: {_size(self.labels_bytes)}")
         out += [f"  note: {n}" for n in self.notes]
@@ -152,7 +153,8 @@ def parse_size(text: str | int) -> int:
     return int(value * scale)
 
 
-def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]], device) -> dict[str, list[tuple[int, int, int]]]:
+def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]],
+                 device) -> dict[str, list[tuple[int, int, int]]]:
     """(units, h, w) of each layer for each image size, from one blank image per size.
 
     First on PyTorch's meta device (shapes only: no arithmetic, no weights copied, and no
@@ -178,7 +180,7 @@ def _probe(model, layers, image_sizes, device, meta: dict | None) -> dict[str, l
             if meta is None:
                 outputs = capture.run(x)
             else:
-                outputs = capture.run_with(lambda: functional_call(model, meta, (x,)))
+                outputs = capture.run_with(lambda x=x: functional_call(model, meta, (x,)))
             for name in layers:
                 _, u, h, w = outputs[name].shape
                 out[name].append((int(u), int(h), int(w)))

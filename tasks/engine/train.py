@@ -136,7 +136,8 @@ def train_mixture(
 ) -> dict:
     """Train MixtureNet of `design`, save a checkpoint `load_model("mixturenet", out_file)` reads, return metrics.
 
-    Unset recipe fields (epochs, batch_size, lr, warmup_epochs, init, zero_classifier, weight_decay) come from RECIPES[design].
+    Unset recipe fields (epochs, batch_size, lr, warmup_epochs, init, zero_classifier, weight_decay) come from
+    RECIPES[design].
     Adam, linear warm-up then cosine learning-rate decay; images are normalised like the
     probe datasets (NetDissect-Lite's mean/std) so dissection sees what training saw. On the
     CPU the same seed gives the same weights.
@@ -158,7 +159,9 @@ def train_mixture(
     model = MixtureNet(num_classes=len(class_names), width=width, dropout=dropout, design=design)
     _initialise(model, recipe.init, recipe.zero_classifier)
     nhwc = _channels_last(device)
-    model = model.to(device, memory_format=torch.channels_last) if nhwc else model.to(device)
+    model = model.to(device)
+    if nhwc:
+        model = model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = -(-len(images) // batch_size)
     schedule = _warmup_cosine(optimiser, total=max(1, epochs * steps_per_epoch),
@@ -199,7 +202,8 @@ def train_mixture(
         history.append(row)
         if progress:
             val_text = f"  val acc {row['val_acc']:.4f}" if val is not None else ""
-            print(f"epoch {epoch}/{epochs}  loss {row['loss']:.4f}  train acc {row['train_acc']:.4f}{val_text}", flush=True)
+            print(f"epoch {epoch}/{epochs}  loss {row['loss']:.4f}  train acc {row['train_acc']:.4f}{val_text}",
+                  flush=True)
 
     metrics = {
         "train_acc": history[-1]["train_acc"] if history else None,  # running accuracy of the last epoch

@@ -5,13 +5,16 @@ from benchmarks.engine_bench import run_bench
 
 def test_the_bench_writes_its_set_once_in_a_child_and_measures_both_passes(tmp_path):
     data = tmp_path / "data"
-    first = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=False, data=str(data), workdir=str(tmp_path))
+    first = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=False, data=str(data),
+                      workdir=str(tmp_path))
     assert first.images == 8 and (data / "index.csv").is_file()
     written = sorted((p.name, p.stat().st_mtime_ns) for p in (data / "images" / "synthetic").iterdir())
     assert len([name for name, _ in written if name.endswith(".jpg")]) == 8
-    again = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=False, data=str(data), workdir=str(tmp_path))
+    again = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=False, data=str(data),
+                      workdir=str(tmp_path))
     assert again.images == 8
-    assert sorted((p.name, p.stat().st_mtime_ns) for p in (data / "images" / "synthetic").iterdir()) == written  # reused
+    # reused
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (data / "images" / "synthetic").iterdir()) == written
     for result in (first, again):
         assert result.forward_s > 0 and result.dissect_s > 0 and result.peak_rss_mib > 0
 

@@ -94,7 +94,8 @@ def test_removing_units_in_a_box_shows_exactly_the_engines_before_and_after(job,
     assert answer["units"][0]["url"] == reverse("dissection:unit", args=[job.layer_set.get().units.get(index=1).pk])
 
 
-def test_inserting_the_units_labelled_7_uses_the_jobs_concept_means_and_a_painted_grid(job, client, requester, media_root):
+def test_inserting_the_units_labelled_7_uses_the_jobs_concept_means_and_a_painted_grid(
+        job, client, requester, media_root):
     client.force_login(requester)
     grid = [[0] * 8 for _ in range(8)]
     grid[2][3] = grid[2][4] = grid[5][5] = 1

@@ -59,7 +59,8 @@ def test_a_missing_segmenter_file_is_named(tmp_path):
         dataset_register(name="seg", kind="segmenter", path=str(tmp_path / "nope.pt"))
 
 
-def test_the_pages_register_an_uploaded_generator_and_segmenter(client, requester, checkpoints, datasets_root, media_root):
+def test_the_pages_register_an_uploaded_generator_and_segmenter(client, requester, checkpoints, datasets_root,
+                                                                media_root):
     client.login(username=requester.username, password=PASSWORD)
     gen_file, seg_file = checkpoints
     response = client.post(reverse("dissection:network_new"), {

@@ -14,7 +14,8 @@ def page_urls(job):
     return [
         reverse("dissection:job_list"), reverse("dissection:job_new"), reverse("dissection:job", args=[job.pk]),
         reverse("dissection:job_status", args=[job.pk]), reverse("dissection:layer", args=[layer.pk]),
-        reverse("dissection:unit", args=[unit.pk]), reverse("dissection:network_list"), reverse("dissection:network_new"),
+        reverse("dissection:unit", args=[unit.pk]), reverse("dissection:network_list"),
+        reverse("dissection:network_new"),
         reverse("dissection:dataset_list"), reverse("dissection:dataset_new"), reverse("publish"),
     ]
 
@@ -118,7 +119,8 @@ def test_a_job_form_with_bad_values_shows_errors_and_creates_nothing(client, req
     assert DissectionJob.objects.count() == 1
 
 
-@pytest.mark.parametrize("layers, named", [("conv3, layer4", "'layer4'"), ("conv9", "'conv9'"), ("conv3.weight", "'conv3.weight'")])
+@pytest.mark.parametrize("layers, named", [("conv3, layer4", "'layer4'"), ("conv9", "'conv9'"),
+                                           ("conv3.weight", "'conv3.weight'")])
 def test_a_layer_the_network_does_not_have_is_refused_on_the_form_before_any_job_exists(
         client, requester, tiny_mixture_dir, layers, named):
     from tests.factories import make_registered_pipeline

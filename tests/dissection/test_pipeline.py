@@ -85,7 +85,8 @@ def test_a_page_started_job_without_a_broker_runs_in_a_background_thread(
     tiny_mixture_dir, media_root, client, requester, django_capture_on_commit_callbacks, monkeypatch
 ):
     started = []
-    monkeypatch.setattr("units.dissection.services._run_in_background", lambda job_id, attempt: started.append((job_id, attempt)))
+    monkeypatch.setattr("units.dissection.services._run_in_background", lambda job_id,
+                        attempt: started.append((job_id, attempt)))
     job = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
     client.login(username=requester.username, password=PASSWORD)
     with django_capture_on_commit_callbacks(execute=True):

@@ -61,7 +61,8 @@ def post_zip(client, requester, data: bytes):
 def test_a_decompression_bomb_is_a_form_error_and_leaves_datasets_root_unchanged(
         client, requester, tiny_mixture_dir, datasets_root):
     before = listing(datasets_root)
-    response = post_zip(client, requester, zip_with(tiny_mixture_dir, {"tiny/images/bomb.png": png_claiming(100_000, 100_000)}))
+    response = post_zip(client, requester, zip_with(tiny_mixture_dir,
+                                                    {"tiny/images/bomb.png": png_claiming(100_000, 100_000)}))
     assert response.status_code == 200
     assert "decompression bomb" in response.content.decode()
     assert listing(datasets_root) == before and not ProbeDataset.objects.exists()
@@ -89,7 +90,8 @@ def test_the_api_refuses_a_bomb_with_a_400_and_keeps_nothing(requester, tiny_mix
     api = APIClient()
     api.force_authenticate(requester)
     before = listing(datasets_root)
-    upload = SimpleUploadedFile("d.zip", zip_with(tiny_mixture_dir, {"tiny/images/bomb.png": png_claiming(60_000, 60_000)}))
+    upload = SimpleUploadedFile("d.zip", zip_with(tiny_mixture_dir,
+                                                  {"tiny/images/bomb.png": png_claiming(60_000, 60_000)}))
     response = api.post("/api/datasets/", {"name": "d", "kind": "broden", "archive": upload}, format="multipart")
     assert response.status_code == 400 and "decompression bomb" in str(response.json())
     assert listing(datasets_root) == before
@@ -125,7 +127,8 @@ def test_a_link_under_datasets_root_to_a_folder_outside_is_refused(datasets_root
         dataset_register(name="d", kind="mixture", path="link")
 
 
-def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_root, outside, tiny_mixture_dir, settings):
+def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_root, outside, tiny_mixture_dir,
+                                                                     settings):
     import shutil
 
     shutil.copytree(tiny_mixture_dir, datasets_root / "inside")

@@ -114,12 +114,14 @@ def test_the_network_page_shows_a_checkpoint_mismatch_as_a_form_error(client, re
     torch.save(MixtureNet(num_classes=45).state_dict(), good)
     client.login(username=requester.username, password=PASSWORD)
     upload = SimpleUploadedFile("net.pt", good.read_bytes())
-    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "alexnet", "checkpoint": upload})
+    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "alexnet",
+                                                               "checkpoint": upload})
     assert response.status_code == 200
     assert "does not fit architecture" in response.content.decode()
     assert not Network.objects.exists()
     upload = SimpleUploadedFile("net.pt", good.read_bytes())
-    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "mixturenet", "checkpoint": upload})
+    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "mixturenet",
+                                                               "checkpoint": upload})
     assert response.status_code == 302
     assert Network.objects.get().checkpoint
 
@@ -127,7 +129,8 @@ def test_the_network_page_shows_a_checkpoint_mismatch_as_a_form_error(client, re
 def test_an_unreadable_checkpoint_upload_is_named_by_its_file_name_not_a_temporary_path(client, requester, media_root):
     client.force_login(requester)
     upload = SimpleUploadedFile("my-weights.pt", b"these bytes are not a checkpoint")
-    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "mixturenet", "checkpoint": upload})
+    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "mixturenet",
+                                                               "checkpoint": upload})
     page = response.content.decode()
     assert response.status_code == 200
     assert "uploaded file &#x27;my-weights.pt&#x27;" in page

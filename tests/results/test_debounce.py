@@ -96,7 +96,8 @@ def test_a_running_mark_is_taken_for_lost_after_five_times_the_layers_last_run_a
     layer = job.layer_set.get()
     now = timezone.now()
     AggregationRun.objects.create(layer=layer, status=AggregationRun.Status.SUCCEEDED,
-                                  started_at=now - timedelta(hours=1), finished_at=now - timedelta(hours=1) + timedelta(seconds=30))
+                                  started_at=now - timedelta(hours=1),
+                                  finished_at=now - timedelta(hours=1) + timedelta(seconds=30))
     schedule = AggregationSchedule.objects.create(layer=layer, running_since=now - timedelta(seconds=140))
     assert aggregation_run_scheduled(layer_id=layer.pk) is None  # 140 s < 5 x 30 s: maybe still running
     AggregationSchedule.objects.filter(pk=schedule.pk).update(running_since=now - timedelta(seconds=160), due_at=None)

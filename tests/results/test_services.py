@@ -73,7 +73,8 @@ def test_a_unit_whose_only_answers_were_rejected_loses_its_stale_label(layer_wit
     assert not UnitAggregate.objects.filter(unit=hits[0].unit).exists()
 
 
-def test_low_agreement_after_all_assignments_adds_one_assignment_and_reopens_the_hit(layer_with_hits, workers, settings):
+def test_low_agreement_after_all_assignments_adds_one_assignment_and_reopens_the_hit(
+        layer_with_hits, workers, settings):
     settings.RESULTS_REDUNDANCY_AGREEMENT = 0.5
     settings.RESULTS_REDUNDANCY_CAP = 4
     layer, hits = layer_with_hits

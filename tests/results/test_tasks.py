@@ -39,14 +39,14 @@ def test_a_rejection_reaggregates_and_a_stale_request_is_skipped(django_capture_
     assert aggregate_layer(hits[0].unit.layer_id, before) is None  # a later run already covered it
 
 
-def test_saves_in_one_transaction_enqueue_the_layer_once_and_accepted_work_not_at_all(django_capture_on_commit_callbacks):
+def test_saves_in_one_transaction_enqueue_the_layer_once_and_accepted_work_not_at_all(
+        django_capture_on_commit_callbacks):
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
     hits = make_hits(job, assignments=1)
     with mock.patch("tasks.results.aggregate_layer.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            with transaction.atomic():
-                answer(hits[0], make_user("sig2"), "dog", "object")
-                answer(hits[1], make_user("sig3"), "cat", "object")
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            answer(hits[0], make_user("sig2"), "dog", "object")
+            answer(hits[1], make_user("sig3"), "cat", "object")
         assert [c.args[0] for c in delay.call_args_list] == [job.layer_set.get().pk]
         delay.reset_mock()
         now = timezone.now()

@@ -112,7 +112,8 @@ def test_a_dataset_broken_after_registration_fails_the_job_naming_the_file(tmp_p
     assert "label.csv" in job.error_message
 
 
-def test_a_job_with_hits_cannot_be_rerun_and_a_running_job_cannot_be_started_twice(tiny_mixture_dir, media_root, run_job):
+def test_a_job_with_hits_cannot_be_rerun_and_a_running_job_cannot_be_started_twice(
+        tiny_mixture_dir, media_root, run_job):
     job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
     make_hits(job)
     with pytest.raises(DissectionError, match="published HITs"):

@@ -112,7 +112,8 @@ class LayerChoiceField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)
 
     def label_from_instance(self, layer) -> str:
-        return f"job {layer.job_id} · {layer.job.network} · {layer.name} ({layer.num_units} units, {layer.published} published)"
+        return (f"job {layer.job_id} · {layer.job.network} · {layer.name} "
+                f"({layer.num_units} units, {layer.published} published)")
 
 
 class PublishForm(forms.Form):
@@ -120,7 +121,8 @@ class PublishForm(forms.Form):
     assignments_per_hit = forms.IntegerField(initial=3, min_value=1, max_value=100)
     reward = forms.DecimalField(initial=Decimal("0.05"), min_value=0, max_digits=8, decimal_places=2)
     lifetime_hours = forms.FloatField(initial=168, min_value=0.02, help_text="How long HITs can be taken.")
-    assignment_minutes = forms.FloatField(initial=15, min_value=0.5, help_text="Time an annotator has after taking a HIT.")
+    assignment_minutes = forms.FloatField(initial=15, min_value=0.5,
+                                          help_text="Time an annotator has after taking a HIT.")
     auto_approval_hours = forms.FloatField(initial=72, min_value=0, help_text="Submitted work is approved after this.")
     exemplars_shown = forms.IntegerField(initial=15, min_value=1, max_value=100)
     # The instructions promise sentinels: by default as many as the dissection stored per unit (the setting).

@@ -1,11 +1,15 @@
 """HITs and assignments, following Mechanical Turk's rules (REFERENCES.md section 4)."""
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, models
 
 from units.dissection.models import Exemplar, Layer, Unit
+
+if TYPE_CHECKING:
+    from .publishing import PublishReport
 
 CATEGORY_CHOICES = [
     ("scene", "scene"),
@@ -51,6 +55,9 @@ class HitBatch(models.Model):
     kind = models.CharField(max_length=6, choices=HitKind.choices, default=HitKind.LABEL)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # crowd.publishing.hit_publish attaches the counts of that publishing to the batch it returns.
+    report: "PublishReport"
 
     class Meta:
         ordering = ["-created_at"]
@@ -178,6 +185,9 @@ class Skip(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["hit", "worker"], name="skip_unique_worker")]
 
+    def __str__(self) -> str:
+        return f"HIT {self.hit_id} skipped by user {self.worker_id}"
+
 
 class CrowdSettings(models.Model):
     """Site-wide crowd settings a requester can change (one row)."""
@@ -197,6 +207,9 @@ class CrowdSettings(models.Model):
 
     class Meta:
         verbose_name_plural = "crowd settings"
+
+    def __str__(self) -> str:
+        return "crowd settings"
 
     @classmethod
     def load(cls) -> "CrowdSettings":
@@ -267,6 +280,10 @@ class QualificationAttempt(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    def __str__(self) -> str:
+        return f"qualification attempt {self.pk} of user {self.user_id}"
+
     @property
     def total(self) -> int:
         return len(self.unit_ids)
+

@@ -32,7 +32,8 @@ class PublishReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.created} HIT(s) created" + (f" in batch {self.batch.pk}" if self.batch.pk else "") + f"; skipped {self.skipped_existing} unit(s) "
+            f"{self.created} HIT(s) created" + (f" in batch {self.batch.pk}" if self.batch.pk else "")
+            + f"; skipped {self.skipped_existing} unit(s) "
             f"that already had a HIT, {self.skipped_dead} dead unit(s), "
             f"{self.skipped_without_exemplars} without exemplars"
         )
@@ -89,7 +90,8 @@ def hit_publish(
         .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True)
     )
     if not_done:
-        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
+        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers "
+                           f"afterwards.")
     reward = publish_options_check(
         assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
         assignment_duration_seconds=assignment_duration_seconds,

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField, Count, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -285,7 +287,8 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
             return None, alive is not None
         # One query for everything the decision needs, counted while we hold the lock: exact.
         held, expired, mine = fetch_one(
-            f"SELECT {count_where(f'a.status IN ({placeholders(SLOT)})')}, {count_where('a.status = %s AND a.deadline <= %s')},"
+            f"SELECT {count_where(f'a.status IN ({placeholders(SLOT)})')}, "
+            f"{count_where('a.status = %s AND a.deadline <= %s')},"
             f" {count_where('a.worker_id = %s')} FROM {_ASSIGNMENT.name} WHERE a.hit_id = %s",
             [*SLOT, Assignment.Status.ACCEPTED, now, worker.pk, hit.pk])
         if expired:
@@ -464,7 +467,8 @@ def hit_skip_undo(*, skip_id: int, worker, now: datetime | None = None) -> Assig
     if (now - skip.created_at).total_seconds() > SKIP_UNDO_SECONDS:
         raise Conflict(f"A skip can be undone for {SKIP_UNDO_SECONDS // 60} minutes only; this one is older.")
     AnnotatorProfile.objects.select_for_update().filter(user=worker).first()  # serialise with claims
-    later = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, accepted_at__gte=skip.created_at)
+    later = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED,
+                                      accepted_at__gte=skip.created_at)
     if Annotation.objects.filter(assignment__worker=worker, assignment__submitted_at__gte=skip.created_at).exists():
         raise Conflict("You have handed in another HIT since this skip; it can no longer be undone.")
     hit = Hit.objects.select_for_update().get(pk=skip.hit_id)

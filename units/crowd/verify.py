@@ -55,7 +55,8 @@ class VerifyPublishReport:
             f"{sum(self.created.values())} verify HIT(s) created ({made})"
             + (f" in batch {self.batch.pk}" if self.batch.pk else "")
             + f"; skipped {self.skipped_existing} that already had one, {self.skipped_no_label} unit(s) without a "
-            f"label of that source, {self.skipped_dead} dead unit(s), {self.skipped_without_exemplars} without exemplars"
+            f"label of that source, {self.skipped_dead} dead unit(s), {self.skipped_without_exemplars} without "
+            f"exemplars"
         )
 
 
@@ -137,7 +138,8 @@ def hit_publish_verify(
     not_done = sorted(DissectionJob.objects.filter(pk__in={layer.job_id for layer in layers})
                       .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True))
     if not_done:
-        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
+        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers "
+                           f"afterwards.")
     reward = publish_options_check(
         assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
         assignment_duration_seconds=assignment_duration_seconds,
@@ -149,7 +151,8 @@ def hit_publish_verify(
                    auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown)
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            name=name or "verify " + "+".join(sources) + " " + ", ".join(f"{l.job_id}/{l.name}" for l in layers),
+            name=name or "verify " + "+".join(sources) + " "
+            + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
             kind=HitKind.VERIFY, assignments_per_hit=assignments_per_hit, reward=reward,
             lifetime_seconds=lifetime_seconds, assignment_duration_seconds=assignment_duration_seconds,
             auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown,

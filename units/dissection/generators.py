@@ -143,13 +143,16 @@ def job_kind_check(*, network: Network, dataset: ProbeDataset, shards: int, samp
     is_segmenter = dataset.kind == ProbeDataset.Kind.SEGMENTER
     if network.kind != Network.Kind.GENERATOR:
         if is_segmenter:
-            raise DissectionError(f"{dataset.name} is a segmenter, the probe of a generator; {network.name} is a classifier: "
+            raise DissectionError(f"{dataset.name} is a segmenter, the probe of a generator; {network.name} is a "
+                                  f"classifier: "
                              "choose an image dataset.")
         if samples is not None:
-            raise DissectionError("samples is for generator jobs; a classifier job dissects every image of its dataset.")
+            raise DissectionError("samples is for generator jobs; a classifier job dissects every image of its "
+                                  "dataset.")
         return None
     if not is_segmenter:
-        raise DissectionError(f"{network.name} is a generator: its probe is a segmenter (a dataset of kind 'segmenter'), "
+        raise DissectionError(f"{network.name} is a generator: its probe is a segmenter (a dataset of kind "
+                              f"'segmenter'), "
                          f"not the {dataset.get_kind_display()} {dataset.name}.")
     if int(shards) != 1:
         raise DissectionError("Generator jobs run on one worker; use shards = 1.")

@@ -52,7 +52,8 @@ def _gold_for(label: str, score: float, dataset_kind: str) -> tuple[bool, str, s
     return False, "", ""
 
 
-def _unit_rows(job: DissectionJob, layer: Layer, lr, out_rel: str, sentinels: dict | None, image_name) -> tuple[list, list]:
+def _unit_rows(job: DissectionJob, layer: Layer, lr, out_rel: str, sentinels: dict | None,
+               image_name) -> tuple[list, list]:
     units, exemplars = [], []
     scores = np.asarray(lr.topk_scores, dtype=float)
     indices = np.asarray(lr.topk_indices)

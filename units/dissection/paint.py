@@ -230,7 +230,8 @@ def paint_payload(result: PaintResult) -> dict:
     return {
         "job": result.job.pk, "layer": result.layer.name, "seed": result.seed, "mode": result.mode,
         "units": [{"id": u.pk, "number": u.index + 1, "iou_label": u.iou_label, "iou_score": u.iou_score,
-                   "crowd_label": _crowd_label(u), "url": reverse("dissection:unit", args=[u.pk])} for u in result.units],
+                   "crowd_label": _crowd_label(u), "url": reverse("dissection:unit",
+                                                                  args=[u.pk])} for u in result.units],
         "values": result.values, "before": _data_url(result.before_png()), "after": _data_url(result.after_png()),
         "seconds": round(result.edit.seconds, 4),
     }
@@ -242,7 +243,8 @@ def paint_choices(job: DissectionJob) -> list[dict]:
     layers = []
     for layer in job.layer_set.order_by("id"):
         units = list(layer.units.select_related("aggregate").order_by("index"))
-        labels = sorted({u.iou_label for u in units if u.iou_label} | {_crowd_label(u) for u in units if _crowd_label(u)},
+        labels = sorted({u.iou_label for u in units if u.iou_label}
+                        | {_crowd_label(u) for u in units if _crowd_label(u)},
                         key=lambda name: (not name.isdigit(), name))
         layers.append({"name": layer.name, "labels": labels, "units": [
             {"number": u.index + 1, "iou_label": u.iou_label, "iou_score": u.iou_score, "crowd_label": _crowd_label(u),

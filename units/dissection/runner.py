@@ -120,7 +120,8 @@ def run_whole(job_id: int, attempt: int) -> bool:
 
     def progress(stage: str, fraction: float) -> None:
         start, end = WHOLE_RUN_PHASES.get(stage, (0.0, 0.95))
-        job_state.job_set_progress(job_id=job_id, attempt=attempt, stage=stage, progress=start + (end - start) * fraction)
+        job_state.job_set_progress(job_id=job_id, attempt=attempt, stage=stage,
+                                   progress=start + (end - start) * fraction)
         _step_delay()
 
     job_state.job_set_stage(job_id=job_id, attempt=attempt, stage="sweep")
@@ -301,7 +302,7 @@ def collect_sentinels(ctx: JobContext, result) -> dict[str, dict[int, list[Senti
     return picks
 
 
-def _maps_for(ctx: JobContext, layer: str, indices: list[int]) -> dict[int, "np.ndarray"]:
+def _maps_for(ctx: JobContext, layer: str, indices: list[int]) -> dict[int, np.ndarray]:
     import torch
 
     from tasks.engine.capture import LayerCapture

@@ -45,9 +45,11 @@ def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | No
     try:
         mean, std = [float(v) for v in mean], [float(v) for v in std]
     except (TypeError, ValueError):
-        raise DissectionError("mean and std must be numbers, three of each (0..1 units, e.g. 0.485,0.456,0.406).") from None
+        raise DissectionError("mean and std must be numbers, three of each (0..1 units, e.g. "
+                              "0.485,0.456,0.406).") from None
     if len(mean) != 3 or len(std) != 3:
-        raise DissectionError(f"mean and std need three numbers each (R,G,B in 0..1 units); got {len(mean)} and {len(std)}.")
+        raise DissectionError(f"mean and std need three numbers each (R,G,B in 0..1 units); got {len(mean)} and "
+                              f"{len(std)}.")
     if min(std) <= 0:
         raise DissectionError("every std must be positive.")
     return mean, std
@@ -86,13 +88,15 @@ def network_register(
     if not name:
         raise DissectionError("A network needs a name.")
     if architecture not in Network.Architecture.values:
-        raise DissectionError(f"Unknown architecture {architecture!r}; choose one of {', '.join(Network.Architecture.values)}.")
+        raise DissectionError(f"Unknown architecture {architecture!r}; choose one of "
+                              f"{', '.join(Network.Architecture.values)}.")
     if Network.objects.filter(name=name).exists():
         raise DissectionError(f"A network named {name!r} exists already; choose another name.")
     mean, std = _check_normalisation(mean, std)
     names = [str(c).strip() for c in (class_names or []) if str(c).strip()]
     if architecture in GENERATOR_ARCHITECTURES and (mean or std or num_classes or names):
-        raise DissectionError("A generator has no classes and no input normalisation; leave classes, mean and std empty.")
+        raise DissectionError("A generator has no classes and no input normalisation; leave classes, mean and std "
+                              "empty.")
 
     stored_from: Path | None = None
     tmp: Path | None = None
@@ -228,7 +232,8 @@ def dataset_register(
         engine_dataset = _open_engine_dataset(kind, root, image_size)
         meta = _read_meta(root)
         if kind == ProbeDataset.Kind.MIXTURE and meta.get("format") != "unitcrowd-mixture":
-            raise DissectionError(f"{root} is not a mixture-of-digits dataset (its meta.json lacks format 'unitcrowd-mixture').")
+            raise DissectionError(f"{root} is not a mixture-of-digits dataset (its meta.json lacks format "
+                                  f"'unitcrowd-mixture').")
 
         stored_path = str(path)
         if staged is not None:
@@ -382,7 +387,8 @@ def job_start(*, job: DissectionJob, background: bool | None = None) -> Dissecti
             raise DissectionError(f"Job {job.pk} is {job.status} already; wait for it to finish.")
         if job_has_hits(job):
             raise DissectionError(
-                f"Job {job.pk} has published HITs; re-running it would delete the crowd's work. Create a new job instead."
+                f"Job {job.pk} has published HITs; re-running it would delete the crowd's work. Create a new job "
+                f"instead."
             )
         job.status = DissectionJob.Status.QUEUED
         job.stage = "queued"
@@ -390,7 +396,8 @@ def job_start(*, job: DissectionJob, background: bool | None = None) -> Dissecti
         job.error_message = ""
         job.attempts += 1
         job.started_at = job.finished_at = None
-        job.save(update_fields=["status", "stage", "progress", "error_message", "attempts", "started_at", "finished_at"])
+        job.save(update_fields=["status", "stage", "progress", "error_message", "attempts", "started_at",
+                                "finished_at"])
         job_id, attempt = job.pk, job.attempts
 
         eager = settings.CELERY_TASK_ALWAYS_EAGER

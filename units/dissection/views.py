@@ -17,7 +17,8 @@ from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
 from .models import DissectionJob, Layer, Unit
 from .paint import paint_choices, paint_edit, paint_payload
 from .services import (
-    EDITABLE_STATUSES, DissectionError, dataset_register, job_create, job_delete, job_start, job_update, network_register,
+    EDITABLE_STATUSES, DissectionError, dataset_register, job_create, job_delete, job_start, job_update,
+    network_register,
 )
 
 
@@ -78,10 +79,12 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(
-                request, f"Dataset {dataset.name} registered: {dataset.num_images} images, {dataset.concepts.count()} concepts."
+                request,
+                f"Dataset {dataset.name} registered: {dataset.num_images} images, {dataset.concepts.count()} concepts."
             )
             return redirect("dissection:dataset_list")
-    return render(request, "dissection/form.html", {"form": form, "title": "Register a probe dataset", "multipart": True})
+    return render(request, "dissection/form.html", {"form": form, "title": "Register a probe dataset",
+                                                    "multipart": True})
 
 
 # -- jobs -----------------------------------------------------------------------------------------

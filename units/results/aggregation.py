@@ -124,7 +124,8 @@ def dawid_skene_skill(ds: DawidSkene) -> dict[Hashable, float]:
     return skills
 
 
-def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS, ds_tol: float = DS_TOLERANCE) -> AggregationResult:
+def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS,
+              ds_tol: float = DS_TOLERANCE) -> AggregationResult:
     """Per unit: word vote, majority-vote and Dawid-Skene category, agreement, precision; per worker: DS skill."""
     from crowdkit.aggregation import DawidSkene, MajorityVote
 

@@ -121,7 +121,8 @@ def detector_counts(layer: Layer) -> dict:
 
 def agreement_histogram(layer: Layer, bins: int = 10) -> list[int]:
     counts = [0] * bins
-    for value in UnitAggregate.objects.filter(unit__layer=layer, n_annotations__gt=0).values_list("agreement", flat=True):
+    for value in UnitAggregate.objects.filter(unit__layer=layer,
+                                              n_annotations__gt=0).values_list("agreement", flat=True):
         counts[min(int(value * bins), bins - 1)] += 1
     return counts
 

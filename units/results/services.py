@@ -142,7 +142,8 @@ def aggregation_run_batch(*, batch: HitBatch) -> AggregationRun:
     ]
     now = timezone.now()
     return AggregationRun.objects.create(
-        batch=batch, method="krippendorff alpha (nominal) over categories", parameters={"layers": [l.pk for l in layers]},
+        batch=batch, method="krippendorff alpha (nominal) over categories",
+        parameters={"layers": [layer.pk for layer in layers]},
         status=AggregationRun.Status.SUCCEEDED, n_units=len({r[0] for r in records}), n_annotations=len(records),
         alpha=aggregation.krippendorff_alpha(records), started_at=now, finished_at=now,
     )

@@ -123,7 +123,8 @@ def sanity_report_run(*, report_id: int) -> SanityReport:
     except Exception as exc:  # anything else must not leave the row "running" forever
         logger.exception("sanity report %s failed", report_id)
         _set(report_id, status=SanityReport.Status.FAILED, finished_at=timezone.now(),
-             error_message=f"The experiment stopped with an unexpected error ({type(exc).__name__}: {exc}); see the worker log.")
+             error_message=f"The experiment stopped with an unexpected error ({type(exc).__name__}: {exc}); see the "
+                           f"worker log.")
         return SanityReport.objects.get(pk=report_id)
     _set(report_id, status=SanityReport.Status.SUCCEEDED, json=result, files=result.get("files", []),
          stage="done", progress=1.0, finished_at=timezone.now())

@@ -177,7 +177,8 @@ class Command(BaseCommand):
         if admin is None:
             password = admin_password or (well_known if settings.DEBUG else secrets.token_urlsafe(12))
             User.objects.create_superuser(username=username, password=password, email="admin@example.org")
-            self.say(f"Created admin {username!r}" + ("." if password == well_known else f" with password {password!r}."))
+            self.say(f"Created admin "
+                     f"{username!r}" + ("." if password == well_known else f" with password {password!r}."))
         elif admin_password or (not settings.DEBUG and admin.check_password(well_known)):
             password = admin_password or secrets.token_urlsafe(12)
             admin.set_password(password)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,7 @@ class SanityConfig:
 # channels-last, scaled from the 1.15 ms measured before). The rest fitted to the per-stage CPU seconds
 # of a quick MixtureNet run (report.json `runs[].cpu_seconds`), the seed design's forward pass taken as
 # ~3x ours.
-COST_MS = {
+COST_MS: dict[str, Any] = {
     "train": {"mixturenet": 0.9, "seed": 2.3},
     "forward": {"mixturenet": 0.21, "seed": 0.65},
     "wide_factor": {"mixturenet": 1.35, "seed": 1.25},  # conv3 three times wider: cost x this
@@ -444,11 +445,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="digit source: 'digits' (scikit-learn, offline) or 'idx:PATH' (MNIST IDX files)")
     parser.add_argument("--network", choices=list(NETWORKS), default=None,
                         help="mixturenet (ours: BatchNorm, strided conv1; the default), seed (the seed's plain "
-                             "network, ~2.5x the training work per image) or both; the estimate is printed before the run")
+                             "network, ~2.5x the training work per image) or both; the estimate is printed before the "
+                             "run")
     parser.add_argument("--seeds", type=int, default=None,
                         help="training seeds per variant (default 3; the full run of --network both 2; quick 1)")
     parser.add_argument("--quick", action="store_true",
-                        help="small configuration, one seed (the estimate, estimate_minutes, is printed before the run)")
+                        help="small configuration, one seed (the estimate, estimate_minutes, is printed before the "
+                             "run)")
     parser.add_argument("--n-train", dest="n_train", type=int, default=None, help="training images (default 20000)")
     parser.add_argument("--n-val", dest="n_val", type=int, default=None, help="validation images (default 10000)")
     parser.add_argument("--epochs", type=int, default=None, help="MixtureNet's training epochs")

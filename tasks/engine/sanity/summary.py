@@ -7,14 +7,16 @@ only constants are the seed's published figures, which are shown next to ours.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 # --network choices -> the MixtureNet designs trained (the report reads them back from a run's config).
-NETWORKS: dict[str, tuple[str, ...]] = {"mixturenet": ("mixturenet",), "seed": ("seed",), "both": ("mixturenet", "seed")}
+NETWORKS: dict[str, tuple[str, ...]] = {"mixturenet": ("mixturenet",), "seed": ("seed",),
+                                        "both": ("mixturenet", "seed")}
 
 SEED_ACCURACY = 0.917
-SEED_BEST_UNIT = {
+SEED_BEST_UNIT: dict[str, Any] = {
     "layer": "conv3",
     "digit": 0,
     "precision_at_k": {"100": 1.00, "300": 1.00, "500": 1.00, "700": 0.99},
@@ -108,7 +110,8 @@ def best_units_over_seeds(runs: list[dict]) -> list[dict]:
             "units": [f"{row['layer']} u{row['unit']}" for row in mine],
             "ap": stat([row["ap"] for row in mine]),
             "iou": stat([row["iou"] for row in mine]),
-            "precision_at_k": {K: stat([row["precision_at_k"].get(K) for row in mine]) for K in mine[0]["precision_at_k"]},
+            "precision_at_k": {K: stat([row["precision_at_k"].get(K) for row in mine])
+                               for K in mine[0]["precision_at_k"]},
             "precision_at_recall": {r: stat([row["precision_at_recall"].get(r) for row in mine])
                                     for r in mine[0]["precision_at_recall"]},
             "ablation": stat([row["ablation"] for row in mine]),
@@ -178,7 +181,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         gap = acc["mean"] - SEED_ACCURACY
         verdict = _shortfall(acc, SEED_ACCURACY, ACCURACY_TOLERANCE)
         claims.append({
-            "claim": "The network (conv 10/20/10 units, GAP, softmax over 45 classes) reaches 91.7% validation accuracy.",
+            "claim": "The network (conv 10/20/10 units, GAP, softmax over 45 classes) reaches 91.7% validation "
+                     "accuracy.",
             "network": network,
             "ours": f"baseline {_fmt(acc, pct=True)} over {acc['n']} seed(s) ({100 * gap:+.1f} points).",
             "verdict": verdict,
@@ -200,7 +204,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
             "claim": "A conv3 unit detects digit 0: precision@100/300/500/700 = 1.00/1.00/1.00/0.99; "
                      "precision at recall 0.25/0.5/0.75 = 0.99/0.98/0.90.",
             "network": network,
-            "ours": f"best unit for 0 (layer {'/'.join(layers)}), over {len(seeds_best0)} seed(s): " + "; ".join(figures)
+            "ours": f"best unit for 0 (layer {'/'.join(layers)}), over {len(seeds_best0)} "
+                    f"seed(s): " + "; ".join(figures)
                     + f"; a detector (AP >= {ap_cutoff}) in {'every' if detector_in_all else 'not every'} seed; "
                     f"{positives['mean']:.0f} validation images show a 0.",
             "verdict": verdict,
@@ -210,8 +215,10 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         })
     wide = variants.get("wide")
     if base and wide:
-        verdict, diff = _compare(wide["mean_best_ap_focus"], base["mean_best_ap_focus"], higher_is="better", min_gap=0.01)
-        d_verdict, _ = _compare(wide["digits_with_detector_focus"], base["digits_with_detector_focus"], higher_is="better", min_gap=0.5)
+        verdict, diff = _compare(wide["mean_best_ap_focus"], base["mean_best_ap_focus"], higher_is="better",
+                                 min_gap=0.01)
+        d_verdict, _ = _compare(wide["digits_with_detector_focus"], base["digits_with_detector_focus"],
+                                higher_is="better", min_gap=0.5)
         agrees = verdict == "higher" and not d_verdict.startswith("lower")
         one = _single_seed(wide["mean_best_ap_focus"], base["mean_best_ap_focus"])
         claims.append({
@@ -219,8 +226,10 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
             "network": network,
             "ours": f"mean best AP per digit in conv3: wide {_fmt(wide['mean_best_ap_focus'])} vs baseline "
                     f"{_fmt(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
-                    f"{_fmt(wide['digits_with_detector_focus'], digits=1)} vs {_fmt(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
-            "verdict": INCONCLUSIVE if one or verdict == "no clear difference" else (REPRODUCED if agrees else NOT_REPRODUCED),
+                    f"{_fmt(wide['digits_with_detector_focus'], digits=1)} vs "
+                    f"{_fmt(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
+            "verdict": INCONCLUSIVE if one or verdict == "no clear "
+                                                         "difference" else (REPRODUCED if agrees else NOT_REPRODUCED),
             "note": "a difference counts only when larger than the seeds' spread (std) and 0.01 AP / 0.5 digits"
                     + (one_seed_note if one else "."),
         })
@@ -228,7 +237,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         claims.append({
             "claim": "Tripling conv3's width gives less reliance on single units.",
             "network": network,
-            "ours": f"largest accuracy loss from zeroing one conv3 unit: wide {_fmt(wide['max_ablation_focus'], pct=True)} "
+            "ours": f"largest accuracy loss from zeroing one conv3 unit: wide "
+                    f"{_fmt(wide['max_ablation_focus'], pct=True)} "
                     f"vs baseline {_fmt(base['max_ablation_focus'], pct=True)} ({verdict}).",
             "verdict": {"lower": REPRODUCED, "higher": NOT_REPRODUCED}.get(verdict, INCONCLUSIVE),
             "note": "a difference counts only when larger than the seeds' spread and 0.5 points"
@@ -247,7 +257,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         ):
             verdict, _ = _compare(a[key], b[key], higher_is="", min_gap=gap)
             pct = key in ("max_ablation_focus", "accuracy")
-            parts.append(f"{label}: {_fmt(a[key], pct=pct, digits=digits)} vs {_fmt(b[key], pct=pct, digits=digits)} ({verdict})")
+            parts.append(f"{label}: {_fmt(a[key], pct=pct, digits=digits)} vs {_fmt(b[key], pct=pct, digits=digits)} "
+                         f"({verdict})")
             if verdict.startswith(("higher", "lower")):
                 changed.append(f"{label} {verdict.split(',')[0]}")
         one = _single_seed(a["accuracy"], b["accuracy"])

@@ -12,7 +12,8 @@ from annotate_site.paging import page_of
 from annotate_site.roles import requester_required
 
 from ..annotators import (
-    annotator_block, annotator_qualify, annotator_unblock, annotator_unflag, annotator_unqualify, crowd_settings_update, invite_code_create, invite_code_deactivate,
+    annotator_block, annotator_qualify, annotator_unblock, annotator_unflag, annotator_unqualify, crowd_settings_update,
+    invite_code_create, invite_code_deactivate,
 )
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, ReviewForm

@@ -26,7 +26,8 @@ from ..selectors import (
     qualification_exemplars, shown_pictures,
 )
 from ..services import (
-    EXTEND_WITHIN_SECONDS, SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_extend, assignment_extended,
+    EXTEND_WITHIN_SECONDS, SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_extend,
+    assignment_extended,
     assignment_retake, assignment_return, hit_skip, hit_skip_undo,
     extension_seconds, open_hits_for,
 )

@@ -20,14 +20,16 @@ from units.dissection.paint import DEFAULT_LABEL_LIMIT, LABEL_SOURCES, MAX_SEED,
 
 class PaintRequestSerializer(serializers.Serializer):
     layer = serializers.CharField(max_length=200)
-    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, help_text="Sample number: z of sample i of the job.")
+    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED,
+                                    help_text="Sample number: z of sample i of the job.")
     mode = serializers.ChoiceField(choices=MODES, default="remove")
     units = serializers.ListField(child=serializers.IntegerField(), required=False, default=list, max_length=4096,
                                   help_text="Unit numbers as pages show them (from 1).")
     label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100,
                                   help_text="Also take the units labelled so (e.g. 7).")
     label_source = serializers.ChoiceField(choices=LABEL_SOURCES, default="any",
-                                           help_text="Which label `label` matches: the IoU label, the crowd's, or either.")
+                                           help_text="Which label `label` matches: the IoU label, the crowd's, or "
+                                                     "either.")
     limit = serializers.IntegerField(min_value=1, default=DEFAULT_LABEL_LIMIT,
                                      help_text="At most this many labelled units, best IoU first.")
     box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4, required=False,

@@ -14,7 +14,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from units.dissection import selectors
-from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
+from units.dissection.models import DissectionJob, Exemplar, Layer, Network, Unit
 from annotate_site.roles import IsRequester
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
@@ -142,7 +142,8 @@ class UnitFilter(django_filters.FilterSet):
 
 
 class UnitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
-    queryset = Unit.objects.select_related("layer").prefetch_related("concept_scores__concept").order_by("layer_id", "index")
+    queryset = (Unit.objects.select_related("layer").prefetch_related("concept_scores__concept")
+                .order_by("layer_id", "index"))
     serializer_class = UnitSerializer
     filterset_class = UnitFilter
 
