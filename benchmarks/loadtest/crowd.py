@@ -96,7 +96,7 @@ def one_coin_accuracy(answers: list[aggregation.Answer], truth: dict[Hashable, t
 
     from crowdkit.aggregation import OneCoinDawidSkene
 
-    frame = aggregation._frame(answers, "category")  # the same task/worker/label frame the full model reads
+    frame = aggregation.answer_frame(answers, "category")  # the same task/worker/label frame the full model reads
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"crowdkit\.")
         labels = OneCoinDawidSkene(n_iter=aggregation.DS_ITERATIONS, tol=aggregation.DS_TOLERANCE).fit_predict(frame)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,12 +18,12 @@ from .models import AnnotatorProfile, Assignment, CrowdSettings, InviteCode
 from .slots import assignments_free
 
 
-def profile_get(user) -> AnnotatorProfile:
+def profile_get(user: User) -> AnnotatorProfile:
     profile, _ = AnnotatorProfile.objects.get_or_create(user=user)
     return profile
 
 
-def annotator_signup(*, username: str, password: str, email: str = "", invite_code: str = ""):
+def annotator_signup(*, username: str, password: str, email: str = "", invite_code: str = "") -> User:
     """Create an annotator account; in invite mode the code is used up atomically."""
     User = get_user_model()
     crowd = CrowdSettings.load()
@@ -59,7 +61,7 @@ def annotator_signup(*, username: str, password: str, email: str = "", invite_co
     return user
 
 
-def crowd_settings_update(*, by, **values) -> CrowdSettings:
+def crowd_settings_update(*, by: User, **values: Any) -> CrowdSettings:
     crowd = CrowdSettings.load()
     allowed = {"signup_mode", "qualification_size", "qualification_pass_fraction",
                "qualification_cooldown_minutes", "gold_rate"}
@@ -72,7 +74,7 @@ def crowd_settings_update(*, by, **values) -> CrowdSettings:
     return crowd
 
 
-def invite_code_create(*, by, max_uses: int = 1, note: str = "") -> InviteCode:
+def invite_code_create(*, by: User, max_uses: int = 1, note: str = "") -> InviteCode:
     if max_uses < 1:
         raise CrowdError("An invite code must allow at least one use.")
     return InviteCode.objects.create(code=secrets.token_urlsafe(9), max_uses=max_uses, note=note, created_by=by)
@@ -83,7 +85,7 @@ def invite_code_deactivate(*, code: InviteCode) -> None:
     code.save(update_fields=["active"])
 
 
-def annotator_qualify(*, user, by=None) -> AnnotatorProfile:
+def annotator_qualify(*, user: User, by: User | None = None) -> AnnotatorProfile:
     """Qualify by hand (a requester's decision, or tests and the demo)."""
     profile = profile_get(user)
     if profile.qualified_at is None:
@@ -93,7 +95,7 @@ def annotator_qualify(*, user, by=None) -> AnnotatorProfile:
     return profile
 
 
-def annotator_unqualify(*, user) -> AnnotatorProfile:
+def annotator_unqualify(*, user: User) -> AnnotatorProfile:
     profile = profile_get(user)
     profile.qualified_at = None
     profile.save(update_fields=["qualified_at"])
@@ -101,7 +103,7 @@ def annotator_unqualify(*, user) -> AnnotatorProfile:
 
 
 @transaction.atomic
-def annotator_block(*, user, reason: str = "") -> int:
+def annotator_block(*, user: User, reason: str = "") -> int:
     """No more HITs for this annotator; their open assignments are freed. Returns how many were freed."""
     profile = AnnotatorProfile.objects.select_for_update().get(pk=profile_get(user).pk)
     profile.blocked_at = timezone.now()
@@ -114,7 +116,7 @@ def annotator_block(*, user, reason: str = "") -> int:
     )
 
 
-def annotator_unblock(*, user) -> AnnotatorProfile:
+def annotator_unblock(*, user: User) -> AnnotatorProfile:
     profile = profile_get(user)
     profile.blocked_at = None
     profile.blocked_reason = ""
@@ -122,14 +124,14 @@ def annotator_unblock(*, user) -> AnnotatorProfile:
     return profile
 
 
-def annotator_flag(*, user, reason: str) -> None:
+def annotator_flag(*, user: User, reason: str) -> None:
     profile = profile_get(user)
     profile.flagged_at = timezone.now()
     profile.flag_reason = reason[:500]
     profile.save(update_fields=["flagged_at", "flag_reason"])
 
 
-def annotator_unflag(*, user) -> None:
+def annotator_unflag(*, user: User) -> None:
     profile = profile_get(user)
     profile.flagged_at = None
     profile.flag_reason = ""

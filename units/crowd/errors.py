@@ -32,6 +32,6 @@ class PublishError(CrowdError):
 class InvalidAnswer(CrowdError):
     """The answer does not pass validation; `errors` maps field names to messages."""
 
-    def __init__(self, errors: dict[str, list[str]]):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))

@@ -1,6 +1,7 @@
 """Forms of the requester pages: they parse input; the services decide and write."""
 from __future__ import annotations
 
+from typing import Any
 
 from django import forms
 
@@ -50,7 +51,7 @@ class DatasetForm(forms.Form):
                                     help_text="Resize images to this size (image folders; Broden keeps its sizes).")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         if bool(data.get("path")) == bool(data.get("archive")):
             raise forms.ValidationError("Give either a folder path or a zip (one of the two).")
@@ -131,7 +132,7 @@ class PaintForm(forms.Form):
                                                               for r in range(PAINT_GRID) for c in range(PAINT_GRID)],
                                      widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args, layers: list[str], **kwargs) -> None:
+    def __init__(self, *args: Any, layers: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["layer"].choices = [(name, name) for name in layers]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -78,7 +79,7 @@ def segmenter_register(
     upload: BinaryIO | None = None,
     upload_size: int | None = None,
     description: str = "",
-    created_by=None,
+    created_by: User | None = None,
 ) -> ProbeDataset:
     """Register a segmenter checkpoint (a path on the server, or an upload) as a generator's probe.
 

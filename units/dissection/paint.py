@@ -14,7 +14,7 @@ import base64
 import contextlib
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +81,7 @@ def _layer_facts(key: tuple, layer: str) -> tuple[tuple[int, int], np.ndarray]:
 
 
 @contextlib.contextmanager
-def _one_torch_thread():
+def _one_torch_thread() -> Iterator[None]:
     """One image through a small generator is too little work to share: on a busy host torch's
     default threads make an edit an order of magnitude slower than one thread does
     (`python -m benchmarks.paint_bench`)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def _load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def _shard_progress(ctx: JobContext, stage: str, shards: int):
+def _shard_progress(ctx: JobContext, stage: str, shards: int) -> Callable[[str, float], None]:
     start, end = job_state.PHASES[stage]
     last = [0.0]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import connection, transaction
 from django.utils.text import slugify
@@ -81,7 +82,7 @@ def network_register(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     description: str = "",
-    created_by=None,
+    created_by: User | None = None,
 ) -> Network:
     """Register a network; a checkpoint (uploaded file or path) is kept only if the engine loads it."""
     name = (name or "").strip()
@@ -186,7 +187,7 @@ def dataset_register(
     archive_size: int | None = None,
     image_size: int | None = None,
     description: str = "",
-    created_by=None,
+    created_by: User | None = None,
     any_path: bool = False,
 ) -> ProbeDataset:
     """Register a probe dataset from a folder path or an uploaded zip; reads its concept vocabulary.
@@ -275,7 +276,7 @@ def job_create(
     shards: int = 1,
     samples: int | None = None,
     sample_seed: int = 0,
-    created_by=None,
+    created_by: User | None = None,
 ) -> DissectionJob:
     """A pending job; the layer names are checked against the model when it runs.
 

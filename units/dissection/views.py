@@ -4,6 +4,9 @@ Views parse input, call one service and render; bad input comes back as a form e
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -17,12 +20,20 @@ from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
 from .models import DissectionJob, Layer, Unit
 from .paint import paint_choices, paint_edit, paint_payload
 from .services import (
-    EDITABLE_STATUSES, DissectionError, dataset_register, job_create, job_delete, job_start, job_update,
+    EDITABLE_STATUSES,
+    DissectionError,
+    dataset_register,
+    job_create,
+    job_delete,
+    job_start,
+    job_update,
     network_register,
 )
 
+T = TypeVar("T")
 
-def _get_or_404(getter, pk: int):
+
+def _get_or_404(getter: Callable[[int], T], pk: int) -> T:
     try:
         return getter(pk)
     except (DissectionJob.DoesNotExist, Layer.DoesNotExist, Unit.DoesNotExist):

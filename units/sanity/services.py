@@ -255,7 +255,7 @@ def sanity_runs_publish(*, report: SanityReport, run_ids: list[str], layers: lis
                         assignments_per_hit: int = 3):
     """Register the runs (if not yet) and publish the chosen layers' units as HITs; returns the batch."""
     from units.crowd.errors import PublishError
-    from units.crowd.publishing import hit_publish  # the platform's; imported when used
+    from units.crowd.publishing import PublishSettings, hit_publish  # the platform's; imported when used
 
     if not run_ids:
         raise SanityError("Choose at least one run to publish.")
@@ -266,7 +266,8 @@ def sanity_runs_publish(*, report: SanityReport, run_ids: list[str], layers: lis
     if not chosen:
         raise SanityError(f"The runs have no layer named {', '.join(layers)}.")
     try:
-        return hit_publish(layers=chosen, assignments_per_hit=assignments_per_hit, created_by=user,
-                           name=f"sanity report {report.pk}: {', '.join(run_ids)} ({', '.join(layers)})")
+        settings = PublishSettings(assignments_per_hit=assignments_per_hit,
+                                   name=f"sanity report {report.pk}: {', '.join(run_ids)} ({', '.join(layers)})")
+        return hit_publish(layers=chosen, settings=settings, created_by=user)
     except PublishError as exc:
         raise SanityError(str(exc)) from None

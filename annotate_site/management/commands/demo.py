@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from units.crowd.errors import PublishError
-from units.crowd.publishing import hit_publish
+from units.crowd.publishing import PublishSettings, hit_publish
 from units.crowd.qualification import mark_qualified
 from units.dissection.job_state import job_fail
 from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
@@ -151,8 +151,8 @@ class Command(BaseCommand):
         return job
 
     def publish(self, job: DissectionJob) -> None:
-        batch = hit_publish(layers=job.layer_set.all(), assignments_per_hit=3, name=f"demo: job {job.pk}",
-                            sentinels=0)
+        batch = hit_publish(layers=job.layer_set.all(),
+                            settings=PublishSettings(assignments_per_hit=3, sentinels=0, name=f"demo: job {job.pk}"))
         self.say(f"Publishing: {batch.report}.")
 
     def check_admin_password(self, admin_password: str | None) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 from . import plots
 from .summary import (
     NETWORKS,
-    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, _fmt, best_units, best_units_over_seeds, check_claims, run_figures,
+    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, fmt_stat, best_units, best_units_over_seeds, check_claims, run_figures,
     stat,
 )
 
@@ -199,7 +199,7 @@ def _headline(report: dict) -> list[str]:
         for _name, v in section["variants"].items():
             prefix = f"{section['design']} " if len(report["networks"]) > 1 else ""
             lines.append(
-                f"{prefix}{v['title']}: accuracy {_fmt(v['accuracy'], pct=True)} "
+                f"{prefix}{v['title']}: accuracy {fmt_stat(v['accuracy'], pct=True)} "
                 f"(seed paper {100 * SEED_ACCURACY:.1f}%), digits with a detector "
                 f"{v['digits_with_detector']['mean']:.1f}, "
                 f"conv3 detector units {v['detector_units_focus']['mean']:.1f}/{v['conv3_units']}"

@@ -136,7 +136,7 @@ def _compare(a: dict, b: dict, *, higher_is: str, min_gap: float) -> tuple[str, 
     return ("higher" if diff > 0 else "lower") + caveat, diff
 
 
-def _fmt(s: dict, pct: bool = False, digits: int = 3) -> str:
+def fmt_stat(s: dict, pct: bool = False, digits: int = 3) -> str:
     if s["mean"] is None:
         return "n/a"
     if s["n"] < 2:  # one seed: no spread to show
@@ -184,7 +184,7 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
             "claim": "The network (conv 10/20/10 units, GAP, softmax over 45 classes) reaches 91.7% validation "
                      "accuracy.",
             "network": network,
-            "ours": f"baseline {_fmt(acc, pct=True)} over {acc['n']} seed(s) ({100 * gap:+.1f} points).",
+            "ours": f"baseline {fmt_stat(acc, pct=True)} over {acc['n']} seed(s) ({100 * gap:+.1f} points).",
             "verdict": verdict,
             "note": f"reproduced: the mean is within {100 * ACCURACY_TOLERANCE:.0f} points of 91.7%; not reproduced: "
                     "further off than that plus twice the seeds' spread" + (one_seed_note if acc["n"] < 2 else "."),
@@ -195,7 +195,7 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
             for key, seed_value in SEED_BEST_UNIT[group].items():
                 ours = stat([row[group].get(key) for row in seeds_best0])
                 verdicts.append(_shortfall(ours, seed_value, PRECISION_TOLERANCE))
-                figures.append(f"{label}{key} {_fmt(ours, digits=2)} (seed {seed_value:.2f})")
+                figures.append(f"{label}{key} {fmt_stat(ours, digits=2)} (seed {seed_value:.2f})")
         detector_in_all = all(row["ap"] >= ap_cutoff for row in seeds_best0)
         layers = sorted({row["layer"] for row in seeds_best0})
         positives = stat([row.get("positives") for row in seeds_best0])
@@ -224,10 +224,10 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         claims.append({
             "claim": "Tripling conv3's width gives better disentanglement.",
             "network": network,
-            "ours": f"mean best AP per digit in conv3: wide {_fmt(wide['mean_best_ap_focus'])} vs baseline "
-                    f"{_fmt(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
-                    f"{_fmt(wide['digits_with_detector_focus'], digits=1)} vs "
-                    f"{_fmt(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
+            "ours": f"mean best AP per digit in conv3: wide {fmt_stat(wide['mean_best_ap_focus'])} vs baseline "
+                    f"{fmt_stat(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
+                    f"{fmt_stat(wide['digits_with_detector_focus'], digits=1)} vs "
+                    f"{fmt_stat(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
             "verdict": INCONCLUSIVE if one or verdict == "no clear "
                                                          "difference" else (REPRODUCED if agrees else NOT_REPRODUCED),
             "note": "a difference counts only when larger than the seeds' spread (std) and 0.01 AP / 0.5 digits"
@@ -238,8 +238,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
             "claim": "Tripling conv3's width gives less reliance on single units.",
             "network": network,
             "ours": f"largest accuracy loss from zeroing one conv3 unit: wide "
-                    f"{_fmt(wide['max_ablation_focus'], pct=True)} "
-                    f"vs baseline {_fmt(base['max_ablation_focus'], pct=True)} ({verdict}).",
+                    f"{fmt_stat(wide['max_ablation_focus'], pct=True)} "
+                    f"vs baseline {fmt_stat(base['max_ablation_focus'], pct=True)} ({verdict}).",
             "verdict": {"lower": REPRODUCED, "higher": NOT_REPRODUCED}.get(verdict, INCONCLUSIVE),
             "note": "a difference counts only when larger than the seeds' spread and 0.5 points"
                     + (one_seed_note if "one seed" in verdict else "."),
@@ -257,8 +257,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         ):
             verdict, _ = _compare(a[key], b[key], higher_is="", min_gap=gap)
             pct = key in ("max_ablation_focus", "accuracy")
-            parts.append(f"{label}: {_fmt(a[key], pct=pct, digits=digits)} vs {_fmt(b[key], pct=pct, digits=digits)} "
-                         f"({verdict})")
+            parts.append(f"{label}: {fmt_stat(a[key], pct=pct, digits=digits)} vs "
+                         f"{fmt_stat(b[key], pct=pct, digits=digits)} ({verdict})")
             if verdict.startswith(("higher", "lower")):
                 changed.append(f"{label} {verdict.split(',')[0]}")
         one = _single_seed(a["accuracy"], b["accuracy"])

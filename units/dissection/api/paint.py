@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -64,7 +65,7 @@ class PaintView(APIView):
     permission_classes = [IsRequester]
 
     @extend_schema(request=PaintRequestSerializer, responses=PaintResponseSerializer)
-    def post(self, request, job_id: int) -> Response:
+    def post(self, request: Request, job_id: int) -> Response:
         """Edit one generated image of a generator job: remove or insert units in a region."""
         job = get_object_or_404(DissectionJob.objects.select_related("network"), pk=job_id)
         params = PaintRequestSerializer(data=request.data)

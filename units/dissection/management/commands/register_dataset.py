@@ -1,7 +1,8 @@
 """Register a probe dataset: python manage.py register_dataset NAME --kind broden (--path DIR | --zip FILE)"""
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import ProbeDataset
 from units.dissection.services import DissectionError, dataset_register
@@ -10,7 +11,7 @@ from units.dissection.services import DissectionError, dataset_register
 class Command(BaseCommand):
     help = "Register a probe dataset from a folder or a zip; reads its concept vocabulary."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--kind", required=True, choices=ProbeDataset.Kind.values)
         source = parser.add_mutually_exclusive_group(required=True)
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--image-size", type=int, help="resize images (image folders)")
         parser.add_argument("--description", default="")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         try:
             if opts["zip"]:
                 with opts["zip"].open("rb") as archive:

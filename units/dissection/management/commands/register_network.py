@@ -1,7 +1,8 @@
 """Register a network: python manage.py register_network NAME --arch resnet18 --checkpoint PATH [...]"""
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import Network
 from units.dissection.services import DissectionError, network_register
@@ -14,7 +15,7 @@ def _floats(text: str | None) -> list[float]:
 class Command(BaseCommand):
     help = "Register a network (the checkpoint is checked by loading it as the engine will)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--arch", required=True, choices=Network.Architecture.values)
         parser.add_argument("--checkpoint", type=Path, help="state_dict file; omitted: seeded random weights")
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--std", help="R,G,B in 0..1 units")
         parser.add_argument("--description", default="")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         try:
             names = opts["classes"].read_text().splitlines() if opts["classes"] else []
             network = network_register(

@@ -4,8 +4,9 @@ Without a broker the job runs here; with one it is queued for the gpu workers (`
 `--job ID` re-runs an existing job instead.
 """
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import DissectionJob, Network, ProbeDataset
 from units.dissection.services import DissectionError, job_create, job_start
@@ -14,7 +15,7 @@ from units.dissection.services import DissectionError, job_create, job_start
 class Command(BaseCommand):
     help = "Create (or re-run with --job) a dissection job and run or queue it."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--job", type=int, help="re-run this job")
         parser.add_argument("--network", help="network name")
         parser.add_argument("--dataset", help="dataset name")
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--sample-seed", type=int, default=0, help="generators: the z stream")
         parser.add_argument("--wait", action="store_true", help="with a broker: wait until the job finishes")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         try:
             if opts["job"]:
                 job = DissectionJob.objects.filter(pk=opts["job"]).first()
