@@ -1,8 +1,8 @@
 """Plain SQL for the hot paths, read back into the same model instances the ORM builds.
 
-Issue 11's profile: building and compiling one ORM query costs 0.2-1.3 ms of CPU (a locked read with
-three joins 1.0 ms, a filtered aggregate 1.3 ms), more than PostgreSQL spends running it, and the
-crowd's claim and submit ran ~25 of them a pair. The hot queries are written once as SQL over `Table`s
+Why: building and compiling an ORM query costs more CPU than PostgreSQL spends running it for the
+small indexed reads of the crowd's claim and submit, which every annotator request makes (profiles:
+`benchmarks/RESULTS.md`). The hot queries are written once as SQL over `Table`s
 instead; `Table.load` turns a row back into an instance the way the ORM's compiler does (the backend's
 and the field's converters, then `Model.from_db`), and `cache_related` sets what `select_related`
 would have set. Tests compare every such query with its ORM definition, on SQLite and PostgreSQL.

@@ -216,7 +216,7 @@ CELERY_TIMEZONE = "UTC"
 RESULTS_AGGREGATE_DEBOUNCE = envfloat("AGGREGATE_DEBOUNCE_SECONDS", 5.0, minimum=0.0)
 # Without a broker, a delayed task (a layer's debounced aggregation) runs in a child process started by
 # a timer thread, not in the web server's own interpreter: Dawid-Skene holds the GIL for seconds, which
-# stalled every request of the embedded server meanwhile (issue 11). 0: in the timer thread itself.
+# would stall every request of the embedded server meanwhile. 0: in the timer thread itself.
 DELAYED_TASKS_IN_SUBPROCESS = envbool("DELAYED_TASKS_IN_SUBPROCESS", True)
 
 # --- dissection jobs ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load benchmark against the default embedded setup (issue 11): SQLite, no broker (aggregation in a
+# The load benchmark against the default embedded setup: SQLite, no broker (aggregation in a
 # timer thread of the web process), `make run`'s server (Django's runserver, DEBUG=1), on its own
 # database file so the demo's is left alone. Usage: benchmarks/embedded_loadtest.sh [loadtest options]
 # The 16 annotators pause 1.4 s on average between claim and submit, as in `make soak` (`--think 0`: a closed

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The production-shaped stack of the load benchmark on this machine (issue 11): PostgreSQL and
+# The production-shaped stack of the load benchmark on this machine: PostgreSQL and
 # Redis from Debian's packages, gunicorn with 4 workers, one Celery worker for both queues,
 # DEBUG=0. `benchmarks/stack.sh up` starts it (pid and log files in var/stack/), `down` stops it.
-# Throttles (issue 10's THROTTLE_* variables) are set high: the benchmark measures the server.
+# Throttles (the THROTTLE_* variables) are set high: the benchmark measures the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,4 +1,4 @@
-"""The load benchmark (issue 11): seed a job, drive a simulated crowd through the real HTTP API of
+"""The load benchmark: seed a job, drive a simulated crowd through the real HTTP API of
 a running site, print throughput, latency percentiles, correctness counts and aggregation quality.
 
     python -m benchmarks.loadtest --url http://127.0.0.1:8011 --annotators 64 --duration 90

@@ -91,7 +91,7 @@ def simulate(*, n_units: int, redundancy: int, accuracy: float, n_annotators: in
 def one_coin_accuracy(answers: list[aggregation.Answer], truth: dict[Hashable, tuple[str, str]]) -> float:
     """Accuracy of Crowd-Kit's one-coin Dawid-Skene (one skill per annotator instead of a confusion
     matrix): printed beside the full model, which has 30 parameters per annotator to fit from ~40
-    answers here and does worse than the vote (see the closing note of issue 11)."""
+    answers here and does worse than the vote (benchmarks/RESULTS.md)."""
     import warnings
 
     from crowdkit.aggregation import OneCoinDawidSkene

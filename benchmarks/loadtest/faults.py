@@ -1,4 +1,4 @@
-"""The load benchmark's fault mode (issue 11): `kill -9` of a gunicorn worker and of the Celery
+"""The load benchmark's fault mode: `kill -9` of a gunicorn worker and of the Celery
 worker in the middle of a run, then what must hold afterwards, read from the database.
 
 Killing is done to real processes found from their pid files (gunicorn's master respawns its worker;

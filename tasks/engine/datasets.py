@@ -177,7 +177,7 @@ def _read_rgb(path: Path) -> Image.Image:
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     if not path.is_file():
-        raise DatasetError(f"{path} is missing; a Broden dataset needs it (see REFERENCES.md section 2).")
+        raise DatasetError(f"{path} is missing; a Broden dataset needs it (see the Broden format of NetDissect).")
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
@@ -250,7 +250,7 @@ def _primary_categories(
 
 
 class BrodenDataset(ProbeDataset):
-    """Reader for the Broden format (REFERENCES.md section 2).
+    """Reader for the Broden format of Network Dissection (Bau et al., CVPR 2017).
 
     `categories` selects columns (default: every category of category.csv found in
     index.csv); rows with no data in any selected category are skipped; `split` keeps

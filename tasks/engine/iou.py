@@ -1,4 +1,4 @@
-"""IoU counting between unit masks and concept labels (REFERENCES §1), labels, tally.csv.
+"""IoU counting between unit masks and concept labels, labels, tally.csv.
 
 Counts are exact integer sums over images, so shards add up to the single-pass answer:
 ``G[l]`` pixels labelled l, ``I[u, l]`` mask pixels labelled l, ``A[u, c]`` mask pixels of
@@ -123,7 +123,7 @@ class IouCounts:
 
         # Categories of the image-level labels of each image, and (original rule) of any label.
         # "A label of category c" means the label's primary category, the one category a label
-        # has in REFERENCES §1 (and cat(l) in the IoU denominator), not the index.csv column it
+        # has in NetDissect-Lite's IoU (and cat(l) in the IoU denominator), not the index.csv column it
         # was stored under; GAN Dissection likewise maps each label to a single category.
         img_cat = torch.zeros((B, C), dtype=torch.bool, device=dev)
         rows = torch.arange(B, device=dev)[:, None].expand_as(img)

@@ -1,4 +1,4 @@
-"""Mixture-of-digits generator (REFERENCES.md section 6), written as a Broden dataset.
+"""Mixture-of-digits generator (the seed's controlled experiment), written as a Broden dataset.
 
 Each image holds two different digits and its class is the unordered pair. Class index
 order is `itertools.combinations(effective_digits, 2)` (0+1, 0+2, ..., 8+9: 45 classes);

@@ -37,7 +37,7 @@ DESIGNS = ("mixturenet", "seed")
 
 
 class MixtureNet(nn.Module):
-    """The small network of the mixture-of-digits experiment (REFERENCES.md section 6).
+    """The small network of the mixture-of-digits experiment (the seed's controlled experiment).
 
     design "mixturenet" (ours): conv1 (10 units, stride 2) -> max pool -> conv2 (20) ->
     conv3 (10 * width) -> global average pooling -> [dropout] -> linear to classes; every

@@ -106,7 +106,7 @@ class RunningQuantile:
     """Exact per-unit ``1 - quantile`` quantile (torch.quantile, linear interpolation).
 
     Memory stays bounded by keeping, per unit, only the largest
-    ``m = ceil(quantile * total) + 2`` values seen (one more than REFERENCES' ``+1`` as a
+    ``m = ceil(quantile * total) + 2`` values seen (one more than NetDissect-Lite's ``+1`` as a
     margin for float32 rank rounding). ``total`` must be known up front to drop values safely:
     pass ``expected_images`` (rows the *whole* run will add, over all shards); each row brings
     ``H * W`` values per unit. Without it every value is kept (exact, but unbounded).

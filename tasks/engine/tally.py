@@ -1,4 +1,4 @@
-"""The tally.csv format of NetDissect-Lite (REFERENCES.md section 1): column list and reader.
+"""The tally.csv format of NetDissect-Lite: column list and reader.
 
 Torch-free so the web process can read and write tallies without loading PyTorch.
 """

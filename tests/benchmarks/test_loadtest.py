@@ -1,4 +1,4 @@
-"""The small load run of CI (issue 11): 8 simulated annotators for 15 s through the real HTTP API,
+"""The small load run of CI: 8 simulated annotators for 15 s through the real HTTP API,
 on PostgreSQL, with debounced aggregation queued to Redis. Only correctness is asserted (nothing
 over-assigned, no HIT twice to one annotator, every 2xx submit stored, no 5xx); the timings are
 printed (`pytest -s`), never asserted: they depend on the machine."""

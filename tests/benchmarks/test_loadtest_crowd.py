@@ -1,4 +1,4 @@
-"""The simulated crowd of the load benchmark (issue 11) scores aggregation methods against truth."""
+"""The simulated crowd of the load benchmark scores aggregation methods against truth."""
 import pytest
 
 from benchmarks.loadtest.crowd import simulate

@@ -1,4 +1,4 @@
-"""The soak's per-window timeline (issue 11): throughput and p99 per window, counted by hand here."""
+"""The soak's per-window timeline: throughput and p99 per window, counted by hand here."""
 from benchmarks.loadtest.checks import timeline_rows
 from benchmarks.loadtest.driver import Tally
 

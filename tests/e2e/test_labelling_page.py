@@ -1,4 +1,4 @@
-"""The labelling page in Chromium (issue 12): keyboard-only work with the focus in view, the timer's
+"""The labelling page in Chromium: keyboard-only work with the focus in view, the timer's
 warnings and grace (on Playwright's fake clock, so no test waits minutes), the draft kept across a
 reload and an expiry, the error summary, return/skip keys, the legend, the lightbox, and the phone layout."""
 import re

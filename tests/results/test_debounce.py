@@ -1,4 +1,4 @@
-"""Debounced, incremental aggregation (issue 11): a busy layer is aggregated once per delay, never
+"""Debounced, incremental aggregation: a busy layer is aggregated once per delay, never
 inside the submitting request, never twice at a time, and what is stored equals a from-scratch run."""
 import random
 

@@ -23,12 +23,12 @@ from units.results.services import aggregation_run_layer, export_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
-# REFERENCES.md section 1, written out independently of the engine's writer.
+# NetDissect-Lite's tally.csv columns, written out independently of the engine's writer.
 REFERENCE_CATEGORIES = ["object", "material"]
 REFERENCE_TALLY = ["unit", "category", "label", "score"] + [
     f"{c}-{k}" for c in REFERENCE_CATEGORIES for k in ("label", "truth", "activation", "intersect", "iou")
 ]
-# REFERENCES.md section 4.
+# Mechanical Turk's batch results CSV columns.
 REFERENCE_MTURK = [
     "HITId", "HITTypeId", "Title", "Description", "Keywords", "Reward", "CreationTime", "MaxAssignments",
     "RequesterAnnotation", "AssignmentDurationInSeconds", "AutoApprovalDelayInSeconds", "Expiration",
@@ -230,7 +230,7 @@ def test_a_bad_mturk_csv_names_the_line_and_column_and_writes_nothing(labelled, 
 
 
 def test_imported_broden_and_iclr_category_names_become_ours(labelled, tmp_path):
-    """Labels collected elsewhere say "Material" or "surface"; both are our texture (REFERENCES 3)."""
+    """Labels collected elsewhere say "Material" or "surface"; both are our texture (Broden calls it material)."""
     job, layer, hits = labelled
     path = tmp_path / "elsewhere.csv"
     path.write_text("WorkerId,AssignmentStatus,Input.unit,Answer.word,Answer.category\n"

@@ -1,4 +1,4 @@
-"""Words in any script survive normalisation, aggregation and every export format (issue 12, item 1).
+"""Words in any script survive normalisation, aggregation and every export format.
 
 The expected values are written out by hand (NFC, case-folded), not computed with the code under test."""
 import csv

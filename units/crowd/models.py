@@ -1,15 +1,12 @@
-"""HITs and assignments, following Mechanical Turk's rules (REFERENCES.md section 4)."""
+"""HITs and assignments, following Mechanical Turk's rules."""
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, models
 
 from units.dissection.models import Exemplar, Layer, Unit
-
-if TYPE_CHECKING:
-    from .publishing import PublishReport
 
 CATEGORY_CHOICES = [
     ("scene", "scene"),
@@ -56,8 +53,9 @@ class HitBatch(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    # crowd.publishing.hit_publish attaches the counts of that publishing to the batch it returns.
-    report: "PublishReport"
+    # crowd.publishing.hit_publish attaches the counts of that publishing (a PublishReport) to the batch
+    # it returns; typed loosely here, as the models sit below the publishing code.
+    report: Any
 
     class Meta:
         ordering = ["-created_at"]

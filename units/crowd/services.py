@@ -103,7 +103,7 @@ def label_answers_by(worker: User) -> QuerySet[Annotation]:
 # and no work in progress: only a rejection, a returned or freed assignment or more assignments can free
 # one, and each of those paths sets the status again under the HIT lock (slots.hit_sync_status; the admin
 # too). So the exact count is taken over these only: a drained queue must not count the slots of every
-# finished HIT on each claim (20,000 HITs: 14 ms a claim, with 64 annotators polling for work).
+# finished HIT on each claim while annotators poll for work.
 MAY_HAVE_FREE_SLOT = (Hit.Status.ASSIGNABLE, Hit.Status.UNASSIGNABLE, Hit.Status.REVIEWING)
 
 
@@ -137,8 +137,8 @@ def _gold_due(worker: User, rate: float) -> bool:
         return False
     # Plain SQL on the claim's hot path: the ORM spent more CPU building this join than the database
     # spent running it (profile in SCHEDULER.md). Same rows as Assignment(worker) x Hit x Unit. Gold is
-    # looked up per assignment (two index probes each): a join let PostgreSQL hash the whole HIT table
-    # (4.7 ms with 14,000 HITs, 0.4 ms this way; the soak's pg_stat_statements).
+    # looked up per assignment (two index probes each): a join lets PostgreSQL hash the whole HIT table,
+    # whose size grows with the queue while a worker's assignments do not.
     is_gold = (f"EXISTS (SELECT 1 FROM {_HIT.name} JOIN {_UNIT.name} ON u.id = h.unit_id"
                f" WHERE h.id = a.hit_id AND (h.is_gold OR u.is_gold))")
     total, gold = fetch_one(f"SELECT COUNT(*), {count_where(is_gold)} FROM {_ASSIGNMENT.name} WHERE a.worker_id = %s",
@@ -153,8 +153,8 @@ def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: ran
     status is assignable, alive, never taken or skipped by the worker, not a unit of their
     qualification test; the wanted gold group first, then by id, the first CLAIM_WINDOW of them.
     Read group by group in id order, so each query is a range scan of the (status, id) index that
-    stops at the window (ordering by the gold flag instead made PostgreSQL join and sort every open
-    HIT: 12 ms a claim with 2,600 open HITs); the other group is read only to fill the window.
+    stops at the window (ordering by the gold flag instead makes PostgreSQL join and sort every open
+    HIT); the other group is read only to fill the window.
     """
     skipped = sorted(_qualification_units(worker))
     rows = [(pk, gold_first) for pk in _open_ids(worker, now=now, gold=gold_first, skipped=skipped, limit=CLAIM_WINDOW)]
@@ -168,8 +168,8 @@ def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], li
     """Ids of open HITs of one gold group the worker may take, in id order, at most `limit`.
 
     Gold HITs are few: they are read from the partial indexes of gold HITs and gold units (a UNION of
-    the two), not by scanning every open HIT for the flag (6.6 ms a claim with 1,500 open HITs and no
-    gold left, 0.6 ms this way). The other group is a range scan of the (status, id) index with the gold
+    the two), so the read is as long as the gold list, not the queue, rather than a scan of every open
+    HIT for the flag. The other group is a range scan of the (status, id) index with the gold
     units' ids hashed once."""
     params: list = [Hit.Status.ASSIGNABLE, now, worker.pk, worker.pk]
     not_seen = ""

@@ -52,7 +52,7 @@ class GanDissectOptions:
     seed: int = 0
     quantile: float = 0.005
     top_k: int = 10
-    iou_rule: str = "original"  # GAN Dissection counts A[u, c] over every image (REFERENCES §1)
+    iou_rule: str = "original"  # GAN Dissection counts A[u, c] over every image (NetDissect's original rule)
     batch_size: int = 100
     render: bool = True
     highlight: str = "overlay"

@@ -1,4 +1,4 @@
-"""The Mixture-of-digits sanity check (REFERENCES.md section 6) as one reproducible experiment.
+"""The Mixture-of-digits sanity check (the seed's controlled experiment) as one reproducible experiment.
 
 Trains the variants (baseline, dropout on conv3, conv3 three times wider, both) of one or
 both networks (ours, MixtureNet with BatchNorm, and the seed's plain network) over several
@@ -78,8 +78,8 @@ class SanityConfig:
     seeds: int = 3
     n_train: int = 20000
     # 10,000: precision@K depends on how many images are ranked, and the seed's own figures (P@700 = 0.99
-    # with P@R=0.75 = 0.90) need more than ~930 images showing the digit. On 4,000 (782 zeros) the seed
-    # network's best 0 unit has P@700 = 0.89; on 10,000 (2,018) the same unit 0.99 (precision_probe, issue 14).
+    # with P@R=0.75 = 0.90) need more than ~930 images showing the digit; 10,000 hold about 2,000
+    # (benchmarks/precision_probe.py measures how P@K moves with N).
     n_val: int = 10000
     epochs: int = 3  # 20,000 images x 3 epochs: 94% validation accuracy in a probe (the seed: 91.7%)
     batch_size: int = 64
@@ -181,13 +181,10 @@ class SanityConfig:
 
 # -- how long it takes ----------------------------------------------------------------------------
 
-# CPU milliseconds per image (one thread unless noted), measured on this project's 2-core machine.
-# Training per image and epoch, channels-last (train._channels_last): the seed design 2.16-2.37 ms in
-# four 20,000-image, 4-epoch runs (issue 14; batch 64, val passes included, two runs side by side under
-# a load of 4-5), ours 0.9 (its one-thread micro-benchmark fell from 0.78-0.89 to 0.61-0.65 ms with
-# channels-last, scaled from the 1.15 ms measured before). The rest fitted to the per-stage CPU seconds
-# of a quick MixtureNet run (report.json `runs[].cpu_seconds`), the seed design's forward pass taken as
-# ~3x ours.
+# CPU milliseconds per image (one thread unless noted) on a 2-core development machine: training per image
+# and epoch in channels-last (train._channels_last), from full 20,000-image runs of each design; the rest
+# fitted to the per-stage CPU seconds of a quick MixtureNet run (report.json `runs[].cpu_seconds`), the
+# seed design's forward pass taken as ~3x ours. The runs behind them: benchmarks/RESULTS.md.
 COST_MS: dict[str, Any] = {
     "train": {"mixturenet": 0.9, "seed": 2.3},
     "forward": {"mixturenet": 0.21, "seed": 0.65},

@@ -194,7 +194,7 @@ def blocks(report: dict) -> Iterator[Block]:
 
 
 def _precision_note(zeros: float, n_val: int) -> str:
-    """Why precision@K depends on how many images are ranked (the precision probe's finding, issue 14)."""
+    """Why precision@K depends on how many images are ranked (what the precision probe measures)."""
     need = 0.99 * 700
     return (f"Precision@K depends on how many validation images are ranked: P@700 = 0.99 needs at least {need:.0f} "
             f"images showing a 0 among them. This run ranks {n_val:,} images, {zeros:,.0f} of which show a 0"
