@@ -101,12 +101,12 @@ def main_mixture_make(args: argparse.Namespace) -> int:
 
 
 def main_mixture_train(args: argparse.Namespace) -> int:
-    from .train import train_mixture
+    from .train import NetShape, recipe_for, train_mixture
 
     metrics = train_mixture(
-        args.data, args.out, val_dir=args.val, design=args.design, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr,
-        width=args.width, dropout=args.dropout, seed=args.seed, device=args.device,
+        args.data, args.out, val_dir=args.val, net=NetShape(args.design, args.width, args.dropout),
+        recipe=recipe_for(args.design, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+        seed=args.seed, device=args.device,
     )
     print(" ".join(f"{k}={v}" for k, v in metrics.items() if not isinstance(v, (list, dict))))
     print(f"checkpoint written to {args.out}")

@@ -19,7 +19,7 @@ from .datasets import Batch, ProbeDataset, ProbeLoader, size_grouped_batches
 from .errors import EngineError
 from .iou import IouCounts, Vocabulary
 from .options import DissectOptions, Progress
-from .plan import DissectPlan, make_plan, parse_size
+from .plan import DissectPlan, PlanRequest, make_plan, parse_size
 from .runningstats import RadixQuantile, RunningQuantile, RunningTopK, quantile_from_state
 
 
@@ -348,11 +348,10 @@ def plan_dissection(model, dataset, options: DissectOptions, batches: list[list[
     """The spill-or-recompute plan ``dissect`` would follow (raises before any image is read)."""
     options.validate()
     batches = batches if batches is not None else size_grouped_batches(dataset, range(len(dataset)), options.batch_size)
-    return make_plan(
-        model, dataset, batches, layers=list(options.layers), quantile=options.quantile,
-        fixed_thresholds=set(options.thresholds or {}), disk_budget=parse_size(options.disk_budget),
-        memory_budget=parse_size(options.memory_budget), spill=options.spill,
-        allow_float16=options.cache_dtype == "float16", device=options.device,
-        labelled=vocabulary_of(dataset) is not None,
-        threshold=options.threshold_method,
+    request = PlanRequest(
+        layers=list(options.layers), quantile=options.quantile, fixed_thresholds=set(options.thresholds or {}),
+        disk_budget=parse_size(options.disk_budget), memory_budget=parse_size(options.memory_budget),
+        spill=options.spill, allow_float16=options.cache_dtype == "float16", threshold=options.threshold_method,
     )
+    return make_plan(model, dataset, batches, request, device=options.device,
+                     labelled=vocabulary_of(dataset) is not None)

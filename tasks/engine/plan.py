@@ -201,23 +201,33 @@ def labels_spill_bytes(dataset: ProbeDataset, batches: list[list[int]]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the planner must fit: the layers and their statistics, within the disk and memory budgets."""
+
+    layers: list[str]
+    quantile: float
+    fixed_thresholds: set[str]  # layers whose thresholds are given (no quantile state to hold)
+    disk_budget: int
+    memory_budget: int
+    spill: str = "auto"
+    allow_float16: bool = False
+    threshold: str = "auto"
+
+
 def make_plan(
     model: nn.Module,
     dataset: ProbeDataset,
     batches: list[list[int]],
+    request: PlanRequest,
     *,
-    layers: list[str],
-    quantile: float,
-    fixed_thresholds: set[str],
-    disk_budget: int,
-    memory_budget: int,
-    spill: str = "auto",
-    allow_float16: bool = False,
     device="cpu",
     labelled: bool = True,
-    threshold: str = "auto",
 ) -> DissectPlan:
     """Choose spill or recompute per layer; raise EngineError when no plan fits the budgets."""
+    layers, quantile, fixed_thresholds = request.layers, request.quantile, request.fixed_thresholds
+    disk_budget, memory_budget, spill = request.disk_budget, request.memory_budget, request.spill
+    allow_float16, threshold = request.allow_float16, request.threshold
     if spill not in SPILL_MODES:
         raise EngineError(f"unknown spill mode '{spill}'; choose one of {', '.join(SPILL_MODES)}")
     if threshold not in THRESHOLD_METHODS:

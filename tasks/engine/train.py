@@ -115,35 +115,34 @@ def evaluate(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, m
     return correct / max(1, len(images))
 
 
+@dataclass(frozen=True)
+class NetShape:
+    """Which MixtureNet to build: its design and the two knobs the sanity check's variants turn."""
+
+    design: str = "mixturenet"  # or "seed"
+    width: float = 1.0  # conv3's units x width
+    dropout: float = 0.0  # on conv3
+
+
 def train_mixture(
     data_dir: Path | str,
     out_file: Path | str,
     *,
     val_dir: Path | str | None = None,
-    design: str = "mixturenet",
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    warmup_epochs: float | None = None,
-    init: str | None = None,
-    zero_classifier: bool | None = None,
-    weight_decay: float | None = None,
-    width: float = 1.0,
-    dropout: float = 0.0,
+    net: NetShape = NetShape(),
+    recipe: Recipe | None = None,
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train MixtureNet of `design`, save a checkpoint `load_model("mixturenet", out_file)` reads, return metrics.
+    """Train the MixtureNet `net` describes, save a checkpoint `load_model("mixturenet", out_file)` reads,
+    return metrics. `recipe` defaults to RECIPES[net.design] (`recipe_for` changes some of its fields).
 
-    Unset recipe fields (epochs, batch_size, lr, warmup_epochs, init, zero_classifier, weight_decay) come from
-    RECIPES[design].
     Adam, linear warm-up then cosine learning-rate decay; images are normalised like the
     probe datasets (NetDissect-Lite's mean/std) so dissection sees what training saw. On the
     CPU the same seed gives the same weights.
     """
-    recipe = recipe_for(design, epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, init=init,
-                        zero_classifier=zero_classifier, weight_decay=weight_decay)
+    recipe = recipe or recipe_for(net.design)
     epochs, batch_size, lr = recipe.epochs, recipe.batch_size, recipe.lr
     device = device or default_device()
     mean, std = NETDISSECT_MEAN, NETDISSECT_STD
@@ -156,7 +155,7 @@ def train_mixture(
         val = (val_images, val_targets)
 
     torch.manual_seed(seed)
-    model = MixtureNet(num_classes=len(class_names), width=width, dropout=dropout, design=design)
+    model = MixtureNet(num_classes=len(class_names), width=net.width, dropout=net.dropout, design=net.design)
     _initialise(model, recipe.init, recipe.zero_classifier)
     nhwc = _channels_last(device)
     model = model.to(device)

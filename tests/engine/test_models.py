@@ -149,11 +149,13 @@ def test_googlenet_is_built_without_auxiliary_heads() -> None:
 
 def test_training_twice_with_one_seed_gives_the_same_checkpoint_that_load_model_reads(tmp_path: Path) -> None:
     from tasks.engine.mixture import make_mixture
-    from tasks.engine.train import train_mixture
+    from tasks.engine.train import NetShape, recipe_for, train_mixture
 
     data = make_mixture(tmp_path / "data", n_images=48, canvas=32, digit_size=14, seed=0,
                         redundant=(2, 3, 4, 5, 6, 7, 8))
-    kwargs = dict(val_dir=data, epochs=2, batch_size=16, width=2.0, dropout=0.5, seed=4, device="cpu", progress=False)
+    kwargs = dict(val_dir=data, net=NetShape(width=2.0, dropout=0.5),
+                  recipe=recipe_for("mixturenet", epochs=2, batch_size=16),
+                  seed=4, device="cpu", progress=False)
     metrics = train_mixture(data, tmp_path / "a.pt", **kwargs)
     train_mixture(data, tmp_path / "b.pt", **kwargs)
     a, b = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
@@ -188,11 +190,11 @@ def test_the_seed_network_learns_above_chance_on_a_tiny_set_with_its_recipe(tmp_
     0.65 and seed 0 stayed at 0.36 when this test was written, so the seed is fixed at 1."""
     from tasks.engine.datasets import NETDISSECT_MEAN, NETDISSECT_STD
     from tasks.engine.mixture import make_mixture
-    from tasks.engine.train import evaluate, load_mixture_tensors, train_mixture
+    from tasks.engine.train import NetShape, evaluate, load_mixture_tensors, recipe_for, train_mixture
 
     data = make_mixture(tmp_path / "data", n_images=240, canvas=32, digit_size=14, seed=0, redundant=range(3, 10))
-    metrics = train_mixture(data, tmp_path / "seed.pt", design="seed", epochs=16, batch_size=16, seed=1,
-                            device="cpu", progress=False)
+    metrics = train_mixture(data, tmp_path / "seed.pt", net=NetShape(design="seed"),
+                            recipe=recipe_for("seed", epochs=16, batch_size=16), seed=1, device="cpu", progress=False)
     assert metrics["recipe"]["zero_classifier"] and metrics["recipe"]["init"] == "kaiming"
     assert (metrics["recipe"]["lr"], metrics["recipe"]["warmup_epochs"]) == (1e-2, 1.0)
     model = load_model("mixturenet", tmp_path / "seed.pt")

@@ -93,13 +93,14 @@ class Command(BaseCommand):
         if existing:
             self.say(f"Network {name!r} exists; reused.")
             return existing
-        from tasks.engine.train import train_mixture
+        from tasks.engine.train import recipe_for, train_mixture
 
         train_dir = self._make_mixture(self._data_dir(prefix, "train"), n_train, "train", seed=0)
         checkpoint = Path(settings.VAR_DIR) / f"{prefix}-mixturenet.pt"
         if not checkpoint.is_file():
             self.say(f"Training MixtureNet for {epochs} epoch(s) on {n_train} images (CPU: a minute or two) ...")
-            metrics = train_mixture(train_dir, checkpoint, epochs=epochs, progress=False)
+            metrics = train_mixture(train_dir, checkpoint, recipe=recipe_for("mixturenet", epochs=epochs),
+                                    progress=False)
             self.say(f"  train accuracy {metrics.get('train_acc', float('nan')):.3f}")
         return network_register(
             name=name, architecture="mixturenet", checkpoint=checkpoint,

@@ -92,7 +92,7 @@ def measure_run(job: dict) -> dict:
     """Train one network as `job` says and measure it; writes run.json in job['run_dir'] and returns it."""
     from ..dissect import DissectOptions, collect_counts, collect_stats, dissect, finalize
     from ..models import load_model
-    from ..train import load_mixture_tensors, train_mixture
+    from ..train import NetShape, load_mixture_tensors, recipe_for, train_mixture
     from ..unitstats import unit_alignment
 
     run_dir = Path(job["run_dir"])
@@ -108,10 +108,8 @@ def measure_run(job: dict) -> dict:
     checkpoint = run_dir / "model.pt"
     recipe = job["recipe"]
     train = train_mixture(
-        job["train_dir"], checkpoint, design=job["design"], epochs=recipe["epochs"], batch_size=recipe["batch_size"],
-        lr=recipe["lr"], warmup_epochs=recipe["warmup_epochs"], init=recipe["init"],
-        zero_classifier=recipe["zero_classifier"], weight_decay=recipe.get("weight_decay"),
-        width=job["width"], dropout=job["dropout"], seed=job["seed"], device=device, progress=False,
+        job["train_dir"], checkpoint, net=NetShape(job["design"], job["width"], job["dropout"]),
+        recipe=recipe_for(job["design"], **recipe), seed=job["seed"], device=device, progress=False,
     )
     timings["train"] = time.perf_counter() - t
     cpu["train"] = time.process_time() - c
