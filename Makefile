@@ -1,14 +1,15 @@
-# UnitCrowd: `make run` sets up and serves the demo; `make test` sets up and runs the tests.
+# UnitCrowd: `make run` sets up and serves the demo; `make test` sets up and runs the tests; `make lint` runs the gates.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-dev-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: venv run test test-fast demo migrate worker bench clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
+.PHONY: venv lint run test test-fast demo migrate worker bench bench-paint gpu-check clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "UnitCrowd needs Python 3.11"'
@@ -18,6 +19,15 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
+# The gates: ruff (rules and line length in pyproject.toml) over the tree, mypy over tasks/engine and annotate_site.
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
@@ -49,34 +59,45 @@ test-fast: venv
 worker: venv
 	$(BIN)/celery -A annotate_site worker -Q gpu,default --concurrency 1 --loglevel INFO
 
+# The benchmarks live in benchmarks/ (nothing of the product imports them); their figures in benchmarks/RESULTS.md.
+# The engine: forward pass alone against a full dissection on a synthetic set.
 BENCH_ARGS ?= --rounds 3
 bench: venv
-	$(BIN)/python -m tasks.engine bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.engine_bench $(BENCH_ARGS)
 
-# The load benchmark (issue 11): `make stack` starts PostgreSQL, Redis, gunicorn (4 workers) and one
+# The engine on CUDA: the GPU-marked tests, then the bench on the GPU (needs a GPU).
+gpu-check: venv
+	PYTHON=$(BIN)/python benchmarks/gpu_check.sh
+
+# The paint endpoint's work on a finished generator job: make bench-paint PAINT_ARGS="--job ID".
+PAINT_ARGS ?= --help
+bench-paint: venv
+	$(BIN)/python -m benchmarks.paint_bench $(PAINT_ARGS)
+
+# The load benchmark: `make stack` starts PostgreSQL, Redis, gunicorn (4 workers) and one
 # Celery worker on this machine; `make loadtest` drives 64 simulated annotators for 90 s against it.
 STACK_PORT ?= 8011
 STACK_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/unitcrowd_load
 STACK_BROKER_URL ?= redis://127.0.0.1:6379/3
 LOADTEST_ARGS ?= --annotators 64 --duration 90 --hits 1200 --assignments 5
 stack: venv
-	BIN=$(BIN) STACK_PORT=$(STACK_PORT) STACK_DATABASE_URL=$(STACK_DATABASE_URL) STACK_BROKER_URL=$(STACK_BROKER_URL) scripts/stack.sh up
+	BIN=$(BIN) STACK_PORT=$(STACK_PORT) STACK_DATABASE_URL=$(STACK_DATABASE_URL) STACK_BROKER_URL=$(STACK_BROKER_URL) benchmarks/stack.sh up
 
 stack-down:
-	scripts/stack.sh down
+	benchmarks/stack.sh down
 
 loadtest: venv
 	DEBUG=0 SECRET_KEY=loadtest-client DATABASE_URL=$(STACK_DATABASE_URL) CELERY_BROKER_URL=$(STACK_BROKER_URL) \
-	  $(BIN)/python manage.py loadtest --url http://127.0.0.1:$(STACK_PORT) $(LOADTEST_ARGS) --check \
+	  $(BIN)/python -m benchmarks.loadtest --url http://127.0.0.1:$(STACK_PORT) $(LOADTEST_ARGS) --check \
 	  --pidfile web=var/stack/gunicorn.pid --pidfile worker=var/stack/celery.pid
 
 # Fault mode: kill -9 a gunicorn worker and the Celery worker mid-run; then nothing lost or stuck, aggregation caught up.
 loadtest-faults: venv
-	$(MAKE) loadtest LOADTEST_ARGS="--annotators 64 --duration 60 --hits 512 --assignments 5 --faults --restart-worker 'scripts/stack.sh worker'"
+	$(MAKE) loadtest LOADTEST_ARGS="--annotators 64 --duration 60 --hits 512 --assignments 5 --faults --restart-worker 'benchmarks/stack.sh worker'"
 
 # The same crowd (16 annotators) against the embedded setup: SQLite, no broker, runserver.
 loadtest-embedded: venv
-	BIN=$(BIN) scripts/embedded_loadtest.sh $(EMBEDDED_ARGS)
+	BIN=$(BIN) benchmarks/embedded_loadtest.sh $(EMBEDDED_ARGS)
 
 # Soak: 10 minutes at 64 annotators; the web and worker RSS are printed at the start and the end.
 soak: venv

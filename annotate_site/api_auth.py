@@ -6,6 +6,7 @@ also throttled per address (scope "token"). Blocked annotators get no token.
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from knox.models import AuthToken
 from knox.settings import knox_settings
@@ -34,7 +35,7 @@ class TokenView(APIView):
 
     @extend_schema(request=TokenIn, responses={200: inline_serializer("TokenOut", {
         "token": serializers.CharField(), "expiry": serializers.DateTimeField()})})
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         data = TokenIn(data=request.data)
         if not data.is_valid():
             return Response(data.errors, status=status.HTTP_400_BAD_REQUEST)

@@ -1,8 +1,8 @@
 """Plain SQL for the hot paths, read back into the same model instances the ORM builds.
 
-Issue 11's profile: building and compiling one ORM query costs 0.2-1.3 ms of CPU (a locked read with
-three joins 1.0 ms, a filtered aggregate 1.3 ms), more than PostgreSQL spends running it, and the
-crowd's claim and submit ran ~25 of them a pair. The hot queries are written once as SQL over `Table`s
+Why: building and compiling an ORM query costs more CPU than PostgreSQL spends running it for the
+small indexed reads of the crowd's claim and submit, which every annotator request makes (profiles:
+`benchmarks/RESULTS.md`). The hot queries are written once as SQL over `Table`s
 instead; `Table.load` turns a row back into an instance the way the ORM's compiler does (the backend's
 and the field's converters, then `Model.from_db`), and `cache_related` sets what `select_related`
 would have set. Tests compare every such query with its ORM definition, on SQLite and PostgreSQL.
@@ -12,13 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
+from typing import cast
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import ForeignKey, Model
 
 
 def quote(name: str) -> str:
     return connection.ops.quote_name(name)
+
+
+def column_of(field) -> str:
+    """A concrete field's column name (Django types it optional: relations without a column have none)."""
+    return cast(str, field.column)
 
 
 def for_update(*, of: Sequence[str] = (), skip_locked: bool = False) -> str:
@@ -56,11 +62,11 @@ class Table:
         return f"{quote(self.model._meta.db_table)} {self.alias}"
 
     def col(self, attname: str) -> str:
-        return f"{self.alias}.{quote(self.fields[self._index[attname]].column)}"
+        return f"{self.alias}.{quote(column_of(self.fields[self._index[attname]]))}"
 
     @cached_property
     def columns(self) -> str:  # both backends quote names alike
-        return ", ".join(f"{self.alias}.{quote(f.column)}" for f in self.fields)
+        return ", ".join(f"{self.alias}.{quote(column_of(f))}" for f in self.fields)
 
     def _converters(self) -> dict[int, tuple[list, object]]:
         """{index: (converters, column)} for the fields whose database value needs converting, as the
@@ -126,7 +132,7 @@ def count_where(condition: str) -> str:
 def cache_related(instance: Model, name: str, related: Model | None) -> None:
     """Set a loaded foreign key's object on `instance`, as select_related does (no query, no change
     of the key itself)."""
-    instance._meta.get_field(name).set_cached_value(instance, related)
+    cast(ForeignKey, instance._meta.get_field(name)).set_cached_value(instance, related)
 
 
 def fetch_one(sql: str, params: Sequence = ()) -> tuple | None:

@@ -7,6 +7,7 @@ inside its interpreter. Exit status 0 when the task returned, 1 when it raised (
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -33,10 +34,8 @@ def main(argv: list[str]) -> int:
     django.setup()
     from annotate_site.celery import app
 
-    try:
+    with contextlib.suppress(ImportError):  # reported just below
         importlib.import_module(name.rpartition(".")[0])
-    except ImportError:
-        pass  # reported just below
     if name not in app.tasks:
         print(f"run_task: no task called {name!r}", file=sys.stderr)
         return 2

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "units.crowd",
     "units.results",
     "units.sanity",
+    "annotate_site",  # site-wide management commands (demo) and static files
 ]
 
 MIDDLEWARE = [
@@ -88,7 +89,7 @@ if _database_url:
         raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from None
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}}
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "db.sqlite3")}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Simultaneous claims on SQLite: a deferred transaction that reads and then writes cannot wait
     # for the lock (SQLite answers "database is locked" at once, a 500). IMMEDIATE takes the write lock
@@ -128,7 +129,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT") or VAR_DIR / "static")
-STATICFILES_DIRS = [BASE_DIR / "annotate_site" / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT") or VAR_DIR / "media")
 DATASETS_ROOT = Path(envstr("DATASETS_ROOT") or VAR_DIR / "datasets")
@@ -199,11 +199,15 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"tasks.jobs.*": {"queue": "gpu"}}
 CELERY_IMPORTS = ("tasks.jobs", "tasks.crowd", "tasks.results", "tasks.sanity")
 CELERY_BEAT_SCHEDULE: dict = {}  # filled by the task modules' owners below
-CELERY_BEAT_SCHEDULE.update({"crowd-reclaim-expired": {"task": "tasks.crowd.reclaim_expired_assignments", "schedule": 60.0}, "crowd-auto-approve": {"task": "tasks.crowd.auto_approve_assignments", "schedule": 300.0}})
+CELERY_BEAT_SCHEDULE.update({
+    "crowd-reclaim-expired": {"task": "tasks.crowd.reclaim_expired_assignments", "schedule": 60.0},
+    "crowd-auto-approve": {"task": "tasks.crowd.auto_approve_assignments", "schedule": 300.0},
+})
 # The safety net for aggregation runs lost with a killed worker (their debounce mark holds the layer
 # until it goes stale, and a quiet layer gets no new answer to queue a run): every minute.
 CELERY_BEAT_SCHEDULE.update({"results-aggregate-stale": {"task": "tasks.results.aggregate_stale",
-                                                         "schedule": envfloat("AGGREGATE_SWEEP_SECONDS", 60.0, minimum=5.0)}})
+                                                         "schedule": envfloat("AGGREGATE_SWEEP_SECONDS", 60.0,
+                                                                              minimum=5.0)}})
 CELERY_TIMEZONE = "UTC"
 
 # --- aggregation ---------------------------------------------------------------------------
@@ -212,7 +216,7 @@ CELERY_TIMEZONE = "UTC"
 RESULTS_AGGREGATE_DEBOUNCE = envfloat("AGGREGATE_DEBOUNCE_SECONDS", 5.0, minimum=0.0)
 # Without a broker, a delayed task (a layer's debounced aggregation) runs in a child process started by
 # a timer thread, not in the web server's own interpreter: Dawid-Skene holds the GIL for seconds, which
-# stalled every request of the embedded server meanwhile (issue 11). 0: in the timer thread itself.
+# would stall every request of the embedded server meanwhile. 0: in the timer thread itself.
 DELAYED_TASKS_IN_SUBPROCESS = envbool("DELAYED_TASKS_IN_SUBPROCESS", True)
 
 # --- dissection jobs ---------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """API tokens (django-rest-knox: hashed at rest, with an expiry) and when they are revoked.
 
 A token dies when its user's password changes or the user is deactivated (here, on save), when an
-annotator is blocked (crowd.accounts calls `tokens_revoke`), and on POST /api/auth/logout/.
+annotator is blocked (crowd.annotators calls `tokens_revoke`), and on POST /api/auth/logout/.
 Imports no app: every app may use it.
 """
 from __future__ import annotations
 
 import binascii
 from hmac import compare_digest
+from typing import cast
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import pre_save
@@ -40,19 +41,20 @@ class TokenAuthentication(KnoxTokenAuthentication):
         """knox's check, with its one read in plain SQL (every API call of the crowd's hot path makes it;
         the ORM compiled that join for longer than PostgreSQL ran it, see annotate_site.plainsql): the
         tokens whose key is the token's prefix, with their users; then knox's own steps for each."""
-        token = token.decode("utf-8")
+        key = token.decode("utf-8")
         t, u = _TOKEN, _USER
         rows = fetch_all(f"SELECT {columns(t, u)} FROM {t.name} JOIN {u.name} ON u.id = t.user_id"
-                         f" WHERE t.token_key = %s", [token[:CONSTANTS.TOKEN_KEY_LENGTH]])
+                         f" WHERE t.token_key = %s", [key[:CONSTANTS.TOKEN_KEY_LENGTH]])
         for row in rows:
-            auth_token, user = load_row(row, t, u)
+            loaded, user = load_row(row, t, u)
+            auth_token = cast(AuthToken, loaded)
             cache_related(auth_token, "user", user)
             if self._cleanup_token(auth_token):
                 continue
             try:
-                digest = hash_token(token)
+                digest = hash_token(key)
             except (TypeError, binascii.Error):
-                raise exceptions.AuthenticationFailed(_("Invalid token."))
+                raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
             if compare_digest(digest, auth_token.digest):
                 if knox_settings.AUTO_REFRESH and auth_token.expiry:
                     self.renew_token(auth_token)

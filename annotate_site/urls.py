@@ -11,7 +11,7 @@ from units.crowd.views.publish import publish
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("units.crowd.account_urls")),
+    path("accounts/", include("annotate_site.accounts")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
@@ -24,6 +24,7 @@ urlpatterns = [
     path("sanity/", include("units.sanity.urls")),
     # Annotators' pictures: one opaque URL each (see annotate_site/media.py).
     re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})$", picture, name="picture"),
-    re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})/plain$", picture, {"variant": "plain"}, name="picture_plain"),
+    re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})/plain$", picture, {"variant": "plain"},
+            name="picture_plain"),
     re_path(r"^media/(?P<path>.+)$", protected_media, name="media"),
 ]

@@ -11,7 +11,7 @@ from .roles import is_requester
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     if is_requester(request.user):
-        return redirect("units:job_list")
+        return redirect("dissection:job_list")
     return redirect("crowd:home")
 
 

@@ -2,7 +2,7 @@
 
 Aggregation is triggered by a post_save signal on Assignment (units/results/signals.py): when a
 HIT's last assignment is submitted, or an answer is rejected, a run of its layer is queued after the
-transaction commits, debounced (results.services.aggregation_schedule: at most one queued and one
+transaction commits, debounced (results.schedule.aggregation_schedule: at most one queued and one
 running per layer, RESULTS_AGGREGATE_DEBOUNCE seconds after the first answer); `aggregate_stale`
 (periodic, every AGGREGATE_SWEEP_SECONDS, and when a worker starts) catches anything a lost message
 or a killed worker missed, through the same debounce marks; requesters can also
@@ -24,7 +24,8 @@ def aggregate_layer(layer_id: int, requested_at: str | None = None, scheduled: b
 
     from units.dissection.models import Layer
     from units.results.models import AggregationRun
-    from units.results.services import aggregation_run_layer, aggregation_run_scheduled
+    from units.results.schedule import aggregation_run_scheduled
+    from units.results.services import aggregation_run_layer
 
     if scheduled:
         run = aggregation_run_scheduled(layer_id=layer_id)
@@ -43,7 +44,7 @@ def aggregate_layer(layer_id: int, requested_at: str | None = None, scheduled: b
 @shared_task(acks_late=True)
 def aggregate_stale(starting: bool = False) -> list[int]:
     """Re-aggregate layers with answers newer than their last aggregation run. `starting`: sent by a
-    worker as it starts, when runs queued before a crash are taken for lost (services.aggregation_marks_drop)."""
+    worker as it starts, when runs queued before a crash are taken for lost (schedule.aggregation_marks_drop)."""
     from django.db.models import Max
 
     from units.crowd.models import Assignment
@@ -59,12 +60,12 @@ def aggregate_stale(starting: bool = False) -> list[int]:
     )
     stale = [r["hit__unit__layer"] for r in latest_work
              if r["hit__unit__layer"] not in done or done[r["hit__unit__layer"]] < r["last"]]
-    from units.results.services import aggregation_marks_drop, aggregation_schedule
+    from units.results.schedule import aggregation_marks_drop, aggregation_schedule
 
     if starting:
         aggregation_marks_drop(stale)
     # Through the debounce marks: a layer whose run is queued or running is left to it; a mark left by
-    # a killed worker is stale after a minute and replaced (services.SCHEDULE_STALE).
+    # a killed worker is stale after a minute and replaced (schedule.SCHEDULE_STALE).
     return [layer_id for layer_id in stale if aggregation_schedule(layer_id=layer_id)]
 
 

@@ -11,7 +11,9 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from PIL import Image
 
-from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
+from units.dissection.models import (
+    Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore,
+)
 from annotate_site.roles import REQUESTERS_GROUP
 from units.crowd.qualification import mark_qualified
 

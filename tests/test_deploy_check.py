@@ -29,7 +29,8 @@ def compose_environment(**overrides: str) -> dict[str, str]:
 
 
 def run_check(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG", "SECRET_KEY", "DATABASE_URL"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG", "SECRET_KEY",
+                                                                      "DATABASE_URL"))}
     # The compose paths (/var/lib/unitcrowd) do not exist here; everything else is compose's.
     env = {**env, "UNITCROWD_VAR_DIR": str(tmp_path), "MEDIA_ROOT": str(tmp_path / "media"),
            "DATASETS_ROOT": str(tmp_path / "datasets"), "DJANGO_SETTINGS_MODULE": "annotate_site.settings"}

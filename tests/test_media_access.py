@@ -220,7 +220,8 @@ def test_sentinel_and_exemplar_urls_and_responses_are_indistinguishable(hit_worl
     assert len({len(p.pk) for p in pictures}) == 1
     # The ids are the random public ids, not the pks (which follow creation order: tops, then sentinels).
     exemplars = [Exemplar.objects.get(public_id=p.pk) for p in pictures]
-    assert all(p.picture_url == f"/pictures/{ex.public_id}" and p.pk != str(ex.pk) for ex, p in zip(exemplars, pictures))
+    assert all(p.picture_url == f"/pictures/{ex.public_id}" and p.pk != str(ex.pk)
+               for ex, p in zip(exemplars, pictures))
     # The same headers, with the same values, apart from the length of the bytes.
     headers = {}
     for p in pictures:

@@ -1,4 +1,6 @@
-"""Command line of the engine: ``python -m tasks.engine dissect|plan|mixture make|mixture train|sanity|gan|bench``.
+"""Command line of the engine: ``python -m tasks.engine dissect|plan|mixture make|mixture train|sanity|gan``.
+
+The engine's benchmark is ``python -m benchmarks.engine_bench`` (``make bench``).
 
 Shaped like torchvision's reference scripts: each command is a ``main_*(args)`` and the
 parser sits at the bottom. Engine errors print one clear line on stderr and exit with 2.
@@ -7,13 +9,14 @@ parser sits at the bottom. Engine errors print one clear line on stderr and exit
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 from .errors import EngineError
+from .models import default_device
+from .options import add_resource_arguments, default_workers
 
 NETDISSECT_MEAN = "0.488981,0.465450,0.429564"
 NETDISSECT_STD = "0.224,0.224,0.224"
@@ -29,15 +32,6 @@ def _floats(text: str, what: str, count: int = 3) -> list[float]:
     if len(values) != count:
         raise EngineError(f"--{what} must be {count} comma-separated numbers in 0..1 units, got '{text}'")
     return values
-
-
-def _default_workers() -> int:
-    """Decoding in worker processes overlaps it with the forward pass; keep a core for torch."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def main_dissect(args: argparse.Namespace) -> int:
@@ -82,7 +76,8 @@ def main_dissect(args: argparse.Namespace) -> int:
         print(f"skipped {len(result.skipped_images)} unreadable image(s): {', '.join(result.skipped_images[:10])}")
     plan = result.plan or {}
     print(f"plan: spilled {', '.join(plan.get('spilled', [])) or 'none'}, recomputed "
-          f"{', '.join(plan.get('recomputed', [])) or 'none'}; spill {plan.get('measured_spill_bytes', 0) / 1e6:.1f} MB "
+          f"{', '.join(plan.get('recomputed', [])) or 'none'}; spill {plan.get('measured_spill_bytes', 0) / 1e6:.1f} "
+          f"MB "
           f"(estimated {plan.get('disk_bytes', 0) / 1e6:.1f} MB)")
     t = result.timings
     print(f"outputs in {Path(args.out).resolve()} ({t.get('total', 0):.1f} s: results {t.get('results', 0):.1f} s, "
@@ -106,35 +101,15 @@ def main_mixture_make(args: argparse.Namespace) -> int:
 
 
 def main_mixture_train(args: argparse.Namespace) -> int:
-    from .train import train_mixture
+    from .train import NetShape, recipe_for, train_mixture
 
     metrics = train_mixture(
-        args.data, args.out, val_dir=args.val, design=args.design, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr,
-        width=args.width, dropout=args.dropout, seed=args.seed, device=args.device,
+        args.data, args.out, val_dir=args.val, net=NetShape(args.design, args.width, args.dropout),
+        recipe=recipe_for(args.design, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+        seed=args.seed, device=args.device,
     )
     print(" ".join(f"{k}={v}" for k, v in metrics.items() if not isinstance(v, (list, dict))))
     print(f"checkpoint written to {args.out}")
-    return 0
-
-
-def main_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
-
-    from .plan import parse_size
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise EngineError("--device cuda was asked but no CUDA device is available; use --device cpu")
-    result = run_bench(
-        images=args.images, size=args.size, seg_size=args.seg_size, model=args.model,
-        layers=[x.strip() for x in args.layers.split(",") if x.strip()], batch_size=args.batch_size,
-        device=args.device, num_workers=args.workers, threads=args.threads, top_k=args.top_k,
-        render=not args.no_render, cache_dtype=args.cache_dtype, keep=args.keep,
-        disk_budget=parse_size(args.disk_budget), memory_budget=parse_size(args.memory_budget), spill=args.spill,
-        threshold_method=args.threshold_method,
-        channels_last=args.channels_last, data=args.data, workdir=args.workdir, rounds=args.rounds,
-    )
-    print("\n".join(result.lines()))
     return 0
 
 
@@ -142,11 +117,10 @@ def main_plan(args: argparse.Namespace) -> int:
     """The plan a dissection would follow, printed without reading any image."""
     import tempfile
 
-    from .bench import write_sized_index
     from .datasets import open_dataset
     from .dissect import DissectOptions, plan_dissection
     from .models import load_model
-    from .plan import parse_size
+    from .plan import parse_size, write_sized_index
 
     with tempfile.TemporaryDirectory(prefix="unitcrowd-plan-") as tmp:
         if args.dataset:
@@ -165,21 +139,6 @@ def main_plan(args: argparse.Namespace) -> int:
             print(f"{args.model} {layer}, {what}:")
             print("\n".join(plan_dissection(model, dataset, options).lines()))
     return 0
-
-
-def _add_resource_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--disk-budget", default="2GB", help="largest feature-map spill, e.g. 2GB, 500MB, 0 (recompute all)")
-    p.add_argument("--memory-budget", default="1GB", help="largest running-statistics state (exact quantile, IoU counts); larger exact states switch to radix thresholds")
-    p.add_argument("--spill", choices=["auto", "always", "never"], default="auto",
-                   help="auto: spill a layer when it fits the disk budget, else forward the images again")
-    p.add_argument("--threshold-method", choices=["auto", "exact", "radix"], default="auto",
-                   help="auto: exact one-sweep thresholds while a layer's state stays under 256 MB and all fit "
-                        "--memory-budget, else radix (same thresholds, bounded memory, one more pass over the layer)")
-    p.add_argument("--cache-dtype", choices=["float32", "float16"], default="float32",
-                   help="float16: let the planner halve a spill that would not fit at float32")
-    # Measured 12-20% faster for resnet18 on the 2-core development CPU, and the usual win on CUDA.
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="NHWC convolutions (default on; --no-channels-last turns them off)")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -201,16 +160,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     d.add_argument("--std", default=NETDISSECT_STD, help="per-channel std, 0..1 units (NetDissect-Lite's)")
     d.add_argument("--image-size", type=int, default=None, help="resize images to N x N (Broden: stored size)")
     d.add_argument("--batch-size", type=int, default=32)
-    d.add_argument("--workers", type=int, default=_default_workers(), help="DataLoader worker processes decoding images")
-    d.add_argument("--device", default=_default_device(), help="cpu or cuda (default: cuda when present)")
+    d.add_argument("--workers", type=int, default=default_workers(), help="DataLoader worker processes decoding images")
+    d.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda when present)")
     d.add_argument("--highlight", choices=["overlay", "outline"], default="overlay")
     d.add_argument("--no-render", action="store_true", help="skip exemplar pictures")
-    _add_resource_arguments(d)
-    d.add_argument("--resume", action="store_true", help="go on from the stage files of a killed run with the same inputs")
+    add_resource_arguments(d)
+    d.add_argument("--resume", action="store_true",
+                   help="go on from the stage files of a killed run with the same inputs")
     d.add_argument("--checkpoint-every", type=int, default=50, help="batches per chunk between stage files")
     d.set_defaults(func=main_dissect)
 
-    mix = sub.add_parser("mixture", help="mixture-of-digits datasets and MixtureNet training").add_subparsers(dest="action", required=True)
+    mix = sub.add_parser("mixture", help="mixture-of-digits datasets and MixtureNet "
+                                         "training").add_subparsers(dest="action", required=True)
     mk = mix.add_parser("make", help="write a mixture-of-digits Broden-format dataset")
     mk.add_argument("--out", required=True)
     mk.add_argument("--source", default="digits", help="digits | idx:PATH | mnist")
@@ -233,7 +194,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     tr.add_argument("--width", type=float, default=1.0, help="conv3 width multiplier")
     tr.add_argument("--dropout", type=float, default=0.0)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--device", default=_default_device())
+    tr.add_argument("--device", default=default_device())
     tr.set_defaults(func=main_mixture_train)
 
     from .sanity import add_cli_arguments as add_sanity_arguments, run_cli as run_sanity_cli
@@ -256,28 +217,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     pl.add_argument("--size", type=int, default=224)
     pl.add_argument("--seg-size", type=int, default=None, help="segmentation size (default: size / 2)")
     pl.add_argument("--batch-size", type=int, default=32)
-    _add_resource_arguments(pl)
+    add_resource_arguments(pl)
     pl.set_defaults(func=main_plan)
-
-    b = sub.add_parser("bench", help="forward-only vs full dissection timing on synthetic data")
-    b.add_argument("--images", type=int, default=2000)
-    b.add_argument("--size", type=int, default=224)
-    b.add_argument("--seg-size", type=int, default=None, help="segmentation size (default: size / 2)")
-    b.add_argument("--model", default="resnet18")
-    b.add_argument("--layers", default="layer4")
-    b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--workers", type=int, default=_default_workers(), help="DataLoader worker processes (both runs)")
-    b.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    b.add_argument("--top-k", type=int, default=10)
-    b.add_argument("--rounds", type=int, default=1,
-                   help="interleaved forward-only / dissection rounds; the ratio is the median round's")
-    b.add_argument("--no-render", action="store_true")
-    b.add_argument("--data", default=None, help="reuse (or write once) the synthetic set in this folder")
-    b.add_argument("--workdir", default=None, help="where the outputs and spill go (default: the temp folder)")
-    _add_resource_arguments(b)
-    b.add_argument("--keep", action="store_true", help="keep the synthetic data and outputs")
-    b.add_argument("--device", default=_default_device())
-    b.set_defaults(func=main_bench)
     return parser
 
 

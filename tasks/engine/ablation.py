@@ -101,7 +101,7 @@ def ablation_effect(
             x, y = x.to(device), y.to(device)
             zeroed = None
             captured: list[torch.Tensor] = []
-            probe = module.register_forward_hook(lambda m, i, o: captured.append(o))
+            probe = module.register_forward_hook(lambda m, i, o, captured=captured: captured.append(o))
             try:
                 logits = model(x)
             finally:
@@ -124,7 +124,8 @@ def ablation_effect(
                     grouped = False  # this network mixes the layer with earlier tensors: go unit by unit
                     continue
                 if not ok:
-                    raise LayerError(f"Zeroing units of layer {layer!r} changed the output's batch size; cannot ablate it.")
+                    raise LayerError(f"Zeroing units of layer {layer!r} changed the output's batch size; cannot ablate "
+                                     f"it.")
                 rows.append(out.argmax(1).view(size, b) == y.view(1, b))
                 unit += size
             zeroed = None

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .errors import LayerError
+import contextlib
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -92,10 +93,8 @@ class LayerCapture:
     def run_with(self, forward) -> dict[str, torch.Tensor]:
         """``run`` for any call that runs the model (e.g. ``torch.func.functional_call``)."""
         self.outputs = {}
-        try:
+        with contextlib.suppress(_StopForward):
             forward()
-        except _StopForward:
-            pass
         missing = [name for name in self.modules if name not in self.outputs]
         if missing:
             raise LayerError(

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import ctypes.util
 from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,8 +19,14 @@ from .datasets import Batch, ProbeDataset, ProbeLoader, size_grouped_batches
 from .errors import EngineError
 from .iou import IouCounts, Vocabulary
 from .options import DissectOptions, Progress
-from .plan import DissectPlan, make_plan, parse_size
+from .plan import DissectPlan, PlanRequest, make_plan, parse_size
 from .runningstats import RadixQuantile, RunningQuantile, RunningTopK, quantile_from_state
+
+
+class ImageNames(Protocol):
+    """What a collector's state reads of its dataset: the names of skipped images."""
+
+    def image_name(self, i: int) -> str: ...
 
 
 
@@ -76,7 +83,8 @@ def forward_batches(
     # Inference mode covers the forward pass only, never a yield: a mode entered in a generator
     # would stay on in the caller's loop body and end wherever the generator happens to close.
     with LayerCapture(model, layers) as capture:
-        bar = tqdm(loader.every_batch(), desc=stage, unit="batch", total=len(loader), disable=not options.progress_bar, leave=False)
+        bar = tqdm(loader.every_batch(), desc=stage, unit="batch", total=len(loader), disable=not options.progress_bar,
+                   leave=False)
         for pos, batch in enumerate(bar, start=start):
             outputs = images = None
             if len(batch):
@@ -174,7 +182,7 @@ class StatsCollector:
             for name, e in raw["layers"].items()
         }
 
-    def state(self, dataset: ProbeDataset) -> dict:
+    def state(self, dataset: ImageNames) -> dict:
         return {
             "kind": "dissect-stats",
             "top_k": self.options.top_k,
@@ -194,7 +202,8 @@ class StatsCollector:
 
 def check_kind(state: dict, kind: str) -> None:
     if not isinstance(state, dict) or state.get("kind") != kind:
-        raise EngineError(f"expected a '{kind}' state (from {kind.replace('dissect-', 'collect_')}), got something else")
+        raise EngineError(f"expected a '{kind}' state (from {kind.replace('dissect-', 'collect_')}), got something "
+                          f"else")
 
 
 def merge_stats(states: list[dict]) -> dict:
@@ -273,7 +282,8 @@ class CountsCollector:
             for name, acts in outputs.items():
                 counts = self.counts.get(name)
                 if counts is None:
-                    counts = self.counts[name] = IouCounts(acts.shape[1], self.vocab, self.options.iou_rule, acts.device)
+                    counts = self.counts[name] = IouCounts(acts.shape[1], self.vocab, self.options.iou_rule,
+                                                           acts.device)
                 counts.add(acts, self.thresholds[name], pixel_labels, image_labels)
 
     def merge(self, other: CountsCollector) -> None:
@@ -283,22 +293,25 @@ class CountsCollector:
         for name, counts in other.counts.items():
             mine = self.counts.get(name)
             if mine is None:
+                assert self.vocab is not None  # a collector holds counts only when its dataset is labelled
                 mine = self.counts[name] = IouCounts(counts.num_units, self.vocab, self.options.iou_rule, counts.device)
             mine.merge(counts)
 
     def raw_state(self) -> dict:
-        return {"images": self.images, "skipped": list(self.skipped), "layers": {n: c.state_dict() for n, c in self.counts.items()}}
+        return {"images": self.images, "skipped": list(self.skipped),
+                "layers": {n: c.state_dict() for n, c in self.counts.items()}}
 
     def load(self, raw: dict) -> None:
         self.images = int(raw["images"])
         self.skipped = list(raw["skipped"])
         self.counts = {}
         for name, state in raw["layers"].items():
+            assert self.vocab is not None  # a collector holds counts only when its dataset is labelled
             counts = IouCounts(int(state["num_units"]), self.vocab, self.options.iou_rule, self.options.device)
             counts.load_state_dict(state)
             self.counts[name] = counts
 
-    def state(self, dataset: ProbeDataset) -> dict:
+    def state(self, dataset: ImageNames) -> dict:
         return {
             "kind": "dissect-counts",
             "rule": self.options.iou_rule,
@@ -338,10 +351,10 @@ def plan_dissection(model, dataset, options: DissectOptions, batches: list[list[
     """The spill-or-recompute plan ``dissect`` would follow (raises before any image is read)."""
     options.validate()
     batches = batches if batches is not None else size_grouped_batches(dataset, range(len(dataset)), options.batch_size)
-    return make_plan(
-        model, dataset, batches, layers=list(options.layers), quantile=options.quantile,
-        fixed_thresholds=set(options.thresholds or {}), disk_budget=parse_size(options.disk_budget),
-        memory_budget=parse_size(options.memory_budget), spill=options.spill,
-        allow_float16=options.cache_dtype == "float16", device=options.device, labelled=vocabulary_of(dataset) is not None,
-        threshold=options.threshold_method,
+    request = PlanRequest(
+        layers=list(options.layers), quantile=options.quantile, fixed_thresholds=set(options.thresholds or {}),
+        disk_budget=parse_size(options.disk_budget), memory_budget=parse_size(options.memory_budget),
+        spill=options.spill, allow_float16=options.cache_dtype == "float16", threshold=options.threshold_method,
     )
+    return make_plan(model, dataset, batches, request, device=options.device,
+                     labelled=vocabulary_of(dataset) is not None)

@@ -177,7 +177,7 @@ def _read_rgb(path: Path) -> Image.Image:
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     if not path.is_file():
-        raise DatasetError(f"{path} is missing; a Broden dataset needs it (see REFERENCES.md section 2).")
+        raise DatasetError(f"{path} is missing; a Broden dataset needs it (see the Broden format of NetDissect).")
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
@@ -250,7 +250,7 @@ def _primary_categories(
 
 
 class BrodenDataset(ProbeDataset):
-    """Reader for the Broden format (REFERENCES.md section 2).
+    """Reader for the Broden format of Network Dissection (Bau et al., CVPR 2017).
 
     `categories` selects columns (default: every category of category.csv found in
     index.csv); rows with no data in any selected category are skipped; `split` keeps
@@ -314,7 +314,8 @@ class BrodenDataset(ProbeDataset):
                 ih, iw, sh, sw = (int(row[k]) for k in ("ih", "iw", "sh", "sw"))
                 target = int(row["class"]) if has_class and row["class"] != "" else -1
             except ValueError as exc:
-                raise DatasetError(f"{index_path} line {line}: ih/iw/sh/sw/class must be whole numbers ({exc}).") from exc
+                raise DatasetError(f"{index_path} line {line}: ih/iw/sh/sw/class must be whole numbers "
+                                   f"({exc}).") from exc
             self._rows.append((row["image"], (ih, iw), (sh, sw), pngs, numbers, target))
         if not self._rows:
             raise DatasetError(
@@ -346,7 +347,7 @@ class BrodenDataset(ProbeDataset):
         path = self.root / "images" / name
         rgb = _read_rgb(path)
         if self.image_size:
-            return rgb.resize((self.image_size, self.image_size), Image.BILINEAR)
+            return rgb.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
         if rgb.size != (iw, ih):
             # Not "corrupt": the index is wrong, and stacking would fail later anyway.
             raise DatasetError(
@@ -437,7 +438,7 @@ class ImageFolderDataset(ProbeDataset):
 
     def _image(self, i: int) -> Image.Image:
         rgb = _read_rgb(self.root / self._files[i])
-        return rgb.resize((self.image_size, self.image_size), Image.BILINEAR)
+        return rgb.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
 
     def load_rgb(self, i: int) -> Image.Image:
         try:
@@ -451,7 +452,8 @@ class ImageFolderDataset(ProbeDataset):
         except _IMAGE_READ_ERRORS:
             return None
         s = self.image_size
-        return Item(i, self.normalise(rgb), torch.zeros((0, s, s), dtype=torch.long), torch.zeros(0, dtype=torch.long), -1)
+        return Item(i, self.normalise(rgb), torch.zeros((0, s, s), dtype=torch.long), torch.zeros(0, dtype=torch.long),
+                    -1)
 
 
 def open_dataset(
@@ -542,7 +544,8 @@ class ProbeLoader:
     Batches whose images were all unreadable are not yielded.
     """
 
-    def __init__(self, dataset: ProbeDataset, batches: list[list[int]], num_workers: int, pin_memory: bool = False) -> None:
+    def __init__(self, dataset: ProbeDataset, batches: list[list[int]], num_workers: int,
+                 pin_memory: bool = False) -> None:
         self.dataset = dataset
         self.batches = batches
         # Pinned batches let a CUDA copy run with non_blocking=True, overlapping the next load.

@@ -16,7 +16,8 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import cast
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from .iou import UnitLabel
 from .options import DissectOptions, Progress
 from .outputs import DissectionResult, LayerResult, render_results, write_results, write_summaries
 from .plan import DissectPlan, parse_size
-from .runningstats import RunningTopK, quantile_from_state
+from .runningstats import RadixQuantile, RunningTopK, quantile_from_state
 from .shards import collect_counts, collect_stats, finalize
 from .spill import CACHE_DIR_NAME, FeatureSpill, StageCache, model_fingerprint
 
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 def _fingerprint(model, dataset: ProbeDataset, options: DissectOptions, batches: list[list[int]]) -> dict:
     """What must match for a killed run's stage files to be reused."""
     names = hashlib.sha1("\n".join(dataset.image_name(i) for b in batches for i in b).encode()).hexdigest()
-    given = {k: hashlib.sha1(np.asarray(v, np.float32).tobytes()).hexdigest() for k, v in (options.thresholds or {}).items()}
+    given = {k: hashlib.sha1(np.asarray(v, np.float32).tobytes()).hexdigest()
+             for k, v in (options.thresholds or {}).items()}
     return {
         "dataset": str(dataset.root), "images": names, "layers": list(options.layers), "top_k": options.top_k,
         "quantile": options.quantile, "iou_rule": options.iou_rule, "batch_size": options.batch_size,
@@ -96,11 +98,13 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
         log.info("%s", line)  # a worker's log shows the plan even without a terminal
     if options.progress_bar:
         print("\n".join(plan.lines()), file=sys.stderr, flush=True)
-    cache = StageCache(Path(options.cache_dir or out_dir / CACHE_DIR_NAME), _fingerprint(model, dataset, options, batches), resume=options.resume)
+    cache = StageCache(Path(options.cache_dir or out_dir / CACHE_DIR_NAME),
+                       _fingerprint(model, dataset, options, batches), resume=options.resume)
     cache.write_plan(plan)
     vocab = vocabulary_of(dataset)
     sweep_state = cache.load("sweep")
-    spill = FeatureSpill(cache.root, dataset, batches, plan, resume_state=None if sweep_state is None else sweep_state["spill"])
+    spill = FeatureSpill(cache.root, dataset, batches, plan,
+                         resume_state=None if sweep_state is None else sweep_state["spill"])
     t_plan = time.perf_counter()
     try:
         stats, align_c = _sweep_stage(model, dataset, options, batches, plan, cache, spill, sweep_state, progress)
@@ -121,7 +125,8 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
         result = write_results(dataset, options, stats, counts, out_dir, timings)
         if align_c is not None:
             align_c.write(dataset, out_dir)
-        result.plan = plan.to_json() | {"measured_spill_bytes": spilled_bytes, "resumed": cache.resumed, "lines": plan.lines()}
+        result.plan = plan.to_json() | {"measured_spill_bytes": spilled_bytes, "resumed": cache.resumed,
+                                        "lines": plan.lines()}
         for layer in result.layers.values():
             layer.summary["plan"] = result.plan
         result.timings["results"] = time.perf_counter() - t0
@@ -143,7 +148,8 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     return result
 
 
-def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, state, progress):
+def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, state,
+                 progress):
     """Stage 1: top images and thresholds of every layer in one forward pass; spill the chosen layers."""
     stats_c = StatsCollector(
         options, sum(len(b) for b in batches), {lp.layer: lp.values_per_image for lp in plan.layers},
@@ -160,10 +166,12 @@ def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
     checkpoints = _Checkpoints(cache, "sweep", options.checkpoint_every, len(batches))
 
     def snapshot() -> dict:
-        return {"stats": stats_c.raw_state(), "align": None if align_c is None else align_c.parts, "spill": spill.state()}
+        return {"stats": stats_c.raw_state(), "align": None if align_c is None else align_c.parts,
+                "spill": spill.state()}
 
     if start < len(batches):
-        for pos, batch, outputs in forward_batches(model, dataset, options, batches, options.layers, "sweep", progress, start):
+        for pos, batch, outputs in forward_batches(model, dataset, options, batches, options.layers, "sweep", progress,
+                                                   start):
             if outputs is None:
                 stats_c.skipped += batch.skipped  # a batch of unreadable images only
             else:
@@ -178,7 +186,8 @@ def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
     return stats, align_c
 
 
-def _again(model, dataset, options, batches, spill: FeatureSpill, layers: list[str], spilled: set[str], stage: str, progress, start: int):
+def _again(model, dataset, options, batches, spill: FeatureSpill, layers: list[str], spilled: set[str], stage: str,
+           progress, start: int):
     """A later pass over the planned batches: (pos, batch or None, outputs of ``layers``).
 
     Spilled layers are read back; the others are forwarded again, capturing only them. With
@@ -187,6 +196,7 @@ def _again(model, dataset, options, batches, spill: FeatureSpill, layers: list[s
     device = torch.device(options.device)
     forward = [name for name in layers if name not in spilled]
     stored = [name for name in layers if name in spilled]
+    source: Iterator[tuple[int, Batch | None, dict[str, torch.Tensor] | None]]
     if forward:
         source = forward_batches(model, dataset, options, batches, forward, stage, progress, start)
     else:
@@ -200,21 +210,24 @@ def _again(model, dataset, options, batches, spill: FeatureSpill, layers: list[s
             yield pos, batch, None
 
 
-def _refine_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, stats: dict, progress) -> dict:
+def _refine_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill,
+                  stats: dict, progress) -> dict:
     """Stage 1b, only for layers whose exact running quantile would not fit the memory budget:
     the second sweep of their RadixQuantile (see runningstats.py)."""
     layers = [lp.layer for lp in plan.layers if lp.threshold == "radix"]
-    quantiles = {name: quantile_from_state(stats["layers"][name]["quantile"]) for name in layers}
+    # Only radix layers come here: their state is a RadixQuantile's.
+    quantiles = {name: cast(RadixQuantile, quantile_from_state(stats["layers"][name]["quantile"])) for name in layers}
     state = cache.load("refine")
     start = 0
     if state is not None:
         start = int(state["next"])
-        quantiles = {name: quantile_from_state(q) for name, q in state["quantiles"].items()}
+        quantiles = {name: cast(RadixQuantile, quantile_from_state(q)) for name, q in state["quantiles"].items()}
     for q in quantiles.values():
         if not q.refining:
             q.start_refine()
     checkpoints = _Checkpoints(cache, "refine", options.checkpoint_every, len(batches))
-    for pos, _, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "thresholds", progress, start):
+    for pos, _, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "thresholds",
+                                  progress, start):
         if outputs is not None:
             for name in layers:
                 quantiles[name].add(outputs[name])
@@ -224,7 +237,8 @@ def _refine_stage(model, dataset, options, batches, plan: DissectPlan, cache: St
     return stats
 
 
-def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, stats, vocab, progress):
+def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, stats,
+                 vocab, progress):
     """Stage 2: IoU counts; spilled layers read back, recomputed ones forwarded again (which
     also captures their top images' maps for the pictures)."""
     counts_c = CountsCollector(options, vocab, thresholds_of(stats, options))
@@ -246,7 +260,8 @@ def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
     if threads > 1:
         _count_spilled_in_threads(counts_c, spill, layers, len(batches), start, threads, checkpoints, progress)
         return counts_c.state(dataset), maps
-    for pos, batch, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "counts", progress, start):
+    for pos, batch, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "counts",
+                                      progress, start):
         if outputs is not None:
             if batch is None:  # everything spilled: the labels come from disk too
                 pix, img = spill.read_labels(pos)
@@ -324,7 +339,8 @@ def _grab_maps(batch: Batch, outputs: dict[str, torch.Tensor], wanted, maps: dic
             maps[(name, u, r)] = outputs[name][row, u].cpu().clone()
 
 
-def _top_image_maps(model, dataset, options: DissectOptions, stats: dict, layers: list[str], progress: Progress) -> dict:
+def _top_image_maps(model, dataset, options: DissectOptions, stats: dict, layers: list[str],
+                    progress: Progress) -> dict:
     """Unlabelled data, recomputed layers: forward only the top images again for the pictures."""
     wanted = _wanted_maps(stats, layers, options.render_k or options.top_k)
     maps: dict = {}

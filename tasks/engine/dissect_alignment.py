@@ -1,10 +1,10 @@
 """alignment.csv of `dissect` for datasets with image-level concept presence (the mixture).
 
-Issue 2 asks for precision@K, precision at recall and AP of every unit's image ranking on
-such datasets. The ranking score is each image's spatial max of the unit's map, gathered
-during the one forward sweep (an [N, U] array, never N x U x H x W); `unitstats` does the
-maths. Only datasets with a class column get it: there every image's digits are known, and
-reading presence does not mean decoding every label PNG of a large Broden set again.
+Precision@K, precision at recall and AP of every unit's image ranking on such datasets. The ranking
+score is each image's spatial max of the unit's map, gathered during the one forward sweep (an [N,
+U] array, never N x U x H x W); `unitstats` does the maths. Only datasets with a class column get
+it: there every image's digits are known, and reading presence does not mean decoding every label
+PNG of a large Broden set again.
 """
 
 from __future__ import annotations

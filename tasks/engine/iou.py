@@ -1,4 +1,4 @@
-"""IoU counting between unit masks and concept labels (REFERENCES §1), labels, tally.csv.
+"""IoU counting between unit masks and concept labels, labels, tally.csv.
 
 Counts are exact integer sums over images, so shards add up to the single-pass answer:
 ``G[l]`` pixels labelled l, ``I[u, l]`` mask pixels labelled l, ``A[u, c]`` mask pixels of
@@ -79,7 +79,8 @@ class IouCounts:
     statistics do (runningstats.py): the counts may have been made in a sweep's inference mode and
     are changed in place."""
 
-    def __init__(self, num_units: int, vocab: Vocabulary, rule: str = "lite", device: str | torch.device = "cpu") -> None:
+    def __init__(self, num_units: int, vocab: Vocabulary, rule: str = "lite",
+                 device: str | torch.device = "cpu") -> None:
         if rule not in IOU_RULES:
             raise EngineError(f"unknown IoU rule '{rule}'; choose one of {', '.join(IOU_RULES)}")
         self.num_units = num_units
@@ -98,7 +99,8 @@ class IouCounts:
     def _check_labels(self, labels: torch.Tensor) -> None:
         if labels.numel() and (int(labels.max()) >= self.vocab.table_size or int(labels.min()) < 0):
             bad = int(labels.max()) if int(labels.max()) >= self.vocab.table_size else int(labels.min())
-            raise DatasetError(f"label number {bad} appears in the data but not in label.csv; fix label.csv or the PNGs")
+            raise DatasetError(f"label number {bad} appears in the data but not in label.csv; fix label.csv or the "
+                               f"PNGs")
 
     @torch.inference_mode()
     def add(self, acts: torch.Tensor, thresholds: torch.Tensor, pixel_labels: torch.Tensor, image_labels=None) -> None:
@@ -106,7 +108,7 @@ class IouCounts:
         dev = self.device
         acts = acts.to(dev)
         B, U = acts.shape[:2]
-        if U != self.num_units:
+        if self.num_units != U:
             raise ValueError(f"expected {self.num_units} units, got {U}")
         T = torch.as_tensor(thresholds, dtype=torch.float32).to(dev)
         pix = pixel_labels.to(dev, torch.long)
@@ -126,7 +128,7 @@ class IouCounts:
 
         # Categories of the image-level labels of each image, and (original rule) of any label.
         # "A label of category c" means the label's primary category, the one category a label
-        # has in REFERENCES §1 (and cat(l) in the IoU denominator), not the index.csv column it
+        # has in NetDissect-Lite's IoU (and cat(l) in the IoU denominator), not the index.csv column it
         # was stored under; GAN Dissection likewise maps each label to a single category.
         img_cat = torch.zeros((B, C), dtype=torch.bool, device=dev)
         rows = torch.arange(B, device=dev)[:, None].expand_as(img)

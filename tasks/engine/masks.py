@@ -6,7 +6,7 @@ convex combination of its 4 neighbouring input cells, so an output pixel can exc
 only inside a "tile" (the output pixels between the same 2x2 input cells) that has a
 corner cell above T. Only those tiles are evaluated, with the same arithmetic as
 PyTorch's CPU kernel (``torch.nn.functional.interpolate(mode="bilinear",
-align_corners=False)``), so the masks are the ones REFERENCES §1 defines.
+align_corners=False)``), so the masks are the ones NetDissect-Lite's IoU defines.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ def _axis(in_size: int, out_size: int, device) -> _Axis:
     weight0 = 1 - weight1
     width = max(1, -(-out_size // in_size))
     bands, positions = [], []
-    for band in range(in_size):
-        outs = torch.nonzero(index0 == band).flatten().tolist()
+    for b in range(in_size):
+        outs = torch.nonzero(index0 == b).flatten().tolist()
         for start in range(0, len(outs), width):
-            bands.append(band)
+            bands.append(b)
             positions.append(outs[start : start + width])
     P = len(bands)
     pos = torch.zeros((P, width), dtype=torch.long)
@@ -110,10 +110,10 @@ def sparse_masks(acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, 
     # since mixing zeros gives exactly zero.)
     hot = acts > (T - 1e-5 * T.abs())[None, :, None, None]
     # Band (b, c) uses input cells b, b+1 by c, c+1 (clamped at the edge): max-pool 2x2.
-    # (A 2x2 OR of shifted bool views: max_pool2d over a float copy was 14 ms a batch at layer4, 1/7 of the counts.)
+    # ORs of shifted bool views: cheaper than max_pool2d, which needs a float copy of the whole batch.
     padded = F.pad(hot, (0, 1, 0, 1))
     hot = (padded[:, :, :-1, :-1] | padded[:, :, 1:, :-1]) | (padded[:, :, :-1, 1:] | padded[:, :, 1:, 1:])
-    # index_select over a uint8 view: advanced indexing of the bool tensor was 4-5x slower (7 ms a layer4 batch)
+    # index_select over a uint8 view: on the CPU it is several times faster than advanced indexing of bools.
     tiles = hot.view(torch.uint8).reshape(B * U, h, w).index_select(1, ry.band).index_select(2, rx.band)
     # (image * U + unit, piece row, piece column) of every tile that can pass
     tpair, ty, tx = tiles.view(B * U, len(ry.band), len(rx.band)).nonzero(as_tuple=True)
@@ -140,7 +140,7 @@ def sparse_masks(acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, 
         # PyTorch's kernel may round differently (FMA, vector lanes, the order below): values within
         # tol of T are taken from interpolate() itself, so masks match it bit for bit. A convex mix of
         # four float32 values rounds by at most a few ulps of the largest (2.4e-7 relative; measured
-        # 1.5e-7 on resnet18 layer4): 2e-6 leaves an 8x margin. (It was 1e-5, 5x more values to redo.)
+        # 1.5e-7 on resnet18 layer4): 2e-6 leaves an 8x margin, and a tighter tolerance redoes fewer values.
         tol = 2e-6 * (corner + Tu.abs()) + 1e-30
         # Only the rows of a tile that can pass: a row is a convex mix of the tile's top and bottom
         # rows, each a convex mix of its two corners, so it never exceeds wy0 * max(top corners) +

@@ -1,4 +1,4 @@
-"""Mixture-of-digits generator (REFERENCES.md section 6), written as a Broden dataset.
+"""Mixture-of-digits generator (the seed's controlled experiment), written as a Broden dataset.
 
 Each image holds two different digits and its class is the unordered pair. Class index
 order is `itertools.combinations(effective_digits, 2)` (0+1, 0+2, ..., 8+9: 45 classes);
@@ -82,7 +82,8 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _idx_pairs(path: Path) -> list[tuple[Path, Path]]:
     if not path.exists():
-        raise DatasetError(f"The IDX path {path} does not exist; give an MNIST *-images-idx3-ubyte[.gz] file or its folder.")
+        raise DatasetError(f"The IDX path {path} does not exist; give an MNIST *-images-idx3-ubyte[.gz] file or its "
+                           f"folder.")
     # Official names are train-images-idx3-ubyte; common mirrors spell it train-images.idx3-ubyte.
     files = sorted(path.glob("*images[-.]idx3-ubyte*")) if path.is_dir() else [path]
     pairs = []
@@ -277,7 +278,8 @@ def make_mixture(
         pixels_of[labels - 1] += counts
         images_of[labels - 1] += 1
         name = f"{i:05d}.png"
-        Image.fromarray(np.repeat(picture[..., None], 3, axis=2), "RGB").save(out_dir / "images" / name, compress_level=1)
+        Image.fromarray(np.repeat(picture[..., None], 3, axis=2), "RGB").save(out_dir / "images" / name,
+                                                                              compress_level=1)
         Image.fromarray(mask, "RGB").save(out_dir / "images" / f"{i:05d}_{CATEGORY}.png", compress_level=1)
         index_rows.append([name, split, canvas, canvas, canvas, canvas, f"{i:05d}_{CATEGORY}.png", target])
         source_rows.append([

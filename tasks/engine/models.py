@@ -37,7 +37,7 @@ DESIGNS = ("mixturenet", "seed")
 
 
 class MixtureNet(nn.Module):
-    """The small network of the mixture-of-digits experiment (REFERENCES.md section 6).
+    """The small network of the mixture-of-digits experiment (the seed's controlled experiment).
 
     design "mixturenet" (ours): conv1 (10 units, stride 2) -> max pool -> conv2 (20) ->
     conv3 (10 * width) -> global average pooling -> [dropout] -> linear to classes; every
@@ -116,7 +116,8 @@ CLASSIFIER = {
 }
 
 # Old DenseNet checkpoints (Places365, torchvision < 0.3) spell `norm1` as `norm.1`.
-_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 def _clean_state_dict(arch: str, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -132,7 +133,7 @@ def _clean_state_dict(arch: str, state: Mapping[str, Any]) -> dict[str, torch.Te
     return cleaned
 
 
-def _read_checkpoint(path: Path, unsafe_pickle: bool) -> Any:
+def read_checkpoint(path: Path, unsafe_pickle: bool) -> Any:
     if not path.is_file():
         raise CheckpointError(f"The checkpoint {path} does not exist.")
     if not _looks_like_torch_file(path):
@@ -162,7 +163,7 @@ def _looks_like_torch_file(path: Path) -> bool:
         return fh.read(1) == b"\x80"
 
 
-def _seeded(builder: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
+def seeded(builder: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
     """Random weights that are the same every time (tests, demos), without touching global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -186,10 +187,10 @@ def load_model(
         raise EngineError(f"Unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}.")
     if checkpoint is None:
         n = num_classes or DEFAULT_CLASSES[arch]
-        return _seeded(lambda: ARCHITECTURES[arch](n)).eval()
+        return seeded(lambda: ARCHITECTURES[arch](n)).eval()
 
     path = Path(checkpoint)
-    loaded = _read_checkpoint(path, unsafe_pickle)
+    loaded = read_checkpoint(path, unsafe_pickle)
     if isinstance(loaded, nn.Module):  # only reachable with unsafe_pickle=True
         return loaded.eval()
     if not isinstance(loaded, Mapping):
@@ -208,6 +209,7 @@ def load_model(
             "leave num_classes out to use the checkpoint's."
         )
     n = found or num_classes or DEFAULT_CLASSES[arch]
+    model: nn.Module
     if arch == "mixturenet":
         config = dict(meta.get("config") or {})
         if "width" not in config and "conv3.0.weight" in state:
@@ -218,13 +220,13 @@ def load_model(
                            design=config["design"])
     else:
         model = ARCHITECTURES[arch](n)
-    _load_checked(model, state, path, arch)
+    load_checked(model, state, path, arch)
     if meta.get("class_names"):
-        model.class_names = list(meta["class_names"])
+        model.class_names = list(meta["class_names"])  # type: ignore[assignment]  # a plain attribute, not a tensor
     return model.eval()
 
 
-def _load_checked(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+def load_checked(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
     expected = model.state_dict()
     # BatchNorm's num_batches_tracked is missing from checkpoints saved before PyTorch 0.4.1
     # and does not affect eval outputs, so its absence is tolerated.
@@ -237,7 +239,8 @@ def _load_checked(model: nn.Module, state: dict[str, torch.Tensor], path: Path, 
     ]
     if missing or unexpected or wrong_shape:
         parts = []
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape)):
+        for title, keys in (("missing "
+                             "keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape)):
             if keys:
                 more = f" (+{len(keys) - 8} more)" if len(keys) > 8 else ""
                 parts.append(f"{title}: {', '.join(keys[:8])}{more}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,7 +66,30 @@ class DissectOptions:
         if self.checkpoint_every < 1:
             raise EngineError(f"checkpoint_every must be at least 1 batch, got {self.checkpoint_every}")
         if self.count_threads is not None and self.count_threads < 1:
-            raise EngineError(f"count_threads must be at least 1 (or None for torch's thread count), got {self.count_threads}")
+            raise EngineError(f"count_threads must be at least 1 (or None for torch's thread count), got "
+                              f"{self.count_threads}")
         for name in ("disk_budget", "memory_budget"):
             if parse_size(getattr(self, name)) < 0:
                 raise EngineError(f"{name} cannot be negative")
+
+
+def default_workers() -> int:
+    """Decoding in worker processes overlaps it with the forward pass; keep a core for torch."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def add_resource_arguments(p: argparse.ArgumentParser) -> None:
+    """The command-line face of the resource fields (budgets, spill, thresholds, cache dtype, layout)."""
+    p.add_argument("--disk-budget", default="2GB", help="largest feature-map spill, e.g. 2GB, 500MB, 0 (recompute all)")
+    p.add_argument("--memory-budget", default="1GB", help="largest running-statistics state (exact quantile, IoU "
+                                                          "counts); larger exact states switch to radix thresholds")
+    p.add_argument("--spill", choices=["auto", "always", "never"], default="auto",
+                   help="auto: spill a layer when it fits the disk budget, else forward the images again")
+    p.add_argument("--threshold-method", choices=["auto", "exact", "radix"], default="auto",
+                   help="auto: exact one-sweep thresholds while a layer's state stays under 256 MB and all fit "
+                        "--memory-budget, else radix (same thresholds, bounded memory, one more pass over the layer)")
+    p.add_argument("--cache-dtype", choices=["float32", "float16"], default="float32",
+                   help="float16: let the planner halve a spill that would not fit at float32")
+    # NHWC convolutions are faster for resnet18 on CPUs with AVX and the usual win on CUDA.
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="NHWC convolutions (default on; --no-channels-last turns them off)")

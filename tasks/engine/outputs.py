@@ -46,7 +46,8 @@ class DissectionResult:
     plan: dict | None = None  # whole runs: the plan (DissectPlan.to_json) and the measured spill
 
 
-def _summary_of(name: str, labels: list[UnitLabel] | None, vocab: Vocabulary | None, num_units: int, stats: dict, options: DissectOptions) -> dict:
+def _summary_of(name: str, labels: list[UnitLabel] | None, vocab: Vocabulary | None, num_units: int, stats: dict,
+                options: DissectOptions) -> dict:
     summary: dict = {
         "layer": name,
         "units": num_units,
@@ -96,7 +97,8 @@ def render_layer_of(dataset, options: DissectOptions, stats: dict, name: str, ge
     )
 
 
-def write_results(dataset, options: DissectOptions, stats: dict, counts: dict | None, out_dir: Path, timings: dict) -> DissectionResult:
+def write_results(dataset, options: DissectOptions, stats: dict, counts: dict | None, out_dir: Path,
+                  timings: dict) -> DissectionResult:
     """Every layer's thresholds.npy, topk.csv, tally.csv and result, without pictures."""
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -118,7 +120,8 @@ def write_results(dataset, options: DissectOptions, stats: dict, counts: dict | 
             table = IouTable.from_counts(ic)
             labels = write_tally(layer_dir / "tally.csv", table)
             iou = table.iou
-        result = LayerResult(name, entry["num_units"], thresholds[name], indices, scores, iou, labels if labels is not None else [])
+        result = LayerResult(name, entry["num_units"], thresholds[name], indices, scores, iou,
+                             labels if labels is not None else [])
         result.summary = _summary_of(name, labels, vocab, entry["num_units"], stats, options)
         results[name] = result
     timings["outputs"] = time.perf_counter() - t0

@@ -12,10 +12,14 @@ running statistics will hold, and refuses a plan that cannot fit before any imag
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.func import functional_call
 
@@ -109,7 +113,8 @@ class DissectPlan:
             how = f"spill {lp.dtype} {_size(lp.spill_bytes)}" if lp.method == "spill" else (
                 f"recompute (a spill would take {_size(lp.spill_bytes_float32)})"
             )
-            out.append(f"  {lp.layer}: {lp.units} units at {shapes} -> {how}; {lp.threshold} threshold, state {_size(lp.quantile_bytes)}")
+            out.append(f"  {lp.layer}: {lp.units} units at {shapes} -> {how}; {lp.threshold} threshold, state "
+                       f"{_size(lp.quantile_bytes)}")
         if self.spills_labels:
             out.append(f"  labels spilled for the counting pass: {_size(self.labels_bytes)}")
         out += [f"  note: {n}" for n in self.notes]
@@ -148,7 +153,8 @@ def parse_size(text: str | int) -> int:
     return int(value * scale)
 
 
-def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]], device) -> dict[str, list[tuple[int, int, int]]]:
+def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]],
+                 device) -> dict[str, list[tuple[int, int, int]]]:
     """(units, h, w) of each layer for each image size, from one blank image per size.
 
     First on PyTorch's meta device (shapes only: no arithmetic, no weights copied, and no
@@ -174,7 +180,7 @@ def _probe(model, layers, image_sizes, device, meta: dict | None) -> dict[str, l
             if meta is None:
                 outputs = capture.run(x)
             else:
-                outputs = capture.run_with(lambda: functional_call(model, meta, (x,)))
+                outputs = capture.run_with(lambda x=x: functional_call(model, meta, (x,)))
             for name in layers:
                 _, u, h, w = outputs[name].shape
                 out[name].append((int(u), int(h), int(w)))
@@ -195,23 +201,33 @@ def labels_spill_bytes(dataset: ProbeDataset, batches: list[list[int]]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the planner must fit: the layers and their statistics, within the disk and memory budgets."""
+
+    layers: list[str]
+    quantile: float
+    fixed_thresholds: set[str]  # layers whose thresholds are given (no quantile state to hold)
+    disk_budget: int
+    memory_budget: int
+    spill: str = "auto"
+    allow_float16: bool = False
+    threshold: str = "auto"
+
+
 def make_plan(
     model: nn.Module,
     dataset: ProbeDataset,
     batches: list[list[int]],
+    request: PlanRequest,
     *,
-    layers: list[str],
-    quantile: float,
-    fixed_thresholds: set[str],
-    disk_budget: int,
-    memory_budget: int,
-    spill: str = "auto",
-    allow_float16: bool = False,
     device="cpu",
     labelled: bool = True,
-    threshold: str = "auto",
 ) -> DissectPlan:
     """Choose spill or recompute per layer; raise EngineError when no plan fits the budgets."""
+    layers, quantile, fixed_thresholds = request.layers, request.quantile, request.fixed_thresholds
+    disk_budget, memory_budget, spill = request.disk_budget, request.memory_budget, request.spill
+    allow_float16, threshold = request.allow_float16, request.threshold
     if spill not in SPILL_MODES:
         raise EngineError(f"unknown spill mode '{spill}'; choose one of {', '.join(SPILL_MODES)}")
     if threshold not in THRESHOLD_METHODS:
@@ -308,3 +324,26 @@ def _choose(plan: DissectPlan, spill: str, allow_float16: bool) -> None:
         biggest.method = "recompute"
         plan.notes.append(f"{biggest.layer} recomputed so the labels need not be spilled")
 
+
+def write_sized_index(root: Path, n_images: int, size: int = 224, seg_size: int | None = None) -> Path:
+    """A Broden-format index of ``n_images`` rows that all point at one image and one label
+    map: what the planner needs (sizes, label layers) at any dataset size, in a second."""
+    seg_size = seg_size or size // 2
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(root / "images" / "a.jpg")
+    Image.fromarray(np.full((seg_size, seg_size, 3), (1, 0, 0), np.uint8)).save(root / "images" / "a_object.png")
+    _write_csv(root / "index.csv", ["image", "split", "ih", "iw", "sh", "sw", "object"],
+           [["a.jpg", "train", size, size, seg_size, seg_size, "a_object.png"]] * n_images)
+    _write_csv(root / "category.csv", ["name", "first", "last", "count", "frequency"], [["object", 1, 1, 1, 1]])
+    _write_csv(root / "label.csv", ["number", "name", "category", "frequency", "coverage", "syns"],
+           [[1, "thing", "object(1)", 1, 1.0, ""]])
+    _write_csv(root / "c_object.csv", ["code", "number", "name", "frequency", "coverage"], [[1, 1, "thing", 1, 1.0]])
+    return root
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)

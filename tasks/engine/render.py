@@ -170,13 +170,14 @@ def _render_units(images, get_map, topk_indices, thresholds, out_dir, base, k, s
                 # copy, then the image where the mask holds: == image * (0.2 + 0.8 * mask)),
                 # so no stacked copies and no second copy for the strip.
                 height, width = entries[0][0].shape[:2]
-                canvas = np.full((height, len(entries) * (width + STRIP_GAP) - STRIP_GAP, 3), 255, dtype=np.uint8)
+                sheet = np.full((height, len(entries) * (width + STRIP_GAP) - STRIP_GAP, 3), 255, dtype=np.uint8)
                 highlighted = []
                 for r, ((rgb, dim), m) in enumerate(zip(entries, masks)):
-                    view = canvas[:, r * (width + STRIP_GAP) : r * (width + STRIP_GAP) + width]
+                    view = sheet[:, r * (width + STRIP_GAP) : r * (width + STRIP_GAP) + width]
                     np.copyto(view, dim)
                     np.copyto(view, rgb, where=m[..., None])
                     highlighted.append(view)
+                canvas: np.ndarray | None = sheet
             else:
                 highlighted = [highlight(e[0], m, style) for e, m in zip(entries, masks)]
                 canvas = strip(highlighted) if highlighted else None
@@ -191,7 +192,7 @@ def _render_units(images, get_map, topk_indices, thresholds, out_dir, base, k, s
                 pictures.append(pic)
                 files.append(rel.as_posix())
                 plains.append(plain_rel.as_posix())
-            if pictures:
+            if pictures and canvas is not None:
                 strip_rel = base / "strips" / f"{unit_dir_name(u)}.{fmt}"
                 pending.append(pool.submit(save_picture, canvas, out_dir / strip_rel, False))
                 done.strips[u] = strip_rel.as_posix()

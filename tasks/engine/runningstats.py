@@ -68,7 +68,7 @@ class RunningTopK:
         self.count += scores.shape[0]
 
     def _keep_best(self, cand_scores: torch.Tensor, cand_idx: torch.Tensor) -> None:
-        if self.scores is not None:
+        if self.scores is not None and self.indices is not None:
             cand_scores = torch.cat([self.scores.to(cand_scores.device), cand_scores], dim=1)
             cand_idx = torch.cat([self.indices.to(cand_idx.device), cand_idx], dim=1)
         # Order by image index first, then a *stable* descending sort by score keeps the lower
@@ -81,14 +81,14 @@ class RunningTopK:
         self.indices = cand_idx.gather(1, order)
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.scores is None:
+        if self.scores is None or self.indices is None:
             raise ValueError("RunningTopK saw no data")
         return _handed_out(self.scores.cpu()), _handed_out(self.indices.cpu())
 
     @_computing()
     def merge(self, other: RunningTopK) -> None:
         """Fold in a shard computed on other images (image indices must not overlap)."""
-        if other.scores is None:
+        if other.scores is None or other.indices is None:
             return
         if other.k != self.k:
             raise ValueError(f"cannot merge top-{other.k} into top-{self.k}")
@@ -122,7 +122,7 @@ class RunningQuantile:
     """Exact per-unit ``1 - quantile`` quantile (torch.quantile, linear interpolation).
 
     Memory stays bounded by keeping, per unit, only the largest
-    ``m = ceil(quantile * total) + 2`` values seen (one more than REFERENCES' ``+1`` as a
+    ``m = ceil(quantile * total) + 2`` values seen (one more than NetDissect-Lite's ``+1`` as a
     margin for float32 rank rounding). ``total`` must be known up front to drop values safely:
     pass ``expected_images`` (rows the *whole* run will add, over all shards); each row brings
     ``H * W`` values per unit. Without it every value is kept (exact, but unbounded).
@@ -136,7 +136,8 @@ class RunningQuantile:
     PENDING_FRACTION = 8  # newcomers are merged in once they pass capacity / 8
     _CHUNK_VALUES = 1 << 20  # values per unit chunk in a merge or a final selection (bounds the temporaries)
 
-    def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None, values_per_image: int = 0) -> None:
+    def __init__(self, quantile: float = 0.005, *, expected_images: int | None = None,
+                 values_per_image: int = 0) -> None:
         if not 0.0 <= quantile < 1.0:
             raise ValueError("quantile must lie in [0, 1)")
         self.quantile = quantile
@@ -147,7 +148,8 @@ class RunningQuantile:
         self.count = 0  # values seen per unit
         self.dropped = False  # whether any value was ever discarded
         self.exact = True
-        self._buf: torch.Tensor | None = None  # [U, capacity] (or [U, filled] unbounded); first `filled` columns hold values
+        # [U, capacity] (or [U, filled] unbounded); first `filled` columns hold values
+        self._buf: torch.Tensor | None = None
         self.filled = 0
         self._pending: list[torch.Tensor] = []  # values added since the last merge
         self._pending_cols = 0
@@ -155,7 +157,8 @@ class RunningQuantile:
         self._borrowed = False  # the buffer came from load_state_dict: copied before it is changed
 
     @staticmethod
-    def memory_bytes(units: int, capacity: int, batch_values: int = 0, element_size: int = 4, threads: int | None = None) -> int:
+    def memory_bytes(units: int, capacity: int, batch_values: int = 0, element_size: int = 4,
+                     threads: int | None = None) -> int:
         """Peak bytes of the statistic for ``units`` units: the kept set, the newcomers buffered
         before a merge (an eighth of it plus one batch's values), and the largest temporaries of
         one step. torch's CPU topk copies each row it works on as (value, int64 index) pairs, one
@@ -199,7 +202,7 @@ class RunningQuantile:
             if self.dropped:
                 # Values already thrown away could now belong in the larger top set.
                 self.exact = False
-                warnings.warn("feature map size grew after values were dropped: threshold may be inexact")
+                warnings.warn("feature map size grew after values were dropped: threshold may be inexact", stacklevel=2)
             self.values_per_image = per_image
             self._update_floor()  # a larger capacity: the kept set is no longer full
         values = _as_unit_values(acts)
@@ -244,6 +247,7 @@ class RunningQuantile:
             self.filled = self._buf.shape[1]
             return
         self._reserve(cap, units, device, dtype)
+        assert self._buf is not None  # _reserve made it
         overflow = []
         for part in parts:
             part = part.to(device, dtype)
@@ -276,6 +280,7 @@ class RunningQuantile:
         P newcomers and fewer than capacity - P kept values above it), so the new kept set is the
         kept set less those P, plus the largest P of those P and the newcomers.
         """
+        assert self._buf is not None  # only called once the buffer is full
         units, p = newcomers[0].shape[0], sum(part.shape[1] for part in newcomers)
         k = min(p, self._buf.shape[1])  # more newcomers than kept values: every kept value may go
         step = max(1, self._CHUNK_VALUES // max(1, p + k))
@@ -283,13 +288,16 @@ class RunningQuantile:
             rows = self._buf[u : u + step]
             low, where = rows.topk(k, dim=1, largest=False, sorted=False)
             # the newcomers of these units only: no copy of all of them at once
-            best = torch.cat([low] + [part[u : u + step] for part in newcomers], dim=1).topk(k, dim=1, sorted=False).values
+            best = torch.cat([low] + [part[u : u + step] for part in newcomers],
+                             dim=1).topk(k, dim=1, sorted=False).values
             rows.scatter_(1, where, best)
 
     def _update_floor(self) -> None:
         cap = self.capacity()
-        full = cap is not None and self._buf is not None and self.filled >= cap
-        self._floor = self._buf[:, : self.filled].amin(dim=1) if full else None
+        if cap is not None and self._buf is not None and self.filled >= cap:
+            self._floor = self._buf[:, : self.filled].amin(dim=1)
+        else:
+            self._floor = None
 
     @_computing()
     def merge(self, other: RunningQuantile) -> None:
@@ -451,6 +459,7 @@ class RadixQuantile:
             return
         if self.refined + n > self.count:
             raise ValueError("RadixQuantile's second sweep saw more values than its first")
+        assert self.bins is not None and self.low is not None  # start_refine set them
         for c in range(0, n, step):
             high, low = _key_halves(values[:, c : c + step])
             for side in range(2):
@@ -466,7 +475,8 @@ class RadixQuantile:
             raise ValueError("RadixQuantile saw no data")
         below, above, _ = self._positions()
         cum = self.hist.cumsum(dim=1)
-        targets = torch.tensor([below, above], dtype=torch.int64, device=cum.device).expand(cum.shape[0], 2).contiguous()
+        targets = torch.tensor([below, above], dtype=torch.int64,
+                               device=cum.device).expand(cum.shape[0], 2).contiguous()
         bins = torch.searchsorted(cum, targets, right=True)  # first bin whose cumulative count > position
         before = torch.where(bins > 0, cum.gather(1, (bins - 1).clamp(min=0)), torch.zeros_like(bins))
         self.bins, self.ranks = bins, targets - before
@@ -485,6 +495,7 @@ class RadixQuantile:
         if not self.refining or self.refined != self.count:
             raise ValueError("RadixQuantile needs its second sweep over the same values before result()")
         _, _, weight = self._positions()
+        assert self.bins is not None and self.ranks is not None and self.low is not None  # start_refine set them
         cum = self.low.cumsum(dim=2)  # [2, U, 2**16]
         low = torch.searchsorted(cum, self.ranks.t()[:, :, None].contiguous(), right=True)[:, :, 0].t()
         values = _key_values((self.bins << 16) | low)  # [U, 2]: the two order statistics
@@ -517,7 +528,8 @@ def quantile_from_state(state: dict, *, own: bool = False) -> RunningQuantile | 
     return RunningQuantile.from_state_dict(state, own=own)
 
 
-def load_thresholds(path: str | Path, layers: list[str], num_units: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+def load_thresholds(path: str | Path, layers: list[str], num_units: dict[str,
+                                                                         int] | None = None) -> dict[str, np.ndarray]:
     """Thresholds from a file instead of a sweep: ``.npy`` (one layer) or ``.npz`` (per layer).
 
     A ``.npy`` file can serve several layers only as a 2-D array with one row per layer;

@@ -50,7 +50,8 @@ def collect_stats(model, dataset, options: DissectOptions, *, indices=None, prog
     return collector.state(dataset)
 
 
-def collect_counts(model, dataset, options: DissectOptions, stats: dict, *, indices=None, progress: Progress = None) -> dict:
+def collect_counts(model, dataset, options: DissectOptions, stats: dict, *, indices=None,
+                   progress: Progress = None) -> dict:
     """IoU counts of the images in ``indices`` under the thresholds of merged ``stats``."""
     options.validate()
     check_kind(stats, "dissect-stats")
@@ -77,7 +78,8 @@ def _forward_maps(model, dataset, options: DissectOptions, stats: dict, render_k
     return lambda name, indices: (lambda u, r, index: maps[(name, u, r)])
 
 
-def finalize(model, dataset, options: DissectOptions, stats: dict, counts: dict | None, out_dir, *, progress: Progress = None) -> DissectionResult:
+def finalize(model, dataset, options: DissectOptions, stats: dict, counts: dict | None, out_dir, *,
+             progress: Progress = None) -> DissectionResult:
     """Write every output from merged stats and counts (forwards only the top images again)."""
     options.validate()
     check_kind(stats, "dissect-stats")

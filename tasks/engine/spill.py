@@ -83,7 +83,8 @@ class FeatureSpill:
     and a resumed sweep writes on where the killed one stopped.
     """
 
-    def __init__(self, root: Path, dataset: ProbeDataset, batches: Sequence[Sequence[int]], plan: DissectPlan, *, resume_state: dict | None) -> None:
+    def __init__(self, root: Path, dataset: ProbeDataset, batches: Sequence[Sequence[int]], plan: DissectPlan, *,
+                 resume_state: dict | None) -> None:
         self.root = Path(root)
         self.dataset = dataset
         self.layers = plan.spilled
@@ -112,13 +113,14 @@ class FeatureSpill:
         self._labels = None
         if self.spills_labels:
             end = 0 if resume_state is None else int(resume_state["labels_bytes"])
-            fh = open(self.labels_path, "r+b" if resume_state is not None else "wb")
+            # Open for the spill's lifetime: records are appended batch by batch; close() closes it.
+            fh = open(self.labels_path, "r+b" if resume_state is not None else "wb")  # noqa: SIM115
             fh.truncate(end)  # drop records written after the chunk we resume from
             fh.seek(end)
             self._labels = fh
 
     def add(self, pos: int, batch: Batch, outputs: dict[str, torch.Tensor]) -> None:
-        key, start, n = self.batch_key[pos], self.start[pos], len(batch)
+        key, start = self.batch_key[pos], self.start[pos]
         for name in self.layers:
             self.maps[(name, key)].write(start, outputs[name].cpu().numpy())
         offset = -1
@@ -195,7 +197,8 @@ class _RowFile:
         self.row_bytes = self.row_items * dtype.itemsize
         if create:
             with open(path, "wb") as fh:
-                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                          "fortran_order": False, "shape": shape})
                 self.offset = fh.tell()
                 fh.truncate(self.offset + shape[0] * self.row_bytes)  # sparse until written
         else:
@@ -207,7 +210,7 @@ class _RowFile:
 
     def write(self, row: int, values: np.ndarray) -> None:
         data = np.ascontiguousarray(values, dtype=self.dtype)
-        os.pwrite(self.fd, memoryview(data).cast("B"), self.offset + row * self.row_bytes)
+        os.pwrite(self.fd, data.data.cast("B"), self.offset + row * self.row_bytes)
 
     def read(self, row: int, rows: int) -> np.ndarray:
         """float32 [rows, ...] (float16 spills are widened)."""

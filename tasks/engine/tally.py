@@ -1,4 +1,4 @@
-"""The tally.csv format of NetDissect-Lite (REFERENCES.md section 1): column list and reader.
+"""The tally.csv format of NetDissect-Lite: column list and reader.
 
 Torch-free so the web process can read and write tallies without loading PyTorch.
 """
@@ -45,5 +45,6 @@ def read_tally(path: str | Path) -> list[dict]:
 
 def tally_categories(rows_or_header: Sequence) -> list[str]:
     """Category names in column order, from a read_tally row or a header list."""
-    keys = list(rows_or_header[0].keys()) if rows_or_header and isinstance(rows_or_header[0], dict) else list(rows_or_header)
+    keys = list(rows_or_header[0].keys()) if rows_or_header and isinstance(rows_or_header[0],
+                                                                           dict) else list(rows_or_header)
     return [k[: -len("-label")] for k in keys[4:] if k.endswith("-label")]

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from units.crowd.accounts import annotator_signup
+from units.crowd.annotators import annotator_signup
 from units.crowd.errors import CrowdError, InvalidAnswer
 from units.crowd.models import AnnotatorProfile, CrowdSettings, InviteCode
 

@@ -1,4 +1,4 @@
-"""The claim path under a crowd (issue 11): claims spread over the open HITs, no global sweep per
+"""The claim path under a crowd: claims spread over the open HITs, no global sweep per
 claim, and a HIT whose kept status is stale is still found by the exact fallback."""
 from collections import Counter
 from datetime import timedelta

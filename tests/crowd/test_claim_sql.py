@@ -1,4 +1,4 @@
-"""The claim's hot path runs two plain SQL queries (issue 11's profile): the shortlist and the gold
+"""The claim's hot path runs two plain SQL queries: the shortlist and the gold
 share. They must pick exactly what the ORM definitions pick, on SQLite here and on PostgreSQL in CI."""
 import random
 from datetime import timedelta

@@ -7,7 +7,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from units.crowd.management.commands.demo import ADMIN, ANNOTATOR_PASSWORD, Command
+from annotate_site.management.commands.demo import ADMIN, ANNOTATOR_PASSWORD, Command
 
 pytestmark = pytest.mark.django_db
 

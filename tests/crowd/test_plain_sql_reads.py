@@ -1,4 +1,4 @@
-"""The claim's and submit's reads in plain SQL (annotate_site.plainsql, issue 11's profile) give exactly what
+"""The claim's and submit's reads in plain SQL (annotate_site.plainsql) give exactly what
 their ORM definitions give: the same rows, every field equal (datetimes, decimals, JSON, nulls), and the
 related objects loaded so that reading them costs no query. Runs on SQLite here, on PostgreSQL in CI."""
 from datetime import timedelta

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import make_user
-from units.crowd.accounts import annotator_block
+from units.crowd.annotators import annotator_block
 from units.crowd.errors import Conflict, NotAllowed
 from units.crowd.models import Assignment, CrowdSettings, Hit, Skip
 from units.crowd.review import assignments_review

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_user
-from units.crowd.accounts import annotator_block
+from units.crowd.annotators import annotator_block
 from units.crowd.errors import Conflict, NotAllowed, NotFound
 from units.crowd.models import Assignment
 from units.crowd.services import (

@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(tmp_path, workers: int = 12, **env) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL",
+                                                              "DJANGO_SETTINGS_MODULE"}}
     clean.update({"DEBUG": "1", "UNITCROWD_VAR_DIR": str(tmp_path), "THROTTLE_CLAIM": "10000/min",
                   "THROTTLE_SUBMIT": "10000/min", "LOG_LEVEL": "ERROR", **env})
     result = subprocess.run([sys.executable, "-m", "tests.crowd.sqlite_claims", str(workers)], cwd=ROOT, env=clean,

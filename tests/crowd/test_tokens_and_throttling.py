@@ -10,8 +10,8 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from tests.factories import PASSWORD, make_user
-from units.crowd.accounts import annotator_block
+from tests.factories import PASSWORD
+from units.crowd.annotators import annotator_block
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,8 @@ def test_a_password_change_on_the_page_revokes_every_token(annotator, client):
     tokens = [get_token("annie").json()["token"] for _ in range(2)]
     client.force_login(annotator)
     response = client.post(reverse("password_change"), {
-        "old_password": PASSWORD, "new_password1": "another-horse-battery-9", "new_password2": "another-horse-battery-9"})
+        "old_password": PASSWORD, "new_password1": "another-horse-battery-9",
+        "new_password2": "another-horse-battery-9"})
     assert response.status_code == 302
     assert [can_use(t) for t in tokens] == [401, 401]
     assert get_token("annie", "another-horse-battery-9").status_code == 200

@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 from tests.factories import PASSWORD, make_hits, make_job
 from units.crowd.errors import Conflict, InvalidAnswer, NotAllowed
 from units.crowd.models import Annotation, Assignment, Hit, HitBatch
-from units.crowd.publishing import PublishError, hit_publish
+from units.crowd.errors import PublishError
+from units.crowd.publishing import PublishSettings, hit_publish
 from units.crowd.services import annotation_submit, assignment_claim
 from units.crowd.verify import hit_publish_verify, label_matches_gold, verdict_submit
 from units.dissection.models import Unit
@@ -83,7 +84,8 @@ def test_a_requesters_labels_are_verified_only_where_given(job):
 ])
 def test_bad_publish_options_are_refused_and_leave_nothing_behind(job, kwargs, message):
     with pytest.raises(PublishError, match=message):
-        hit_publish_verify(layers=[layer_of(job)], **kwargs)
+        hit_publish_verify(layers=[layer_of(job)], sources=kwargs.pop("sources"), labels=kwargs.pop("labels", None),
+                           settings=PublishSettings.for_verify(**kwargs))
     assert not Hit.objects.exists() and not HitBatch.objects.exists()
 
 
@@ -92,7 +94,8 @@ def test_sentinel_hits_propose_a_concept_outside_the_units_best_gold_and_crowd_w
     units[0].is_gold, units[0].gold_word, units[0].gold_category = True, "0|zero", "object"
     units[0].save()
     UnitAggregate.objects.create(unit=units[0], crowd_word="5", category_mv="object")
-    batch = hit_publish_verify(layers=[layer_of(job)], sources=["iou"], sentinels=2)
+    batch = hit_publish_verify(layers=[layer_of(job)], sources=["iou"],
+                               settings=PublishSettings.for_verify(sentinels=2))
     sentinels = list(batch.hits.filter(label_source="sentinel").select_related("unit"))
     assert len(sentinels) == 2
     assert sentinels[0].unit == units[0]  # the gold unit first: its decoy is surely wrong
@@ -101,7 +104,8 @@ def test_sentinel_hits_propose_a_concept_outside_the_units_best_gold_and_crowd_w
         assert hit.proposed_label != hit.unit.iou_label and not hit.is_gold
     assert sentinels[0].proposed_label not in {"0", "5"}
     # Republishing finds them: no second sentinel on a unit, and none beyond the wanted number.
-    assert hit_publish_verify(layers=[layer_of(job)], sources=["iou"], sentinels=2).pk is None
+    assert hit_publish_verify(layers=[layer_of(job)], sources=["iou"],
+                              settings=PublishSettings.for_verify(sentinels=2)).pk is None
 
 
 def test_the_command_publishes_verify_hits_of_both_sources(job, capsys):
@@ -120,7 +124,8 @@ def test_the_command_publishes_verify_hits_of_both_sources(job, capsys):
 
 @pytest.fixture
 def verify_hits(job):
-    return list(hit_publish_verify(layers=[layer_of(job)], sources=["iou"], assignments_per_hit=2)
+    return list(hit_publish_verify(layers=[layer_of(job)], sources=["iou"],
+                                   settings=PublishSettings.for_verify(assignments_per_hit=2))
                 .hits.order_by("unit__index"))
 
 
@@ -183,7 +188,8 @@ def test_gold_verify_hits_know_the_answer_from_the_units_ground_truth(job, annot
 
 
 def test_accepting_a_sentinel_label_flags_the_annotator_and_rejecting_it_does_not(job, annotator, other_annotator):
-    sentinel = hit_publish_verify(layers=[layer_of(job)], sources=["iou"], sentinels=1).hits.get(
+    sentinel = hit_publish_verify(layers=[layer_of(job)], sources=["iou"],
+                                  settings=PublishSettings.for_verify(sentinels=1)).hits.get(
         label_source="sentinel")
     ok = verdict_submit(assignment_id=take(sentinel, annotator).pk, worker=annotator, verdict="no")
     bad = verdict_submit(assignment_id=take(sentinel, other_annotator).pk, worker=other_annotator, verdict="yes")
@@ -198,7 +204,8 @@ def test_accepting_a_sentinel_label_flags_the_annotator_and_rejecting_it_does_no
 
 
 def test_the_work_page_shows_the_label_and_top_pictures_and_takes_the_verdict(client, job, annotator):
-    hit_publish_verify(layers=[layer_of(job)], sources=["iou"], sentinels=1, exemplars_shown=4)
+    hit_publish_verify(layers=[layer_of(job)], sources=["iou"],
+                       settings=PublishSettings.for_verify(sentinels=1, exemplars_shown=4))
     assignment = assignment_claim(worker=annotator)
     client.login(username=annotator.username, password=PASSWORD)
     page = client.get(reverse("crowd:work", args=[assignment.pk]))
@@ -272,12 +279,14 @@ def test_the_review_page_shows_the_proposed_label_and_the_verdicts(client, job, 
 def test_a_units_labeller_is_never_offered_nor_may_answer_the_verify_hit_of_its_crowd_label(job, annotator,
                                                                                             other_annotator):
     units = list(Unit.objects.filter(layer__job=job).order_by("index"))
-    label_hit = hit_publish(layers=[layer_of(job)], assignments_per_hit=2).hits.get(unit=units[0])
+    label_hit = hit_publish(layers=[layer_of(job)],
+                            settings=PublishSettings(assignments_per_hit=2)).hits.get(unit=units[0])
     labelled = take(label_hit, annotator)
     annotation_submit(assignment_id=labelled.pk, worker=annotator, word="zero", category="object")
     Hit.objects.filter(kind="label").update(status="disposed")  # leave only verify HITs in the queue
     UnitAggregate.objects.create(unit=units[0], crowd_word="zero", category_mv="object")
-    hit_publish_verify(layers=[layer_of(job)], sources=["crowd", "iou"], assignments_per_hit=2)
+    hit_publish_verify(layers=[layer_of(job)], sources=["crowd", "iou"],
+                       settings=PublishSettings.for_verify(assignments_per_hit=2))
     crowd_hit = Hit.objects.get(kind="verify", label_source="crowd", unit=units[0])
 
     offered = []

@@ -10,6 +10,7 @@ from tests.crowd.test_concurrency import run_together
 from tests.factories import make_hits, make_job, make_user
 from units.crowd.models import Annotation, Assignment, Hit
 from units.crowd.services import annotation_submit, assignment_claim
+from units.crowd.publishing import PublishSettings
 from units.crowd.verify import hit_publish_verify, verdict_submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -19,7 +20,8 @@ def test_publishers_racing_create_each_verify_hit_once():
     need_service(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
     job = make_job(layers={"conv3": 6}, exemplars_per_unit=2)
     layer = job.layer_set.get()
-    run_together(lambda: hit_publish_verify(layers=[layer], sources=["iou"], sentinels=2), [()] * 6)
+    run_together(lambda: hit_publish_verify(layers=[layer], sources=["iou"],
+                                            settings=PublishSettings.for_verify(sentinels=2)), [()] * 6)
     per_key = Counter(Hit.objects.values_list("unit_id", "label_source"))
     assert set(per_key.values()) == {1}
     assert Counter(source for _, source in per_key) == {"iou": 6, "sentinel": 2}
@@ -29,7 +31,8 @@ def test_a_crowd_answering_both_kinds_at_once_fills_every_slot_exactly():
     need_service(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
     job = make_job(layers={"conv3": 3}, exemplars_per_unit=2)
     make_hits(job, assignments=2)
-    hit_publish_verify(layers=[job.layer_set.get()], sources=["iou"], assignments_per_hit=2)
+    hit_publish_verify(layers=[job.layer_set.get()], sources=["iou"],
+                       settings=PublishSettings.for_verify(assignments_per_hit=2))
     workers = [make_user(f"v{i}", qualified=True) for i in range(8)]
 
     def work(worker):

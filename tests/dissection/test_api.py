@@ -75,10 +75,14 @@ def test_units_filter_by_the_crowds_label_and_interpretability(requester):
     UnitAggregate.objects.create(unit=u0, crowd_word="seven", category_mv="object", interpretable=True)
     UnitAggregate.objects.create(unit=u1, crowd_word="stroke", category_mv="part", interpretable=False)
     client = api_as(requester)  # u2 has no aggregate yet: neither interpretable nor not
-    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "interpretable": "true"}).json()["results"]] == [0]
-    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "interpretable": "false"}).json()["results"]] == [1]
-    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "crowd_label": "Seven"}).json()["results"]] == [0]
-    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk, "crowd_category": "part"}).json()["results"]] == [1]
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk,
+                                                           "interpretable": "true"}).json()["results"]] == [0]
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk,
+                                                           "interpretable": "false"}).json()["results"]] == [1]
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk,
+                                                           "crowd_label": "Seven"}).json()["results"]] == [0]
+    assert [r["index"] for r in client.get("/api/units/", {"job": job.pk,
+                                                           "crowd_category": "part"}).json()["results"]] == [1]
     bad = client.get("/api/units/", {"job": job.pk, "interpretable": "maybe"})
     assert bad.status_code == 400
     assert "interpretable" in bad.json()

@@ -8,7 +8,8 @@ from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_quick_demo_with_gan_publishes_generator_units_and_a_rerun_reuses_them(settings, tmp_path, media_root, capsys):
+def test_the_quick_demo_with_gan_publishes_generator_units_and_a_rerun_reuses_them(
+        settings, tmp_path, media_root, capsys):
     settings.DATASETS_ROOT = tmp_path / "datasets"
     settings.VAR_DIR = tmp_path
     call_command("demo", "--quick", "--with-gan")

@@ -30,7 +30,7 @@ def test_an_unknown_address_gets_the_sites_not_found_page(client, annotator):
 
 def test_an_annotator_on_a_requester_page_is_told_why_on_the_sites_page(client, annotator):
     client.force_login(annotator)
-    response = client.get(reverse("units:job_list"))
+    response = client.get(reverse("dissection:job_list"))
     page = response.content.decode()
     assert response.status_code == 403
     assert "This page is for requesters." in page and 'class="topbar"' in page

@@ -56,7 +56,7 @@ def engine_edit(job, **kwargs):
 def test_only_requesters_and_admins_may_paint(job, client, request, persona, page_status, api_status):
     if persona:
         client.login(username=request.getfixturevalue(persona).username, password=PASSWORD)
-    page = client.get(reverse("units:paint", args=[job.pk]))
+    page = client.get(reverse("dissection:paint", args=[job.pk]))
     assert page.status_code == page_status
     if persona is None:
         assert "/login" in page["Location"] or "login" in page["Location"]
@@ -91,10 +91,11 @@ def test_removing_units_in_a_box_shows_exactly_the_engines_before_and_after(job,
     assert np.array_equal(picture(answer["after"]), expected.after)
     assert not np.array_equal(expected.before, expected.after)  # the edit changed something
     assert [u["number"] for u in answer["units"]] == [2, 9, 12]
-    assert answer["units"][0]["url"] == reverse("units:unit", args=[job.layer_set.get().units.get(index=1).pk])
+    assert answer["units"][0]["url"] == reverse("dissection:unit", args=[job.layer_set.get().units.get(index=1).pk])
 
 
-def test_inserting_the_units_labelled_7_uses_the_jobs_concept_means_and_a_painted_grid(job, client, requester, media_root):
+def test_inserting_the_units_labelled_7_uses_the_jobs_concept_means_and_a_painted_grid(
+        job, client, requester, media_root):
     client.force_login(requester)
     grid = [[0] * 8 for _ in range(8)]
     grid[2][3] = grid[2][4] = grid[5][5] = 1
@@ -200,8 +201,8 @@ def test_a_classifier_job_cannot_be_painted(client, requester, media_root):
     client.force_login(requester)
     response = post(client, classifier.pk, {"layer": "conv3", "seed": 1, "units": [1]})
     assert response.status_code == 400 and "painting needs a generator job" in response.json()["detail"]
-    page = client.get(reverse("units:paint", args=[classifier.pk]))
-    assert page.status_code == 302 and page["Location"] == reverse("units:job", args=[classifier.pk])
+    page = client.get(reverse("dissection:paint", args=[classifier.pk]))
+    assert page.status_code == 302 and page["Location"] == reverse("dissection:job", args=[classifier.pk])
 
 
 # -- the page without JavaScript -----------------------------------------------------------------------------
@@ -209,9 +210,9 @@ def test_a_classifier_job_cannot_be_painted(client, requester, media_root):
 
 def test_the_page_shows_before_and_after_side_by_side_with_links_to_the_units(job, client, requester):
     client.force_login(requester)
-    page = client.get(reverse("units:paint", args=[job.pk])).content.decode()
+    page = client.get(reverse("dissection:paint", args=[job.pk])).content.decode()
     assert page.count('name="cell"') == 64 and 'aria-label="row 1, column 1"' in page
-    response = client.post(reverse("units:paint", args=[job.pk]), {
+    response = client.post(reverse("dissection:paint", args=[job.pk]), {
         "layer": "layer2", "seed": "4", "mode": "remove", "units": "3, 6", "label_source": "any",
         "cell": ["1,1", "1,2", "2,2"],
     })
@@ -220,13 +221,13 @@ def test_the_page_shows_before_and_after_side_by_side_with_links_to_the_units(jo
     assert body.count("data:image/png;base64,") == 2
     layer = job.layer_set.get()
     for index in (2, 5):
-        assert reverse("units:unit", args=[layer.units.get(index=index).pk]) in body
+        assert reverse("dissection:unit", args=[layer.units.get(index=index).pk]) in body
     assert body.count(" checked") >= 3  # the painted cells stay painted
 
 
 def test_the_page_shows_a_refusal_as_a_form_error_with_status_400(job, client, requester):
     client.force_login(requester)
-    response = client.post(reverse("units:paint", args=[job.pk]), {
+    response = client.post(reverse("dissection:paint", args=[job.pk]), {
         "layer": "layer2", "seed": "4", "mode": "remove", "units": "99", "label_source": "any"})
     assert response.status_code == 400
     assert "Unknown unit(s) 99" in response.content.decode()

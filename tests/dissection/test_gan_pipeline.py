@@ -11,7 +11,7 @@ from PIL import Image
 from tests.dissection.gan_helpers import make_generator_job
 from tests.factories import PASSWORD
 from units.crowd.models import Hit
-from units.crowd.publishing import hit_publish
+from units.crowd.publishing import PublishSettings, hit_publish
 from units.crowd.selectors import hit_pictures
 from units.dissection.models import DissectionJob, Exemplar, Network, ProbeDataset, Unit, UnitConceptScore
 from units.dissection.services import job_start
@@ -97,7 +97,7 @@ def test_generator_units_go_from_hits_to_the_crowds_labels_and_every_export(
     from units.results import exports
 
     layer = gan_job.layer_set.get(name="layer2")
-    batch = hit_publish(layers=[layer], assignments_per_hit=2, exemplars_shown=3)
+    batch = hit_publish(layers=[layer], settings=PublishSettings(assignments_per_hit=2, exemplars_shown=3))
     live = Unit.objects.filter(layer=layer, max_activation__gt=0).count()
     assert batch.report.created == live == Hit.objects.count() > 0
 

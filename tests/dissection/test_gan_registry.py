@@ -9,7 +9,7 @@ from tasks.engine.models import MixtureNet
 from tests.dissection.gan_helpers import make_generator_job, write_tiny_checkpoints
 from tests.factories import PASSWORD, make_registered_pipeline
 from units.dissection.models import Concept, DissectionJob, Network, ProbeDataset
-from units.dissection.services import UnitsError, dataset_register, job_create, job_start, network_register
+from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def datasets_root(settings, tmp_path):
 def test_a_classifier_checkpoint_is_refused_as_a_generator_and_nothing_is_kept(tmp_path, media_root):
     path = tmp_path / "mixturenet.pt"
     torch.save(MixtureNet().state_dict(), path)
-    with pytest.raises(UnitsError, match="dcgan32"):
+    with pytest.raises(DissectionError, match="dcgan32"):
         network_register(name="wrong", architecture="dcgan32", checkpoint=path)
     assert not Network.objects.exists()
     assert not list(media_root.rglob("*.pt"))
@@ -38,36 +38,37 @@ def test_a_classifier_checkpoint_is_refused_as_a_generator_and_nothing_is_kept(t
 def test_a_file_that_is_not_a_checkpoint_is_refused_as_a_generator(tmp_path):
     path = tmp_path / "notes.pt"
     path.write_text("not a checkpoint")
-    with pytest.raises(UnitsError, match="not a checkpoint|cannot|not a"):
+    with pytest.raises(DissectionError, match="not a checkpoint|cannot|not a"):
         network_register(name="notes", architecture="dcgan32", checkpoint=path)
     assert not Network.objects.exists()
 
 
 def test_a_generator_takes_no_classes_or_normalisation(checkpoints):
-    with pytest.raises(UnitsError, match="no classes and no input normalisation"):
+    with pytest.raises(DissectionError, match="no classes and no input normalisation"):
         network_register(name="g", architecture="dcgan32", checkpoint=checkpoints[0], mean=[0.5] * 3, std=[0.2] * 3)
 
 
 def test_a_generator_checkpoint_is_refused_as_a_segmenter(checkpoints):
-    with pytest.raises(UnitsError, match="generator checkpoint, not a segmenter"):
+    with pytest.raises(DissectionError, match="generator checkpoint, not a segmenter"):
         dataset_register(name="seg", kind="segmenter", path=str(checkpoints[0]))
     assert not ProbeDataset.objects.exists()
 
 
 def test_a_missing_segmenter_file_is_named(tmp_path):
-    with pytest.raises(UnitsError, match="does not exist"):
+    with pytest.raises(DissectionError, match="does not exist"):
         dataset_register(name="seg", kind="segmenter", path=str(tmp_path / "nope.pt"))
 
 
-def test_the_pages_register_an_uploaded_generator_and_segmenter(client, requester, checkpoints, datasets_root, media_root):
+def test_the_pages_register_an_uploaded_generator_and_segmenter(client, requester, checkpoints, datasets_root,
+                                                                media_root):
     client.login(username=requester.username, password=PASSWORD)
     gen_file, seg_file = checkpoints
-    response = client.post(reverse("units:network_new"), {
+    response = client.post(reverse("dissection:network_new"), {
         "name": "paged-gan", "architecture": "dcgan32",
         "checkpoint": SimpleUploadedFile("gan.pt", gen_file.read_bytes())})
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Network.objects.get(name="paged-gan").kind == "generator"
-    response = client.post(reverse("units:dataset_new"), {
+    response = client.post(reverse("dissection:dataset_new"), {
         "name": "paged-seg", "kind": "segmenter", "archive": SimpleUploadedFile("seg.pt", seg_file.read_bytes())})
     assert response.status_code == 302, response.content.decode()[:3000]
     segmenter = ProbeDataset.objects.get(name="paged-seg")
@@ -77,7 +78,7 @@ def test_the_pages_register_an_uploaded_generator_and_segmenter(client, requeste
 
 def test_a_bad_segmenter_upload_is_a_form_error_and_leaves_no_file(client, requester, checkpoints, datasets_root):
     client.login(username=requester.username, password=PASSWORD)
-    response = client.post(reverse("units:dataset_new"), {
+    response = client.post(reverse("dissection:dataset_new"), {
         "name": "bad-seg", "kind": "segmenter", "archive": SimpleUploadedFile("g.pt", checkpoints[0].read_bytes())})
     assert response.status_code == 200
     body = response.content.decode()
@@ -89,15 +90,15 @@ def test_a_bad_segmenter_upload_is_a_form_error_and_leaves_no_file(client, reque
 def test_jobs_pair_generators_with_segmenters_and_classifiers_with_image_datasets(tmp_path, tiny_mixture_dir):
     generator_job = make_generator_job(tmp_path)
     classifier_job = make_registered_pipeline(tiny_mixture_dir)
-    with pytest.raises(UnitsError, match="is a generator: its probe is a segmenter"):
+    with pytest.raises(DissectionError, match="is a generator: its probe is a segmenter"):
         job_create(network=generator_job.network, dataset=classifier_job.dataset, layers=["layer2"])
-    with pytest.raises(UnitsError, match="is a segmenter, the probe of a generator"):
+    with pytest.raises(DissectionError, match="is a segmenter, the probe of a generator"):
         job_create(network=classifier_job.network, dataset=generator_job.dataset, layers=["conv3"])
-    with pytest.raises(UnitsError, match="shards = 1"):
+    with pytest.raises(DissectionError, match="shards = 1"):
         job_create(network=generator_job.network, dataset=generator_job.dataset, layers=["layer2"], shards=2)
-    with pytest.raises(UnitsError, match="samples must be between"):
+    with pytest.raises(DissectionError, match="samples must be between"):
         job_create(network=generator_job.network, dataset=generator_job.dataset, layers=["layer2"], samples=0)
-    with pytest.raises(UnitsError, match="samples is for generator jobs"):
+    with pytest.raises(DissectionError, match="samples is for generator jobs"):
         job_create(network=classifier_job.network, dataset=classifier_job.dataset, layers=["conv3"], samples=10)
     assert DissectionJob.objects.count() == 2
 

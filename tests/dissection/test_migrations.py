@@ -26,7 +26,7 @@ def _value(field: models.Field, n: int):
     if field.choices:
         return field.choices[0][0]
     if isinstance(field, (models.DateTimeField,)):
-        return dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        return dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     if isinstance(field, models.DateField):
         return dt.date(2026, 1, 1)
     if isinstance(field, models.DecimalField):

@@ -74,10 +74,10 @@ def test_sentinels_are_low_activation_images_outside_the_units_top_images(finish
 
 def test_the_job_page_lists_the_layers_and_the_layer_report_shows_strips(finished_job, client, requester):
     client.login(username=requester.username, password=PASSWORD)
-    body = client.get(reverse("units:job", args=[finished_job.pk])).content.decode()
+    body = client.get(reverse("dissection:job", args=[finished_job.pk])).content.decode()
     assert "conv1" in body and "conv3" in body
     layer = finished_job.layer_set.get(name="conv3")
-    body = client.get(reverse("units:layer", args=[layer.pk])).content.decode()
+    body = client.get(reverse("dissection:layer", args=[layer.pk])).content.decode()
     assert body.count('class="strip"') == 10
 
 
@@ -85,17 +85,18 @@ def test_a_page_started_job_without_a_broker_runs_in_a_background_thread(
     tiny_mixture_dir, media_root, client, requester, django_capture_on_commit_callbacks, monkeypatch
 ):
     started = []
-    monkeypatch.setattr("units.dissection.services._run_in_background", lambda job_id, attempt: started.append((job_id, attempt)))
+    monkeypatch.setattr("units.dissection.services._run_in_background", lambda job_id,
+                        attempt: started.append((job_id, attempt)))
     job = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
     client.login(username=requester.username, password=PASSWORD)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("units:job_run", args=[job.pk]))
+        client.post(reverse("dissection:job_run", args=[job.pk]))
     job.refresh_from_db()
     assert (job.status, started) == ("succeeded", [])  # tests run jobs synchronously...
     from django.test import override_settings
 
     with override_settings(UNITCROWD_EAGER_JOBS_IN_THREAD=True), django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("units:job_run", args=[job.pk]))
+        response = client.post(reverse("dissection:job_run", args=[job.pk]))
     assert response.status_code == 302  # ...while the site hands them to a thread and returns at once
     job.refresh_from_db()
     assert (job.status, started) == ("queued", [(job.pk, 2)])

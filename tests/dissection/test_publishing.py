@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from tests.factories import PASSWORD, make_job
 from units.crowd.models import Hit, HitBatch
-from units.crowd.publishing import PublishError, hit_publish
+from units.crowd.errors import PublishError
+from units.crowd.publishing import PublishSettings, hit_publish
 from units.dissection.models import DissectionJob, Exemplar, Unit
 
 pytestmark = pytest.mark.django_db
@@ -16,8 +17,9 @@ pytestmark = pytest.mark.django_db
 def test_each_live_unit_gets_one_hit_with_the_batch_settings(requester):
     job = make_job(layers={"conv2": 3, "conv3": 4}, exemplars_per_unit=2)
     Unit.objects.filter(layer__job=job, layer__name="conv3", index=2).update(max_activation=0.0)  # dead
-    batch = hit_publish(layers=job.layer_set.all(), assignments_per_hit=5, reward="0.12", lifetime_seconds=3600,
-                        assignment_duration_seconds=600, exemplars_shown=2, created_by=requester)
+    settings = PublishSettings(assignments_per_hit=5, reward="0.12", lifetime_seconds=3600,
+                               assignment_duration_seconds=600, exemplars_shown=2)
+    batch = hit_publish(layers=job.layer_set.all(), created_by=requester, settings=settings)
     assert (batch.report.created, batch.report.skipped_dead, batch.report.skipped_existing) == (6, 1, 0)
     hits = Hit.objects.filter(batch=batch)
     assert hits.count() == 6
@@ -40,7 +42,7 @@ def test_publishing_the_same_layers_twice_creates_no_second_hit():
 def test_dead_units_are_published_when_asked():
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=1)
     Unit.objects.filter(layer__job=job).update(max_activation=0.0)
-    assert hit_publish(layers=job.layer_set.all(), skip_dead=False).report.created == 2
+    assert hit_publish(layers=job.layer_set.all(), settings=PublishSettings(skip_dead=False)).report.created == 2
 
 
 def test_gold_units_give_gold_hits():
@@ -55,9 +57,9 @@ def test_it_refuses_unfinished_jobs_bad_settings_and_missing_sentinels():
     with pytest.raises(PublishError, match="at least one layer"):
         hit_publish(layers=[])
     with pytest.raises(PublishError, match="between 1 and 100"):
-        hit_publish(layers=job.layer_set.all(), assignments_per_hit=0)
+        hit_publish(layers=job.layer_set.all(), settings=PublishSettings(assignments_per_hit=0))
     with pytest.raises(PublishError, match="sentinel"):
-        hit_publish(layers=job.layer_set.all(), sentinels=2)
+        hit_publish(layers=job.layer_set.all(), settings=PublishSettings(sentinels=2))
     DissectionJob.objects.filter(pk=job.pk).update(status="running")
     with pytest.raises(PublishError, match="not finished"):
         hit_publish(layers=job.layer_set.all())
@@ -69,7 +71,7 @@ def test_sentinels_are_allowed_once_the_units_have_sentinel_exemplars():
     unit = Unit.objects.get(layer__job=job)
     Exemplar.objects.create(unit=unit, kind="sentinel", rank=0, image_index=99, image_name="x.png", score=0.0,
                             picture="x.jpg")
-    batch = hit_publish(layers=job.layer_set.all(), sentinels=1)
+    batch = hit_publish(layers=job.layer_set.all(), settings=PublishSettings(sentinels=1))
     assert batch.sentinels == 1 and batch.report.created == 1
 
 

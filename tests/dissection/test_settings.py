@@ -10,10 +10,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY",
+                                                              "DEBUG"}}
     clean.update(env, DJANGO_SETTINGS_MODULE="annotate_site.settings")
-    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER)"
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER)")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off(tmp_path):
@@ -35,7 +38,8 @@ def test_it_rejects_a_database_url_of_an_unsupported_kind(tmp_path):
 
 
 def test_it_rejects_a_broker_that_is_not_redis(tmp_path):
-    result = load_settings(SECRET_KEY="x" * 40, CELERY_BROKER_URL="amqp://guest@localhost//", UNITCROWD_VAR_DIR=str(tmp_path))
+    result = load_settings(SECRET_KEY="x" * 40, CELERY_BROKER_URL="amqp://guest@localhost//",
+                           UNITCROWD_VAR_DIR=str(tmp_path))
     assert result.returncode != 0
     assert "CELERY_BROKER_URL must be a redis" in result.stderr
 
@@ -48,7 +52,8 @@ def test_with_nothing_set_it_uses_sqlite_and_runs_tasks_in_process(tmp_path):
 
 @pytest.mark.parametrize("url", ["postgres://u:p@localhost:5432/db", "postgresql://u:p@db/unitcrowd"])
 def test_a_postgres_url_selects_postgresql_and_a_broker_turns_off_in_process_tasks(tmp_path, url):
-    result = load_settings(SECRET_KEY="x" * 40, DATABASE_URL=url, CELERY_BROKER_URL="redis://localhost:6379/0", UNITCROWD_VAR_DIR=str(tmp_path))
+    result = load_settings(SECRET_KEY="x" * 40, DATABASE_URL=url, CELERY_BROKER_URL="redis://localhost:6379/0",
+                           UNITCROWD_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "False"]
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD
 from units.dissection.models import ProbeDataset
-from units.dissection.services import UnitsError, dataset_register
+from units.dissection.services import DissectionError, dataset_register
 
 pytestmark = pytest.mark.django_db
 
@@ -55,13 +55,14 @@ def zip_with(folder: Path, extra: dict[str, bytes]) -> bytes:
 def post_zip(client, requester, data: bytes):
     client.login(username=requester.username, password=PASSWORD)
     upload = SimpleUploadedFile("d.zip", data, content_type="application/zip")
-    return client.post(reverse("units:dataset_new"), {"name": "d", "kind": "broden", "archive": upload})
+    return client.post(reverse("dissection:dataset_new"), {"name": "d", "kind": "broden", "archive": upload})
 
 
 def test_a_decompression_bomb_is_a_form_error_and_leaves_datasets_root_unchanged(
         client, requester, tiny_mixture_dir, datasets_root):
     before = listing(datasets_root)
-    response = post_zip(client, requester, zip_with(tiny_mixture_dir, {"tiny/images/bomb.png": png_claiming(100_000, 100_000)}))
+    response = post_zip(client, requester, zip_with(tiny_mixture_dir,
+                                                    {"tiny/images/bomb.png": png_claiming(100_000, 100_000)}))
     assert response.status_code == 200
     assert "decompression bomb" in response.content.decode()
     assert listing(datasets_root) == before and not ProbeDataset.objects.exists()
@@ -89,7 +90,8 @@ def test_the_api_refuses_a_bomb_with_a_400_and_keeps_nothing(requester, tiny_mix
     api = APIClient()
     api.force_authenticate(requester)
     before = listing(datasets_root)
-    upload = SimpleUploadedFile("d.zip", zip_with(tiny_mixture_dir, {"tiny/images/bomb.png": png_claiming(60_000, 60_000)}))
+    upload = SimpleUploadedFile("d.zip", zip_with(tiny_mixture_dir,
+                                                  {"tiny/images/bomb.png": png_claiming(60_000, 60_000)}))
     response = api.post("/api/datasets/", {"name": "d", "kind": "broden", "archive": upload}, format="multipart")
     assert response.status_code == 400 and "decompression bomb" in str(response.json())
     assert listing(datasets_root) == before
@@ -110,7 +112,7 @@ def outside(tmp_path, tiny_mixture_dir):
 def test_a_requester_cannot_register_a_folder_outside_datasets_root(client, requester, datasets_root, outside):
     client.login(username=requester.username, password=PASSWORD)
     for path in (str(outside), "../elsewhere/data", str(datasets_root / ".." / "elsewhere" / "data"), "/etc"):
-        response = client.post(reverse("units:dataset_new"), {"name": "d", "kind": "mixture", "path": path})
+        response = client.post(reverse("dissection:dataset_new"), {"name": "d", "kind": "mixture", "path": path})
         assert response.status_code == 200 and "outside the dataset folders" in response.content.decode(), path
     api = APIClient()
     api.force_authenticate(requester)
@@ -121,16 +123,17 @@ def test_a_requester_cannot_register_a_folder_outside_datasets_root(client, requ
 
 def test_a_link_under_datasets_root_to_a_folder_outside_is_refused(datasets_root, outside):
     (datasets_root / "link").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(UnitsError, match="outside the dataset folders"):
+    with pytest.raises(DissectionError, match="outside the dataset folders"):
         dataset_register(name="d", kind="mixture", path="link")
 
 
-def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_root, outside, tiny_mixture_dir, settings):
+def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_root, outside, tiny_mixture_dir,
+                                                                     settings):
     import shutil
 
     shutil.copytree(tiny_mixture_dir, datasets_root / "inside")
     assert dataset_register(name="in", kind="mixture", path="inside").num_images > 0
-    with pytest.raises(UnitsError, match="outside"):
+    with pytest.raises(DissectionError, match="outside"):
         dataset_register(name="out", kind="mixture", path=str(outside))
     settings.DATASET_PATHS_ALLOWED = [outside.parent]
     assert dataset_register(name="out", kind="mixture", path=str(outside)).num_images > 0

@@ -12,7 +12,7 @@ from django.urls import reverse
 from tasks.engine.models import MixtureNet
 from tests.factories import PASSWORD
 from units.dissection.models import Concept, Network, ProbeDataset
-from units.dissection.services import UnitsError, dataset_register, network_register
+from units.dissection.services import DissectionError, dataset_register, network_register
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def test_a_good_zip_is_extracted_and_its_vocabulary_read_from_label_csv(tiny_mix
     ("tiny/images/notes.txt", "not an image"),
 ])
 def test_a_zip_with_a_bad_entry_is_refused_and_nothing_is_left(tiny_mixture_dir, datasets_root, bad_name, message):
-    with pytest.raises(UnitsError, match=message):
+    with pytest.raises(DissectionError, match=message):
         register_zip(zip_of(tiny_mixture_dir, {bad_name: b"x"}))
     assert list(datasets_root.iterdir()) == []
     assert not (datasets_root.parent / "evil.txt").exists()
@@ -67,7 +67,7 @@ def test_a_zip_with_a_bad_entry_is_refused_and_nothing_is_left(tiny_mixture_dir,
 
 
 def test_an_undecodable_image_is_refused_and_nothing_is_left(tiny_mixture_dir, datasets_root):
-    with pytest.raises(UnitsError, match="cannot be decoded"):
+    with pytest.raises(DissectionError, match="cannot be decoded"):
         register_zip(zip_of(tiny_mixture_dir, {"tiny/images/99999.png": b"not really a png"}))
     assert list(datasets_root.iterdir()) == []
 
@@ -75,14 +75,14 @@ def test_an_undecodable_image_is_refused_and_nothing_is_left(tiny_mixture_dir, d
 def test_a_zip_larger_than_the_upload_limit_is_refused(tiny_mixture_dir, datasets_root, settings):
     buffer = zip_of(tiny_mixture_dir)
     settings.UPLOAD_MAX_BYTES = len(buffer.getbuffer()) - 1
-    with pytest.raises(UnitsError, match="UPLOAD_MAX_BYTES"):
+    with pytest.raises(DissectionError, match="UPLOAD_MAX_BYTES"):
         register_zip(buffer)
     assert list(datasets_root.iterdir()) == []
 
 
 def test_a_zip_that_unpacks_beyond_the_limit_is_refused(tiny_mixture_dir, datasets_root, settings):
     settings.DATASET_ZIP_MAX_UNPACKED_BYTES = 2048
-    with pytest.raises(UnitsError, match="DATASET_ZIP_MAX_UNPACKED_BYTES"):
+    with pytest.raises(DissectionError, match="DATASET_ZIP_MAX_UNPACKED_BYTES"):
         register_zip(zip_of(tiny_mixture_dir, {"tiny/big.bin": b"\0" * 4096}))
     assert list(datasets_root.iterdir()) == []
 
@@ -92,7 +92,7 @@ def test_a_zip_that_is_not_a_dataset_is_refused_with_the_missing_file(datasets_r
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("data/readme.txt", "hello")
     buffer.seek(0)
-    with pytest.raises(UnitsError, match="index.csv|does not exist|no image"):
+    with pytest.raises(DissectionError, match="index.csv|does not exist|no image"):
         register_zip(buffer)
     assert list(datasets_root.iterdir()) == []
 
@@ -104,7 +104,7 @@ def test_a_checkpoint_that_fits_is_kept_and_one_that_does_not_is_refused(tmp_pat
     assert network.checkpoint and Path(network.checkpoint.path).is_file()
     assert network.num_classes is None or network.num_classes == 45
 
-    with pytest.raises(UnitsError, match="does not fit architecture 'resnet18'"):
+    with pytest.raises(DissectionError, match="does not fit architecture 'resnet18'"):
         network_register(name="bad", architecture="resnet18", checkpoint=good)
     assert not Network.objects.filter(name="bad").exists()
 
@@ -114,12 +114,14 @@ def test_the_network_page_shows_a_checkpoint_mismatch_as_a_form_error(client, re
     torch.save(MixtureNet(num_classes=45).state_dict(), good)
     client.login(username=requester.username, password=PASSWORD)
     upload = SimpleUploadedFile("net.pt", good.read_bytes())
-    response = client.post(reverse("units:network_new"), {"name": "n1", "architecture": "alexnet", "checkpoint": upload})
+    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "alexnet",
+                                                               "checkpoint": upload})
     assert response.status_code == 200
     assert "does not fit architecture" in response.content.decode()
     assert not Network.objects.exists()
     upload = SimpleUploadedFile("net.pt", good.read_bytes())
-    response = client.post(reverse("units:network_new"), {"name": "n1", "architecture": "mixturenet", "checkpoint": upload})
+    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "mixturenet",
+                                                               "checkpoint": upload})
     assert response.status_code == 302
     assert Network.objects.get().checkpoint
 
@@ -127,7 +129,8 @@ def test_the_network_page_shows_a_checkpoint_mismatch_as_a_form_error(client, re
 def test_an_unreadable_checkpoint_upload_is_named_by_its_file_name_not_a_temporary_path(client, requester, media_root):
     client.force_login(requester)
     upload = SimpleUploadedFile("my-weights.pt", b"these bytes are not a checkpoint")
-    response = client.post(reverse("units:network_new"), {"name": "n1", "architecture": "mixturenet", "checkpoint": upload})
+    response = client.post(reverse("dissection:network_new"), {"name": "n1", "architecture": "mixturenet",
+                                                               "checkpoint": upload})
     page = response.content.decode()
     assert response.status_code == 200
     assert "uploaded file &#x27;my-weights.pt&#x27;" in page
@@ -138,7 +141,7 @@ def test_an_unreadable_checkpoint_upload_is_named_by_its_file_name_not_a_tempora
 def test_the_dataset_page_shows_a_bad_zip_as_a_form_error(client, requester, tiny_mixture_dir, datasets_root):
     client.login(username=requester.username, password=PASSWORD)
     upload = SimpleUploadedFile("d.zip", zip_of(tiny_mixture_dir, {"../x": b"1"}).getvalue())
-    response = client.post(reverse("units:dataset_new"), {"name": "d", "kind": "broden", "archive": upload})
+    response = client.post(reverse("dissection:dataset_new"), {"name": "d", "kind": "broden", "archive": upload})
     assert response.status_code == 200
     assert "outside the dataset folder" in response.content.decode()
     assert not ProbeDataset.objects.exists()

@@ -27,7 +27,7 @@ def browser(monkeypatch):
     # Playwright's sync API keeps an event loop in this thread; our ORM calls here are still synchronous.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     # Import every view module now (some pull in torch): the first page load must not pay for it.
-    get_resolver().url_patterns
+    _ = get_resolver().url_patterns
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -1,5 +1,5 @@
 """Every page, as an annotator and as a requester, checked by axe-core in Chromium: no serious or critical
-violation, and one <h1> (issue 12, accessibility). Contrast is part of axe's rules (4.5:1 for text)."""
+violation, and one <h1>. Contrast is part of axe's rules (4.5:1 for text)."""
 import pytest
 
 from tests.e2e.conftest import axe_violations, log_in, start_working

@@ -1,4 +1,4 @@
-"""The labelling page in Chromium (issue 12): keyboard-only work with the focus in view, the timer's
+"""The labelling page in Chromium: keyboard-only work with the focus in view, the timer's
 warnings and grace (on Playwright's fake clock, so no test waits minutes), the draft kept across a
 reload and an expiry, the error summary, return/skip keys, the legend, the lightbox, and the phone layout."""
 import re
@@ -25,7 +25,8 @@ def style(page, selector: str, prop: str) -> str:
 
 def focused_image_number(page) -> str | None:
     return page.evaluate("() => { const el = document.activeElement;"
-                         " return el && el.closest('.ex') ? el.closest('.ex').querySelector('.num').textContent : null; }")
+                         " return el && el.closest('.ex') ? el.closest('.ex').querySelector('.num').textContent : "
+                         "null; }")
 
 
 def test_keyboard_only_labelling_keeps_the_focus_visible_on_a_marked_image(live_server, page, kim):
@@ -121,7 +122,8 @@ def test_the_draft_survives_a_reload_and_an_expiry_and_goes_once_submitted(live_
     page.evaluate("localStorage.setItem('unitcrowd-draft-9-hit-999', JSON.stringify({word: 'x', saved: Date.now()}))")
     page.goto(f"{live_server.url}/crowd/?done=999")
     assert page.evaluate("localStorage.getItem('unitcrowd-draft-9-hit-999')") is None
-    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('unitcrowd-draft-')).length") == len(drafts)
+    assert page.evaluate("Object.keys(localStorage).filter(k => "
+                         "k.startsWith('unitcrowd-draft-')).length") == len(drafts)
 
 
 def test_a_refused_answer_is_summarised_on_top_and_takes_the_focus(live_server, page, kim):
@@ -134,7 +136,7 @@ def test_a_refused_answer_is_summarised_on_top_and_takes_the_focus(live_server, 
     summary = page.inner_text("#form-errors")
     assert "Word:" in summary and "Name the concept" in summary
     box = page.locator("#form-errors").bounding_box()
-    assert 0 <= box["y"] and box["y"] + box["height"] <= 900  # in view, not below the fold
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 900  # in view, not below the fold
     page.click("#form-errors a[href='#id_word']")
     page.keyboard.type("seven")
     assert page.input_value("#id_word") == "seven"
@@ -206,7 +208,7 @@ def test_on_a_phone_three_pictures_a_row_big_targets_and_the_submit_bar_stays(li
     assert submit["y"] + submit["height"] <= 844
     phone.evaluate("window.scrollTo(0, document.body.scrollHeight / 3)")
     submit = phone.locator("#submit-answer").bounding_box()
-    assert 0 <= submit["y"] and submit["y"] + submit["height"] <= 844
+    assert submit["y"] >= 0 and submit["y"] + submit["height"] <= 844
     screenshot(phone, "phone-labelling.png")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
     assert axe_violations(phone) == []

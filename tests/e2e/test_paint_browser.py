@@ -29,7 +29,7 @@ def test_a_requester_paints_with_the_keyboard_and_sees_the_engines_edit(live_ser
     page.fill("#id_username", "paula")
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
-    page.goto(f"{live_server.url}{reverse('units:paint', args=[job.pk])}")
+    page.goto(f"{live_server.url}{reverse('dissection:paint', args=[job.pk])}")
 
     page.fill("#id_units", "2, 9")
     page.focus('input[name="cell"][value="2,2"]')

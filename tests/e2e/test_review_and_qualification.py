@@ -1,5 +1,4 @@
-"""Review with the marked images in view, from the keyboard, and the qualification's feedback, in Chromium
-(issue 12, items 5 and 6)."""
+"""Review with the marked images in view, from the keyboard, and the qualification's feedback, in Chromium."""
 import re
 
 import pytest

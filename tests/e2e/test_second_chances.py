@@ -1,4 +1,4 @@
-"""Second chances on the labelling page in Chromium (issue 12): undo a skip, take an expired HIT again, extend."""
+"""Second chances on the labelling page in Chromium: undo a skip, take an expired HIT again, extend."""
 from datetime import timedelta
 
 import pytest

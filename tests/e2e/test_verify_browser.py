@@ -8,6 +8,7 @@ from tests.e2e.conftest import ARTIFACTS, current_assignment_id
 from tests.e2e.test_browser import count
 from tests.factories import PASSWORD, make_job, make_user
 from units.crowd.models import Annotation, CrowdSettings
+from units.crowd.publishing import PublishSettings
 from units.crowd.verify import hit_publish_verify
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,7 +17,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def site(media_root):
     job = make_job(layers={"conv3": 4}, exemplars_per_unit=6, write_pictures=True)
-    hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"], assignments_per_hit=1)
+    hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"],
+                       settings=PublishSettings.for_verify(assignments_per_hit=1))
     CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.0})
     make_user("vera", qualified=True)
     return job

@@ -109,7 +109,7 @@ def test_a_corrupt_or_truncated_image_is_skipped_counted_and_the_run_goes_on(tmp
     seen = [int(i) for batch in make_loader(ds, batch_size=4) for i in batch.indices]
     assert seen == [0, 2, 4, 5]
     assert ds.skipped == [fake.rows[1].image, fake.rows[3].image]
-    for batch in make_loader(ds, batch_size=4):  # a second pass does not count them twice
+    for _batch in make_loader(ds, batch_size=4):  # a second pass does not count them twice
         pass
     assert len(ds.skipped) == 2
 

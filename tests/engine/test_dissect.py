@@ -64,7 +64,7 @@ def test_dissect_matches_full_data_statistics_and_writes_a_readable_tally(broden
     cats = {c: k for k, c in enumerate(fake.categories)}
     labcat = {n: cats[c] for n, (_, c) in fake.labels.items()}
     # The reference counts 2 categories; map this dataset's 3 onto a wider A by hand.
-    G, I, _ = _reference(
+    G, inter, _ = _reference(
         acts, expected_t, [np.stack(r.pixel_layers) if r.pixel_layers else np.zeros((0, 8, 8), int) for r in rows],
         [r.image_labels for r in rows], {n: 0 for n in labcat}, 5, "original",
     )
@@ -78,7 +78,7 @@ def test_dissect_matches_full_data_statistics_and_writes_a_readable_tally(broden
         for cat in fake.categories:
             label = row[f"{cat}-label"]
             assert row[f"{cat}-truth"] == G[names[label]]
-            assert row[f"{cat}-intersect"] == I[(u, names[label])]
+            assert row[f"{cat}-intersect"] == inter[(u, names[label])]
     best = layer.iou.argmax(axis=1)
     assert [lab.label for lab in layer.labels] == [fake.labels[int(dataset.concepts[b].number)][0] for b in best]
 
@@ -121,7 +121,8 @@ def test_shards_collected_and_merged_equal_the_single_sweep(broden, tmp_path):
         assert np.array_equal(a.thresholds, b.thresholds)
         assert np.array_equal(a.topk_indices, b.topk_indices)
         assert np.array_equal(a.iou, b.iou)
-    assert (tmp_path / "sharded" / "3" / "tally.csv").read_text() == (tmp_path / "whole" / "3" / "tally.csv").read_text()
+    tally = "3/tally.csv"
+    assert (tmp_path / "sharded" / tally).read_text() == (tmp_path / "whole" / tally).read_text()
 
 
 def test_given_thresholds_replace_the_quantile(broden, tmp_path):

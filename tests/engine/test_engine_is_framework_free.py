@@ -17,7 +17,8 @@ def test_importing_every_engine_module_loads_neither_django_celery_nor_sklearn()
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'units', 'annotate_site', 'sklearn'))\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'units', 'annotate_site', "
+        "'sklearn'))\n"
         "print(','.join(bad))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)

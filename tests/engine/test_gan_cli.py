@@ -41,7 +41,8 @@ def test_gan_intervene_numbers_units_as_the_tally_does(checkpoints, tmp_path, ca
                  "--region-box", "0,0,16,16", "--out", str(tmp_path / "effect.json")])
     assert code == 0
     report = json.loads((tmp_path / "effect.json").read_text())
-    assert report["units"] == [1, 8] and report["n_images"] == 4 and set(report["effect"]) == {str(d) for d in range(10)}
+    assert report["units"] == [1,
+                               8] and report["n_images"] == 4 and set(report["effect"]) == {str(d) for d in range(10)}
     capsys.readouterr()
     assert main(["gan", "intervene", *checkpoints, "--layer", "layer2", "--units", "9", "--samples", "2"]) == 2
     assert "unknown unit(s) [9] in layer 'layer2': it has units 1..8" in capsys.readouterr().err
@@ -53,7 +54,8 @@ def test_importing_the_gan_package_loads_neither_django_celery_nor_sklearn() -> 
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'units', 'annotate_site', 'sklearn'))))\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'units', "
+        "'annotate_site', 'sklearn'))))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

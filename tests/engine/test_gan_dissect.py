@@ -93,9 +93,11 @@ def test_iqr_threshold_is_the_candidate_with_the_best_information_quality_ratio(
                 cells = np.zeros(4)
                 for n in range(N):
                     m, s = ups[n] > t, labels[n] == d + 1
-                    cells += [(m & s).sum().item(), (m & ~s).sum().item(), (~m & s).sum().item(), (~m & ~s).sum().item()]
+                    cells += [(m & s).sum().item(), (m & ~s).sum().item(), (~m & s).sum().item(),
+                              (~m & ~s).sum().item()]
                 p = cells / cells.sum()
-                pm, ps = [p[0] + p[1], p[0] + p[1], p[2] + p[3], p[2] + p[3]], [p[0] + p[2], p[1] + p[3], p[0] + p[2], p[1] + p[3]]
+                pm, ps = [p[0] + p[1], p[0] + p[1], p[2] + p[3], p[2] + p[3]], [p[0] + p[2], p[1] + p[3], p[0] + p[2],
+                                                                                p[1] + p[3]]
                 mi = sum(p[k] * math.log(p[k] / (pm[k] * ps[k])) for k in range(4) if p[k] > 0)
                 h = -sum(p[k] * math.log(p[k]) for k in range(4) if p[k] > 0)
                 iqr = mi / h if h > 0 else 0.0

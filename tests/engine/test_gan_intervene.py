@@ -44,7 +44,8 @@ def test_removing_units_everywhere_matches_the_hand_edited_generator(models) -> 
     base = make_baseline(gen, seg, n=N, seed=SEED, batch_size=5)
     effect = causal_effect(gen, seg, Intervention(LAYER, [0, 2, 5]), base, batch_size=5)
     everywhere = torch.ones(8, 8, dtype=torch.bool)
-    before, after = _reference_counts(gen, seg, [0, 2, 5], [0.0, 0.0, 0.0], everywhere, torch.ones(32, 32, dtype=torch.bool))
+    before, after = _reference_counts(gen, seg, [0, 2, 5], [0.0, 0.0, 0.0], everywhere,
+                                      torch.ones(32, 32, dtype=torch.bool))
     np.testing.assert_array_equal(effect.before, before)
     np.testing.assert_array_equal(effect.after, after)
     assert (before != after).any(), "the edit must change some pixels for the test to bite"
@@ -88,7 +89,8 @@ def test_ranking_holds_each_units_single_ablation_effect(models) -> None:
     ranking = rank_units(gen, seg, LAYER, base, batch_size=4)
     assert ranking.shape == (8, 11)
     for u in (0, 7):
-        before, after = _reference_counts(gen, seg, [u], [0.0], torch.ones(8, 8, dtype=torch.bool), torch.ones(32, 32, dtype=torch.bool))
+        before, after = _reference_counts(gen, seg, [u], [0.0], torch.ones(8, 8, dtype=torch.bool),
+                                          torch.ones(32, 32, dtype=torch.bool))
         with np.errstate(invalid="ignore", divide="ignore"):
             expected = np.where(before > 0, (before - after) / np.maximum(before, 1), np.nan)
         np.testing.assert_allclose(ranking[u], expected, equal_nan=True)

@@ -71,7 +71,7 @@ def test_hand_worked_example_under_the_original_rule():
 
 def _reference(acts, thresholds, pixel_layers, image_labels, labcat, n_units, rule):
     """Obviously correct counts: Python loops over images, units and pixels."""
-    G, I = defaultdict(int), defaultdict(int)
+    G, inter = defaultdict(int), defaultdict(int)
     A = np.zeros((n_units, 2), dtype=np.int64)
     for n, layers in enumerate(pixel_layers):
         sh, sw = layers.shape[1:]
@@ -91,13 +91,13 @@ def _reference(acts, thresholds, pixel_layers, image_labels, labcat, n_units, ru
                 for layer in layers:
                     lab = int(layer[y, x])
                     if lab > 0:
-                        I[(u, lab)] += 1
+                        inter[(u, lab)] += 1
                         overlapped.add(labcat[lab])
             for lab in image_labels[n]:
-                I[(u, lab)] += len(mask)
+                inter[(u, lab)] += len(mask)
             for c in overlapped if rule == "lite" else anywhere:
                 A[u, c] += len(mask)
-    return G, I, A
+    return G, inter, A
 
 
 @pytest.mark.parametrize("rule", ["lite", "original"])
@@ -131,12 +131,12 @@ def test_vectorised_counts_equal_the_per_pixel_reference(rule, layout):
         counts.add(acts[lo:hi], thresholds, pix, image_labels[lo:hi])
     table = counts.table()
 
-    G, I, A = _reference(acts, thresholds, pixel_layers, image_labels, labcat, n_units, rule)
+    G, inter, A = _reference(acts, thresholds, pixel_layers, image_labels, labcat, n_units, rule)
     assert table.truth.tolist() == [G[k] for k in labcat]
-    assert table.intersect.tolist() == [[I[(u, k)] for k in labcat] for u in range(n_units)]
+    assert table.intersect.tolist() == [[inter[(u, k)] for k in labcat] for u in range(n_units)]
     assert table.activation.tolist() == A.tolist()
     expected_iou = [
-        [I[(u, k)] / (A[u, labcat[k]] + G[k] - I[(u, k)] + 1e-10) for k in labcat] for u in range(n_units)
+        [inter[(u, k)] / (A[u, labcat[k]] + G[k] - inter[(u, k)] + 1e-10) for k in labcat] for u in range(n_units)
     ]
     np.testing.assert_allclose(table.iou, expected_iou, rtol=1e-12)
     assert table.intersect.sum() > 0 and (table.activation > 0).any()  # the data exercised the counts

@@ -124,8 +124,10 @@ def _kill_after(stage: str, batches: int):
     return progress
 
 
-@pytest.mark.parametrize("spill, stage", [("always", "sweep"), ("never", "sweep"), ("never", "counts"), ("auto", "counts")])
-def test_a_run_killed_mid_stage_resumes_from_its_last_chunk_and_equals_an_uninterrupted_run(broden, tmp_path, spill, stage):
+@pytest.mark.parametrize("spill, "
+                         "stage", [("always", "sweep"), ("never", "sweep"), ("never", "counts"), ("auto", "counts")])
+def test_a_run_killed_mid_stage_resumes_from_its_last_chunk_and_equals_an_uninterrupted_run(
+        broden, tmp_path, spill, stage):
     opts = _options(spill=spill, checkpoint_every=2, resume=True, count_threads=1)
     whole = dissect(_net(), broden, _options(spill=spill), tmp_path / "whole")
     with pytest.raises(_Killed):
@@ -181,7 +183,8 @@ def test_counting_in_threads_is_killed_and_resumed_at_a_round_that_holds_every_b
 
 def test_resume_ignores_stage_files_of_different_inputs(broden, tmp_path):
     with pytest.raises(_Killed):
-        dissect(_net(), broden, _options(checkpoint_every=1, resume=True), tmp_path / "out", progress=_kill_after("sweep", 2))
+        dissect(_net(), broden, _options(checkpoint_every=1, resume=True), tmp_path / "out",
+                progress=_kill_after("sweep", 2))
     other = _options(checkpoint_every=1, resume=True, quantile=0.05)
     result = dissect(_net(), broden, other, tmp_path / "out")
     assert result.plan["resumed"] is False
@@ -192,7 +195,8 @@ def test_the_plan_is_stored_in_summary_json_with_its_estimate(broden, tmp_path):
     dissect(_net(), broden, _options(render=False), tmp_path / "out")
     plan = json.loads((tmp_path / "out" / "3" / "summary.json").read_text())["plan"]
     assert plan["disk_budget"] == 2_000_000_000
-    assert {lp["layer"]: lp["map_shapes"] for lp in plan["layers"]} == {"1": [[16, 16], [20, 20]], "3": [[8, 8], [10, 10]]}
+    assert {lp["layer"]: lp["map_shapes"] for lp in plan["layers"]} == {"1": [[16, 16], [20, 20]],
+                                                                        "3": [[8, 8], [10, 10]]}
     assert plan["layers"][1]["spill_bytes_float32"] == 5 * 4 * (15 * 64 + 7 * 100) + 2 * 128
 
 
@@ -251,7 +255,8 @@ def test_on_a_broden_sized_index_every_resnet18_layer_gets_a_plan_within_the_bud
     write_csv(root / "index.csv", ["image", "split", "ih", "iw", "sh", "sw", "object"],
               [["a.jpg", "train", 224, 224, 112, 112, "a_object.png"]] * 63305)
     write_csv(root / "category.csv", ["name", "first", "last", "count", "frequency"], [["object", 1, 1, 1, 1]])
-    write_csv(root / "label.csv", ["number", "name", "category", "frequency", "coverage", "syns"], [[1, "thing", "object(1)", 1, 1.0, ""]])
+    write_csv(root / "label.csv", ["number", "name", "category", "frequency", "coverage", "syns"],
+              [[1, "thing", "object(1)", 1, 1.0, ""]])
     dataset = open_dataset(f"broden:{root}")
     model = load_model("resnet18", None)
     layers = ["relu", "layer1", "layer2", "layer3", "layer4"]
@@ -268,8 +273,10 @@ def test_on_a_broden_sized_index_every_resnet18_layer_gets_a_plan_within_the_bud
     assert kept < by["layer1"].exact_quantile_bytes and by["layer1"].exact_quantile_bytes > EXACT_STATE_LIMIT
     assert by["layer1"].threshold == "radix" and by["layer1"].quantile_bytes == RadixQuantile.memory_bytes(64)
     assert all(lp.threshold == "exact" for lp in plan.layers if lp.exact_quantile_bytes <= EXACT_STATE_LIMIT)
-    exact = plan_dissection(model, dataset, DissectOptions(layers=["layer1"], threshold_method="exact", progress_bar=False))
-    assert exact.layers[0].threshold == "exact" and exact.memory_bytes == by["layer1"].exact_quantile_bytes + by["layer1"].counts_bytes
+    exact = plan_dissection(model, dataset, DissectOptions(layers=["layer1"], threshold_method="exact",
+                                                           progress_bar=False))
+    assert exact.layers[0].threshold == "exact"
+    assert exact.memory_bytes == by["layer1"].exact_quantile_bytes + by["layer1"].counts_bytes
 
 
 def test_a_float16_spill_fits_where_float32_would_not_and_keeps_every_label(broden, tmp_path):
@@ -334,7 +341,9 @@ def test_layer_shapes_probed_on_the_meta_device_equal_a_real_forward_pass():
             for h, w in sizes:
                 x = torch.zeros(1, 3, h, w)
                 outs = {}
-                hooks = [dict(model.named_modules())[n].register_forward_hook(lambda m, i, o, n=n: outs.__setitem__(n, o)) for n in layers]
+                modules = dict(model.named_modules())
+                hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n, outs=outs: outs.__setitem__(n, o))
+                         for n in layers]
                 model(x)
                 for hk in hooks:
                     hk.remove()

@@ -253,7 +253,8 @@ def test_a_quantile_that_owns_its_loaded_state_changes_it_in_place_and_stays_exa
 def test_radix_key_halves_order_floats_like_the_floats_themselves():
     from tasks.engine.runningstats import _key_halves, _key_values
 
-    values = torch.cat([torch.randn(5000) * 1e3, torch.tensor([0.0, -0.0, 1e-45, -1e-45, float("inf"), float("-inf"), 3.4e38, -3.4e38])])
+    values = torch.cat([torch.randn(5000) * 1e3, torch.tensor([0.0, -0.0, 1e-45, -1e-45, float("inf"), float("-inf"),
+                                                               3.4e38, -3.4e38])])
     high, low = _key_halves(values)
     # the same key through int64, the plain way: bits + 2**31 for bits >= 0, else -1 - bits
     bits = values.view(torch.int32).to(torch.int64)
@@ -261,4 +262,5 @@ def test_radix_key_halves_order_floats_like_the_floats_themselves():
     assert torch.equal(high.to(torch.int64), keys >> 16) and torch.equal(low.to(torch.int64), keys & 0xFFFF)
     order = torch.argsort(keys, stable=True)
     assert bool((values[order][1:] >= values[order][:-1]).all())  # the keys sort the floats
-    assert torch.equal(_key_values((high.to(torch.int64) << 16) | low.to(torch.int64)).view(torch.int32), values.view(torch.int32))
+    assert torch.equal(_key_values((high.to(torch.int64) << 16) | low.to(torch.int64)).view(torch.int32),
+                       values.view(torch.int32))

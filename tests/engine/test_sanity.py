@@ -17,7 +17,8 @@ from tasks.engine.train import load_mixture_tensors
 
 
 def tiny_config(**overrides) -> SanityConfig:
-    """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 200 validation images (K above 200 is capped)."""
+    """Seconds on one core: 32 px canvas, 14 px digits, one short epoch, 200 validation images
+    (K above 200 is capped)."""
     base = dict(n_train=120, n_val=200, epochs=1, seeds=2, canvas=32, digit_size=14, variants=["baseline", "wide"],
                 usefulness=True, usefulness_seeds=1, workers=1, top_k=2, device="cpu", batch_size=32,
                 lr=3e-3, network="mixturenet", seed_epochs=1)
@@ -41,7 +42,8 @@ def _plain_forward(model, images: torch.Tensor):
     """conv3 spatial max per unit and logits, with the layers called one by one (no hooks)."""
     from tasks.engine.datasets import NETDISSECT_MEAN, NETDISSECT_STD
 
-    x = (images.float() / 255 - torch.tensor(NETDISSECT_MEAN).view(1, 3, 1, 1)) / torch.tensor(NETDISSECT_STD).view(1, 3, 1, 1)
+    x = (images.float() / 255 - torch.tensor(NETDISSECT_MEAN).view(1, 3, 1,
+                                                                   1)) / torch.tensor(NETDISSECT_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         h = model.pool2(model.conv2(model.pool1(model.conv1(x))))
         c3 = model.conv3(h)
@@ -61,7 +63,8 @@ def test_the_report_holds_every_variant_seed_and_the_usefulness_runs(tiny_report
     assert [L["num_units"] for L in wide["layers"].values()] == [10, 20, 30]
     assert report["source"] == "digits" and "scikit-learn" in report["source_text"]
     saved = json.loads((out / "report.json").read_text())
-    assert saved["networks"]["mixturenet"]["variants"]["baseline"]["accuracy"] == section["variants"]["baseline"]["accuracy"]
+    baseline = section["variants"]["baseline"]
+    assert saved["networks"]["mixturenet"]["variants"]["baseline"]["accuracy"] == baseline["accuracy"]
     for name in ("report.md", "report.html"):
         assert "Best unit per digit" in (out / name).read_text()
     # The usefulness experiment's own sizes are in its run and said in the report; so is why P@K needs many images.
@@ -100,13 +103,15 @@ def test_the_numbers_come_from_the_data_changing_it_changes_them(tiny_report, tm
     other = run_sanity(tiny_config(seeds=1, variants=["baseline"], usefulness=False, n_train=160), tmp_path)
     a = next(r for r in report["runs"] if r["id"] == "baseline_s0")
     b = other["runs"][0]
-    assert a["val_accuracy"] != b["val_accuracy"] or a["layers"]["conv3"]["units"][0]["ap"] != b["layers"]["conv3"]["units"][0]["ap"]
+    first_ap = [x["layers"]["conv3"]["units"][0]["ap"] for x in (a, b)]
+    assert a["val_accuracy"] != b["val_accuracy"] or first_ap[0] != first_ap[1]
     assert other["networks"]["mixturenet"]["variants"]["baseline"]["accuracy"]["values"] == [b["val_accuracy"]]
 
 
 def test_plots_are_png_files_named_in_the_report(tiny_report):
     report, out = tiny_report
-    for key in ("mixturenet_precision_at_k", "mixturenet_precision_at_recall", "variants_accuracy", "mixturenet_usefulness",
+    for key in ("mixturenet_precision_at_k", "mixturenet_precision_at_recall", "variants_accuracy",
+                "mixturenet_usefulness",
                 "mixturenet_top_images_best", "mixturenet_top_images_conv3"):
         with Image.open(out / report["plots"][key]) as im:
             assert im.format == "PNG" and im.width > 100
@@ -184,7 +189,8 @@ def test_the_estimate_is_the_configs_arithmetic_over_the_measured_per_image_cost
     from tasks.engine.sanity.pipeline import COST_MS
 
     def seed_only(epochs: int) -> SanityConfig:
-        return SanityConfig(network="seed", seeds=2, seed_epochs=epochs, variants=["baseline", "wide"], usefulness=False)
+        return SanityConfig(network="seed", seeds=2, seed_epochs=epochs, variants=["baseline", "wide"],
+                            usefulness=False)
 
     # One more epoch of the seed's network: 2 seeds x (baseline + wide, the wide one dearer) x 20,000 images.
     per_epoch_ms = 2 * 20000 * COST_MS["train"]["seed"] * (1 + COST_MS["wide_factor"]["seed"])

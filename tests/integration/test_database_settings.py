@@ -8,7 +8,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 def test_postgresql_jit_is_off_for_the_sites_connections():
-    """JIT compiled the claim's exact query for 558 ms where it ran 14 ms (issue 11's drained-queue run)."""
+    """JIT compiled the claim's exact query for 558 ms where it ran 14 ms (a drained queue under load)."""
     need_service(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")

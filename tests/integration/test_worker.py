@@ -91,7 +91,7 @@ def start_worker(broker: str, tmp_path: Path, name: str, **extra_env: str) -> su
         DATABASE_URL=_test_database_url(), CELERY_BROKER_URL=broker, MEDIA_ROOT=str(tmp_path / "media"),
         UNITCROWD_VAR_DIR=str(tmp_path / "var"), UNITCROWD_DEVICE="cpu", **extra_env,
     )
-    log = open(tmp_path / f"{name}.log", "w")
+    log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115  (the child process writes it; closed with it)
     # A session of its own: killing the group kills the pool child that runs the task too.
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "annotate_site", "worker", "-Q", "gpu,default", "--concurrency", "1",

@@ -34,7 +34,8 @@ def test_aggregate_then_export_a_layers_labelled_units(job, media_root, tmp_path
     path = run("export", "units_csv", "--job", str(job.pk), "--layer", "conv3", "--output", str(tmp_path)).strip()
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["layer"], r["unit"], r["crowd_word"]) for r in rows] == [("conv3", "1", "dog"), ("conv3", "2", "")]  # units from 1
+    # units from 1
+    assert [(r["layer"], r["unit"], r["crowd_word"]) for r in rows] == [("conv3", "1", "dog"), ("conv3", "2", "")]
     assert "units_csv_" in path
 
 

@@ -1,4 +1,4 @@
-"""Debounced, incremental aggregation (issue 11): a busy layer is aggregated once per delay, never
+"""Debounced, incremental aggregation: a busy layer is aggregated once per delay, never
 inside the submitting request, never twice at a time, and what is stored equals a from-scratch run."""
 import random
 
@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
-from units.results import services
+from units.results import schedule, services
 from units.results.models import AggregationRun, AggregationSchedule, AnnotatorSkill, UnitAggregate
-from units.results.services import aggregation_run_layer, aggregation_run_scheduled
+from units.results.schedule import aggregation_run_scheduled
+from units.results.services import aggregation_run_layer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
@@ -19,7 +20,7 @@ def queued(monkeypatch, settings):
     """The delayed sends, recorded instead of handed to a broker or a timer thread."""
     settings.RESULTS_AGGREGATE_DEBOUNCE = 5.0
     sent = []
-    monkeypatch.setattr(services, "enqueue_in", lambda delay, name, *args: sent.append((delay, name, args)))
+    monkeypatch.setattr(schedule, "enqueue_in", lambda delay, name, *args: sent.append((delay, name, args)))
     return sent
 
 
@@ -82,9 +83,9 @@ def test_a_run_due_while_another_run_of_the_layer_is_in_progress_is_queued_again
 def test_a_mark_left_by_a_killed_worker_does_not_block_the_layer_for_ever(queued):
     job = make_job(layers={"conv3": 1}, exemplars_per_unit=2)
     layer = job.layer_set.get()
-    long_ago = timezone.now() - services.SCHEDULE_STALE * 2
+    long_ago = timezone.now() - schedule.SCHEDULE_STALE * 2
     AggregationSchedule.objects.create(layer=layer, running_since=long_ago, due_at=long_ago)
-    assert services.aggregation_schedule(layer_id=layer.pk) is True
+    assert schedule.aggregation_schedule(layer_id=layer.pk) is True
     assert aggregation_run_scheduled(layer_id=layer.pk) is not None
 
 
@@ -95,7 +96,8 @@ def test_a_running_mark_is_taken_for_lost_after_five_times_the_layers_last_run_a
     layer = job.layer_set.get()
     now = timezone.now()
     AggregationRun.objects.create(layer=layer, status=AggregationRun.Status.SUCCEEDED,
-                                  started_at=now - timedelta(hours=1), finished_at=now - timedelta(hours=1) + timedelta(seconds=30))
+                                  started_at=now - timedelta(hours=1),
+                                  finished_at=now - timedelta(hours=1) + timedelta(seconds=30))
     schedule = AggregationSchedule.objects.create(layer=layer, running_since=now - timedelta(seconds=140))
     assert aggregation_run_scheduled(layer_id=layer.pk) is None  # 140 s < 5 x 30 s: maybe still running
     AggregationSchedule.objects.filter(pk=schedule.pk).update(running_since=now - timedelta(seconds=160), due_at=None)
@@ -144,7 +146,7 @@ def test_a_slow_run_that_read_older_answers_does_not_overwrite_a_newer_result(se
     answer(hit, make_user("s1"), "dog", "object")
     newer = aggregation_run_layer(layer=layer)
     # A run that started before `newer` (it read older answers) finishes after it: it must keep out.
-    AggregationRun.objects.filter(pk=newer.pk).update(started_at=timezone.now() + services.SCHEDULE_STALE)
+    AggregationRun.objects.filter(pk=newer.pk).update(started_at=timezone.now() + schedule.SCHEDULE_STALE)
     answer(hit, make_user("s2"), "cat", "object")
     assert aggregation_run_layer(layer=layer).pk == newer.pk
     assert UnitAggregate.objects.get().n_annotations == 1

@@ -18,22 +18,24 @@ from units.results.exports import (
 )
 from units.results.imports import mturk_import, tally_import
 from units.results.models import ExportJob
-from units.results.services import ResultsError, aggregation_run_layer, export_create
+from units.results.errors import ResultsError
+from units.results.services import aggregation_run_layer, export_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
-# REFERENCES.md section 1, written out independently of the engine's writer.
+# NetDissect-Lite's tally.csv columns, written out independently of the engine's writer.
 REFERENCE_CATEGORIES = ["object", "material"]
 REFERENCE_TALLY = ["unit", "category", "label", "score"] + [
     f"{c}-{k}" for c in REFERENCE_CATEGORIES for k in ("label", "truth", "activation", "intersect", "iou")
 ]
-# REFERENCES.md section 4.
-REFERENCE_MTURK = (
-    "HITId,HITTypeId,Title,Description,Keywords,Reward,CreationTime,MaxAssignments,RequesterAnnotation,"
-    "AssignmentDurationInSeconds,AutoApprovalDelayInSeconds,Expiration,NumberOfSimilarHITs,LifetimeInSeconds,"
-    "AssignmentId,WorkerId,AssignmentStatus,AcceptTime,SubmitTime,AutoApprovalTime,ApprovalTime,RejectionTime,"
-    "RequesterFeedback,WorkTimeInSeconds,LifetimeApprovalRate,Last30DaysApprovalRate,Last7DaysApprovalRate"
-).split(",")
+# Mechanical Turk's batch results CSV columns.
+REFERENCE_MTURK = [
+    "HITId", "HITTypeId", "Title", "Description", "Keywords", "Reward", "CreationTime", "MaxAssignments",
+    "RequesterAnnotation", "AssignmentDurationInSeconds", "AutoApprovalDelayInSeconds", "Expiration",
+    "NumberOfSimilarHITs", "LifetimeInSeconds", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime",
+    "SubmitTime", "AutoApprovalTime", "ApprovalTime", "RejectionTime", "RequesterFeedback", "WorkTimeInSeconds",
+    "LifetimeApprovalRate", "Last30DaysApprovalRate", "Last7DaysApprovalRate",
+]
 
 
 def read_reference_tally(path):
@@ -143,7 +145,8 @@ def test_mturk_results_csv_has_the_reference_columns_and_one_row_per_finished_as
     assert len(rows) == 4
     by_worker = {(r["HITId"], r["WorkerId"]): r for r in rows}
     first = by_worker[(str(hits[0].pk), "ann1")]
-    assert (first["AssignmentStatus"], first["Answer.word"], first["Answer.category"]) == ("Submitted", "dogs", "object")
+    assert (first["AssignmentStatus"], first["Answer.word"],
+            first["Answer.category"]) == ("Submitted", "dogs", "object")
     assert first["Answer.non_fitting_images"] == "2"  # rank 1 is the second image shown
     assert first["Answer.description"] == "Dogs, mostly faces"
     assert (first["Input.layer"], first["Input.unit_number"], first["MaxAssignments"], first["Reward"]) == (
@@ -185,8 +188,8 @@ def test_an_mturk_csv_imports_back_into_another_layer_as_the_same_answers(labell
     counts = mturk_import(path=tmp_path / "m.csv", layer=other)
     # The "<script>alert(1)</script>" word (stored directly by the fixture, never through the form) is refused
     # by the annotators' own word rule, counted with its line; the other rows come in.
-    script_line = 2 + [r["Answer.word"] for r in csv.DictReader(open(tmp_path / "m.csv", encoding="utf-8-sig"))].index(
-        "<script>alert(1)</script>")
+    rows = csv.DictReader((tmp_path / "m.csv").read_text(encoding="utf-8-sig").splitlines())
+    script_line = 2 + [r["Answer.word"] for r in rows].index("<script>alert(1)</script>")
     assert counts == {"rows": 4, "created": 3, "skipped": 0, "invalid": 1, "invalid_lines": [script_line]}
     assert mturk_import(path=tmp_path / "m.csv", layer=other) == {
         "rows": 4, "created": 0, "skipped": 3, "invalid": 1, "invalid_lines": [script_line]}
@@ -195,7 +198,8 @@ def test_an_mturk_csv_imports_back_into_another_layer_as_the_same_answers(labell
     original = Annotation.objects.filter(assignment__hit__unit__layer=layer).exclude(word__contains="<").order_by("id")
     assert imported.count() == original.count() == 3
     for new, old in zip(imported, original):
-        assert (new.word, new.category, new.description, new.confidence) == (old.word, old.category, old.description, old.confidence)
+        assert (new.word, new.category, new.description, new.confidence) == (old.word, old.category, old.description,
+                                                                             old.confidence)
         assert new.assignment.status == old.assignment.status
         assert new.assignment.worker.username == f"mturk-{old.assignment.worker.username}"
         assert sorted(e.rank for e in new.non_fitting.all()) == sorted(e.rank for e in old.non_fitting.all())
@@ -226,7 +230,7 @@ def test_a_bad_mturk_csv_names_the_line_and_column_and_writes_nothing(labelled, 
 
 
 def test_imported_broden_and_iclr_category_names_become_ours(labelled, tmp_path):
-    """Labels collected elsewhere say "Material" or "surface"; both are our texture (REFERENCES 3)."""
+    """Labels collected elsewhere say "Material" or "surface"; both are our texture (Broden calls it material)."""
     job, layer, hits = labelled
     path = tmp_path / "elsewhere.csv"
     path.write_text("WorkerId,AssignmentStatus,Input.unit,Answer.word,Answer.category\n"
@@ -242,7 +246,8 @@ def test_a_tally_csv_imports_as_a_layers_automatic_labels(labelled, tmp_path):
     assert tally_import(path=tmp_path / "tally.csv", layer=layer) == 3
     unit = Unit.objects.get(layer=layer, index=1)
     assert (unit.iou_label, unit.iou_category, unit.iou_score) == ("wood", "material", 0.0612)
-    assert [(s.concept.name, s.iou) for s in unit.concept_scores.order_by("rank")] == [("wood", 0.0612), ("sky-s", 0.01)]
+    assert [(s.concept.name,
+             s.iou) for s in unit.concept_scores.order_by("rank")] == [("wood", 0.0612), ("sky-s", 0.01)]
     (tmp_path / "bad.csv").write_text("unit,label\n1,dog\n")
     with pytest.raises(ResultsError, match="bad.csv: cannot read it as a NetDissect tally.csv"):
         tally_import(path=tmp_path / "bad.csv", layer=layer)

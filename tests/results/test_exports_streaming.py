@@ -1,6 +1,6 @@
 """The exports stream (iterate in chunks, write as they go) and still write the bytes they wrote when they
 built the whole document in memory: compared here with json.dump of the full list, the reference writer.
-Their memory is measured by `manage.py loadtest --export-memory N` (a benchmark, not a test)."""
+Their memory is measured by `python -m benchmarks.loadtest --export-memory N` (a benchmark, not a test)."""
 import json
 
 import pytest

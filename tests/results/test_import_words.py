@@ -68,4 +68,5 @@ def test_the_upload_page_says_how_many_rows_it_refused_and_where(client, layer, 
     page = client.post("/results/imports/", {"kind": "mturk", "layer": layer.pk, "file": upload}, follow=True)
     text = page.content.decode()
     assert page.status_code == 200
-    assert "4 annotation(s) imported from answers.csv (0 already known, 5 refused for an invalid word (lines 3, 5, 6, 8, 10))" in text
+    assert ("4 annotation(s) imported from answers.csv (0 already known, "
+            "5 refused for an invalid word (lines 3, 5, 6, 8, 10))") in text

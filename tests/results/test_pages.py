@@ -87,7 +87,8 @@ def test_synonym_form_adds_and_removes_entries(world, requester):
     assert not SynonymEntry.objects.exists()
 
 
-def test_an_export_started_from_the_page_is_downloadable(world, requester, media_root, django_capture_on_commit_callbacks):
+def test_an_export_started_from_the_page_is_downloadable(world, requester, media_root,
+                                                         django_capture_on_commit_callbacks):
     client = login(requester)
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post("/results/exports/", {"kind": "mturk", "layer": world["layer"].pk}).status_code == 302

@@ -5,7 +5,8 @@ from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
 from units.crowd.models import Assignment, Hit
 from units.results.models import AggregationRun, AnnotatorSkill, SynonymEntry, UnitAggregate
-from units.results.services import ResultsError, aggregation_run_batch, aggregation_run_layer, synonym_set
+from units.results.errors import ResultsError
+from units.results.services import aggregation_run_batch, aggregation_run_layer, synonym_set
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
@@ -72,7 +73,8 @@ def test_a_unit_whose_only_answers_were_rejected_loses_its_stale_label(layer_wit
     assert not UnitAggregate.objects.filter(unit=hits[0].unit).exists()
 
 
-def test_low_agreement_after_all_assignments_adds_one_assignment_and_reopens_the_hit(layer_with_hits, workers, settings):
+def test_low_agreement_after_all_assignments_adds_one_assignment_and_reopens_the_hit(
+        layer_with_hits, workers, settings):
     settings.RESULTS_REDUNDANCY_AGREEMENT = 0.5
     settings.RESULTS_REDUNDANCY_CAP = 4
     layer, hits = layer_with_hits
@@ -156,7 +158,7 @@ def test_layer_answers_are_the_counted_labelling_answers_with_hand_counted_marks
     from units.dissection.models import Exemplar
     from units.results.aggregation import Answer
     from units.results.selectors import vocabulary_for
-    from units.results.services import layer_answers
+    from units.results.selectors import layer_answers
 
     job = make_job(layers={"conv3": 2, "conv2": 1}, exemplars_per_unit=10)
     hits = {(h.unit.layer.name, h.unit.index): h for h in make_hits(job, assignments=5)}

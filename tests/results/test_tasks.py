@@ -39,14 +39,14 @@ def test_a_rejection_reaggregates_and_a_stale_request_is_skipped(django_capture_
     assert aggregate_layer(hits[0].unit.layer_id, before) is None  # a later run already covered it
 
 
-def test_saves_in_one_transaction_enqueue_the_layer_once_and_accepted_work_not_at_all(django_capture_on_commit_callbacks):
+def test_saves_in_one_transaction_enqueue_the_layer_once_and_accepted_work_not_at_all(
+        django_capture_on_commit_callbacks):
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
     hits = make_hits(job, assignments=1)
     with mock.patch("tasks.results.aggregate_layer.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            with transaction.atomic():
-                answer(hits[0], make_user("sig2"), "dog", "object")
-                answer(hits[1], make_user("sig3"), "cat", "object")
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            answer(hits[0], make_user("sig2"), "dog", "object")
+            answer(hits[1], make_user("sig3"), "cat", "object")
         assert [c.args[0] for c in delay.call_args_list] == [job.layer_set.get().pk]
         delay.reset_mock()
         now = timezone.now()
@@ -70,7 +70,7 @@ def test_the_periodic_task_reaggregates_only_layers_with_newer_work():
 def test_the_sweep_redoes_a_run_lost_with_a_killed_worker_and_leaves_a_live_mark_alone():
     from tasks.results import aggregate_stale
     from units.results.models import AggregationSchedule
-    from units.results.services import SCHEDULE_STALE
+    from units.results.schedule import SCHEDULE_STALE
 
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
     hits = make_hits(job)

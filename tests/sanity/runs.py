@@ -17,14 +17,17 @@ def make_unit(u: int, ap: list[float], *, ablation: float = 0.0, cutoff: float =
         "precision_at_k": {k: list(p_k) for k in KS},
         "precision_at_recall": {r: list(ap) for r in RECALLS},
         "iou": [a / 10 for a in ap], "iou_label": str(best), "iou_score": ap[best] / 10,
-        "ablation": ablation, "ablation_own_digit": ablation * 2, "ablation_by_digit": {str(d): ablation for d in range(len(ap))},
+        "ablation": ablation, "ablation_own_digit": ablation * 2,
+        "ablation_by_digit": {str(d): ablation for d in range(len(ap))},
         "threshold": 0.5, "max_activation": 1.0,
-        "top_images": [0, 1, 2], "top_image_names": ["00000.png", "00001.png", "00002.png"], "top_scores": [3.0, 2.0, 1.0],
+        "top_images": [0, 1, 2], "top_image_names": ["00000.png", "00001.png", "00002.png"],
+        "top_scores": [3.0, 2.0, 1.0],
         "exemplars": pictures or [], "plain": pictures or [], "strip": "",
     }
 
 
-def make_run(variant: str, seed: int, *, accuracy: float, conv3_aps: list[list[float]], ablations: list[float] | None = None,
+def make_run(variant: str, seed: int, *, accuracy: float, conv3_aps: list[list[float]],
+             ablations: list[float] | None = None,
              experiment: str = "variants", effective: list[int] | None = None, pictures: list[str] | None = None,
              design: str = "mixturenet", precision: float | None = None) -> dict:
     """A run whose conv1/conv2 units are weak (AP 0.3) and whose conv3 units have the given APs
@@ -44,8 +47,10 @@ def make_run(variant: str, seed: int, *, accuracy: float, conv3_aps: list[list[f
         "train_accuracy": accuracy, "val_accuracy": accuracy, "baseline_ablation_accuracy": accuracy,
         "digit_frequency": [0.2] * 10,
         "layers": {
-            "conv1": {"num_units": 2, "units": [make_unit(u, weak, ablation=0.001, pictures=pictures) for u in range(2)], "summary_line": ""},
-            "conv2": {"num_units": 2, "units": [make_unit(u, weak, ablation=0.002, pictures=pictures) for u in range(2)], "summary_line": ""},
+            "conv1": {"num_units": 2, "units": [make_unit(u, weak, ablation=0.001,
+                                                          pictures=pictures) for u in range(2)], "summary_line": ""},
+            "conv2": {"num_units": 2, "units": [make_unit(u, weak, ablation=0.002,
+                                                          pictures=pictures) for u in range(2)], "summary_line": ""},
             "conv3": {"num_units": len(conv3_aps),
                       "units": [make_unit(u, ap, ablation=a, pictures=pictures, precision=precision)
                                 for u, (ap, a) in enumerate(zip(conv3_aps, ablations))],

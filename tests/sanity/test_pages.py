@@ -19,7 +19,8 @@ def test_annotators_are_refused_and_visitors_must_sign_in(client, annotator, fin
         assert client.get(url).status_code == 302
     _login(client, annotator)
     assert client.get(reverse("sanity:detail", args=[finished_report.pk])).status_code == 403
-    assert client.post(reverse("sanity:publish", args=[finished_report.pk]), {"runs": ["baseline_s0"]}).status_code == 403
+    assert client.post(reverse("sanity:publish", args=[finished_report.pk]),
+                       {"runs": ["baseline_s0"]}).status_code == 403
     assert not Hit.objects.exists()
 
 
@@ -40,7 +41,8 @@ def test_only_files_the_report_wrote_are_served(client, requester, finished_repo
         assert client.get(reverse("sanity:file", args=[finished_report.pk, bad])).status_code == 404
 
 
-def test_publishing_a_run_registers_its_units_with_detectors_as_gold_and_creates_hits(client, requester, finished_report):
+def test_publishing_a_run_registers_its_units_with_detectors_as_gold_and_creates_hits(
+        client, requester, finished_report):
     _login(client, requester)
     response = client.post(reverse("sanity:publish", args=[finished_report.pk]),
                            {"runs": ["baseline_s0"], "layers": ["conv3"], "assignments_per_hit": 3}, follow=True)

@@ -44,13 +44,17 @@ def _report(wide_strong: float, wide_ablation: float, base_strong: float = 0.85,
     runs = []
     for seed in (0, 1):
         jitter = 0.001 * seed
-        runs.append(make_run("baseline", seed, accuracy=0.9 + jitter, conv3_aps=one_hot_aps(range(5), base_strong + jitter),
+        runs.append(make_run("baseline", seed, accuracy=0.9 + jitter,
+                             conv3_aps=one_hot_aps(range(5), base_strong + jitter),
                              ablations=[0.10 + jitter] * 5))
-        runs.append(make_run("dropout", seed, accuracy=0.8 + jitter, conv3_aps=one_hot_aps(range(5), drop_strong + jitter),
+        runs.append(make_run("dropout", seed, accuracy=0.8 + jitter,
+                             conv3_aps=one_hot_aps(range(5), drop_strong + jitter),
                              ablations=[0.10 + jitter] * 5))
-        runs.append(make_run("wide", seed, accuracy=0.93 + jitter, conv3_aps=one_hot_aps(range(10), wide_strong + jitter),
+        runs.append(make_run("wide", seed, accuracy=0.93 + jitter,
+                             conv3_aps=one_hot_aps(range(10), wide_strong + jitter),
                              ablations=[wide_ablation + jitter] * 10))
-        runs.append(make_run("wide_dropout", seed, accuracy=0.92 + jitter, conv3_aps=one_hot_aps(range(10), wide_strong + jitter),
+        runs.append(make_run("wide_dropout", seed, accuracy=0.92 + jitter,
+                             conv3_aps=one_hot_aps(range(10), wide_strong + jitter),
                              ablations=[wide_ablation + jitter] * 10))
     return summarise(config=CONFIG, runs=runs, data={})
 

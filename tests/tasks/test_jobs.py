@@ -6,7 +6,7 @@ from tasks.jobs import dissect_job
 from tests.factories import make_hits, make_registered_pipeline
 from units.dissection import job_state
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit, UnitConceptScore
-from units.dissection.services import UnitsError, job_start
+from units.dissection.services import DissectionError, job_start
 
 pytestmark = pytest.mark.django_db
 
@@ -152,14 +152,15 @@ def test_a_dataset_broken_after_registration_fails_the_job_naming_the_file(tmp_p
     assert "label.csv" in job.error_message
 
 
-def test_a_job_with_hits_cannot_be_rerun_and_a_running_job_cannot_be_started_twice(tiny_mixture_dir, media_root, run_job):
+def test_a_job_with_hits_cannot_be_rerun_and_a_running_job_cannot_be_started_twice(
+        tiny_mixture_dir, media_root, run_job):
     job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2))
     make_hits(job)
-    with pytest.raises(UnitsError, match="published HITs"):
+    with pytest.raises(DissectionError, match="published HITs"):
         job_start(job=job)
     other = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"])
     DissectionJob.objects.filter(pk=other.pk).update(status="running")
-    with pytest.raises(UnitsError, match="running already"):
+    with pytest.raises(DissectionError, match="running already"):
         job_start(job=other)
 
 

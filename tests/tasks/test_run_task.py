@@ -40,5 +40,6 @@ def test_a_task_run_through_it_does_its_work_and_a_failing_one_exits_1():
     layer = job.layer_set.get()
     assert run_task.main(["tasks.results.aggregate_layer", f"[{layer.pk}]"]) == 0
     assert AggregationRun.objects.filter(layer=layer).count() == 1
-    assert set(UnitAggregate.objects.filter(unit__layer=layer).values_list("crowd_word", flat=True)) == {"0"}  # "zero" is concept "0"
+    # "zero" is concept "0"
+    assert set(UnitAggregate.objects.filter(unit__layer=layer).values_list("crowd_word", flat=True)) == {"0"}
     assert run_task.main(["tasks.results.aggregate_layer", "[\"one\"]"]) == 1  # the task raised: logged, status 1

@@ -1,6 +1,10 @@
 """Django admin for the crowd side: HITs and their work, annotators, sign-up settings."""
+from typing import Any
+
 from django.contrib import admin
 from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from .models import (
@@ -30,17 +34,17 @@ class _KeepsHitStatus:
     def _hit_of(self, obj) -> Hit:
         return obj if isinstance(obj, Hit) else obj.hit
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         _sync(self._hit_of(obj))
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
         hit = None if isinstance(obj, Hit) else obj.hit
         super().delete_model(request, obj)
         if hit is not None:
             _sync(hit)
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         hits = set() if queryset.model is Hit else set(queryset.values_list("hit_id", flat=True))
         super().delete_queryset(request, queryset)
         for hit in Hit.objects.filter(pk__in=hits):

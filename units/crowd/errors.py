@@ -25,9 +25,13 @@ class Conflict(CrowdError):
     status_code = 409
 
 
+class PublishError(CrowdError):
+    """Publishing was refused; the message says why and what to change."""
+
+
 class InvalidAnswer(CrowdError):
     """The answer does not pass validation; `errors` maps field names to messages."""
 
-    def __init__(self, errors: dict[str, list[str]]):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.db.models import QuerySet
 
+from units.dissection.models import Layer
 from units.dissection.selectors import layers_for_publishing
 
 from .models import CATEGORY_CHOICES, CrowdSettings
@@ -21,7 +24,7 @@ class SignupForm(forms.Form):
     password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
     invite_code = forms.CharField(max_length=40, required=False)
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", "The two passwords differ.")
@@ -42,7 +45,7 @@ class AnswerForm(forms.Form):
     confidence = forms.TypedChoiceField(choices=CONFIDENCE_CHOICES, coerce=int, initial=3,
                                         widget=forms.RadioSelect)
 
-    def __init__(self, *args, exemplar_ids: list[str], **kwargs):
+    def __init__(self, *args: Any, exemplar_ids: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["non_fitting"].choices = [(pk, str(pk)) for pk in exemplar_ids]
         self.fields["non_fitting"].error_messages["invalid_choice"] = "A marked image is not part of this HIT."
@@ -54,7 +57,7 @@ class ReviewForm(forms.Form):
     action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     feedback = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args, assignment_ids: list[int], **kwargs):
+    def __init__(self, *args: Any, assignment_ids: list[int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["assignment_ids"].choices = [(pk, str(pk)) for pk in assignment_ids]
 
@@ -65,19 +68,19 @@ class CrowdSettingsForm(forms.ModelForm):
         fields = ["signup_mode", "qualification_size", "qualification_pass_fraction",
                   "qualification_cooldown_minutes", "gold_rate"]
 
-    def clean_qualification_pass_fraction(self):
+    def clean_qualification_pass_fraction(self) -> float:
         value = self.cleaned_data["qualification_pass_fraction"]
         if not 0 < value <= 1:
             raise forms.ValidationError("A fraction between 0 (exclusive) and 1.")
         return value
 
-    def clean_gold_rate(self):
+    def clean_gold_rate(self) -> float:
         value = self.cleaned_data["gold_rate"]
         if not 0 <= value <= 1:
             raise forms.ValidationError("A rate between 0 and 1.")
         return value
 
-    def clean_qualification_size(self):
+    def clean_qualification_size(self) -> int:
         value = self.cleaned_data["qualification_size"]
         if value < 1:
             raise forms.ValidationError("The test needs at least one unit.")
@@ -102,7 +105,7 @@ class AnnotatorActionForm(forms.Form):
 
 
 class LayerChoiceField(forms.ModelMultipleChoiceField):
-    def _check_values(self, value):
+    def _check_values(self, value: Any) -> QuerySet:
         # Django looks every posted id up with `pk__in`; an id past 64 bits makes SQLite raise (a 500), so
         # such ids are refused here with the field's usual "not one of the choices" message.
         for pk in value:
@@ -111,8 +114,9 @@ class LayerChoiceField(forms.ModelMultipleChoiceField):
                                             params={"value": pk})
         return super()._check_values(value)
 
-    def label_from_instance(self, layer) -> str:
-        return f"job {layer.job_id} · {layer.job.network} · {layer.name} ({layer.num_units} units, {layer.published} published)"
+    def label_from_instance(self, layer: Layer) -> str:
+        return (f"job {layer.job_id} · {layer.job.network} · {layer.name} "
+                f"({layer.num_units} units, {layer.published} published)")
 
 
 class PublishForm(forms.Form):
@@ -120,7 +124,8 @@ class PublishForm(forms.Form):
     assignments_per_hit = forms.IntegerField(initial=3, min_value=1, max_value=100)
     reward = forms.DecimalField(initial=Decimal("0.05"), min_value=0, max_digits=8, decimal_places=2)
     lifetime_hours = forms.FloatField(initial=168, min_value=0.02, help_text="How long HITs can be taken.")
-    assignment_minutes = forms.FloatField(initial=15, min_value=0.5, help_text="Time an annotator has after taking a HIT.")
+    assignment_minutes = forms.FloatField(initial=15, min_value=0.5,
+                                          help_text="Time an annotator has after taking a HIT.")
     auto_approval_hours = forms.FloatField(initial=72, min_value=0, help_text="Submitted work is approved after this.")
     exemplars_shown = forms.IntegerField(initial=15, min_value=1, max_value=100)
     # The instructions promise sentinels: by default as many as the dissection stored per unit (the setting).
@@ -136,6 +141,6 @@ class PublishForm(forms.Form):
         required=False, widget=forms.CheckboxSelectMultiple, label="Labels to verify (verify HITs)",
         help_text="For verify HITs, sentinels are extra HITs per layer whose label clearly does not fit.")
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["layers"].queryset = layers_for_publishing()

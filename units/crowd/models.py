@@ -1,6 +1,7 @@
-"""HITs and assignments, following Mechanical Turk's rules (REFERENCES.md section 4)."""
+"""HITs and assignments, following Mechanical Turk's rules."""
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, models
@@ -51,6 +52,10 @@ class HitBatch(models.Model):
     kind = models.CharField(max_length=6, choices=HitKind.choices, default=HitKind.LABEL)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # crowd.publishing.hit_publish attaches the counts of that publishing (a PublishReport) to the batch
+    # it returns; typed loosely here, as the models sit below the publishing code.
+    report: Any
 
     class Meta:
         ordering = ["-created_at"]
@@ -178,6 +183,9 @@ class Skip(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["hit", "worker"], name="skip_unique_worker")]
 
+    def __str__(self) -> str:
+        return f"HIT {self.hit_id} skipped by user {self.worker_id}"
+
 
 class CrowdSettings(models.Model):
     """Site-wide crowd settings a requester can change (one row)."""
@@ -197,6 +205,9 @@ class CrowdSettings(models.Model):
 
     class Meta:
         verbose_name_plural = "crowd settings"
+
+    def __str__(self) -> str:
+        return "crowd settings"
 
     @classmethod
     def load(cls) -> "CrowdSettings":
@@ -267,6 +278,10 @@ class QualificationAttempt(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    def __str__(self) -> str:
+        return f"qualification attempt {self.pk} of user {self.user_id}"
+
     @property
     def total(self) -> int:
         return len(self.unit_ids)
+

@@ -8,21 +8,20 @@ cannot create a second HIT (the constraint rejects it; we skip on that conflict 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
+from .errors import PublishError
 from .models import Hit, HitBatch, HitKind
-
-
-class PublishError(Exception):
-    """Publishing was refused; the message says why and what to change."""
 
 
 @dataclass(frozen=True)
@@ -35,54 +34,75 @@ class PublishReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.created} HIT(s) created" + (f" in batch {self.batch.pk}" if self.batch.pk else "") + f"; skipped {self.skipped_existing} unit(s) "
+            f"{self.created} HIT(s) created" + (f" in batch {self.batch.pk}" if self.batch.pk else "")
+            + f"; skipped {self.skipped_existing} unit(s) "
             f"that already had a HIT, {self.skipped_dead} dead unit(s), "
             f"{self.skipped_without_exemplars} without exemplars"
         )
 
 
-def publish_options_check(*, assignments_per_hit: int, reward, lifetime_seconds: int,
-                          assignment_duration_seconds: int, auto_approval_delay_seconds: int, exemplars_shown: int,
-                          sentinels: int) -> Decimal:
-    """The rules every batch obeys (labelling or verify); returns the reward as a 2-digit Decimal."""
-    if not 1 <= assignments_per_hit <= 100:
-        raise PublishError("Assignments per HIT must be between 1 and 100.")
-    try:
-        reward = Decimal(str(reward)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
-        raise PublishError(f"The reward {reward!r} is not an amount like 0.05.") from None
-    if reward < 0:
-        raise PublishError("The reward cannot be negative.")
-    if lifetime_seconds < 60 or assignment_duration_seconds < 30:
-        raise PublishError("A HIT must live at least 60 s and give at least 30 s per assignment.")
-    if auto_approval_delay_seconds < 0:
-        raise PublishError("The auto-approval delay cannot be negative.")
-    if not 1 <= exemplars_shown <= 100:
-        raise PublishError("Exemplars shown must be between 1 and 100.")
-    if not 0 <= sentinels <= 10:
-        raise PublishError("Sentinels must be between 0 and 10.")
-    return reward
+@dataclass(frozen=True)
+class PublishSettings:
+    """How a batch of HITs is published, labelling or verify: what a requester sets, with the defaults
+    of a labelling batch (`for_verify` gives a verify batch's). `checked()` applies the rules every
+    batch obeys; both publishers call it through `publish_check`, so the rules live here once."""
+
+    assignments_per_hit: int = 3
+    reward: Decimal | str | float = Decimal("0.05")
+    lifetime_seconds: int = 7 * 24 * 3600
+    assignment_duration_seconds: int = 15 * 60
+    auto_approval_delay_seconds: int = 3 * 24 * 3600
+    exemplars_shown: int = 15
+    sentinels: int = 0
+    skip_dead: bool = True
+    name: str = ""
+
+    @classmethod
+    def for_verify(cls, **changes: Any) -> PublishSettings:
+        """A verify batch's defaults: one yes/no answer earns less and needs less time than naming a concept."""
+        return cls(**{"reward": Decimal("0.02"), "assignment_duration_seconds": 5 * 60, **changes})
+
+    def checked(self) -> PublishSettings:
+        """These settings with the reward as a 2-digit Decimal; a PublishError names the first rule broken."""
+        if not 1 <= self.assignments_per_hit <= 100:
+            raise PublishError("Assignments per HIT must be between 1 and 100.")
+        try:
+            reward = Decimal(str(self.reward)).quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):
+            raise PublishError(f"The reward {self.reward!r} is not an amount like 0.05.") from None
+        if reward < 0:
+            raise PublishError("The reward cannot be negative.")
+        if self.lifetime_seconds < 60 or self.assignment_duration_seconds < 30:
+            raise PublishError("A HIT must live at least 60 s and give at least 30 s per assignment.")
+        if self.auto_approval_delay_seconds < 0:
+            raise PublishError("The auto-approval delay cannot be negative.")
+        if not 1 <= self.exemplars_shown <= 100:
+            raise PublishError("Exemplars shown must be between 1 and 100.")
+        if not 0 <= self.sentinels <= 10:
+            raise PublishError("Sentinels must be between 0 and 10.")
+        return replace(self, reward=reward)
+
+    def batch_fields(self) -> dict[str, Any]:
+        """The HitBatch columns these settings fill."""
+        return {"assignments_per_hit": self.assignments_per_hit, "reward": self.reward,
+                "lifetime_seconds": self.lifetime_seconds,
+                "assignment_duration_seconds": self.assignment_duration_seconds,
+                "auto_approval_delay_seconds": self.auto_approval_delay_seconds,
+                "exemplars_shown": self.exemplars_shown, "sentinels": self.sentinels}
+
+    def hit_fields(self) -> dict[str, Any]:
+        """The Hit columns these settings fill, with the expiry counted from now."""
+        return {"max_assignments": self.assignments_per_hit, "reward": self.reward,
+                "lifetime_seconds": self.lifetime_seconds,
+                "assignment_duration_seconds": self.assignment_duration_seconds,
+                "auto_approval_delay_seconds": self.auto_approval_delay_seconds,
+                "exemplars_shown": self.exemplars_shown,
+                "expires_at": timezone.now() + timedelta(seconds=self.lifetime_seconds)}
 
 
-def hit_publish(
-    *,
-    layers: Iterable[Layer],
-    assignments_per_hit: int = 3,
-    reward: Decimal | str | float = Decimal("0.05"),
-    lifetime_seconds: int = 7 * 24 * 3600,
-    assignment_duration_seconds: int = 15 * 60,
-    auto_approval_delay_seconds: int = 3 * 24 * 3600,
-    exemplars_shown: int = 15,
-    sentinels: int = 0,
-    skip_dead: bool = True,
-    created_by=None,
-    name: str = "",
-) -> HitBatch:
-    """Create one HIT per unit of `layers` that has none yet.
-
-    Returns the batch with the counts attached as `batch.report` (a `PublishReport`); when no
-    HIT was created the batch is not kept (its `pk` is None) and the report says why.
-    """
+def publish_check(layers: Iterable[Layer], settings: PublishSettings) -> tuple[list[Layer], PublishSettings]:
+    """What every publishing checks first: some layers, all of finished jobs, settings within the rules.
+    Returns the layers as a list and the checked settings (the reward as a Decimal)."""
     layers = list(layers)
     if not layers:
         raise PublishError("Choose at least one layer to publish.")
@@ -92,27 +112,32 @@ def hit_publish(
         .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True)
     )
     if not_done:
-        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
-    reward = publish_options_check(
-        assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
-        assignment_duration_seconds=assignment_duration_seconds,
-        auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown, sentinels=sentinels,
-    )
-    if sentinels and not Exemplar.objects.filter(unit__layer__in=layers, kind=Exemplar.Kind.SENTINEL).exists():
+        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers "
+                           f"afterwards.")
+    return layers, settings.checked()
+
+
+def hit_publish(
+    *, layers: Iterable[Layer], settings: PublishSettings = PublishSettings(), created_by: User | None = None,
+) -> HitBatch:
+    """Create one HIT per unit of `layers` that has none yet.
+
+    Returns the batch with the counts attached as `batch.report` (a `PublishReport`); when no
+    HIT was created the batch is not kept (its `pk` is None) and the report says why.
+    """
+    layers, settings = publish_check(layers, settings)
+    if settings.sentinels and not Exemplar.objects.filter(unit__layer__in=layers,
+                                                          kind=Exemplar.Kind.SENTINEL).exists():
         raise PublishError(
             "These layers have no sentinel images (the job ran with UNITCROWD_SENTINELS_PER_UNIT=0); "
             "publish with 0 sentinels or re-run the job."
         )
-    now = timezone.now()
-    expires_at = now + timedelta(seconds=lifetime_seconds)
+    hit_fields = settings.hit_fields()
     skipped_existing = skipped_dead = skipped_bare = created = 0
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            name=name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
-            assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
-            assignment_duration_seconds=assignment_duration_seconds,
-            auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown,
-            sentinels=sentinels, created_by=created_by,
+            name=settings.name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
+            created_by=created_by, **settings.batch_fields(),
         )
         batch.layers.set(layers)
         units = (
@@ -127,7 +152,7 @@ def hit_publish(
             if unit.hits.all():
                 skipped_existing += 1
                 continue
-            if skip_dead and unit.max_activation <= 0:
+            if settings.skip_dead and unit.max_activation <= 0:
                 skipped_dead += 1
                 continue
             if unit.pk not in with_exemplars:
@@ -137,12 +162,7 @@ def hit_publish(
                 # A savepoint per HIT: a concurrent publisher that created this unit's HIT first
                 # makes only this insert fail (unique constraint), not the whole batch.
                 with transaction.atomic():
-                    Hit.objects.create(
-                        batch=batch, unit=unit, max_assignments=assignments_per_hit, reward=reward,
-                        lifetime_seconds=lifetime_seconds, assignment_duration_seconds=assignment_duration_seconds,
-                        auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown,
-                        is_gold=unit.is_gold, expires_at=expires_at,
-                    )
+                    Hit.objects.create(batch=batch, unit=unit, is_gold=unit.is_gold, **hit_fields)
                 created += 1
             except IntegrityError:
                 skipped_existing += 1

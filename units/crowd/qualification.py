@@ -5,23 +5,25 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from units.dissection.models import Unit
 
-from .accounts import annotator_qualify, profile_get
+from .annotators import annotator_qualify, profile_get
 from .errors import Conflict, CrowdError
 from .models import CrowdSettings, QualificationAttempt
 from .validation import clean_word, matches_gold
 
 
-def mark_qualified(user, *, by=None) -> None:
+def mark_qualified(user: User, *, by: User | None = None) -> None:
     """Qualify a user without the test (tests, the demo, a requester's decision)."""
     annotator_qualify(user=user, by=by)
 
 
-def gold_units():
+def gold_units() -> QuerySet[Unit]:
     """Units usable in the test: gold, with a known category and at least one exemplar."""
     return (Unit.objects.filter(is_gold=True).exclude(gold_category="")
             .filter(exemplars__kind="top").distinct().select_related("layer"))
@@ -41,7 +43,7 @@ class QualificationState:
         return not self.qualified and not self.no_gold_units and self.retake_at is None
 
 
-def qualification_state(user, *, now: datetime | None = None) -> QualificationState:
+def qualification_state(user: User, *, now: datetime | None = None) -> QualificationState:
     now = now or timezone.now()
     profile = profile_get(user)
     last = QualificationAttempt.objects.filter(user=user, finished_at__isnull=False).first()
@@ -56,7 +58,7 @@ def qualification_state(user, *, now: datetime | None = None) -> QualificationSt
     )
 
 
-def qualification_start(*, user, now: datetime | None = None) -> QualificationAttempt:
+def qualification_start(*, user: User, now: datetime | None = None) -> QualificationAttempt:
     """The open attempt, or a new one over a random draw of gold units."""
     now = now or timezone.now()
     state = qualification_state(user, now=now)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -78,7 +79,7 @@ def qualification_exemplars(unit_id: int) -> QuerySet[Exemplar]:
     return Exemplar.objects.filter(unit_id=unit_id, kind=Exemplar.Kind.TOP).order_by("rank")[:QUALIFICATION_EXEMPLARS]
 
 
-def picture_visible_to(user, exemplar: Exemplar) -> bool:
+def picture_visible_to(user: User, exemplar: Exemplar) -> bool:
     """Annotators see exactly the pictures of HITs they hold or held and of their qualification tests."""
     hits = Hit.objects.filter(unit_id=exemplar.unit_id, assignments__worker=user).select_related("batch").distinct()
     if any(exemplar.pk in {ex.pk for ex in hit_exemplars(hit)} for hit in hits):
@@ -127,7 +128,7 @@ def gold_feedback(outcomes: list[bool | None]) -> tuple[int, int]:
     return len(golds), sum(golds)
 
 
-def annotator_stats(user) -> AnnotatorStats:
+def annotator_stats(user: User) -> AnnotatorStats:
     S = Assignment.Status
     counts = Assignment.objects.filter(worker=user).aggregate(
         pending=Count("pk", filter=Q(status=S.SUBMITTED)),
@@ -146,12 +147,12 @@ def annotator_stats(user) -> AnnotatorStats:
     )
 
 
-def annotator_recent_work(user, limit: int = 20) -> QuerySet[Assignment]:
+def annotator_recent_work(user: User, limit: int = 20) -> QuerySet[Assignment]:
     return (Assignment.objects.filter(worker=user).exclude(status=Assignment.Status.ACCEPTED)
             .select_related("hit__unit__layer", "annotation").order_by("-accepted_at")[:limit])
 
 
-def annotator_current(user) -> Assignment | None:
+def annotator_current(user: User) -> Assignment | None:
     return (Assignment.objects.filter(worker=user, status=Assignment.Status.ACCEPTED, deadline__gt=timezone.now())
             .select_related("hit").first())
 
@@ -173,7 +174,7 @@ def hit_assignments_for_review(hit: Hit) -> QuerySet[Assignment]:
             .prefetch_related("annotation__non_fitting").order_by("pk"))
 
 
-def annotators_overview():
+def annotators_overview() -> QuerySet:
     """Every user who is not a requester, with their crowd record, for the requesters' annotators page."""
     S = Assignment.Status
     return (get_user_model().objects.filter(is_staff=False).exclude(groups__name=REQUESTERS_GROUP)

@@ -6,22 +6,53 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotate_site.plainsql import (Table, cache_related, columns, count_where, fetch_all, fetch_one, for_update,
-                                   load_row, placeholders)
+from annotate_site.plainsql import (
+    Table,
+    cache_related,
+    columns,
+    count_where,
+    fetch_all,
+    fetch_one,
+    for_update,
+    load_row,
+    placeholders,
+)
 from units.dissection.models import Layer, Unit
 
-from .accounts import annotator_flag, profile_get
+from .annotators import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
-from .models import (Annotation, AnnotatorProfile, Assignment, CrowdSettings, Hit, HitBatch, HitKind, LabelSource,
-                     QualificationAttempt, Skip)
+from .models import (
+    Annotation,
+    AnnotatorProfile,
+    Assignment,
+    CrowdSettings,
+    Hit,
+    HitBatch,
+    HitKind,
+    LabelSource,
+    QualificationAttempt,
+    Skip,
+)
 from .selectors import hit_exemplars
-from .slots import (SLOT, assignments_free, assignments_reclaim_expired, hit_set_status,  # noqa: F401 (re-exported)
-                    hit_sync_status)
+from .slots import SLOT, assignments_free, assignments_reclaim_expired, hit_set_status, hit_sync_status  # noqa: F401 (re-exported)
 from .validation import clean_word, matches_gold, validate_answer
 
 # How many candidate HITs one claim tries to lock before giving up; the rest are locked by others.
@@ -41,7 +72,7 @@ _ASSIGNMENT, _HIT, _UNIT, _LAYER, _BATCH = (Table(Assignment, "a"), Table(Hit, "
 _PROFILE, _QA, _SETTINGS = Table(AnnotatorProfile, "p"), Table(QualificationAttempt, "q"), Table(CrowdSettings, "c")
 
 
-def _slots_held(now: datetime):
+def _slots_held(now: datetime) -> Coalesce:
     """Slots held per HIT, not counting accepted work past its deadline (it is freed on the next look)."""
     held = (Assignment.objects.filter(hit=OuterRef("pk"), status__in=SLOT)
             .exclude(status=Assignment.Status.ACCEPTED, deadline__lte=now)
@@ -49,7 +80,7 @@ def _slots_held(now: datetime):
     return Coalesce(Subquery(held, output_field=IntegerField()), Value(0))
 
 
-def _offerable(worker, queryset: QuerySet[Hit], *, now: datetime) -> QuerySet[Hit]:
+def _offerable(worker: User, queryset: QuerySet[Hit], *, now: datetime) -> QuerySet[Hit]:
     return (
         queryset.exclude(status=Hit.Status.DISPOSED)
         .filter(expires_at__gt=now)
@@ -63,7 +94,7 @@ def _offerable(worker, queryset: QuerySet[Hit], *, now: datetime) -> QuerySet[Hi
     )
 
 
-def label_answers_by(worker) -> QuerySet[Annotation]:
+def label_answers_by(worker: User) -> QuerySet[Annotation]:
     """The worker's answers to labelling HITs (narrow it to a unit): who helped make a unit's crowd label."""
     return Annotation.objects.filter(assignment__worker=worker, assignment__hit__kind=HitKind.LABEL)
 
@@ -72,18 +103,18 @@ def label_answers_by(worker) -> QuerySet[Annotation]:
 # and no work in progress: only a rejection, a returned or freed assignment or more assignments can free
 # one, and each of those paths sets the status again under the HIT lock (slots.hit_sync_status; the admin
 # too). So the exact count is taken over these only: a drained queue must not count the slots of every
-# finished HIT on each claim (20,000 HITs: 14 ms a claim, with 64 annotators polling for work).
+# finished HIT on each claim while annotators poll for work.
 MAY_HAVE_FREE_SLOT = (Hit.Status.ASSIGNABLE, Hit.Status.UNASSIGNABLE, Hit.Status.REVIEWING)
 
 
-def open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
+def open_hits_for(worker: User, *, now: datetime) -> QuerySet[Hit]:
     """HITs this worker may be offered: alive, with a free slot, never taken or skipped by them (exact: the
     slots are counted, expired work not counted, over every HIT whose kept status allows a free slot)."""
     hits = Hit.objects.filter(status__in=MAY_HAVE_FREE_SLOT).annotate(held=_slots_held(now))
     return _offerable(worker, hits, now=now).filter(held__lt=F("max_assignments"))
 
 
-def _likely_open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
+def _likely_open_hits_for(worker: User, *, now: datetime) -> QuerySet[Hit]:
     """The fast shortlist: HITs whose kept status says a slot is free (an index scan, no per-HIT count).
 
     The status is kept by `hit_sync_status` under the HIT lock, so it is right except for slots
@@ -92,7 +123,7 @@ def _likely_open_hits_for(worker, *, now: datetime) -> QuerySet[Hit]:
     return _offerable(worker, Hit.objects.filter(status=Hit.Status.ASSIGNABLE), now=now)
 
 
-def _qualification_units(worker) -> set[int]:
+def _qualification_units(worker: User) -> set[int]:
     seen: set[int] = set()
     for (unit_ids,) in fetch_all(f"SELECT {_QA.col('unit_ids')} FROM {_QA.name} WHERE {_QA.col('user_id')} = %s",
                                  [worker.pk]):
@@ -100,14 +131,14 @@ def _qualification_units(worker) -> set[int]:
     return seen
 
 
-def _gold_due(worker, rate: float) -> bool:
+def _gold_due(worker: User, rate: float) -> bool:
     """Keep each worker's share of gold assignments near `rate` (deterministic, no dice)."""
     if rate <= 0:
         return False
     # Plain SQL on the claim's hot path: the ORM spent more CPU building this join than the database
     # spent running it (profile in SCHEDULER.md). Same rows as Assignment(worker) x Hit x Unit. Gold is
-    # looked up per assignment (two index probes each): a join let PostgreSQL hash the whole HIT table
-    # (4.7 ms with 14,000 HITs, 0.4 ms this way; the soak's pg_stat_statements).
+    # looked up per assignment (two index probes each): a join lets PostgreSQL hash the whole HIT table,
+    # whose size grows with the queue while a worker's assignments do not.
     is_gold = (f"EXISTS (SELECT 1 FROM {_HIT.name} JOIN {_UNIT.name} ON u.id = h.unit_id"
                f" WHERE h.id = a.hit_id AND (h.is_gold OR u.is_gold))")
     total, gold = fetch_one(f"SELECT COUNT(*), {count_where(is_gold)} FROM {_ASSIGNMENT.name} WHERE a.worker_id = %s",
@@ -115,15 +146,15 @@ def _gold_due(worker, rate: float) -> bool:
     return gold < rate * (total + 1)
 
 
-def _likely_shortlist(worker, *, now: datetime, gold_first: bool, rng: random.Random) -> list[int]:
+def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: random.Random) -> list[int]:
     """`_shortlist(_likely_open_hits_for(...))` in plain SQL (the claim's hot path).
 
     The same rows and order as the ORM version (a test compares both on every case): HITs whose kept
     status is assignable, alive, never taken or skipped by the worker, not a unit of their
     qualification test; the wanted gold group first, then by id, the first CLAIM_WINDOW of them.
     Read group by group in id order, so each query is a range scan of the (status, id) index that
-    stops at the window (ordering by the gold flag instead made PostgreSQL join and sort every open
-    HIT: 12 ms a claim with 2,600 open HITs); the other group is read only to fill the window.
+    stops at the window (ordering by the gold flag instead makes PostgreSQL join and sort every open
+    HIT); the other group is read only to fill the window.
     """
     skipped = sorted(_qualification_units(worker))
     rows = [(pk, gold_first) for pk in _open_ids(worker, now=now, gold=gold_first, skipped=skipped, limit=CLAIM_WINDOW)]
@@ -133,12 +164,12 @@ def _likely_shortlist(worker, *, now: datetime, gold_first: bool, rng: random.Ra
     return _pick(rows, gold_first=gold_first, rng=rng)
 
 
-def _open_ids(worker, *, now: datetime, gold: bool, skipped: list[int], limit: int) -> list[int]:
+def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], limit: int) -> list[int]:
     """Ids of open HITs of one gold group the worker may take, in id order, at most `limit`.
 
     Gold HITs are few: they are read from the partial indexes of gold HITs and gold units (a UNION of
-    the two), not by scanning every open HIT for the flag (6.6 ms a claim with 1,500 open HITs and no
-    gold left, 0.6 ms this way). The other group is a range scan of the (status, id) index with the gold
+    the two), so the read is as long as the gold list, not the queue, rather than a scan of every open
+    HIT for the flag. The other group is a range scan of the (status, id) index with the gold
     units' ids hashed once."""
     params: list = [Hit.Status.ASSIGNABLE, now, worker.pk, worker.pk]
     not_seen = ""
@@ -196,7 +227,7 @@ def _pick(rows: list[tuple[int, bool]], *, gold_first: bool, rng: random.Random)
     return (groups[gold_first] + groups[not gold_first])[:CLAIM_CANDIDATES]
 
 
-def _locked_claimable_profile(worker) -> AnnotatorProfile:
+def _locked_claimable_profile(worker: User) -> AnnotatorProfile:
     """The worker's profile row, locked (it serialises one worker's claims: double clicks, two tabs),
     and checked in the same query: blocked or unqualified workers get no HIT."""
     row = fetch_one(f"SELECT {_PROFILE.columns} FROM {_PROFILE.name} WHERE {_PROFILE.col('user_id')} = %s"
@@ -215,7 +246,7 @@ def _locked_claimable_profile(worker) -> AnnotatorProfile:
 HIT_SHOWN = ("unit__layer", "batch")
 
 
-def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | None:
+def assignment_claim(*, worker: User, now: datetime | None = None) -> Assignment | None:
     """The worker's next assignment (their unfinished one first), or None when there is no work.
 
     The assignment comes with its HIT, unit, layer and batch loaded (HIT_SHOWN)."""
@@ -254,7 +285,7 @@ def assignment_claim(*, worker, now: datetime | None = None) -> Assignment | Non
     return None
 
 
-def _live_assignment_and_gold_rate(worker, *, now: datetime) -> tuple[int | None, float]:
+def _live_assignment_and_gold_rate(worker: User, *, now: datetime) -> tuple[int | None, float]:
     """The worker's live assignment (the first, by id) and the crowd's gold rate: one plain query."""
     a, c = _ASSIGNMENT, _SETTINGS
     current, gold_rate = fetch_one(
@@ -266,7 +297,7 @@ def _live_assignment_and_gold_rate(worker, *, now: datetime) -> tuple[int | None
     return current, gold_rate
 
 
-def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None, bool]:
+def _claim_hit(*, hit_id: int, worker: User, now: datetime) -> tuple[Assignment | None, bool]:
     """Take one slot of one HIT: (assignment, False), or (None, locked) where `locked` says another
     claim held the HIT's lock (it may still have a free slot) rather than the HIT being full or gone.
 
@@ -285,7 +316,8 @@ def _claim_hit(*, hit_id: int, worker, now: datetime) -> tuple[Assignment | None
             return None, alive is not None
         # One query for everything the decision needs, counted while we hold the lock: exact.
         held, expired, mine = fetch_one(
-            f"SELECT {count_where(f'a.status IN ({placeholders(SLOT)})')}, {count_where('a.status = %s AND a.deadline <= %s')},"
+            f"SELECT {count_where(f'a.status IN ({placeholders(SLOT)})')}, "
+            f"{count_where('a.status = %s AND a.deadline <= %s')},"
             f" {count_where('a.worker_id = %s')} FROM {_ASSIGNMENT.name} WHERE a.hit_id = %s",
             [*SLOT, Assignment.Status.ACCEPTED, now, worker.pk, hit.pk])
         if expired:
@@ -329,7 +361,7 @@ def _hit_locked_for_claim(hit_id: int, *, now: datetime) -> Hit | None:
     return hit
 
 
-def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
+def _own_assignment_for_update(*, assignment_id: int, worker: User) -> Assignment:
     # Lock the assignment and its HIT only: a plain FOR UPDATE with these joins would lock the unit and
     # the batch rows too, and every submit of a batch would queue behind the others on that one row.
     # Plain SQL (the submit's hot path): `Assignment.objects.select_for_update(of=("self", "hit"))
@@ -351,7 +383,7 @@ def _own_assignment_for_update(*, assignment_id: int, worker) -> Assignment:
 
 
 @transaction.atomic
-def assignment_return(*, assignment_id: int, worker, now: datetime | None = None) -> Assignment:
+def assignment_return(*, assignment_id: int, worker: User, now: datetime | None = None) -> Assignment:
     """Give the HIT back: the slot is offered to others (never again to this worker)."""
     now = now or timezone.now()
     assignment = _own_assignment_for_update(assignment_id=assignment_id, worker=worker)
@@ -364,7 +396,7 @@ def assignment_return(*, assignment_id: int, worker, now: datetime | None = None
 
 
 @transaction.atomic
-def hit_skip(*, assignment_id: int, worker, now: datetime | None = None) -> Skip:
+def hit_skip(*, assignment_id: int, worker: User, now: datetime | None = None) -> Skip:
     """Return the assignment and never offer this HIT to the worker again."""
     assignment = assignment_return(assignment_id=assignment_id, worker=worker, now=now)
     skip, _ = Skip.objects.get_or_create(hit=assignment.hit, worker=worker)
@@ -379,7 +411,7 @@ def _same_answer(annotation: Annotation, *, word, category, description, confide
 
 @transaction.atomic
 def annotation_submit(
-    *, assignment_id: int, worker, word: str, category: str, non_fitting: Iterable[int] = (),
+    *, assignment_id: int, worker: User, word: str, category: str, non_fitting: Iterable[int] = (),
     confidence: int | None = None, description: str = "", now: datetime | None = None,
 ) -> Annotation:
     """Record the answer of an accepted assignment. A repeat of the same answer returns the first."""
@@ -447,7 +479,7 @@ SKIP_UNDO_SECONDS = 120
 
 
 @transaction.atomic
-def hit_skip_undo(*, skip_id: int, worker, now: datetime | None = None) -> Assignment | None:
+def hit_skip_undo(*, skip_id: int, worker: User, now: datetime | None = None) -> Assignment | None:
     """Take back one's own recent skip: the Skip row goes, and the skipped assignment is live again when
     the HIT still has a free slot (returned as the assignment; None when the slot went to someone else).
 
@@ -464,7 +496,8 @@ def hit_skip_undo(*, skip_id: int, worker, now: datetime | None = None) -> Assig
     if (now - skip.created_at).total_seconds() > SKIP_UNDO_SECONDS:
         raise Conflict(f"A skip can be undone for {SKIP_UNDO_SECONDS // 60} minutes only; this one is older.")
     AnnotatorProfile.objects.select_for_update().filter(user=worker).first()  # serialise with claims
-    later = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, accepted_at__gte=skip.created_at)
+    later = Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED,
+                                      accepted_at__gte=skip.created_at)
     if Annotation.objects.filter(assignment__worker=worker, assignment__submitted_at__gte=skip.created_at).exists():
         raise Conflict("You have handed in another HIT since this skip; it can no longer be undone.")
     hit = Hit.objects.select_for_update().get(pk=skip.hit_id)
@@ -476,7 +509,7 @@ def hit_skip_undo(*, skip_id: int, worker, now: datetime | None = None) -> Assig
     return _assignment_revive(hit=hit, worker=worker, now=now)
 
 
-def _assignment_revive(*, hit: Hit, worker, now: datetime) -> Assignment | None:
+def _assignment_revive(*, hit: Hit, worker: User, now: datetime) -> Assignment | None:
     """Make the worker's returned/abandoned assignment of `hit` live again if a slot is free (the HIT is locked
     by the caller). The same row is reused, so the worker never holds two live slots of one HIT."""
     mine = hit.assignments.select_for_update().filter(worker=worker).first()
@@ -495,7 +528,7 @@ def _assignment_revive(*, hit: Hit, worker, now: datetime) -> Assignment | None:
 
 
 @transaction.atomic
-def assignment_retake(*, assignment_id: int, worker, now: datetime | None = None) -> Assignment:
+def assignment_retake(*, assignment_id: int, worker: User, now: datetime | None = None) -> Assignment:
     """Take a HIT again after one's own assignment of it expired (abandoned), when a slot is still free.
 
     Exactly that case: a HIT the worker returned, skipped, handed in or was blocked from stays theirs no more.
@@ -544,7 +577,7 @@ def assignment_extended(assignment: Assignment) -> bool:
 
 
 @transaction.atomic
-def assignment_extend(*, assignment_id: int, worker, now: datetime | None = None) -> Assignment:
+def assignment_extend(*, assignment_id: int, worker: User, now: datetime | None = None) -> Assignment:
     """Push the deadline of one's own live assignment by `extension_seconds`, once, in its last 2 minutes."""
     now = now or timezone.now()
     assignment = _own_assignment_for_update(assignment_id=assignment_id, worker=worker)  # locks it and its HIT

@@ -1,6 +1,6 @@
 """A HIT's slots: freeing abandoned or returned assignments, and keeping the HIT's status in step.
 
-Used by the queue (services), by accounts (blocking frees a worker's slots) and by review (a
+Used by the queue (services), by annotators (blocking frees a worker's slots) and by review (a
 rejection reopens a slot), so it sits below all three.
 """
 from __future__ import annotations

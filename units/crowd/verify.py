@@ -18,17 +18,17 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Unit
+from units.dissection.models import Concept, Exemplar, Layer, Unit
 
-from .accounts import annotator_flag
-from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
+from .annotators import annotator_flag
+from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
-from .publishing import PublishError, publish_options_check
+from .publishing import PublishSettings, publish_check
 from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word
@@ -55,7 +55,8 @@ class VerifyPublishReport:
             f"{sum(self.created.values())} verify HIT(s) created ({made})"
             + (f" in batch {self.batch.pk}" if self.batch.pk else "")
             + f"; skipped {self.skipped_existing} that already had one, {self.skipped_no_label} unit(s) without a "
-            f"label of that source, {self.skipped_dead} dead unit(s), {self.skipped_without_exemplars} without exemplars"
+            f"label of that source, {self.skipped_dead} dead unit(s), {self.skipped_without_exemplars} without "
+            f"exemplars"
         )
 
 
@@ -117,43 +118,19 @@ def hit_publish_verify(
     layers: Iterable[Layer],
     sources: Iterable[str] = (LabelSource.IOU,),
     labels: dict[int, str] | None = None,  # unit id -> label, for the requester source
-    assignments_per_hit: int = 3,
-    reward: Decimal | str | float = Decimal("0.02"),
-    lifetime_seconds: int = 7 * 24 * 3600,
-    assignment_duration_seconds: int = 5 * 60,
-    auto_approval_delay_seconds: int = 3 * 24 * 3600,
-    exemplars_shown: int = 15,
-    sentinels: int = 0,
-    skip_dead: bool = True,
-    created_by=None,
-    name: str = "",
+    settings: PublishSettings | None = None,  # default: PublishSettings.for_verify()
+    created_by: User | None = None,
 ) -> HitBatch:
-    """One verify HIT per unit of `layers` and label source (none twice), plus `sentinels` sentinel HITs
-    per layer on its clearest units. Returns the batch with `batch.report`; an empty batch is not kept."""
-    layers = list(layers)
-    if not layers:
-        raise PublishError("Choose at least one layer to publish.")
+    """One verify HIT per unit of `layers` and label source (none twice), plus `settings.sentinels` sentinel
+    HITs per layer on its clearest units. Returns the batch with `batch.report`; an empty batch is not kept."""
+    layers, settings = publish_check(layers, settings or PublishSettings.for_verify())
     sources, labels = _check_sources(sources, labels)
-    not_done = sorted(DissectionJob.objects.filter(pk__in={layer.job_id for layer in layers})
-                      .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True))
-    if not_done:
-        raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
-    reward = publish_options_check(
-        assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
-        assignment_duration_seconds=assignment_duration_seconds,
-        auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown, sentinels=sentinels,
-    )
-    expires_at = timezone.now() + timedelta(seconds=lifetime_seconds)
-    options = dict(max_assignments=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
-                   assignment_duration_seconds=assignment_duration_seconds, expires_at=expires_at,
-                   auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown)
+    options = settings.hit_fields()
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            name=name or "verify " + "+".join(sources) + " " + ", ".join(f"{l.job_id}/{l.name}" for l in layers),
-            kind=HitKind.VERIFY, assignments_per_hit=assignments_per_hit, reward=reward,
-            lifetime_seconds=lifetime_seconds, assignment_duration_seconds=assignment_duration_seconds,
-            auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown,
-            sentinels=sentinels, created_by=created_by,
+            name=settings.name or "verify " + "+".join(sources) + " "
+            + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
+            kind=HitKind.VERIFY, created_by=created_by, **settings.batch_fields(),
         )
         batch.layers.set(layers)
         report = VerifyPublishReport(batch)
@@ -165,7 +142,7 @@ def hit_publish_verify(
             units = _units(layer)
             eligible = []
             for unit in units:
-                if skip_dead and unit.max_activation <= 0:
+                if settings.skip_dead and unit.max_activation <= 0:
                     report.skipped_dead += 1
                     continue
                 if unit.pk not in with_exemplars:
@@ -180,7 +157,7 @@ def hit_publish_verify(
                         report.skipped_existing += 1
                     else:
                         _create(batch, unit, source, label, report, options)
-            _publish_sentinels(batch, layer, eligible, sentinels, existing, report, options)
+            _publish_sentinels(batch, layer, eligible, settings.sentinels, existing, report, options)
         if not sum(report.created.values()):
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
     batch.report = report
@@ -240,7 +217,7 @@ def _publish_sentinels(batch, layer, eligible: list[Unit], count: int, existing,
 
 # --- answering -------------------------------------------------------------------------------------
 
-def _own_verify_assignment(*, assignment_id: int, worker) -> Assignment:
+def _own_verify_assignment(*, assignment_id: int, worker: User) -> Assignment:
     assignment = (Assignment.objects.select_for_update().select_related("hit", "hit__unit")
                   .filter(pk=assignment_id).first())
     if assignment is None:
@@ -253,7 +230,7 @@ def _own_verify_assignment(*, assignment_id: int, worker) -> Assignment:
 
 
 @transaction.atomic
-def verdict_submit(*, assignment_id: int, worker, verdict: str, now: datetime | None = None) -> Annotation:
+def verdict_submit(*, assignment_id: int, worker: User, verdict: str, now: datetime | None = None) -> Annotation:
     """Record the yes/no/unsure answer of an accepted verify assignment. A repeat of the same answer
     returns the first; a different one is refused."""
     now = now or timezone.now()

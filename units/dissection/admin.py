@@ -1,11 +1,15 @@
 """Django admin for the compute side. Registering goes through the services (checks, vocabulary)."""
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
 from .models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
-from .services import UnitsError, dataset_register, job_start, network_register
+from .services import DissectionError, dataset_register, job_start, network_register
 
 
 class _RegisteringForm(forms.ModelForm):
@@ -16,15 +20,15 @@ class _RegisteringForm(forms.ModelForm):
 
     registered = None
 
-    def register(self, data: dict):  # pragma: no cover - defined by subclasses
+    def register(self, data: dict) -> Model:  # pragma: no cover - defined by subclasses
         raise NotImplementedError
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         if self.instance.pk is None and not self.errors:
             try:
                 self.registered = self.register(data)
-            except UnitsError as exc:
+            except DissectionError as exc:
                 raise forms.ValidationError(str(exc)) from None
         return data
 
@@ -38,7 +42,7 @@ class NetworkAdminForm(_RegisteringForm):
         model = Network
         fields = ["name", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std", "description"]
 
-    def register(self, data: dict):
+    def register(self, data: dict) -> Model:
         upload = data.get("checkpoint")
         return network_register(
             name=data["name"], architecture=data["architecture"], checkpoint=upload or None,
@@ -53,7 +57,7 @@ class ProbeDatasetAdminForm(_RegisteringForm):
         model = ProbeDataset
         fields = ["name", "kind", "path", "image_size", "description"]
 
-    def register(self, data: dict):
+    def register(self, data: dict) -> Model:
         return dataset_register(
             name=data["name"], kind=data["kind"], path=data["path"], image_size=data.get("image_size"),
             description=data.get("description", ""), created_by=getattr(self, "user", None),
@@ -62,7 +66,7 @@ class ProbeDatasetAdminForm(_RegisteringForm):
         )
 
 
-def _adopt(obj, registered) -> None:
+def _adopt(obj: Model, registered: Model) -> None:
     """Make the admin's unsaved object stand for the row the service created."""
     for field in obj._meta.concrete_fields:
         setattr(obj, field.attname, getattr(registered, field.attname))
@@ -72,12 +76,12 @@ def _adopt(obj, registered) -> None:
 class _RegisteringAdmin(admin.ModelAdmin):
     """Adding a row goes through the registering form's service; editing saves as usual."""
 
-    def get_form(self, request, obj=None, **kwargs):
+    def get_form(self, request: HttpRequest, obj: Model | None = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
         form.user = request.user
         return form
 
-    def save_model(self, request, obj, form, change) -> None:
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
         if change:
             return super().save_model(request, obj, form, change)
         _adopt(obj, form.registered)
@@ -105,16 +109,16 @@ class ProbeDatasetAdmin(_RegisteringAdmin):
     readonly_fields = ["num_images", "categories", "meta"]
     inlines = [ConceptInline]
 
-    def get_inlines(self, request, obj):
+    def get_inlines(self, request: HttpRequest, obj: Model | None) -> list:
         return self.inlines if obj is not None else []  # the vocabulary is read from the dataset files
 
 
 @admin.action(description="Start (or re-run) the selected jobs")
-def start_jobs(modeladmin, request, queryset) -> None:
+def start_jobs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
     for job in queryset:
         try:
             job_start(job=job)
-        except UnitsError as exc:
+        except DissectionError as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, f"Job {job.pk} queued.")

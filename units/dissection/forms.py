@@ -1,6 +1,7 @@
 """Forms of the requester pages: they parse input; the services decide and write."""
 from __future__ import annotations
 
+from typing import Any
 
 from django import forms
 
@@ -14,7 +15,8 @@ def _floats(text: str, field: str) -> list[float]:
     try:
         return [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
     except ValueError:
-        raise forms.ValidationError(f"{field}: write three numbers separated by commas, e.g. 0.485,0.456,0.406.") from None
+        raise forms.ValidationError(f"{field}: write three numbers separated by commas, e.g. "
+                                    f"0.485,0.456,0.406.") from None
 
 
 class NetworkForm(forms.Form):
@@ -49,7 +51,7 @@ class DatasetForm(forms.Form):
                                     help_text="Resize images to this size (image folders; Broden keeps its sizes).")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         if bool(data.get("path")) == bool(data.get("archive")):
             raise forms.ValidationError("Give either a folder path or a zip (one of the two).")
@@ -59,13 +61,18 @@ class DatasetForm(forms.Form):
 class JobForm(forms.Form):
     network = forms.ModelChoiceField(queryset=Network.objects.all())
     dataset = forms.ModelChoiceField(queryset=ProbeDataset.objects.all())
-    layers = forms.CharField(max_length=1000, help_text="Module paths separated by commas, e.g. conv1, conv2, conv3 or layer4.")
-    top_k = forms.IntegerField(initial=15, min_value=1, max_value=100, help_text="Top images kept per unit (15 as in the CVPR human study).")
-    quantile = forms.FloatField(initial=0.005, min_value=0.0001, max_value=0.49, help_text="Top fraction of activations that is 'on' (NetDissect: 0.005).")
+    layers = forms.CharField(max_length=1000,
+                             help_text="Module paths separated by commas, e.g. conv1, conv2, conv3 or layer4.")
+    top_k = forms.IntegerField(initial=15, min_value=1, max_value=100,
+                               help_text="Top images kept per unit (15 as in the CVPR human study).")
+    quantile = forms.FloatField(initial=0.005, min_value=0.0001, max_value=0.49,
+                                help_text="Top fraction of activations that is 'on' (NetDissect: 0.005).")
     iou_rule = forms.ChoiceField(choices=DissectionJob.IouRule.choices, initial="lite")
     batch_size = forms.IntegerField(initial=32, min_value=1, max_value=4096)
-    shards = forms.IntegerField(initial=1, min_value=1, max_value=64, help_text="Split the images over this many GPU workers.")
-    samples = forms.IntegerField(required=False, min_value=1, help_text="Generators only: samples dissected (default 1000).")
+    shards = forms.IntegerField(initial=1, min_value=1, max_value=64,
+                                help_text="Split the images over this many GPU workers.")
+    samples = forms.IntegerField(required=False, min_value=1,
+                                 help_text="Generators only: samples dissected (default 1000).")
     sample_seed = forms.IntegerField(required=False, min_value=0, initial=0, help_text="Generators only: the z stream.")
     start = forms.BooleanField(required=False, initial=True, label="Start now")
 
@@ -125,7 +132,7 @@ class PaintForm(forms.Form):
                                                               for r in range(PAINT_GRID) for c in range(PAINT_GRID)],
                                      widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args, layers: list[str], **kwargs) -> None:
+    def __init__(self, *args: Any, layers: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["layer"].choices = [(name, name) for name in layers]
 

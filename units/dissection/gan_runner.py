@@ -65,7 +65,8 @@ def run_generator(job_id: int, attempt: int) -> bool:
 
     def progress(stage: str, fraction: float) -> None:
         start, end = WHOLE_RUN_PHASES.get(stage, (0.0, 0.95))
-        job_state.job_set_progress(job_id=job_id, attempt=attempt, stage=stage, progress=start + (end - start) * fraction)
+        job_state.job_set_progress(job_id=job_id, attempt=attempt, stage=stage,
+                                   progress=start + (end - start) * fraction)
 
     job_state.job_set_stage(job_id=job_id, attempt=attempt, stage="sweep")
     for stale in ctx.out_dir.iterdir():  # a redelivered task starts afresh, never on half a run's files

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
-from .errors import UnitsError
+from .errors import DissectionError, UploadError
 from .models import Concept, Network, ProbeDataset
-from .uploads import UploadError, check_upload_size
+from .uploads import check_upload_size
 
 GENERATOR_ARCHITECTURES = frozenset({Network.Architecture.DCGAN32, Network.Architecture.DCGAN64})
 DEFAULT_SAMPLES = 1000
@@ -34,14 +35,14 @@ def network_kind(architecture: str) -> str:
 
 
 def generator_check(*, architecture: str, path: Path) -> None:
-    """Load the checkpoint as a generator job will; a mismatch is a `UnitsError` with the engine's words."""
+    """Load the checkpoint as a generator job will; a mismatch is a `DissectionError` with the engine's words."""
     from tasks.engine.errors import EngineError
     from tasks.engine.gan.models import load_generator
 
     try:
         load_generator(architecture, path)
     except EngineError as exc:
-        raise UnitsError(str(exc)) from None
+        raise DissectionError(str(exc)) from None
 
 
 def segmenter_path(dataset: ProbeDataset) -> Path:
@@ -67,7 +68,7 @@ def _segmenter_vocabulary(path: Path):
     try:
         load_segmenter(checkpoint=path)
     except EngineError as exc:
-        raise UnitsError(str(exc)) from None
+        raise DissectionError(str(exc)) from None
     return generated_probe()
 
 
@@ -78,7 +79,7 @@ def segmenter_register(
     upload: BinaryIO | None = None,
     upload_size: int | None = None,
     description: str = "",
-    created_by=None,
+    created_by: User | None = None,
 ) -> ProbeDataset:
     """Register a segmenter checkpoint (a path on the server, or an upload) as a generator's probe.
 
@@ -86,7 +87,7 @@ def segmenter_register(
     DATASETS_ROOT/segmenters/<name>.pt; a refusal keeps nothing.
     """
     if (upload is None) == (not str(path)):
-        raise UnitsError("Give either the segmenter checkpoint's path or upload it (one of the two).")
+        raise DissectionError("Give either the segmenter checkpoint's path or upload it (one of the two).")
     tmp: Path | None = None
     final: Path | None = None
     try:
@@ -94,7 +95,7 @@ def segmenter_register(
             try:
                 check_upload_size(upload_size or 0, what="segmenter checkpoint")
             except UploadError as exc:
-                raise UnitsError(str(exc)) from None
+                raise DissectionError(str(exc)) from None
             with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as out:
                 shutil.copyfileobj(upload, out, 1024 * 1024)
                 tmp = source = Path(out.name)
@@ -103,19 +104,19 @@ def segmenter_register(
             if not source.is_absolute():
                 source = Path(settings.DATASETS_ROOT) / source
             if not source.is_file():
-                raise UnitsError(f"The segmenter checkpoint {source} does not exist.")
+                raise DissectionError(f"The segmenter checkpoint {source} does not exist.")
         try:
             vocabulary = _segmenter_vocabulary(source)
-        except UnitsError as exc:
+        except DissectionError as exc:
             if tmp is None:
                 raise
             shown = f"uploaded file {getattr(upload, 'name', None) or 'segmenter'!r}"
-            raise UnitsError(str(exc).replace(str(tmp), shown)) from None
+            raise DissectionError(str(exc).replace(str(tmp), shown)) from None
         stored_path = str(path)
         if tmp is not None:
             final = Path(settings.DATASETS_ROOT) / SEGMENTERS_DIR / f"{slugify(name) or 'segmenter'}.pt"
             if final.exists():
-                raise UnitsError(f"The file {final} exists already; choose another name.")
+                raise DissectionError(f"The file {final} exists already; choose another name.")
             final.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tmp, final)
             stored_path = f"{SEGMENTERS_DIR}/{final.name}"
@@ -143,17 +144,20 @@ def job_kind_check(*, network: Network, dataset: ProbeDataset, shards: int, samp
     is_segmenter = dataset.kind == ProbeDataset.Kind.SEGMENTER
     if network.kind != Network.Kind.GENERATOR:
         if is_segmenter:
-            raise UnitsError(f"{dataset.name} is a segmenter, the probe of a generator; {network.name} is a classifier: "
+            raise DissectionError(f"{dataset.name} is a segmenter, the probe of a generator; {network.name} is a "
+                                  f"classifier: "
                              "choose an image dataset.")
         if samples is not None:
-            raise UnitsError("samples is for generator jobs; a classifier job dissects every image of its dataset.")
+            raise DissectionError("samples is for generator jobs; a classifier job dissects every image of its "
+                                  "dataset.")
         return None
     if not is_segmenter:
-        raise UnitsError(f"{network.name} is a generator: its probe is a segmenter (a dataset of kind 'segmenter'), "
+        raise DissectionError(f"{network.name} is a generator: its probe is a segmenter (a dataset of kind "
+                              f"'segmenter'), "
                          f"not the {dataset.get_kind_display()} {dataset.name}.")
     if int(shards) != 1:
-        raise UnitsError("Generator jobs run on one worker; use shards = 1.")
+        raise DissectionError("Generator jobs run on one worker; use shards = 1.")
     samples = DEFAULT_SAMPLES if samples is None else int(samples)
     if not 1 <= samples <= MAX_SAMPLES:
-        raise UnitsError(f"samples must be between 1 and {MAX_SAMPLES}.")
+        raise DissectionError(f"samples must be between 1 and {MAX_SAMPLES}.")
     return samples

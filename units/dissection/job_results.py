@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -52,7 +53,8 @@ def _gold_for(label: str, score: float, dataset_kind: str) -> tuple[bool, str, s
     return False, "", ""
 
 
-def _unit_rows(job: DissectionJob, layer: Layer, lr, out_rel: str, sentinels: dict | None, image_name) -> tuple[list, list]:
+def _unit_rows(job: DissectionJob, layer: Layer, lr, out_rel: str, sentinels: dict | None,
+               image_name) -> tuple[list, list]:
     units, exemplars = [], []
     scores = np.asarray(lr.topk_scores, dtype=float)
     indices = np.asarray(lr.topk_indices)
@@ -152,7 +154,7 @@ def _concept_scores(lr, units: dict[int, Unit], concept_numbers: Sequence[int], 
     return rows
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     """Summaries and timings may hold NumPy numbers; JSONField needs plain Python."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

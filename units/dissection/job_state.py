@@ -6,7 +6,7 @@ running at once add to the progress in SQL instead of overwriting each other.
 """
 from __future__ import annotations
 
-from django.db.models import F, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -25,7 +25,7 @@ STAGE_STORE = "storing results"
 PHASES = {STAGE_STATS: (0.0, 0.4), STAGE_COUNTS: (0.4, 0.85), STAGE_FINALIZE: (0.85, 0.98)}
 
 
-def _live(job_id: int, attempt: int):
+def _live(job_id: int, attempt: int) -> QuerySet[DissectionJob]:
     return DissectionJob.objects.filter(pk=job_id, attempts=attempt, status__in=(Status.QUEUED, Status.RUNNING))
 
 

@@ -3,7 +3,7 @@ inserted in a region, before and after (GAN Dissection's interactive editing).
 
 A read, not a write: nothing is stored. Units are picked by number (as pages show them, from 1)
 or by their IoU or crowd label ("the units that draw 7"); the region is a box in image pixels
-or a coarse painted grid. The engine's `edit_image` does the work; bad input is a `UnitsError`
+or a coarse painted grid. The engine's `edit_image` does the work; bad input is a `DissectionError`
 with a message for the user. The generator is loaded once per process, lazily (the first edit
 pays for it, never an import), and edits of one generator take turns: the engine's edit hooks
 the shared module for its two forward passes.
@@ -14,7 +14,7 @@ import base64
 import contextlib
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 
-from .errors import UnitsError
+from .errors import DissectionError
 from .generators import generated_probe
 from .models import DissectionJob, Layer, Network, Unit
 
@@ -81,9 +81,10 @@ def _layer_facts(key: tuple, layer: str) -> tuple[tuple[int, int], np.ndarray]:
 
 
 @contextlib.contextmanager
-def _one_torch_thread():
-    """One image through a small generator is too little work to share: with torch's default
-    threads on a busy 2-core host an edit took 1.16 s, with one 0.09 s (bench_paint)."""
+def _one_torch_thread() -> Iterator[None]:
+    """One image through a small generator is too little work to share: on a busy host torch's
+    default threads make an edit an order of magnitude slower than one thread does
+    (`python -m benchmarks.paint_bench`)."""
     import torch
 
     previous = torch.get_num_threads()
@@ -96,9 +97,9 @@ def _one_torch_thread():
 
 def paint_job(job: DissectionJob) -> DissectionJob:
     if job.kind != DissectionJob.Kind.GENERATOR:
-        raise UnitsError(f"Job {job.pk} dissected a classifier; painting needs a generator job.")
+        raise DissectionError(f"Job {job.pk} dissected a classifier; painting needs a generator job.")
     if job.status != DissectionJob.Status.SUCCEEDED:
-        raise UnitsError(f"Job {job.pk} is {job.status}; paint once it has succeeded.")
+        raise DissectionError(f"Job {job.pk} is {job.status}; paint once it has succeeded.")
     return job
 
 
@@ -106,16 +107,16 @@ def paint_units(*, layer: Layer, numbers: Sequence[int] = (), label: str = "", l
                 limit: int = DEFAULT_LABEL_LIMIT) -> list[Unit]:
     """Units by number (from 1, as pages show them) plus the units whose label is `label`."""
     if label_source not in LABEL_SOURCES:
-        raise UnitsError(f"label_source must be one of {', '.join(LABEL_SOURCES)}.")
+        raise DissectionError(f"label_source must be one of {', '.join(LABEL_SOURCES)}.")
     if int(limit) < 1:
-        raise UnitsError("limit must be at least 1.")
+        raise DissectionError("limit must be at least 1.")
     numbers = [int(n) for n in numbers]
     if len(set(numbers)) != len(numbers):
-        raise UnitsError("A unit is named twice; name each unit once.")
+        raise DissectionError("A unit is named twice; name each unit once.")
     by_number = {u.index + 1: u for u in layer.units.filter(index__in=[n - 1 for n in numbers if n >= 1])}
     unknown = [n for n in numbers if n not in by_number]
     if unknown:
-        raise UnitsError(f"Unknown unit(s) {', '.join(map(str, unknown))} in {layer.name}: "
+        raise DissectionError(f"Unknown unit(s) {', '.join(map(str, unknown))} in {layer.name}: "
                          f"its units are numbered 1 to {layer.num_units}.")
     chosen = [by_number[n] for n in numbers]
     label = (label or "").strip()
@@ -127,11 +128,11 @@ def paint_units(*, layer: Layer, numbers: Sequence[int] = (), label: str = "", l
         labelled = list(layer.units.filter(match).exclude(pk__in=[u.pk for u in chosen])
                         .order_by("-iou_score", "index")[: int(limit)])
         if not labelled and not chosen:
-            raise UnitsError(f"No unit of {layer.name} is labelled {label!r} ({label_source} labels); "
+            raise DissectionError(f"No unit of {layer.name} is labelled {label!r} ({label_source} labels); "
                              "pick units by number or another label.")
         chosen += labelled
     if not chosen:
-        raise UnitsError("No unit selected: give unit numbers or a label.")
+        raise DissectionError("No unit selected: give unit numbers or a label.")
     return chosen
 
 
@@ -139,15 +140,15 @@ def grid_region(grid: Sequence[Sequence[int]], image: tuple[int, int]) -> np.nda
     """bool [H, W] from a coarse painted grid whose cells tile the image exactly."""
     rows = [list(r) for r in grid]
     if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
-        raise UnitsError("The painted grid must be a non-empty rectangle of 0/1 cells.")
+        raise DissectionError("The painted grid must be a non-empty rectangle of 0/1 cells.")
     cells = np.asarray(rows)
     if not np.isin(cells, (0, 1)).all():
-        raise UnitsError("Painted grid cells are 0 (not painted) or 1 (painted).")
+        raise DissectionError("Painted grid cells are 0 (not painted) or 1 (painted).")
     (H, W), (h, w) = image, cells.shape
     if H % h or W % w:
-        raise UnitsError(f"A {h}x{w} grid does not tile the {H}x{W} image; use a size that divides it (e.g. 8x8).")
+        raise DissectionError(f"A {h}x{w} grid does not tile the {H}x{W} image; use a size that divides it (e.g. 8x8).")
     if not cells.any():
-        raise UnitsError("The painted region is empty: paint at least one cell.")
+        raise DissectionError("The painted region is empty: paint at least one cell.")
     return cells.astype(bool).repeat(H // h, axis=0).repeat(W // w, axis=1)
 
 
@@ -184,19 +185,19 @@ def paint_edit(
     layer = job.layer_set.filter(name=layer_name).first()
     if layer is None:
         names = ", ".join(job.layer_set.order_by("id").values_list("name", flat=True))
-        raise UnitsError(f"Job {job.pk} did not dissect a layer {layer_name!r}; choose one of {names}.")
+        raise DissectionError(f"Job {job.pk} did not dissect a layer {layer_name!r}; choose one of {names}.")
     if mode not in MODES:
-        raise UnitsError(f"mode must be remove or insert, not {mode!r}.")
+        raise DissectionError(f"mode must be remove or insert, not {mode!r}.")
     if not 0 <= int(seed) <= MAX_SEED:
-        raise UnitsError(f"seed is a sample number between 0 and {MAX_SEED}.")
+        raise DissectionError(f"seed is a sample number between 0 and {MAX_SEED}.")
     if box is not None and grid is not None:
-        raise UnitsError("Give the region as a box or as a painted grid, not both.")
+        raise DissectionError("Give the region as a box or as a painted grid, not both.")
     chosen = paint_units(layer=layer, numbers=units, label=label, label_source=label_source, limit=limit)
     values = insert_values(job, layer, chosen, label) if mode == "insert" else None
     try:
         key = _key(job.network)
     except OSError:
-        raise UnitsError(f"The checkpoint of {job.network.name} is missing on the server; "
+        raise DissectionError(f"The checkpoint of {job.network.name} is missing on the server; "
                          "register the generator again.") from None
     try:
         generator, lock = _load(*key)
@@ -212,7 +213,7 @@ def paint_edit(
             edit = edit_image(generator, layer=layer.name, units=[u.index for u in chosen], mode=mode,
                               seed=int(seed), sample_seed=job.sample_seed, region=region, values=values)
     except EngineError as exc:
-        raise UnitsError(str(exc)) from None
+        raise DissectionError(str(exc)) from None
     return PaintResult(job, layer, chosen, int(seed), mode, values, edit)
 
 
@@ -229,7 +230,8 @@ def paint_payload(result: PaintResult) -> dict:
     return {
         "job": result.job.pk, "layer": result.layer.name, "seed": result.seed, "mode": result.mode,
         "units": [{"id": u.pk, "number": u.index + 1, "iou_label": u.iou_label, "iou_score": u.iou_score,
-                   "crowd_label": _crowd_label(u), "url": reverse("units:unit", args=[u.pk])} for u in result.units],
+                   "crowd_label": _crowd_label(u), "url": reverse("dissection:unit",
+                                                                  args=[u.pk])} for u in result.units],
         "values": result.values, "before": _data_url(result.before_png()), "after": _data_url(result.after_png()),
         "seconds": round(result.edit.seconds, 4),
     }
@@ -241,9 +243,10 @@ def paint_choices(job: DissectionJob) -> list[dict]:
     layers = []
     for layer in job.layer_set.order_by("id"):
         units = list(layer.units.select_related("aggregate").order_by("index"))
-        labels = sorted({u.iou_label for u in units if u.iou_label} | {_crowd_label(u) for u in units if _crowd_label(u)},
+        labels = sorted({u.iou_label for u in units if u.iou_label}
+                        | {_crowd_label(u) for u in units if _crowd_label(u)},
                         key=lambda name: (not name.isdigit(), name))
         layers.append({"name": layer.name, "labels": labels, "units": [
             {"number": u.index + 1, "iou_label": u.iou_label, "iou_score": u.iou_score, "crowd_label": _crowd_label(u),
-             "url": reverse("units:unit", args=[u.pk])} for u in units]})
+             "url": reverse("dissection:unit", args=[u.pk])} for u in units]})
     return layers

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def run_whole(job_id: int, attempt: int) -> bool:
 
     def progress(stage: str, fraction: float) -> None:
         start, end = WHOLE_RUN_PHASES.get(stage, (0.0, 0.95))
-        job_state.job_set_progress(job_id=job_id, attempt=attempt, stage=stage, progress=start + (end - start) * fraction)
+        job_state.job_set_progress(job_id=job_id, attempt=attempt, stage=stage,
+                                   progress=start + (end - start) * fraction)
         _step_delay()
 
     job_state.job_set_stage(job_id=job_id, attempt=attempt, stage="sweep")
@@ -157,7 +159,7 @@ def _load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def _shard_progress(ctx: JobContext, stage: str, shards: int):
+def _shard_progress(ctx: JobContext, stage: str, shards: int) -> Callable[[str, float], None]:
     start, end = job_state.PHASES[stage]
     last = [0.0]
 
@@ -301,7 +303,7 @@ def collect_sentinels(ctx: JobContext, result) -> dict[str, dict[int, list[Senti
     return picks
 
 
-def _maps_for(ctx: JobContext, layer: str, indices: list[int]) -> dict[int, "np.ndarray"]:
+def _maps_for(ctx: JobContext, layer: str, indices: list[int]) -> dict[int, np.ndarray]:
     import torch
 
     from tasks.engine.capture import LayerCapture

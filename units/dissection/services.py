@@ -1,6 +1,6 @@
 """Writes of the compute side: registering networks and datasets, creating and starting jobs.
 
-Every function is keyword-only, runs in one transaction and raises `UnitsError` (with a message
+Every function is keyword-only, runs in one transaction and raises `DissectionError` (with a message
 for the user) on bad input, leaving nothing half-written. The engine is imported lazily: it
 pulls in torch, which the web process should not pay for at import time.
 """
@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import connection, transaction
 from django.utils.text import slugify
 
 from annotate_site.celery import enqueue
 
-from .errors import UnitsError
+from .errors import DissectionError, UploadError
 from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
 from .models import Concept, DissectionJob, Network, ProbeDataset, Unit
-from .uploads import UploadError, check_upload_size, extract_dataset_zip
+from .uploads import check_upload_size, extract_dataset_zip
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ MAX_TOP_K = 100
 MAX_SHARDS = 64
 IOU_RULES = ("lite", "original")
 
-__all__ = ["UnitsError", "checkpoint_check", "dataset_register", "job_create", "job_start", "network_register"]
+__all__ = ["DissectionError", "checkpoint_check", "dataset_register", "job_create", "job_start", "network_register"]
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -45,11 +46,13 @@ def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | No
     try:
         mean, std = [float(v) for v in mean], [float(v) for v in std]
     except (TypeError, ValueError):
-        raise UnitsError("mean and std must be numbers, three of each (0..1 units, e.g. 0.485,0.456,0.406).") from None
+        raise DissectionError("mean and std must be numbers, three of each (0..1 units, e.g. "
+                              "0.485,0.456,0.406).") from None
     if len(mean) != 3 or len(std) != 3:
-        raise UnitsError(f"mean and std need three numbers each (R,G,B in 0..1 units); got {len(mean)} and {len(std)}.")
+        raise DissectionError(f"mean and std need three numbers each (R,G,B in 0..1 units); got {len(mean)} and "
+                              f"{len(std)}.")
     if min(std) <= 0:
-        raise UnitsError("every std must be positive.")
+        raise DissectionError("every std must be positive.")
     return mean, std
 
 
@@ -64,7 +67,7 @@ def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None) 
     try:
         model = load_model(architecture, path, num_classes=num_classes)
     except EngineError as exc:
-        raise UnitsError(str(exc)) from None
+        raise DissectionError(str(exc)) from None
     return list(getattr(model, "class_names", []) or [])
 
 
@@ -79,20 +82,22 @@ def network_register(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     description: str = "",
-    created_by=None,
+    created_by: User | None = None,
 ) -> Network:
     """Register a network; a checkpoint (uploaded file or path) is kept only if the engine loads it."""
     name = (name or "").strip()
     if not name:
-        raise UnitsError("A network needs a name.")
+        raise DissectionError("A network needs a name.")
     if architecture not in Network.Architecture.values:
-        raise UnitsError(f"Unknown architecture {architecture!r}; choose one of {', '.join(Network.Architecture.values)}.")
+        raise DissectionError(f"Unknown architecture {architecture!r}; choose one of "
+                              f"{', '.join(Network.Architecture.values)}.")
     if Network.objects.filter(name=name).exists():
-        raise UnitsError(f"A network named {name!r} exists already; choose another name.")
+        raise DissectionError(f"A network named {name!r} exists already; choose another name.")
     mean, std = _check_normalisation(mean, std)
     names = [str(c).strip() for c in (class_names or []) if str(c).strip()]
     if architecture in GENERATOR_ARCHITECTURES and (mean or std or num_classes or names):
-        raise UnitsError("A generator has no classes and no input normalisation; leave classes, mean and std empty.")
+        raise DissectionError("A generator has no classes and no input normalisation; leave classes, mean and std "
+                              "empty.")
 
     stored_from: Path | None = None
     tmp: Path | None = None
@@ -100,13 +105,13 @@ def network_register(
         if isinstance(checkpoint, (str, Path)):
             stored_from = Path(checkpoint)
             if not stored_from.is_file():
-                raise UnitsError(f"The checkpoint {stored_from} does not exist.")
+                raise DissectionError(f"The checkpoint {stored_from} does not exist.")
         elif checkpoint is not None:
             if checkpoint_size is not None:
                 try:
                     check_upload_size(checkpoint_size, what="checkpoint")
                 except UploadError as exc:
-                    raise UnitsError(str(exc)) from None
+                    raise DissectionError(str(exc)) from None
             # The engine loads from a path; spool the upload to a temporary file first.
             with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as out:
                 shutil.copyfileobj(checkpoint, out, 1024 * 1024)
@@ -114,12 +119,12 @@ def network_register(
         if stored_from is not None:
             try:
                 stored_names = checkpoint_check(architecture=architecture, path=stored_from, num_classes=num_classes)
-            except UnitsError as exc:
+            except DissectionError as exc:
                 if tmp is None:
                     raise
                 # The engine names the temporary spool file, which means nothing to the user: name their file.
                 shown = f"uploaded file {getattr(checkpoint, 'name', None) or 'checkpoint'!r}"
-                raise UnitsError(str(exc).replace(f"checkpoint {tmp}", shown).replace(str(tmp), shown)) from None
+                raise DissectionError(str(exc).replace(f"checkpoint {tmp}", shown).replace(str(tmp), shown)) from None
             names = names or stored_names
         with transaction.atomic():
             network = Network.objects.create(
@@ -148,7 +153,7 @@ def _open_engine_dataset(kind: str, root: Path, image_size: int | None):
     try:
         return open_dataset(f"{prefix}:{root}", image_size=image_size)
     except EngineError as exc:
-        raise UnitsError(str(exc)) from None
+        raise DissectionError(str(exc)) from None
 
 
 def _read_meta(root: Path) -> dict:
@@ -160,14 +165,14 @@ def _read_meta(root: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UnitsError(f"{path} is not valid JSON ({exc}).") from None
+        raise DissectionError(f"{path} is not valid JSON ({exc}).") from None
 
 
 def _check_dataset_path(root: Path) -> None:
     allowed = [Path(settings.DATASETS_ROOT), *settings.DATASET_PATHS_ALLOWED]
     real = root.resolve()
     if not any(real.is_relative_to(folder.resolve()) for folder in allowed):
-        raise UnitsError(
+        raise DissectionError(
             f"The dataset folder {root} is outside the dataset folders ({', '.join(str(f) for f in allowed)}); "
             "put it under DATASETS_ROOT, or ask the operator to add its folder to DATASET_PATHS_ALLOWED."
         )
@@ -182,7 +187,7 @@ def dataset_register(
     archive_size: int | None = None,
     image_size: int | None = None,
     description: str = "",
-    created_by=None,
+    created_by: User | None = None,
     any_path: bool = False,
 ) -> ProbeDataset:
     """Register a probe dataset from a folder path or an uploaded zip; reads its concept vocabulary.
@@ -196,16 +201,16 @@ def dataset_register(
     """
     name = (name or "").strip()
     if not name:
-        raise UnitsError("A dataset needs a name.")
+        raise DissectionError("A dataset needs a name.")
     if kind not in ProbeDataset.Kind.values:
-        raise UnitsError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(ProbeDataset.Kind.values)}.")
+        raise DissectionError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(ProbeDataset.Kind.values)}.")
     if ProbeDataset.objects.filter(name=name).exists():
-        raise UnitsError(f"A dataset named {name!r} exists already; choose another name.")
+        raise DissectionError(f"A dataset named {name!r} exists already; choose another name.")
     if kind == ProbeDataset.Kind.SEGMENTER:  # a checkpoint, not a folder: `archive` is the uploaded .pt
         return segmenter_register(name=name, path=path, upload=archive, upload_size=archive_size,
                                   description=description, created_by=created_by)
     if (archive is None) == (not str(path)):
-        raise UnitsError("Give either a dataset folder path or a zip upload (one of the two).")
+        raise DissectionError("Give either a dataset folder path or a zip upload (one of the two).")
 
     datasets_root = Path(settings.DATASETS_ROOT)
     staged: Path | None = None
@@ -215,7 +220,7 @@ def dataset_register(
             try:
                 staged = extract_dataset_zip(archive, size=archive_size or 0)
             except UploadError as exc:
-                raise UnitsError(str(exc)) from None
+                raise DissectionError(str(exc)) from None
             root = staged
         else:
             root = Path(path)
@@ -224,17 +229,18 @@ def dataset_register(
             if not any_path:
                 _check_dataset_path(root)
             if not root.is_dir():
-                raise UnitsError(f"The dataset folder {root} does not exist.")
+                raise DissectionError(f"The dataset folder {root} does not exist.")
         engine_dataset = _open_engine_dataset(kind, root, image_size)
         meta = _read_meta(root)
         if kind == ProbeDataset.Kind.MIXTURE and meta.get("format") != "unitcrowd-mixture":
-            raise UnitsError(f"{root} is not a mixture-of-digits dataset (its meta.json lacks format 'unitcrowd-mixture').")
+            raise DissectionError(f"{root} is not a mixture-of-digits dataset (its meta.json lacks format "
+                                  f"'unitcrowd-mixture').")
 
         stored_path = str(path)
         if staged is not None:
             final = datasets_root / (slugify(name) or "dataset")
             if final.exists():
-                raise UnitsError(f"The folder {final} exists already; choose another dataset name.")
+                raise DissectionError(f"The folder {final} exists already; choose another dataset name.")
             staged.rename(final)
             staged, stored_path = None, final.name
         with transaction.atomic():
@@ -270,7 +276,7 @@ def job_create(
     shards: int = 1,
     samples: int | None = None,
     sample_seed: int = 0,
-    created_by=None,
+    created_by: User | None = None,
 ) -> DissectionJob:
     """A pending job; the layer names are checked against the model when it runs.
 
@@ -281,7 +287,7 @@ def job_create(
                          batch_size=batch_size, shards=shards)
     samples = job_kind_check(network=network, dataset=dataset, shards=shards, samples=samples)
     if not 0 <= int(sample_seed) <= 2**31 - 1:
-        raise UnitsError("sample_seed must be between 0 and 2147483647.")
+        raise DissectionError("sample_seed must be between 0 and 2147483647.")
     with transaction.atomic():
         return DissectionJob.objects.create(network=network, dataset=dataset, created_by=created_by,
                                             kind=network.kind, samples=samples, sample_seed=int(sample_seed), **params)
@@ -294,9 +300,9 @@ EDITABLE_STATUSES = ("pending", "failed")
 def _editable_job(job: DissectionJob, doing: str) -> DissectionJob:
     job = DissectionJob.objects.select_for_update().get(pk=job.pk)
     if job.status not in EDITABLE_STATUSES:
-        raise UnitsError(f"Job {job.pk} is {job.status}; only a pending or failed job can be {doing}.")
+        raise DissectionError(f"Job {job.pk} is {job.status}; only a pending or failed job can be {doing}.")
     if job_has_hits(job):
-        raise UnitsError(f"Job {job.pk} has published HITs; it cannot be {doing}.")
+        raise DissectionError(f"Job {job.pk} has published HITs; it cannot be {doing}.")
     return job
 
 
@@ -329,26 +335,26 @@ def job_delete(*, job: DissectionJob) -> None:
 
 def _job_params(*, dataset: ProbeDataset, layers: Sequence[str], top_k: int, quantile: float, iou_rule: str,
                 batch_size: int, shards: int) -> dict:
-    """A job's settings, checked (UnitsError says what is wrong)."""
+    """A job's settings, checked (DissectionError says what is wrong)."""
     names = []
     for raw in layers:
         for part in str(raw).replace(",", " ").split():
             if part not in names:
                 names.append(part)
     if not names:
-        raise UnitsError("Name at least one layer to dissect, e.g. conv3 or layer4.")
+        raise DissectionError("Name at least one layer to dissect, e.g. conv3 or layer4.")
     if not 1 <= int(top_k) <= MAX_TOP_K:
-        raise UnitsError(f"top_k must be between 1 and {MAX_TOP_K}.")
+        raise DissectionError(f"top_k must be between 1 and {MAX_TOP_K}.")
     if not 0 < float(quantile) < 0.5:
-        raise UnitsError("quantile is the top fraction of activations (e.g. 0.005); it must be between 0 and 0.5.")
+        raise DissectionError("quantile is the top fraction of activations (e.g. 0.005); it must be between 0 and 0.5.")
     if iou_rule not in IOU_RULES:
-        raise UnitsError(f"iou_rule must be one of {', '.join(IOU_RULES)}.")
+        raise DissectionError(f"iou_rule must be one of {', '.join(IOU_RULES)}.")
     if not 1 <= int(batch_size) <= 4096:
-        raise UnitsError("batch_size must be between 1 and 4096.")
+        raise DissectionError("batch_size must be between 1 and 4096.")
     if not 1 <= int(shards) <= MAX_SHARDS:
-        raise UnitsError(f"shards must be between 1 and {MAX_SHARDS}.")
+        raise DissectionError(f"shards must be between 1 and {MAX_SHARDS}.")
     if dataset.num_images and int(shards) > dataset.num_images:
-        raise UnitsError(f"shards ({shards}) cannot exceed the dataset's {dataset.num_images} images.")
+        raise DissectionError(f"shards ({shards}) cannot exceed the dataset's {dataset.num_images} images.")
     return {"layers": names, "top_k": int(top_k), "quantile": float(quantile), "iou_rule": iou_rule,
             "batch_size": int(batch_size), "shards": int(shards)}
 
@@ -379,10 +385,11 @@ def job_start(*, job: DissectionJob, background: bool | None = None) -> Dissecti
         # Lock the row: two clicks on "start" must not queue the job twice.
         job = DissectionJob.objects.select_for_update().get(pk=job.pk)
         if job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING):
-            raise UnitsError(f"Job {job.pk} is {job.status} already; wait for it to finish.")
+            raise DissectionError(f"Job {job.pk} is {job.status} already; wait for it to finish.")
         if job_has_hits(job):
-            raise UnitsError(
-                f"Job {job.pk} has published HITs; re-running it would delete the crowd's work. Create a new job instead."
+            raise DissectionError(
+                f"Job {job.pk} has published HITs; re-running it would delete the crowd's work. Create a new job "
+                f"instead."
             )
         job.status = DissectionJob.Status.QUEUED
         job.stage = "queued"
@@ -390,7 +397,8 @@ def job_start(*, job: DissectionJob, background: bool | None = None) -> Dissecti
         job.error_message = ""
         job.attempts += 1
         job.started_at = job.finished_at = None
-        job.save(update_fields=["status", "stage", "progress", "error_message", "attempts", "started_at", "finished_at"])
+        job.save(update_fields=["status", "stage", "progress", "error_message", "attempts", "started_at",
+                                "finished_at"])
         job_id, attempt = job.pk, job.attempts
 
         eager = settings.CELERY_TASK_ALWAYS_EAGER

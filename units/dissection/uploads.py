@@ -15,14 +15,12 @@ from typing import BinaryIO
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from .errors import UploadError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Files a dataset may carry besides its images (Broden CSVs, the mixture's meta.json, notes).
 _IGNORED_NAMES = ("__MACOSX", ".DS_Store")
 _COPY_CHUNK = 1024 * 1024
-
-
-class UploadError(Exception):
-    """An upload was refused; the message says which file or entry and what to do."""
 
 
 def human_bytes(n: int) -> str:

@@ -3,7 +3,7 @@ from django.urls import path
 
 from . import views
 
-app_name = "units"
+app_name = "dissection"
 urlpatterns = [
     path("jobs/", views.job_list, name="job_list"),
     path("jobs/new/", views.job_new, name="job_new"),

@@ -4,6 +4,9 @@ Views parse input, call one service and render; bad input comes back as a form e
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -17,11 +20,20 @@ from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
 from .models import DissectionJob, Layer, Unit
 from .paint import paint_choices, paint_edit, paint_payload
 from .services import (
-    EDITABLE_STATUSES, UnitsError, dataset_register, job_create, job_delete, job_start, job_update, network_register,
+    EDITABLE_STATUSES,
+    DissectionError,
+    dataset_register,
+    job_create,
+    job_delete,
+    job_start,
+    job_update,
+    network_register,
 )
 
+T = TypeVar("T")
 
-def _get_or_404(getter, pk: int):
+
+def _get_or_404(getter: Callable[[int], T], pk: int) -> T:
     try:
         return getter(pk)
     except (DissectionJob.DoesNotExist, Layer.DoesNotExist, Unit.DoesNotExist):
@@ -49,11 +61,11 @@ def network_new(request: HttpRequest) -> HttpResponse:
                 class_names=data["class_names"], mean=data["mean"], std=data["std"],
                 description=data["description"], created_by=request.user,
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Network {network.name} registered.")
-            return redirect("units:network_list")
+            return redirect("dissection:network_list")
     return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
 
 
@@ -74,14 +86,16 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
                 archive_size=archive.size if archive else None, image_size=data["image_size"],
                 description=data["description"], created_by=request.user,
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(
-                request, f"Dataset {dataset.name} registered: {dataset.num_images} images, {dataset.concepts.count()} concepts."
+                request,
+                f"Dataset {dataset.name} registered: {dataset.num_images} images, {dataset.concepts.count()} concepts."
             )
-            return redirect("units:dataset_list")
-    return render(request, "dissection/form.html", {"form": form, "title": "Register a probe dataset", "multipart": True})
+            return redirect("dissection:dataset_list")
+    return render(request, "dissection/form.html", {"form": form, "title": "Register a probe dataset",
+                                                    "multipart": True})
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -106,10 +120,10 @@ def job_new(request: HttpRequest) -> HttpResponse:
             )
             if data["start"]:
                 job_start(job=job)
-        except UnitsError as exc:
+        except DissectionError as exc:
             form.add_error(None, str(exc))
         else:
-            return redirect("units:job", job.pk)
+            return redirect("dissection:job", job.pk)
     return render(request, "dissection/form.html", {"form": form, "title": "New dissection job"})
 
 
@@ -138,11 +152,11 @@ def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
                              batch_size=data["batch_size"], shards=data["shards"])
             if data["start"]:
                 job_start(job=job)
-        except UnitsError as exc:
+        except DissectionError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Job {job.pk} saved{' and queued' if data['start'] else ''}.")
-            return redirect("units:job", job.pk)
+            return redirect("dissection:job", job.pk)
     return render(request, "dissection/form.html", {"form": form, "title": f"Edit job #{job.pk}"})
 
 
@@ -152,11 +166,11 @@ def job_remove(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_or_404(selectors.job_get, job_id)
     try:
         job_delete(job=job)
-    except UnitsError as exc:
+    except DissectionError as exc:
         messages.error(request, str(exc))
-        return redirect("units:job", job_id)
+        return redirect("dissection:job", job_id)
     messages.success(request, f"Job {job_id} deleted.")
-    return redirect("units:job_list")
+    return redirect("dissection:job_list")
 
 
 @requester_required
@@ -174,11 +188,11 @@ def job_run(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_or_404(selectors.job_get, job_id)
     try:
         job_start(job=job)
-    except UnitsError as exc:
+    except DissectionError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Job {job.pk} queued.")
-    return redirect("units:job", job.pk)
+    return redirect("dissection:job", job.pk)
 
 
 # -- layer report and units ---------------------------------------------------------------------
@@ -217,9 +231,9 @@ def paint(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_or_404(selectors.job_get, job_id)
     try:
         layers = paint_choices(job)
-    except UnitsError as exc:
+    except DissectionError as exc:
         messages.error(request, str(exc))
-        return redirect("units:job", job.pk)
+        return redirect("dissection:job", job.pk)
     form = PaintForm(request.POST or None, layers=[layer["name"] for layer in layers])
     result = None
     if request.method == "POST" and form.is_valid():
@@ -230,7 +244,7 @@ def paint(request: HttpRequest, job_id: int) -> HttpResponse:
                 label=data["label"], label_source=data["label_source"], box=data["box"],
                 grid=None if data["box"] else form.grid(),
             ))
-        except UnitsError as exc:
+        except DissectionError as exc:
             form.add_error(None, str(exc))
     painted = set(request.POST.getlist("cell"))
     grid = [[{"row": r, "col": c, "value": f"{r},{c}", "checked": f"{r},{c}" in painted} for c in range(PAINT_GRID)]

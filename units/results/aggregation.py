@@ -9,7 +9,6 @@ import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ class AggregationResult:
     alpha_word: float | None = None
 
 
-def _frame(answers: Sequence[Answer], label: str) -> pd.DataFrame:
+def answer_frame(answers: Sequence[Answer], label: str) -> pd.DataFrame:
     import pandas as pd
 
     rows = [
@@ -124,7 +123,8 @@ def dawid_skene_skill(ds: DawidSkene) -> dict[Hashable, float]:
     return skills
 
 
-def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS, ds_tol: float = DS_TOLERANCE) -> AggregationResult:
+def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS,
+              ds_tol: float = DS_TOLERANCE) -> AggregationResult:
     """Per unit: word vote, majority-vote and Dawid-Skene category, agreement, precision; per worker: DS skill."""
     from crowdkit.aggregation import DawidSkene, MajorityVote
 
@@ -135,7 +135,7 @@ def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS, 
     for a in answers:
         by_task.setdefault(a.task, []).append(a)
 
-    categories = _frame(answers, "category")
+    categories = answer_frame(answers, "category")
     mv = MajorityVote().fit(categories)
     probas = mv.probas_
     for task, group in by_task.items():
@@ -166,5 +166,5 @@ def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS, 
         result.ds_skills = {a.worker: 1.0 for a in answers}
 
     result.alpha_category = krippendorff_alpha(list(categories.itertuples(index=False, name=None)))
-    result.alpha_word = krippendorff_alpha(list(_frame(answers, "word").itertuples(index=False, name=None)))
+    result.alpha_word = krippendorff_alpha(list(answer_frame(answers, "word").itertuples(index=False, name=None)))
     return result

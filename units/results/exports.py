@@ -18,7 +18,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +160,8 @@ def find_layer_tally(layer: Layer) -> Path | None:
     if not layer.job.output_dir:
         return None
     root = Path(settings.MEDIA_ROOT) / layer.job.output_dir
-    for candidate in (root / layer.name / "tally.csv", root / f"tally_{layer.name}.csv", root / f"{layer.name}_tally.csv"):
+    for candidate in (root / layer.name / "tally.csv", root / f"tally_{layer.name}.csv",
+                      root / f"{layer.name}_tally.csv"):
         if candidate.is_file():
             return candidate
     found = [p for p in root.glob("**/*tally*.csv") if layer.name in p.relative_to(root).parts
@@ -177,7 +178,8 @@ def _tally_from_database(layer: Layer) -> tuple[list[str], list[dict]]:
         row: dict = {"unit": unit.index + 1, "category": unit.iou_category, "label": unit.iou_label,
                      "score": unit.iou_score}
         for cat in categories:
-            best = max((s for s in unit.concept_scores.all() if s.concept.category == cat), key=lambda s: s.iou, default=None)
+            best = max((s for s in unit.concept_scores.all() if s.concept.category == cat), key=lambda s: s.iou,
+                       default=None)
             row.update({f"{cat}-label": best.concept.name if best else "", f"{cat}-truth": 0, f"{cat}-activation": 0,
                         f"{cat}-intersect": 0, f"{cat}-iou": best.iou if best else 0.0})
         rows.append(row)
@@ -218,7 +220,7 @@ def write_tally(path: Path, layer: Layer, progress: Progress = None) -> None:
 # --- Mechanical Turk results CSV --------------------------------------------------------------------
 
 def _mturk_time(value: datetime | None) -> str:
-    return value.astimezone(dt_timezone.utc).strftime(MTURK_TIME_FORMAT) if value else ""
+    return value.astimezone(UTC).strftime(MTURK_TIME_FORMAT) if value else ""
 
 
 def _rate(counter: Counter) -> str:
@@ -295,8 +297,9 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
                 "Answer.word": ann.word if ann else "", "Answer.category": ann.category if ann else "",
                 "Answer.description": ann.description if ann else "",
                 "Answer.confidence": (ann.confidence or "") if ann else "",
-                "Answer.non_fitting_images": "|".join(str(e.rank + 1) for e in sorted(ann.non_fitting.all(), key=lambda e: e.rank)
-                                               if e.kind == "top") if ann else "",
+                "Answer.non_fitting_images": "|".join(
+                    str(e.rank + 1) for e in sorted(ann.non_fitting.all(), key=lambda e: e.rank) if e.kind == "top"
+                ) if ann else "",
                 "Approve": "x" if a.status == Assignment.Status.APPROVED else "",
                 "Reject": (a.feedback or "rejected") if a.status == Assignment.Status.REJECTED else "",
             }
@@ -409,7 +412,7 @@ def export_hits(export: ExportJob) -> QuerySet[Hit]:
 
 def export_filename(export: ExportJob, when: datetime | None = None) -> str:
     """e.g. `tally_net3-conv3_2026-11-29_0712.csv`: what it is, of what, when."""
-    when = (when or timezone.now()).astimezone(dt_timezone.utc)
+    when = (when or timezone.now()).astimezone(UTC)
     if export.layer_id:
         scope = f"{export.layer.job.network.name}-{export.layer.name}"
     elif export.job_id:

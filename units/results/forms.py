@@ -19,7 +19,8 @@ class ExportForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    KINDS = [("tally", "NetDissect tally.csv (automatic labels)"), ("mturk", "Mechanical Turk results CSV (annotations)")]
+    KINDS = [("tally", "NetDissect tally.csv (automatic labels)"), ("mturk",
+                                                                    "Mechanical Turk results CSV (annotations)")]
     kind = forms.ChoiceField(choices=KINDS)
     layer = forms.ModelChoiceField(queryset=Layer.objects.select_related("job__network"))
     file = forms.FileField(help_text="A CSV file")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -18,7 +18,7 @@ from units.dissection.models import Concept, Layer, Unit, UnitConceptScore
 
 from .exports import MTURK_TIME_FORMAT
 from .normalize import normalize_category
-from .services import ResultsError
+from .errors import ResultsError
 
 CATEGORIES = {key for key, _ in CATEGORY_CHOICES}
 MTURK_STATUSES = {"submitted": Assignment.Status.SUBMITTED, "approved": Assignment.Status.APPROVED,
@@ -73,7 +73,7 @@ def _parse_time(value: str) -> datetime | None:
             parsed = datetime.strptime(value, fmt)
         except ValueError:
             continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
 
 
@@ -114,7 +114,8 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
     if missing:
         raise ResultsError(
             f"{path.name}: missing column(s) {', '.join(missing)}; a Mechanical Turk results CSV with the unit's "
-            "number in Input.unit_number (from 1) or Input.unit (from 0) and the answers in Answer.word / Answer.category is expected."
+            "number in Input.unit_number (from 1) or Input.unit (from 0) and the answers in Answer.word / "
+            "Answer.category is expected."
         )
     units = {u.index: u for u in layer.units.all()}
     now = timezone.now()
@@ -137,10 +138,12 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
             # Labels collected elsewhere often use Broden's/ICLR 2015's names ("material", "surface").
             category = normalize_category(row["Answer.category"])
             if category not in CATEGORIES:
-                raise ResultsError(f"{where}: Answer.category {category!r} is not one of {', '.join(sorted(CATEGORIES))}.")
+                raise ResultsError(f"{where}: Answer.category {category!r} is not one of "
+                                   f"{', '.join(sorted(CATEGORIES))}.")
             status = MTURK_STATUSES.get(row["AssignmentStatus"].strip().lower())
             if status is None:
-                raise ResultsError(f"{where}: AssignmentStatus {row['AssignmentStatus']!r} is not Submitted, Approved or Rejected.")
+                raise ResultsError(f"{where}: AssignmentStatus {row['AssignmentStatus']!r} is not Submitted, Approved "
+                                   f"or Rejected.")
             worker_id = row["WorkerId"].strip()
             if not worker_id:
                 raise ResultsError(f"{where}: WorkerId is empty.")
@@ -168,7 +171,8 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
             assignment = Assignment.objects.create(
                 hit=hit, worker=worker, status=status, accepted_at=accepted,
                 deadline=accepted + timedelta(seconds=hit.assignment_duration_seconds), submitted_at=submitted,
-                approved_at=_parse_time(row.get("ApprovalTime", "")), rejected_at=_parse_time(row.get("RejectionTime", "")),
+                approved_at=_parse_time(row.get("ApprovalTime", "")),
+                rejected_at=_parse_time(row.get("RejectionTime", "")),
                 feedback=row.get("RequesterFeedback", ""), work_seconds=float(work) if work else None,
             )
             confidence = row.get("Answer.confidence", "").strip()

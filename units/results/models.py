@@ -33,7 +33,8 @@ class AggregationRun(models.Model):
         FAILED = "failed", "failed"
 
     layer = models.ForeignKey(Layer, null=True, blank=True, related_name="aggregation_runs", on_delete=models.CASCADE)
-    batch = models.ForeignKey(HitBatch, null=True, blank=True, related_name="aggregation_runs", on_delete=models.CASCADE)
+    batch = models.ForeignKey(HitBatch, null=True, blank=True, related_name="aggregation_runs",
+                              on_delete=models.CASCADE)
     method = models.CharField(max_length=100)
     parameters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
@@ -54,7 +55,7 @@ class AggregationRun(models.Model):
 
 
 class AggregationSchedule(models.Model):
-    """The debounce of one layer's aggregation (see services.aggregation_schedule).
+    """The debounce of one layer's aggregation (see schedule.aggregation_schedule).
 
     Claimed with conditional UPDATEs, so across web processes and workers a layer has at most one
     run waiting (`due_at`) and at most one running (`running_since`), however fast answers arrive.
@@ -134,6 +135,9 @@ class AnnotatorSkill(models.Model):
     class Meta:
         ordering = ["worker"]
 
+    def __str__(self) -> str:
+        return f"skill of user {self.worker_id}"
+
 
 class ExportJob(models.Model):
     """A requested export; a row so pages and the API can show progress and offer the file."""
@@ -152,7 +156,8 @@ class ExportJob(models.Model):
         FAILED = "failed", "failed"
 
     kind = models.CharField(max_length=12, choices=Kind.choices)
-    job = models.ForeignKey("units.DissectionJob", null=True, blank=True, related_name="exports", on_delete=models.CASCADE)
+    job = models.ForeignKey("units.DissectionJob", null=True, blank=True, related_name="exports",
+                            on_delete=models.CASCADE)
     layer = models.ForeignKey(Layer, null=True, blank=True, related_name="exports", on_delete=models.CASCADE)
     batch = models.ForeignKey(HitBatch, null=True, blank=True, related_name="exports", on_delete=models.CASCADE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)

@@ -24,7 +24,8 @@ _IRREGULAR = {
     "wives": "wife", "calves": "calf", "oxen": "ox", "dice": "die", "sheep": "sheep", "fish": "fish",
     "deer": "deer", "series": "series", "species": "species", "grass": "grass", "glass": "glass",
     "news": "news", "pants": "pants", "jeans": "jeans", "scissors": "scissors", "stairs": "stairs",
-    "clothes": "clothes", "glasses": "glasses", "bus": "bus", "buses": "bus", "gases": "gas", "gas": "gas", "lens": "lens", "lenses": "lens",
+    "clothes": "clothes", "glasses": "glasses", "bus": "bus", "buses": "bus", "gases": "gas", "gas": "gas",
+    "lens": "lens", "lenses": "lens",
 }
 # Words ending in -s that are already singular (and their -ss/-us/-is relatives below).
 _KEEP_S_ENDINGS = ("ss", "us", "is", "ous")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -12,6 +12,7 @@ from django.utils import timezone
 from units.crowd.models import Annotation, Assignment, Hit, HitKind
 from units.dissection.models import DissectionJob, Exemplar, Layer, ProbeDataset, Unit
 
+from . import aggregation
 from .comparison import IOU_THRESHOLD, LayerComparison, UnitLabels, compare_layer
 from .models import AnnotatorSkill, UnitAggregate
 from .normalize import Vocabulary, normalize_category, strip_broden_suffix
@@ -120,7 +121,8 @@ def detector_counts(layer: Layer) -> dict:
 
 def agreement_histogram(layer: Layer, bins: int = 10) -> list[int]:
     counts = [0] * bins
-    for value in UnitAggregate.objects.filter(unit__layer=layer, n_annotations__gt=0).values_list("agreement", flat=True):
+    for value in UnitAggregate.objects.filter(unit__layer=layer,
+                                              n_annotations__gt=0).values_list("agreement", flat=True):
         counts[min(int(value * bins), bins - 1)] += 1
     return counts
 
@@ -208,3 +210,31 @@ def unit_annotations(unit: Unit) -> QuerySet[Annotation]:
         Annotation.objects.filter(assignment__hit__unit=unit, assignment__hit__kind=HitKind.LABEL)
         .select_related("assignment__worker").prefetch_related("non_fitting").order_by("id")
     )
+
+
+def layer_answers(layer: Layer, vocab: Vocabulary) -> list[aggregation.Answer]:
+    """Every counted labelling answer of a layer, in annotation order, as the aggregation reads them.
+
+    Plain rows, not model instances: a 6,000-unit layer with 20,000 answers took 8 s and 180 MB as
+    Annotation objects with their assignment, HIT, unit, worker and prefetched marks (the soak's
+    worker grew to match); two value queries and a dict keep it to the tuples the methods need.
+    """
+    counted = counted_annotation_rows(layer=layer)
+    rows = list(counted.order_by("id").values_list(
+        "id", "assignment__hit__unit_id", "assignment__worker_id", "word", "category",
+        "assignment__hit__exemplars_shown").iterator(chunk_size=5000))
+    tops = top_exemplar_counts({row[1] for row in rows})
+    # Only top images within what the HIT showed count for precision; sentinels are quality control.
+    marked_ranks: dict[int, list[int]] = defaultdict(list)
+    marks = Annotation.non_fitting.through.objects.filter(
+        annotation__in=counted.values("id"), exemplar__kind=Exemplar.Kind.TOP)
+    for annotation_id, rank in marks.values_list("annotation_id", "exemplar__rank").iterator(chunk_size=5000):
+        marked_ranks[annotation_id].append(rank)
+    answers = []
+    for pk, unit_id, worker_id, word, category, exemplars_shown in rows:
+        shown = min(exemplars_shown, tops.get(unit_id, 0))
+        answers.append(aggregation.Answer(
+            task=unit_id, worker=worker_id, word=vocab.canonical(word), category=normalize_category(category),
+            shown=shown, non_fitting=sum(1 for rank in marked_ranks.get(pk, ()) if rank < shown),
+        ))
+    return answers

@@ -3,7 +3,7 @@
 A signal (rather than a call inside the crowd app's services) keeps the crowd code unaware of
 aggregation. Saves inside one transaction are collected and scheduled once per layer, after commit,
 so the worker reads committed rows and a rolled-back submit schedules nothing. Scheduling is
-debounced (services.aggregation_schedule): a busy layer is aggregated once every few seconds, on
+debounced (schedule.aggregation_schedule): a busy layer is aggregated once every few seconds, on
 a worker (or a timer thread without a broker), never inside the submitting request. Approving work
 already counted changes no answer, so it triggers nothing; `tasks.results.aggregate_stale` runs
 periodically as a safety net, and requesters can aggregate on demand.
@@ -18,7 +18,7 @@ from django.dispatch import receiver
 from annotate_site.plainsql import fetch_one, quote
 from units.crowd.models import Assignment
 
-from .services import aggregation_schedule
+from .schedule import aggregation_schedule
 
 _pending = threading.local()
 

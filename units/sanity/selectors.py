@@ -59,7 +59,8 @@ def crowd_vs_truth(report: SanityReport) -> list[dict]:
     from units.results.selectors import layer_comparison
 
     rows = []
-    layers = Layer.objects.filter(job__in=report.jobs.all()).select_related("job__network", "job__dataset").order_by("job_id", "id")
+    layers = Layer.objects.filter(job__in=report.jobs.all()).select_related("job__network",
+                                                                            "job__dataset").order_by("job_id", "id")
     for layer in layers:
         comparison = layer_comparison(layer)
         rows.append({

@@ -20,14 +20,11 @@ from django.utils import timezone
 from annotate_site.celery import enqueue
 from units.dissection.models import DissectionJob, Layer, Network, ProbeDataset, Unit
 
+from .errors import SanityError
 from .models import SanityReport
 
 
 logger = logging.getLogger(__name__)
-
-
-class SanityError(Exception):
-    """A sanity-check action was refused; the message says why and what to do."""
 
 
 MAX_SEEDS = 10
@@ -126,7 +123,8 @@ def sanity_report_run(*, report_id: int) -> SanityReport:
     except Exception as exc:  # anything else must not leave the row "running" forever
         logger.exception("sanity report %s failed", report_id)
         _set(report_id, status=SanityReport.Status.FAILED, finished_at=timezone.now(),
-             error_message=f"The experiment stopped with an unexpected error ({type(exc).__name__}: {exc}); see the worker log.")
+             error_message=f"The experiment stopped with an unexpected error ({type(exc).__name__}: {exc}); see the "
+                           f"worker log.")
         return SanityReport.objects.get(pk=report_id)
     _set(report_id, status=SanityReport.Status.SUCCEEDED, json=result, files=result.get("files", []),
          stage="done", progress=1.0, finished_at=timezone.now())
@@ -196,7 +194,7 @@ def _find_run(report: SanityReport, run_id: str) -> dict:
 def sanity_run_register(*, report: SanityReport, run_id: str, user=None) -> DissectionJob:
     """The run's network, validation set and dissection as platform rows (a succeeded job)."""
     from units.dissection.job_results import job_store_results
-    from units.dissection.services import UnitsError, dataset_register, job_create, network_register
+    from units.dissection.services import DissectionError, dataset_register, job_create, network_register
 
     if report.status != SanityReport.Status.SUCCEEDED:
         raise SanityError("The report has not finished; register its runs once it has succeeded.")
@@ -220,7 +218,7 @@ def sanity_run_register(*, report: SanityReport, run_id: str, user=None) -> Diss
         )
         job = job_create(network=network, dataset=dataset, layers=list(run["layers"]),
                          top_k=len(next(iter(run["layers"].values()))["units"][0]["top_images"]), created_by=user)
-    except UnitsError as exc:
+    except DissectionError as exc:
         raise SanityError(str(exc)) from None
     DissectionJob.objects.filter(pk=job.pk).update(status=DissectionJob.Status.RUNNING, attempts=1,
                                                    started_at=timezone.now())
@@ -256,7 +254,8 @@ def _mark_gold(job: DissectionJob, run: dict) -> None:
 def sanity_runs_publish(*, report: SanityReport, run_ids: list[str], layers: list[str], user=None,
                         assignments_per_hit: int = 3):
     """Register the runs (if not yet) and publish the chosen layers' units as HITs; returns the batch."""
-    from units.crowd.publishing import PublishError, hit_publish  # the platform's; imported when used
+    from units.crowd.errors import PublishError
+    from units.crowd.publishing import PublishSettings, hit_publish  # the platform's; imported when used
 
     if not run_ids:
         raise SanityError("Choose at least one run to publish.")
@@ -267,7 +266,8 @@ def sanity_runs_publish(*, report: SanityReport, run_ids: list[str], layers: lis
     if not chosen:
         raise SanityError(f"The runs have no layer named {', '.join(layers)}.")
     try:
-        return hit_publish(layers=chosen, assignments_per_hit=assignments_per_hit, created_by=user,
-                           name=f"sanity report {report.pk}: {', '.join(run_ids)} ({', '.join(layers)})")
+        settings = PublishSettings(assignments_per_hit=assignments_per_hit,
+                                   name=f"sanity report {report.pk}: {', '.join(run_ids)} ({', '.join(layers)})")
+        return hit_publish(layers=chosen, settings=settings, created_by=user)
     except PublishError as exc:
         raise SanityError(str(exc)) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 import mimetypes
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -12,10 +11,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotate_site.roles import requester_required
 
 from . import selectors
+from .errors import SanityError
 from .forms import PublishForm, StartForm
 from .models import SanityReport
 from .services import (
-    SanityError, report_out_dir, sanity_minutes, sanity_report_create, sanity_report_start,
+    report_out_dir, sanity_minutes, sanity_report_create, sanity_report_start,
     sanity_runs_publish,
 )
 
@@ -72,7 +72,8 @@ def report_publish(request: HttpRequest, pk: int) -> HttpResponse:
             f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         return redirect("sanity:detail", pk=pk)
     try:
-        batch = sanity_runs_publish(report=report, run_ids=form.cleaned_data["runs"], layers=form.cleaned_data["layers"],
+        batch = sanity_runs_publish(report=report, run_ids=form.cleaned_data["runs"],
+                                    layers=form.cleaned_data["layers"],
                                     user=request.user, assignments_per_hit=form.cleaned_data["assignments_per_hit"])
     except SanityError as exc:
         messages.error(request, str(exc))

@@ -86,7 +86,7 @@ def main_intervene(args: argparse.Namespace) -> int:
         ranking = rank_units(gen, seg, args.layer, make_baseline(gen, seg, n=args.rank_samples, seed=args.seed + 1),
                              progress_bar=True)
         means = np.load(args.concept_means) if args.concept_means else None
-        report = {"ranking": ranking_table(ranking, args.k),
+        report: dict[str, object] = {"ranking": ranking_table(ranking, args.k),
                   "top_vs_random": digit_effects(gen, seg, args.layer, ranking, base, k=args.k, seed=args.seed,
                                                  concept_means=means)}
     else:
@@ -100,7 +100,8 @@ def main_intervene(args: argparse.Namespace) -> int:
         units = _ints(args.units, "units")
         bad = [u for u in units if not 1 <= u <= shape.units]
         if bad:
-            raise EngineError(f"unknown unit(s) {bad} in layer '{args.layer}': it has units 1..{shape.units} (as in tally.csv)")
+            raise EngineError(f"unknown unit(s) {bad} in layer '{args.layer}': it has units 1..{shape.units} (as in "
+                              f"tally.csv)")
         iv = Intervention(args.layer, [u - 1 for u in units], args.mode, values=values, region=region)
         effect = causal_effect(gen, seg, iv, base)
         report = {"mode": args.mode, "units": [u + 1 for u in iv.units], "n_images": effect.n_images,
@@ -123,8 +124,10 @@ def main_demo(args: argparse.Namespace) -> int:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generator", required=True, help="generator checkpoint (from `gan train` or {'arch','state_dict'})")
-    p.add_argument("--arch", default=None, help="generator architecture when the checkpoint does not name it (dcgan32, dcgan64)")
+    p.add_argument("--generator", required=True,
+                   help="generator checkpoint (from `gan train` or {'arch','state_dict'})")
+    p.add_argument("--arch", default=None,
+                   help="generator architecture when the checkpoint does not name it (dcgan32, dcgan64)")
     p.add_argument("--segmenter", required=True, help="segmenter checkpoint (from `gan segmenter`)")
     p.add_argument("--unsafe-pickle", action="store_true", help="allow whole pickled modules (runs their code)")
     p.add_argument("--seed", type=int, default=0, help="sample stream: sample i has its own z from this seed")
@@ -160,7 +163,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--device", default=device)
     s.set_defaults(func=main_segmenter)
 
-    d = sub.add_parser("dissect", help="label generator units by IoU with the segmenter (classifier dissection's files)")
+    d = sub.add_parser("dissect",
+                       help="label generator units by IoU with the segmenter (classifier dissection's files)")
     _model_args(d)
     d.add_argument("--layers", default="layer2")
     d.add_argument("--out", required=True)

@@ -43,7 +43,8 @@ def load_canvases(data_dir: str | Path, limit: int | None = None) -> Canvases:
     if not rows or CATEGORY not in rows[0]:
         raise DatasetError(f"{index} has no '{CATEGORY}' column of digit masks; it is not a mixture dataset.")
     rows = rows[:limit] if limit else rows
-    images, labels = [], []
+    images: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     for row in rows:
         try:
             pic = np.asarray(Image.open(root / "images" / row["image"]).convert("RGB"))[..., 0]
@@ -51,7 +52,8 @@ def load_canvases(data_dir: str | Path, limit: int | None = None) -> Canvases:
         except (OSError, KeyError) as exc:
             raise DatasetError(f"cannot read {row.get('image')} or its mask in {root}: {exc}") from exc
         if pic.shape != lab.shape or (images and pic.shape != images[0].shape):
-            raise DatasetError(f"{row['image']} in {root} has size {pic.shape}; every canvas and mask must share one size.")
+            raise DatasetError(f"{row['image']} in {root} has size {pic.shape}; every canvas and mask must share one "
+                               f"size.")
         images.append(pic)
         labels.append(lab)
     return Canvases(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels)))

@@ -24,7 +24,7 @@ from .models import DIGIT_NAMES, load_generator, load_segmenter
 from .pictures import before_after, sample_sheet
 from .ranking import digit_effects, ranking_table
 from .report import write_html
-from .samples import sample_z
+from .samples import sample_z, z_dim_of
 from .segmenter import evaluate_segmenter, train_segmenter
 from .train import train_gan
 
@@ -74,16 +74,20 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, source: str = "digits"
     try:
         train_dir = _timed(seconds, "data", lambda: (
             make_canvases(out / "data" / "train", n_images=sizes.train_images, source=source, seed=seed),
-            make_canvases(out / "data" / "val", n_images=sizes.val_images, split="val", seed=seed + 1, source=source))[0])
+            make_canvases(out / "data" / "val", n_images=sizes.val_images, split="val", seed=seed + 1,
+                          source=source))[0])
         gen_file, seg_file = out / "models" / "generator.pt", out / "models" / "segmenter.pt"
         gan = _timed(seconds, "gan", lambda: _cached_metrics(gen_file) or train_gan(
-            train_dir, gen_file, steps=sizes.gan_steps, batch_size=sizes.gan_batch, seed=seed, device="cpu", progress=False))
+            train_dir, gen_file, steps=sizes.gan_steps, batch_size=sizes.gan_batch, seed=seed, device="cpu",
+            progress=False))
         seg_train = _timed(seconds, "segmenter", lambda: _cached_metrics(seg_file) or train_segmenter(
-            train_dir, seg_file, epochs=sizes.seg_epochs, width=sizes.seg_width, lr=sizes.seg_lr, seed=seed, device="cpu", progress=False))
+            train_dir, seg_file, epochs=sizes.seg_epochs, width=sizes.seg_width, lr=sizes.seg_lr, seed=seed,
+            device="cpu", progress=False))
         gen, seg = load_generator(checkpoint=gen_file), load_segmenter(checkpoint=seg_file)
         from .data import load_canvases
 
-        seg_scores = _timed(seconds, "segmenter_eval", lambda: evaluate_segmenter(seg, load_canvases(out / "data" / "val")))
+        seg_scores = _timed(seconds, "segmenter_eval",
+                            lambda: evaluate_segmenter(seg, load_canvases(out / "data" / "val")))
         options = GanDissectOptions(layers=[LAYER], n_samples=sizes.dissect_samples, seed=seed, quantile=sizes.quantile,
                                     progress_bar=False)
         result = _timed(seconds, "dissect", lambda: dissect_generator(gen, seg, options, out / "dissection"))
@@ -95,7 +99,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, source: str = "digits"
         eval_base = make_baseline(gen, seg, n=sizes.effect_samples, seed=seed)
         effects = _timed(seconds, "top_vs_random", lambda: digit_effects(
             gen, seg, LAYER, ranking, eval_base, k=sizes.k, seed=seed, concept_means=means))
-        pictures = sample_sheet(gen, seg, sample_z(range(32), int(gen.z_dim), seed), out / "pictures")
+        pictures = sample_sheet(gen, seg, sample_z(range(32), z_dim_of(gen), seed), out / "pictures")
         for d, name in enumerate(DIGIT_NAMES):
             row = effects["digits"][name]
             if row["pixels_before"] > 0:
@@ -123,9 +127,12 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, source: str = "digits"
         "pictures": pictures,
         "notes": [
             f"tally.csv uses the per-unit top-quantile threshold (as for classifiers) at quantile {sizes.quantile} "
-            "(a digit covers ~2% of a canvas; 0.005 would cap IoU near 0.05); iqr.csv the paper's per-concept IQR threshold.",
-            "Units are ranked by single-unit ablation on samples of seed+1 and the sets are measured on seed's samples.",
-            "remove effect = fraction of the digit's pixels removed; insert effect = fraction of the region's other pixels turned into the digit.",
+            "(a digit covers ~2% of a canvas; 0.005 would cap IoU near 0.05); iqr.csv the paper's per-concept IQR "
+            "threshold.",
+            "Units are ranked by single-unit ablation on samples of seed+1 and the sets are measured on seed's "
+            "samples.",
+            "remove effect = fraction of the digit's pixels removed; insert effect = fraction of the region's other "
+            "pixels turned into the digit.",
         ],
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))

@@ -36,7 +36,7 @@ from ..options import DissectOptions
 from ..outputs import DissectionResult, write_outputs, write_summaries
 from .iqr import IqrCounts, candidate_thresholds, write_iqr_csv
 from .models import NUM_SEG_CLASSES, segment, to_uint8_rgb
-from .samples import GeneratedSamples, sample_z
+from .samples import GeneratedSamples, sample_z, z_dim_of
 
 THRESHOLD_RULE = (
     "tally.csv/thresholds.npy: per-unit top-quantile threshold at feature resolution (NetDissect, "
@@ -52,7 +52,7 @@ class GanDissectOptions:
     seed: int = 0
     quantile: float = 0.005
     top_k: int = 10
-    iou_rule: str = "original"  # GAN Dissection counts A[u, c] over every image (REFERENCES §1)
+    iou_rule: str = "original"  # GAN Dissection counts A[u, c] over every image (NetDissect's original rule)
     batch_size: int = 100
     render: bool = True
     highlight: str = "overlay"
@@ -91,7 +91,7 @@ def generate_and_capture(generator: nn.Module, segmenter: nn.Module, z: torch.Te
 def concept_means(feats: torch.Tensor, labels: torch.Tensor, concept_numbers: list[int]) -> np.ndarray:
     """[U, K]: activation averaged over feature cells weighted by concept k's share of the cell."""
     onehot = F.one_hot(labels.long(), NUM_SEG_CLASSES).permute(0, 3, 1, 2).float()
-    share = F.adaptive_avg_pool2d(onehot, feats.shape[-2:])[:, concept_numbers]  # [N, K, h, w]
+    share = F.adaptive_avg_pool2d(onehot, (feats.shape[-2], feats.shape[-1]))[:, concept_numbers]  # [N, K, h, w]
     weighted = torch.einsum("nuyx,nkyx->uk", feats.double(), share.double())
     return (weighted / share.double().sum((0, 2, 3)).clamp(min=1e-12)).float().numpy()
 
@@ -106,8 +106,10 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    z = sample_z(range(options.n_samples), int(generator.z_dim), options.seed)
-    pictures, labels, feats = [], [], {name: [] for name in options.layers}
+    z = sample_z(range(options.n_samples), z_dim_of(generator), options.seed)
+    pictures: list[np.ndarray] = []
+    labels: list[torch.Tensor] = []
+    feats: dict[str, list[torch.Tensor]] = {name: [] for name in options.layers}
     stats_c = StatsCollector(dopts, expected_images=options.n_samples)
     for s, images, lab, outputs in generate_and_capture(generator, segmenter, z, options.layers,
                                                        options.batch_size, options.progress_bar):
@@ -155,7 +157,7 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
                              segmented_pixels_per_concept=dict(zip(names, _pixels_per_concept(all_labels, numbers))))
     np.save(out_dir / "z.npy", z.numpy())
     meta = {"kind": "generator-dissection", "n_samples": options.n_samples, "seed": options.seed,
-            "z_dim": int(generator.z_dim), "layers": list(result.layers), "image_size": list(samples.images.shape[1:3]),
+            "z_dim": z_dim_of(generator), "layers": list(result.layers), "image_size": list(samples.images.shape[1:3]),
             "z_rule": "sample i has z = randn(z_dim) from torch.Generator().manual_seed(seed * 1000003 + i)",
             "threshold_rule": THRESHOLD_RULE, "concepts": names}
     (out_dir / "generated.json").write_text(json.dumps(meta, indent=2))

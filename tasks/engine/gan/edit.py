@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import EngineError
 from .intervene import Intervention, LayerShape, intervening, layer_shape
 from .models import to_uint8_rgb
-from .samples import sample_z
+from .samples import sample_z, z_dim_of
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right) in image pixels, bottom/right exclusive
 # The edit is a forward hook on the shared generator: two threads editing at once would
@@ -75,7 +75,7 @@ def default_insert_values(generator: nn.Module, layer: str, units: Sequence[int]
     """
     from ..capture import LayerCapture
 
-    z = sample_z(range(n), int(generator.z_dim), seed=12345)
+    z = sample_z(range(n), z_dim_of(generator), seed=12345)
     with LayerCapture(generator.eval(), [layer]) as capture:
         acts = capture.run(z)[layer][:, list(units)]
     return torch.quantile(acts.transpose(0, 1).reshape(len(units), -1), 0.99, dim=1).numpy()
@@ -105,8 +105,8 @@ def edit_image(
     started = time.perf_counter()
     if (z is None) == (seed is None):
         raise EngineError("give exactly one of z or seed")
-    z_dim = int(generator.z_dim)
-    if z is None:
+    z_dim = z_dim_of(generator)
+    if seed is not None:
         if int(seed) < 0:
             raise EngineError(f"seed must be a sample index >= 0, got {seed}")
         zt = sample_z([int(seed)], z_dim, sample_seed)

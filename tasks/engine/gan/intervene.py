@@ -24,7 +24,7 @@ from torch import nn
 from ..capture import resolve_layers
 from ..errors import EngineError
 from .models import NUM_SEG_CLASSES, segment
-from .samples import sample_z
+from .samples import sample_z, z_dim_of
 
 MODES = ("remove", "insert")
 
@@ -52,13 +52,14 @@ def layer_shape(generator: nn.Module, layer: str) -> LayerShape:
     seen: dict[str, torch.Tensor] = {}
     handle = module.register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
     try:
-        image = generator.eval()(torch.zeros(1, int(generator.z_dim), device=_device(generator)))
+        image = generator.eval()(torch.zeros(1, z_dim_of(generator), device=_device(generator)))
     finally:
         handle.remove()
     out = seen.get("out")
     if not isinstance(out, torch.Tensor) or out.dim() != 4:
         raise EngineError(f"layer '{layer}' does not output [batch, units, height, width] maps; choose a conv stage")
-    return LayerShape(int(out.shape[1]), tuple(out.shape[-2:]), tuple(image.shape[-2:]))
+    return LayerShape(int(out.shape[1]), (int(out.shape[-2]), int(out.shape[-1])),
+                      (int(image.shape[-2]), int(image.shape[-1])))
 
 
 def _device(module: nn.Module) -> torch.device:
@@ -101,13 +102,15 @@ def check_intervention(iv: Intervention, shape: LayerShape) -> tuple[torch.Tenso
     if iv.region is not None:
         r = np.asarray(iv.region)
         if r.ndim != 2 or tuple(r.shape) not in (tuple(shape.feature), tuple(shape.image)):
-            raise EngineError(f"region shaped {r.shape} fits neither the layer's maps {shape.feature} nor the image {shape.image}")
+            raise EngineError(f"region shaped {r.shape} fits neither the layer's maps {shape.feature} nor the image "
+                              f"{shape.image}")
         if not r.astype(bool).any():
             raise EngineError("the region is empty: mark at least one pixel or feature cell")
     if iv.mode == "remove":
         values = torch.zeros(len(units))
     elif iv.values is None:
-        raise EngineError("insert needs values: the units' mean activation where the concept is present (concept_means.npy)")
+        raise EngineError("insert needs values: the units' mean activation where the concept is present "
+                          "(concept_means.npy)")
     else:
         values = torch.as_tensor(np.asarray(iv.values, dtype=np.float32)).flatten()
         values = values.expand(len(units)).clone() if values.numel() == 1 else values
@@ -147,8 +150,9 @@ class Baseline:
 
 
 @torch.no_grad()
-def make_baseline(generator: nn.Module, segmenter: nn.Module, *, n: int = 1000, seed: int = 0, batch_size: int = 100) -> Baseline:
-    z = sample_z(range(n), int(generator.z_dim), seed)
+def make_baseline(generator: nn.Module, segmenter: nn.Module, *, n: int = 1000, seed: int = 0,
+                  batch_size: int = 100) -> Baseline:
+    z = sample_z(range(n), z_dim_of(generator), seed)
     generator.eval()
     labels = [segment(segmenter, generator(z[s : s + batch_size].to(_device(generator)))).cpu().to(torch.uint8)
               for s in range(0, n, batch_size)]
@@ -202,7 +206,8 @@ def rank_units(generator: nn.Module, segmenter: nn.Module, layer: str, base: Bas
     shape = layer_shape(generator, layer)
     out = np.full((shape.units, NUM_SEG_CLASSES), np.nan)
     for u in tqdm(range(shape.units), desc=f"rank {layer}", unit="unit", disable=not progress_bar, leave=False):
-        out[u] = causal_effect(generator, segmenter, Intervention(layer, [u]), base, batch_size=batch_size, shape=shape).effect
+        out[u] = causal_effect(generator, segmenter, Intervention(layer, [u]), base, batch_size=batch_size,
+                               shape=shape).effect
     return out
 
 

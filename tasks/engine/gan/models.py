@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, EngineError
-from ..models import _load_checked, _read_checkpoint, _seeded
+from ..models import load_checked, read_checkpoint, seeded
 
 # Segmenter classes: 0 = background, k = digit k - 1, i.e. the mixture's label numbers.
 NUM_SEG_CLASSES = 11
@@ -125,24 +125,25 @@ def _load(kind: str, registry: Mapping[str, Callable[..., nn.Module]], arch: str
     meta: Mapping[str, Any] = {}
     state: Mapping[str, Any] | None = None
     if checkpoint is not None:
-        loaded = _read_checkpoint(Path(checkpoint), unsafe_pickle)
+        loaded = read_checkpoint(Path(checkpoint), unsafe_pickle)
         if isinstance(loaded, nn.Module):  # only reachable with unsafe_pickle=True
             return loaded.eval()
         if not isinstance(loaded, Mapping):
-            raise CheckpointError(f"The {kind} checkpoint {checkpoint} holds a {type(loaded).__name__}, not a state_dict.")
+            raise CheckpointError(f"The {kind} checkpoint {checkpoint} holds a {type(loaded).__name__}, not a "
+                                  f"state_dict.")
         meta, state = (loaded, loaded["state_dict"]) if isinstance(loaded.get("state_dict"), Mapping) else ({}, loaded)
         if meta.get("kind") not in (None, kind):
             raise CheckpointError(f"{checkpoint} is a {meta['kind']} checkpoint, not a {kind}.")
     arch = arch or meta.get("arch")
-    if arch not in registry:
+    if arch is None or arch not in registry:
         raise EngineError(f"Unknown {kind} architecture {arch!r}; choose one of {', '.join(sorted(registry))}.")
     cfg = {**dict(meta.get("config") or {}), **dict(config or {})}
     try:
-        model = _seeded(lambda: registry[arch](**cfg)) if state is None else registry[arch](**cfg)
+        model = seeded(lambda: registry[arch](**cfg)) if state is None else registry[arch](**cfg)
     except TypeError as exc:
         raise CheckpointError(f"The {kind} {arch!r} does not accept the config {cfg}: {exc}") from exc
-    if state is not None:
-        _load_checked(model, {k.removeprefix("module."): v for k, v in state.items()}, Path(checkpoint), arch)
+    if state is not None and checkpoint is not None:
+        load_checked(model, {k.removeprefix("module."): v for k, v in state.items()}, Path(checkpoint), arch)
     return model.eval()
 
 
@@ -162,7 +163,8 @@ def load_segmenter(arch: str | None = None, checkpoint: str | Path | None = None
     return _load("segmenter", SEGMENTERS, arch, checkpoint, config, unsafe_pickle)
 
 
-def save_checkpoint(model: nn.Module, path: str | Path, *, kind: str, arch: str, extra: Mapping[str, Any] | None = None) -> None:
+def save_checkpoint(model: nn.Module, path: str | Path, *, kind: str, arch: str,
+                    extra: Mapping[str, Any] | None = None) -> None:
     """``{'kind', 'arch', 'config', 'state_dict', ...}`` written atomically (never half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

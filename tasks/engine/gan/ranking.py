@@ -41,7 +41,8 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
     for d, name in enumerate(DIGIT_NAMES):
         number = d + 1
         top = top_units(ranking, number, k)
-        removed_top = causal_effect(generator, segmenter, Intervention(layer, top), base, batch_size=batch_size, shape=shape)
+        removed_top = causal_effect(generator, segmenter, Intervention(layer, top), base, batch_size=batch_size,
+                                    shape=shape)
         row = {
             "top_units": [u + 1 for u in top],
             "pixels_before": int(removed_top.before[number]),

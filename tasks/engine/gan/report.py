@@ -26,7 +26,8 @@ def write_html(path: Path, report: dict) -> None:
     pics = report["pictures"]
     parts = [
         "<!doctype html><meta charset='utf-8'><title>GAN Dissection demo</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em "
+        "0}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{image-rendering:pixelated;max-width:100%}"
         "</style>",
         f"<h1>GAN Dissection on mixture-of-digits{' (quick)' if report['quick'] else ''}</h1>",
@@ -36,7 +37,8 @@ def write_html(path: Path, report: dict) -> None:
         f"{report['gan'].get('seconds', 0):.0f} s; segmenter trained in "
         f"{report.get('segmenter_training', {}).get('seconds', 0):.0f} s.</p>",
         "<h2>Generated images</h2>",
-        f"<p><img src='{pics['generated']}'></p><p>Segmented ({legend_html()}):</p><p><img src='{pics['segmented']}'></p>",
+        f"<p><img src='{pics['generated']}'></p><p>Segmented ({legend_html()}):</p><p><img "
+        f"src='{pics['segmented']}'></p>",
         "<h2>Segmenter on held-out real canvases</h2>",
         f"<p>pixel accuracy {_num(seg['pixel_accuracy'])}, on digit pixels {_num(seg['digit_pixel_accuracy'])}, "
         f"mean digit IoU {_num(seg['mean_digit_iou'])} ({seg['n_images']} canvases)</p>",
@@ -54,7 +56,8 @@ def write_html(path: Path, report: dict) -> None:
         f"<p>Averaged over {eff['n_images']} generated images. Remove: fraction of the digit's pixels removed. "
         "Insert (central region, units set to their mean activation where the digit is present): fraction of the "
         "region's other pixels turned into the digit.</p>",
-        _table(["digit", "pixels before", "remove top", "remove random", "insert top", "insert random", "top units (1-based)"],
+        _table(["digit", "pixels before", "remove top", "remove random", "insert top", "insert random",
+                "top units (1-based)"],
                [[d, str(r["pixels_before"]), _num(r["remove_top"]), _num(r["remove_random"]), _num(r.get("insert_top")),
                  _num(r.get("insert_random")), escape(" ".join(str(u) for u in r["top_units"][:8])) + " ..."]
                 for d, r in eff["digits"].items()]),

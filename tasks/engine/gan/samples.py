@@ -6,13 +6,21 @@ topk.csv, a page's "seed" and the edit function all name the same picture.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from ..datasets import Concept
 from ..mixture import CATEGORY
 from .models import DIGIT_NAMES
+
+
+def z_dim_of(generator: nn.Module) -> int:
+    """The size of a generator's latent vector (its ``z_dim`` attribute)."""
+    return int(cast(int, generator.z_dim))
 
 
 def sample_z(indices: range | list[int], z_dim: int, seed: int = 0) -> torch.Tensor:

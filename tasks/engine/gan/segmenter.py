@@ -110,7 +110,8 @@ def train_segmenter(
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         history.append({"epoch": epoch, "loss": loss_sum / seen})
     model.eval().cpu()
-    metrics: dict = {"epochs": epochs, "seconds": time.perf_counter() - started, "n_train": len(data), "history": history}
+    metrics: dict = {"epochs": epochs, "seconds": time.perf_counter() - started, "n_train": len(data),
+                     "history": history}
     if val is not None:
         metrics["val"] = evaluate_segmenter(model, val)
     save_checkpoint(model, out_file, kind="segmenter", arch="digitseg", extra={"metrics": metrics})

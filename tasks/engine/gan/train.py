@@ -57,7 +57,8 @@ def train_gan(
     size = int(data.images.shape[-1])
     arch = {32: "dcgan32", 64: "dcgan64"}.get(size)
     if arch is None or data.images.shape[-2] != size:
-        raise EngineError(f"the canvases of {data_dir} are {tuple(data.images.shape[-2:])}; the DCGAN makes 32x32 or 64x64")
+        raise EngineError(f"the canvases of {data_dir} are {tuple(data.images.shape[-2:])}; the DCGAN makes 32x32 or "
+                          f"64x64")
     torch.manual_seed(seed)
     gen = GENERATORS[arch](z_dim=z_dim, width=width).to(device)
     disc = DCGANDiscriminator(size=size, width=width).to(device)
@@ -79,11 +80,9 @@ def train_gan(
         prior_seconds = float(state["metrics"]["seconds"])  # so "seconds" stays the whole training time
     shuffler = torch.Generator().manual_seed(seed + start)
     started = time.perf_counter()
-    bar = range(start, steps)
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(bar, desc="gan", unit="step", initial=start, total=steps)
+    bar = tqdm(range(start, steps), desc="gan", unit="step", initial=start, total=steps, disable=not progress)
     gen.train()
     disc.train()
     loss_d_avg = loss_g_avg = 0.0
@@ -93,7 +92,8 @@ def train_gan(
                    "loss_g": loss_g_avg, "n_train": len(data), "size": size, "history": history}
         save_checkpoint(gen, out_file, kind="generator", arch=arch, extra={
             "metrics": metrics, "data_dir": str(data_dir),
-            "train_state": {"discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()},
+            "train_state": {"discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
+                            "opt_d": opt_d.state_dict()},
         })
         return metrics
 

@@ -1,5 +1,6 @@
 """The Mixture-of-digits sanity check: train the variants of MixtureNet and of the seed's network,
-measure their units against the true digits, and write the report (pipeline -> measure -> summary -> report/render/plots)."""
+measure their units against the true digits, and write the report (pipeline -> measure -> summary ->
+report/render/plots)."""
 from .pipeline import (
     SanityConfig,
     add_arguments,

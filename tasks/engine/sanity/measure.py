@@ -31,7 +31,8 @@ def normalised(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - mean) / std
 
 
-def unit_scores(model: torch.nn.Module, images: torch.Tensor, layers: list[str], device: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def unit_scores(model: torch.nn.Module, images: torch.Tensor, layers: list[str],
+                device: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per layer float [N, U]: each image's spatial max per unit (the score top images rank by);
     and the logits [N, classes] from the same forward pass."""
     model.to(device).eval()
@@ -91,7 +92,7 @@ def measure_run(job: dict) -> dict:
     """Train one network as `job` says and measure it; writes run.json in job['run_dir'] and returns it."""
     from ..dissect import DissectOptions, collect_counts, collect_stats, dissect, finalize
     from ..models import load_model
-    from ..train import load_mixture_tensors, train_mixture
+    from ..train import NetShape, load_mixture_tensors, recipe_for, train_mixture
     from ..unitstats import unit_alignment
 
     run_dir = Path(job["run_dir"])
@@ -107,10 +108,8 @@ def measure_run(job: dict) -> dict:
     checkpoint = run_dir / "model.pt"
     recipe = job["recipe"]
     train = train_mixture(
-        job["train_dir"], checkpoint, design=job["design"], epochs=recipe["epochs"], batch_size=recipe["batch_size"],
-        lr=recipe["lr"], warmup_epochs=recipe["warmup_epochs"], init=recipe["init"],
-        zero_classifier=recipe["zero_classifier"], weight_decay=recipe.get("weight_decay"),
-        width=job["width"], dropout=job["dropout"], seed=job["seed"], device=device, progress=False,
+        job["train_dir"], checkpoint, net=NetShape(job["design"], job["width"], job["dropout"]),
+        recipe=recipe_for(job["design"], **recipe), seed=job["seed"], device=device, progress=False,
     )
     timings["train"] = time.perf_counter() - t
     cpu["train"] = time.process_time() - c
@@ -166,7 +165,7 @@ def measure_run(job: dict) -> dict:
             ap = ap_all[u]
             best = int(np.argmax(ap))
             by_digit = {}
-            for k, d in enumerate(digits):
+            for _k, d in enumerate(digits):
                 by_digit[str(d)] = class_group_drop(abl, u, classes_of[d])
             units.append({
                 "unit": u,
@@ -175,7 +174,8 @@ def measure_run(job: dict) -> dict:
                 "detector": bool(ap[best] >= job["ap_cutoff"]),
                 "ap": [float(v) for v in ap],
                 "precision_at_k": {str(K): [float(v) for v in p_k[u, :, j]] for j, K in enumerate(job["ks"])},
-                "precision_at_recall": {f"{r:g}": [float(v) for v in p_r[u, :, j]] for j, r in enumerate(job["recalls"])},
+                "precision_at_recall": {f"{r:g}": [float(v) for v in p_r[u, :,
+                                                                         j]] for j, r in enumerate(job["recalls"])},
                 "iou": [float(lr.iou[u, concept_index[d]]) if lr.iou is not None else 0.0 for d in digits],
                 "iou_label": lr.labels[u].label if lr.labels else "",
                 "iou_score": float(lr.labels[u].score) if lr.labels else 0.0,

@@ -1,4 +1,4 @@
-"""The Mixture-of-digits sanity check (REFERENCES.md section 6) as one reproducible experiment.
+"""The Mixture-of-digits sanity check (the seed's controlled experiment) as one reproducible experiment.
 
 Trains the variants (baseline, dropout on conv3, conv3 three times wider, both) of one or
 both networks (ours, MixtureNet with BatchNorm, and the seed's plain network) over several
@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EngineError
+from .summary import NETWORKS
 
 LAYERS = ("conv1", "conv2", "conv3")
 KS = (100, 300, 500, 700)
@@ -41,8 +43,7 @@ VARIANTS: dict[str, tuple[float, float]] = {
     "wide_dropout": (3.0, 0.5),
 }
 USEFULNESS_REDUNDANT = (8, 9)
-# --network choices -> the MixtureNet designs trained; run ids of the seed design start with RUN_PREFIX.
-NETWORKS: dict[str, tuple[str, ...]] = {"mixturenet": ("mixturenet",), "seed": ("seed",), "both": ("mixturenet", "seed")}
+# Run ids of the seed design start with RUN_PREFIX.
 RUN_PREFIX = {"mixturenet": "", "seed": "seednet_"}
 
 Progress = Callable[[str, float], None] | None
@@ -77,8 +78,8 @@ class SanityConfig:
     seeds: int = 3
     n_train: int = 20000
     # 10,000: precision@K depends on how many images are ranked, and the seed's own figures (P@700 = 0.99
-    # with P@R=0.75 = 0.90) need more than ~930 images showing the digit. On 4,000 (782 zeros) the seed
-    # network's best 0 unit has P@700 = 0.89; on 10,000 (2,018) the same unit 0.99 (precision_probe, issue 14).
+    # with P@R=0.75 = 0.90) need more than ~930 images showing the digit; 10,000 hold about 2,000
+    # (benchmarks/precision_probe.py measures how P@K moves with N).
     n_val: int = 10000
     epochs: int = 3  # 20,000 images x 3 epochs: 94% validation accuracy in a probe (the seed: 91.7%)
     batch_size: int = 64
@@ -180,14 +181,11 @@ class SanityConfig:
 
 # -- how long it takes ----------------------------------------------------------------------------
 
-# CPU milliseconds per image (one thread unless noted), measured on this project's 2-core machine.
-# Training per image and epoch, channels-last (train._channels_last): the seed design 2.16-2.37 ms in
-# four 20,000-image, 4-epoch runs (issue 14; batch 64, val passes included, two runs side by side under
-# a load of 4-5), ours 0.9 (its one-thread micro-benchmark fell from 0.78-0.89 to 0.61-0.65 ms with
-# channels-last, scaled from the 1.15 ms measured before). The rest fitted to the per-stage CPU seconds
-# of a quick MixtureNet run (report.json `runs[].cpu_seconds`), the seed design's forward pass taken as
-# ~3x ours.
-COST_MS = {
+# CPU milliseconds per image (one thread unless noted) on a 2-core development machine: training per image
+# and epoch in channels-last (train._channels_last), from full 20,000-image runs of each design; the rest
+# fitted to the per-stage CPU seconds of a quick MixtureNet run (report.json `runs[].cpu_seconds`), the
+# seed design's forward pass taken as ~3x ours. The runs behind them: benchmarks/RESULTS.md.
+COST_MS: dict[str, Any] = {
     "train": {"mixturenet": 0.9, "seed": 2.3},
     "forward": {"mixturenet": 0.21, "seed": 0.65},
     "wide_factor": {"mixturenet": 1.35, "seed": 1.25},  # conv3 three times wider: cost x this
@@ -444,11 +442,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="digit source: 'digits' (scikit-learn, offline) or 'idx:PATH' (MNIST IDX files)")
     parser.add_argument("--network", choices=list(NETWORKS), default=None,
                         help="mixturenet (ours: BatchNorm, strided conv1; the default), seed (the seed's plain "
-                             "network, ~2.5x the training work per image) or both; the estimate is printed before the run")
+                             "network, ~2.5x the training work per image) or both; the estimate is printed before the "
+                             "run")
     parser.add_argument("--seeds", type=int, default=None,
                         help="training seeds per variant (default 3; the full run of --network both 2; quick 1)")
     parser.add_argument("--quick", action="store_true",
-                        help="small configuration, one seed (the estimate, estimate_minutes, is printed before the run)")
+                        help="small configuration, one seed (the estimate, estimate_minutes, is printed before the "
+                             "run)")
     parser.add_argument("--n-train", dest="n_train", type=int, default=None, help="training images (default 20000)")
     parser.add_argument("--n-val", dest="n_val", type=int, default=None, help="validation images (default 10000)")
     parser.add_argument("--epochs", type=int, default=None, help="MixtureNet's training epochs")

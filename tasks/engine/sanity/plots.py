@@ -6,7 +6,7 @@ dependencies to PyTorch, NumPy and Pillow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ PALETTE = [
 _MARGIN = {"left": 56, "right": 16, "top": 42, "bottom": 46}
 
 
-def _font(size: int = 13) -> ImageFont.ImageFont:
+def _font(size: int = 13) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # very old Pillow: bitmap font of fixed size
@@ -30,7 +30,7 @@ def _font(size: int = 13) -> ImageFont.ImageFont:
 
 def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> int:
     left, _, right, _ = draw.textbbox((0, 0), text, font=font)
-    return right - left
+    return int(right - left)
 
 
 class _Axes:
@@ -70,7 +70,7 @@ class _Axes:
 
 def line_chart(
     path: Path | str,
-    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     *,
     title: str,
     x_label: str,
@@ -96,7 +96,7 @@ def line_chart(
     fixed = colours or {}
     legend: list[tuple[str, tuple[int, int, int]]] = []
     cycle = iter(PALETTE * (len(series) // len(PALETTE) + 1))
-    for k, (name, (xs, ys)) in enumerate(series.items()):
+    for _k, (name, (xs, ys)) in enumerate(series.items()):
         colour = fixed[name] if name in fixed else next(cycle)
         points = [(axes.px(float(x)), axes.py(float(y))) for x, y in zip(xs, ys) if np.isfinite(y)]
         if len(points) > 1:
@@ -111,7 +111,7 @@ def line_chart(
 def bar_chart(
     path: Path | str,
     groups: Sequence[str],
-    series: dict[str, Sequence[tuple[float, float]]],
+    series: Mapping[str, Sequence[tuple[float, float]]],
     *,
     title: str,
     y_label: str,
@@ -132,7 +132,8 @@ def bar_chart(
     bar = slot * 0.8 / n_series
     for g, group in enumerate(groups):
         gx = axes.x0 + slot * g + slot * 0.1
-        draw.text((gx + slot * 0.4 - _text_width(draw, group, font) / 2, axes.y1 + 6), group, fill=(60, 60, 60), font=font)
+        draw.text((gx + slot * 0.4 - _text_width(draw, group, font) / 2, axes.y1 + 6), group, fill=(60, 60, 60),
+                  font=font)
         for k, values in enumerate(series.values()):
             mean, spread = values[g]
             if not np.isfinite(mean):
@@ -158,7 +159,8 @@ def _legend(draw: ImageDraw.ImageDraw, axes: _Axes, items: list[tuple[str, tuple
     font = _font()
     width = max(_text_width(draw, name, font) for name, _ in items) + 24
     left = axes.x1 - width - 6
-    draw.rectangle([left - 4, axes.y0 + 3, axes.x1 - 3, axes.y0 + 8 + 16 * len(items)], fill="white", outline=(200, 200, 200))
+    draw.rectangle([left - 4, axes.y0 + 3, axes.x1 - 3, axes.y0 + 8 + 16 * len(items)], fill="white",
+                   outline=(200, 200, 200))
     for k, (name, colour) in enumerate(items):
         ly = axes.y0 + 6 + 16 * k
         draw.rectangle([left, ly + 3, left + 12, ly + 11], fill=colour)

@@ -31,11 +31,13 @@ def _ms(s: dict, pct: bool = False, digits: int = 3) -> str:
 def _recipe_text(setting: dict) -> str:
     r = setting.get("recipe") or {}
     if not r:
-        return f"{setting['epochs']} epoch(s), Adam (lr {setting.get('lr')}, batch {setting.get('batch_size')}), cosine decay"
+        return (f"{setting['epochs']} epoch(s), Adam (lr {setting.get('lr')}, batch {setting.get('batch_size')}), "
+                "cosine decay")
     warm = f", {r['warmup_epochs']:g} epoch(s) linear warm-up" if r.get("warmup_epochs") else ""
-    init = {"torch": "PyTorch's default initialisation", "kaiming": "He-normal (Kaiming) conv initialisation, zero biases"}
+    init = {"torch": "PyTorch's default initialisation",
+            "kaiming": "He-normal (Kaiming) conv initialisation, zero biases"}
     return (f"{r['epochs']} epoch(s), Adam lr {r['lr']:g}, batch {r['batch_size']}{warm}, cosine decay to 0; "
-            f"{init.get(r.get('init'), r.get('init'))}")
+            f"{init.get(str(r.get('init')), r.get('init'))}")
 
 
 def blocks(report: dict) -> Iterator[Block]:
@@ -47,13 +49,15 @@ def blocks(report: dict) -> Iterator[Block]:
     rs = list(SEED_BEST_UNIT["precision_at_recall"])
     yield ("h", 1, report["title"])
     yield ("p", f"Digit source: {report['source_text']} (`--source {report['source']}`)."
-                + (" Quick configuration: small data, one seed; figures are indicative only." if cfg.get("quick") else ""))
+                + (" Quick configuration: small data, one seed; figures are indicative "
+                   "only." if cfg.get("quick") else ""))
     yield ("h", 2, "Setting")
     rows = [
         ["classes (unordered pairs of different digits)"] + [str(n["setting"]["classes"]) for n in sections] + ["45"],
         ["training images"] + [f"{n['setting']['n_train']:,}" for n in sections] + ["20,000"],
         ["validation images"] + [f"{n['setting']['n_val']:,} ({n['setting']['val_note']})" for n in sections] + ["-"],
-        ["conv units (conv1/conv2/conv3)"] + ["/".join(str(v) for v in n["setting"]["layers"].values()) for n in sections]
+        ["conv units "
+         "(conv1/conv2/conv3)"] + ["/".join(str(v) for v in n["setting"]["layers"].values()) for n in sections]
         + ["10/20/10"],
         ["network as built"] + [n["setting"]["network"] for n in sections] + ["conv 10/20/10, GAP, softmax"],
         ["training"] + [_recipe_text(n["setting"]) + f"; canvas {n['setting']['canvas']} px, digits "
@@ -68,7 +72,8 @@ def blocks(report: dict) -> Iterator[Block]:
     yield ("p", f"Unit scores: a unit ranks images by the spatial maximum of its activation map. A unit is a "
                 f"*detector* of digit d when its average precision (AP, the alignment score) for d is at least {cut} "
                 f"(a random ranking gives AP ≈ the digit's frequency, about 0.2). Ablation effect = validation "
-                f"accuracy lost when the unit's activation is zeroed. Spreads (±) are the standard deviation over seeds.")
+                f"accuracy lost when the unit's activation is zeroed. Spreads (±) are the standard deviation over "
+                f"seeds.")
 
     yield ("h", 2, "Best unit per digit, beside the seed's digit-0 unit")
     for n in sections:
@@ -184,16 +189,17 @@ def blocks(report: dict) -> Iterator[Block]:
     estimate = report.get("estimate_minutes")
     yield ("p", "Timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items())
                 + f"; device {report.get('device')}, {report.get('workers')} worker process(es)."
-                + (f" Estimated before the run: about {estimate:.0f} minute(s) on an idle machine." if estimate else ""))
+                + (f" Estimated before the run: about {estimate:.0f} minute(s) on an idle "
+                   f"machine." if estimate else ""))
 
 
 def _precision_note(zeros: float, n_val: int) -> str:
-    """Why precision@K depends on how many images are ranked (the precision probe's finding, issue 14)."""
+    """Why precision@K depends on how many images are ranked (what the precision probe measures)."""
     need = 0.99 * 700
     return (f"Precision@K depends on how many validation images are ranked: P@700 = 0.99 needs at least {need:.0f} "
             f"images showing a 0 among them. This run ranks {n_val:,} images, {zeros:,.0f} of which show a 0"
             + (" (enough)." if zeros >= need else " (too few: P@700 cannot reach the seed's figure here).")
-            + " The precision probe (`python -m tasks.engine.sanity.precision_probe`, engine README \"Why the best "
+            + " The precision probe (`python -m benchmarks.precision_probe`, engine README \"Why the best "
             "digit-0 unit stayed below the seed's precision@K\") found the earlier shortfall of the seed's network "
             "to be this: its best 0 unit (conv3, seed 0) scored P@100/300/500/700 = 1.00/0.97/0.94/0.89 on 4,000 "
             "images (782 with a 0) and 1.00/1.00/0.99/0.99 on 10,000 (2,018 with a 0), precision at recall "

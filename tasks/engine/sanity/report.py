@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from . import plots
-from .pipeline import NETWORKS
 from .summary import (
-    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, _fmt, best_units, best_units_over_seeds, check_claims, run_figures,
+    NETWORKS,
+    FOCUS_LAYER, SEED_ACCURACY, SEED_BEST_UNIT, fmt_stat, best_units, best_units_over_seeds, check_claims, run_figures,
     stat,
 )
 
@@ -77,7 +78,7 @@ def _network_section(design: str, config: dict, runs: list[dict], cutoff: float)
         if not mine:
             continue
         figures = [run_figures(r, cutoff) for r in mine]
-        entry = {key: stat([f[key] for f in figures]) for key in FIGURE_KEYS}
+        entry: dict[str, Any] = {key: stat([f[key] for f in figures]) for key in FIGURE_KEYS}
         entry.update(title=VARIANT_TITLES[name], width=mine[0]["width"], dropout=mine[0]["dropout"],
                      conv3_units=mine[0]["layers"]["conv3"]["num_units"], runs=[r["id"] for r in mine])
         variants[name] = entry
@@ -142,7 +143,7 @@ def _usefulness(useful_runs: list[dict], main_runs: list[dict], cutoff: float) -
     """Digits 8 and 9 shown at random in all classes: do detectors for them still emerge?"""
     digits = useful_runs[0]["digits"]
     redundant = [d for d in digits if d not in useful_runs[0]["effective_digits"]]
-    per_digit = {}
+    per_digit: dict[str, dict[str, Any]] = {}
     for d in digits:
         k = digits.index(d)
         best = stat([max(u["ap"][k] for u in r["layers"][FOCUS_LAYER]["units"]) for r in useful_runs])
@@ -172,7 +173,8 @@ def _usefulness(useful_runs: list[dict], main_runs: list[dict], cutoff: float) -
     if ap_red and ap_eff:
         answer.append(
             f"for comparison, the task's digits {min(d for d in digits if d not in redundant)}-"
-            f"{max(d for d in digits if d not in redundant)} reach a mean best conv3 AP of {np.mean(ap_eff):.3f} in the "
+            f"{max(d for d in digits if d not in redundant)} reach a mean best conv3 AP of {np.mean(ap_eff):.3f} in "
+            f"the "
             f"same networks, the redundant ones {np.mean(ap_red):.3f}"
         )
     return {
@@ -194,11 +196,12 @@ def _usefulness(useful_runs: list[dict], main_runs: list[dict], cutoff: float) -
 def _headline(report: dict) -> list[str]:
     lines = [f"source: {report['source_text']}"]
     for section in report["networks"].values():
-        for name, v in section["variants"].items():
+        for _name, v in section["variants"].items():
             prefix = f"{section['design']} " if len(report["networks"]) > 1 else ""
             lines.append(
-                f"{prefix}{v['title']}: accuracy {_fmt(v['accuracy'], pct=True)} "
-                f"(seed paper {100 * SEED_ACCURACY:.1f}%), digits with a detector {v['digits_with_detector']['mean']:.1f}, "
+                f"{prefix}{v['title']}: accuracy {fmt_stat(v['accuracy'], pct=True)} "
+                f"(seed paper {100 * SEED_ACCURACY:.1f}%), digits with a detector "
+                f"{v['digits_with_detector']['mean']:.1f}, "
                 f"conv3 detector units {v['detector_units_focus']['mean']:.1f}/{v['conv3_units']}"
             )
     for c in report["claims"]:
@@ -220,12 +223,14 @@ def make_plots(report: dict, out_dir: Path) -> dict[str, str]:
         made.update(_best_unit_plots(section, pdir, design))
         useful = section.get("usefulness")
         if useful:
-            digits = [int(d) for d in useful["per_digit"]]
+            per_digit = useful["per_digit"]
+            digits = [int(d) for d in per_digit]
             series = {
-                "all digits in classes (baseline)": [(_nan(useful["per_digit"][str(d)]["baseline_best_ap"]["mean"]),
-                                                      useful["per_digit"][str(d)]["baseline_best_ap"]["std"] or 0.0) for d in digits],
-                f"{'+'.join(map(str, useful['redundant']))} redundant": [(useful["per_digit"][str(d)]["best_ap"]["mean"],
-                                                                          useful["per_digit"][str(d)]["best_ap"]["std"]) for d in digits],
+                "all digits in classes (baseline)": [
+                    (_nan(per_digit[str(d)]["baseline_best_ap"]["mean"]),
+                     per_digit[str(d)]["baseline_best_ap"]["std"] or 0.0) for d in digits],
+                f"{'+'.join(map(str, useful['redundant']))} redundant": [
+                    (per_digit[str(d)]["best_ap"]["mean"], per_digit[str(d)]["best_ap"]["std"]) for d in digits],
             }
             made[f"{design}_usefulness"] = plots.bar_chart(
                 pdir / f"{design}_usefulness_best_ap.png", [str(d) for d in digits], series,
@@ -238,10 +243,12 @@ def make_plots(report: dict, out_dir: Path) -> dict[str, str]:
         groups = [VARIANT_TITLES[n].replace("conv3 ", "").replace("dropout on conv3", "dropout") for n in names]
         for key, title, label, y_range in (
             ("accuracy", "Validation accuracy (bars: mean, whiskers: ±std over seeds)", "accuracy", (0.0, 1.0)),
-            ("digits_with_detector", f"Digits with a detector (AP >= {report['ap_cutoff']}, any conv layer)", "digits", (0.0, 10.0)),
+            ("digits_with_detector", f"Digits with a detector (AP >= {report['ap_cutoff']}, any conv layer)", "digits",
+             (0.0, 10.0)),
             ("detector_units_focus", f"conv3 units that are detectors (AP >= {report['ap_cutoff']})", "units", None),
             ("mean_best_ap_focus", "Disentanglement: mean over digits of the best conv3 AP", "AP", (0.0, 1.0)),
-            ("max_ablation_focus", "Reliance: largest accuracy loss from zeroing one conv3 unit", "accuracy lost", None),
+            ("max_ablation_focus", "Reliance: largest accuracy loss from zeroing one conv3 unit", "accuracy lost",
+             None),
         ):
             values = {
                 design: [(section["variants"][n][key]["mean"], section["variants"][n][key]["std"])
@@ -321,7 +328,7 @@ def write_report(report: dict, out_dir: Path) -> None:
     (out_dir / "report.html").write_text(to_html(report), encoding="utf-8")
     report["files"] = sorted(
         str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
-        if p.is_file() and not p.relative_to(out_dir).parts[0] == "data" and p.suffix != ".pt"
+        if p.is_file() and p.relative_to(out_dir).parts[0] != "data" and p.suffix != ".pt"
     ) + ["report.json"]
 
 

@@ -7,11 +7,16 @@ only constants are the seed's published figures, which are shown next to ours.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+# --network choices -> the MixtureNet designs trained (the report reads them back from a run's config).
+NETWORKS: dict[str, tuple[str, ...]] = {"mixturenet": ("mixturenet",), "seed": ("seed",),
+                                        "both": ("mixturenet", "seed")}
+
 SEED_ACCURACY = 0.917
-SEED_BEST_UNIT = {
+SEED_BEST_UNIT: dict[str, Any] = {
     "layer": "conv3",
     "digit": 0,
     "precision_at_k": {"100": 1.00, "300": 1.00, "500": 1.00, "700": 0.99},
@@ -105,7 +110,8 @@ def best_units_over_seeds(runs: list[dict]) -> list[dict]:
             "units": [f"{row['layer']} u{row['unit']}" for row in mine],
             "ap": stat([row["ap"] for row in mine]),
             "iou": stat([row["iou"] for row in mine]),
-            "precision_at_k": {K: stat([row["precision_at_k"].get(K) for row in mine]) for K in mine[0]["precision_at_k"]},
+            "precision_at_k": {K: stat([row["precision_at_k"].get(K) for row in mine])
+                               for K in mine[0]["precision_at_k"]},
             "precision_at_recall": {r: stat([row["precision_at_recall"].get(r) for row in mine])
                                     for r in mine[0]["precision_at_recall"]},
             "ablation": stat([row["ablation"] for row in mine]),
@@ -130,7 +136,7 @@ def _compare(a: dict, b: dict, *, higher_is: str, min_gap: float) -> tuple[str, 
     return ("higher" if diff > 0 else "lower") + caveat, diff
 
 
-def _fmt(s: dict, pct: bool = False, digits: int = 3) -> str:
+def fmt_stat(s: dict, pct: bool = False, digits: int = 3) -> str:
     if s["mean"] is None:
         return "n/a"
     if s["n"] < 2:  # one seed: no spread to show
@@ -175,9 +181,10 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         gap = acc["mean"] - SEED_ACCURACY
         verdict = _shortfall(acc, SEED_ACCURACY, ACCURACY_TOLERANCE)
         claims.append({
-            "claim": "The network (conv 10/20/10 units, GAP, softmax over 45 classes) reaches 91.7% validation accuracy.",
+            "claim": "The network (conv 10/20/10 units, GAP, softmax over 45 classes) reaches 91.7% validation "
+                     "accuracy.",
             "network": network,
-            "ours": f"baseline {_fmt(acc, pct=True)} over {acc['n']} seed(s) ({100 * gap:+.1f} points).",
+            "ours": f"baseline {fmt_stat(acc, pct=True)} over {acc['n']} seed(s) ({100 * gap:+.1f} points).",
             "verdict": verdict,
             "note": f"reproduced: the mean is within {100 * ACCURACY_TOLERANCE:.0f} points of 91.7%; not reproduced: "
                     "further off than that plus twice the seeds' spread" + (one_seed_note if acc["n"] < 2 else "."),
@@ -188,7 +195,7 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
             for key, seed_value in SEED_BEST_UNIT[group].items():
                 ours = stat([row[group].get(key) for row in seeds_best0])
                 verdicts.append(_shortfall(ours, seed_value, PRECISION_TOLERANCE))
-                figures.append(f"{label}{key} {_fmt(ours, digits=2)} (seed {seed_value:.2f})")
+                figures.append(f"{label}{key} {fmt_stat(ours, digits=2)} (seed {seed_value:.2f})")
         detector_in_all = all(row["ap"] >= ap_cutoff for row in seeds_best0)
         layers = sorted({row["layer"] for row in seeds_best0})
         positives = stat([row.get("positives") for row in seeds_best0])
@@ -197,7 +204,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
             "claim": "A conv3 unit detects digit 0: precision@100/300/500/700 = 1.00/1.00/1.00/0.99; "
                      "precision at recall 0.25/0.5/0.75 = 0.99/0.98/0.90.",
             "network": network,
-            "ours": f"best unit for 0 (layer {'/'.join(layers)}), over {len(seeds_best0)} seed(s): " + "; ".join(figures)
+            "ours": f"best unit for 0 (layer {'/'.join(layers)}), over {len(seeds_best0)} "
+                    f"seed(s): " + "; ".join(figures)
                     + f"; a detector (AP >= {ap_cutoff}) in {'every' if detector_in_all else 'not every'} seed; "
                     f"{positives['mean']:.0f} validation images show a 0.",
             "verdict": verdict,
@@ -207,17 +215,21 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         })
     wide = variants.get("wide")
     if base and wide:
-        verdict, diff = _compare(wide["mean_best_ap_focus"], base["mean_best_ap_focus"], higher_is="better", min_gap=0.01)
-        d_verdict, _ = _compare(wide["digits_with_detector_focus"], base["digits_with_detector_focus"], higher_is="better", min_gap=0.5)
+        verdict, diff = _compare(wide["mean_best_ap_focus"], base["mean_best_ap_focus"], higher_is="better",
+                                 min_gap=0.01)
+        d_verdict, _ = _compare(wide["digits_with_detector_focus"], base["digits_with_detector_focus"],
+                                higher_is="better", min_gap=0.5)
         agrees = verdict == "higher" and not d_verdict.startswith("lower")
         one = _single_seed(wide["mean_best_ap_focus"], base["mean_best_ap_focus"])
         claims.append({
             "claim": "Tripling conv3's width gives better disentanglement.",
             "network": network,
-            "ours": f"mean best AP per digit in conv3: wide {_fmt(wide['mean_best_ap_focus'])} vs baseline "
-                    f"{_fmt(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
-                    f"{_fmt(wide['digits_with_detector_focus'], digits=1)} vs {_fmt(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
-            "verdict": INCONCLUSIVE if one or verdict == "no clear difference" else (REPRODUCED if agrees else NOT_REPRODUCED),
+            "ours": f"mean best AP per digit in conv3: wide {fmt_stat(wide['mean_best_ap_focus'])} vs baseline "
+                    f"{fmt_stat(base['mean_best_ap_focus'])} ({verdict}); digits with a conv3 detector: wide "
+                    f"{fmt_stat(wide['digits_with_detector_focus'], digits=1)} vs "
+                    f"{fmt_stat(base['digits_with_detector_focus'], digits=1)} ({d_verdict}).",
+            "verdict": INCONCLUSIVE if one or verdict == "no clear "
+                                                         "difference" else (REPRODUCED if agrees else NOT_REPRODUCED),
             "note": "a difference counts only when larger than the seeds' spread (std) and 0.01 AP / 0.5 digits"
                     + (one_seed_note if one else "."),
         })
@@ -225,8 +237,9 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         claims.append({
             "claim": "Tripling conv3's width gives less reliance on single units.",
             "network": network,
-            "ours": f"largest accuracy loss from zeroing one conv3 unit: wide {_fmt(wide['max_ablation_focus'], pct=True)} "
-                    f"vs baseline {_fmt(base['max_ablation_focus'], pct=True)} ({verdict}).",
+            "ours": f"largest accuracy loss from zeroing one conv3 unit: wide "
+                    f"{fmt_stat(wide['max_ablation_focus'], pct=True)} "
+                    f"vs baseline {fmt_stat(base['max_ablation_focus'], pct=True)} ({verdict}).",
             "verdict": {"lower": REPRODUCED, "higher": NOT_REPRODUCED}.get(verdict, INCONCLUSIVE),
             "note": "a difference counts only when larger than the seeds' spread and 0.5 points"
                     + (one_seed_note if "one seed" in verdict else "."),
@@ -244,7 +257,8 @@ def check_claims(variants: dict[str, dict], seeds_best0: list[dict], ap_cutoff: 
         ):
             verdict, _ = _compare(a[key], b[key], higher_is="", min_gap=gap)
             pct = key in ("max_ablation_focus", "accuracy")
-            parts.append(f"{label}: {_fmt(a[key], pct=pct, digits=digits)} vs {_fmt(b[key], pct=pct, digits=digits)} ({verdict})")
+            parts.append(f"{label}: {fmt_stat(a[key], pct=pct, digits=digits)} vs "
+                         f"{fmt_stat(b[key], pct=pct, digits=digits)} ({verdict})")
             if verdict.startswith(("higher", "lower")):
                 changed.append(f"{label} {verdict.split(',')[0]}")
         one = _single_seed(a["accuracy"], b["accuracy"])

@@ -43,7 +43,7 @@ class HitBatchSerializer(serializers.ModelSerializer):
                   "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "sentinels",
                   "kind", "created_at", "hits"]
 
-    def get_hits(self, batch) -> int:
+    def get_hits(self, batch: HitBatch) -> int:
         # The list annotates n_hits in its one query; a single batch (just published) counts its own.
         n = getattr(batch, "n_hits", None)
         return batch.hits.count() if n is None else n

@@ -13,9 +13,9 @@ from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester
 
-from ..errors import CrowdError, InvalidAnswer
+from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import VERDICT_CHOICES, LabelSource
-from ..publishing import PublishError
+from ..publishing import PublishSettings
 from ..verify import PROPOSED_SOURCES, hit_publish_verify, verdict_submit
 from .serializers import HitBatchSerializer, PublishSerializer
 
@@ -70,7 +70,10 @@ class VerifyPublishView(APIView):
         data = VerifyPublishSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            batch = hit_publish_verify(created_by=request.user, **data.validated_data)
+            fields = dict(data.validated_data)
+            layers, sources, labels = fields.pop("layers"), fields.pop("sources"), fields.pop("labels")
+            batch = hit_publish_verify(layers=layers, sources=sources, labels=labels,
+                                       settings=PublishSettings(**fields), created_by=request.user)
         except PublishError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         if not batch.pk:

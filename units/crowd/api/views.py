@@ -3,8 +3,11 @@ as the pages), HIT batches (publish), HITs, assignments and annotations. Request
 annotators only their own assignments and annotations."""
 from __future__ import annotations
 
-from django.db.models import Count
+from typing import Any
+
 import django_filters
+from django.contrib.auth.models import User
+from django.db.models import Count, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.permissions import IsAuthenticated
@@ -16,13 +19,18 @@ from rest_framework.views import APIView
 from annotate_site.roles import IsRequester, is_requester
 from units.dissection.api.filters import strict_boolean
 
-from ..errors import CrowdError, InvalidAnswer
+from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import Annotation, Assignment, Hit, HitBatch
-from ..publishing import PublishError, hit_publish
+from ..publishing import PublishSettings, hit_publish
 from ..selectors import hit_pictures
 from ..services import annotation_submit, assignment_claim, assignment_return, hit_skip
 from .serializers import (
-    AnnotationSerializer, AssignmentOut, AssignmentSerializer, HitBatchSerializer, HitSerializer, PublishSerializer,
+    AnnotationSerializer,
+    AssignmentOut,
+    AssignmentSerializer,
+    HitBatchSerializer,
+    HitSerializer,
+    PublishSerializer,
     SubmitIn,
 )
 
@@ -90,7 +98,7 @@ class SubmitView(APIView):
                          "work_seconds": assignment.work_seconds, "annotation": annotation.pk})
 
 
-def _exemplar_ids(assignment_id: int, worker, marked: list[str]) -> list[int]:
+def _exemplar_ids(assignment_id: int, worker: User, marked: list[str]) -> list[int]:
     """The annotator marks pictures by the ids the payload gave (public ids); the services want exemplar
     pks. An id that is not a picture of this HIT is refused with its value, and nothing is stored."""
     if not marked:
@@ -136,13 +144,14 @@ class HitBatchViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = HitBatchSerializer
     queryset = HitBatch.objects.prefetch_related("layers").annotate(n_hits=Count("hits")).order_by("-created_at", "-id")
 
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = PublishSerializer(data=request.data)
         data.is_valid(raise_exception=True)
 
-        options = dict(data.validated_data)
+        fields = dict(data.validated_data)
+        layers = fields.pop("layers")
         try:
-            batch = hit_publish(created_by=request.user, **options)
+            batch = hit_publish(layers=layers, settings=PublishSettings(**fields), created_by=request.user)
         except PublishError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         report = getattr(batch, "report", None)
@@ -175,10 +184,10 @@ class _OwnWorkUnlessRequester:
     permission_classes = [IsAuthenticated]
     owner_field: str
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         raise NotImplementedError
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         qs = self.base_queryset()
@@ -206,7 +215,7 @@ class AssignmentViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
     queryset = Assignment.objects.none()  # tells the schema generator the model
     owner_field = "worker"
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return Assignment.objects.select_related("worker").order_by("id")
 
 
@@ -231,7 +240,7 @@ class AnnotationViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
     queryset = Annotation.objects.none()  # tells the schema generator the model
     owner_field = "assignment__worker"
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return Annotation.objects.select_related("assignment__worker", "assignment__hit").prefetch_related(
             "non_fitting").order_by("id")
 

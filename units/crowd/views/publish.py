@@ -9,7 +9,8 @@ from annotate_site.roles import requester_required
 from units.dissection.models import Layer
 
 from ..forms import PublishForm
-from ..publishing import PublishError, hit_publish
+from ..errors import PublishError
+from ..publishing import PublishSettings, hit_publish
 from ..verify import hit_publish_verify
 
 
@@ -22,19 +23,19 @@ def publish(request: HttpRequest) -> HttpResponse:
     form = PublishForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        options = dict(
-            layers=data["layers"], assignments_per_hit=data["assignments_per_hit"], reward=data["reward"],
+        settings = PublishSettings(
+            assignments_per_hit=data["assignments_per_hit"], reward=data["reward"],
             lifetime_seconds=round(data["lifetime_hours"] * 3600),
             assignment_duration_seconds=round(data["assignment_minutes"] * 60),
             auto_approval_delay_seconds=round(data["auto_approval_hours"] * 3600),
             exemplars_shown=data["exemplars_shown"], sentinels=data["sentinels"], skip_dead=data["skip_dead"],
-            created_by=request.user,
         )
         try:
             if data.get("hit_type") == "verify":
-                batch = hit_publish_verify(sources=data["label_sources"], **options)
+                batch = hit_publish_verify(layers=data["layers"], sources=data["label_sources"], settings=settings,
+                                           created_by=request.user)
             else:
-                batch = hit_publish(**options)
+                batch = hit_publish(layers=data["layers"], settings=settings, created_by=request.user)
         except PublishError as exc:
             form.add_error(None, str(exc))
         else:

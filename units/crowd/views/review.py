@@ -11,7 +11,10 @@ from units.dissection.models import Unit
 from annotate_site.paging import page_of
 from annotate_site.roles import requester_required
 
-from .. import accounts
+from ..annotators import (
+    annotator_block, annotator_qualify, annotator_unblock, annotator_unflag, annotator_unqualify, crowd_settings_update,
+    invite_code_create, invite_code_deactivate,
+)
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, ReviewForm
 from ..models import Assignment, CrowdSettings, Hit, InviteCode
@@ -109,16 +112,16 @@ def annotator_action(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("crowd:annotators")
     action, reason = form.cleaned_data["action"], form.cleaned_data["reason"]
     if action == "qualify":
-        accounts.annotator_qualify(user=user, by=request.user)
+        annotator_qualify(user=user, by=request.user)
     elif action == "unqualify":
-        accounts.annotator_unqualify(user=user)
+        annotator_unqualify(user=user)
     elif action == "block":
-        freed = accounts.annotator_block(user=user, reason=reason)
+        freed = annotator_block(user=user, reason=reason)
         messages.info(request, f"{freed} open assignment(s) freed.")
     elif action == "unblock":
-        accounts.annotator_unblock(user=user)
+        annotator_unblock(user=user)
     else:
-        accounts.annotator_unflag(user=user)
+        annotator_unflag(user=user)
     messages.success(request, f"{user.username}: {action} done.")
     return redirect("crowd:annotators")
 
@@ -129,7 +132,7 @@ def crowd_settings(request: HttpRequest) -> HttpResponse:
     form = CrowdSettingsForm(request.POST or None, instance=current, prefix="s")
     invite_form = InviteCodeForm(prefix="i")
     if request.method == "POST" and form.is_valid():
-        accounts.crowd_settings_update(by=request.user, **{f: form.cleaned_data[f] for f in form.Meta.fields})
+        crowd_settings_update(by=request.user, **{f: form.cleaned_data[f] for f in form.Meta.fields})
         messages.success(request, "Crowd settings saved.")
         return redirect("crowd:settings")
     return render(request, "crowd/settings.html", {
@@ -142,7 +145,7 @@ def crowd_settings(request: HttpRequest) -> HttpResponse:
 def invite_create(request: HttpRequest) -> HttpResponse:
     form = InviteCodeForm(request.POST, prefix="i")
     if form.is_valid():
-        code = accounts.invite_code_create(by=request.user, **form.cleaned_data)
+        code = invite_code_create(by=request.user, **form.cleaned_data)
         messages.success(request, f"Invite code created: {code.code}")
     else:
         messages.error(request, "Give a number of uses between 1 and 10000.")
@@ -152,7 +155,7 @@ def invite_create(request: HttpRequest) -> HttpResponse:
 @requester_required
 @require_POST
 def invite_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
-    accounts.invite_code_deactivate(code=get_object_or_404(InviteCode, pk=pk))
+    invite_code_deactivate(code=get_object_or_404(InviteCode, pk=pk))
     messages.success(request, "Invite code deactivated.")
     return redirect("crowd:settings")
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
 from statistics import median
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -17,18 +19,32 @@ from django.views.decorators.http import require_POST
 from units.dissection.models import Unit
 
 from .. import qualification as qual
-from ..accounts import profile_get
+from ..annotators import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, HitBatch, HitKind, QualificationAttempt, Skip
+from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, Hit, HitBatch, HitKind, QualificationAttempt, Skip
 from ..selectors import (
-    annotator_current, annotator_recent_work, annotator_stats, assignment_retakable, hit_pictures,
-    qualification_exemplars, shown_pictures,
+    annotator_current,
+    annotator_recent_work,
+    annotator_stats,
+    assignment_retakable,
+    hit_pictures,
+    qualification_exemplars,
+    shown_pictures,
 )
 from ..services import (
-    EXTEND_WITHIN_SECONDS, SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, assignment_extend, assignment_extended,
-    assignment_retake, assignment_return, hit_skip, hit_skip_undo,
-    extension_seconds, open_hits_for,
+    EXTEND_WITHIN_SECONDS,
+    SKIP_UNDO_SECONDS,
+    annotation_submit,
+    assignment_claim,
+    assignment_extend,
+    assignment_extended,
+    assignment_retake,
+    assignment_return,
+    extension_seconds,
+    hit_skip,
+    hit_skip_undo,
+    open_hits_for,
 )
 from .verify import verify_work
 
@@ -51,7 +67,7 @@ def home(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _open_batches(user) -> list[dict]:
+def _open_batches(user: User) -> list[dict]:
     """The batches with work for this annotator: HITs left, reward, and how long a HIT takes (the median of
     the times handed in so far; before any, the time allowed), so they know before starting."""
     left = Counter(open_hits_for(user, now=timezone.now()).values_list("batch_id", flat=True))
@@ -64,14 +80,14 @@ def _open_batches(user) -> list[dict]:
     return out
 
 
-def _sitting(request: HttpRequest, hit) -> dict:
+def _sitting(request: HttpRequest, hit: Hit) -> dict:
     """This sitting's counter (kept in the session): HITs handed in, their rewards, and HITs left in the batch."""
     return {"done": request.session.get("sitting_done", 0),
             "earned": Decimal(request.session.get("sitting_earned", "0")),
             "left": open_hits_for(request.user, now=timezone.now()).filter(batch_id=hit.batch_id).count()}
 
 
-def _sitting_add(request: HttpRequest, hit) -> None:
+def _sitting_add(request: HttpRequest, hit: Hit) -> None:
     request.session["sitting_done"] = request.session.get("sitting_done", 0) + 1
     request.session["sitting_earned"] = str(Decimal(request.session.get("sitting_earned", "0")) + hit.reward)
 
@@ -171,7 +187,7 @@ def _own_assignment(request: HttpRequest, pk: int) -> Assignment:
     return assignment
 
 
-def _owner_only(view):
+def _owner_only(view: Callable[[HttpRequest, int], HttpResponse]) -> Callable[[HttpRequest, int], HttpResponse]:
     """A 403 page that says why, for anyone but the assignment's annotator (nothing is written)."""
 
     @wraps(view)

@@ -9,25 +9,28 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester
-from units.dissection.errors import UnitsError
+from units.dissection.errors import DissectionError
 from units.dissection.models import DissectionJob
 from units.dissection.paint import DEFAULT_LABEL_LIMIT, LABEL_SOURCES, MAX_SEED, MODES, paint_edit, paint_payload
 
 
 class PaintRequestSerializer(serializers.Serializer):
     layer = serializers.CharField(max_length=200)
-    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, help_text="Sample number: z of sample i of the job.")
+    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED,
+                                    help_text="Sample number: z of sample i of the job.")
     mode = serializers.ChoiceField(choices=MODES, default="remove")
     units = serializers.ListField(child=serializers.IntegerField(), required=False, default=list, max_length=4096,
                                   help_text="Unit numbers as pages show them (from 1).")
     label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100,
                                   help_text="Also take the units labelled so (e.g. 7).")
     label_source = serializers.ChoiceField(choices=LABEL_SOURCES, default="any",
-                                           help_text="Which label `label` matches: the IoU label, the crowd's, or either.")
+                                           help_text="Which label `label` matches: the IoU label, the crowd's, or "
+                                                     "either.")
     limit = serializers.IntegerField(min_value=1, default=DEFAULT_LABEL_LIMIT,
                                      help_text="At most this many labelled units, best IoU first.")
     box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4, required=False,
@@ -62,7 +65,7 @@ class PaintView(APIView):
     permission_classes = [IsRequester]
 
     @extend_schema(request=PaintRequestSerializer, responses=PaintResponseSerializer)
-    def post(self, request, job_id: int) -> Response:
+    def post(self, request: Request, job_id: int) -> Response:
         """Edit one generated image of a generator job: remove or insert units in a region."""
         job = get_object_or_404(DissectionJob.objects.select_related("network"), pk=job_id)
         params = PaintRequestSerializer(data=request.data)
@@ -74,6 +77,6 @@ class PaintView(APIView):
                 label=data["label"], label_source=data["label_source"], limit=data["limit"], box=data.get("box"),
                 grid=data.get("grid"),
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(paint_payload(result))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
+from units.dissection.models import (
+    Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore,
+)
 
 
 class NetworkSerializer(serializers.ModelSerializer):

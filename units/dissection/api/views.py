@@ -6,21 +6,29 @@ the service's message, never a half-written row.
 from __future__ import annotations
 
 import django_filters
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
-from units.dissection import selectors
-from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from annotate_site.roles import IsRequester
-from units.dissection.services import UnitsError, dataset_register, job_create, job_start, network_register
+from units.dissection import selectors
+from units.dissection.models import DissectionJob, Exemplar, Layer, Network, Unit
+from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
 from .filters import strict_boolean
 from .serializers import (
-    DatasetSerializer, ExemplarSerializer, JobSerializer, JobStatusSerializer, LayerSerializer, NetworkSerializer,
+    DatasetSerializer,
+    ExemplarSerializer,
+    JobSerializer,
+    JobStatusSerializer,
+    LayerSerializer,
+    NetworkSerializer,
     UnitSerializer,
 )
 
@@ -38,7 +46,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     serializer_class = NetworkSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    def perform_create(self, serializer) -> None:
+    def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         upload = data.get("checkpoint")
         try:
@@ -48,7 +56,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
                 description=data.get("description", ""), created_by=self.request.user,
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
 
 
@@ -57,7 +65,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     serializer_class = DatasetSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    def perform_create(self, serializer) -> None:
+    def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         archive = data.get("archive")
         try:
@@ -66,7 +74,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 archive_size=archive.size if archive else None, image_size=data.get("image_size"),
                 description=data.get("description", ""), created_by=self.request.user,
             )
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
 
 
@@ -81,7 +89,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     serializer_class = JobSerializer
     filterset_class = JobFilter
 
-    def perform_create(self, serializer) -> None:
+    def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         try:
             job = job_create(
@@ -93,23 +101,23 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             )
             if data.get("start"):
                 job = job_start(job=job)
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
         serializer.instance = job
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
-    def start(self, request, pk=None) -> Response:
+    def start(self, request: Request, pk: str | None = None) -> Response:
         """Queue the job (or run it again); 400 while it runs or once its units have HITs."""
         try:
             job = job_start(job=self.get_object())
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise _refused(exc) from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=JobStatusSerializer)
     @action(detail=True, methods=["get"])
-    def status(self, request, pk=None) -> Response:
+    def status(self, request: Request, pk: str | None = None) -> Response:
         """Status, stage and progress (0..1), read from the job row."""
         return Response(selectors.job_status(self.get_object()))
 
@@ -137,12 +145,13 @@ class UnitFilter(django_filters.FilterSet):
         model = Unit
         fields = ["layer", "is_gold"]
 
-    def filter_dead(self, queryset, name, value):
+    def filter_dead(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         return queryset.filter(max_activation__lte=0) if value else queryset.filter(max_activation__gt=0)
 
 
 class UnitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
-    queryset = Unit.objects.select_related("layer").prefetch_related("concept_scores__concept").order_by("layer_id", "index")
+    queryset = (Unit.objects.select_related("layer").prefetch_related("concept_scores__concept")
+                .order_by("layer_id", "index"))
     serializer_class = UnitSerializer
     filterset_class = UnitFilter
 

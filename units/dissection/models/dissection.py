@@ -135,6 +135,9 @@ class Exemplar(models.Model):
         ordering = ["unit", "kind", "rank"]
         constraints = [models.UniqueConstraint(fields=["unit", "kind", "rank"], name="exemplar_unique_rank")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} exemplar {self.rank} of unit {self.unit_id}"
+
     @property
     def picture_url(self) -> str:
         return settings.MEDIA_URL + self.picture
@@ -155,3 +158,7 @@ class UnitConceptScore(models.Model):
     class Meta:
         ordering = ["unit", "rank"]
         constraints = [models.UniqueConstraint(fields=["unit", "concept"], name="score_unique_concept")]
+
+    def __str__(self) -> str:
+        return f"unit {self.unit_id} ~ concept {self.concept_id}"
+

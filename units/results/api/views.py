@@ -20,7 +20,8 @@ from units.dissection.models import Layer
 from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
 from ..selectors import detector_counts, layer_comparison, with_layer_units
 from ..verification import stored_verifications, verification_table
-from ..services import ResultsError, aggregation_request, export_create, synonym_delete, synonym_set
+from ..errors import ResultsError
+from ..services import aggregation_request, export_create, synonym_delete, synonym_set
 from .serializers import (
     AggregateRequestSerializer, AggregationRunSerializer, ComparisonSerializer, ExportSerializer, LabelSerializer,
     SynonymSerializer,

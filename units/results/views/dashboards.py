@@ -24,7 +24,7 @@ from ..selectors import (
 def overview(request: HttpRequest) -> HttpResponse:
     jobs = jobs_overview()
     for row in jobs:
-        row["status_url"] = reverse("units:job_status", args=[row["job"].pk])
+        row["status_url"] = reverse("dissection:job_status", args=[row["job"].pk])
         row["hits_percent"] = round(100 * row["hits_done"] / row["hits_total"]) if row["hits_total"] else 0
         row["job_percent"] = round(100 * (row["job"].progress or 0))
     per_hour = assignments_per_hour()

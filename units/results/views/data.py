@@ -14,7 +14,8 @@ from annotate_site.roles import requester_required
 from ..forms import ExportForm, ImportForm, SynonymForm
 from ..imports import mturk_import, tally_import
 from ..models import ExportJob, SynonymEntry
-from ..services import ResultsError, export_create, synonym_delete, synonym_set
+from ..errors import ResultsError
+from ..services import export_create, synonym_delete, synonym_set
 
 
 @requester_required

@@ -1,22 +1,25 @@
 """Create annotator accounts in bulk for a lab's own annotators, and print them."""
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from units.crowd.accounts import annotator_qualify, profile_get
+from units.crowd.annotators import annotator_qualify, profile_get
 
 
 class Command(BaseCommand):
     help = "Create N annotator accounts named <prefix>1..<prefix>N (existing names are skipped) and print them."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--count", type=int, required=True, help="how many accounts")
         parser.add_argument("--prefix", default="annotator", help="user names are <prefix><number>")
         parser.add_argument("--password", required=True, help="the password of every new account")
         parser.add_argument("--qualified", action="store_true", help="qualify them (no test needed)")
         parser.add_argument("--start", type=int, default=1, help="first number (default 1)")
 
-    def handle(self, *args, count: int, prefix: str, password: str, qualified: bool, start: int, **options):
+    def handle(self, *args: Any, count: int, prefix: str, password: str, qualified: bool, start: int,
+               **options: Any) -> None:
         if count < 1 or count > 10000:
             raise CommandError("--count must be between 1 and 10000.")
         if not prefix or not prefix.replace("_", "").replace("-", "").replace(".", "").isalnum():

@@ -1,8 +1,11 @@
 """Publish units as HITs: python manage.py publish_hits --job ID [--layers conv3 ...] [--assignments 3 ...]
 [--type verify --source iou crowd]"""
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
-from units.crowd.publishing import PublishError, hit_publish
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from units.crowd.errors import PublishError
+from units.crowd.publishing import PublishSettings, hit_publish
 from units.crowd.verify import hit_publish_verify
 from units.dissection.models import DissectionJob
 
@@ -10,7 +13,7 @@ from units.dissection.models import DissectionJob
 class Command(BaseCommand):
     help = "Turn the units of a job's layers into HITs (units that already have a HIT are skipped)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--job", type=int, required=True)
         parser.add_argument("--layers", nargs="*", help="default: every layer of the job")
         parser.add_argument("--assignments", type=int, default=3, help="assignments per HIT")
@@ -26,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--source", nargs="+", choices=["iou", "crowd"], default=["iou"],
                             help="verify HITs: whose labels to judge (one HIT per unit and source)")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         job = DissectionJob.objects.filter(pk=opts["job"]).first()
         if job is None:
             raise CommandError(f"No job {opts['job']}.")
@@ -37,17 +40,17 @@ class Command(BaseCommand):
             if missing:
                 valid = ", ".join(job.layer_set.values_list("name", flat=True)) or "none (has the job finished?)"
                 raise CommandError(f"Job {job.pk} has no layer {', '.join(missing)}; its layers: {valid}.")
-        options = dict(
-            layers=layers, assignments_per_hit=opts["assignments"], reward=opts["reward"],
+        settings = PublishSettings(
+            assignments_per_hit=opts["assignments"], reward=opts["reward"],
             lifetime_seconds=opts["lifetime"], assignment_duration_seconds=opts["duration"],
             auto_approval_delay_seconds=opts["auto_approve"], exemplars_shown=opts["exemplars"],
             sentinels=opts["sentinels"], skip_dead=not opts["include_dead"],
         )
         try:
             if opts["type"] == "verify":
-                batch = hit_publish_verify(sources=opts["source"], **options)
+                batch = hit_publish_verify(layers=layers, sources=opts["source"], settings=settings)
             else:
-                batch = hit_publish(**options)
+                batch = hit_publish(layers=layers, settings=settings)
         except PublishError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(str(batch.report)))

@@ -1,16 +1,17 @@
 """Register a probe dataset: python manage.py register_dataset NAME --kind broden (--path DIR | --zip FILE)"""
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import ProbeDataset
-from units.dissection.services import UnitsError, dataset_register
+from units.dissection.services import DissectionError, dataset_register
 
 
 class Command(BaseCommand):
     help = "Register a probe dataset from a folder or a zip; reads its concept vocabulary."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--kind", required=True, choices=ProbeDataset.Kind.values)
         source = parser.add_mutually_exclusive_group(required=True)
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--image-size", type=int, help="resize images (image folders)")
         parser.add_argument("--description", default="")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         try:
             if opts["zip"]:
                 with opts["zip"].open("rb") as archive:
@@ -32,7 +33,7 @@ class Command(BaseCommand):
                 dataset = dataset_register(name=opts["name"], kind=opts["kind"], path=opts["path"],
                                            image_size=opts["image_size"], description=opts["description"],
                                            any_path=True)
-        except (UnitsError, OSError) as exc:
+        except (DissectionError, OSError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(
             f"Registered dataset {dataset.name} (id {dataset.pk}): {dataset.num_images} images, "

@@ -1,10 +1,11 @@
 """Register a network: python manage.py register_network NAME --arch resnet18 --checkpoint PATH [...]"""
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import Network
-from units.dissection.services import UnitsError, network_register
+from units.dissection.services import DissectionError, network_register
 
 
 def _floats(text: str | None) -> list[float]:
@@ -14,7 +15,7 @@ def _floats(text: str | None) -> list[float]:
 class Command(BaseCommand):
     help = "Register a network (the checkpoint is checked by loading it as the engine will)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--arch", required=True, choices=Network.Architecture.values)
         parser.add_argument("--checkpoint", type=Path, help="state_dict file; omitted: seeded random weights")
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--std", help="R,G,B in 0..1 units")
         parser.add_argument("--description", default="")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         try:
             names = opts["classes"].read_text().splitlines() if opts["classes"] else []
             network = network_register(
@@ -32,6 +33,6 @@ class Command(BaseCommand):
                 num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
                 std=_floats(opts["std"]), description=opts["description"],
             )
-        except (UnitsError, OSError, ValueError) as exc:
+        except (DissectionError, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Registered network {network.name} (id {network.pk})."))

@@ -4,17 +4,18 @@ Without a broker the job runs here; with one it is queued for the gpu workers (`
 `--job ID` re-runs an existing job instead.
 """
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import DissectionJob, Network, ProbeDataset
-from units.dissection.services import UnitsError, job_create, job_start
+from units.dissection.services import DissectionError, job_create, job_start
 
 
 class Command(BaseCommand):
     help = "Create (or re-run with --job) a dissection job and run or queue it."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--job", type=int, help="re-run this job")
         parser.add_argument("--network", help="network name")
         parser.add_argument("--dataset", help="dataset name")
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--sample-seed", type=int, default=0, help="generators: the z stream")
         parser.add_argument("--wait", action="store_true", help="with a broker: wait until the job finishes")
 
-    def handle(self, *args, **opts) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         try:
             if opts["job"]:
                 job = DissectionJob.objects.filter(pk=opts["job"]).first()
@@ -46,7 +47,7 @@ class Command(BaseCommand):
                                  quantile=opts["quantile"], iou_rule=opts["iou_rule"], batch_size=opts["batch_size"],
                                  shards=opts["shards"], samples=opts["samples"], sample_seed=opts["sample_seed"])
             job = job_start(job=job, background=False)
-        except UnitsError as exc:
+        except DissectionError as exc:
             raise CommandError(str(exc)) from None
         while opts["wait"] and job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING):
             time.sleep(2)

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from units.crowd.models import HitBatch
 from units.dissection.models import DissectionJob, Layer
-from units.results.services import ResultsError
+from units.results.errors import ResultsError
 
 
 def add_scope_arguments(parser) -> None:

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from units.results.models import ExportJob
-from units.results.services import ResultsError, export_create, export_run
+from units.results.errors import ResultsError
+from units.results.services import export_create, export_run
 
 from ._scope import add_scope_arguments, resolve_scope
 

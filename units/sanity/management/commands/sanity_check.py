@@ -6,7 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from units.sanity.models import SanityReport
-from units.sanity.services import SanityError, report_out_dir, sanity_report_create, sanity_report_run
+from units.sanity.errors import SanityError
+from units.sanity.services import report_out_dir, sanity_report_create, sanity_report_run
 
 
 class Command(BaseCommand):

@@ -1,5 +1,0 @@
-"""The load benchmark: a seeded job, a simulated crowd that answers from known truth, an HTTP driver
-that runs the crowd against a live site, and the correctness checks read back from the database.
-
-It lives in the results app because it measures aggregation quality too (results -> crowd -> dissection).
-"""
