@@ -243,6 +243,17 @@ AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # others cannot lock a user out from elsewhere
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "annotate_site.throttling.lockout_response"
+# Against password spraying (one wrong password for many user names): this many failures from one
+# address, any user names, lock the address out for LOGIN_LOCKOUT_MINUTES.
+LOGIN_FAILURES_PER_ADDRESS = envint("LOGIN_FAILURES_PER_ADDRESS", 10, minimum=1)
+AXES_HANDLER = "annotate_site.throttling.AxesHandler"
+# The client's address: REMOTE_ADDR when nothing stands in front of the site; behind TRUSTED_PROXIES
+# reverse proxies, the address the outermost of them saw (X-Forwarded-For, counted from the right).
+# This one number drives DRF's throttles (NUM_PROXIES) and the logins' lockouts (axes) alike: too low
+# and every client shares the proxy's address (anyone can lock anyone out), too high and clients
+# choose their own address (no limit holds).
+TRUSTED_PROXIES = envint("TRUSTED_PROXIES", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "annotate_site.throttling.client_ip"
 # Scoped DRF throttles, per user (per address before login); the load test raises them.
 THROTTLE_RATES = {
     "token": envrate("THROTTLE_TOKEN", "10/min"),
@@ -268,6 +279,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    "NUM_PROXIES": TRUSTED_PROXIES,  # unset, DRF would take X-Forwarded-For from anyone
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
