@@ -5,12 +5,14 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotate_site.media import picture, protected_media
-from annotate_site.views import healthz, home
+from annotate_site.views import healthz, home, password_reset_hidden
 from units.crowd.views.publish import publish
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Before django.contrib.auth's routes, which it hides (see password_reset_hidden).
+    re_path(r"^accounts/(?:password_reset|reset)/", password_reset_hidden),
     path("accounts/", include("units.crowd.account_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).
