@@ -36,8 +36,17 @@ def browser(monkeypatch):
         browser.close()
 
 
+# Every page records what its Content-Security-Policy blocked (the browser's own report), for
+# `csp_violations(page)`: a blocked script or style is a broken page.
+_WATCH_CSP = """document.addEventListener("securitypolicyviolation", function (e) {
+  (window.__cspViolations = window.__cspViolations || []).push(
+    e.effectiveDirective + " blocked " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
+});"""
+
+
 def _context(browser, viewport, **kwargs):
     context = browser.new_context(viewport=viewport, **kwargs)
+    context.add_init_script(_WATCH_CSP)
     # Generous limits: a loaded 2-core CI machine can be slow, and a timeout here is never a real answer.
     context.set_default_timeout(30000)
     context.set_default_navigation_timeout(60000)
@@ -83,6 +92,11 @@ def start_working(page) -> int:
     page.click("#start-working")
     page.wait_for_url(re.compile(r"/crowd/assignments/\d+/"))
     return current_assignment_id(page)
+
+
+def csp_violations(page) -> list[str]:
+    """What the page's Content-Security-Policy blocked since it loaded."""
+    return page.evaluate("window.__cspViolations || []")
 
 
 def axe_violations(page) -> list[str]:
