@@ -1,4 +1,4 @@
-"""UnitCrowd settings, read from the environment (see README "Configuration").
+"""UnitCrowd settings, read from the environment and the project's .env file (see README "Configuration").
 
 With nothing set the site runs on a SQLite file with Celery tasks executed in-process;
 a lab sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis) for real workers.
@@ -10,9 +10,12 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import envbool, envfloat, envint, envlist, envrate, envstr
+from .env import envbool, envfloat, envint, envlist, envrate, envstr, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Development settings from the project's .env (`make run` writes DEBUG=1 and a SECRET_KEY), so that
+# `python manage.py ...` works as the README prints it; the real environment wins over the file.
+ENV_FILE = load_env_file(BASE_DIR / ".env")
 VAR_DIR = Path(envstr("UNITCROWD_VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = envbool("DEBUG", False)

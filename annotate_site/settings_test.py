@@ -5,6 +5,9 @@ The integration tests that need a real worker switch the Celery app to the broke
 import os
 import tempfile
 
+# A developer's .env (DEBUG, SECRET_KEY, DATABASE_URL ...) must not leak into the tests, nor into the
+# settings the tests load in child processes (they inherit this environment).
+os.environ["UNITCROWD_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-used-anywhere-else")
 os.environ.setdefault("UNITCROWD_VAR_DIR", tempfile.mkdtemp(prefix="unitcrowd-test-"))
 

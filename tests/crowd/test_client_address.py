@@ -115,12 +115,13 @@ def test_one_setting_drives_drf_and_axes(tmp_path):
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
             env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 40, "UNITCROWD_VAR_DIR": str(tmp_path),
-                 "DJANGO_SETTINGS_MODULE": "annotate_site.settings", **env})
+                 "DJANGO_SETTINGS_MODULE": "annotate_site.settings", "UNITCROWD_ENV_FILE": "", **env})
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout.splitlines()[-1]) == [expected, "annotate_site.throttling.client_ip"]
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 40, "UNITCROWD_VAR_DIR": str(tmp_path),
-                              "DJANGO_SETTINGS_MODULE": "annotate_site.settings", "TRUSTED_PROXIES": "-1"})
+                              "DJANGO_SETTINGS_MODULE": "annotate_site.settings", "UNITCROWD_ENV_FILE": "",
+                              "TRUSTED_PROXIES": "-1"})
     assert bad.returncode != 0 and "TRUSTED_PROXIES" in bad.stderr
 
 
