@@ -214,3 +214,35 @@ def test_on_a_phone_three_pictures_a_row_big_targets_and_the_submit_bar_stays(li
     screenshot(phone, "phone-home.png")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     assert axe_violations(phone) == []
+
+
+def test_w_after_a_refused_answer_replaces_the_word_instead_of_gluing_to_it(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    first = start_working(page)
+    page.keyboard.press("w")
+    page.keyboard.type("tree")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")  # no category: refused, and the page comes back holding "tree"
+    page.wait_for_selector("#form-errors")
+    assert page.input_value("#id_word") == "tree"
+    page.keyboard.press("2")
+    page.keyboard.press("w")
+    page.keyboard.type("café crème")
+    assert page.input_value("#id_word") == "café crème"
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/assignments/{first}/" not in url)
+    assert Annotation.objects.get(assignment_id=first).word == "café crème"
+
+
+def test_w_on_a_restored_draft_selects_the_word_so_arrows_can_keep_it(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    start_working(page)
+    page.keyboard.press("w")
+    page.keyboard.type("tree")
+    page.keyboard.press("Escape")
+    page.reload()  # the draft comes back from the browser's storage
+    page.wait_for_function("document.querySelector('#id_word').value === 'tree'")
+    page.keyboard.press("w")
+    page.keyboard.press("End")
+    page.keyboard.type(" bark")
+    assert page.input_value("#id_word") == "tree bark"

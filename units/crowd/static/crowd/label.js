@@ -185,7 +185,9 @@
       toggleMark(current);
       e.preventDefault();
     } else if (key === "w") {
-      if (word) { word.focus(); }
+      // The word the field holds (a refused answer, a restored draft) is selected: typing replaces it,
+      // an arrow key keeps it. A caret left at the start would glue the new word before the old one.
+      if (word) { word.focus(); word.select(); }
       e.preventDefault();
     } else if (key === "p") {
       togglePlain();
