@@ -246,3 +246,29 @@ def test_w_on_a_restored_draft_selects_the_word_so_arrows_can_keep_it(live_serve
     page.keyboard.press("End")
     page.keyboard.type(" bark")
     assert page.input_value("#id_word") == "tree bark"
+
+
+def in_view(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    viewport = page.viewport_size
+    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+
+
+def test_timer_warnings_and_extend_are_in_view_while_typing_the_word(live_server, page, kim):
+    """At 1280x900 the word field is below the top bar's warning: the warning and Extend must show
+    beside the field and the submit button too."""
+    log_in(page, live_server, "kim")
+    page.clock.install()
+    start_working(page)
+    page.keyboard.press("w")
+    page.keyboard.type("zebr")
+    page.evaluate("document.querySelector('#id_word').scrollIntoView({block: 'center'})")
+    seconds = int(page.get_attribute("#time-left", "data-seconds"))
+    page.clock.run_for((seconds - 20 - 29) * 1000)  # 30 seconds left on the shown clock (20 s of grace)
+    assert in_view(page, "#id_word")
+    assert "30 seconds left" in page.inner_text("#bar-warning") and in_view(page, "#bar-warning")
+    assert in_view(page, "#submit-answer")
+    assert page.is_visible("#extend-near") and in_view(page, "#extend-near")
+    screenshot(page, "timer-warning-near-the-field.png")
+    page.clock.run_for(60 * 1000)
+    assert "run out" in page.inner_text("#bar-warning") and in_view(page, "#bar-warning")
