@@ -37,7 +37,14 @@ migrate: venv
 demo: migrate
 	$(BIN)/python manage.py demo
 
-run: demo
+# Development settings for the `python manage.py ...` commands typed by hand (README): DEBUG=1 and a
+# random SECRET_KEY, read by annotate_site/settings.py. Written once; an existing .env is kept.
+.env:
+	@printf '# Development settings written by make run, read by annotate_site/settings.py\n# (a variable set in the environment wins). Not for production.\nDEBUG=1\nSECRET_KEY=%s\n' \
+		"$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "Wrote .env (DEBUG=1 and a random SECRET_KEY) for manage.py commands run by hand."
+
+run: .env demo
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo ""
 	@echo "UnitCrowd is serving at http://$(HOST):$(PORT)/  (Ctrl-C stops it)"

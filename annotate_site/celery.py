@@ -45,6 +45,22 @@ def enqueue_in(seconds: float, task_name: str, *args) -> None:
         timer.start()
 
 
+def enqueue_background(task_name: str, *args) -> None:
+    """Send the task now, but never run it inside the calling request: without a broker it starts at
+    once on the same path as `enqueue_in` (a child process, or a thread), so a button such as
+    "Aggregate now" answers at once. BACKGROUND_TASKS_INLINE (the test settings) runs it right here."""
+    from django.conf import settings
+
+    if task_name not in app.tasks:
+        importlib.import_module(task_name.rpartition(".")[0])
+    task = app.tasks[task_name]
+    if not app.conf.task_always_eager or getattr(settings, "BACKGROUND_TASKS_INLINE", False):
+        task.delay(*args)
+        return
+    target = _run_in_subprocess if getattr(settings, "DELAYED_TASKS_IN_SUBPROCESS", False) else _run_in_thread
+    threading.Thread(target=target, args=(task, args), daemon=True).start()
+
+
 def _run_in_thread(task, args) -> None:
     from django.db import connections
 

@@ -1,10 +1,30 @@
 """Typed readers for settings taken from the environment; bad values fail loudly at start-up."""
 import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def load_env_file(default: Path) -> Path | None:
+    """Put the variables of an env file (`NAME=value` lines, python-dotenv's format) into the
+    environment, under what is already there: a variable set in the real environment wins.
+
+    The file is UNITCROWD_ENV_FILE, else `default` (the project's `.env`, which `make run` writes);
+    UNITCROWD_ENV_FILE="" reads none (the test suite). Returns the file read, if any."""
+    chosen = os.environ.get("UNITCROWD_ENV_FILE")
+    if chosen == "":
+        return None
+    path = Path(chosen) if chosen else default
+    if chosen and not path.is_file():
+        raise ImproperlyConfigured(f"UNITCROWD_ENV_FILE={chosen!r} is not a file.")
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False)
+    return path
 
 
 def envbool(name: str, default: bool) -> bool:

@@ -6,6 +6,9 @@
 - `/pictures/<public_id>.jpg`: one opaque URL per exemplar picture, for the annotator who holds or
   held a HIT showing it (or whose qualification test showed it), and for requesters.
 
+Both take the signed-in session or an API token (`Authorization: Token ...`): the API hands these URLs
+to token clients, which have no session.
+
 The decision is taken on the path as the file system will resolve it (percent-decoded by Django,
 then normalised here), never on the raw string, so `//`, `/./` and `..` cannot slip past it.
 In production the web server sends the file after Django said yes (X-Accel-Redirect or
@@ -18,13 +21,16 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_safe
 from django_sendfile import sendfile
+from rest_framework.exceptions import AuthenticationFailed
 
 from units.crowd.selectors import picture_visible_to
 from units.dissection.models import Exemplar
 
 from .roles import is_requester
+from .tokens import TokenAuthentication
 
 
 def media_file(relpath: str) -> Path | None:
@@ -39,9 +45,21 @@ def media_file(relpath: str) -> Path | None:
     return Path(settings.MEDIA_ROOT) / cleaned  # under SENDFILE_ROOT as configured, links and all
 
 
+def _viewer(request: HttpRequest):
+    """The session's user, else the API token's; None for anyone else (a bad token included)."""
+    if request.user.is_authenticated:
+        return request.user
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return None
+    return found[0] if found else None
+
+
 def _send(request: HttpRequest, path: Path, *, name: str | None = None) -> HttpResponse:
     response = sendfile(request, path, attachment_filename=name if name else None)
     response["Cache-Control"] = "private, max-age=3600"
+    patch_vary_headers(response, ["Cookie", "Authorization"])
     return response
 
 
@@ -53,7 +71,7 @@ def _denied(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
-    if not is_requester(request.user):
+    if not is_requester(_viewer(request)):
         return _denied(request)
     target = media_file(path)
     if target is None:
@@ -68,10 +86,11 @@ def picture(request: HttpRequest, public_id: str, variant: str = "") -> HttpResp
     Unknown ids and pictures the user may not see answer the same 404, so the URL space cannot be
     probed. The response carries no file name, date or path: sentinels and top exemplars look alike.
     """
-    if not request.user.is_authenticated:
+    user = _viewer(request)
+    if user is None:
         return _denied(request)
     exemplar = Exemplar.objects.filter(public_id=public_id).first()
-    if exemplar is None or not (is_requester(request.user) or picture_visible_to(request.user, exemplar)):
+    if exemplar is None or not (is_requester(user) or picture_visible_to(user, exemplar)):
         raise Http404("No such picture.")
     relpath = (exemplar.plain or exemplar.picture) if variant == "plain" else exemplar.picture
     target = media_file(relpath)

@@ -1,4 +1,4 @@
-"""UnitCrowd settings, read from the environment (see README "Configuration").
+"""UnitCrowd settings, read from the environment and the project's .env file (see README "Configuration").
 
 With nothing set the site runs on a SQLite file with Celery tasks executed in-process;
 a lab sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis) for real workers.
@@ -7,11 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import envbool, envfloat, envint, envlist, envrate, envstr
+from .env import envbool, envfloat, envint, envlist, envrate, envstr, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Development settings from the project's .env (`make run` writes DEBUG=1 and a SECRET_KEY), so that
+# `python manage.py ...` works as the README prints it; the real environment wins over the file.
+ENV_FILE = load_env_file(BASE_DIR / ".env")
 VAR_DIR = Path(envstr("UNITCROWD_VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = envbool("DEBUG", False)
@@ -36,6 +40,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",  # API tokens hashed at rest, with an expiry (replaces rest_framework.authtoken)
     "axes",  # lockout after repeated failed logins and sign-ups
+    "csp",  # Content-Security-Policy header (settings: CONTENT_SECURITY_POLICY)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served by us: the API docs work offline
@@ -55,8 +60,31 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into a 429
 ]
+
+# Content-Security-Policy on every response (django-csp): scripts and style sheets from this site only,
+# inline <script>/<style> blocks only with the request's nonce (`nonce="{{ request.csp_nonce }}"`), no
+# inline event handlers, nothing framed. Inline style *attributes* stay allowed (progress bars' widths):
+# they cannot run code. The 500 page renders without a request, so its <style> is allowed by hash
+# (tests/test_csp.py checks the hash against templates/500.html).
+SERVER_ERROR_STYLE_HASH = "'sha256-+zkyzdSS4X5NqtomZZc0DL1FWG8gYRJElI5A2oXw+hA='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE, SERVER_ERROR_STYLE_HASH],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 ROOT_URLCONF = "annotate_site.urls"
 TEMPLATES = [
@@ -247,6 +275,17 @@ AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # others cannot lock a user out from elsewhere
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "annotate_site.throttling.lockout_response"
+# Against password spraying (one wrong password for many user names): this many failures from one
+# address, any user names, lock the address out for LOGIN_LOCKOUT_MINUTES.
+LOGIN_FAILURES_PER_ADDRESS = envint("LOGIN_FAILURES_PER_ADDRESS", 10, minimum=1)
+AXES_HANDLER = "annotate_site.throttling.AxesHandler"
+# The client's address: REMOTE_ADDR when nothing stands in front of the site; behind TRUSTED_PROXIES
+# reverse proxies, the address the outermost of them saw (X-Forwarded-For, counted from the right).
+# This one number drives DRF's throttles (NUM_PROXIES) and the logins' lockouts (axes) alike: too low
+# and every client shares the proxy's address (anyone can lock anyone out), too high and clients
+# choose their own address (no limit holds).
+TRUSTED_PROXIES = envint("TRUSTED_PROXIES", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "annotate_site.throttling.client_ip"
 # Scoped DRF throttles, per user (per address before login); the load test raises them.
 THROTTLE_RATES = {
     "token": envrate("THROTTLE_TOKEN", "10/min"),
@@ -272,6 +311,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    "NUM_PROXIES": TRUSTED_PROXIES,  # unset, DRF would take X-Forwarded-For from anyone
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

@@ -2,19 +2,22 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from annotate_site.media import picture, protected_media
-from annotate_site.views import healthz, home
+from annotate_site.views import healthz, home, password_reset_hidden
 from units.crowd.views.publish import publish
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Before django.contrib.auth's routes, which it hides (see password_reset_hidden).
+    re_path(r"^accounts/(?:password_reset|reset)/", password_reset_hidden),
     path("accounts/", include("annotate_site.accounts")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).
-    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    # The split view serves its script from a URL: the Content-Security-Policy allows no inline script.
+    path("api/docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/", include("annotate_site.api_urls")),
     path("", home, name="home"),
     path("", include("units.dissection.urls")),

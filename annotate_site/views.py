@@ -2,7 +2,7 @@
 for load balancers and docker compose (the process answers and the database too)."""
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from .roles import is_requester
@@ -22,3 +22,10 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except Exception as exc:  # any database failure means "not healthy"
         return HttpResponse(f"database unavailable: {type(exc).__name__}", status=503, content_type="text/plain")
     return HttpResponse("ok", content_type="text/plain")
+
+
+def password_reset_hidden(request: HttpRequest, **_kwargs) -> HttpResponse:
+    """The site sends no mail, so Django's password reset would mail nobody (or fail on an SMTP server
+    that is not there) while inviting anyone to hammer it: it does not exist here. A forgotten
+    password is reset by an admin (Django admin, or `manage.py changepassword NAME`)."""
+    raise Http404("Password reset is not offered: ask an administrator.")

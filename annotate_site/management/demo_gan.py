@@ -83,7 +83,7 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> Dissectio
             name=gen_name, architecture="dcgan32", checkpoint=gen_file,
             description=f"DCGAN trained by the demo ({size.gan_steps} steps on {size.train_images} canvases).")
         segmenter = segmenter or dataset_register(
-            name=seg_name, kind=ProbeDataset.Kind.SEGMENTER, path=str(seg_file),
+            name=seg_name, kind=ProbeDataset.Kind.SEGMENTER, path=str(seg_file), any_path=True,
             description="Digit segmenter trained by the demo on real canvases; labels the generator's samples.")
     else:
         command.say(f"Generator {gen_name!r} and segmenter {seg_name!r} exist; reused.")

@@ -58,7 +58,9 @@ class StageCache:
         path = self.root / f"{stage}.pt"
         if not self.resumed or not path.is_file():
             return None
-        return torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: the stage files hold tensors, lists and numbers; the full unpickler would run
+        # whatever code a file under the job's folder carried.
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     def save(self, stage: str, state: dict) -> None:
         path = self.root / f"{stage}.pt"

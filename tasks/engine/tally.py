@@ -25,7 +25,7 @@ def read_tally(path: str | Path) -> list[dict]:
     """Rows of a tally.csv with numbers typed (unit and counts int, score and IoU float)."""
     path = Path(path)
     rows = []
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet copies start with a BOM
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         if header[:4] != ["unit", "category", "label", "score"] or (len(header) - 4) % 5:

@@ -126,10 +126,11 @@ def test_a_failed_attempt_shows_the_pass_mark_each_units_result_and_the_retake_i
     response = client.post(reverse("crowd:qualification"), posted, follow=True)
     page = response.content.decode()
     assert "2 of 4 matched; passing needs 3" in page  # 0.75 x 4
-    assert "Unit 1: matched" in page and "Unit 2: not matched" in page
-    assert "Unit 3: matched" in page and "Unit 4: not matched" in page
+    assert "Unit 1: matched" in page and "Unit 2: the word missed (the category was right)" in page
+    assert "Unit 3: matched" in page and "Unit 4: the word missed (the category was right)" in page
     assert "you answered <q>giraffe</q>, object" in page
-    assert "You can retake the test in 29\xa0minutes" in page or "You can retake the test in 30\xa0minutes" in page
+    # a first failure: a retake soon (FIRST_RETAKE_MINUTES), the wait shown
+    assert "You can retake the test in 1\xa0minute" in page or "You can retake the test in 2\xa0minutes" in page
     # The known answers are not given away.
     second = Unit.objects.get(pk=attempt.unit_ids[1])
     assert f"<q>{second.gold_word}</q>" not in page
@@ -139,3 +140,46 @@ def test_a_failed_attempt_shows_the_pass_mark_each_units_result_and_the_retake_i
 def test_gold_words_match_in_any_case_and_unicode_composition(typed):
     assert matches_gold(word=typed, category="object", gold_word="café|coffee", gold_category="object")
     assert not matches_gold(word="cafe", category="object", gold_word="café", gold_category="object")
+
+
+def test_feedback_says_whether_the_word_or_the_category_or_both_missed(gold, client):
+    from django.urls import reverse
+
+    user = make_user()
+    client.force_login(user)
+    client.get(reverse("crowd:qualification"))
+    attempt = qualification_start(user=user)
+    units = Unit.objects.in_bulk(attempt.unit_ids)
+    given = [(lambda u: u.gold_word, "object"), (lambda u: u.gold_word, "texture"),
+             (lambda u: "giraffe", "object"), (lambda u: "giraffe", "scene")]
+    posted = {}
+    for (word, category), uid in zip(given, attempt.unit_ids):
+        posted[f"word_{uid}"], posted[f"category_{uid}"] = word(units[uid]), category
+    page = client.post(reverse("crowd:qualification"), posted, follow=True).content.decode()
+    assert "Unit 1: matched" in page
+    assert "Unit 2: the category missed (the word was right)" in page
+    assert "Unit 3: the word missed (the category was right)" in page
+    assert "Unit 4: the word and the category missed" in page
+    assert "not matched" not in page
+
+
+def test_the_first_retake_comes_soon_and_each_further_failure_waits_longer_up_to_the_setting(gold):
+    user = make_user()
+    now = timezone.now()
+    waits = []
+    for _ in range(4):
+        attempt = qualification_start(user=user, now=now)
+        qualification_submit(attempt=attempt, answers=answers_for(attempt, right=0), now=now)
+        state = qualification_state(user, now=now)
+        waits.append(round((state.retake_at - now).total_seconds() / 60))
+        now = state.retake_at + timedelta(seconds=1)
+    assert waits == [2, 8, 30, 30]  # the fixture's cap: 30 minutes
+
+
+def test_a_retake_shows_gold_units_not_seen_before(gold):
+    CrowdSettings.objects.filter(pk=1).update(qualification_size=2)
+    user = make_user()
+    first = qualification_start(user=user)
+    qualification_submit(attempt=first, answers=answers_for(first, right=0))
+    second = qualification_start(user=user, now=qualification_state(user).retake_at + timedelta(seconds=1))
+    assert not set(first.unit_ids) & set(second.unit_ids)

@@ -68,3 +68,50 @@ def test_it_rejects_bad_values_of_the_job_settings(tmp_path, name, value, messag
     result = load_settings(DEBUG="1", UNITCROWD_VAR_DIR=str(tmp_path), **{name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def _manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python manage.py ...` as a developer types it: no DEBUG, no SECRET_KEY in the environment."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE",
+                          "UNITCROWD_ENV_FILE"}}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_env_file_make_run_writes_lets_manage_py_commands_run_as_printed(tmp_path):
+    subprocess.run(["make", "-s", "-C", str(tmp_path), "-f", str(ROOT / "Makefile"), ".env"], check=True,
+                   capture_output=True, timeout=120, env={**os.environ, "PYTHON": sys.executable})
+    written = (tmp_path / ".env").read_text()
+    assert "DEBUG=1" in written and "SECRET_KEY=" in written
+    env = {"UNITCROWD_ENV_FILE": str(tmp_path / ".env"), "UNITCROWD_VAR_DIR": str(tmp_path / "var")}
+    result = _manage(["check"], env)
+    assert result.returncode == 0, result.stderr
+    assert "SECRET_KEY must be set" not in result.stderr
+    # without the file, the same command stops as before: nothing else lets it through
+    assert "SECRET_KEY must be set" in _manage(["check"], {**env, "UNITCROWD_ENV_FILE": ""}).stderr
+
+
+def test_make_keeps_an_existing_env_file(tmp_path):
+    (tmp_path / ".env").write_text("DEBUG=1\nSECRET_KEY=mine\n")
+    subprocess.run(["make", "-s", "-C", str(tmp_path), "-f", str(ROOT / "Makefile"), ".env"], check=True,
+                   capture_output=True, timeout=120)
+    assert (tmp_path / ".env").read_text() == "DEBUG=1\nSECRET_KEY=mine\n"
+
+
+def test_the_real_environment_wins_over_the_env_file(tmp_path):
+    (tmp_path / ".env").write_text("DEBUG=1\nSECRET_KEY=from-the-file\nTHROTTLE_CLAIM=5/min\n")
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.DEBUG, settings.SECRET_KEY, settings.THROTTLE_RATES['claim'])")
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG"}}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "annotate_site.settings", "UNITCROWD_ENV_FILE": str(tmp_path / ".env"),
+             "UNITCROWD_VAR_DIR": str(tmp_path), "DEBUG": "0", "SECRET_KEY": "x" * 40})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "x" * 40, "5/min"]
+
+
+def test_a_named_env_file_that_is_missing_stops_the_process(tmp_path):
+    result = load_settings(UNITCROWD_ENV_FILE=str(tmp_path / "nope.env"), UNITCROWD_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "UNITCROWD_ENV_FILE" in result.stderr

@@ -139,6 +139,35 @@ def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_ro
     assert dataset_register(name="out", kind="mixture", path=str(outside)).num_images > 0
 
 
+@pytest.mark.parametrize("kind", list(ProbeDataset.Kind.values))
+def test_every_kind_refuses_a_path_outside_before_telling_whether_it_exists(client, requester, datasets_root,
+                                                                           outside, tmp_path, kind):
+    """A requester probing the server's files: an existing and a missing file outside answer alike."""
+    existing, missing = outside / "label.csv", tmp_path / "elsewhere" / "no-such-file.pt"
+    assert existing.is_file() and not missing.exists()
+    client.login(username=requester.username, password=PASSWORD)
+    api = APIClient()
+    api.force_authenticate(requester)
+    for path in (str(existing), str(missing), "../elsewhere/data/label.csv", "/etc/passwd", "/etc/no-such-file"):
+        with pytest.raises(DissectionError, match="outside the dataset folders"):
+            dataset_register(name="probe", kind=kind, path=path)
+        page = client.post(reverse("dissection:dataset_new"), {"name": "probe", "kind": kind, "path": path})
+        assert page.status_code == 200 and "outside the dataset folders" in page.content.decode(), (kind, path)
+        assert "does not exist" not in page.content.decode()
+        response = api.post("/api/datasets/", {"name": "probe", "kind": kind, "path": path}, format="json")
+        assert response.status_code == 400 and "outside the dataset folders" in str(response.json()), (kind, path)
+    assert not ProbeDataset.objects.exists()
+
+
+def test_a_segmenter_checkpoint_under_datasets_root_is_accepted(datasets_root):
+    from tests.dissection.gan_helpers import write_tiny_checkpoints
+
+    write_tiny_checkpoints(datasets_root)
+    assert dataset_register(name="seg", kind="segmenter", path="segmenter.pt").kind == "segmenter"
+    with pytest.raises(DissectionError, match="does not exist"):
+        dataset_register(name="seg2", kind="segmenter", path="missing.pt")
+
+
 def test_the_operators_command_may_name_any_folder(datasets_root, outside):
     from django.core.management import call_command
 

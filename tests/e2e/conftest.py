@@ -36,8 +36,17 @@ def browser(monkeypatch):
         browser.close()
 
 
+# Every page records what its Content-Security-Policy blocked (the browser's own report), for
+# `csp_violations(page)`: a blocked script or style is a broken page.
+_WATCH_CSP = """document.addEventListener("securitypolicyviolation", function (e) {
+  (window.__cspViolations = window.__cspViolations || []).push(
+    e.effectiveDirective + " blocked " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
+});"""
+
+
 def _context(browser, viewport, **kwargs):
     context = browser.new_context(viewport=viewport, **kwargs)
+    context.add_init_script(_WATCH_CSP)
     # Generous limits: a loaded 2-core CI machine can be slow, and a timeout here is never a real answer.
     context.set_default_timeout(30000)
     context.set_default_navigation_timeout(60000)
@@ -85,14 +94,28 @@ def start_working(page) -> int:
     return current_assignment_id(page)
 
 
-def axe_violations(page) -> list[str]:
-    """Serious and critical axe-core violations of the page as it is now, one line each."""
+def csp_violations(page) -> list[str]:
+    """What the page's Content-Security-Policy blocked since it loaded."""
+    return page.evaluate("window.__cspViolations || []")
+
+
+# Rules checked whatever impact axe gives them: each was found on a page once (a select without a name,
+# a page without a language, two unnamed navigation bars, a skipped heading level, a page without an
+# <h1>, an empty table header).
+ALWAYS_RULES = {"select-name", "html-has-lang", "landmark-unique", "heading-order", "page-has-heading-one",
+                "empty-table-header"}
+
+
+def axe_violations(page, *, only: set[str] | None = None) -> list[str]:
+    """Serious and critical axe-core violations of the page as it is now, and any of ALWAYS_RULES, one
+    line each; `only`: just these rules (a page we do not write, such as Swagger UI's)."""
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page, options={"resultTypes": ["violations"]})
     return [
         f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"] if v["impact"] in ("serious", "critical")
+        for v in results.response["violations"]
+        if (v["id"] in only if only is not None else v["impact"] in ("serious", "critical") or v["id"] in ALWAYS_RULES)
     ]
 
 

@@ -1,8 +1,9 @@
 """Every page, as an annotator and as a requester, checked by axe-core in Chromium: no serious or critical
-violation, and one <h1>. Contrast is part of axe's rules (4.5:1 for text)."""
+violation, and one <h1>. Contrast is part of axe's rules (4.5:1 for text). Nothing on any page is
+blocked by the Content-Security-Policy either (a blocked script or style is a broken page)."""
 import pytest
 
-from tests.e2e.conftest import axe_violations, log_in, start_working
+from tests.e2e.conftest import axe_violations, csp_violations, log_in, start_working
 from tests.factories import make_user
 from tests.results.helpers import answer
 from units.crowd.models import Hit
@@ -31,7 +32,8 @@ def requester_pages(job) -> list[str]:
 
 def check(page, url: str, problems: dict) -> None:
     page.goto(url)
-    found = axe_violations(page)
+    page.wait_for_load_state("networkidle")
+    found = axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]
     h1 = page.locator("h1").count()
     if h1 != 1:
         found.append(f"{h1} <h1> elements")
@@ -68,4 +70,36 @@ def test_every_page_passes_axe_with_one_h1(live_server, browser, site):
     log_in(requester, live_server, "rita")
     for path in requester_pages(site):
         check(requester, live_server.url + path, problems)
+    assert problems == {}, "\n".join(f"{url}: {issue}" for url, issues in problems.items() for issue in issues)
+
+
+def test_the_verify_hit_the_paint_page_and_the_api_docs_pass_too(live_server, browser, media_root, tmp_path):
+    from tests.dissection.gan_helpers import make_finished_generator_job
+    from tests.e2e.conftest import DESKTOP, _context
+    from tests.factories import make_job
+    from units.crowd.models import CrowdSettings
+    from units.crowd.verify import hit_publish_verify
+
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=4, write_pictures=True)
+    hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"], assignments_per_hit=1)
+    CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.0})
+    vera = make_user("vera", qualified=True)
+    gan = make_finished_generator_job(tmp_path)
+    make_user("rita", requester=True)
+    problems: dict[str, list[str]] = {}
+
+    page = _context(browser, DESKTOP).new_page()
+    log_in(page, live_server, vera.username)
+    start_working(page)
+    page.wait_for_selector("#proposed-label")
+    check(page, page.url, problems)  # the verify HIT
+
+    requester = _context(browser, DESKTOP).new_page()
+    log_in(requester, live_server, "rita")
+    check(requester, f"{live_server.url}/jobs/{gan.pk}/paint/", problems)
+    requester.goto(f"{live_server.url}/api/docs/")
+    requester.wait_for_selector(".swagger-ui")
+    found = axe_violations(requester, only={"html-has-lang"}) + [f"CSP: {v}" for v in csp_violations(requester)]
+    if found:
+        problems["/api/docs/"] = found
     assert problems == {}, "\n".join(f"{url}: {issue}" for url, issues in problems.items() for issue in issues)

@@ -216,3 +216,61 @@ def test_on_a_phone_three_pictures_a_row_big_targets_and_the_submit_bar_stays(li
     screenshot(phone, "phone-home.png")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     assert axe_violations(phone) == []
+
+
+def test_w_after_a_refused_answer_replaces_the_word_instead_of_gluing_to_it(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    first = start_working(page)
+    page.keyboard.press("w")
+    page.keyboard.type("tree")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")  # no category: refused, and the page comes back holding "tree"
+    page.wait_for_selector("#form-errors")
+    assert page.input_value("#id_word") == "tree"
+    page.keyboard.press("2")
+    page.keyboard.press("w")
+    page.keyboard.type("café crème")
+    assert page.input_value("#id_word") == "café crème"
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/assignments/{first}/" not in url)
+    assert Annotation.objects.get(assignment_id=first).word == "café crème"
+
+
+def test_w_on_a_restored_draft_selects_the_word_so_arrows_can_keep_it(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    start_working(page)
+    page.keyboard.press("w")
+    page.keyboard.type("tree")
+    page.keyboard.press("Escape")
+    page.reload()  # the draft comes back from the browser's storage
+    page.wait_for_function("document.querySelector('#id_word').value === 'tree'")
+    page.keyboard.press("w")
+    page.keyboard.press("End")
+    page.keyboard.type(" bark")
+    assert page.input_value("#id_word") == "tree bark"
+
+
+def in_view(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    viewport = page.viewport_size
+    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+
+
+def test_timer_warnings_and_extend_are_in_view_while_typing_the_word(live_server, page, kim):
+    """At 1280x900 the word field is below the top bar's warning: the warning and Extend must show
+    beside the field and the submit button too."""
+    log_in(page, live_server, "kim")
+    page.clock.install()
+    start_working(page)
+    page.keyboard.press("w")
+    page.keyboard.type("zebr")
+    page.evaluate("document.querySelector('#id_word').scrollIntoView({block: 'center'})")
+    seconds = int(page.get_attribute("#time-left", "data-seconds"))
+    page.clock.run_for((seconds - 20 - 29) * 1000)  # 30 seconds left on the shown clock (20 s of grace)
+    assert in_view(page, "#id_word")
+    assert "30 seconds left" in page.inner_text("#bar-warning") and in_view(page, "#bar-warning")
+    assert in_view(page, "#submit-answer")
+    assert page.is_visible("#extend-near") and in_view(page, "#extend-near")
+    screenshot(page, "timer-warning-near-the-field.png")
+    page.clock.run_for(60 * 1000)
+    assert "run out" in page.inner_text("#bar-warning") and in_view(page, "#bar-warning")

@@ -121,7 +121,7 @@ def test_an_export_is_created_polled_and_downloaded(world, requester, media_root
     download = client.get(f"/api/exports/{export['id']}/download/")
     assert download.status_code == 200
     assert export["filename"] in download["Content-Disposition"]
-    assert b"".join(download.streaming_content).startswith(b"layer,unit,crowd_word")
+    assert b"".join(download.streaming_content).startswith(b"\xef\xbb\xbflayer,unit,crowd_word")  # BOM: for Excel
 
 
 def test_an_unfinished_export_cannot_be_downloaded_and_bad_requests_say_why(world, requester):

@@ -32,7 +32,7 @@ def test_aggregate_then_export_a_layers_labelled_units(job, media_root, tmp_path
     assert out.startswith("conv3: 1 units, 1 annotations")
     assert UnitAggregate.objects.filter(unit__layer__name="conv3").count() == 1
     path = run("export", "units_csv", "--job", str(job.pk), "--layer", "conv3", "--output", str(tmp_path)).strip()
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     # units from 1
     assert [(r["layer"], r["unit"], r["crowd_word"]) for r in rows] == [("conv3", "1", "dog"), ("conv3", "2", "")]

@@ -40,7 +40,7 @@ REFERENCE_MTURK = [
 
 def read_reference_tally(path):
     """A tally.csv reader that knows only the reference layout: the first 4 + 5 per category columns."""
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
     n_cats = (len([h for h in header if h.endswith("-label")]))
@@ -68,7 +68,7 @@ def test_labelled_units_csv_and_json_hold_every_column(labelled, tmp_path):
     units = Unit.objects.filter(layer=layer)
     write_units_csv(tmp_path / "u.csv", units)
     write_units_json(tmp_path / "u.json", units)
-    with open(tmp_path / "u.csv", newline="") as fh:
+    with open(tmp_path / "u.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     doc = json.loads((tmp_path / "u.json").read_text())
     assert len(rows) == len(doc["units"]) == 3
@@ -135,7 +135,7 @@ def test_mturk_results_csv_has_the_reference_columns_and_one_row_per_finished_as
     from units.crowd.models import Hit
 
     write_mturk(tmp_path / "m.csv", Hit.objects.filter(unit__layer=layer))
-    with open(tmp_path / "m.csv", newline="") as fh:
+    with open(tmp_path / "m.csv", newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header, rows = reader.fieldnames, list(reader)
     assert header[: len(REFERENCE_MTURK)] == REFERENCE_MTURK

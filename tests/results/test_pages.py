@@ -96,7 +96,7 @@ def test_an_export_started_from_the_page_is_downloadable(world, requester, media
     assert client.get(f"/results/exports/{export.pk}/status/").json()["status"] == "succeeded"
     response = client.get(f"/results/exports/{export.pk}/download/")
     assert response.status_code == 200
-    assert b"".join(response.streaming_content).startswith(b"HITId,HITTypeId,Title")
+    assert b"".join(response.streaming_content).startswith(b"\xef\xbb\xbfHITId,HITTypeId,Title")
     assert "mturk_" in response["Content-Disposition"]
 
 

@@ -14,15 +14,17 @@ from units.results.models import AggregationRun, UnitAggregate
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
 
 
-def test_a_hits_last_submitted_assignment_aggregates_its_layer_after_commit(django_capture_on_commit_callbacks):
+def test_every_submitted_answer_aggregates_its_layer_after_commit(django_capture_on_commit_callbacks):
     job = make_job(layers={"conv3": 2}, exemplars_per_unit=4)
     hits = make_hits(job, assignments=2)
     with django_capture_on_commit_callbacks(execute=True):
         answer(hits[0], make_user("sig0"), "dog", "object")
-    assert not UnitAggregate.objects.exists()  # the HIT still waits for its second answer
+    # before the HIT has its second answer: a partial result, one answer
+    assert UnitAggregate.objects.get(unit=hits[0].unit).n_annotations == 1
     with django_capture_on_commit_callbacks(execute=True):
         answer(hits[0], make_user("sig1"), "dog", "object")
-    assert UnitAggregate.objects.get(unit=hits[0].unit).crowd_word == "dog"
+    aggregate = UnitAggregate.objects.get(unit=hits[0].unit)
+    assert (aggregate.crowd_word, aggregate.n_annotations) == ("dog", 2)
 
 
 def test_a_rejection_reaggregates_and_a_stale_request_is_skipped(django_capture_on_commit_callbacks):

@@ -82,7 +82,7 @@ def test_the_labelled_units_csv_and_json_keep_every_script(unicode_layer, tmp_pa
     units = Unit.objects.filter(layer=unicode_layer)
     write_units_csv(tmp_path / "u.csv", units)
     write_units_json(tmp_path / "u.json", units)
-    with open(tmp_path / "u.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "u.csv", newline="", encoding="utf-8-sig") as fh:
         rows = {int(r["unit"]): r["crowd_word"] for r in csv.DictReader(fh)}
     assert rows == EXPECTED
     raw = (tmp_path / "u.json").read_text(encoding="utf-8")
@@ -94,14 +94,14 @@ def test_the_labelled_units_csv_and_json_keep_every_script(unicode_layer, tmp_pa
 
 def test_the_tally_crowd_word_column_keeps_every_script(unicode_layer, tmp_path):
     write_tally(tmp_path / "t.csv", unicode_layer)
-    with open(tmp_path / "t.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "t.csv", newline="", encoding="utf-8-sig") as fh:
         rows = {int(r["unit"]): r["crowd-word"] for r in csv.DictReader(fh)}
     assert rows == EXPECTED
 
 
 def test_the_mturk_export_keeps_the_typed_words_and_imports_them_back(unicode_layer, tmp_path):
     write_mturk(tmp_path / "m.csv", Hit.objects.filter(unit__layer=unicode_layer))
-    with open(tmp_path / "m.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "m.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     typed = {(int(r["Input.unit_number"]), r["WorkerId"]): (r["Answer.word"], r["Answer.description"]) for r in rows}
     assert typed[(1, "ann1")] == ("café & crème", "café & crème, mostly")

@@ -161,12 +161,12 @@ def test_the_api_gives_the_table_and_the_verdicts_to_requesters_only(judged, req
 def test_the_exports_carry_the_verdicts(judged, tmp_path):
     job, layer = judged
     write_tally(tmp_path / "tally.csv", layer)
-    with open(tmp_path / "tally.csv", newline="") as fh:
+    with open(tmp_path / "tally.csv", newline="", encoding="utf-8-sig") as fh:
         tally = {int(r["unit"]) - 1: r["verified"] for r in csv.DictReader(fh)}
     assert tally == {0: "1", 1: "0", 2: "0", 3: "", 4: "1"}
     units = layer.units.all()
     write_units_csv(tmp_path / "units.csv", units)
-    with open(tmp_path / "units.csv", newline="") as fh:
+    with open(tmp_path / "units.csv", newline="", encoding="utf-8-sig") as fh:
         rows = {int(r["unit"]) - 1: r for r in csv.DictReader(fh)}  # the file counts units from 1
     assert [(rows[i]["iou_verified"], rows[i]["crowd_verified"]) for i in range(5)] == [
         ("1", "1"), ("0", "0"), ("0", "1"), ("", ""), ("1", "")]

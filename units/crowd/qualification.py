@@ -15,7 +15,7 @@ from units.dissection.models import Unit
 from .annotators import annotator_qualify, profile_get
 from .errors import Conflict, CrowdError
 from .models import CrowdSettings, QualificationAttempt
-from .validation import clean_word, matches_gold
+from .validation import clean_word, gold_parts
 
 
 def mark_qualified(user: User, *, by: User | None = None) -> None:
@@ -43,15 +43,35 @@ class QualificationState:
         return not self.qualified and not self.no_gold_units and self.retake_at is None
 
 
+# A beginner who failed once retries soon, having seen which part of each answer missed, on other gold
+# units; each further failure waits longer, up to the settings' qualification_cooldown_minutes:
+# 2, 8, 32 minutes, then the cap (60 by default).
+FIRST_RETAKE_MINUTES = 2
+RETAKE_GROWTH = 4
+
+
+def retake_wait(failures: int, cap_minutes: int) -> timedelta:
+    """How long to wait after the `failures`-th failed attempt in a row."""
+    if failures <= 0:
+        return timedelta(0)
+    return timedelta(minutes=min(cap_minutes, FIRST_RETAKE_MINUTES * RETAKE_GROWTH ** (failures - 1)))
+
+
 def qualification_state(user: User, *, now: datetime | None = None) -> QualificationState:
     now = now or timezone.now()
     profile = profile_get(user)
-    last = QualificationAttempt.objects.filter(user=user, finished_at__isnull=False).first()
+    finished = QualificationAttempt.objects.filter(user=user, finished_at__isnull=False)
+    last = finished.first()
     retake_at = None
     if last is not None and not last.passed:
-        cooldown = timedelta(minutes=CrowdSettings.load().qualification_cooldown_minutes)
-        if last.finished_at + cooldown > now:
-            retake_at = last.finished_at + cooldown
+        failures = 0
+        for passed in finished.values_list("passed", flat=True)[:10]:  # newest first
+            if passed:
+                break
+            failures += 1
+        wait = retake_wait(failures, CrowdSettings.load().qualification_cooldown_minutes)
+        if last.finished_at + wait > now:
+            retake_at = last.finished_at + wait
     return QualificationState(
         qualified=profile.is_qualified, no_gold_units=not gold_units().exists(),
         retake_at=retake_at, last_attempt=last,
@@ -73,7 +93,14 @@ def qualification_start(*, user: User, now: datetime | None = None) -> Qualifica
         return open_attempt
     size = CrowdSettings.load().qualification_size
     ids = list(gold_units().values_list("pk", flat=True))
-    chosen = random.sample(ids, min(size, len(ids)))
+    # A retake shows gold units the user has not seen yet, as far as there are enough of them.
+    seen = {pk for unit_ids in QualificationAttempt.objects.filter(user=user).values_list("unit_ids", flat=True)
+            for pk in (unit_ids or [])}
+    fresh = [pk for pk in ids if pk not in seen]
+    chosen = random.sample(fresh, min(size, len(fresh)))
+    if len(chosen) < size:
+        rest = [pk for pk in ids if pk not in chosen]
+        chosen += random.sample(rest, min(size - len(chosen), len(rest)))
     return QualificationAttempt.objects.create(user=user, unit_ids=chosen, started_at=now)
 
 
@@ -92,11 +119,13 @@ def qualification_submit(*, attempt: QualificationAttempt, answers: dict[int, tu
         word, category = answers.get(unit_id, ("", ""))
         word = clean_word(word)[:100]
         unit = units.get(unit_id)
-        ok = unit is not None and matches_gold(
+        word_ok, category_ok = (False, False) if unit is None else gold_parts(
             word=word, category=category, gold_word=unit.gold_word, gold_category=unit.gold_category
         )
+        ok = word_ok and category_ok
         correct += ok
-        stored[str(unit_id)] = {"word": word, "category": category[:20], "correct": ok}
+        stored[str(unit_id)] = {"word": word, "category": category[:20], "correct": ok,
+                                "word_ok": word_ok, "category_ok": category_ok}
     attempt.answers = stored
     attempt.correct = correct
     attempt.finished_at = now

@@ -70,9 +70,14 @@ def gold_alternatives(gold_word: str) -> set[str]:
 
 def matches_gold(*, word: str, category: str, gold_word: str, gold_category: str) -> bool:
     """Right category, and (unless the gold says "no clear concept") one of the gold words."""
+    return all(gold_parts(word=word, category=category, gold_word=gold_word, gold_category=gold_category))
+
+
+def gold_parts(*, word: str, category: str, gold_word: str, gold_category: str) -> tuple[bool, bool]:
+    """(word right, category right), each judged on its own, so feedback can say which one missed.
+    Any word is right when the gold says "no clear concept" or names no word."""
     gold_category = "texture" if gold_category == "material" else gold_category
-    if category != gold_category:
-        return False
+    category_ok = category == gold_category
     if gold_category == NO_CONCEPT or not gold_word.strip():
-        return True
-    return normalise_word(word) in gold_alternatives(gold_word)
+        return True, category_ok
+    return normalise_word(word) in gold_alternatives(gold_word), category_ok

@@ -125,7 +125,7 @@ class PaintForm(forms.Form):
     units = forms.CharField(required=False, help_text="Unit numbers, e.g. 4, 17.")
     label = forms.CharField(required=False, max_length=100, help_text="… and/or the units labelled, e.g. 7.")
     label_source = forms.ChoiceField(choices=[("any", "IoU or crowd"), ("iou", "IoU"), ("crowd", "crowd")],
-                                     initial="any")
+                                     initial="any", widget=forms.Select(attrs={"aria-label": "whose label"}))
     box = forms.CharField(required=False, help_text="Region as top, left, bottom, right in pixels; "
                                                     "empty: the painted cells, or the whole image.")
     cell = forms.MultipleChoiceField(required=False, choices=[(f"{r},{c}", f"row {r + 1}, column {c + 1}")

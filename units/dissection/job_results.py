@@ -123,6 +123,7 @@ def job_store_results(
             for unit_index, ex in exemplars:
                 ex.unit = created[unit_index]
             Exemplar.objects.bulk_create([ex for _, ex in exemplars])
+            _equalise_picture_sizes(exemplars)
             UnitConceptScore.objects.bulk_create(_concept_scores(lr, created, concept_numbers, concept_ids))
         job.status = DissectionJob.Status.SUCCEEDED
         job.stage = "done"
@@ -133,6 +134,20 @@ def job_store_results(
         job.save(update_fields=["status", "stage", "progress", "finished_at", "output_dir", "timings"])
     transaction.on_commit(lambda: remove_other_attempts(job_id, keep=out_rel))
     return True
+
+
+def _equalise_picture_sizes(exemplars: list[tuple[int, Exemplar]]) -> None:
+    """A unit's HIT shows its top images and sentinels together: their highlighted pictures are padded
+    to one size, or the sentinels (nearly nothing highlighted, smaller files) would stand out by it."""
+    from tasks.engine.padding import pad_to_common_size
+
+    media = Path(settings.MEDIA_ROOT)
+    per_unit: dict[int, list[Path]] = {}
+    for unit_index, ex in exemplars:
+        if ex.picture:
+            per_unit.setdefault(unit_index, []).append(media / ex.picture)
+    for paths in per_unit.values():
+        pad_to_common_size(p for p in paths if p.is_file())
 
 
 def _concept_scores(lr, units: dict[int, Unit], concept_numbers: Sequence[int], concept_ids: dict[int, int]) -> list:

@@ -155,8 +155,10 @@ def _save_atomic(state: dict, path: Path) -> None:
 def _load(path: Path) -> dict:
     import torch
 
-    # Our own files, written by _save_atomic: plain dicts of tensors, lists and numbers.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # Our own files, written by _save_atomic: plain dicts of tensors, lists and numbers, which the
+    # weights-only unpickler reads. Never the full unpickler: whoever can write under MEDIA_ROOT (an
+    # upload gone wrong, a shared volume) would run code in the worker.
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _shard_progress(ctx: JobContext, stage: str, shards: int) -> Callable[[str, float], None]:

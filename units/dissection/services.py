@@ -168,6 +168,12 @@ def _read_meta(root: Path) -> dict:
         raise DissectionError(f"{path} is not valid JSON ({exc}).") from None
 
 
+def _dataset_path(path: str | Path) -> Path:
+    """A registered path as the server reads it: relative paths lie under DATASETS_ROOT."""
+    root = Path(path)
+    return root if root.is_absolute() else Path(settings.DATASETS_ROOT) / root
+
+
 def _check_dataset_path(root: Path) -> None:
     allowed = [Path(settings.DATASETS_ROOT), *settings.DATASET_PATHS_ALLOWED]
     real = root.resolve()
@@ -192,9 +198,10 @@ def dataset_register(
 ) -> ProbeDataset:
     """Register a probe dataset from a folder path or an uploaded zip; reads its concept vocabulary.
 
-    A folder must lie under DATASETS_ROOT or a folder of DATASET_PATHS_ALLOWED (after following
-    links), unless `any_path` (the operator's management command): a requester must not make the
-    server read, and show pictures of, any folder it can reach.
+    A path (a folder, or a segmenter's checkpoint) must lie under DATASETS_ROOT or a folder of
+    DATASET_PATHS_ALLOWED (after following links), unless `any_path` (the operator's management
+    command): a requester must not make the server read, show pictures of, or say whether it has,
+    any file it can reach.
 
     A zip is extracted to a temporary folder, checked, opened by the engine, and only then
     moved to DATASETS_ROOT/<name>; any refusal removes it again.
@@ -206,6 +213,10 @@ def dataset_register(
         raise DissectionError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(ProbeDataset.Kind.values)}.")
     if ProbeDataset.objects.filter(name=name).exists():
         raise DissectionError(f"A dataset named {name!r} exists already; choose another name.")
+    # Every kind, before anything reads the path: a refusal that came after an existence check would
+    # tell a requester whether any file on the server exists.
+    if str(path) and not any_path:
+        _check_dataset_path(_dataset_path(path))
     if kind == ProbeDataset.Kind.SEGMENTER:  # a checkpoint, not a folder: `archive` is the uploaded .pt
         return segmenter_register(name=name, path=path, upload=archive, upload_size=archive_size,
                                   description=description, created_by=created_by)
@@ -223,11 +234,7 @@ def dataset_register(
                 raise DissectionError(str(exc)) from None
             root = staged
         else:
-            root = Path(path)
-            if not root.is_absolute():
-                root = datasets_root / root
-            if not any_path:
-                _check_dataset_path(root)
+            root = _dataset_path(path)
             if not root.is_dir():
                 raise DissectionError(f"The dataset folder {root} does not exist.")
         engine_dataset = _open_engine_dataset(kind, root, image_size)

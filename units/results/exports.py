@@ -7,6 +7,11 @@ Numbering: people see NetDissect's (units and images from 1), and so do our file
 in the labelled units and in tally.csv (NetDissect's own column), MTurk's `Input.unit_number` and
 `Answer.non_fitting_images` count from 1. Only the MILAN archive keeps MILAN's 0-based `unit`, said in
 its README.txt. Words are written as stored, in UTF-8 (JSON without escapes), in any script.
+
+Spreadsheets: the CSV files people open in Excel (labelled units, tally.csv, MTurk results) start with
+a UTF-8 byte-order mark, without which Excel reads them as the local code page and garbles accents and
+CJK. The MILAN archive's CSV files are read by scripts and stay plain UTF-8, as MILAN's own releases.
+No cell of any CSV can run as a formula: see `neutralise`.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import csv
 import io
 import itertools
 import json
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -73,6 +79,39 @@ MILAN_README = (
 MTURK_TIME_FORMAT = "%a %b %d %H:%M:%S UTC %Y"  # MTurk's own format, in UTC
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (a tab or carriage return first
+# hides the sign from a trim but not from the spreadsheet). OWASP's advice: prefix such a cell with an
+# apostrophe, which makes it text. Plain numbers ("-0.5") are left as they are so columns stay numeric.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def neutralise(value):
+    """The cell as text a spreadsheet shows but never runs. Cells already starting with apostrophes
+    before a formula sign get one more, so `unneutralise` gives back exactly what was written."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS) \
+            and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def unneutralise(value: str) -> str:
+    """What `neutralise` was given (imports read our own exports back)."""
+    if value.startswith("'") and value[1:].lstrip("'").startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+class SheetWriter:
+    """csv.writer whose every cell goes through `neutralise`."""
+
+    def __init__(self, fh):
+        self._writer = csv.writer(fh)
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([neutralise(v) for v in row])
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -124,8 +163,8 @@ def _verify_columns(checks: dict[str, UnitVerification], source: str) -> dict:
 
 def write_units_csv(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
     total = units.count() if progress else 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+    with open(path, "w", newline="", encoding="utf-8-sig") as fh:
+        writer = SheetWriter(fh)
         writer.writerow(LABELLED_COLUMNS)
         for i, row in enumerate(labelled_rows(units)):
             writer.writerow([
@@ -200,8 +239,8 @@ def write_tally(path: Path, layer: Layer, progress: Progress = None) -> None:
                   for u in layer.units.select_related("aggregate").iterator(chunk_size=CHUNK)}
     iou_checks = {index: accepted for index, accepted in UnitVerification.objects.filter(
         unit__layer=layer, source="iou").values_list("unit__index", "accepted_mv")}
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+    with open(path, "w", newline="", encoding="utf-8-sig") as fh:
+        writer = SheetWriter(fh)
         writer.writerow(header + CROWD_TALLY_COLUMNS)
         for row in rows:
             agg = aggregates.get(int(row["unit"]) - 1)
@@ -270,9 +309,9 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
     rates = _approval_rates(set(query.order_by().values_list("worker_id", flat=True).distinct()))
     total = query.count() if progress else 0
     assignments = _mturk_stream(hits)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MTURK_ALL_COLUMNS)
-        writer.writeheader()
+    with open(path, "w", newline="", encoding="utf-8-sig") as fh:
+        writer = SheetWriter(fh)
+        writer.writerow(MTURK_ALL_COLUMNS)
         for i, a in enumerate(assignments):
             hit, unit = a.hit, a.hit.unit
             ann = getattr(a, "annotation", None)
@@ -303,7 +342,7 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
                 "Approve": "x" if a.status == Assignment.Status.APPROVED else "",
                 "Reject": (a.feedback or "rejected") if a.status == Assignment.Status.REJECTED else "",
             }
-            writer.writerow(row)
+            writer.writerow([row[c] for c in MTURK_ALL_COLUMNS])
             if progress and i % 200 == 0:
                 progress(i / max(total, 1))
 
@@ -353,7 +392,7 @@ def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) ->
         # Written into the archive as the rows arrive (force_zip64: the size is not known in advance).
         with zf.open("annotations.csv", "w", force_zip64=True) as raw, \
                 io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-            writer = csv.writer(text)
+            writer = SheetWriter(text)
             writer.writerow(["layer", "unit", "summary"])
             for ann in annotations.iterator(chunk_size=CHUNK):
                 unit = ann.assignment.hit.unit
@@ -363,7 +402,7 @@ def write_milan(path: Path, units: QuerySet[Unit], progress: Progress = None) ->
         units = units.select_related("layer").prefetch_related("exemplars").order_by("layer_id", "index")
         for i, unit in enumerate(units.iterator(chunk_size=200)):
             listing = per_layer.setdefault(unit.layer.name, io.StringIO())
-            lw = csv.writer(listing)
+            lw = SheetWriter(listing)
             if listing.tell() == 0:
                 lw.writerow(["unit", "rank", "image_index", "image_name", "image", "mask"])
             for ex in unit.exemplars.all():

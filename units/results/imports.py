@@ -16,7 +16,7 @@ from units.crowd.models import CATEGORY_CHOICES, Annotation, Assignment, Hit, Hi
 from units.crowd.validation import clean_word, validate_answer
 from units.dissection.models import Concept, Layer, Unit, UnitConceptScore
 
-from .exports import MTURK_TIME_FORMAT
+from .exports import MTURK_TIME_FORMAT, unneutralise
 from .normalize import normalize_category
 from .errors import ResultsError
 
@@ -102,7 +102,8 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
-            rows = list(reader)
+            # Our exports prefix formula-like cells with an apostrophe (exports.neutralise): undone here.
+            rows = [{k: unneutralise(v) if isinstance(v, str) else v for k, v in r.items()} for r in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ResultsError(f"{path.name}: cannot read the CSV ({exc}).") from None
     # Whichever numbering the file names, rows are read in 0-based indexes from here on.

@@ -91,8 +91,16 @@ class UnitAggregate(models.Model):
     class Meta:
         ordering = ["unit"]
 
+    # Agreement of one answer with itself is 1.00 and says nothing; pages show it (and "interpretable")
+    # from this many answers on, and flag the unit as "1 answer so far" below.
+    MIN_ANSWERS_FOR_AGREEMENT = 2
+
     def __str__(self) -> str:
         return f"{self.unit}: {self.crowd_word or '-'} ({self.category_mv})"
+
+    @property
+    def agreement_known(self) -> bool:
+        return self.n_annotations >= self.MIN_ANSWERS_FOR_AGREEMENT
 
 
 class UnitVerification(models.Model):

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from units.crowd.models import Annotation, Assignment, Hit, HitKind
@@ -14,7 +14,7 @@ from units.dissection.models import DissectionJob, Exemplar, Layer, ProbeDataset
 
 from . import aggregation
 from .comparison import IOU_THRESHOLD, LayerComparison, UnitLabels, compare_layer
-from .models import AnnotatorSkill, UnitAggregate
+from .models import AggregationRun, AnnotatorSkill, UnitAggregate
 from .normalize import Vocabulary, normalize_category, strip_broden_suffix
 
 # Work that counts as an answer: submitted (awaiting review) or approved; rejected work is left out.
@@ -139,6 +139,16 @@ def jobs_overview() -> list[dict]:
     done_per_job = _hits_per_job(Hit.objects.filter(pk__in=done.values("pk")))
     return [{"job": job, "hits_total": totals.get(job.pk, 0), "hits_done": done_per_job.get(job.pk, 0),
              "layers": list(job.layer_set.all())} for job in jobs]
+
+
+def latest_aggregation_runs(limit: int = 10) -> list[AggregationRun]:
+    """The latest run of each layer (or batch), newest first: a layer aggregated again shows its new
+    run in place of the old one, so the overview lists each layer once."""
+    latest = (AggregationRun.objects.order_by().values("layer_id", "batch_id").annotate(last=Max("id"))
+              .values_list("last", flat=True))
+    ids = sorted(latest, reverse=True)[:limit]
+    return list(AggregationRun.objects.filter(pk__in=ids).select_related("layer__job__network", "batch")
+                .order_by("-id"))
 
 
 def _hits_per_job(hits: QuerySet[Hit]) -> dict[int, int]:

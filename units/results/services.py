@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from annotate_site.celery import enqueue
+from annotate_site.celery import enqueue, enqueue_background
 from units.crowd.models import Annotation, Hit, HitBatch, HitKind
 from units.dissection.models import DissectionJob, Layer, ProbeDataset
 
@@ -303,12 +303,13 @@ def export_run(*, export_id: int) -> ExportJob:
 def aggregation_request(*, layers: list[Layer] | None = None, job: DissectionJob | None = None,
                         batch: HitBatch | None = None) -> list[int]:
     """Queue aggregation of some layers, of a job's layers or of a batch (and its layers); returns the
-    layer ids queued. The runs happen on the workers, after this transaction commits."""
+    layer ids queued. The runs happen on the workers (without a broker, in the background), after this
+    transaction commits: the request that asked answers at once."""
     if batch is not None:
         layer_ids = list(Layer.objects.filter(units__hits__batch=batch).distinct().values_list("pk", flat=True))
-        transaction.on_commit(lambda: enqueue("tasks.results.aggregate_batch", batch.pk))
+        transaction.on_commit(lambda: enqueue_background("tasks.results.aggregate_batch", batch.pk))
     else:
         layer_ids = [layer.pk for layer in layers] if layers else list(job.layer_set.values_list("pk", flat=True))
     for layer_id in layer_ids if batch is None else []:
-        transaction.on_commit(lambda layer_id=layer_id: enqueue("tasks.results.aggregate_layer", layer_id))
+        transaction.on_commit(lambda layer_id=layer_id: enqueue_background("tasks.results.aggregate_layer", layer_id))
     return layer_ids

@@ -1,4 +1,8 @@
-"""Re-aggregate a layer as its HITs complete (and when a rejection removes an answer).
+"""Re-aggregate a layer as answers arrive (and when a rejection removes an answer).
+
+Every counted answer asks, not only the one that completes its HIT: with fewer annotators than
+assignments per HIT no HIT might ever complete, and requesters would see nothing. Pages flag what
+rests on a single answer (UnitAggregate.agreement_known).
 
 A signal (rather than a call inside the crowd app's services) keeps the crowd code unaware of
 aggregation. Saves inside one transaction are collected and scheduled once per layer, after commit,
@@ -15,7 +19,6 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from annotate_site.plainsql import fetch_one, quote
 from units.crowd.models import Assignment
 
 from .schedule import aggregation_schedule
@@ -30,25 +33,14 @@ def _flush() -> None:
         aggregation_schedule(layer_id=layer_id)
 
 
-def _hit_complete(assignment: Assignment) -> bool:
-    hit = assignment.hit
-    # Plain SQL (every submit asks): hit.assignments.filter(status__in=(SUBMITTED, APPROVED)).count().
-    (counted,) = fetch_one(f"SELECT COUNT(*) FROM {quote(Assignment._meta.db_table)} WHERE hit_id = %s"
-                           " AND status IN (%s, %s)",
-                           [hit.pk, Assignment.Status.SUBMITTED, Assignment.Status.APPROVED])
-    return counted >= hit.max_assignments
-
-
 @receiver(post_save, sender=Assignment, dispatch_uid="results_assignment_saved")
 def assignment_saved(sender, instance: Assignment, created: bool, update_fields=None, **kwargs) -> None:
     if not getattr(settings, "RESULTS_AGGREGATE_ON_SUBMIT", True):
         return
     if update_fields is not None and "status" not in update_fields:
         return  # e.g. feedback edits: the answer set did not change
-    if instance.status == Assignment.Status.REJECTED:
-        pass  # an answer left the counted set
-    elif instance.status != Assignment.Status.SUBMITTED or not _hit_complete(instance):
-        return
+    if instance.status not in (Assignment.Status.REJECTED, Assignment.Status.SUBMITTED):
+        return  # only a new answer or one leaving the counted set (a rejection) changes the results
     layers = getattr(_pending, "layers", None)
     if layers is None:
         layers = _pending.layers = set()

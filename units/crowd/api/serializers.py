@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from annotate_site.roles import is_requester
 from units.dissection.models import Layer
 
 from ..models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
@@ -87,6 +88,19 @@ class AnnotationSerializer(serializers.ModelSerializer):
     unit = serializers.IntegerField(source="assignment.hit.unit_id", read_only=True)
     worker = serializers.CharField(source="assignment.worker.username", read_only=True)
     status = serializers.CharField(source="assignment.status", read_only=True)
+    # The pictures' opaque ids, as the HIT's payload gave them: exemplar pks are consecutive and would
+    # show in which order the pictures were stored (top images before sentinels). Only the top images
+    # among the marks are stored, so annotators do not get the list back: what went missing from
+    # their own marks would name the sentinels. Requesters do.
+    non_fitting = serializers.SlugRelatedField(many=True, read_only=True, slug_field="public_id",
+                                               help_text="Marked top images by opaque id (requesters only).")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not is_requester(request.user):
+            data.pop("non_fitting", None)
+        return data
 
     class Meta:
         model = Annotation

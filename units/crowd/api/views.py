@@ -17,7 +17,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester, is_requester
-from units.dissection.api.filters import strict_boolean
+from units.dissection.api.filters import id_filter, strict_boolean
 
 from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import Annotation, Assignment, Hit, HitBatch
@@ -161,8 +161,8 @@ class HitBatchViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class HitFilter(django_filters.FilterSet):
-    layer = django_filters.NumberFilter(field_name="unit__layer")
-    job = django_filters.NumberFilter(field_name="unit__layer__job")
+    layer = id_filter("unit__layer")
+    job = id_filter("unit__layer__job")
     is_gold = strict_boolean("is_gold")
 
     class Meta:
@@ -198,8 +198,8 @@ class _OwnWorkUnlessRequester:
 
 class AssignmentFilter(django_filters.FilterSet):
     worker = django_filters.CharFilter(field_name="worker__username")
-    layer = django_filters.NumberFilter(field_name="hit__unit__layer")
-    batch = django_filters.NumberFilter(field_name="hit__batch")
+    layer = id_filter("hit__unit__layer")
+    batch = id_filter("hit__batch")
 
     class Meta:
         model = Assignment
@@ -222,9 +222,9 @@ class AssignmentViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
 # --- annotations ----------------------------------------------------------------------------
 
 class AnnotationFilter(django_filters.FilterSet):
-    unit = django_filters.NumberFilter(field_name="assignment__hit__unit")
-    layer = django_filters.NumberFilter(field_name="assignment__hit__unit__layer")
-    hit = django_filters.NumberFilter(field_name="assignment__hit")
+    unit = id_filter("assignment__hit__unit")
+    layer = id_filter("assignment__hit__unit__layer")
+    hit = id_filter("assignment__hit")
     worker = django_filters.CharFilter(field_name="assignment__worker__username")
 
     class Meta:

@@ -112,7 +112,9 @@ def _attempt_feedback(attempt: QualificationAttempt | None) -> dict | None:
     for item in _attempt_units(attempt):
         given = attempt.answers.get(str(item["id"]), {})
         units.append({**item, "word": given.get("word", ""), "category": labels.get(given.get("category", ""), ""),
-                      "correct": bool(given.get("correct"))})
+                      "correct": bool(given.get("correct")),
+                      # Attempts graded before the parts were stored say only "not matched" (None).
+                      "word_ok": given.get("word_ok"), "category_ok": given.get("category_ok")})
     return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(attempt.total)}
 
 

@@ -21,7 +21,7 @@ from units.dissection import selectors
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, Unit
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
-from .filters import strict_boolean
+from .filters import id_filter, strict_boolean
 from .serializers import (
     DatasetSerializer,
     ExemplarSerializer,
@@ -133,7 +133,7 @@ class UnitFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(field_name="iou_category", lookup_expr="iexact")
     iou_min = django_filters.NumberFilter(field_name="iou_score", lookup_expr="gte")
     iou_max = django_filters.NumberFilter(field_name="iou_score", lookup_expr="lte")
-    job = django_filters.NumberFilter(field_name="layer__job_id")
+    job = id_filter("layer__job_id")
     layer_name = django_filters.CharFilter(field_name="layer__name")
     dead = django_filters.BooleanFilter(method="filter_dead")
     # The crowd's side, from the results app's aggregate of the unit's annotations.

@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from annotate_site.roles import IsRequester
-from units.dissection.api.filters import strict_boolean
+from units.dissection.api.filters import id_filter, strict_boolean
 from units.dissection.models import Layer
 
 from ..models import UnitVerification
@@ -39,8 +39,8 @@ class PrecisionRowSerializer(serializers.Serializer):
 
 
 class VerificationFilter(django_filters.FilterSet):
-    layer = django_filters.NumberFilter(field_name="unit__layer")
-    job = django_filters.NumberFilter(field_name="unit__layer__job")
+    layer = id_filter("unit__layer")
+    job = id_filter("unit__layer__job")
     accepted_mv = strict_boolean("accepted_mv")
 
     class Meta:

@@ -14,7 +14,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from annotate_site.roles import IsRequester
-from units.dissection.api.filters import strict_boolean
+from units.dissection.api.filters import id_filter, strict_boolean
 from units.dissection.models import Layer
 
 from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
@@ -38,8 +38,8 @@ def _bad_request(exc: Exception) -> Response:
 
 
 class LabelFilter(django_filters.FilterSet):
-    layer = django_filters.NumberFilter(field_name="unit__layer")
-    job = django_filters.NumberFilter(field_name="unit__layer__job")
+    layer = id_filter("unit__layer")
+    job = id_filter("unit__layer__job")
     category = django_filters.CharFilter(field_name="category_mv")
     word = django_filters.CharFilter(field_name="crowd_word", lookup_expr="iexact")
     min_agreement = django_filters.NumberFilter(field_name="agreement", lookup_expr="gte")

@@ -13,10 +13,10 @@ from annotate_site.roles import requester_required
 from .. import charts
 from ..services import aggregation_request
 from ..verification import unit_verifications, verification_table
-from ..models import AggregationRun, ExportJob
+from ..models import ExportJob
 from ..selectors import (
     active_annotators, agreement_histogram, annotator_rows, annotators_with_work, assignments_per_hour,
-    detector_counts, jobs_overview, layer_comparison, layer_units, unit_annotations,
+    detector_counts, jobs_overview, latest_aggregation_runs, layer_comparison, layer_units, unit_annotations,
 )
 
 
@@ -33,7 +33,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "per_hour": charts.bars(per_hour, width=720, height=140, gap=2),
         "per_hour_total": sum(v for _, v in per_hour),
         "active": active_annotators(),
-        "runs": AggregationRun.objects.select_related("layer", "batch")[:10],
+        "runs": latest_aggregation_runs(),
     })
 
 

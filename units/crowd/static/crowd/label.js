@@ -185,7 +185,9 @@
       toggleMark(current);
       e.preventDefault();
     } else if (key === "w") {
-      if (word) { word.focus(); }
+      // The word the field holds (a refused answer, a restored draft) is selected: typing replaces it,
+      // an arrow key keeps it. A caret left at the start would glue the new word before the old one.
+      if (word) { word.focus(); word.select(); }
       e.preventDefault();
     } else if (key === "p") {
       togglePlain();
@@ -218,6 +220,8 @@
   var barTime = document.getElementById("bar-time");
   var warning = document.getElementById("time-warning");
   var hitBar = document.getElementById("hit-bar");
+  var barWarning = document.getElementById("bar-warning");
+  var extendNear = document.getElementById("extend-near");
   if (left) {
     var serverSeconds = parseInt(left.dataset.seconds, 10);
     var grace = Math.min(GRACE_SECONDS, Math.floor(serverSeconds / 10));
@@ -232,6 +236,11 @@
       warning.className = "notice " + cls;
       hitBar.classList.remove("warn", "urgent", "expired");
       hitBar.classList.add(cls);
+      if (barWarning) {
+        barWarning.hidden = false;
+        barWarning.textContent = text;
+        barWarning.className = "bar-warning " + cls;
+      }
     };
     var clock = function (s) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; };
     var extendForm = document.getElementById("extend-form");
@@ -242,6 +251,7 @@
       if (extendForm && extendForm.hidden && now < serverEnd &&
           (serverEnd - now) / 1000 <= parseInt(extendForm.dataset.within, 10)) {
         extendForm.hidden = false;
+        if (extendNear) { extendNear.hidden = false; }
       }
       left.textContent = clock(s);
       if (barTime) { barTime.textContent = clock(s) + " left"; }

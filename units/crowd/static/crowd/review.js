@@ -3,6 +3,14 @@
    X selects, A approves, R rejects, N opens the next HIT waiting. Without the script the forms still work. */
 (function () {
   "use strict";
+  var selectAll = document.getElementById("select-all");
+  if (selectAll) {
+    selectAll.addEventListener("click", function () {
+      document.querySelectorAll("#bulk-review input[name=assignment_ids]").forEach(function (box) {
+        box.checked = selectAll.checked;
+      });
+    });
+  }
   document.querySelectorAll("form.decide-form").forEach(function (form) {
     form.addEventListener("submit", function (e) {
       var action = e.submitter ? e.submitter.value : "";
