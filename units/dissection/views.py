@@ -47,7 +47,7 @@ def network_new(request: HttpRequest) -> HttpResponse:
                 name=data["name"], architecture=data["architecture"], checkpoint=upload,
                 checkpoint_size=upload.size if upload else None, num_classes=data["num_classes"],
                 class_names=data["class_names"], mean=data["mean"], std=data["std"],
-                description=data["description"], created_by=request.user,
+                description=data["description"], created_by=request.user, input_size=data["input_size"],
             )
         except UnitsError as exc:
             form.add_error(None, str(exc))

@@ -47,6 +47,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 checkpoint_size=upload.size if upload else None, num_classes=data.get("num_classes"),
                 class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
                 description=data.get("description", ""), created_by=self.request.user,
+                input_size=data.get("input_size"),
             )
         except UnitsError as exc:
             raise _refused(exc) from None

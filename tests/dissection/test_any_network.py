@@ -1,0 +1,85 @@
+"""Any catalogue architecture is registered by name on the command line, the page and the API,
+with its weights' input filled in; bad names and foreign checkpoints are refused with nothing kept."""
+from pathlib import Path
+
+import pytest
+import torch
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from tasks.engine.models import load_model
+from units.dissection.models import Network
+from units.dissection.services import UnitsError, network_register
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def squeezenet_checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "squeeze.pth"
+    torch.save(load_model("squeezenet1_1", None, num_classes=6).state_dict(), path)
+    return path
+
+
+def test_a_catalogue_network_takes_its_weights_normalisation_and_its_checkpoints_classes(squeezenet_checkpoint, media_root):
+    network = network_register(name="sq", architecture="squeezenet1_1", checkpoint=squeezenet_checkpoint)
+    assert network.mean == [0.485, 0.456, 0.406] and network.std == [0.229, 0.224, 0.225]
+    assert network.input_size is None  # any size: the dataset's
+    assert Path(network.checkpoint.path).is_file()
+
+
+def test_a_vit_is_registered_with_its_fixed_input_size_and_the_user_may_override_normalisation(media_root):
+    vit = network_register(name="vit", architecture="vit_b_16")
+    assert vit.input_size == 224 and vit.architecture_label == "vit_b_16"
+    mine = network_register(name="mine", architecture="convnext_tiny", mean=[0.5] * 3, std=[0.25] * 3)
+    assert mine.mean == [0.5] * 3 and mine.std == [0.25] * 3
+
+
+def test_the_netdissect_architectures_keep_netdissect_lites_normalisation(media_root):
+    assert network_register(name="r18", architecture="resnet18").mean == []
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_with_its_keys_named_and_nothing_kept(squeezenet_checkpoint, media_root):
+    with pytest.raises(UnitsError, match="does not fit architecture 'squeezenet1_0': missing keys: features"):
+        network_register(name="wrong", architecture="squeezenet1_0", checkpoint=squeezenet_checkpoint)
+    assert not Network.objects.exists()
+    assert not any((media_root / "checkpoints").glob("*"))
+
+
+def test_the_command_registers_any_catalogue_name_and_names_close_ones_for_a_typo(squeezenet_checkpoint, media_root, capsys):
+    call_command("register_network", "sq", "--arch", "squeezenet1_1", "--checkpoint", str(squeezenet_checkpoint))
+    assert Network.objects.get(name="sq").architecture == "squeezenet1_1"
+    with pytest.raises(CommandError, match="Unknown architecture 'convnext_tiney' \\(close names: convnext_tiny"):
+        call_command("register_network", "typo", "--arch", "convnext_tiney")
+    assert not Network.objects.filter(name="typo").exists()
+
+
+def test_the_api_registers_a_catalogue_name_and_refuses_an_unknown_one(requester, media_root):
+    api = APIClient()
+    api.force_authenticate(requester)
+    created = api.post("/api/networks/", {"name": "eff", "architecture": "efficientnet_b0"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["mean"] == [0.485, 0.456, 0.406] and created.json()["input_size"] is None
+    refused = api.post("/api/networks/", {"name": "x", "architecture": "efficientnet_b99"}, format="json")
+    assert refused.status_code == 400 and "Unknown architecture" in refused.content.decode()
+    assert not Network.objects.filter(name="x").exists()
+
+
+def test_the_page_suggests_the_catalogue_and_refuses_a_foreign_checkpoint(client, requester, squeezenet_checkpoint, media_root):
+    client.force_login(requester)
+    page = client.get("/networks/new/").content.decode()
+    assert '<datalist id="architecture-options">' in page and '<option value="vit_b_16">' in page
+    upload = SimpleUploadedFile("sq.pth", squeezenet_checkpoint.read_bytes())
+    response = client.post("/networks/new/", {"name": "n1", "architecture": "mobilenet_v3_small", "checkpoint": upload})
+    assert response.status_code == 200
+    assert "does not fit architecture" in response.content.decode()
+    assert not Network.objects.exists()
+
+
+def test_a_layer_a_catalogue_network_does_not_have_is_named_before_any_job(media_root):
+    from units.dissection.forms import layer_name_problem
+
+    assert layer_name_problem("convnext_tiny", ["features.5"]) is None
+    assert "close names: features.5" in layer_name_problem("convnext_tiny", ["features.5x"])
+    assert layer_name_problem("vit_b_16", ["encoder.layers.encoder_layer_11"], input_size=224) is None
