@@ -65,8 +65,9 @@ def main_dissect(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise EngineError("--device cuda was asked but no CUDA device is available; use --device cpu")
     mean, std, image_size = _model_input(args)
-    dataset = open_dataset(args.dataset, mean=mean, std=std, image_size=image_size)
     model = load_model(args.model, args.checkpoint, unsafe_pickle=args.unsafe_pickle, image_size=image_size)
+    image_size = image_size or getattr(model, "fixed_input_size", None)  # a program exported for one size
+    dataset = open_dataset(args.dataset, mean=mean, std=std, image_size=image_size)
     thresholds = load_thresholds(args.thresholds, layers) if args.thresholds else None
     options = DissectOptions(
         layers=layers,
@@ -115,6 +116,8 @@ def main_layers(args: argparse.Namespace) -> int:
     if size is None:
         size = input_spec(args.model).size if is_known(args.model) and args.model != PROGRAM else 224
     model = load_model(args.model, args.checkpoint, unsafe_pickle=args.unsafe_pickle, image_size=size)
+    if args.image_size is None and getattr(model, "fixed_input_size", None):
+        size = model.fixed_input_size
     rows = layer_table(model, size)
     if args.json:
         print(json.dumps({"model": args.model, "image_size": size, "layers": [r.to_json() for r in rows]}, indent=1))

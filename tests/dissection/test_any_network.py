@@ -83,3 +83,42 @@ def test_a_layer_a_catalogue_network_does_not_have_is_named_before_any_job(media
     assert layer_name_problem("convnext_tiny", ["features.5"]) is None
     assert "close names: features.5" in layer_name_problem("convnext_tiny", ["features.5x"])
     assert layer_name_problem("vit_b_16", ["encoder.layers.encoder_layer_11"], input_size=224) is None
+
+
+def _export_program(path: Path, *, dynamic: bool) -> None:
+    from tests.engine.test_program import _export, _net
+
+    _export(_net(), path, dynamic=dynamic)
+
+
+def test_an_exported_program_is_registered_like_a_checkpoint_and_a_fixed_batch_one_is_refused(tmp_path, media_root):
+    _export_program(tmp_path / "net.pt2", dynamic=True)
+    call_command("register_network", "mine", "--arch", "program", "--checkpoint", str(tmp_path / "net.pt2"))
+    network = Network.objects.get(name="mine")
+    assert network.checkpoint.name.endswith(".pt2") and network.input_size == 16  # exported for 16 px images
+    assert network.architecture_label == "Exported program (torch.export .pt2)"
+
+    _export_program(tmp_path / "fixed.pt2", dynamic=False)
+    with pytest.raises(CommandError, match="fixed batch size of 2; export it with a dynamic batch dimension"):
+        call_command("register_network", "fixed", "--arch", "program", "--checkpoint", str(tmp_path / "fixed.pt2"))
+    with pytest.raises(CommandError, match="registered with its .pt2 file"):
+        call_command("register_network", "bare", "--arch", "program")
+    assert list(Network.objects.values_list("name", flat=True)) == ["mine"]
+
+
+def test_the_api_takes_an_uploaded_program_and_names_the_upload_in_its_errors(tmp_path, requester, media_root):
+    from tasks.engine.layers import layer_table
+
+    _export_program(tmp_path / "net.pt2", dynamic=True)
+    _export_program(tmp_path / "fixed.pt2", dynamic=False)
+    api = APIClient()
+    api.force_authenticate(requester)
+    upload = SimpleUploadedFile("mine.pt2", (tmp_path / "net.pt2").read_bytes())
+    created = api.post("/api/networks/", {"name": "p", "architecture": "program", "checkpoint": upload}, format="multipart")
+    assert created.status_code == 201, created.content
+    model = load_model("program", Network.objects.get(name="p").checkpoint.path)
+    assert any(r.name == "stage.2" and r.units == 5 for r in layer_table(model, 16))
+    upload = SimpleUploadedFile("fixed.pt2", (tmp_path / "fixed.pt2").read_bytes())
+    refused = api.post("/api/networks/", {"name": "f", "architecture": "program", "checkpoint": upload}, format="multipart")
+    assert refused.status_code == 400 and "uploaded file 'fixed.pt2'" in refused.content.decode().replace("\\u0027", "'")
+    assert not Network.objects.filter(name="f").exists()

@@ -68,6 +68,13 @@ def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None, 
     return list(getattr(model, "class_names", []) or [])
 
 
+def _program_input_size(path: Path) -> int | None:
+    """The image size a program was exported for (None: any size)."""
+    from tasks.engine.models import load_model
+
+    return getattr(load_model(Network.Architecture.PROGRAM, path), "fixed_input_size", None)
+
+
 def _architecture_input(architecture: str, mean: list[float], std: list[float], input_size: int | None
                         ) -> tuple[list[float], list[float], int | None]:
     """Check the architecture name against the engine's catalogue; fill in its weights' normalisation
@@ -153,6 +160,8 @@ def network_register(
                 shown = f"uploaded file {getattr(checkpoint, 'name', None) or 'checkpoint'!r}"
                 raise UnitsError(str(exc).replace(f"checkpoint {tmp}", shown).replace(str(tmp), shown)) from None
             names = names or stored_names
+            if architecture == Network.Architecture.PROGRAM and input_size is None:
+                input_size = _program_input_size(stored_from)
         with transaction.atomic():
             network = Network.objects.create(
                 name=name, architecture=architecture, kind=network_kind(architecture),
