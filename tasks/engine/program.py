@@ -32,6 +32,14 @@ def load_program(path: str | Path) -> nn.Module:
         raise CheckpointError(f"The program {path} does not exist.")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is not a torch.export program (a .pt2 archive); {EXPORT_HOWTO}.")
+    with zipfile.ZipFile(path) as archive:
+        if any(name.endswith("/constants.pkl") or "/code/__torch__" in name for name in archive.namelist()):
+            # A TorchScript module runs its submodules inside its compiled graph, where no Python
+            # forward hook can observe them (register_forward_hook is refused on ScriptModules).
+            raise CheckpointError(
+                f"{path} is a TorchScript archive: its layers cannot be hooked, so it cannot be dissected. "
+                f"Export the model with torch.export instead; {EXPORT_HOWTO}."
+            )
     import logging
 
     # torch.export.load logs a long traceback of its own before raising on a foreign archive.

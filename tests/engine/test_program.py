@@ -126,6 +126,7 @@ class Vectors(nn.Module):
         return self.fc(x)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit, which the test shows refused
 def test_a_file_that_is_not_a_program_or_a_program_not_of_images_is_refused(tmp_path):
     torch.save(_net().state_dict(), tmp_path / "weights.pt2")
     with pytest.raises(CheckpointError, match="is not a torch.export program .* A state_dict is registered with its architecture"):
@@ -141,5 +142,8 @@ def test_a_file_that_is_not_a_program_or_a_program_not_of_images_is_refused(tmp_
     torch.export.save(vec, tmp_path / "vec.pt2")
     with pytest.raises(CheckpointError, match="shape \\[.*10\\], not an image batch"):
         load_model("program", tmp_path / "vec.pt2")
+    torch.jit.save(torch.jit.trace(_net(), torch.randn(1, 3, 8, 8)), tmp_path / "scripted.pt2")
+    with pytest.raises(CheckpointError, match="is a TorchScript archive: its layers cannot be hooked"):
+        load_model("program", tmp_path / "scripted.pt2")
     with pytest.raises(CheckpointError, match="needs the exported program"):
         load_model("program", None)
