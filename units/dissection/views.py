@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate_site.paging import page_of
@@ -14,7 +15,8 @@ from annotate_site.roles import requester_required
 
 from . import selectors
 from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
-from .models import DissectionJob, Layer, Unit
+from .layer_picker import picker_context
+from .models import DissectionJob, Layer, Network, Unit
 from .paint import paint_choices, paint_edit, paint_payload
 from .services import (
     EDITABLE_STATUSES, UnitsError, dataset_register, job_create, job_delete, job_start, job_update, network_register,
@@ -53,6 +55,8 @@ def network_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Network {network.name} registered.")
+            if network.kind == Network.Kind.CLASSIFIER:  # straight to its layers: the picker of the job page
+                return redirect(f"{reverse('units:job_new')}?network={network.pk}")
             return redirect("units:network_list")
     return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
 
@@ -94,7 +98,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @requester_required
 def job_new(request: HttpRequest) -> HttpResponse:
-    form = JobForm(request.POST or None, initial={"layers": "conv1, conv2, conv3"})
+    initial = {"layers": "conv1, conv2, conv3"} | {k: v for k, v in request.GET.items() if k in ("network", "dataset", "layers")}
+    form = JobForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -110,7 +115,9 @@ def job_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("units:job", job.pk)
-    return render(request, "dissection/form.html", {"form": form, "title": "New dissection job"})
+    return render(request, "dissection/form.html", {
+        "form": form, "title": "New dissection job", "picker": picker_context(request.POST or request.GET),
+    })
 
 
 @requester_required
