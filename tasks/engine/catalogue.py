@@ -75,7 +75,12 @@ def input_spec(name: str) -> InputSpec:
 
 
 def check_name(name: str) -> None:
-    if name.startswith(TIMM_PREFIX) or name in torchvision_names():
+    if name.startswith(TIMM_PREFIX):
+        from .timm_models import check_timm_name
+
+        check_timm_name(name[len(TIMM_PREFIX):])
+        return
+    if name in torchvision_names():
         return
     close = difflib.get_close_matches(name, [*torchvision_names(), "mixturenet", PROGRAM], n=4, cutoff=0.6)
     hint = f" (close names: {', '.join(close)})" if close else ""
@@ -91,7 +96,7 @@ def builder(name: str, image_size: int | None = None) -> Callable[[int], nn.Modu
     if name.startswith(TIMM_PREFIX):
         from .timm_models import timm_builder
 
-        return timm_builder(name[len(TIMM_PREFIX):])
+        return timm_builder(name[len(TIMM_PREFIX):], image_size)
     check_name(name)
 
     def build(num_classes: int) -> nn.Module:

@@ -185,7 +185,8 @@ def load_model(
 
     `arch` is MixtureNet, any catalogue name (catalogue.py: torchvision's classification models,
     ``timm:<name>``) or ``program`` (the checkpoint is a torch.export ``.pt2`` file).
-    checkpoint=None gives seeded random weights. Raises CheckpointError when the file
+    checkpoint=None gives seeded random weights; for ``timm:<name>``, checkpoint="pretrained"
+    downloads timm's named weight set (refused at once when offline). Raises CheckpointError when the file
     cannot be read safely or its keys/shapes do not fit (naming missing/unexpected keys).
     The model gets a `class_names` attribute when the checkpoint stores one. `image_size`
     builds a fixed-size network (ViT, MaxViT) for that input size (default: its weights' size).
@@ -196,6 +197,10 @@ def load_model(
         if checkpoint is None:
             raise CheckpointError("--model program needs the exported program: --checkpoint FILE.pt2 (torch.export.save).")
         return load_program(checkpoint)
+    if arch.startswith(catalogue.TIMM_PREFIX) and str(checkpoint) == "pretrained":
+        from .timm_models import timm_pretrained
+
+        return timm_pretrained(arch[len(catalogue.TIMM_PREFIX):], image_size=image_size)
     build = _builder(arch, image_size)
     if checkpoint is None:
         n = num_classes or DEFAULT_CLASSES.get(arch, 1000)

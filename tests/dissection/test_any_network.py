@@ -122,3 +122,11 @@ def test_the_api_takes_an_uploaded_program_and_names_the_upload_in_its_errors(tm
     refused = api.post("/api/networks/", {"name": "f", "architecture": "program", "checkpoint": upload}, format="multipart")
     assert refused.status_code == 400 and "uploaded file 'fixed.pt2'" in refused.content.decode().replace("\\u0027", "'")
     assert not Network.objects.filter(name="f").exists()
+
+
+def test_a_timm_architecture_is_registered_by_name_with_its_configs_input(media_root):
+    pytest.importorskip("timm")
+    vit = network_register(name="tvit", architecture="timm:vit_tiny_patch16_224")
+    assert vit.mean == [0.5, 0.5, 0.5] and vit.input_size == 224
+    with pytest.raises(UnitsError, match="timm has no architecture 'vit_tiny_patch16_999'"):
+        network_register(name="bad", architecture="timm:vit_tiny_patch16_999")
