@@ -38,7 +38,7 @@ def layer_table(model: nn.Module, image_size: int = 224, *, device: str = "cpu")
         return _table(model, image_size, "meta", meta)
     except EngineError:
         raise
-    except Exception:  # an op without a meta kernel: probe with real (blank) data
+    except Exception:  # noqa: BLE001 - an op without a meta kernel: probe with real (blank) data
         return _table(model.to(device), image_size, device, None)
 
 
@@ -102,7 +102,7 @@ def forward_flops(model: nn.Module, image_size: int) -> int | None:
         meta = {k: torch.empty_like(v, device="meta") for k, v in (*model.named_parameters(), *model.named_buffers())}
         with FlopCounterMode(display=False) as counter, torch.inference_mode():
             functional_call(model, meta, (torch.zeros(1, 3, image_size, image_size, device="meta"),))
-    except Exception:  # an op without a meta kernel: no estimate rather than a real forward pass
+    except Exception:  # noqa: BLE001 - an op without a meta kernel: no estimate rather than a real forward pass
         return None
     return int(counter.get_total_flops())
 

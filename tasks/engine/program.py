@@ -48,7 +48,7 @@ def load_program(path: str | Path) -> nn.Module:
     export_logger.setLevel(logging.CRITICAL)
     try:
         program = torch.export.load(path)
-    except Exception as exc:  # a state_dict zip, a TorchScript archive, another torch's format, ...
+    except Exception as exc:  # noqa: BLE001 - a state_dict zip, a TorchScript archive, another torch's format, ...
         raise CheckpointError(
             f"{path} is not a torch.export program that this PyTorch ({torch.__version__}) can load "
             f"({type(exc).__name__}); {EXPORT_HOWTO}. A state_dict is registered with its architecture's name instead."

@@ -97,5 +97,5 @@ def timm_pretrained(name: str, *, image_size: int | None = None) -> nn.Module:
     kwargs = {"img_size": image_size} if fixed and image_size is not None else {}
     try:
         return _timm().create_model(name, pretrained=True, **kwargs).eval()
-    except Exception as exc:  # no such weight set, a download cut off, ...
+    except Exception as exc:  # noqa: BLE001 - no such weight set, a download cut off, ...
         raise CheckpointError(f"timm could not load the pretrained weights of {name!r}: {exc}") from None

@@ -47,7 +47,7 @@ def test_an_unknown_timm_name_names_close_ones():
 
 
 def test_pretrained_weights_offline_are_a_clear_error_at_once(monkeypatch):
-    import tasks.engine.timm_models as timm_models
+    from tasks.engine import timm_models
 
     monkeypatch.setattr(timm_models, "hub_reachable", lambda *a, **k: False)
     started = time.monotonic()
