@@ -58,9 +58,9 @@ run: .env demo
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Everything but the tests that need PostgreSQL, Redis, a worker or a browser.
+# Everything but the tests that need PostgreSQL, Redis, a worker or a browser, and the slow catalogue cases.
 test-fast: venv
-	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration and not browser and not slow" $(PYTEST_ARGS)
 
 # A Celery worker for both queues, for a local run with CELERY_BROKER_URL set.
 worker: venv

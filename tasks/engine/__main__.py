@@ -1,4 +1,4 @@
-"""Command line of the engine: ``python -m tasks.engine dissect|plan|mixture make|mixture train|sanity|gan``.
+"""Command line of the engine: ``python -m tasks.engine dissect|layers|plan|mixture make|mixture train|sanity|gan``.
 
 The engine's benchmark is ``python -m benchmarks.engine_bench`` (``make bench``).
 
@@ -34,6 +34,20 @@ def _floats(text: str, what: str, count: int = 3) -> list[float]:
     return values
 
 
+def _model_input(args: argparse.Namespace) -> tuple[list[float], list[float], int | None]:
+    """mean, std and image size: as given, else the architecture's (a fixed-size network needs its size)."""
+    from .catalogue import PROGRAM, input_spec, is_known
+
+    mean, std, size = args.mean, args.std, args.image_size
+    if is_known(args.model) and args.model != PROGRAM:
+        spec = input_spec(args.model)
+        mean = mean or ",".join(str(v) for v in spec.mean)
+        std = std or ",".join(str(v) for v in spec.std)
+        if size is None and spec.fixed:
+            size = spec.size
+    return _floats(mean or NETDISSECT_MEAN, "mean"), _floats(std or NETDISSECT_STD, "std"), size
+
+
 def main_dissect(args: argparse.Namespace) -> int:
     from .datasets import open_dataset
     from .dissect import DissectOptions, dissect
@@ -44,10 +58,10 @@ def main_dissect(args: argparse.Namespace) -> int:
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise EngineError("--device cuda was asked but no CUDA device is available; use --device cpu")
-    dataset = open_dataset(
-        args.dataset, mean=_floats(args.mean, "mean"), std=_floats(args.std, "std"), image_size=args.image_size
-    )
-    model = load_model(args.model, args.checkpoint, unsafe_pickle=args.unsafe_pickle)
+    mean, std, image_size = _model_input(args)
+    model = load_model(args.model, args.checkpoint, unsafe_pickle=args.unsafe_pickle, image_size=image_size)
+    image_size = image_size or getattr(model, "fixed_input_size", None)  # a program exported for one size
+    dataset = open_dataset(args.dataset, mean=mean, std=std, image_size=image_size)
     thresholds = load_thresholds(args.thresholds, layers) if args.thresholds else None
     options = DissectOptions(
         layers=layers,
@@ -82,6 +96,29 @@ def main_dissect(args: argparse.Namespace) -> int:
     t = result.timings
     print(f"outputs in {Path(args.out).resolve()} ({t.get('total', 0):.1f} s: results {t.get('results', 0):.1f} s, "
           f"then pictures {t.get('render', 0):.1f} s)")
+    return 0
+
+
+def main_layers(args: argparse.Namespace) -> int:
+    """Every named module with its output shape and how it would be dissected, from a shape probe."""
+    import json
+
+    from .catalogue import PROGRAM, input_spec, is_known
+    from .layers import layer_table, table_lines
+    from .models import load_model
+
+    size = args.image_size
+    if size is None:
+        size = input_spec(args.model).size if is_known(args.model) and args.model != PROGRAM else 224
+    model = load_model(args.model, args.checkpoint, unsafe_pickle=args.unsafe_pickle, image_size=size)
+    if args.image_size is None and getattr(model, "fixed_input_size", None):
+        size = model.fixed_input_size
+    rows = layer_table(model, size)
+    if args.json:
+        print(json.dumps({"model": args.model, "image_size": size, "layers": [r.to_json() for r in rows]}, indent=1))
+    else:
+        print(f"{args.model} at {size}x{size} px:")
+        print("\n".join(table_lines(rows, readable_only=args.readable)))
     return 0
 
 
@@ -147,8 +184,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("dissect", help="label the units of a network's layers on a probe dataset")
     d.add_argument("--dataset", required=True, help="broden:PATH, folder:PATH or a bare path")
-    d.add_argument("--model", required=True, help="architecture, e.g. resnet18, mixturenet")
-    d.add_argument("--checkpoint", default=None, help="state_dict file (default: seeded random weights)")
+    d.add_argument("--model", required=True,
+                   help="architecture: any torchvision classification model (resnet50, convnext_tiny, vit_b_16, ...), "
+                        "timm:<name>, mixturenet, or program (--checkpoint is a torch.export .pt2 file)")
+    d.add_argument("--checkpoint", default=None, help="state_dict file, or a .pt2 program (default: seeded random weights)")
     d.add_argument("--unsafe-pickle", action="store_true", help="allow whole pickled models (runs their code)")
     d.add_argument("--layers", required=True, help="comma-separated module paths, e.g. layer3,layer4")
     d.add_argument("--out", required=True, help="output folder (one sub-folder per layer)")
@@ -156,9 +195,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     d.add_argument("--top-k", type=int, default=10, help="top images kept and rendered per unit")
     d.add_argument("--iou-rule", choices=["lite", "original"], default="lite")
     d.add_argument("--thresholds", default=None, help=".npy (one layer) or .npz (per layer) thresholds to use")
-    d.add_argument("--mean", default=NETDISSECT_MEAN, help="per-channel mean, 0..1 units (NetDissect-Lite's)")
-    d.add_argument("--std", default=NETDISSECT_STD, help="per-channel std, 0..1 units (NetDissect-Lite's)")
-    d.add_argument("--image-size", type=int, default=None, help="resize images to N x N (Broden: stored size)")
+    d.add_argument("--mean", default=None,
+                   help="per-channel mean, 0..1 units (default: the architecture's weights'; NetDissect-Lite's for "
+                        "the NetDissect architectures, mixturenet and programs)")
+    d.add_argument("--std", default=None, help="per-channel std, 0..1 units (default: as --mean)")
+    d.add_argument("--image-size", type=int, default=None,
+                   help="resize images to N x N (default: Broden's stored size; a fixed-size network's own size, e.g. ViT 224)")
     d.add_argument("--batch-size", type=int, default=32)
     d.add_argument("--workers", type=int, default=default_workers(), help="DataLoader worker processes decoding images")
     d.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda when present)")
@@ -208,6 +250,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gan", help="GAN Dissection: train|segmenter|dissect|intervene|demo on generator units")
     add_gan_arguments(g)
     g.set_defaults(func=run_gan_cli)
+
+    ly = sub.add_parser("layers", help="print every layer's output shape and how it would be dissected (no image read)")
+    ly.add_argument("--model", required=True, help="as for dissect: a catalogue name, timm:<name>, mixturenet or program")
+    ly.add_argument("--checkpoint", default=None, help="state_dict or .pt2 program (needed for program)")
+    ly.add_argument("--unsafe-pickle", action="store_true", help="allow whole pickled models (runs their code)")
+    ly.add_argument("--image-size", type=int, default=None, help="probe at N x N (default: the architecture's size, else 224)")
+    ly.add_argument("--readable", action="store_true", help="only the layers that can be dissected")
+    ly.add_argument("--json", action="store_true", help="the table as JSON")
+    ly.set_defaults(func=main_layers)
 
     pl = sub.add_parser("plan", help="print the spill-or-recompute plan (disk, memory) per layer, reading no image")
     pl.add_argument("--model", default="resnet18")

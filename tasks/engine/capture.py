@@ -1,8 +1,20 @@
-"""Find layers by module path and capture their outputs with forward hooks in one pass."""
+"""Find layers by module path and capture their outputs with forward hooks in one pass.
+
+Every captured output is read as a ``[B, U, H, W]`` map of U units (``read_map``):
+- ``[B, C, H, W]`` (convolutions) as it is;
+- ``[B, H, W, C]`` (Swin stages, channels-last blocks) moved to ``[B, C, H, W]``, when the
+  module's last computing leaf is a LayerNorm or Linear acting on that last dimension;
+- ``[B, N, C]`` tokens (ViT blocks, batch first) as an ``H x W`` grid of C units, where the
+  leading ``N - H*W`` tokens (class, distillation and register tokens: at most
+  ``MAX_EXTRA_TOKENS``) are dropped and ``H = W`` (the grid must be square);
+- ``[B, U]`` vectors (linear layers) as 1 x 1 maps.
+Anything else is refused with a ``LayerError`` that says which layers can be read.
+"""
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 import torch
@@ -39,6 +51,70 @@ def resolve_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Modul
     return out
 
 
+MAX_EXTRA_TOKENS = 8  # class + distillation + register tokens in front of a ViT's patch tokens
+# Leaves that do not change the layout of what passes through them.
+_TRANSPARENT = (nn.Dropout, nn.Identity, nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.ReLU6)
+
+
+def channels_last_width(module: nn.Module) -> int | None:
+    """C when the module's output is ``[..., C]`` channels-last (its last computing leaf is a
+    LayerNorm or Linear over C features), else None (channels first)."""
+    leaves = [m for m in module.modules() if not list(m.children())]
+    for leaf in reversed(leaves):
+        if isinstance(leaf, _TRANSPARENT) or type(leaf).__name__ == "StochasticDepth":
+            continue
+        if type(leaf).__name__ == "Permute":
+            dims = list(getattr(leaf, "dims", []))
+            return -1 if dims == [0, 2, 3, 1] else None  # -1: channels last, width read from the output
+        if isinstance(leaf, nn.LayerNorm) and not type(leaf).__name__.endswith("2d"):
+            return int(leaf.normalized_shape[-1])
+        if isinstance(leaf, nn.Linear):
+            return int(leaf.out_features)
+        return None
+    return None
+
+
+def token_grid(tokens: int) -> tuple[int, int] | None:
+    """(extra tokens, side) with ``tokens = extra + side**2`` and the fewest extra tokens."""
+    for extra in range(MAX_EXTRA_TOKENS + 1):
+        side = math.isqrt(max(tokens - extra, 0))
+        if side > 0 and side * side == tokens - extra:
+            return extra, side
+    return None
+
+
+def read_map(name: str, output, channels_last: int | None = None) -> tuple[torch.Tensor, str]:
+    """The layer's output as ``[B, U, H, W]`` and one line on how it was read (see the module doc)."""
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    if not isinstance(output, torch.Tensor):
+        raise LayerError(f"layer '{name}' does not output a tensor; choose a layer that outputs feature maps or tokens")
+    shape = tuple(output.shape)
+    if output.dim() == 2:  # a linear layer: units without space
+        return output[:, :, None, None], f"vector {list(shape[1:])}: {shape[1]} units as 1x1 maps"
+    if output.dim() == 3:
+        grid = token_grid(shape[1])
+        if grid is None:
+            raise LayerError(
+                f"layer '{name}' outputs {shape[1]} tokens of {shape[2]} features, which are not a square grid "
+                f"after up to {MAX_EXTRA_TOKENS} class/register tokens; choose a block whose tokens are the "
+                "patches of a square image (e.g. a ViT encoder layer) or a convolutional layer"
+            )
+        extra, side = grid
+        maps = output[:, extra:, :].transpose(1, 2).reshape(shape[0], shape[2], side, side).contiguous()
+        dropped = f", first {extra} token(s) (class/register) dropped" if extra else ""
+        return maps, f"tokens [{shape[1]}, {shape[2]}] read as a {side}x{side} map of {shape[2]} units{dropped}"
+    if output.dim() == 4:
+        if channels_last is not None and (channels_last == -1 or channels_last == shape[3]):
+            maps = output.permute(0, 3, 1, 2).contiguous()
+            return maps, f"channels-last [{shape[1]}, {shape[2]}, {shape[3]}] read as a {shape[1]}x{shape[2]} map of {shape[3]} units"
+        return output, f"map of {shape[1]} units at {shape[2]}x{shape[3]}"
+    raise LayerError(
+        f"layer '{name}' outputs shape {shape}; dissection reads [batch, units, height, width] maps, "
+        "[batch, height, width, units] maps or [batch, tokens, units] patch tokens: choose such a layer"
+    )
+
+
 class _StopForward(Exception):
     """Raised inside a hook once every wanted layer has its output, to skip the rest."""
 
@@ -46,7 +122,7 @@ class _StopForward(Exception):
 class LayerCapture:
     """Context manager: hooks on several layers; ``outputs`` fills during each forward pass.
 
-    ``run(x)`` runs the model and returns ``{layer: [B, U, H, W] tensor}``. With
+    ``run(x)`` runs the model and returns ``{layer: [B, U, H, W] tensor}`` (``read_map``). With
     ``stop_early`` the pass stops right after the last captured layer (the later layers'
     work is not needed for dissection).
     """
@@ -56,21 +132,13 @@ class LayerCapture:
         self.modules = resolve_layers(model, names)
         self.stop_early = stop_early
         self.outputs: dict[str, torch.Tensor] = {}
+        self.readings: dict[str, str] = {}  # layer -> how its output was read as maps (read_map)
+        self._channels_last = {name: channels_last_width(module) for name, module in self.modules.items()}
         self._handles: list = []
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs, output) -> None:
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            if not isinstance(output, torch.Tensor):
-                raise LayerError(f"layer '{name}' does not output a tensor; choose a convolutional layer")
-            if output.dim() == 2:  # a linear layer: units without space
-                output = output[:, :, None, None]
-            if output.dim() != 4:
-                raise LayerError(
-                    f"layer '{name}' outputs shape {tuple(output.shape)}; dissection needs "
-                    "[batch, units, height, width] feature maps"
-                )
+            output, self.readings[name] = read_map(name, output, self._channels_last[name])
             self.outputs[name] = output.detach()
             if self.stop_early and len(self.outputs) == len(self.modules):
                 raise _StopForward

@@ -127,8 +127,9 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
             align_c.write(dataset, out_dir)
         result.plan = plan.to_json() | {"measured_spill_bytes": spilled_bytes, "resumed": cache.resumed,
                                         "lines": plan.lines()}
-        for layer in result.layers.values():
+        for name, layer in result.layers.items():
             layer.summary["plan"] = result.plan
+            layer.summary["reading"] = plan.layer(name).reading
         result.timings["results"] = time.perf_counter() - t0
         write_summaries(out_dir, result)
         if options.render:

@@ -1,4 +1,5 @@
-"""Networks to dissect: torchvision architectures, MixtureNet, and checkpoint loading.
+"""Networks to dissect: any catalogue architecture (catalogue.py), MixtureNet, exported programs,
+and checkpoint loading.
 
 `load_model` accepts a state_dict file or a ``{'state_dict': ...}`` dict (Places365
 style), strips DataParallel's ``module.`` prefixes and infers the number of classes from
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import catalogue
 from .errors import CheckpointError, EngineError
 
 
@@ -127,7 +129,9 @@ def _clean_state_dict(arch: str, state: Mapping[str, Any]) -> dict[str, torch.Te
             key = key[len("module.") :]
         if arch == "densenet161":
             key = _OLD_DENSENET_KEY.sub(lambda m: m.group(1) + m.group(2), key)
-        if arch == "googlenet" and key.startswith(("aux1.", "aux2.")):
+        if (arch == "googlenet" and key.startswith(("aux1.", "aux2."))) or (
+            arch == "inception_v3" and key.startswith("AuxLogits.")
+        ):
             continue  # auxiliary training heads: not part of the eval network we build
         cleaned[key] = value
     return cleaned
@@ -176,18 +180,32 @@ def load_model(
     *,
     num_classes: int | None = None,
     unsafe_pickle: bool = False,
+    image_size: int | None = None,
 ) -> nn.Module:
     """The network `arch` with the checkpoint's weights, in eval mode, on the CPU.
 
-    checkpoint=None gives seeded random weights. Raises CheckpointError when the file
+    `arch` is MixtureNet, any catalogue name (catalogue.py: torchvision's classification models,
+    ``timm:<name>``) or ``program`` (the checkpoint is a torch.export ``.pt2`` file).
+    checkpoint=None gives seeded random weights; for ``timm:<name>``, checkpoint="pretrained"
+    downloads timm's named weight set (refused at once when offline). Raises CheckpointError when the file
     cannot be read safely or its keys/shapes do not fit (naming missing/unexpected keys).
-    The model gets a `class_names` attribute when the checkpoint stores one.
+    The model gets a `class_names` attribute when the checkpoint stores one. `image_size`
+    builds a fixed-size network (ViT, MaxViT) for that input size (default: its weights' size).
     """
-    if arch not in ARCHITECTURES:
-        raise EngineError(f"Unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}.")
+    if arch == catalogue.PROGRAM:
+        from .program import load_program
+
+        if checkpoint is None:
+            raise CheckpointError("--model program needs the exported program: --checkpoint FILE.pt2 (torch.export.save).")
+        return load_program(checkpoint)
+    if arch.startswith(catalogue.TIMM_PREFIX) and str(checkpoint) == "pretrained":
+        from .timm_models import timm_pretrained
+
+        return timm_pretrained(arch[len(catalogue.TIMM_PREFIX):], image_size=image_size)
+    build = _builder(arch, image_size)
     if checkpoint is None:
-        n = num_classes or DEFAULT_CLASSES[arch]
-        return seeded(lambda: ARCHITECTURES[arch](n)).eval()
+        n = num_classes or DEFAULT_CLASSES.get(arch, 1000)
+        return seeded(lambda: build(n)).eval()
 
     path = Path(checkpoint)
     loaded = read_checkpoint(path, unsafe_pickle)
@@ -201,14 +219,14 @@ def load_model(
         meta, state = loaded, loaded["state_dict"]
     state = _clean_state_dict(arch, state)
 
-    weight_key = f"{CLASSIFIER[arch]}.weight"
+    weight_key = f"{CLASSIFIER[arch]}.weight" if arch in CLASSIFIER else _last_weight_key(state)
     found = state[weight_key].shape[0] if weight_key in state and hasattr(state[weight_key], "shape") else None
     if num_classes is not None and found is not None and num_classes != found:
         raise CheckpointError(
             f"The checkpoint {path} has {found} classes ({weight_key}) but num_classes={num_classes} was asked; "
             "leave num_classes out to use the checkpoint's."
         )
-    n = found or num_classes or DEFAULT_CLASSES[arch]
+    n = found or num_classes or DEFAULT_CLASSES.get(arch, 1000)
     model: nn.Module
     if arch == "mixturenet":
         config = dict(meta.get("config") or {})
@@ -219,11 +237,26 @@ def load_model(
         model = MixtureNet(num_classes=n, width=config.get("width", 1.0), dropout=config.get("dropout", 0.0),
                            design=config["design"])
     else:
-        model = ARCHITECTURES[arch](n)
+        model = build(n)
     load_checked(model, state, path, arch)
     if meta.get("class_names"):
         model.class_names = list(meta["class_names"])  # type: ignore[assignment]  # a plain attribute, not a tensor
     return model.eval()
+
+
+def _builder(arch: str, image_size: int | None) -> Callable[[int], nn.Module]:
+    if arch in ARCHITECTURES and image_size is None:
+        return ARCHITECTURES[arch]
+    if arch == "mixturenet":
+        return ARCHITECTURES[arch]
+    return catalogue.builder(arch, image_size)
+
+
+def _last_weight_key(state: Mapping[str, Any]) -> str:
+    """The classifier of a catalogue network is its last weight matrix (or 1x1 conv, SqueezeNet):
+    its rows are the classes."""
+    keys = [k for k, v in state.items() if k.endswith("weight") and getattr(v, "dim", lambda: 0)() >= 2]
+    return keys[-1] if keys else ""
 
 
 def load_checked(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:

@@ -54,6 +54,7 @@ class LayerPlan:
     # "exact": running top-m (one sweep); "radix": RadixQuantile, bounded memory, one more
     # sweep over this layer; "given": thresholds passed in.
     threshold: str = "exact"
+    reading: str = ""  # how the layer's output is read as maps (capture.read_map)
 
     @property
     def quantile_bytes(self) -> int:
@@ -153,9 +154,11 @@ def parse_size(text: str | int) -> int:
     return int(value * scale)
 
 
-def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]],
-                 device) -> dict[str, list[tuple[int, int, int]]]:
+def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]], device,
+                 readings: dict[str, str] | None = None) -> dict[str, list[tuple[int, int, int]]]:
     """(units, h, w) of each layer for each image size, from one blank image per size.
+
+    ``readings`` (when given) receives how each layer's output is read as maps.
 
     First on PyTorch's meta device (shapes only: no arithmetic, no weights copied, and no
     first-call cost of a new input shape, ~1 s for resnet18 on the CPU); a model that cannot
@@ -164,15 +167,15 @@ def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[in
     model.eval()
     try:
         meta = {k: torch.empty_like(v, device="meta") for k, v in (*model.named_parameters(), *model.named_buffers())}
-        return _probe(model, layers, image_sizes, "meta", meta)
+        return _probe(model, layers, image_sizes, "meta", meta, readings)
     except LayerError:
         raise
     except Exception:  # an op without a meta kernel, data-dependent control flow, ...
         model.to(device)
-        return _probe(model, layers, image_sizes, device, None)
+        return _probe(model, layers, image_sizes, device, None, readings)
 
 
-def _probe(model, layers, image_sizes, device, meta: dict | None) -> dict[str, list[tuple[int, int, int]]]:
+def _probe(model, layers, image_sizes, device, meta: dict | None, readings: dict | None) -> dict[str, list[tuple[int, int, int]]]:
     out: dict[str, list[tuple[int, int, int]]] = {name: [] for name in layers}
     with LayerCapture(model, layers) as capture, torch.inference_mode():
         for ih, iw in image_sizes:
@@ -184,6 +187,8 @@ def _probe(model, layers, image_sizes, device, meta: dict | None) -> dict[str, l
             for name in layers:
                 _, u, h, w = outputs[name].shape
                 out[name].append((int(u), int(h), int(w)))
+        if readings is not None:
+            readings.update(capture.readings)
     return out
 
 
@@ -239,7 +244,8 @@ def make_plan(
         groups[key] = groups.get(key, 0) + len(batch)
         image_size[key] = _image_size(dataset, batch[0])
     keys = list(groups)
-    shapes = probe_shapes(model, layers, [image_size[k] for k in keys], device)
+    readings: dict[str, str] = {}
+    shapes = probe_shapes(model, layers, [image_size[k] for k in keys], device, readings)
     n_images = sum(groups.values())
     n_labels = int(max((c.number for c in dataset.concepts), default=0)) + 1 if labelled else 0
     plans = []
@@ -255,6 +261,7 @@ def make_plan(
             name, units, [(h, w) for _, h, w in shapes[name]], vpi,
             values * 4 + _NPY_HEADER * len(keys), values * 2 + _NPY_HEADER * len(keys), q_bytes,
             units * n_labels * 8 * 2, threshold="given" if name in fixed_thresholds else "exact",
+            reading=readings.get(name, ""),
         ))
     plan = DissectPlan(n_images, len(batches), plans, disk_budget, memory_budget,
                        labels_spill_bytes(dataset, batches) if labelled else 0)

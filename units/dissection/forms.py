@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.html import format_html, format_html_join
 
 from .models import DissectionJob, Network, ProbeDataset
 
@@ -19,14 +20,44 @@ def _floats(text: str, field: str) -> list[float]:
                                     f"0.485,0.456,0.406.") from None
 
 
+def architecture_options() -> list[tuple[str, str]]:
+    """Every architecture the page offers: ours with a display name, then torchvision's catalogue."""
+    from tasks.engine.catalogue import torchvision_names
+
+    named = dict(Network.Architecture.choices)
+    return list(named.items()) + [(n, "torchvision") for n in torchvision_names() if n not in named]
+
+
+class SuggestingInput(forms.TextInput):
+    """A text input with a searchable list of suggestions (an HTML datalist); any text may be typed."""
+
+    def __init__(self, options, attrs=None) -> None:
+        super().__init__(attrs)
+        self.options = options
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{name}-options"
+        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        items = format_html_join("", '<option value="{}">{}</option>', self.options())
+        return html + format_html('<datalist id="{}">{}</datalist>', list_id, items)
+
+
 class NetworkForm(forms.Form):
     name = forms.CharField(max_length=100)
-    architecture = forms.ChoiceField(choices=Network.Architecture.choices)
-    checkpoint = forms.FileField(required=False, help_text="A state_dict (.pt/.pth); leave empty for random weights.")
+    architecture = forms.CharField(
+        max_length=100, widget=SuggestingInput(architecture_options),
+        help_text="Any torchvision classification model (resnet50, convnext_tiny, vit_b_16, ...), timm:<name> with "
+                  "timm installed, mixturenet, a DCGAN generator, or program: a torch.export .pt2 file as the checkpoint.")
+    checkpoint = forms.FileField(required=False, help_text="A state_dict (.pt/.pth) or, for program, the .pt2 file; "
+                                                           "leave empty for random weights.")
+    input_size = forms.IntegerField(required=False, min_value=8, max_value=4096,
+                                    help_text="Resize images to N x N; empty: the architecture's size for a fixed-size "
+                                              "network (ViT), else the dataset's.")
     num_classes = forms.IntegerField(required=False, min_value=1)
     class_names = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
                                   help_text="One per line (optional).")
-    mean = forms.CharField(required=False, help_text="R,G,B in 0..1 units; empty: NetDissect-Lite's normalisation.")
+    mean = forms.CharField(required=False, help_text="R,G,B in 0..1 units; empty: the architecture's weights' "
+                                                     "(NetDissect-Lite's for the NetDissect architectures).")
     std = forms.CharField(required=False, help_text="R,G,B in 0..1 units.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -83,27 +114,37 @@ class JobForm(forms.Form):
         network, layers = data.get("network"), data.get("layers")
         if network is not None and layers:
             names = [part for part in layers.replace(",", " ").split() if part]
-            problem = layer_name_problem(network.architecture, names)
+            problem = layer_name_problem(network.architecture, names, input_size=network.input_size,
+                                         checkpoint=network.checkpoint.path if network.checkpoint else None)
             if problem:
                 self.add_error("layers", problem)
         return data
 
 
-def layer_name_problem(architecture: str, names: list[str]) -> str | None:
+def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str | None = None,
+                       input_size: int | None = None) -> str | None:
     """Why `names` are not layers of `architecture` (None when they all are, or when it cannot be told).
 
-    The model is built on PyTorch's meta device: module names without weights or memory."""
+    A catalogue model is built on PyTorch's meta device: module names without weights or memory.
+    An exported program is read from its stored file (`checkpoint`)."""
     import torch
 
     from tasks.engine.capture import resolve_layers
-    from tasks.engine.errors import LayerError
-    from tasks.engine.models import ARCHITECTURES, DEFAULT_CLASSES
+    from tasks.engine.errors import EngineError, LayerError
+    from tasks.engine.models import load_model
 
-    if architecture not in ARCHITECTURES or not names:
+    if not names or architecture in ("dcgan32", "dcgan64"):
         return None
     try:
-        with torch.device("meta"):
-            model = ARCHITECTURES[architecture](DEFAULT_CLASSES[architecture])
+        if architecture == "program":
+            if not checkpoint:
+                return None
+            model = load_model(architecture, checkpoint)
+        else:
+            with torch.device("meta"):
+                model = load_model(architecture, None, image_size=input_size)
+    except EngineError as exc:
+        return str(exc)
     except Exception:  # noqa: BLE001 - the runner's own check still stands behind this one
         return None
     try:
@@ -111,6 +152,7 @@ def layer_name_problem(architecture: str, names: list[str]) -> str | None:
     except LayerError as exc:
         return f"{exc}"[0].upper() + f"{exc}"[1:]
     return None
+
 
 PAINT_GRID = 8  # the page's painting grid: 8x8 cells (4 px each on a 32 px image)
 

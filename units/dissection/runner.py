@@ -80,12 +80,12 @@ def load_context(job_id: int, attempt: int) -> JobContext:
         raise StaleAttempt
     network, dataset_row = job.network, job.dataset
     checkpoint = network.checkpoint.path if network.checkpoint else None
-    model = load_model(network.architecture, checkpoint, num_classes=network.num_classes)
+    model = load_model(network.architecture, checkpoint, num_classes=network.num_classes, image_size=network.input_size)
     dev = device()
     model.to(dev)
     dataset = open_dataset(
         dataset_row.engine_spec, mean=network.mean or NETDISSECT_MEAN, std=network.std or NETDISSECT_STD,
-        image_size=dataset_row.image_size,
+        image_size=network.input_size or dataset_row.image_size,
     )
     options = DissectOptions(
         layers=list(job.layers), top_k=job.top_k, quantile=job.quantile, iou_rule=job.iou_rule,

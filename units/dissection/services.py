@@ -56,7 +56,7 @@ def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | No
     return mean, std
 
 
-def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None) -> list[str]:
+def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None, input_size: int | None = None) -> list[str]:
     """Load the checkpoint as the engine will; returns the class names it stores (may be empty)."""
     if architecture in GENERATOR_ARCHITECTURES:
         generator_check(architecture=architecture, path=path)
@@ -65,10 +65,38 @@ def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None) 
     from tasks.engine.models import load_model
 
     try:
-        model = load_model(architecture, path, num_classes=num_classes)
+        model = load_model(architecture, path, num_classes=num_classes, image_size=input_size)
     except EngineError as exc:
         raise DissectionError(str(exc)) from None
     return list(getattr(model, "class_names", []) or [])
+
+
+def _program_input_size(path: Path) -> int | None:
+    """The image size a program was exported for (None: any size)."""
+    from tasks.engine.models import load_model
+
+    return getattr(load_model(Network.Architecture.PROGRAM, path), "fixed_input_size", None)
+
+
+def _architecture_input(architecture: str, mean: list[float], std: list[float], input_size: int | None
+                        ) -> tuple[list[float], list[float], int | None]:
+    """Check the architecture name against the engine's catalogue; fill in its weights' normalisation
+    and, for a fixed-size network, its input size, where the user gave none."""
+    if architecture in GENERATOR_ARCHITECTURES or architecture in (Network.Architecture.MIXTURENET, Network.Architecture.PROGRAM):
+        return mean, std, input_size
+    from tasks.engine.catalogue import NETDISSECT_ARCHITECTURES, check_name, input_spec
+    from tasks.engine.errors import EngineError
+
+    try:
+        check_name(architecture)
+        spec = input_spec(architecture)
+    except EngineError as exc:
+        raise DissectionError(str(exc)) from None
+    if not mean and not std and architecture not in NETDISSECT_ARCHITECTURES:
+        mean, std = list(spec.mean), list(spec.std)
+    if input_size is None and spec.fixed:
+        input_size = spec.size
+    return mean, std, input_size
 
 
 def network_register(
@@ -83,24 +111,33 @@ def network_register(
     std: Sequence[float] | None = None,
     description: str = "",
     created_by: User | None = None,
+    input_size: int | None = None,
 ) -> Network:
-    """Register a network; a checkpoint (uploaded file or path) is kept only if the engine loads it."""
+    """Register a network; a checkpoint (uploaded file or path) is kept only if the engine loads it.
+
+    `architecture` is any name the engine builds (every torchvision classification model,
+    ``timm:<name>``, ``mixturenet``), a generator, or ``program``: the checkpoint is then a
+    torch.export ``.pt2`` program. Empty mean/std and input size take the architecture's own."""
     name = (name or "").strip()
     if not name:
         raise DissectionError("A network needs a name.")
-    if architecture not in Network.Architecture.values:
-        raise DissectionError(f"Unknown architecture {architecture!r}; choose one of "
-                              f"{', '.join(Network.Architecture.values)}.")
+    architecture = (architecture or "").strip()
     if Network.objects.filter(name=name).exists():
         raise DissectionError(f"A network named {name!r} exists already; choose another name.")
     mean, std = _check_normalisation(mean, std)
+    if input_size is not None and not 8 <= input_size <= 4096:
+        raise DissectionError(f"input size must be 8..4096 pixels, got {input_size}.")
+    mean, std, input_size = _architecture_input(architecture, mean, std, input_size)
+    if architecture == Network.Architecture.PROGRAM and checkpoint is None:
+        raise DissectionError("An exported program is registered with its .pt2 file (torch.export.save) as the checkpoint.")
     names = [str(c).strip() for c in (class_names or []) if str(c).strip()]
-    if architecture in GENERATOR_ARCHITECTURES and (mean or std or num_classes or names):
+    if architecture in GENERATOR_ARCHITECTURES and (mean or std or num_classes or names or input_size):
         raise DissectionError("A generator has no classes and no input normalisation; leave classes, mean and std "
                               "empty.")
 
     stored_from: Path | None = None
     tmp: Path | None = None
+    suffix = ".pt2" if architecture == Network.Architecture.PROGRAM else ".pt"
     try:
         if isinstance(checkpoint, (str, Path)):
             stored_from = Path(checkpoint)
@@ -113,12 +150,13 @@ def network_register(
                 except UploadError as exc:
                     raise DissectionError(str(exc)) from None
             # The engine loads from a path; spool the upload to a temporary file first.
-            with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as out:
+            with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as out:
                 shutil.copyfileobj(checkpoint, out, 1024 * 1024)
                 tmp = stored_from = Path(out.name)
         if stored_from is not None:
             try:
-                stored_names = checkpoint_check(architecture=architecture, path=stored_from, num_classes=num_classes)
+                stored_names = checkpoint_check(architecture=architecture, path=stored_from, num_classes=num_classes,
+                                                input_size=input_size)
             except DissectionError as exc:
                 if tmp is None:
                     raise
@@ -126,15 +164,18 @@ def network_register(
                 shown = f"uploaded file {getattr(checkpoint, 'name', None) or 'checkpoint'!r}"
                 raise DissectionError(str(exc).replace(f"checkpoint {tmp}", shown).replace(str(tmp), shown)) from None
             names = names or stored_names
+            if architecture == Network.Architecture.PROGRAM and input_size is None:
+                input_size = _program_input_size(stored_from)
         with transaction.atomic():
             network = Network.objects.create(
                 name=name, architecture=architecture, kind=network_kind(architecture),
                 num_classes=num_classes or (len(names) or None),
-                class_names=names, mean=mean, std=std, description=description, created_by=created_by,
+                class_names=names, mean=mean, std=std, input_size=input_size, description=description,
+                created_by=created_by,
             )
             if stored_from is not None:
                 with stored_from.open("rb") as f:
-                    network.checkpoint.save(f"{slugify(name) or 'network'}.pt", File(f), save=False)
+                    network.checkpoint.save(f"{slugify(name) or 'network'}{suffix}", File(f), save=False)
                 network.save(update_fields=["checkpoint"])
     finally:
         if tmp is not None:

@@ -10,6 +10,7 @@ from typing import TypeVar
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate_site.paging import page_of
@@ -17,7 +18,8 @@ from annotate_site.roles import requester_required
 
 from . import selectors
 from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
-from .models import DissectionJob, Layer, Unit
+from .layer_picker import picker_context
+from .models import DissectionJob, Layer, Network, Unit
 from .paint import paint_choices, paint_edit, paint_payload
 from .services import (
     EDITABLE_STATUSES,
@@ -59,12 +61,14 @@ def network_new(request: HttpRequest) -> HttpResponse:
                 name=data["name"], architecture=data["architecture"], checkpoint=upload,
                 checkpoint_size=upload.size if upload else None, num_classes=data["num_classes"],
                 class_names=data["class_names"], mean=data["mean"], std=data["std"],
-                description=data["description"], created_by=request.user,
+                description=data["description"], created_by=request.user, input_size=data["input_size"],
             )
         except DissectionError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Network {network.name} registered.")
+            if network.kind == Network.Kind.CLASSIFIER:  # straight to its layers: the picker of the job page
+                return redirect(f"{reverse('dissection:job_new')}?network={network.pk}")
             return redirect("dissection:network_list")
     return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
 
@@ -108,7 +112,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @requester_required
 def job_new(request: HttpRequest) -> HttpResponse:
-    form = JobForm(request.POST or None, initial={"layers": "conv1, conv2, conv3"})
+    initial = {"layers": "conv1, conv2, conv3"} | {k: v for k, v in request.GET.items() if k in ("network", "dataset", "layers")}
+    form = JobForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -124,7 +129,9 @@ def job_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("dissection:job", job.pk)
-    return render(request, "dissection/form.html", {"form": form, "title": "New dissection job"})
+    return render(request, "dissection/form.html", {
+        "form": form, "title": "New dissection job", "picker": picker_context(request.POST or request.GET),
+    })
 
 
 @requester_required

@@ -14,7 +14,7 @@ class NetworkSerializer(serializers.ModelSerializer):
     class Meta:
         model = Network
         fields = ["id", "name", "kind", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std",
-                  "description", "created_at"]
+                  "input_size", "description", "created_at"]
         read_only_fields = ["id", "kind", "created_at"]
         extra_kwargs = {"name": {"validators": []}}  # the service reports a taken name itself
 

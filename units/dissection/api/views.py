@@ -8,6 +8,8 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -55,7 +57,33 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 checkpoint_size=upload.size if upload else None, num_classes=data.get("num_classes"),
                 class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
                 description=data.get("description", ""), created_by=self.request.user,
+                input_size=data.get("input_size"),
             )
+        except DissectionError as exc:
+            raise _refused(exc) from None
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("dataset", int, description="plan the chosen layers on this dataset (its index only)"),
+            OpenApiParameter("layers", str, description="comma-separated module paths to plan"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def layers(self, request, pk=None) -> Response:
+        """Every layer with its output shape, unit count and how it is read (a shape probe, no image read);
+        with `dataset` and `layers`, the plan: passes, disk, memory and the estimated forward time."""
+        from units.dissection.layer_picker import network_layer_table
+
+        dataset_id = request.query_params.get("dataset")
+        dataset = None
+        if dataset_id:
+            dataset = ProbeDataset.objects.filter(pk=dataset_id).first() if dataset_id.isdigit() else None
+            if dataset is None:
+                raise _refused(DissectionError(f"No dataset with id {dataset_id!r}; list them at /api/datasets/."))
+        names = [x for x in request.query_params.get("layers", "").replace(",", " ").split() if x]
+        try:
+            return Response(network_layer_table(network=self.get_object(), dataset=dataset, layers=names))
         except DissectionError as exc:
             raise _refused(exc) from None
 

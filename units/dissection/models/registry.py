@@ -34,6 +34,9 @@ class Network(RegistryEntry):
         GENERATOR = "generator", "generator (z in, dissected on its own samples labelled by a segmenter)"
 
     class Architecture(models.TextChoices):
+        """Display names of the architectures with one; `architecture` holds any name the engine builds
+        (every torchvision classification model, ``timm:<name>``, ``program``), checked by the service."""
+
         MIXTURENET = "mixturenet", "MixtureNet (mixture of digits)"
         ALEXNET = "alexnet", "AlexNet"
         VGG16 = "vgg16", "VGG-16"
@@ -43,16 +46,27 @@ class Network(RegistryEntry):
         GOOGLENET = "googlenet", "GoogLeNet"
         DCGAN32 = "dcgan32", "DCGAN generator, 32 px (GAN Dissection)"
         DCGAN64 = "dcgan64", "DCGAN generator, 64 px (GAN Dissection)"
+        PROGRAM = "program", "Exported program (torch.export .pt2)"
 
     # Set by the registering service from the architecture; stored so lists and the API can filter on it.
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CLASSIFIER, db_index=True)
-    architecture = models.CharField(max_length=40, choices=Architecture.choices)
+    # No choices here: the engine's catalogue (torchvision's, timm's) is the list, and it changes with
+    # their versions, not with our migrations.
+    architecture = models.CharField(max_length=100)
     checkpoint = models.FileField(upload_to="checkpoints/", max_length=500, blank=True)
     num_classes = models.PositiveIntegerField(null=True, blank=True)
     class_names = models.JSONField(default=list, blank=True)
     # Normalisation in 0..1 units, as the engine's --mean/--std take it.
     mean = models.JSONField(default=list, blank=True)
     std = models.JSONField(default=list, blank=True)
+    # Images are resized to input_size x input_size for this network (a ViT's weights fix it);
+    # empty: the dataset's own size.
+    input_size = models.PositiveIntegerField(null=True, blank=True)
+
+    @property
+    def architecture_label(self) -> str:
+        known = dict(self.Architecture.choices)
+        return known.get(self.architecture, self.architecture)
 
 
 class ProbeDataset(RegistryEntry):

@@ -4,7 +4,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from units.dissection.models import Network
 from units.dissection.services import DissectionError, network_register
 
 
@@ -17,11 +16,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
-        parser.add_argument("--arch", required=True, choices=Network.Architecture.values)
-        parser.add_argument("--checkpoint", type=Path, help="state_dict file; omitted: seeded random weights")
+        parser.add_argument("--arch", required=True,
+                            help="any torchvision classification model (resnet50, convnext_tiny, vit_b_16, ...), "
+                                 "timm:<name>, mixturenet, dcgan32/dcgan64, or program (--checkpoint is a .pt2 "
+                                 "torch.export program)")
+        parser.add_argument("--checkpoint", type=Path, help="state_dict file, or the .pt2 program; omitted: seeded random weights")
+        parser.add_argument("--input-size", type=int, help="resize images to N x N (default: the architecture's, "
+                                                          "for a fixed-size network such as a ViT; else the dataset's)")
         parser.add_argument("--num-classes", type=int)
         parser.add_argument("--classes", type=Path, help="text file with one class name per line")
-        parser.add_argument("--mean", help="R,G,B in 0..1 units (default: NetDissect-Lite's)")
+        parser.add_argument("--mean", help="R,G,B in 0..1 units (default: the architecture's weights'; "
+                                           "NetDissect-Lite's for the NetDissect architectures)")
         parser.add_argument("--std", help="R,G,B in 0..1 units")
         parser.add_argument("--description", default="")
 
@@ -31,7 +36,7 @@ class Command(BaseCommand):
             network = network_register(
                 name=opts["name"], architecture=opts["arch"], checkpoint=opts["checkpoint"],
                 num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
-                std=_floats(opts["std"]), description=opts["description"],
+                std=_floats(opts["std"]), description=opts["description"], input_size=opts["input_size"],
             )
         except (DissectionError, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None

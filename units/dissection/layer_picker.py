@@ -1,0 +1,93 @@
+"""The layer picker: a registered network's layers from a shape probe, and the plan of a choice.
+
+No image is read: the network is built on PyTorch's meta device where it can be (shapes only),
+an exported program is read from its stored file, and a dataset contributes its index (image
+count and sizes) to the plan's estimate of time, disk and memory.
+"""
+from __future__ import annotations
+
+from .errors import DissectionError
+from .generators import GENERATOR_ARCHITECTURES
+from .models import Network, ProbeDataset
+
+
+def _probe_model(network: Network):
+    import torch
+
+    from tasks.engine.models import load_model
+
+    if network.architecture == Network.Architecture.PROGRAM:
+        return load_model(network.architecture, network.checkpoint.path)
+    try:
+        with torch.device("meta"):
+            return load_model(network.architecture, None, num_classes=network.num_classes, image_size=network.input_size)
+    except NotImplementedError:  # a builder that computes with tensors (RegNet): build it for real
+        return load_model(network.architecture, None, num_classes=network.num_classes, image_size=network.input_size)
+
+
+def _image_size(network: Network, engine_dataset) -> int:
+    """The size the dissection will feed: the network's own, else the dataset's first image's, else the
+    architecture's default (MixtureNet: its 64 px canvas)."""
+    from tasks.engine.catalogue import input_spec, is_known
+
+    if network.input_size:
+        return network.input_size
+    if engine_dataset is not None and len(engine_dataset):
+        return int(engine_dataset.size_key(0)[0])
+    if is_known(network.architecture) and network.architecture != Network.Architecture.PROGRAM:
+        return input_spec(network.architecture).size
+    return 64 if network.architecture == Network.Architecture.MIXTURENET else 224
+
+
+def network_layer_table(*, network: Network, dataset: ProbeDataset | None = None, layers: list[str] | None = None) -> dict:
+    """{"image_size", "layers": rows, "plan": ... or None}; the plan (with estimated seconds) for
+    `layers` on `dataset` when both are given. Bad names or unreadable layers raise DissectionError."""
+    from tasks.engine.errors import EngineError
+    from tasks.engine.layers import estimated_seconds, forward_flops, layer_table
+
+    if network.architecture in GENERATOR_ARCHITECTURES:
+        raise DissectionError("A generator's layers are listed by its own dissection (GAN Dissection), not by this picker.")
+    try:
+        model = _probe_model(network)
+        engine_dataset = None
+        if dataset is not None:
+            from tasks.engine.datasets import open_dataset
+
+            if dataset.kind == ProbeDataset.Kind.SEGMENTER:
+                raise DissectionError("A segmenter dataset is for generators; choose an image dataset.")
+            engine_dataset = open_dataset(dataset.engine_spec, image_size=network.input_size or dataset.image_size)
+        size = getattr(model, "fixed_input_size", None) or _image_size(network, engine_dataset)
+        rows = [row.to_json() for row in layer_table(model, size)]
+        result: dict = {"image_size": size, "layers": rows, "plan": None}
+        if engine_dataset is not None and layers:
+            from tasks.engine.dissect import DissectOptions, plan_dissection
+
+            plan = plan_dissection(model, engine_dataset, DissectOptions(layers=layers, progress_bar=False))
+            flops = forward_flops(model, size)
+            result["plan"] = {
+                "lines": plan.lines(), "images": plan.images, "passes": plan.passes, "disk_bytes": plan.disk_bytes,
+                "memory_bytes": plan.memory_bytes, "flops_per_image": flops,
+                "estimated_seconds": {d: estimated_seconds(flops, plan.images, plan.passes, d) for d in ("cpu", "cuda")},
+            }
+    except EngineError as exc:
+        raise DissectionError(str(exc)) from None
+    return result
+
+
+def picker_context(params) -> dict | None:
+    """What the job page's picker shows for the network (and dataset, layers) in `params`
+    (the page's GET or POST data): the table, the plan, or the refusal's message."""
+    network_id, dataset_id = str(params.get("network") or ""), str(params.get("dataset") or "")
+    network = Network.objects.filter(pk=network_id).first() if network_id.isdigit() else None
+    if network is None or network.architecture in GENERATOR_ARCHITECTURES:
+        return None
+    dataset = ProbeDataset.objects.filter(pk=dataset_id).first() if dataset_id.isdigit() else None
+    names = [x for x in str(params.get("layers") or "").replace(",", " ").split() if x]
+    try:
+        table = network_layer_table(network=network, dataset=dataset, layers=names)
+    except DissectionError as exc:
+        try:
+            table = network_layer_table(network=network) | {"problem": str(exc)}
+        except DissectionError as again:
+            return {"network": network, "problem": str(again), "layers": []}
+    return {"network": network, "dataset": dataset, **table}
