@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -20,7 +19,7 @@ from rest_framework.serializers import BaseSerializer
 
 from annotate_site.roles import IsRequester
 from units.dissection import selectors
-from units.dissection.models import DissectionJob, Exemplar, Layer, Network, Unit
+from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
 from .filters import id_filter, strict_boolean
