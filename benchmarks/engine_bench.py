@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -255,30 +255,30 @@ def forward_only(model, dataset, *, batch_size: int, device: str, num_workers: i
     return time.perf_counter() - t0
 
 
+@dataclass(frozen=True)
+class BenchSet:
+    """The synthetic Broden-format set a bench runs on; written once into `data` when given, then reused."""
+
+    images: int = 2000
+    size: int = 224
+    seg_size: int | None = None  # default: size / 2
+    data: str | None = None
+
+
 def run_bench(
+    options: DissectOptions,
     *,
-    images: int = 2000,
-    size: int = 224,
-    seg_size: int | None = None,
+    bench_set: BenchSet = BenchSet(),
     model: str = "resnet18",
-    layers: list[str] | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    num_workers: int = 0,
     threads: int | None = None,
-    top_k: int = 10,
-    render: bool = True,
-    cache_dtype: str = "float32",
     workdir: str | None = None,
     keep: bool = False,
-    disk_budget: int | str = 2_000_000_000,
-    memory_budget: int | str = 1_000_000_000,
-    spill: str = "auto",
-    channels_last: bool = False,
-    data: str | None = None,
     rounds: int = 1,
-    threshold_method: str = "auto",
 ) -> BenchResult:
+    """Forward-only runs against `dissect(options)` on the synthetic set (only the last round renders)."""
+    images, size, seg_size, data = bench_set.images, bench_set.size, bench_set.seg_size, bench_set.data
+    batch_size, device, num_workers = options.batch_size, options.device, options.num_workers
+    channels_last = options.channels_last
     if threads:
         torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(prefix="unitcrowd-bench-", dir=workdir))
@@ -310,12 +310,7 @@ def run_bench(
         rounds = max(1, rounds)
         for round_ in range(rounds):
             last = round_ == rounds - 1
-            options = DissectOptions(
-                layers=layers or ["layer4"], top_k=top_k, batch_size=batch_size, device=device,
-                num_workers=num_workers, render=render and last, cache_dtype=cache_dtype, progress_bar=False,
-                disk_budget=disk_budget, memory_budget=memory_budget, spill=spill, channels_last=channels_last,
-                threshold_method=threshold_method,
-            )
+            round_options = replace(options, render=options.render and last, progress_bar=False)
             out = tmp / f"out{round_}"
             if cuda:
                 torch.cuda.synchronize()
@@ -323,7 +318,7 @@ def run_bench(
             PeakRss()  # reset the high-water mark: the dissection's own peak
             t0 = time.perf_counter()
             with GpuSampler(device) as gpu_dis:
-                result = dissect(net, dataset, options, out)
+                result = dissect(net, dataset, round_options, out)
             full = time.perf_counter() - t0
             peaks.append(PeakRss.mib())
             if cuda:
@@ -351,15 +346,14 @@ def run_bench(
 def main(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise EngineError("--device cuda was asked but no CUDA device is available; use --device cpu")
-    result = run_bench(
-        images=args.images, size=args.size, seg_size=args.seg_size, model=args.model,
-        layers=[x.strip() for x in args.layers.split(",") if x.strip()], batch_size=args.batch_size,
-        device=args.device, num_workers=args.workers, threads=args.threads, top_k=args.top_k,
-        render=not args.no_render, cache_dtype=args.cache_dtype, keep=args.keep,
+    options = DissectOptions(
+        layers=[x.strip() for x in args.layers.split(",") if x.strip()], top_k=args.top_k, batch_size=args.batch_size,
+        device=args.device, num_workers=args.workers, render=not args.no_render, cache_dtype=args.cache_dtype,
         disk_budget=parse_size(args.disk_budget), memory_budget=parse_size(args.memory_budget), spill=args.spill,
-        threshold_method=args.threshold_method,
-        channels_last=args.channels_last, data=args.data, workdir=args.workdir, rounds=args.rounds,
+        channels_last=args.channels_last, threshold_method=args.threshold_method,
     )
+    result = run_bench(options, bench_set=BenchSet(args.images, args.size, args.seg_size, args.data), model=args.model,
+                       threads=args.threads, workdir=args.workdir, keep=args.keep, rounds=args.rounds)
     print("\n".join(result.lines()))
     return 0
 

@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts) -> None:
         from units.dissection.errors import DissectionError
         from units.dissection.models import DissectionJob
-        from units.dissection.paint import paint_edit, paint_payload
+        from units.dissection.paint import PaintRequest, paint_edit, paint_payload
 
         job = DissectionJob.objects.select_related("network").filter(pk=opts["job"]).first()
         if job is None:
@@ -40,8 +40,9 @@ class Command(BaseCommand):
                 units = [(i * 7 + k * 5) % layer.num_units + 1 for k in range(opts["units"])]
                 region = {"box": [8, 8, 24, 24]} if i % 2 else {"grid": grid}
                 started = time.perf_counter()
-                paint_payload(paint_edit(job=job, layer_name=layer.name, seed=i, mode="remove" if i % 2 else "insert",
-                                         units=sorted(set(units)), **region))
+                paint_payload(paint_edit(job=job, request=PaintRequest(
+                    layer_name=layer.name, seed=i, mode="remove" if i % 2 else "insert", units=sorted(set(units)),
+                    **region)))
                 times.append(time.perf_counter() - started)
         except DissectionError as exc:
             raise CommandError(str(exc)) from None

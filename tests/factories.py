@@ -108,11 +108,12 @@ def make_hits(job: DissectionJob, *, assignments: int = 3, duration_s: int = 900
 
 def write_tiny_mixture(out_dir: Path, *, n_images: int = 12, seed: int = 0) -> Path:
     """A mixture-of-digits dataset small enough for tests (32x32 canvas, 14 px digits)."""
-    from tasks.engine.mixture import make_mixture
+    from tasks.engine.mixture import MixtureSpec, make_mixture
 
     if (out_dir / "index.csv").is_file():
         return out_dir
-    return make_mixture(out_dir, source="digits", n_images=n_images, canvas=32, digit_size=14, seed=seed)
+    return make_mixture(out_dir, n_images=n_images, seed=seed, spec=MixtureSpec(source="digits", canvas=32,
+                                                                                digit_size=14))
 
 
 def make_registered_pipeline(dataset_dir: Path, *, name: str | None = None, layers=("conv1", "conv3"),

@@ -48,8 +48,8 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
     import torch
 
     from tasks.engine.gan.data import make_canvases
-    from tasks.engine.gan.segmenter import train_segmenter
-    from tasks.engine.gan.train import train_gan
+    from tasks.engine.gan.segmenter import SegmenterRecipe, train_segmenter
+    from tasks.engine.gan.train import GanRecipe, train_gan
 
     var = Path(settings.VAR_DIR)
     gen_file, seg_file = var / f"{prefix}-dcgan.pt", var / f"{prefix}-digitseg.pt"
@@ -61,11 +61,12 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
     try:
         if not gen_file.is_file():
             command.say(f"Training a DCGAN for {size.gan_steps} steps on {size.train_images} canvases (CPU) ...")
-            train_gan(data, gen_file, steps=size.gan_steps, batch_size=size.gan_batch, device="cpu", progress=False)
+            train_gan(data, gen_file, recipe=GanRecipe(steps=size.gan_steps, batch_size=size.gan_batch), device="cpu",
+                      progress=False)
         if not seg_file.is_file():
             command.say(f"Training the digit segmenter for {size.seg_epochs} epoch(s) ...")
-            train_segmenter(data, seg_file, epochs=size.seg_epochs, width=size.seg_width, lr=size.seg_lr, device="cpu",
-                            progress=False)
+            recipe = SegmenterRecipe(epochs=size.seg_epochs, width=size.seg_width, lr=size.seg_lr)
+            train_segmenter(data, seg_file, recipe=recipe, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
     return gen_file, seg_file

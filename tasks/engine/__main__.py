@@ -123,16 +123,14 @@ def main_layers(args: argparse.Namespace) -> int:
 
 
 def main_mixture_make(args: argparse.Namespace) -> int:
-    from .mixture import make_mixture
+    from .mixture import MixtureSpec, make_mixture
 
     try:
         redundant = [int(x) for x in args.redundant.split(",") if x.strip()] if args.redundant else []
     except ValueError:
         raise EngineError(f"--redundant must be comma-separated digits such as 8,9, got '{args.redundant}'") from None
-    out = make_mixture(
-        args.out, source=args.source, n_images=args.images, canvas=args.canvas, seed=args.seed,
-        split=args.split, redundant=redundant, overwrite=args.overwrite, progress=True,
-    )
+    out = make_mixture(args.out, n_images=args.images, seed=args.seed, split=args.split, overwrite=args.overwrite,
+                       progress=True, spec=MixtureSpec(source=args.source, canvas=args.canvas, redundant=redundant))
     print(f"mixture dataset written to {out}")
     return 0
 

@@ -17,11 +17,13 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import cast
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from .collect import (
     CountsCollector, StatsCollector, forward_batches, merge_counts, merge_stats, one_cpu_thread, plan_dissection,
@@ -30,7 +32,7 @@ from .collect import (
 from .datasets import Batch, ProbeDataset, size_grouped_batches
 from .dissect_alignment import AlignmentCollector, wants_alignment
 from .errors import EngineError
-from .iou import UnitLabel
+from .iou import UnitLabel, Vocabulary
 from .options import DissectOptions, Progress
 from .outputs import DissectionResult, LayerResult, render_results, write_results, write_summaries
 from .plan import DissectPlan, parse_size
@@ -107,15 +109,17 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
                          resume_state=None if sweep_state is None else sweep_state["spill"])
     t_plan = time.perf_counter()
     try:
-        stats, align_c = _sweep_stage(model, dataset, options, batches, plan, cache, spill, sweep_state, progress)
+        run = _Run(model, dataset, options, batches, plan, cache, spill, progress)
+        stats, align_c = _sweep_stage(run, sweep_state)
         spilled_bytes = spill.disk_bytes()
         t_sweep = time.perf_counter()
         if any(lp.threshold == "radix" for lp in plan.layers):
-            stats = _refine_stage(model, dataset, options, batches, plan, cache, spill, stats, progress)
+            stats = _refine_stage(run, stats)
         t1 = time.perf_counter()
-        counts, maps = None, {}
+        counts: dict | None = None
+        maps: dict = {}
         if vocab is not None:
-            counts, maps = _count_stage(model, dataset, options, batches, plan, cache, spill, stats, vocab, progress)
+            counts, maps = _count_stage(run, stats, vocab)
         elif options.render and plan.recomputed:
             maps = _top_image_maps(model, dataset, options, stats, plan.recomputed, progress)
         t2 = time.perf_counter()
@@ -149,9 +153,24 @@ def dissect(model, dataset, options: DissectOptions, out_dir, *, progress: Progr
     return result
 
 
-def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, state,
-                 progress):
+@dataclass(frozen=True)
+class _Run:
+    """What every stage of one whole run reads: the model and data, the plan, and where state goes."""
+
+    model: nn.Module
+    dataset: ProbeDataset
+    options: DissectOptions
+    batches: list[list[int]]
+    plan: DissectPlan
+    cache: StageCache
+    spill: FeatureSpill
+    progress: Progress
+
+
+def _sweep_stage(run: _Run, state: dict | None) -> tuple[dict, AlignmentCollector | None]:
     """Stage 1: top images and thresholds of every layer in one forward pass; spill the chosen layers."""
+    model, dataset, options, batches = run.model, run.dataset, run.options, run.batches
+    plan, cache, spill, progress = run.plan, run.cache, run.spill, run.progress
     stats_c = StatsCollector(
         options, sum(len(b) for b in batches), {lp.layer: lp.values_per_image for lp in plan.layers},
         {lp.layer for lp in plan.layers if lp.threshold == "radix"},
@@ -187,13 +206,14 @@ def _sweep_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
     return stats, align_c
 
 
-def _again(model, dataset, options, batches, spill: FeatureSpill, layers: list[str], spilled: set[str], stage: str,
-           progress, start: int):
+def _again(run: _Run, layers: list[str], stage: str, start: int):
     """A later pass over the planned batches: (pos, batch or None, outputs of ``layers``).
 
     Spilled layers are read back; the others are forwarded again, capturing only them. With
     nothing to forward the batch is None (labels then come from the spill).
     """
+    model, dataset, options, batches = run.model, run.dataset, run.options, run.batches
+    spill, progress, spilled = run.spill, run.progress, set(run.plan.spilled)
     device = torch.device(options.device)
     forward = [name for name in layers if name not in spilled]
     stored = [name for name in layers if name in spilled]
@@ -211,10 +231,10 @@ def _again(model, dataset, options, batches, spill: FeatureSpill, layers: list[s
             yield pos, batch, None
 
 
-def _refine_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill,
-                  stats: dict, progress) -> dict:
+def _refine_stage(run: _Run, stats: dict) -> dict:
     """Stage 1b, only for layers whose exact running quantile would not fit the memory budget:
     the second sweep of their RadixQuantile (see runningstats.py)."""
+    options, batches, plan, cache = run.options, run.batches, run.plan, run.cache
     layers = [lp.layer for lp in plan.layers if lp.threshold == "radix"]
     # Only radix layers come here: their state is a RadixQuantile's.
     quantiles = {name: cast(RadixQuantile, quantile_from_state(stats["layers"][name]["quantile"])) for name in layers}
@@ -227,8 +247,7 @@ def _refine_stage(model, dataset, options, batches, plan: DissectPlan, cache: St
         if not q.refining:
             q.start_refine()
     checkpoints = _Checkpoints(cache, "refine", options.checkpoint_every, len(batches))
-    for pos, _, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "thresholds",
-                                  progress, start):
+    for pos, _, outputs in _again(run, layers, "thresholds", start):
         if outputs is not None:
             for name in layers:
                 quantiles[name].add(outputs[name])
@@ -238,10 +257,11 @@ def _refine_stage(model, dataset, options, batches, plan: DissectPlan, cache: St
     return stats
 
 
-def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: StageCache, spill: FeatureSpill, stats,
-                 vocab, progress):
+def _count_stage(run: _Run, stats: dict, vocab: Vocabulary) -> tuple[dict, dict]:
     """Stage 2: IoU counts; spilled layers read back, recomputed ones forwarded again (which
     also captures their top images' maps for the pictures)."""
+    dataset, options, batches = run.dataset, run.options, run.batches
+    plan, cache, spill, progress = run.plan, run.cache, run.spill, run.progress
     counts_c = CountsCollector(options, vocab, thresholds_of(stats, options))
     wanted = _wanted_maps(stats, plan.recomputed, options.render_k or options.top_k) if options.render else {}
     maps: dict[tuple[str, int, int], torch.Tensor] = {}
@@ -261,8 +281,7 @@ def _count_stage(model, dataset, options, batches, plan: DissectPlan, cache: Sta
     if threads > 1:
         _count_spilled_in_threads(counts_c, spill, layers, len(batches), start, threads, checkpoints, progress)
         return counts_c.state(dataset), maps
-    for pos, batch, outputs in _again(model, dataset, options, batches, spill, layers, set(plan.spilled), "counts",
-                                      progress, start):
+    for pos, batch, outputs in _again(run, layers, "counts", start):
         if outputs is not None:
             if batch is None:  # everything spilled: the labels come from disk too
                 pix, img = spill.read_labels(pos)

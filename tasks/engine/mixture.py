@@ -217,20 +217,28 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
 
 
+@dataclass(frozen=True)
+class MixtureSpec:
+    """How a mixture's images are drawn: the digit source and its split, the canvas, the digits' size and
+    binarising threshold, and which digits appear as redundant extras (in no class) and how often."""
+
+    source: str = "digits"
+    canvas: int = 64
+    digit_size: int = 28
+    threshold: float = 0.25
+    redundant: Sequence[int] = ()
+    redundant_prob: float = 0.5
+    val_fraction: float = 0.2
+    pool_seed: int = 0
+
+
 def make_mixture(
     out_dir: Path | str,
     *,
-    source: str = "digits",
     n_images: int = 20000,
-    canvas: int = 64,
     seed: int = 0,
     split: str = "train",
-    redundant: Sequence[int] = (),
-    redundant_prob: float = 0.5,
-    digit_size: int = 28,
-    threshold: float = 0.25,
-    val_fraction: float = 0.2,
-    pool_seed: int = 0,
+    spec: MixtureSpec = MixtureSpec(),
     overwrite: bool = False,
     progress: bool = False,
 ) -> Path:
@@ -238,6 +246,9 @@ def make_mixture(
 
     The same arguments always give the same bytes.
     """
+    source, canvas, digit_size, threshold = spec.source, spec.canvas, spec.digit_size, spec.threshold
+    redundant, redundant_prob = spec.redundant, spec.redundant_prob
+    val_fraction, pool_seed = spec.val_fraction, spec.pool_seed
     out_dir = Path(out_dir)
     redundant = sorted(set(int(d) for d in redundant))
     effective = [d for d in DIGITS if d not in redundant]

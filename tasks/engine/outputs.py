@@ -19,7 +19,7 @@ from .collect import thresholds_of, vocabulary_of
 from .datasets import ProbeDataset
 from .iou import INTERPRETABLE_IOU, IouCounts, IouTable, UnitLabel, Vocabulary, write_tally
 from .options import DissectOptions, Progress
-from .render import render_layer
+from .render import Pictures, render_layer
 from .runningstats import RunningTopK
 
 
@@ -93,7 +93,7 @@ def render_layer_of(dataset, options: DissectOptions, stats: dict, name: str, ge
     indices = RunningTopK.from_state_dict(stats["layers"][name]["topk"]).result()[1].numpy()
     return render_layer(
         dataset.load_rgb, get_maps(name, indices[:, :k]), indices, thresholds_of(stats, options)[name], out_dir, name,
-        render_k=k, style=options.highlight, fmt=options.image_format, progress=progress,
+        pictures=Pictures(render_k=k, style=options.highlight, fmt=options.image_format), progress=progress,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +118,15 @@ def _unit_masks(maps: list[torch.Tensor], sizes: list[tuple[int, int]], threshol
     return [image_mask(m, size, threshold) for m, size in zip(maps, sizes)]
 
 
+@dataclass(frozen=True)
+class Pictures:
+    """What a unit's pictures look like: how many of its top images, the highlight, the file format."""
+
+    render_k: int
+    style: str = "overlay"  # one of HIGHLIGHTS
+    fmt: str = "jpg"
+
+
 def render_layer(
     load_rgb: Callable[[int], Image.Image],
     get_map: Callable[[int, int, int], torch.Tensor],
@@ -126,9 +135,7 @@ def render_layer(
     out_dir: Path,
     layer_dir: str,
     *,
-    render_k: int,
-    style: str = "overlay",
-    fmt: str = "jpg",
+    pictures: Pictures,
     progress: Callable[[float], None] | None = None,
 ) -> RenderedLayer:
     """Pictures of each unit's top images under ``out_dir/layer_dir/exemplars``.
@@ -137,11 +144,12 @@ def render_layer(
     the result are relative to ``out_dir``. Plain (un-highlighted) pictures are written
     once per image and shared by every unit that ranks it.
     """
-    if style not in HIGHLIGHTS:
-        raise ValueError(f"unknown highlight style '{style}'; choose one of {', '.join(HIGHLIGHTS)}")
+    if pictures.style not in HIGHLIGHTS:
+        raise ValueError(f"unknown highlight style '{pictures.style}'; choose one of {', '.join(HIGHLIGHTS)}")
     base = Path(layer_dir) / "exemplars"
     images = _ImageCache(load_rgb)
-    n_units, k = topk_indices.shape[0], min(render_k, topk_indices.shape[1])
+    n_units = topk_indices.shape[0]
+    pictures = replace(pictures, render_k=min(pictures.render_k, topk_indices.shape[1]))
     for sub in ["plain", "strips", *(unit_dir_name(u) for u in range(n_units))]:
         (out_dir / base / sub).mkdir(parents=True, exist_ok=True)
     # Encoding and writing release the GIL: a small pool overlaps them with the array work.
@@ -149,12 +157,16 @@ def render_layer(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _render_units(images, get_map, topk_indices, thresholds, out_dir, base, k, style, fmt, progress)
+        return _render_units(images, get_map, topk_indices, thresholds, out_dir, base, pictures, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _render_units(images, get_map, topk_indices, thresholds, out_dir, base, k, style, fmt, progress) -> RenderedLayer:
+def _render_units(images: _ImageCache, get_map: Callable[[int, int, int], torch.Tensor], topk_indices: np.ndarray,
+                  thresholds: np.ndarray, out_dir: Path, base: Path, look: Pictures,
+                  progress: Callable[[float], None] | None) -> RenderedLayer:
+    """The pictures of every unit into `out_dir / base` (paths in the result relative to `out_dir`)."""
+    k, style, fmt = look.render_k, look.style, look.fmt
     done = RenderedLayer()
     written_plain: set[int] = set()
     n_units = topk_indices.shape[0]

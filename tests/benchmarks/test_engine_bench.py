@@ -1,17 +1,17 @@
 """`make bench` end to end on a tiny set: the synthetic set is written (in a child process, so its memory
 does not lift the measured peaks) and reused, and one run measures both passes."""
-from benchmarks.engine_bench import run_bench
+from benchmarks.engine_bench import BenchSet, run_bench
+from tasks.engine.dissect import DissectOptions
 
 
 def test_the_bench_writes_its_set_once_in_a_child_and_measures_both_passes(tmp_path):
     data = tmp_path / "data"
-    first = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=False, data=str(data),
-                      workdir=str(tmp_path))
+    options = DissectOptions(layers=["layer4"], batch_size=4, render=False)
+    first = run_bench(options, bench_set=BenchSet(images=8, size=32, data=str(data)), workdir=str(tmp_path))
     assert first.images == 8 and (data / "index.csv").is_file()
     written = sorted((p.name, p.stat().st_mtime_ns) for p in (data / "images" / "synthetic").iterdir())
     assert len([name for name, _ in written if name.endswith(".jpg")]) == 8
-    again = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=False, data=str(data),
-                      workdir=str(tmp_path))
+    again = run_bench(options, bench_set=BenchSet(images=8, size=32, data=str(data)), workdir=str(tmp_path))
     assert again.images == 8
     # reused
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (data / "images" / "synthetic").iterdir()) == written
@@ -22,8 +22,8 @@ def test_the_bench_writes_its_set_once_in_a_child_and_measures_both_passes(tmp_p
 def test_interleaved_rounds_bracket_each_dissection_and_report_the_median_round(tmp_path):
     import statistics
 
-    result = run_bench(images=8, size=32, layers=["layer4"], batch_size=4, render=True, rounds=3,
-                       data=str(tmp_path / "data"), workdir=str(tmp_path))
+    result = run_bench(DissectOptions(layers=["layer4"], batch_size=4, render=True), rounds=3,
+                       bench_set=BenchSet(images=8, size=32, data=str(tmp_path / "data")), workdir=str(tmp_path))
     assert len(result.forward_runs) == 4 and len(result.round_ratios) == 3  # F D F D F D F
     assert result.ratio == statistics.median(result.round_ratios)
     assert result.forward_s == sum(result.forward_runs) / 4

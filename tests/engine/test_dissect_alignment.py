@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score
 from tasks.engine.capture import LayerCapture
 from tasks.engine.datasets import open_dataset
 from tasks.engine.dissect import DissectOptions, dissect
-from tasks.engine.mixture import make_mixture
+from tasks.engine.mixture import MixtureSpec, make_mixture
 from tasks.engine.models import MixtureNet
 
 
@@ -22,7 +22,7 @@ def _read(path):
 
 
 def test_a_mixture_dissection_writes_ap_and_precisions_that_match_a_naive_ranking(tmp_path):
-    root = make_mixture(tmp_path / "mx", n_images=60, seed=3, canvas=40)
+    root = make_mixture(tmp_path / "mx", n_images=60, seed=3, spec=MixtureSpec(canvas=40))
     dataset = open_dataset(f"broden:{root}")
     torch.manual_seed(0)
     model = MixtureNet().eval()

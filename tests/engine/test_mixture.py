@@ -15,7 +15,7 @@ from PIL import Image
 
 from tasks.engine.datasets import BrodenDataset
 from tasks.engine.errors import DatasetError
-from tasks.engine.mixture import load_digit_source, make_mixture
+from tasks.engine.mixture import MixtureSpec, load_digit_source, make_mixture
 
 
 def _read(path: Path) -> np.ndarray:
@@ -109,7 +109,7 @@ def test_the_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path:
 
 
 def test_redundant_digits_leave_28_classes_over_the_other_digits(tmp_path: Path) -> None:
-    root = make_mixture(tmp_path / "r", n_images=120, seed=1, redundant=(8, 9))
+    root = make_mixture(tmp_path / "r", n_images=120, seed=1, spec=MixtureSpec(redundant=(8, 9)))
     meta = json.loads((root / "meta.json").read_text())
     pairs = list(itertools.combinations(range(8), 2))
     assert meta["class_names"] == [f"{a}+{b}" for a, b in pairs] and len(pairs) == 28
@@ -136,7 +136,7 @@ def test_an_idx_source_is_read_as_mnist_files(tmp_path: Path) -> None:
     pool = load_digit_source(f"idx:{tmp_path}", threshold=0.5)
     assert np.array_equal(pool.labels, labels)
     assert np.array_equal(pool.images, np.where(images > 128, images, 0))
-    root = make_mixture(tmp_path / "out", source=f"idx:{tmp_path}", n_images=5, seed=0)
+    root = make_mixture(tmp_path / "out", n_images=5, seed=0, spec=MixtureSpec(source=f"idx:{tmp_path}"))
     assert len(_targets(root)) == 5
 
 
@@ -148,7 +148,7 @@ def test_a_failed_mnist_download_says_to_use_a_local_source(tmp_path: Path, monk
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(DatasetError, match="digits.*idx:PATH"):
-        make_mixture(tmp_path / "m", source=f"mnist:{tmp_path / 'cache'}", n_images=2)
+        make_mixture(tmp_path / "m", n_images=2, spec=MixtureSpec(source=f"mnist:{tmp_path / 'cache'}"))
 
 
 def test_it_refuses_to_write_into_a_folder_holding_other_files(tmp_path: Path) -> None:

@@ -148,11 +148,11 @@ def test_googlenet_is_built_without_auxiliary_heads() -> None:
 
 
 def test_training_twice_with_one_seed_gives_the_same_checkpoint_that_load_model_reads(tmp_path: Path) -> None:
-    from tasks.engine.mixture import make_mixture
+    from tasks.engine.mixture import MixtureSpec, make_mixture
     from tasks.engine.train import NetShape, recipe_for, train_mixture
 
-    data = make_mixture(tmp_path / "data", n_images=48, canvas=32, digit_size=14, seed=0,
-                        redundant=(2, 3, 4, 5, 6, 7, 8))
+    data = make_mixture(tmp_path / "data", n_images=48, seed=0,
+                        spec=MixtureSpec(canvas=32, digit_size=14, redundant=(2, 3, 4, 5, 6, 7, 8)))
     kwargs = dict(val_dir=data, net=NetShape(width=2.0, dropout=0.5),
                   recipe=recipe_for("mixturenet", epochs=2, batch_size=16),
                   seed=4, device="cpu", progress=False)
@@ -189,10 +189,11 @@ def test_the_seed_network_learns_above_chance_on_a_tiny_set_with_its_recipe(tmp_
     On so few steps leaving the starting plateau depends on the seed: with this recipe seed 1 reached
     0.65 and seed 0 stayed at 0.36 when this test was written, so the seed is fixed at 1."""
     from tasks.engine.datasets import NETDISSECT_MEAN, NETDISSECT_STD
-    from tasks.engine.mixture import make_mixture
+    from tasks.engine.mixture import MixtureSpec, make_mixture
     from tasks.engine.train import NetShape, evaluate, load_mixture_tensors, recipe_for, train_mixture
 
-    data = make_mixture(tmp_path / "data", n_images=240, canvas=32, digit_size=14, seed=0, redundant=range(3, 10))
+    data = make_mixture(tmp_path / "data", n_images=240, seed=0,
+                        spec=MixtureSpec(canvas=32, digit_size=14, redundant=range(3, 10)))
     metrics = train_mixture(data, tmp_path / "seed.pt", net=NetShape(design="seed"),
                             recipe=recipe_for("seed", epochs=16, batch_size=16), seed=1, device="cpu", progress=False)
     assert metrics["recipe"]["zero_classifier"] and metrics["recipe"]["init"] == "kaiming"

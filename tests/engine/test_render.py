@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tasks.engine.render import image_mask, outline, overlay, render_layer, strip
+from tasks.engine.render import Pictures, image_mask, outline, overlay, render_layer, strip
 
 
 def test_overlay_keeps_the_mask_and_dims_the_rest_to_twenty_percent():
@@ -49,7 +49,7 @@ def test_render_layer_writes_rank_pictures_plain_images_and_strips(tmp_path):
     topk = np.array([[2, 0], [0, 1]])
     done = render_layer(
         rgbs.__getitem__, lambda u, r, index: maps[index], topk, np.array([1.0, 1.0]), tmp_path, "layer4",
-        render_k=2, fmt="png",
+        pictures=Pictures(render_k=2, fmt="png"),
     )
     assert done.exemplars[0] == ["layer4/exemplars/unit_0001/rank_00.png", "layer4/exemplars/unit_0001/rank_01.png"]
     assert done.plain[1] == ["layer4/exemplars/plain/image_000000.png", "layer4/exemplars/plain/image_000001.png"]
@@ -65,4 +65,4 @@ def test_render_layer_writes_rank_pictures_plain_images_and_strips(tmp_path):
 def test_an_unknown_highlight_style_is_refused(tmp_path):
     with pytest.raises(ValueError, match="overlay, outline"):
         render_layer(lambda i: None, lambda u, r, i: None, np.zeros((1, 1), int), np.zeros(1), tmp_path, "l",
-                     render_k=1, style="glow")
+                     pictures=Pictures(render_k=1, style="glow"))

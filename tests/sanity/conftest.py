@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tasks.engine.mixture import make_mixture
+from tasks.engine.mixture import MixtureSpec, make_mixture
 from tasks.engine.models import MixtureNet
 from tasks.engine.sanity.report import summarise, write_report
 from tests.sanity.runs import make_run, one_hot_aps
@@ -20,7 +20,7 @@ PICTURES = [f"runs/baseline_s0/dissect/conv3/unit_0001/r{r:02d}.png" for r in ra
 
 def write_finished_report(report: SanityReport, root) -> SanityReport:
     """Files and JSON of a succeeded two-variant report in `root`; returns the updated row."""
-    make_mixture(root / "data" / "val", n_images=12, canvas=32, digit_size=14, split="val", seed=3)
+    make_mixture(root / "data" / "val", n_images=12, split="val", seed=3, spec=MixtureSpec(canvas=32, digit_size=14))
     for k, rel in enumerate(PICTURES):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -164,22 +164,28 @@ def insert_values(job: DissectionJob, layer: Layer, units: list[Unit], label: st
     return [float(means[u.index, names.index(label.strip().lower())]) for u in units]
 
 
-def paint_edit(
-    *,
-    job: DissectionJob,
-    layer_name: str,
-    seed: int,
-    mode: str = "remove",
-    units: Sequence[int] = (),
-    label: str = "",
-    label_source: str = "any",
-    limit: int = DEFAULT_LABEL_LIMIT,
-    box: Sequence[int] | None = None,
-    grid: Sequence[Sequence[int]] | None = None,
-) -> PaintResult:
-    """Before/after of sample `seed` with the chosen units of `layer_name` removed or inserted."""
+@dataclass(frozen=True)
+class PaintRequest:
+    """One edit the paint page or API asks for: which sample, which units (by number or by label), where."""
+
+    layer_name: str
+    seed: int
+    mode: str = "remove"
+    units: Sequence[int] = ()
+    label: str = ""
+    label_source: str = "any"
+    limit: int = DEFAULT_LABEL_LIMIT
+    box: Sequence[int] | None = None
+    grid: Sequence[Sequence[int]] | None = None
+
+
+def paint_edit(*, job: DissectionJob, request: PaintRequest) -> PaintResult:
+    """Before/after of sample `request.seed` with the chosen units of its layer removed or inserted."""
     from tasks.engine.errors import EngineError
     from tasks.engine.gan.edit import edit_image
+
+    layer_name, seed, mode, units = request.layer_name, request.seed, request.mode, request.units
+    label, label_source, box, grid = request.label, request.label_source, request.box, request.grid
 
     paint_job(job)
     layer = job.layer_set.filter(name=layer_name).first()
@@ -192,7 +198,7 @@ def paint_edit(
         raise DissectionError(f"seed is a sample number between 0 and {MAX_SEED}.")
     if box is not None and grid is not None:
         raise DissectionError("Give the region as a box or as a painted grid, not both.")
-    chosen = paint_units(layer=layer, numbers=units, label=label, label_source=label_source, limit=limit)
+    chosen = paint_units(layer=layer, numbers=units, label=label, label_source=label_source, limit=request.limit)
     values = insert_values(job, layer, chosen, label) if mode == "insert" else None
     try:
         key = _key(job.network)

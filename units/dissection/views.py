@@ -20,7 +20,7 @@ from . import selectors
 from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
 from .layer_picker import picker_context
 from .models import DissectionJob, Layer, Network, Unit
-from .paint import paint_choices, paint_edit, paint_payload
+from .paint import PaintRequest, paint_choices, paint_edit, paint_payload
 from .services import (
     EDITABLE_STATUSES,
     DissectionError,
@@ -246,11 +246,11 @@ def paint(request: HttpRequest, job_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = paint_payload(paint_edit(
-                job=job, layer_name=data["layer"], seed=data["seed"], mode=data["mode"], units=data["units"],
+            result = paint_payload(paint_edit(job=job, request=PaintRequest(
+                layer_name=data["layer"], seed=data["seed"], mode=data["mode"], units=data["units"],
                 label=data["label"], label_source=data["label_source"], box=data["box"],
                 grid=None if data["box"] else form.grid(),
-            ))
+            )))
         except DissectionError as exc:
             form.add_error(None, str(exc))
     painted = set(request.POST.getlist("cell"))

@@ -68,8 +68,8 @@ def _schedule_row_create(layer_id: int) -> bool:
 def aggregation_marks_drop(layer_ids) -> int:
     """Take the queued (not running) marks of these layers for lost, so the next aggregation_schedule queues
     a run at once. For a worker that starts after a crash: the delayed messages its predecessor had
-    reserved died with it (`kill -9`), and their marks held new runs back until they went stale
-    (SCHEDULE_STALE, then the periodic sweep: 109 s after a load in the fault benchmark). A message that a
+    reserved died with it (`kill -9`), and their marks would hold new runs back until they went stale
+    (SCHEDULE_STALE) and the periodic sweep came by. A message that a
     live worker still holds makes one extra run, no more."""
     return (AggregationSchedule.objects.filter(layer_id__in=list(layer_ids), running_since=None)
             .exclude(due_at=None).update(due_at=None))

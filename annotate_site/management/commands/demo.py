@@ -77,7 +77,7 @@ class Command(BaseCommand):
         return Path(settings.DATASETS_ROOT) / f"{prefix}-mixture-{part}"
 
     def _make_mixture(self, out: Path, n: int, split: str, seed: int) -> Path:
-        from tasks.engine.mixture import make_mixture
+        from tasks.engine.mixture import MixtureSpec, make_mixture
 
         if (out / "meta.json").is_file():
             import json
@@ -85,7 +85,7 @@ class Command(BaseCommand):
             if json.loads((out / "meta.json").read_text()).get("n_images") == n:
                 return out
         self.say(f"Generating {n} mixture-of-digits images ({split}) in {out} ...")
-        return make_mixture(out, source="digits", n_images=n, split=split, seed=seed, overwrite=True)
+        return make_mixture(out, n_images=n, split=split, seed=seed, overwrite=True, spec=MixtureSpec(source="digits"))
 
     def network(self, prefix: str, n_train: int, epochs: int) -> Network:
         name = f"{prefix}-mixturenet"

@@ -25,12 +25,12 @@ def _ints(text: str, what: str) -> list[int]:
 
 def main_train(args: argparse.Namespace) -> int:
     from .data import make_canvases
-    from .train import train_gan
+    from .train import GanRecipe, train_gan
 
     if args.make:
         make_canvases(args.data, n_images=args.make, canvas=args.canvas, source=args.source)
-    metrics = train_gan(args.data, args.out, steps=args.steps, batch_size=args.batch_size, z_dim=args.z_dim,
-                        width=args.width, seed=args.seed, resume=args.resume, device=args.device)
+    recipe = GanRecipe(steps=args.steps, batch_size=args.batch_size, z_dim=args.z_dim, width=args.width)
+    metrics = train_gan(args.data, args.out, recipe=recipe, seed=args.seed, resume=args.resume, device=args.device)
     print(f"steps={metrics['steps']} loss_d={metrics['loss_d']:.3f} loss_g={metrics['loss_g']:.3f} "
           f"seconds={metrics['seconds']:.0f}\ngenerator checkpoint written to {args.out}")
     return 0
@@ -39,7 +39,7 @@ def main_train(args: argparse.Namespace) -> int:
 def main_segmenter(args: argparse.Namespace) -> int:
     from .data import load_canvases
     from .models import load_segmenter
-    from .segmenter import evaluate_segmenter, train_segmenter
+    from .segmenter import SegmenterRecipe, evaluate_segmenter, train_segmenter
 
     if args.evaluate:
         scores = evaluate_segmenter(load_segmenter(checkpoint=args.evaluate, unsafe_pickle=args.unsafe_pickle),
@@ -47,8 +47,9 @@ def main_segmenter(args: argparse.Namespace) -> int:
     else:
         if not args.data or not args.out:
             raise EngineError("training a segmenter needs --data and --out (or --evaluate CHECKPOINT to score one)")
-        scores = train_segmenter(args.data, args.out, val_dir=args.val, epochs=args.epochs, width=args.width,
-                                 seed=args.seed, device=args.device).get("val", {})
+        recipe = SegmenterRecipe(epochs=args.epochs, width=args.width)
+        scores = train_segmenter(args.data, args.out, val_dir=args.val, recipe=recipe, seed=args.seed,
+                                 device=args.device).get("val", {})
     print(json.dumps(scores, indent=2))
     return 0
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..errors import DatasetError
-from ..mixture import CATEGORY, make_mixture
+from ..mixture import CATEGORY, MixtureSpec, make_mixture
 
 
 @dataclass
@@ -73,5 +73,5 @@ def make_canvases(out_dir: str | Path, *, n_images: int, canvas: int = 32, split
             n_images, canvas, split, seed, source):
             return out_dir
     # Digits at ~45% of the canvas leave room for two of them side by side, as on 64 px / 28 px.
-    return make_mixture(out_dir, source=source, n_images=n_images, canvas=canvas, seed=seed, split=split,
-                        digit_size=max(8, round(canvas * 0.45)), overwrite=True)
+    return make_mixture(out_dir, n_images=n_images, seed=seed, split=split, overwrite=True,
+                        spec=MixtureSpec(source=source, canvas=canvas, digit_size=max(8, round(canvas * 0.45))))

@@ -25,8 +25,8 @@ from .pictures import before_after, sample_sheet
 from .ranking import digit_effects, ranking_table
 from .report import write_html
 from .samples import sample_z, z_dim_of
-from .segmenter import evaluate_segmenter, train_segmenter
-from .train import train_gan
+from .segmenter import SegmenterRecipe, evaluate_segmenter, train_segmenter
+from .train import GanRecipe, train_gan
 
 LAYER = "layer2"  # 64 units at 8x8 in dcgan32: mid-level, where the paper finds object units
 
@@ -78,11 +78,12 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, source: str = "digits"
                           source=source))[0])
         gen_file, seg_file = out / "models" / "generator.pt", out / "models" / "segmenter.pt"
         gan = _timed(seconds, "gan", lambda: _cached_metrics(gen_file) or train_gan(
-            train_dir, gen_file, steps=sizes.gan_steps, batch_size=sizes.gan_batch, seed=seed, device="cpu",
-            progress=False))
-        seg_train = _timed(seconds, "segmenter", lambda: _cached_metrics(seg_file) or train_segmenter(
-            train_dir, seg_file, epochs=sizes.seg_epochs, width=sizes.seg_width, lr=sizes.seg_lr, seed=seed,
+            train_dir, gen_file, recipe=GanRecipe(steps=sizes.gan_steps, batch_size=sizes.gan_batch), seed=seed,
             device="cpu", progress=False))
+        seg_train = _timed(seconds, "segmenter", lambda: _cached_metrics(seg_file) or train_segmenter(
+            train_dir, seg_file, recipe=SegmenterRecipe(epochs=sizes.seg_epochs, width=sizes.seg_width,
+                                                        lr=sizes.seg_lr),
+            seed=seed, device="cpu", progress=False))
         gen, seg = load_generator(checkpoint=gen_file), load_segmenter(checkpoint=seg_file)
         from .data import load_canvases
 

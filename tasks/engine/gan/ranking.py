@@ -21,8 +21,11 @@ def centre_region(feature: tuple[int, int]) -> np.ndarray:
     return r
 
 
+EFFECT_BATCH = 100  # generated images per forward pass while an effect is measured
+
+
 def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, ranking: np.ndarray, base: Baseline, *,
-                  k: int = 20, seed: int = 0, concept_means: np.ndarray | None = None, batch_size: int = 100) -> dict:
+                  k: int = 20, seed: int = 0, concept_means: np.ndarray | None = None) -> dict:
     """For each digit d: remove (and, with ``concept_means`` [U, 10], insert in the centre)
     its top-k units vs k random units; effects as ``CausalEffect`` defines them.
 
@@ -33,7 +36,7 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
     rng = np.random.default_rng(seed)
     random_units = sorted(int(u) for u in rng.choice(shape.units, size=k, replace=False))
     removed_random = causal_effect(generator, segmenter, Intervention(layer, random_units), base,
-                                   batch_size=batch_size, shape=shape)
+                                   batch_size=EFFECT_BATCH, shape=shape)
     region = centre_region(shape.feature)
     out: dict = {"layer": layer, "k": k, "units_in_layer": shape.units, "random_units": [u + 1 for u in random_units],
                  "unit_numbering": "from 1, as tally.csv",
@@ -41,7 +44,7 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
     for d, name in enumerate(DIGIT_NAMES):
         number = d + 1
         top = top_units(ranking, number, k)
-        removed_top = causal_effect(generator, segmenter, Intervention(layer, top), base, batch_size=batch_size,
+        removed_top = causal_effect(generator, segmenter, Intervention(layer, top), base, batch_size=EFFECT_BATCH,
                                     shape=shape)
         row = {
             "top_units": [u + 1 for u in top],
@@ -54,7 +57,8 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
             for key, units in (("insert_top", top), ("insert_random", random_units)):
                 values = np.maximum(concept_means[units, d], 0.0)
                 iv = Intervention(layer, units, "insert", values=values, region=region)
-                row[key] = causal_effect(generator, segmenter, iv, base, batch_size=batch_size, shape=shape).of(number)
+                row[key] = causal_effect(generator, segmenter, iv, base, batch_size=EFFECT_BATCH,
+                                         shape=shape).of(number)
         out["digits"][name] = row
     tops = [r["remove_top"] for r in out["digits"].values() if r["remove_top"] is not None]
     rands = [r["remove_random"] for r in out["digits"].values() if r["remove_random"] is not None]

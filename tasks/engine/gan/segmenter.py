@@ -6,6 +6,8 @@ non-zero pixels), and scored on held-out real canvases: pixel accuracy and per-d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import time
 from pathlib import Path
 
@@ -52,15 +54,22 @@ def evaluate_segmenter(segmenter: nn.Module, data: Canvases, *, batch_size: int 
     return {**scores_from_confusion(conf), "n_images": len(data)}
 
 
+@dataclass(frozen=True)
+class SegmenterRecipe:
+    """How the digit segmenter is trained: epochs of Adam over the real canvases and their masks."""
+
+    epochs: int = 4
+    batch_size: int = 32
+    width: int = 16
+    lr: float = 3e-3
+
+
 def train_segmenter(
     data_dir: str | Path,
     out_file: str | Path,
     *,
     val_dir: str | Path | None = None,
-    epochs: int = 4,
-    batch_size: int = 32,
-    width: int = 16,
-    lr: float = 3e-3,
+    recipe: SegmenterRecipe = SegmenterRecipe(),
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
@@ -70,6 +79,7 @@ def train_segmenter(
     Background pixels outnumber stroke pixels ~10:1, so the loss weighs background 0.2: with
     equal weights a short run learns "everything is background" first and stays there longer.
     """
+    epochs, batch_size, width, lr = recipe.epochs, recipe.batch_size, recipe.width, recipe.lr
     if epochs < 1:
         raise EngineError(f"epochs must be at least 1, got {epochs}")
     device = device or default_device()

@@ -7,6 +7,8 @@ every ``checkpoint_every`` steps and at the end; ``resume=True`` continues from 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import time
 from pathlib import Path
 
@@ -30,15 +32,22 @@ def _init_dcgan(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+@dataclass(frozen=True)
+class GanRecipe:
+    """How a DCGAN is trained: steps of Adam (2e-4, betas 0.5/0.999) on batches of real canvases."""
+
+    steps: int = 3000
+    batch_size: int = 64
+    z_dim: int = 64
+    width: int = 32
+    lr: float = 2e-4
+
+
 def train_gan(
     data_dir: str | Path,
     out_file: str | Path,
     *,
-    steps: int = 3000,
-    batch_size: int = 64,
-    z_dim: int = 64,
-    width: int = 32,
-    lr: float = 2e-4,
+    recipe: GanRecipe = GanRecipe(),
     seed: int = 0,
     checkpoint_every: int = 500,
     resume: bool = False,
@@ -50,6 +59,7 @@ def train_gan(
     The checkpoint (``load_generator(checkpoint=out_file)`` reads it) holds the generator;
     the discriminator and optimiser states ride along under 'train_state' for resuming.
     """
+    steps, batch_size, z_dim, width, lr = recipe.steps, recipe.batch_size, recipe.z_dim, recipe.width, recipe.lr
     if steps < 1 or batch_size < 2:
         raise EngineError(f"steps must be >= 1 and batch_size >= 2 (got {steps}, {batch_size})")
     device = device or default_device()

@@ -243,14 +243,16 @@ def _data_specs(config: SanityConfig) -> dict[str, dict]:
 
 def _make_dataset(path: str, spec: dict) -> float:
     """Make one dataset unless the same arguments already made it (cached across reruns); returns CPU seconds."""
-    from ..mixture import make_mixture
+    from ..mixture import MixtureSpec, make_mixture
 
     c = time.process_time()
     _limit_threads(1)
     done = Path(path) / "sanity-spec.json"
     if done.is_file() and json.loads(done.read_text()) == spec:
         return time.process_time() - c
-    make_mixture(path, overwrite=True, **spec)
+    drawing = {f.name for f in fields(MixtureSpec)}
+    make_mixture(path, overwrite=True, spec=MixtureSpec(**{k: v for k, v in spec.items() if k in drawing}),
+                 **{k: v for k, v in spec.items() if k not in drawing})
     done.write_text(json.dumps(spec, sort_keys=True))
     return time.process_time() - c
 

@@ -73,8 +73,7 @@ def line_chart(
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     *,
     title: str,
-    x_label: str,
-    y_label: str,
+    axis_labels: tuple[str, str],  # x, y
     y_range: tuple[float, float] = (0.0, 1.0),
     x_ticks: Sequence[float] | None = None,
     size: tuple[int, int] = (560, 360),
@@ -88,7 +87,7 @@ def line_chart(
     draw = ImageDraw.Draw(image)
     xs_all = [float(x) for xs, _ in series.values() for x in xs] or [0.0, 1.0]
     axes = _Axes(draw, size, (min(xs_all), max(xs_all)), y_range)
-    axes.frame(title, x_label, y_label)
+    axes.frame(title, *axis_labels)
     font = _font()
     for x in x_ticks if x_ticks is not None else sorted(set(xs_all)):
         label = f"{x:g}"

@@ -199,9 +199,9 @@ def _precision_note(zeros: float, n_val: int) -> str:
     return (f"Precision@K depends on how many validation images are ranked: P@700 = 0.99 needs at least {need:.0f} "
             f"images showing a 0 among them. This run ranks {n_val:,} images, {zeros:,.0f} of which show a 0"
             + (" (enough)." if zeros >= need else " (too few: P@700 cannot reach the seed's figure here).")
-            + " The precision probe (`python -m benchmarks.precision_probe`, engine README \"Why the best "
-            "digit-0 unit stayed below the seed's precision@K\") found the earlier shortfall of the seed's network "
-            "to be this: its best 0 unit (conv3, seed 0) scored P@100/300/500/700 = 1.00/0.97/0.94/0.89 on 4,000 "
+            + " The precision probe (`python -m benchmarks.precision_probe`; its runs are in benchmarks/RESULTS.md) "
+            "showed what ranking fewer images does to the seed's network: its best 0 unit (conv3, seed 0) scored "
+            "P@100/300/500/700 = 1.00/0.97/0.94/0.89 on 4,000 "
             "images (782 with a 0) and 1.00/1.00/0.99/0.99 on 10,000 (2,018 with a 0), precision at recall "
             "0.25/0.5/0.75 = 0.99/0.96/0.91 and 0.99/0.97/0.92 (hardly moving with the number of images).")
 

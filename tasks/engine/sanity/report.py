@@ -277,7 +277,7 @@ def _best_unit_plots(section: dict, pdir: Path, design: str) -> dict[str, str]:
         series["seed: digit 0"] = (xs, [SEED_BEST_UNIT[group][_key(x)] for x in xs])
         made[f"{design}_{name}"] = plots.line_chart(
             pdir / f"{design}_{name}.png", series, title=f"{section['design']}: {title} (mean over seeds)",
-            x_label=x_label, y_label="precision", size=(640, 420), colours={"seed: digit 0": SEED_COLOUR}).name
+            axis_labels=(x_label, "precision"), size=(640, 420), colours={"seed: digit 0": SEED_COLOUR}).name
     return made
 
 

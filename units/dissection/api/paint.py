@@ -16,7 +16,9 @@ from rest_framework.views import APIView
 from annotate_site.roles import IsRequester
 from units.dissection.errors import DissectionError
 from units.dissection.models import DissectionJob
-from units.dissection.paint import DEFAULT_LABEL_LIMIT, LABEL_SOURCES, MAX_SEED, MODES, paint_edit, paint_payload
+from units.dissection.paint import (
+    DEFAULT_LABEL_LIMIT, LABEL_SOURCES, MAX_SEED, MODES, PaintRequest, paint_edit, paint_payload,
+)
 
 
 class PaintRequestSerializer(serializers.Serializer):
@@ -72,11 +74,11 @@ class PaintView(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         try:
-            result = paint_edit(
-                job=job, layer_name=data["layer"], seed=data["seed"], mode=data["mode"], units=data["units"],
+            result = paint_edit(job=job, request=PaintRequest(
+                layer_name=data["layer"], seed=data["seed"], mode=data["mode"], units=data["units"],
                 label=data["label"], label_source=data["label_source"], limit=data["limit"], box=data.get("box"),
                 grid=data.get("grid"),
-            )
+            ))
         except DissectionError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(paint_payload(result))
