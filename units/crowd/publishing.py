@@ -61,6 +61,15 @@ def publish_options_check(*, assignments_per_hit: int, reward, lifetime_seconds:
     return reward
 
 
+def layers_project_id(layers: list[Layer]) -> int:
+    """The one project of the layers' jobs: a batch belongs to one project, so its layers must too."""
+    project_ids = set(DissectionJob.objects.filter(pk__in={layer.job_id for layer in layers})
+                      .values_list("project_id", flat=True))
+    if len(project_ids) != 1:
+        raise PublishError("Publish the layers of one project at a time.")
+    return project_ids.pop()
+
+
 def hit_publish(
     *,
     layers: Iterable[Layer],
@@ -90,6 +99,7 @@ def hit_publish(
     )
     if not_done:
         raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
+    project_id = layers_project_id(layers)
     reward = publish_options_check(
         assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
         assignment_duration_seconds=assignment_duration_seconds,
@@ -105,6 +115,7 @@ def hit_publish(
     skipped_existing = skipped_dead = skipped_bare = created = 0
     with transaction.atomic():
         batch = HitBatch.objects.create(
+            project_id=project_id,
             name=name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
             assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
             assignment_duration_seconds=assignment_duration_seconds,

@@ -28,7 +28,7 @@ from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Uni
 from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
-from .publishing import publish_options_check
+from .publishing import layers_project_id, publish_options_check
 from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word
@@ -138,6 +138,7 @@ def hit_publish_verify(
                       .exclude(status=DissectionJob.Status.SUCCEEDED).values_list("pk", flat=True))
     if not_done:
         raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
+    project_id = layers_project_id(layers)
     reward = publish_options_check(
         assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
         assignment_duration_seconds=assignment_duration_seconds,
@@ -149,6 +150,7 @@ def hit_publish_verify(
                    auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown)
     with transaction.atomic():
         batch = HitBatch.objects.create(
+            project_id=project_id,
             name=name or "verify " + "+".join(sources) + " " + ", ".join(f"{l.job_id}/{l.name}" for l in layers),
             kind=HitKind.VERIFY, assignments_per_hit=assignments_per_hit, reward=reward,
             lifetime_seconds=lifetime_seconds, assignment_duration_seconds=assignment_duration_seconds,

@@ -20,6 +20,8 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from .errors import DissectionError, UploadError
+from units.projects.models import Project
+
 from .models import Concept, Network, ProbeDataset
 from .uploads import check_upload_size
 
@@ -73,6 +75,7 @@ def _segmenter_vocabulary(path: Path):
 
 def segmenter_register(
     *,
+    project: Project,
     name: str,
     path: str | Path = "",
     upload: BinaryIO | None = None,
@@ -121,7 +124,7 @@ def segmenter_register(
             stored_path = f"{SEGMENTERS_DIR}/{final.name}"
         with transaction.atomic():
             dataset = ProbeDataset.objects.create(
-                name=name, kind=ProbeDataset.Kind.SEGMENTER, path=stored_path, num_images=0,
+                project=project, name=name, kind=ProbeDataset.Kind.SEGMENTER, path=stored_path, num_images=0,
                 categories=list(vocabulary.categories), meta={"probe": "generated samples"},
                 description=description, created_by=created_by,
             )

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils.text import slugify
 
 from annotate_site.celery import enqueue
+from units.projects.models import Project
 
 from .errors import DissectionError, UploadError
 from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
@@ -70,6 +71,7 @@ def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None) 
 
 def network_register(
     *,
+    project: Project,
     name: str,
     architecture: str,
     checkpoint: BinaryIO | Path | None = None,
@@ -87,7 +89,7 @@ def network_register(
         raise DissectionError("A network needs a name.")
     if architecture not in Network.Architecture.values:
         raise DissectionError(f"Unknown architecture {architecture!r}; choose one of {', '.join(Network.Architecture.values)}.")
-    if Network.objects.filter(name=name).exists():
+    if Network.objects.filter(project=project, name=name).exists():
         raise DissectionError(f"A network named {name!r} exists already; choose another name.")
     mean, std = _check_normalisation(mean, std)
     names = [str(c).strip() for c in (class_names or []) if str(c).strip()]
@@ -123,7 +125,7 @@ def network_register(
             names = names or stored_names
         with transaction.atomic():
             network = Network.objects.create(
-                name=name, architecture=architecture, kind=network_kind(architecture),
+                project=project, name=name, architecture=architecture, kind=network_kind(architecture),
                 num_classes=num_classes or (len(names) or None),
                 class_names=names, mean=mean, std=std, description=description, created_by=created_by,
             )
@@ -175,6 +177,7 @@ def _check_dataset_path(root: Path) -> None:
 
 def dataset_register(
     *,
+    project: Project,
     name: str,
     kind: str,
     path: str | Path = "",
@@ -199,10 +202,10 @@ def dataset_register(
         raise DissectionError("A dataset needs a name.")
     if kind not in ProbeDataset.Kind.values:
         raise DissectionError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(ProbeDataset.Kind.values)}.")
-    if ProbeDataset.objects.filter(name=name).exists():
+    if ProbeDataset.objects.filter(project=project, name=name).exists():
         raise DissectionError(f"A dataset named {name!r} exists already; choose another name.")
     if kind == ProbeDataset.Kind.SEGMENTER:  # a checkpoint, not a folder: `archive` is the uploaded .pt
-        return segmenter_register(name=name, path=path, upload=archive, upload_size=archive_size,
+        return segmenter_register(project=project, name=name, path=path, upload=archive, upload_size=archive_size,
                                   description=description, created_by=created_by)
     if (archive is None) == (not str(path)):
         raise DissectionError("Give either a dataset folder path or a zip upload (one of the two).")
@@ -239,7 +242,8 @@ def dataset_register(
             staged, stored_path = None, final.name
         with transaction.atomic():
             dataset = ProbeDataset.objects.create(
-                name=name, kind=kind, path=stored_path, image_size=image_size, num_images=len(engine_dataset),
+                project=project, name=name, kind=kind, path=stored_path, image_size=image_size,
+                num_images=len(engine_dataset),
                 categories=list(engine_dataset.categories), meta=meta, description=description, created_by=created_by,
             )
             Concept.objects.bulk_create(
@@ -249,7 +253,7 @@ def dataset_register(
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
-        if final is not None and final.exists() and not ProbeDataset.objects.filter(name=name).exists():
+        if final is not None and final.exists() and not ProbeDataset.objects.filter(project=project, name=name).exists():
             shutil.rmtree(final, ignore_errors=True)
         raise
     return dataset
@@ -279,11 +283,14 @@ def job_create(
     """
     params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
                          batch_size=batch_size, shards=shards)
+    if dataset.project_id != network.project_id:
+        raise DissectionError("The network and the dataset belong to different projects; pick both from one project.")
     samples = job_kind_check(network=network, dataset=dataset, shards=shards, samples=samples)
     if not 0 <= int(sample_seed) <= 2**31 - 1:
         raise DissectionError("sample_seed must be between 0 and 2147483647.")
     with transaction.atomic():
-        return DissectionJob.objects.create(network=network, dataset=dataset, created_by=created_by,
+        return DissectionJob.objects.create(project_id=network.project_id, network=network, dataset=dataset,
+                                            created_by=created_by,
                                             kind=network.kind, samples=samples, sample_seed=int(sample_seed), **params)
 
 
@@ -305,6 +312,8 @@ def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, l
     """Change a pending or failed job's settings (a wrong layer name, too large a batch) before running it again."""
     params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
                          batch_size=batch_size, shards=shards)
+    if network.project_id != job.project_id or dataset.project_id != job.project_id:
+        raise DissectionError("Pick the network and the dataset from the job's project.")
     with transaction.atomic():
         job = _editable_job(job, "edited")
         params["kind"] = network.kind
@@ -401,3 +410,36 @@ def job_start(*, job: DissectionJob, background: bool | None = None) -> Dissecti
             transaction.on_commit(lambda: enqueue("tasks.jobs.dissect_job", job_id, attempt))
     job.refresh_from_db()
     return job
+
+
+# -- projects -----------------------------------------------------------------------------------
+
+
+def media_remove_on_commit(relpaths: Sequence[str]) -> None:
+    """Remove these files or folders under MEDIA_ROOT once the transaction commits (never outside it)."""
+    media = Path(settings.MEDIA_ROOT).resolve()
+    targets = []
+    for rel in relpaths:
+        target = (media / rel).resolve() if rel else None
+        if target is not None and target != media and media in target.parents:
+            targets.append(target)
+
+    def remove() -> None:
+        for target in targets:
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+
+    if targets:
+        transaction.on_commit(remove)
+
+
+def project_rows_delete(*, project, **_) -> None:
+    """A project is being deleted (projects.signals.project_deleting): its jobs go first, since a job
+    protects its network and dataset from the cascade, and its files go after the commit."""
+    media_remove_on_commit([
+        *DissectionJob.objects.filter(project=project).exclude(output_dir="").values_list("output_dir", flat=True),
+        *Network.objects.filter(project=project).exclude(checkpoint="").values_list("checkpoint", flat=True),
+    ])
+    DissectionJob.objects.filter(project=project).delete()

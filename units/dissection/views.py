@@ -11,6 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate_site.paging import page_of
 from annotate_site.roles import requester_required
+from units.projects.access import WORK
+from units.projects.current import current_project
 
 from . import selectors
 from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
@@ -31,6 +33,11 @@ def _get_or_404(getter, pk: int):
 # -- networks and datasets ------------------------------------------------------------------------
 
 
+def _no_project(request: HttpRequest) -> HttpResponse:
+    messages.error(request, "Registering needs a project where you are owner or requester; create or join one first.")
+    return redirect("projects:list")
+
+
 @requester_required
 def network_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dissection/network_list.html", {"networks": selectors.networks()})
@@ -38,13 +45,16 @@ def network_list(request: HttpRequest) -> HttpResponse:
 
 @requester_required
 def network_new(request: HttpRequest) -> HttpResponse:
+    project = current_project(request, WORK)
+    if project is None:
+        return _no_project(request)
     form = NetworkForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         upload = data["checkpoint"]
         try:
             network = network_register(
-                name=data["name"], architecture=data["architecture"], checkpoint=upload,
+                project=project, name=data["name"], architecture=data["architecture"], checkpoint=upload,
                 checkpoint_size=upload.size if upload else None, num_classes=data["num_classes"],
                 class_names=data["class_names"], mean=data["mean"], std=data["std"],
                 description=data["description"], created_by=request.user,
@@ -64,13 +74,16 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 
 @requester_required
 def dataset_new(request: HttpRequest) -> HttpResponse:
+    project = current_project(request, WORK)
+    if project is None:
+        return _no_project(request)
     form = DatasetForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         archive = data["archive"]
         try:
             dataset = dataset_register(
-                name=data["name"], kind=data["kind"], path=data["path"], archive=archive,
+                project=project, name=data["name"], kind=data["kind"], path=data["path"], archive=archive,
                 archive_size=archive.size if archive else None, image_size=data["image_size"],
                 description=data["description"], created_by=request.user,
             )

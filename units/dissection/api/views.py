@@ -43,7 +43,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         upload = data.get("checkpoint")
         try:
             serializer.instance = network_register(
-                name=data["name"], architecture=data["architecture"], checkpoint=upload,
+                project=data["project"], name=data["name"], architecture=data["architecture"], checkpoint=upload,
                 checkpoint_size=upload.size if upload else None, num_classes=data.get("num_classes"),
                 class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
                 description=data.get("description", ""), created_by=self.request.user,
@@ -62,7 +62,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         archive = data.get("archive")
         try:
             serializer.instance = dataset_register(
-                name=data["name"], kind=data["kind"], path=data.get("path", ""), archive=archive,
+                project=data["project"], name=data["name"], kind=data["kind"], path=data.get("path", ""), archive=archive,
                 archive_size=archive.size if archive else None, image_size=data.get("image_size"),
                 description=data.get("description", ""), created_by=self.request.user,
             )

@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from units.dissection.models import Network
 from units.dissection.services import DissectionError, network_register
+from units.projects.models import Project
+from units.projects.selectors import project_named
 
 
 def _floats(text: str | None) -> list[float]:
@@ -16,6 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name")
+        parser.add_argument("--project", required=True, help="the project's name or id")
         parser.add_argument("--arch", required=True, choices=Network.Architecture.values)
         parser.add_argument("--checkpoint", type=Path, help="state_dict file; omitted: seeded random weights")
         parser.add_argument("--num-classes", type=int)
@@ -26,12 +29,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts) -> None:
         try:
+            project = project_named(opts["project"])
             names = opts["classes"].read_text().splitlines() if opts["classes"] else []
             network = network_register(
-                name=opts["name"], architecture=opts["arch"], checkpoint=opts["checkpoint"],
+                project=project, name=opts["name"], architecture=opts["arch"], checkpoint=opts["checkpoint"],
                 num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
                 std=_floats(opts["std"]), description=opts["description"],
             )
-        except (DissectionError, OSError, ValueError) as exc:
+        except (DissectionError, Project.DoesNotExist, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Registered network {network.name} (id {network.pk})."))
