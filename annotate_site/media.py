@@ -1,10 +1,12 @@
 """Who may read what under MEDIA_ROOT, decided here; the bytes go out through django-sendfile2.
 
-- `/media/<path>`: requesters only (default deny). Annotators never need a path: job outputs
-  (tally.csv, alignment, topk.csv), checkpoints, exports and reports are all requester material,
-  and a picture's path says whether it is a sentinel (`<layer>/sentinels/...`).
+- `/media/<path>`: members of the project that owns the file only (default deny): a job's folder
+  (`jobs/<job id>/...`), a network's checkpoint, an export's file; sanity reports (`sanity/...`,
+  site-wide) to requesters. Anything else, and another project's file, answers 404 to members
+  (403 to everyone else, as before: annotators never need a path, and a picture's path says
+  whether it is a sentinel, `<layer>/sentinels/...`).
 - `/pictures/<public_id>.jpg`: one opaque URL per exemplar picture, for the annotator who holds or
-  held a HIT showing it (or whose qualification test showed it), and for requesters.
+  held a HIT showing it (or whose qualification test showed it), and for members of its project.
 
 The decision is taken on the path as the file system will resolve it (percent-decoded by Django,
 then normalised here), never on the raw string, so `//`, `/./` and `..` cannot slip past it.
@@ -22,9 +24,11 @@ from django.views.decorators.http import require_safe
 from django_sendfile import sendfile
 
 from units.crowd.selectors import picture_visible_to
-from units.dissection.models import Exemplar
+from units.dissection.models import DissectionJob, Exemplar, Network
+from units.projects.access import is_site_admin, scope
+from units.results.models import ExportJob
 
-from .roles import is_requester
+from .roles import is_member, is_requester
 
 
 def media_file(relpath: str) -> Path | None:
@@ -37,6 +41,22 @@ def media_file(relpath: str) -> Path | None:
     if not target.is_relative_to(root) or not target.is_file():
         return None
     return Path(settings.MEDIA_ROOT) / cleaned  # under SENDFILE_ROOT as configured, links and all
+
+
+def media_visible_to(user, relpath: str) -> bool:
+    """Whether `user` may read the file `relpath` (relative to MEDIA_ROOT, normalised): its project's members."""
+    if is_site_admin(user):
+        return True
+    parts = relpath.split("/")
+    if parts[0] == "jobs" and len(parts) > 2 and parts[1].isdigit() and len(parts[1]) < 19:
+        return scope(DissectionJob.objects.filter(pk=int(parts[1])), user).exists()
+    if parts[0] == "exports":
+        return scope(ExportJob.objects.filter(file=relpath), user).exists()
+    if parts[0] == "checkpoints":
+        return scope(Network.objects.filter(checkpoint=relpath), user).exists()
+    if parts[0] == "sanity":
+        return is_requester(user)  # the sanity reports are the site's, not a project's
+    return False
 
 
 def _send(request: HttpRequest, path: Path, *, name: str | None = None) -> HttpResponse:
@@ -53,10 +73,10 @@ def _denied(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
-    if not is_requester(request.user):
+    if not is_member(request.user):
         return _denied(request)
     target = media_file(path)
-    if target is None:
+    if target is None or not media_visible_to(request.user, target.relative_to(settings.MEDIA_ROOT).as_posix()):
         raise Http404("No such file.")
     return _send(request, target)
 
@@ -71,7 +91,9 @@ def picture(request: HttpRequest, public_id: str, variant: str = "") -> HttpResp
     if not request.user.is_authenticated:
         return _denied(request)
     exemplar = Exemplar.objects.filter(public_id=public_id).first()
-    if exemplar is None or not (is_requester(request.user) or picture_visible_to(request.user, exemplar)):
+    if exemplar is None or not (scope(Exemplar.objects.filter(pk=exemplar.pk), request.user,
+                                      path="unit__layer__job__project").exists()
+                                or picture_visible_to(request.user, exemplar)):
         raise Http404("No such picture.")
     relpath = (exemplar.plain or exemplar.picture) if variant == "plain" else exemplar.picture
     target = media_file(relpath)

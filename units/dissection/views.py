@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate_site.paging import page_of
-from annotate_site.roles import requester_required
+from annotate_site.roles import member_required
 from units.projects.access import WORK
 from units.projects.current import current_project
 
@@ -23,9 +23,9 @@ from .services import (
 )
 
 
-def _get_or_404(getter, pk: int):
+def _get_or_404(getter, request: HttpRequest, pk: int, *args):
     try:
-        return getter(pk)
+        return getter(request.user, pk, *args)
     except (DissectionJob.DoesNotExist, Layer.DoesNotExist, Unit.DoesNotExist):
         raise Http404("No such item.") from None
 
@@ -38,12 +38,14 @@ def _no_project(request: HttpRequest) -> HttpResponse:
     return redirect("projects:list")
 
 
-@requester_required
+@member_required
 def network_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "dissection/network_list.html", {"networks": selectors.networks()})
+    project = current_project(request)
+    return render(request, "dissection/network_list.html", {
+        "networks": selectors.networks(request.user, project=project) if project else [], "project": project})
 
 
-@requester_required
+@member_required
 def network_new(request: HttpRequest) -> HttpResponse:
     project = current_project(request, WORK)
     if project is None:
@@ -67,12 +69,14 @@ def network_new(request: HttpRequest) -> HttpResponse:
     return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
 
 
-@requester_required
+@member_required
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "dissection/dataset_list.html", {"datasets": selectors.datasets()})
+    project = current_project(request)
+    return render(request, "dissection/dataset_list.html", {
+        "datasets": selectors.datasets(request.user, project=project) if project else [], "project": project})
 
 
-@requester_required
+@member_required
 def dataset_new(request: HttpRequest) -> HttpResponse:
     project = current_project(request, WORK)
     if project is None:
@@ -100,14 +104,20 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
 # -- jobs -----------------------------------------------------------------------------------------
 
 
-@requester_required
+@member_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "dissection/job_list.html", {"jobs": selectors.job_list()[:200]})
+    project = current_project(request)
+    jobs = selectors.job_list(request.user, project)[:200] if project else []
+    return render(request, "dissection/job_list.html", {"jobs": jobs, "project": project})
 
 
-@requester_required
+@member_required
 def job_new(request: HttpRequest) -> HttpResponse:
-    form = JobForm(request.POST or None, initial={"layers": "conv1, conv2, conv3"})
+    project = current_project(request, WORK)
+    if project is None:
+        return _no_project(request)
+    form = JobForm(request.POST or None, initial={"layers": "conv1, conv2, conv3"},
+                   networks=selectors.networks(request.user, WORK, project), datasets=selectors.datasets(request.user, WORK, project))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -126,9 +136,9 @@ def job_new(request: HttpRequest) -> HttpResponse:
     return render(request, "dissection/form.html", {"form": form, "title": "New dissection job"})
 
 
-@requester_required
+@member_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id)
     return render(request, "dissection/job_detail.html", {
         "job": job, "layers": selectors.job_layers(job), "status": selectors.job_status(job),
         "live": job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING),
@@ -136,13 +146,14 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     })
 
 
-@requester_required
+@member_required
 def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id, WORK)
     initial = {"network": job.network_id, "dataset": job.dataset_id, "layers": ", ".join(job.layers),
                "top_k": job.top_k, "quantile": job.quantile, "iou_rule": job.iou_rule,
                "batch_size": job.batch_size, "shards": job.shards}
-    form = JobForm(request.POST or None, initial=initial)
+    form = JobForm(request.POST or None, initial=initial, networks=selectors.networks(request.user, WORK, job.project_id),
+                   datasets=selectors.datasets(request.user, WORK, job.project_id))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -159,10 +170,10 @@ def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "dissection/form.html", {"form": form, "title": f"Edit job #{job.pk}"})
 
 
-@requester_required
+@member_required
 @require_POST
 def job_remove(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id, WORK)
     try:
         job_delete(job=job)
     except DissectionError as exc:
@@ -172,19 +183,20 @@ def job_remove(request: HttpRequest, job_id: int) -> HttpResponse:
     return redirect("dissection:job_list")
 
 
-@requester_required
+@member_required
 @require_GET
 def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
-    job = DissectionJob.objects.filter(pk=job_id).first()
-    if job is None:
+    try:
+        job = selectors.job_get(request.user, job_id)
+    except DissectionJob.DoesNotExist:
         return JsonResponse({"error": f"No job {job_id}."}, status=404)
     return JsonResponse(selectors.job_status(job))
 
 
-@requester_required
+@member_required
 @require_POST
 def job_run(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id, WORK)
     try:
         job_start(job=job)
     except DissectionError as exc:
@@ -197,9 +209,9 @@ def job_run(request: HttpRequest, job_id: int) -> HttpResponse:
 # -- layer report and units ---------------------------------------------------------------------
 
 
-@requester_required
+@member_required
 def layer_report(request: HttpRequest, layer_id: int) -> HttpResponse:
-    layer = _get_or_404(selectors.layer_get, layer_id)
+    layer = _get_or_404(selectors.layer_get, request, layer_id)
     sort = request.GET.get("sort", "unit")
     if sort not in selectors.UNIT_SORTS:
         sort = "unit"
@@ -209,9 +221,9 @@ def layer_report(request: HttpRequest, layer_id: int) -> HttpResponse:
     })
 
 
-@requester_required
+@member_required
 def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
-    unit = _get_or_404(selectors.unit_get, unit_id)
+    unit = _get_or_404(selectors.unit_get, request, unit_id)
     previous, following = selectors.unit_neighbours(unit)
     exemplars = list(unit.exemplars.all())
     return render(request, "dissection/unit_detail.html", {
@@ -224,10 +236,10 @@ def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
 # -- paint (generator jobs) -------------------------------------------------------------------------
 
 
-@requester_required
+@member_required
 def paint(request: HttpRequest, job_id: int) -> HttpResponse:
     """Pick a sample, units and a region; see the generated image before and after (GAN Dissection)."""
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id)
     try:
         layers = paint_choices(job)
     except DissectionError as exc:

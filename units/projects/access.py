@@ -6,6 +6,7 @@ changing a role takes effect on their next request.
 """
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from .models import Membership, Project, Role
@@ -63,3 +64,16 @@ def role_of(user, project: Project) -> str | None:
     if not getattr(user, "is_authenticated", False):
         return None
     return Membership.objects.filter(user_id=user.pk, project=project).values_list("role", flat=True).first()
+
+
+def object_for(queryset: QuerySet, user, pk, capability: str = VIEW, *, path: str = "project"):
+    """One row of `queryset` by pk, for a user who may do `capability` in its project.
+
+    Not in any of the user's projects: `DoesNotExist` (a 404; ids reveal nothing). In one of them,
+    but the role lacks the capability: PermissionDenied (a 403).
+    """
+    obj = scope(queryset, user, VIEW, path=path).get(pk=pk)
+    if capability != VIEW and not scope(queryset.model._default_manager.filter(pk=obj.pk), user, capability,
+                                        path=path).exists():
+        raise PermissionDenied("Your role in this project does not allow this.")
+    return obj

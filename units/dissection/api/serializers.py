@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from units.projects.api.fields import ProjectField
+from units.projects.api.fields import ProjectField, ScopedRelatedField
 from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
 
 
@@ -43,6 +43,9 @@ class JobSerializer(serializers.ModelSerializer):
     start = serializers.BooleanField(write_only=True, required=False, default=False,
                                      help_text="Queue the job right away.")
     layers = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False)
+    # Ids of the caller's projects only (where they may dissect); another project's id "does not exist".
+    network = ScopedRelatedField(queryset=Network.objects.all())
+    dataset = ScopedRelatedField(queryset=ProbeDataset.objects.all())
 
     class Meta:
         model = DissectionJob

@@ -6,6 +6,7 @@ the service's message, never a half-written row.
 from __future__ import annotations
 
 import django_filters
+from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,7 +16,8 @@ from rest_framework.response import Response
 
 from units.dissection import selectors
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
-from annotate_site.roles import IsRequester
+from annotate_site.roles import IsMember
+from units.projects.api.fields import ProjectScopedMixin
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
 from .filters import strict_boolean
@@ -29,8 +31,10 @@ def _refused(exc: Exception) -> ValidationError:
     return ValidationError({"detail": str(exc)})
 
 
-class _RequesterViewSet(viewsets.GenericViewSet):
-    permission_classes = [IsRequester]
+class _RequesterViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    """Rows of the caller's projects only (others answer 404); changing one needs the work capability."""
+
+    permission_classes = [IsMember]
 
 
 class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
@@ -53,7 +57,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
-    queryset = selectors.datasets().order_by("name")
+    queryset = ProbeDataset.objects.annotate(num_concepts=Count("concepts")).order_by("name")
     serializer_class = DatasetSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
@@ -116,6 +120,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
 class LayerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
     queryset = Layer.objects.order_by("job_id", "id")
+    project_path = "job__project"
     serializer_class = LayerSerializer
     filterset_fields = ["job", "name"]
 
@@ -143,11 +148,13 @@ class UnitFilter(django_filters.FilterSet):
 
 class UnitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
     queryset = Unit.objects.select_related("layer").prefetch_related("concept_scores__concept").order_by("layer_id", "index")
+    project_path = "layer__job__project"
     serializer_class = UnitSerializer
     filterset_class = UnitFilter
 
 
 class ExemplarViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
     queryset = Exemplar.objects.order_by("unit_id", "kind", "rank")
+    project_path = "unit__layer__job__project"
     serializer_class = ExemplarSerializer
     filterset_fields = ["unit", "kind"]
