@@ -126,6 +126,7 @@ PAGES: dict[str, Rule] = {
     "projects:member_role": P(ids={"project_id": "project", "user_id": "requester_b"}, body={"role": "viewer"}),
     "projects:member_remove": P(ids={"project_id": "project", "user_id": "requester_b"}),
     "projects:delete": P(ids={"project_id": "project"}, body={"confirm_name": "project_name"}),
+    "projects:activity": P(ids={"project_id": "project"}),
     # An invitation link is a capability (its holder joins): an unknown token finds nothing for anyone.
     "projects:invitation": Rule("site", ids={"token": "unknown_token"}),
     "picture": P(ids={"public_id": "exemplar_public_id"}, holder_may=True),

@@ -18,6 +18,9 @@ from django.utils import timezone
 
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
+from units.projects.models import Activity
+from units.projects.services import activity_record
+
 from .errors import PublishError
 from .models import Hit, HitBatch, HitKind
 
@@ -156,5 +159,8 @@ def hit_publish(
                 skipped_existing += 1
         if not created:
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
+        else:
+            activity_record(project=project_id, actor=created_by, verb=Activity.Verb.PUBLISHED,
+                            summary=f"batch {batch.pk} ({batch.name}): {created} label HITs")
     batch.report = PublishReport(batch, created, skipped_existing, skipped_dead, skipped_bare)
     return batch

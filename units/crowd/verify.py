@@ -25,6 +25,9 @@ from django.utils import timezone
 
 from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Unit
 
+from units.projects.models import Activity
+from units.projects.services import activity_record
+
 from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
@@ -185,6 +188,9 @@ def hit_publish_verify(
             _publish_sentinels(batch, layer, eligible, sentinels, existing, report, options)
         if not sum(report.created.values()):
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
+        else:
+            activity_record(project=project_id, actor=created_by, verb=Activity.Verb.PUBLISHED,
+                            summary=f"batch {batch.pk} ({batch.name}): {sum(report.created.values())} verify HITs")
     batch.report = report
     return batch
 

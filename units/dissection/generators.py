@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from .errors import DissectionError, UploadError
-from units.projects.models import Project
+from units.projects.models import Activity, Project
+from units.projects.services import activity_record
 
 from .models import Concept, Network, ProbeDataset
 from .uploads import check_upload_size
@@ -131,6 +132,8 @@ def segmenter_register(
             Concept.objects.bulk_create(
                 Concept(dataset=dataset, number=c.number, name=c.name, category=c.category) for c in vocabulary.concepts
             )
+            activity_record(project=project, actor=created_by, verb=Activity.Verb.REGISTERED,
+                            summary=f"segmenter {dataset.name}")
     except BaseException:
         if final is not None and final.exists() and not ProbeDataset.objects.filter(name=name).exists():
             final.unlink(missing_ok=True)

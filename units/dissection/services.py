@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from django.utils.text import slugify
 
 from annotate_site.celery import enqueue
-from units.projects.models import Project
+from units.projects.models import Activity, Project
+from units.projects.services import activity_record
 
 from .errors import DissectionError, UploadError
 from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
@@ -133,6 +134,8 @@ def network_register(
                 with stored_from.open("rb") as f:
                     network.checkpoint.save(f"{slugify(name) or 'network'}.pt", File(f), save=False)
                 network.save(update_fields=["checkpoint"])
+            activity_record(project=project, actor=created_by, verb=Activity.Verb.REGISTERED,
+                            summary=f"network {network.name} ({architecture})")
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -250,6 +253,8 @@ def dataset_register(
                 Concept(dataset=dataset, number=c.number, name=c.name, category=c.category)
                 for c in engine_dataset.concepts
             )
+            activity_record(project=project, actor=created_by, verb=Activity.Verb.REGISTERED,
+                            summary=f"dataset {dataset.name} ({kind}, {dataset.num_images} images)")
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
@@ -289,9 +294,12 @@ def job_create(
     if not 0 <= int(sample_seed) <= 2**31 - 1:
         raise DissectionError("sample_seed must be between 0 and 2147483647.")
     with transaction.atomic():
-        return DissectionJob.objects.create(project_id=network.project_id, network=network, dataset=dataset,
-                                            created_by=created_by,
-                                            kind=network.kind, samples=samples, sample_seed=int(sample_seed), **params)
+        job = DissectionJob.objects.create(project_id=network.project_id, network=network, dataset=dataset,
+                                           created_by=created_by,
+                                           kind=network.kind, samples=samples, sample_seed=int(sample_seed), **params)
+        activity_record(project=job.project_id, actor=created_by, verb=Activity.Verb.DISSECTED,
+                        summary=f"job {job.pk}: {network.name} on {dataset.name}, layers {', '.join(job.layers)}")
+        return job
 
 
 # A job that never ran or failed may be changed or removed; one that runs, succeeded or has HITs may not.

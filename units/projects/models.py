@@ -80,3 +80,35 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"invitation of {self.email} to {self.project}"
+
+
+class Activity(models.Model):
+    """One line of a project's activity log: who did what, when (shown to its owners)."""
+
+    class Verb(models.TextChoices):
+        REGISTERED = "registered", "registered"
+        DISSECTED = "dissected", "dissected"
+        PUBLISHED = "published", "published"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        EXPORTED = "exported", "exported"
+        IMPORTED = "imported", "imported"
+        MEMBER_ADDED = "member_added", "added a member"
+        MEMBER_INVITED = "member_invited", "invited by e-mail"
+        MEMBER_JOINED = "member_joined", "joined"
+        ROLE_CHANGED = "role_changed", "changed a role"
+        MEMBER_REMOVED = "member_removed", "removed a member"
+
+    project = models.ForeignKey(Project, related_name="activities", on_delete=models.CASCADE)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                              on_delete=models.SET_NULL)
+    verb = models.CharField(max_length=20, choices=Verb.choices)
+    summary = models.CharField(max_length=500)  # what it was done to, in words ("network resnet-a")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="activity_project_time")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.verb} {self.summary}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from .access import VIEW, scope
-from .models import Invitation, Membership, Project
+from .models import Activity, Invitation, Membership, Project
 
 
 def projects_for(user, capability: str = VIEW) -> QuerySet[Project]:
@@ -38,3 +38,25 @@ def project_named(text: str) -> Project:
 
 def invitation_open(token: str) -> Invitation | None:
     return Invitation.objects.select_related("project").filter(token=token, accepted_at=None).first()
+
+
+def project_activity(project: Project) -> QuerySet[Activity]:
+    return project.activities.select_related("actor").order_by("-created_at", "-id")
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such cells
+# are written with a leading apostrophe, which spreadsheets show as text and do not keep.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def activity_csv_rows(project: Project):
+    """The activity log as CSV rows, newest first, every cell formula-safe."""
+    yield ["time", "who", "what", "detail"]
+    for line in project_activity(project).iterator(chunk_size=1000):
+        yield [csv_cell(v) for v in (line.created_at.isoformat(), line.actor.username if line.actor else "",
+                                     line.get_verb_display(), line.summary)]

@@ -7,8 +7,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .errors import ProjectError
-from .models import Invitation, Membership, Project, Role
+from .models import Activity, Invitation, Membership, Project, Role
 from .signals import project_deleting
+
+
+def activity_record(*, project: Project | int, actor, verb: str, summary: str) -> Activity:
+    """One line of the project's activity log (the apps call it from their services, in their transaction)."""
+    project_id = project if isinstance(project, int) else project.pk
+    actor = actor if getattr(actor, "is_authenticated", False) else None
+    return Activity.objects.create(project_id=project_id, actor=actor, verb=verb, summary=summary[:500])
 
 
 def project_create(*, name: str, created_by, description: str = "") -> Project:
@@ -50,6 +57,8 @@ def member_invite(*, project: Project, who: str, role: str, invited_by) -> Membe
             user = users[0]
             if Membership.objects.filter(project=project, user=user).exists():
                 raise ProjectError(f"{user.username} is a member already; change their role instead.")
+            activity_record(project=project, actor=invited_by, verb=Activity.Verb.MEMBER_ADDED,
+                            summary=f"{user.username} as {role}")
             return Membership.objects.create(project=project, user=user, role=role, added_by=invited_by)
         if len(users) > 1:
             raise ProjectError(f"Several accounts match {who!r}; invite by user name.")
@@ -59,6 +68,8 @@ def member_invite(*, project: Project, who: str, role: str, invited_by) -> Membe
             project=project, email=who.lower(), accepted_at=None, defaults={"role": role, "invited_by": invited_by})
         if not created:
             raise ProjectError(f"{who} has an open invitation already.")
+        activity_record(project=project, actor=invited_by, verb=Activity.Verb.MEMBER_INVITED,
+                        summary=f"{who.lower()} as {role}")
         return invitation
 
 
@@ -72,6 +83,8 @@ def invitation_accept(*, token: str, user) -> Membership:
             project=invitation.project, user=user, defaults={"role": invitation.role, "added_by": invitation.invited_by})
         invitation.accepted_by, invitation.accepted_at = user, timezone.now()
         invitation.save(update_fields=["accepted_by", "accepted_at"])
+        activity_record(project=invitation.project, actor=user, verb=Activity.Verb.MEMBER_JOINED,
+                        summary=f"{user.username} as {membership.role} (invited as {invitation.email})")
     return membership
 
 
@@ -97,6 +110,8 @@ def member_role_change(*, project: Project, user, role: str, changed_by) -> Memb
             _refuse_last_owner(project, membership, "changing their role")
         membership.role = role
         membership.save(update_fields=["role"])
+        activity_record(project=project, actor=changed_by, verb=Activity.Verb.ROLE_CHANGED,
+                        summary=f"{user.username} is now {role}")
     return membership
 
 
@@ -106,6 +121,7 @@ def member_remove(*, project: Project, user, removed_by) -> None:
         membership = _locked_membership(project, user)
         _refuse_last_owner(project, membership, "removing them")
         membership.delete()
+        activity_record(project=project, actor=removed_by, verb=Activity.Verb.MEMBER_REMOVED, summary=user.username)
 
 
 def project_delete(*, project: Project, confirm_name: str, deleted_by) -> None:

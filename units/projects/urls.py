@@ -12,5 +12,6 @@ urlpatterns = [
     path("<int:project_id>/members/<int:user_id>/role/", views.member_role, name="member_role"),
     path("<int:project_id>/members/<int:user_id>/remove/", views.member_delete, name="member_remove"),
     path("<int:project_id>/delete/", views.project_remove, name="delete"),
+    path("<int:project_id>/activity/", views.project_activity, name="activity"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
 ]

@@ -5,16 +5,19 @@ is not a member of answers 404, a member without the needed role 403 (they know 
 """
 from __future__ import annotations
 
+import csv
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from annotate_site.paging import page_of
 from annotate_site.roles import is_requester
 
 from . import selectors
@@ -156,6 +159,25 @@ def project_remove(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, f"Project {project.name} and its files were deleted.")
             return redirect("projects:list")
     return render(request, "projects/delete.html", {"project": project, "form": form})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def project_activity(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The activity log (owners only); `?format=csv` downloads all of it."""
+    project = _project(request, project_id, MANAGE)
+    if request.GET.get("format") == "csv":
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse((writer.writerow(row) for row in selectors.activity_csv_rows(project)),
+                                         content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="activity-project-{project.pk}.csv"'
+        return response
+    page = page_of(request, selectors.project_activity(project))
+    return render(request, "projects/activity.html", {"project": project, "lines": page.object_list, "page": page})
 
 
 @login_required

@@ -11,6 +11,8 @@ from annotate_site.celery import enqueue
 from units.crowd.models import Annotation, Hit, HitBatch, HitKind
 from units.dissection.models import DissectionJob, Layer, ProbeDataset
 from units.dissection.services import media_remove_on_commit
+from units.projects.models import Activity
+from units.projects.services import activity_record
 
 from . import aggregation
 from .comparison import category_match, word_match
@@ -266,6 +268,8 @@ def export_create(*, kind: str, user=None, job: DissectionJob | None = None, lay
     with transaction.atomic():
         export = ExportJob.objects.create(project_id=project_ids.pop(), kind=kind, job=job, layer=layer, batch=batch,
                                           created_by=user)
+        activity_record(project=export.project_id, actor=user, verb=Activity.Verb.EXPORTED,
+                        summary=f"export {export.pk} ({kind})")
         if background:
             transaction.on_commit(lambda: enqueue("tasks.results.run_export", export.pk))
     return export

@@ -99,6 +99,7 @@ def review_decide(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         n = assignments_review(assignment_ids=data["assignment_ids"], approve=data["action"] == "approve",
+                               reviewer=request.user,
                                feedback=data["feedback"])
     except CrowdError as exc:
         messages.error(request, str(exc))
