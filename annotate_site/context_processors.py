@@ -1,6 +1,6 @@
 """Template context: the signed-in user's role, for navigation."""
-from .roles import is_requester
+from .roles import is_member
 
 
 def roles(request) -> dict:
-    return {"is_requester": is_requester(getattr(request, "user", None))}
+    return {"is_requester": is_member(getattr(request, "user", None))}

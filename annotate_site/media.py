@@ -1,10 +1,12 @@
 """Who may read what under MEDIA_ROOT, decided here; the bytes go out through django-sendfile2.
 
-- `/media/<path>`: requesters only (default deny). Annotators never need a path: job outputs
-  (tally.csv, alignment, topk.csv), checkpoints, exports and reports are all requester material,
-  and a picture's path says whether it is a sentinel (`<layer>/sentinels/...`).
+- `/media/<path>`: members of the project that owns the file only (default deny): a job's folder
+  (`jobs/<job id>/...`), a network's checkpoint, an export's file; sanity reports (`sanity/...`,
+  site-wide) to requesters. Anything else, and another project's file, answers 404 to members
+  (403 to everyone else, as before: annotators never need a path, and a picture's path says
+  whether it is a sentinel, `<layer>/sentinels/...`).
 - `/pictures/<public_id>.jpg`: one opaque URL per exemplar picture, for the annotator who holds or
-  held a HIT showing it (or whose qualification test showed it), and for requesters.
+  held a HIT showing it (or whose qualification test showed it), and for members of its project.
 
 Both take the signed-in session or an API token (`Authorization: Token ...`): the API hands these URLs
 to token clients, which have no session.
@@ -27,9 +29,11 @@ from django_sendfile import sendfile
 from rest_framework.exceptions import AuthenticationFailed
 
 from units.crowd.selectors import picture_visible_to
-from units.dissection.models import Exemplar
+from units.dissection.models import DissectionJob, Exemplar, Network
+from units.projects.access import is_site_admin, scope
+from units.results.models import ExportJob
 
-from .roles import is_requester
+from .roles import is_member, is_requester
 from .tokens import TokenAuthentication
 
 
@@ -56,6 +60,22 @@ def _viewer(request: HttpRequest):
     return found[0] if found else None
 
 
+def media_visible_to(user, relpath: str) -> bool:
+    """Whether `user` may read the file `relpath` (relative to MEDIA_ROOT, normalised): its project's members."""
+    if is_site_admin(user):
+        return True
+    parts = relpath.split("/")
+    if parts[0] == "jobs" and len(parts) > 2 and parts[1].isdigit() and len(parts[1]) < 19:
+        return scope(DissectionJob.objects.filter(pk=int(parts[1])), user).exists()
+    if parts[0] == "exports":
+        return scope(ExportJob.objects.filter(file=relpath), user).exists()
+    if parts[0] == "checkpoints":
+        return scope(Network.objects.filter(checkpoint=relpath), user).exists()
+    if parts[0] == "sanity":
+        return is_requester(user)  # the sanity reports are the site's, not a project's
+    return False
+
+
 def _send(request: HttpRequest, path: Path, *, name: str | None = None) -> HttpResponse:
     response = sendfile(request, path, attachment_filename=name if name else None)
     response["Cache-Control"] = "private, max-age=3600"
@@ -71,10 +91,11 @@ def _denied(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
-    if not is_requester(_viewer(request)):
+    viewer = _viewer(request)
+    if not is_member(viewer):
         return _denied(request)
     target = media_file(path)
-    if target is None:
+    if target is None or not media_visible_to(viewer, target.relative_to(settings.MEDIA_ROOT).as_posix()):
         raise Http404("No such file.")
     return _send(request, target)
 
@@ -90,7 +111,9 @@ def picture(request: HttpRequest, public_id: str, variant: str = "") -> HttpResp
     if user is None:
         return _denied(request)
     exemplar = Exemplar.objects.filter(public_id=public_id).first()
-    if exemplar is None or not (is_requester(user) or picture_visible_to(user, exemplar)):
+    if exemplar is None or not (scope(Exemplar.objects.filter(pk=exemplar.pk), user,
+                                      path="unit__layer__job__project").exists()
+                                or picture_visible_to(user, exemplar)):
         raise Http404("No such picture.")
     relpath = (exemplar.plain or exemplar.picture) if variant == "plain" else exemplar.picture
     target = media_file(relpath)

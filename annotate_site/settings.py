@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served by us: the API docs work offline
+    "units.projects",  # the bottom app: projects, members, roles
     "units.dissection",
     "units.crowd",
     "units.results",

@@ -25,6 +25,7 @@ urlpatterns = [
     path("crowd/", include("units.crowd.urls")),
     path("results/", include("units.results.urls")),
     path("sanity/", include("units.sanity.urls")),
+    path("projects/", include("units.projects.urls")),
     # Annotators' pictures: one opaque URL each (see annotate_site/media.py).
     re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})$", picture, name="picture"),
     re_path(r"^pictures/(?P<public_id>[A-Za-z0-9_-]{1,32})/plain$", picture, {"variant": "plain"},

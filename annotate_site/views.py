@@ -5,12 +5,12 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from .roles import is_requester
+from .roles import is_member
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    if is_requester(request.user):
+    if is_member(request.user):
         return redirect("dissection:job_list")
     return redirect("crowd:home")
 

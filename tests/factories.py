@@ -19,6 +19,27 @@ from units.crowd.qualification import mark_qualified
 
 PASSWORD = "correct-horse-battery-1"
 _seq = itertools.count(1)
+# The project every factory row goes into unless a test names another; requesters made by
+# make_user(requester=True) are its members (role requester), as after the Default migration.
+LAB = "lab"
+
+
+def lab_project():
+    from units.projects.services import project_ensure
+
+    return project_ensure(name=LAB)
+
+
+def make_project(name: str | None = None, *, owner=None, members: dict | None = None):
+    """A project with an owner and members ({user: role})."""
+    from units.projects.models import Membership, Project
+
+    project = Project.objects.create(name=name or f"project{next(_seq)}", created_by=owner)
+    roles = {owner: "owner"} if owner else {}
+    roles.update(members or {})
+    for user, role in roles.items():
+        Membership.objects.create(project=project, user=user, role=role)
+    return project
 
 
 def make_user(username: str | None = None, *, qualified: bool = False, requester: bool = False, admin: bool = False):
@@ -29,8 +50,11 @@ def make_user(username: str | None = None, *, qualified: bool = False, requester
         user.is_staff = user.is_superuser = True
         user.save(update_fields=["is_staff", "is_superuser"])
     if requester:
+        from units.projects.models import Membership
+
         group, _ = Group.objects.get_or_create(name=REQUESTERS_GROUP)
         user.groups.add(group)
+        Membership.objects.create(project=lab_project(), user=user, role="requester")
     if qualified:
         mark_qualified(user)
     return user
@@ -49,19 +73,22 @@ def make_job(
     concepts: list[tuple[str, str]] | None = None,
     write_pictures: bool = False,
     status: str = DissectionJob.Status.SUCCEEDED,
+    project=None,
 ) -> DissectionJob:
     """A finished dissection job: layers with units, exemplars and IoU scores (no engine run)."""
     n = next(_seq)
     layers = layers or {"conv3": 4}
     concepts = concepts or [(str(d), "object") for d in range(10)]
-    network = Network.objects.create(name=f"net{n}", architecture="mixturenet", num_classes=45)
-    dataset = ProbeDataset.objects.create(name=f"probe{n}", kind="mixture", path=f"probe{n}", num_images=100)
+    project = project or lab_project()
+    network = Network.objects.create(project=project, name=f"net{n}", architecture="mixturenet", num_classes=45)
+    dataset = ProbeDataset.objects.create(project=project, name=f"probe{n}", kind="mixture", path=f"probe{n}",
+                                          num_images=100)
     concept_rows = [
         Concept.objects.create(dataset=dataset, number=i + 1, name=name, category=cat)
         for i, (name, cat) in enumerate(concepts)
     ]
     job = DissectionJob.objects.create(
-        network=network, dataset=dataset, layers=list(layers), top_k=exemplars_per_unit, status=status,
+        project=project, network=network, dataset=dataset, layers=list(layers), top_k=exemplars_per_unit, status=status,
         progress=1.0 if status == DissectionJob.Status.SUCCEEDED else 0.0,
     )
     for layer_name, n_units in layers.items():
@@ -89,7 +116,7 @@ def make_hits(job: DissectionJob, *, assignments: int = 3, duration_s: int = 900
     from units.crowd.models import Hit, HitBatch
 
     batch = HitBatch.objects.create(
-        name=f"batch for job {job.pk}", assignments_per_hit=assignments,
+        project_id=job.project_id, name=f"batch for job {job.pk}", assignments_per_hit=assignments,
         assignment_duration_seconds=duration_s, lifetime_seconds=lifetime_s,
     )
     batch.layers.set(job.layer_set.all())
@@ -117,13 +144,14 @@ def write_tiny_mixture(out_dir: Path, *, n_images: int = 12, seed: int = 0) -> P
 
 
 def make_registered_pipeline(dataset_dir: Path, *, name: str | None = None, layers=("conv1", "conv3"),
-                             top_k: int = 3, shards: int = 1, created_by=None):
+                             top_k: int = 3, shards: int = 1, created_by=None, project=None):
     """Network (seeded random MixtureNet, no checkpoint) + mixture dataset + a pending job."""
     from units.dissection.services import dataset_register, job_create, network_register
 
     name = name or f"tiny{next(_seq)}"
-    network = network_register(name=f"{name}-net", architecture="mixturenet", num_classes=45, created_by=created_by)
-    dataset = dataset_register(name=f"{name}-data", kind="mixture", path=str(dataset_dir), created_by=created_by,
+    project = project or lab_project()
+    network = network_register(project=project, name=f"{name}-net", architecture="mixturenet", num_classes=45, created_by=created_by)
+    dataset = dataset_register(project=project, name=f"{name}-data", kind="mixture", path=str(dataset_dir), created_by=created_by,
                                any_path=True)  # a tmp folder, registered as the operator's command would
     return job_create(network=network, dataset=dataset, layers=list(layers), top_k=top_k, batch_size=8,
                       shards=shards, created_by=created_by)

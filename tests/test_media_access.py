@@ -1,7 +1,8 @@
 """Who may read what under MEDIA_ROOT: five personas x every kind of file x path tricks.
 
-The rule (annotate_site/media.py): `/media/<path>` is for requesters (and admins) only, decided on
-the normalised path; annotators get exactly the pictures of HITs they hold or held, and of their
+The rule (annotate_site/media.py): `/media/<path>` is for the members of the file's project (and
+admins) only, decided on the normalised path; a requester of another project finds nothing (404);
+annotators get exactly the pictures of HITs they hold or held, and of their
 qualification tests, through opaque `/pictures/<id>` URLs in which a sentinel looks like any picture.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from units.dissection.models import Exemplar
 
 pytestmark = pytest.mark.django_db
 
-PERSONAS = ["anonymous", "holder", "other_annotator", "requester", "admin"]
+PERSONAS = ["anonymous", "holder", "other_annotator", "requester", "outsider", "admin"]
 
 # Every kind of file a deployment keeps under MEDIA_ROOT (the issue's list, and then some).
 FILES = {
@@ -54,7 +55,16 @@ TRICKS = [
 
 
 @pytest.fixture
-def world(media_root):
+def world(media_root, users):
+    """The files on disk, owned by rows of the requester's project: job 1, a network, an export."""
+    from units.dissection.models import DissectionJob, Network
+    from units.results.models import ExportJob
+
+    job = make_job()
+    if job.pk != 1:  # the paths name job 1
+        DissectionJob.objects.create(id=1, project=job.project, network=job.network, dataset=job.dataset)
+    Network.objects.filter(pk=job.network_id).update(checkpoint=FILES["checkpoint"])
+    ExportJob.objects.create(project=job.project, kind="units_csv", file=FILES["export"], status="succeeded")
     for rel in FILES.values():
         path = media_root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +85,17 @@ def users(db):
     return {
         "holder": make_user("holder", qualified=True), "other_annotator": make_user("other", qualified=True),
         "requester": make_user("req", requester=True), "admin": make_user("root", admin=True),
+        "outsider": _outsider(),
     }
+
+
+def _outsider():
+    """A requester of another project."""
+    from tests.factories import make_project
+
+    user = make_user("bea-from-elsewhere")
+    make_project("elsewhere", owner=user)
+    return user
 
 
 @pytest.mark.parametrize("kind", list(FILES))
@@ -89,6 +109,8 @@ def test_media_paths_answer_by_role_on_the_normalised_path(world, users, kind):
             response = client.get(url)
             if persona in ("requester", "admin"):
                 expected = 200 if still_names_the_file else 404
+            elif persona == "outsider":
+                expected = 404  # another project's file does not exist for them
             else:
                 expected = 403  # default deny: annotators never read by path, whatever the spelling
             if response.status_code != expected:
@@ -144,8 +166,10 @@ def _pictures(hit):
 
 def test_picture_urls_answer_by_role_and_by_object(hit_world, users):
     held, not_held = hit_world
-    expected_held = {"anonymous": 403, "holder": 200, "other_annotator": 404, "requester": 200, "admin": 200}
-    expected_other = {"anonymous": 403, "holder": 404, "other_annotator": 404, "requester": 200, "admin": 200}
+    expected_held = {"anonymous": 403, "holder": 200, "other_annotator": 404, "requester": 200, "outsider": 404,
+                     "admin": 200}
+    expected_other = {"anonymous": 403, "holder": 404, "other_annotator": 404, "requester": 200, "outsider": 404,
+                      "admin": 200}
     wrong = []
     for persona in PERSONAS:
         client = _client(persona, users)

@@ -76,15 +76,15 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> Dissectio
     """Register, dissect and publish the demo generator; `command` is the demo command (say, job, publish)."""
     size = sizes(quick)
     gen_name, seg_name = f"{prefix}-dcgan", f"{prefix}-digitseg"
-    network = Network.objects.filter(name=gen_name).first()
-    segmenter = ProbeDataset.objects.filter(name=seg_name).first()
+    network = Network.objects.filter(project=command.project, name=gen_name).first()
+    segmenter = ProbeDataset.objects.filter(project=command.project, name=seg_name).first()
     if network is None or segmenter is None:
         gen_file, seg_file = _checkpoints(command, prefix, size)
         network = network or network_register(
-            name=gen_name, architecture="dcgan32", checkpoint=gen_file,
+            project=command.project, name=gen_name, architecture="dcgan32", checkpoint=gen_file,
             description=f"DCGAN trained by the demo ({size.gan_steps} steps on {size.train_images} canvases).")
         segmenter = segmenter or dataset_register(
-            name=seg_name, kind=ProbeDataset.Kind.SEGMENTER, path=str(seg_file), any_path=True,
+            project=command.project, name=seg_name, kind=ProbeDataset.Kind.SEGMENTER, path=str(seg_file), any_path=True,
             description="Digit segmenter trained by the demo on real canvases; labels the generator's samples.")
     else:
         command.say(f"Generator {gen_name!r} and segmenter {seg_name!r} exist; reused.")

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from units.crowd.models import Annotation, Assignment, Hit
+from units.crowd.models import Annotation, Assignment, Hit, HitBatch
 from units.results.models import ExportJob
 
 from .seed import PREFIX, loadtest_seed
@@ -58,11 +58,12 @@ def seed_annotations(n: int) -> tuple[int, int]:
 
 def export_jobs(layer_id: int, batch_id: int) -> list[ExportJob]:
     K = ExportJob.Kind
-    return [ExportJob.objects.create(kind=K.UNITS_CSV, layer_id=layer_id),
-            ExportJob.objects.create(kind=K.UNITS_JSON, layer_id=layer_id),
-            ExportJob.objects.create(kind=K.TALLY, layer_id=layer_id),
-            ExportJob.objects.create(kind=K.MTURK, batch_id=batch_id),
-            ExportJob.objects.create(kind=K.MILAN, layer_id=layer_id)]
+    project_id = HitBatch.objects.values_list("project_id", flat=True).get(pk=batch_id)
+    return [ExportJob.objects.create(project_id=project_id, kind=K.UNITS_CSV, layer_id=layer_id),
+            ExportJob.objects.create(project_id=project_id, kind=K.UNITS_JSON, layer_id=layer_id),
+            ExportJob.objects.create(project_id=project_id, kind=K.TALLY, layer_id=layer_id),
+            ExportJob.objects.create(project_id=project_id, kind=K.MTURK, batch_id=batch_id),
+            ExportJob.objects.create(project_id=project_id, kind=K.MILAN, layer_id=layer_id)]
 
 
 def measure(export: ExportJob) -> dict:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from units.crowd.models import AnnotatorProfile, Hit, HitBatch
 from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
+from units.projects.services import project_ensure
 
 from .crowd import TRUTHS, truth_for
 
@@ -43,13 +44,14 @@ def loadtest_seed(*, name: str, n_units: int, assignments: int, usernames: list[
     """
     Hit.objects.filter(batch__name__startswith=PREFIX).exclude(status=Hit.Status.DISPOSED).update(
         status=Hit.Status.DISPOSED)
-    network = Network.objects.create(name=f"{name}-net", architecture="mixturenet", num_classes=45)
-    dataset = ProbeDataset.objects.create(name=f"{name}-data", kind="mixture", path=name, num_images=1000)
+    project = project_ensure(name=PREFIX.rstrip("-") or "loadtest")
+    network = Network.objects.create(project=project, name=f"{name}-net", architecture="mixturenet", num_classes=45)
+    dataset = ProbeDataset.objects.create(project=project, name=f"{name}-data", kind="mixture", path=name, num_images=1000)
     Concept.objects.bulk_create([
         Concept(dataset=dataset, number=i + 1, name=word, category=category)
         for i, ((word, category), _) in enumerate(t for t in TRUTHS if t[0][0])
     ])
-    job = DissectionJob.objects.create(network=network, dataset=dataset, layers=["conv3"], top_k=EXEMPLARS_PER_UNIT,
+    job = DissectionJob.objects.create(project=project, network=network, dataset=dataset, layers=["conv3"], top_k=EXEMPLARS_PER_UNIT,
                                        status=DissectionJob.Status.SUCCEEDED, progress=1.0)
     layer = Layer.objects.create(job=job, name="conv3", num_units=n_units)
     truths = [truth_for(i, seed=seed) for i in range(n_units)]
@@ -63,7 +65,7 @@ def loadtest_seed(*, name: str, n_units: int, assignments: int, usernames: list[
                  picture=f"jobs/{job.pk}/conv3/u{unit.index:04d}_r{r:02d}.png")
         for unit in units for r in range(EXEMPLARS_PER_UNIT)
     ])
-    batch = HitBatch.objects.create(name=f"{name} batch", assignments_per_hit=assignments,
+    batch = HitBatch.objects.create(project=project, name=f"{name} batch", assignments_per_hit=assignments,
                                     assignment_duration_seconds=duration_s, exemplars_shown=EXEMPLARS_PER_UNIT)
     batch.layers.add(layer)
     expires = timezone.now() + timedelta(days=1)

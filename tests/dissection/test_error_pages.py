@@ -33,7 +33,7 @@ def test_an_annotator_on_a_requester_page_is_told_why_on_the_sites_page(client, 
     response = client.get(reverse("dissection:job_list"))
     page = response.content.decode()
     assert response.status_code == 403
-    assert "This page is for requesters." in page and 'class="topbar"' in page
+    assert "This page is for requesters and project members." in page and 'class="topbar"' in page
 
 
 def test_a_form_sent_without_its_security_token_gets_a_plain_explanation():

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from tasks.engine.models import MixtureNet
 from tests.dissection.gan_helpers import make_generator_job, write_tiny_checkpoints
-from tests.factories import PASSWORD, make_registered_pipeline
+from tests.factories import PASSWORD, lab_project, make_registered_pipeline
 from units.dissection.models import Concept, DissectionJob, Network, ProbeDataset
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
@@ -30,7 +30,7 @@ def test_a_classifier_checkpoint_is_refused_as_a_generator_and_nothing_is_kept(t
     path = tmp_path / "mixturenet.pt"
     torch.save(MixtureNet().state_dict(), path)
     with pytest.raises(DissectionError, match="dcgan32"):
-        network_register(name="wrong", architecture="dcgan32", checkpoint=path)
+        network_register(project=lab_project(), name="wrong", architecture="dcgan32", checkpoint=path)
     assert not Network.objects.exists()
     assert not list(media_root.rglob("*.pt"))
 
@@ -39,24 +39,25 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_as_a_generator(tmp_path):
     path = tmp_path / "notes.pt"
     path.write_text("not a checkpoint")
     with pytest.raises(DissectionError, match="not a checkpoint|cannot|not a"):
-        network_register(name="notes", architecture="dcgan32", checkpoint=path)
+        network_register(project=lab_project(), name="notes", architecture="dcgan32", checkpoint=path)
     assert not Network.objects.exists()
 
 
 def test_a_generator_takes_no_classes_or_normalisation(checkpoints):
     with pytest.raises(DissectionError, match="no classes and no input normalisation"):
-        network_register(name="g", architecture="dcgan32", checkpoint=checkpoints[0], mean=[0.5] * 3, std=[0.2] * 3)
+        network_register(project=lab_project(), name="g", architecture="dcgan32", checkpoint=checkpoints[0], mean=[0.5] * 3, std=[0.2] * 3)
 
 
 def test_a_generator_checkpoint_is_refused_as_a_segmenter(checkpoints):
     with pytest.raises(DissectionError, match="generator checkpoint, not a segmenter"):
-        dataset_register(name="seg", kind="segmenter", path=str(checkpoints[0]), any_path=True)
+        dataset_register(project=lab_project(), name="seg", kind="segmenter", path=str(checkpoints[0]), any_path=True)
     assert not ProbeDataset.objects.exists()
 
 
 def test_a_missing_segmenter_file_is_named(tmp_path):
     with pytest.raises(DissectionError, match="does not exist"):
-        dataset_register(name="seg", kind="segmenter", path=str(tmp_path / "nope.pt"), any_path=True)
+        dataset_register(project=lab_project(), name="seg", kind="segmenter", path=str(tmp_path / "nope.pt"),
+                         any_path=True)
 
 
 def test_the_pages_register_an_uploaded_generator_and_segmenter(client, requester, checkpoints, datasets_root,

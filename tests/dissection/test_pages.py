@@ -3,7 +3,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import PASSWORD, make_job
-from units.dissection.models import DissectionJob
+from units.dissection.models import DissectionJob, Network
 
 pytestmark = pytest.mark.django_db
 
@@ -73,16 +73,28 @@ def test_a_user_label_is_escaped_on_the_unit_page(client, requester):
     assert "&lt;script&gt;x&lt;/script&gt;" in body
 
 
-def test_media_files_are_served_to_requesters_only(client, annotator, requester, media_root):
+def test_media_files_are_served_to_their_projects_members_only(client, annotator, requester, media_root):
+    from tests.factories import make_job, make_project, make_user
+
+    job = make_job()  # the requester's project (lab)
+    Network.objects.filter(pk=job.network_id).update(checkpoint="checkpoints/net.pt")
     (media_root / "checkpoints").mkdir()
     (media_root / "checkpoints" / "net.pt").write_bytes(b"weights")
-    (media_root / "jobs" / "1").mkdir(parents=True)
-    (media_root / "jobs" / "1" / "pic.jpg").write_bytes(b"jpeg")
+    (media_root / "jobs" / str(job.pk)).mkdir(parents=True)
+    (media_root / "jobs" / str(job.pk) / "pic.jpg").write_bytes(b"jpeg")
+    (media_root / "stray.txt").write_bytes(b"no project's")
     client.login(username=annotator.username, password=PASSWORD)
     assert client.get("/media/checkpoints/net.pt").status_code == 403
-    assert client.get("/media/jobs/1/pic.jpg").status_code == 403  # annotators get pictures by opaque URL
+    assert client.get(f"/media/jobs/{job.pk}/pic.jpg").status_code == 403  # annotators get pictures by opaque URL
     client.login(username=requester.username, password=PASSWORD)
     assert client.get("/media/checkpoints/net.pt").status_code == 200
+    assert client.get(f"/media/jobs/{job.pk}/pic.jpg").status_code == 200
+    assert client.get("/media/stray.txt").status_code == 404
+    outsider = make_user("bea")
+    make_project("other lab", owner=outsider)
+    client.login(username=outsider.username, password=PASSWORD)
+    assert client.get("/media/checkpoints/net.pt").status_code == 404
+    assert client.get(f"/media/jobs/{job.pk}/pic.jpg").status_code == 404
 
 
 def test_a_job_created_on_the_page_runs_and_the_page_shows_it(client, requester, tiny_mixture_dir, media_root,

@@ -4,7 +4,7 @@ import csv
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_registered_pipeline
+from tests.factories import PASSWORD, lab_project, make_registered_pipeline
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
 from units.dissection.services import job_start
 
@@ -105,12 +105,13 @@ def test_a_page_started_job_without_a_broker_runs_in_a_background_thread(
 def test_the_admin_registers_a_network_through_the_service_and_shows_its_refusals(client, admin, media_root):
     client.login(username=admin.username, password=PASSWORD)
     url = reverse("admin:units_network_add")
-    response = client.post(url, {"name": "adm", "architecture": "mixturenet", "mean": "[0.5, 0.5]", "std": "[1, 1]",
+    project = lab_project().pk
+    response = client.post(url, {"project": project, "name": "adm", "architecture": "mixturenet", "mean": "[0.5, 0.5]", "std": "[1, 1]",
                                  "class_names": "[]", "description": ""})
     assert response.status_code == 200
     assert "three numbers each" in response.content.decode()
     assert not Network.objects.exists()
-    response = client.post(url, {"name": "adm", "architecture": "mixturenet", "mean": "[]", "std": "[]",
+    response = client.post(url, {"project": project, "name": "adm", "architecture": "mixturenet", "mean": "[]", "std": "[]",
                                  "class_names": "[]", "num_classes": "45", "description": ""})
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Network.objects.get().num_classes == 45
@@ -119,7 +120,8 @@ def test_the_admin_registers_a_network_through_the_service_and_shows_its_refusal
 def test_the_admin_registers_a_dataset_and_reads_its_vocabulary(client, admin, tiny_mixture_dir):
     client.login(username=admin.username, password=PASSWORD)
     response = client.post(reverse("admin:units_probedataset_add"), {
-        "name": "adm-data", "kind": "mixture", "path": str(tiny_mixture_dir), "description": "",
+        "project": lab_project().pk, "name": "adm-data", "kind": "mixture", "path": str(tiny_mixture_dir),
+        "description": "",
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     dataset = ProbeDataset.objects.get()

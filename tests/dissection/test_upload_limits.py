@@ -12,7 +12,7 @@ from django.urls import reverse
 from PIL import Image
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, lab_project
 from units.dissection.models import ProbeDataset
 from units.dissection.services import DissectionError, dataset_register
 
@@ -82,7 +82,7 @@ def test_an_image_at_the_limit_is_accepted(tiny_mixture_dir, datasets_root, sett
     with Image.open(next((tiny_mixture_dir / "images").rglob("*.png"))) as im:
         settings.UPLOAD_IMAGE_MAX_PIXELS = im.size[0] * im.size[1]
     data = zip_with(tiny_mixture_dir, {})
-    dataset = dataset_register(name="ok", kind="broden", archive=io.BytesIO(data), archive_size=len(data))
+    dataset = dataset_register(project=lab_project(), name="ok", kind="broden", archive=io.BytesIO(data), archive_size=len(data))
     assert (datasets_root / dataset.path / "index.csv").is_file()
 
 
@@ -92,7 +92,8 @@ def test_the_api_refuses_a_bomb_with_a_400_and_keeps_nothing(requester, tiny_mix
     before = listing(datasets_root)
     upload = SimpleUploadedFile("d.zip", zip_with(tiny_mixture_dir,
                                                   {"tiny/images/bomb.png": png_claiming(60_000, 60_000)}))
-    response = api.post("/api/datasets/", {"name": "d", "kind": "broden", "archive": upload}, format="multipart")
+    response = api.post("/api/datasets/", {"project": lab_project().pk, "name": "d", "kind": "broden", "archive": upload},
+                        format="multipart")
     assert response.status_code == 400 and "decompression bomb" in str(response.json())
     assert listing(datasets_root) == before
 
@@ -116,7 +117,8 @@ def test_a_requester_cannot_register_a_folder_outside_datasets_root(client, requ
         assert response.status_code == 200 and "outside the dataset folders" in response.content.decode(), path
     api = APIClient()
     api.force_authenticate(requester)
-    response = api.post("/api/datasets/", {"name": "d", "kind": "mixture", "path": str(outside)}, format="json")
+    response = api.post("/api/datasets/", {"project": lab_project().pk, "name": "d", "kind": "mixture",
+                                                   "path": str(outside)}, format="json")
     assert response.status_code == 400 and "outside the dataset folders" in str(response.json())
     assert not ProbeDataset.objects.exists()
 
@@ -124,7 +126,7 @@ def test_a_requester_cannot_register_a_folder_outside_datasets_root(client, requ
 def test_a_link_under_datasets_root_to_a_folder_outside_is_refused(datasets_root, outside):
     (datasets_root / "link").symlink_to(outside, target_is_directory=True)
     with pytest.raises(DissectionError, match="outside the dataset folders"):
-        dataset_register(name="d", kind="mixture", path="link")
+        dataset_register(project=lab_project(), name="d", kind="mixture", path="link")
 
 
 def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_root, outside, tiny_mixture_dir,
@@ -132,11 +134,11 @@ def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_ro
     import shutil
 
     shutil.copytree(tiny_mixture_dir, datasets_root / "inside")
-    assert dataset_register(name="in", kind="mixture", path="inside").num_images > 0
+    assert dataset_register(project=lab_project(), name="in", kind="mixture", path="inside").num_images > 0
     with pytest.raises(DissectionError, match="outside"):
-        dataset_register(name="out", kind="mixture", path=str(outside))
+        dataset_register(project=lab_project(), name="out", kind="mixture", path=str(outside))
     settings.DATASET_PATHS_ALLOWED = [outside.parent]
-    assert dataset_register(name="out", kind="mixture", path=str(outside)).num_images > 0
+    assert dataset_register(project=lab_project(), name="out", kind="mixture", path=str(outside)).num_images > 0
 
 
 @pytest.mark.parametrize("kind", list(ProbeDataset.Kind.values))
@@ -171,7 +173,7 @@ def test_a_segmenter_checkpoint_under_datasets_root_is_accepted(datasets_root):
 def test_the_operators_command_may_name_any_folder(datasets_root, outside):
     from django.core.management import call_command
 
-    call_command("register_dataset", "ops", "--kind", "mixture", "--path", str(outside))
+    call_command("register_dataset", "ops", "--project", lab_project().name, "--kind", "mixture", "--path", str(outside))
     assert ProbeDataset.objects.get(name="ops").path == str(outside)
 
 

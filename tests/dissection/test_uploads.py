@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tasks.engine.models import MixtureNet
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, lab_project
 from units.dissection.models import Concept, Network, ProbeDataset
 from units.dissection.services import DissectionError, dataset_register, network_register
 
@@ -37,7 +37,7 @@ def zip_of(folder: Path, extra: dict[str, bytes] | None = None, prefix: str = "t
 
 
 def register_zip(buffer: io.BytesIO, name: str = "zipped"):
-    return dataset_register(name=name, kind="broden", archive=buffer, archive_size=len(buffer.getbuffer()))
+    return dataset_register(project=lab_project(), name=name, kind="broden", archive=buffer, archive_size=len(buffer.getbuffer()))
 
 
 def test_a_good_zip_is_extracted_and_its_vocabulary_read_from_label_csv(tiny_mixture_dir, datasets_root):
@@ -100,12 +100,12 @@ def test_a_zip_that_is_not_a_dataset_is_refused_with_the_missing_file(datasets_r
 def test_a_checkpoint_that_fits_is_kept_and_one_that_does_not_is_refused(tmp_path, media_root):
     good = tmp_path / "good.pt"
     torch.save(MixtureNet(num_classes=45).state_dict(), good)
-    network = network_register(name="good", architecture="mixturenet", checkpoint=good)
+    network = network_register(project=lab_project(), name="good", architecture="mixturenet", checkpoint=good)
     assert network.checkpoint and Path(network.checkpoint.path).is_file()
     assert network.num_classes is None or network.num_classes == 45
 
     with pytest.raises(DissectionError, match="does not fit architecture 'resnet18'"):
-        network_register(name="bad", architecture="resnet18", checkpoint=good)
+        network_register(project=lab_project(), name="bad", architecture="resnet18", checkpoint=good)
     assert not Network.objects.filter(name="bad").exists()
 
 

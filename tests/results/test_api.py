@@ -126,7 +126,7 @@ def test_an_export_is_created_polled_and_downloaded(world, requester, media_root
 
 def test_an_unfinished_export_cannot_be_downloaded_and_bad_requests_say_why(world, requester):
     client = client_for(requester)
-    pending = ExportJob.objects.create(kind="units_csv", layer=world["layer"])
+    pending = ExportJob.objects.create(project_id=world["layer"].job.project_id, kind="units_csv", layer=world["layer"])
     assert client.get(f"/api/exports/{pending.pk}/download/").status_code == 409
     refused = client.post("/api/exports/", {"kind": "tally", "job": world["job"].pk})
     assert refused.status_code == 400 and "per layer" in refused.json()["detail"]

@@ -54,7 +54,7 @@ def test_a_layer_whose_runs_are_slow_is_aggregated_less_often(queued, django_cap
     layer = job.layer_set.get()
     started = timezone.now() - timedelta(minutes=1)
     # A fast last run (0.2 s): the configured 5 s delay stands (10 x 0.2 = 2 s is shorter).
-    AggregationRun.objects.create(layer=layer, status=AggregationRun.Status.SUCCEEDED, started_at=started,
+    AggregationRun.objects.create(project_id=layer.job.project_id, layer=layer, status=AggregationRun.Status.SUCCEEDED, started_at=started,
                                   finished_at=started + timedelta(seconds=0.2))
     with django_capture_on_commit_callbacks(execute=True):
         answer(hits[0], make_user("s0"), "dog", "object")
@@ -95,7 +95,7 @@ def test_a_running_mark_is_taken_for_lost_after_five_times_the_layers_last_run_a
     job = make_job(layers={"conv3": 1}, exemplars_per_unit=2)
     layer = job.layer_set.get()
     now = timezone.now()
-    AggregationRun.objects.create(layer=layer, status=AggregationRun.Status.SUCCEEDED,
+    AggregationRun.objects.create(project_id=layer.job.project_id, layer=layer, status=AggregationRun.Status.SUCCEEDED,
                                   started_at=now - timedelta(hours=1),
                                   finished_at=now - timedelta(hours=1) + timedelta(seconds=30))
     schedule = AggregationSchedule.objects.create(layer=layer, running_since=now - timedelta(seconds=140))

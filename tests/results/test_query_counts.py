@@ -27,7 +27,7 @@ def grow(n: int, annotator, other_annotator, requester) -> None:
             answer(hit, other_annotator, "cat", "object")
         for layer in job.layer_set.all():
             aggregation_run_layer(layer=layer, adapt=False)
-            ExportJob.objects.create(kind=ExportJob.Kind.UNITS_CSV, layer=layer, job=job, created_by=requester)
+            ExportJob.objects.create(project=job.project, kind=ExportJob.Kind.UNITS_CSV, layer=layer, job=job, created_by=requester)
 
 
 def count(client: Client, url: str) -> int:
@@ -45,6 +45,7 @@ def test_query_count_does_not_grow_with_rows(url, annotator, other_annotator, re
     client = Client()
     client.force_login(requester)
     grow(2, annotator, other_annotator, requester)
+    client.get(url)  # the first page a user opens chooses (and stores) their current project
     small = count(client, url)
     grow(3, annotator, other_annotator, requester)
     assert HitBatch.objects.count() == 5

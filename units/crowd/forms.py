@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from units.dissection.models import Layer
 from units.dissection.selectors import layers_for_publishing
+from units.projects.access import WORK
 
 from .models import CATEGORY_CHOICES, CrowdSettings
 from .validation import DESCRIPTION_MAX, WORD_MAX
@@ -120,7 +121,7 @@ class LayerChoiceField(forms.ModelMultipleChoiceField):
 
 
 class PublishForm(forms.Form):
-    layers = LayerChoiceField(queryset=layers_for_publishing(), widget=forms.CheckboxSelectMultiple)
+    layers = LayerChoiceField(queryset=Layer.objects.none(), widget=forms.CheckboxSelectMultiple)
     assignments_per_hit = forms.IntegerField(initial=3, min_value=1, max_value=100)
     reward = forms.DecimalField(initial=Decimal("0.05"), min_value=0, max_digits=8, decimal_places=2)
     lifetime_hours = forms.FloatField(initial=168, min_value=0.02, help_text="How long HITs can be taken.")
@@ -141,6 +142,7 @@ class PublishForm(forms.Form):
         required=False, widget=forms.CheckboxSelectMultiple, label="Labels to verify (verify HITs)",
         help_text="For verify HITs, sentinels are extra HITs per layer whose label clearly does not fit.")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any, project: Any, **kwargs: Any) -> None:
+        # The layers of the current project where the user may publish; another project's id is "not a choice".
         super().__init__(*args, **kwargs)
-        self.fields["layers"].queryset = layers_for_publishing()
+        self.fields["layers"].queryset = layers_for_publishing(user, WORK, project)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import IntegrityError, models
 
 from units.dissection.models import Exemplar, Layer, Unit
+from units.projects.models import Project
 
 CATEGORY_CHOICES = [
     ("scene", "scene"),
@@ -38,8 +39,9 @@ VERDICT_CHOICES = [("yes", "yes"), ("no", "no"), ("unsure", "unsure")]
 
 
 class HitBatch(models.Model):
-    """One publishing action: the units of chosen layers turned into HITs."""
+    """One publishing action: the units of chosen layers (of one project) turned into HITs."""
 
+    project = models.ForeignKey(Project, related_name="hit_batches", on_delete=models.CASCADE)
     name = models.CharField(max_length=200)
     layers = models.ManyToManyField(Layer, related_name="hit_batches")
     assignments_per_hit = models.PositiveIntegerField(default=3)

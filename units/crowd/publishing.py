@@ -20,6 +20,9 @@ from django.utils import timezone
 
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
+from units.projects.models import Activity
+from units.projects.services import activity_record
+
 from .errors import PublishError
 from .models import Hit, HitBatch, HitKind
 
@@ -100,6 +103,15 @@ class PublishSettings:
                 "expires_at": timezone.now() + timedelta(seconds=self.lifetime_seconds)}
 
 
+def layers_project_id(layers: list[Layer]) -> int:
+    """The one project of the layers' jobs: a batch belongs to one project, so its layers must too."""
+    project_ids = set(DissectionJob.objects.filter(pk__in={layer.job_id for layer in layers})
+                      .values_list("project_id", flat=True))
+    if len(project_ids) != 1:
+        raise PublishError("Publish the layers of one project at a time.")
+    return project_ids.pop()
+
+
 def publish_check(layers: Iterable[Layer], settings: PublishSettings) -> tuple[list[Layer], PublishSettings]:
     """What every publishing checks first: some layers, all of finished jobs, settings within the rules.
     Returns the layers as a list and the checked settings (the reward as a Decimal)."""
@@ -126,6 +138,7 @@ def hit_publish(
     HIT was created the batch is not kept (its `pk` is None) and the report says why.
     """
     layers, settings = publish_check(layers, settings)
+    project_id = layers_project_id(layers)
     if settings.sentinels and not Exemplar.objects.filter(unit__layer__in=layers,
                                                           kind=Exemplar.Kind.SENTINEL).exists():
         raise PublishError(
@@ -136,6 +149,7 @@ def hit_publish(
     skipped_existing = skipped_dead = skipped_bare = created = 0
     with transaction.atomic():
         batch = HitBatch.objects.create(
+            project_id=project_id,
             name=settings.name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
             created_by=created_by, **settings.batch_fields(),
         )
@@ -168,5 +182,8 @@ def hit_publish(
                 skipped_existing += 1
         if not created:
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
+        else:
+            activity_record(project=project_id, actor=created_by, verb=Activity.Verb.PUBLISHED,
+                            summary=f"batch {batch.pk} ({batch.name}): {created} label HITs")
     batch.report = PublishReport(batch, created, skipped_existing, skipped_dead, skipped_bare)
     return batch

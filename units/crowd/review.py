@@ -1,6 +1,7 @@
 """Requesters' decisions on submitted work, automatic approval, and marking gold units."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -8,6 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from units.dissection.models import Unit
+from units.projects.models import Activity
+from units.projects.services import activity_record
 
 from .errors import Conflict, CrowdError, InvalidAnswer
 from .models import Assignment, Hit
@@ -19,8 +22,10 @@ FEEDBACK_MAX = 1000
 
 @transaction.atomic
 def assignments_review(*, assignment_ids: Iterable[int], approve: bool, feedback: str = "",
-                       now: datetime | None = None) -> int:
+                       now: datetime | None = None, reviewer=None) -> int:
     """Approve or reject submitted assignments (one or many). A rejection frees the HIT's slot.
+
+    Each project whose work was decided gets a line in its activity log (by `reviewer`).
 
     All or nothing: if any id is not a submitted assignment, nothing changes.
     """
@@ -33,7 +38,7 @@ def assignments_review(*, assignment_ids: Iterable[int], approve: bool, feedback
         raise InvalidAnswer({"feedback": [f"Keep feedback under {FEEDBACK_MAX} characters."]})
     if not approve and not feedback:
         raise InvalidAnswer({"feedback": ["Tell the annotator why the work is rejected."]})
-    rows = list(Assignment.objects.select_for_update().filter(pk__in=ids).select_related("hit"))
+    rows = list(Assignment.objects.select_for_update().filter(pk__in=ids).select_related("hit__batch"))
     found = {a.pk for a in rows}
     missing = [pk for pk in ids if pk not in found]
     if missing:
@@ -53,6 +58,11 @@ def assignments_review(*, assignment_ids: Iterable[int], approve: bool, feedback
         assignment.save(update_fields=fields)
     for hit in Hit.objects.filter(pk__in={a.hit_id for a in rows}):
         hit_sync_status(hit, now=now)
+    per_project = Counter(a.hit.batch.project_id for a in rows)
+    for project_id, n in per_project.items():
+        activity_record(project=project_id, actor=reviewer,
+                        verb=Activity.Verb.APPROVED if approve else Activity.Verb.REJECTED,
+                        summary=f"{n} assignment(s)" + (f": {feedback}" if feedback else ""))
     return len(rows)
 
 

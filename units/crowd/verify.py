@@ -25,10 +25,13 @@ from django.utils import timezone
 
 from units.dissection.models import Concept, Exemplar, Layer, Unit
 
+from units.projects.models import Activity
+from units.projects.services import activity_record
+
 from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
-from .publishing import PublishSettings, publish_check
+from .publishing import PublishSettings, layers_project_id, publish_check
 from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word
@@ -125,9 +128,11 @@ def hit_publish_verify(
     HITs per layer on its clearest units. Returns the batch with `batch.report`; an empty batch is not kept."""
     layers, settings = publish_check(layers, settings or PublishSettings.for_verify())
     sources, labels = _check_sources(sources, labels)
+    project_id = layers_project_id(layers)
     options = settings.hit_fields()
     with transaction.atomic():
         batch = HitBatch.objects.create(
+            project_id=project_id,
             name=settings.name or "verify " + "+".join(sources) + " "
             + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
             kind=HitKind.VERIFY, created_by=created_by, **settings.batch_fields(),
@@ -160,6 +165,9 @@ def hit_publish_verify(
             _publish_sentinels(batch, layer, eligible, settings.sentinels, existing, report, options)
         if not sum(report.created.values()):
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
+        else:
+            activity_record(project=project_id, actor=created_by, verb=Activity.Verb.PUBLISHED,
+                            summary=f"batch {batch.pk} ({batch.name}): {sum(report.created.values())} verify HITs")
     batch.report = report
     return batch
 

@@ -30,22 +30,24 @@ class _RegisteringForm(forms.ModelForm):
                 self.registered = self.register(data)
             except DissectionError as exc:
                 raise forms.ValidationError(str(exc)) from None
+            # The model's constraint checks (a name unique in its project) come after clean(): the
+            # instance stands for the service's row, so they do not find that row as a duplicate.
+            self.instance.pk, self.instance._state.adding = self.registered.pk, False
         return data
 
     def validate_unique(self) -> None:
         if self.registered is None:  # the service checked names already; the row exists now
             super().validate_unique()
 
-
 class NetworkAdminForm(_RegisteringForm):
     class Meta:
         model = Network
-        fields = ["name", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std", "description"]
+        fields = ["project", "name", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std", "description"]
 
     def register(self, data: dict) -> Model:
         upload = data.get("checkpoint")
         return network_register(
-            name=data["name"], architecture=data["architecture"], checkpoint=upload or None,
+            project=data["project"], name=data["name"], architecture=data["architecture"], checkpoint=upload or None,
             checkpoint_size=getattr(upload, "size", None), num_classes=data.get("num_classes"),
             class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
             description=data.get("description", ""), created_by=getattr(self, "user", None),
@@ -55,11 +57,11 @@ class NetworkAdminForm(_RegisteringForm):
 class ProbeDatasetAdminForm(_RegisteringForm):
     class Meta:
         model = ProbeDataset
-        fields = ["name", "kind", "path", "image_size", "description"]
+        fields = ["project", "name", "kind", "path", "image_size", "description"]
 
     def register(self, data: dict) -> Model:
         return dataset_register(
-            name=data["name"], kind=data["kind"], path=data["path"], image_size=data.get("image_size"),
+            project=data["project"], name=data["name"], kind=data["kind"], path=data["path"], image_size=data.get("image_size"),
             description=data.get("description", ""), created_by=getattr(self, "user", None),
             # Superusers run the server (as with register_dataset); staff keep to the dataset folders.
             any_path=bool(getattr(getattr(self, "user", None), "is_superuser", False)),

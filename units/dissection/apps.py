@@ -11,3 +11,10 @@ class DissectionConfig(AppConfig):
     name = "units.dissection"
     label = "units"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from units.projects.signals import project_deleting
+
+        from .services import project_rows_delete
+
+        project_deleting.connect(project_rows_delete, dispatch_uid="dissection.project_rows_delete")

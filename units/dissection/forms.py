@@ -107,6 +107,12 @@ class JobForm(forms.Form):
     sample_seed = forms.IntegerField(required=False, min_value=0, initial=0, help_text="Generators only: the z stream.")
     start = forms.BooleanField(required=False, initial=True, label="Start now")
 
+    def __init__(self, *args, networks, datasets, **kwargs):
+        # The choices are one project's: a job's network and dataset come from its project.
+        super().__init__(*args, **kwargs)
+        self.fields["network"].queryset = networks
+        self.fields["dataset"].queryset = datasets
+
     def clean(self):
         # A wrong layer name used to make a job that failed seconds later; checking it here refuses it
         # before any row exists, with the engine's own message (close names, top-level layers).

@@ -21,6 +21,9 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from .errors import DissectionError, UploadError
+from units.projects.models import Activity, Project
+from units.projects.services import activity_record
+
 from .models import Concept, Network, ProbeDataset
 from .uploads import check_upload_size
 
@@ -74,6 +77,7 @@ def _segmenter_vocabulary(path: Path):
 
 def segmenter_register(
     *,
+    project: Project,
     name: str,
     path: str | Path = "",
     upload: BinaryIO | None = None,
@@ -122,13 +126,15 @@ def segmenter_register(
             stored_path = f"{SEGMENTERS_DIR}/{final.name}"
         with transaction.atomic():
             dataset = ProbeDataset.objects.create(
-                name=name, kind=ProbeDataset.Kind.SEGMENTER, path=stored_path, num_images=0,
+                project=project, name=name, kind=ProbeDataset.Kind.SEGMENTER, path=stored_path, num_images=0,
                 categories=list(vocabulary.categories), meta={"probe": "generated samples"},
                 description=description, created_by=created_by,
             )
             Concept.objects.bulk_create(
                 Concept(dataset=dataset, number=c.number, name=c.name, category=c.category) for c in vocabulary.concepts
             )
+            activity_record(project=project, actor=created_by, verb=Activity.Verb.REGISTERED,
+                            summary=f"segmenter {dataset.name}")
     except BaseException:
         if final is not None and final.exists() and not ProbeDataset.objects.filter(name=name).exists():
             final.unlink(missing_ok=True)

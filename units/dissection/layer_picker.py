@@ -6,6 +6,8 @@ count and sizes) to the plan's estimate of time, disk and memory.
 """
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
 from .errors import DissectionError
 from .generators import GENERATOR_ARCHITECTURES
 from .models import Network, ProbeDataset
@@ -74,14 +76,15 @@ def network_layer_table(*, network: Network, dataset: ProbeDataset | None = None
     return result
 
 
-def picker_context(params) -> dict | None:
+def picker_context(params, *, networks: QuerySet[Network], datasets: QuerySet[ProbeDataset]) -> dict | None:
     """What the job page's picker shows for the network (and dataset, layers) in `params`
-    (the page's GET or POST data): the table, the plan, or the refusal's message."""
+    (the page's GET or POST data): the table, the plan, or the refusal's message. Only `networks`
+    and `datasets` (those the user may use) are looked up: another project's id shows nothing."""
     network_id, dataset_id = str(params.get("network") or ""), str(params.get("dataset") or "")
-    network = Network.objects.filter(pk=network_id).first() if network_id.isdigit() else None
+    network = networks.filter(pk=network_id).first() if network_id.isdigit() and len(network_id) < 19 else None
     if network is None or network.architecture in GENERATOR_ARCHITECTURES:
         return None
-    dataset = ProbeDataset.objects.filter(pk=dataset_id).first() if dataset_id.isdigit() else None
+    dataset = datasets.filter(pk=dataset_id).first() if dataset_id.isdigit() and len(dataset_id) < 19 else None
     names = [x for x in str(params.get("layers") or "").replace(",", " ").split() if x]
     try:
         table = network_layer_table(network=network, dataset=dataset, layers=names)

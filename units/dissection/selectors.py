@@ -1,7 +1,14 @@
-"""Reads of the compute side for pages and the API (one place for the joins they need)."""
+"""Reads of the compute side for pages and the API (one place for the joins they need).
+
+Every read that starts from an id or a list takes the user: rows are cut to the projects where
+the user may do the capability asked (units.projects.access.scope), so a row of another project
+reads as not existing.
+"""
 from __future__ import annotations
 
 from django.db.models import Count, Prefetch, Q, QuerySet
+
+from units.projects.access import VIEW, object_for, scope
 
 from .models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
 
@@ -14,14 +21,15 @@ UNIT_SORTS = {
 }
 
 
-def job_list() -> QuerySet[DissectionJob]:
-    return DissectionJob.objects.select_related("network", "dataset", "created_by").annotate(
+def job_list(user, project=None) -> QuerySet[DissectionJob]:
+    jobs = scope(DissectionJob.objects, user).select_related("network", "dataset", "created_by").annotate(
         num_layers=Count("layer_set", distinct=True)
     )
+    return jobs.filter(project=project) if project is not None else jobs
 
 
-def job_get(job_id: int) -> DissectionJob:
-    return DissectionJob.objects.select_related("network", "dataset", "created_by").get(pk=job_id)
+def job_get(user, job_id: int, capability: str = VIEW) -> DissectionJob:
+    return object_for(DissectionJob.objects.select_related("network", "dataset", "created_by"), user, job_id, capability)
 
 
 def job_layers(job: DissectionJob) -> QuerySet[Layer]:
@@ -44,8 +52,9 @@ def job_status(job: DissectionJob) -> dict:
     }
 
 
-def layer_get(layer_id: int) -> Layer:
-    return Layer.objects.select_related("job__network", "job__dataset").get(pk=layer_id)
+def layer_get(user, layer_id: int, capability: str = VIEW) -> Layer:
+    return object_for(Layer.objects.select_related("job__network", "job__dataset"), user, layer_id, capability,
+                      path="job__project")
 
 
 def layer_units(layer: Layer, sort: str = "unit") -> QuerySet[Unit]:
@@ -53,11 +62,11 @@ def layer_units(layer: Layer, sort: str = "unit") -> QuerySet[Unit]:
     return layer.units.order_by(*order)
 
 
-def unit_get(unit_id: int) -> Unit:
-    return Unit.objects.select_related("layer__job__network", "layer__job__dataset").prefetch_related(
+def unit_get(user, unit_id: int) -> Unit:
+    return object_for(Unit.objects.select_related("layer__job__network", "layer__job__dataset").prefetch_related(
         Prefetch("exemplars", queryset=Exemplar.objects.order_by("kind", "rank")),
         Prefetch("concept_scores", queryset=UnitConceptScore.objects.select_related("concept").order_by("rank")),
-    ).get(pk=unit_id)
+    ), user, unit_id, path="layer__job__project")
 
 
 def unit_neighbours(unit: Unit) -> tuple[Unit | None, Unit | None]:
@@ -67,17 +76,22 @@ def unit_neighbours(unit: Unit) -> tuple[Unit | None, Unit | None]:
     return previous, following
 
 
-def networks() -> QuerySet[Network]:
-    return Network.objects.annotate(num_jobs=Count("jobs"))
+def networks(user, capability: str = VIEW, project=None) -> QuerySet[Network]:
+    rows = scope(Network.objects, user, capability).annotate(num_jobs=Count("jobs"))
+    return rows.filter(project=project) if project is not None else rows
 
 
-def datasets() -> QuerySet[ProbeDataset]:
-    return ProbeDataset.objects.annotate(num_concepts=Count("concepts"))
+def datasets(user, capability: str = VIEW, project=None) -> QuerySet[ProbeDataset]:
+    rows = scope(ProbeDataset.objects, user, capability).annotate(num_concepts=Count("concepts"))
+    return rows.filter(project=project) if project is not None else rows
 
 
-def layers_for_publishing() -> QuerySet[Layer]:
+def layers_for_publishing(user, capability: str, project=None) -> QuerySet[Layer]:
+    layers = scope(Layer.objects, user, capability, path="job__project")
+    if project is not None:
+        layers = layers.filter(job__project=project)
     return (
-        Layer.objects.filter(job__status=DissectionJob.Status.SUCCEEDED)
+        layers.filter(job__status=DissectionJob.Status.SUCCEEDED)
         .select_related("job__network", "job__dataset")
         .annotate(published=Count("units__hits", filter=Q(units__hits__kind="label"), distinct=True))
         .order_by("-job__created_at", "id")

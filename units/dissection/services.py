@@ -21,6 +21,8 @@ from django.db import connection, transaction
 from django.utils.text import slugify
 
 from annotate_site.celery import enqueue
+from units.projects.models import Activity, Project
+from units.projects.services import activity_record
 
 from .errors import DissectionError, UploadError
 from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
@@ -101,6 +103,7 @@ def _architecture_input(architecture: str, mean: list[float], std: list[float], 
 
 def network_register(
     *,
+    project: Project,
     name: str,
     architecture: str,
     checkpoint: BinaryIO | Path | None = None,
@@ -122,7 +125,7 @@ def network_register(
     if not name:
         raise DissectionError("A network needs a name.")
     architecture = (architecture or "").strip()
-    if Network.objects.filter(name=name).exists():
+    if Network.objects.filter(project=project, name=name).exists():
         raise DissectionError(f"A network named {name!r} exists already; choose another name.")
     mean, std = _check_normalisation(mean, std)
     if input_size is not None and not 8 <= input_size <= 4096:
@@ -168,7 +171,7 @@ def network_register(
                 input_size = _program_input_size(stored_from)
         with transaction.atomic():
             network = Network.objects.create(
-                name=name, architecture=architecture, kind=network_kind(architecture),
+                project=project, name=name, architecture=architecture, kind=network_kind(architecture),
                 num_classes=num_classes or (len(names) or None),
                 class_names=names, mean=mean, std=std, input_size=input_size, description=description,
                 created_by=created_by,
@@ -177,6 +180,8 @@ def network_register(
                 with stored_from.open("rb") as f:
                     network.checkpoint.save(f"{slugify(name) or 'network'}{suffix}", File(f), save=False)
                 network.save(update_fields=["checkpoint"])
+            activity_record(project=project, actor=created_by, verb=Activity.Verb.REGISTERED,
+                            summary=f"network {network.name} ({architecture})")
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -227,6 +232,7 @@ def _check_dataset_path(root: Path) -> None:
 
 def dataset_register(
     *,
+    project: Project,
     name: str,
     kind: str,
     path: str | Path = "",
@@ -252,14 +258,14 @@ def dataset_register(
         raise DissectionError("A dataset needs a name.")
     if kind not in ProbeDataset.Kind.values:
         raise DissectionError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(ProbeDataset.Kind.values)}.")
-    if ProbeDataset.objects.filter(name=name).exists():
+    if ProbeDataset.objects.filter(project=project, name=name).exists():
         raise DissectionError(f"A dataset named {name!r} exists already; choose another name.")
     # Every kind, before anything reads the path: a refusal that came after an existence check would
     # tell a requester whether any file on the server exists.
     if str(path) and not any_path:
         _check_dataset_path(_dataset_path(path))
     if kind == ProbeDataset.Kind.SEGMENTER:  # a checkpoint, not a folder: `archive` is the uploaded .pt
-        return segmenter_register(name=name, path=path, upload=archive, upload_size=archive_size,
+        return segmenter_register(project=project, name=name, path=path, upload=archive, upload_size=archive_size,
                                   description=description, created_by=created_by)
     if (archive is None) == (not str(path)):
         raise DissectionError("Give either a dataset folder path or a zip upload (one of the two).")
@@ -293,17 +299,20 @@ def dataset_register(
             staged, stored_path = None, final.name
         with transaction.atomic():
             dataset = ProbeDataset.objects.create(
-                name=name, kind=kind, path=stored_path, image_size=image_size, num_images=len(engine_dataset),
+                project=project, name=name, kind=kind, path=stored_path, image_size=image_size,
+                num_images=len(engine_dataset),
                 categories=list(engine_dataset.categories), meta=meta, description=description, created_by=created_by,
             )
             Concept.objects.bulk_create(
                 Concept(dataset=dataset, number=c.number, name=c.name, category=c.category)
                 for c in engine_dataset.concepts
             )
+            activity_record(project=project, actor=created_by, verb=Activity.Verb.REGISTERED,
+                            summary=f"dataset {dataset.name} ({kind}, {dataset.num_images} images)")
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
-        if final is not None and final.exists() and not ProbeDataset.objects.filter(name=name).exists():
+        if final is not None and final.exists() and not ProbeDataset.objects.filter(project=project, name=name).exists():
             shutil.rmtree(final, ignore_errors=True)
         raise
     return dataset
@@ -333,12 +342,18 @@ def job_create(
     """
     params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
                          batch_size=batch_size, shards=shards)
+    if dataset.project_id != network.project_id:
+        raise DissectionError("The network and the dataset belong to different projects; pick both from one project.")
     samples = job_kind_check(network=network, dataset=dataset, shards=shards, samples=samples)
     if not 0 <= int(sample_seed) <= 2**31 - 1:
         raise DissectionError("sample_seed must be between 0 and 2147483647.")
     with transaction.atomic():
-        return DissectionJob.objects.create(network=network, dataset=dataset, created_by=created_by,
-                                            kind=network.kind, samples=samples, sample_seed=int(sample_seed), **params)
+        job = DissectionJob.objects.create(project_id=network.project_id, network=network, dataset=dataset,
+                                           created_by=created_by,
+                                           kind=network.kind, samples=samples, sample_seed=int(sample_seed), **params)
+        activity_record(project=job.project_id, actor=created_by, verb=Activity.Verb.DISSECTED,
+                        summary=f"job {job.pk}: {network.name} on {dataset.name}, layers {', '.join(job.layers)}")
+        return job
 
 
 # A job that never ran or failed may be changed or removed; one that runs, succeeded or has HITs may not.
@@ -359,6 +374,8 @@ def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, l
     """Change a pending or failed job's settings (a wrong layer name, too large a batch) before running it again."""
     params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
                          batch_size=batch_size, shards=shards)
+    if network.project_id != job.project_id or dataset.project_id != job.project_id:
+        raise DissectionError("Pick the network and the dataset from the job's project.")
     with transaction.atomic():
         job = _editable_job(job, "edited")
         params["kind"] = network.kind
@@ -457,3 +474,36 @@ def job_start(*, job: DissectionJob, background: bool | None = None) -> Dissecti
             transaction.on_commit(lambda: enqueue("tasks.jobs.dissect_job", job_id, attempt))
     job.refresh_from_db()
     return job
+
+
+# -- projects -----------------------------------------------------------------------------------
+
+
+def media_remove_on_commit(relpaths: Sequence[str]) -> None:
+    """Remove these files or folders under MEDIA_ROOT once the transaction commits (never outside it)."""
+    media = Path(settings.MEDIA_ROOT).resolve()
+    targets = []
+    for rel in relpaths:
+        target = (media / rel).resolve() if rel else None
+        if target is not None and target != media and media in target.parents:
+            targets.append(target)
+
+    def remove() -> None:
+        for target in targets:
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+
+    if targets:
+        transaction.on_commit(remove)
+
+
+def project_rows_delete(*, project, **_) -> None:
+    """A project is being deleted (projects.signals.project_deleting): its jobs go first, since a job
+    protects its network and dataset from the cascade, and its files go after the commit."""
+    media_remove_on_commit([
+        *DissectionJob.objects.filter(project=project).exclude(output_dir="").values_list("output_dir", flat=True),
+        *Network.objects.filter(project=project).exclude(checkpoint="").values_list("checkpoint", flat=True),
+    ])
+    DissectionJob.objects.filter(project=project).delete()

@@ -5,7 +5,7 @@ Views parse input, call one service and render; bad input comes back as a form e
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -14,7 +14,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate_site.paging import page_of
-from annotate_site.roles import requester_required
+from annotate_site.roles import member_required
+from units.projects.access import WORK
+from units.projects.current import current_project
 
 from . import selectors
 from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
@@ -35,9 +37,9 @@ from .services import (
 T = TypeVar("T")
 
 
-def _get_or_404(getter: Callable[[int], T], pk: int) -> T:
+def _get_or_404(getter: Callable[..., T], request: HttpRequest, pk: int, *args: Any) -> T:
     try:
-        return getter(pk)
+        return getter(request.user, pk, *args)
     except (DissectionJob.DoesNotExist, Layer.DoesNotExist, Unit.DoesNotExist):
         raise Http404("No such item.") from None
 
@@ -45,20 +47,30 @@ def _get_or_404(getter: Callable[[int], T], pk: int) -> T:
 # -- networks and datasets ------------------------------------------------------------------------
 
 
-@requester_required
+def _no_project(request: HttpRequest) -> HttpResponse:
+    messages.error(request, "Registering needs a project where you are owner or requester; create or join one first.")
+    return redirect("projects:list")
+
+
+@member_required
 def network_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "dissection/network_list.html", {"networks": selectors.networks()})
+    project = current_project(request)
+    return render(request, "dissection/network_list.html", {
+        "networks": selectors.networks(request.user, project=project) if project else [], "project": project})
 
 
-@requester_required
+@member_required
 def network_new(request: HttpRequest) -> HttpResponse:
+    project = current_project(request, WORK)
+    if project is None:
+        return _no_project(request)
     form = NetworkForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         upload = data["checkpoint"]
         try:
             network = network_register(
-                name=data["name"], architecture=data["architecture"], checkpoint=upload,
+                project=project, name=data["name"], architecture=data["architecture"], checkpoint=upload,
                 checkpoint_size=upload.size if upload else None, num_classes=data["num_classes"],
                 class_names=data["class_names"], mean=data["mean"], std=data["std"],
                 description=data["description"], created_by=request.user, input_size=data["input_size"],
@@ -73,20 +85,25 @@ def network_new(request: HttpRequest) -> HttpResponse:
     return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
 
 
-@requester_required
+@member_required
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "dissection/dataset_list.html", {"datasets": selectors.datasets()})
+    project = current_project(request)
+    return render(request, "dissection/dataset_list.html", {
+        "datasets": selectors.datasets(request.user, project=project) if project else [], "project": project})
 
 
-@requester_required
+@member_required
 def dataset_new(request: HttpRequest) -> HttpResponse:
+    project = current_project(request, WORK)
+    if project is None:
+        return _no_project(request)
     form = DatasetForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         archive = data["archive"]
         try:
             dataset = dataset_register(
-                name=data["name"], kind=data["kind"], path=data["path"], archive=archive,
+                project=project, name=data["name"], kind=data["kind"], path=data["path"], archive=archive,
                 archive_size=archive.size if archive else None, image_size=data["image_size"],
                 description=data["description"], created_by=request.user,
             )
@@ -105,15 +122,22 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
 # -- jobs -----------------------------------------------------------------------------------------
 
 
-@requester_required
+@member_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "dissection/job_list.html", {"jobs": selectors.job_list()[:200]})
+    project = current_project(request)
+    jobs = selectors.job_list(request.user, project)[:200] if project else []
+    return render(request, "dissection/job_list.html", {"jobs": jobs, "project": project})
 
 
-@requester_required
+@member_required
 def job_new(request: HttpRequest) -> HttpResponse:
-    initial = {"layers": "conv1, conv2, conv3"} | {k: v for k, v in request.GET.items() if k in ("network", "dataset", "layers")}
-    form = JobForm(request.POST or None, initial=initial)
+    project = current_project(request, WORK)
+    if project is None:
+        return _no_project(request)
+    initial = {"layers": "conv1, conv2, conv3"} | {
+        k: v for k, v in request.GET.items() if k in ("network", "dataset", "layers")}
+    networks, datasets = selectors.networks(request.user, WORK, project), selectors.datasets(request.user, WORK, project)
+    form = JobForm(request.POST or None, initial=initial, networks=networks, datasets=datasets)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -130,13 +154,13 @@ def job_new(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("dissection:job", job.pk)
     return render(request, "dissection/form.html", {
-        "form": form, "title": "New dissection job", "picker": picker_context(request.POST or request.GET),
+        "form": form, "title": "New dissection job", "picker": picker_context(request.POST or request.GET, networks=networks, datasets=datasets),
     })
 
 
-@requester_required
+@member_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id)
     return render(request, "dissection/job_detail.html", {
         "job": job, "layers": selectors.job_layers(job), "status": selectors.job_status(job),
         "live": job.status in (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING),
@@ -144,13 +168,14 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     })
 
 
-@requester_required
+@member_required
 def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id, WORK)
     initial = {"network": job.network_id, "dataset": job.dataset_id, "layers": ", ".join(job.layers),
                "top_k": job.top_k, "quantile": job.quantile, "iou_rule": job.iou_rule,
                "batch_size": job.batch_size, "shards": job.shards}
-    form = JobForm(request.POST or None, initial=initial)
+    form = JobForm(request.POST or None, initial=initial, networks=selectors.networks(request.user, WORK, job.project_id),
+                   datasets=selectors.datasets(request.user, WORK, job.project_id))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -167,10 +192,10 @@ def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "dissection/form.html", {"form": form, "title": f"Edit job #{job.pk}"})
 
 
-@requester_required
+@member_required
 @require_POST
 def job_remove(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id, WORK)
     try:
         job_delete(job=job)
     except DissectionError as exc:
@@ -180,19 +205,20 @@ def job_remove(request: HttpRequest, job_id: int) -> HttpResponse:
     return redirect("dissection:job_list")
 
 
-@requester_required
+@member_required
 @require_GET
 def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
-    job = DissectionJob.objects.filter(pk=job_id).first()
-    if job is None:
+    try:
+        job = selectors.job_get(request.user, job_id)
+    except DissectionJob.DoesNotExist:
         return JsonResponse({"error": f"No job {job_id}."}, status=404)
     return JsonResponse(selectors.job_status(job))
 
 
-@requester_required
+@member_required
 @require_POST
 def job_run(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id, WORK)
     try:
         job_start(job=job)
     except DissectionError as exc:
@@ -205,9 +231,9 @@ def job_run(request: HttpRequest, job_id: int) -> HttpResponse:
 # -- layer report and units ---------------------------------------------------------------------
 
 
-@requester_required
+@member_required
 def layer_report(request: HttpRequest, layer_id: int) -> HttpResponse:
-    layer = _get_or_404(selectors.layer_get, layer_id)
+    layer = _get_or_404(selectors.layer_get, request, layer_id)
     sort = request.GET.get("sort", "unit")
     if sort not in selectors.UNIT_SORTS:
         sort = "unit"
@@ -217,9 +243,9 @@ def layer_report(request: HttpRequest, layer_id: int) -> HttpResponse:
     })
 
 
-@requester_required
+@member_required
 def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
-    unit = _get_or_404(selectors.unit_get, unit_id)
+    unit = _get_or_404(selectors.unit_get, request, unit_id)
     previous, following = selectors.unit_neighbours(unit)
     exemplars = list(unit.exemplars.all())
     return render(request, "dissection/unit_detail.html", {
@@ -232,10 +258,10 @@ def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
 # -- paint (generator jobs) -------------------------------------------------------------------------
 
 
-@requester_required
+@member_required
 def paint(request: HttpRequest, job_id: int) -> HttpResponse:
     """Pick a sample, units and a region; see the generated image before and after (GAN Dissection)."""
-    job = _get_or_404(selectors.job_get, job_id)
+    job = _get_or_404(selectors.job_get, request, job_id)
     try:
         layers = paint_choices(job)
     except DissectionError as exc:

@@ -123,7 +123,8 @@ def mturk_import(*, path: str | Path, layer: Layer, user=None) -> dict:
     created = skipped = 0
     invalid_lines: list[int] = []
     with transaction.atomic():
-        batch = HitBatch.objects.create(name=f"imported from {path.name}"[:200], created_by=user)
+        batch = HitBatch.objects.create(project_id=layer.job.project_id, name=f"imported from {path.name}"[:200],
+                                        created_by=user)
         batch.layers.add(layer)
         for line, row in enumerate(rows, start=2):
             where = f"{path.name} line {line}"

@@ -4,11 +4,13 @@ from django.db import models
 
 from units.crowd.models import HitBatch
 from units.dissection.models import Layer, ProbeDataset, Unit
+from units.projects.models import Project
 
 
 class SynonymEntry(models.Model):
     """A requester's rule "this word means that concept", per probe dataset (the project's vocabulary)."""
 
+    project = models.ForeignKey(Project, related_name="synonyms", on_delete=models.CASCADE)  # the dataset's
     dataset = models.ForeignKey(ProbeDataset, related_name="synonyms", on_delete=models.CASCADE)
     word = models.CharField(max_length=100, help_text="What annotators write (normalised when saved).")
     target = models.CharField(max_length=100, help_text="The concept or word it stands for.")
@@ -32,6 +34,7 @@ class AggregationRun(models.Model):
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
 
+    project = models.ForeignKey(Project, related_name="aggregation_runs", on_delete=models.CASCADE)  # its scope's
     layer = models.ForeignKey(Layer, null=True, blank=True, related_name="aggregation_runs", on_delete=models.CASCADE)
     batch = models.ForeignKey(HitBatch, null=True, blank=True, related_name="aggregation_runs",
                               on_delete=models.CASCADE)
@@ -109,6 +112,7 @@ class UnitVerification(models.Model):
     `accepted_mv` / `accepted_ds` are None while no yes/no answer exists (only "unsure" answers, or none).
     """
 
+    project = models.ForeignKey(Project, related_name="verifications", on_delete=models.CASCADE)  # the unit's
     unit = models.ForeignKey(Unit, related_name="verifications", on_delete=models.CASCADE)
     source = models.CharField(max_length=10)  # crowd.models.LabelSource: iou, crowd, requester, sentinel
     label = models.CharField(max_length=200)
@@ -163,6 +167,7 @@ class ExportJob(models.Model):
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
 
+    project = models.ForeignKey(Project, related_name="exports", on_delete=models.CASCADE)  # its scope's
     kind = models.CharField(max_length=12, choices=Kind.choices)
     job = models.ForeignKey("units.DissectionJob", null=True, blank=True, related_name="exports",
                             on_delete=models.CASCADE)

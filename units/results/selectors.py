@@ -127,9 +127,9 @@ def agreement_histogram(layer: Layer, bins: int = 10) -> list[int]:
     return counts
 
 
-def jobs_overview() -> list[dict]:
-    """The latest 50 jobs with their HIT counts: a fixed number of queries however many jobs and HITs."""
-    jobs = list(DissectionJob.objects.select_related("network", "dataset").prefetch_related("layer_set")
+def jobs_overview(project) -> list[dict]:
+    """The project's latest 50 jobs with their HIT counts: a fixed number of queries however many jobs and HITs."""
+    jobs = list(DissectionJob.objects.filter(project=project).select_related("network", "dataset").prefetch_related("layer_set")
                 .order_by("-created_at")[:50])
     hits = Hit.objects.filter(unit__layer__job__in=jobs)
     done = hits.annotate(
@@ -141,10 +141,11 @@ def jobs_overview() -> list[dict]:
              "layers": list(job.layer_set.all())} for job in jobs]
 
 
-def latest_aggregation_runs(limit: int = 10) -> list[AggregationRun]:
-    """The latest run of each layer (or batch), newest first: a layer aggregated again shows its new
-    run in place of the old one, so the overview lists each layer once."""
-    latest = (AggregationRun.objects.order_by().values("layer_id", "batch_id").annotate(last=Max("id"))
+def latest_aggregation_runs(project, limit: int = 10) -> list[AggregationRun]:
+    """The latest run of each layer (or batch) of `project`, newest first: a layer aggregated again shows
+    its new run in place of the old one, so the overview lists each layer once."""
+    latest = (AggregationRun.objects.filter(project=project).order_by().values("layer_id", "batch_id")
+              .annotate(last=Max("id"))
               .values_list("last", flat=True))
     ids = sorted(latest, reverse=True)[:limit]
     return list(AggregationRun.objects.filter(pk__in=ids).select_related("layer__job__network", "batch")
@@ -156,37 +157,42 @@ def _hits_per_job(hits: QuerySet[Hit]) -> dict[int, int]:
     return {r["unit__layer__job"]: r["n"] for r in rows}
 
 
-def assignments_per_hour(hours: int = 24) -> list[tuple[str, int]]:
+def assignments_per_hour(project, hours: int = 24) -> list[tuple[str, int]]:
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(hours=hours - 1)
-    times = Assignment.objects.filter(submitted_at__gte=start).values_list("submitted_at", flat=True)
+    times = Assignment.objects.filter(submitted_at__gte=start, hit__batch__project=project).values_list("submitted_at", flat=True)
     counts = Counter(t.replace(minute=0, second=0, microsecond=0) for t in times)
     return [((start + timedelta(hours=h)).strftime("%H:00"), counts.get(start + timedelta(hours=h), 0))
             for h in range(hours)]
 
 
-def active_annotators(hours: int = 24) -> int:
+def active_annotators(project, hours: int = 24) -> int:
     since = timezone.now() - timedelta(hours=hours)
     return (
-        Assignment.objects.filter(Q(accepted_at__gte=since) | Q(submitted_at__gte=since))
+        Assignment.objects.filter(Q(accepted_at__gte=since) | Q(submitted_at__gte=since), hit__batch__project=project)
         .values("worker").distinct().count()
     )
 
 
-def annotators_with_work() -> QuerySet:
-    """Users with submitted work, by name: what the results annotators page pages through."""
-    done = Assignment.objects.filter(status__in=DONE_STATUSES).values("worker_id")
+def annotators_with_work(project=None) -> QuerySet:
+    """Users with submitted work (in `project`, else anywhere), by name: what the annotators page pages through."""
+    done = Assignment.objects.filter(status__in=DONE_STATUSES)
+    if project is not None:
+        done = done.filter(hit__batch__project=project)
+    done = done.values("worker_id")
     return get_user_model().objects.filter(pk__in=done).order_by("username")
 
 
-def annotator_rows(workers=None) -> list[dict]:
+def annotator_rows(workers=None, *, project=None) -> list[dict]:
     """The annotators table: counts, gold accuracy, Dawid-Skene skill, median seconds per HIT (three queries).
-    `workers`: the users to show (a page of annotators_with_work()); all of them when None."""
-    workers = list(annotators_with_work() if workers is None else workers)
+    `workers`: the users to show (a page of annotators_with_work()); all of them when None. With
+    `project` the counts and times are of that project's HITs (gold accuracy and skill are site-wide)."""
+    workers = list(annotators_with_work(project) if workers is None else workers)
+    in_project = {"hit__batch__project": project} if project is not None else {}
     ids = [w.pk for w in workers]
     skills = {s.worker_id: s for s in AnnotatorSkill.objects.filter(worker_id__in=ids)}
     per_worker: dict[int, list[dict]] = {}
-    for a in Assignment.objects.filter(status__in=DONE_STATUSES, worker_id__in=ids).values(
+    for a in Assignment.objects.filter(status__in=DONE_STATUSES, worker_id__in=ids, **in_project).values(
         "worker_id", "status", "work_seconds", "accepted_at", "submitted_at"
     ):
         per_worker.setdefault(a["worker_id"], []).append(a)

@@ -10,6 +10,9 @@ from django.utils import timezone
 from annotate_site.celery import enqueue, enqueue_background
 from units.crowd.models import Annotation, Hit, HitBatch, HitKind
 from units.dissection.models import DissectionJob, Layer, ProbeDataset
+from units.dissection.services import media_remove_on_commit
+from units.projects.models import Activity
+from units.projects.services import activity_record
 
 from . import aggregation
 from .comparison import category_match, word_match
@@ -73,7 +76,7 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         if newer is not None:
             return newer
         run = AggregationRun.objects.create(
-            layer=layer, method="crowdkit MajorityVote+DawidSkene", parameters=params, started_at=started
+            project_id=layer.job.project_id, layer=layer, method="crowdkit MajorityVote+DawidSkene", parameters=params, started_at=started
         )
         changed = _aggregates_write(run=run, layer=layer, vocab=vocab, result=result)
         _skills_update(run=run, ds_skills=result.ds_skills)
@@ -142,7 +145,7 @@ def aggregation_run_batch(*, batch: HitBatch) -> AggregationRun:
     ]
     now = timezone.now()
     return AggregationRun.objects.create(
-        batch=batch, method="krippendorff alpha (nominal) over categories",
+        project_id=batch.project_id, batch=batch, method="krippendorff alpha (nominal) over categories",
         parameters={"layers": [layer.pk for layer in layers]},
         status=AggregationRun.Status.SUCCEEDED, n_units=len({r[0] for r in records}), n_annotations=len(records),
         alpha=aggregation.krippendorff_alpha(records), started_at=now, finished_at=now,
@@ -236,7 +239,7 @@ def synonym_set(*, dataset: ProbeDataset, word: str, target: str, user=None) -> 
         raise ResultsError(f"'{word}' already normalises to '{value}'; no synonym is needed.")
     with transaction.atomic():
         entry, _ = SynonymEntry.objects.update_or_create(
-            dataset=dataset, word=key, defaults={"target": value, "created_by": user}
+            dataset=dataset, word=key, defaults={"target": value, "created_by": user, "project_id": dataset.project_id}
         )
     return entry
 
@@ -259,8 +262,15 @@ def export_create(*, kind: str, user=None, job: DissectionJob | None = None, lay
         raise ResultsError("A tally.csv export is per layer: choose the layer.")
     if job is None and layer is None and batch is None:
         raise ResultsError("Choose what to export: a dissection job, a layer or a HIT batch.")
+    project_ids = {job.project_id if job else None, layer.job.project_id if layer else None,
+                   batch.project_id if batch else None} - {None}
+    if len(project_ids) != 1:
+        raise ResultsError("An export covers one project: choose the job, layer and batch from the same project.")
     with transaction.atomic():
-        export = ExportJob.objects.create(kind=kind, job=job, layer=layer, batch=batch, created_by=user)
+        export = ExportJob.objects.create(project_id=project_ids.pop(), kind=kind, job=job, layer=layer, batch=batch,
+                                          created_by=user)
+        activity_record(project=export.project_id, actor=user, verb=Activity.Verb.EXPORTED,
+                        summary=f"export {export.pk} ({kind})")
         if background:
             transaction.on_commit(lambda: enqueue("tasks.results.run_export", export.pk))
     return export
@@ -313,3 +323,8 @@ def aggregation_request(*, layers: list[Layer] | None = None, job: DissectionJob
     for layer_id in layer_ids if batch is None else []:
         transaction.on_commit(lambda layer_id=layer_id: enqueue_background("tasks.results.aggregate_layer", layer_id))
     return layer_ids
+
+
+def project_exports_remove(*, project, **_) -> None:
+    """A project is being deleted (projects.signals.project_deleting): its export files go after the commit."""
+    media_remove_on_commit(list(ExportJob.objects.filter(project=project).exclude(file="").values_list("file", flat=True)))

@@ -45,7 +45,7 @@ def verification_run_layer(*, layer: Layer, run: AggregationRun | None = None) -
         row, _ = UnitVerification.objects.update_or_create(unit_id=unit_id, source=source, defaults={
             "label": label, "run": run, "n_yes": res.n_yes, "n_no": res.n_no, "n_unsure": res.n_unsure,
             "accepted_mv": res.accepted_mv, "accepted_ds": res.accepted_ds, "ds_probability": res.ds_probability,
-            "agreement": res.agreement,
+            "agreement": res.agreement, "project_id": layer.job.project_id,
         })
         kept.append(row.pk)
     # Verdicts whose answers were all rejected since the last run disappear with them.

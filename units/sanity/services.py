@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from annotate_site.celery import enqueue
 from units.dissection.models import DissectionJob, Layer, Network, ProbeDataset, Unit
+from units.projects.models import Project
 
 from .errors import SanityError
 from .models import SanityReport
@@ -191,28 +192,28 @@ def _find_run(report: SanityReport, run_id: str) -> dict:
     raise SanityError(f"Report {report.pk} has no run {run_id!r}; choose one of its runs.")
 
 
-def sanity_run_register(*, report: SanityReport, run_id: str, user=None) -> DissectionJob:
-    """The run's network, validation set and dissection as platform rows (a succeeded job)."""
+def sanity_run_register(*, project: Project, report: SanityReport, run_id: str, user=None) -> DissectionJob:
+    """The run's network, validation set and dissection as rows of `project` (a succeeded job)."""
     from units.dissection.job_results import job_store_results
     from units.dissection.services import DissectionError, dataset_register, job_create, network_register
 
     if report.status != SanityReport.Status.SUCCEEDED:
         raise SanityError("The report has not finished; register its runs once it has succeeded.")
     run = _find_run(report, run_id)
-    existing = report.jobs.filter(network__name=_network_name(report, run_id)).first()
+    existing = report.jobs.filter(project=project, network__name=_network_name(report, run_id)).first()
     if existing is not None:
         return existing
     root = report_out_dir(report)
     dissect_rel = _media_rel(report, run["dissect_dir"])
     try:
-        network = Network.objects.filter(name=_network_name(report, run_id)).first() or network_register(
-            name=_network_name(report, run_id), architecture="mixturenet", checkpoint=root / run["checkpoint"],
+        network = Network.objects.filter(project=project, name=_network_name(report, run_id)).first() or network_register(
+            project=project, name=_network_name(report, run_id), architecture="mixturenet", checkpoint=root / run["checkpoint"],
             description=f"Sanity report {report.pk}, run {run_id} ({run['variant']}, seed {run['seed']}).",
             created_by=user,
         )
         data_name = f"sanity{report.pk}-{Path(run['val_dir']).name}"
-        dataset = ProbeDataset.objects.filter(name=data_name).first() or dataset_register(
-            name=data_name, kind=ProbeDataset.Kind.MIXTURE, path=str((root / run["val_dir"]).resolve()),
+        dataset = ProbeDataset.objects.filter(project=project, name=data_name).first() or dataset_register(
+            project=project, name=data_name, kind=ProbeDataset.Kind.MIXTURE, path=str((root / run["val_dir"]).resolve()),
             description=f"Validation set of sanity report {report.pk}.", created_by=user,
             any_path=True,  # the report's own folder, written by the server, not a path a user typed
         )
@@ -251,7 +252,7 @@ def _mark_gold(job: DissectionJob, run: dict) -> None:
                 )
 
 
-def sanity_runs_publish(*, report: SanityReport, run_ids: list[str], layers: list[str], user=None,
+def sanity_runs_publish(*, project: Project, report: SanityReport, run_ids: list[str], layers: list[str], user=None,
                         assignments_per_hit: int = 3):
     """Register the runs (if not yet) and publish the chosen layers' units as HITs; returns the batch."""
     from units.crowd.errors import PublishError
@@ -261,7 +262,7 @@ def sanity_runs_publish(*, report: SanityReport, run_ids: list[str], layers: lis
         raise SanityError("Choose at least one run to publish.")
     if not layers:
         raise SanityError("Choose at least one layer (conv1, conv2 or conv3) to publish.")
-    jobs = [sanity_run_register(report=report, run_id=r, user=user) for r in run_ids]
+    jobs = [sanity_run_register(project=project, report=report, run_id=r, user=user) for r in run_ids]
     chosen = list(Layer.objects.filter(job__in=jobs, name__in=layers).select_related("job"))
     if not chosen:
         raise SanityError(f"The runs have no layer named {', '.join(layers)}.")

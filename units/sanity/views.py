@@ -9,6 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate_site.roles import requester_required
+from units.projects.access import WORK
+from units.projects.current import current_project
 
 from . import selectors
 from .errors import SanityError
@@ -71,8 +73,12 @@ def report_publish(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose at least one run and one layer: " + "; ".join(
             f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         return redirect("sanity:detail", pk=pk)
+    project = current_project(request, WORK)
+    if project is None:
+        messages.error(request, "Publishing needs a project where you may publish; create or join one first.")
+        return redirect("sanity:detail", pk=pk)
     try:
-        batch = sanity_runs_publish(report=report, run_ids=form.cleaned_data["runs"],
+        batch = sanity_runs_publish(project=project, report=report, run_ids=form.cleaned_data["runs"],
                                     layers=form.cleaned_data["layers"],
                                     user=request.user, assignments_per_hit=form.cleaned_data["assignments_per_hit"])
     except SanityError as exc:

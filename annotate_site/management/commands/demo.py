@@ -21,6 +21,7 @@ from units.crowd.qualification import mark_qualified
 from units.dissection.job_state import job_fail
 from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
+from units.projects.services import project_ensure
 
 ADMIN = ("admin", "unitcrowd-admin")
 ANNOTATOR_PASSWORD = "unitcrowd-annotator"
@@ -57,6 +58,8 @@ class Command(BaseCommand):
         prefix = opts["prefix"]
         started = time.perf_counter()
         self.check_admin_password(opts.get("admin_password"))  # before minutes of work, not after
+        # The demo's rows live in a project named after the prefix (site admins, like the demo's, see every project).
+        self.project = project_ensure(name=prefix)
         try:
             network = self.network(prefix, n_train, epochs)
             dataset = self.dataset(prefix, n_probe)
@@ -89,7 +92,7 @@ class Command(BaseCommand):
 
     def network(self, prefix: str, n_train: int, epochs: int) -> Network:
         name = f"{prefix}-mixturenet"
-        existing = Network.objects.filter(name=name).first()
+        existing = Network.objects.filter(project=self.project, name=name).first()
         if existing:
             self.say(f"Network {name!r} exists; reused.")
             return existing
@@ -103,19 +106,19 @@ class Command(BaseCommand):
                                     progress=False)
             self.say(f"  train accuracy {metrics.get('train_acc', float('nan')):.3f}")
         return network_register(
-            name=name, architecture="mixturenet", checkpoint=checkpoint,
+            project=self.project, name=name, architecture="mixturenet", checkpoint=checkpoint,
             description=f"MixtureNet trained by the demo ({epochs} epoch(s), {n_train} images).",
         )
 
     def dataset(self, prefix: str, n_probe: int) -> ProbeDataset:
         name = f"{prefix}-mixture"
-        existing = ProbeDataset.objects.filter(name=name).first()
+        existing = ProbeDataset.objects.filter(project=self.project, name=name).first()
         if existing:
             self.say(f"Dataset {name!r} exists; reused.")
             return existing
         probe_dir = self._make_mixture(self._data_dir(prefix, "probe"), n_probe, "val", seed=1)
         return dataset_register(
-            name=name, kind=ProbeDataset.Kind.MIXTURE, path=str(probe_dir),
+            project=self.project, name=name, kind=ProbeDataset.Kind.MIXTURE, path=str(probe_dir),
             description="Mixture of digits (held-out digits); every digit's pixels are known.",
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from annotate_site.roles import is_requester
+from units.projects.api.fields import ScopedRelatedField
 from units.dissection.models import Layer
 
 from ..models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
@@ -51,7 +52,8 @@ class HitBatchSerializer(serializers.ModelSerializer):
 
 
 class PublishSerializer(serializers.Serializer):
-    layers = serializers.PrimaryKeyRelatedField(many=True, queryset=Layer.objects.select_related("job"))
+    # Layers of the caller's projects where they may publish; another project's id "does not exist".
+    layers = ScopedRelatedField(many=True, queryset=Layer.objects.select_related("job"), project_path="job__project")
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     assignments_per_hit = serializers.IntegerField(required=False, default=3)
     reward = serializers.DecimalField(max_digits=8, decimal_places=2, required=False, default="0.05")

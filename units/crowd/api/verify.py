@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate_site.roles import IsRequester
+from annotate_site.roles import IsMember
 
 from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import VERDICT_CHOICES, LabelSource
@@ -60,14 +60,14 @@ class VerdictView(APIView):
 
 
 class VerifyPublishView(APIView):
-    permission_classes = [IsAuthenticated, IsRequester]
+    permission_classes = [IsAuthenticated, IsMember]
 
     @extend_schema(request=VerifyPublishSerializer,
                    responses={201: HitBatchSerializer, 200: OpenApiResponse(description="nothing new to publish"),
                               400: OpenApiResponse(description="cannot publish")},
                    summary="Publish verify HITs of chosen layers and label sources (no duplicates)")
     def post(self, request: Request) -> Response:
-        data = VerifyPublishSerializer(data=request.data)
+        data = VerifyPublishSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         try:
             fields = dict(data.validated_data)

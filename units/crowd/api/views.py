@@ -7,7 +7,7 @@ from typing import Any
 
 import django_filters
 from django.contrib.auth.models import User
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.permissions import IsAuthenticated
@@ -16,8 +16,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from annotate_site.roles import IsRequester, is_requester
+from annotate_site.roles import IsMember
 from units.dissection.api.filters import id_filter, strict_boolean
+from units.projects.access import is_site_admin, project_ids
+from units.projects.api.fields import ProjectScopedMixin
 
 from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import Annotation, Assignment, Hit, HitBatch
@@ -34,7 +36,7 @@ from .serializers import (
     SubmitIn,
 )
 
-REQUESTERS = [IsAuthenticated, IsRequester]
+REQUESTERS = [IsAuthenticated, IsMember]
 
 
 def _error(exc: CrowdError) -> Response:
@@ -139,13 +141,13 @@ class SkipView(APIView):
                                                                 400: OpenApiResponse(description="cannot publish")},
                          summary="Publish the units of chosen layers as HITs (no duplicates)"),
 )
-class HitBatchViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class HitBatchViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = REQUESTERS
     serializer_class = HitBatchSerializer
     queryset = HitBatch.objects.prefetch_related("layers").annotate(n_hits=Count("hits")).order_by("-created_at", "-id")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        data = PublishSerializer(data=request.data)
+        data = PublishSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
 
         fields = dict(data.validated_data)
@@ -170,19 +172,22 @@ class HitFilter(django_filters.FilterSet):
         fields = ["batch", "unit", "status", "is_gold", "layer", "job", "kind", "label_source"]
 
 
-class HitViewSet(viewsets.ReadOnlyModelViewSet):
+class HitViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = REQUESTERS
+    project_path = "batch__project"
     serializer_class = HitSerializer
     filterset_class = HitFilter
     queryset = Hit.objects.select_related("unit__layer").order_by("id")
 
 
 class _OwnWorkUnlessRequester:
-    """Read access for any signed-in user: requesters see every row, an annotator only rows whose
-    `owner_field` is themselves. One place for the rule, so no viewset can forget the filter."""
+    """Read access for any signed-in user: their own rows (`owner_field` is themselves) and the rows
+    of projects they are a member of; site admins see all. One place for the rule, so no viewset can
+    forget the filter."""
 
     permission_classes = [IsAuthenticated]
     owner_field: str
+    project_path: str
 
     def base_queryset(self) -> QuerySet:
         raise NotImplementedError
@@ -191,9 +196,10 @@ class _OwnWorkUnlessRequester:
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         qs = self.base_queryset()
-        if is_requester(self.request.user):
+        user = self.request.user
+        if is_site_admin(user):
             return qs
-        return qs.filter(**{self.owner_field: self.request.user})
+        return qs.filter(Q(**{self.owner_field: user}) | Q(**{f"{self.project_path}__in": project_ids(user)}))
 
 
 class AssignmentFilter(django_filters.FilterSet):
@@ -214,6 +220,7 @@ class AssignmentViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
     filterset_class = AssignmentFilter
     queryset = Assignment.objects.none()  # tells the schema generator the model
     owner_field = "worker"
+    project_path = "hit__batch__project"
 
     def base_queryset(self) -> QuerySet:
         return Assignment.objects.select_related("worker").order_by("id")
@@ -239,6 +246,7 @@ class AnnotationViewSet(_OwnWorkUnlessRequester, viewsets.ReadOnlyModelViewSet):
     filterset_class = AnnotationFilter
     queryset = Annotation.objects.none()  # tells the schema generator the model
     owner_field = "assignment__worker"
+    project_path = "assignment__hit__batch__project"
 
     def base_queryset(self) -> QuerySet:
         return Annotation.objects.select_related("assignment__worker", "assignment__hit").prefetch_related(

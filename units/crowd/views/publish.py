@@ -7,6 +7,8 @@ from django.shortcuts import redirect, render
 
 from annotate_site.roles import requester_required
 from units.dissection.models import Layer
+from units.projects.access import WORK
+from units.projects.current import current_project
 
 from ..forms import PublishForm
 from ..errors import PublishError
@@ -16,11 +18,15 @@ from ..verify import hit_publish_verify
 
 @requester_required
 def publish(request: HttpRequest) -> HttpResponse:
+    project = current_project(request, WORK)
+    if project is None:
+        messages.error(request, "Publishing needs a project where you are owner or requester; create or join one first.")
+        return redirect("projects:list")
     initial = {}
     job = request.GET.get("job", "")
     if job.isdigit() and int(job) <= 2**63 - 1:  # anything else (a typo, a huge number) just preselects nothing
-        initial["layers"] = list(Layer.objects.filter(job_id=int(job)).values_list("pk", flat=True))
-    form = PublishForm(request.POST or None, initial=initial)
+        initial["layers"] = list(Layer.objects.filter(job_id=int(job), job__project=project).values_list("pk", flat=True))
+    form = PublishForm(request.POST or None, initial=initial, user=request.user, project=project)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         settings = PublishSettings(
@@ -41,4 +47,4 @@ def publish(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Publishing: {batch.report}.")
             return redirect("publish")
-    return render(request, "dissection/form.html", {"form": form, "title": "Publish units as HITs"})
+    return render(request, "dissection/form.html", {"form": form, "title": f"Publish units of {project.name} as HITs"})

@@ -9,7 +9,8 @@ from django.views.decorators.http import require_POST
 
 from units.dissection.models import Unit
 from annotate_site.paging import page_of
-from annotate_site.roles import requester_required
+from annotate_site.roles import member_required, requester_required
+from units.projects.access import REVIEW, WORK, scope
 
 from ..annotators import (
     annotator_block, annotator_qualify, annotator_unblock, annotator_unflag, annotator_unqualify, crowd_settings_update,
@@ -26,11 +27,24 @@ from ..selectors import (
 MAX_ID = 2**63 - 1  # the largest primary key a BigAutoField (and SQLite) can hold
 
 
-@requester_required
+def _reviewable_hits(request: HttpRequest):
+    return scope(hits_for_review(), request.user, REVIEW, path="batch__project")
+
+
+def _gold_unit_id(request: HttpRequest, raw) -> int:
+    """A unit id of a project where the user may work; any other reads as no unit (the service's message)."""
+    unit_id = int(raw)
+    if not scope(Unit.objects.filter(pk=unit_id), request.user, WORK, path="layer__job__project").exists():
+        raise CrowdError(f"There is no unit with id {unit_id}.")
+    return unit_id
+
+
+@member_required
 def review_list(request: HttpRequest) -> HttpResponse:
-    page = page_of(request, hits_for_review())
+    page = page_of(request, _reviewable_hits(request))
     # Two lists on one page, each paged by its own parameter.
-    waiting = page_of(request, Assignment.objects.filter(status=Assignment.Status.SUBMITTED).select_related(
+    waiting = page_of(request, scope(Assignment.objects, request.user, REVIEW, path="hit__batch__project").filter(
+        status=Assignment.Status.SUBMITTED).select_related(
         "hit__unit__layer", "worker", "annotation").order_by("id"), param="waiting_page")
     return render(request, "crowd/review_list.html", {"page": page, "waiting": waiting,
                                                       "selected": _selected(request)})
@@ -41,9 +55,10 @@ def _selected(request: HttpRequest) -> set[int]:
     return {int(v) for v in request.GET.get("selected", "").split(",") if v.isdigit() and int(v) <= MAX_ID}
 
 
-@requester_required
+@member_required
 def review_hit(request: HttpRequest, pk: int) -> HttpResponse:
-    hit = get_object_or_404(Hit.objects.select_related("unit__layer", "batch"), pk=pk)
+    hit = get_object_or_404(scope(Hit.objects.select_related("unit__layer", "batch"), request.user, REVIEW,
+                                  path="batch__project"), pk=pk)
     exemplars = hit_exemplars(hit)
     assignments = list(hit_assignments_for_review(hit))
     records = {}
@@ -55,7 +70,7 @@ def review_hit(request: HttpRequest, pk: int) -> HttpResponse:
         if a.worker_id not in records:
             records[a.worker_id] = annotator_stats(a.worker)
         a.record = records[a.worker_id]
-    following = hits_for_review().filter(waiting__gt=0).exclude(pk=hit.pk).first()
+    following = _reviewable_hits(request).filter(waiting__gt=0).exclude(pk=hit.pk).first()
     return render(request, "crowd/review_hit.html", {
         "hit": hit, "assignments": assignments, "exemplars": exemplars, "next_hit": following,
         "selected": _selected(request),
@@ -64,13 +79,16 @@ def review_hit(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-@requester_required
+@member_required
 @require_POST
 def review_decide(request: HttpRequest) -> HttpResponse:
     # Ids beyond a 64-bit key cannot exist, and SQLite cannot even compare them (a 500), so they are
-    # left out of the choices and the form refuses them like any unknown id.
+    # left out of the choices and the form refuses them like any unknown id; so are ids of
+    # assignments outside the projects where the user may review.
     ids = [int(v) for v in request.POST.getlist("assignment_ids") if v.isdigit() and int(v) <= MAX_ID]
-    form = ReviewForm(request.POST, assignment_ids=ids)
+    allowed = set(scope(Assignment.objects.filter(pk__in=ids), request.user, REVIEW, path="hit__batch__project")
+                  .values_list("pk", flat=True))
+    form = ReviewForm(request.POST, assignment_ids=[pk for pk in ids if pk in allowed])
     back = (request.POST.get("next") or "").split("?")[0]
     if not back.startswith("/crowd/review/"):
         back = "/crowd/review/"
@@ -82,6 +100,7 @@ def review_decide(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         n = assignments_review(assignment_ids=data["assignment_ids"], approve=data["action"] == "approve",
+                               reviewer=request.user,
                                feedback=data["feedback"])
     except CrowdError as exc:
         messages.error(request, str(exc))
@@ -160,20 +179,20 @@ def invite_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("crowd:settings")
 
 
-@requester_required
+@member_required
 def gold(request: HttpRequest) -> HttpResponse:
     form = GoldForm(request.POST or None)
     if request.method == "POST":
         if request.POST.get("unmark"):
             try:
-                unit_unmark_gold(unit_id=int(request.POST["unmark"]))
+                unit_unmark_gold(unit_id=_gold_unit_id(request, request.POST["unmark"]))
                 messages.success(request, "Unit is no longer gold.")
             except (CrowdError, ValueError) as exc:
                 messages.error(request, str(exc))
             return redirect("crowd:gold")
         if form.is_valid():
             try:
-                unit = unit_mark_gold(unit_id=form.cleaned_data["unit_id"], word=form.cleaned_data["gold_word"],
+                unit = unit_mark_gold(unit_id=_gold_unit_id(request, form.cleaned_data["unit_id"]), word=form.cleaned_data["gold_word"],
                                       category=form.cleaned_data["gold_category"])
             except InvalidAnswer as exc:
                 for field, errors in exc.errors.items():
@@ -185,5 +204,5 @@ def gold(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"{unit} is now gold.")
                 return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/crowd/")
                                 else "crowd:gold")
-    units = Unit.objects.filter(is_gold=True).select_related("layer__job__network").order_by("layer_id", "index")
+    units = scope(Unit.objects, request.user, path="layer__job__project").filter(is_gold=True).select_related("layer__job__network").order_by("layer_id", "index")
     return render(request, "crowd/gold.html", {"form": form, "units": units[:500]})

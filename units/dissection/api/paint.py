@@ -13,12 +13,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate_site.roles import IsRequester
+from annotate_site.roles import IsMember
 from units.dissection.errors import DissectionError
 from units.dissection.models import DissectionJob
 from units.dissection.paint import (
     DEFAULT_LABEL_LIMIT, LABEL_SOURCES, MAX_SEED, MODES, PaintRequest, paint_edit, paint_payload,
 )
+from units.projects.access import scope
 
 
 class PaintRequestSerializer(serializers.Serializer):
@@ -64,12 +65,12 @@ class PaintResponseSerializer(serializers.Serializer):
 
 
 class PaintView(APIView):
-    permission_classes = [IsRequester]
+    permission_classes = [IsMember]
 
     @extend_schema(request=PaintRequestSerializer, responses=PaintResponseSerializer)
     def post(self, request: Request, job_id: int) -> Response:
         """Edit one generated image of a generator job: remove or insert units in a region."""
-        job = get_object_or_404(DissectionJob.objects.select_related("network"), pk=job_id)
+        job = get_object_or_404(scope(DissectionJob.objects.select_related("network"), request.user), pk=job_id)
         params = PaintRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data

@@ -6,15 +6,17 @@ from rest_framework import serializers
 from units.dissection.models import (
     Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore,
 )
+from units.projects.api.fields import ProjectField, ScopedRelatedField
 
 
 class NetworkSerializer(serializers.ModelSerializer):
+    project = ProjectField()
     checkpoint = serializers.FileField(required=False, allow_null=True, use_url=False)
 
     class Meta:
         model = Network
-        fields = ["id", "name", "kind", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std",
-                  "input_size", "description", "created_at"]
+        fields = ["id", "project", "name", "kind", "architecture", "checkpoint", "num_classes", "class_names", "mean",
+                  "std", "input_size", "description", "created_at"]
         read_only_fields = ["id", "kind", "created_at"]
         extra_kwargs = {"name": {"validators": []}}  # the service reports a taken name itself
 
@@ -26,13 +28,14 @@ class ConceptSerializer(serializers.ModelSerializer):
 
 
 class DatasetSerializer(serializers.ModelSerializer):
+    project = ProjectField()
     archive = serializers.FileField(write_only=True, required=False, help_text="A zip of the dataset folder.")
     path = serializers.CharField(required=False, allow_blank=True, max_length=500)
     num_concepts = serializers.IntegerField(read_only=True, required=False)
 
     class Meta:
         model = ProbeDataset
-        fields = ["id", "name", "kind", "path", "archive", "image_size", "num_images", "categories", "num_concepts",
+        fields = ["id", "project", "name", "kind", "path", "archive", "image_size", "num_images", "categories", "num_concepts",
                   "description", "created_at"]
         read_only_fields = ["id", "num_images", "categories", "created_at"]
         extra_kwargs = {"name": {"validators": []}}
@@ -42,6 +45,9 @@ class JobSerializer(serializers.ModelSerializer):
     start = serializers.BooleanField(write_only=True, required=False, default=False,
                                      help_text="Queue the job right away.")
     layers = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False)
+    # Ids of the caller's projects only (where they may dissect); another project's id "does not exist".
+    network = ScopedRelatedField(queryset=Network.objects.all())
+    dataset = ScopedRelatedField(queryset=ProbeDataset.objects.all())
 
     class Meta:
         model = DissectionJob

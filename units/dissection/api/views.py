@@ -6,7 +6,7 @@ the service's message, never a half-written row.
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -20,6 +20,9 @@ from rest_framework.serializers import BaseSerializer
 from annotate_site.roles import IsRequester
 from units.dissection import selectors
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
+from annotate_site.roles import IsMember
+from units.projects.access import scope
+from units.projects.api.fields import ProjectScopedMixin
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
 from .filters import id_filter, strict_boolean
@@ -38,8 +41,10 @@ def _refused(exc: Exception) -> ValidationError:
     return ValidationError({"detail": str(exc)})
 
 
-class _RequesterViewSet(viewsets.GenericViewSet):
-    permission_classes = [IsRequester]
+class _RequesterViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    """Rows of the caller's projects only (others answer 404); changing one needs the work capability."""
+
+    permission_classes = [IsMember]
 
 
 class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
@@ -52,7 +57,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         upload = data.get("checkpoint")
         try:
             serializer.instance = network_register(
-                name=data["name"], architecture=data["architecture"], checkpoint=upload,
+                project=data["project"], name=data["name"], architecture=data["architecture"], checkpoint=upload,
                 checkpoint_size=upload.size if upload else None, num_classes=data.get("num_classes"),
                 class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
                 description=data.get("description", ""), created_by=self.request.user,
@@ -77,7 +82,8 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         dataset_id = request.query_params.get("dataset")
         dataset = None
         if dataset_id:
-            dataset = ProbeDataset.objects.filter(pk=dataset_id).first() if dataset_id.isdigit() else None
+            usable = scope(ProbeDataset.objects.all(), request.user)  # another project's dataset does not exist here
+            dataset = usable.filter(pk=dataset_id).first() if dataset_id.isdigit() and len(dataset_id) < 19 else None
             if dataset is None:
                 raise _refused(DissectionError(f"No dataset with id {dataset_id!r}; list them at /api/datasets/."))
         names = [x for x in request.query_params.get("layers", "").replace(",", " ").split() if x]
@@ -88,7 +94,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
-    queryset = selectors.datasets().order_by("name")
+    queryset = ProbeDataset.objects.annotate(num_concepts=Count("concepts")).order_by("name")
     serializer_class = DatasetSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
@@ -97,7 +103,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         archive = data.get("archive")
         try:
             serializer.instance = dataset_register(
-                name=data["name"], kind=data["kind"], path=data.get("path", ""), archive=archive,
+                project=data["project"], name=data["name"], kind=data["kind"], path=data.get("path", ""), archive=archive,
                 archive_size=archive.size if archive else None, image_size=data.get("image_size"),
                 description=data.get("description", ""), created_by=self.request.user,
             )
@@ -151,6 +157,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
 class LayerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
     queryset = Layer.objects.order_by("job_id", "id")
+    project_path = "job__project"
     serializer_class = LayerSerializer
     filterset_fields = ["job", "name"]
 
@@ -179,11 +186,13 @@ class UnitFilter(django_filters.FilterSet):
 class UnitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
     queryset = (Unit.objects.select_related("layer").prefetch_related("concept_scores__concept")
                 .order_by("layer_id", "index"))
+    project_path = "layer__job__project"
     serializer_class = UnitSerializer
     filterset_class = UnitFilter
 
 
 class ExemplarViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _RequesterViewSet):
     queryset = Exemplar.objects.order_by("unit_id", "kind", "rank")
+    project_path = "unit__layer__job__project"
     serializer_class = ExemplarSerializer
     filterset_fields = ["unit", "kind"]

@@ -4,6 +4,8 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from units.projects.models import Project
+
 from .registry import Concept, Network, ProbeDataset
 
 
@@ -25,6 +27,8 @@ class DissectionJob(models.Model):
         LITE = "lite", "NetDissect-Lite"
         ORIGINAL = "original", "original NetDissect"
 
+    # The network's project (its dataset's too): denormalised so every scoped read filters one column.
+    project = models.ForeignKey(Project, related_name="jobs", on_delete=models.CASCADE)
     network = models.ForeignKey(Network, related_name="jobs", on_delete=models.PROTECT)
     dataset = models.ForeignKey(ProbeDataset, related_name="jobs", on_delete=models.PROTECT)
     # The network's kind when the job was created; a generator job's "dataset" is a segmenter.

@@ -2,6 +2,8 @@
 from django.conf import settings
 from django.db import models
 
+from units.projects.models import Project
+
 CATEGORY_CHOICES = [
     ("scene", "scene"),
     ("object", "object"),
@@ -13,9 +15,10 @@ CATEGORY_CHOICES = [
 
 
 class RegistryEntry(models.Model):
-    """What every registered network and dataset has: a unique name, a description, who and when."""
+    """What every registered network and dataset has: its project, a name unique there, a description, who and when."""
 
-    name = models.CharField(max_length=100, unique=True)
+    project = models.ForeignKey(Project, related_name="%(class)ss", on_delete=models.CASCADE)
+    name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -23,6 +26,8 @@ class RegistryEntry(models.Model):
     class Meta:
         abstract = True
         ordering = ["name"]
+        # Unique per project only: a name taken in another project must not tell that project exists.
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="%(class)s_unique_name")]
 
     def __str__(self) -> str:
         return self.name

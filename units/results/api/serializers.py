@@ -4,7 +4,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from units.crowd.models import HitBatch
-from units.dissection.models import DissectionJob, Layer
+from units.dissection.models import DissectionJob, Layer, ProbeDataset
+from units.projects.access import VIEW
+from units.projects.api.fields import ScopedRelatedField
 
 from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
 
@@ -33,9 +35,10 @@ class AggregationRunSerializer(serializers.ModelSerializer):
 
 
 class AggregateRequestSerializer(serializers.Serializer):
-    layer = serializers.PrimaryKeyRelatedField(queryset=Layer.objects.all(), required=False)
-    job = serializers.PrimaryKeyRelatedField(queryset=DissectionJob.objects.all(), required=False)
-    batch = serializers.PrimaryKeyRelatedField(queryset=HitBatch.objects.all(), required=False)
+    # Ids of the caller's projects only (where they may work); another project's id "does not exist".
+    layer = ScopedRelatedField(queryset=Layer.objects.all(), project_path="job__project", required=False)
+    job = ScopedRelatedField(queryset=DissectionJob.objects.all(), required=False)
+    batch = ScopedRelatedField(queryset=HitBatch.objects.all(), required=False)
 
     def validate(self, attrs):
         if len([k for k in ("layer", "job", "batch") if attrs.get(k)]) != 1:
@@ -65,6 +68,12 @@ class ExportSerializer(serializers.ModelSerializer):
     download_url = serializers.SerializerMethodField()
     filename = serializers.CharField(read_only=True)
 
+    # Exports are results: every member may make one of what they see.
+    job = ScopedRelatedField(VIEW, queryset=DissectionJob.objects.all(), required=False, allow_null=True)
+    layer = ScopedRelatedField(VIEW, queryset=Layer.objects.all(), project_path="job__project", required=False,
+                               allow_null=True)
+    batch = ScopedRelatedField(VIEW, queryset=HitBatch.objects.all(), required=False, allow_null=True)
+
     class Meta:
         model = ExportJob
         fields = ["id", "kind", "job", "layer", "batch", "status", "progress", "filename", "download_url",
@@ -80,6 +89,8 @@ class ExportSerializer(serializers.ModelSerializer):
 
 
 class SynonymSerializer(serializers.ModelSerializer):
+    dataset = ScopedRelatedField(queryset=ProbeDataset.objects.all())
+
     class Meta:
         model = SynonymEntry
         fields = ["id", "dataset", "word", "target", "created_at"]

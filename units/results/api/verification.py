@@ -9,8 +9,10 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from annotate_site.roles import IsRequester
+from annotate_site.roles import IsMember
 from units.dissection.api.filters import id_filter, strict_boolean
+from units.projects.access import scope
+from units.projects.api.fields import ProjectScopedMixin
 from units.dissection.models import Layer
 
 from ..models import UnitVerification
@@ -48,10 +50,10 @@ class VerificationFilter(django_filters.FilterSet):
         fields = ["layer", "job", "unit", "source", "accepted_mv"]
 
 
-class VerificationViewSet(viewsets.ReadOnlyModelViewSet):
+class VerificationViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Verdicts of proposed labels; `/precision/?layer=ID` gives the layer's table."""
 
-    permission_classes = [IsAuthenticated, IsRequester]
+    permission_classes = [IsAuthenticated, IsMember]
     serializer_class = VerificationSerializer
     filterset_class = VerificationFilter
     queryset = UnitVerification.objects.select_related("unit").order_by("unit__layer_id", "unit__index", "source")
@@ -63,7 +65,7 @@ class VerificationViewSet(viewsets.ReadOnlyModelViewSet):
         raw = request.query_params.get("layer", "")
         if not raw.isdigit() or int(raw) > 2**63 - 1:
             return Response({"detail": "Give the layer: ?layer=ID (an integer)."}, status=400)
-        layer = Layer.objects.filter(pk=int(raw)).first()
+        layer = scope(Layer.objects, request.user, path="job__project").filter(pk=int(raw)).first()
         if layer is None:
             return Response({"detail": f"There is no layer {raw}."}, status=404)
         return Response({"layer": layer.pk, "layer_name": layer.name, "sources": verification_table(layer)})

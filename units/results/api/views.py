@@ -13,8 +13,10 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from annotate_site.roles import IsRequester
+from annotate_site.roles import IsMember
 from units.dissection.api.filters import id_filter, strict_boolean
+from units.projects.access import VIEW
+from units.projects.api.fields import ProjectScopedMixin
 from units.dissection.models import Layer
 
 from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
@@ -27,7 +29,7 @@ from .serializers import (
     SynonymSerializer,
 )
 
-REQUESTERS = [IsAuthenticated, IsRequester]
+REQUESTERS = [IsAuthenticated, IsMember]
 
 
 def _bad_request(exc: Exception) -> Response:
@@ -52,9 +54,10 @@ class LabelFilter(django_filters.FilterSet):
         fields = ["layer", "job", "interpretable", "category", "word", "word_match", "category_match", "min_agreement"]
 
 
-class LabelViewSet(viewsets.ReadOnlyModelViewSet):
+class LabelViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     """The crowd's aggregated label per unit."""
 
+    project_path = "unit__layer__job__project"
     permission_classes = REQUESTERS
     serializer_class = LabelSerializer
     filterset_class = LabelFilter
@@ -67,14 +70,14 @@ class LabelViewSet(viewsets.ReadOnlyModelViewSet):
                              child=serializers.IntegerField())})},
                          summary="Aggregate a layer, a job's layers or a batch now (runs in the background)"),
 )
-class AggregationRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class AggregationRunViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = REQUESTERS
     serializer_class = AggregationRunSerializer
     filterset_fields = ["layer", "batch", "status"]
     queryset = AggregationRun.objects.order_by("-started_at", "-id")
 
     def create(self, request, *args, **kwargs):
-        data = AggregateRequestSerializer(data=request.data)
+        data = AggregateRequestSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         v = data.validated_data
         layers = aggregation_request(layers=[v["layer"]] if v.get("layer") else None, job=v.get("job"),
@@ -87,10 +90,11 @@ def comparison_payload(layer: Layer, stored: list[tuple] | None = None) -> dict:
             "detectors": detector_counts(layer), "verification": verification_table(layer, stored)}
 
 
-class ComparisonViewSet(viewsets.GenericViewSet):
+class ComparisonViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     """Per layer: human-only / IoU-only / both / neither, match counts, confusion table, accuracy vs gold."""
 
     permission_classes = REQUESTERS
+    project_path = "job__project"
     serializer_class = ComparisonSerializer
     queryset = Layer.objects.select_related("job__dataset").order_by("job_id", "id")
     filterset_fields = ["job"]
@@ -108,8 +112,10 @@ class ComparisonViewSet(viewsets.GenericViewSet):
 # --- exports and synonyms -----------------------------------------------------------------------
 
 
-class ExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ExportViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Exports run in the background; poll the row for progress, then download the dated file."""
+
+    write_capability = VIEW  # exports are results: every member may make one
 
     permission_classes = REQUESTERS
     serializer_class = ExportSerializer
@@ -139,7 +145,8 @@ class ExportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return FileResponse(open(path, "rb"), as_attachment=True, filename=export.filename)
 
 
-class SynonymViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+class SynonymViewSet(ProjectScopedMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+                     viewsets.ReadOnlyModelViewSet):
     permission_classes = REQUESTERS
     serializer_class = SynonymSerializer
     filterset_fields = ["dataset"]

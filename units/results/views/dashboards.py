@@ -2,13 +2,16 @@
 from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from units.dissection.models import Exemplar, Layer, Unit
 from annotate_site.paging import page_of
-from annotate_site.roles import requester_required
+from annotate_site.roles import member_required
+from units.projects.access import VIEW, WORK, object_for
+from units.projects.current import current_project
 
 from .. import charts
 from ..services import aggregation_request
@@ -20,26 +23,38 @@ from ..selectors import (
 )
 
 
-@requester_required
+def _get(queryset, request: HttpRequest, pk: int, path: str, capability: str = VIEW):
+    """A row of the user's projects; other ids answer 404 (see units.projects.access.object_for)."""
+    try:
+        return object_for(queryset, request.user, pk, capability, path=path)
+    except queryset.model.DoesNotExist:
+        raise Http404("No such item.") from None
+
+
+@member_required
 def overview(request: HttpRequest) -> HttpResponse:
-    jobs = jobs_overview()
+    project = current_project(request)
+    if project is None:
+        return redirect("projects:list")
+    jobs = jobs_overview(project)
     for row in jobs:
         row["status_url"] = reverse("dissection:job_status", args=[row["job"].pk])
         row["hits_percent"] = round(100 * row["hits_done"] / row["hits_total"]) if row["hits_total"] else 0
         row["job_percent"] = round(100 * (row["job"].progress or 0))
-    per_hour = assignments_per_hour()
+    per_hour = assignments_per_hour(project)
     return render(request, "results/overview.html", {
         "jobs": jobs,
         "per_hour": charts.bars(per_hour, width=720, height=140, gap=2),
         "per_hour_total": sum(v for _, v in per_hour),
-        "active": active_annotators(),
-        "runs": latest_aggregation_runs(),
+        "active": active_annotators(project),
+        "runs": latest_aggregation_runs(project),
+        "project": project,
     })
 
 
-@requester_required
+@member_required
 def layer_detail(request: HttpRequest, layer_id: int) -> HttpResponse:
-    layer = get_object_or_404(Layer.objects.select_related("job__network", "job__dataset"), pk=layer_id)
+    layer = _get(Layer.objects.select_related("job__network", "job__dataset"), request, layer_id, "job__project")
     counts = detector_counts(layer)
     comparison = layer_comparison(layer)
     histogram = agreement_histogram(layer)
@@ -68,30 +83,34 @@ def _verified_rows(layer: Layer) -> list[dict]:
     return [{"unit": unit, "iou": checks[unit.pk].get("iou"), "crowd": checks[unit.pk].get("crowd")} for unit in units]
 
 
-@requester_required
+@member_required
 @require_POST
 def layer_aggregate(request: HttpRequest, layer_id: int) -> HttpResponse:
-    layer = get_object_or_404(Layer, pk=layer_id)
+    layer = _get(Layer.objects, request, layer_id, "job__project", WORK)
     aggregation_request(layers=[layer])
     messages.success(request, f"Aggregation of {layer.name} queued; reload in a moment.")
     return redirect("results:layer", layer_id=layer.pk)
 
 
-@requester_required
+@member_required
 def annotators(request: HttpRequest) -> HttpResponse:
     # Page the annotators first, then compute the rows of that page only.
-    page = page_of(request, annotators_with_work())
-    return render(request, "results/annotators.html", {"rows": annotator_rows(page.object_list), "page": page})
+    project = current_project(request)
+    if project is None:
+        return redirect("projects:list")
+    page = page_of(request, annotators_with_work(project))
+    return render(request, "results/annotators.html", {"rows": annotator_rows(page.object_list, project=project),
+                                                       "page": page, "project": project})
 
 
-@requester_required
+@member_required
 def unit_detail(request: HttpRequest, unit_id: int) -> HttpResponse:
-    unit = get_object_or_404(
+    unit = _get(
         Unit.objects.select_related("layer__job__network", "aggregate").prefetch_related(
             Prefetch("exemplars", queryset=Exemplar.objects.filter(kind="top").order_by("rank")),
             "concept_scores__concept",
         ),
-        pk=unit_id,
+        request, unit_id, "layer__job__project",
     )
     annotations = list(unit_annotations(unit))
     for ann in annotations:

@@ -5,6 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.services import DissectionError, network_register
+from units.projects.models import Project
+from units.projects.selectors import project_named
 
 
 def _floats(text: str | None) -> list[float]:
@@ -16,11 +18,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
+        parser.add_argument("--project", required=True, help="the project's name or id")
         parser.add_argument("--arch", required=True,
                             help="any torchvision classification model (resnet50, convnext_tiny, vit_b_16, ...), "
                                  "timm:<name>, mixturenet, dcgan32/dcgan64, or program (--checkpoint is a .pt2 "
                                  "torch.export program)")
-        parser.add_argument("--checkpoint", type=Path, help="state_dict file, or the .pt2 program; omitted: seeded random weights")
+        parser.add_argument("--checkpoint", type=Path,
+                            help="state_dict file, or the .pt2 program; omitted: seeded random weights")
         parser.add_argument("--input-size", type=int, help="resize images to N x N (default: the architecture's, "
                                                           "for a fixed-size network such as a ViT; else the dataset's)")
         parser.add_argument("--num-classes", type=int)
@@ -32,12 +36,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
+            project = project_named(opts["project"])
             names = opts["classes"].read_text().splitlines() if opts["classes"] else []
             network = network_register(
-                name=opts["name"], architecture=opts["arch"], checkpoint=opts["checkpoint"],
+                project=project, name=opts["name"], architecture=opts["arch"], checkpoint=opts["checkpoint"],
                 num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
                 std=_floats(opts["std"]), description=opts["description"], input_size=opts["input_size"],
             )
-        except (DissectionError, OSError, ValueError) as exc:
+        except (DissectionError, Project.DoesNotExist, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Registered network {network.name} (id {network.pk})."))

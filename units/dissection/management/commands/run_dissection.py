@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import DissectionJob, Network, ProbeDataset
 from units.dissection.services import DissectionError, job_create, job_start
+from units.projects.models import Project
+from units.projects.selectors import project_named
 
 
 class Command(BaseCommand):
@@ -17,6 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--job", type=int, help="re-run this job")
+        parser.add_argument("--project", help="the project's name or id (where the network and dataset are)")
         parser.add_argument("--network", help="network name")
         parser.add_argument("--dataset", help="dataset name")
         parser.add_argument("--layers", nargs="+", help="layer names, e.g. conv1 conv2 conv3")
@@ -36,10 +39,14 @@ class Command(BaseCommand):
                 if job is None:
                     raise CommandError(f"No job {opts['job']}.")
             else:
-                if not (opts["network"] and opts["dataset"] and opts["layers"]):
-                    raise CommandError("Give --network, --dataset and --layers (or --job ID to re-run a job).")
-                network = Network.objects.filter(name=opts["network"]).first()
-                dataset = ProbeDataset.objects.filter(name=opts["dataset"]).first()
+                if not (opts["project"] and opts["network"] and opts["dataset"] and opts["layers"]):
+                    raise CommandError("Give --project, --network, --dataset and --layers (or --job ID to re-run a job).")
+                try:
+                    project = project_named(opts["project"])
+                except Project.DoesNotExist as exc:
+                    raise CommandError(str(exc)) from None
+                network = Network.objects.filter(project=project, name=opts["network"]).first()
+                dataset = ProbeDataset.objects.filter(project=project, name=opts["dataset"]).first()
                 if network is None or dataset is None:
                     raise CommandError(f"Unknown {'network' if network is None else 'dataset'}; "
                                        "see register_network / register_dataset.")
