@@ -12,7 +12,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # Before django.contrib.auth's routes, which it hides (see password_reset_hidden).
-    re_path(r"^accounts/(?:password_reset|reset)/", password_reset_hidden),
+    re_path(r"^accounts/(?P<route>password_reset|reset)/", password_reset_hidden, name="password_reset_hidden"),
     path("accounts/", include("annotate_site.accounts")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).

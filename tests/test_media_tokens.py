@@ -1,9 +1,9 @@
 """API token clients read the picture URLs the API hands them, under the same rule as the session:
-the annotator holding the HIT and requesters; another annotator's or a made-up token gets nothing."""
+the annotator holding the HIT and the members of its project; another annotator's or a made-up token gets nothing."""
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD, make_hits, make_job, make_user
+from tests.factories import PASSWORD, lab_project, make_hits, make_job, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,11 @@ def test_the_annotator_reads_the_pictures_the_api_handed_out_with_the_token_alon
 
 
 def test_media_files_take_a_requesters_token_and_refuse_an_annotators(world, media_root):
+    from units.results.models import ExportJob
+
     (media_root / "exports").mkdir(exist_ok=True)
     (media_root / "exports" / "x.csv").write_text("a,b\n")
+    ExportJob.objects.create(project=lab_project(), kind=ExportJob.Kind.values[0], file="exports/x.csv",
+                             status=ExportJob.Status.SUCCEEDED)  # an export of the requester's project
     assert _get(token_client("req"), "/media/exports/x.csv")[0] == 200
     assert _get(token_client("holder"), "/media/exports/x.csv")[0] == 403

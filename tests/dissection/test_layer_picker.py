@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 from tasks.engine.datasets import open_dataset
 from tasks.engine.dissect import DissectOptions, plan_dissection
 from tasks.engine.models import load_model
-from tests.factories import make_registered_pipeline
+from tests.factories import lab_project, make_registered_pipeline
 from units.dissection.services import network_register
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +19,7 @@ def _api(user) -> APIClient:
 
 
 def test_the_api_lists_a_vits_layers_with_their_reading(requester, media_root):
-    vit = network_register(name="vit", architecture="vit_b_16")
+    vit = network_register(project=lab_project(), name="vit", architecture="vit_b_16")
     body = _api(requester).get(f"/api/networks/{vit.pk}/layers/").json()
     assert body["image_size"] == 224 and body["plan"] is None
     rows = {r["name"]: r for r in body["layers"]}

@@ -152,11 +152,12 @@ def test_every_kind_refuses_a_path_outside_before_telling_whether_it_exists(clie
     api.force_authenticate(requester)
     for path in (str(existing), str(missing), "../elsewhere/data/label.csv", "/etc/passwd", "/etc/no-such-file"):
         with pytest.raises(DissectionError, match="outside the dataset folders"):
-            dataset_register(name="probe", kind=kind, path=path)
+            dataset_register(project=lab_project(), name="probe", kind=kind, path=path)
         page = client.post(reverse("dissection:dataset_new"), {"name": "probe", "kind": kind, "path": path})
         assert page.status_code == 200 and "outside the dataset folders" in page.content.decode(), (kind, path)
         assert "does not exist" not in page.content.decode()
-        response = api.post("/api/datasets/", {"name": "probe", "kind": kind, "path": path}, format="json")
+        response = api.post("/api/datasets/", {"project": lab_project().pk, "name": "probe", "kind": kind, "path": path},
+                            format="json")
         assert response.status_code == 400 and "outside the dataset folders" in str(response.json()), (kind, path)
     assert not ProbeDataset.objects.exists()
 
@@ -165,9 +166,9 @@ def test_a_segmenter_checkpoint_under_datasets_root_is_accepted(datasets_root):
     from tests.dissection.gan_helpers import write_tiny_checkpoints
 
     write_tiny_checkpoints(datasets_root)
-    assert dataset_register(name="seg", kind="segmenter", path="segmenter.pt").kind == "segmenter"
+    assert dataset_register(project=lab_project(), name="seg", kind="segmenter", path="segmenter.pt").kind == "segmenter"
     with pytest.raises(DissectionError, match="does not exist"):
-        dataset_register(name="seg2", kind="segmenter", path="missing.pt")
+        dataset_register(project=lab_project(), name="seg2", kind="segmenter", path="missing.pt")
 
 
 def test_the_operators_command_may_name_any_folder(datasets_root, outside):
