@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
-from units.projects.models import Activity
+from units.projects.models import Activity, Pool
 from units.projects.services import activity_record
 
 from .errors import PublishError
@@ -73,9 +73,17 @@ def layers_project_id(layers: list[Layer]) -> int:
     return project_ids.pop()
 
 
+def pool_check(pool: Pool | None, project_id: int) -> Pool | None:
+    """A batch's pool must be one of its project's (None: the open crowd)."""
+    if pool is not None and pool.project_id != project_id:
+        raise PublishError("Choose a pool of the layers' project, or the open crowd.")
+    return pool
+
+
 def hit_publish(
     *,
     layers: Iterable[Layer],
+    pool: Pool | None = None,
     assignments_per_hit: int = 3,
     reward: Decimal | str | float = Decimal("0.05"),
     lifetime_seconds: int = 7 * 24 * 3600,
@@ -103,6 +111,7 @@ def hit_publish(
     if not_done:
         raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
     project_id = layers_project_id(layers)
+    pool = pool_check(pool, project_id)
     reward = publish_options_check(
         assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
         assignment_duration_seconds=assignment_duration_seconds,
@@ -118,7 +127,7 @@ def hit_publish(
     skipped_existing = skipped_dead = skipped_bare = created = 0
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            project_id=project_id,
+            project_id=project_id, pool=pool,
             name=name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
             assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
             assignment_duration_seconds=assignment_duration_seconds,

@@ -25,13 +25,13 @@ from django.utils import timezone
 
 from units.dissection.models import Concept, DissectionJob, Exemplar, Layer, Unit
 
-from units.projects.models import Activity
+from units.projects.models import Activity, Pool
 from units.projects.services import activity_record
 
 from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
-from .publishing import layers_project_id, publish_options_check
+from .publishing import layers_project_id, pool_check, publish_options_check
 from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word
@@ -118,6 +118,7 @@ def _check_sources(sources: Iterable[str], labels: dict | None) -> tuple[list[st
 def hit_publish_verify(
     *,
     layers: Iterable[Layer],
+    pool: Pool | None = None,
     sources: Iterable[str] = (LabelSource.IOU,),
     labels: dict[int, str] | None = None,  # unit id -> label, for the requester source
     assignments_per_hit: int = 3,
@@ -142,6 +143,7 @@ def hit_publish_verify(
     if not_done:
         raise PublishError(f"Job(s) {', '.join(map(str, not_done))} have not finished; publish their layers afterwards.")
     project_id = layers_project_id(layers)
+    pool = pool_check(pool, project_id)
     reward = publish_options_check(
         assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
         assignment_duration_seconds=assignment_duration_seconds,
@@ -153,7 +155,7 @@ def hit_publish_verify(
                    auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown)
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            project_id=project_id,
+            project_id=project_id, pool=pool,
             name=name or "verify " + "+".join(sources) + " " + ", ".join(f"{l.job_id}/{l.name}" for l in layers),
             kind=HitKind.VERIFY, assignments_per_hit=assignments_per_hit, reward=reward,
             lifetime_seconds=lifetime_seconds, assignment_duration_seconds=assignment_duration_seconds,
