@@ -88,5 +88,5 @@ def test_the_500_pages_style_is_allowed_by_its_hash():
     html = (settings.BASE_DIR / "templates" / "500.html").read_text()
     style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
-    assert settings.SERVER_ERROR_STYLE_HASH == f"'sha256-{digest}'"
+    assert f"'sha256-{digest}'" == settings.SERVER_ERROR_STYLE_HASH
     assert settings.SERVER_ERROR_STYLE_HASH in settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["style-src"]

@@ -125,3 +125,52 @@ def test_the_verify_hit_of_a_crowd_label_is_not_shortlisted_for_the_units_labell
         assert set(sql) & set(verify.values()) == set(verify.values()) - not_offered
         assert {h.pk for h in services.open_hits_for(who, now=now)} & set(verify.values()) == set(
             verify.values()) - not_offered
+
+
+@pytest.fixture
+def pooled(crowded):
+    """On top of `crowded`: a second job's 12 HITs published to a private pool (4 of them gold) whose only
+    member is the worker; a third pool of the same project, empty, holds 3 more HITs."""
+    from tests.factories import lab_project
+    from units.crowd.models import HitBatch
+    from units.projects.models import Pool
+
+    worker, other, now = crowded
+    pool = Pool.objects.create(project=lab_project(), name="lab members")
+    pool.members.add(worker)
+    hits = make_hits(make_job(layers={"conv3": 12}, exemplars_per_unit=1), assignments=2)
+    HitBatch.objects.filter(pk=hits[0].batch_id).update(pool=pool)
+    Hit.objects.filter(pk__in=[h.pk for h in hits[:4]]).update(is_gold=True)
+    empty = Pool.objects.create(project=lab_project(), name="nobody yet")
+    closed = make_hits(make_job(layers={"conv3": 3}, exemplars_per_unit=1))
+    HitBatch.objects.filter(pk=closed[0].batch_id).update(pool=empty)
+    return worker, other, now, {h.pk for h in hits}, {h.pk for h in closed}
+
+
+@pytest.mark.parametrize("gold_first", [True, False])
+@pytest.mark.parametrize("window", [5, 40])
+def test_the_pool_filter_in_plain_sql_is_its_orm_definition(pooled, gold_first, window, monkeypatch):
+    worker, other, now, pool_hits, closed_hits = pooled
+    monkeypatch.setattr(services, "CLAIM_WINDOW", window)
+    monkeypatch.setattr(services, "CLAIM_CANDIDATES", window)
+    for who in (worker, other):
+        orm = services._shortlist(services._likely_open_hits_for(who, now=now), gold_first=gold_first,
+                                  rng=random.Random(4))
+        assert services._likely_shortlist(who, now=now, gold_first=gold_first, rng=random.Random(4)) == orm
+        assert not set(orm) & closed_hits
+    exact_worker = {h.pk for h in services.open_hits_for(worker, now=now)}
+    exact_other = {h.pk for h in services.open_hits_for(other, now=now)}
+    assert pool_hits <= exact_worker and not pool_hits & exact_other  # trying to break it: the outsider
+    assert not (exact_worker | exact_other) & closed_hits
+
+
+def test_an_annotator_outside_the_pool_is_never_given_its_hits(pooled):
+    worker, other, now, pool_hits, closed_hits = pooled
+    taken = []
+    for _ in range(100):  # each claim returned at once, so the next claim looks for another HIT
+        assignment = services.assignment_claim(worker=other, now=now)
+        if assignment is None:
+            break
+        taken.append(assignment.hit_id)
+        services.assignment_return(assignment_id=assignment.pk, worker=other)
+    assert len(taken) == len(set(taken)) > 0 and not set(taken) & (pool_hits | closed_hits)

@@ -7,7 +7,7 @@ import io
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_hits, make_job, make_user
+from tests.factories import PASSWORD, make_job, make_user
 from units.crowd.models import Annotation, Assignment
 from units.crowd.publishing import hit_publish
 from units.crowd.review import assignments_review

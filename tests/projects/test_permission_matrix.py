@@ -36,7 +36,7 @@ from django.utils import timezone
 from tests.factories import make_hits, make_job, make_project, make_user
 from units.crowd.models import Annotation, Assignment, HitBatch, InviteCode, Skip
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
-from units.projects.models import Invitation, Membership, Project
+from units.projects.models import Invitation, Membership, Pool, Project
 from units.results.models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate, UnitVerification
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
@@ -128,6 +128,10 @@ PAGES: dict[str, Rule] = {
     "projects:member_remove": P(ids={"project_id": "project", "user_id": "requester_b"}),
     "projects:delete": P(ids={"project_id": "project"}, body={"confirm_name": "project_name"}),
     "projects:activity": P(ids={"project_id": "project"}),
+    "projects:pool_new": P(ids={"project_id": "project"}, body={"name": "sneaky"}),
+    "projects:pool_member": P(ids={"project_id": "project", "pool_id": "pool"}, body={"who": "owner_a"}),
+    # Like an invitation, a pool's link is a capability (its holder joins): an unknown token finds nothing.
+    "projects:pool_join": Rule("site", ids={"token": "unknown_token"}),
     # An invitation link is a capability (its holder joins): an unknown token finds nothing for anyone.
     "projects:invitation": Rule("site", ids={"token": "unknown_token"}),
     "picture": P(ids={"public_id": "exemplar_public_id"}, holder_may=True),
@@ -217,6 +221,9 @@ def world(media_root):
     verification = UnitVerification.objects.create(project=project_b, unit=unit, source="iou", label=f"{MARK}label")
     synonym = SynonymEntry.objects.create(project=project_b, dataset=job.dataset, word=f"{MARK}w", target="dog")
     Invitation.objects.create(project=project_b, email="someone@example.org", role="viewer")
+    pool = Pool.objects.create(project=project_b, name=f"{MARK}-pool")
+    pool.members.add(users["annotator_in"])
+    HitBatch.objects.filter(pk=hits[0].batch_id).update(pool=pool)
     invite = InviteCode.objects.create(code="code-1")
     b = {
         "project": project_b.pk, "project_name": project_b.name, "job": job.pk, "pending_job": pending.pk,
@@ -227,7 +234,7 @@ def world(media_root):
         "skip": skip.pk, "export": export.pk, "export_file": export_file, "run": run.pk, "label": label.pk,
         "verification": verification.pk, "synonym": synonym.pk, "requester_b": users["requester_b"].pk,
         "annotator_out": users["annotator_out"].pk, "invite": invite.pk, "missing": 999999,
-        "unknown_token": "no-such-token",
+        "unknown_token": "no-such-token", "pool": pool.pk,
     }
     return users, project_b, b
 
@@ -244,6 +251,9 @@ def snapshot(project: Project) -> dict:
         rows[model.__name__] = sorted(model.objects.filter(**{path: project}).values_list("pk", flat=True))
     rows["jobs"] = sorted(DissectionJob.objects.filter(project=project).values_list("pk", "status"))
     rows["assignments"] = sorted(Assignment.objects.filter(hit__batch__project=project).values_list("pk", "status"))
+    rows["pool_members"] = sorted(Pool.members.through.objects.filter(pool__project=project).values_list(
+        "pool_id", "user_id"))
+    rows["pools"] = sorted(Pool.objects.filter(project=project).values_list("pk", "name"))
     rows["gold"] = sorted(Unit.objects.filter(layer__job__project=project, is_gold=True).values_list("pk", flat=True))
     return rows
 

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from units.dissection.models import Layer
 from units.dissection.selectors import layers_for_publishing
 from units.projects.access import WORK
+from units.projects.models import Pool
 
 from .models import CATEGORY_CHOICES, CrowdSettings
 from .validation import DESCRIPTION_MAX, WORD_MAX
@@ -122,6 +123,9 @@ class LayerChoiceField(forms.ModelMultipleChoiceField):
 
 class PublishForm(forms.Form):
     layers = LayerChoiceField(queryset=Layer.objects.none(), widget=forms.CheckboxSelectMultiple)
+    pool = forms.ModelChoiceField(queryset=Pool.objects.none(), required=False, label="Crowd",
+                                  empty_label="the open crowd (every qualified annotator)",
+                                  help_text="Or a private pool of this project: only its members get the HITs.")
     assignments_per_hit = forms.IntegerField(initial=3, min_value=1, max_value=100)
     reward = forms.DecimalField(initial=Decimal("0.05"), min_value=0, max_digits=8, decimal_places=2)
     lifetime_hours = forms.FloatField(initial=168, min_value=0.02, help_text="How long HITs can be taken.")
@@ -146,3 +150,4 @@ class PublishForm(forms.Form):
         # The layers of the current project where the user may publish; another project's id is "not a choice".
         super().__init__(*args, **kwargs)
         self.fields["layers"].queryset = layers_for_publishing(user, WORK, project)
+        self.fields["pool"].queryset = Pool.objects.filter(project=project)

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import IntegrityError, models
 
 from units.dissection.models import Exemplar, Layer, Unit
-from units.projects.models import Project
+from units.projects.models import Pool, Project
 
 CATEGORY_CHOICES = [
     ("scene", "scene"),
@@ -42,6 +42,10 @@ class HitBatch(models.Model):
     """One publishing action: the units of chosen layers (of one project) turned into HITs."""
 
     project = models.ForeignKey(Project, related_name="hit_batches", on_delete=models.CASCADE)
+    # None: the open crowd (any qualified annotator); else only the pool's members are offered its HITs.
+    # RESTRICT: a pool in use cannot be deleted (which would open its batches to everyone), except
+    # with its project, whose batches go too.
+    pool = models.ForeignKey(Pool, null=True, blank=True, related_name="hit_batches", on_delete=models.RESTRICT)
     name = models.CharField(max_length=200)
     layers = models.ManyToManyField(Layer, related_name="hit_batches")
     assignments_per_hit = models.PositiveIntegerField(default=3)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 
-from units.projects.models import Activity
+from units.projects.models import Activity, Pool
 from units.projects.services import activity_record
 
 from .errors import PublishError
@@ -112,6 +112,13 @@ def layers_project_id(layers: list[Layer]) -> int:
     return project_ids.pop()
 
 
+def pool_check(pool: Pool | None, project_id: int) -> Pool | None:
+    """A batch's pool must be one of its project's (None: the open crowd)."""
+    if pool is not None and pool.project_id != project_id:
+        raise PublishError("Choose a pool of the layers' project, or the open crowd.")
+    return pool
+
+
 def publish_check(layers: Iterable[Layer], settings: PublishSettings) -> tuple[list[Layer], PublishSettings]:
     """What every publishing checks first: some layers, all of finished jobs, settings within the rules.
     Returns the layers as a list and the checked settings (the reward as a Decimal)."""
@@ -131,6 +138,7 @@ def publish_check(layers: Iterable[Layer], settings: PublishSettings) -> tuple[l
 
 def hit_publish(
     *, layers: Iterable[Layer], settings: PublishSettings = PublishSettings(), created_by: User | None = None,
+    pool: Pool | None = None,
 ) -> HitBatch:
     """Create one HIT per unit of `layers` that has none yet.
 
@@ -139,6 +147,7 @@ def hit_publish(
     """
     layers, settings = publish_check(layers, settings)
     project_id = layers_project_id(layers)
+    pool = pool_check(pool, project_id)
     if settings.sentinels and not Exemplar.objects.filter(unit__layer__in=layers,
                                                           kind=Exemplar.Kind.SENTINEL).exists():
         raise PublishError(
@@ -149,7 +158,7 @@ def hit_publish(
     skipped_existing = skipped_dead = skipped_bare = created = 0
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            project_id=project_id,
+            project_id=project_id, pool=pool,
             name=settings.name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
             created_by=created_by, **settings.batch_fields(),
         )

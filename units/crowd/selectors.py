@@ -149,7 +149,7 @@ def annotator_stats(user: User) -> AnnotatorStats:
 
 def annotator_recent_work(user: User, limit: int = 20) -> QuerySet[Assignment]:
     return (Assignment.objects.filter(worker=user).exclude(status=Assignment.Status.ACCEPTED)
-            .select_related("hit__unit__layer", "annotation").order_by("-accepted_at")[:limit])
+            .select_related("hit__unit__layer", "hit__batch__project", "annotation").order_by("-accepted_at")[:limit])
 
 
 def annotator_current(user: User) -> Assignment | None:
@@ -197,3 +197,13 @@ def assignment_retakable(assignment: Assignment, *, now=None) -> bool:
     held = (hit.assignments.filter(status__in=Assignment.SLOT_STATUSES)
             .exclude(status=Assignment.Status.ACCEPTED, deadline__lte=now).count())
     return held < hit.max_assignments
+
+
+def annotator_earnings_by_project(user) -> list[dict]:
+    """What the annotator earned (approved work) and handed in, per project, for their start page."""
+    S = Assignment.Status
+    return list(Assignment.objects.filter(worker=user, status__in=[S.SUBMITTED, S.APPROVED, S.REJECTED])
+                .values("hit__batch__project__name")
+                .annotate(submitted=Count("pk"), approved=Count("pk", filter=Q(status=S.APPROVED)),
+                          earned=Sum("hit__reward", filter=Q(status=S.APPROVED)))
+                .order_by("hit__batch__project__name"))

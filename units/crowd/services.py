@@ -36,6 +36,7 @@ from annotate_site.plainsql import (
     placeholders,
 )
 from units.dissection.models import Layer, Unit
+from units.projects.models import Pool
 
 from .annotators import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
@@ -69,6 +70,7 @@ _last_reclaim: datetime | None = None
 # The hot path's tables under their SQL aliases (annotate_site.plainsql).
 _ASSIGNMENT, _HIT, _UNIT, _LAYER, _BATCH = (Table(Assignment, "a"), Table(Hit, "h"), Table(Unit, "u"),
                                            Table(Layer, "lay"), Table(HitBatch, "b"))
+_POOL_MEMBERS = Pool.members.through._meta.db_table
 _PROFILE, _QA, _SETTINGS = Table(AnnotatorProfile, "p"), Table(QualificationAttempt, "q"), Table(CrowdSettings, "c")
 
 
@@ -86,6 +88,9 @@ def _offerable(worker: User, queryset: QuerySet[Hit], *, now: datetime) -> Query
         .filter(expires_at__gt=now)
         .filter(~Exists(Assignment.objects.filter(hit=OuterRef("pk"), worker=worker)))
         .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
+        # An open batch (no pool) goes to the whole crowd; a pool's batch to its members only.
+        .filter(Q(batch__pool__isnull=True) | Exists(Pool.members.through.objects.filter(
+            pool_id=OuterRef("batch__pool_id"), user_id=worker.pk)))
         # A unit seen in the qualification test would be a gold HIT with a known answer.
         .exclude(unit_id__in=_qualification_units(worker))
         # Its own labellers would be judging their own answer in a verify HIT of the unit's crowd label.
@@ -182,11 +187,17 @@ def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], li
         f" JOIN {Assignment._meta.db_table} la ON la.id = an.assignment_id JOIN {Hit._meta.db_table} lh"
         f" ON lh.id = la.hit_id WHERE la.worker_id = %s AND lh.kind = %s AND lh.unit_id = h.unit_id))")
     params.extend([HitKind.VERIFY, LabelSource.CROWD, worker.pk, HitKind.LABEL])
+    # An open batch (no pool) goes to the whole crowd; a pool's batch to its members only (as in
+    # `_offerable`): one primary-key probe of the batch per HIT read, and one of the pool's members.
+    in_pool = (
+        f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id AND (pb.pool_id IS NULL"
+        f" OR EXISTS (SELECT 1 FROM {_POOL_MEMBERS} pm WHERE pm.pool_id = pb.pool_id AND pm.user_id = %s)))")
+    params.append(worker.pk)
     may_take = (
         f"h.status = %s AND h.expires_at > %s"
         f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s WHERE s.hit_id = h.id AND s.worker_id = %s)"
-        f"{not_seen}{own_label}")
+        f"{not_seen}{own_label}{in_pool}")
     gold_units = f"SELECT id FROM {Unit._meta.db_table} WHERE is_gold"
     if gold:
         sql = (f"SELECT h.id FROM {Hit._meta.db_table} h WHERE h.is_gold AND {may_take} UNION "

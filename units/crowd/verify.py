@@ -25,13 +25,13 @@ from django.utils import timezone
 
 from units.dissection.models import Concept, Exemplar, Layer, Unit
 
-from units.projects.models import Activity
+from units.projects.models import Activity, Pool
 from units.projects.services import activity_record
 
 from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
-from .publishing import PublishSettings, layers_project_id, publish_check
+from .publishing import PublishSettings, layers_project_id, pool_check, publish_check
 from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word
@@ -119,6 +119,7 @@ def _check_sources(sources: Iterable[str], labels: dict | None) -> tuple[list[st
 def hit_publish_verify(
     *,
     layers: Iterable[Layer],
+    pool: Pool | None = None,
     sources: Iterable[str] = (LabelSource.IOU,),
     labels: dict[int, str] | None = None,  # unit id -> label, for the requester source
     settings: PublishSettings | None = None,  # default: PublishSettings.for_verify()
@@ -129,10 +130,11 @@ def hit_publish_verify(
     layers, settings = publish_check(layers, settings or PublishSettings.for_verify())
     sources, labels = _check_sources(sources, labels)
     project_id = layers_project_id(layers)
+    pool = pool_check(pool, project_id)
     options = settings.hit_fields()
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            project_id=project_id,
+            project_id=project_id, pool=pool,
             name=settings.name or "verify " + "+".join(sources) + " "
             + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
             kind=HitKind.VERIFY, created_by=created_by, **settings.batch_fields(),

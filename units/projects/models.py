@@ -98,6 +98,7 @@ class Activity(models.Model):
         MEMBER_JOINED = "member_joined", "joined"
         ROLE_CHANGED = "role_changed", "changed a role"
         MEMBER_REMOVED = "member_removed", "removed a member"
+        POOL_CHANGED = "pool_changed", "changed a crowd pool"
 
     project = models.ForeignKey(Project, related_name="activities", on_delete=models.CASCADE)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
@@ -112,3 +113,29 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.verb} {self.summary}"
+
+
+def new_pool_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Pool(models.Model):
+    """A project's private crowd: named annotators, and whoever signs in through its invitation link.
+
+    A HIT batch published to a pool is offered to its members only; a batch without a pool goes
+    to the open crowd (every qualified annotator of the site).
+    """
+
+    project = models.ForeignKey(Project, related_name="pools", on_delete=models.CASCADE)
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="crowd_pools", blank=True)
+    # The invitation link's secret: its holder joins the pool once signed in (owners may renew it).
+    token = models.CharField(max_length=64, unique=True, default=new_pool_token, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="pool_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.project})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from .access import VIEW, scope
-from .models import Activity, Invitation, Membership, Project
+from .models import Activity, Invitation, Membership, Pool, Project
 
 
 def projects_for(user, capability: str = VIEW) -> QuerySet[Project]:
@@ -60,3 +60,7 @@ def activity_csv_rows(project: Project):
     for line in project_activity(project).iterator(chunk_size=1000):
         yield [csv_cell(v) for v in (line.created_at.isoformat(), line.actor.username if line.actor else "",
                                      line.get_verb_display(), line.summary)]
+
+
+def project_pools(project: Project) -> QuerySet[Pool]:
+    return project.pools.prefetch_related("members").order_by("name")

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .errors import ProjectError
-from .models import Activity, Invitation, Membership, Project, Role
+from .models import Activity, Invitation, Membership, Pool, Project, Role
 from .signals import project_deleting
 
 
@@ -145,3 +145,54 @@ def project_ensure(*, name: str, owner=None) -> Project:
         if owner is not None:
             Membership.objects.get_or_create(project=project, user=owner, defaults={"role": Role.OWNER, "added_by": owner})
     return project
+
+
+# -- private pools -------------------------------------------------------------------------------
+
+
+def pool_create(*, project: Project, name: str, created_by) -> Pool:
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ProjectError("A pool needs a name of 1 to 100 characters.")
+    try:
+        with transaction.atomic():
+            pool = Pool.objects.create(project=project, name=name)
+            activity_record(project=project, actor=created_by, verb=Activity.Verb.POOL_CHANGED,
+                            summary=f"pool {name} created")
+    except IntegrityError:
+        raise ProjectError(f"The project has a pool named {name!r} already.") from None
+    return pool
+
+
+def pool_member_add(*, pool: Pool, who: str, added_by):
+    """Add an annotator to the pool by user name or e-mail (an account must exist: else send the pool's link)."""
+    who = (who or "").strip()
+    User = get_user_model()
+    users = list(User.objects.filter(Q(username=who) | Q(email__iexact=who), is_active=True)[:2]) if who else []
+    if len(users) != 1:
+        raise ProjectError(f"No single account matches {who!r}; send them the pool's invitation link instead.")
+    with transaction.atomic():
+        pool.members.add(users[0])
+        activity_record(project=pool.project_id, actor=added_by, verb=Activity.Verb.POOL_CHANGED,
+                        summary=f"{users[0].username} added to pool {pool.name}")
+    return users[0]
+
+
+def pool_member_remove(*, pool: Pool, user, removed_by) -> None:
+    """Takes effect on the member's next claim; HITs they hold now stay theirs until handed in or expired."""
+    with transaction.atomic():
+        pool.members.remove(user)
+        activity_record(project=pool.project_id, actor=removed_by, verb=Activity.Verb.POOL_CHANGED,
+                        summary=f"{user.username} removed from pool {pool.name}")
+
+
+def pool_join(*, token: str, user) -> Pool:
+    """The signed-in holder of a pool's invitation link joins it (the link stays valid for others)."""
+    pool = Pool.objects.filter(token=token).first()
+    if pool is None:
+        raise ProjectError("This pool link is not valid (renewed or withdrawn).")
+    with transaction.atomic():
+        pool.members.add(user)
+        activity_record(project=pool.project_id, actor=user, verb=Activity.Verb.POOL_CHANGED,
+                        summary=f"{user.username} joined pool {pool.name} by its link")
+    return pool

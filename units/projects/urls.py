@@ -14,4 +14,7 @@ urlpatterns = [
     path("<int:project_id>/delete/", views.project_remove, name="delete"),
     path("<int:project_id>/activity/", views.project_activity, name="activity"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
+    path("<int:project_id>/pools/", views.pool_new, name="pool_new"),
+    path("<int:project_id>/pools/<int:pool_id>/members/", views.pool_member, name="pool_member"),
+    path("pools/join/<str:token>/", views.pool_link, name="pool_join"),
 ]

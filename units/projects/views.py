@@ -25,8 +25,11 @@ from .access import MANAGE, VIEW, may, role_of
 from .current import current_project, current_project_set
 from .errors import ProjectError
 from .forms import DeleteForm, InviteForm, ProjectForm, RoleForm
-from .models import Project
-from .services import invitation_accept, member_invite, member_remove, member_role_change, project_create, project_delete
+from .models import Pool, Project
+from .services import (
+    invitation_accept, member_invite, member_remove, member_role_change, pool_create, pool_join, pool_member_add,
+    pool_member_remove, project_create, project_delete,
+)
 
 
 def _project(request: HttpRequest, project_id: int, capability: str = VIEW) -> Project:
@@ -83,6 +86,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "role": role_of(request.user, project), "invite_form": InviteForm(), "delete_form": DeleteForm(),
         "invitations": selectors.project_open_invitations(project) if manage else [],
         "roles": RoleForm.base_fields["role"].choices,
+        "pools": selectors.project_pools(project) if manage else [],
     })
 
 
@@ -195,3 +199,55 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     if found is None:
         raise Http404("This invitation link is not valid (used already, or withdrawn).")
     return render(request, "projects/invitation.html", {"invitation": found})
+
+
+# -- private pools (owners: the project's crowd channels) ----------------------------------------------
+
+
+@login_required
+@require_POST
+def pool_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id, MANAGE)
+    try:
+        pool = pool_create(project=project, name=request.POST.get("name", ""), created_by=request.user)
+    except ProjectError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Pool {pool.name} created.")
+    return redirect("projects:detail", project_id=project.pk)
+
+
+def _pool(request: HttpRequest, project: Project, pool_id: int) -> Pool:
+    return get_object_or_404(Pool, pk=pool_id, project=project)
+
+
+@login_required
+@require_POST
+def pool_member(request: HttpRequest, project_id: int, pool_id: int) -> HttpResponse:
+    """Add (`who`) or remove (`remove`: a user id) a pool member."""
+    project = _project(request, project_id, MANAGE)
+    pool = _pool(request, project, pool_id)
+    try:
+        if request.POST.get("remove", "").isdigit():
+            user = get_object_or_404(pool.members, pk=int(request.POST["remove"]))
+            pool_member_remove(pool=pool, user=user, removed_by=request.user)
+            messages.success(request, f"{user.username} left pool {pool.name}.")
+        else:
+            user = pool_member_add(pool=pool, who=request.POST.get("who", ""), added_by=request.user)
+            messages.success(request, f"{user.username} joined pool {pool.name}.")
+    except ProjectError as exc:
+        messages.error(request, str(exc))
+    return redirect("projects:detail", project_id=project.pk)
+
+
+@login_required
+def pool_link(request: HttpRequest, token: str) -> HttpResponse:
+    """A pool's invitation link: the signed-in annotator joins it (after signing up, if need be)."""
+    pool = Pool.objects.select_related("project").filter(token=token).first()
+    if pool is None:
+        raise Http404("This pool link is not valid (renewed or withdrawn).")
+    if request.method == "POST":
+        pool_join(token=token, user=request.user)
+        messages.success(request, f"You are in the crowd of {pool.project.name} ({pool.name}): its HITs come your way.")
+        return redirect("crowd:home")
+    return render(request, "projects/pool_join.html", {"pool": pool})

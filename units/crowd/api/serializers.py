@@ -5,6 +5,8 @@ from rest_framework import serializers
 
 from annotate_site.roles import is_requester
 from units.projects.api.fields import ScopedRelatedField
+from units.projects.models import Pool
+
 from units.dissection.models import Layer
 
 from ..models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
@@ -63,6 +65,8 @@ class PublishSerializer(serializers.Serializer):
     exemplars_shown = serializers.IntegerField(required=False, default=15)
     sentinels = serializers.IntegerField(required=False, default=0)
     skip_dead = serializers.BooleanField(required=False, default=True)
+    pool = ScopedRelatedField(queryset=Pool.objects.all(), required=False, allow_null=True,
+                              help_text="A private pool of the layers' project; absent or null: the open crowd.")
 
 
 class HitSerializer(serializers.ModelSerializer):

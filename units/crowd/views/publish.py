@@ -39,9 +39,9 @@ def publish(request: HttpRequest) -> HttpResponse:
         try:
             if data.get("hit_type") == "verify":
                 batch = hit_publish_verify(layers=data["layers"], sources=data["label_sources"], settings=settings,
-                                           created_by=request.user)
+                                           created_by=request.user, pool=data["pool"])
             else:
-                batch = hit_publish(layers=data["layers"], settings=settings, created_by=request.user)
+                batch = hit_publish(layers=data["layers"], settings=settings, created_by=request.user, pool=data["pool"])
         except PublishError as exc:
             form.add_error(None, str(exc))
         else:

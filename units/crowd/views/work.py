@@ -25,6 +25,7 @@ from ..forms import AnswerForm
 from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, Hit, HitBatch, HitKind, QualificationAttempt, Skip
 from ..selectors import (
     annotator_current,
+    annotator_earnings_by_project,
     annotator_recent_work,
     annotator_stats,
     assignment_retakable,
@@ -63,6 +64,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "current": annotator_current(request.user),
         "qualification": qual.qualification_state(request.user),
         "recent": annotator_recent_work(request.user),
+        "per_project": annotator_earnings_by_project(request.user),
         "batches": _open_batches(request.user) if profile.is_qualified and not profile.is_blocked else [],
     })
 
@@ -72,7 +74,7 @@ def _open_batches(user: User) -> list[dict]:
     the times handed in so far; before any, the time allowed), so they know before starting."""
     left = Counter(open_hits_for(user, now=timezone.now()).values_list("batch_id", flat=True))
     out = []
-    for batch in HitBatch.objects.filter(pk__in=left).order_by("-created_at"):
+    for batch in HitBatch.objects.filter(pk__in=left).select_related("project").order_by("-created_at"):
         times = list(Assignment.objects.filter(hit__batch=batch, work_seconds__isnull=False)
                      .order_by("-submitted_at").values_list("work_seconds", flat=True)[:200])
         out.append({"batch": batch, "left": left[batch.pk], "median_seconds": median(times) if times else None,

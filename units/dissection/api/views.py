@@ -17,7 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from annotate_site.roles import IsRequester
 from units.dissection import selectors
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from annotate_site.roles import IsMember
