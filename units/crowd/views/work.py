@@ -47,28 +47,37 @@ def home(request: HttpRequest) -> HttpResponse:
         "current": annotator_current(request.user),
         "qualification": qual.qualification_state(request.user),
         "recent": annotator_recent_work(request.user),
+        # A skipped HIT's assignment is stored as returned; the list says which the annotator skipped.
+        "skipped_hits": set(Skip.objects.filter(worker=request.user).values_list("hit_id", flat=True)),
         "batches": _open_batches(request.user) if profile.is_qualified and not profile.is_blocked else [],
     })
 
 
+# Other annotators' times needed before a batch's "about N s per HIT" is shown: one or two times (or
+# one's own) say little about how long a HIT takes.
+MIN_TIMES_FOR_MEDIAN = 3
+
+
 def _open_batches(user) -> list[dict]:
     """The batches with work for this annotator: HITs left, reward, and how long a HIT takes (the median of
-    the times handed in so far; before any, the time allowed), so they know before starting."""
+    other annotators' times so far; before there are enough, the time allowed), so they know before starting."""
     left = Counter(open_hits_for(user, now=timezone.now()).values_list("batch_id", flat=True))
     out = []
     for batch in HitBatch.objects.filter(pk__in=left).order_by("-created_at"):
-        times = list(Assignment.objects.filter(hit__batch=batch, work_seconds__isnull=False)
+        times = list(Assignment.objects.filter(hit__batch=batch, work_seconds__isnull=False).exclude(worker=user)
                      .order_by("-submitted_at").values_list("work_seconds", flat=True)[:200])
+        times = times if len(times) >= MIN_TIMES_FOR_MEDIAN else []
         out.append({"batch": batch, "left": left[batch.pk], "median_seconds": median(times) if times else None,
                     "allowed_minutes": batch.assignment_duration_seconds // 60})
     return out
 
 
 def _sitting(request: HttpRequest, hit) -> dict:
-    """This sitting's counter (kept in the session): HITs handed in, their rewards, and HITs left in the batch."""
+    """This sitting's counter (kept in the session): HITs handed in, their rewards, and the HITs still open to
+    this annotator in every batch (the next HIT may come from any of them)."""
     return {"done": request.session.get("sitting_done", 0),
             "earned": Decimal(request.session.get("sitting_earned", "0")),
-            "left": open_hits_for(request.user, now=timezone.now()).filter(batch_id=hit.batch_id).count()}
+            "left": open_hits_for(request.user, now=timezone.now()).count()}
 
 
 def _sitting_add(request: HttpRequest, hit) -> None:
