@@ -160,8 +160,15 @@ def next_assignment(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         # A bookmarked or reloaded /crowd/next/ would otherwise be a blank 405 page; claiming stays POST-only.
         return redirect("crowd:home")
+    # "Start" on a batch's row keeps this annotator in that batch (kept in the session) until it has no
+    # HIT left for them; the plain "Start working" takes HITs from any batch.
+    batch_id = _chosen_batch(request.POST.get("batch", ""))
+    if batch_id is None:
+        request.session.pop(CHOSEN_BATCH, None)
+    else:
+        request.session[CHOSEN_BATCH] = batch_id
     try:
-        assignment = assignment_claim(worker=request.user)
+        assignment = _claim(request)
     except CrowdError as exc:
         messages.error(request, str(exc))
         return redirect("crowd:home")
@@ -169,6 +176,25 @@ def next_assignment(request: HttpRequest) -> HttpResponse:
         messages.info(request, "No HIT is waiting for you right now. Come back later.")
         return redirect("crowd:home")
     return redirect("crowd:work", pk=assignment.pk)
+
+
+CHOSEN_BATCH = "crowd_batch"
+
+
+def _chosen_batch(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def _claim(request: HttpRequest) -> Assignment | None:
+    """The next assignment, from the batch the annotator chose while it has HITs for them, else any."""
+    batch_id = request.session.get(CHOSEN_BATCH)
+    if batch_id is not None:
+        assignment = assignment_claim(worker=request.user, batch_id=batch_id)
+        if assignment is not None:
+            return assignment
+        request.session.pop(CHOSEN_BATCH, None)
+        messages.info(request, "The batch you chose has no HIT left for you: HITs now come from any batch.")
+    return assignment_claim(worker=request.user)
 
 
 class _NotYours(Exception):
@@ -305,7 +331,7 @@ def _go_on(request: HttpRequest, *, done_hit: int | None = None) -> HttpResponse
 
     `done_hit` tells the page's script that this HIT's draft (kept in the browser) can go."""
     try:
-        assignment = assignment_claim(worker=request.user)
+        assignment = _claim(request)
     except CrowdError:
         assignment = None
     response = redirect("crowd:home") if assignment is None else redirect("crowd:work", pk=assignment.pk)
