@@ -92,3 +92,11 @@ def test_a_verify_hit_warns_at_two_minutes_and_thirty_seconds(live_server, page,
     assert "30 seconds left" in warning.inner_text()
     page.clock.run_for(40 * 1000)
     assert "run out" in warning.inner_text()
+
+
+def test_a_click_on_a_verify_picture_enlarges_it_in_the_lightbox(live_server, page, site):
+    from tests.e2e.test_review_and_qualification import enlarge_and_close
+
+    pk = _start(live_server, page)
+    enlarge_and_close(page, "#exemplars a >> nth=2")
+    assert current_assignment_id(page) == pk

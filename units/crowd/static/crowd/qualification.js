@@ -2,22 +2,6 @@
    and digits 1-6 pick the category of the unit whose fields hold the focus. */
 (function () {
   "use strict";
-  // Click enlarges, on the form and on the last attempt's feedback alike: the lightbox shows the image
-  // as large as the screen allows (as Z does on the HIT page), not the small file in a new tab.
-  var lightbox = document.getElementById("lightbox");
-  if (lightbox && lightbox.showModal) {
-    var big = document.getElementById("lightbox-img"), caption = document.getElementById("lightbox-caption");
-    document.querySelectorAll("a[data-enlarge]").forEach(function (link) {
-      link.addEventListener("click", function (e) {
-        var img = link.querySelector("img");
-        big.src = img.src;
-        big.alt = img.alt;
-        caption.textContent = img.alt;
-        lightbox.showModal();
-        e.preventDefault();
-      });
-    });
-  }
   var form = document.getElementById("qualification-form");
   if (!form) { return; }
   var plain = false;
