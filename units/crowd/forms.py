@@ -116,6 +116,10 @@ class LayerChoiceField(forms.ModelMultipleChoiceField):
 
 
 class PublishForm(forms.Form):
+    title = forms.CharField(
+        max_length=120, required=False, label="Title shown to annotators",
+        help_text="What annotators see in their list of batches, e.g. \"Name what each unit of a scene "
+                  "classifier detects\". Empty: a plain description of the layers.")
     layers = LayerChoiceField(queryset=layers_for_publishing(), widget=forms.CheckboxSelectMultiple)
     assignments_per_hit = forms.IntegerField(initial=3, min_value=1, max_value=100)
     reward = forms.DecimalField(initial=Decimal("0.05"), min_value=0, max_digits=8, decimal_places=2)

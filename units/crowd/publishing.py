@@ -108,7 +108,8 @@ def hit_publish(
     skipped_existing = skipped_dead = skipped_bare = created = 0
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            name=name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
+            name=name or "Name what units detect: " + ", ".join(
+                f"{layer.job.network.name} {layer.name}" for layer in layers),
             assignments_per_hit=assignments_per_hit, reward=reward, lifetime_seconds=lifetime_seconds,
             assignment_duration_seconds=assignment_duration_seconds,
             auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown,

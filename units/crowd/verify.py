@@ -149,7 +149,7 @@ def hit_publish_verify(
                    auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown)
     with transaction.atomic():
         batch = HitBatch.objects.create(
-            name=name or "verify " + "+".join(sources) + " " + ", ".join(f"{l.job_id}/{l.name}" for l in layers),
+            name=name or "Check proposed labels: " + ", ".join(f"{l.job.network.name} {l.name}" for l in layers),
             kind=HitKind.VERIFY, assignments_per_hit=assignments_per_hit, reward=reward,
             lifetime_seconds=lifetime_seconds, assignment_duration_seconds=assignment_duration_seconds,
             auto_approval_delay_seconds=auto_approval_delay_seconds, exemplars_shown=exemplars_shown,
