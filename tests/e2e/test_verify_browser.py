@@ -57,6 +57,7 @@ def _start(live_server, page):
     page.click("button[type=submit]")
     page.click("#start-working")
     page.wait_for_selector("#proposed-label")
+    page.wait_for_load_state("load")  # the page's scripts have run: their handlers and timer are in place
     return current_assignment_id(page)
 
 
