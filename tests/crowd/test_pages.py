@@ -174,22 +174,56 @@ def test_home_lists_the_batches_with_work_left_reward_and_time_before_starting(a
     page = annie.get(reverse("crowd:home")).content.decode()
     table = page.split('id="batches"')[1].split("</table>")[0]
     assert f"<td>{n}</td><td>$0.05</td>" in table and "up to 10 min" in table  # no times yet: the time allowed
-    a = assignment_claim(worker=other_annotator)
-    Assignment.objects.filter(pk=a.pk).update(accepted_at=timezone.now() - timedelta(seconds=42))
-    annotation_submit(assignment_id=a.pk, worker=other_annotator, word="x", category="object")
+    for name in ("otto2", "otto3", "otto4"):  # three other annotators' times: enough for a median
+        other = make_user(name, qualified=True) if name != "otto2" else other_annotator
+        a = assignment_claim(worker=other)
+        Assignment.objects.filter(pk=a.pk).update(accepted_at=timezone.now() - timedelta(seconds=42))
+        annotation_submit(assignment_id=a.pk, worker=other, word="x", category="object")
     table = annie.get(reverse("crowd:home")).content.decode().split('id="batches"')[1].split("</table>")[0]
-    assert "about 42 s (median so far)" in table
+    assert "about 42 s (other annotators' median)" in table
 
 
-def test_the_work_page_counts_the_sitting_done_earned_and_left_in_the_batch(annie, annotator, hits):
+def test_the_work_page_counts_the_sitting_done_earned_and_the_hits_still_open(annie, annotator, hits):
     n = len(hits)
     response = start(annie)
     page = annie.get(response["Location"]).content.decode()
     assert '<strong id="sitting-done">0</strong> done · $0 on approval' in page
-    assert f'<strong id="sitting-left">{n - 1}</strong> more in this batch' in page
+    assert f'<strong id="sitting-left">{n - 1}</strong> more HITs open to you' in page
     a = Assignment.objects.get(worker=annotator, status="accepted")
     response = annie.post(reverse("crowd:work", args=[a.pk]), {"word": "seven", "category": "object",
                                                             "confidence": "3"})
     page = annie.get(response["Location"]).content.decode()
     assert '<strong id="sitting-done">1</strong> done · $0.05 on approval' in page
-    assert f'<strong id="sitting-left">{n - 2}</strong> more in this batch' in page
+    assert f'<strong id="sitting-left">{n - 2}</strong> more HITs open to you' in page
+
+
+def test_a_batchs_time_per_hit_ignores_ones_own_times_and_a_single_other(annie, annotator, other_annotator, hits):
+    from units.crowd.services import annotation_submit, assignment_claim
+
+    for worker, seconds in ((annotator, 1), (annotator, 1), (annotator, 1), (other_annotator, 300)):
+        a = assignment_claim(worker=worker)
+        Assignment.objects.filter(pk=a.pk).update(accepted_at=timezone.now() - timedelta(seconds=seconds))
+        annotation_submit(assignment_id=a.pk, worker=worker, word="x", category="object")
+    table = annie.get(reverse("crowd:home")).content.decode().split('id="batches"')[1].split("</table>")[0]
+    assert "about 1 s" not in table and "up to 10 min" in table
+
+
+def test_a_skipped_hit_is_listed_as_skipped_not_returned(annie, annotator, hits):
+    from units.crowd.services import assignment_claim, hit_skip
+
+    skipped = assignment_claim(worker=annotator)
+    hit_skip(assignment_id=skipped.pk, worker=annotator)
+    page = annie.get(reverse("crowd:home")).content.decode()
+    recent = page.split("Recent work")[1]
+    row = recent.split(f"<tr><td>{skipped.hit_id}</td>")[1].split("</tr>")[0]
+    assert "Skipped" in row and "Returned" not in row
+
+
+def test_the_sitting_counts_hits_open_in_every_batch(annie, annotator, hits):
+    from tests.factories import make_hits, make_job
+
+    n = len(hits)
+    make_hits(make_job(layers={"conv3": n}, exemplars_per_unit=4))  # a second batch, another job's units
+    response = start(annie)
+    page = annie.get(response["Location"]).content.decode()
+    assert f'<strong id="sitting-left">{2 * n - 1}</strong> more HITs open to you' in page

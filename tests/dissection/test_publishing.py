@@ -96,3 +96,31 @@ def test_the_publish_page_creates_hits_for_the_chosen_layers(client, requester):
     assert response.status_code == 200
     assert "3 HIT(s) created" in response.content.decode()
     assert Hit.objects.count() == 3
+
+
+def test_the_requesters_title_is_what_annotators_see_for_the_batch(client, requester):
+    from tests.factories import make_user
+    from units.crowd.models import HitBatch
+
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=1)
+    client.login(username=requester.username, password=PASSWORD)
+    form = {"layers": [job.layer_set.get().pk], "assignments_per_hit": 3, "reward": "0.05", "lifetime_hours": 24,
+            "assignment_minutes": 15, "auto_approval_hours": 72, "exemplars_shown": 15, "sentinels": 0,
+            "skip_dead": "on", "title": "Name what a digit classifier's units see"}
+    assert 'name="title"' in client.get(reverse("publish")).content.decode()
+    client.post(reverse("publish"), form)
+    assert HitBatch.objects.get().name == "Name what a digit classifier's units see"
+    annie = make_user("annie", qualified=True)
+    client.force_login(annie)
+    home = client.get(reverse("crowd:home")).content.decode()
+    assert "Name what a digit classifier&#x27;s units see" in home
+    work = client.get(client.post(reverse("crowd:next"))["Location"]).content.decode()
+    assert "Name what a digit classifier&#x27;s units see" in work
+
+
+def test_without_a_title_the_batch_is_named_in_words_not_ids(requester):
+    from units.crowd.publishing import hit_publish
+
+    job = make_job(layers={"conv3": 2}, exemplars_per_unit=1)
+    batch = hit_publish(layers=list(job.layer_set.all()))
+    assert batch.name == f"Name what units detect: {job.network.name} conv3"

@@ -274,3 +274,18 @@ def test_timer_warnings_and_extend_are_in_view_while_typing_the_word(live_server
     screenshot(page, "timer-warning-near-the-field.png")
     page.clock.run_for(60 * 1000)
     assert "run out" in page.inner_text("#bar-warning") and in_view(page, "#bar-warning")
+
+
+def test_the_word_field_says_it_is_full_instead_of_cutting_silently(live_server, page, kim):
+    log_in(page, live_server, "kim")
+    start_working(page)
+    limit = int(page.get_attribute("#id_word", "maxlength"))
+    page.keyboard.press("w")
+    page.keyboard.type("a" * (limit - 12))
+    assert page.inner_text("#word-count") == ""
+    page.keyboard.type("b" * 4)
+    assert page.inner_text("#word-count") == f"{limit - 8} of {limit} characters"
+    page.keyboard.type("c" * 20)
+    assert page.input_value("#id_word") == "a" * (limit - 12) + "bbbb" + "c" * 8
+    assert "the field takes no more" in page.inner_text("#word-count")
+    assert page.get_attribute("#word-count", "aria-live") == "polite"

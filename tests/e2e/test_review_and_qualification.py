@@ -53,6 +53,17 @@ def test_a_reviewer_sees_the_marked_images_and_rejects_from_the_keyboard(live_se
     assert Assignment.objects.get(pk=second.assignment_id).status == "submitted"
 
 
+def enlarge_and_close(page, selector: str) -> None:
+    """A click opens the lightbox in this page, the picture large (not the small file in a new tab)."""
+    pages_before = len(page.context.pages)
+    page.click(selector)
+    page.wait_for_selector("#lightbox[open]")
+    assert page.locator("#lightbox-img").bounding_box()["width"] >= 256
+    assert len(page.context.pages) == pages_before
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#lightbox:not([open])", state="attached")
+
+
 def test_a_failed_qualification_says_which_units_were_wrong_the_pass_mark_and_when_to_retake(live_server, page, site):
     make_user("newbie")
     log_in(page, live_server, "newbie")
@@ -66,12 +77,14 @@ def test_a_failed_qualification_says_which_units_were_wrong_the_pass_mark_and_wh
     for name in names:
         page.focus(f"input[name={name.replace('word_', 'category_')}] >> nth=0")
         page.keyboard.press("2")
+    enlarge_and_close(page, ".qual-images a >> nth=0")  # click enlarges, as Z does on the HIT page
     page.click("#qualification-form button[type=submit]")
     page.wait_for_url(re.compile(r"/crowd/qualification/$"))
+    enlarge_and_close(page, "#qualification-feedback .thumbs a >> nth=0")
     feedback = page.inner_text("#qualification-feedback")
     assert "1 of 2 matched; passing needs 2" in feedback
-    assert "Unit 1: matched" in feedback and "Unit 2: not matched" in feedback
+    assert "Unit 1: matched" in feedback and "Unit 2: the word missed (the category was right)" in feedback
     assert "giraffe" in feedback
-    assert re.search(r"retake the test in \d+\s+minutes", feedback)
+    assert re.search(r"retake the test in \d+\s+minutes?", feedback)  # a first failure: minutes, not an hour
     assert axe_violations(page) == []
     screenshot(page, "qualification-feedback.png")

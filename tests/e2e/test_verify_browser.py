@@ -50,3 +50,56 @@ def test_an_annotator_answers_verify_hits_with_y_n_and_u(live_server, page, site
     assert Annotation.objects.count() == 3 and len(set(answered)) == 3
     page.goto(f"{live_server.url}/crowd/")
     assert count(page, "submitted") == 3
+
+
+def _start(live_server, page):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "vera")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.click("#start-working")
+    page.wait_for_selector("#proposed-label")
+    page.wait_for_load_state("load")  # the page's scripts have run: their handlers and timer are in place
+    return current_assignment_id(page)
+
+
+def test_return_and_skip_on_a_verify_hit_ask_first_and_a_no_keeps_the_hit(live_server, page, site):
+    from units.crowd.models import Assignment
+
+    pk = _start(live_server, page)
+    asked = []
+
+    def decline(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", decline)
+    page.click("#return-hit")
+    page.click("#skip-hit")
+    page.wait_for_timeout(300)
+    assert len(asked) == 2 and "Return this HIT?" in asked[0] and "Skip this HIT for good?" in asked[1]
+    assert current_assignment_id(page) == pk
+    assert Assignment.objects.get(pk=pk).status == Assignment.Status.ACCEPTED
+    assert page.locator("h1").count() == 1
+
+
+def test_a_verify_hit_warns_at_two_minutes_and_thirty_seconds(live_server, page, site):
+    page.clock.install()
+    _start(live_server, page)
+    warning = page.locator("#time-warning")
+    assert warning.is_hidden() and warning.get_attribute("aria-live") == "assertive"
+    seconds = int(page.get_attribute("#time-left", "data-seconds"))
+    page.clock.run_for((seconds - 119) * 1000)
+    assert "2 minutes left" in warning.inner_text()
+    page.clock.run_for(90 * 1000)
+    assert "30 seconds left" in warning.inner_text()
+    page.clock.run_for(40 * 1000)
+    assert "run out" in warning.inner_text()
+
+
+def test_a_click_on_a_verify_picture_enlarges_it_in_the_lightbox(live_server, page, site):
+    from tests.e2e.test_review_and_qualification import enlarge_and_close
+
+    pk = _start(live_server, page)
+    enlarge_and_close(page, "#exemplars a >> nth=2")
+    assert current_assignment_id(page) == pk

@@ -122,6 +122,10 @@ class LayerChoiceField(forms.ModelMultipleChoiceField):
 
 
 class PublishForm(forms.Form):
+    title = forms.CharField(
+        max_length=120, required=False, label="Title shown to annotators",
+        help_text="What annotators see in their list of batches, e.g. \"Name what each unit of a scene "
+                  "classifier detects\". Empty: a plain description of the layers.")
     layers = LayerChoiceField(queryset=Layer.objects.none(), widget=forms.CheckboxSelectMultiple)
     pool = forms.ModelChoiceField(queryset=Pool.objects.none(), required=False, label="Crowd",
                                   empty_label="the open crowd (every qualified annotator)",

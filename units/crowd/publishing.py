@@ -159,7 +159,8 @@ def hit_publish(
     with transaction.atomic():
         batch = HitBatch.objects.create(
             project_id=project_id, pool=pool,
-            name=settings.name or "layers " + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
+            name=settings.name or "Name what units detect: " + ", ".join(
+                f"{layer.job.network.name} {layer.name}" for layer in layers),
             created_by=created_by, **settings.batch_fields(),
         )
         batch.layers.set(layers)

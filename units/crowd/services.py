@@ -257,8 +257,9 @@ def _locked_claimable_profile(worker: User) -> AnnotatorProfile:
 HIT_SHOWN = ("unit__layer", "batch")
 
 
-def assignment_claim(*, worker: User, now: datetime | None = None) -> Assignment | None:
+def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int | None = None) -> Assignment | None:
     """The worker's next assignment (their unfinished one first), or None when there is no work.
+    With `batch_id`, only a HIT of that batch (the annotator chose it); None if it has none left.
 
     The assignment comes with its HIT, unit, layer and batch loaded (HIT_SHOWN)."""
     now = now or timezone.now()
@@ -278,9 +279,13 @@ def assignment_claim(*, worker: User, now: datetime | None = None) -> Assignment
         def likely() -> list[int]:
             return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng)
 
+        def in_batch() -> list[int]:
+            return _shortlist(open_hits_for(worker, now=now).filter(batch_id=batch_id), gold_first=gold_first,
+                              rng=rng)
+
         # The shortlist by kept status first; the exact per-HIT count only when it finds nothing,
-        # so "no work" is never answered while a slot is free.
-        for shortlist in (likely, exact):
+        # so "no work" is never answered while a slot is free. A chosen batch is counted exactly.
+        for shortlist in ((in_batch,) if batch_id is not None else (likely, exact)):
             for attempt in range(CLAIM_ROUNDS):
                 busy = False
                 for hit_id in shortlist():

@@ -135,8 +135,8 @@ def hit_publish_verify(
     with transaction.atomic():
         batch = HitBatch.objects.create(
             project_id=project_id, pool=pool,
-            name=settings.name or "verify " + "+".join(sources) + " "
-            + ", ".join(f"{layer.job_id}/{layer.name}" for layer in layers),
+            name=settings.name or "Check proposed labels: " + ", ".join(
+                f"{layer.job.network.name} {layer.name}" for layer in layers),
             kind=HitKind.VERIFY, created_by=created_by, **settings.batch_fields(),
         )
         batch.layers.set(layers)

@@ -35,6 +35,7 @@ def publish(request: HttpRequest) -> HttpResponse:
             assignment_duration_seconds=round(data["assignment_minutes"] * 60),
             auto_approval_delay_seconds=round(data["auto_approval_hours"] * 3600),
             exemplars_shown=data["exemplars_shown"], sentinels=data["sentinels"], skip_dead=data["skip_dead"],
+            name=data["title"].strip(),
         )
         try:
             if data.get("hit_type") == "verify":

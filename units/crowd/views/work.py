@@ -65,28 +65,37 @@ def home(request: HttpRequest) -> HttpResponse:
         "qualification": qual.qualification_state(request.user),
         "recent": annotator_recent_work(request.user),
         "per_project": annotator_earnings_by_project(request.user),
+        # A skipped HIT's assignment is stored as returned; the list says which the annotator skipped.
+        "skipped_hits": set(Skip.objects.filter(worker=request.user).values_list("hit_id", flat=True)),
         "batches": _open_batches(request.user) if profile.is_qualified and not profile.is_blocked else [],
     })
 
 
+# Other annotators' times needed before a batch's "about N s per HIT" is shown: one or two times (or
+# one's own) say little about how long a HIT takes.
+MIN_TIMES_FOR_MEDIAN = 3
+
+
 def _open_batches(user: User) -> list[dict]:
     """The batches with work for this annotator: HITs left, reward, and how long a HIT takes (the median of
-    the times handed in so far; before any, the time allowed), so they know before starting."""
+    other annotators' times so far; before there are enough, the time allowed), so they know before starting."""
     left = Counter(open_hits_for(user, now=timezone.now()).values_list("batch_id", flat=True))
     out = []
     for batch in HitBatch.objects.filter(pk__in=left).select_related("project").order_by("-created_at"):
-        times = list(Assignment.objects.filter(hit__batch=batch, work_seconds__isnull=False)
+        times = list(Assignment.objects.filter(hit__batch=batch, work_seconds__isnull=False).exclude(worker=user)
                      .order_by("-submitted_at").values_list("work_seconds", flat=True)[:200])
+        times = times if len(times) >= MIN_TIMES_FOR_MEDIAN else []
         out.append({"batch": batch, "left": left[batch.pk], "median_seconds": median(times) if times else None,
                     "allowed_minutes": batch.assignment_duration_seconds // 60})
     return out
 
 
 def _sitting(request: HttpRequest, hit: Hit) -> dict:
-    """This sitting's counter (kept in the session): HITs handed in, their rewards, and HITs left in the batch."""
+    """This sitting's counter (kept in the session): HITs handed in, their rewards, and the HITs still open to
+    this annotator in every batch (the next HIT may come from any of them)."""
     return {"done": request.session.get("sitting_done", 0),
             "earned": Decimal(request.session.get("sitting_earned", "0")),
-            "left": open_hits_for(request.user, now=timezone.now()).filter(batch_id=hit.batch_id).count()}
+            "left": open_hits_for(request.user, now=timezone.now()).count()}
 
 
 def _sitting_add(request: HttpRequest, hit: Hit) -> None:
@@ -169,8 +178,15 @@ def next_assignment(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         # A bookmarked or reloaded /crowd/next/ would otherwise be a blank 405 page; claiming stays POST-only.
         return redirect("crowd:home")
+    # "Start" on a batch's row keeps this annotator in that batch (kept in the session) until it has no
+    # HIT left for them; the plain "Start working" takes HITs from any batch.
+    batch_id = _chosen_batch(request.POST.get("batch", ""))
+    if batch_id is None:
+        request.session.pop(CHOSEN_BATCH, None)
+    else:
+        request.session[CHOSEN_BATCH] = batch_id
     try:
-        assignment = assignment_claim(worker=request.user)
+        assignment = _claim(request)
     except CrowdError as exc:
         messages.error(request, str(exc))
         return redirect("crowd:home")
@@ -178,6 +194,25 @@ def next_assignment(request: HttpRequest) -> HttpResponse:
         messages.info(request, "No HIT is waiting for you right now. Come back later.")
         return redirect("crowd:home")
     return redirect("crowd:work", pk=assignment.pk)
+
+
+CHOSEN_BATCH = "crowd_batch"
+
+
+def _chosen_batch(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def _claim(request: HttpRequest) -> Assignment | None:
+    """The next assignment, from the batch the annotator chose while it has HITs for them, else any."""
+    batch_id = request.session.get(CHOSEN_BATCH)
+    if batch_id is not None:
+        assignment = assignment_claim(worker=request.user, batch_id=batch_id)
+        if assignment is not None:
+            return assignment
+        request.session.pop(CHOSEN_BATCH, None)
+        messages.info(request, "The batch you chose has no HIT left for you: HITs now come from any batch.")
+    return assignment_claim(worker=request.user)
 
 
 class _NotYours(Exception):
@@ -314,7 +349,7 @@ def _go_on(request: HttpRequest, *, done_hit: int | None = None) -> HttpResponse
 
     `done_hit` tells the page's script that this HIT's draft (kept in the browser) can go."""
     try:
-        assignment = assignment_claim(worker=request.user)
+        assignment = _claim(request)
     except CrowdError:
         assignment = None
     response = redirect("crowd:home") if assignment is None else redirect("crowd:work", pk=assignment.pk)

@@ -36,6 +36,17 @@
   var categories = Array.prototype.slice.call(form.querySelectorAll("input[name=category]"));
   var confidences = Array.prototype.slice.call(form.querySelectorAll("input[name=confidence]"));
   var word = document.getElementById("id_word");
+  // The field takes at most maxlength characters and the browser drops the rest without a word: say so
+  // as one types, from the last ten characters on.
+  var wordCount = document.getElementById("word-count");
+  var countWord = function () {
+    if (!word || !wordCount || !word.maxLength || word.maxLength < 0) { return; }
+    var n = word.value.length, max = word.maxLength;
+    wordCount.textContent = n >= max ? n + " of " + max + " characters: the field takes no more"
+      : (n >= max - 10 ? n + " of " + max + " characters" : "");
+    wordCount.className = n >= max ? "notice bad" : "muted";
+  };
+  if (word) { word.addEventListener("input", countWord); countWord(); }
   var description = document.getElementById("id_description");
   var draftStatus = document.getElementById("draft-status");
   var current = 0;
