@@ -7,6 +7,7 @@ Retry-After. Both know a client by the same address, `client_ip`. Imports no app
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 # Failed sign-ups count against this pseudo user name at the client's address, so guessing invite
@@ -30,7 +32,7 @@ def client_ip(request: HttpRequest) -> str | None:
     of X-Forwarded-For, the one the outermost trusted proxy appended; entries further left are the
     client's own words.
     """
-    return BaseThrottle().get_ident(request)
+    return BaseThrottle().get_ident(cast(Request, request))  # get_ident reads only request.META
 
 
 def _address_key(request: HttpRequest) -> str:

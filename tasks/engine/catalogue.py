@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
 from torch import nn
 
 from .errors import EngineError
+from .input_spec import InputSpec
 
 TIMM_PREFIX = "timm:"
 PROGRAM = "program"  # a torch.export program file stands in for the architecture (see program.py)
@@ -29,16 +29,6 @@ NETDISSECT_STD = (0.224, 0.224, 0.224)
 
 # Builder keyword that fixes the input size, for the families whose weights fix it.
 _SIZE_KEYWORD = {"vit_": "image_size", "maxvit_": "input_size"}
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What an architecture's published weights expect: a size x size image normalised by mean/std."""
-
-    size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    fixed: bool  # True: the network only accepts `size` (or the size it was built for)
 
 
 @cache

@@ -57,7 +57,8 @@ def load_program(path: str | Path) -> nn.Module:
         export_logger.setLevel(level)
     shape = _image_input_shape(program, path)
     module = torch.export.unflatten(program)
-    module.fixed_input_size = shape[2] if isinstance(shape[2], int) and shape[2] == shape[3] else None
+    # An attribute of our own on the module (nn.Module's __setattr__ is typed for tensors and modules only).
+    module.fixed_input_size = shape[2] if isinstance(shape[2], int) and shape[2] == shape[3] else None  # type: ignore[assignment]
     module.register_forward_pre_hook(_input_check(shape, path))
     return module.eval()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from torch import nn
 
 from .errors import CheckpointError, EngineError
+from .input_spec import InputSpec
 
 PRETRAINED = "pretrained"  # the --checkpoint value that asks timm to download the weights
 HUB_HOST = "huggingface.co"
@@ -55,7 +56,6 @@ def _pretrained_cfg(name: str) -> dict:
 
 
 def timm_input_spec(name: str):
-    from .catalogue import InputSpec
 
     check_timm_name(name)
     cfg = _pretrained_cfg(name)

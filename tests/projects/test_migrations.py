@@ -30,7 +30,7 @@ def _migrate(targets) -> MigrationExecutor:
 def test_rows_from_before_projects_all_land_in_default_whose_members_are_the_requesters(django_user_model):
     from django.contrib.auth.models import Group
 
-    staff = django_user_model.objects.create_user("stella", password="x", is_staff=True)
+    django_user_model.objects.create_user("stella", password="x", is_staff=True)  # staff alone is no requester
     grouped = django_user_model.objects.create_user("greta", password="x")
     grouped.groups.add(Group.objects.create(name="requesters"))
     annotator = django_user_model.objects.create_user("anna", password="x")

@@ -392,7 +392,7 @@ def test_nothing_of_project_b_is_readable_or_writable_from_project_a(world, caps
     # requester is refused the owners' pages with a 403: they know the project).
     for persona in B_SIDE:
         client = _client(persona, users)
-        for method, url, rule, is_api in calls:
+        for method, url, rule, _is_api in calls:
             if method != "get" or rule.kind != "project" or not rule.ids:
                 continue
             size += 1

@@ -74,7 +74,7 @@ def test_no_cell_of_any_csv_export_starts_a_formula(hostile, tmp_path, kind):
     dangerous = [c for c in cells if c.startswith(FORMULA_STARTS) and not c.lstrip("-").replace(".", "").isdigit()]
     assert dangerous == []
     # and the payloads are still there, as text
-    for name, payload in PAYLOADS.items():
+    for payload in PAYLOADS.values():
         if "'" + payload in cells:
             assert unneutralise("'" + payload) == payload
 
