@@ -150,8 +150,16 @@ def make_registered_pipeline(dataset_dir: Path, *, name: str | None = None, laye
 
     name = name or f"tiny{next(_seq)}"
     project = project or lab_project()
-    network = network_register(project=project, name=f"{name}-net", architecture="mixturenet", num_classes=45, created_by=created_by)
-    dataset = dataset_register(project=project, name=f"{name}-data", kind="mixture", path=str(dataset_dir), created_by=created_by,
-                               any_path=True)  # a tmp folder, registered as the operator's command would
+    network = network_register(
+        project=project, name=f"{name}-net", architecture="mixturenet", num_classes=45, created_by=created_by
+    )
+    dataset = dataset_register(
+        project=project,
+        name=f"{name}-data",
+        kind="mixture",
+        path=str(dataset_dir),
+        created_by=created_by,
+        any_path=True,
+    )  # a tmp folder, registered as the operator's command would
     return job_create(network=network, dataset=dataset, layers=list(layers), top_k=top_k, batch_size=8,
                       shards=shards, created_by=created_by)

@@ -46,13 +46,22 @@ def loadtest_seed(*, name: str, n_units: int, assignments: int, usernames: list[
         status=Hit.Status.DISPOSED)
     project = project_ensure(name=PREFIX.rstrip("-") or "loadtest")
     network = Network.objects.create(project=project, name=f"{name}-net", architecture="mixturenet", num_classes=45)
-    dataset = ProbeDataset.objects.create(project=project, name=f"{name}-data", kind="mixture", path=name, num_images=1000)
+    dataset = ProbeDataset.objects.create(
+        project=project, name=f"{name}-data", kind="mixture", path=name, num_images=1000
+    )
     Concept.objects.bulk_create([
         Concept(dataset=dataset, number=i + 1, name=word, category=category)
         for i, ((word, category), _) in enumerate(t for t in TRUTHS if t[0][0])
     ])
-    job = DissectionJob.objects.create(project=project, network=network, dataset=dataset, layers=["conv3"], top_k=EXEMPLARS_PER_UNIT,
-                                       status=DissectionJob.Status.SUCCEEDED, progress=1.0)
+    job = DissectionJob.objects.create(
+        project=project,
+        network=network,
+        dataset=dataset,
+        layers=["conv3"],
+        top_k=EXEMPLARS_PER_UNIT,
+        status=DissectionJob.Status.SUCCEEDED,
+        progress=1.0,
+    )
     layer = Layer.objects.create(job=job, name="conv3", num_units=n_units)
     truths = [truth_for(i, seed=seed) for i in range(n_units)]
     units = Unit.objects.bulk_create([

@@ -185,7 +185,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", required=True,
                    help="architecture: any torchvision classification model (resnet50, convnext_tiny, vit_b_16, ...), "
                         "timm:<name>, mixturenet, or program (--checkpoint is a torch.export .pt2 file)")
-    d.add_argument("--checkpoint", default=None, help="state_dict file, or a .pt2 program (default: seeded random weights)")
+    d.add_argument(
+        "--checkpoint", default=None, help="state_dict file, or a .pt2 program (default: seeded random weights)"
+    )
     d.add_argument("--unsafe-pickle", action="store_true", help="allow whole pickled models (runs their code)")
     d.add_argument("--layers", required=True, help="comma-separated module paths, e.g. layer3,layer4")
     d.add_argument("--out", required=True, help="output folder (one sub-folder per layer)")
@@ -197,8 +199,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="per-channel mean, 0..1 units (default: the architecture's weights'; NetDissect-Lite's for "
                         "the NetDissect architectures, mixturenet and programs)")
     d.add_argument("--std", default=None, help="per-channel std, 0..1 units (default: as --mean)")
-    d.add_argument("--image-size", type=int, default=None,
-                   help="resize images to N x N (default: Broden's stored size; a fixed-size network's own size, e.g. ViT 224)")
+    d.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="resize images to N x N (default: Broden's stored size; a fixed-size network's own size, e.g. ViT 224)",
+    )
     d.add_argument("--batch-size", type=int, default=32)
     d.add_argument("--workers", type=int, default=default_workers(), help="DataLoader worker processes decoding images")
     d.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda when present)")
@@ -250,10 +256,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=run_gan_cli)
 
     ly = sub.add_parser("layers", help="print every layer's output shape and how it would be dissected (no image read)")
-    ly.add_argument("--model", required=True, help="as for dissect: a catalogue name, timm:<name>, mixturenet or program")
+    ly.add_argument(
+        "--model", required=True, help="as for dissect: a catalogue name, timm:<name>, mixturenet or program"
+    )
     ly.add_argument("--checkpoint", default=None, help="state_dict or .pt2 program (needed for program)")
     ly.add_argument("--unsafe-pickle", action="store_true", help="allow whole pickled models (runs their code)")
-    ly.add_argument("--image-size", type=int, default=None, help="probe at N x N (default: the architecture's size, else 224)")
+    ly.add_argument(
+        "--image-size", type=int, default=None, help="probe at N x N (default: the architecture's size, else 224)"
+    )
     ly.add_argument("--readable", action="store_true", help="only the layers that can be dissected")
     ly.add_argument("--json", action="store_true", help="the table as JSON")
     ly.set_defaults(func=main_layers)

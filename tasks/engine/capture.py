@@ -107,7 +107,8 @@ def read_map(name: str, output, channels_last: int | None = None) -> tuple[torch
     if output.dim() == 4:
         if channels_last is not None and (channels_last == -1 or channels_last == shape[3]):
             maps = output.permute(0, 3, 1, 2).contiguous()
-            return maps, f"channels-last [{shape[1]}, {shape[2]}, {shape[3]}] read as a {shape[1]}x{shape[2]} map of {shape[3]} units"
+            reading = f"channels-last [{shape[1]}, {shape[2]}, {shape[3]}] read as a {shape[1]}x{shape[2]} map"
+            return maps, f"{reading} of {shape[3]} units"
         return output, f"map of {shape[1]} units at {shape[2]}x{shape[3]}"
     raise LayerError(
         f"layer '{name}' outputs shape {shape}; dissection reads [batch, units, height, width] maps, "

@@ -196,7 +196,9 @@ def load_model(
         from .program import load_program
 
         if checkpoint is None:
-            raise CheckpointError("--model program needs the exported program: --checkpoint FILE.pt2 (torch.export.save).")
+            raise CheckpointError(
+                "--model program needs the exported program: --checkpoint FILE.pt2 (torch.export.save)."
+            )
         return load_program(checkpoint)
     if arch.startswith(catalogue.TIMM_PREFIX) and str(checkpoint) == "pretrained":
         from .timm_models import timm_pretrained

@@ -175,7 +175,9 @@ def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[in
         return _probe(model, layers, image_sizes, device, None, readings)
 
 
-def _probe(model, layers, image_sizes, device, meta: dict | None, readings: dict | None) -> dict[str, list[tuple[int, int, int]]]:
+def _probe(
+    model, layers, image_sizes, device, meta: dict | None, readings: dict | None
+) -> dict[str, list[tuple[int, int, int]]]:
     out: dict[str, list[tuple[int, int, int]]] = {name: [] for name in layers}
     with LayerCapture(model, layers) as capture, torch.inference_mode():
         for ih, iw in image_sizes:

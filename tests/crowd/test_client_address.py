@@ -88,8 +88,10 @@ def test_page_logins_have_a_per_address_limit_against_password_spraying(axes_on,
     for name in names:
         make_user(name)
     sprayer = Client()
-    statuses = [sprayer.post(reverse("login"), {"username": n, "password": "Winter2026!"}, REMOTE_ADDR=CLIENT_X).status_code
-                for n in names]
+    statuses = [
+        sprayer.post(reverse("login"), {"username": n, "password": "Winter2026!"}, REMOTE_ADDR=CLIENT_X).status_code
+        for n in names
+    ]
     assert statuses[: limit - 1] == [200] * (limit - 1) and set(statuses[limit - 1:]) == {429}
     # the right password from that address waits too; another address is not affected
     assert sprayer.post(reverse("login"), {"username": names[0], "password": PASSWORD},

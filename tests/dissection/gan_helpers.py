@@ -31,8 +31,14 @@ def make_generator_job(folder: Path, *, layers=("layer1", "layer2"), samples: in
     n = next(_seq)
     network = network_register(project=lab_project(), name=f"tinygan{n}", architecture="dcgan32", checkpoint=gen_file,
                                created_by=created_by)
-    segmenter = dataset_register(project=lab_project(), name=f"tinyseg{n}", kind="segmenter", path=str(seg_file),
-                                 created_by=created_by, any_path=True)  # a tmp file, registered as the operator's command would
+    segmenter = dataset_register(
+        project=lab_project(),
+        name=f"tinyseg{n}",
+        kind="segmenter",
+        path=str(seg_file),
+        created_by=created_by,
+        any_path=True,
+    )  # a tmp file, registered as the operator's command would
     return job_create(network=network, dataset=segmenter, layers=list(layers), top_k=top_k, batch_size=8,
                       samples=samples, sample_seed=sample_seed, iou_rule="original", created_by=created_by)
 

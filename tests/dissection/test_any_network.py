@@ -23,8 +23,12 @@ def squeezenet_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def test_a_catalogue_network_takes_its_weights_normalisation_and_its_checkpoints_classes(squeezenet_checkpoint, media_root):
-    network = network_register(project=lab_project(), name="sq", architecture="squeezenet1_1", checkpoint=squeezenet_checkpoint)
+def test_a_catalogue_network_takes_its_weights_normalisation_and_its_checkpoints_classes(
+    squeezenet_checkpoint, media_root
+):
+    network = network_register(
+        project=lab_project(), name="sq", architecture="squeezenet1_1", checkpoint=squeezenet_checkpoint
+    )
     assert network.mean == [0.485, 0.456, 0.406] and network.std == [0.229, 0.224, 0.225]
     assert network.input_size is None  # any size: the dataset's
     assert Path(network.checkpoint.path).is_file()
@@ -33,7 +37,9 @@ def test_a_catalogue_network_takes_its_weights_normalisation_and_its_checkpoints
 def test_a_vit_is_registered_with_its_fixed_input_size_and_the_user_may_override_normalisation(media_root):
     vit = network_register(project=lab_project(), name="vit", architecture="vit_b_16")
     assert vit.input_size == 224 and vit.architecture_label == "vit_b_16"
-    mine = network_register(project=lab_project(), name="mine", architecture="convnext_tiny", mean=[0.5] * 3, std=[0.25] * 3)
+    mine = network_register(
+        project=lab_project(), name="mine", architecture="convnext_tiny", mean=[0.5] * 3, std=[0.25] * 3
+    )
     assert mine.mean == [0.5] * 3 and mine.std == [0.25] * 3
 
 
@@ -41,15 +47,30 @@ def test_the_netdissect_architectures_keep_netdissect_lites_normalisation(media_
     assert network_register(project=lab_project(), name="r18", architecture="resnet18").mean == []
 
 
-def test_a_checkpoint_of_another_architecture_is_refused_with_its_keys_named_and_nothing_kept(squeezenet_checkpoint, media_root):
+def test_a_checkpoint_of_another_architecture_is_refused_with_its_keys_named_and_nothing_kept(
+    squeezenet_checkpoint, media_root
+):
     with pytest.raises(DissectionError, match="does not fit architecture 'squeezenet1_0': missing keys: features"):
-        network_register(project=lab_project(), name="wrong", architecture="squeezenet1_0", checkpoint=squeezenet_checkpoint)
+        network_register(
+            project=lab_project(), name="wrong", architecture="squeezenet1_0", checkpoint=squeezenet_checkpoint
+        )
     assert not Network.objects.exists()
     assert not any((media_root / "checkpoints").glob("*"))
 
 
-def test_the_command_registers_any_catalogue_name_and_names_close_ones_for_a_typo(squeezenet_checkpoint, media_root, capsys):
-    call_command("register_network", "sq", "--project", lab_project().name, "--arch", "squeezenet1_1", "--checkpoint", str(squeezenet_checkpoint))
+def test_the_command_registers_any_catalogue_name_and_names_close_ones_for_a_typo(
+    squeezenet_checkpoint, media_root, capsys
+):
+    call_command(
+        "register_network",
+        "sq",
+        "--project",
+        lab_project().name,
+        "--arch",
+        "squeezenet1_1",
+        "--checkpoint",
+        str(squeezenet_checkpoint),
+    )
     assert Network.objects.get(name="sq").architecture == "squeezenet1_1"
     with pytest.raises(CommandError, match="Unknown architecture 'convnext_tiney' \\(close names: convnext_tiny"):
         call_command("register_network", "typo", "--project", lab_project().name, "--arch", "convnext_tiney")
@@ -59,15 +80,21 @@ def test_the_command_registers_any_catalogue_name_and_names_close_ones_for_a_typ
 def test_the_api_registers_a_catalogue_name_and_refuses_an_unknown_one(requester, media_root):
     api = APIClient()
     api.force_authenticate(requester)
-    created = api.post("/api/networks/", {"project": lab_project().pk, "name": "eff", "architecture": "efficientnet_b0"}, format="json")
+    created = api.post(
+        "/api/networks/", {"project": lab_project().pk, "name": "eff", "architecture": "efficientnet_b0"}, format="json"
+    )
     assert created.status_code == 201, created.content
     assert created.json()["mean"] == [0.485, 0.456, 0.406] and created.json()["input_size"] is None
-    refused = api.post("/api/networks/", {"project": lab_project().pk, "name": "x", "architecture": "efficientnet_b99"}, format="json")
+    refused = api.post(
+        "/api/networks/", {"project": lab_project().pk, "name": "x", "architecture": "efficientnet_b99"}, format="json"
+    )
     assert refused.status_code == 400 and "Unknown architecture" in refused.content.decode()
     assert not Network.objects.filter(name="x").exists()
 
 
-def test_the_page_suggests_the_catalogue_and_refuses_a_foreign_checkpoint(client, requester, squeezenet_checkpoint, media_root):
+def test_the_page_suggests_the_catalogue_and_refuses_a_foreign_checkpoint(
+    client, requester, squeezenet_checkpoint, media_root
+):
     client.force_login(requester)
     page = client.get("/networks/new/").content.decode()
     assert '<datalist id="architecture-options">' in page and '<option value="vit_b_16">' in page
@@ -94,14 +121,32 @@ def _export_program(path: Path, *, dynamic: bool) -> None:
 
 def test_an_exported_program_is_registered_like_a_checkpoint_and_a_fixed_batch_one_is_refused(tmp_path, media_root):
     _export_program(tmp_path / "net.pt2", dynamic=True)
-    call_command("register_network", "mine", "--project", lab_project().name, "--arch", "program", "--checkpoint", str(tmp_path / "net.pt2"))
+    call_command(
+        "register_network",
+        "mine",
+        "--project",
+        lab_project().name,
+        "--arch",
+        "program",
+        "--checkpoint",
+        str(tmp_path / "net.pt2"),
+    )
     network = Network.objects.get(name="mine")
     assert network.checkpoint.name.endswith(".pt2") and network.input_size == 16  # exported for 16 px images
     assert network.architecture_label == "Exported program (torch.export .pt2)"
 
     _export_program(tmp_path / "fixed.pt2", dynamic=False)
     with pytest.raises(CommandError, match="fixed batch size of 2; export it with a dynamic batch dimension"):
-        call_command("register_network", "fixed", "--project", lab_project().name, "--arch", "program", "--checkpoint", str(tmp_path / "fixed.pt2"))
+        call_command(
+            "register_network",
+            "fixed",
+            "--project",
+            lab_project().name,
+            "--arch",
+            "program",
+            "--checkpoint",
+            str(tmp_path / "fixed.pt2"),
+        )
     with pytest.raises(CommandError, match="registered with its .pt2 file"):
         call_command("register_network", "bare", "--project", lab_project().name, "--arch", "program")
     assert list(Network.objects.values_list("name", flat=True)) == ["mine"]
@@ -115,13 +160,23 @@ def test_the_api_takes_an_uploaded_program_and_names_the_upload_in_its_errors(tm
     api = APIClient()
     api.force_authenticate(requester)
     upload = SimpleUploadedFile("mine.pt2", (tmp_path / "net.pt2").read_bytes())
-    created = api.post("/api/networks/", {"project": lab_project().pk, "name": "p", "architecture": "program", "checkpoint": upload}, format="multipart")
+    created = api.post(
+        "/api/networks/",
+        {"project": lab_project().pk, "name": "p", "architecture": "program", "checkpoint": upload},
+        format="multipart",
+    )
     assert created.status_code == 201, created.content
     model = load_model("program", Network.objects.get(name="p").checkpoint.path)
     assert any(r.name == "stage.2" and r.units == 5 for r in layer_table(model, 16))
     upload = SimpleUploadedFile("fixed.pt2", (tmp_path / "fixed.pt2").read_bytes())
-    refused = api.post("/api/networks/", {"project": lab_project().pk, "name": "f", "architecture": "program", "checkpoint": upload}, format="multipart")
-    assert refused.status_code == 400 and "uploaded file 'fixed.pt2'" in refused.content.decode().replace("\\u0027", "'")
+    refused = api.post(
+        "/api/networks/",
+        {"project": lab_project().pk, "name": "f", "architecture": "program", "checkpoint": upload},
+        format="multipart",
+    )
+    assert refused.status_code == 400 and "uploaded file 'fixed.pt2'" in refused.content.decode().replace(
+        "\\u0027", "'"
+    )
     assert not Network.objects.filter(name="f").exists()
 
 

@@ -129,7 +129,9 @@ def test_generator_units_go_from_hits_to_the_crowds_labels_and_every_export(
     assert unit.aggregate.crowd_word == "7"
     csv_path, tally_path, mturk_path, milan_path = (tmp_path / n for n in ("u.csv", "t.csv", "m.csv", "m.zip"))
     exports.write_units_csv(csv_path, Unit.objects.filter(layer=layer))
-    rows = {int(r["unit"]) - 1: r for r in csv.DictReader(csv_path.open(encoding="utf-8-sig"))}  # the file counts from 1
+    rows = {
+        int(r["unit"]) - 1: r for r in csv.DictReader(csv_path.open(encoding="utf-8-sig"))
+    }  # the file counts from 1
     assert len(rows) == layer.num_units
     assert (rows[unit.index]["crowd_word"], rows[unit.index]["iou_label"]) == ("7", unit.iou_label)
     exports.write_tally(tally_path, layer)

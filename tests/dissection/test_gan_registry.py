@@ -45,7 +45,14 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_as_a_generator(tmp_path):
 
 def test_a_generator_takes_no_classes_or_normalisation(checkpoints):
     with pytest.raises(DissectionError, match="no classes and no input normalisation"):
-        network_register(project=lab_project(), name="g", architecture="dcgan32", checkpoint=checkpoints[0], mean=[0.5] * 3, std=[0.2] * 3)
+        network_register(
+            project=lab_project(),
+            name="g",
+            architecture="dcgan32",
+            checkpoint=checkpoints[0],
+            mean=[0.5] * 3,
+            std=[0.2] * 3,
+        )
 
 
 def test_a_generator_checkpoint_is_refused_as_a_segmenter(checkpoints):

@@ -106,13 +106,34 @@ def test_the_admin_registers_a_network_through_the_service_and_shows_its_refusal
     client.login(username=admin.username, password=PASSWORD)
     url = reverse("admin:units_network_add")
     project = lab_project().pk
-    response = client.post(url, {"project": project, "name": "adm", "architecture": "mixturenet", "mean": "[0.5, 0.5]", "std": "[1, 1]",
-                                 "class_names": "[]", "description": ""})
+    response = client.post(
+        url,
+        {
+            "project": project,
+            "name": "adm",
+            "architecture": "mixturenet",
+            "mean": "[0.5, 0.5]",
+            "std": "[1, 1]",
+            "class_names": "[]",
+            "description": "",
+        },
+    )
     assert response.status_code == 200
     assert "three numbers each" in response.content.decode()
     assert not Network.objects.exists()
-    response = client.post(url, {"project": project, "name": "adm", "architecture": "mixturenet", "mean": "[]", "std": "[]",
-                                 "class_names": "[]", "num_classes": "45", "description": ""})
+    response = client.post(
+        url,
+        {
+            "project": project,
+            "name": "adm",
+            "architecture": "mixturenet",
+            "mean": "[]",
+            "std": "[]",
+            "class_names": "[]",
+            "num_classes": "45",
+            "description": "",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Network.objects.get().num_classes == 45
 

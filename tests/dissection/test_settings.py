@@ -103,7 +103,9 @@ def test_the_real_environment_wins_over_the_env_file(tmp_path):
     (tmp_path / ".env").write_text("DEBUG=1\nSECRET_KEY=from-the-file\nTHROTTLE_CLAIM=5/min\n")
     code = ("import django; django.setup(); from django.conf import settings; "
             "print(settings.DEBUG, settings.SECRET_KEY, settings.THROTTLE_RATES['claim'])")
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG"}}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG"}
+    }
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
         env={**clean, "DJANGO_SETTINGS_MODULE": "annotate_site.settings", "UNITCROWD_ENV_FILE": str(tmp_path / ".env"),

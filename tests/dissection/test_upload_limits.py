@@ -82,7 +82,9 @@ def test_an_image_at_the_limit_is_accepted(tiny_mixture_dir, datasets_root, sett
     with Image.open(next((tiny_mixture_dir / "images").rglob("*.png"))) as im:
         settings.UPLOAD_IMAGE_MAX_PIXELS = im.size[0] * im.size[1]
     data = zip_with(tiny_mixture_dir, {})
-    dataset = dataset_register(project=lab_project(), name="ok", kind="broden", archive=io.BytesIO(data), archive_size=len(data))
+    dataset = dataset_register(
+        project=lab_project(), name="ok", kind="broden", archive=io.BytesIO(data), archive_size=len(data)
+    )
     assert (datasets_root / dataset.path / "index.csv").is_file()
 
 
@@ -92,8 +94,11 @@ def test_the_api_refuses_a_bomb_with_a_400_and_keeps_nothing(requester, tiny_mix
     before = listing(datasets_root)
     upload = SimpleUploadedFile("d.zip", zip_with(tiny_mixture_dir,
                                                   {"tiny/images/bomb.png": png_claiming(60_000, 60_000)}))
-    response = api.post("/api/datasets/", {"project": lab_project().pk, "name": "d", "kind": "broden", "archive": upload},
-                        format="multipart")
+    response = api.post(
+        "/api/datasets/",
+        {"project": lab_project().pk, "name": "d", "kind": "broden", "archive": upload},
+        format="multipart",
+    )
     assert response.status_code == 400 and "decompression bomb" in str(response.json())
     assert listing(datasets_root) == before
 
@@ -156,8 +161,9 @@ def test_every_kind_refuses_a_path_outside_before_telling_whether_it_exists(clie
         page = client.post(reverse("dissection:dataset_new"), {"name": "probe", "kind": kind, "path": path})
         assert page.status_code == 200 and "outside the dataset folders" in page.content.decode(), (kind, path)
         assert "does not exist" not in page.content.decode()
-        response = api.post("/api/datasets/", {"project": lab_project().pk, "name": "probe", "kind": kind, "path": path},
-                            format="json")
+        response = api.post(
+            "/api/datasets/", {"project": lab_project().pk, "name": "probe", "kind": kind, "path": path}, format="json"
+        )
         assert response.status_code == 400 and "outside the dataset folders" in str(response.json()), (kind, path)
     assert not ProbeDataset.objects.exists()
 
@@ -166,7 +172,9 @@ def test_a_segmenter_checkpoint_under_datasets_root_is_accepted(datasets_root):
     from tests.dissection.gan_helpers import write_tiny_checkpoints
 
     write_tiny_checkpoints(datasets_root)
-    assert dataset_register(project=lab_project(), name="seg", kind="segmenter", path="segmenter.pt").kind == "segmenter"
+    assert (
+        dataset_register(project=lab_project(), name="seg", kind="segmenter", path="segmenter.pt").kind == "segmenter"
+    )
     with pytest.raises(DissectionError, match="does not exist"):
         dataset_register(project=lab_project(), name="seg2", kind="segmenter", path="missing.pt")
 
@@ -174,7 +182,9 @@ def test_a_segmenter_checkpoint_under_datasets_root_is_accepted(datasets_root):
 def test_the_operators_command_may_name_any_folder(datasets_root, outside):
     from django.core.management import call_command
 
-    call_command("register_dataset", "ops", "--project", lab_project().name, "--kind", "mixture", "--path", str(outside))
+    call_command(
+        "register_dataset", "ops", "--project", lab_project().name, "--kind", "mixture", "--path", str(outside)
+    )
     assert ProbeDataset.objects.get(name="ops").path == str(outside)
 
 

@@ -37,7 +37,9 @@ def zip_of(folder: Path, extra: dict[str, bytes] | None = None, prefix: str = "t
 
 
 def register_zip(buffer: io.BytesIO, name: str = "zipped"):
-    return dataset_register(project=lab_project(), name=name, kind="broden", archive=buffer, archive_size=len(buffer.getbuffer()))
+    return dataset_register(
+        project=lab_project(), name=name, kind="broden", archive=buffer, archive_size=len(buffer.getbuffer())
+    )
 
 
 def test_a_good_zip_is_extracted_and_its_vocabulary_read_from_label_csv(tiny_mixture_dir, datasets_root):

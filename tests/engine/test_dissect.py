@@ -215,7 +215,9 @@ def pending_at_state(monkeypatch):
 
 
 @pytest.mark.parametrize("shards", [1, 3])
-def test_shards_whose_buffers_overflow_merge_into_the_single_pass_outside_inference_mode(tmp_path, shards, pending_at_state):
+def test_shards_whose_buffers_overflow_merge_into_the_single_pass_outside_inference_mode(
+    tmp_path, shards, pending_at_state
+):
     fake = write_broden(tmp_path / "broden", n_images=48, size=16, seg_size=8, seed=5, empty_rows=0)
     dataset = open_dataset(f"broden:{fake.root}")
     model = _tiny_net()
@@ -239,4 +241,6 @@ def test_shards_whose_buffers_overflow_merge_into_the_single_pass_outside_infere
         assert np.array_equal(sharded.layers[name].thresholds, expected.numpy())
         assert np.array_equal(whole.layers[name].thresholds, expected.numpy())
         assert np.array_equal(whole.layers[name].topk_indices, sharded.layers[name].topk_indices)
-        assert (tmp_path / "sharded" / name / "tally.csv").read_text() == (tmp_path / "whole" / name / "tally.csv").read_text()
+        assert (tmp_path / "sharded" / name / "tally.csv").read_text() == (
+            tmp_path / "whole" / name / "tally.csv"
+        ).read_text()

@@ -73,7 +73,11 @@ def test_state_dict_and_result_after_a_sweep_in_another_mode_equal_torch_quantil
 @pytest.mark.parametrize("after", ["inference", "plain"])
 def test_shards_swept_in_one_mode_merge_in_the_other_into_the_single_pass_answer(sweep, after):
     acts = _data(1)
-    shards = [_swept(acts, sweep, range(0, 27)), _swept(acts, sweep, range(27, 50)), _swept(acts, sweep, range(50, IMAGES))]
+    shards = [
+        _swept(acts, sweep, range(0, 27)),
+        _swept(acts, sweep, range(27, 50)),
+        _swept(acts, sweep, range(50, IMAGES)),
+    ]
     with MODES[after]():
         merged = RunningQuantile.from_state_dict(shards[0].state_dict())
         for shard in shards[1:]:
@@ -87,7 +91,9 @@ def test_shards_swept_in_one_mode_merge_in_the_other_into_the_single_pass_answer
 
 
 @pytest.mark.parametrize("own", [True, False])
-@pytest.mark.parametrize(("first", "rest"), [("inference", "plain"), ("plain", "inference"), ("inference", "inference")])
+@pytest.mark.parametrize(
+    ("first", "rest"), [("inference", "plain"), ("plain", "inference"), ("inference", "inference")]
+)
 def test_a_sweep_resumed_from_memory_in_another_mode_equals_one_pass(own, first, rest):
     acts = _data(2)
     stat = _swept(acts, first, range(0, 40))

@@ -11,7 +11,9 @@ from tasks.engine.layers import estimated_seconds, forward_flops, layer_table
 
 
 def _net() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
 
 
 def test_the_table_lists_every_module_in_forward_order_with_its_reading():

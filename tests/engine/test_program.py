@@ -129,7 +129,9 @@ class Vectors(nn.Module):
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit, which the test shows refused
 def test_a_file_that_is_not_a_program_or_a_program_not_of_images_is_refused(tmp_path):
     torch.save(_net().state_dict(), tmp_path / "weights.pt2")
-    with pytest.raises(CheckpointError, match="is not a torch.export program .* A state_dict is registered with its architecture"):
+    with pytest.raises(
+        CheckpointError, match="is not a torch.export program .* A state_dict is registered with its architecture"
+    ):
         load_model("program", tmp_path / "weights.pt2")
     (tmp_path / "text.pt2").write_text("hello")
     with pytest.raises(CheckpointError, match="is not a torch.export program"):

@@ -247,7 +247,9 @@ def test_the_usefulness_experiments_own_sizes_enter_the_estimate_by_the_configs_
         pytest.approx(1000 * per_val / 1000 / 60 / 2)
 
 
-def test_a_run_whose_iou_uses_part_of_the_validation_set_overflows_the_threshold_buffer_and_reports(tmp_path, monkeypatch):
+def test_a_run_whose_iou_uses_part_of_the_validation_set_overflows_the_threshold_buffer_and_reports(
+    tmp_path, monkeypatch
+):
     """The full run's path (measure_run -> collect_stats -> state) at CI size: IoU on fewer images than the
     validation set goes through the shard API, and 542 validation images in sweeps of 256 leave the last
     batch's few newcomers buffered in an overflowed kept set until the state is read, outside inference mode."""
@@ -261,7 +263,9 @@ def test_a_run_whose_iou_uses_part_of_the_validation_set_overflows_the_threshold
         return original(self)
 
     monkeypatch.setattr(RunningQuantile, "state_dict", spy)
-    report = run_sanity(tiny_config(seeds=1, variants=["baseline"], usefulness=False, n_val=542, iou_images=100), tmp_path)
+    report = run_sanity(
+        tiny_config(seeds=1, variants=["baseline"], usefulness=False, n_val=542, iou_images=100), tmp_path
+    )
     assert any(dropped and pending for dropped, pending in seen), "the data must take the overflow-and-flush path"
     run = report["runs"][0]
     assert (tmp_path / "report.md").is_file() and run["val_accuracy"] > 0
@@ -270,8 +274,12 @@ def test_a_run_whose_iou_uses_part_of_the_validation_set_overflows_the_threshold
     from tasks.engine.sanity.measure import normalised
 
     with torch.no_grad():  # the sweep's own batches of 256, so the convolutions round the same way
-        conv3 = torch.cat([model.conv3(model.pool2(model.conv2(model.pool1(model.conv1(normalised(images[s : s + 256]))))))
-                           for s in range(0, len(images), 256)])
+        conv3 = torch.cat(
+            [
+                model.conv3(model.pool2(model.conv2(model.pool1(model.conv1(normalised(images[s : s + 256]))))))
+                for s in range(0, len(images), 256)
+            ]
+        )
     expected = torch.quantile(conv3.transpose(0, 1).reshape(conv3.shape[1], -1), 1 - 0.005, dim=1)
     saved = np.load((tmp_path / run["checkpoint"]).parent / "dissect" / "conv3" / "thresholds.npy")
     assert np.array_equal(saved, expected.numpy())

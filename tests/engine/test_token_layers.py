@@ -63,11 +63,18 @@ def test_a_vit_blocks_iou_equals_a_per_image_reference(tmp_path):
     cats = {c: k for k, c in enumerate(fake.categories)}
     labcat = {n: cats[c] for n, (_, c) in fake.labels.items()}
     G, inter, A = _reference(
-        acts, torch.from_numpy(layer.thresholds), [np.stack(r.pixel_layers) if r.pixel_layers else np.zeros((0, 8, 8), int) for r in rows],
-        [r.image_labels for r in rows], labcat, 8, "lite",
+        acts,
+        torch.from_numpy(layer.thresholds),
+        [np.stack(r.pixel_layers) if r.pixel_layers else np.zeros((0, 8, 8), int) for r in rows],
+        [r.image_labels for r in rows],
+        labcat,
+        8,
+        "lite",
     )
     numbers = [int(c.number) for c in dataset.concepts]
-    expected_iou = [[inter[(u, k)] / (A[u, labcat[k]] + G[k] - inter[(u, k)] + 1e-10) for k in numbers] for u in range(8)]
+    expected_iou = [
+        [inter[(u, k)] / (A[u, labcat[k]] + G[k] - inter[(u, k)] + 1e-10) for k in numbers] for u in range(8)
+    ]
     np.testing.assert_allclose(layer.iou, expected_iou, rtol=1e-9)
     assert len(read_tally(tmp_path / "out" / BLOCK / "tally.csv")) == 8
     assert layer.summary["reading"] == (

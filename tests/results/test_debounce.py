@@ -54,8 +54,13 @@ def test_a_layer_whose_runs_are_slow_is_aggregated_less_often(queued, django_cap
     layer = job.layer_set.get()
     started = timezone.now() - timedelta(minutes=1)
     # A fast last run (0.2 s): the configured 5 s delay stands (10 x 0.2 = 2 s is shorter).
-    AggregationRun.objects.create(project_id=layer.job.project_id, layer=layer, status=AggregationRun.Status.SUCCEEDED, started_at=started,
-                                  finished_at=started + timedelta(seconds=0.2))
+    AggregationRun.objects.create(
+        project_id=layer.job.project_id,
+        layer=layer,
+        status=AggregationRun.Status.SUCCEEDED,
+        started_at=started,
+        finished_at=started + timedelta(seconds=0.2),
+    )
     with django_capture_on_commit_callbacks(execute=True):
         answer(hits[0], make_user("s0"), "dog", "object")
     assert queued[-1][0] == 5.0

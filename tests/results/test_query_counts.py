@@ -27,7 +27,9 @@ def grow(n: int, annotator, other_annotator, requester) -> None:
             answer(hit, other_annotator, "cat", "object")
         for layer in job.layer_set.all():
             aggregation_run_layer(layer=layer, adapt=False)
-            ExportJob.objects.create(project=job.project, kind=ExportJob.Kind.UNITS_CSV, layer=layer, job=job, created_by=requester)
+            ExportJob.objects.create(
+                project=job.project, kind=ExportJob.Kind.UNITS_CSV, layer=layer, job=job, created_by=requester
+            )
 
 
 def count(client: Client, url: str) -> int:

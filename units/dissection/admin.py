@@ -42,7 +42,17 @@ class _RegisteringForm(forms.ModelForm):
 class NetworkAdminForm(_RegisteringForm):
     class Meta:
         model = Network
-        fields = ["project", "name", "architecture", "checkpoint", "num_classes", "class_names", "mean", "std", "description"]
+        fields = [
+            "project",
+            "name",
+            "architecture",
+            "checkpoint",
+            "num_classes",
+            "class_names",
+            "mean",
+            "std",
+            "description",
+        ]
 
     def register(self, data: dict) -> Model:
         upload = data.get("checkpoint")
@@ -61,8 +71,13 @@ class ProbeDatasetAdminForm(_RegisteringForm):
 
     def register(self, data: dict) -> Model:
         return dataset_register(
-            project=data["project"], name=data["name"], kind=data["kind"], path=data["path"], image_size=data.get("image_size"),
-            description=data.get("description", ""), created_by=getattr(self, "user", None),
+            project=data["project"],
+            name=data["name"],
+            kind=data["kind"],
+            path=data["path"],
+            image_size=data.get("image_size"),
+            description=data.get("description", ""),
+            created_by=getattr(self, "user", None),
             # Superusers run the server (as with register_dataset); staff keep to the dataset folders.
             any_path=bool(getattr(getattr(self, "user", None), "is_superuser", False)),
         )

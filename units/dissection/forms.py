@@ -45,9 +45,11 @@ class SuggestingInput(forms.TextInput):
 class NetworkForm(forms.Form):
     name = forms.CharField(max_length=100)
     architecture = forms.CharField(
-        max_length=100, widget=SuggestingInput(architecture_options),
+        max_length=100,
+        widget=SuggestingInput(architecture_options),
         help_text="Any torchvision classification model (resnet50, convnext_tiny, vit_b_16, ...), timm:<name> with "
-                  "timm installed, mixturenet, a DCGAN generator, or program: a torch.export .pt2 file as the checkpoint.")
+        "timm installed, mixturenet, a DCGAN generator, or program: a torch.export .pt2 file as the checkpoint.",
+    )
     checkpoint = forms.FileField(required=False, help_text="A state_dict (.pt/.pth) or, for program, the .pt2 file; "
                                                            "leave empty for random weights.")
     input_size = forms.IntegerField(required=False, min_value=8, max_value=4096,

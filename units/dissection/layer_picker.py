@@ -22,7 +22,9 @@ def _probe_model(network: Network):
         return load_model(network.architecture, network.checkpoint.path)
     try:
         with torch.device("meta"):
-            return load_model(network.architecture, None, num_classes=network.num_classes, image_size=network.input_size)
+            return load_model(
+                network.architecture, None, num_classes=network.num_classes, image_size=network.input_size
+            )
     except NotImplementedError:  # a builder that computes with tensors (RegNet): build it for real
         return load_model(network.architecture, None, num_classes=network.num_classes, image_size=network.input_size)
 
@@ -41,14 +43,18 @@ def _image_size(network: Network, engine_dataset) -> int:
     return 64 if network.architecture == Network.Architecture.MIXTURENET else 224
 
 
-def network_layer_table(*, network: Network, dataset: ProbeDataset | None = None, layers: list[str] | None = None) -> dict:
+def network_layer_table(
+    *, network: Network, dataset: ProbeDataset | None = None, layers: list[str] | None = None
+) -> dict:
     """{"image_size", "layers": rows, "plan": ... or None}; the plan (with estimated seconds) for
     `layers` on `dataset` when both are given. Bad names or unreadable layers raise DissectionError."""
     from tasks.engine.errors import EngineError
     from tasks.engine.layers import estimated_seconds, forward_flops, layer_table
 
     if network.architecture in GENERATOR_ARCHITECTURES:
-        raise DissectionError("A generator's layers are listed by its own dissection (GAN Dissection), not by this picker.")
+        raise DissectionError(
+            "A generator's layers are listed by its own dissection (GAN Dissection), not by this picker."
+        )
     try:
         model = _probe_model(network)
         engine_dataset = None
@@ -67,9 +73,15 @@ def network_layer_table(*, network: Network, dataset: ProbeDataset | None = None
             plan = plan_dissection(model, engine_dataset, DissectOptions(layers=layers, progress_bar=False))
             flops = forward_flops(model, size)
             result["plan"] = {
-                "lines": plan.lines(), "images": plan.images, "passes": plan.passes, "disk_bytes": plan.disk_bytes,
-                "memory_bytes": plan.memory_bytes, "flops_per_image": flops,
-                "estimated_seconds": {d: estimated_seconds(flops, plan.images, plan.passes, d) for d in ("cpu", "cuda")},
+                "lines": plan.lines(),
+                "images": plan.images,
+                "passes": plan.passes,
+                "disk_bytes": plan.disk_bytes,
+                "memory_bytes": plan.memory_bytes,
+                "flops_per_image": flops,
+                "estimated_seconds": {
+                    d: estimated_seconds(flops, plan.images, plan.passes, d) for d in ("cpu", "cuda")
+                },
             }
     except EngineError as exc:
         raise DissectionError(str(exc)) from None

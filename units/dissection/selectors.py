@@ -29,7 +29,9 @@ def job_list(user, project=None) -> QuerySet[DissectionJob]:
 
 
 def job_get(user, job_id: int, capability: str = VIEW) -> DissectionJob:
-    return object_for(DissectionJob.objects.select_related("network", "dataset", "created_by"), user, job_id, capability)
+    return object_for(
+        DissectionJob.objects.select_related("network", "dataset", "created_by"), user, job_id, capability
+    )
 
 
 def job_layers(job: DissectionJob) -> QuerySet[Layer]:

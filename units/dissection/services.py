@@ -58,7 +58,9 @@ def _check_normalisation(mean: Sequence[float] | None, std: Sequence[float] | No
     return mean, std
 
 
-def checkpoint_check(*, architecture: str, path: Path, num_classes: int | None, input_size: int | None = None) -> list[str]:
+def checkpoint_check(
+    *, architecture: str, path: Path, num_classes: int | None, input_size: int | None = None
+) -> list[str]:
     """Load the checkpoint as the engine will; returns the class names it stores (may be empty)."""
     if architecture in GENERATOR_ARCHITECTURES:
         generator_check(architecture=architecture, path=path)
@@ -84,7 +86,10 @@ def _architecture_input(architecture: str, mean: list[float], std: list[float], 
                         ) -> tuple[list[float], list[float], int | None]:
     """Check the architecture name against the engine's catalogue; fill in its weights' normalisation
     and, for a fixed-size network, its input size, where the user gave none."""
-    if architecture in GENERATOR_ARCHITECTURES or architecture in (Network.Architecture.MIXTURENET, Network.Architecture.PROGRAM):
+    if architecture in GENERATOR_ARCHITECTURES or architecture in (
+        Network.Architecture.MIXTURENET,
+        Network.Architecture.PROGRAM,
+    ):
         return mean, std, input_size
     from tasks.engine.catalogue import NETDISSECT_ARCHITECTURES, check_name, input_spec
     from tasks.engine.errors import EngineError
@@ -132,7 +137,9 @@ def network_register(
         raise DissectionError(f"input size must be 8..4096 pixels, got {input_size}.")
     mean, std, input_size = _architecture_input(architecture, mean, std, input_size)
     if architecture == Network.Architecture.PROGRAM and checkpoint is None:
-        raise DissectionError("An exported program is registered with its .pt2 file (torch.export.save) as the checkpoint.")
+        raise DissectionError(
+            "An exported program is registered with its .pt2 file (torch.export.save) as the checkpoint."
+        )
     names = [str(c).strip() for c in (class_names or []) if str(c).strip()]
     if architecture in GENERATOR_ARCHITECTURES and (mean or std or num_classes or names or input_size):
         raise DissectionError("A generator has no classes and no input normalisation; leave classes, mean and std "
@@ -312,7 +319,11 @@ def dataset_register(
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
-        if final is not None and final.exists() and not ProbeDataset.objects.filter(project=project, name=name).exists():
+        if (
+            final is not None
+            and final.exists()
+            and not ProbeDataset.objects.filter(project=project, name=name).exists()
+        ):
             shutil.rmtree(final, ignore_errors=True)
         raise
     return dataset

@@ -136,7 +136,10 @@ def job_new(request: HttpRequest) -> HttpResponse:
         return _no_project(request)
     initial = {"layers": "conv1, conv2, conv3"} | {
         k: v for k, v in request.GET.items() if k in ("network", "dataset", "layers")}
-    networks, datasets = selectors.networks(request.user, WORK, project), selectors.datasets(request.user, WORK, project)
+    networks, datasets = (
+        selectors.networks(request.user, WORK, project),
+        selectors.datasets(request.user, WORK, project),
+    )
     form = JobForm(request.POST or None, initial=initial, networks=networks, datasets=datasets)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -153,9 +156,15 @@ def job_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("dissection:job", job.pk)
-    return render(request, "dissection/form.html", {
-        "form": form, "title": "New dissection job", "picker": picker_context(request.POST or request.GET, networks=networks, datasets=datasets),
-    })
+    return render(
+        request,
+        "dissection/form.html",
+        {
+            "form": form,
+            "title": "New dissection job",
+            "picker": picker_context(request.POST or request.GET, networks=networks, datasets=datasets),
+        },
+    )
 
 
 @member_required
@@ -174,8 +183,12 @@ def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
     initial = {"network": job.network_id, "dataset": job.dataset_id, "layers": ", ".join(job.layers),
                "top_k": job.top_k, "quantile": job.quantile, "iou_rule": job.iou_rule,
                "batch_size": job.batch_size, "shards": job.shards}
-    form = JobForm(request.POST or None, initial=initial, networks=selectors.networks(request.user, WORK, job.project_id),
-                   datasets=selectors.datasets(request.user, WORK, job.project_id))
+    form = JobForm(
+        request.POST or None,
+        initial=initial,
+        networks=selectors.networks(request.user, WORK, job.project_id),
+        datasets=selectors.datasets(request.user, WORK, job.project_id),
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

@@ -20,8 +20,12 @@ def default_project_id(apps) -> int:
 
         requesters = User.objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name=REQUESTERS_GROUP))
         Membership.objects.bulk_create(
-            [Membership(project=project, user_id=pk, role="requester") for pk in requesters.values_list("pk", flat=True).distinct()],
-            ignore_conflicts=True)
+            [
+                Membership(project=project, user_id=pk, role="requester")
+                for pk in requesters.values_list("pk", flat=True).distinct()
+            ],
+            ignore_conflicts=True,
+        )
     return project.pk
 
 

@@ -80,7 +80,8 @@ def invitation_accept(*, token: str, user) -> Membership:
         if invitation is None:
             raise ProjectError("This invitation link is not valid (used already, or withdrawn).")
         membership, created = Membership.objects.get_or_create(
-            project=invitation.project, user=user, defaults={"role": invitation.role, "added_by": invitation.invited_by})
+            project=invitation.project, user=user, defaults={"role": invitation.role, "added_by": invitation.invited_by}
+        )
         invitation.accepted_by, invitation.accepted_at = user, timezone.now()
         invitation.save(update_fields=["accepted_by", "accepted_at"])
         activity_record(project=invitation.project, actor=user, verb=Activity.Verb.MEMBER_JOINED,
@@ -97,9 +98,13 @@ def _locked_membership(project: Project, user) -> Membership:
 
 def _refuse_last_owner(project: Project, membership: Membership, doing: str) -> None:
     # Locking every owner row serialises two owners removing each other at the same time.
-    owners = list(Membership.objects.select_for_update().filter(project=project, role=Role.OWNER).values_list("pk", flat=True))
+    owners = list(
+        Membership.objects.select_for_update().filter(project=project, role=Role.OWNER).values_list("pk", flat=True)
+    )
     if membership.role == Role.OWNER and owners == [membership.pk]:
-        raise ProjectError(f"{membership.user} is the last owner of {project}; make another member owner before {doing}.")
+        raise ProjectError(
+            f"{membership.user} is the last owner of {project}; make another member owner before {doing}."
+        )
 
 
 def member_role_change(*, project: Project, user, role: str, changed_by) -> Membership:
@@ -143,7 +148,9 @@ def project_ensure(*, name: str, owner=None) -> Project:
     with transaction.atomic():
         project, created = Project.objects.get_or_create(name=name, defaults={"created_by": owner})
         if owner is not None:
-            Membership.objects.get_or_create(project=project, user=owner, defaults={"role": Role.OWNER, "added_by": owner})
+            Membership.objects.get_or_create(
+                project=project, user=owner, defaults={"role": Role.OWNER, "added_by": owner}
+            )
     return project
 
 

@@ -72,7 +72,9 @@ def project_switch(request: HttpRequest, project_id: int) -> HttpResponse:
     current_project_set(request, project)
     messages.success(request, f"Current project: {project.name}.")
     target = request.POST.get("next") or ""
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = reverse("projects:list")
     return redirect(target)
 

@@ -129,8 +129,12 @@ def agreement_histogram(layer: Layer, bins: int = 10) -> list[int]:
 
 def jobs_overview(project) -> list[dict]:
     """The project's latest 50 jobs with their HIT counts: a fixed number of queries however many jobs and HITs."""
-    jobs = list(DissectionJob.objects.filter(project=project).select_related("network", "dataset").prefetch_related("layer_set")
-                .order_by("-created_at")[:50])
+    jobs = list(
+        DissectionJob.objects.filter(project=project)
+        .select_related("network", "dataset")
+        .prefetch_related("layer_set")
+        .order_by("-created_at")[:50]
+    )
     hits = Hit.objects.filter(unit__layer__job__in=jobs)
     done = hits.annotate(
         n_done=Count("assignments", filter=Q(assignments__status__in=COUNTED_STATUSES))
@@ -160,7 +164,9 @@ def _hits_per_job(hits: QuerySet[Hit]) -> dict[int, int]:
 def assignments_per_hour(project, hours: int = 24) -> list[tuple[str, int]]:
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(hours=hours - 1)
-    times = Assignment.objects.filter(submitted_at__gte=start, hit__batch__project=project).values_list("submitted_at", flat=True)
+    times = Assignment.objects.filter(submitted_at__gte=start, hit__batch__project=project).values_list(
+        "submitted_at", flat=True
+    )
     counts = Counter(t.replace(minute=0, second=0, microsecond=0) for t in times)
     return [((start + timedelta(hours=h)).strftime("%H:00"), counts.get(start + timedelta(hours=h), 0))
             for h in range(hours)]

@@ -76,7 +76,11 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         if newer is not None:
             return newer
         run = AggregationRun.objects.create(
-            project_id=layer.job.project_id, layer=layer, method="crowdkit MajorityVote+DawidSkene", parameters=params, started_at=started
+            project_id=layer.job.project_id,
+            layer=layer,
+            method="crowdkit MajorityVote+DawidSkene",
+            parameters=params,
+            started_at=started,
         )
         changed = _aggregates_write(run=run, layer=layer, vocab=vocab, result=result)
         _skills_update(run=run, ds_skills=result.ds_skills)
@@ -327,4 +331,6 @@ def aggregation_request(*, layers: list[Layer] | None = None, job: DissectionJob
 
 def project_exports_remove(*, project, **_) -> None:
     """A project is being deleted (projects.signals.project_deleting): its export files go after the commit."""
-    media_remove_on_commit(list(ExportJob.objects.filter(project=project).exclude(file="").values_list("file", flat=True)))
+    media_remove_on_commit(
+        list(ExportJob.objects.filter(project=project).exclude(file="").values_list("file", flat=True))
+    )

@@ -206,15 +206,24 @@ def sanity_run_register(*, project: Project, report: SanityReport, run_id: str, 
     root = report_out_dir(report)
     dissect_rel = _media_rel(report, run["dissect_dir"])
     try:
-        network = Network.objects.filter(project=project, name=_network_name(report, run_id)).first() or network_register(
-            project=project, name=_network_name(report, run_id), architecture="mixturenet", checkpoint=root / run["checkpoint"],
+        network = Network.objects.filter(
+            project=project, name=_network_name(report, run_id)
+        ).first() or network_register(
+            project=project,
+            name=_network_name(report, run_id),
+            architecture="mixturenet",
+            checkpoint=root / run["checkpoint"],
             description=f"Sanity report {report.pk}, run {run_id} ({run['variant']}, seed {run['seed']}).",
             created_by=user,
         )
         data_name = f"sanity{report.pk}-{Path(run['val_dir']).name}"
         dataset = ProbeDataset.objects.filter(project=project, name=data_name).first() or dataset_register(
-            project=project, name=data_name, kind=ProbeDataset.Kind.MIXTURE, path=str((root / run["val_dir"]).resolve()),
-            description=f"Validation set of sanity report {report.pk}.", created_by=user,
+            project=project,
+            name=data_name,
+            kind=ProbeDataset.Kind.MIXTURE,
+            path=str((root / run["val_dir"]).resolve()),
+            description=f"Validation set of sanity report {report.pk}.",
+            created_by=user,
             any_path=True,  # the report's own folder, written by the server, not a path a user typed
         )
         job = job_create(network=network, dataset=dataset, layers=list(run["layers"]),

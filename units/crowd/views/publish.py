@@ -20,12 +20,16 @@ from ..verify import hit_publish_verify
 def publish(request: HttpRequest) -> HttpResponse:
     project = current_project(request, WORK)
     if project is None:
-        messages.error(request, "Publishing needs a project where you are owner or requester; create or join one first.")
+        messages.error(
+            request, "Publishing needs a project where you are owner or requester; create or join one first."
+        )
         return redirect("projects:list")
     initial = {}
     job = request.GET.get("job", "")
     if job.isdigit() and int(job) <= 2**63 - 1:  # anything else (a typo, a huge number) just preselects nothing
-        initial["layers"] = list(Layer.objects.filter(job_id=int(job), job__project=project).values_list("pk", flat=True))
+        initial["layers"] = list(
+            Layer.objects.filter(job_id=int(job), job__project=project).values_list("pk", flat=True)
+        )
     form = PublishForm(request.POST or None, initial=initial, user=request.user, project=project)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -42,7 +46,9 @@ def publish(request: HttpRequest) -> HttpResponse:
                 batch = hit_publish_verify(layers=data["layers"], sources=data["label_sources"], settings=settings,
                                            created_by=request.user, pool=data["pool"])
             else:
-                batch = hit_publish(layers=data["layers"], settings=settings, created_by=request.user, pool=data["pool"])
+                batch = hit_publish(
+                    layers=data["layers"], settings=settings, created_by=request.user, pool=data["pool"]
+                )
         except PublishError as exc:
             form.add_error(None, str(exc))
         else:

@@ -192,8 +192,11 @@ def gold(request: HttpRequest) -> HttpResponse:
             return redirect("crowd:gold")
         if form.is_valid():
             try:
-                unit = unit_mark_gold(unit_id=_gold_unit_id(request, form.cleaned_data["unit_id"]), word=form.cleaned_data["gold_word"],
-                                      category=form.cleaned_data["gold_category"])
+                unit = unit_mark_gold(
+                    unit_id=_gold_unit_id(request, form.cleaned_data["unit_id"]),
+                    word=form.cleaned_data["gold_word"],
+                    category=form.cleaned_data["gold_category"],
+                )
             except InvalidAnswer as exc:
                 for field, errors in exc.errors.items():
                     for error in errors:
@@ -204,5 +207,10 @@ def gold(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"{unit} is now gold.")
                 return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/crowd/")
                                 else "crowd:gold")
-    units = scope(Unit.objects, request.user, path="layer__job__project").filter(is_gold=True).select_related("layer__job__network").order_by("layer_id", "index")
+    units = (
+        scope(Unit.objects, request.user, path="layer__job__project")
+        .filter(is_gold=True)
+        .select_related("layer__job__network")
+        .order_by("layer_id", "index")
+    )
     return render(request, "crowd/gold.html", {"form": form, "units": units[:500]})

@@ -35,8 +35,20 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProbeDataset
-        fields = ["id", "project", "name", "kind", "path", "archive", "image_size", "num_images", "categories", "num_concepts",
-                  "description", "created_at"]
+        fields = [
+            "id",
+            "project",
+            "name",
+            "kind",
+            "path",
+            "archive",
+            "image_size",
+            "num_images",
+            "categories",
+            "num_concepts",
+            "description",
+            "created_at",
+        ]
         read_only_fields = ["id", "num_images", "categories", "created_at"]
         extra_kwargs = {"name": {"validators": []}}
 

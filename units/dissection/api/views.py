@@ -102,9 +102,15 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         archive = data.get("archive")
         try:
             serializer.instance = dataset_register(
-                project=data["project"], name=data["name"], kind=data["kind"], path=data.get("path", ""), archive=archive,
-                archive_size=archive.size if archive else None, image_size=data.get("image_size"),
-                description=data.get("description", ""), created_by=self.request.user,
+                project=data["project"],
+                name=data["name"],
+                kind=data["kind"],
+                path=data.get("path", ""),
+                archive=archive,
+                archive_size=archive.size if archive else None,
+                image_size=data.get("image_size"),
+                description=data.get("description", ""),
+                created_by=self.request.user,
             )
         except DissectionError as exc:
             raise _refused(exc) from None

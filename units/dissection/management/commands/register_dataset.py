@@ -29,8 +29,13 @@ class Command(BaseCommand):
             if opts["zip"]:
                 with opts["zip"].open("rb") as archive:
                     dataset = dataset_register(
-                        project=project, name=opts["name"], kind=opts["kind"], archive=archive, archive_size=opts["zip"].stat().st_size,
-                        image_size=opts["image_size"], description=opts["description"],
+                        project=project,
+                        name=opts["name"],
+                        kind=opts["kind"],
+                        archive=archive,
+                        archive_size=opts["zip"].stat().st_size,
+                        image_size=opts["image_size"],
+                        description=opts["description"],
                     )
             else:
                 # The operator's shell may name any folder; the page and the API keep to DATASETS_ROOT.

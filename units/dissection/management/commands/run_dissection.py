@@ -40,7 +40,9 @@ class Command(BaseCommand):
                     raise CommandError(f"No job {opts['job']}.")
             else:
                 if not (opts["project"] and opts["network"] and opts["dataset"] and opts["layers"]):
-                    raise CommandError("Give --project, --network, --dataset and --layers (or --job ID to re-run a job).")
+                    raise CommandError(
+                        "Give --project, --network, --dataset and --layers (or --job ID to re-run a job)."
+                    )
                 try:
                     project = project_named(opts["project"])
                 except Project.DoesNotExist as exc:
