@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from units.crowd.models import Assignment, HitBatch
+from units.crowd.publishing import PublishSettings
 from units.crowd.verify import hit_publish_verify
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +18,8 @@ def annie(client, annotator):
 
 @pytest.fixture
 def verify_batch(job, hits):
-    hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"], assignments_per_hit=1)
+    hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"],
+                       settings=PublishSettings.for_verify(assignments_per_hit=1))
     return HitBatch.objects.get(kind="verify")
 
 

@@ -215,7 +215,7 @@ def test_a_skipped_hit_is_listed_as_skipped_not_returned(annie, annotator, hits)
     hit_skip(assignment_id=skipped.pk, worker=annotator)
     page = annie.get(reverse("crowd:home")).content.decode()
     recent = page.split("Recent work")[1]
-    row = recent.split(f"<tr><td>{skipped.hit_id}</td>")[1].split("</tr>")[0]
+    row = recent.split(f"</td><td>{skipped.hit_id}</td>")[1].split("</tr>")[0]  # after the project's column
     assert "Skipped" in row and "Returned" not in row
 
 

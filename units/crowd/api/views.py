@@ -151,9 +151,9 @@ class HitBatchViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
         data.is_valid(raise_exception=True)
 
         fields = dict(data.validated_data)
-        layers = fields.pop("layers")
+        layers, pool = fields.pop("layers"), fields.pop("pool", None)
         try:
-            batch = hit_publish(layers=layers, settings=PublishSettings(**fields), created_by=request.user)
+            batch = hit_publish(layers=layers, settings=PublishSettings(**fields), created_by=request.user, pool=pool)
         except PublishError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         report = getattr(batch, "report", None)
