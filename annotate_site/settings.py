@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "annotate_site.api_versions.DeprecatedApiPathMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into a 429
 ]
 
@@ -329,6 +330,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several models have a "kind" field with different choices (HITs, exports, datasets, exemplars).
     "ENUM_NAME_OVERRIDES": {"HitKindEnum": "units.crowd.models.HitKind"},
+    # Each operation once, under /api/v1/ (the unversioned alias is deprecated).
+    "PREPROCESSING_HOOKS": ["annotate_site.api_versions.current_version_only"],
 }
 
 LOGGING = {

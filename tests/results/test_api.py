@@ -155,4 +155,4 @@ def test_the_whole_projects_openapi_schema_generates_without_warnings(tmp_path):
     # In-process equivalent of `python manage.py spectacular --fail-on-warn` (a warning raises).
     call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     schema = (tmp_path / "schema.yaml").read_text()
-    assert "/api/labels/" in schema and "/api/exports/{id}/download/" in schema
+    assert "/api/v1/labels/" in schema and "/api/v1/exports/{id}/download/" in schema
