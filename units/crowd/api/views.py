@@ -17,7 +17,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from annotate_site.roles import IsRequester, is_requester
-from units.dissection.api.filters import id_filter, strict_boolean
+from units.dissection.api.filters import id_filter, id_or_name_filter, strict_boolean
 
 from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import Annotation, Assignment, Hit, HitBatch
@@ -161,7 +161,7 @@ class HitBatchViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class HitFilter(django_filters.FilterSet):
-    layer = id_filter("unit__layer")
+    layer = id_or_name_filter("unit__layer", "unit__layer__name", "layer")
     job = id_filter("unit__layer__job")
     is_gold = strict_boolean("is_gold")
 

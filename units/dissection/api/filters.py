@@ -23,3 +23,24 @@ def id_filter(field_name: str) -> IdFilter:
     """A filter on a row id: a whole number within 64 bits, else 400. (A plain NumberFilter passes any
     Decimal to the query, and SQLite cannot bind one beyond 64 bits: a 500.)"""
     return IdFilter(field_name=field_name, min_value=-MAX_ID - 1, max_value=MAX_ID)
+
+
+class IdOrNameFilter(django_filters.CharFilter):
+    """A filter that takes a row's id or its name: `?layer=12` or `?layer=conv2`. A value made only of
+    digits is read as an id (a layer literally named "3" is reached by `layer_name=3`)."""
+
+    def __init__(self, *, id_field: str, name_field: str, **kwargs) -> None:
+        super().__init__(field_name=id_field, **kwargs)
+        self.name_field = name_field
+
+    def filter(self, qs, value):
+        if value in django_filters.constants.EMPTY_VALUES:
+            return qs
+        if value.isdigit():
+            number = int(value)
+            return qs.filter(**{self.field_name: number}) if number <= MAX_ID else qs.none()
+        return qs.filter(**{self.name_field: value})
+
+
+def id_or_name_filter(id_field: str, name_field: str, what: str) -> IdOrNameFilter:
+    return IdOrNameFilter(id_field=id_field, name_field=name_field, help_text=f"the {what}'s id, or its name")
