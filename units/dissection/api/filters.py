@@ -36,7 +36,7 @@ class IdOrNameFilter(django_filters.CharFilter):
     def filter(self, qs, value):
         if value in django_filters.constants.EMPTY_VALUES:
             return qs
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # "²" and "١" pass isdigit() but are no id
             number = int(value)
             return qs.filter(**{self.field_name: number}) if number <= MAX_ID else qs.none()
         return qs.filter(**{self.name_field: value})
