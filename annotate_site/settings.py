@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "annotate_site.api_versions.DeprecatedApiPathMiddleware",
+    "annotate_site.idempotency.IdempotencyKeyMiddleware",  # after auth: keys are scoped to the caller
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into a 429
 ]
 
