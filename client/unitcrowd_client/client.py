@@ -1,10 +1,10 @@
 """The HTTP core (login, retries, pagination, errors) and the resources built on it.
 
-Retries: GET and other idempotent calls are retried on 429, 503 and a refused or dropped connection,
-with exponential backoff, waiting at least what the server's Retry-After asks. A POST is retried
-only on 429 (the throttle refuses before the view runs, so nothing was written); never on 503 or a
-dropped connection, where the server may have created the object: the exception says to check
-with .list() before sending it again.
+Retries: calls are retried on 429, 503 and a refused or dropped connection, with exponential backoff,
+waiting at least what the server's Retry-After asks. Every POST carries an Idempotency-Key (one per
+call, the same on its retries) that the server honours (annotate_site/idempotency.py): a retried
+create returns the first answer instead of creating twice. A POST sent without a key (key=False)
+is retried only on 429, which the throttles answer before anything is written.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -93,12 +94,16 @@ class UnitCrowd:
                     wait = max(wait, parsedate_to_datetime(header).timestamp() - time.time())
         return min(wait, self.max_retry_wait)
 
-    def request(self, method: str, path: str, *, auth: bool = True, stream: bool = False,
+    def request(self, method: str, path: str, *, auth: bool = True, stream: bool = False, key: bool = True,
                 **kwargs: Any) -> requests.Response:
         """One call with retries and one token renewal; raises a UnitCrowdError subclass on any error answer."""
         method = method.upper()
         renewed = False
         attempt = 0
+        keyed = method == "POST" and auth and key
+        if keyed:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Idempotency-Key": uuid.uuid4().hex}
+        safe = method in IDEMPOTENT or keyed
         while True:
             headers = dict(kwargs.pop("headers", None) or {})
             if auth and self.token:
@@ -111,16 +116,16 @@ class UnitCrowd:
                 response = self.session.request(method, self._full(path), headers=headers, timeout=self.timeout,
                                                 stream=stream, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if method in IDEMPOTENT and attempt < self.retries:
+                if safe and attempt < self.retries:
                     time.sleep(self._retry_wait(attempt, None))
                     attempt += 1
                     continue
-                what = "" if method in IDEMPOTENT else (" A POST is not retried: check with .list() whether it "
-                                                        "was created before sending it again.")
+                what = "" if safe else (" A POST without an idempotency key is not retried: check with .list() "
+                                         "whether it was created before sending it again.")
                 raise ServerUnavailable(f"Cannot reach {self.url} ({type(exc).__name__}: {exc}).{what}") from None
             kwargs["headers"] = headers
             status = response.status_code
-            retryable = status == 429 or (status == 503 and method in IDEMPOTENT)
+            retryable = status == 429 or (status == 503 and safe)
             if retryable and attempt < self.retries:
                 time.sleep(self._retry_wait(attempt, response))
                 attempt += 1

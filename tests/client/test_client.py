@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.filterwarnings("ignore:::crowdkit")]
 
 @pytest.fixture
 def labelled(transactional_db):
-    """A finished job whose layer conv3 has 60 units, every one labelled by two annotators and aggregated."""
-    job = make_job(layers={"conv3": 60, "conv4": 2}, exemplars_per_unit=2)
+    """A finished job whose layer conv3 has 52 units (past a default page of 50), each labelled twice, aggregated."""
+    job = make_job(layers={"conv3": 52, "conv4": 2}, exemplars_per_unit=1)
     annie, otto = make_user("annie", qualified=True), make_user("otto", qualified=True)
     for hit in make_hits(job):
         if hit.unit.layer.name == "conv3":
@@ -34,8 +34,8 @@ def labelled(transactional_db):
 
 def test_a_layers_labels_come_in_one_call_numbered_from_1_and_as_a_dataframe(uc, labelled):
     table = uc.labels(labelled.pk, "conv3")
-    assert len(table) == 60  # more than one default page of 50
-    assert [row.unit for row in table] == list(range(1, 61))
+    assert len(table) == 52  # more than one default page of 50
+    assert [row.unit for row in table] == list(range(1, 53))
     first = table.rows[0]
     assert isinstance(first, Label) and first.unit_index == 0 and first.crowd_word == first.iou_label
     df = table.to_pandas()
@@ -50,11 +50,11 @@ def test_the_raw_api_filters_labels_by_layer_name_and_numbers_units_from_1(live_
     headers = {"Authorization": f"Token {token}"}
     url = f"{live_server.url}/api/v1/labels/?job={labelled.pk}&layer=conv3&page_size=1000"
     body = requests.get(url, headers=headers, timeout=30).json()
-    assert body["count"] == 60 and body["next"] is None and len(body["results"]) == 60
+    assert body["count"] == 52 and body["next"] is None and len(body["results"]) == 52
     assert body["results"][4]["unit_number"] == 5 and body["results"][4]["unit_index"] == 4
     by_id = requests.get(url.replace("layer=conv3", f"layer={labelled.layer_set.get(name='conv3').pk}"),
                          headers=headers, timeout=30).json()
-    assert by_id["count"] == 60
+    assert by_id["count"] == 52
     units = requests.get(f"{live_server.url}/api/v1/units/?job={labelled.pk}&layer=conv4", headers=headers,
                          timeout=30).json()
     assert [u["unit_number"] for u in units["results"]] == [1, 2]
@@ -151,9 +151,23 @@ def test_a_server_that_is_down_is_named_and_gets_are_retried(transactional_db):
     started = time.monotonic()
     with pytest.raises(ServerUnavailable, match="Cannot reach http://127.0.0.1:9/.*check the URL"):
         uc.jobs.list()
-    with pytest.raises(ServerUnavailable, match="A POST is not retried"):
-        uc.jobs.create(1, 1, layers=["conv1"])
+    with pytest.raises(ServerUnavailable, match="Cannot reach"):
+        uc.jobs.create(1, 1, layers=["conv1"])  # carries an idempotency key, so it is retried too
+    with pytest.raises(ServerUnavailable, match="without an idempotency key is not retried"):
+        uc.request("POST", "jobs/", key=False, json={})
     assert time.monotonic() - started < 5
+
+
+def test_creates_carry_one_idempotency_key_that_the_server_honours(uc, transactional_db):
+    job = make_job(layers={"conv1": 1}, exemplars_per_unit=1)
+    sent = []
+    uc.session.hooks["response"].append(lambda r, *args, **kwargs: sent.append(r))
+    created = uc.jobs.create(job.network_id, job.dataset_id, layers=["conv1"], start=False)
+    key = sent[-1].request.headers["Idempotency-Key"]
+    again = uc.request("POST", "jobs/", key=False, headers={"Idempotency-Key": key},
+                       json={"network": job.network_id, "dataset": job.dataset_id, "layers": ["conv1"]})
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == created.id
+    assert len(uc.jobs.list()) == 2  # make_job's and the one created, not a third
 
 
 def test_429_is_retried_as_retry_after_asks(uc, monkeypatch):
@@ -187,7 +201,7 @@ def test_the_cli_lists_jobs_and_prints_a_layers_labels_as_csv(live_server, label
     assert f"{labelled.pk:>5}  succeeded" in capsys.readouterr().out
     assert cli_main([*base, "labels", str(labelled.pk), "conv3", "--csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 61 and lines[1].startswith("1,0,conv3,")
+    assert len(lines) == 53 and lines[1].startswith("1,0,conv3,")
     assert cli_main([*base, "labels", str(labelled.pk), "nope"]) == 1
     assert "has no layer 'nope'" in capsys.readouterr().err
 
@@ -226,3 +240,10 @@ def test_the_schema_passes_openapi_spec_validator(live_server, rita):
     schema = requests.get(f"{live_server.url}/api/schema/?format=json", headers=headers, timeout=60).json()
     validate(schema)
     assert all(path.startswith("/api/v1/") for path in schema["paths"])
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999999", "no-such-layer"])
+def test_a_layer_filter_that_names_nothing_answers_an_empty_list(live_server, rita, value):
+    headers = {"Authorization": f"Token {AuthToken.objects.create(user=rita)[1]}"}
+    response = requests.get(f"{live_server.url}/api/v1/labels/", params={"layer": value}, headers=headers, timeout=30)
+    assert response.status_code == 200 and response.json()["count"] == 0
