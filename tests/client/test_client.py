@@ -249,3 +249,31 @@ def test_a_layer_filter_that_names_nothing_answers_an_empty_list(live_server, ri
     assert response.status_code == 200 and response.json()["count"] == 0
     refused = requests.get(f"{live_server.url}/api/v1/labels/", params={"layer": "1.5"}, headers=headers, timeout=30)
     assert refused.status_code == 400 and "neither an id" in refused.json()["layer"][0]
+
+
+def test_a_client_generated_from_the_schema_by_openapi_python_client_lists_jobs(live_server, rita, tmp_path):
+    """A real third-party consumer of the schema: openapi-python-client generates a client without a warning
+    (literal_enums: the boolean filters take true/True/1), and the generated client lists jobs."""
+    make_job(layers={"conv1": 1}, exemplars_per_unit=1)
+    token = AuthToken.objects.create(user=rita)[1]
+    schema = requests.get(f"{live_server.url}/api/schema/?format=json", headers={"Authorization": f"Token {token}"},
+                          timeout=60)
+    (tmp_path / "schema.json").write_bytes(schema.content)
+    (tmp_path / "config.yaml").write_text("post_hooks: []\nliteral_enums: true\n")
+    generator = [sys.executable, "-m", "openapi_python_client", "generate", "--path", "schema.json",
+                 "--output-path", "ucgen", "--meta", "none", "--config", "config.yaml"]
+    result = subprocess.run(generator, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from ucgen.api.v1 import v1_jobs_list
+        from ucgen.client import AuthenticatedClient
+
+        with AuthenticatedClient(base_url=live_server.url, token=token, prefix="Token") as client:
+            page = v1_jobs_list.sync(client=client)
+        assert page.count == 1 and page.results[0].status == "succeeded"
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "ucgen" or m.startswith("ucgen.")]:
+            del sys.modules[name]
