@@ -81,7 +81,7 @@ class ExportSerializer(serializers.ModelSerializer):
         if obj.status != ExportJob.Status.SUCCEEDED:
             return None
         request = self.context.get("request")
-        url = f"/api/exports/{obj.pk}/download/"
+        url = f"/api/v1/exports/{obj.pk}/download/"  # the current API version, not the deprecated alias
         return request.build_absolute_uri(url) if request else url
 
 
