@@ -26,7 +26,7 @@ $(DEV_STAMP): requirements-dev.txt $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(DEV_STAMP)
 
-# The gates: ruff (rules and line length in pyproject.toml) over the tree, mypy over tasks/engine and annotate_site.
+# The gates: ruff (rules and line length in pyproject.toml) over the tree, mypy over tasks/engine, annotate_site and the client.
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -8,6 +8,7 @@ is retried only on 429, which the throttles answer before anything is written.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import os
@@ -261,8 +262,8 @@ class Jobs(_Resource):
     def get(self, id: int) -> Job:
         return self._job(self.client.get(f"jobs/{id}/"))
 
-    def create(self, network: int | Network, dataset: int | Dataset, *, layers: list[str], start: bool = True,
-               **options: Any) -> Job:
+    def create(self, network: int | Network, dataset: int | Dataset, *, layers: builtins.list[str],
+               start: bool = True, **options: Any) -> Job:
         """A dissection job on the named layers, queued at once unless start=False; options: top_k, quantile,
         iou_rule, batch_size, shards, samples, sample_seed. Call .wait() on the result."""
         if isinstance(layers, str):
@@ -300,7 +301,8 @@ class Units(_Resource):
                 return row
         raise NotFound(f"Layer {layer!r} of job {_id(job)} has no unit {unit}.", status=404)
 
-    def pictures(self, job: int | Job, layer: str, unit: int, *, kind: str = "top", plain: bool = False) -> list:
+    def pictures(self, job: int | Job, layer: str, unit: int, *, kind: str = "top",
+                 plain: bool = False) -> builtins.list:
         """The unit's exemplar pictures (highlighted, or plain=True) as PIL images; needs the `pictures` extra."""
         try:
             from PIL import Image

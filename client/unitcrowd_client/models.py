@@ -7,7 +7,7 @@ import io
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .errors import JobFailed
 
@@ -21,7 +21,7 @@ def build(cls: type[T], data: dict[str, Any], **extra: Any) -> T:
     """A dataclass from an API body: known fields set, the whole body kept in `raw`."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values = {k: v for k, v in data.items() if k in names}
-    return cls(**values, raw=data, **extra)
+    return cls(**values, raw=data, **extra)  # type: ignore[call-arg]  # every dataclass here has `raw`
 
 
 @dataclass
@@ -131,7 +131,7 @@ class LabelTable:
             raise ImportError("to_pandas() needs pandas: pip install 'unitcrowd-client[pandas]'") from None
         return pd.DataFrame(self.to_dicts(), columns=COLUMNS).set_index("unit")
 
-    def to_csv(self, out: io.TextIOBase | None = None) -> str:
+    def to_csv(self, out: IO[str] | None = None) -> str:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
         writer.writeheader()
