@@ -11,11 +11,13 @@ export DEBUG ?= 1
 
 .PHONY: venv lint run test test-fast demo migrate worker bench bench-paint gpu-check clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
 
-$(STAMP): requirements.txt
+# The Python client (client/, its own package) is installed editable, so tests/client runs it as users would.
+$(STAMP): requirements.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "UnitCrowd needs Python 3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -e ./client
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,7 +26,7 @@ $(DEV_STAMP): requirements-dev.txt $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(DEV_STAMP)
 
-# The gates: ruff (rules and line length in pyproject.toml) over the tree, mypy over tasks/engine and annotate_site.
+# The gates: ruff (rules and line length in pyproject.toml) over the tree, mypy over tasks/engine, annotate_site and the client.
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

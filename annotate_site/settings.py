@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "annotate_site.api_versions.DeprecatedApiPathMiddleware",
+    "annotate_site.idempotency.IdempotencyKeyMiddleware",  # after auth: keys are scoped to the caller
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into a 429
 ]
 
@@ -330,6 +332,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several models have a "kind" field with different choices (HITs, exports, datasets, exemplars).
     "ENUM_NAME_OVERRIDES": {"HitKindEnum": "units.crowd.models.HitKind"},
+    # Each operation once, under /api/v1/ (the unversioned alias is deprecated).
+    "PREPROCESSING_HOOKS": ["annotate_site.api_versions.current_version_only"],
 }
 
 LOGGING = {

@@ -18,6 +18,9 @@ urlpatterns = [
     # The docs are a page: a signed-out browser is sent to the login form (the schema answers 401).
     # The split view serves its script from a URL: the Content-Security-Policy allows no inline script.
     path("api/docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
+    # The current API; the unversioned paths below answer the same for one release, marked deprecated
+    # (annotate_site/api_versions.py). Listed last, they are what reverse() gives for the shared names.
+    path("api/v1/", include("annotate_site.api_urls")),
     path("api/", include("annotate_site.api_urls")),
     path("", home, name="home"),
     path("", include("units.dissection.urls")),

@@ -28,4 +28,4 @@ def test_the_docs_page_loads_swagger_ui_from_this_site_not_a_cdn(annotator):
     assert all(not s.startswith(("http://", "https://", "//")) for s in sources), sources
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
-    assert b"/api/assignments/next/" in schema.content
+    assert b"/api/v1/assignments/next/" in schema.content

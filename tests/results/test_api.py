@@ -117,7 +117,8 @@ def test_an_export_is_created_polled_and_downloaded(world, requester, media_root
         created = client.post("/api/exports/", {"kind": "units_csv", "layer": world["layer"].pk})
     assert created.status_code == 202
     export = client.get(f"/api/exports/{created.json()['id']}/").json()
-    assert export["status"] == "succeeded" and export["download_url"].endswith("/download/")
+    assert export["status"] == "succeeded"
+    assert export["download_url"].endswith(f"/api/v1/exports/{export['id']}/download/")
     download = client.get(f"/api/exports/{export['id']}/download/")
     assert download.status_code == 200
     assert export["filename"] in download["Content-Disposition"]
@@ -155,4 +156,4 @@ def test_the_whole_projects_openapi_schema_generates_without_warnings(tmp_path):
     # In-process equivalent of `python manage.py spectacular --fail-on-warn` (a warning raises).
     call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     schema = (tmp_path / "schema.yaml").read_text()
-    assert "/api/labels/" in schema and "/api/exports/{id}/download/" in schema
+    assert "/api/v1/labels/" in schema and "/api/v1/exports/{id}/download/" in schema

@@ -71,13 +71,18 @@ class PublishSerializer(serializers.Serializer):
 
 class HitSerializer(serializers.ModelSerializer):
     layer = serializers.CharField(source="unit.layer.name", read_only=True)
-    unit_index = serializers.IntegerField(source="unit.index", read_only=True)
+    unit_number = serializers.SerializerMethodField(help_text="The unit's number counted from 1, as on the pages.")
+    unit_index = serializers.IntegerField(source="unit.index", read_only=True,
+                                          help_text="The unit's channel index counted from 0 (unit_number - 1).")
+
+    def get_unit_number(self, obj: Hit) -> int:
+        return obj.unit.index + 1
 
     class Meta:
         model = Hit
-        fields = ["id", "batch", "unit", "layer", "unit_index", "max_assignments", "reward", "lifetime_seconds",
-                  "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "status",
-                  "is_gold", "kind", "proposed_label", "label_source", "created_at", "expires_at"]
+        fields = ["id", "batch", "unit", "layer", "unit_number", "unit_index", "max_assignments", "reward",
+                  "lifetime_seconds", "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown",
+                  "status", "is_gold", "kind", "proposed_label", "label_source", "created_at", "expires_at"]
 
 
 class AssignmentSerializer(serializers.ModelSerializer):

@@ -17,7 +17,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from annotate_site.roles import IsMember
-from units.dissection.api.filters import id_filter, strict_boolean
+from units.dissection.api.filters import id_filter, id_or_name_filter, strict_boolean
 from units.projects.access import is_site_admin, project_ids
 from units.projects.api.fields import ProjectScopedMixin
 
@@ -163,7 +163,7 @@ class HitBatchViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
 
 
 class HitFilter(django_filters.FilterSet):
-    layer = id_filter("unit__layer")
+    layer = id_or_name_filter("unit__layer", "unit__layer__name", "layer")
     job = id_filter("unit__layer__job")
     is_gold = strict_boolean("is_gold")
 

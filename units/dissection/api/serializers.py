@@ -98,11 +98,18 @@ class UnitSerializer(serializers.ModelSerializer):
     job = serializers.IntegerField(source="layer.job_id", read_only=True)
     is_dead = serializers.BooleanField(read_only=True)
     top_concepts = ConceptScoreSerializer(source="concept_scores", many=True, read_only=True)
+    unit_number = serializers.SerializerMethodField(help_text="The unit's number counted from 1, as on the pages "
+                                                    "and in tally.csv.")
+
+    def get_unit_number(self, obj: Unit) -> int:
+        return obj.index + 1
 
     class Meta:
         model = Unit
-        fields = ["id", "job", "layer", "layer_name", "index", "threshold", "max_activation", "is_dead", "iou_label",
-                  "iou_category", "iou_score", "strip", "is_gold", "gold_word", "gold_category", "top_concepts"]
+        extra_kwargs = {"index": {"help_text": "The unit's channel index counted from 0 (unit_number - 1)."}}
+        fields = ["id", "job", "layer", "layer_name", "unit_number", "index", "threshold", "max_activation", "is_dead",
+                  "iou_label", "iou_category", "iou_score", "strip", "is_gold", "gold_word", "gold_category",
+                  "top_concepts"]
 
 
 class ExemplarSerializer(serializers.ModelSerializer):

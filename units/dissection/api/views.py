@@ -24,7 +24,7 @@ from units.projects.access import scope
 from units.projects.api.fields import ProjectScopedMixin
 from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
 
-from .filters import id_filter, strict_boolean
+from .filters import id_filter, id_or_name_filter, strict_boolean
 from .serializers import (
     DatasetSerializer,
     ExemplarSerializer,
@@ -173,6 +173,7 @@ class UnitFilter(django_filters.FilterSet):
     iou_min = django_filters.NumberFilter(field_name="iou_score", lookup_expr="gte")
     iou_max = django_filters.NumberFilter(field_name="iou_score", lookup_expr="lte")
     job = id_filter("layer__job_id")
+    layer = id_or_name_filter("layer", "layer__name", "layer")
     layer_name = django_filters.CharFilter(field_name="layer__name")
     dead = django_filters.BooleanFilter(method="filter_dead")
     # The crowd's side, from the results app's aggregate of the unit's annotations.

@@ -14,17 +14,23 @@ from ..models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate
 class LabelSerializer(serializers.ModelSerializer):
     layer = serializers.IntegerField(source="unit.layer_id", read_only=True)
     layer_name = serializers.CharField(source="unit.layer.name", read_only=True)
-    unit_index = serializers.IntegerField(source="unit.index", read_only=True)
+    unit_number = serializers.SerializerMethodField(help_text="The unit's number counted from 1, as on the pages "
+                                                    "and in tally.csv.")
+    unit_index = serializers.IntegerField(source="unit.index", read_only=True,
+                                          help_text="The unit's channel index counted from 0 (unit_number - 1).")
     iou_label = serializers.CharField(source="unit.iou_label", read_only=True)
     iou_category = serializers.CharField(source="unit.iou_category", read_only=True)
     iou_score = serializers.FloatField(source="unit.iou_score", read_only=True)
 
     class Meta:
         model = UnitAggregate
-        fields = ["id", "unit", "layer", "layer_name", "unit_index", "crowd_word", "concept", "category_mv",
-                  "category_ds", "category_ds_probability", "agreement", "category_agreement", "precision",
-                  "interpretable", "n_annotations", "iou_label", "iou_category", "iou_score", "word_match",
+        fields = ["id", "unit", "layer", "layer_name", "unit_number", "unit_index", "crowd_word", "concept",
+                  "category_mv", "category_ds", "category_ds_probability", "agreement", "category_agreement",
+                  "precision", "interpretable", "n_annotations", "iou_label", "iou_category", "iou_score", "word_match",
                   "category_match", "run", "updated_at"]
+
+    def get_unit_number(self, obj: UnitAggregate) -> int:
+        return obj.unit.index + 1
 
 
 class AggregationRunSerializer(serializers.ModelSerializer):
@@ -84,7 +90,7 @@ class ExportSerializer(serializers.ModelSerializer):
         if obj.status != ExportJob.Status.SUCCEEDED:
             return None
         request = self.context.get("request")
-        url = f"/api/exports/{obj.pk}/download/"
+        url = f"/api/v1/exports/{obj.pk}/download/"  # the current API version, not the deprecated alias
         return request.build_absolute_uri(url) if request else url
 
 

@@ -10,11 +10,12 @@ from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from annotate_site.roles import IsMember
-from units.dissection.api.filters import id_filter, strict_boolean
+from units.dissection.api.filters import id_filter, id_or_name_filter, strict_boolean
 from units.projects.access import VIEW
 from units.projects.api.fields import ProjectScopedMixin
 from units.dissection.models import Layer
@@ -40,7 +41,7 @@ def _bad_request(exc: Exception) -> Response:
 
 
 class LabelFilter(django_filters.FilterSet):
-    layer = id_filter("unit__layer")
+    layer = id_or_name_filter("unit__layer", "unit__layer__name", "layer")
     job = id_filter("unit__layer__job")
     category = django_filters.CharFilter(field_name="category_mv")
     word = django_filters.CharFilter(field_name="crowd_word", lookup_expr="iexact")
@@ -54,11 +55,20 @@ class LabelFilter(django_filters.FilterSet):
         fields = ["layer", "job", "interpretable", "category", "word", "word_match", "category_match", "min_agreement"]
 
 
+class LabelPagination(PageNumberPagination):
+    """50 a page unless `page_size` asks for more: a layer's labels (512 units and more) in one call."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 5000
+
+
 class LabelViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
-    """The crowd's aggregated label per unit."""
+    """The crowd's aggregated label per unit next to the IoU label and their comparison (`word_match`,
+    `category_match`); `?job=3&layer=conv2&page_size=1000` gives a layer's labels in one call."""
 
     project_path = "unit__layer__job__project"
     permission_classes = REQUESTERS
+    pagination_class = LabelPagination
     serializer_class = LabelSerializer
     filterset_class = LabelFilter
     queryset = UnitAggregate.objects.select_related("unit__layer").order_by("unit__layer_id", "unit__index")
