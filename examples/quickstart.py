@@ -2,7 +2,7 @@
 
     pip install './client[pandas]'
     python examples/quickstart.py --url http://127.0.0.1:8000 --username admin --password unitcrowd-admin \\
-        --dataset-path /srv/datasets/mixture --layer conv3
+        --project demo --dataset-path /srv/datasets/mixture --layer conv3
 
 The dataset folder must lie under the server's DATASETS_ROOT or DATASET_PATHS_ALLOWED (or give --dataset-zip
 to upload a zip of it). The network is a MixtureNet with seeded random weights; pass --checkpoint to upload yours.
@@ -21,6 +21,8 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("UNITCROWD_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--username", default=os.environ.get("UNITCROWD_USERNAME", "admin"))
     parser.add_argument("--password", default=os.environ.get("UNITCROWD_PASSWORD"))
+    parser.add_argument("--project", default=os.environ.get("UNITCROWD_PROJECT", "demo"),
+                        help="the project (name or id) to work in; you must be its owner or a requester")
     parser.add_argument("--dataset-path", help="a mixture dataset folder on the server")
     parser.add_argument("--dataset-zip", help="a zip of a mixture dataset folder to upload")
     parser.add_argument("--checkpoint", help="a MixtureNet state_dict (.pth) to upload")
@@ -29,8 +31,10 @@ def main() -> None:
 
     uc = UnitCrowd(args.url, username=args.username, password=args.password)
     tag = uuid.uuid4().hex[:6]  # names are unique on the server
-    net = uc.networks.register(f"quickstart-{tag}", arch="mixturenet", num_classes=45, checkpoint=args.checkpoint)
-    ds = uc.datasets.register(f"quickstart-{tag}", kind="mixture", path=args.dataset_path, zip=args.dataset_zip)
+    net = uc.networks.register(f"quickstart-{tag}", project=args.project, arch="mixturenet", num_classes=45,
+                               checkpoint=args.checkpoint)
+    ds = uc.datasets.register(f"quickstart-{tag}", project=args.project, kind="mixture", path=args.dataset_path,
+                              zip=args.dataset_zip)
     job = uc.jobs.create(net, ds, layers=[args.layer], top_k=3, batch_size=8).wait(progress=True)
     print(f"job {job.id}: {job.status}")
 

@@ -210,11 +210,11 @@ class Networks(_Resource):
     def get(self, id: int) -> Network:
         return build(Network, self.client.get(f"networks/{id}/"))
 
-    def register(self, name: str, *, arch: str, checkpoint: str | os.PathLike | None = None,
+    def register(self, name: str, *, project: int | str, arch: str, checkpoint: str | os.PathLike | None = None,
                  num_classes: int | None = None, description: str = "", **fields: Any) -> Network:
-        """Register a network; the checkpoint file is uploaded and the server keeps it only if the engine
-        loads it for `arch` (else ValidationError with the server's reason)."""
-        data = {"name": name, "architecture": arch, "description": description, **fields}
+        """Register a network in `project` (its id or name); the checkpoint file is uploaded and the server keeps
+        it only if the engine loads it for `arch` (else ValidationError with the server's reason)."""
+        data = {"project": project, "name": name, "architecture": arch, "description": description, **fields}
         if num_classes is not None:
             data["num_classes"] = num_classes
         data = {k: v for k, v in data.items() if v is not None}
@@ -235,12 +235,13 @@ class Datasets(_Resource):
     def get(self, id: int) -> Dataset:
         return build(Dataset, self.client.get(f"datasets/{id}/"))
 
-    def register(self, name: str, *, kind: str = "broden", zip: str | os.PathLike | None = None,
+    def register(self, name: str, *, project: int | str, kind: str = "broden", zip: str | os.PathLike | None = None,
                  path: str | None = None, description: str = "", **fields: Any) -> Dataset:
-        """Register a probe dataset: `zip` uploads a zip of its folder; `path` names a folder on the server."""
+        """Register a probe dataset in `project` (its id or name): `zip` uploads a zip of its folder; `path`
+        names a folder on the server."""
         if (zip is None) == (path is None):
             raise ValueError("Give exactly one of zip= (a local zip file to upload) or path= (a folder on the server).")
-        data = {"name": name, "kind": kind, "description": description, **fields}
+        data = {"project": project, "name": name, "kind": kind, "description": description, **fields}
         if path is not None:
             return build(Dataset, self.client.post("datasets/", {**data, "path": path}))
         archive = Path(zip)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import pytest
 import requests
 from knox.models import AuthToken
 
-from tests.factories import PASSWORD, make_hits, make_job, make_user
+from tests.factories import PASSWORD, lab_project, make_hits, make_job, make_user
 from tests.results.helpers import answer
 from unitcrowd_client import (
     AuthenticationError, JobFailed, Label, NotFound, PermissionDenied, ServerUnavailable, UnitCrowd, ValidationError,
@@ -82,8 +82,8 @@ def test_lists_follow_every_page(uc, transactional_db):
 
 def test_register_create_wait_publish_and_export(uc, tiny_mixture_dir, media_root, settings, tmp_path):
     settings.DATASET_PATHS_ALLOWED = [tiny_mixture_dir.parent]
-    net = uc.networks.register("tiny-net", arch="mixturenet", num_classes=45)
-    ds = uc.datasets.register("tiny-data", kind="mixture", path=str(tiny_mixture_dir))
+    net = uc.networks.register("tiny-net", project=lab_project().name, arch="mixturenet", num_classes=45)
+    ds = uc.datasets.register("tiny-data", project=lab_project().pk, kind="mixture", path=str(tiny_mixture_dir))
     seen = []
     job = uc.jobs.create(net, ds, layers=["conv3"], top_k=2, batch_size=8).wait(progress=True, timeout=120)
     seen.append(job.status)
@@ -101,11 +101,11 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_servers_reason(uc, m
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a state dict")
     with pytest.raises(ValidationError) as caught:
-        uc.networks.register("bad", arch="mixturenet", checkpoint=bad)
+        uc.networks.register("bad", project="lab", arch="mixturenet", checkpoint=bad)
     assert caught.value.status == 400 and "fix the named fields" in str(caught.value)
     assert caught.value.message or caught.value.field_errors
     with pytest.raises(FileNotFoundError, match="No checkpoint file"):
-        uc.networks.register("gone", arch="mixturenet", checkpoint=tmp_path / "missing.pth")
+        uc.networks.register("gone", project="lab", arch="mixturenet", checkpoint=tmp_path / "missing.pth")
 
 
 def test_field_errors_are_carried(uc, transactional_db):
@@ -225,7 +225,7 @@ def test_the_quickstart_example_runs_against_the_live_server(live_server, rita, 
     settings.DATASET_PATHS_ALLOWED = [tiny_mixture_dir.parent]
     result = subprocess.run(
         [sys.executable, "examples/quickstart.py", "--url", live_server.url, "--username", "rita", "--password",
-         PASSWORD, "--dataset-path", str(tiny_mixture_dir), "--layer", "conv3"],
+         PASSWORD, "--project", lab_project().name, "--dataset-path", str(tiny_mixture_dir), "--layer", "conv3"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr

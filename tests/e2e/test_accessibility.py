@@ -78,10 +78,12 @@ def test_the_verify_hit_the_paint_page_and_the_api_docs_pass_too(live_server, br
     from tests.e2e.conftest import DESKTOP, _context
     from tests.factories import make_job
     from units.crowd.models import CrowdSettings
+    from units.crowd.publishing import PublishSettings
     from units.crowd.verify import hit_publish_verify
 
     job = make_job(layers={"conv3": 3}, exemplars_per_unit=4, write_pictures=True)
-    hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"], assignments_per_hit=1)
+    hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"],
+                       settings=PublishSettings.for_verify(assignments_per_hit=1))
     CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.0})
     vera = make_user("vera", qualified=True)
     gan = make_finished_generator_job(tmp_path)

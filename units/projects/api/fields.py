@@ -8,16 +8,25 @@ from ..models import Project
 
 
 class ProjectField(serializers.PrimaryKeyRelatedField):
-    """A project id the requesting user may do `capability` in; any other id reads as not existing."""
+    """A project (its id, or its name) the requesting user may do `capability` in; any other reads as not
+    existing, whether it exists or not."""
 
     def __init__(self, capability: str = WORK, **kwargs):
         self.capability = capability
-        kwargs.setdefault("help_text", "The id of a project you are an owner or requester of.")
+        kwargs.setdefault("help_text", "The id or the name of a project you are an owner or requester of.")
         super().__init__(**kwargs)
 
     def get_queryset(self):
         request = self.context.get("request")
         return scope(Project.objects.all(), getattr(request, "user", None), self.capability, path="pk")
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data.strip() and not data.strip().isdigit():
+            found = self.get_queryset().filter(name=data.strip()).first()
+            if found is None:
+                self.fail("does_not_exist", pk_value=data)
+            return found
+        return super().to_internal_value(data)
 
 
 class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
