@@ -146,20 +146,29 @@ def write_tiny_mixture(out_dir: Path, *, n_images: int = 12, seed: int = 0) -> P
 def make_registered_pipeline(dataset_dir: Path, *, name: str | None = None, layers=("conv1", "conv3"),
                              top_k: int = 3, shards: int = 1, created_by=None, project=None):
     """Network (seeded random MixtureNet, no checkpoint) + mixture dataset + a pending job."""
-    from units.dissection.services import dataset_register, job_create, network_register
+    from units.dissection.services import (
+        DatasetSource,
+        JobSettings,
+        NetworkInput,
+        dataset_register,
+        job_create,
+        network_register,
+    )
 
     name = name or f"tiny{next(_seq)}"
     project = project or lab_project()
     network = network_register(
-        project=project, name=f"{name}-net", architecture="mixturenet", num_classes=45, created_by=created_by
+        project=project, name=f"{name}-net", architecture="mixturenet", inputs=NetworkInput(num_classes=45),
+        created_by=created_by,
     )
     dataset = dataset_register(
         project=project,
         name=f"{name}-data",
         kind="mixture",
-        path=str(dataset_dir),
+        source=DatasetSource(path=str(dataset_dir)),
         created_by=created_by,
         any_path=True,
     )  # a tmp folder, registered as the operator's command would
-    return job_create(network=network, dataset=dataset, layers=list(layers), top_k=top_k, batch_size=8,
-                      shards=shards, created_by=created_by)
+    return job_create(network=network, dataset=dataset,
+                      options=JobSettings(list(layers), top_k=top_k, batch_size=8, shards=shards),
+                      created_by=created_by)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from units.dissection.models import DissectionJob, Network, ProbeDataset
-from units.dissection.services import dataset_register, job_create, network_register
+from units.dissection.services import DatasetSource, JobSettings, dataset_register, job_create, network_register
 
 LAYER = "layer2"  # 64 units at 8x8 in dcgan32: where the engine's own GAN demo finds digit units
 
@@ -84,13 +84,15 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> Dissectio
             project=command.project, name=gen_name, architecture="dcgan32", checkpoint=gen_file,
             description=f"DCGAN trained by the demo ({size.gan_steps} steps on {size.train_images} canvases).")
         segmenter = segmenter or dataset_register(
-            project=command.project, name=seg_name, kind=ProbeDataset.Kind.SEGMENTER, path=str(seg_file), any_path=True,
+            project=command.project, name=seg_name, kind=ProbeDataset.Kind.SEGMENTER,
+            source=DatasetSource(path=str(seg_file)), any_path=True,
             description="Digit segmenter trained by the demo on real canvases; labels the generator's samples.")
     else:
         command.say(f"Generator {gen_name!r} and segmenter {seg_name!r} exist; reused.")
     job = command.job(prefix, network, segmenter, size.top_k, wait, create=lambda: job_create(
-        network=network, dataset=segmenter, layers=[LAYER], top_k=size.top_k, quantile=size.quantile,
-        iou_rule="original", batch_size=100, samples=size.samples))
+        network=network, dataset=segmenter,
+        options=JobSettings([LAYER], top_k=size.top_k, quantile=size.quantile, iou_rule="original", batch_size=100,
+                            samples=size.samples)))
     command.publish(job)
     command.say(f"Paint generated digits: {reverse('dissection:paint', args=[job.pk])}")
     return job

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,14 @@ def _batches(data: Any, targets: Any, batch_size: int) -> Iterable[tuple[torch.T
         yield x, y
 
 
+@dataclass(frozen=True)
+class AblationBatching:
+    """How the work is batched: images per batch (tensor data) and units zeroed per pass (default: ~2048 rows)."""
+
+    batch_size: int = 128
+    units_per_pass: int | None = None
+
+
 @torch.no_grad()
 def ablation_effect(
     model: nn.Module,
@@ -58,8 +67,7 @@ def ablation_effect(
     targets: Any = None,
     device: str | torch.device | None = None,
     num_classes: int | None = None,
-    batch_size: int = 128,
-    units_per_pass: int | None = None,
+    batching: AblationBatching | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict:
     """Accuracy of `model` with each unit (channel, dim 1) of `layer` zeroed in turn.
@@ -72,6 +80,8 @@ def ablation_effect(
     per_unit_class_drop [U, K] (NaN for classes with no image), class_counts [K],
     n_images, layer.
     """
+    batching = batching or AblationBatching()
+    batch_size, units_per_pass = batching.batch_size, batching.units_per_pass
     module = find_layer(model, layer)
     device = device or default_device()
     model.eval().to(device)

@@ -23,7 +23,7 @@ def write_tiny_checkpoints(folder: Path, *, width: int = 8, z_dim: int = 16) -> 
 def make_generator_job(folder: Path, *, layers=("layer1", "layer2"), samples: int = 24, top_k: int = 4,
                        sample_seed: int = 0, created_by=None):
     """Generator (dcgan32) + segmenter registered through the services, and a pending job."""
-    from units.dissection.services import dataset_register, job_create, network_register
+    from units.dissection.services import DatasetSource, JobSettings, dataset_register, job_create, network_register
 
     from tests.factories import lab_project
 
@@ -35,12 +35,13 @@ def make_generator_job(folder: Path, *, layers=("layer1", "layer2"), samples: in
         project=lab_project(),
         name=f"tinyseg{n}",
         kind="segmenter",
-        path=str(seg_file),
+        source=DatasetSource(path=str(seg_file)),
         created_by=created_by,
         any_path=True,
     )  # a tmp file, registered as the operator's command would
-    return job_create(network=network, dataset=segmenter, layers=list(layers), top_k=top_k, batch_size=8,
-                      samples=samples, sample_seed=sample_seed, iou_rule="original", created_by=created_by)
+    options = JobSettings(list(layers), top_k=top_k, batch_size=8, samples=samples, sample_seed=sample_seed,
+                          iou_rule="original")
+    return job_create(network=network, dataset=segmenter, options=options, created_by=created_by)
 
 
 def make_finished_generator_job(folder: Path, *, units: int = 16, created_by=None):

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from tasks.engine.models import load_model
 from tests.factories import lab_project
 from units.dissection.models import Network
-from units.dissection.services import DissectionError, network_register
+from units.dissection.services import DissectionError, NetworkInput, network_register
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,8 @@ def test_a_vit_is_registered_with_its_fixed_input_size_and_the_user_may_override
     vit = network_register(project=lab_project(), name="vit", architecture="vit_b_16")
     assert vit.input_size == 224 and vit.architecture_label == "vit_b_16"
     mine = network_register(
-        project=lab_project(), name="mine", architecture="convnext_tiny", mean=[0.5] * 3, std=[0.25] * 3
+        project=lab_project(), name="mine", architecture="convnext_tiny",
+        inputs=NetworkInput(mean=[0.5] * 3, std=[0.25] * 3),
     )
     assert mine.mean == [0.5] * 3 and mine.std == [0.25] * 3
 

@@ -38,13 +38,13 @@ def picture(data_url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
 
 
-def engine_edit(job, **kwargs):
+def engine_edit(job, *, seed: int, **kwargs):
     """The engine's own edit of the job's generator, loaded afresh (not through the page's cache)."""
-    from tasks.engine.gan.edit import edit_image
+    from tasks.engine.gan.edit import Latent, edit_image
     from tasks.engine.gan.models import load_generator
 
     generator = load_generator(job.network.architecture, job.network.checkpoint.path)
-    return edit_image(generator, sample_seed=job.sample_seed, **kwargs)
+    return edit_image(generator, latent=Latent(seed=seed, sample_seed=job.sample_seed), **kwargs)
 
 
 # -- who may paint -----------------------------------------------------------------------------------

@@ -9,7 +9,16 @@ from tasks.engine.models import MixtureNet
 from tests.dissection.gan_helpers import make_generator_job, write_tiny_checkpoints
 from tests.factories import PASSWORD, lab_project, make_registered_pipeline
 from units.dissection.models import Concept, DissectionJob, Network, ProbeDataset
-from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
+from units.dissection.services import (
+    DatasetSource,
+    DissectionError,
+    JobSettings,
+    NetworkInput,
+    dataset_register,
+    job_create,
+    job_start,
+    network_register,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -50,20 +59,21 @@ def test_a_generator_takes_no_classes_or_normalisation(checkpoints):
             name="g",
             architecture="dcgan32",
             checkpoint=checkpoints[0],
-            mean=[0.5] * 3,
-            std=[0.2] * 3,
+            inputs=NetworkInput(mean=[0.5] * 3, std=[0.2] * 3),
         )
 
 
 def test_a_generator_checkpoint_is_refused_as_a_segmenter(checkpoints):
     with pytest.raises(DissectionError, match="generator checkpoint, not a segmenter"):
-        dataset_register(project=lab_project(), name="seg", kind="segmenter", path=str(checkpoints[0]), any_path=True)
+        dataset_register(project=lab_project(), name="seg", kind="segmenter",
+                         source=DatasetSource(path=str(checkpoints[0])), any_path=True)
     assert not ProbeDataset.objects.exists()
 
 
 def test_a_missing_segmenter_file_is_named(tmp_path):
     with pytest.raises(DissectionError, match="does not exist"):
-        dataset_register(project=lab_project(), name="seg", kind="segmenter", path=str(tmp_path / "nope.pt"),
+        dataset_register(project=lab_project(), name="seg", kind="segmenter",
+                         source=DatasetSource(path=str(tmp_path / "nope.pt")),
                          any_path=True)
 
 
@@ -99,15 +109,18 @@ def test_jobs_pair_generators_with_segmenters_and_classifiers_with_image_dataset
     generator_job = make_generator_job(tmp_path)
     classifier_job = make_registered_pipeline(tiny_mixture_dir)
     with pytest.raises(DissectionError, match="is a generator: its probe is a segmenter"):
-        job_create(network=generator_job.network, dataset=classifier_job.dataset, layers=["layer2"])
+        job_create(network=generator_job.network, dataset=classifier_job.dataset, options=JobSettings(["layer2"]))
     with pytest.raises(DissectionError, match="is a segmenter, the probe of a generator"):
-        job_create(network=classifier_job.network, dataset=generator_job.dataset, layers=["conv3"])
+        job_create(network=classifier_job.network, dataset=generator_job.dataset, options=JobSettings(["conv3"]))
     with pytest.raises(DissectionError, match="shards = 1"):
-        job_create(network=generator_job.network, dataset=generator_job.dataset, layers=["layer2"], shards=2)
+        job_create(network=generator_job.network, dataset=generator_job.dataset,
+                   options=JobSettings(["layer2"], shards=2))
     with pytest.raises(DissectionError, match="samples must be between"):
-        job_create(network=generator_job.network, dataset=generator_job.dataset, layers=["layer2"], samples=0)
+        job_create(network=generator_job.network, dataset=generator_job.dataset,
+                   options=JobSettings(["layer2"], samples=0))
     with pytest.raises(DissectionError, match="samples is for generator jobs"):
-        job_create(network=classifier_job.network, dataset=classifier_job.dataset, layers=["conv3"], samples=10)
+        job_create(network=classifier_job.network, dataset=classifier_job.dataset,
+                   options=JobSettings(["conv3"], samples=10))
     assert DissectionJob.objects.count() == 2
 
 

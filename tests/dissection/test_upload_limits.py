@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, lab_project
 from units.dissection.models import ProbeDataset
-from units.dissection.services import DissectionError, dataset_register
+from units.dissection.services import DatasetSource, DissectionError, dataset_register
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,8 @@ def test_an_image_at_the_limit_is_accepted(tiny_mixture_dir, datasets_root, sett
         settings.UPLOAD_IMAGE_MAX_PIXELS = im.size[0] * im.size[1]
     data = zip_with(tiny_mixture_dir, {})
     dataset = dataset_register(
-        project=lab_project(), name="ok", kind="broden", archive=io.BytesIO(data), archive_size=len(data)
+        project=lab_project(), name="ok", kind="broden",
+        source=DatasetSource(archive=io.BytesIO(data), archive_size=len(data)),
     )
     assert (datasets_root / dataset.path / "index.csv").is_file()
 
@@ -131,7 +132,7 @@ def test_a_requester_cannot_register_a_folder_outside_datasets_root(client, requ
 def test_a_link_under_datasets_root_to_a_folder_outside_is_refused(datasets_root, outside):
     (datasets_root / "link").symlink_to(outside, target_is_directory=True)
     with pytest.raises(DissectionError, match="outside the dataset folders"):
-        dataset_register(project=lab_project(), name="d", kind="mixture", path="link")
+        dataset_register(project=lab_project(), name="d", kind="mixture", source=DatasetSource(path="link"))
 
 
 def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_root, outside, tiny_mixture_dir,
@@ -139,11 +140,14 @@ def test_folders_under_datasets_root_and_the_allow_list_are_accepted(datasets_ro
     import shutil
 
     shutil.copytree(tiny_mixture_dir, datasets_root / "inside")
-    assert dataset_register(project=lab_project(), name="in", kind="mixture", path="inside").num_images > 0
+    inside = dataset_register(project=lab_project(), name="in", kind="mixture", source=DatasetSource(path="inside"))
+    assert inside.num_images > 0
     with pytest.raises(DissectionError, match="outside"):
-        dataset_register(project=lab_project(), name="out", kind="mixture", path=str(outside))
+        dataset_register(project=lab_project(), name="out", kind="mixture", source=DatasetSource(path=str(outside)))
     settings.DATASET_PATHS_ALLOWED = [outside.parent]
-    assert dataset_register(project=lab_project(), name="out", kind="mixture", path=str(outside)).num_images > 0
+    allowed = dataset_register(project=lab_project(), name="out", kind="mixture",
+                               source=DatasetSource(path=str(outside)))
+    assert allowed.num_images > 0
 
 
 @pytest.mark.parametrize("kind", list(ProbeDataset.Kind.values))
@@ -157,7 +161,7 @@ def test_every_kind_refuses_a_path_outside_before_telling_whether_it_exists(clie
     api.force_authenticate(requester)
     for path in (str(existing), str(missing), "../elsewhere/data/label.csv", "/etc/passwd", "/etc/no-such-file"):
         with pytest.raises(DissectionError, match="outside the dataset folders"):
-            dataset_register(project=lab_project(), name="probe", kind=kind, path=path)
+            dataset_register(project=lab_project(), name="probe", kind=kind, source=DatasetSource(path=path))
         page = client.post(reverse("dissection:dataset_new"), {"name": "probe", "kind": kind, "path": path})
         assert page.status_code == 200 and "outside the dataset folders" in page.content.decode(), (kind, path)
         assert "does not exist" not in page.content.decode()
@@ -172,11 +176,11 @@ def test_a_segmenter_checkpoint_under_datasets_root_is_accepted(datasets_root):
     from tests.dissection.gan_helpers import write_tiny_checkpoints
 
     write_tiny_checkpoints(datasets_root)
-    assert (
-        dataset_register(project=lab_project(), name="seg", kind="segmenter", path="segmenter.pt").kind == "segmenter"
-    )
+    segmenter = dataset_register(project=lab_project(), name="seg", kind="segmenter",
+                                 source=DatasetSource(path="segmenter.pt"))
+    assert segmenter.kind == "segmenter"
     with pytest.raises(DissectionError, match="does not exist"):
-        dataset_register(project=lab_project(), name="seg2", kind="segmenter", path="missing.pt")
+        dataset_register(project=lab_project(), name="seg2", kind="segmenter", source=DatasetSource(path="missing.pt"))
 
 
 def test_the_operators_command_may_name_any_folder(datasets_root, outside):

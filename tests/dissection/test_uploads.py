@@ -12,7 +12,7 @@ from django.urls import reverse
 from tasks.engine.models import MixtureNet
 from tests.factories import PASSWORD, lab_project
 from units.dissection.models import Concept, Network, ProbeDataset
-from units.dissection.services import DissectionError, dataset_register, network_register
+from units.dissection.services import DatasetSource, DissectionError, dataset_register, network_register
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,8 @@ def zip_of(folder: Path, extra: dict[str, bytes] | None = None, prefix: str = "t
 
 def register_zip(buffer: io.BytesIO, name: str = "zipped"):
     return dataset_register(
-        project=lab_project(), name=name, kind="broden", archive=buffer, archive_size=len(buffer.getbuffer())
+        project=lab_project(), name=name, kind="broden",
+        source=DatasetSource(archive=buffer, archive_size=len(buffer.getbuffer())),
     )
 
 

@@ -20,7 +20,7 @@ def decoded(data_url: str) -> np.ndarray:
 
 
 def test_a_requester_paints_with_the_keyboard_and_sees_the_engines_edit(live_server, page, media_root, tmp_path):
-    from tasks.engine.gan.edit import edit_image
+    from tasks.engine.gan.edit import Latent, edit_image
     from tasks.engine.gan.models import load_generator
 
     job = make_finished_generator_job(tmp_path)
@@ -47,7 +47,7 @@ def test_a_requester_paints_with_the_keyboard_and_sees_the_engines_edit(live_ser
     grid = np.zeros((8, 8), dtype=bool)
     grid[2, 2] = grid[2, 3] = grid[3, 3] = True
     expected = edit_image(load_generator(checkpoint=job.network.checkpoint.path), layer="layer2", units=[1, 8],
-                          mode="remove", seed=0, region=np.kron(grid, np.ones((4, 4), dtype=bool)))
+                          mode="remove", latent=Latent(seed=0), region=np.kron(grid, np.ones((4, 4), dtype=bool)))
     assert np.array_equal(decoded(after), expected.after)
     links = page.locator("[data-units] a")
     assert links.count() == 2 and re.search(r"/units/\d+/$", links.first.get_attribute("href"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from tasks.engine.ablation import ablation_effect
+from tasks.engine.ablation import AblationBatching, ablation_effect
 from tasks.engine.datasets import Batch
 from tasks.engine.errors import LayerError
 
@@ -47,8 +47,8 @@ TARGETS = [0, 0, 0, 1, 1, 2, 0, 1]  # class 0: 4 images, class 1: 3, class 2: 1
 @pytest.mark.parametrize("units_per_pass", [1, 2, 3])
 def test_zeroing_a_unit_loses_exactly_the_images_of_its_class(residual: bool, units_per_pass: int) -> None:
     x = _images(TARGETS)
-    result = ablation_effect(ArgmaxNet(residual), "hidden", x, targets=TARGETS, device="cpu", batch_size=3,
-                             units_per_pass=units_per_pass)
+    result = ablation_effect(ArgmaxNet(residual), "hidden", x, targets=TARGETS, device="cpu",
+                             batching=AblationBatching(batch_size=3, units_per_pass=units_per_pass))
     assert result["baseline_acc"] == 1.0
     if residual:  # the residual input keeps the class channel largest: nothing is lost
         expected = np.zeros(3)

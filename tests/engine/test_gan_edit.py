@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tasks.engine.errors import CheckpointError, EngineError, LayerError
-from tasks.engine.gan.edit import edit_image
+from tasks.engine.gan.edit import Latent, edit_image
 from tasks.engine.gan.models import load_generator, save_checkpoint
 
 from .gan_helpers import forward_by_hand, reference_z, tiny_generator
@@ -31,16 +31,16 @@ def test_an_edit_returns_the_unedited_and_the_hand_edited_image() -> None:
             x[0, [2, 5], 2:4, 0:3] = 0.0
         return x
 
-    result = edit_image(gen, layer="layer2", units=[2, 5], mode="remove", seed=4, region=box)
+    result = edit_image(gen, layer="layer2", units=[2, 5], mode="remove", latent=Latent(seed=4), region=box)
     np.testing.assert_array_equal(result.before, _rgb(forward_by_hand(gen, z)[0]))
     np.testing.assert_array_equal(result.after, _rgb(forward_by_hand(gen, z, edit)[0]))
     assert (result.before != result.after).any()
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(result.after_png()))), result.after)
-    same = edit_image(gen, layer="layer2", units=[2, 5], z=z[0].numpy(), region=box)
+    same = edit_image(gen, layer="layer2", units=[2, 5], latent=Latent(z=z[0].numpy()), region=box)
     np.testing.assert_array_equal(same.after, result.after)
     painted = np.zeros((32, 32), dtype=bool)
     painted[8:16, 0:12] = True  # the box painted as a mask, sent as JSON rows of booleans
-    from_json = edit_image(gen, layer="layer2", units=[2, 5], seed=4, region=painted.tolist())
+    from_json = edit_image(gen, layer="layer2", units=[2, 5], latent=Latent(seed=4), region=painted.tolist())
     np.testing.assert_array_equal(from_json.after, result.after)
 
 
@@ -53,7 +53,7 @@ def test_insert_sets_the_units_to_the_given_values() -> None:
             x[0, 3] = 7.0
         return x
 
-    result = edit_image(gen, layer="layer1", units=[3], mode="insert", z=z, values=7.0)
+    result = edit_image(gen, layer="layer1", units=[3], mode="insert", latent=Latent(z=z), values=7.0)
     np.testing.assert_array_equal(result.after, _rgb(forward_by_hand(gen, z, edit)[0]))
 
 
@@ -75,8 +75,9 @@ def test_bad_edit_requests_raise_clear_engine_errors(kwargs, error, message) -> 
     args = {"layer": "layer2", "seed": 1, **kwargs}
     if "z" in kwargs:
         args["seed"] = None
+    latent = Latent(z=args.pop("z", None), seed=args.pop("seed"))
     with pytest.raises(error, match=message):
-        edit_image(gen, **args)
+        edit_image(gen, latent=latent, **args)
 
 
 def test_any_generator_saved_as_architecture_and_state_dict_loads_the_same(tmp_path) -> None:
@@ -100,8 +101,8 @@ def test_any_generator_saved_as_architecture_and_state_dict_loads_the_same(tmp_p
 def test_the_64_px_generator_has_one_more_stage_and_edits_the_same_way() -> None:
     gen = load_generator("dcgan64", config={"z_dim": 8, "width": 4})
     assert gen(torch.zeros(2, 8)).shape == (2, 1, 64, 64)
-    result = edit_image(gen, layer="layer4", units=[0, 1, 2, 3], seed=0, region=(0, 0, 32, 64))
+    result = edit_image(gen, layer="layer4", units=[0, 1, 2, 3], latent=Latent(seed=0), region=(0, 0, 32, 64))
     assert result.before.shape == (64, 64, 3)
     assert result.after.shape == (64, 64, 3) and result.region.shape == (64, 64)
     with pytest.raises(EngineError, match="outside the 64x64 image"):
-        edit_image(gen, layer="layer4", units=[0], seed=0, region=(0, 0, 65, 10))
+        edit_image(gen, layer="layer4", units=[0], latent=Latent(seed=0), region=(0, 0, 65, 10))

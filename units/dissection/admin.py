@@ -9,7 +9,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from .models import Concept, DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit, UnitConceptScore
-from .services import DissectionError, dataset_register, job_start, network_register
+from .services import DatasetSource, DissectionError, NetworkInput, dataset_register, job_start, network_register
 
 
 class _RegisteringForm(forms.ModelForm):
@@ -58,8 +58,9 @@ class NetworkAdminForm(_RegisteringForm):
         upload = data.get("checkpoint")
         return network_register(
             project=data["project"], name=data["name"], architecture=data["architecture"], checkpoint=upload or None,
-            checkpoint_size=getattr(upload, "size", None), num_classes=data.get("num_classes"),
-            class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
+            checkpoint_size=getattr(upload, "size", None),
+            inputs=NetworkInput(num_classes=data.get("num_classes"), class_names=data.get("class_names") or (),
+                                mean=data.get("mean") or (), std=data.get("std") or ()),
             description=data.get("description", ""), created_by=getattr(self, "user", None),
         )
 
@@ -74,7 +75,7 @@ class ProbeDatasetAdminForm(_RegisteringForm):
             project=data["project"],
             name=data["name"],
             kind=data["kind"],
-            path=data["path"],
+            source=DatasetSource(path=data["path"]),
             image_size=data.get("image_size"),
             description=data.get("description", ""),
             created_by=getattr(self, "user", None),

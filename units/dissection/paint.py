@@ -182,7 +182,7 @@ class PaintRequest:
 def paint_edit(*, job: DissectionJob, request: PaintRequest) -> PaintResult:
     """Before/after of sample `request.seed` with the chosen units of its layer removed or inserted."""
     from tasks.engine.errors import EngineError
-    from tasks.engine.gan.edit import edit_image
+    from tasks.engine.gan.edit import Latent, edit_image
 
     layer_name, seed, mode, units = request.layer_name, request.seed, request.mode, request.units
     label, label_source, box, grid = request.label, request.label_source, request.box, request.grid
@@ -217,7 +217,8 @@ def paint_edit(*, job: DissectionJob, request: PaintRequest) -> PaintResult:
             elif box is not None:
                 region = [int(v) for v in box]
             edit = edit_image(generator, layer=layer.name, units=[u.index for u in chosen], mode=mode,
-                              seed=int(seed), sample_seed=job.sample_seed, region=region, values=values)
+                              latent=Latent(seed=int(seed), sample_seed=job.sample_seed), region=region,
+                              values=values)
     except EngineError as exc:
         raise DissectionError(str(exc)) from None
     return PaintResult(job, layer, chosen, int(seed), mode, values, edit)

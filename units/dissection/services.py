@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,7 +36,10 @@ MAX_TOP_K = 100
 MAX_SHARDS = 64
 IOU_RULES = ("lite", "original")
 
-__all__ = ["DissectionError", "checkpoint_check", "dataset_register", "job_create", "job_start", "network_register"]
+__all__ = [
+    "DatasetSource", "DissectionError", "JobSettings", "NetworkInput", "checkpoint_check", "dataset_register",
+    "job_create", "job_start", "network_register",
+]
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -106,6 +110,17 @@ def _architecture_input(architecture: str, mean: list[float], std: list[float], 
     return mean, std, input_size
 
 
+@dataclass(frozen=True)
+class NetworkInput:
+    """What a network takes and gives: its classes, input normalisation and input size (empty: the architecture's)."""
+
+    num_classes: int | None = None
+    class_names: Sequence[str] = ()
+    mean: Sequence[float] = ()
+    std: Sequence[float] = ()
+    input_size: int | None = None
+
+
 def network_register(
     *,
     project: Project,
@@ -113,26 +128,24 @@ def network_register(
     architecture: str,
     checkpoint: BinaryIO | Path | None = None,
     checkpoint_size: int | None = None,
-    num_classes: int | None = None,
-    class_names: Sequence[str] | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    inputs: NetworkInput | None = None,
     description: str = "",
     created_by: User | None = None,
-    input_size: int | None = None,
 ) -> Network:
     """Register a network; a checkpoint (uploaded file or path) is kept only if the engine loads it.
 
     `architecture` is any name the engine builds (every torchvision classification model,
     ``timm:<name>``, ``mixturenet``), a generator, or ``program``: the checkpoint is then a
-    torch.export ``.pt2`` program. Empty mean/std and input size take the architecture's own."""
+    torch.export ``.pt2`` program. Empty mean/std and input size (`inputs`) take the architecture's own."""
+    inputs = inputs or NetworkInput()
+    num_classes, class_names, input_size = inputs.num_classes, inputs.class_names, inputs.input_size
     name = (name or "").strip()
     if not name:
         raise DissectionError("A network needs a name.")
     architecture = (architecture or "").strip()
     if Network.objects.filter(project=project, name=name).exists():
         raise DissectionError(f"A network named {name!r} exists already; choose another name.")
-    mean, std = _check_normalisation(mean, std)
+    mean, std = _check_normalisation(inputs.mean, inputs.std)
     if input_size is not None and not 8 <= input_size <= 4096:
         raise DissectionError(f"input size must be 8..4096 pixels, got {input_size}.")
     mean, std, input_size = _architecture_input(architecture, mean, std, input_size)
@@ -237,14 +250,21 @@ def _check_dataset_path(root: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a dataset's files come from: a folder (or segmenter checkpoint) path, or an uploaded zip and its size."""
+
+    path: str | Path = ""
+    archive: BinaryIO | None = None
+    archive_size: int | None = None
+
+
 def dataset_register(
     *,
     project: Project,
     name: str,
     kind: str,
-    path: str | Path = "",
-    archive: BinaryIO | None = None,
-    archive_size: int | None = None,
+    source: DatasetSource | None = None,
     image_size: int | None = None,
     description: str = "",
     created_by: User | None = None,
@@ -260,6 +280,8 @@ def dataset_register(
     A zip is extracted to a temporary folder, checked, opened by the engine, and only then
     moved to DATASETS_ROOT/<name>; any refusal removes it again.
     """
+    source = source or DatasetSource()
+    path, archive, archive_size = source.path, source.archive, source.archive_size
     name = (name or "").strip()
     if not name:
         raise DissectionError("A dataset needs a name.")
@@ -332,30 +354,37 @@ def dataset_register(
 # -- dissection jobs ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """A dissection job's settings: layers, top images, quantile, IoU rule, batching and a generator's samples."""
+
+    layers: Sequence[str]
+    top_k: int = 15
+    quantile: float = 0.005
+    iou_rule: str = "lite"
+    batch_size: int = 32
+    shards: int = 1
+    samples: int | None = None
+    sample_seed: int = 0
+
+
 def job_create(
     *,
     network: Network,
     dataset: ProbeDataset,
-    layers: Sequence[str],
-    top_k: int = 15,
-    quantile: float = 0.005,
-    iou_rule: str = "lite",
-    batch_size: int = 32,
-    shards: int = 1,
-    samples: int | None = None,
-    sample_seed: int = 0,
+    options: JobSettings,
     created_by: User | None = None,
 ) -> DissectionJob:
     """A pending job; the layer names are checked against the model when it runs.
 
-    A generator's job dissects `samples` generated images (default 1000) of z stream
-    `sample_seed`, labelled by its dataset's segmenter.
+    A generator's job dissects `options.samples` generated images (default 1000) of z stream
+    `options.sample_seed`, labelled by its dataset's segmenter.
     """
-    params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
-                         batch_size=batch_size, shards=shards)
+    params = _job_params(dataset=dataset, options=options)
     if dataset.project_id != network.project_id:
         raise DissectionError("The network and the dataset belong to different projects; pick both from one project.")
-    samples = job_kind_check(network=network, dataset=dataset, shards=shards, samples=samples)
+    samples = job_kind_check(network=network, dataset=dataset, shards=options.shards, samples=options.samples)
+    sample_seed = options.sample_seed
     if not 0 <= int(sample_seed) <= 2**31 - 1:
         raise DissectionError("sample_seed must be between 0 and 2147483647.")
     with transaction.atomic():
@@ -380,17 +409,17 @@ def _editable_job(job: DissectionJob, doing: str) -> DissectionJob:
     return job
 
 
-def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, layers: Sequence[str], top_k: int,
-               quantile: float, iou_rule: str, batch_size: int, shards: int) -> DissectionJob:
-    """Change a pending or failed job's settings (a wrong layer name, too large a batch) before running it again."""
-    params = _job_params(dataset=dataset, layers=layers, top_k=top_k, quantile=quantile, iou_rule=iou_rule,
-                         batch_size=batch_size, shards=shards)
+def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, options: JobSettings) -> DissectionJob:
+    """Change a pending or failed job's settings (a wrong layer name, too large a batch) before running it again.
+
+    A job keeps its own samples and sample_seed: `options.samples` and `options.sample_seed` are not used here."""
+    params = _job_params(dataset=dataset, options=options)
     if network.project_id != job.project_id or dataset.project_id != job.project_id:
         raise DissectionError("Pick the network and the dataset from the job's project.")
     with transaction.atomic():
         job = _editable_job(job, "edited")
         params["kind"] = network.kind
-        params["samples"] = job_kind_check(network=network, dataset=dataset, shards=shards,
+        params["samples"] = job_kind_check(network=network, dataset=dataset, shards=options.shards,
                                            samples=job.samples if network.kind == Network.Kind.GENERATOR else None)
         for field, value in {"network": network, "dataset": dataset, **params}.items():
             setattr(job, field, value)
@@ -409,9 +438,10 @@ def job_delete(*, job: DissectionJob) -> None:
             transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
-def _job_params(*, dataset: ProbeDataset, layers: Sequence[str], top_k: int, quantile: float, iou_rule: str,
-                batch_size: int, shards: int) -> dict:
+def _job_params(*, dataset: ProbeDataset, options: JobSettings) -> dict:
     """A job's settings, checked (DissectionError says what is wrong)."""
+    layers, top_k, quantile, iou_rule = options.layers, options.top_k, options.quantile, options.iou_rule
+    batch_size, shards = options.batch_size, options.shards
     names = []
     for raw in layers:
         for part in str(raw).replace(",", " ").split():

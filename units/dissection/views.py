@@ -25,7 +25,10 @@ from .models import DissectionJob, Layer, Network, Unit
 from .paint import PaintRequest, paint_choices, paint_edit, paint_payload
 from .services import (
     EDITABLE_STATUSES,
+    DatasetSource,
     DissectionError,
+    JobSettings,
+    NetworkInput,
     dataset_register,
     job_create,
     job_delete,
@@ -71,9 +74,10 @@ def network_new(request: HttpRequest) -> HttpResponse:
         try:
             network = network_register(
                 project=project, name=data["name"], architecture=data["architecture"], checkpoint=upload,
-                checkpoint_size=upload.size if upload else None, num_classes=data["num_classes"],
-                class_names=data["class_names"], mean=data["mean"], std=data["std"],
-                description=data["description"], created_by=request.user, input_size=data["input_size"],
+                checkpoint_size=upload.size if upload else None,
+                inputs=NetworkInput(num_classes=data["num_classes"], class_names=data["class_names"] or (),
+                                    mean=data["mean"] or (), std=data["std"] or (), input_size=data["input_size"]),
+                description=data["description"], created_by=request.user,
             )
         except DissectionError as exc:
             form.add_error(None, str(exc))
@@ -103,8 +107,10 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
         archive = data["archive"]
         try:
             dataset = dataset_register(
-                project=project, name=data["name"], kind=data["kind"], path=data["path"], archive=archive,
-                archive_size=archive.size if archive else None, image_size=data["image_size"],
+                project=project, name=data["name"], kind=data["kind"],
+                source=DatasetSource(path=data["path"], archive=archive,
+                                     archive_size=archive.size if archive else None),
+                image_size=data["image_size"],
                 description=data["description"], created_by=request.user,
             )
         except DissectionError as exc:
@@ -145,9 +151,10 @@ def job_new(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             job = job_create(
-                network=data["network"], dataset=data["dataset"], layers=[data["layers"]], top_k=data["top_k"],
-                quantile=data["quantile"], iou_rule=data["iou_rule"], batch_size=data["batch_size"],
-                shards=data["shards"], samples=data["samples"], sample_seed=data["sample_seed"] or 0,
+                network=data["network"], dataset=data["dataset"],
+                options=JobSettings([data["layers"]], top_k=data["top_k"], quantile=data["quantile"],
+                                    iou_rule=data["iou_rule"], batch_size=data["batch_size"], shards=data["shards"],
+                                    samples=data["samples"], sample_seed=data["sample_seed"] or 0),
                 created_by=request.user,
             )
             if data["start"]:
@@ -192,9 +199,9 @@ def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            job = job_update(job=job, network=data["network"], dataset=data["dataset"], layers=[data["layers"]],
-                             top_k=data["top_k"], quantile=data["quantile"], iou_rule=data["iou_rule"],
-                             batch_size=data["batch_size"], shards=data["shards"])
+            options = JobSettings([data["layers"]], top_k=data["top_k"], quantile=data["quantile"],
+                                  iou_rule=data["iou_rule"], batch_size=data["batch_size"], shards=data["shards"])
+            job = job_update(job=job, network=data["network"], dataset=data["dataset"], options=options)
             if data["start"]:
                 job_start(job=job)
         except DissectionError as exc:

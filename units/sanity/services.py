@@ -195,7 +195,14 @@ def _find_run(report: SanityReport, run_id: str) -> dict:
 def sanity_run_register(*, project: Project, report: SanityReport, run_id: str, user=None) -> DissectionJob:
     """The run's network, validation set and dissection as rows of `project` (a succeeded job)."""
     from units.dissection.job_results import job_store_results
-    from units.dissection.services import DissectionError, dataset_register, job_create, network_register
+    from units.dissection.services import (
+        DatasetSource,
+        DissectionError,
+        JobSettings,
+        dataset_register,
+        job_create,
+        network_register,
+    )
 
     if report.status != SanityReport.Status.SUCCEEDED:
         raise SanityError("The report has not finished; register its runs once it has succeeded.")
@@ -221,13 +228,14 @@ def sanity_run_register(*, project: Project, report: SanityReport, run_id: str, 
             project=project,
             name=data_name,
             kind=ProbeDataset.Kind.MIXTURE,
-            path=str((root / run["val_dir"]).resolve()),
+            source=DatasetSource(path=str((root / run["val_dir"]).resolve())),
             description=f"Validation set of sanity report {report.pk}.",
             created_by=user,
             any_path=True,  # the report's own folder, written by the server, not a path a user typed
         )
-        job = job_create(network=network, dataset=dataset, layers=list(run["layers"]),
-                         top_k=len(next(iter(run["layers"].values()))["units"][0]["top_images"]), created_by=user)
+        top_k = len(next(iter(run["layers"].values()))["units"][0]["top_images"])
+        job = job_create(network=network, dataset=dataset, options=JobSettings(list(run["layers"]), top_k=top_k),
+                         created_by=user)
     except DissectionError as exc:
         raise SanityError(str(exc)) from None
     DissectionJob.objects.filter(pk=job.pk).update(status=DissectionJob.Status.RUNNING, attempts=1,

@@ -20,7 +20,15 @@ from units.crowd.publishing import PublishSettings, hit_publish
 from units.crowd.qualification import mark_qualified
 from units.dissection.job_state import job_fail
 from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
-from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
+from units.dissection.services import (
+    DatasetSource,
+    DissectionError,
+    JobSettings,
+    dataset_register,
+    job_create,
+    job_start,
+    network_register,
+)
 from units.projects.services import project_ensure
 
 ADMIN = ("admin", "unitcrowd-admin")
@@ -118,7 +126,8 @@ class Command(BaseCommand):
             return existing
         probe_dir = self._make_mixture(self._data_dir(prefix, "probe"), n_probe, "val", seed=1)
         return dataset_register(
-            project=self.project, name=name, kind=ProbeDataset.Kind.MIXTURE, path=str(probe_dir),
+            project=self.project, name=name, kind=ProbeDataset.Kind.MIXTURE,
+            source=DatasetSource(path=str(probe_dir)),
             description="Mixture of digits (held-out digits); every digit's pixels are known.",
         )
 
@@ -131,8 +140,8 @@ class Command(BaseCommand):
             self.say(f"Job {job.pk} (dissection of {', '.join(job.layers)}) finished earlier; reused.")
             return job
         job = (DissectionJob.objects.filter(network=network, dataset=dataset).order_by("-created_at").first()
-               or (create() if create else job_create(network=network, dataset=dataset, layers=LAYERS, top_k=top_k,
-                                                      batch_size=64)))
+               or (create() if create else job_create(network=network, dataset=dataset,
+                                                      options=JobSettings(LAYERS, top_k=top_k, batch_size=64))))
         live = (DissectionJob.Status.QUEUED, DissectionJob.Status.RUNNING)
         if job.status in live and settings.CELERY_TASK_ALWAYS_EAGER:
             # No workers: a queued/running job here was left by an interrupted demo run.

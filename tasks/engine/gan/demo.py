@@ -18,7 +18,7 @@ import torch
 
 from .data import make_canvases
 from .dissect import GanDissectOptions, dissect_generator
-from .edit import edit_image
+from .edit import Latent, edit_image
 from .intervene import Intervention, make_baseline, rank_units
 from .models import DIGIT_NAMES, load_generator, load_segmenter
 from .pictures import before_after, sample_sheet
@@ -151,7 +151,7 @@ def _cached_metrics(checkpoint: Path) -> dict | None:
 def _edit_times(gen, n: int) -> dict:
     times = []
     for i in range(n + 1):
-        r = edit_image(gen, layer=LAYER, units=[i % 64, (i * 7 + 3) % 64], seed=i,
+        r = edit_image(gen, layer=LAYER, units=[i % 64, (i * 7 + 3) % 64], latent=Latent(seed=i),
                        region=(8, 8, 24, 24), mode="remove" if i % 2 else "insert", values=3.0)
         times.append(r.seconds)
     times = times[1:]  # the first call pays one-off allocations

@@ -81,28 +81,36 @@ def default_insert_values(generator: nn.Module, layer: str, units: Sequence[int]
     return torch.quantile(acts.transpose(0, 1).reshape(len(units), -1), 0.99, dim=1).numpy()
 
 
+@dataclass(frozen=True)
+class Latent:
+    """Which z to draw: an explicit ``z``, or ``seed`` = sample index of a dissection run's z stream ``sample_seed``."""
+
+    z: np.ndarray | torch.Tensor | None = None
+    seed: int | None = None
+    sample_seed: int = 0
+
+
 @torch.no_grad()
 def edit_image(
     generator: nn.Module,
     *,
     layer: str,
     units: Sequence[int],
+    latent: Latent,
     mode: str = "remove",
-    z: np.ndarray | torch.Tensor | None = None,
-    seed: int | None = None,
-    sample_seed: int = 0,
     region: np.ndarray | Sequence[int] | None = None,
     values: float | Sequence[float] | np.ndarray | None = None,
 ) -> EditResult:
     """Before/after pictures of one generated image with ``units`` of ``layer`` removed or inserted.
 
-    z: [z_dim] (or [1, z_dim]); or seed = a sample index: the z of sample ``seed`` of a
-    dissection run with ``sample_seed`` (see samples.sample_z). region: None (everywhere),
+    latent.z: [z_dim] (or [1, z_dim]); or latent.seed = a sample index: the z of sample ``seed`` of a
+    dissection run with ``latent.sample_seed`` (see samples.sample_z). region: None (everywhere),
     a bool mask at the layer's feature size or at image size, or a box (top, left, bottom,
     right) in image pixels. values (insert only): one per unit or one for all; default
     ``default_insert_values``.
     """
     started = time.perf_counter()
+    z, seed, sample_seed = latent.z, latent.seed, latent.sample_seed
     if (z is None) == (seed is None):
         raise EngineError("give exactly one of z or seed")
     z_dim = z_dim_of(generator)

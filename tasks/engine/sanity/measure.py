@@ -238,12 +238,12 @@ def false_positive_digits(scores: dict[str, np.ndarray], layers: dict[str, dict]
 def ablation_table(model, images: torch.Tensor, targets: torch.Tensor, layers: list[str], *, num_classes: int,
                    device: str) -> dict:
     """Per layer, the engine's ablation_effect (accuracy lost when each unit is zeroed); `_accuracy` unablated."""
-    from ..ablation import ablation_effect
+    from ..ablation import AblationBatching, ablation_effect
 
     table: dict = {}
     for name in layers:
         table[name] = ablation_effect(model, name, images, targets=targets, device=device, num_classes=num_classes,
-                                      batch_size=_EVAL_BATCH)
+                                      batching=AblationBatching(batch_size=_EVAL_BATCH))
         table["_accuracy"] = float(table[name]["baseline_acc"])
     return table
 

@@ -22,7 +22,16 @@ from units.dissection.models import DissectionJob, Exemplar, Layer, Network, Pro
 from annotate_site.roles import IsMember
 from units.projects.access import scope
 from units.projects.api.fields import ProjectScopedMixin
-from units.dissection.services import DissectionError, dataset_register, job_create, job_start, network_register
+from units.dissection.services import (
+    DatasetSource,
+    DissectionError,
+    JobSettings,
+    NetworkInput,
+    dataset_register,
+    job_create,
+    job_start,
+    network_register,
+)
 
 from .filters import id_filter, id_or_name_filter, strict_boolean
 from .serializers import (
@@ -57,10 +66,11 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         try:
             serializer.instance = network_register(
                 project=data["project"], name=data["name"], architecture=data["architecture"], checkpoint=upload,
-                checkpoint_size=upload.size if upload else None, num_classes=data.get("num_classes"),
-                class_names=data.get("class_names"), mean=data.get("mean"), std=data.get("std"),
+                checkpoint_size=upload.size if upload else None,
+                inputs=NetworkInput(num_classes=data.get("num_classes"), class_names=data.get("class_names") or (),
+                                    mean=data.get("mean") or (), std=data.get("std") or (),
+                                    input_size=data.get("input_size")),
                 description=data.get("description", ""), created_by=self.request.user,
-                input_size=data.get("input_size"),
             )
         except DissectionError as exc:
             raise _refused(exc) from None
@@ -105,9 +115,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 project=data["project"],
                 name=data["name"],
                 kind=data["kind"],
-                path=data.get("path", ""),
-                archive=archive,
-                archive_size=archive.size if archive else None,
+                source=DatasetSource(path=data.get("path", ""), archive=archive,
+                                     archive_size=archive.size if archive else None),
                 image_size=data.get("image_size"),
                 description=data.get("description", ""),
                 created_by=self.request.user,
@@ -131,10 +140,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         data = serializer.validated_data
         try:
             job = job_create(
-                network=data["network"], dataset=data["dataset"], layers=data["layers"],
-                top_k=data.get("top_k", 15), quantile=data.get("quantile", 0.005),
-                iou_rule=data.get("iou_rule", "lite"), batch_size=data.get("batch_size", 32),
-                shards=data.get("shards", 1), samples=data.get("samples"), sample_seed=data.get("sample_seed", 0),
+                network=data["network"], dataset=data["dataset"],
+                options=JobSettings(
+                    data["layers"], top_k=data.get("top_k", 15), quantile=data.get("quantile", 0.005),
+                    iou_rule=data.get("iou_rule", "lite"), batch_size=data.get("batch_size", 32),
+                    shards=data.get("shards", 1), samples=data.get("samples"), sample_seed=data.get("sample_seed", 0),
+                ),
                 created_by=self.request.user,
             )
             if data.get("start"):

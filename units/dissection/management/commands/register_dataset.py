@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import ProbeDataset
-from units.dissection.services import DissectionError, dataset_register
+from units.dissection.services import DatasetSource, DissectionError, dataset_register
 from units.projects.models import Project
 from units.projects.selectors import project_named
 
@@ -32,16 +32,15 @@ class Command(BaseCommand):
                         project=project,
                         name=opts["name"],
                         kind=opts["kind"],
-                        archive=archive,
-                        archive_size=opts["zip"].stat().st_size,
+                        source=DatasetSource(archive=archive, archive_size=opts["zip"].stat().st_size),
                         image_size=opts["image_size"],
                         description=opts["description"],
                     )
             else:
                 # The operator's shell may name any folder; the page and the API keep to DATASETS_ROOT.
-                dataset = dataset_register(project=project, name=opts["name"], kind=opts["kind"], path=opts["path"],
-                                           image_size=opts["image_size"], description=opts["description"],
-                                           any_path=True)
+                dataset = dataset_register(project=project, name=opts["name"], kind=opts["kind"],
+                                           source=DatasetSource(path=opts["path"]), image_size=opts["image_size"],
+                                           description=opts["description"], any_path=True)
         except (DissectionError, Project.DoesNotExist, OSError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from units.dissection.services import DissectionError, network_register
+from units.dissection.services import DissectionError, NetworkInput, network_register
 from units.projects.models import Project
 from units.projects.selectors import project_named
 
@@ -40,8 +40,9 @@ class Command(BaseCommand):
             names = opts["classes"].read_text().splitlines() if opts["classes"] else []
             network = network_register(
                 project=project, name=opts["name"], architecture=opts["arch"], checkpoint=opts["checkpoint"],
-                num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
-                std=_floats(opts["std"]), description=opts["description"], input_size=opts["input_size"],
+                inputs=NetworkInput(num_classes=opts["num_classes"], class_names=names, mean=_floats(opts["mean"]),
+                                    std=_floats(opts["std"]), input_size=opts["input_size"]),
+                description=opts["description"],
             )
         except (DissectionError, Project.DoesNotExist, OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.dissection.models import DissectionJob, Network, ProbeDataset
-from units.dissection.services import DissectionError, job_create, job_start
+from units.dissection.services import DissectionError, JobSettings, job_create, job_start
 from units.projects.models import Project
 from units.projects.selectors import project_named
 
@@ -52,9 +52,10 @@ class Command(BaseCommand):
                 if network is None or dataset is None:
                     raise CommandError(f"Unknown {'network' if network is None else 'dataset'}; "
                                        "see register_network / register_dataset.")
-                job = job_create(network=network, dataset=dataset, layers=opts["layers"], top_k=opts["top_k"],
-                                 quantile=opts["quantile"], iou_rule=opts["iou_rule"], batch_size=opts["batch_size"],
-                                 shards=opts["shards"], samples=opts["samples"], sample_seed=opts["sample_seed"])
+                options = JobSettings(opts["layers"], top_k=opts["top_k"], quantile=opts["quantile"],
+                                      iou_rule=opts["iou_rule"], batch_size=opts["batch_size"], shards=opts["shards"],
+                                      samples=opts["samples"], sample_seed=opts["sample_seed"])
+                job = job_create(network=network, dataset=dataset, options=options)
             job = job_start(job=job, background=False)
         except DissectionError as exc:
             raise CommandError(str(exc)) from None
