@@ -56,3 +56,23 @@ def media_root(settings, tmp_path):
     settings.MEDIA_ROOT.mkdir()
     yield settings.MEDIA_ROOT
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+
+
+@pytest.fixture
+def pending_at_state(monkeypatch):
+    """Records, for every RunningQuantile.state_dict call, whether the kept set had overflowed and
+    how many newcomers were still buffered, and whether in inference mode: the in-place path the state's
+    flush then takes. Tests of that path assert it was taken, so that their data cannot drift off it."""
+    import torch
+
+    from tasks.engine.runningstats import RunningQuantile
+
+    seen: list[tuple[bool, int, bool]] = []
+    original = RunningQuantile.state_dict
+
+    def spy(self):
+        seen.append((self.dropped, self._pending_cols, torch.is_inference_mode_enabled()))
+        return original(self)
+
+    monkeypatch.setattr(RunningQuantile, "state_dict", spy)
+    return seen

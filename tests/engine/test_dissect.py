@@ -197,23 +197,6 @@ def test_release_free_memory_hands_freed_heap_pages_back():
     assert before - after > 80 * 2**20, (before, after)
 
 
-@pytest.fixture
-def pending_at_state(monkeypatch):
-    """Records, for every RunningQuantile.state_dict call, whether the kept set had overflowed and
-    how many newcomers were still buffered: the in-place path the state's flush then takes."""
-    from tasks.engine.runningstats import RunningQuantile
-
-    seen: list[tuple[bool, int, bool]] = []
-    original = RunningQuantile.state_dict
-
-    def spy(self):
-        seen.append((self.dropped, self._pending_cols, torch.is_inference_mode_enabled()))
-        return original(self)
-
-    monkeypatch.setattr(RunningQuantile, "state_dict", spy)
-    return seen
-
-
 @pytest.mark.parametrize("shards", [1, 3])
 def test_shards_whose_buffers_overflow_merge_into_the_single_pass_outside_inference_mode(
     tmp_path, shards, pending_at_state

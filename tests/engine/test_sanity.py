@@ -248,25 +248,15 @@ def test_the_usefulness_experiments_own_sizes_enter_the_estimate_by_the_configs_
 
 
 def test_a_run_whose_iou_uses_part_of_the_validation_set_overflows_the_threshold_buffer_and_reports(
-    tmp_path, monkeypatch
+    tmp_path, pending_at_state
 ):
     """The full run's path (measure_run -> collect_stats -> state) at CI size: IoU on fewer images than the
     validation set goes through the shard API, and 542 validation images in sweeps of 256 leave the last
     batch's few newcomers buffered in an overflowed kept set until the state is read, outside inference mode."""
-    from tasks.engine.runningstats import RunningQuantile
-
-    seen: list[tuple[bool, int]] = []
-    original = RunningQuantile.state_dict
-
-    def spy(self):
-        seen.append((self.dropped, self._pending_cols))
-        return original(self)
-
-    monkeypatch.setattr(RunningQuantile, "state_dict", spy)
     report = run_sanity(
         tiny_config(seeds=1, variants=["baseline"], usefulness=False, n_val=542, iou_images=100), tmp_path
     )
-    assert any(dropped and pending for dropped, pending in seen), "the data must take the overflow-and-flush path"
+    assert any(dropped and pending for dropped, pending, _ in pending_at_state), "the data must take that path"
     run = report["runs"][0]
     assert (tmp_path / "report.md").is_file() and run["val_accuracy"] > 0
     model = load_model("mixturenet", tmp_path / run["checkpoint"])
