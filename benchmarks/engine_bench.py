@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from tasks.engine.dissect import DissectOptions, dissect
 from tasks.engine.errors import EngineError
 from tasks.engine.models import default_device, load_model
 from tasks.engine.options import add_resource_arguments, default_workers
+from benchmarks.peak_memory import peak_rss_mib
 from tasks.engine.plan import parse_size
 
 _CATEGORIES = ("object", "part", "scene", "texture")
@@ -117,15 +117,7 @@ class PeakRss:
         except OSError:
             pass
 
-    @staticmethod
-    def mib() -> float:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    mib = staticmethod(peak_rss_mib)
 
 
 class GpuSampler:

@@ -7,7 +7,6 @@ the figures apart; the child reports its peak before the export (Django loaded) 
 from __future__ import annotations
 
 import json
-import resource
 import secrets
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from django.utils import timezone
 from units.crowd.models import Annotation, Assignment, Hit, HitBatch
 from units.results.models import ExportJob
 
+from ..peak_memory import peak_rss_mib
 from .seed import PREFIX, loadtest_seed
 
 PER_HIT = 5
@@ -75,27 +75,15 @@ def measure(export: ExportJob) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _peak_mib() -> float:
-    """This process's peak RSS. Linux's VmHWM belongs to the process's own memory map; ru_maxrss would not do
-    here, as Linux carries it over fork and exec from the parent, which after seeding is the larger one."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; an upper bound
-
-
 def run_child(export_id: int) -> dict:
     """In the child: write the export to a temporary file and report peak RSS before and after."""
     from units.results.exports import export_write
 
     export = ExportJob.objects.select_related("layer__job__network").get(pk=export_id)
-    before = _peak_mib()
+    before = peak_rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "export.out"
         export_write(export, path)
         size = path.stat().st_size
-    return {"kind": export.kind, "before_mib": round(before, 1), "peak_mib": round(_peak_mib(), 1),
+    return {"kind": export.kind, "before_mib": round(before, 1), "peak_mib": round(peak_rss_mib(), 1),
             "bytes": size}

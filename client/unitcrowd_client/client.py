@@ -202,6 +202,13 @@ class _Resource:
     def __init__(self, client: UnitCrowd) -> None:
         self.client = client
 
+    def _upload(self, path: str, data: dict, field: str, file: Path, what: str, hint: str = "") -> dict:
+        """POST `data` as a form with `file` as its `field` (multipart); a missing file is named as `what`."""
+        if not file.is_file():
+            raise FileNotFoundError(f"No {what} at {file}{hint}.")
+        with file.open("rb") as handle:
+            return self.client._send("POST", path, data=data, files={field: (file.name, handle)})
+
 
 class Networks(_Resource):
     def list(self) -> list[Network]:
@@ -220,12 +227,8 @@ class Networks(_Resource):
         data = {k: v for k, v in data.items() if v is not None}
         if checkpoint is None:
             return build(Network, self.client.post("networks/", data))
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"No checkpoint file at {path}; give the path of a .pth file.")
-        with path.open("rb") as handle:
-            body = self.client._send("POST", "networks/", data=data, files={"checkpoint": (path.name, handle)})
-        return build(Network, body)
+        return build(Network, self._upload("networks/", data, "checkpoint", Path(checkpoint),
+                                           "checkpoint file", "; give the path of a .pth file"))
 
 
 class Datasets(_Resource):
@@ -244,12 +247,7 @@ class Datasets(_Resource):
         data = {"project": project, "name": name, "kind": kind, "description": description, **fields}
         if path is not None:
             return build(Dataset, self.client.post("datasets/", {**data, "path": path}))
-        archive = Path(zip)  # type: ignore[arg-type]
-        if not archive.is_file():
-            raise FileNotFoundError(f"No zip file at {archive}.")
-        with archive.open("rb") as handle:
-            body = self.client._send("POST", "datasets/", data=data, files={"archive": (archive.name, handle)})
-        return build(Dataset, body)
+        return build(Dataset, self._upload("datasets/", data, "archive", Path(zip), "zip file"))  # type: ignore[arg-type]
 
 
 class Jobs(_Resource):
