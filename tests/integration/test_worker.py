@@ -2,8 +2,9 @@
 
 The worker reads pytest-django's test database (its name is passed in DATABASE_URL), so the
 tests use transaction=True: rows must be committed for another process to see them. The
-broker is the CELERY_BROKER_URL's server with a database number of its own (15), so no
-other test's worker takes these tasks.
+broker is the CELERY_BROKER_URL's server with a database number of its own (15, or
+UNITCROWD_TEST_BROKER_DB), so no other test's worker takes these tasks; two runs on one machine
+at once need different numbers, since each flushes its own.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from units.dissection.models import DissectionJob, Exemplar, Unit
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKER_DB = 15
+BROKER_DB = int(os.environ.get("UNITCROWD_TEST_BROKER_DB", "15"))
 FINISHED = (DissectionJob.Status.SUCCEEDED, DissectionJob.Status.FAILED)
 
 
