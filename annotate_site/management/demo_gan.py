@@ -93,6 +93,6 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> Dissectio
         network=network, dataset=segmenter,
         options=JobSettings([LAYER], top_k=size.top_k, quantile=size.quantile, iou_rule="original", batch_size=100,
                             samples=size.samples)))
-    command.publish(job)
+    command.publish(job, pictures="Generated digit pictures")
     command.say(f"Paint generated digits: {reverse('dissection:paint', args=[job.pk])}")
     return job

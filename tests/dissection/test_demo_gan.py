@@ -2,7 +2,7 @@
 import pytest
 from django.core.management import call_command
 
-from units.crowd.models import Hit
+from units.crowd.models import Hit, HitBatch
 from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,10 +18,12 @@ def test_the_quick_demo_with_gan_publishes_generator_units_and_a_rerun_reuses_th
     assert (job.network.architecture, job.dataset.kind, job.samples) == ("dcgan32", "segmenter", 40)
     assert list(job.layer_set.values_list("name", "num_units")) == [("layer2", 64)]
     live = Unit.objects.filter(layer__job=job, max_activation__gt=0).count()
-    assert Hit.objects.filter(unit__layer__job=job).count() == live > 0
+    assert Hit.objects.filter(unit__layer__job=job, kind="label").count() == live > 0
+    assert set(HitBatch.objects.filter(layers__job=job).values_list("name", flat=True)) >= {
+        "Generated digit pictures: name what each unit detects"}
     assert f"/jobs/{job.pk}/paint/" in capsys.readouterr().out
 
     call_command("demo", "--quick", "--with-gan")
     assert "reused" in capsys.readouterr().out
     assert (Network.objects.count(), ProbeDataset.objects.count(), DissectionJob.objects.count()) == (2, 2, 2)
-    assert Hit.objects.filter(unit__layer__job=job).count() == live
+    assert Hit.objects.filter(unit__layer__job=job, kind="label").count() == live

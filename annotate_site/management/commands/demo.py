@@ -16,8 +16,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from units.crowd.errors import PublishError
+from units.crowd.models import LabelSource
 from units.crowd.publishing import PublishSettings, hit_publish
 from units.crowd.qualification import mark_qualified
+from units.crowd.verify import hit_publish_verify
 from units.dissection.job_state import job_fail
 from units.dissection.models import DissectionJob, Network, ProbeDataset, Unit
 from units.dissection.services import (
@@ -163,10 +165,17 @@ class Command(BaseCommand):
         self.say(f"  done: {Unit.objects.filter(layer__job=job).count()} units.")
         return job
 
-    def publish(self, job: DissectionJob) -> None:
-        batch = hit_publish(layers=job.layer_set.all(),
-                            settings=PublishSettings(assignments_per_hit=3, sentinels=0, name=f"demo: job {job.pk}"))
+    def publish(self, job: DissectionJob, *, pictures: str = "Digit pictures") -> None:
+        """Label HITs and verify HITs of the job's units. Batch titles are what annotators read on their
+        home page and every HIT page, so they say what the work is, never a job id."""
+        layers = list(job.layer_set.all())
+        batch = hit_publish(layers=layers, settings=PublishSettings(
+            assignments_per_hit=3, sentinels=0, name=f"{pictures}: name what each unit detects"))
         self.say(f"Publishing: {batch.report}.")
+        # A yes/no question on the automatic (IoU) label: the quick work a new annotator can start with.
+        verify = hit_publish_verify(layers=layers, sources=[LabelSource.IOU], settings=PublishSettings.for_verify(
+            assignments_per_hit=3, name=f"{pictures}: does the proposed word fit?"))
+        self.say(f"Publishing verify HITs: {verify.report}.")
 
     def check_admin_password(self, admin_password: str | None) -> None:
         if admin_password is None:
