@@ -86,6 +86,17 @@ def test_the_command_publishes_chosen_layers_and_names_unknown_ones(capsys):
         call_command("publish_hits", "--job", str(job.pk), "--layers", "conv9")
 
 
+def test_the_command_names_the_batch_with_the_title_given():
+    from units.crowd.models import HitBatch
+
+    job = make_job(layers={"conv2": 2, "conv3": 3}, exemplars_per_unit=1)
+    call_command("publish_hits", "--job", str(job.pk), "--layers", "conv2", "--title", "Street scenes: name it")
+    call_command("publish_hits", "--job", str(job.pk), "--layers", "conv3")
+    names = list(HitBatch.objects.order_by("pk").values_list("name", flat=True))
+    assert names[0] == "Street scenes: name it"
+    assert names[1].startswith("Name what units detect: ") and names[1].endswith("conv3")
+
+
 def test_the_publish_page_creates_hits_for_the_chosen_layers(client, requester):
     job = make_job(layers={"conv3": 3}, exemplars_per_unit=1)
     client.login(username=requester.username, password=PASSWORD)

@@ -28,6 +28,8 @@ class Command(BaseCommand):
                             help="label: name the concept; verify: judge a proposed label yes/no")
         parser.add_argument("--source", nargs="+", choices=["iou", "crowd"], default=["iou"],
                             help="verify HITs: whose labels to judge (one HIT per unit and source)")
+        parser.add_argument("--title", default="", help="the batch's title as annotators see it (default: the "
+                                                        "network and layers in words)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         job = DissectionJob.objects.filter(pk=opts["job"]).first()
@@ -44,7 +46,7 @@ class Command(BaseCommand):
             assignments_per_hit=opts["assignments"], reward=opts["reward"],
             lifetime_seconds=opts["lifetime"], assignment_duration_seconds=opts["duration"],
             auto_approval_delay_seconds=opts["auto_approve"], exemplars_shown=opts["exemplars"],
-            sentinels=opts["sentinels"], skip_dead=not opts["include_dead"],
+            sentinels=opts["sentinels"], skip_dead=not opts["include_dead"], name=opts["title"][:200],
         )
         try:
             if opts["type"] == "verify":
