@@ -3,7 +3,7 @@ published earlier, say), stays in it from HIT to HIT, and falls back to any batc
 import pytest
 from django.urls import reverse
 
-from units.crowd.models import Assignment, HitBatch
+from units.crowd.models import Assignment, Hit, HitBatch
 from units.crowd.publishing import PublishSettings
 from units.crowd.verify import hit_publish_verify
 
@@ -48,5 +48,62 @@ def test_choosing_the_verify_batch_gives_verify_hits_until_it_is_empty_then_any(
 @pytest.mark.parametrize("batch", ["", "abc", "-1", "99999999999999999999999", "424242"])
 def test_a_made_up_batch_is_no_error(annie, annotator, hits, batch):
     response = annie.post(reverse("crowd:next"), {"batch": batch})
+    assert response.status_code == 302
+    assert Assignment.objects.filter(worker=annotator, status=Assignment.Status.ACCEPTED).count() == 1
+
+
+def _kinds_section(page: str) -> str:
+    return page.split('id="kinds"')[1].split("</div>")[0]
+
+
+def test_a_new_annotator_is_offered_verify_work_first_with_counts_and_a_start_button_for_each_kind(
+        annie, verify_batch, hits):
+    page = annie.get(reverse("crowd:home")).content.decode()
+    kinds = _kinds_section(page)
+    assert kinds.index('id="kind-verify"') < kinds.index('id="kind-label"')
+    verify_left = Hit.objects.filter(kind="verify").count()
+    label_left = Hit.objects.filter(kind="label").count()
+    assert f'<strong id="kind-left-verify">{verify_left}</strong>' in kinds
+    assert f'<strong id="kind-left-label">{label_left}</strong>' in kinds
+    assert 'id="start-verify"' in kinds and 'id="start-label"' in kinds
+    assert "recommended to start" in kinds.split('id="kind-label"')[0]
+    assert "recommended to start" not in kinds.split('id="kind-label"')[1]
+    # "any batch" is no longer what the page offers first: the verify button has the focus.
+    assert 'autofocus>Start verifying' in " ".join(kinds.split())
+    assert 'id="start-working" autofocus' not in page
+
+
+def test_an_experienced_annotator_sees_labelling_first_and_nothing_recommended(annie, verify_batch, monkeypatch):
+    from units.crowd.views import work
+
+    monkeypatch.setattr(work, "NEW_ANNOTATOR_HITS", 0)
+    page = annie.get(reverse("crowd:home")).content.decode()
+    kinds = _kinds_section(page)
+    assert kinds.index('id="kind-label"') < kinds.index('id="kind-verify"')
+    assert "recommended to start" not in kinds and 'id="start-working" autofocus' in page
+
+
+def test_choosing_verify_work_gives_verify_hits_from_every_verify_batch_then_any(annie, annotator, job, verify_batch):
+    second = hit_publish_verify(layers=list(job.layer_set.all()), sources=["requester"],
+                                labels={h.unit_id: "blob" for h in verify_batch.hits.all()},
+                                settings=PublishSettings.for_verify(assignments_per_hit=1))
+    expected = Hit.objects.filter(kind="verify").count()
+    assert second.pk and expected > verify_batch.hits.count()
+    annie.post(reverse("crowd:next"), {"kind": "verify"})
+    batches = []
+    for _ in range(expected):
+        assignment = Assignment.objects.get(worker=annotator, status=Assignment.Status.ACCEPTED)
+        assert assignment.hit.kind == "verify"
+        batches.append(assignment.hit.batch_id)
+        assert annie.post(reverse("crowd:work", args=[assignment.pk]), {"verdict": "no"}).status_code == 302
+    assert set(batches) == {verify_batch.pk, second.pk}
+    nxt = Assignment.objects.get(worker=annotator, status=Assignment.Status.ACCEPTED)
+    assert nxt.hit.kind == "label"
+    assert "The verify work you chose has no HIT left for you" in annie.get(reverse("crowd:home")).content.decode()
+
+
+@pytest.mark.parametrize("kind", ["", "paint", "VERIFY", "x" * 500])
+def test_a_made_up_kind_is_no_error_and_gives_any_hit(annie, annotator, hits, kind):
+    response = annie.post(reverse("crowd:next"), {"kind": kind})
     assert response.status_code == 302
     assert Assignment.objects.filter(worker=annotator, status=Assignment.Status.ACCEPTED).count() == 1

@@ -54,13 +54,14 @@ def test_an_annotator_signs_up_qualifies_and_labels_three_hits(live_server, page
     ranks = sorted(a1.non_fitting.values_list("rank", flat=True))
     assert ranks == [1]  # the second image shown
 
-    # HIT 2, mouse only: click two images (one twice, so it ends unmarked), a category, confidence, submit.
+    # HIT 2, mouse only: tick "does not fit" under three images (one twice, so it ends unmarked), a category,
+    # confidence, submit.
     second = current_assignment_id(page)
-    images = page.locator(".ex img")
-    images.nth(0).click()
-    images.nth(3).click()
-    images.nth(3).click()
-    images.nth(4).click()
+    marks = page.locator(".ex .mark-toggle")
+    marks.nth(0).click()
+    marks.nth(3).click()
+    marks.nth(3).click()
+    marks.nth(4).click()
     page.click("label:has(input[name=category][value=texture])")
     page.fill("#id_word", "stripes")
     page.fill("#id_description", "diagonal <b>stripes</b>")

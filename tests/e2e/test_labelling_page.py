@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.e2e.conftest import axe_violations, current_assignment_id, log_in, screenshot, start_working
+from tests.e2e.conftest import axe_violations, csp_violations, current_assignment_id, log_in, screenshot, start_working
+from tests.e2e.test_review_and_qualification import enlarge_and_close
 from tests.factories import make_user
 from units.crowd.models import Annotation, Assignment, Skip
 
@@ -88,7 +89,7 @@ def test_the_timer_warns_at_two_minutes_and_thirty_seconds_then_grants_a_grace(l
 def test_the_draft_survives_a_reload_and_an_expiry_and_goes_once_submitted(live_server, page, kim):
     log_in(page, live_server, "kim")
     pk = start_working(page)
-    page.click(".ex:nth-child(3)")
+    page.click(".ex:nth-child(3) .mark-toggle")
     page.keyboard.press("4")
     page.fill("#id_word", "Ελληνικά")
     page.fill("#id_description", "half typed")
@@ -289,3 +290,37 @@ def test_the_word_field_says_it_is_full_instead_of_cutting_silently(live_server,
     assert page.input_value("#id_word") == "a" * (limit - 12) + "bbbb" + "c" * 8
     assert "the field takes no more" in page.inner_text("#word-count")
     assert page.get_attribute("#word-count", "aria-live") == "polite"
+
+
+def test_a_click_on_a_picture_enlarges_it_and_the_visible_box_under_it_marks_it(live_server, page, kim):
+    """One rule on every page with pictures: a click enlarges. Marking is the "does not fit" box."""
+    log_in(page, live_server, "kim")
+    pk = start_working(page)
+    enlarge_and_close(page, ".ex:nth-child(3) img")
+    assert page.locator(".ex input:checked").count() == 0  # the click marked nothing
+    mark = page.locator(".ex:nth-child(3) .mark-toggle")
+    assert mark.is_visible() and mark.inner_text().strip() == "does not fit"
+    assert page.locator("#mark-3").is_visible()
+    mark.click()
+    assert page.is_checked("#mark-3") and page.locator(".ex:nth-child(3).marked").count() == 1
+    # The boxes are Tab stops one after the other (the pictures' links are not: Z enlarges from the box).
+    page.focus("#mark-1")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "mark-2"
+    # The lightbox's own button marks the picture it shows.
+    page.click(".ex:nth-child(4) img")
+    page.wait_for_selector("#lightbox[open]")
+    assert page.inner_text("#lightbox-caption") == "image 4 of 6"
+    page.click("#lightbox-mark")
+    assert page.get_attribute("#lightbox-mark", "aria-pressed") == "true"
+    assert page.inner_text("#lightbox-caption") == "image 4 of 6 (marked: does not fit)"
+    page.keyboard.press("Escape")
+    assert page.is_checked("#mark-4")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'mark-4'")
+    assert csp_violations(page) == [] and axe_violations(page) == []
+    page.keyboard.press("2")
+    page.keyboard.press("w")
+    page.keyboard.type("nine")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/assignments/{pk}/" not in url)
+    assert sorted(Annotation.objects.get(assignment_id=pk).non_fitting.values_list("rank", flat=True)) == [2, 3]

@@ -51,13 +51,19 @@ def test_a_reviewer_sees_the_marked_images_and_rejects_from_the_keyboard(live_se
     page.wait_for_selector(".messages")
     assert Assignment.objects.get(pk=first.assignment_id).status == "rejected"
     assert Assignment.objects.get(pk=second.assignment_id).status == "submitted"
+    # A click on a picture enlarges it, in the same lightbox as every annotator page.
+    enlarge_and_close(page, f"#assignment-{second.assignment_id} figure a >> nth=0")
+    assert page.inner_text("#lightbox-caption") == "image 1 of 6"
 
 
 def enlarge_and_close(page, selector: str) -> None:
-    """A click opens the lightbox in this page, the picture large (not the small file in a new tab)."""
+    """A click opens the lightbox in this page, the picture large (not the small file in a new tab): the
+    picture clicked, as its file is (not a thumbnail), scaled up to at least 256 px."""
     pages_before = len(page.context.pages)
+    clicked = page.locator(selector).evaluate("el => (el.querySelector('img') || el).src")
     page.click(selector)
     page.wait_for_selector("#lightbox[open]")
+    assert page.eval_on_selector("#lightbox-img", "img => img.src") == clicked
     assert page.locator("#lightbox-img").bounding_box()["width"] >= 256
     assert len(page.context.pages) == pages_before
     page.keyboard.press("Escape")
@@ -77,7 +83,16 @@ def test_a_failed_qualification_says_which_units_were_wrong_the_pass_mark_and_wh
     for name in names:
         page.focus(f"input[name={name.replace('word_', 'category_')}] >> nth=0")
         page.keyboard.press("2")
-    enlarge_and_close(page, ".qual-images a >> nth=0")  # click enlarges, as Z does on the HIT page
+    enlarge_and_close(page, ".qual-images a >> nth=0")  # click enlarges, as on every page with pictures
+    # The word field says, as one types, that it takes at most 60 characters (the server keeps no more).
+    counter = page.get_attribute(f"input[name={names[1]}]", "data-counter")
+    page.fill(f"input[name={names[1]}]", "g" * 55)
+    page.dispatch_event(f"input[name={names[1]}]", "input")
+    assert page.inner_text(f"#{counter}") == "55 of 60 characters"
+    page.fill(f"input[name={names[1]}]", "giraffe")
+    page.dispatch_event(f"input[name={names[1]}]", "input")
+    assert page.inner_text(f"#{counter}") == ""
+    assert "at most 60 characters" in page.inner_text("main")
     page.click("#qualification-form button[type=submit]")
     page.wait_for_url(re.compile(r"/crowd/qualification/$"))
     enlarge_and_close(page, "#qualification-feedback .thumbs a >> nth=0")

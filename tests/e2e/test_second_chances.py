@@ -36,7 +36,7 @@ def test_a_skip_can_be_undone_from_the_next_page(live_server, page, kim):
 def test_an_expired_hit_can_be_taken_again_and_the_draft_comes_back(live_server, page, kim):
     log_in(page, live_server, "kim")
     pk = start_working(page)
-    page.click(".ex:nth-child(2)")
+    page.click(".ex:nth-child(2) .mark-toggle")
     page.keyboard.press("4")
     page.fill("#id_word", "crème brûlée")
     Assignment.objects.filter(pk=pk).update(deadline=timezone.now() - timedelta(seconds=1))

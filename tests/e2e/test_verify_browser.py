@@ -1,5 +1,6 @@
 """Verify HITs in a real browser (Playwright driving Debian's Chromium, headless): an annotator answers
-three verify HITs with the keys Y, N and U, one HIT after the other, and a held-down key posts once."""
+three verify HITs with the keys Y, N and U then Enter, one HIT after the other; a key alone only chooses,
+and a held-down Enter posts once."""
 import re
 
 import pytest
@@ -34,14 +35,21 @@ def test_an_annotator_answers_verify_hits_with_y_n_and_u(live_server, page, site
     for key, verdict in (("y", "yes"), ("n", "no"), ("U", "unsure")):
         page.wait_for_url(re.compile(r"/crowd/assignments/\d+/$"))
         page.wait_for_selector("#proposed-label")
+        page.wait_for_load_state("load")
         pk = current_assignment_id(page)
         shown = page.inner_text("#proposed-label").strip()
         assert page.locator("#exemplars img").count() == 6
+        page.keyboard.press("u" if key != "U" else "y")  # a stray key only chooses: nothing is sent
+        page.keyboard.press(key)
+        page.wait_for_timeout(200)
+        assert current_assignment_id(page) == pk and not Annotation.objects.filter(assignment_id=pk).exists()
+        assert page.is_checked(f"#verdict-{verdict}")
+        assert f"Your answer: {verdict}" in page.inner_text("#chosen")
         if key == "y":
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "verify-form.png"), full_page=True)
-        page.keyboard.press(key)
-        page.keyboard.press(key)  # a second press while the page leaves must not post again
+        page.keyboard.press("Enter")
+        page.keyboard.press("Enter")  # a second press while the page leaves must not post again
         page.wait_for_url(lambda url, pk=pk: f"/assignments/{pk}/" not in url)
         annotation = Annotation.objects.get(assignment_id=pk)
         assert annotation.verdict == verdict
@@ -50,6 +58,18 @@ def test_an_annotator_answers_verify_hits_with_y_n_and_u(live_server, page, site
     assert Annotation.objects.count() == 3 and len(set(answered)) == 3
     page.goto(f"{live_server.url}/crowd/")
     assert count(page, "submitted") == 3
+
+
+def test_enter_before_a_choice_asks_for_one_and_sends_nothing(live_server, page, site):
+    pk = _start(live_server, page)
+    page.keyboard.press("Enter")
+    assert "Choose yes, no or unsure first" in page.inner_text("#chosen")
+    page.click("label[for=verdict-no]")  # a click chooses too, and sends nothing either
+    page.wait_for_timeout(200)
+    assert current_assignment_id(page) == pk and not Annotation.objects.exists()
+    page.click("#submit-verdict")
+    page.wait_for_url(lambda url: f"/assignments/{pk}/" not in url)
+    assert Annotation.objects.get(assignment_id=pk).verdict == "no"
 
 
 def _start(live_server, page):
@@ -76,25 +96,36 @@ def test_return_and_skip_on_a_verify_hit_ask_first_and_a_no_keeps_the_hit(live_s
     page.on("dialog", decline)
     page.click("#return-hit")
     page.click("#skip-hit")
+    page.keyboard.press("r")  # the keys of the labelling page, asking the same
+    page.keyboard.press("s")
     page.wait_for_timeout(300)
-    assert len(asked) == 2 and "Return this HIT?" in asked[0] and "Skip this HIT for good?" in asked[1]
+    assert len(asked) == 4 and "Return this HIT?" in asked[0] and "Skip this HIT for good?" in asked[1]
+    assert asked[2:] == asked[:2]
     assert current_assignment_id(page) == pk
     assert Assignment.objects.get(pk=pk).status == Assignment.Status.ACCEPTED
     assert page.locator("h1").count() == 1
 
 
-def test_a_verify_hit_warns_at_two_minutes_and_thirty_seconds(live_server, page, site):
+def test_a_verify_hit_warns_at_two_minutes_and_thirty_seconds_beside_the_answer(live_server, page, site):
+    from tests.e2e.test_labelling_page import in_view
+
     page.clock.install()
     _start(live_server, page)
     warning = page.locator("#time-warning")
     assert warning.is_hidden() and warning.get_attribute("aria-live") == "assertive"
     seconds = int(page.get_attribute("#time-left", "data-seconds"))
-    page.clock.run_for((seconds - 119) * 1000)
+    grace = 20  # the shown clock ends before the server's deadline, as on the labelling page
+    page.clock.run_for((seconds - grace - 119) * 1000)
     assert "2 minutes left" in warning.inner_text()
+    page.keyboard.press("y")
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # the top bar is out of view
     page.clock.run_for(90 * 1000)
     assert "30 seconds left" in warning.inner_text()
-    page.clock.run_for(40 * 1000)
-    assert "run out" in warning.inner_text()
+    assert "30 seconds left" in page.inner_text("#bar-warning") and in_view(page, "#bar-warning")
+    page.clock.run_for(30 * 1000)
+    assert "Time is up" in page.inner_text("#bar-warning") and in_view(page, "#submit-verdict")
+    page.clock.run_for(grace * 1000)
+    assert "run out" in warning.inner_text() and "run out" in page.inner_text("#bar-warning")
 
 
 def test_a_click_on_a_verify_picture_enlarges_it_in_the_lightbox(live_server, page, site):
@@ -103,3 +134,29 @@ def test_a_click_on_a_verify_picture_enlarges_it_in_the_lightbox(live_server, pa
     pk = _start(live_server, page)
     enlarge_and_close(page, "#exemplars a >> nth=2")
     assert current_assignment_id(page) == pk
+    page.keyboard.press("y")  # the keys are the page's again once the lightbox is closed
+    assert page.is_checked("#verdict-yes") and not Annotation.objects.exists()
+
+
+def test_a_new_annotator_is_steered_to_verify_work_and_stays_in_it(live_server, page, site):
+    from tests.e2e.conftest import axe_violations, log_in
+    from tests.factories import make_hits
+    from units.crowd.models import Hit
+
+    make_hits(site, assignments=1)  # label HITs too: the home offers both kinds
+    log_in(page, live_server, "vera")
+    page.wait_for_load_state("load")
+    assert page.inner_text("#kind-left-verify") == str(Hit.objects.filter(kind="verify").count())
+    assert page.inner_text("#kind-left-label") == str(Hit.objects.filter(kind="label").count())
+    assert page.is_visible("#start-label") and "recommended to start" in page.inner_text("#kind-verify")
+    assert page.evaluate("document.activeElement.id") == "start-verify"  # Enter starts verify work
+    assert axe_violations(page) == []
+    page.keyboard.press("Enter")
+    for _ in range(2):
+        page.wait_for_selector("#proposed-label")
+        page.wait_for_load_state("load")
+        pk = current_assignment_id(page)
+        page.keyboard.press("y")
+        page.keyboard.press("Enter")
+        page.wait_for_url(lambda url, pk=pk: f"/assignments/{pk}/" not in url)
+    assert [a.assignment.hit.kind for a in Annotation.objects.all()] == ["verify", "verify"]

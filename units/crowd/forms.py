@@ -38,7 +38,9 @@ class AnswerForm(forms.Form):
     refused here too."""
 
     word = forms.CharField(max_length=WORD_MAX, required=False,
-                           widget=forms.TextInput(attrs={"autocomplete": "off", "id": "id_word"}))
+                           # data-counter: the page says how many characters are left (crowd/wordcount.js).
+                           widget=forms.TextInput(attrs={"autocomplete": "off", "id": "id_word",
+                                                         "data-counter": "word-count"}))
     category = forms.ChoiceField(choices=CATEGORY_CHOICES, widget=forms.RadioSelect,
                                  error_messages={"required": "Choose a category (keys 1-6)."})
     non_fitting = forms.TypedMultipleChoiceField(coerce=str, required=False, choices=())

@@ -15,7 +15,7 @@ from units.dissection.models import Unit
 from .annotators import annotator_qualify, profile_get
 from .errors import Conflict, CrowdError
 from .models import CrowdSettings, QualificationAttempt
-from .validation import clean_word, gold_parts
+from .validation import WORD_MAX, clean_word, gold_parts
 
 
 def mark_qualified(user: User, *, by: User | None = None) -> None:
@@ -117,7 +117,7 @@ def qualification_submit(*, attempt: QualificationAttempt, answers: dict[int, tu
     stored = {}
     for unit_id in attempt.unit_ids:
         word, category = answers.get(unit_id, ("", ""))
-        word = clean_word(word)[:100]
+        word = clean_word(word)[:WORD_MAX]  # the page's field says it takes no more
         unit = units.get(unit_id)
         word_ok, category_ok = (False, False) if unit is None else gold_parts(
             word=word, category=category, gold_word=unit.gold_word, gold_category=unit.gold_category

@@ -257,9 +257,11 @@ def _locked_claimable_profile(worker: User) -> AnnotatorProfile:
 HIT_SHOWN = ("unit__layer", "batch")
 
 
-def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int | None = None) -> Assignment | None:
+def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int | None = None,
+                     kind: str | None = None) -> Assignment | None:
     """The worker's next assignment (their unfinished one first), or None when there is no work.
-    With `batch_id`, only a HIT of that batch (the annotator chose it); None if it has none left.
+    With `batch_id`, only a HIT of that batch, with `kind` (label or verify) only a HIT of that kind (the
+    annotator chose it); None if there is none left.
 
     The assignment comes with its HIT, unit, layer and batch loaded (HIT_SHOWN)."""
     now = now or timezone.now()
@@ -279,13 +281,14 @@ def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int
         def likely() -> list[int]:
             return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng)
 
-        def in_batch() -> list[int]:
-            return _shortlist(open_hits_for(worker, now=now).filter(batch_id=batch_id), gold_first=gold_first,
-                              rng=rng)
+        def chosen() -> list[int]:
+            hits = open_hits_for(worker, now=now)
+            hits = hits if batch_id is None else hits.filter(batch_id=batch_id)
+            return _shortlist(hits if kind is None else hits.filter(kind=kind), gold_first=gold_first, rng=rng)
 
         # The shortlist by kept status first; the exact per-HIT count only when it finds nothing,
-        # so "no work" is never answered while a slot is free. A chosen batch is counted exactly.
-        for shortlist in ((in_batch,) if batch_id is not None else (likely, exact)):
+        # so "no work" is never answered while a slot is free. A chosen batch or kind is counted exactly.
+        for shortlist in ((chosen,) if batch_id is not None or kind is not None else (likely, exact)):
             for attempt in range(CLAIM_ROUNDS):
                 busy = False
                 for hit_id in shortlist():

@@ -1,4 +1,4 @@
-"""The verify HIT's page: the unit's strip, one proposed label, yes / no / unsure (keys Y, N, U).
+"""The verify HIT's page: the unit's strip, one proposed label, yes / no / unsure (keys Y, N, U, then Enter).
 
 Served by the work view (`crowd:work`) when the claimed HIT is a verify HIT, so the queue,
 return and skip stay the labelling HITs' own.
@@ -18,6 +18,10 @@ from ..errors import CrowdError, InvalidAnswer
 from ..models import VERDICT_CHOICES, Assignment
 from ..selectors import hit_pictures
 from ..verify import verdict_submit
+
+
+# (value, key, words) of the three answers, in the order the page shows them.
+VERDICTS_SHOWN = [("yes", "Y", "yes"), ("no", "N", "no"), ("unsure", "U", "unsure")]
 
 
 class VerdictForm(forms.Form):
@@ -54,6 +58,6 @@ def verify_work(request: HttpRequest, assignment: Assignment, *, go_on: Callable
     hit = assignment.hit
     exemplars = hit_pictures(hit)  # a verify HIT shows its unit's top pictures only, by opaque URLs
     return render(request, "crowd/verify.html", {
-        "assignment": assignment, "hit": hit, "form": form, "exemplars": exemplars,
+        "assignment": assignment, "hit": hit, "form": form, "exemplars": exemplars, "verdicts": VERDICTS_SHOWN,
         "seconds_left": max(0, int((assignment.deadline - timezone.now()).total_seconds())),
     }, status=400 if form.errors else 200)

@@ -47,6 +47,7 @@ from ..services import (
     hit_skip_undo,
     open_hits_for,
 )
+from ..validation import WORD_MAX
 from .verify import verify_work
 
 # Where each field's error points to on the labelling page (the error summary links there).
@@ -58,17 +59,49 @@ _ERROR_ANCHORS = {"category": ("categories", "Category"), "word": ("id_word", "W
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     profile = profile_get(request.user)
+    stats = annotator_stats(request.user)
     return render(request, "crowd/home.html", {
         "profile": profile,
-        "stats": annotator_stats(request.user),
+        "stats": stats,
         "current": annotator_current(request.user),
         "qualification": qual.qualification_state(request.user),
         "recent": annotator_recent_work(request.user),
         "per_project": annotator_earnings_by_project(request.user),
         # A skipped HIT's assignment is stored as returned; the list says which the annotator skipped.
         "skipped_hits": set(Skip.objects.filter(worker=request.user).values_list("hit_id", flat=True)),
-        "batches": _open_batches(request.user) if profile.is_qualified and not profile.is_blocked else [],
+        **_work_offered(request.user, profile.is_qualified and not profile.is_blocked, handed_in=stats.submitted),
     })
+
+
+# Below this many HITs handed in, an annotator is new: the home page puts verify HITs first (a yes/no
+# question is learnt in seconds) instead of letting "any batch" hand them label HITs one after the other.
+NEW_ANNOTATOR_HITS = 10
+
+# The two kinds of work as the home page offers them: (kind, heading, what it asks, start button).
+_KINDS = [
+    (HitKind.VERIFY, "Verify labels", "A yes/no question: does a proposed word describe a unit's pictures? "
+                                      "A few seconds each, and a good way to start.", "Start verifying"),
+    (HitKind.LABEL, "Label units", "Name what a unit's pictures have in common, choose its category and mark "
+                                   "the pictures that do not fit.", "Start labelling"),
+]
+
+
+def _work_offered(user: User, can_work: bool, *, handed_in: int) -> dict:
+    """The batches open to this annotator, and per kind of work its HITs left, the kind a new annotator
+    should start with first."""
+    if not can_work:
+        return {"batches": [], "kinds": [], "new_annotator": False}
+    batches = _open_batches(user)
+    left: Counter[str] = Counter()
+    for b in batches:
+        left[b["batch"].kind] += b["left"]
+    new = handed_in < NEW_ANNOTATOR_HITS
+    kinds = [{"kind": kind, "title": title, "about": about, "start": start, "left": left[kind],
+              "recommended": new and kind == HitKind.VERIFY and left[kind] > 0}
+             for kind, title, about, start in _KINDS]
+    if not new:
+        kinds.reverse()  # labelling is the main work; verify HITs stay one click away
+    return {"batches": batches, "kinds": kinds, "new_annotator": new}
 
 
 # Other annotators' times needed before a batch's "about N s per HIT" is shown: one or two times (or
@@ -159,7 +192,7 @@ def qualification(request: HttpRequest) -> HttpResponse:
         return redirect("crowd:qualification")
     return render(request, "crowd/qualification.html", {
         "state": state, "attempt": attempt, "units": _attempt_units(attempt), "categories": CATEGORY_CHOICES,
-        "feedback": feedback, "pass_mark": _pass_mark(attempt.total),
+        "feedback": feedback, "pass_mark": _pass_mark(attempt.total), "word_max": WORD_MAX,
     })
 
 
@@ -178,13 +211,15 @@ def next_assignment(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         # A bookmarked or reloaded /crowd/next/ would otherwise be a blank 405 page; claiming stays POST-only.
         return redirect("crowd:home")
-    # "Start" on a batch's row keeps this annotator in that batch (kept in the session) until it has no
-    # HIT left for them; the plain "Start working" takes HITs from any batch.
+    # "Start" on a batch's row, or on a kind of work, keeps this annotator in that batch or kind (kept in the
+    # session) until it has no HIT left for them; the plain "Start working" takes HITs from any batch.
     batch_id = _chosen_batch(request.POST.get("batch", ""))
-    if batch_id is None:
-        request.session.pop(CHOSEN_BATCH, None)
-    else:
-        request.session[CHOSEN_BATCH] = batch_id
+    kind = request.POST.get("kind", "")
+    for key, value in ((CHOSEN_BATCH, batch_id), (CHOSEN_KIND, kind if kind in HitKind.values else None)):
+        if value is None:
+            request.session.pop(key, None)
+        else:
+            request.session[key] = value
     try:
         assignment = _claim(request)
     except CrowdError as exc:
@@ -197,6 +232,7 @@ def next_assignment(request: HttpRequest) -> HttpResponse:
 
 
 CHOSEN_BATCH = "crowd_batch"
+CHOSEN_KIND = "crowd_kind"
 
 
 def _chosen_batch(raw: str) -> int | None:
@@ -204,14 +240,17 @@ def _chosen_batch(raw: str) -> int | None:
 
 
 def _claim(request: HttpRequest) -> Assignment | None:
-    """The next assignment, from the batch the annotator chose while it has HITs for them, else any."""
-    batch_id = request.session.get(CHOSEN_BATCH)
-    if batch_id is not None:
-        assignment = assignment_claim(worker=request.user, batch_id=batch_id)
+    """The next assignment, from the batch or kind of work the annotator chose while it has HITs for them,
+    else any."""
+    batch_id, kind = request.session.get(CHOSEN_BATCH), request.session.get(CHOSEN_KIND)
+    if batch_id is not None or kind is not None:
+        assignment = assignment_claim(worker=request.user, batch_id=batch_id, kind=kind)
         if assignment is not None:
             return assignment
         request.session.pop(CHOSEN_BATCH, None)
-        messages.info(request, "The batch you chose has no HIT left for you: HITs now come from any batch.")
+        request.session.pop(CHOSEN_KIND, None)
+        chose = "The batch you chose" if batch_id is not None else f"The {kind} work you chose"
+        messages.info(request, f"{chose} has no HIT left for you: HITs now come from any batch.")
     return assignment_claim(worker=request.user)
 
 

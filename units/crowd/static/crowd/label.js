@@ -1,13 +1,12 @@
-/* The labelling form: keyboard, timer warnings, a draft kept in the browser, the shortcut legend
-   and the lightbox. The form works without this script (plain checkboxes, radios, submit buttons).
-   Keys: 1-6 category, arrows or J/K move between images, Space marks one, Z enlarges, W jumps to the
-   word, P toggles highlighted/plain, Enter submits, R returns, S skips, ? shows the legend. */
+/* The labelling form: keyboard, a draft kept in the browser, the shortcut legend and marking from the
+   lightbox (crowd/lightbox.js; the timer is crowd/timer.js). The form works without this script (plain
+   checkboxes, radios, submit buttons). Keys: 1-6 category, arrows or J/K move between images, Space marks
+   one, Z enlarges (as a click on a picture does), W jumps to the word, P toggles highlighted/plain, Enter
+   submits, R returns, S skips, ? shows the legend. */
 (function () {
   "use strict";
   var DRAFT_PREFIX = "unitcrowd-draft-";
   var DRAFT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
-  var WARNINGS = [120, 30];      // seconds left on the shown clock when we warn
-  var GRACE_SECONDS = 20;        // the shown clock ends this much before the server's deadline
 
   function storage() {
     try { return window.localStorage; } catch (e) { return null; }  // private mode, disabled storage
@@ -36,17 +35,6 @@
   var categories = Array.prototype.slice.call(form.querySelectorAll("input[name=category]"));
   var confidences = Array.prototype.slice.call(form.querySelectorAll("input[name=confidence]"));
   var word = document.getElementById("id_word");
-  // The field takes at most maxlength characters and the browser drops the rest without a word: say so
-  // as one types, from the last ten characters on.
-  var wordCount = document.getElementById("word-count");
-  var countWord = function () {
-    if (!word || !wordCount || !word.maxLength || word.maxLength < 0) { return; }
-    var n = word.value.length, max = word.maxLength;
-    wordCount.textContent = n >= max ? n + " of " + max + " characters: the field takes no more"
-      : (n >= max - 10 ? n + " of " + max + " characters" : "");
-    wordCount.className = n >= max ? "notice bad" : "muted";
-  };
-  if (word) { word.addEventListener("input", countWord); countWord(); }
   var description = document.getElementById("id_description");
   var draftStatus = document.getElementById("draft-status");
   var current = 0;
@@ -128,31 +116,37 @@
   }
   if (showLegend) { showLegend.addEventListener("click", function () { openDialog(legend); }); }
 
+  // The lightbox is the site's one (crowd/lightbox.js: a click or Z opens it, arrows move); here it also
+  // marks: Space or its button, and the caption says whether the picture shown is marked.
   var lightbox = document.getElementById("lightbox");
-  var lightboxImg = document.getElementById("lightbox-img");
+  var lightboxMark = document.getElementById("lightbox-mark");
   var lightboxCaption = document.getElementById("lightbox-caption");
-  var shownInLightbox = 0;  // not `current`: the dialog's focus restore on closing moves that
+  var shownInLightbox = -1;
+  function linkOf(i) { return boxes[i] ? boxes[i].closest(".ex").querySelector("a[data-enlarge]") : null; }
+  function showMarkInLightbox() {
+    var box = boxes[shownInLightbox];
+    if (!box) { return; }
+    var caption = lightboxCaption.textContent.replace(/ \(marked: does not fit\)$/, "");
+    lightboxCaption.textContent = caption + (box.checked ? " (marked: does not fit)" : "");
+    lightbox.classList.toggle("marked", box.checked);
+    if (lightboxMark) { lightboxMark.setAttribute("aria-pressed", box.checked ? "true" : "false"); }
+  }
   function showInLightbox(i) {
-    if (!boxes.length || !lightbox) { return; }
-    current = shownInLightbox = (i + boxes.length) % boxes.length;
-    var img = boxes[current].closest(".ex").querySelector("img");
-    lightboxImg.src = img.src;
-    lightboxImg.alt = img.alt;
-    lightboxCaption.textContent = img.alt + " of " + boxes.length + (boxes[current].checked ? " (marked: does not fit)" : "");
-    lightbox.classList.toggle("marked", boxes[current].checked);
-    openDialog(lightbox);
+    var link = linkOf((i + boxes.length) % boxes.length);
+    if (link && window.unitcrowdLightbox) { window.unitcrowdLightbox.show(link); }
   }
   if (lightbox) {
-    lightbox.addEventListener("keydown", function (e) {
-      var i = shownInLightbox;
-      if (e.key === "ArrowRight" || e.key === "j") { showInLightbox(i + 1); e.preventDefault(); }
-      else if (e.key === "ArrowLeft" || e.key === "k") { showInLightbox(i - 1); e.preventDefault(); }
-      else if (e.key === " ") { toggleMark(i); showInLightbox(i); e.preventDefault(); }
-      else if (e.key === "z") { lightbox.close(); e.preventDefault(); }
-      e.stopPropagation();  // the page's keys must not act behind the dialog
+    lightbox.addEventListener("lightbox:shown", function (e) {
+      shownInLightbox = boxes.indexOf(e.detail.link.closest(".ex").querySelector("input[type=checkbox]"));
+      current = shownInLightbox;
+      showMarkInLightbox();
     });
-    // The dialog gives the focus back to where it was opened; the annotator may have moved on since.
-    lightbox.addEventListener("close", function () { setTimeout(function () { focusImage(shownInLightbox); }, 0); });
+    lightbox.addEventListener("keydown", function (e) {
+      if (e.key === " ") { toggleMark(shownInLightbox); showMarkInLightbox(); e.preventDefault(); }
+    });
+    if (lightboxMark) {
+      lightboxMark.addEventListener("click", function () { toggleMark(shownInLightbox); showMarkInLightbox(); });
+    }
   }
 
   // --- return and skip: both ask first (neither HIT comes back to this annotator) ---
@@ -226,59 +220,4 @@
   var errors = document.getElementById("form-errors");
   if (errors) { errors.focus(); }
 
-  // --- the timer: warnings at 2 min and 30 s, then a grace for a submit already typed ---
-  var left = document.getElementById("time-left");
-  var barTime = document.getElementById("bar-time");
-  var warning = document.getElementById("time-warning");
-  var hitBar = document.getElementById("hit-bar");
-  var barWarning = document.getElementById("bar-warning");
-  var extendNear = document.getElementById("extend-near");
-  if (left) {
-    var serverSeconds = parseInt(left.dataset.seconds, 10);
-    var grace = Math.min(GRACE_SECONDS, Math.floor(serverSeconds / 10));
-    var serverEnd = Date.now() + 1000 * serverSeconds;
-    var shownEnd = serverEnd - 1000 * grace;
-    var said = {};
-    var say = function (stage, text, cls) {
-      if (said[stage]) { return; }
-      said[stage] = true;
-      warning.hidden = false;
-      warning.textContent = text;
-      warning.className = "notice " + cls;
-      hitBar.classList.remove("warn", "urgent", "expired");
-      hitBar.classList.add(cls);
-      if (barWarning) {
-        barWarning.hidden = false;
-        barWarning.textContent = text;
-        barWarning.className = "bar-warning " + cls;
-      }
-    };
-    var clock = function (s) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; };
-    var extendForm = document.getElementById("extend-form");
-    var tick = function () {
-      var now = Date.now();
-      var s = Math.max(0, Math.round((shownEnd - now) / 1000));
-      // Near the end, offer more time (once); the server's own clock decides, so its deadline is used here.
-      if (extendForm && extendForm.hidden && now < serverEnd &&
-          (serverEnd - now) / 1000 <= parseInt(extendForm.dataset.within, 10)) {
-        extendForm.hidden = false;
-        if (extendNear) { extendNear.hidden = false; }
-      }
-      left.textContent = clock(s);
-      if (barTime) { barTime.textContent = clock(s) + " left"; }
-      if (now >= serverEnd) {
-        say("gone", "The time for this HIT has run out. Your answer is kept in this browser; submitting now " +
-            "tells you whether the HIT was already given to someone else.", "expired");
-      } else if (s === 0) {
-        say("grace", "Time is up. Press Enter now to hand in what you typed: you have a few seconds of grace.",
-            "urgent");
-      } else if (s <= WARNINGS[1]) {
-        say("30", "30 seconds left. Your answer is kept as a draft.", "urgent");
-      } else if (s <= WARNINGS[0]) {
-        say("120", "2 minutes left.", "warn");
-      }
-    };
-    tick();
-    setInterval(tick, 1000);
-  }
 })();

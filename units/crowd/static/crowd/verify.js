@@ -1,19 +1,41 @@
-/* Keyboard for verify HITs: Y, N and U press the yes / no / unsure buttons (about five seconds a HIT).
-   The page works without this script: the three buttons are plain submit buttons. */
+/* Keyboard for verify HITs, in two steps as on the labelling page: Y, N and U choose yes / no / unsure,
+   Enter hands the choice in, so a stray key changes the choice but never submits. R returns and S skips
+   (both ask first). The timer is crowd/timer.js, the lightbox crowd/lightbox.js. Without this script the
+   page still works: three radio buttons and a submit button. */
 (function () {
   "use strict";
   var form = document.getElementById("verify-form");
   if (!form) { return; }
   var keys = { y: "verdict-yes", n: "verdict-no", u: "verdict-unsure" };
+  var chosen = document.getElementById("chosen");
+  var radios = Array.prototype.slice.call(form.querySelectorAll("input[name=verdict]"));
   var sent = false;
-  form.addEventListener("submit", function () { sent = true; });
-  document.addEventListener("keydown", function (e) {
-    if (e.ctrlKey || e.metaKey || e.altKey || sent) { return; }
-    var id = keys[(e.key || "").toLowerCase()];
-    if (!id) { return; }
-    e.preventDefault();
-    sent = true;  // one answer per HIT: a held-down key must not post twice
-    document.getElementById(id).click();
+
+  function choice() {
+    var on = radios.filter(function (r) { return r.checked; })[0];
+    return on ? on.value : "";
+  }
+  function sayChoice() {
+    var value = choice();
+    if (chosen && value) {
+      chosen.textContent = "Your answer: " + value + ". Enter hands it in; Y, N or U changes it.";
+      chosen.className = "";
+    }
+  }
+  radios.forEach(function (r) { r.addEventListener("change", sayChoice); });
+  sayChoice();  // a refused answer comes back with its choice
+
+  form.addEventListener("submit", function (e) {
+    if (sent) { e.preventDefault(); return; }  // one answer per HIT: a held-down Enter must not post twice
+    if (!choice()) {
+      e.preventDefault();
+      if (chosen) {
+        chosen.textContent = "Choose yes, no or unsure first (Y, N, U).";
+        chosen.className = "notice bad";
+      }
+      return;
+    }
+    sent = true;
   });
   // Return and skip ask first, as on label HITs: neither HIT comes back to this annotator.
   ["return-form", "skip-form"].forEach(function (id) {
@@ -23,33 +45,30 @@
       if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); }
     });
   });
-  // The timer, with the label page's warnings at 2 minutes and 30 seconds and when time has run out.
-  var left = document.getElementById("time-left");
-  var warning = document.getElementById("time-warning");
-  var hitBar = document.getElementById("hit-bar");
-  if (left) {
-    var end = Date.now() + 1000 * parseInt(left.dataset.seconds, 10);
-    var said = {};
-    var say = function (stage, text, cls) {
-      if (said[stage] || !warning) { return; }
-      said[stage] = true;
-      warning.hidden = false;
-      warning.textContent = text;
-      warning.className = "notice " + cls;
-      if (hitBar) { hitBar.classList.remove("warn", "urgent", "expired"); hitBar.classList.add(cls); }
-    };
-    var tick = function () {
-      var s = Math.max(0, Math.round((end - Date.now()) / 1000));
-      left.textContent = s + " s";
-      if (s === 0) {
-        say("gone", "The time for this HIT has run out: an answer now may be refused.", "expired");
-      } else if (s <= 30) {
-        say("30", "30 seconds left.", "urgent");
-      } else if (s <= 120) {
-        say("120", "2 minutes left.", "warn");
-      }
-    };
-    tick();
-    setInterval(tick, 1000);
+  function submitForm(f) {
+    if (f && f.requestSubmit) { f.requestSubmit(); } else if (f) { f.submit(); }
   }
+
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) { return; }
+    if (document.querySelector("dialog[open]")) { return; }  // the lightbox has the keyboard
+    var key = (e.key || "").toLowerCase();
+    var el = document.activeElement;
+    if (keys[key]) {
+      var radio = document.getElementById(keys[key]);
+      radio.checked = true;
+      sayChoice();
+      e.preventDefault();
+    } else if (key === "enter") {
+      if (el && (el.tagName === "BUTTON" || el.tagName === "A" || el.type === "radio")) { return; }  // native
+      e.preventDefault();
+      if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+    } else if (key === "r") {
+      submitForm(document.getElementById("return-form"));
+      e.preventDefault();
+    } else if (key === "s") {
+      submitForm(document.getElementById("skip-form"));
+      e.preventDefault();
+    }
+  });
 }());
