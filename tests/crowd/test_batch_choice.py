@@ -107,3 +107,11 @@ def test_a_made_up_kind_is_no_error_and_gives_any_hit(annie, annotator, hits, ki
     response = annie.post(reverse("crowd:next"), {"kind": kind})
     assert response.status_code == 302
     assert Assignment.objects.filter(worker=annotator, status=Assignment.Status.ACCEPTED).count() == 1
+
+
+def test_without_verify_work_a_new_annotator_is_not_told_to_start_with_it(annie, hits):
+    page = annie.get(reverse("crowd:home")).content.decode()
+    kinds = _kinds_section(page)
+    assert '<strong id="kind-left-verify">0</strong>' in kinds and 'id="start-verify"' not in kinds
+    assert "recommended to start" not in kinds and "Start with verify HITs" not in page
+    assert 'id="start-working" autofocus' in page

@@ -87,21 +87,21 @@ _KINDS = [
 
 
 def _work_offered(user: User, can_work: bool, *, handed_in: int) -> dict:
-    """The batches open to this annotator, and per kind of work its HITs left, the kind a new annotator
-    should start with first."""
+    """The batches open to this annotator, and per kind of work its HITs left; a new annotator is steered
+    to verify work while there is some."""
     if not can_work:
-        return {"batches": [], "kinds": [], "new_annotator": False}
+        return {"batches": [], "kinds": [], "steer_to_verify": False}
     batches = _open_batches(user)
     left: Counter[str] = Counter()
     for b in batches:
         left[b["batch"].kind] += b["left"]
-    new = handed_in < NEW_ANNOTATOR_HITS
+    steer = handed_in < NEW_ANNOTATOR_HITS and left[HitKind.VERIFY] > 0
     kinds = [{"kind": kind, "title": title, "about": about, "start": start, "left": left[kind],
-              "recommended": new and kind == HitKind.VERIFY and left[kind] > 0}
+              "recommended": steer and kind == HitKind.VERIFY}
              for kind, title, about, start in _KINDS]
-    if not new:
+    if not steer:
         kinds.reverse()  # labelling is the main work; verify HITs stay one click away
-    return {"batches": batches, "kinds": kinds, "new_annotator": new}
+    return {"batches": batches, "kinds": kinds, "steer_to_verify": steer}
 
 
 # Other annotators' times needed before a batch's "about N s per HIT" is shown: one or two times (or
