@@ -94,6 +94,16 @@ def start_working(page) -> int:
     return current_assignment_id(page)
 
 
+def answer_confirm(page, *, accept: bool) -> str:
+    """The HIT page's own question before return or skip (crowd/confirm.js): its text, after pressing the
+    action's button (`accept`) or Cancel. Cancel holds the focus when it opens."""
+    page.wait_for_selector("#confirm-dialog[open]")
+    assert page.evaluate("document.activeElement.id") == "confirm-cancel"
+    text = page.inner_text("#confirm-text")
+    page.click("#confirm-ok" if accept else "#confirm-cancel")
+    return text
+
+
 def csp_violations(page) -> list[str]:
     """What the page's Content-Security-Policy blocked since it loaded."""
     return page.evaluate("window.__cspViolations || []")

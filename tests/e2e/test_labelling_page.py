@@ -7,7 +7,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.e2e.conftest import axe_violations, csp_violations, current_assignment_id, log_in, screenshot, start_working
+from tests.e2e.conftest import (
+    answer_confirm,
+    axe_violations,
+    csp_violations,
+    current_assignment_id,
+    log_in,
+    screenshot,
+    start_working,
+)
 from tests.e2e.test_review_and_qualification import enlarge_and_close
 from tests.factories import make_user
 from units.crowd.models import Annotation, Assignment, Skip
@@ -153,22 +161,27 @@ def test_return_and_skip_have_keys_ask_first_and_lead_to_the_next_hit(live_serve
     page.keyboard.press("Escape")
     assert page.is_hidden("#shortcuts")
 
-    page.once("dialog", lambda d: d.dismiss())
     page.keyboard.press("s")
-    page.wait_for_timeout(300)  # a dismissed confirm leaves the page as it was
+    answer_confirm(page, accept=False)
+    page.keyboard.press("s")  # Enter or Esc at once changes nothing either: Cancel has the focus
+    page.wait_for_selector("#confirm-dialog[open]")
+    page.keyboard.press("Enter")
+    page.keyboard.press("s")
+    page.wait_for_selector("#confirm-dialog[open]")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)  # a cancelled question leaves the page as it was
+    assert page.is_hidden("#confirm-dialog")
     assert current_assignment_id(page) == first
     assert not Skip.objects.exists()
 
-    messages = []
-    page.once("dialog", lambda d: (messages.append(d.message), d.accept()))
     page.keyboard.press("s")
+    assert "never see it again" in answer_confirm(page, accept=True)
     page.wait_for_url(lambda url: f"/assignments/{first}/" not in url)
-    assert "never see it again" in messages[0]
     assert Skip.objects.filter(hit__assignments__pk=first).exists()
     second = current_assignment_id(page)
 
-    page.once("dialog", lambda d: d.accept())
-    page.keyboard.press("r")
+    page.click("#return-hit")
+    assert "Return this HIT?" in answer_confirm(page, accept=True)
     page.wait_for_url(lambda url: f"/assignments/{second}/" not in url)
     assert Assignment.objects.get(pk=second).status == "returned"
     assert re.search(r"/crowd/assignments/\d+/", page.url)  # the same destination as skip: the next HIT

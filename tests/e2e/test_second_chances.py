@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.e2e.conftest import axe_violations, current_assignment_id, log_in, start_working
+from tests.e2e.conftest import answer_confirm, axe_violations, current_assignment_id, log_in, start_working
 from tests.factories import make_user
 from units.crowd.models import Annotation, Assignment, Skip
 
@@ -19,8 +19,8 @@ def kim(site):
 def test_a_skip_can_be_undone_from_the_next_page(live_server, page, kim):
     log_in(page, live_server, "kim")
     first = start_working(page)
-    page.once("dialog", lambda d: d.accept())
     page.keyboard.press("s")
+    answer_confirm(page, accept=True)
     page.wait_for_url(lambda url: f"/assignments/{first}/" not in url)
     second = current_assignment_id(page)
     assert page.is_visible("#undo-skip")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, current_assignment_id
+from tests.e2e.conftest import ARTIFACTS, answer_confirm, axe_violations, current_assignment_id
 from tests.e2e.test_browser import count
 from tests.factories import PASSWORD, make_job, make_user
 from units.crowd.models import Annotation, CrowdSettings
@@ -87,20 +87,22 @@ def test_return_and_skip_on_a_verify_hit_ask_first_and_a_no_keeps_the_hit(live_s
     from units.crowd.models import Assignment
 
     pk = _start(live_server, page)
+    native = []
+    page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
     asked = []
-
-    def decline(dialog):
-        asked.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", decline)
     page.click("#return-hit")
+    page.wait_for_selector("#confirm-dialog[open]")
+    assert axe_violations(page) == [] and page.inner_text("#confirm-ok") == "Return it"
+    asked.append(answer_confirm(page, accept=False))
     page.click("#skip-hit")
+    asked.append(answer_confirm(page, accept=False))
     page.keyboard.press("r")  # the keys of the labelling page, asking the same
+    asked.append(answer_confirm(page, accept=False))
     page.keyboard.press("s")
+    asked.append(answer_confirm(page, accept=False))
     page.wait_for_timeout(300)
-    assert len(asked) == 4 and "Return this HIT?" in asked[0] and "Skip this HIT for good?" in asked[1]
-    assert asked[2:] == asked[:2]
+    assert "Return this HIT?" in asked[0] and "Skip this HIT for good?" in asked[1] and asked[2:] == asked[:2]
+    assert native == []  # the page's own dialog, not the browser's confirm()
     assert current_assignment_id(page) == pk
     assert Assignment.objects.get(pk=pk).status == Assignment.Status.ACCEPTED
     assert page.locator("h1").count() == 1
@@ -139,7 +141,7 @@ def test_a_click_on_a_verify_picture_enlarges_it_in_the_lightbox(live_server, pa
 
 
 def test_a_new_annotator_is_steered_to_verify_work_and_stays_in_it(live_server, page, site):
-    from tests.e2e.conftest import axe_violations, log_in
+    from tests.e2e.conftest import log_in
     from tests.factories import make_hits
     from units.crowd.models import Hit
 

@@ -149,14 +149,7 @@
     }
   }
 
-  // --- return and skip: both ask first (neither HIT comes back to this annotator) ---
-  ["return-form", "skip-form"].forEach(function (id) {
-    var f = document.getElementById(id);
-    if (!f) { return; }
-    f.addEventListener("submit", function (e) {
-      if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); }
-    });
-  });
+  // --- return and skip: both ask first (crowd/confirm.js), since neither HIT comes back to this annotator ---
   function submitForm(f) {
     if (!f) { return; }
     if (f.requestSubmit) { f.requestSubmit(); } else if (window.confirm(f.dataset.confirm)) { f.submit(); }

@@ -1,6 +1,6 @@
 /* Keyboard for verify HITs, in two steps as on the labelling page: Y, N and U choose yes / no / unsure,
    Enter hands the choice in, so a stray key changes the choice but never submits. R returns and S skips
-   (both ask first). The timer is crowd/timer.js, the lightbox crowd/lightbox.js. Without this script the
+   (both ask first, crowd/confirm.js). The timer is crowd/timer.js, the lightbox crowd/lightbox.js. Without this script the
    page still works: three radio buttons and a submit button. */
 (function () {
   "use strict";
@@ -37,16 +37,10 @@
     }
     sent = true;
   });
-  // Return and skip ask first, as on label HITs: neither HIT comes back to this annotator.
-  ["return-form", "skip-form"].forEach(function (id) {
-    var f = document.getElementById(id);
-    if (!f) { return; }
-    f.addEventListener("submit", function (e) {
-      if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); }
-    });
-  });
+  // Return and skip ask first (crowd/confirm.js), as on label HITs: neither HIT comes back to this annotator.
   function submitForm(f) {
-    if (f && f.requestSubmit) { f.requestSubmit(); } else if (f) { f.submit(); }
+    if (!f) { return; }
+    if (f.requestSubmit) { f.requestSubmit(); } else if (window.confirm(f.dataset.confirm)) { f.submit(); }
   }
 
   document.addEventListener("keydown", function (e) {
