@@ -162,3 +162,21 @@ def test_a_new_annotator_is_steered_to_verify_work_and_stays_in_it(live_server, 
         page.keyboard.press("Enter")
         page.wait_for_url(lambda url, pk=pk: f"/assignments/{pk}/" not in url)
     assert [a.assignment.hit.kind for a in Annotation.objects.all()] == ["verify", "verify"]
+
+
+def test_on_a_phone_the_verify_hit_fits_with_big_targets_and_the_submit_bar_stays(live_server, phone, site):
+    from tests.e2e.conftest import log_in, screenshot
+
+    log_in(phone, live_server, "vera")
+    phone.click("#start-verify")
+    phone.wait_for_selector("#proposed-label")
+    phone.wait_for_load_state("load")
+    for choice in phone.locator(".verdict").all():
+        box = choice.bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44
+    phone.evaluate("window.scrollTo(0, 0)")
+    submit = phone.locator("#submit-verdict").bounding_box()
+    assert submit["y"] >= 0 and submit["y"] + submit["height"] <= 844  # sticky: on screen from the top
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert axe_violations(phone) == []
+    screenshot(phone, "phone-verify.png")
