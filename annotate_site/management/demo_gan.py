@@ -66,7 +66,11 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
         if not seg_file.is_file():
             command.say(f"Training the digit segmenter for {size.seg_epochs} epoch(s) ...")
             recipe = SegmenterRecipe(epochs=size.seg_epochs, width=size.seg_width, lr=size.seg_lr)
-            train_segmenter(data, seg_file, recipe=recipe, device="cpu", progress=False)
+            # Held-out canvases score it, and the scores ride in its checkpoint: the layer pages show them beside
+            # the units' IoU, which is only as good as the segmenter.
+            val = make_canvases(Path(settings.DATASETS_ROOT) / f"{prefix}-gan-canvases-val",
+                                n_images=max(40, size.train_images // 5), split="val", seed=1)
+            train_segmenter(data, seg_file, val_dir=val, recipe=recipe, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
     return gen_file, seg_file

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db.models import F
 from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def job(db):
-    # 4 units; unit u's IoU label is digit u ("0".."3"); unit 3 is dead.
+    # 4 units; unit u's IoU label is digit u ("0".."3"), each above the interpretable IoU; unit 3 is dead.
     job = make_job(layers={"conv3": 4}, exemplars_per_unit=6)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
     Unit.objects.filter(layer__job=job, index=3).update(max_activation=0.0)
     return job
 
@@ -47,6 +49,15 @@ def test_iou_verify_hits_propose_each_live_units_iou_label_once(job):
     again = hit_publish_verify(layers=[layer_of(job)], sources=["iou"])
     assert again.pk is None and again.report.skipped_existing == 3
     assert Hit.objects.count() == 3
+
+
+def test_an_iou_label_at_or_below_the_interpretable_threshold_is_not_proposed(job):
+    """Its concept is the unit's best, but an IoU of 0.04 or less names no detector: nobody is asked about it."""
+    Unit.objects.filter(layer__job=job, index=0).update(iou_score=0.04)
+    Unit.objects.filter(layer__job=job, index=1).update(iou_score=0.0401)
+    batch = hit_publish_verify(layers=[layer_of(job)], sources=["iou"])
+    assert sorted(batch.hits.values_list("unit__index", "proposed_label")) == [(1, "1"), (2, "2")]
+    assert batch.report.skipped_no_label == 1
 
 
 def test_labelling_and_verify_hits_of_one_unit_live_side_by_side(job):

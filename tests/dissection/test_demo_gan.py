@@ -17,6 +17,8 @@ def test_the_quick_demo_with_gan_publishes_generator_units_and_a_rerun_reuses_th
     assert job.status == "succeeded", job.error_message
     assert (job.network.architecture, job.dataset.kind, job.samples) == ("dcgan32", "segmenter", 40)
     assert list(job.layer_set.values_list("name", "num_units")) == [("layer2", 64)]
+    scores = job.dataset.meta["segmenter_scores"]  # scored on held-out canvases, shown beside the units' IoU
+    assert scores["n_images"] == 40 and all(0.0 <= scores[k] <= 1.0 for k in ("pixel_accuracy", "mean_digit_iou"))
     live = Unit.objects.filter(layer__job=job, max_activation__gt=0).count()
     assert Hit.objects.filter(unit__layer__job=job, kind="label").count() == live > 0
     assert set(HitBatch.objects.filter(layers__job=job).values_list("name", flat=True)) >= {

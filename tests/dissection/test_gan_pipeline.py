@@ -54,7 +54,7 @@ def test_a_generator_job_runs_to_success_and_stores_every_unit_with_generated_ex
     for ex in tops:
         assert ex.image_name == f"seed0/sample_{ex.image_index:06d}" and 0 <= ex.image_index < 16
         with Image.open(media_root / ex.picture) as picture:
-            assert picture.size == (32, 32)  # a generated image, highlighted at its own size
+            assert picture.size == (128, 128)  # a 32 px generated image, enlarged for people to judge
         assert (media_root / ex.plain).is_file()
 
 
@@ -80,13 +80,17 @@ def test_the_stored_rows_match_the_engines_files(gan_job, media_root):
         assert len(topk) > 0
 
 
-def test_generator_sentinels_are_samples_outside_the_top_images_where_the_unit_fires_least(gan_job):
+def test_generator_sentinels_are_samples_outside_the_top_images_where_the_unit_fires_least(gan_job, media_root):
     for unit in Unit.objects.filter(layer__job=gan_job).prefetch_related("exemplars"):
         top = [e for e in unit.exemplars.all() if e.kind == "top"]
         sentinels = [e for e in unit.exemplars.all() if e.kind == "sentinel"]
         assert len(sentinels) == 3
         assert not {s.image_index for s in sentinels} & {e.image_index for e in top}
         assert max(s.score for s in sentinels) <= min(e.score for e in top)
+    # A sentinel is drawn like a top picture (same size, same inverted grey), so its pixels do not give it away.
+    some = Exemplar.objects.filter(unit__layer__job=gan_job, kind="sentinel").first()
+    with Image.open(media_root / some.picture) as picture:
+        assert picture.size == (128, 128)
 
 
 def test_generator_units_go_from_hits_to_the_crowds_labels_and_every_export(

@@ -81,7 +81,12 @@ def test_the_verify_hit_the_paint_page_and_the_api_docs_pass_too(live_server, br
     from units.crowd.publishing import PublishSettings
     from units.crowd.verify import hit_publish_verify
 
+    from django.db.models import F
+
+    from units.dissection.models import Unit
+
     job = make_job(layers={"conv3": 3}, exemplars_per_unit=4, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)  # IoU labels worth verifying
     hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"],
                        settings=PublishSettings.for_verify(assignments_per_hit=1))
     CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.0})

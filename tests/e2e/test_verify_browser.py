@@ -4,6 +4,7 @@ and a held-down Enter posts once."""
 import re
 
 import pytest
+from django.db.models import F
 
 from tests.e2e.conftest import ARTIFACTS, answer_confirm, axe_violations, current_assignment_id
 from tests.e2e.test_browser import count
@@ -11,6 +12,7 @@ from tests.factories import PASSWORD, make_job, make_user
 from units.crowd.models import Annotation, CrowdSettings
 from units.crowd.publishing import PublishSettings
 from units.crowd.verify import hit_publish_verify
+from units.dissection.models import Unit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,6 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def site(media_root):
     job = make_job(layers={"conv3": 4}, exemplars_per_unit=6, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)  # IoU labels worth verifying
     hit_publish_verify(layers=list(job.layer_set.all()), sources=["iou"],
                        settings=PublishSettings.for_verify(assignments_per_hit=1))
     CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.0})

@@ -109,6 +109,50 @@ def test_iqr_threshold_is_the_candidate_with_the_best_information_quality_ratio(
             assert float(row["iou"]) == pytest.approx(best[1][2], rel=1e-6, abs=1e-12)
 
 
+def test_pictures_are_enlarged_to_128_px_and_grey_samples_show_dark_strokes_on_white(dissected) -> None:
+    """A person judges a unit on pictures at least 128 px; the plain picture of sample i is that
+    sample's generated image, grey levels inverted, each pixel a 4x4 block."""
+    from PIL import Image
+
+    result, out, maps, _ = dissected
+    gen = tiny_generator()
+    layer = result.layers[LAYER]
+    checked = 0
+    for unit, files in layer.plain.items():
+        for rank, rel in enumerate(files):
+            index = int(np.asarray(layer.topk_indices)[unit][rank])
+            image, _ = forward_by_hand(gen, reference_z(index, gen.z_dim, SEED))
+            grey = ((image[0, 0].detach().clamp(-1, 1) + 1) * 127.5).round().numpy().astype(np.uint8)
+            expected = np.kron(255 - grey, np.ones((4, 4), dtype=np.uint8))
+            shown = np.asarray(Image.open(out / rel).convert("RGB"))
+            assert shown.shape == (128, 128, 3)
+            assert np.abs(shown[..., 0].astype(int) - expected.astype(int)).max() <= 1  # rounding of the forward
+            highlighted = np.asarray(Image.open(out / layer.exemplars[unit][rank]).convert("RGB"))
+            assert highlighted.shape == (128, 128, 3)
+            checked += 1
+    assert checked >= 3
+    meta = json.loads((out / "generated.json").read_text())
+    assert meta["image_size"] == [32, 32] and meta["picture_size"] == [128, 128]
+
+
+def test_on_a_black_canvas_the_highlight_is_visible_after_inversion() -> None:
+    """Outside the region a NetDissect overlay keeps 20% of the brightness: on black strokes-on-black
+    nothing changes, on the inverted picture the paper around the region turns from white to grey."""
+    from tasks.engine.gan.models import to_display_rgb
+    from tasks.engine.render import overlay
+
+    canvas = -torch.ones(1, 1, 32, 32)
+    canvas[0, 0, 10:20, 14:16] = 1.0  # one light stroke on black, as the digits canvases are drawn
+    shown = to_display_rgb(canvas).numpy()[0]
+    assert shown.shape == (128, 128, 3)
+    assert shown[0, 0].tolist() == [255, 255, 255] and shown[10 * 4, 14 * 4].tolist() == [0, 0, 0]
+    mask = np.zeros((128, 128), dtype=bool)
+    mask[32:96, 32:96] = True
+    pic = overlay(shown, mask)
+    inside, outside = pic[mask & (shown[..., 0] == 255)], pic[~mask & (shown[..., 0] == 255)]
+    assert inside.min() == 255 and outside.max() == 51  # 255 * 0.2, truncated
+
+
 def test_outputs_are_the_classifier_dissection_files_plus_the_generator_ones(dissected) -> None:
     result, out, maps, _ = dissected
     layer_dir = out / LAYER

@@ -113,3 +113,41 @@ def test_bad_interventions_are_refused_with_a_clear_message(models, iv, message)
     base = make_baseline(gen, seg, n=2, seed=SEED)
     with pytest.raises(EngineError, match=message):
         causal_effect(gen, seg, iv, base)
+
+
+def test_the_specificity_matrix_rows_are_each_digits_top_units_removed_measured_on_every_digit(models) -> None:
+    """Row d of `specificity` = share of each digit's pixels removed when d's top-k units are removed,
+    checked against the hand-edited generator; `specificity_random` uses k random units per row."""
+    from tasks.engine.gan.ranking import digit_effects, specificity_summary
+
+    gen, seg = models
+    base = make_baseline(gen, seg, n=N, seed=SEED)
+    ranking = rank_units(gen, seg, LAYER, base, batch_size=4)
+    k = 3
+    out = digit_effects(gen, seg, LAYER, ranking, base, k=k, seed=SEED)
+    everywhere, whole = torch.ones(8, 8, dtype=torch.bool), torch.ones(32, 32, dtype=torch.bool)
+    assert len(out["specificity"]) == len(out["specificity_random"]) == 10
+    checked = 0
+    for d in range(10):
+        top = top_units(ranking, d + 1, k)
+        assert out["digits"][str(d)]["top_units"] == [u + 1 for u in top]
+        before, after = _reference_counts(gen, seg, top, [0.0] * k, everywhere, whole)
+        for c in range(10):
+            b = before[c + 1]
+            expected = None if b == 0 else pytest.approx((b - after[c + 1]) / b)
+            assert out["specificity"][d][c] == expected
+            checked += b > 0
+        chosen = [u - 1 for u in out["specificity_random_units"][d]]
+        assert len(set(chosen)) == k and all(0 <= u < 8 for u in chosen)
+        before, after = _reference_counts(gen, seg, chosen, [0.0] * k, everywhere, whole)
+        assert out["specificity_random"][d] == [None if before[c + 1] == 0 else
+                                                pytest.approx((before[c + 1] - after[c + 1]) / before[c + 1])
+                                                for c in range(10)]
+    assert len({tuple(s) for s in out["specificity_random_units"]}) > 1  # one random set per row, not one for all
+    assert checked > 0, "some digit must be segmented for the test to bite"
+    summary = specificity_summary([[0.9 if r == c else 0.1 for c in range(10)] for r in range(10)])
+    assert summary["specific_digits"] == 10
+    summary = specificity_summary([[0.9 if r == c else (0.25 if c == 0 else 0.1) for c in range(10)]
+                                   for r in range(10)])
+    assert summary["specific_digits"] == 1  # only row 0, whose own column is the diagonal
+    assert specificity_summary([[None] * 10] * 10)["specific_digits"] == 0

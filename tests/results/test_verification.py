@@ -4,12 +4,14 @@ import csv
 import json
 
 import pytest
+from django.db.models import F
 from rest_framework.test import APIClient
 
 from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer, verify_answer
 from units.crowd.models import Assignment
 from units.crowd.verify import hit_publish_verify
+from units.dissection.models import Unit
 from units.results.exports import write_tally, write_units_csv, write_units_json
 from units.results.models import UnitAggregate, UnitVerification
 from units.results.services import aggregation_run_layer
@@ -83,6 +85,7 @@ VERDICTS = {
 @pytest.fixture
 def judged(db, media_root):
     job = make_job(layers={"conv3": 5}, exemplars_per_unit=4)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)  # every IoU label above 0.04
     layer = job.layer_set.get()
     label_hits = make_hits(job, assignments=2)
     a, b = make_user("lab1"), make_user("lab2")

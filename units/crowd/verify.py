@@ -80,7 +80,9 @@ def label_matches_gold(label: str, unit: Unit) -> bool | None:
 
 def _proposed(unit: Unit, source: str, labels: dict[int, str]) -> str:
     if source == LabelSource.IOU:
-        return display_label(unit.iou_label)
+        # A best IoU at or below the interpretable threshold names no detector: the unit is unlabelled by IoU,
+        # and asking people whether that concept describes its regions only collects "no"s.
+        return display_label(unit.iou_label) if unit.is_interpretable_by_iou else ""
     if source == LabelSource.CROWD:
         # Read through the ORM relation of results.UnitAggregate (results sits above crowd: no import).
         return display_label(unit.crowd_word or "")

@@ -91,7 +91,7 @@ def generator_sentinels(ctx: GanJobContext, result) -> dict[str, dict[int, list[
     import torch
 
     from tasks.engine.gan.dissect import generate_and_capture
-    from tasks.engine.gan.models import to_uint8_rgb
+    from tasks.engine.gan.models import to_display_rgb
     from tasks.engine.gan.samples import sample_z
     from tasks.engine.render import image_mask, overlay, save_picture
 
@@ -104,7 +104,8 @@ def generator_sentinels(ctx: GanJobContext, result) -> dict[str, dict[int, list[
     names = list(result.layers)
     pictures, maps = [], {name: [] for name in names}
     for _, images, _, outputs in generate_and_capture(ctx.generator, ctx.segmenter, z, names, ctx.options.batch_size):
-        pictures.append(to_uint8_rgb(images).numpy())
+        # Enlarged and shown as the exemplars are (the engine's rule), so a sentinel looks like a top picture.
+        pictures.append(to_display_rgb(images, ctx.options.picture_size).numpy())
         for name in names:
             maps[name].append(outputs[name])
     rgb = np.concatenate(pictures)

@@ -64,15 +64,17 @@ def generated_probe(seed: int = 0):
 
 
 def _segmenter_vocabulary(path: Path):
-    """Load the segmenter (refusing what the engine refuses) and return the concepts it labels."""
+    """Load the segmenter (refusing what the engine refuses) and return the concepts it labels and
+    its held-out scores (None when its checkpoint carries none)."""
     from tasks.engine.errors import EngineError
     from tasks.engine.gan.models import load_segmenter
+    from tasks.engine.gan.segmenter import segmenter_scores
 
     try:
         load_segmenter(checkpoint=path)
     except EngineError as exc:
         raise DissectionError(str(exc)) from None
-    return generated_probe()
+    return generated_probe(), segmenter_scores(path)
 
 
 def segmenter_register(
@@ -110,7 +112,7 @@ def segmenter_register(
             if not source.is_file():
                 raise DissectionError(f"The segmenter checkpoint {source} does not exist.")
         try:
-            vocabulary = _segmenter_vocabulary(source)
+            vocabulary, scores = _segmenter_vocabulary(source)
         except DissectionError as exc:
             if tmp is None:
                 raise
@@ -127,7 +129,8 @@ def segmenter_register(
         with transaction.atomic():
             dataset = ProbeDataset.objects.create(
                 project=project, name=name, kind=ProbeDataset.Kind.SEGMENTER, path=stored_path, num_images=0,
-                categories=list(vocabulary.categories), meta={"probe": "generated samples"},
+                categories=list(vocabulary.categories),
+                meta={"probe": "generated samples", "segmenter_scores": scores},
                 description=description, created_by=created_by,
             )
             Concept.objects.bulk_create(

@@ -22,6 +22,7 @@ from . import selectors
 from .forms import PAINT_GRID, DatasetForm, JobForm, NetworkForm, PaintForm
 from .layer_picker import picker_context
 from .models import DissectionJob, Layer, Network, Unit
+from .models.dissection import INTERPRETABLE_IOU
 from .paint import PaintRequest, paint_choices, paint_edit, paint_payload
 from .services import (
     EDITABLE_STATUSES,
@@ -258,8 +259,13 @@ def layer_report(request: HttpRequest, layer_id: int) -> HttpResponse:
     if sort not in selectors.UNIT_SORTS:
         sort = "unit"
     page = page_of(request, selectors.layer_units(layer, sort))
+    # A generator's unit IoU is measured against a segmenter's labels: it is shown with that segmenter's accuracy.
+    segmenter = None
+    if layer.job.kind == DissectionJob.Kind.GENERATOR:
+        segmenter = {"name": layer.job.dataset.name, "scores": (layer.job.dataset.meta or {}).get("segmenter_scores")}
     return render(request, "dissection/layer_report.html", {
         "layer": layer, "units": page.object_list, "page": page, "sort": sort, "sorts": list(selectors.UNIT_SORTS),
+        "segmenter": segmenter, "interpretable_iou": INTERPRETABLE_IOU,
     })
 
 

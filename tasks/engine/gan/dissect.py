@@ -35,7 +35,7 @@ from ..iou import Vocabulary
 from ..options import DissectOptions
 from ..outputs import DissectionResult, write_outputs, write_summaries
 from .iqr import IqrCounts, candidate_thresholds, write_iqr_csv
-from .models import NUM_SEG_CLASSES, segment, to_uint8_rgb
+from .models import NUM_SEG_CLASSES, PICTURE_MIN_SIZE, segment, to_display_rgb
 from .samples import GeneratedSamples, sample_z, z_dim_of
 
 THRESHOLD_RULE = (
@@ -57,6 +57,7 @@ class GanDissectOptions:
     render: bool = True
     highlight: str = "overlay"
     image_format: str = "png"  # generated images are small; jpg blurs thin strokes
+    picture_size: int = PICTURE_MIN_SIZE  # pictures are enlarged to at least this many pixels (models.to_display_rgb)
     iqr: bool = True
     device: str = "cpu"
     progress_bar: bool = True
@@ -113,9 +114,10 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
     stats_c = StatsCollector(dopts, expected_images=options.n_samples)
     for s, images, lab, outputs in generate_and_capture(generator, segmenter, z, options.layers,
                                                        options.batch_size, options.progress_bar):
+        image_size = [int(images.shape[-2]), int(images.shape[-1])]
         batch = _batch(s, images, lab)
         stats_c.add(batch, outputs)
-        pictures.append(to_uint8_rgb(images).numpy())
+        pictures.append(to_display_rgb(images, options.picture_size).numpy())
         labels.append(lab.to(torch.uint8))
         for name, acts in outputs.items():
             feats[name].append(acts)
@@ -157,7 +159,8 @@ def dissect_generator(generator: nn.Module, segmenter: nn.Module, options: GanDi
                              segmented_pixels_per_concept=dict(zip(names, _pixels_per_concept(all_labels, numbers))))
     np.save(out_dir / "z.npy", z.numpy())
     meta = {"kind": "generator-dissection", "n_samples": options.n_samples, "seed": options.seed,
-            "z_dim": z_dim_of(generator), "layers": list(result.layers), "image_size": list(samples.images.shape[1:3]),
+            "z_dim": z_dim_of(generator), "layers": list(result.layers), "image_size": image_size,
+            "picture_size": list(samples.images.shape[1:3]),
             "z_rule": "sample i has z = randn(z_dim) from torch.Generator().manual_seed(seed * 1000003 + i)",
             "threshold_rule": THRESHOLD_RULE, "concepts": names}
     (out_dir / "generated.json").write_text(json.dumps(meta, indent=2))

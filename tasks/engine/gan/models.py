@@ -188,6 +188,26 @@ def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
     return x[:, :3].permute(0, 2, 3, 1).contiguous()
 
 
+PICTURE_MIN_SIZE = 128  # people judge a unit's region on pictures at least this large
+
+
+def to_display_rgb(images: torch.Tensor, min_size: int = PICTURE_MIN_SIZE) -> torch.Tensor:
+    """[B, C, H, W] in [-1, 1] -> uint8 [B, H*f, W*f, 3]: the pictures people judge a unit by.
+
+    Enlarged by the smallest whole factor f that reaches ``min_size`` (nearest neighbour: strokes stay
+    sharp). A grey generator draws light strokes on black; a highlight that dims what lies outside
+    the unit's region leaves black black, so grey pictures are shown as dark strokes on white, where
+    the dimmed part reads as a grey veil around the bright region.
+    """
+    rgb = to_uint8_rgb(images)
+    if images.shape[1] == 1:
+        rgb = 255 - rgb
+    factor = max(1, -(-int(min_size) // max(1, min(int(rgb.shape[1]), int(rgb.shape[2])))))
+    if factor > 1:
+        rgb = rgb.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
+    return rgb.contiguous()
+
+
 @torch.no_grad()
 def segment(segmenter: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Label numbers per pixel, long [B, H, W]: 0 background, d + 1 digit d."""

@@ -29,6 +29,10 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
     """For each digit d: remove (and, with ``concept_means`` [U, 10], insert in the centre)
     its top-k units vs k random units; effects as ``CausalEffect`` defines them.
 
+    ``specificity`` is the 10 x 10 matrix of GAN Dissection's claim: row d = the digit whose top-k
+    units are removed, column c = the share of digit c's pixels removed (None where c was not
+    generated); ``specificity_random`` the same with k random units per row.
+
     Returns a JSON-able dict whose unit numbers count from 1, as tally.csv does.
     """
     shape = layer_shape(generator, layer)
@@ -38,6 +42,9 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
     removed_random = causal_effect(generator, segmenter, Intervention(layer, random_units), base,
                                    batch_size=EFFECT_BATCH, shape=shape)
     region = centre_region(shape.feature)
+    specificity: list[list[float | None]] = []
+    specificity_random: list[list[float | None]] = []
+    random_sets: list[list[int]] = []
     out: dict = {"layer": layer, "k": k, "units_in_layer": shape.units, "random_units": [u + 1 for u in random_units],
                  "unit_numbering": "from 1, as tally.csv",
                  "n_images": len(base.z), "eval_seed": base.seed, "digits": {}}
@@ -46,6 +53,14 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
         top = top_units(ranking, number, k)
         removed_top = causal_effect(generator, segmenter, Intervention(layer, top), base, batch_size=EFFECT_BATCH,
                                     shape=shape)
+        specificity.append(_shares_removed(removed_top))
+        # A random set of its own per row (drawn from the seed and the digit), so the random baseline
+        # is as many independent sets as there are rows, not one set repeated.
+        row_random = sorted(int(u) for u in np.random.default_rng([seed, number]).choice(shape.units, size=k,
+                                                                                           replace=False))
+        random_sets.append([u + 1 for u in row_random])
+        specificity_random.append(_shares_removed(causal_effect(
+            generator, segmenter, Intervention(layer, row_random), base, batch_size=EFFECT_BATCH, shape=shape)))
         row = {
             "top_units": [u + 1 for u in top],
             "pixels_before": int(removed_top.before[number]),
@@ -60,6 +75,11 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
                 row[key] = causal_effect(generator, segmenter, iv, base, batch_size=EFFECT_BATCH,
                                          shape=shape).of(number)
         out["digits"][name] = row
+    out["specificity"] = specificity
+    out["specificity_random"] = specificity_random
+    out["specificity_random_units"] = random_sets  # per row, from 1
+    out["specificity_summary"] = specificity_summary(specificity)
+    out["specificity_random_summary"] = specificity_summary(specificity_random)
     tops = [r["remove_top"] for r in out["digits"].values() if r["remove_top"] is not None]
     rands = [r["remove_random"] for r in out["digits"].values() if r["remove_random"] is not None]
     out["mean_remove_top"] = float(np.mean(tops)) if tops else None
@@ -71,6 +91,29 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
         out["mean_insert_random"] = float(np.mean(ins_r)) if ins_r else None
         out["insert_region"] = "central half of the feature map; effect counted in that region"
     return out
+
+
+def _shares_removed(effect) -> list[float | None]:
+    """One specificity row: the share of each digit's pixels removed (None where a digit was not generated)."""
+    return [effect.of(d + 1) for d in range(len(DIGIT_NAMES))]
+
+
+DIAGONAL_AT_LEAST, OFF_DIAGONAL_AT_MOST = 0.8, 0.2  # a digit's units remove it and little of the others
+
+
+def specificity_summary(matrix: list[list[float | None]]) -> dict:
+    """Per row (a digit whose units were removed): the diagonal, the largest off-diagonal share, and
+    whether the row is specific (diagonal >= 0.8, every off-diagonal <= 0.2); digits never generated
+    count as not specific."""
+    rows = []
+    for d, row in enumerate(matrix):
+        off = [v for c, v in enumerate(row) if c != d and v is not None]
+        diag = row[d]
+        worst = max(off) if off else None
+        specific = diag is not None and diag >= DIAGONAL_AT_LEAST and (worst is None or worst <= OFF_DIAGONAL_AT_MOST)
+        rows.append({"digit": DIGIT_NAMES[d], "diagonal": diag, "max_off_diagonal": worst, "specific": specific})
+    return {"rule": f"diagonal >= {DIAGONAL_AT_LEAST} and every off-diagonal <= {OFF_DIAGONAL_AT_MOST}",
+            "specific_digits": sum(r["specific"] for r in rows), "rows": rows}
 
 
 def ranking_table(ranking: np.ndarray, k: int = 20) -> dict[str, list[dict]]:

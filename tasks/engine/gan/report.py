@@ -19,6 +19,26 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _matrix(matrix: list[list[float | None]]) -> str:
+    return _table(["units of \\ pixels of", *DIGIT_NAMES],
+                  [[f"<b>{d}</b>", *(_num(v, 2) for v in row)] for d, row in zip(DIGIT_NAMES, matrix)])
+
+
+def _specificity_html(report: dict) -> list[str]:
+    if "specificity" not in report:
+        return []
+    claim = report.get("specificity_claim", {})
+    return [
+        "<h2>Specificity: removing one digit's units</h2>",
+        f"<p>{escape(str(claim.get('line', '')))}</p>",
+        "<p>Row: the digit whose top units are removed; column: the share of each digit's pixels removed "
+        "(- where a digit was not generated).</p>",
+        _matrix(report["specificity"]),
+        "<p>The same with random units (one random set per row):</p>",
+        _matrix(report["specificity_random"]),
+    ]
+
+
 def write_html(path: Path, report: dict) -> None:
     seg = report["segmenter"]
     eff = report["top_vs_random"]
@@ -63,6 +83,7 @@ def write_html(path: Path, report: dict) -> None:
                 for d, r in eff["digits"].items()]),
         f"<p>Mean over digits: remove top {_num(eff['mean_remove_top'])} vs random {_num(eff['mean_remove_random'])}; "
         f"insert top {_num(eff.get('mean_insert_top'))} vs random {_num(eff.get('mean_insert_random'))}.</p>",
+        *_specificity_html(report),
         "<h2>Ablating each digit's top units (top row before, bottom row after)</h2>",
     ]
     for d in DIGIT_NAMES:

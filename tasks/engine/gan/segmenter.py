@@ -126,3 +126,21 @@ def train_segmenter(
         metrics["val"] = evaluate_segmenter(model, val)
     save_checkpoint(model, out_file, kind="segmenter", arch="digitseg", extra={"metrics": metrics})
     return metrics
+
+
+def segmenter_scores(checkpoint: str | Path) -> dict | None:
+    """The held-out scores a trained segmenter's checkpoint carries (``train_segmenter`` with a
+    ``val_dir``), or None when it carries none: a generator unit's IoU is only as good as these."""
+    import torch
+
+    try:
+        payload = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    except Exception:  # unreadable files are refused by load_segmenter, with its own message
+        return None
+    metrics = payload.get("metrics") if isinstance(payload, dict) else None
+    val = metrics.get("val") if isinstance(metrics, dict) else None
+    if not isinstance(val, dict) or "pixel_accuracy" not in val:
+        return None
+    keys = ("pixel_accuracy", "digit_pixel_accuracy", "mean_digit_iou", "per_digit_iou", "n_images")
+    return {k: val[k] for k in keys if k in val}
+

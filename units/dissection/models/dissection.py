@@ -8,6 +8,9 @@ from units.projects.models import Project
 
 from .registry import Concept, Network, ProbeDataset
 
+# NetDissect: a unit is a detector of its best concept when that IoU exceeds this (the engine's iou.INTERPRETABLE_IOU).
+INTERPRETABLE_IOU = 0.04
+
 
 class DissectionJob(models.Model):
     """A job is a row: pages and the API read status and progress here, never from the broker."""
@@ -101,7 +104,7 @@ class Unit(models.Model):
 
     @property
     def is_interpretable_by_iou(self) -> bool:
-        return self.iou_score > 0.04
+        return self.iou_score > INTERPRETABLE_IOU
 
     @property
     def is_dead(self) -> bool:
