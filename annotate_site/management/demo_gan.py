@@ -76,8 +76,13 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
     return gen_file, seg_file
 
 
-def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> DissectionJob:
-    """Register, dissect and publish the demo generator; `command` is the demo command (say, job, publish)."""
+def gan_demo_build(command, *, prefix: str, quick: bool, wait: int, publish: bool = False) -> DissectionJob:
+    """Register and dissect the demo generator, and publish its units when the requester asks (`publish`);
+    `command` is the demo command (say, job, publish).
+
+    Unpublished by default: the demo's generator is trained for minutes, so its units are weaker
+    and its pictures harder to judge than the classifier's, and a new annotator should meet the
+    classifier's HITs first. The publish page (or `--publish-gan`) puts them out."""
     size = sizes(quick)
     gen_name, seg_name = f"{prefix}-dcgan", f"{prefix}-digitseg"
     network = Network.objects.filter(project=command.project, name=gen_name).first()
@@ -97,6 +102,10 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int) -> Dissectio
         network=network, dataset=segmenter,
         options=JobSettings([LAYER], top_k=size.top_k, quantile=size.quantile, iou_rule="original", batch_size=100,
                             samples=size.samples)))
-    command.publish(job, pictures="Generated digit pictures")
+    if publish:
+        command.publish(job, pictures="Generated digit pictures")
+    else:
+        command.say(f"Generator units are not published (a new annotator starts on the classifier's); publish them "
+                    f"on {reverse('publish')}?job={job.pk} or with `demo --with-gan --publish-gan`.")
     command.say(f"Paint generated digits: {reverse('dissection:paint', args=[job.pk])}")
     return job

@@ -53,7 +53,10 @@ class Command(BaseCommand):
         parser.add_argument("--admin-password", help="password of the demo's admin (default: the well-known one "
                                                      "with DEBUG on, a generated one, printed, with DEBUG off)")
         parser.add_argument("--with-gan", action="store_true",
-                            help="also a small DCGAN and its segmenter, dissected and published (GAN Dissection)")
+                            help="also a small DCGAN and its segmenter, dissected (GAN Dissection; see --publish-gan)")
+        parser.add_argument("--publish-gan", action="store_true",
+                            help="with --with-gan: also publish the generator's units as HITs (by default they wait, "
+                                 "so new annotators start on the classifier's units)")
 
     def say(self, text: str) -> None:
         self.stdout.write(text)
@@ -78,7 +81,7 @@ class Command(BaseCommand):
             if opts["with_gan"]:
                 from ..demo_gan import gan_demo_build
 
-                gan_demo_build(self, prefix=prefix, quick=opts["quick"], wait=opts["wait"])
+                gan_demo_build(self, prefix=prefix, quick=opts["quick"], wait=opts["wait"], publish=opts["publish_gan"])
         except (DissectionError, PublishError) as exc:
             raise CommandError(str(exc)) from None
         self.users(admin_password=opts.get("admin_password"))
