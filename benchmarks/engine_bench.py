@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing
+import resource
 import shutil
 import subprocess
 import sys
@@ -183,6 +184,16 @@ class BenchResult:
     forward_runs: tuple[float, ...] = ()  # the forward-only runs before and after the dissection
     round_ratios: tuple[float, ...] = ()  # per interleaved round: results / mean of its two forward runs
     round_rss_mib: tuple[float, ...] = ()  # per round: the dissection's peak RSS
+    forward_cpu_runs: tuple[float, ...] = ()  # CPU seconds (this process and its reaped children) per forward run
+    dissect_cpu_runs: tuple[float, ...] = ()  # CPU seconds per dissection
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """The dissection's CPU seconds over the mean forward run's: the cost ratio on a shared machine,
+        where other jobs stretch wall time unevenly between runs but hardly change a run's CPU seconds."""
+        if not self.forward_cpu_runs or not self.dissect_cpu_runs:
+            return None
+        return float(np.median(self.dissect_cpu_runs)) / (sum(self.forward_cpu_runs) / len(self.forward_cpu_runs))
 
     @property
     def results_s(self) -> float:
@@ -208,6 +219,11 @@ class BenchResult:
             + ("" if len(self.round_ratios) < 2 else
                f", the median of {len(self.round_ratios)} interleaved rounds: "
                + ", ".join(f"{r:.3f}" for r in self.round_ratios)),
+            *([] if self.cpu_ratio is None else [
+                "CPU time (process and its loader workers): forward only "
+                + ", ".join(f"{t:.1f}" for t in self.forward_cpu_runs) + " s; dissection "
+                + ", ".join(f"{t:.1f}" for t in self.dissect_cpu_runs) + f" s; ratio {self.cpu_ratio:.3f} "
+                "(rendering included when it is on)"]),
             f"render stage (exemplar pictures, after the results): {self.dissect_timings.get('render', 0.0):.2f} s",
             f"with rendering: {self.dissect_s:.2f} s wall, {self.dissect_s / self.forward_s:.3f}x the forward pass",
             "dissection stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.dissect_timings.items()),
@@ -226,6 +242,12 @@ class BenchResult:
             out.append(f"peak CUDA memory: {self.peak_cuda_mib:.0f} MiB")
         out += self.plan_lines
         return out
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have ended (loader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def forward_only(model, dataset, *, batch_size: int, device: str, num_workers: int = 0,
@@ -293,9 +315,11 @@ def run_bench(
             net.to(device).eval()(torch.zeros(min(batch_size, images), 3, size, size, device=device))
         cuda = device.startswith("cuda")
         peak = PeakRss()
+        cpu0 = cpu_seconds()
         with GpuSampler(device) as gpu_fwd:
             fwd = forward_only(net, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
                                channels_last=channels_last)
+        forward_cpu, dissect_cpu = [cpu_seconds() - cpu0], []
         forward_rss = PeakRss.mib() if peak.resettable else None
         forwards, ratios, peaks = [fwd], [], []
         cuda_peak = None
@@ -308,18 +332,21 @@ def run_bench(
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             PeakRss()  # reset the high-water mark: the dissection's own peak
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), cpu_seconds()
             with GpuSampler(device) as gpu_dis:
                 result = dissect(net, dataset, round_options, out)
             full = time.perf_counter() - t0
+            dissect_cpu.append(cpu_seconds() - cpu0)
             peaks.append(PeakRss.mib())
             if cuda:
                 cuda_peak = max(cuda_peak or 0.0, torch.cuda.max_memory_allocated() / 2**20)
             # Forward only again: on a shared machine the load drifts during a run, and the mean of
             # the runs before and after a dissection brackets it fairly.
+            cpu0 = cpu_seconds()
             with GpuSampler(device) as gpu_fwd2:
                 forwards.append(forward_only(net, dataset, batch_size=batch_size, device=device,
                                              num_workers=num_workers, channels_last=channels_last))
+            forward_cpu.append(cpu_seconds() - cpu0)
             ratios.append(result.timings.get("results", full) / ((forwards[-2] + forwards[-1]) / 2))
             if not last:
                 shutil.rmtree(out, ignore_errors=True)
@@ -329,6 +356,7 @@ def run_bench(
             result.plan["lines"],
             result.plan["measured_spill_bytes"], sum(util) / len(util) if util else None, gpu_dis.mean, device,
             f"{model} {','.join(options.layers)}: ", tuple(forwards), tuple(ratios), tuple(peaks),
+            tuple(forward_cpu), tuple(dissect_cpu),
         )
     finally:
         if not keep:
