@@ -21,11 +21,12 @@ PAGES = [
     ("get", "/crowd/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/instructions/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/qualification/", [LOGIN, 200, 200, 200, 200]),
-    ("get", "/crowd/assignments/{a}/", [LOGIN, 200, 403, 403, 403]),
-    ("get", "/crowd/assignments/{v}/", [LOGIN, 403, 200, 403, 403]),  # a verify HIT, the other annotator's
-    ("post", "/crowd/assignments/{v}/", [LOGIN, 403, 400, 403, 403]),  # no verdict posted: the form says so
-    ("post", "/crowd/assignments/{a}/return/", [LOGIN, 302, 403, 403, 403]),
-    ("post", "/crowd/assignments/{a}/skip/", [LOGIN, 302, 403, 403, 403]),
+    # Someone else's assignment answers 404, like an unknown id: ids reveal nothing.
+    ("get", "/crowd/assignments/{a}/", [LOGIN, 200, 404, 404, 404]),
+    ("get", "/crowd/assignments/{v}/", [LOGIN, 404, 200, 404, 404]),  # a verify HIT, the other annotator's
+    ("post", "/crowd/assignments/{v}/", [LOGIN, 404, 400, 404, 404]),  # no verdict posted: the form says so
+    ("post", "/crowd/assignments/{a}/return/", [LOGIN, 302, 404, 404, 404]),
+    ("post", "/crowd/assignments/{a}/skip/", [LOGIN, 302, 404, 404, 404]),
     ("post", "/crowd/next/", [LOGIN, 302, 302, 302, 302]),
     ("get", "/crowd/review/", [LOGIN, 403, 403, 200, 200]),
     ("get", "/crowd/review/hits/{h}/", [LOGIN, 403, 403, 200, 200]),
@@ -40,12 +41,12 @@ PAGES = [
 ]
 API = [
     ("/api/assignments/next/", [401, 201, 201, 403, 403]),  # requester/admin are not qualified annotators
-    ("/api/assignments/{a}/submit/", [401, 200, 403, 403, 403]),
-    ("/api/assignments/{a}/return/", [401, 200, 403, 403, 403]),
-    ("/api/assignments/{a}/skip/", [401, 200, 403, 403, 403]),
-    # {a} is a labelling HIT: its owner gets 409 (answer it with a word), everyone else 403.
-    ("/api/assignments/{a}/verdict/", [401, 409, 403, 403, 403]),
-    ("/api/assignments/{v}/verdict/", [401, 403, 200, 403, 403]),  # {v}: the other annotator's verify HIT
+    ("/api/assignments/{a}/submit/", [401, 200, 404, 404, 404]),
+    ("/api/assignments/{a}/return/", [401, 200, 404, 404, 404]),
+    ("/api/assignments/{a}/skip/", [401, 200, 404, 404, 404]),
+    # {a} is a labelling HIT: its owner gets 409 (answer it with a word), everyone else 404.
+    ("/api/assignments/{a}/verdict/", [401, 409, 404, 404, 404]),
+    ("/api/assignments/{v}/verdict/", [401, 404, 200, 404, 404]),  # {v}: the other annotator's verify HIT
     ("/api/hit-batches/verify/", [401, 403, 403, 400, 400]),  # an empty body: requesters get a validation error
 ]
 

@@ -99,7 +99,7 @@ def test_the_submits_locked_assignment_read_is_its_orm_definition(hits):
                 assert _fields(a) == _fields(b)
         assert len(reads) == 0
         # Trying to break it: another annotator's assignment, and one that does not exist.
-        with pytest.raises(services.NotAllowed):
+        with pytest.raises(services.NotFound):
             services._own_assignment_for_update(assignment_id=mine.pk, worker=other)
         with pytest.raises(services.NotFound):
             services._own_assignment_for_update(assignment_id=mine.pk + 1000, worker=worker)

@@ -393,8 +393,8 @@ def _own_assignment_for_update(*, assignment_id: int, worker: User) -> Assignmen
     cache_related(hit, "unit", unit)
     cache_related(hit, "batch", batch)
     cache_related(assignment, "hit", hit)
-    if assignment.worker_id != worker.pk:
-        raise NotAllowed("This assignment belongs to another annotator.")
+    if assignment.worker_id != worker.pk:  # someone else's: answered as if it did not exist (ids reveal nothing)
+        raise NotFound(f"There is no assignment {assignment_id}.")
     return assignment
 
 
@@ -507,8 +507,8 @@ def hit_skip_undo(*, skip_id: int, worker: User, now: datetime | None = None) ->
     skip = Skip.objects.select_for_update().filter(pk=skip_id).first()
     if skip is None:
         raise NotFound("There is no such skip to undo (it may have been undone already).")
-    if skip.worker_id != worker.pk:
-        raise NotAllowed("This skip belongs to another annotator.")
+    if skip.worker_id != worker.pk:  # someone else's: as if it did not exist
+        raise NotFound("There is no such skip to undo (it may have been undone already).")
     if (now - skip.created_at).total_seconds() > SKIP_UNDO_SECONDS:
         raise Conflict(f"A skip can be undone for {SKIP_UNDO_SECONDS // 60} minutes only; this one is older.")
     AnnotatorProfile.objects.select_for_update().filter(user=worker).first()  # serialise with claims
@@ -556,8 +556,8 @@ def assignment_retake(*, assignment_id: int, worker: User, now: datetime | None 
     found = Assignment.objects.filter(pk=assignment_id).values_list("hit_id", "worker_id").first()
     if found is None:
         raise NotFound(f"There is no assignment {assignment_id}.")
-    if found[1] != worker.pk:
-        raise NotAllowed("This assignment belongs to another annotator.")
+    if found[1] != worker.pk:  # someone else's: as if it did not exist
+        raise NotFound(f"There is no assignment {assignment_id}.")
     hit = Hit.objects.select_for_update().get(pk=found[0])
     assignment = Assignment.objects.select_for_update().get(pk=assignment_id)
     if assignment.status == Assignment.Status.ACCEPTED and assignment.deadline <= now:

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
-from functools import wraps
 from statistics import median
 
 from django.contrib import messages
@@ -215,33 +213,13 @@ def _claim(request: HttpRequest) -> Assignment | None:
     return assignment_claim(worker=request.user)
 
 
-class _NotYours(Exception):
-    pass
-
-
 def _own_assignment(request: HttpRequest, pk: int) -> Assignment:
-    assignment = get_object_or_404(Assignment.objects.select_related("hit__unit__layer", "hit__batch"), pk=pk)
-    if assignment.worker_id != request.user.pk:
-        raise _NotYours
-    return assignment
-
-
-def _owner_only(view: Callable[[HttpRequest, int], HttpResponse]) -> Callable[[HttpRequest, int], HttpResponse]:
-    """A 403 page that says why, for anyone but the assignment's annotator (nothing is written)."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
-        try:
-            return view(request, pk)
-        except _NotYours:
-            return render(request, "crowd/refused.html",
-                          {"message": "This assignment belongs to another annotator."}, status=403)
-
-    return wrapped
+    """The annotator's own assignment; anyone else's answers 404 like an unknown id (ids reveal nothing)."""
+    return get_object_or_404(Assignment.objects.select_related("hit__unit__layer", "hit__batch"), pk=pk,
+                             worker_id=request.user.pk)
 
 
 @login_required
-@_owner_only
 def work(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = _own_assignment(request, pk)
     if assignment.hit.kind == HitKind.VERIFY:
@@ -321,7 +299,9 @@ def _undoable_skip(request: HttpRequest) -> Skip | None:
 @login_required
 @require_POST
 def undo_skip(request: HttpRequest, pk: int) -> HttpResponse:
-    """Take back a skip: the HIT again when its slot is still free, else the queue goes on as before."""
+    """Take back a skip: the HIT again when its slot is still free, else the queue goes on as before.
+    Someone else's skip answers 404 like an unknown one."""
+    get_object_or_404(Skip, pk=pk, worker_id=request.user.pk)
     try:
         assignment = hit_skip_undo(skip_id=pk, worker=request.user)
     except CrowdError as exc:
@@ -377,21 +357,18 @@ def _give_up(request: HttpRequest, pk: int, *, service, done: str) -> HttpRespon
 
 @login_required
 @require_POST
-@_owner_only
 def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
     return _give_up(request, pk, service=assignment_return, done="Returned: the HIT is offered to other annotators.")
 
 
 @login_required
 @require_POST
-@_owner_only
 def skip_hit(request: HttpRequest, pk: int) -> HttpResponse:
     return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.")
 
 
 @login_required
 @require_POST
-@_owner_only
 def retake_assignment(request: HttpRequest, pk: int) -> HttpResponse:
     """Take the HIT again after this assignment expired; the page restores the browser's draft of the answer."""
     _own_assignment(request, pk)
@@ -406,7 +383,6 @@ def retake_assignment(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-@_owner_only
 def extend_assignment(request: HttpRequest, pk: int) -> HttpResponse:
     """More time, once, near the end; back to the form (the browser's draft fills it in, the timer restarts)."""
     _own_assignment(request, pk)
