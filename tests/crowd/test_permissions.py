@@ -61,7 +61,8 @@ def world(annotator, other_annotator, requester, admin, hits):
     now = timezone.now()
     verify = Assignment.objects.create(hit=batch.hits.first(), worker=other_annotator, accepted_at=now,
                                        deadline=now + timedelta(minutes=10))
-    return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk, "v": verify.pk}
+    return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk, "v": verify.pk,
+            "p": assignment.hit.batch.project_id}
 
 
 @pytest.mark.parametrize("method, url, expected", PAGES, ids=[f"{m} {u}" for m, u, _ in PAGES])
@@ -71,7 +72,7 @@ def test_pages(world, method, url, expected, persona_index):
     client = Client()
     if world["users"][persona] is not None:
         client.force_login(world["users"][persona])
-    data = {"action": "qualify"} if "annotators" in url else {}
+    data = {"action": "qualify", "project": world["p"]} if "annotators" in url else {}
     response = getattr(client, method)(url.format(**world), data)
     want = expected[persona_index]
     if want == LOGIN:

@@ -15,12 +15,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from units.dissection.models import Unit
+from units.projects.models import Project
 
 from .. import qualification as qual
 from ..annotators import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, Hit, HitBatch, HitKind, QualificationAttempt, Skip
+from ..models import (
+    CATEGORY_CHOICES, Assignment, Hit, HitBatch, HitKind, Qualification, QualificationAttempt, QualificationSettings,
+    Skip,
+)
 from ..selectors import (
     annotator_current,
     annotator_earnings_by_project,
@@ -53,19 +57,32 @@ _ERROR_ANCHORS = {"category": ("categories", "Category"), "word": ("id_word", "W
                   "non_fitting": ("exemplars", "Marked images")}
 
 
+# Projects listed with their test on the annotator's pages; more are reached by their address.
+QUALIFICATION_ROWS = 50
+
+
+def _qualifications(user: User) -> list[dict]:
+    """Per project whose test the user may see: the project and where they stand with its test."""
+    now = timezone.now()
+    return [{"project": project, "state": qual.qualification_state(user, project, now=now)}
+            for project in qual.offered_projects(user)[:QUALIFICATION_ROWS]]
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     profile = profile_get(request.user)
+    qualified_any = Qualification.objects.filter(user=request.user).exists()
     return render(request, "crowd/home.html", {
         "profile": profile,
         "stats": annotator_stats(request.user),
         "current": annotator_current(request.user),
-        "qualification": qual.qualification_state(request.user),
+        "qualifications": _qualifications(request.user),
+        "qualified_any": qualified_any,
         "recent": annotator_recent_work(request.user),
         "per_project": annotator_earnings_by_project(request.user),
         # A skipped HIT's assignment is stored as returned; the list says which the annotator skipped.
         "skipped_hits": set(Skip.objects.filter(worker=request.user).values_list("hit_id", flat=True)),
-        "batches": _open_batches(request.user) if profile.is_qualified and not profile.is_blocked else [],
+        "batches": _open_batches(request.user) if qualified_any and not profile.is_blocked else [],
     })
 
 
@@ -106,12 +123,12 @@ def instructions(request: HttpRequest) -> HttpResponse:
     return render(request, "crowd/instructions.html", {"categories": CATEGORY_CHOICES})
 
 
-def _pass_mark(total: int) -> int:
-    """How many of `total` units must match to pass (the settings' fraction, rounded up as the grading does)."""
-    return math.ceil(CrowdSettings.load().qualification_pass_fraction * total - 1e-9)
+def _pass_mark(project: Project, total: int) -> int:
+    """How many of `total` units must match to pass (the project's fraction, rounded up as the grading does)."""
+    return math.ceil(QualificationSettings.of(project).pass_fraction * total - 1e-9)
 
 
-def _attempt_feedback(attempt: QualificationAttempt | None) -> dict | None:
+def _attempt_feedback(attempt: QualificationAttempt | None, project: Project) -> dict | None:
     """Per unit of a failed attempt: the pictures, what was answered and whether it matched (not the known
     answer: gold units come back in later tests and in the HIT stream)."""
     if attempt is None or attempt.finished_at is None or attempt.passed:
@@ -124,17 +141,26 @@ def _attempt_feedback(attempt: QualificationAttempt | None) -> dict | None:
                       "correct": bool(given.get("correct")),
                       # Attempts graded before the parts were stored say only "not matched" (None).
                       "word_ok": given.get("word_ok"), "category_ok": given.get("category_ok")})
-    return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(attempt.total)}
+    return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(project, attempt.total)}
 
 
 @login_required
 def qualification(request: HttpRequest) -> HttpResponse:
-    state = qual.qualification_state(request.user)
-    feedback = _attempt_feedback(state.last_attempt)
+    """The projects whose test the annotator may take, and where they stand with each."""
+    return render(request, "crowd/qualifications.html", {"qualifications": _qualifications(request.user)})
+
+
+@login_required
+def qualification_test(request: HttpRequest, project_id: int) -> HttpResponse:
+    """One project's test; a project that offers the user nothing (and that they are not a member of) is a 404."""
+    project = get_object_or_404(qual.offered_projects(request.user), pk=project_id)
+    here = redirect("crowd:qualification_test", project_id=project.pk)
+    state = qual.qualification_state(request.user, project)
+    feedback = _attempt_feedback(state.last_attempt, project)
     if not state.can_take:
-        return render(request, "crowd/qualification.html", {"state": state, "feedback": feedback})
+        return render(request, "crowd/qualification.html", {"project": project, "state": state, "feedback": feedback})
     try:
-        attempt = qual.qualification_start(user=request.user)
+        attempt = qual.qualification_start(user=request.user, project=project)
     except CrowdError as exc:
         messages.error(request, str(exc))
         return redirect("crowd:home")
@@ -147,17 +173,17 @@ def qualification(request: HttpRequest) -> HttpResponse:
             attempt = qual.qualification_submit(attempt=attempt, answers=answers)
         except CrowdError as exc:
             messages.error(request, str(exc))
-            return redirect("crowd:qualification")
+            return here
         if attempt.passed:
-            messages.success(request, f"You passed the qualification ({attempt.correct} of {attempt.total}). "
-                                      "You can start working.")
+            messages.success(request, f"You passed the qualification of {project.name} ({attempt.correct} of "
+                                      f"{attempt.total}). You can start working on its HITs.")
             return redirect("crowd:home")
         messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept; "
-                                f"passing needs {_pass_mark(attempt.total)}. See each unit below.")
-        return redirect("crowd:qualification")
+                                f"passing needs {_pass_mark(project, attempt.total)}. See each unit below.")
+        return here
     return render(request, "crowd/qualification.html", {
-        "state": state, "attempt": attempt, "units": _attempt_units(attempt), "categories": CATEGORY_CHOICES,
-        "feedback": feedback, "pass_mark": _pass_mark(attempt.total),
+        "project": project, "state": state, "attempt": attempt, "units": _attempt_units(attempt),
+        "categories": CATEGORY_CHOICES, "feedback": feedback, "pass_mark": _pass_mark(project, attempt.total),
     })
 
 
