@@ -33,7 +33,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from tests.factories import make_hits, make_job, make_project, make_user
-from units.crowd.models import Annotation, Assignment, HitBatch, InviteCode, Skip
+from units.crowd.models import (
+    Annotation, Assignment, HitBatch, InviteCode, Qualification, QualificationAttempt, QualificationSettings, Skip,
+)
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from units.projects.models import Invitation, Membership, Pool, Project
 from units.results.models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate, UnitVerification
@@ -89,6 +91,9 @@ PAGES: dict[str, Rule] = {
     "publish": P(body={"layers": "layer", "assignments_per_hit": 1, "reward": "0.05", "lifetime_hours": 1,
                        "assignment_minutes": 5, "auto_approval_hours": 1, "exemplars_shown": 2, "sentinels": 0}),
     "crowd:home": Rule("public"), "crowd:instructions": Rule("public"), "crowd:qualification": Rule("public"),
+    # A project's test is shown to annotators it offers work (B's pool: the annotator holding B's HIT)
+    # and to its members; to anyone else the project does not exist.
+    "crowd:qualification_test": P(ids={"project_id": "project"}, holder_may=True),
     "crowd:next": Rule("crowd"),
     "crowd:work": Rule("own", ids={"pk": "assignment"}),
     "crowd:return": Rule("own", ids={"pk": "assignment"}),
@@ -236,6 +241,9 @@ def world(media_root):
     pool.members.add(users["annotator_in"])
     HitBatch.objects.filter(pk=hits[0].batch_id).update(pool=pool)
     invite = InviteCode.objects.create(code="code-1")
+    # B's gold units and test settings: a test page reached from A would start an attempt at B's test.
+    Unit.objects.filter(layer=layer).update(is_gold=True, gold_word="dog", gold_category="object")
+    QualificationSettings.objects.create(project=project_b, size=2)
     b = {
         "project": project_b.pk, "project_name": project_b.name, "job": job.pk, "pending_job": pending.pk,
         "network": job.network_id, "dataset": job.dataset_id, "layer": layer.pk, "unit": unit.pk,
@@ -265,7 +273,11 @@ def snapshot(project: Project) -> dict:
     rows["pool_members"] = sorted(Pool.members.through.objects.filter(pool__project=project).values_list(
         "pool_id", "user_id"))
     rows["pools"] = sorted(Pool.objects.filter(project=project).values_list("pk", "name"))
-    rows["gold"] = sorted(Unit.objects.filter(layer__job__project=project, is_gold=True).values_list("pk", flat=True))
+    rows["gold"] = sorted(Unit.objects.filter(layer__job__project=project, is_gold=True).values_list(
+        "pk", "gold_word", "gold_category"))
+    rows["qualified"] = sorted(Qualification.objects.filter(project=project).values_list("user_id", flat=True))
+    rows["attempts"] = sorted(QualificationAttempt.objects.filter(project=project).values_list("pk", "finished_at"))
+    rows["qualification_settings"] = list(QualificationSettings.objects.filter(project=project).values())
     return rows
 
 
