@@ -155,7 +155,8 @@ def test_feedback_says_whether_the_word_or_the_category_or_both_missed(gold, hit
     posted = {}
     for (word, category), uid in zip(given, attempt.unit_ids):
         posted[f"word_{uid}"], posted[f"category_{uid}"] = word(units[uid]), category
-    page = client.post(reverse("crowd:qualification_test", args=[lab_project().pk]), posted, follow=True).content.decode()
+    url = reverse("crowd:qualification_test", args=[lab_project().pk])
+    page = client.post(url, posted, follow=True).content.decode()
     assert "Unit 1: matched" in page
     assert "Unit 2: the category missed (the word was right)" in page
     assert "Unit 3: the word missed (the category was right)" in page

@@ -49,7 +49,8 @@ class Command(BaseCommand):
         parser.add_argument("--train-images", type=int, help="training images (default 5000)")
         parser.add_argument("--epochs", type=int, help="training epochs (default 6)")
         parser.add_argument("--probe-images", type=int, help="images dissected (default 600)")
-        parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="name prefix of the demo's network, dataset and folders")
+        parser.add_argument("--prefix", default=DEFAULT_PREFIX,
+                            help="name prefix of the demo's project, network, dataset and folders")
         parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for a job run by workers")
         parser.add_argument("--admin-password", help="password of the demo's admin (default: the well-known one "
                                                      "with DEBUG on, a generated one, printed, with DEBUG off)")
