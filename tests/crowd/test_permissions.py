@@ -7,6 +7,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from tests.factories import make_project
 from units.crowd.models import Assignment
 from units.crowd.services import assignment_claim
 from units.crowd.verify import hit_publish_verify
@@ -21,6 +22,8 @@ PAGES = [
     ("get", "/crowd/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/instructions/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/qualification/", [LOGIN, 200, 200, 200, 200]),
+    ("get", "/crowd/qualification/{p}/", [LOGIN, 200, 200, 200, 200]),  # the lab's batch is open to the crowd
+    ("get", "/crowd/qualification/{q}/", [LOGIN, 404, 404, 404, 200]),  # a project that offers them nothing
     # Someone else's assignment answers 404, like an unknown id: ids reveal nothing.
     ("get", "/crowd/assignments/{a}/", [LOGIN, 200, 404, 404, 404]),
     ("get", "/crowd/assignments/{v}/", [LOGIN, 404, 200, 404, 404]),  # a verify HIT, the other annotator's
@@ -62,7 +65,7 @@ def world(annotator, other_annotator, requester, admin, hits):
     verify = Assignment.objects.create(hit=batch.hits.first(), worker=other_annotator, accepted_at=now,
                                        deadline=now + timedelta(minutes=10))
     return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk, "v": verify.pk,
-            "p": assignment.hit.batch.project_id}
+            "p": assignment.hit.batch.project_id, "q": make_project("elsewhere").pk}
 
 
 @pytest.mark.parametrize("method, url, expected", PAGES, ids=[f"{m} {u}" for m, u, _ in PAGES])
