@@ -1,9 +1,9 @@
 """Qualification per project: an annotator's qualified status, the test's attempts and settings belong
 to a project.
 
-Before, qualification was site-wide: a qualified annotator could take any project's HITs. So nothing is
-lost, each qualified annotator is qualified for every project that exists (the Default one for rows
-from before projects), earlier attempts go into Default, and the site's test settings become every
+A database with site-wide qualification loses nothing: a qualified annotator (who could take any
+project's HITs) is qualified for every project that exists (the Default one for rows from before
+projects), attempts without a project go into Default, and the site's test settings become every
 existing project's. Gold units belong to their project already, through their dissection job.
 """
 import django.db.models.deletion
