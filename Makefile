@@ -84,7 +84,8 @@ bench-paint: venv
 	$(BIN)/python -m benchmarks.paint_bench $(PAINT_ARGS)
 
 # The load benchmark: `make stack` starts PostgreSQL, Redis, gunicorn (4 workers) and one
-# Celery worker on this machine; `make loadtest` drives 64 simulated annotators for 90 s against it.
+# Celery worker on this machine; `make loadtest` drives 64 simulated annotators for 90 s against it, the HITs
+# spread over 3 projects, one of them a private pool.
 STACK_PORT ?= 8011
 STACK_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/unitcrowd_load
 STACK_BROKER_URL ?= redis://127.0.0.1:6379/3

@@ -42,7 +42,8 @@ def make_project(name: str | None = None, *, owner=None, members: dict | None = 
     return project
 
 
-def make_user(username: str | None = None, *, qualified: bool = False, requester: bool = False, admin: bool = False):
+def make_user(username: str | None = None, *, qualified=False, requester: bool = False, admin: bool = False):
+    """A user; `qualified`: True for the lab project, or a project, or a list of projects."""
     User = get_user_model()
     username = username or f"user{next(_seq)}"
     user = User.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.org")
@@ -56,7 +57,10 @@ def make_user(username: str | None = None, *, qualified: bool = False, requester
         user.groups.add(group)
         Membership.objects.create(project=lab_project(), user=user, role="requester")
     if qualified:
-        mark_qualified(user)
+        projects = [lab_project()] if qualified is True else (
+            list(qualified) if isinstance(qualified, (list, tuple)) else [qualified])
+        for project in projects:
+            mark_qualified(user, project)
     return user
 
 

@@ -218,7 +218,8 @@ def test_a_qualification_attempt_shows_its_gold_pictures_to_that_annotator_only(
     _, not_held = hit_world
     newbie, outsider = make_user("newbie"), make_user("outsider")
     from django.utils import timezone
-    QualificationAttempt.objects.create(user=newbie, unit_ids=[not_held.unit_id], started_at=timezone.now())
+    QualificationAttempt.objects.create(user=newbie, project_id=not_held.batch.project_id, unit_ids=[not_held.unit_id],
+                                        started_at=timezone.now())
     top = [p for p in _pictures(not_held)
            if Exemplar.objects.get(public_id=p.pk).kind == Exemplar.Kind.TOP]
     sentinel = [p for p in _pictures(not_held) if p not in top]

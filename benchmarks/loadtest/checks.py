@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from units.crowd.models import Annotation, Assignment, Hit
+from units.crowd.models import Annotation, Assignment, Hit, Qualification
 from units.dissection.models import Layer
+from units.projects.models import Pool
 from units.results import aggregation
 from units.results.selectors import layer_answers, vocabulary_for
 
@@ -25,10 +26,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def correctness(*, batch_id: int, tally: Tally) -> dict[str, int]:
+def correctness(*, batch_ids: list[int], tally: Tally) -> dict[str, int]:
     """The counts that must all be zero (bar `submitted`): read from the database after the run."""
     slots = Q(assignments__status__in=Assignment.SLOT_STATUSES)
-    touched = Q(batch_id=batch_id) | Q(pk__in={h for _, h, _ in tally.claimed})
+    touched = Q(batch_id__in=batch_ids) | Q(pk__in={h for _, h, _ in tally.claimed})
     over = (Hit.objects.filter(touched).annotate(held=Count("assignments", filter=slots))
             .filter(held__gt=F("max_assignments")).count())
     twice_db = (Assignment.objects.filter(hit__in=Hit.objects.filter(touched)).values("hit", "worker")
@@ -40,8 +41,14 @@ def correctness(*, batch_id: int, tally: Tally) -> dict[str, int]:
         assignment_id__in=acked, assignment__status__in=(Assignment.Status.SUBMITTED, Assignment.Status.APPROVED),
     ).values_list("assignment_id", flat=True))
     server_errors = sum(n for statuses in tally.statuses.values() for s, n in statuses.items() if s >= 500)
-    stuck = Assignment.objects.filter(hit__batch_id=batch_id, status=Assignment.Status.ACCEPTED,
+    stuck = Assignment.objects.filter(hit__batch_id__in=batch_ids, status=Assignment.Status.ACCEPTED,
                                       deadline__lt=timezone.now()).count()
+    # A HIT of a project the annotator is not qualified for, or of a pool they are not in.
+    unqualified = ~Exists(Qualification.objects.filter(user_id=OuterRef("worker_id"),
+                                                       project_id=OuterRef("hit__batch__project_id")))
+    outside_pool = Q(hit__batch__pool__isnull=False) & ~Exists(Pool.members.through.objects.filter(
+        pool_id=OuterRef("hit__batch__pool_id"), user_id=OuterRef("worker_id")))
+    outside = Assignment.objects.filter(hit__in=Hit.objects.filter(touched)).filter(unqualified | outside_pool).count()
     return {
         "submitted (2xx)": len(acked),
         "over-assigned HITs": over,
@@ -50,6 +57,7 @@ def correctness(*, batch_id: int, tally: Tally) -> dict[str, int]:
         "5xx answers": server_errors,
         "requests without an answer": tally.no_answer,
         "assignments stuck past their deadline": stuck,
+        "HITs given outside the annotator's projects or pool": outside,
     }
 
 
@@ -57,10 +65,12 @@ def failures(counts: dict[str, int]) -> list[str]:
     return [f"{name}: {value}" for name, value in counts.items() if name != "submitted (2xx)" and value]
 
 
-def layer_accuracy(*, layer_id: int, truth: dict[int, tuple[str, str]]) -> dict[str, float]:
-    """Majority vote vs Dawid-Skene over what the crowd really submitted, scored against truth."""
-    layer = Layer.objects.select_related("job__dataset").get(pk=layer_id)
-    answers = layer_answers(layer, vocabulary_for(layer.job.dataset))
+def layer_accuracy(*, layer_ids: list[int], truth: dict[int, tuple[str, str]]) -> dict[str, float]:
+    """Majority vote vs Dawid-Skene over what the crowd really submitted to these layers (one crowd, its
+    skills estimated over all of them), scored against truth."""
+    answers = []
+    for layer in Layer.objects.select_related("job__dataset").filter(pk__in=layer_ids):
+        answers += layer_answers(layer, vocabulary_for(layer.job.dataset))
     return accuracy_against_truth(aggregation.aggregate(answers), truth)
 
 

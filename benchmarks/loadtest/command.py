@@ -1,5 +1,6 @@
-"""The load benchmark: seed a job, drive a simulated crowd through the real HTTP API of
-a running site, print throughput, latency percentiles, correctness counts and aggregation quality.
+"""The load benchmark: seed jobs in 3 projects (one a private pool's; `--projects`), drive a simulated
+crowd through the real HTTP API of a running site, print throughput, latency percentiles, correctness
+counts and aggregation quality.
 
     python -m benchmarks.loadtest --url http://127.0.0.1:8011 --annotators 64 --duration 90
     python -m benchmarks.loadtest --no-load            # only compare aggregation methods, no site
@@ -25,7 +26,7 @@ from benchmarks.loadtest.crowd import make_crowd, simulate_table
 from benchmarks.loadtest.driver import drive
 from benchmarks.loadtest.faults import FaultPlan, children, wait_after
 from benchmarks.loadtest.export_memory import export_jobs, measure, run_child, seed_annotations
-from benchmarks.loadtest.seed import loadtest_seed
+from benchmarks.loadtest.seed import POOL_PROJECT, loadtest_seed, pool_member
 
 ACCURACIES = (0.6, 0.75, 0.9)
 
@@ -74,6 +75,9 @@ class Command(BaseCommand):
         parser.add_argument("--annotators", type=int, default=64)
         parser.add_argument("--duration", type=float, default=90.0, help="seconds of load")
         parser.add_argument("--hits", type=int, default=512)
+        parser.add_argument("--projects", type=int, default=3,
+                            help="projects the HITs and annotators are spread over (default 3); with more than one, "
+                                 "the second project's batch goes to a private pool of a share of the annotators")
         parser.add_argument("--assignments", type=int, default=5)
         parser.add_argument("--accuracy", type=float, default=0.75, help="honest annotators' mean accuracy")
         parser.add_argument("--spammers", type=float, default=0.1, help="share of annotators answering at random")
@@ -188,11 +192,19 @@ class Command(BaseCommand):
             plan = FaultPlan(web_pidfile=Path(files["web"]), worker_pidfile=Path(files["worker"]),
                              restart=opts["restart_worker"], web_at=opts["duration"] / 3,
                              worker_at=opts["duration"] / 2)
+        if opts["projects"] < 1 or opts["hits"] < opts["projects"] or (
+                opts["projects"] > 1 and opts["annotators"] < opts["projects"]):
+            raise CommandError("--projects: at least 1, with at least one HIT (and, with a pool, one annotator) "
+                               "per project.")
         seeded = loadtest_seed(name=name, n_units=opts["hits"], assignments=opts["assignments"],
                                usernames=[a.name for a in crowd], password=password, seed=opts["seed"],
-                               duration_s=duration)
+                               duration_s=duration, projects=opts["projects"])
+        spread = (f"over {opts['projects']} projects, project {POOL_PROJECT + 1}'s to a private pool of "
+                  f"{sum(pool_member(i, opts['projects']) for i in range(len(crowd)))} annotators"
+                  if opts["projects"] > 1 else "in one project, open to every annotator")
         self.stdout.write(f"seeded {name}: {opts['hits']} HITs x {opts['assignments']} assignments, "
-                          f"{opts['annotators']} annotators; driving {opts['url']} for {opts['duration']:.0f} s")
+                          f"{opts['annotators']} annotators, {spread}; driving {opts['url']} for "
+                          f"{opts['duration']:.0f} s")
         rss0: dict[str, int] = {}
         ticks0: dict[str, int] = {}
         load0: list[float] = []
@@ -226,7 +238,7 @@ class Command(BaseCommand):
         tally = result.tally
         for error in tally.errors[:5]:
             self.stderr.write(error)
-        counts = correctness(batch_id=seeded.batch_id, tally=tally)
+        counts = correctness(batch_ids=seeded.batch_ids, tally=tally)
         ncpu = os.cpu_count() or 1
         self.stdout.write(f"\nsubmissions: {counts['submitted (2xx)']} in {result.wall_s:.1f} s = "
                           f"{counts['submitted (2xx)'] / result.wall_s:.1f} per second")
@@ -262,7 +274,7 @@ class Command(BaseCommand):
         self.stdout.write(f"machine: {busy:.1f} s busy of {total:.1f} s = {busy / max(total, 1e-9):.0%} "
                           f"(/proc/stat; everything on it: servers, database, Redis, the generator)")
         self.stdout.write(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (1 min)")
-        acc = layer_accuracy(layer_id=seeded.layer_id, truth=seeded.truth)
+        acc = layer_accuracy(layer_ids=seeded.layer_ids, truth=seeded.truth)
         self.stdout.write(f"aggregation of this run's answers ({acc['units']} units answered, crowd accuracy "
                           f"{opts['accuracy']:.0%}): category MV {acc['category_mv']:.1%}, DS "
                           f"{acc['category_ds']:.1%}, "
@@ -278,7 +290,7 @@ class Command(BaseCommand):
             # What must hold is checked after the run: nothing lost (above), nothing stuck, aggregation caught up.
             problems = [p for p in problems if not p.startswith(("requests without an answer",
                                                                   "assignments stuck past their deadline"))]
-            after = wait_after(batch_id=seeded.batch_id, layer_id=seeded.layer_id, limit_s=duration + 180)
+            after = wait_after(batch_ids=seeded.batch_ids, layer_ids=seeded.layer_ids, limit_s=duration + 180)
             self.stdout.write(
                 f"after the run: open assignments all freed after {_secs(after['freed_after_s'])} "
                 f"(assignment duration {duration} s; {after['still_accepted']} still accepted); aggregation caught up "

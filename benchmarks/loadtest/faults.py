@@ -99,30 +99,34 @@ class FaultPlan:
                            f"{done.returncode})")
 
 
-def wait_after(*, batch_id: int, layer_id: int, limit_s: float) -> dict[str, float | int | None]:
-    """Wait (up to `limit_s`) until no assignment of the batch is left accepted past its deadline and
-    the layer's newest aggregation run counted every counted answer; returns when each happened."""
-    started = time.monotonic()
-    freed_at = caught_up_at = None
-    while time.monotonic() - started < limit_s:
-        live = Assignment.objects.filter(hit__batch_id=batch_id, status=Assignment.Status.ACCEPTED)
-        if freed_at is None and not live.exists():
-            freed_at = time.monotonic() - started
-        counted = Annotation.objects.filter(
+def _aggregated(layer_ids: list[int]) -> tuple[int, int]:
+    """(counted answers, answers in each layer's newest successful run), summed over the layers."""
+    counted = aggregated = 0
+    for layer_id in layer_ids:
+        counted += Annotation.objects.filter(
             assignment__hit__unit__layer_id=layer_id, assignment__status__in=COUNTED_STATUSES,
             assignment__hit__kind=HitKind.LABEL).count()
         run = (AggregationRun.objects.filter(layer_id=layer_id, status=AggregationRun.Status.SUCCEEDED)
                .order_by("-started_at").first())
-        if caught_up_at is None and run is not None and run.n_annotations == counted:
+        aggregated += run.n_annotations if run else 0
+    return counted, aggregated
+
+
+def wait_after(*, batch_ids: list[int], layer_ids: list[int], limit_s: float) -> dict[str, float | int | None]:
+    """Wait (up to `limit_s`) until no assignment of the batches is left accepted past its deadline and
+    each layer's newest aggregation run counted every counted answer; returns when each happened."""
+    started = time.monotonic()
+    freed_at = caught_up_at = None
+    live = Assignment.objects.filter(hit__batch_id__in=batch_ids, status=Assignment.Status.ACCEPTED)
+    while time.monotonic() - started < limit_s:
+        if freed_at is None and not live.exists():
+            freed_at = time.monotonic() - started
+        counted, aggregated = _aggregated(layer_ids)
+        if caught_up_at is None and aggregated == counted:
             caught_up_at = time.monotonic() - started
         if freed_at is not None and caught_up_at is not None:
             break
         time.sleep(2.0)
-    live = Assignment.objects.filter(hit__batch_id=batch_id, status=Assignment.Status.ACCEPTED)
-    counted = Annotation.objects.filter(
-        assignment__hit__unit__layer_id=layer_id, assignment__status__in=COUNTED_STATUSES,
-        assignment__hit__kind=HitKind.LABEL).count()
-    run = (AggregationRun.objects.filter(layer_id=layer_id, status=AggregationRun.Status.SUCCEEDED)
-           .order_by("-started_at").first())
+    counted, aggregated = _aggregated(layer_ids)
     return {"freed_after_s": freed_at, "caught_up_after_s": caught_up_at, "still_accepted": live.count(),
-            "counted_answers": counted, "aggregated_answers": run.n_annotations if run else 0}
+            "counted_answers": counted, "aggregated_answers": aggregated}

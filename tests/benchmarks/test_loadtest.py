@@ -1,6 +1,7 @@
 """The small load run of CI: 8 simulated annotators for 15 s through the real HTTP API,
-on PostgreSQL, with debounced aggregation queued to Redis. Only correctness is asserted (nothing
-over-assigned, no HIT twice to one annotator, every 2xx submit stored, no 5xx); the timings are
+on PostgreSQL, with debounced aggregation queued to Redis, the HITs spread over 3 projects (one a
+private pool's). Only correctness is asserted (nothing over-assigned, no HIT twice to one annotator,
+every 2xx submit stored, no 5xx, no HIT outside an annotator's projects or pool); the timings are
 printed (`pytest -s`), never asserted: they depend on the machine."""
 from io import StringIO
 
@@ -31,6 +32,8 @@ def test_a_small_crowd_through_the_api_loses_nothing_and_never_over_assigns(live
     # The timeline's windows count every 2xx submit once: their rates x 5 s add up to the total.
     timeline = report.split("timeline (5 s windows")[1].split("\nmachine:")[0].splitlines()[3:]
     assert round(sum(float(line.split()[1]) * 5 for line in timeline)) == submitted
+    assert "over 3 projects, project 2's to a private pool of 3 annotators" in report
     for line in ("over-assigned HITs: 0", "HITs twice to one annotator: 0",
-                 "2xx submits missing from the database: 0", "5xx answers: 0"):
+                 "2xx submits missing from the database: 0", "5xx answers: 0",
+                 "HITs given outside the annotator's projects or pool: 0"):
         assert line in report

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from units.crowd.annotators import annotator_signup
 from units.crowd.errors import CrowdError, InvalidAnswer
-from units.crowd.models import AnnotatorProfile, CrowdSettings, InviteCode
+from units.crowd.models import AnnotatorProfile, CrowdSettings, InviteCode, Qualification
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -23,7 +23,7 @@ def test_open_sign_up_creates_an_unqualified_annotator_and_signs_them_in(client)
     response = client.post(reverse("signup"), NEW)
     assert response["Location"] == reverse("crowd:home")
     user = User.objects.get(username="newbie")
-    assert not AnnotatorProfile.objects.get(user=user).is_qualified
+    assert AnnotatorProfile.objects.filter(user=user).exists() and not Qualification.objects.filter(user=user).exists()
     assert client.get(reverse("crowd:home")).status_code == 200
 
 
@@ -63,8 +63,7 @@ def test_closed_sign_up_says_so(client):
 
 def test_a_requester_switches_sign_up_to_invite_codes_and_creates_one(client, requester):
     client.force_login(requester)
-    data = {"s-signup_mode": "invite", "s-qualification_size": 5, "s-qualification_pass_fraction": 0.6,
-            "s-qualification_cooldown_minutes": 60, "s-gold_rate": 0.1}
+    data = {"s-signup_mode": "invite", "s-gold_rate": 0.1}
     assert client.post(reverse("crowd:settings"), data).status_code == 302
     assert CrowdSettings.load().signup_mode == "invite"
     client.post(reverse("crowd:invite_create"), {"i-max_uses": 3, "i-note": "lab"})
@@ -73,13 +72,22 @@ def test_a_requester_switches_sign_up_to_invite_codes_and_creates_one(client, re
     assert code.code in client.get(reverse("crowd:settings")).content.decode()
 
 
-def test_create_annotators_creates_prints_and_optionally_qualifies(db):
+def test_create_annotators_creates_prints_and_optionally_qualifies_for_named_projects(db):
+    from tests.factories import make_project
+
+    _, beta = make_project("alpha"), make_project("beta")
+    make_project("gamma")
     out = io.StringIO()
-    call_command("create_annotators", count=3, prefix="lab", password="lab-password-1", qualified=True, stdout=out)
+    call_command("create_annotators", count=3, prefix="lab", password="lab-password-1",
+                 qualified=["alpha", str(beta.pk)], stdout=out)
     lines = out.getvalue().splitlines()
-    assert lines[1:4] == [f"lab{i}\tlab-password-1\tyes" for i in (1, 2, 3)]
-    assert all(AnnotatorProfile.objects.get(user__username=f"lab{i}").is_qualified for i in (1, 2, 3))
+    assert lines[1:4] == [f"lab{i}\tlab-password-1\talpha, beta" for i in (1, 2, 3)]
+    for i in (1, 2, 3):  # for the two projects named, not the third
+        assert sorted(Qualification.objects.filter(user__username=f"lab{i}").values_list("project__name", flat=True)
+                      ) == ["alpha", "beta"]
     assert User.objects.get(username="lab2").check_password("lab-password-1")
+    with pytest.raises(CommandError, match="No project named 'delta'"):
+        call_command("create_annotators", count=1, prefix="x", password="lab-password-1", qualified=["delta"])
 
 
 def test_create_annotators_skips_names_that_are_taken(db):
@@ -87,7 +95,7 @@ def test_create_annotators_skips_names_that_are_taken(db):
     out, err = io.StringIO(), io.StringIO()
     call_command("create_annotators", count=2, prefix="lab", password="lab-password-1", stdout=out, stderr=err)
     assert "skipped lab1" in err.getvalue()
-    assert "lab2\tlab-password-1\tno" in out.getvalue() and "1 annotator account(s) created" in out.getvalue()
+    assert "lab2\tlab-password-1\t-" in out.getvalue() and "1 annotator account(s) created" in out.getvalue()
     assert User.objects.filter(username__startswith="lab").count() == 2
 
 

@@ -29,7 +29,8 @@ def crowded(db):
                                   status=Assignment.Status.SUBMITTED)
     Assignment.objects.create(hit=hits[10], worker=other, accepted_at=now, deadline=now + timedelta(minutes=5))
     Skip.objects.create(hit=hits[11], worker=worker)
-    QualificationAttempt.objects.create(user=worker, unit_ids=[hits[12].unit_id, hits[2].unit_id], started_at=now)
+    QualificationAttempt.objects.create(user=worker, project=job.project, unit_ids=[hits[12].unit_id, hits[2].unit_id],
+                                        started_at=now)
     return worker, other, now
 
 
@@ -174,3 +175,78 @@ def test_an_annotator_outside_the_pool_is_never_given_its_hits(pooled):
         taken.append(assignment.hit_id)
         services.assignment_return(assignment_id=assignment.pk, worker=other)
     assert len(taken) == len(set(taken)) > 0 and not set(taken) & (pool_hits | closed_hits)
+
+
+@pytest.fixture
+def two_projects(pooled):
+    """On top of `pooled`: a second project with an open batch of 10 HITs (2 gold) and a pool batch of 4
+    whose only member is the worker. The worker is qualified for the lab only; `other` for both; a third
+    annotator, `newcomer`, for the second project only (and in its pool)."""
+    from tests.factories import make_project
+    from units.crowd.models import HitBatch
+    from units.crowd.qualification import mark_qualified
+    from units.projects.models import Pool
+
+    worker, other, now, pool_hits, closed_hits = pooled
+    beta = make_project("beta")
+    open_b = make_hits(make_job(layers={"conv3": 10}, exemplars_per_unit=1, project=beta), assignments=2)
+    Hit.objects.filter(pk__in=[h.pk for h in open_b[:2]]).update(is_gold=True)
+    pool = Pool.objects.create(project=beta, name="beta members")
+    pooled_b = make_hits(make_job(layers={"conv3": 4}, exemplars_per_unit=1, project=beta), assignments=2)
+    HitBatch.objects.filter(pk=pooled_b[0].batch_id).update(pool=pool)
+    newcomer = make_user(qualified=beta)
+    pool.members.add(worker, newcomer)
+    mark_qualified(other, beta)
+    return worker, other, newcomer, now, {h.pk for h in open_b}, {h.pk for h in pooled_b}
+
+
+@pytest.mark.parametrize("gold_first", [True, False])
+@pytest.mark.parametrize("window", [5, 60])
+def test_the_qualification_filter_in_plain_sql_is_its_orm_definition(two_projects, gold_first, window, monkeypatch):
+    worker, other, newcomer, now, open_b, pooled_b = two_projects
+    monkeypatch.setattr(services, "CLAIM_WINDOW", window)
+    monkeypatch.setattr(services, "CLAIM_CANDIDATES", window)
+    for who in (worker, other, newcomer):
+        orm = services._shortlist(services._likely_open_hits_for(who, now=now), gold_first=gold_first,
+                                  rng=random.Random(6))
+        assert services._likely_shortlist(who, now=now, gold_first=gold_first, rng=random.Random(6)) == orm
+    exact = {who: {h.pk for h in services.open_hits_for(who, now=now)} for who in (worker, other, newcomer)}
+    # Trying to break it: the worker is in beta's pool but qualified for the lab only; `other` is qualified
+    # for beta but outside its pool; the newcomer is qualified for beta only.
+    assert not exact[worker] & (open_b | pooled_b)
+    assert open_b <= exact[other] and not exact[other] & pooled_b
+    assert exact[newcomer] == open_b | pooled_b
+
+
+def test_an_annotator_qualified_in_one_project_never_takes_a_hit_of_another(two_projects):
+    worker, other, newcomer, now, open_b, pooled_b = two_projects
+    taken = []
+    for _ in range(200):  # each claim returned at once, so the next claim looks for another HIT
+        assignment = services.assignment_claim(worker=worker, now=now)
+        if assignment is None:
+            break
+        taken.append(assignment.hit_id)
+        services.assignment_return(assignment_id=assignment.pk, worker=worker)
+    assert len(taken) == len(set(taken)) > 0 and not set(taken) & (open_b | pooled_b)
+    # Choosing beta's batch by its id does not get round it either.
+    batch_id = Hit.objects.get(pk=min(open_b)).batch_id
+    assert services.assignment_claim(worker=worker, now=now, batch_id=batch_id) is None
+    # Without any qualification, no HIT at all, with the reason.
+    from units.crowd.errors import NotAllowed
+    from units.crowd.models import Qualification
+
+    Qualification.objects.filter(user=worker).delete()
+    with pytest.raises(NotAllowed, match="qualification"):
+        services.assignment_claim(worker=worker, now=now)
+
+
+def test_an_annotator_unqualified_since_cannot_take_an_expired_hit_again(two_projects):
+    from units.crowd.annotators import annotator_unqualify
+    from units.crowd.errors import NotAllowed
+
+    worker, other, newcomer, now, open_b, pooled_b = two_projects
+    assignment = services.assignment_claim(worker=newcomer, now=now)
+    Assignment.objects.filter(pk=assignment.pk).update(deadline=now - timedelta(seconds=1))
+    annotator_unqualify(user=newcomer, project=assignment.hit.batch.project)
+    with pytest.raises(NotAllowed, match="qualification"):
+        services.assignment_retake(assignment_id=assignment.pk, worker=newcomer, now=now)

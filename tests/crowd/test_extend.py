@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_user
-from units.crowd.errors import Conflict, NotAllowed
+from units.crowd.errors import Conflict, NotFound
 from units.crowd.models import Assignment
 from units.crowd.services import (
     EXTEND_MAX_SECONDS, annotation_submit, assignment_claim, assignment_extend, assignment_retake,
@@ -48,7 +48,7 @@ def test_refused_too_early_too_late_and_for_others(annotator, hits):
     with pytest.raises(Conflict, match="last 2 minutes"):
         assignment_extend(assignment_id=a.pk, worker=annotator)
     near_the_end(a)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         assignment_extend(assignment_id=a.pk, worker=make_user(qualified=True))
     Assignment.objects.filter(pk=a.pk).update(deadline=timezone.now() - timedelta(seconds=1))
     with pytest.raises(Conflict, match="running"):
@@ -76,4 +76,4 @@ def test_the_page_offers_extend_and_the_post_moves_the_deadline(client, annotato
     assert Assignment.objects.get(pk=a.pk).deadline == deadline + timedelta(seconds=300)
     assert 'id="extend-form"' not in client.get(reverse("crowd:work", args=[a.pk])).content.decode()
     client.force_login(make_user(qualified=True))
-    assert client.post(reverse("crowd:extend", args=[a.pk])).status_code == 403
+    assert client.post(reverse("crowd:extend", args=[a.pk])).status_code == 404

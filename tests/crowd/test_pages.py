@@ -90,14 +90,14 @@ def test_a_foreign_image_id_in_the_form_is_refused(annie, annotator, hits):
     assert not Annotation.objects.exists()
 
 
-def test_another_annotators_assignment_page_is_forbidden(client, annotator, other_annotator, hits):
+def test_another_annotators_assignment_page_is_not_found(client, annotator, other_annotator, hits):
     client.force_login(annotator)
     start(client)
     a = Assignment.objects.get(worker=annotator)
     client.force_login(other_annotator)
     refused = client.get(reverse("crowd:work", args=[a.pk]))
-    assert refused.status_code == 403 and "belongs to another annotator" in refused.content.decode()
-    assert client.post(reverse("crowd:work", args=[a.pk]), {"word": "x", "category": "object"}).status_code == 403
+    assert refused.status_code == 404  # like an id that does not exist: ids reveal nothing
+    assert client.post(reverse("crowd:work", args=[a.pk]), {"word": "x", "category": "object"}).status_code == 404
     assert not Annotation.objects.exists()
 
 
@@ -126,10 +126,11 @@ def test_an_unqualified_annotator_is_sent_to_the_qualification_and_told_when_the
     client.force_login(make_user())
     page = client.get(reverse("crowd:home")).content.decode()
     assert 'id="start-working"' not in page
-    assert "no gold units yet" in page
+    assert "no test yet (no gold units)" in page.split('id="qualification-')[1]
     response = client.post(reverse("crowd:next"), follow=True)
     assert "qualification" in response.content.decode()
-    assert "no gold units yet" in client.get(reverse("crowd:qualification")).content.decode()
+    test_page = reverse("crowd:qualification_test", args=[hits[0].batch.project_id])
+    assert "no gold units yet" in client.get(test_page).content.decode()
 
 
 def test_the_qualification_page_grades_the_test(client, job, hits):
@@ -140,14 +141,16 @@ def test_the_qualification_page_grades_the_test(client, job, hits):
         unit.save()
     user = make_user()
     client.force_login(user)
-    page = client.get(reverse("crowd:qualification")).content.decode()
+    test_page = reverse("crowd:qualification_test", args=[job.project_id])
+    assert test_page in client.get(reverse("crowd:qualification")).content.decode()  # listed, with its link
+    page = client.get(test_page).content.decode()
     ids = [int(x) for x in re.findall(r'name="word_(\d+)"', page)]
     assert ids
     data = {}
     for uid in ids:
         data[f"word_{uid}"] = str(Unit.objects.get(pk=uid).index)
         data[f"category_{uid}"] = "object"
-    response = client.post(reverse("crowd:qualification"), data, follow=True)
+    response = client.post(test_page, data, follow=True)
     assert "You passed" in response.content.decode()
     assert 'id="start-working"' in response.content.decode()
 

@@ -7,6 +7,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from tests.factories import make_project
 from units.crowd.models import Assignment
 from units.crowd.services import assignment_claim
 from units.crowd.verify import hit_publish_verify
@@ -21,11 +22,14 @@ PAGES = [
     ("get", "/crowd/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/instructions/", [LOGIN, 200, 200, 200, 200]),
     ("get", "/crowd/qualification/", [LOGIN, 200, 200, 200, 200]),
-    ("get", "/crowd/assignments/{a}/", [LOGIN, 200, 403, 403, 403]),
-    ("get", "/crowd/assignments/{v}/", [LOGIN, 403, 200, 403, 403]),  # a verify HIT, the other annotator's
-    ("post", "/crowd/assignments/{v}/", [LOGIN, 403, 400, 403, 403]),  # no verdict posted: the form says so
-    ("post", "/crowd/assignments/{a}/return/", [LOGIN, 302, 403, 403, 403]),
-    ("post", "/crowd/assignments/{a}/skip/", [LOGIN, 302, 403, 403, 403]),
+    ("get", "/crowd/qualification/{p}/", [LOGIN, 200, 200, 200, 200]),  # the lab's batch is open to the crowd
+    ("get", "/crowd/qualification/{q}/", [LOGIN, 404, 404, 404, 200]),  # a project that offers them nothing
+    # Someone else's assignment answers 404, like an unknown id: ids reveal nothing.
+    ("get", "/crowd/assignments/{a}/", [LOGIN, 200, 404, 404, 404]),
+    ("get", "/crowd/assignments/{v}/", [LOGIN, 404, 200, 404, 404]),  # a verify HIT, the other annotator's
+    ("post", "/crowd/assignments/{v}/", [LOGIN, 404, 400, 404, 404]),  # no verdict posted: the form says so
+    ("post", "/crowd/assignments/{a}/return/", [LOGIN, 302, 404, 404, 404]),
+    ("post", "/crowd/assignments/{a}/skip/", [LOGIN, 302, 404, 404, 404]),
     ("post", "/crowd/next/", [LOGIN, 302, 302, 302, 302]),
     ("get", "/crowd/review/", [LOGIN, 403, 403, 200, 200]),
     ("get", "/crowd/review/hits/{h}/", [LOGIN, 403, 403, 200, 200]),
@@ -40,12 +44,12 @@ PAGES = [
 ]
 API = [
     ("/api/assignments/next/", [401, 201, 201, 403, 403]),  # requester/admin are not qualified annotators
-    ("/api/assignments/{a}/submit/", [401, 200, 403, 403, 403]),
-    ("/api/assignments/{a}/return/", [401, 200, 403, 403, 403]),
-    ("/api/assignments/{a}/skip/", [401, 200, 403, 403, 403]),
-    # {a} is a labelling HIT: its owner gets 409 (answer it with a word), everyone else 403.
-    ("/api/assignments/{a}/verdict/", [401, 409, 403, 403, 403]),
-    ("/api/assignments/{v}/verdict/", [401, 403, 200, 403, 403]),  # {v}: the other annotator's verify HIT
+    ("/api/assignments/{a}/submit/", [401, 200, 404, 404, 404]),
+    ("/api/assignments/{a}/return/", [401, 200, 404, 404, 404]),
+    ("/api/assignments/{a}/skip/", [401, 200, 404, 404, 404]),
+    # {a} is a labelling HIT: its owner gets 409 (answer it with a word), everyone else 404.
+    ("/api/assignments/{a}/verdict/", [401, 409, 404, 404, 404]),
+    ("/api/assignments/{v}/verdict/", [401, 404, 200, 404, 404]),  # {v}: the other annotator's verify HIT
     ("/api/hit-batches/verify/", [401, 403, 403, 400, 400]),  # an empty body: requesters get a validation error
 ]
 
@@ -60,7 +64,8 @@ def world(annotator, other_annotator, requester, admin, hits):
     now = timezone.now()
     verify = Assignment.objects.create(hit=batch.hits.first(), worker=other_annotator, accepted_at=now,
                                        deadline=now + timedelta(minutes=10))
-    return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk, "v": verify.pk}
+    return {"users": users, "a": assignment.pk, "h": assignment.hit_id, "u": annotator.pk, "v": verify.pk,
+            "p": assignment.hit.batch.project_id, "q": make_project("elsewhere").pk}
 
 
 @pytest.mark.parametrize("method, url, expected", PAGES, ids=[f"{m} {u}" for m, u, _ in PAGES])
@@ -70,7 +75,7 @@ def test_pages(world, method, url, expected, persona_index):
     client = Client()
     if world["users"][persona] is not None:
         client.force_login(world["users"][persona])
-    data = {"action": "qualify"} if "annotators" in url else {}
+    data = {"action": "qualify", "project": world["p"]} if "annotators" in url else {}
     response = getattr(client, method)(url.format(**world), data)
     want = expected[persona_index]
     if want == LOGIN:

@@ -37,7 +37,8 @@ def test_a_loaded_row_equals_the_orm_instance_field_by_field(hits):
     worker = make_user(qualified=True)
     done = Assignment.objects.create(hit=hits[0], worker=worker, accepted_at=now, deadline=now + timedelta(minutes=5),
                                      status=Assignment.Status.SUBMITTED, submitted_at=now, work_seconds=12.5)
-    attempt = QualificationAttempt.objects.create(user=worker, unit_ids=[hits[1].unit_id, 7], started_at=now)
+    attempt = QualificationAttempt.objects.create(user=worker, project_id=hits[0].batch.project_id,
+                                                  unit_ids=[hits[1].unit_id, 7], started_at=now)
     for model, pk in ((Hit, hits[0].pk), (Assignment, done.pk), (QualificationAttempt, attempt.pk),
                       (Unit, hits[0].unit_id), (HitBatch, hits[0].batch_id)):
         table = plainsql.Table(model, "t")
@@ -99,7 +100,7 @@ def test_the_submits_locked_assignment_read_is_its_orm_definition(hits):
                 assert _fields(a) == _fields(b)
         assert len(reads) == 0
         # Trying to break it: another annotator's assignment, and one that does not exist.
-        with pytest.raises(services.NotAllowed):
+        with pytest.raises(services.NotFound):
             services._own_assignment_for_update(assignment_id=mine.pk, worker=other)
         with pytest.raises(services.NotFound):
             services._own_assignment_for_update(assignment_id=mine.pk + 1000, worker=worker)

@@ -4,9 +4,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.factories import make_user
+from tests.factories import lab_project, make_user
 from units.crowd.errors import Conflict, CrowdError, NotAllowed
-from units.crowd.models import CrowdSettings
+from units.crowd.models import QualificationSettings
 from units.crowd.qualification import qualification_start, qualification_state, qualification_submit
 from units.crowd.services import assignment_claim
 from units.crowd.validation import matches_gold, normalise_word
@@ -22,8 +22,8 @@ def gold(job):
     for unit in units:
         unit.is_gold, unit.gold_word, unit.gold_category = True, str(unit.index), "object"
         unit.save()
-    CrowdSettings.objects.update_or_create(pk=1, defaults={
-        "qualification_size": 4, "qualification_pass_fraction": 0.75, "qualification_cooldown_minutes": 30})
+    QualificationSettings.objects.update_or_create(project=job.project, defaults={
+        "size": 4, "pass_fraction": 0.75, "cooldown_minutes": 30})
     return units
 
 
@@ -36,30 +36,30 @@ def answers_for(attempt, right: int):
 
 def test_three_of_four_right_passes_at_a_three_quarter_threshold(gold):
     user = make_user()
-    attempt = qualification_start(user=user)
+    attempt = qualification_start(user=user, project=lab_project())
     assert sorted(attempt.unit_ids) == sorted(u.pk for u in gold)
     attempt = qualification_submit(attempt=attempt, answers=answers_for(attempt, 3))
     assert (attempt.correct, attempt.passed) == (3, True)
-    assert qualification_state(user).qualified
+    assert qualification_state(user, lab_project()).qualified
 
 
 def test_two_of_four_fails_and_the_retake_waits_for_the_cool_down(gold, hits):
     user = make_user()
-    attempt = qualification_start(user=user)
+    attempt = qualification_start(user=user, project=lab_project())
     attempt = qualification_submit(attempt=attempt, answers=answers_for(attempt, 2))
     assert (attempt.correct, attempt.passed) == (2, False)
     with pytest.raises(NotAllowed):
         assignment_claim(worker=user)
     with pytest.raises(Conflict, match="retake"):
-        qualification_start(user=user)
+        qualification_start(user=user, project=lab_project())
     later = timezone.now() + timedelta(minutes=31)
-    assert qualification_state(user, now=later).can_take
-    assert qualification_start(user=user, now=later).pk != attempt.pk
+    assert qualification_state(user, lab_project(), now=later).can_take
+    assert qualification_start(user=user, project=lab_project(), now=later).pk != attempt.pk
 
 
 def test_a_test_cannot_be_handed_in_twice(gold):
     user = make_user()
-    attempt = qualification_start(user=user)
+    attempt = qualification_start(user=user, project=lab_project())
     qualification_submit(attempt=attempt, answers=answers_for(attempt, 0))
     with pytest.raises(Conflict):
         qualification_submit(attempt=attempt, answers=answers_for(attempt, 4))
@@ -67,9 +67,9 @@ def test_a_test_cannot_be_handed_in_twice(gold):
 
 def test_without_gold_units_the_test_says_it_cannot_run(job):
     user = make_user()
-    assert qualification_state(user).no_gold_units
+    assert qualification_state(user, lab_project()).no_gold_units
     with pytest.raises(CrowdError, match="no gold units"):
-        qualification_start(user=user)
+        qualification_start(user=user, project=lab_project())
 
 
 @pytest.mark.parametrize("word, gold_word, expected", [
@@ -98,9 +98,9 @@ def test_normalisation_drops_fillers_and_spells_digits():
 
 
 def test_units_seen_in_the_qualification_are_not_offered_as_hits_to_that_annotator(gold, hits):
-    CrowdSettings.objects.filter(pk=1).update(qualification_size=2)
+    QualificationSettings.objects.filter(project=lab_project()).update(size=2)
     user = make_user()
-    attempt = qualification_start(user=user)
+    attempt = qualification_start(user=user, project=lab_project())
     qualification_submit(attempt=attempt, answers=answers_for(attempt, 2))
     offered = set()
     while (a := assignment_claim(worker=user)) is not None:
@@ -111,19 +111,19 @@ def test_units_seen_in_the_qualification_are_not_offered_as_hits_to_that_annotat
     assert len(offered) == 2
 
 
-def test_a_failed_attempt_shows_the_pass_mark_each_units_result_and_the_retake_in_relative_time(gold, client):
+def test_a_failed_attempt_shows_the_pass_mark_each_units_result_and_the_retake_in_relative_time(gold, hits, client):
     from django.urls import reverse
 
     user = make_user()
     client.force_login(user)
-    client.get(reverse("crowd:qualification"))  # starts the attempt, as the page does
-    attempt = qualification_start(user=user)
+    client.get(reverse("crowd:qualification_test", args=[lab_project().pk]))  # starts the attempt, as the page does
+    attempt = qualification_start(user=user, project=lab_project())
     posted = {}
     for i, uid in enumerate(attempt.unit_ids):  # units 1 and 3 right, 2 and 4 wrong
         unit = Unit.objects.get(pk=uid)
         posted[f"word_{uid}"] = unit.gold_word if i % 2 == 0 else "giraffe"
         posted[f"category_{uid}"] = "object"
-    response = client.post(reverse("crowd:qualification"), posted, follow=True)
+    response = client.post(reverse("crowd:qualification_test", args=[lab_project().pk]), posted, follow=True)
     page = response.content.decode()
     assert "2 of 4 matched; passing needs 3" in page  # 0.75 x 4
     assert "Unit 1: matched" in page and "Unit 2: the word missed (the category was right)" in page
@@ -142,20 +142,21 @@ def test_gold_words_match_in_any_case_and_unicode_composition(typed):
     assert not matches_gold(word="cafe", category="object", gold_word="café", gold_category="object")
 
 
-def test_feedback_says_whether_the_word_or_the_category_or_both_missed(gold, client):
+def test_feedback_says_whether_the_word_or_the_category_or_both_missed(gold, hits, client):
     from django.urls import reverse
 
     user = make_user()
     client.force_login(user)
-    client.get(reverse("crowd:qualification"))
-    attempt = qualification_start(user=user)
+    client.get(reverse("crowd:qualification_test", args=[lab_project().pk]))
+    attempt = qualification_start(user=user, project=lab_project())
     units = Unit.objects.in_bulk(attempt.unit_ids)
     given = [(lambda u: u.gold_word, "object"), (lambda u: u.gold_word, "texture"),
              (lambda u: "giraffe", "object"), (lambda u: "giraffe", "scene")]
     posted = {}
     for (word, category), uid in zip(given, attempt.unit_ids):
         posted[f"word_{uid}"], posted[f"category_{uid}"] = word(units[uid]), category
-    page = client.post(reverse("crowd:qualification"), posted, follow=True).content.decode()
+    url = reverse("crowd:qualification_test", args=[lab_project().pk])
+    page = client.post(url, posted, follow=True).content.decode()
     assert "Unit 1: matched" in page
     assert "Unit 2: the category missed (the word was right)" in page
     assert "Unit 3: the word missed (the category was right)" in page
@@ -168,18 +169,19 @@ def test_the_first_retake_comes_soon_and_each_further_failure_waits_longer_up_to
     now = timezone.now()
     waits = []
     for _ in range(4):
-        attempt = qualification_start(user=user, now=now)
+        attempt = qualification_start(user=user, project=lab_project(), now=now)
         qualification_submit(attempt=attempt, answers=answers_for(attempt, right=0), now=now)
-        state = qualification_state(user, now=now)
+        state = qualification_state(user, lab_project(), now=now)
         waits.append(round((state.retake_at - now).total_seconds() / 60))
         now = state.retake_at + timedelta(seconds=1)
     assert waits == [2, 8, 30, 30]  # the fixture's cap: 30 minutes
 
 
 def test_a_retake_shows_gold_units_not_seen_before(gold):
-    CrowdSettings.objects.filter(pk=1).update(qualification_size=2)
+    QualificationSettings.objects.filter(project=lab_project()).update(size=2)
     user = make_user()
-    first = qualification_start(user=user)
+    first = qualification_start(user=user, project=lab_project())
     qualification_submit(attempt=first, answers=answers_for(first, right=0))
-    second = qualification_start(user=user, now=qualification_state(user).retake_at + timedelta(seconds=1))
+    later = qualification_state(user, lab_project()).retake_at + timedelta(seconds=1)
+    second = qualification_start(user=user, project=lab_project(), now=later)
     assert not set(first.unit_ids) & set(second.unit_ids)

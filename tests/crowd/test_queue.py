@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from tests.factories import make_user
 from units.crowd.annotators import annotator_block
-from units.crowd.errors import Conflict, NotAllowed
+from units.crowd.errors import Conflict, NotAllowed, NotFound
 from units.crowd.models import Assignment, CrowdSettings, Hit, Skip
 from units.crowd.review import assignments_review
 from units.crowd.services import (
@@ -116,7 +116,7 @@ def test_a_skipped_hit_is_never_offered_again_and_its_slot_is_freed(annotator, o
 
 def test_only_the_owner_can_return_an_assignment(annotator, other_annotator, hits):
     a = assignment_claim(worker=annotator)
-    with pytest.raises(NotAllowed, match="another annotator"):
+    with pytest.raises(NotFound, match="no assignment"):
         assignment_return(assignment_id=a.pk, worker=other_annotator)
     submit(a, annotator)
     with pytest.raises(Conflict):

@@ -53,7 +53,7 @@ def test_only_the_own_expired_assignment_and_nothing_else(annotator, hits):
     with pytest.raises(Conflict, match="still running"):
         assignment_retake(assignment_id=a.pk, worker=annotator)
     expire(a)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         assignment_retake(assignment_id=a.pk, worker=make_user(qualified=True))
     with pytest.raises(NotFound):
         assignment_retake(assignment_id=a.pk + 999, worker=annotator)
@@ -96,9 +96,9 @@ def test_the_expiry_page_offers_the_hit_again_and_the_post_takes_it(client, anno
     assert 'id="answer-form"' in client.get(response["Location"]).content.decode()
 
 
-def test_someone_else_gets_a_403_page_from_the_retake_address(client, annotator, hits):
+def test_someone_else_gets_a_404_page_from_the_retake_address(client, annotator, hits):
     a = assignment_claim(worker=annotator)
     expire(a)
     client.force_login(make_user(qualified=True))
-    assert client.post(reverse("crowd:retake", args=[a.pk])).status_code == 403
+    assert client.post(reverse("crowd:retake", args=[a.pk])).status_code == 404
     assert Assignment.objects.get(pk=a.pk).status == Assignment.Status.ABANDONED

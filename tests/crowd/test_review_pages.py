@@ -3,7 +3,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import make_user
-from units.crowd.models import AnnotatorProfile, Assignment
+from units.crowd.models import AnnotatorProfile, Assignment, Qualification
 from units.crowd.services import annotation_submit, assignment_claim
 from units.dissection.models import Unit
 
@@ -76,9 +76,12 @@ def test_the_annotators_page_qualifies_and_blocks(rita, requester, hits):
     newbie = make_user("newbie")
     page = rita.get(reverse("crowd:annotators")).content.decode()
     assert "newbie" in page and "rita" not in page.split("<tbody>")[1]
-    rita.post(reverse("crowd:annotator_action", args=[newbie.pk]), {"action": "qualify"})
+    project = hits[0].batch.project
+    rita.post(reverse("crowd:annotator_action", args=[newbie.pk]), {"action": "qualify", "project": project.pk})
+    qualification = Qualification.objects.get(user=newbie)
+    assert qualification.project == project and qualification.qualified_manually_by == requester
+    assert "newbie" in rita.get(reverse("crowd:annotators")).content.decode().split("Unqualify")[0]
     profile = AnnotatorProfile.objects.get(user=newbie)
-    assert profile.is_qualified and profile.qualified_manually_by == requester
     a = assignment_claim(worker=newbie)
     rita.post(reverse("crowd:annotator_action", args=[newbie.pk]), {"action": "block", "reason": "bots"})
     profile.refresh_from_db()
@@ -93,9 +96,10 @@ def test_the_gold_page_marks_a_unit_and_the_qualification_can_then_run(rita, cli
     assert "is now gold" in response.content.decode()
     assert Unit.objects.get(pk=unit.pk).gold_word == "7"
     page = rita.post(reverse("crowd:gold"), {"unit_id": 999999, "gold_word": "7", "gold_category": "object"})
-    assert "no unit with id 999999" in page.content.decode()
+    assert page.status_code == 404
     client.force_login(make_user("newbie"))
-    assert 'name="word_' in client.get(reverse("crowd:qualification")).content.decode()
+    test_page = reverse("crowd:qualification_test", args=[hits[0].batch.project_id])
+    assert 'name="word_' in client.get(test_page).content.decode()
 
 
 def test_an_out_of_range_assignment_id_is_refused_with_a_message(rita, annotator, hits):

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_user
-from units.crowd.errors import Conflict, NotAllowed, NotFound
+from units.crowd.errors import Conflict, NotFound
 from units.crowd.models import Assignment, Skip
 from units.crowd.services import SKIP_UNDO_SECONDS, annotation_submit, assignment_claim, hit_skip, hit_skip_undo
 
@@ -55,7 +55,7 @@ def test_undo_when_the_slot_was_taken_meanwhile_drops_the_skip_but_claims_nothin
 def test_only_the_own_recent_skip_can_be_undone(annotator, hits):
     a, skip, _ = skip_one(annotator)
     intruder = make_user(qualified=True)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         hit_skip_undo(skip_id=skip.pk, worker=intruder)
     with pytest.raises(NotFound):
         hit_skip_undo(skip_id=skip.pk + 999, worker=annotator)
@@ -89,5 +89,5 @@ def test_another_annotator_cannot_undo_through_the_page(client, annotator, hits)
     _, skip, _ = skip_one(annotator)
     client.force_login(make_user(qualified=True))
     response = client.post(reverse("crowd:undo_skip", args=[skip.pk]))
-    assert response.status_code == 302 and Skip.objects.filter(pk=skip.pk).exists()
+    assert response.status_code == 404 and Skip.objects.filter(pk=skip.pk).exists()  # as if it did not exist
     assert client.get(reverse("crowd:undo_skip", args=[skip.pk])).status_code == 405

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from units.crowd.errors import Conflict, InvalidAnswer, NotAllowed
+from units.crowd.errors import Conflict, InvalidAnswer, NotFound
 from units.crowd.models import Annotation, AnnotatorProfile, Assignment, Hit
 from units.crowd.selectors import hit_exemplars
 from units.crowd.services import annotation_submit, assignment_claim
@@ -102,7 +102,7 @@ def test_a_submit_after_the_deadline_is_refused_and_nothing_is_written(annotator
 
 
 def test_a_submit_on_someone_elses_assignment_is_refused(other_annotator, assignment):
-    with pytest.raises(NotAllowed, match="another annotator"):
+    with pytest.raises(NotFound, match="no assignment"):
         answer(assignment, other_annotator)
     assert not Annotation.objects.exists()
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, make_hits, make_job
-from units.crowd.errors import Conflict, InvalidAnswer, NotAllowed
+from units.crowd.errors import Conflict, InvalidAnswer, NotAllowed, NotFound
 from units.crowd.models import Annotation, Assignment, Hit, HitBatch
 from units.crowd.errors import PublishError
 from units.crowd.publishing import PublishSettings, hit_publish
@@ -161,7 +161,7 @@ def test_a_bad_verdict_is_refused_and_nothing_is_written(verify_hits, annotator,
 
 def test_nobody_answers_someone_elses_verify_hit(verify_hits, annotator, other_annotator):
     assignment = take(verify_hits[0], annotator)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotFound):
         verdict_submit(assignment_id=assignment.pk, worker=other_annotator, verdict="yes")
     assert not Annotation.objects.exists()
 

@@ -20,7 +20,7 @@ def test_the_quick_demo_with_gan_publishes_generator_units_only_when_asked_and_a
     assert not Hit.objects.filter(unit__layer__job=job).exists()
     assert "--publish-gan" in capsys.readouterr().out
     # A new annotator's first HITs are the classifier's: there is nothing else to hand out.
-    newcomer = make_user("newcomer", qualified=True)
+    newcomer = make_user("newcomer", qualified=job.project)
     kinds = set()
     for _ in range(6):
         assignment = assignment_claim(worker=newcomer)

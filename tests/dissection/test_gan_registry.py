@@ -90,7 +90,8 @@ def test_the_pages_register_an_uploaded_generator_and_segmenter(client, requeste
         "name": "paged-seg", "kind": "segmenter", "archive": SimpleUploadedFile("seg.pt", seg_file.read_bytes())})
     assert response.status_code == 302, response.content.decode()[:3000]
     segmenter = ProbeDataset.objects.get(name="paged-seg")
-    assert segmenter.path == "segmenters/paged-seg.pt" and (datasets_root / segmenter.path).is_file()
+    assert segmenter.path == f"projects/{segmenter.project_id}/segmenters/paged-seg.pt"
+    assert (datasets_root / segmenter.path).is_file()
     assert Concept.objects.filter(dataset=segmenter).count() == 10
 
 

@@ -10,9 +10,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tasks.engine.models import MixtureNet
-from tests.factories import PASSWORD, lab_project
+from tests.factories import PASSWORD, lab_project, make_project
 from units.dissection.models import Concept, Network, ProbeDataset
 from units.dissection.services import DatasetSource, DissectionError, dataset_register, network_register
+from units.projects.services import project_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -36,17 +37,17 @@ def zip_of(folder: Path, extra: dict[str, bytes] | None = None, prefix: str = "t
     return buffer
 
 
-def register_zip(buffer: io.BytesIO, name: str = "zipped"):
+def register_zip(buffer: io.BytesIO, name: str = "zipped", project=None):
     return dataset_register(
-        project=lab_project(), name=name, kind="broden",
+        project=project or lab_project(), name=name, kind="broden",
         source=DatasetSource(archive=buffer, archive_size=len(buffer.getbuffer())),
     )
 
 
 def test_a_good_zip_is_extracted_and_its_vocabulary_read_from_label_csv(tiny_mixture_dir, datasets_root):
     dataset = register_zip(zip_of(tiny_mixture_dir))
-    assert dataset.path == "zipped"
-    assert (datasets_root / "zipped" / "index.csv").is_file()
+    assert dataset.path == f"projects/{dataset.project_id}/zipped"
+    assert (datasets_root / "projects" / str(dataset.project_id) / "zipped" / "index.csv").is_file()
     with (tiny_mixture_dir / "label.csv").open() as f:
         expected = sorted((int(r["number"]), r["name"]) for r in csv.DictReader(f))
     assert sorted(Concept.objects.filter(dataset=dataset).values_list("number", "name")) == expected
@@ -148,3 +149,40 @@ def test_the_dataset_page_shows_a_bad_zip_as_a_form_error(client, requester, tin
     assert response.status_code == 200
     assert "outside the dataset folder" in response.content.decode()
     assert not ProbeDataset.objects.exists()
+
+
+def test_two_projects_upload_a_dataset_of_the_same_name_into_their_own_folders(tiny_mixture_dir, datasets_root,
+                                                                              requester,
+                                                                              django_capture_on_commit_callbacks):
+    alpha, beta = make_project("alpha", owner=requester), make_project("beta", owner=requester)
+    a = register_zip(zip_of(tiny_mixture_dir), name="digits", project=alpha)
+    b = register_zip(zip_of(tiny_mixture_dir, extra={"tiny/only-beta.txt": b"beta"}), name="digits", project=beta)
+    assert a.path != b.path
+    assert not (datasets_root / a.path / "only-beta.txt").exists()
+    assert (datasets_root / b.path / "only-beta.txt").exists()
+    # Deleting one project removes its own upload, and nothing of the other's.
+    with django_capture_on_commit_callbacks(execute=True):
+        project_delete(project=alpha, confirm_name="alpha", deleted_by=requester)
+    assert not (datasets_root / a.path).exists()
+    assert (datasets_root / b.path / "index.csv").is_file() and ProbeDataset.objects.filter(pk=b.pk).exists()
+    assert ProbeDataset.objects.get(pk=b.pk).engine_spec.endswith(b.path)
+
+
+def test_a_dataset_stored_before_per_project_folders_is_still_read(tiny_mixture_dir, datasets_root):
+    import shutil
+
+    shutil.copytree(tiny_mixture_dir, datasets_root / "older")
+    dataset = dataset_register(project=lab_project(), name="older", kind="broden", source=DatasetSource(path="older"))
+    assert dataset.path == "older" and dataset.num_images > 0
+    assert dataset.engine_spec == f"broden:{datasets_root / 'older'}"
+
+
+def test_another_projects_upload_cannot_be_registered_by_path(tiny_mixture_dir, datasets_root, requester):
+    beta = make_project("beta", owner=requester)
+    b = register_zip(zip_of(tiny_mixture_dir), name="digits", project=beta)
+    for path in (b.path, str(datasets_root / b.path), f"projects/{beta.pk}/../{beta.pk}/digits"):
+        with pytest.raises(DissectionError, match="outside the dataset folders"):
+            dataset_register(project=lab_project(), name="stolen", kind="broden", source=DatasetSource(path=path))
+    # Its own project may (a second name for the same folder).
+    again = dataset_register(project=beta, name="again", kind="broden", source=DatasetSource(path=b.path))
+    assert again.num_images == b.num_images

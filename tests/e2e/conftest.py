@@ -10,7 +10,7 @@ from django.urls import get_resolver
 
 from tests.conftest import need_service
 from tests.factories import PASSWORD, make_hits, make_job
-from units.crowd.models import CrowdSettings
+from units.crowd.models import CrowdSettings, QualificationSettings
 from units.dissection.models import Unit
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -71,8 +71,8 @@ def site(media_root):
     for unit in Unit.objects.filter(layer__job=job, index__lt=2):
         unit.is_gold, unit.gold_word, unit.gold_category = True, f"{unit.index}", "object"
         unit.save()
-    CrowdSettings.objects.update_or_create(pk=1, defaults={
-        "qualification_size": 2, "qualification_pass_fraction": 1.0, "gold_rate": 0.0})
+    CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": 0.0})
+    QualificationSettings.objects.update_or_create(project=job.project, defaults={"size": 2, "pass_fraction": 1.0})
     return job
 
 

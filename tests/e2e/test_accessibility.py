@@ -56,7 +56,7 @@ def test_every_page_passes_axe_with_one_h1(live_server, browser, site):
         check(page, live_server.url + path, problems)
 
     log_in(page, live_server, kim.username)
-    for path in ANNOTATOR_PAGES:
+    for path in [*ANNOTATOR_PAGES, f"/crowd/qualification/{site.project_id}/"]:
         check(page, live_server.url + path, problems)
     page.goto(live_server.url + "/crowd/")
     start_working(page)

@@ -73,7 +73,7 @@ def enlarge_and_close(page, selector: str) -> None:
 def test_a_failed_qualification_says_which_units_were_wrong_the_pass_mark_and_when_to_retake(live_server, page, site):
     make_user("newbie")
     log_in(page, live_server, "newbie")
-    page.goto(f"{live_server.url}/crowd/qualification/")
+    page.goto(f"{live_server.url}/crowd/qualification/{site.project_id}/")
     assert "You pass by matching 2 of the 2" in page.inner_text("main")
     names = page.locator("input[name^=word_]").evaluate_all("els => els.map(e => e.name)")
     right = Unit.objects.get(pk=int(names[0].split("_")[1]))
@@ -94,7 +94,7 @@ def test_a_failed_qualification_says_which_units_were_wrong_the_pass_mark_and_wh
     assert page.inner_text(f"#{counter}") == ""
     assert "at most 60 characters" in page.inner_text("main")
     page.click("#qualification-form button[type=submit]")
-    page.wait_for_url(re.compile(r"/crowd/qualification/$"))
+    page.wait_for_url(re.compile(r"/crowd/qualification/\d+/$"))
     enlarge_and_close(page, "#qualification-feedback .thumbs a >> nth=0")
     feedback = page.inner_text("#qualification-feedback")
     assert "1 of 2 matched; passing needs 2" in feedback

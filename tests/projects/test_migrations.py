@@ -4,9 +4,15 @@ The schema is rolled back to the last migrations before projects (the projects a
 one row is written into every table of the four apps through the historical models, with
 requesters (staff, the requesters group) and annotators among the users; after migrating to the
 head every row reads back, every row that has a project is in "Default", and Default's members
-are exactly the requesters, as requesters.
+are exactly the requesters, as requesters. The site-wide qualification of that time (an annotator's
+qualified status, the test's settings) is found again as Default's.
+
+A database with projects already, from before qualification was per project, keeps each qualified
+annotator qualified for every project (as they were) and the site's test settings in each.
 """
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 from django.db import connection
@@ -39,6 +45,12 @@ def test_rows_from_before_projects_all_land_in_default_whose_members_are_the_req
         old_apps = _migrate(BEFORE_PROJECTS).loader.project_state([t for t in BEFORE_PROJECTS if t[1]]).apps
         written = fill_every_table(old_apps, annotator, APPS)
         assert len(written) >= 20, sorted(written)
+        # Qualification was site-wide: a qualified annotator and the test's settings, to be found per project.
+        qualified_at = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+        old_apps.get_model("crowd", "AnnotatorProfile").objects.filter(user_id=annotator.pk).update(
+            qualified_at=qualified_at, qualified_manually_by_id=grouped.pk)
+        old_apps.get_model("crowd", "CrowdSettings").objects.update_or_create(pk=1, defaults={
+            "qualification_size": 7, "qualification_pass_fraction": 0.8, "qualification_cooldown_minutes": 45})
 
         new_apps = _migrate(head).loader.project_state(head).apps
         Project = new_apps.get_model("projects", "Project")
@@ -54,8 +66,15 @@ def test_rows_from_before_projects_all_land_in_default_whose_members_are_the_req
             if "project_id" in row:
                 assert row["project_id"] == default.pk, (label, model_name)
                 with_project += 1
-        # networks, datasets, jobs, HIT batches, aggregation runs, verifications, exports, synonyms
-        assert with_project == 8, with_project
+        # networks, datasets, jobs, HIT batches, aggregation runs, verifications, exports, synonyms,
+        # qualification attempts
+        assert with_project == 9, with_project
+        Qualification = new_apps.get_model("crowd", "Qualification")
+        assert list(Qualification.objects.values_list("user_id", "project_id", "qualified_at",
+                                                      "qualified_manually_by_id")) == [
+            (annotator.pk, default.pk, qualified_at, grouped.pk)]
+        settings = new_apps.get_model("crowd", "QualificationSettings").objects.get(project=default)
+        assert (settings.size, settings.pass_fraction, settings.cooldown_minutes) == (7, 0.8, 45)
         Membership = new_apps.get_model("projects", "Membership")
         assert sorted(Membership.objects.filter(project=default).values_list("user__username", "role")) == [
             ("greta", "requester"), ("stella", "requester")]
@@ -70,5 +89,39 @@ def test_a_database_without_rows_gets_no_default_project():
         _migrate(BEFORE_PROJECTS)
         new_apps = _migrate(head).loader.project_state(head).apps
         assert not new_apps.get_model("projects", "Project").objects.exists()
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_site_wide_qualification_becomes_every_existing_projects(django_user_model):
+    """From the last migration before qualification per project, with two projects: nothing lost."""
+    before = [("crowd", "0010_hitbatch_pool")]
+    head = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    qualified = django_user_model.objects.create_user("quinn", password="x")
+    newcomer = django_user_model.objects.create_user("nora", password="x")
+    try:
+        old_apps = _migrate(before).loader.project_state(before).apps
+        Project = old_apps.get_model("projects", "Project")
+        alpha, beta = Project.objects.create(name="alpha"), Project.objects.create(name="beta")
+        Profile = old_apps.get_model("crowd", "AnnotatorProfile")
+        when = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+        Profile.objects.create(user_id=qualified.pk, qualified_at=when)
+        Profile.objects.create(user_id=newcomer.pk)
+        attempt = old_apps.get_model("crowd", "QualificationAttempt").objects.create(
+            user_id=newcomer.pk, unit_ids=[1, 2], started_at=when)
+        old_apps.get_model("crowd", "CrowdSettings").objects.create(pk=1, qualification_size=3)
+
+        new_apps = _migrate(head).loader.project_state(head).apps
+        # The attempt had no project: it goes to Default, made for it.
+        moved = new_apps.get_model("crowd", "QualificationAttempt").objects.get(pk=attempt.pk)
+        default = new_apps.get_model("projects", "Project").objects.get(pk=moved.project_id)
+        assert default.name == "Default"
+        # Qualified for every project, as they were; the newcomer for none.
+        Qualification = new_apps.get_model("crowd", "Qualification")
+        assert sorted(Qualification.objects.values_list("user_id", "project_id", "qualified_at")) == [
+            (qualified.pk, alpha.pk, when), (qualified.pk, beta.pk, when), (qualified.pk, default.pk, when)]
+        sizes = new_apps.get_model("crowd", "QualificationSettings").objects.values_list("project_id", "size")
+        assert dict(sizes) == {alpha.pk: 3, beta.pk: 3, default.pk: 3}
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

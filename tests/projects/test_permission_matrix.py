@@ -11,9 +11,8 @@ the owner, requester, reviewer and viewer of project A, the requester of project
 The rule checked for every entry of a project's object:
 
 - A's members get 404 (or 405 where the view does not take the method): B's ids reveal nothing;
-  the annotators' own work (an assignment, a skip) is the exception: everyone but its annotator is
-  refused there as before (403 "belongs to another annotator", or 400 where the body is checked
-  first, or a redirect that changes nothing), whichever project they belong to;
+  so does everyone signed in but its annotator on the annotators' own work (an assignment, a skip),
+  whichever project they belong to;
 - annotators and anonymous users are refused (302 to the sign-in page, 401, 403, 404 or 405);
 - nothing of B changes, whoever of them sent whatever (B's rows are compared before and after);
 - lists read by A's members show none of B's names and none of B's ids;
@@ -34,7 +33,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from tests.factories import make_hits, make_job, make_project, make_user
-from units.crowd.models import Annotation, Assignment, HitBatch, InviteCode, Skip
+from units.crowd.models import (
+    Annotation, Assignment, HitBatch, InviteCode, Qualification, QualificationAttempt, QualificationSettings, Skip,
+)
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from units.projects.models import Invitation, Membership, Pool, Project
 from units.results.models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate, UnitVerification
@@ -90,6 +91,9 @@ PAGES: dict[str, Rule] = {
     "publish": P(body={"layers": "layer", "assignments_per_hit": 1, "reward": "0.05", "lifetime_hours": 1,
                        "assignment_minutes": 5, "auto_approval_hours": 1, "exemplars_shown": 2, "sentinels": 0}),
     "crowd:home": Rule("public"), "crowd:instructions": Rule("public"), "crowd:qualification": Rule("public"),
+    # A project's test is shown to annotators it offers work (B's pool: the annotator holding B's HIT)
+    # and to its members; to anyone else the project does not exist.
+    "crowd:qualification_test": P(ids={"project_id": "project"}, holder_may=True),
     "crowd:next": Rule("crowd"),
     "crowd:work": Rule("own", ids={"pk": "assignment"}),
     "crowd:return": Rule("own", ids={"pk": "assignment"}),
@@ -237,6 +241,9 @@ def world(media_root):
     pool.members.add(users["annotator_in"])
     HitBatch.objects.filter(pk=hits[0].batch_id).update(pool=pool)
     invite = InviteCode.objects.create(code="code-1")
+    # B's gold units and test settings: a test page reached from A would start an attempt at B's test.
+    Unit.objects.filter(layer=layer).update(is_gold=True, gold_word="dog", gold_category="object")
+    QualificationSettings.objects.create(project=project_b, size=2)
     b = {
         "project": project_b.pk, "project_name": project_b.name, "job": job.pk, "pending_job": pending.pk,
         "network": job.network_id, "dataset": job.dataset_id, "layer": layer.pk, "unit": unit.pk,
@@ -266,7 +273,11 @@ def snapshot(project: Project) -> dict:
     rows["pool_members"] = sorted(Pool.members.through.objects.filter(pool__project=project).values_list(
         "pool_id", "user_id"))
     rows["pools"] = sorted(Pool.objects.filter(project=project).values_list("pk", "name"))
-    rows["gold"] = sorted(Unit.objects.filter(layer__job__project=project, is_gold=True).values_list("pk", flat=True))
+    rows["gold"] = sorted(Unit.objects.filter(layer__job__project=project, is_gold=True).values_list(
+        "pk", "gold_word", "gold_category"))
+    rows["qualified"] = sorted(Qualification.objects.filter(project=project).values_list("user_id", flat=True))
+    rows["attempts"] = sorted(QualificationAttempt.objects.filter(project=project).values_list("pk", "finished_at"))
+    rows["qualification_settings"] = list(QualificationSettings.objects.filter(project=project).values())
     return rows
 
 
@@ -340,7 +351,7 @@ def _client(persona: str, users: dict) -> Client:
 
 REFUSED_OUTSIDERS = {302, 401, 403, 404, 405}
 NOT_FOUND_FOR_MEMBERS = {404, 405}
-NOT_YOURS = REFUSED_OUTSIDERS | {400}
+NOT_YOURS = {404, 405}
 
 
 def test_nothing_of_project_b_is_readable_or_writable_from_project_a(world, capsys):
@@ -381,8 +392,10 @@ def test_nothing_of_project_b_is_readable_or_writable_from_project_a(world, caps
                 continue
             text = b"" if response.streaming else response.content
             if rule.kind in ("project", "own") and rule.ids:
-                expected = NOT_YOURS if rule.kind == "own" else (
-                    NOT_FOUND_FOR_MEMBERS if persona in A_MEMBERS else REFUSED_OUTSIDERS)
+                if rule.kind == "own":
+                    expected = REFUSED_OUTSIDERS if persona == "anonymous" else NOT_YOURS
+                else:
+                    expected = NOT_FOUND_FOR_MEMBERS if persona in A_MEMBERS else REFUSED_OUTSIDERS
                 if status not in expected:
                     wrong.append((persona, method, url, status, sorted(expected)))
             elif rule.kind == "project" and persona in A_MEMBERS:

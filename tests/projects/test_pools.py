@@ -25,7 +25,7 @@ def lab():
 
 def test_a_batch_published_to_a_pool_goes_to_its_members_only(lab):
     owner, project = lab
-    inside, outside = make_user("ines", qualified=True), make_user("otto", qualified=True)
+    inside, outside = make_user("ines", qualified=project), make_user("otto", qualified=project)
     pool = pool_create(project=project, name="lab members", created_by=owner)
     pool_member_add(pool=pool, who="ines", added_by=owner)
     job = make_job(project=project, layers={"conv3": 2}, exemplars_per_unit=2)

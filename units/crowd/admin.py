@@ -15,7 +15,9 @@ from .models import (
     Hit,
     HitBatch,
     InviteCode,
+    Qualification,
     QualificationAttempt,
+    QualificationSettings,
     Skip,
 )
 from .slots import hit_sync_status
@@ -80,16 +82,25 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(AnnotatorProfile)
 class AnnotatorProfileAdmin(admin.ModelAdmin):
-    list_display = ("user", "qualified_at", "blocked_at", "flagged_at")
-    raw_id_fields = ("user", "qualified_manually_by", "invite_code")
+    list_display = ("user", "blocked_at", "flagged_at")
+    raw_id_fields = ("user", "invite_code")
+
+
+@admin.register(Qualification)
+class QualificationAdmin(admin.ModelAdmin):
+    list_display = ("user", "project", "qualified_at", "qualified_manually_by")
+    list_filter = ("project",)
+    raw_id_fields = ("user", "qualified_manually_by")
 
 
 @admin.register(QualificationAttempt)
 class QualificationAttemptAdmin(admin.ModelAdmin):
-    list_display = ("user", "started_at", "finished_at", "correct", "passed")
+    list_display = ("user", "project", "started_at", "finished_at", "correct", "passed")
+    list_filter = ("project",)
     raw_id_fields = ("user",)
 
 
 admin.site.register(Skip)
 admin.site.register(InviteCode)
 admin.site.register(CrowdSettings)
+admin.site.register(QualificationSettings)

@@ -1,4 +1,4 @@
-"""Annotators: profiles, sign-up (open or by invite code), qualification by hand, blocking, flags."""
+"""Annotators: profiles, sign-up (open or by invite code), qualification by hand (per project), blocking, flags."""
 from __future__ import annotations
 
 import secrets
@@ -8,13 +8,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotate_site.tokens import tokens_revoke
+from units.projects.models import Project
 
 from .errors import CrowdError, InvalidAnswer
-from .models import AnnotatorProfile, Assignment, CrowdSettings, InviteCode
+from .models import AnnotatorProfile, Assignment, CrowdSettings, InviteCode, Qualification, QualificationSettings
 from .slots import assignments_free
 
 
@@ -63,8 +64,7 @@ def annotator_signup(*, username: str, password: str, email: str = "", invite_co
 
 def crowd_settings_update(*, by: User, **values: Any) -> CrowdSettings:
     crowd = CrowdSettings.load()
-    allowed = {"signup_mode", "qualification_size", "qualification_pass_fraction",
-               "qualification_cooldown_minutes", "gold_rate"}
+    allowed = {"signup_mode", "gold_rate"}
     unknown = set(values) - allowed
     if unknown:
         raise CrowdError(f"Unknown crowd settings: {', '.join(sorted(unknown))}.")
@@ -85,21 +85,39 @@ def invite_code_deactivate(*, code: InviteCode) -> None:
     code.save(update_fields=["active"])
 
 
-def annotator_qualify(*, user: User, by: User | None = None) -> AnnotatorProfile:
-    """Qualify by hand (a requester's decision, or tests and the demo)."""
-    profile = profile_get(user)
-    if profile.qualified_at is None:
-        profile.qualified_at = timezone.now()
-        profile.qualified_manually_by = by
-        profile.save(update_fields=["qualified_at", "qualified_manually_by"])
-    return profile
+def qualification_settings_update(*, project: Project, by: User, **values: Any) -> QualificationSettings:
+    """Change a project's qualification test (size, pass fraction, longest wait after failures)."""
+    current = QualificationSettings.of(project)
+    allowed = {"size", "pass_fraction", "cooldown_minutes"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise CrowdError(f"Unknown qualification settings: {', '.join(sorted(unknown))}.")
+    for name, value in values.items():
+        setattr(current, name, value)
+    current.save(update_fields=list(values))
+    return current
 
 
-def annotator_unqualify(*, user: User) -> AnnotatorProfile:
-    profile = profile_get(user)
-    profile.qualified_at = None
-    profile.save(update_fields=["qualified_at"])
-    return profile
+def is_qualified(user: User, project: Project | int) -> bool:
+    project_id = project if isinstance(project, int) else project.pk
+    return Qualification.objects.filter(user_id=user.pk, project_id=project_id).exists()
+
+
+def annotator_qualify(*, user: User, project: Project, by: User | None = None) -> Qualification:
+    """Qualify for one project (passing its test, a requester's decision, or tests and the demo)."""
+    profile_get(user)  # every qualified annotator has a profile (the claim locks it)
+    try:
+        with transaction.atomic():
+            qualification, _ = Qualification.objects.get_or_create(
+                user=user, project=project, defaults={"qualified_at": timezone.now(), "qualified_manually_by": by})
+    except IntegrityError:  # qualified meanwhile by a concurrent request
+        qualification = Qualification.objects.get(user=user, project=project)
+    return qualification
+
+
+def annotator_unqualify(*, user: User, project: Project) -> None:
+    """No more of this project's HITs for the user until they qualify again (work they hold is kept)."""
+    Qualification.objects.filter(user=user, project=project).delete()
 
 
 @transaction.atomic

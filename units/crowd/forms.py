@@ -13,7 +13,7 @@ from units.dissection.selectors import layers_for_publishing
 from units.projects.access import WORK
 from units.projects.models import Pool
 
-from .models import CATEGORY_CHOICES, CrowdSettings
+from .models import CATEGORY_CHOICES, CrowdSettings, QualificationSettings
 from .validation import DESCRIPTION_MAX, WORD_MAX
 
 CONFIDENCE_CHOICES = [(i, str(i)) for i in range(1, 6)]
@@ -69,14 +69,7 @@ class ReviewForm(forms.Form):
 class CrowdSettingsForm(forms.ModelForm):
     class Meta:
         model = CrowdSettings
-        fields = ["signup_mode", "qualification_size", "qualification_pass_fraction",
-                  "qualification_cooldown_minutes", "gold_rate"]
-
-    def clean_qualification_pass_fraction(self) -> float:
-        value = self.cleaned_data["qualification_pass_fraction"]
-        if not 0 < value <= 1:
-            raise forms.ValidationError("A fraction between 0 (exclusive) and 1.")
-        return value
+        fields = ["signup_mode", "gold_rate"]
 
     def clean_gold_rate(self) -> float:
         value = self.cleaned_data["gold_rate"]
@@ -84,8 +77,24 @@ class CrowdSettingsForm(forms.ModelForm):
             raise forms.ValidationError("A rate between 0 and 1.")
         return value
 
-    def clean_qualification_size(self) -> int:
-        value = self.cleaned_data["qualification_size"]
+
+class QualificationSettingsForm(forms.ModelForm):
+    """A project's qualification test: its size, the share to match, the longest wait after failures."""
+
+    class Meta:
+        model = QualificationSettings
+        fields = ["size", "pass_fraction", "cooldown_minutes"]
+        labels = {"size": "Gold units per test", "pass_fraction": "Share to match to pass",
+                  "cooldown_minutes": "Longest wait after failed attempts (minutes)"}
+
+    def clean_pass_fraction(self) -> float:
+        value = self.cleaned_data["pass_fraction"]
+        if not 0 < value <= 1:
+            raise forms.ValidationError("A fraction between 0 (exclusive) and 1.")
+        return value
+
+    def clean_size(self) -> int:
+        value = self.cleaned_data["size"]
         if value < 1:
             raise forms.ValidationError("The test needs at least one unit.")
         return value
@@ -106,6 +115,8 @@ class AnnotatorActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, a) for a in
                                         ("qualify", "unqualify", "block", "unblock", "unflag")])
     reason = forms.CharField(max_length=500, required=False)
+    # Qualify and unqualify act on one project: one where the requester works (the view checks it).
+    project = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
 
 
 class LayerChoiceField(forms.ModelMultipleChoiceField):

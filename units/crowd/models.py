@@ -194,7 +194,9 @@ class Skip(models.Model):
 
 
 class CrowdSettings(models.Model):
-    """Site-wide crowd settings a requester can change (one row)."""
+    """Site-wide crowd settings a requester can change (one row): how annotators sign up, and the
+    share of gold HITs in each annotator's stream (the queue mixes every project's HITs). The
+    qualification test's settings are each project's own (`QualificationSettings`)."""
 
     class SignupMode(models.TextChoices):
         OPEN = "open", "open: anyone can sign up"
@@ -202,9 +204,6 @@ class CrowdSettings(models.Model):
         CLOSED = "closed", "closed"
 
     signup_mode = models.CharField(max_length=10, choices=SignupMode.choices, default=SignupMode.OPEN)
-    qualification_size = models.PositiveSmallIntegerField(default=5)
-    qualification_pass_fraction = models.FloatField(default=0.6)
-    qualification_cooldown_minutes = models.PositiveIntegerField(default=60)
     # Share of each annotator's assignments drawn from gold HITs when any are open.
     gold_rate = models.FloatField(default=0.1)
     updated_at = models.DateTimeField(auto_now=True)
@@ -244,14 +243,55 @@ class InviteCode(models.Model):
         return self.active and self.uses < self.max_uses
 
 
-class AnnotatorProfile(models.Model):
-    """Crowd state of one user: qualification, block, review flag."""
+class QualificationSettings(models.Model):
+    """A project's qualification test: how many of its gold units, the share to match, the wait after a failure."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, related_name="annotator_profile", on_delete=models.CASCADE)
-    qualified_at = models.DateTimeField(null=True, blank=True)
+    project = models.OneToOneField(Project, related_name="qualification_settings", on_delete=models.CASCADE)
+    size = models.PositiveSmallIntegerField(default=5)
+    pass_fraction = models.FloatField(default=0.6)
+    cooldown_minutes = models.PositiveIntegerField(default=60)
+
+    class Meta:
+        verbose_name_plural = "qualification settings"
+
+    def __str__(self) -> str:
+        return f"qualification settings of {self.project}"
+
+    @classmethod
+    def of(cls, project: Project | int) -> "QualificationSettings":
+        """The project's row, made with the defaults on first use."""
+        project_id = project if isinstance(project, int) else project.pk
+        try:
+            obj, _ = cls.objects.get_or_create(project_id=project_id)
+        except IntegrityError:  # two first readers raced to create the row; the other one won
+            obj = cls.objects.get(project_id=project_id)
+        return obj
+
+
+class Qualification(models.Model):
+    """An annotator qualified for one project: its HITs (open or of its pools they are in) may be offered
+    to them. Made by passing the project's test or by a requester's decision; removed to unqualify."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="qualifications", on_delete=models.CASCADE)
+    project = models.ForeignKey(Project, related_name="qualifications", on_delete=models.CASCADE)
+    qualified_at = models.DateTimeField()
     qualified_manually_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL
     )
+
+    class Meta:
+        ordering = ["project", "user"]
+        # (user, project): the claim reads a worker's projects by user (crowd.services._qualified_projects).
+        constraints = [models.UniqueConstraint(fields=["user", "project"], name="qualification_unique_project")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} qualified for project {self.project_id}"
+
+
+class AnnotatorProfile(models.Model):
+    """Crowd state of one user across the site: block, review flag (qualification is per project)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, related_name="annotator_profile", on_delete=models.CASCADE)
     blocked_at = models.DateTimeField(null=True, blank=True)
     blocked_reason = models.CharField(max_length=500, blank=True)
     flagged_at = models.DateTimeField(null=True, blank=True)
@@ -262,18 +302,15 @@ class AnnotatorProfile(models.Model):
         return f"profile of {self.user}"
 
     @property
-    def is_qualified(self) -> bool:
-        return self.qualified_at is not None
-
-    @property
     def is_blocked(self) -> bool:
         return self.blocked_at is not None
 
 
 class QualificationAttempt(models.Model):
-    """One sitting of the qualification test; the gold units are fixed when it starts."""
+    """One sitting of a project's qualification test; the gold units (of that project) are fixed when it starts."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="qualification_attempts", on_delete=models.CASCADE)
+    project = models.ForeignKey(Project, related_name="qualification_attempts", on_delete=models.CASCADE)
     unit_ids = models.JSONField(default=list)
     answers = models.JSONField(default=dict, blank=True)
     correct = models.PositiveSmallIntegerField(default=0)

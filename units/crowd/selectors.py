@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,7 +15,7 @@ from annotate_site.plainsql import Table, fetch_all
 from annotate_site.roles import REQUESTERS_GROUP
 from units.dissection.models import Exemplar
 
-from .models import Annotation, Assignment, Hit, QualificationAttempt
+from .models import Annotation, Assignment, Hit, Qualification, QualificationAttempt
 
 QUALIFICATION_EXEMPLARS = 10  # pictures shown per unit in the qualification test
 
@@ -174,11 +174,15 @@ def hit_assignments_for_review(hit: Hit) -> QuerySet[Assignment]:
             .prefetch_related("annotation__non_fitting").order_by("pk"))
 
 
-def annotators_overview() -> QuerySet:
-    """Every user who is not a requester, with their crowd record, for the requesters' annotators page."""
+def annotators_overview(project=None) -> QuerySet:
+    """Every user who is not a requester, with their crowd record, for the requesters' annotators page;
+    `qualified_at`: when they qualified for `project` (None: not qualified, or no project given)."""
     S = Assignment.Status
+    qualified = Qualification.objects.filter(user=OuterRef("pk"), project=project).values("qualified_at")[:1]
     return (get_user_model().objects.filter(is_staff=False).exclude(groups__name=REQUESTERS_GROUP)
             .select_related("annotator_profile")
+            .annotate(qualified_at=Subquery(qualified) if project is not None else Value(None,
+                                                                                       DateTimeField()))
             .annotate(n_submitted=Count("assignments",
                                         filter=Q(assignments__status__in=[S.SUBMITTED, S.APPROVED, S.REJECTED])),
                       n_approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),

@@ -49,6 +49,7 @@ from .models import (
     HitBatch,
     HitKind,
     LabelSource,
+    Qualification,
     QualificationAttempt,
     Skip,
 )
@@ -72,6 +73,7 @@ _ASSIGNMENT, _HIT, _UNIT, _LAYER, _BATCH = (Table(Assignment, "a"), Table(Hit, "
                                            Table(Layer, "lay"), Table(HitBatch, "b"))
 _POOL_MEMBERS = Pool.members.through._meta.db_table
 _PROFILE, _QA, _SETTINGS = Table(AnnotatorProfile, "p"), Table(QualificationAttempt, "q"), Table(CrowdSettings, "c")
+_QUALIFIED = Table(Qualification, "qf")
 
 
 def _slots_held(now: datetime) -> Coalesce:
@@ -88,6 +90,8 @@ def _offerable(worker: User, queryset: QuerySet[Hit], *, now: datetime) -> Query
         .filter(expires_at__gt=now)
         .filter(~Exists(Assignment.objects.filter(hit=OuterRef("pk"), worker=worker)))
         .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
+        # Only HITs of projects the worker is qualified for.
+        .filter(batch__project_id__in=Qualification.objects.filter(user_id=worker.pk).values("project_id"))
         # An open batch (no pool) goes to the whole crowd; a pool's batch to its members only.
         .filter(Q(batch__pool__isnull=True) | Exists(Pool.members.through.objects.filter(
             pool_id=OuterRef("batch__pool_id"), user_id=worker.pk)))
@@ -151,7 +155,8 @@ def _gold_due(worker: User, rate: float) -> bool:
     return gold < rate * (total + 1)
 
 
-def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: random.Random) -> list[int]:
+def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: random.Random,
+                      projects: list[int] | None = None) -> list[int]:
     """`_shortlist(_likely_open_hits_for(...))` in plain SQL (the claim's hot path).
 
     The same rows and order as the ORM version (a test compares both on every case): HITs whose kept
@@ -159,17 +164,30 @@ def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: ran
     qualification test; the wanted gold group first, then by id, the first CLAIM_WINDOW of them.
     Read group by group in id order, so each query is a range scan of the (status, id) index that
     stops at the window (ordering by the gold flag instead makes PostgreSQL join and sort every open
-    HIT); the other group is read only to fill the window.
+    HIT); the other group is read only to fill the window. `projects`: the worker's qualified
+    projects, when the caller has read them already.
     """
+    projects = _qualified_projects(worker) if projects is None else projects
+    if not projects:
+        return []
     skipped = sorted(_qualification_units(worker))
-    rows = [(pk, gold_first) for pk in _open_ids(worker, now=now, gold=gold_first, skipped=skipped, limit=CLAIM_WINDOW)]
+    rows = [(pk, gold_first) for pk in _open_ids(worker, now=now, gold=gold_first, skipped=skipped,
+                                                 projects=projects, limit=CLAIM_WINDOW)]
     if len(rows) < CLAIM_WINDOW:
         rows += [(pk, not gold_first) for pk in _open_ids(worker, now=now, gold=not gold_first, skipped=skipped,
-                                                          limit=CLAIM_WINDOW - len(rows))]
+                                                          projects=projects, limit=CLAIM_WINDOW - len(rows))]
     return _pick(rows, gold_first=gold_first, rng=rng)
 
 
-def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], limit: int) -> list[int]:
+def _qualified_projects(worker: User) -> list[int]:
+    """The projects the worker is qualified for (a few ids, read by the (user, project) index)."""
+    q = _QUALIFIED
+    return sorted(pk for (pk,) in fetch_all(f"SELECT {q.col('project_id')} FROM {q.name} WHERE {q.col('user_id')} = %s",
+                                            [worker.pk]))
+
+
+def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], projects: list[int],
+              limit: int) -> list[int]:
     """Ids of open HITs of one gold group the worker may take, in id order, at most `limit`.
 
     Gold HITs are few: they are read from the partial indexes of gold HITs and gold units (a UNION of
@@ -187,12 +205,14 @@ def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], li
         f" JOIN {Assignment._meta.db_table} la ON la.id = an.assignment_id JOIN {Hit._meta.db_table} lh"
         f" ON lh.id = la.hit_id WHERE la.worker_id = %s AND lh.kind = %s AND lh.unit_id = h.unit_id))")
     params.extend([HitKind.VERIFY, LabelSource.CROWD, worker.pk, HitKind.LABEL])
-    # An open batch (no pool) goes to the whole crowd; a pool's batch to its members only (as in
-    # `_offerable`): one primary-key probe of the batch per HIT read, and one of the pool's members.
+    # A batch of a project the worker is qualified for (`projects`, never empty here); an open batch (no
+    # pool) goes to the whole crowd, a pool's batch to its members only (as in `_offerable`): one
+    # primary-key probe of the batch per HIT read, and one of the pool's members.
     in_pool = (
-        f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id AND (pb.pool_id IS NULL"
+        f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id"
+        f" AND pb.project_id IN ({placeholders(projects)}) AND (pb.pool_id IS NULL"
         f" OR EXISTS (SELECT 1 FROM {_POOL_MEMBERS} pm WHERE pm.pool_id = pb.pool_id AND pm.user_id = %s)))")
-    params.append(worker.pk)
+    params.extend([*projects, worker.pk])
     may_take = (
         f"h.status = %s AND h.expires_at > %s"
         f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
@@ -248,9 +268,10 @@ def _locked_claimable_profile(worker: User) -> AnnotatorProfile:
         profile = AnnotatorProfile.objects.select_for_update().get(pk=profile_get(worker).pk)
     if profile.is_blocked:
         raise NotAllowed("Your account is blocked from new HITs. Contact the requesters if you think this is wrong.")
-    if not profile.is_qualified:
-        raise NotAllowed("Pass the qualification test first: only qualified annotators get HITs.")
     return profile
+
+
+NOT_QUALIFIED = "Pass a project's qualification test first: only its qualified annotators get its HITs."
 
 
 # What the claim's answer shows (unit, layer, batch): loaded with the HIT, so the view needs no second read.
@@ -273,13 +294,16 @@ def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int
         current, gold_rate = _live_assignment_and_gold_rate(worker, now=now)
         if current is not None:  # usually there is none
             return Assignment.objects.select_related(*(f"hit__{name}" for name in HIT_SHOWN)).get(pk=current)
+        projects = _qualified_projects(worker)
+        if not projects:
+            raise NotAllowed(NOT_QUALIFIED)
         gold_first = _gold_due(worker, gold_rate)
 
         def exact() -> list[int]:
             return _shortlist(open_hits_for(worker, now=now), gold_first=gold_first, rng=rng)
 
         def likely() -> list[int]:
-            return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng)
+            return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng, projects=projects)
 
         def chosen() -> list[int]:
             hits = open_hits_for(worker, now=now)
@@ -396,8 +420,8 @@ def _own_assignment_for_update(*, assignment_id: int, worker: User) -> Assignmen
     cache_related(hit, "unit", unit)
     cache_related(hit, "batch", batch)
     cache_related(assignment, "hit", hit)
-    if assignment.worker_id != worker.pk:
-        raise NotAllowed("This assignment belongs to another annotator.")
+    if assignment.worker_id != worker.pk:  # someone else's: answered as if it did not exist (ids reveal nothing)
+        raise NotFound(f"There is no assignment {assignment_id}.")
     return assignment
 
 
@@ -510,8 +534,8 @@ def hit_skip_undo(*, skip_id: int, worker: User, now: datetime | None = None) ->
     skip = Skip.objects.select_for_update().filter(pk=skip_id).first()
     if skip is None:
         raise NotFound("There is no such skip to undo (it may have been undone already).")
-    if skip.worker_id != worker.pk:
-        raise NotAllowed("This skip belongs to another annotator.")
+    if skip.worker_id != worker.pk:  # someone else's: as if it did not exist
+        raise NotFound("There is no such skip to undo (it may have been undone already).")
     if (now - skip.created_at).total_seconds() > SKIP_UNDO_SECONDS:
         raise Conflict(f"A skip can be undone for {SKIP_UNDO_SECONDS // 60} minutes only; this one is older.")
     AnnotatorProfile.objects.select_for_update().filter(user=worker).first()  # serialise with claims
@@ -559,9 +583,11 @@ def assignment_retake(*, assignment_id: int, worker: User, now: datetime | None 
     found = Assignment.objects.filter(pk=assignment_id).values_list("hit_id", "worker_id").first()
     if found is None:
         raise NotFound(f"There is no assignment {assignment_id}.")
-    if found[1] != worker.pk:
-        raise NotAllowed("This assignment belongs to another annotator.")
+    if found[1] != worker.pk:  # someone else's: as if it did not exist
+        raise NotFound(f"There is no assignment {assignment_id}.")
     hit = Hit.objects.select_for_update().get(pk=found[0])
+    if not Qualification.objects.filter(user_id=worker.pk, project__hit_batches=hit.batch_id).exists():
+        raise NotAllowed(NOT_QUALIFIED)  # unqualified for the HIT's project since it was taken
     assignment = Assignment.objects.select_for_update().get(pk=assignment_id)
     if assignment.status == Assignment.Status.ACCEPTED and assignment.deadline <= now:
         assignment.status = Assignment.Status.ABANDONED  # expired but not swept yet: that is this case

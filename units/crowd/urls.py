@@ -8,6 +8,7 @@ urlpatterns = [
     path("", work.home, name="home"),
     path("instructions/", work.instructions, name="instructions"),
     path("qualification/", work.qualification, name="qualification"),
+    path("qualification/<int:project_id>/", work.qualification_test, name="qualification_test"),
     path("next/", work.next_assignment, name="next"),
     path("assignments/<int:pk>/", work.work, name="work"),
     path("assignments/<int:pk>/return/", work.return_assignment, name="return"),

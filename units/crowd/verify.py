@@ -234,8 +234,8 @@ def _own_verify_assignment(*, assignment_id: int, worker: User) -> Assignment:
                   .filter(pk=assignment_id).first())
     if assignment is None:
         raise NotFound(f"There is no assignment {assignment_id}.")
-    if assignment.worker_id != worker.pk:
-        raise NotAllowed("This assignment belongs to another annotator.")
+    if assignment.worker_id != worker.pk:  # someone else's: as if it did not exist
+        raise NotFound(f"There is no assignment {assignment_id}.")
     if assignment.hit.kind != HitKind.VERIFY:
         raise Conflict("This is a labelling HIT: answer it with a word and a category, not yes/no.")
     return assignment

@@ -25,12 +25,12 @@ from units.projects.models import Activity, Project
 from units.projects.services import activity_record
 
 from .models import Concept, Network, ProbeDataset
-from .uploads import check_upload_size
+from .uploads import check_upload_size, project_upload_dir
 
 GENERATOR_ARCHITECTURES = frozenset({Network.Architecture.DCGAN32, Network.Architecture.DCGAN64})
 DEFAULT_SAMPLES = 1000
 MAX_SAMPLES = 200_000  # every sample's feature maps stay in memory during the engine's sweep
-SEGMENTERS_DIR = "segmenters"  # under DATASETS_ROOT: uploaded segmenter checkpoints
+SEGMENTERS_DIR = "segmenters"  # under the project's upload folder: uploaded segmenter checkpoints
 
 
 def network_kind(architecture: str) -> str:
@@ -90,7 +90,7 @@ def segmenter_register(
     """Register a segmenter checkpoint (a path on the server, or an upload) as a generator's probe.
 
     An upload is spooled to a temporary file, loaded by the engine, and only then copied to
-    DATASETS_ROOT/segmenters/<name>.pt; a refusal keeps nothing.
+    DATASETS_ROOT/projects/<project id>/segmenters/<name>.pt; a refusal keeps nothing.
     """
     if (upload is None) == (not str(path)):
         raise DissectionError("Give either the segmenter checkpoint's path or upload it (one of the two).")
@@ -120,12 +120,13 @@ def segmenter_register(
             raise DissectionError(str(exc).replace(str(tmp), shown)) from None
         stored_path = str(path)
         if tmp is not None:
-            final = Path(settings.DATASETS_ROOT) / SEGMENTERS_DIR / f"{slugify(name) or 'segmenter'}.pt"
+            relative = project_upload_dir(project.pk) / SEGMENTERS_DIR / f"{slugify(name) or 'segmenter'}.pt"
+            final = Path(settings.DATASETS_ROOT) / relative
             if final.exists():
-                raise DissectionError(f"The file {final} exists already; choose another name.")
+                raise DissectionError(f"The file {relative} exists already; choose another name.")
             final.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tmp, final)
-            stored_path = f"{SEGMENTERS_DIR}/{final.name}"
+            stored_path = relative.as_posix()
         with transaction.atomic():
             dataset = ProbeDataset.objects.create(
                 project=project, name=name, kind=ProbeDataset.Kind.SEGMENTER, path=stored_path, num_images=0,
@@ -139,7 +140,8 @@ def segmenter_register(
             activity_record(project=project, actor=created_by, verb=Activity.Verb.REGISTERED,
                             summary=f"segmenter {dataset.name}")
     except BaseException:
-        if final is not None and final.exists() and not ProbeDataset.objects.filter(name=name).exists():
+        kept = ProbeDataset.objects.filter(project=project, name=name).exists()
+        if final is not None and final.exists() and not kept:
             final.unlink(missing_ok=True)
         raise
     finally:

@@ -28,7 +28,7 @@ from units.projects.services import activity_record
 from .errors import DissectionError, UploadError
 from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
 from .models import Concept, DissectionJob, Network, ProbeDataset, Unit
-from .uploads import check_upload_size, extract_dataset_zip
+from .uploads import check_upload_size, extract_dataset_zip, in_other_projects_uploads, project_upload_dir
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +240,13 @@ def _dataset_path(path: str | Path) -> Path:
     return root if root.is_absolute() else Path(settings.DATASETS_ROOT) / root
 
 
-def _check_dataset_path(root: Path) -> None:
+def _check_dataset_path(root: Path, project: Project) -> None:
     allowed = [Path(settings.DATASETS_ROOT), *settings.DATASET_PATHS_ALLOWED]
     real = root.resolve()
-    if not any(real.is_relative_to(folder.resolve()) for folder in allowed):
+    # Another project's uploads are refused with the same words as a folder outside: not even
+    # whether it exists is told.
+    if in_other_projects_uploads(real, project.pk) or not any(real.is_relative_to(folder.resolve())
+                                                              for folder in allowed):
         raise DissectionError(
             f"The dataset folder {root} is outside the dataset folders ({', '.join(str(f) for f in allowed)}); "
             "put it under DATASETS_ROOT, or ask the operator to add its folder to DATASET_PATHS_ALLOWED."
@@ -278,7 +281,8 @@ def dataset_register(
     any file it can reach.
 
     A zip is extracted to a temporary folder, checked, opened by the engine, and only then
-    moved to DATASETS_ROOT/<name>; any refusal removes it again.
+    moved to the project's upload folder, DATASETS_ROOT/projects/<project id>/<name>; any refusal
+    removes it again. Another project's upload folder is never a path a requester may register.
     """
     source = source or DatasetSource()
     path, archive, archive_size = source.path, source.archive, source.archive_size
@@ -292,7 +296,7 @@ def dataset_register(
     # Every kind, before anything reads the path: a refusal that came after an existence check would
     # tell a requester whether any file on the server exists.
     if str(path) and not any_path:
-        _check_dataset_path(_dataset_path(path))
+        _check_dataset_path(_dataset_path(path), project)
     if kind == ProbeDataset.Kind.SEGMENTER:  # a checkpoint, not a folder: `archive` is the uploaded .pt
         return segmenter_register(project=project, name=name, path=path, upload=archive, upload_size=archive_size,
                                   description=description, created_by=created_by)
@@ -321,11 +325,13 @@ def dataset_register(
 
         stored_path = str(path)
         if staged is not None:
-            final = datasets_root / (slugify(name) or "dataset")
+            relative = project_upload_dir(project.pk) / (slugify(name) or "dataset")
+            final = datasets_root / relative
             if final.exists():
-                raise DissectionError(f"The folder {final} exists already; choose another dataset name.")
+                raise DissectionError(f"The folder {relative} exists already; choose another dataset name.")
+            final.parent.mkdir(parents=True, exist_ok=True)
             staged.rename(final)
-            staged, stored_path = None, final.name
+            staged, stored_path = None, relative.as_posix()
         with transaction.atomic():
             dataset = ProbeDataset.objects.create(
                 project=project, name=name, kind=kind, path=stored_path, image_size=image_size,
@@ -542,7 +548,10 @@ def media_remove_on_commit(relpaths: Sequence[str]) -> None:
 
 def project_rows_delete(*, project, **_) -> None:
     """A project is being deleted (projects.signals.project_deleting): its jobs go first, since a job
-    protects its network and dataset from the cascade, and its files go after the commit."""
+    protects its network and dataset from the cascade, and its files go after the commit (its
+    uploaded datasets and segmenters too: the folders registered by path are the operator's)."""
+    uploads = Path(settings.DATASETS_ROOT) / project_upload_dir(project.pk)
+    transaction.on_commit(lambda: shutil.rmtree(uploads, ignore_errors=True))
     media_remove_on_commit([
         *DissectionJob.objects.filter(project=project).exclude(output_dir="").values_list("output_dir", flat=True),
         *Network.objects.filter(project=project).exclude(checkpoint="").values_list("checkpoint", flat=True),

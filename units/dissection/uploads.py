@@ -1,7 +1,8 @@
 """Checks on uploaded files before anything is kept: size, zip member paths, decodable images.
 
 A dataset zip is extracted into a fresh temporary folder; the caller moves that folder into
-DATASETS_ROOT only once the whole dataset checked out, so a bad upload leaves nothing behind.
+its project's upload folder only once the whole dataset checked out, so a bad upload leaves
+nothing behind.
 """
 from __future__ import annotations
 
@@ -21,6 +22,24 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Files a dataset may carry besides its images (Broden CSVs, the mixture's meta.json, notes).
 _IGNORED_NAMES = ("__MACOSX", ".DS_Store")
 _COPY_CHUNK = 1024 * 1024
+# Uploads are kept per project, under DATASETS_ROOT/projects/<project id>/: two projects may name
+# their datasets alike without sharing a folder, and deleting a project removes its own uploads only.
+PROJECT_UPLOADS = "projects"
+
+
+def project_upload_dir(project_id: int) -> Path:
+    """A project's upload folder, relative to DATASETS_ROOT (what `ProbeDataset.path` stores under it)."""
+    return Path(PROJECT_UPLOADS) / str(int(project_id))
+
+
+def in_other_projects_uploads(path: Path, project_id: int | None) -> bool:
+    """Whether `path` (resolved) lies in the upload folder of a project other than `project_id`: no
+    project registers another's uploads by path."""
+    uploads = (Path(settings.DATASETS_ROOT) / PROJECT_UPLOADS).resolve()
+    real = path.resolve()
+    if not real.is_relative_to(uploads) or real == uploads:
+        return False
+    return real.relative_to(uploads).parts[0] != str(project_id)
 
 
 def human_bytes(n: int) -> str:

@@ -40,6 +40,9 @@ LAYERS = ["conv1", "conv2", "conv3"]
 SIZES = {"full": (5000, 6, 600, 15), "quick": (120, 1, 40, 5)}
 
 
+DEFAULT_PREFIX = "demo"  # names the demo's project, network, dataset and folders
+
+
 class Command(BaseCommand):
     help = "Build the demo: mixture-of-digits data, a trained MixtureNet, a dissection, HITs and demo accounts."
 
@@ -48,7 +51,8 @@ class Command(BaseCommand):
         parser.add_argument("--train-images", type=int, help="training images (default 5000)")
         parser.add_argument("--epochs", type=int, help="training epochs (default 6)")
         parser.add_argument("--probe-images", type=int, help="images dissected (default 600)")
-        parser.add_argument("--prefix", default="demo", help="name prefix of the demo's network, dataset and folders")
+        parser.add_argument("--prefix", default=DEFAULT_PREFIX,
+                            help="name prefix of the demo's project, network, dataset and folders")
         parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for a job run by workers")
         parser.add_argument("--admin-password", help="password of the demo's admin (default: the well-known one "
                                                      "with DEBUG on, a generated one, printed, with DEBUG off)")
@@ -84,7 +88,7 @@ class Command(BaseCommand):
                 gan_demo_build(self, prefix=prefix, quick=opts["quick"], wait=opts["wait"], publish=opts["publish_gan"])
         except (DissectionError, PublishError) as exc:
             raise CommandError(str(exc)) from None
-        self.users(admin_password=opts.get("admin_password"))
+        self.users(admin_password=opts.get("admin_password"), project=self.project)
         self.say(self.style.SUCCESS(f"Demo ready in {time.perf_counter() - started:.0f} s (job {job.pk})."))
 
     # -- steps ---------------------------------------------------------------------------------
@@ -191,8 +195,9 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(f"--admin-password: {' '.join(exc.messages)}") from None
 
-    def users(self, *, admin_password: str | None = None) -> None:
-        """The demo accounts. The well-known passwords in README are for a development machine only:
+    def users(self, *, admin_password: str | None = None, project=None) -> None:
+        """The demo accounts, the annotators qualified for the demo's project (`project`, the command's own
+        by default). The well-known passwords in README are for a development machine only:
         with DEBUG off anyone who read the README could sign in as admin, so there the admin gets the
         password given or a generated one (printed once), and the annotators a generated one."""
         User = get_user_model()
@@ -221,4 +226,4 @@ class Command(BaseCommand):
                 user.set_password(annotator_password)
                 user.save(update_fields=["password"])
                 self.say(f"Annotator {name!r}: password set to {annotator_password!r}.")
-            mark_qualified(user)
+            mark_qualified(user, project or project_ensure(name=DEFAULT_PREFIX))

@@ -18,6 +18,7 @@ from ..models import VERDICT_CHOICES, LabelSource
 from ..publishing import PublishSettings
 from ..verify import PROPOSED_SOURCES, hit_publish_verify, verdict_submit
 from .serializers import HitBatchSerializer, PublishSerializer
+from .views import not_yours
 
 
 class VerdictIn(serializers.Serializer):
@@ -46,7 +47,8 @@ class VerdictView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = VerdictIn(data=request.data)
         if not data.is_valid():
-            return Response({"detail": "The answer is not valid.", "errors": data.errors}, status=400)
+            return not_yours(pk, request.user) or Response(
+                {"detail": "The answer is not valid.", "errors": data.errors}, status=400)
         try:
             annotation = verdict_submit(assignment_id=pk, worker=request.user, verdict=data.validated_data["verdict"])
         except CrowdError as exc:

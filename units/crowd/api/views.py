@@ -46,6 +46,15 @@ def _error(exc: CrowdError) -> Response:
     return Response(body, status=exc.status_code)
 
 
+def not_yours(pk: int, worker: User) -> Response | None:
+    """A 404 for an id that is not one of the worker's assignments, before its body is judged: someone
+    else's assignment answers like an unknown id, whatever was sent (valid answers reach the service,
+    which says the same)."""
+    if Assignment.objects.filter(pk=pk, worker_id=worker.pk).exists():
+        return None
+    return Response({"detail": f"There is no assignment {pk}."}, status=404)
+
+
 def assignment_payload(request: Request, assignment: Assignment) -> dict:
     hit = assignment.hit
     unit = hit.unit
@@ -88,7 +97,8 @@ class SubmitView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = SubmitIn(data=request.data)
         if not data.is_valid():
-            return Response({"detail": "The answer is not valid.", "errors": data.errors}, status=400)
+            return not_yours(pk, request.user) or Response(
+                {"detail": "The answer is not valid.", "errors": data.errors}, status=400)
         answer = dict(data.validated_data)
         try:
             answer["non_fitting"] = _exemplar_ids(pk, request.user, answer["non_fitting"])

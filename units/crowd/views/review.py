@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -11,14 +12,18 @@ from units.dissection.models import Unit
 from annotate_site.paging import page_of
 from annotate_site.roles import member_required, requester_required
 from units.projects.access import REVIEW, WORK, scope
+from units.projects.current import current_project
+from units.projects.models import Project
 
 from ..annotators import (
     annotator_block, annotator_qualify, annotator_unblock, annotator_unflag, annotator_unqualify, crowd_settings_update,
-    invite_code_create, invite_code_deactivate,
+    invite_code_create, invite_code_deactivate, qualification_settings_update,
 )
 from ..errors import CrowdError, InvalidAnswer
-from ..forms import AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, ReviewForm
-from ..models import Assignment, CrowdSettings, Hit, InviteCode
+from ..forms import (
+    AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, QualificationSettingsForm, ReviewForm,
+)
+from ..models import Assignment, CrowdSettings, Hit, InviteCode, QualificationSettings
 from ..review import assignments_review, unit_mark_gold, unit_unmark_gold
 from ..selectors import (
     annotator_stats, annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review,
@@ -32,10 +37,12 @@ def _reviewable_hits(request: HttpRequest):
 
 
 def _gold_unit_id(request: HttpRequest, raw) -> int:
-    """A unit id of a project where the user may work; any other reads as no unit (the service's message)."""
+    """A unit id of a project where the user may work (the review page marks its HIT's unit, whichever
+    project is current); a unit of any other project, or none, is a 404: ids reveal nothing."""
     unit_id = int(raw)
-    if not scope(Unit.objects.filter(pk=unit_id), request.user, WORK, path="layer__job__project").exists():
-        raise CrowdError(f"There is no unit with id {unit_id}.")
+    if unit_id > MAX_ID or not scope(Unit.objects.filter(pk=unit_id), request.user, WORK,
+                                     path="layer__job__project").exists():
+        raise Http404(f"There is no unit with id {unit_id} in your projects.")
     return unit_id
 
 
@@ -117,8 +124,11 @@ def _keep_selection(back: str, ids: list[int]) -> str:
 
 @requester_required
 def annotators(request: HttpRequest) -> HttpResponse:
-    page = page_of(request, annotators_overview())
-    return render(request, "crowd/annotators.html", {"annotators": page.object_list, "page": page})
+    """Every annotator's record; qualified or not for the current project (where the requester works)."""
+    project = current_project(request, WORK)
+    page = page_of(request, annotators_overview(project))
+    return render(request, "crowd/annotators.html", {"annotators": page.object_list, "page": page,
+                                                     "project": project})
 
 
 @requester_required
@@ -130,10 +140,16 @@ def annotator_action(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Unknown action.")
         return redirect("crowd:annotators")
     action, reason = form.cleaned_data["action"], form.cleaned_data["reason"]
-    if action == "qualify":
-        annotator_qualify(user=user, by=request.user)
-    elif action == "unqualify":
-        annotator_unqualify(user=user)
+    if action in ("qualify", "unqualify"):
+        # For a project where the requester works; any other project (or none) is a 404.
+        project_id = form.cleaned_data["project"]
+        project = get_object_or_404(scope(Project.objects, request.user, WORK, path="pk"), pk=project_id or 0)
+        if action == "qualify":
+            annotator_qualify(user=user, project=project, by=request.user)
+        else:
+            annotator_unqualify(user=user, project=project)
+        messages.success(request, f"{user.username}: {action} for {project.name} done.")
+        return redirect("crowd:annotators")
     elif action == "block":
         freed = annotator_block(user=user, reason=reason)
         messages.info(request, f"{freed} open assignment(s) freed.")
@@ -181,16 +197,29 @@ def invite_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 def gold(request: HttpRequest) -> HttpResponse:
-    form = GoldForm(request.POST or None)
+    """The current project's gold units and qualification test settings (requesters and owners change them)."""
+    project = current_project(request, WORK)
+    if project is None:
+        messages.error(request, "Gold units belong to a project where you are owner or requester; create or join one.")
+        return redirect("projects:list")
+    form = GoldForm(request.POST or None) if "settings" not in request.POST else GoldForm()
+    settings_form = QualificationSettingsForm(request.POST if "settings" in request.POST else None,
+                                              instance=QualificationSettings.of(project), prefix="q")
     if request.method == "POST":
-        if request.POST.get("unmark"):
+        if "settings" in request.POST:
+            if settings_form.is_valid():
+                qualification_settings_update(project=project, by=request.user,
+                                              **{f: settings_form.cleaned_data[f] for f in settings_form.Meta.fields})
+                messages.success(request, f"Qualification test of {project.name} saved.")
+                return redirect("crowd:gold")
+        elif request.POST.get("unmark"):
             try:
                 unit_unmark_gold(unit_id=_gold_unit_id(request, request.POST["unmark"]))
                 messages.success(request, "Unit is no longer gold.")
             except (CrowdError, ValueError) as exc:
                 messages.error(request, str(exc))
             return redirect("crowd:gold")
-        if form.is_valid():
+        elif form.is_valid():
             try:
                 unit = unit_mark_gold(
                     unit_id=_gold_unit_id(request, form.cleaned_data["unit_id"]),
@@ -208,9 +237,9 @@ def gold(request: HttpRequest) -> HttpResponse:
                 return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/crowd/")
                                 else "crowd:gold")
     units = (
-        scope(Unit.objects, request.user, path="layer__job__project")
-        .filter(is_gold=True)
+        Unit.objects.filter(layer__job__project=project, is_gold=True)
         .select_related("layer__job__network")
         .order_by("layer_id", "index")
     )
-    return render(request, "crowd/gold.html", {"form": form, "units": units[:500]})
+    return render(request, "crowd/gold.html", {"form": form, "settings_form": settings_form, "units": units[:500],
+                                               "project": project})

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
-from functools import wraps
 from statistics import median
 
 from django.contrib import messages
@@ -17,12 +15,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from units.dissection.models import Unit
+from units.projects.models import Project
 
 from .. import qualification as qual
 from ..annotators import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, CrowdSettings, Hit, HitBatch, HitKind, QualificationAttempt, Skip
+from ..models import (
+    CATEGORY_CHOICES, Assignment, Hit, HitBatch, HitKind, Qualification, QualificationAttempt, QualificationSettings,
+    Skip,
+)
 from ..selectors import (
     annotator_current,
     annotator_earnings_by_project,
@@ -56,20 +58,33 @@ _ERROR_ANCHORS = {"category": ("categories", "Category"), "word": ("id_word", "W
                   "non_fitting": ("exemplars", "Marked images")}
 
 
+# Projects listed with their test on the annotator's pages; more are reached by their address.
+QUALIFICATION_ROWS = 50
+
+
+def _qualifications(user: User) -> list[dict]:
+    """Per project whose test the user may see: the project and where they stand with its test."""
+    now = timezone.now()
+    return [{"project": project, "state": qual.qualification_state(user, project, now=now)}
+            for project in qual.offered_projects(user)[:QUALIFICATION_ROWS]]
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     profile = profile_get(request.user)
     stats = annotator_stats(request.user)
+    qualified_any = Qualification.objects.filter(user=request.user).exists()
     return render(request, "crowd/home.html", {
         "profile": profile,
         "stats": stats,
         "current": annotator_current(request.user),
-        "qualification": qual.qualification_state(request.user),
+        "qualifications": _qualifications(request.user),
+        "qualified_any": qualified_any,
         "recent": annotator_recent_work(request.user),
         "per_project": annotator_earnings_by_project(request.user),
         # A skipped HIT's assignment is stored as returned; the list says which the annotator skipped.
         "skipped_hits": set(Skip.objects.filter(worker=request.user).values_list("hit_id", flat=True)),
-        **_work_offered(request.user, profile.is_qualified and not profile.is_blocked, handed_in=stats.submitted),
+        **_work_offered(request.user, qualified_any and not profile.is_blocked, handed_in=stats.submitted),
     })
 
 
@@ -141,12 +156,12 @@ def instructions(request: HttpRequest) -> HttpResponse:
     return render(request, "crowd/instructions.html", {"categories": CATEGORY_CHOICES})
 
 
-def _pass_mark(total: int) -> int:
-    """How many of `total` units must match to pass (the settings' fraction, rounded up as the grading does)."""
-    return math.ceil(CrowdSettings.load().qualification_pass_fraction * total - 1e-9)
+def _pass_mark(project: Project, total: int) -> int:
+    """How many of `total` units must match to pass (the project's fraction, rounded up as the grading does)."""
+    return math.ceil(QualificationSettings.of(project).pass_fraction * total - 1e-9)
 
 
-def _attempt_feedback(attempt: QualificationAttempt | None) -> dict | None:
+def _attempt_feedback(attempt: QualificationAttempt | None, project: Project) -> dict | None:
     """Per unit of a failed attempt: the pictures, what was answered and whether it matched (not the known
     answer: gold units come back in later tests and in the HIT stream)."""
     if attempt is None or attempt.finished_at is None or attempt.passed:
@@ -159,17 +174,26 @@ def _attempt_feedback(attempt: QualificationAttempt | None) -> dict | None:
                       "correct": bool(given.get("correct")),
                       # Attempts graded before the parts were stored say only "not matched" (None).
                       "word_ok": given.get("word_ok"), "category_ok": given.get("category_ok")})
-    return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(attempt.total)}
+    return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(project, attempt.total)}
 
 
 @login_required
 def qualification(request: HttpRequest) -> HttpResponse:
-    state = qual.qualification_state(request.user)
-    feedback = _attempt_feedback(state.last_attempt)
+    """The projects whose test the annotator may take, and where they stand with each."""
+    return render(request, "crowd/qualifications.html", {"qualifications": _qualifications(request.user)})
+
+
+@login_required
+def qualification_test(request: HttpRequest, project_id: int) -> HttpResponse:
+    """One project's test; a project that offers the user nothing (and that they are not a member of) is a 404."""
+    project = get_object_or_404(qual.offered_projects(request.user), pk=project_id)
+    here = redirect("crowd:qualification_test", project_id=project.pk)
+    state = qual.qualification_state(request.user, project)
+    feedback = _attempt_feedback(state.last_attempt, project)
     if not state.can_take:
-        return render(request, "crowd/qualification.html", {"state": state, "feedback": feedback})
+        return render(request, "crowd/qualification.html", {"project": project, "state": state, "feedback": feedback})
     try:
-        attempt = qual.qualification_start(user=request.user)
+        attempt = qual.qualification_start(user=request.user, project=project)
     except CrowdError as exc:
         messages.error(request, str(exc))
         return redirect("crowd:home")
@@ -182,17 +206,18 @@ def qualification(request: HttpRequest) -> HttpResponse:
             attempt = qual.qualification_submit(attempt=attempt, answers=answers)
         except CrowdError as exc:
             messages.error(request, str(exc))
-            return redirect("crowd:qualification")
+            return here
         if attempt.passed:
-            messages.success(request, f"You passed the qualification ({attempt.correct} of {attempt.total}). "
-                                      "You can start working.")
+            messages.success(request, f"You passed the qualification of {project.name} ({attempt.correct} of "
+                                      f"{attempt.total}). You can start working on its HITs.")
             return redirect("crowd:home")
         messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept; "
-                                f"passing needs {_pass_mark(attempt.total)}. See each unit below.")
-        return redirect("crowd:qualification")
+                                f"passing needs {_pass_mark(project, attempt.total)}. See each unit below.")
+        return here
     return render(request, "crowd/qualification.html", {
-        "state": state, "attempt": attempt, "units": _attempt_units(attempt), "categories": CATEGORY_CHOICES,
-        "feedback": feedback, "pass_mark": _pass_mark(attempt.total), "word_max": WORD_MAX,
+        "project": project, "state": state, "attempt": attempt, "units": _attempt_units(attempt),
+        "categories": CATEGORY_CHOICES, "feedback": feedback, "pass_mark": _pass_mark(project, attempt.total),
+        "word_max": WORD_MAX,
     })
 
 
@@ -254,33 +279,13 @@ def _claim(request: HttpRequest) -> Assignment | None:
     return assignment_claim(worker=request.user)
 
 
-class _NotYours(Exception):
-    pass
-
-
 def _own_assignment(request: HttpRequest, pk: int) -> Assignment:
-    assignment = get_object_or_404(Assignment.objects.select_related("hit__unit__layer", "hit__batch"), pk=pk)
-    if assignment.worker_id != request.user.pk:
-        raise _NotYours
-    return assignment
-
-
-def _owner_only(view: Callable[[HttpRequest, int], HttpResponse]) -> Callable[[HttpRequest, int], HttpResponse]:
-    """A 403 page that says why, for anyone but the assignment's annotator (nothing is written)."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
-        try:
-            return view(request, pk)
-        except _NotYours:
-            return render(request, "crowd/refused.html",
-                          {"message": "This assignment belongs to another annotator."}, status=403)
-
-    return wrapped
+    """The annotator's own assignment; anyone else's answers 404 like an unknown id (ids reveal nothing)."""
+    return get_object_or_404(Assignment.objects.select_related("hit__unit__layer", "hit__batch"), pk=pk,
+                             worker_id=request.user.pk)
 
 
 @login_required
-@_owner_only
 def work(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = _own_assignment(request, pk)
     if assignment.hit.kind == HitKind.VERIFY:
@@ -360,7 +365,9 @@ def _undoable_skip(request: HttpRequest) -> Skip | None:
 @login_required
 @require_POST
 def undo_skip(request: HttpRequest, pk: int) -> HttpResponse:
-    """Take back a skip: the HIT again when its slot is still free, else the queue goes on as before."""
+    """Take back a skip: the HIT again when its slot is still free, else the queue goes on as before.
+    Someone else's skip answers 404 like an unknown one."""
+    get_object_or_404(Skip, pk=pk, worker_id=request.user.pk)
     try:
         assignment = hit_skip_undo(skip_id=pk, worker=request.user)
     except CrowdError as exc:
@@ -416,21 +423,18 @@ def _give_up(request: HttpRequest, pk: int, *, service, done: str) -> HttpRespon
 
 @login_required
 @require_POST
-@_owner_only
 def return_assignment(request: HttpRequest, pk: int) -> HttpResponse:
     return _give_up(request, pk, service=assignment_return, done="Returned: the HIT is offered to other annotators.")
 
 
 @login_required
 @require_POST
-@_owner_only
 def skip_hit(request: HttpRequest, pk: int) -> HttpResponse:
     return _give_up(request, pk, service=hit_skip, done="Skipped: you will not see this HIT again.")
 
 
 @login_required
 @require_POST
-@_owner_only
 def retake_assignment(request: HttpRequest, pk: int) -> HttpResponse:
     """Take the HIT again after this assignment expired; the page restores the browser's draft of the answer."""
     _own_assignment(request, pk)
@@ -445,7 +449,6 @@ def retake_assignment(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-@_owner_only
 def extend_assignment(request: HttpRequest, pk: int) -> HttpResponse:
     """More time, once, near the end; back to the form (the browser's draft fills it in, the timer restarts)."""
     _own_assignment(request, pk)
