@@ -107,7 +107,7 @@ def test_the_page_suggests_the_catalogue_and_refuses_a_foreign_checkpoint(
 
 
 def test_a_layer_a_catalogue_network_does_not_have_is_named_before_any_job(media_root):
-    from units.dissection.forms import layer_name_problem
+    from units.dissection.layer_picker import layer_name_problem
 
     assert layer_name_problem("convnext_tiny", ["features.5"]) is None
     assert "close names: features.5" in layer_name_problem("convnext_tiny", ["features.5x"])

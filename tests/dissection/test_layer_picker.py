@@ -26,7 +26,9 @@ def test_the_api_lists_a_vits_layers_with_their_reading(requester, media_root):
     block = rows["encoder.layers.encoder_layer_11"]
     assert block["shape"] == [197, 768] and block["units"] == 768 and block["map_size"] == [14, 14]
     assert "first 1 token(s) (class/register) dropped" in block["reading"]
-    assert rows["heads.head"]["map_size"] == [1, 1]
+    head = rows["heads.head"]  # the classifier's logits: a pooled vector, shown as not dissectable and why
+    assert head["units"] is None and head["map_size"] is None
+    assert "pooled vector of 1000 units" in head["reading"] and "earlier layer with a spatial map" in head["reading"]
 
 
 def test_the_api_plans_the_chosen_layers_on_a_dataset_as_the_engine_would(requester, tiny_mixture_dir):
@@ -65,3 +67,34 @@ def test_registering_a_network_on_the_page_leads_to_its_layers(client, requester
     assert response.status_code == 302 and "/jobs/new/?network=" in response["Location"]
     page = client.get(response["Location"]).content.decode()
     assert 'data-layer="features.8"' in page
+
+
+def test_a_pooled_layer_is_refused_with_the_fix_in_the_api_the_page_and_the_command(
+        client, requester, tiny_mixture_dir, media_root):
+    from django.core.management import CommandError, call_command
+
+    from units.dissection.models import DissectionJob
+
+    job = make_registered_pipeline(tiny_mixture_dir)
+    before = DissectionJob.objects.count()
+    fix = "choose an earlier layer with a spatial map"
+
+    refused = _api(requester).post("/api/jobs/", {"network": job.network_id, "dataset": job.dataset_id,
+                                                  "layers": ["conv3", "fc"]}, format="json")
+    assert refused.status_code == 400
+    assert "Layer 'fc' outputs a pooled vector of 45 units" in str(refused.json()) and fix in str(refused.json())
+
+    client.force_login(requester)
+    page = client.post("/jobs/new/", {"network": job.network_id, "dataset": job.dataset_id, "layers": "pool3",
+                                      "top_k": 5, "quantile": 0.005, "iou_rule": "lite", "batch_size": 8,
+                                      "shards": 1})
+    assert page.status_code == 200 and fix in page.content.decode()
+
+    with pytest.raises(CommandError, match="Layer 'fc' outputs a pooled vector"):
+        call_command("run_dissection", "--project", job.project.name, "--network", job.network.name,
+                     "--dataset", job.dataset.name, "--layers", "fc")
+    assert DissectionJob.objects.count() == before  # no job from any of the three
+
+    table = _api(requester).get(f"/api/networks/{job.network_id}/layers/").json()
+    rows = {r["name"]: r for r in table["layers"]}
+    assert rows["conv3"]["units"] == 10 and rows["fc"]["units"] is None and fix in rows["fc"]["reading"]

@@ -88,6 +88,56 @@ def network_layer_table(
     return result
 
 
+def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str | None = None,
+                       input_size: int | None = None) -> str | None:
+    """Why `names` cannot be dissected in `architecture` (None when they all can, or when it cannot be told):
+    a name that is not a layer, or a layer whose output is not a map (a pooled vector, tokens that
+    are no square grid), in the engine's own words with the fix.
+
+    A catalogue model is built on PyTorch's meta device: shapes without weights or memory. An
+    exported program is read from its stored file (`checkpoint`)."""
+    import torch
+
+    from tasks.engine.capture import resolve_layers
+    from tasks.engine.catalogue import input_spec, is_known
+    from tasks.engine.errors import EngineError, LayerError
+    from tasks.engine.layers import layer_table
+    from tasks.engine.models import load_model
+
+    if not names or architecture in GENERATOR_ARCHITECTURES:
+        return None
+    try:
+        if architecture == Network.Architecture.PROGRAM:
+            if not checkpoint:
+                return None
+            model = load_model(architecture, checkpoint)
+        else:
+            with torch.device("meta"):
+                model = load_model(architecture, None, image_size=input_size)
+    except EngineError as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - the runner's own check still stands behind this one
+        return None
+    try:
+        resolve_layers(model, names)
+    except LayerError as exc:
+        return f"{exc}"[0].upper() + f"{exc}"[1:]
+    size = getattr(model, "fixed_input_size", None) or input_size
+    if not size:
+        known = is_known(architecture) and architecture != Network.Architecture.PROGRAM
+        size = input_spec(architecture).size if known else 64 if architecture == Network.Architecture.MIXTURENET else 224
+    try:
+        rows = {row.name: row for row in layer_table(model, size)}
+    except Exception:  # noqa: BLE001 - a model the probe cannot run: the runner's own check stands behind this one
+        return None
+    for name in names:
+        row = rows.get(name)
+        if row is not None and row.units is None:
+            reason = row.reading.removeprefix("not readable: ")
+            return reason[0].upper() + reason[1:]
+    return None
+
+
 def picker_context(params, *, networks: QuerySet[Network], datasets: QuerySet[ProbeDataset]) -> dict | None:
     """What the job page's picker shows for the network (and dataset, layers) in `params`
     (the page's GET or POST data): the table, the plan, or the refusal's message. Only `networks`

@@ -27,6 +27,7 @@ from units.projects.services import activity_record
 
 from .errors import DissectionError, UploadError
 from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
+from .layer_picker import layer_name_problem
 from .models import Concept, DissectionJob, Network, ProbeDataset, Unit
 from .uploads import check_upload_size, extract_dataset_zip
 
@@ -375,7 +376,8 @@ def job_create(
     options: JobSettings,
     created_by: User | None = None,
 ) -> DissectionJob:
-    """A pending job; the layer names are checked against the model when it runs.
+    """A pending job. Its layers are checked against the network's shape probe first (a name that
+    is not a layer, or a layer that is not a map, is refused before any row exists).
 
     A generator's job dissects `options.samples` generated images (default 1000) of z stream
     `options.sample_seed`, labelled by its dataset's segmenter.
@@ -383,6 +385,7 @@ def job_create(
     params = _job_params(dataset=dataset, options=options)
     if dataset.project_id != network.project_id:
         raise DissectionError("The network and the dataset belong to different projects; pick both from one project.")
+    _check_layers(network, params["layers"])
     samples = job_kind_check(network=network, dataset=dataset, shards=options.shards, samples=options.samples)
     sample_seed = options.sample_seed
     if not 0 <= int(sample_seed) <= 2**31 - 1:
@@ -416,6 +419,7 @@ def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, o
     params = _job_params(dataset=dataset, options=options)
     if network.project_id != job.project_id or dataset.project_id != job.project_id:
         raise DissectionError("Pick the network and the dataset from the job's project.")
+    _check_layers(network, params["layers"])
     with transaction.atomic():
         job = _editable_job(job, "edited")
         params["kind"] = network.kind
@@ -436,6 +440,13 @@ def job_delete(*, job: DissectionJob) -> None:
         job.delete()
         if folder is not None and folder != media and media in folder.parents:
             transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def _check_layers(network: Network, names: list[str]) -> None:
+    problem = layer_name_problem(network.architecture, names, input_size=network.input_size,
+                                 checkpoint=network.checkpoint.path if network.checkpoint else None)
+    if problem:
+        raise DissectionError(problem)
 
 
 def _job_params(*, dataset: ProbeDataset, options: JobSettings) -> dict:
