@@ -125,7 +125,8 @@ def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str |
     size = getattr(model, "fixed_input_size", None) or input_size
     if not size:
         known = is_known(architecture) and architecture != Network.Architecture.PROGRAM
-        size = input_spec(architecture).size if known else 64 if architecture == Network.Architecture.MIXTURENET else 224
+        fallback = 64 if architecture == Network.Architecture.MIXTURENET else 224
+        size = input_spec(architecture).size if known else fallback
     try:
         rows = {row.name: row for row in layer_table(model, size)}
     except Exception:  # noqa: BLE001 - a model the probe cannot run: the runner's own check stands behind this one
