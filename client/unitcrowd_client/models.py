@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import io
 import sys
 import time
@@ -18,9 +17,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@functools.cache
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls) if f.name != "raw")
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls) if f.name != "raw")
+    return names
 
 
 def build(cls: type[T], data: dict[str, Any], **extra: Any) -> T:
