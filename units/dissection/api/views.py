@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Count, QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -40,6 +39,7 @@ from .serializers import (
     JobSerializer,
     JobStatusSerializer,
     LayerSerializer,
+    LayerTableSerializer,
     NetworkSerializer,
     UnitSerializer,
 )
@@ -80,7 +80,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             OpenApiParameter("dataset", int, description="plan the chosen layers on this dataset (its index only)"),
             OpenApiParameter("layers", str, description="comma-separated module paths to plan"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=LayerTableSerializer,
     )
     @action(detail=True, methods=["get"])
     def layers(self, request, pk=None) -> Response:
