@@ -14,33 +14,70 @@ from .models import Network, ProbeDataset
 
 
 def _probe_model(network: Network):
+    return _architecture_model(network.architecture, checkpoint=network.checkpoint.path if network.checkpoint else None,
+                               num_classes=network.num_classes, input_size=network.input_size)
+
+
+def _architecture_model(architecture: str, *, checkpoint: str | None = None, num_classes: int | None = None,
+                        input_size: int | None = None):
     import torch
 
     from tasks.engine.models import load_model
 
-    if network.architecture == Network.Architecture.PROGRAM:
-        return load_model(network.architecture, network.checkpoint.path)
+    if architecture == Network.Architecture.PROGRAM:
+        return load_model(architecture, checkpoint)
     try:
         with torch.device("meta"):
-            return load_model(
-                network.architecture, None, num_classes=network.num_classes, image_size=network.input_size
-            )
+            return load_model(architecture, None, num_classes=num_classes, image_size=input_size)
     except NotImplementedError:  # a builder that computes with tensors (RegNet): build it for real
-        return load_model(network.architecture, None, num_classes=network.num_classes, image_size=network.input_size)
+        return load_model(architecture, None, num_classes=num_classes, image_size=input_size)
+
+
+def _default_size(architecture: str) -> int:
+    """The architecture's own input size (its weights'), MixtureNet's 64 px canvas, else 224."""
+    from tasks.engine.catalogue import input_spec, is_known
+
+    if is_known(architecture) and architecture != Network.Architecture.PROGRAM:
+        return input_spec(architecture).size
+    return 64 if architecture == Network.Architecture.MIXTURENET else 224
+
+
+def architecture_layer_table(*, architecture: str, input_size: int | None = None) -> dict:
+    """{"architecture", "image_size", "layers": rows} of an architecture not registered yet (registration
+    form): built on the meta device, no weights and no image. A program's layers need its file, and a
+    generator's are listed by its own dissection: both are refused with what to do."""
+    from tasks.engine.errors import EngineError
+    from tasks.engine.layers import layer_table
+
+    architecture = (architecture or "").strip()
+    if not architecture:
+        raise DissectionError("Name an architecture, e.g. resnet50, convnext_tiny or vit_b_16.")
+    if architecture == Network.Architecture.PROGRAM:
+        raise DissectionError("A program's layers are read from its .pt2 file: register it, then its layers are "
+                              "listed on the job page.")
+    if architecture in GENERATOR_ARCHITECTURES:
+        raise DissectionError("A generator's layers are listed by its own dissection (GAN Dissection), not by this "
+                              "picker.")
+    if input_size is not None and not 8 <= input_size <= 4096:
+        raise DissectionError("input_size must be between 8 and 4096 pixels.")
+    try:
+        model = _architecture_model(architecture, input_size=input_size)
+        size = getattr(model, "fixed_input_size", None) or input_size or _default_size(architecture)
+        rows = [row.to_json() for row in layer_table(model, size)]
+    except EngineError as exc:
+        raise DissectionError(str(exc)) from None
+    return {"architecture": architecture, "image_size": size, "layers": rows}
 
 
 def _image_size(network: Network, engine_dataset) -> int:
     """The size the dissection will feed: the network's own, else the dataset's first image's, else the
     architecture's default (MixtureNet: its 64 px canvas)."""
-    from tasks.engine.catalogue import input_spec, is_known
 
     if network.input_size:
         return network.input_size
     if engine_dataset is not None and len(engine_dataset):
         return int(engine_dataset.size_key(0)[0])
-    if is_known(network.architecture) and network.architecture != Network.Architecture.PROGRAM:
-        return input_spec(network.architecture).size
-    return 64 if network.architecture == Network.Architecture.MIXTURENET else 224
+    return _default_size(network.architecture)
 
 
 def network_layer_table(
@@ -96,24 +133,16 @@ def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str |
 
     A catalogue model is built on PyTorch's meta device: shapes without weights or memory. An
     exported program is read from its stored file (`checkpoint`)."""
-    import torch
-
     from tasks.engine.capture import resolve_layers
-    from tasks.engine.catalogue import input_spec, is_known
     from tasks.engine.errors import EngineError, LayerError
     from tasks.engine.layers import layer_table
-    from tasks.engine.models import load_model
 
     if not names or architecture in GENERATOR_ARCHITECTURES:
         return None
+    if architecture == Network.Architecture.PROGRAM and not checkpoint:
+        return None
     try:
-        if architecture == Network.Architecture.PROGRAM:
-            if not checkpoint:
-                return None
-            model = load_model(architecture, checkpoint)
-        else:
-            with torch.device("meta"):
-                model = load_model(architecture, None, image_size=input_size)
+        model = _architecture_model(architecture, checkpoint=checkpoint, input_size=input_size)
     except EngineError as exc:
         return str(exc)
     except Exception:  # noqa: BLE001 - the runner's own check still stands behind this one
@@ -122,11 +151,7 @@ def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str |
         resolve_layers(model, names)
     except LayerError as exc:
         return f"{exc}"[0].upper() + f"{exc}"[1:]
-    size = getattr(model, "fixed_input_size", None) or input_size
-    if not size:
-        known = is_known(architecture) and architecture != Network.Architecture.PROGRAM
-        fallback = 64 if architecture == Network.Architecture.MIXTURENET else 224
-        size = input_spec(architecture).size if known else fallback
+    size = getattr(model, "fixed_input_size", None) or input_size or _default_size(architecture)
     try:
         rows = {row.name: row for row in layer_table(model, size)}
     except Exception:  # noqa: BLE001 - a model the probe cannot run: the runner's own check stands behind this one

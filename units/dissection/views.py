@@ -86,7 +86,10 @@ def network_new(request: HttpRequest) -> HttpResponse:
             if network.kind == Network.Kind.CLASSIFIER:  # straight to its layers: the picker of the job page
                 return redirect(f"{reverse('dissection:job_new')}?network={network.pk}")
             return redirect("dissection:network_list")
-    return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
+    # reverse() gives the unversioned alias of a shared API name; the page calls the current version.
+    probe_url = "/api/v1/" + reverse("api-architecture-layers").removeprefix("/api/")
+    return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True,
+                                                    "architecture_layers": probe_url})
 
 
 @member_required

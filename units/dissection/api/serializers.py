@@ -245,3 +245,9 @@ class LayerTableSerializer(serializers.Serializer):
     image_size = serializers.IntegerField()
     layers = LayerRowSerializer(many=True)
     plan = LayerChoicePlanSerializer(allow_null=True)
+
+
+class ArchitectureLayerTableSerializer(serializers.Serializer):
+    architecture = serializers.CharField()
+    image_size = serializers.IntegerField()
+    layers = LayerRowSerializer(many=True)
