@@ -103,6 +103,9 @@ class JobForm(forms.Form):
                                 help_text="Top fraction of activations that is 'on' (NetDissect: 0.005).")
     iou_rule = forms.ChoiceField(choices=DissectionJob.IouRule.choices, initial="lite")
     batch_size = forms.IntegerField(initial=32, min_value=1, max_value=4096)
+    token_grid = forms.CharField(required=False, max_length=16, label="Token grid",
+                                 help_text="HEIGHTxWIDTH, e.g. 14x20: only for token layers whose tokens (less "
+                                           "class/register tokens) are no square grid.")
     shards = forms.IntegerField(initial=1, min_value=1, max_value=64,
                                 help_text="Split the images over this many GPU workers.")
     samples = forms.IntegerField(required=False, min_value=1,
@@ -124,7 +127,8 @@ class JobForm(forms.Form):
         if network is not None and layers:
             names = [part for part in layers.replace(",", " ").split() if part]
             problem = layer_name_problem(network.architecture, names, input_size=network.input_size,
-                                         checkpoint=network.checkpoint.path if network.checkpoint else None)
+                                         checkpoint=network.checkpoint.path if network.checkpoint else None,
+                                         token_grid=data.get("token_grid") or "")
             if problem:
                 self.add_error("layers", problem)
         return data

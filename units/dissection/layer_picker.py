@@ -81,10 +81,12 @@ def _image_size(network: Network, engine_dataset) -> int:
 
 
 def network_layer_table(
-    *, network: Network, dataset: ProbeDataset | None = None, layers: list[str] | None = None
+    *, network: Network, dataset: ProbeDataset | None = None, layers: list[str] | None = None, token_grid: str = ""
 ) -> dict:
     """{"image_size", "layers": rows, "plan": ... or None}; the plan (with estimated seconds) for
-    `layers` on `dataset` when both are given. Bad names or unreadable layers raise DissectionError."""
+    `layers` on `dataset` when both are given; token layers read as `token_grid` ("HxW") when stated.
+    Bad names or unreadable layers raise DissectionError."""
+    from tasks.engine.capture import parse_grid
     from tasks.engine.errors import EngineError
     from tasks.engine.layers import estimated_seconds, forward_flops, layer_table
 
@@ -102,12 +104,14 @@ def network_layer_table(
                 raise DissectionError("A segmenter dataset is for generators; choose an image dataset.")
             engine_dataset = open_dataset(dataset.engine_spec, image_size=network.input_size or dataset.image_size)
         size = getattr(model, "fixed_input_size", None) or _image_size(network, engine_dataset)
-        rows = [row.to_json() for row in layer_table(model, size)]
+        grid = parse_grid(token_grid)
+        rows = [row.to_json() for row in layer_table(model, size, grid=grid)]
         result: dict = {"image_size": size, "layers": rows, "plan": None}
         if engine_dataset is not None and layers:
             from tasks.engine.dissect import DissectOptions, plan_dissection
 
-            plan = plan_dissection(model, engine_dataset, DissectOptions(layers=layers, progress_bar=False))
+            plan = plan_dissection(model, engine_dataset, DissectOptions(layers=layers, progress_bar=False,
+                                                                                 grid=grid))
             flops = forward_flops(model, size)
             result["plan"] = {
                 "lines": plan.lines(),
@@ -126,14 +130,15 @@ def network_layer_table(
 
 
 def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str | None = None,
-                       input_size: int | None = None) -> str | None:
+                       input_size: int | None = None, token_grid: str = "") -> str | None:
     """Why `names` cannot be dissected in `architecture` (None when they all can, or when it cannot be told):
     a name that is not a layer, or a layer whose output is not a map (a pooled vector, tokens that
     are no square grid), in the engine's own words with the fix.
 
     A catalogue model is built on PyTorch's meta device: shapes without weights or memory. An
-    exported program is read from its stored file (`checkpoint`)."""
-    from tasks.engine.capture import resolve_layers
+    exported program is read from its stored file (`checkpoint`). `token_grid` ("HxW") reads token
+    layers as that grid."""
+    from tasks.engine.capture import parse_grid, resolve_layers
     from tasks.engine.errors import EngineError, LayerError
     from tasks.engine.layers import layer_table
 
@@ -153,7 +158,7 @@ def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str |
         return f"{exc}"[0].upper() + f"{exc}"[1:]
     size = getattr(model, "fixed_input_size", None) or input_size or _default_size(architecture)
     try:
-        rows = {row.name: row for row in layer_table(model, size)}
+        rows = {row.name: row for row in layer_table(model, size, grid=parse_grid(token_grid))}
     except Exception:  # noqa: BLE001 - a model the probe cannot run: the runner's own check stands behind this one
         return None
     for name in names:
@@ -174,8 +179,9 @@ def picker_context(params, *, networks: QuerySet[Network], datasets: QuerySet[Pr
         return None
     dataset = datasets.filter(pk=dataset_id).first() if dataset_id.isdigit() and len(dataset_id) < 19 else None
     names = [x for x in str(params.get("layers") or "").replace(",", " ").split() if x]
+    grid = str(params.get("token_grid") or "")[:16]
     try:
-        table = network_layer_table(network=network, dataset=dataset, layers=names)
+        table = network_layer_table(network=network, dataset=dataset, layers=names, token_grid=grid)
     except DissectionError as exc:
         try:
             table = network_layer_table(network=network) | {"problem": str(exc)}

@@ -75,6 +75,9 @@ class JobTimingsField(serializers.JSONField):
 
 class JobSerializer(serializers.ModelSerializer):
     timings = JobTimingsField(read_only=True)
+    token_grid = serializers.CharField(required=False, allow_blank=True, default="", max_length=16,
+                                       help_text="HEIGHTxWIDTH, e.g. 14x20: the grid of token layers whose tokens "
+                                                 "(less class/register tokens) are no square grid.")
     start = serializers.BooleanField(write_only=True, required=False, default=False,
                                      help_text="Queue the job right away.")
     layers = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False)
@@ -85,8 +88,8 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = DissectionJob
         fields = ["id", "kind", "network", "dataset", "layers", "top_k", "quantile", "iou_rule", "batch_size",
-                  "shards", "samples", "sample_seed", "status", "stage", "progress", "error_message", "timings",
-                  "attempts", "created_at", "started_at", "finished_at", "start"]
+                  "token_grid", "shards", "samples", "sample_seed", "status", "stage", "progress", "error_message",
+                  "timings", "attempts", "created_at", "started_at", "finished_at", "start"]
         read_only_fields = ["id", "kind", "status", "stage", "progress", "error_message", "timings", "attempts",
                             "created_at", "started_at", "finished_at"]
 

@@ -82,6 +82,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         parameters=[
             OpenApiParameter("dataset", int, description="plan the chosen layers on this dataset (its index only)"),
             OpenApiParameter("layers", str, description="comma-separated module paths to plan"),
+            OpenApiParameter("token_grid", str, description="HEIGHTxWIDTH: read token layers as this grid"),
         ],
         responses=LayerTableSerializer,
     )
@@ -100,7 +101,8 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 raise _refused(DissectionError(f"No dataset with id {dataset_id!r}; list them at /api/datasets/."))
         names = [x for x in request.query_params.get("layers", "").replace(",", " ").split() if x]
         try:
-            return Response(network_layer_table(network=self.get_object(), dataset=dataset, layers=names))
+            return Response(network_layer_table(network=self.get_object(), dataset=dataset, layers=names,
+                                                token_grid=request.query_params.get("token_grid", "")[:16]))
         except DissectionError as exc:
             raise _refused(exc) from None
 
@@ -185,6 +187,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
                     data["layers"], top_k=data.get("top_k", 15), quantile=data.get("quantile", 0.005),
                     iou_rule=data.get("iou_rule", "lite"), batch_size=data.get("batch_size", 32),
                     shards=data.get("shards", 1), samples=data.get("samples"), sample_seed=data.get("sample_seed", 0),
+                    token_grid=data.get("token_grid", ""),
                 ),
                 created_by=self.request.user,
             )
