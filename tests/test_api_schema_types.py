@@ -104,3 +104,76 @@ def test_the_walk_finds_untyped_objects_wherever_they_hide():
         "POST /b/ 201: (no body described)",
         "POST /b/ request application/json: (the body)",
     ]
+
+
+@pytest.fixture(scope="module")
+def tiny_mixture_dir(tmp_path_factory):
+    from tests.factories import write_tiny_mixture
+
+    return write_tiny_mixture(tmp_path_factory.mktemp("mixture") / "tiny")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.filterwarnings("ignore:::crowdkit")
+def test_real_answers_conform_to_the_typed_schema(live_server, media_root, tiny_mixture_dir,
+                                                  django_capture_on_commit_callbacks):
+    """The types above are checked against what the server really sends: every GET of the API that a
+    requester can call without arguments, and the detail (and actions) of the first row each list gives,
+    validated by schemathesis (an outside validator) against the served schema."""
+    import requests
+    import schemathesis
+
+    from tests.factories import make_hits, make_job, make_registered_pipeline, make_user
+    from units.dissection.services import job_start
+    from tests.results.helpers import answer
+    from units.results.services import aggregation_run_layer
+
+    job = make_job(layers={"conv3": 3}, exemplars_per_unit=1)
+    annie, otto = make_user("annie", qualified=True), make_user("otto", qualified=True)
+    for hit in make_hits(job):
+        answer(hit, annie, hit.unit.iou_label, "object")
+        answer(hit, otto, "dog", "object")
+    aggregation_run_layer(layer=job.layer_set.get(), adapt=False)
+    dissected = make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], top_k=2)  # a real engine run:
+    with django_capture_on_commit_callbacks(execute=True):  # its layer summary, plan and timings
+        job_start(job=dissected)
+    dissected.refresh_from_db()
+    assert dissected.status == "succeeded", dissected.error_message
+    make_user("rita", requester=True)
+    base = live_server.url
+    token = requests.post(f"{base}/api/v1/auth/token/", data={"username": "rita", "password": PASSWORD},
+                          timeout=30).json()["token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    raw = session.get(f"{base}/api/schema/?format=json", timeout=60).json()
+    schema = schemathesis.openapi.from_dict(raw)
+    operations = {(op.method.upper(), op.path): op for op in (r.ok() for r in schema.get_all_operations())}
+
+    first_ids: dict[str, int] = {}
+    checked, failures = [], []
+
+    def check(path: str, url: str) -> dict | list | None:
+        response = session.get(url, timeout=60)
+        if response.status_code != 200:
+            return None
+        try:
+            operations[("GET", path)].validate_response(response)
+        except Exception as exc:  # noqa: BLE001 - schemathesis raises a group of failures; keep its text
+            failures.append(f"GET {url}: {' '.join(str(exc).split())[:300]}")
+        checked.append(path)
+        return response.json() if "json" in response.headers.get("Content-Type", "") else None
+
+    for method, path in sorted(operations):
+        if method == "GET" and "{" not in path:
+            body = check(path, f"{base}{path}")
+            rows = body.get("results") if isinstance(body, dict) else None
+            if rows and "id" in rows[0]:
+                first_ids[path] = rows[0]["id"]
+    first_ids["/api/v1/layers/"] = dissected.layer_set.get().pk  # the real layer's summary, not a factory's
+    first_ids["/api/v1/jobs/"] = dissected.pk
+    for method, path in sorted(operations):
+        prefix = path.split("{id}")[0]
+        if method == "GET" and path.count("{") == 1 and "{id}" in path and prefix in first_ids:
+            check(path, f"{base}{path.replace('{id}', str(first_ids[prefix]))}")
+    assert failures == [], "\n".join(failures)
+    assert len(checked) > 25 and "/api/v1/labels/{id}/" in checked and "/api/v1/aggregation-runs/{id}/" in checked

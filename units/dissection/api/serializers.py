@@ -143,21 +143,22 @@ class DissectPlanSerializer(serializers.Serializer):
 
 
 class LayerSummarySerializer(serializers.Serializer):
-    """The engine's summary of one dissected layer (its summary.json); labelled datasets add the IoU figures."""
+    """The engine's summary of one dissected layer (its summary.json); labelled datasets add the IoU figures.
+    Every key is optional: a generator's layers and layers made before a key existed lack some."""
 
-    layer = serializers.CharField()
-    units = serializers.IntegerField()
-    images = serializers.IntegerField()
-    skipped_images = serializers.IntegerField()
-    quantile = serializers.FloatField()
-    thresholds_from = serializers.CharField(help_text="quantile or given")
-    top_k = serializers.IntegerField()
-    unit_numbering = serializers.CharField()
-    labelled = serializers.BooleanField()
+    layer = serializers.CharField(required=False)
+    units = serializers.IntegerField(required=False)
+    images = serializers.IntegerField(required=False)
+    skipped_images = serializers.IntegerField(required=False)
+    quantile = serializers.FloatField(required=False)
+    thresholds_from = serializers.CharField(help_text="quantile or given", required=False)
+    top_k = serializers.IntegerField(required=False)
+    unit_numbering = serializers.CharField(required=False)
+    labelled = serializers.BooleanField(required=False)
     iou_rule = serializers.CharField(required=False)
     interpretable_threshold = serializers.FloatField(required=False)
-    interpretable_units = serializers.IntegerField(allow_null=True)
-    unique_concepts = serializers.IntegerField(allow_null=True)
+    interpretable_units = serializers.IntegerField(allow_null=True, required=False)
+    unique_concepts = serializers.IntegerField(allow_null=True, required=False)
     unique_detectors_per_category = serializers.DictField(child=serializers.IntegerField(), required=False)
     units_per_category = serializers.DictField(child=serializers.IntegerField(), required=False)
     line = serializers.CharField(required=False)

@@ -67,11 +67,13 @@ class PrecisionRowSerializer(serializers.Serializer):
 
 
 class RunSummarySerializer(serializers.Serializer):
-    alpha_category = serializers.FloatField(allow_null=True)
-    alpha_word = serializers.FloatField(allow_null=True)
-    reopened_hits = serializers.ListField(child=serializers.IntegerField())
-    units_changed = serializers.IntegerField()
-    verification = PrecisionRowSerializer(many=True)
+    """A layer's succeeded run (empty for a batch's agreement run and until a run succeeds)."""
+
+    alpha_category = serializers.FloatField(allow_null=True, required=False)
+    alpha_word = serializers.FloatField(allow_null=True, required=False)
+    reopened_hits = serializers.ListField(child=serializers.IntegerField(), required=False)
+    units_changed = serializers.IntegerField(required=False)
+    verification = PrecisionRowSerializer(many=True, required=False)
 
 
 @extend_schema_field(RunParametersSerializer)
