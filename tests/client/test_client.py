@@ -307,7 +307,8 @@ def test_a_checkpoint_upload_streams_with_progress_and_a_retry_sends_it_whole_ag
     monkeypatch.setattr(NetworkViewSet, "create", busy_once)
     seen: list[tuple[int, int]] = []
     net = uc.networks.register("streamed", project="lab", arch="mixturenet", checkpoint=path,
-                               progress=lambda sent, total: seen.append((sent, total)))
+                               progress=lambda sent, total: seen.append((sent, total)), mean=[0.4, 0.5, 0.6],
+                               std=[0.2, 0.2, 0.25])
 
     total = seen[-1][1]
     assert answered == [total]  # the server read the whole first body: as many bytes as the callback's total
@@ -317,6 +318,7 @@ def test_a_checkpoint_upload_streams_with_progress_and_a_retry_sends_it_whole_ag
     assert all(t == total for _, t in seen)
     stored = Network.objects.get(pk=net.id)
     assert stored.checkpoint.read() == path.read_bytes() and Network.objects.count() == 1
+    assert stored.mean == [0.4, 0.5, 0.6] and stored.std == [0.2, 0.2, 0.25]  # lists: the field repeated
 
 
 def test_the_cli_registers_a_network_with_an_upload_bar(live_server, rita, media_root, tmp_path, capsys):
