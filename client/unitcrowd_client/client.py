@@ -307,7 +307,8 @@ class Jobs(_Resource):
     def create(self, network: int | Network, dataset: int | Dataset, *, layers: builtins.list[str],
                start: bool = True, **options: Any) -> Job:
         """A dissection job on the named layers, queued at once unless start=False; options: top_k, quantile,
-        iou_rule, batch_size, shards, samples, sample_seed. Call .wait() on the result."""
+        iou_rule, batch_size, shards, samples, sample_seed, token_grid ("14x20": token layers that are no square
+        grid). Call .wait() on the result."""
         if isinstance(layers, str):
             raise TypeError("layers is a list of module names, e.g. layers=['layer4']")
         body = {"network": _id(network), "dataset": _id(dataset), "layers": list(layers), "start": start, **options}

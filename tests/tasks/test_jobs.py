@@ -117,7 +117,7 @@ def test_a_job_whose_threshold_buffers_overflow_succeeds_whole_and_sharded_with_
 
 
 def _with_layers(job, layers: list[str]):
-    """The job's layers changed behind the service's back (a row from before the service checked them):
+    """The job's layers changed behind the service's back (a row written by other means than job_create):
     the runner's own check is what stands then."""
     type(job).objects.filter(pk=job.pk).update(layers=layers)
     job.refresh_from_db()
