@@ -9,7 +9,7 @@ PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: venv lint run test test-fast demo migrate worker bench bench-paint gpu-check clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
+.PHONY: venv lint run test test-fast demo migrate worker bench bench-paint bench-client gpu-check clean stack stack-down loadtest loadtest-faults loadtest-embedded soak
 
 # The Python client (client/, its own package) is installed editable, so tests/client runs it as users would.
 $(STAMP): requirements.txt client/pyproject.toml
@@ -82,6 +82,10 @@ gpu-check: venv
 PAINT_ARGS ?= --help
 bench-paint: venv
 	$(BIN)/python -m benchmarks.paint_bench $(PAINT_ARGS)
+
+# One 512-unit layer's labels in one call, raw HTTP against the Python client, on a server it starts itself.
+bench-client: venv
+	$(BIN)/python -m benchmarks.client_bench $(CLIENT_BENCH_ARGS)
 
 # The load benchmark: `make stack` starts PostgreSQL, Redis, gunicorn (4 workers) and one
 # Celery worker on this machine; `make loadtest` drives 64 simulated annotators for 90 s against it, the HITs

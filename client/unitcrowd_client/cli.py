@@ -7,6 +7,8 @@ environment: UNITCROWD_URL, UNITCROWD_TOKEN, UNITCROWD_USERNAME, UNITCROWD_PASSW
   unitcrowd jobs show JOB
   unitcrowd labels JOB LAYER [--csv]
   unitcrowd export JOB KIND [--layer LAYER] --to FILE
+  unitcrowd networks register NAME --project P --arch A [--checkpoint FILE]     (a progress bar while uploading)
+  unitcrowd datasets register NAME --project P [--kind broden] (--zip FILE | --path FOLDER)
 """
 from __future__ import annotations
 
@@ -43,6 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("kind", choices=["units_csv", "units_json", "tally", "mturk", "milan"])
     export.add_argument("--layer")
     export.add_argument("--to", required=True, help="the file to write")
+    networks = commands.add_parser("networks", help="networks").add_subparsers(dest="action", required=True)
+    net = networks.add_parser("register", help="register a network, uploading its checkpoint")
+    net.add_argument("name")
+    net.add_argument("--project", required=True, help="the project's name or id")
+    net.add_argument("--arch", required=True, help="e.g. resnet50, vit_b_16, timm:<name>, program")
+    net.add_argument("--checkpoint", help="a state_dict (.pth) or torch.export program (.pt2)")
+    net.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    datasets = commands.add_parser("datasets", help="probe datasets").add_subparsers(dest="action", required=True)
+    ds = datasets.add_parser("register", help="register a probe dataset, uploading its zip")
+    ds.add_argument("name")
+    ds.add_argument("--project", required=True, help="the project's name or id")
+    ds.add_argument("--kind", default="broden")
+    where = ds.add_mutually_exclusive_group(required=True)
+    where.add_argument("--zip", help="a zip of the dataset's folder to upload")
+    where.add_argument("--path", help="a folder on the server")
+    ds.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -74,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
                     agreement = "" if row.agreement is None else f"{row.agreement:.2f}"
                     print(f"{row.unit:>5}  {row.crowd_word:<16} {row.iou_label:<16} {agreement:>9}  "
                           f"{'yes' if row.word_match else 'no'}")
+        elif args.command == "networks":
+            network = uc.networks.register(args.name, project=args.project, arch=args.arch,
+                                           checkpoint=args.checkpoint, progress=not args.quiet)
+            print(f"registered network {network.id} ({network.name})")
+        elif args.command == "datasets":
+            dataset = uc.datasets.register(args.name, project=args.project, kind=args.kind, zip=args.zip,
+                                           path=args.path, progress=not args.quiet)
+            print(f"registered dataset {dataset.id} ({dataset.name})")
         elif args.command == "export":
             path = uc.exports.download(args.job, args.kind, layer=args.layer, to=args.to)
             print(f"wrote {path}")

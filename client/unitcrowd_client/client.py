@@ -5,6 +5,10 @@ waiting at least what the server's Retry-After asks. Every POST carries an Idemp
 call, the same on its retries) that the server honours (annotate_site/idempotency.py): a retried
 create returns the first answer instead of creating twice. A POST sent without a key (key=False)
 is retried only on 429, which the throttles answer before anything is written.
+
+Uploads stream their file as a multipart body (requests-toolbelt's MultipartEncoder, so a large
+checkpoint or zip is never read into memory whole) and report the bytes sent to a progress
+callback, or to a tqdm bar with progress=True; a retried upload starts its body again.
 """
 from __future__ import annotations
 
@@ -14,18 +18,21 @@ import io
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
+from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from .errors import AuthenticationError, ConflictError, NotFound, ServerUnavailable, UnitCrowdError, error_for
 from .models import Dataset, Export, HitBatch, Job, Label, LabelTable, Layer, Network, Unit, build
 
 RETRY_STATUSES = (429, 503)
+# progress(bytes sent, bytes in all) during an upload; True shows a tqdm bar on stderr.
+Progress = Callable[[int, int], object] | bool | None
 IDEMPOTENT = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
 
 
@@ -96,8 +103,10 @@ class UnitCrowd:
         return min(wait, self.max_retry_wait)
 
     def request(self, method: str, path: str, *, auth: bool = True, stream: bool = False, key: bool = True,
-                **kwargs: Any) -> requests.Response:
-        """One call with retries and one token renewal; raises a UnitCrowdError subclass on any error answer."""
+                body: Callable[[], MultipartEncoderMonitor] | None = None, **kwargs: Any) -> requests.Response:
+        """One call with retries and one token renewal; raises a UnitCrowdError subclass on any error answer.
+
+        `body` makes a fresh streaming multipart body for each try (an upload's stream is spent once sent)."""
         method = method.upper()
         renewed = False
         attempt = 0
@@ -109,10 +118,9 @@ class UnitCrowd:
             headers = dict(kwargs.pop("headers", None) or {})
             if auth and self.token:
                 headers["Authorization"] = f"Token {self.token}"
-            for value in (kwargs.get("files") or {}).values():  # a retried upload starts its file again
-                handle = value[1] if isinstance(value, tuple) else value
-                if hasattr(handle, "seek"):
-                    handle.seek(0)
+            if body is not None:
+                kwargs["data"] = body()
+                headers["Content-Type"] = kwargs["data"].content_type
             try:
                 response = self.session.request(method, self._full(path), headers=headers, timeout=self.timeout,
                                                 stream=stream, **kwargs)
@@ -202,12 +210,43 @@ class _Resource:
     def __init__(self, client: UnitCrowd) -> None:
         self.client = client
 
-    def _upload(self, path: str, data: dict, field: str, file: Path, what: str, hint: str = "") -> dict:
-        """POST `data` as a form with `file` as its `field` (multipart); a missing file is named as `what`."""
+    def _upload(self, path: str, data: dict, field: str, file: Path, what: str, hint: str = "",
+                progress: Progress = None) -> dict:
+        """POST `data` as a form with `file` as its `field`, streamed (multipart); a missing file is named as
+        `what`; `progress` hears of every chunk sent."""
         if not file.is_file():
             raise FileNotFoundError(f"No {what} at {file}{hint}.")
-        with file.open("rb") as handle:
-            return self.client._send("POST", path, data=data, files={field: (file.name, handle)})
+        fields: list[tuple[str, Any]] = []
+        for key, value in data.items():  # a list is the field repeated, as an HTML form sends it
+            fields += [(key, str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        with file.open("rb") as handle, _reporter(progress, file.name) as report:
+
+            def body() -> MultipartEncoderMonitor:
+                handle.seek(0)
+                encoder = MultipartEncoder([*fields, (field, (file.name, handle, "application/octet-stream"))])
+                return MultipartEncoderMonitor(encoder, lambda m: report(m.bytes_read, m.len))
+
+            return self.client._send("POST", path, body=body)
+
+
+@contextlib.contextmanager
+def _reporter(progress: Progress, name: str) -> Iterator[Callable[[int, int], object]]:
+    """A callback(sent, total) for `progress`: the caller's own, a tqdm bar (True) or nothing."""
+    if progress is True:
+        from tqdm import tqdm
+
+        with tqdm(desc=f"upload {name}", unit="B", unit_scale=True, unit_divisor=1024) as bar:
+
+            def update(sent: int, total: int) -> None:
+                if bar.total != total or sent < bar.n:  # the first chunk, or a retry starting again
+                    bar.reset(total=total)
+                bar.update(sent - bar.n)
+
+            yield update
+    elif callable(progress):
+        yield progress
+    else:
+        yield lambda sent, total: None
 
 
 class Networks(_Resource):
@@ -218,9 +257,11 @@ class Networks(_Resource):
         return build(Network, self.client.get(f"networks/{id}/"))
 
     def register(self, name: str, *, project: int | str, arch: str, checkpoint: str | os.PathLike | None = None,
-                 num_classes: int | None = None, description: str = "", **fields: Any) -> Network:
+                 num_classes: int | None = None, description: str = "", progress: Progress = None,
+                 **fields: Any) -> Network:
         """Register a network in `project` (its id or name); the checkpoint file is uploaded and the server keeps
-        it only if the engine loads it for `arch` (else ValidationError with the server's reason)."""
+        it only if the engine loads it for `arch` (else ValidationError with the server's reason).
+        `progress`: a callback(bytes sent, bytes in all) during the upload, or True for a progress bar."""
         data = {"project": project, "name": name, "architecture": arch, "description": description, **fields}
         if num_classes is not None:
             data["num_classes"] = num_classes
@@ -228,7 +269,7 @@ class Networks(_Resource):
         if checkpoint is None:
             return build(Network, self.client.post("networks/", data))
         return build(Network, self._upload("networks/", data, "checkpoint", Path(checkpoint),
-                                           "checkpoint file", "; give the path of a .pth file"))
+                                           "checkpoint file", "; give the path of a .pth file", progress))
 
 
 class Datasets(_Resource):
@@ -239,15 +280,17 @@ class Datasets(_Resource):
         return build(Dataset, self.client.get(f"datasets/{id}/"))
 
     def register(self, name: str, *, project: int | str, kind: str = "broden", zip: str | os.PathLike | None = None,
-                 path: str | None = None, description: str = "", **fields: Any) -> Dataset:
-        """Register a probe dataset in `project` (its id or name): `zip` uploads a zip of its folder; `path`
-        names a folder on the server."""
+                 path: str | None = None, description: str = "", progress: Progress = None,
+                 **fields: Any) -> Dataset:
+        """Register a probe dataset in `project` (its id or name): `zip` uploads a zip of its folder (`progress`
+        as for networks.register); `path` names a folder on the server."""
         if (zip is None) == (path is None):
             raise ValueError("Give exactly one of zip= (a local zip file to upload) or path= (a folder on the server).")
         data = {"project": project, "name": name, "kind": kind, "description": description, **fields}
         if path is not None:
             return build(Dataset, self.client.post("datasets/", {**data, "path": path}))
-        return build(Dataset, self._upload("datasets/", data, "archive", Path(zip), "zip file"))  # type: ignore[arg-type]
+        return build(Dataset, self._upload("datasets/", data, "archive", Path(zip), "zip file",  # type: ignore[arg-type]
+                                           progress=progress))
 
 
 class Jobs(_Resource):
@@ -264,7 +307,8 @@ class Jobs(_Resource):
     def create(self, network: int | Network, dataset: int | Dataset, *, layers: builtins.list[str],
                start: bool = True, **options: Any) -> Job:
         """A dissection job on the named layers, queued at once unless start=False; options: top_k, quantile,
-        iou_rule, batch_size, shards, samples, sample_seed. Call .wait() on the result."""
+        iou_rule, batch_size, shards, samples, sample_seed, token_grid ("14x20": token layers that are no square
+        grid). Call .wait() on the result."""
         if isinstance(layers, str):
             raise TypeError("layers is a list of module names, e.g. layers=['layer4']")
         body = {"network": _id(network), "dataset": _id(dataset), "layers": list(layers), "start": start, **options}

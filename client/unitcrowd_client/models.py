@@ -17,9 +17,19 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls) if f.name != "raw")
+    return names
+
+
 def build(cls: type[T], data: dict[str, Any], **extra: Any) -> T:
     """A dataclass from an API body: known fields set, the whole body kept in `raw`."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)  # read once per class: a layer's labels build hundreds of rows
     values = {k: v for k, v in data.items() if k in names}
     return cls(**values, raw=data, **extra)  # type: ignore[call-arg]  # every dataclass here has `raw`
 
@@ -96,11 +106,9 @@ class Label:
     @classmethod
     def from_api(cls, data: dict) -> Label:
         # The API's `unit` field is the unit's row id; the number counted from 1 is `unit_number`.
-        row = {k: v for k, v in data.items() if k != "unit"}
-        row["unit"] = data.get("unit_number", data["unit_index"] + 1)
-        label = build(cls, row)
-        label.raw = data
-        return label
+        names = _field_names(cls)
+        values = {k: v for k, v in data.items() if k in names and k != "unit"}
+        return cls(unit=data.get("unit_number", data["unit_index"] + 1), **values, raw=data)
 
 
 COLUMNS = [f.name for f in dataclasses.fields(Label) if f.name != "raw"]

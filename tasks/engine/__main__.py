@@ -20,6 +20,8 @@ from .options import add_resource_arguments, default_workers
 
 NETDISSECT_MEAN = "0.488981,0.465450,0.429564"
 NETDISSECT_STD = "0.224,0.224,0.224"
+GRID_HELP = ("HEIGHTxWIDTH: the grid that token layers' patch tokens form, e.g. 14x20 (needed when the tokens, "
+             "less class/register tokens, are not a square grid; it then reads every token layer of the run)")
 
 
 def _floats(text: str, what: str, count: int = 3) -> list[float]:
@@ -49,6 +51,7 @@ def _model_input(args: argparse.Namespace) -> tuple[list[float], list[float], in
 
 
 def main_dissect(args: argparse.Namespace) -> int:
+    from .capture import parse_grid
     from .datasets import open_dataset
     from .dissect import DissectOptions, dissect
     from .models import load_model
@@ -81,6 +84,7 @@ def main_dissect(args: argparse.Namespace) -> int:
         resume=args.resume,
         checkpoint_every=args.checkpoint_every,
         channels_last=args.channels_last,
+        grid=parse_grid(args.grid),
     )
     result = dissect(model, dataset, options, args.out)  # prints the plan on stderr before the sweep
     for name, layer in result.layers.items():
@@ -103,6 +107,7 @@ def main_layers(args: argparse.Namespace) -> int:
     """Every named module with its output shape and how it would be dissected, from a shape probe."""
     import json
 
+    from .capture import parse_grid
     from .catalogue import PROGRAM, input_spec, is_known
     from .layers import layer_table, table_lines
     from .models import load_model
@@ -113,9 +118,11 @@ def main_layers(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.checkpoint, unsafe_pickle=args.unsafe_pickle, image_size=size)
     if args.image_size is None and getattr(model, "fixed_input_size", None):
         size = model.fixed_input_size
-    rows = layer_table(model, size)
+    grid = parse_grid(args.grid)
+    rows = layer_table(model, size, grid=grid)
     if args.json:
-        print(json.dumps({"model": args.model, "image_size": size, "layers": [r.to_json() for r in rows]}, indent=1))
+        print(json.dumps({"model": args.model, "image_size": size, "grid": list(grid) if grid else None,
+                          "layers": [r.to_json() for r in rows]}, indent=1))
     else:
         print(f"{args.model} at {size}x{size} px:")
         print("\n".join(table_lines(rows, readable_only=args.readable)))
@@ -190,6 +197,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--unsafe-pickle", action="store_true", help="allow whole pickled models (runs their code)")
     d.add_argument("--layers", required=True, help="comma-separated module paths, e.g. layer3,layer4")
+    d.add_argument("--grid", default=None, help=GRID_HELP)
     d.add_argument("--out", required=True, help="output folder (one sub-folder per layer)")
     d.add_argument("--quantile", type=float, default=0.005, help="top fraction of activations above T (0.005)")
     d.add_argument("--top-k", type=int, default=10, help="top images kept and rendered per unit")
@@ -264,6 +272,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     ly.add_argument(
         "--image-size", type=int, default=None, help="probe at N x N (default: the architecture's size, else 224)"
     )
+    ly.add_argument("--grid", default=None, help=GRID_HELP)
     ly.add_argument("--readable", action="store_true", help="only the layers that can be dissected")
     ly.add_argument("--json", action="store_true", help="the table as JSON")
     ly.set_defaults(func=main_layers)

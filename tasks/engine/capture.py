@@ -6,13 +6,16 @@ Every captured output is read as a ``[B, U, H, W]`` map of U units (``read_map``
   module's last computing leaf is a LayerNorm or Linear acting on that last dimension;
 - ``[B, N, C]`` tokens (ViT blocks, batch first) as an ``H x W`` grid of C units, where the
   leading ``N - H*W`` tokens (class, distillation and register tokens: at most
-  ``MAX_EXTRA_TOKENS``) are dropped and ``H = W`` (the grid must be square);
-- ``[B, U]`` vectors (linear layers) as 1 x 1 maps.
-Anything else is refused with a ``LayerError`` that says which layers can be read.
+  ``MAX_EXTRA_TOKENS``) are dropped and ``H = W``; tokens that are not a square grid need the
+  grid stated (``grid=(H, W)``, ``--grid HxW``), which then reads every token layer of the run;
+Pooled vectors (``[B, U]`` from a linear, flatten or pooling layer, and the ``[B, U, 1, 1]`` of a
+global pool) have no space to compare with a segmentation and are refused, as is anything else,
+with a ``LayerError`` that says which layers can be read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 from collections.abc import Iterable
@@ -20,8 +23,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .errors import LayerError
-import contextlib
+from .errors import EngineError, LayerError
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -74,6 +76,24 @@ def channels_last_width(module: nn.Module) -> int | None:
     return None
 
 
+def global_pool(module: nn.Module) -> bool:
+    """Whether the module pools each channel over the whole image (``AdaptiveAvgPool2d(1)``, ...)."""
+    if not isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return False
+    size = module.output_size
+    return all(s == 1 for s in size) if isinstance(size, tuple) else size == 1
+
+
+def parse_grid(text: str | None) -> tuple[int, int] | None:
+    """``"14x20"`` -> ``(14, 20)`` (height x width of a token layer's grid); empty -> None."""
+    if not text or not str(text).strip():
+        return None
+    parts = str(text).strip().lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise EngineError(f"a token grid is written HEIGHTxWIDTH in tokens, e.g. 14x20; got '{text}'")
+    return int(parts[0]), int(parts[1])
+
+
 def token_grid(tokens: int) -> tuple[int, int] | None:
     """(extra tokens, side) with ``tokens = extra + side**2`` and the fewest extra tokens."""
     for extra in range(MAX_EXTRA_TOKENS + 1):
@@ -83,32 +103,62 @@ def token_grid(tokens: int) -> tuple[int, int] | None:
     return None
 
 
-def read_map(name: str, output, channels_last: int | None = None) -> tuple[torch.Tensor, str]:
-    """The layer's output as ``[B, U, H, W]`` and one line on how it was read (see the module doc)."""
+def _pooled(name: str, units: int) -> LayerError:
+    return LayerError(
+        f"layer '{name}' outputs a pooled vector of {units} units with no height or width, so there is no map "
+        "to compare with a segmentation; choose an earlier layer with a spatial map (e.g. the last convolutional "
+        "stage before the global pool, such as 'layer4' or 'features')"
+    )
+
+
+def _read_tokens(name: str, output: torch.Tensor, grid: tuple[int, int] | None) -> tuple[torch.Tensor, str]:
+    batch, tokens, units = output.shape
+    if grid is not None:
+        h, w = grid
+        extra = tokens - h * w
+        if not 0 <= extra <= MAX_EXTRA_TOKENS:
+            raise LayerError(
+                f"layer '{name}' outputs {tokens} tokens, which do not fit the stated {h}x{w} grid ({h * w} tokens "
+                f"after up to {MAX_EXTRA_TOKENS} class/register tokens); state the grid its patch tokens form"
+            )
+        stated = " (stated grid)"
+    else:
+        found = token_grid(tokens)
+        if found is None:
+            raise LayerError(
+                f"layer '{name}' outputs {tokens} tokens of {units} features, which are not a square grid "
+                f"after up to {MAX_EXTRA_TOKENS} class/register tokens; state the grid its patch tokens form "
+                "(--grid HxW, e.g. 14x20) or choose a convolutional layer"
+            )
+        extra, side = found
+        h, w, stated = side, side, ""
+    maps = output[:, extra:, :].transpose(1, 2).reshape(batch, units, h, w).contiguous()
+    dropped = f", first {extra} token(s) (class/register) dropped" if extra else ""
+    return maps, f"tokens [{tokens}, {units}] read as a {h}x{w} map{stated} of {units} units{dropped}"
+
+
+def read_map(name: str, output, channels_last: int | None = None, *, pooled: bool = False,
+             grid: tuple[int, int] | None = None) -> tuple[torch.Tensor, str]:
+    """The layer's output as ``[B, U, H, W]`` and one line on how it was read (see the module doc).
+
+    ``pooled``: the module is a global pool (``global_pool``), whose ``[B, U, 1, 1]`` is a vector.
+    ``grid``: the stated (height, width) of token layers."""
     if isinstance(output, (tuple, list)) and output:
         output = output[0]
     if not isinstance(output, torch.Tensor):
         raise LayerError(f"layer '{name}' does not output a tensor; choose a layer that outputs feature maps or tokens")
     shape = tuple(output.shape)
-    if output.dim() == 2:  # a linear layer: units without space
-        return output[:, :, None, None], f"vector {list(shape[1:])}: {shape[1]} units as 1x1 maps"
+    if output.dim() == 2:  # a linear, flatten or pooled layer: units without space
+        raise _pooled(name, shape[1])
     if output.dim() == 3:
-        grid = token_grid(shape[1])
-        if grid is None:
-            raise LayerError(
-                f"layer '{name}' outputs {shape[1]} tokens of {shape[2]} features, which are not a square grid "
-                f"after up to {MAX_EXTRA_TOKENS} class/register tokens; choose a block whose tokens are the "
-                "patches of a square image (e.g. a ViT encoder layer) or a convolutional layer"
-            )
-        extra, side = grid
-        maps = output[:, extra:, :].transpose(1, 2).reshape(shape[0], shape[2], side, side).contiguous()
-        dropped = f", first {extra} token(s) (class/register) dropped" if extra else ""
-        return maps, f"tokens [{shape[1]}, {shape[2]}] read as a {side}x{side} map of {shape[2]} units{dropped}"
+        return _read_tokens(name, output, grid)
     if output.dim() == 4:
         if channels_last is not None and (channels_last == -1 or channels_last == shape[3]):
             maps = output.permute(0, 3, 1, 2).contiguous()
             reading = f"channels-last [{shape[1]}, {shape[2]}, {shape[3]}] read as a {shape[1]}x{shape[2]} map"
             return maps, f"{reading} of {shape[3]} units"
+        if pooled and shape[2] * shape[3] == 1:
+            raise _pooled(name, shape[1])
         return output, f"map of {shape[1]} units at {shape[2]}x{shape[3]}"
     raise LayerError(
         f"layer '{name}' outputs shape {shape}; dissection reads [batch, units, height, width] maps, "
@@ -123,23 +173,28 @@ class _StopForward(Exception):
 class LayerCapture:
     """Context manager: hooks on several layers; ``outputs`` fills during each forward pass.
 
-    ``run(x)`` runs the model and returns ``{layer: [B, U, H, W] tensor}`` (``read_map``). With
+    ``run(x)`` runs the model and returns ``{layer: [B, U, H, W] tensor}`` (``read_map``; ``grid``
+    is the stated grid of token layers). With
     ``stop_early`` the pass stops right after the last captured layer (the later layers'
     work is not needed for dissection).
     """
 
-    def __init__(self, model: nn.Module, names: Iterable[str], *, stop_early: bool = True) -> None:
+    def __init__(self, model: nn.Module, names: Iterable[str], *, stop_early: bool = True,
+                 grid: tuple[int, int] | None = None) -> None:
         self.model = model
+        self.grid = grid
         self.modules = resolve_layers(model, names)
         self.stop_early = stop_early
         self.outputs: dict[str, torch.Tensor] = {}
         self.readings: dict[str, str] = {}  # layer -> how its output was read as maps (read_map)
         self._channels_last = {name: channels_last_width(module) for name, module in self.modules.items()}
+        self._pooled = {name: global_pool(module) for name, module in self.modules.items()}
         self._handles: list = []
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs, output) -> None:
-            output, self.readings[name] = read_map(name, output, self._channels_last[name])
+            output, self.readings[name] = read_map(name, output, self._channels_last[name],
+                                                   pooled=self._pooled[name], grid=self.grid)
             self.outputs[name] = output.detach()
             if self.stop_early and len(self.outputs) == len(self.modules):
                 raise _StopForward

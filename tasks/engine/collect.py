@@ -82,7 +82,7 @@ def forward_batches(
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
     # Inference mode covers the forward pass only, never a yield: a mode entered in a generator
     # would stay on in the caller's loop body and end wherever the generator happens to close.
-    with LayerCapture(model, layers) as capture:
+    with LayerCapture(model, layers, grid=options.grid) as capture:
         bar = tqdm(loader.every_batch(), desc=stage, unit="batch", total=len(loader), disable=not options.progress_bar,
                    leave=False)
         for pos, batch in enumerate(bar, start=start):
@@ -355,6 +355,7 @@ def plan_dissection(model, dataset, options: DissectOptions, batches: list[list[
         layers=list(options.layers), quantile=options.quantile, fixed_thresholds=set(options.thresholds or {}),
         disk_budget=parse_size(options.disk_budget), memory_budget=parse_size(options.memory_budget),
         spill=options.spill, allow_float16=options.cache_dtype == "float16", threshold=options.threshold_method,
+        grid=options.grid,
     )
     return make_plan(model, dataset, batches, request, device=options.device,
                      labelled=vocabulary_of(dataset) is not None)

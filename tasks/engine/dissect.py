@@ -61,6 +61,7 @@ def _fingerprint(model, dataset: ProbeDataset, options: DissectOptions, batches:
         "std": list(getattr(dataset, "std", ())), "disk_budget": parse_size(options.disk_budget),
         "spill": options.spill, "cache_dtype": options.cache_dtype, "threshold_method": options.threshold_method,
         "memory_budget": parse_size(options.memory_budget),
+        **({"grid": list(options.grid)} if options.grid else {}),
     }
 
 

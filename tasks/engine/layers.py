@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .capture import channels_last_width, read_map
+from .capture import channels_last_width, global_pool, read_map
 from .errors import EngineError, LayerError
 
 
@@ -30,19 +30,22 @@ class LayerRow:
         return asdict(self)
 
 
-def layer_table(model: nn.Module, image_size: int = 224, *, device: str = "cpu") -> list[LayerRow]:
-    """One row per named module, in the order they ran (modules that never ran come last)."""
+def layer_table(model: nn.Module, image_size: int = 224, *, device: str = "cpu",
+                grid: tuple[int, int] | None = None) -> list[LayerRow]:
+    """One row per named module, in the order they ran (modules that never ran come last); token
+    layers are read with the stated ``grid`` when one is given."""
     model.eval()
     try:
         meta = {k: torch.empty_like(v, device="meta") for k, v in (*model.named_parameters(), *model.named_buffers())}
-        return _table(model, image_size, "meta", meta)
+        return _table(model, image_size, "meta", meta, grid)
     except EngineError:
         raise
     except Exception:  # noqa: BLE001 - an op without a meta kernel: probe with real (blank) data
-        return _table(model.to(device), image_size, device, None)
+        return _table(model.to(device), image_size, device, None, grid)
 
 
-def _table(model: nn.Module, image_size: int, device: str, meta: dict | None) -> list[LayerRow]:
+def _table(model: nn.Module, image_size: int, device: str, meta: dict | None,
+           grid: tuple[int, int] | None) -> list[LayerRow]:
     modules = [(name, module) for name, module in model.named_modules() if name]
     rows: dict[str, LayerRow] = {}
     handles = []
@@ -54,7 +57,7 @@ def _table(model: nn.Module, image_size: int, device: str, meta: dict | None) ->
             raw = output[0] if isinstance(output, (tuple, list)) and output else output
             shape = list(raw.shape[1:]) if isinstance(raw, torch.Tensor) else []
             try:
-                maps, how = read_map(name, output, channels_last_width(module))
+                maps, how = read_map(name, output, channels_last_width(module), pooled=global_pool(module), grid=grid)
                 rows[name] = LayerRow(name, type(module).__name__, shape, int(maps.shape[1]), list(maps.shape[2:]), how)
             except LayerError as exc:
                 rows[name] = LayerRow(name, type(module).__name__, shape, None, None, f"not readable: {exc}")

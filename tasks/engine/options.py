@@ -45,6 +45,7 @@ class DissectOptions:
     count_threads: int | None = None  # counting pass over a spill on the CPU: threads (None: torch's thread count)
     threshold_method: str = "auto"  # "exact" (running top-m), "radix" (bounded, one more sweep)
     channels_last: bool = False  # NHWC convolutions (faster on some CPUs and on CUDA)
+    grid: tuple[int, int] | None = None  # (height, width) of token layers whose tokens are not a square grid
 
     def validate(self) -> None:
         if not self.layers:
@@ -68,6 +69,8 @@ class DissectOptions:
         if self.count_threads is not None and self.count_threads < 1:
             raise EngineError(f"count_threads must be at least 1 (or None for torch's thread count), got "
                               f"{self.count_threads}")
+        if self.grid is not None and (len(self.grid) != 2 or min(self.grid) < 1):
+            raise EngineError(f"grid must be (height, width) in tokens, both at least 1, got {self.grid}")
         for name in ("disk_budget", "memory_budget"):
             if parse_size(getattr(self, name)) < 0:
                 raise EngineError(f"{name} cannot be negative")

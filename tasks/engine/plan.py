@@ -155,10 +155,12 @@ def parse_size(text: str | int) -> int:
 
 
 def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[int, int]], device,
-                 readings: dict[str, str] | None = None) -> dict[str, list[tuple[int, int, int]]]:
+                 readings: dict[str, str] | None = None, grid: tuple[int, int] | None = None
+                 ) -> dict[str, list[tuple[int, int, int]]]:
     """(units, h, w) of each layer for each image size, from one blank image per size.
 
-    ``readings`` (when given) receives how each layer's output is read as maps.
+    ``readings`` (when given) receives how each layer's output is read as maps; ``grid`` is the
+    stated grid of token layers.
 
     First on PyTorch's meta device (shapes only: no arithmetic, no weights copied, and no
     first-call cost of a new input shape, ~1 s for resnet18 on the CPU); a model that cannot
@@ -167,19 +169,19 @@ def probe_shapes(model: nn.Module, layers: list[str], image_sizes: list[tuple[in
     model.eval()
     try:
         meta = {k: torch.empty_like(v, device="meta") for k, v in (*model.named_parameters(), *model.named_buffers())}
-        return _probe(model, layers, image_sizes, "meta", meta, readings)
+        return _probe(model, layers, image_sizes, "meta", meta, readings, grid)
     except LayerError:
         raise
     except Exception:  # an op without a meta kernel, data-dependent control flow, ...
         model.to(device)
-        return _probe(model, layers, image_sizes, device, None, readings)
+        return _probe(model, layers, image_sizes, device, None, readings, grid)
 
 
 def _probe(
-    model, layers, image_sizes, device, meta: dict | None, readings: dict | None
+    model, layers, image_sizes, device, meta: dict | None, readings: dict | None, grid: tuple[int, int] | None
 ) -> dict[str, list[tuple[int, int, int]]]:
     out: dict[str, list[tuple[int, int, int]]] = {name: [] for name in layers}
-    with LayerCapture(model, layers) as capture, torch.inference_mode():
+    with LayerCapture(model, layers, grid=grid) as capture, torch.inference_mode():
         for ih, iw in image_sizes:
             x = torch.zeros(1, 3, ih, iw, device=device)
             if meta is None:
@@ -220,6 +222,7 @@ class PlanRequest:
     spill: str = "auto"
     allow_float16: bool = False
     threshold: str = "auto"
+    grid: tuple[int, int] | None = None  # the stated grid of token layers (capture.read_map)
 
 
 def make_plan(
@@ -247,7 +250,7 @@ def make_plan(
         image_size[key] = _image_size(dataset, batch[0])
     keys = list(groups)
     readings: dict[str, str] = {}
-    shapes = probe_shapes(model, layers, [image_size[k] for k in keys], device, readings)
+    shapes = probe_shapes(model, layers, [image_size[k] for k in keys], device, readings, request.grid)
     n_images = sum(groups.values())
     n_labels = int(max((c.number for c in dataset.concepts), default=0)) + 1 if labelled else 0
     plans = []

@@ -277,3 +277,55 @@ def test_a_client_generated_from_the_schema_by_openapi_python_client_lists_jobs(
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m == "ucgen" or m.startswith("ucgen.")]:
             del sys.modules[name]
+
+
+def _checkpoint(path):
+    import torch
+
+    from tasks.engine.models import load_model
+
+    torch.save(load_model("mixturenet", None, num_classes=45).state_dict(), path)
+    return path
+
+
+def test_a_checkpoint_upload_streams_with_progress_and_a_retry_sends_it_whole_again(uc, media_root, tmp_path,
+                                                                                       monkeypatch):
+    from rest_framework.response import Response
+
+    from units.dissection.api.views import NetworkViewSet
+    from units.dissection.models import Network
+
+    path = _checkpoint(tmp_path / "tiny.pth")
+    create, answered = NetworkViewSet.create, []
+
+    def busy_once(self, request, *args, **kwargs):  # the first try meets a busy server, the second gets through
+        if not answered:
+            answered.append(len(request.body))
+            return Response({"detail": "busy"}, status=503, headers={"Retry-After": "0"})
+        return create(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(NetworkViewSet, "create", busy_once)
+    seen: list[tuple[int, int]] = []
+    net = uc.networks.register("streamed", project="lab", arch="mixturenet", checkpoint=path,
+                               progress=lambda sent, total: seen.append((sent, total)), mean=[0.4, 0.5, 0.6],
+                               std=[0.2, 0.2, 0.25])
+
+    total = seen[-1][1]
+    assert answered == [total]  # the server read the whole first body: as many bytes as the callback's total
+    assert total > path.stat().st_size and seen[-1][0] == total
+    restarts = [i for i in range(1, len(seen)) if seen[i][0] < seen[i - 1][0]]
+    assert len(restarts) == 1  # the retry sent the body again from its start
+    assert all(t == total for _, t in seen)
+    stored = Network.objects.get(pk=net.id)
+    assert stored.checkpoint.read() == path.read_bytes() and Network.objects.count() == 1
+    assert stored.mean == [0.4, 0.5, 0.6] and stored.std == [0.2, 0.2, 0.25]  # lists: the field repeated
+
+
+def test_the_cli_registers_a_network_with_an_upload_bar(live_server, rita, media_root, tmp_path, capsys):
+    path = _checkpoint(tmp_path / "tiny.pth")
+    base = ["--url", live_server.url, "--username", "rita", "--password", PASSWORD]
+    assert cli_main([*base, "networks", "register", "barred", "--project", "lab", "--arch", "mixturenet",
+                     "--checkpoint", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("registered network ") and "(barred)" in out
+    assert "upload tiny.pth" in err and "100%" in err

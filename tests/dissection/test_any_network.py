@@ -107,7 +107,7 @@ def test_the_page_suggests_the_catalogue_and_refuses_a_foreign_checkpoint(
 
 
 def test_a_layer_a_catalogue_network_does_not_have_is_named_before_any_job(media_root):
-    from units.dissection.forms import layer_name_problem
+    from units.dissection.layer_picker import layer_name_problem
 
     assert layer_name_problem("convnext_tiny", ["features.5"]) is None
     assert "close names: features.5" in layer_name_problem("convnext_tiny", ["features.5x"])
@@ -187,3 +187,43 @@ def test_a_timm_architecture_is_registered_by_name_with_its_configs_input(media_
     assert vit.mean == [0.5, 0.5, 0.5] and vit.input_size == 224
     with pytest.raises(DissectionError, match="timm has no architecture 'vit_tiny_patch16_999'"):
         network_register(project=lab_project(), name="bad", architecture="timm:vit_tiny_patch16_999")
+
+
+def test_a_token_layer_that_is_no_square_grid_needs_the_grid_stated_on_the_job(tmp_path, requester, media_root,
+                                                                                tiny_mixture_dir,
+                                                                                django_capture_on_commit_callbacks):
+    from tests.engine.test_token_layers import _WideTokens
+    from units.dissection.models import DissectionJob, Layer
+    from units.dissection.services import DatasetSource, dataset_register
+
+    torch.manual_seed(3)
+    program = tmp_path / "wide.pt2"
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.export.save(torch.export.export(_WideTokens().eval(), (torch.zeros(2, 3, 24, 24),),
+                                          dynamic_shapes=({0: batch},)), program)
+    call_command("register_network", "wide", "--project", lab_project().name, "--arch", "program",
+                 "--checkpoint", str(program))
+    network = Network.objects.get(name="wide")
+    dataset = dataset_register(project=lab_project(), name="tiny", kind="mixture",
+                               source=DatasetSource(path=str(tiny_mixture_dir)), any_path=True)
+    api = APIClient()
+    api.force_authenticate(requester)
+    body = {"network": network.pk, "dataset": dataset.pk, "layers": ["block"], "top_k": 2, "batch_size": 8}
+
+    refused = api.post("/api/jobs/", body, format="json")
+    assert refused.status_code == 400 and "97 tokens of 8 features, which are not a square grid" in str(refused.json())
+    wrong = api.post("/api/jobs/", {**body, "token_grid": "12by8"}, format="json")
+    assert wrong.status_code == 400 and "HEIGHTxWIDTH" in str(wrong.json())
+    assert not DissectionJob.objects.exists()
+
+    table = api.get(f"/api/networks/{network.pk}/layers/", {"token_grid": "12x8"}).json()
+    assert {r["name"]: r for r in table["layers"]}["block"]["map_size"] == [12, 8]
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post("/api/jobs/", {**body, "token_grid": "12x8", "start": True}, format="json")
+    assert created.status_code == 201, created.content
+    job = DissectionJob.objects.get(pk=created.json()["id"])
+    assert job.status == "succeeded", job.error_message
+    assert job.token_grid == "12x8" and created.json()["token_grid"] == "12x8"
+    reading = Layer.objects.get(job=job, name="block").summary["reading"]
+    assert reading == ("tokens [97, 8] read as a 12x8 map (stated grid) of 8 units, "
+                       "first 1 token(s) (class/register) dropped")

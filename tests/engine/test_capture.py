@@ -53,10 +53,23 @@ def test_hooks_are_removed_when_the_capture_ends():
     assert len(model[1]._forward_hooks) == 0
 
 
-def test_a_linear_layer_is_seen_as_units_without_space_and_a_flat_layer_is_refused():
+@pytest.mark.parametrize("layer, units", [("4", 6), ("5", 6), ("6", 2)])
+def test_pooled_vectors_are_refused_with_the_fix(layer, units):
+    # The global pool's [B, 6, 1, 1], the flatten's [B, 6] and the linear layer's [B, 2] have no
+    # height or width: nothing to compare with a segmentation, so no map is made up for them.
     model = _tiny_net().eval()
-    with LayerCapture(model, ["6"]) as capture, torch.no_grad():
-        assert capture.run(torch.randn(2, 3, 8, 8))["6"].shape == (2, 2, 1, 1)
-    with LayerCapture(model, ["5"], stop_early=False) as capture, torch.no_grad():
-        # Flatten outputs [B, 6]: also units without space.
-        assert capture.run(torch.randn(1, 3, 8, 8))["5"].shape == (1, 6, 1, 1)
+    with LayerCapture(model, [layer], stop_early=False) as capture, torch.no_grad(), \
+            pytest.raises(LayerError) as info:
+        capture.run(torch.randn(2, 3, 8, 8))
+    message = str(info.value)
+    assert f"layer '{layer}' outputs a pooled vector of {units} units" in message
+    assert "choose an earlier layer with a spatial map" in message
+
+
+def test_a_map_that_is_one_pixel_because_the_image_is_small_is_still_a_map():
+    # Only a global pool's 1 x 1 is a vector; a convolution's map may shrink to 1 x 1 on a small image.
+    model = _tiny_net().eval()
+    with LayerCapture(model, ["2"]) as capture, torch.no_grad():
+        assert capture.run(torch.randn(2, 3, 2, 2))["2"].shape == (2, 6, 1, 1)
+
+

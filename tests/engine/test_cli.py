@@ -56,6 +56,9 @@ def test_thresholds_file_is_used_for_the_layer(broden, checkpoint, tmp_path):
         (["--layers", "conv4"], "layer 'conv4' is not in the model (close names: conv3, conv2, conv1"),
         (["--layers", "conv3", "--mean", "0.5,0.5"], "--mean must be 3 comma-separated numbers"),
         (["--layers", "conv3", "--checkpoint", "missing.pt"], "missing.pt does not exist"),
+        (["--layers", "fc"], "layer 'fc' outputs a pooled vector of 45 units with no height or width"),
+        (["--layers", "pool3"], "choose an earlier layer with a spatial map"),
+        (["--layers", "conv3", "--grid", "7by9"], "a token grid is written HEIGHTxWIDTH in tokens"),
     ],
 )
 def test_bad_input_exits_with_code_2_and_one_clear_line(broden, tmp_path, capsys, args, message):
@@ -64,6 +67,7 @@ def test_bad_input_exits_with_code_2_and_one_clear_line(broden, tmp_path, capsys
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*/tally.csv"))
 
 
 def test_a_missing_dataset_exits_with_code_2(tmp_path, capsys):

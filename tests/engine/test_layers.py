@@ -20,8 +20,11 @@ def test_the_table_lists_every_module_in_forward_order_with_its_reading():
     rows = layer_table(_net(), 8)
     assert [r.name for r in rows] == ["0", "1", "2", "3", "4"]
     assert rows[0].shape == [4, 8, 8] and rows[0].units == 4 and rows[0].map_size == [8, 8]
-    assert rows[2].map_size == [1, 1]
-    assert rows[3].reading == "vector [4]: 4 units as 1x1 maps"
+    for pooled in rows[2:]:  # the global pool, the flatten and the linear layer: vectors, shown as not dissectable
+        assert pooled.units is None and pooled.map_size is None
+        assert pooled.reading.startswith(f"not readable: layer '{pooled.name}' outputs a pooled vector")
+        assert "choose an earlier layer with a spatial map" in pooled.reading
+    assert rows[3].shape == [4] and rows[2].shape == [4, 1, 1]
 
 
 def test_the_operation_count_is_the_convolution_and_linear_multiply_adds():
@@ -36,3 +39,5 @@ def test_the_layers_command_prints_json_for_a_catalogue_network(capsys):
     table = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in table["layers"]}
     assert table["image_size"] == 64 and rows["layer4"]["units"] == 512 and rows["layer4"]["map_size"] == [2, 2]
+    assert rows["avgpool"]["units"] is None and "pooled vector of 512 units" in rows["avgpool"]["reading"]
+    assert rows["fc"]["units"] is None

@@ -114,7 +114,95 @@ def test_register_tokens_are_dropped_and_a_grid_that_is_not_square_is_refused_wi
     maps, how = read_map("blk", tokens)
     assert maps.shape == (2, 3, 4, 4) and torch.equal(maps[1, 2, 3, 1], tokens[1, 5 + 3 * 4 + 1, 2])
     assert "first 5 token(s)" in how
-    with pytest.raises(LayerError, match="layer 'blk' outputs 35 tokens of 3 features, which are not a square grid"):
+    with pytest.raises(LayerError, match="layer 'blk' outputs 35 tokens of 3 features, which are not a square grid"
+                       ".*state the grid its patch tokens form \\(--grid HxW"):
         read_map("blk", torch.zeros(1, 35, 3))  # 35 - k is no square for k <= 8
     with pytest.raises(LayerError, match="choose such a layer"):
         read_map("blk", torch.zeros(1, 2, 3, 4, 5))
+
+
+class _WideTokens(nn.Module):
+    """A custom token network: 24 px images cut into 2 x 3 px patches (a 12 x 8 grid), a class token in
+    front, and one token-wise block: 97 tokens, which are no square after dropping up to 8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, kernel_size=(2, 3), stride=(2, 3))
+        self.cls = nn.Parameter(torch.randn(1, 1, 8))
+        self.block = nn.Sequential(nn.LayerNorm(8), nn.Linear(8, 8), nn.GELU())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2)  # [B, 96, 8], row by row
+        tokens = self.block(torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1))
+        return self.head(tokens[:, 0])
+
+
+def test_tokens_that_are_no_square_grid_need_the_grid_stated_and_then_equal_a_per_image_reference(tmp_path):
+    fake = write_broden(tmp_path / "broden", n_images=9, size=24, seg_size=12, categories=("object", "scene"),
+                        image_level=("scene",), seed=12)
+    dataset = open_dataset(f"broden:{fake.root}")
+    torch.manual_seed(3)
+    model = _WideTokens().eval()
+
+    def options(grid):
+        return DissectOptions(layers=["block"], top_k=3, quantile=0.05, batch_size=4, render=False,
+                              progress_bar=False, grid=grid)
+
+    with pytest.raises(LayerError, match="layer 'block' outputs 97 tokens of 8 features, which are not a square grid"):
+        dissect(model, dataset, options(None), tmp_path / "refused")
+    assert not (tmp_path / "refused" / "block" / "tally.csv").exists()
+    with pytest.raises(LayerError, match="do not fit the stated 10x10 grid"):
+        dissect(model, dataset, options((10, 10)), tmp_path / "refused")
+
+    result = dissect(model, dataset, options((12, 8)), tmp_path / "out")
+    layer = result.layers["block"]
+    assert layer.summary["reading"] == (
+        "tokens [97, 8] read as a 12x8 map (stated grid) of 8 units, first 1 token(s) (class/register) dropped"
+    )
+
+    # Reference: one image at a time, token 1 + y * 8 + x is patch (y, x), read from the block's own output.
+    seen = {}
+    handle = model.block.register_forward_hook(lambda m, i, o: seen.update(out=o))
+    acts = torch.zeros(len(dataset), 8, 12, 8)
+    with torch.no_grad():
+        for n in range(len(dataset)):
+            model(dataset[n].image[None])
+            for y in range(12):
+                for x in range(8):
+                    acts[n, :, y, x] = seen["out"][0, 1 + y * 8 + x]
+    handle.remove()
+    expected_t = torch.quantile(acts.transpose(0, 1).reshape(8, -1), 0.95, dim=1)
+    np.testing.assert_allclose(layer.thresholds, expected_t.numpy(), rtol=1e-5, atol=1e-6)
+    cats = {c: k for k, c in enumerate(fake.categories)}
+    labcat = {n: cats[c] for n, (_, c) in fake.labels.items()}
+    G, inter, A = _reference(
+        acts, torch.from_numpy(layer.thresholds),
+        [np.stack(r.pixel_layers) if r.pixel_layers else np.zeros((0, 12, 12), int) for r in fake.kept],
+        [r.image_labels for r in fake.kept], labcat, 8, "lite",
+    )
+    numbers = [int(c.number) for c in dataset.concepts]
+    expected_iou = [
+        [inter[(u, k)] / (A[u, labcat[k]] + G[k] - inter[(u, k)] + 1e-10) for k in numbers] for u in range(8)
+    ]
+    np.testing.assert_allclose(layer.iou, expected_iou, rtol=1e-9)
+    assert np.asarray(layer.iou).max() > 0  # the comparison is not between two empty counts
+
+
+def test_the_layers_command_reads_token_layers_with_a_stated_grid(capsys, tmp_path):
+    import json
+
+    from tasks.engine.__main__ import main
+
+    program = tmp_path / "wide.pt2"
+    torch.manual_seed(3)
+    model = _WideTokens().eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.export.save(torch.export.export(model, (torch.zeros(2, 3, 24, 24),), dynamic_shapes=({0: batch},)), program)
+    args = ["layers", "--model", "program", "--checkpoint", str(program), "--image-size", "24", "--json"]
+    assert main(args) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["layers"]}
+    assert rows["block"]["units"] is None and "not a square grid" in rows["block"]["reading"]
+    assert main([*args, "--grid", "12x8"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["layers"]}
+    assert rows["block"]["units"] == 8 and rows["block"]["map_size"] == [12, 8]

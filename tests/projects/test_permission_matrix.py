@@ -154,6 +154,8 @@ API: dict[str, Rule] = {
     ),
     "/api/v1/networks/{id}/": P(ids={"id": "network"}),
     "/api/v1/networks/{id}/layers/": P(ids={"id": "network"}),
+    # An architecture's layers before registering: no project object; those who may register (403 for others).
+    "/api/v1/architectures/layers/": P(),
     "/api/v1/datasets/": P(
         body={"project": "project", "name": "x", "kind": "mixture", "path": "x"}, list_model="dataset"
     ),

@@ -116,8 +116,25 @@ def test_a_job_whose_threshold_buffers_overflow_succeeds_whole_and_sharded_with_
     assert scores_a == scores_b
 
 
+def _with_layers(job, layers: list[str]):
+    """The job's layers changed behind the service's back (a row written by other means than job_create):
+    the runner's own check is what stands then."""
+    type(job).objects.filter(pk=job.pk).update(layers=layers)
+    job.refresh_from_db()
+    return job
+
+
+def test_an_unknown_layer_is_refused_before_any_job_exists(tiny_mixture_dir, media_root):
+    from units.dissection.services import DissectionError
+
+    before = DissectionJob.objects.count()
+    with pytest.raises(DissectionError, match="Layer 'conv9' is not in the model \\(close names: conv3"):
+        make_registered_pipeline(tiny_mixture_dir, layers=["conv9"])
+    assert DissectionJob.objects.count() == before
+
+
 def test_an_unknown_layer_fails_the_job_naming_the_valid_layers(tiny_mixture_dir, media_root, run_job):
-    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["conv9"]))
+    job = run_job(_with_layers(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"]), ["conv9"]))
     assert job.status == "failed"
     assert "conv9" in job.error_message
     assert "conv1" in job.error_message and "conv3" in job.error_message
@@ -125,7 +142,7 @@ def test_an_unknown_layer_fails_the_job_naming_the_valid_layers(tiny_mixture_dir
 
 
 def test_an_unknown_layer_fails_a_sharded_job_once_before_any_shard_runs(tiny_mixture_dir, media_root, run_job):
-    job = run_job(make_registered_pipeline(tiny_mixture_dir, layers=["fc9"], shards=2))
+    job = run_job(_with_layers(make_registered_pipeline(tiny_mixture_dir, layers=["conv3"], shards=2), ["fc9"]))
     assert job.status == "failed" and "fc9" in job.error_message
     assert not (media_root / "jobs" / str(job.pk) / "a1" / "shards" / "stats-0.pt").exists()
 

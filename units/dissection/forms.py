@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.utils.html import format_html, format_html_join
 
+from .layer_picker import layer_name_problem
 from .models import DissectionJob, Network, ProbeDataset
 
 
@@ -102,6 +103,9 @@ class JobForm(forms.Form):
                                 help_text="Top fraction of activations that is 'on' (NetDissect: 0.005).")
     iou_rule = forms.ChoiceField(choices=DissectionJob.IouRule.choices, initial="lite")
     batch_size = forms.IntegerField(initial=32, min_value=1, max_value=4096)
+    token_grid = forms.CharField(required=False, max_length=16, label="Token grid",
+                                 help_text="HEIGHTxWIDTH, e.g. 14x20: only for token layers whose tokens (less "
+                                           "class/register tokens) are no square grid.")
     shards = forms.IntegerField(initial=1, min_value=1, max_value=64,
                                 help_text="Split the images over this many GPU workers.")
     samples = forms.IntegerField(required=False, min_value=1,
@@ -116,50 +120,18 @@ class JobForm(forms.Form):
         self.fields["dataset"].queryset = datasets
 
     def clean(self):
-        # A wrong layer name used to make a job that failed seconds later; checking it here refuses it
-        # before any row exists, with the engine's own message (close names, top-level layers).
+        # The service refuses the same layers; checking here too puts the engine's message (close names,
+        # the fix for a layer that is not a map) on the layers field.
         data = super().clean()
         network, layers = data.get("network"), data.get("layers")
         if network is not None and layers:
             names = [part for part in layers.replace(",", " ").split() if part]
             problem = layer_name_problem(network.architecture, names, input_size=network.input_size,
-                                         checkpoint=network.checkpoint.path if network.checkpoint else None)
+                                         checkpoint=network.checkpoint.path if network.checkpoint else None,
+                                         token_grid=data.get("token_grid") or "")
             if problem:
                 self.add_error("layers", problem)
         return data
-
-
-def layer_name_problem(architecture: str, names: list[str], *, checkpoint: str | None = None,
-                       input_size: int | None = None) -> str | None:
-    """Why `names` are not layers of `architecture` (None when they all are, or when it cannot be told).
-
-    A catalogue model is built on PyTorch's meta device: module names without weights or memory.
-    An exported program is read from its stored file (`checkpoint`)."""
-    import torch
-
-    from tasks.engine.capture import resolve_layers
-    from tasks.engine.errors import EngineError, LayerError
-    from tasks.engine.models import load_model
-
-    if not names or architecture in ("dcgan32", "dcgan64"):
-        return None
-    try:
-        if architecture == "program":
-            if not checkpoint:
-                return None
-            model = load_model(architecture, checkpoint)
-        else:
-            with torch.device("meta"):
-                model = load_model(architecture, None, image_size=input_size)
-    except EngineError as exc:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - the runner's own check still stands behind this one
-        return None
-    try:
-        resolve_layers(model, names)
-    except LayerError as exc:
-        return f"{exc}"[0].upper() + f"{exc}"[1:]
-    return None
 
 
 PAINT_GRID = 8  # the page's painting grid: 8x8 cells (4 px each on a 32 px image)

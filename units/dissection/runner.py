@@ -72,6 +72,7 @@ def _step_delay() -> None:
 def load_context(job_id: int, attempt: int) -> JobContext:
     """The job's model, engine dataset and options; engine errors propagate for the caller to report."""
     from tasks.engine.datasets import NETDISSECT_MEAN, NETDISSECT_STD, open_dataset
+    from tasks.engine.capture import parse_grid
     from tasks.engine.dissect import DissectOptions
     from tasks.engine.models import load_model
 
@@ -92,7 +93,7 @@ def load_context(job_id: int, attempt: int) -> JobContext:
         batch_size=job.batch_size, device=dev, progress_bar=False,
         # A redelivered task (its worker was killed) goes on from the engine's last finished chunk:
         # the stage files in <out>/.dissect-cache/ are reused when the inputs match, discarded otherwise.
-        resume=True, channels_last=dev != "cpu",
+        resume=True, channels_last=dev != "cpu", grid=parse_grid(job.token_grid),
     )
     out_rel = attempt_dir_rel(job.pk, attempt)
     out_dir = Path(settings.MEDIA_ROOT) / out_rel
@@ -269,7 +270,7 @@ def collect_sentinels(ctx: JobContext, result) -> dict[str, dict[int, list[Senti
     maxima: dict[str, list[np.ndarray]] = {name: [] for name in result.layers}
     seen: list[int] = []
     model = ctx.model
-    with LayerCapture(model, list(result.layers)) as capture, torch.inference_mode():
+    with LayerCapture(model, list(result.layers), grid=ctx.options.grid) as capture, torch.inference_mode():
         for batch in make_loader(ctx.dataset, batch_size=ctx.options.batch_size, indices=sample):
             outputs = capture.run(batch.images.to(ctx.options.device))
             seen += batch.indices.tolist()
@@ -312,7 +313,7 @@ def _maps_for(ctx: JobContext, layer: str, indices: list[int]) -> dict[int, np.n
     from tasks.engine.datasets import make_loader
 
     maps = {}
-    with LayerCapture(ctx.model, [layer]) as capture, torch.inference_mode():
+    with LayerCapture(ctx.model, [layer], grid=ctx.options.grid) as capture, torch.inference_mode():
         for batch in make_loader(ctx.dataset, batch_size=ctx.options.batch_size, indices=indices):
             out = capture.run(batch.images.to(ctx.options.device))[layer].cpu()
             for row, index in enumerate(batch.indices.tolist()):

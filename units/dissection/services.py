@@ -27,6 +27,7 @@ from units.projects.services import activity_record
 
 from .errors import DissectionError, UploadError
 from .generators import GENERATOR_ARCHITECTURES, generator_check, job_kind_check, network_kind, segmenter_register
+from .layer_picker import layer_name_problem
 from .models import Concept, DissectionJob, Network, ProbeDataset, Unit
 from .uploads import check_upload_size, extract_dataset_zip, in_other_projects_uploads, project_upload_dir
 
@@ -372,6 +373,7 @@ class JobSettings:
     shards: int = 1
     samples: int | None = None
     sample_seed: int = 0
+    token_grid: str = ""  # "HxW" for token layers whose tokens are no square grid
 
 
 def job_create(
@@ -381,7 +383,8 @@ def job_create(
     options: JobSettings,
     created_by: User | None = None,
 ) -> DissectionJob:
-    """A pending job; the layer names are checked against the model when it runs.
+    """A pending job. Its layers are checked against the network's shape probe first (a name that
+    is not a layer, or a layer that is not a map, is refused before any row exists).
 
     A generator's job dissects `options.samples` generated images (default 1000) of z stream
     `options.sample_seed`, labelled by its dataset's segmenter.
@@ -389,6 +392,7 @@ def job_create(
     params = _job_params(dataset=dataset, options=options)
     if dataset.project_id != network.project_id:
         raise DissectionError("The network and the dataset belong to different projects; pick both from one project.")
+    _check_layers(network, params["layers"], params["token_grid"])
     samples = job_kind_check(network=network, dataset=dataset, shards=options.shards, samples=options.samples)
     sample_seed = options.sample_seed
     if not 0 <= int(sample_seed) <= 2**31 - 1:
@@ -422,6 +426,7 @@ def job_update(*, job: DissectionJob, network: Network, dataset: ProbeDataset, o
     params = _job_params(dataset=dataset, options=options)
     if network.project_id != job.project_id or dataset.project_id != job.project_id:
         raise DissectionError("Pick the network and the dataset from the job's project.")
+    _check_layers(network, params["layers"], params["token_grid"])
     with transaction.atomic():
         job = _editable_job(job, "edited")
         params["kind"] = network.kind
@@ -442,6 +447,26 @@ def job_delete(*, job: DissectionJob) -> None:
         job.delete()
         if folder is not None and folder != media and media in folder.parents:
             transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def _check_layers(network: Network, names: list[str], token_grid: str = "") -> None:
+    problem = layer_name_problem(network.architecture, names, input_size=network.input_size,
+                                 checkpoint=network.checkpoint.path if network.checkpoint else None,
+                                 token_grid=token_grid)
+    if problem:
+        raise DissectionError(problem)
+
+
+def token_grid_text(text: str | None) -> str:
+    """A stated token grid as the job stores it ("14x20"), or "" for none; a malformed one is refused."""
+    from tasks.engine.capture import parse_grid
+    from tasks.engine.errors import EngineError
+
+    try:
+        grid = parse_grid(text)
+    except EngineError as exc:
+        raise DissectionError(f"{exc}"[0].upper() + f"{exc}"[1:] + ".") from None
+    return f"{grid[0]}x{grid[1]}" if grid else ""
 
 
 def _job_params(*, dataset: ProbeDataset, options: JobSettings) -> dict:
@@ -468,7 +493,7 @@ def _job_params(*, dataset: ProbeDataset, options: JobSettings) -> dict:
     if dataset.num_images and int(shards) > dataset.num_images:
         raise DissectionError(f"shards ({shards}) cannot exceed the dataset's {dataset.num_images} images.")
     return {"layers": names, "top_k": int(top_k), "quantile": float(quantile), "iou_rule": iou_rule,
-            "batch_size": int(batch_size), "shards": int(shards)}
+            "batch_size": int(batch_size), "shards": int(shards), "token_grid": token_grid_text(options.token_grid)}
 
 
 def job_has_hits(job: DissectionJob) -> bool:

@@ -87,7 +87,10 @@ def network_new(request: HttpRequest) -> HttpResponse:
             if network.kind == Network.Kind.CLASSIFIER:  # straight to its layers: the picker of the job page
                 return redirect(f"{reverse('dissection:job_new')}?network={network.pk}")
             return redirect("dissection:network_list")
-    return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True})
+    # reverse() gives the unversioned alias of a shared API name; the page calls the current version.
+    probe_url = "/api/v1/" + reverse("api-architecture-layers").removeprefix("/api/")
+    return render(request, "dissection/form.html", {"form": form, "title": "Register a network", "multipart": True,
+                                                    "architecture_layers": probe_url})
 
 
 @member_required
@@ -142,7 +145,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
     if project is None:
         return _no_project(request)
     initial = {"layers": "conv1, conv2, conv3"} | {
-        k: v for k, v in request.GET.items() if k in ("network", "dataset", "layers")}
+        k: v for k, v in request.GET.items() if k in ("network", "dataset", "layers", "token_grid")}
     networks, datasets = (
         selectors.networks(request.user, WORK, project),
         selectors.datasets(request.user, WORK, project),
@@ -155,7 +158,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
                 network=data["network"], dataset=data["dataset"],
                 options=JobSettings([data["layers"]], top_k=data["top_k"], quantile=data["quantile"],
                                     iou_rule=data["iou_rule"], batch_size=data["batch_size"], shards=data["shards"],
-                                    samples=data["samples"], sample_seed=data["sample_seed"] or 0),
+                                    samples=data["samples"], sample_seed=data["sample_seed"] or 0,
+                                    token_grid=data["token_grid"]),
                 created_by=request.user,
             )
             if data["start"]:
@@ -190,7 +194,7 @@ def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_or_404(selectors.job_get, request, job_id, WORK)
     initial = {"network": job.network_id, "dataset": job.dataset_id, "layers": ", ".join(job.layers),
                "top_k": job.top_k, "quantile": job.quantile, "iou_rule": job.iou_rule,
-               "batch_size": job.batch_size, "shards": job.shards}
+               "batch_size": job.batch_size, "shards": job.shards, "token_grid": job.token_grid}
     form = JobForm(
         request.POST or None,
         initial=initial,
@@ -201,7 +205,8 @@ def job_edit(request: HttpRequest, job_id: int) -> HttpResponse:
         data = form.cleaned_data
         try:
             options = JobSettings([data["layers"]], top_k=data["top_k"], quantile=data["quantile"],
-                                  iou_rule=data["iou_rule"], batch_size=data["batch_size"], shards=data["shards"])
+                                  iou_rule=data["iou_rule"], batch_size=data["batch_size"], shards=data["shards"],
+                                  token_grid=data["token_grid"])
             job = job_update(job=job, network=data["network"], dataset=data["dataset"], options=options)
             if data["start"]:
                 job_start(job=job)

@@ -18,14 +18,54 @@ class ExemplarOut(serializers.Serializer):
     plain_url = serializers.CharField()
 
 
+class AssignmentBrief(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    accepted_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField()
+
+
+class HitBrief(serializers.Serializer):
+    id = serializers.IntegerField()
+    reward = serializers.CharField(help_text="a decimal amount, e.g. 0.05")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    max_assignments = serializers.IntegerField()
+    kind = serializers.CharField(help_text="label or verify")
+    proposed_label = serializers.CharField(allow_blank=True, help_text="verify HITs: the label to judge")
+
+
+class UnitBrief(serializers.Serializer):
+    id = serializers.IntegerField()
+    layer = serializers.CharField(help_text="the layer's name")
+    index = serializers.IntegerField(help_text="the unit's channel index counted from 0 (its number less 1)")
+
+
 class AssignmentOut(serializers.Serializer):
     """An assignment with everything needed to label it (sentinels are not told apart)."""
 
-    assignment = serializers.DictField()
-    hit = serializers.DictField()
-    unit = serializers.DictField()
+    assignment = AssignmentBrief()
+    hit = HitBrief()
+    unit = UnitBrief()
     exemplars = ExemplarOut(many=True)
     deadline = serializers.DateTimeField()
+
+
+class ReturnOut(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class SkipOut(ReturnOut):
+    skipped_hit = serializers.IntegerField(help_text="the HIT this annotator will not be offered again")
+
+
+class SubmitOut(ReturnOut):
+    work_seconds = serializers.FloatField(allow_null=True)
+    annotation = serializers.IntegerField()
+
+
+class VerdictOut(SubmitOut):
+    verdict = serializers.CharField()
 
 
 class SubmitIn(serializers.Serializer):
@@ -35,6 +75,12 @@ class SubmitIn(serializers.Serializer):
                                         max_length=200)
     confidence = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=5)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class DetailOut(serializers.Serializer):
+    """An answer that is one sentence: why nothing was done, or what went wrong."""
+
+    detail = serializers.CharField()
 
 
 class HitBatchSerializer(serializers.ModelSerializer):
@@ -117,3 +163,10 @@ class AnnotationSerializer(serializers.ModelSerializer):
         model = Annotation
         fields = ["id", "assignment", "hit", "unit", "worker", "status", "word", "category", "description",
                   "confidence", "non_fitting", "verdict", "created_at"]
+
+
+class VerifyBatchOut(HitBatchSerializer):
+    report = serializers.CharField(help_text="what was published per label source, and what was left out")
+
+    class Meta(HitBatchSerializer.Meta):
+        fields = [*HitBatchSerializer.Meta.fields, "report"]

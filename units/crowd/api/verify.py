@@ -17,7 +17,7 @@ from ..errors import CrowdError, InvalidAnswer, PublishError
 from ..models import VERDICT_CHOICES, LabelSource
 from ..publishing import PublishSettings
 from ..verify import PROPOSED_SOURCES, hit_publish_verify, verdict_submit
-from .serializers import HitBatchSerializer, PublishSerializer
+from .serializers import DetailOut, HitBatchSerializer, PublishSerializer, VerdictOut, VerifyBatchOut
 from .views import not_yours
 
 
@@ -43,7 +43,7 @@ class VerifyPublishSerializer(PublishSerializer):
 class VerdictView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=VerdictIn, responses={200: dict}, summary="Answer a verify HIT: yes, no or unsure")
+    @extend_schema(request=VerdictIn, responses={200: VerdictOut}, summary="Answer a verify HIT: yes, no or unsure")
     def post(self, request: Request, pk: int) -> Response:
         data = VerdictIn(data=request.data)
         if not data.is_valid():
@@ -65,8 +65,9 @@ class VerifyPublishView(APIView):
     permission_classes = [IsAuthenticated, IsMember]
 
     @extend_schema(request=VerifyPublishSerializer,
-                   responses={201: HitBatchSerializer, 200: OpenApiResponse(description="nothing new to publish"),
-                              400: OpenApiResponse(description="cannot publish")},
+                   responses={201: VerifyBatchOut,
+                              200: OpenApiResponse(DetailOut, description="nothing new to publish"),
+                              400: OpenApiResponse(DetailOut, description="cannot publish")},
                    summary="Publish verify HITs of chosen layers and label sources (no duplicates)")
     def post(self, request: Request) -> Response:
         data = VerifyPublishSerializer(data=request.data, context={"request": request})

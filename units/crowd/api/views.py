@@ -30,10 +30,14 @@ from .serializers import (
     AnnotationSerializer,
     AssignmentOut,
     AssignmentSerializer,
+    DetailOut,
     HitBatchSerializer,
     HitSerializer,
     PublishSerializer,
+    ReturnOut,
+    SkipOut,
     SubmitIn,
+    SubmitOut,
 )
 
 REQUESTERS = [IsAuthenticated, IsMember]
@@ -93,7 +97,7 @@ class SubmitView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "submit"
 
-    @extend_schema(request=SubmitIn, responses={200: dict})
+    @extend_schema(request=SubmitIn, responses={200: SubmitOut})
     def post(self, request: Request, pk: int) -> Response:
         data = SubmitIn(data=request.data)
         if not data.is_valid():
@@ -126,7 +130,7 @@ def _exemplar_ids(assignment_id: int, worker: User, marked: list[str]) -> list[i
 
 
 class ReturnView(APIView):
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: ReturnOut})
     def post(self, request: Request, pk: int) -> Response:
         try:
             assignment = assignment_return(assignment_id=pk, worker=request.user)
@@ -136,7 +140,7 @@ class ReturnView(APIView):
 
 
 class SkipView(APIView):
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: SkipOut})
     def post(self, request: Request, pk: int) -> Response:
         try:
             skip = hit_skip(assignment_id=pk, worker=request.user)
@@ -147,8 +151,10 @@ class SkipView(APIView):
 # --- HIT batches, HITs, assignments ----------------------------------------------------------------
 
 @extend_schema_view(
-    create=extend_schema(request=PublishSerializer, responses={201: HitBatchSerializer, 200: HitBatchSerializer,
-                                                                400: OpenApiResponse(description="cannot publish")},
+    create=extend_schema(request=PublishSerializer,
+                         responses={201: HitBatchSerializer,
+                                    200: OpenApiResponse(DetailOut, description="nothing new to publish"),
+                                    400: OpenApiResponse(DetailOut, description="cannot publish")},
                          summary="Publish the units of chosen layers as HITs (no duplicates)"),
 )
 class HitBatchViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):

@@ -13,4 +13,7 @@ router.register("layers", views.LayerViewSet, basename="api-layer")
 router.register("units", views.UnitViewSet, basename="api-unit")
 router.register("exemplars", views.ExemplarViewSet, basename="api-exemplar")
 
-urlpatterns = router.urls + [path("jobs/<int:job_id>/paint/", PaintView.as_view(), name="api-job-paint")]
+urlpatterns = router.urls + [
+    path("jobs/<int:job_id>/paint/", PaintView.as_view(), name="api-job-paint"),
+    path("architectures/layers/", views.ArchitectureLayersView.as_view(), name="api-architecture-layers"),
+]

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Count, QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
 from units.dissection import selectors
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from annotate_site.roles import IsMember
-from units.projects.access import scope
+from units.projects.access import WORK, is_site_admin, project_ids, scope
 from units.projects.api.fields import ProjectScopedMixin
 from units.dissection.services import (
     DatasetSource,
@@ -40,6 +41,8 @@ from .serializers import (
     JobSerializer,
     JobStatusSerializer,
     LayerSerializer,
+    LayerTableSerializer,
+    ArchitectureLayerTableSerializer,
     NetworkSerializer,
     UnitSerializer,
 )
@@ -79,8 +82,9 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         parameters=[
             OpenApiParameter("dataset", int, description="plan the chosen layers on this dataset (its index only)"),
             OpenApiParameter("layers", str, description="comma-separated module paths to plan"),
+            OpenApiParameter("token_grid", str, description="HEIGHTxWIDTH: read token layers as this grid"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=LayerTableSerializer,
     )
     @action(detail=True, methods=["get"])
     def layers(self, request, pk=None) -> Response:
@@ -97,9 +101,47 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 raise _refused(DissectionError(f"No dataset with id {dataset_id!r}; list them at /api/datasets/."))
         names = [x for x in request.query_params.get("layers", "").replace(",", " ").split() if x]
         try:
-            return Response(network_layer_table(network=self.get_object(), dataset=dataset, layers=names))
+            return Response(network_layer_table(network=self.get_object(), dataset=dataset, layers=names,
+                                                token_grid=request.query_params.get("token_grid", "")[:16]))
         except DissectionError as exc:
             raise _refused(exc) from None
+
+
+class MayRegister(BasePermission):
+    message = "Listing an architecture's layers is for those who may register networks (requesters of a project)."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return is_site_admin(user) or project_ids(user, WORK).exists()
+
+
+class ArchitectureLayersView(APIView):
+    """The layer table of an architecture before it is registered (the registration form's live table)."""
+
+    permission_classes = [IsAuthenticated, MayRegister]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("architecture", str, required=True,
+                             description="a catalogue name (resnet50, vit_b_16, ...), timm:<name> or mixturenet"),
+            OpenApiParameter("input_size", int, description="probe at N x N px (default: the architecture's size)"),
+        ],
+        responses={200: ArchitectureLayerTableSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        """Every layer with its output shape, unit count and how it is read, from a shape probe (no weights, no
+        image); 400 names an unknown architecture with close names."""
+        from units.dissection.layer_picker import architecture_layer_table
+
+        raw_size = request.query_params.get("input_size", "").strip()
+        if raw_size and not (raw_size.isdigit() and len(raw_size) < 6):
+            raise _refused(DissectionError(f"input_size must be a whole number of pixels, got {raw_size!r}."))
+        try:
+            table = architecture_layer_table(architecture=request.query_params.get("architecture", "")[:200],
+                                             input_size=int(raw_size) if raw_size else None)
+        except DissectionError as exc:
+            raise _refused(exc) from None
+        return Response(table)
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, _RequesterViewSet):
@@ -145,6 +187,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
                     data["layers"], top_k=data.get("top_k", 15), quantile=data.get("quantile", 0.005),
                     iou_rule=data.get("iou_rule", "lite"), batch_size=data.get("batch_size", 32),
                     shards=data.get("shards", 1), samples=data.get("samples"), sample_seed=data.get("sample_seed", 0),
+                    token_grid=data.get("token_grid", ""),
                 ),
                 created_by=self.request.user,
             )

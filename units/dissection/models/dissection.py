@@ -44,6 +44,8 @@ class DissectionJob(models.Model):
     quantile = models.FloatField(default=0.005)
     iou_rule = models.CharField(max_length=10, choices=IouRule.choices, default=IouRule.LITE)
     batch_size = models.PositiveIntegerField(default=32)
+    # "HxW": the grid of token layers whose tokens are no square grid (engine --grid); empty: square grids only.
+    token_grid = models.CharField(max_length=16, blank=True, default="")
     shards = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     stage = models.CharField(max_length=60, blank=True)

@@ -1,6 +1,7 @@
 """Serializers of the results API: aggregated labels, aggregation runs, comparisons, exports, synonyms."""
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from units.crowd.models import HitBatch
@@ -33,7 +34,62 @@ class LabelSerializer(serializers.ModelSerializer):
         return obj.unit.index + 1
 
 
+class RedundancySerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    agreement = serializers.FloatField(help_text="below this agreement a HIT gets one more assignment")
+    cap = serializers.IntegerField(help_text="at most this many assignments in all")
+
+
+class RunParametersSerializer(serializers.Serializer):
+    """A layer's run: its methods and settings; a batch's agreement run: the layers it covered."""
+
+    category = serializers.ListField(child=serializers.CharField(), required=False)
+    word = serializers.CharField(required=False)
+    ds_iterations = serializers.IntegerField(required=False)
+    ds_tol = serializers.FloatField(required=False)
+    interpretable_precision = serializers.FloatField(required=False)
+    counted_statuses = serializers.ListField(child=serializers.CharField(), required=False)
+    redundancy = RedundancySerializer(required=False)
+    layers = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class PrecisionRowSerializer(serializers.Serializer):
+    """Human-judged precision of one label source of the layer (verify HITs)."""
+
+    source = serializers.CharField()
+    judged = serializers.IntegerField()
+    accepted_mv = serializers.IntegerField()
+    precision_mv = serializers.FloatField(allow_null=True)
+    accepted_ds = serializers.IntegerField()
+    precision_ds = serializers.FloatField(allow_null=True)
+    unsure_answers = serializers.IntegerField()
+    agreement = serializers.FloatField(allow_null=True)
+
+
+class RunSummarySerializer(serializers.Serializer):
+    """A layer's succeeded run (empty for a batch's agreement run and until a run succeeds)."""
+
+    alpha_category = serializers.FloatField(allow_null=True, required=False)
+    alpha_word = serializers.FloatField(allow_null=True, required=False)
+    reopened_hits = serializers.ListField(child=serializers.IntegerField(), required=False)
+    units_changed = serializers.IntegerField(required=False)
+    verification = PrecisionRowSerializer(many=True, required=False)
+
+
+@extend_schema_field(RunParametersSerializer)
+class RunParametersField(serializers.JSONField):
+    """The run's `parameters` as stored; the schema says what they hold."""
+
+
+@extend_schema_field(RunSummarySerializer)
+class RunSummaryField(serializers.JSONField):
+    """The run's `summary` as stored (empty until a layer's run succeeds); the schema says what it holds."""
+
+
 class AggregationRunSerializer(serializers.ModelSerializer):
+    parameters = RunParametersField(read_only=True)
+    summary = RunSummaryField(read_only=True)
+
     class Meta:
         model = AggregationRun
         fields = ["id", "layer", "batch", "method", "parameters", "status", "n_units", "n_annotations", "alpha",
@@ -52,6 +108,20 @@ class AggregateRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class DetectorsSerializer(serializers.Serializer):
+    units = serializers.IntegerField(help_text="units counted as detectors")
+    concepts = serializers.IntegerField(help_text="unique concepts among them")
+    by_category = serializers.DictField(child=serializers.IntegerField(), help_text="unique concepts per category")
+
+
+class DetectorCountsSerializer(serializers.Serializer):
+    """NetDissect's detector counts by IoU next to the crowd's own."""
+
+    n_units = serializers.IntegerField()
+    iou = DetectorsSerializer()
+    crowd = DetectorsSerializer()
+
+
 class ComparisonSerializer(serializers.Serializer):
     layer = serializers.IntegerField()
     layer_name = serializers.CharField()
@@ -67,7 +137,7 @@ class ComparisonSerializer(serializers.Serializer):
     gold_units = serializers.IntegerField()
     crowd_accuracy = serializers.FloatField(allow_null=True)
     iou_accuracy = serializers.FloatField(allow_null=True)
-    detectors = serializers.DictField()
+    detectors = DetectorCountsSerializer()
 
 
 class ExportSerializer(serializers.ModelSerializer):

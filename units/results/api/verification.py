@@ -17,6 +17,7 @@ from units.dissection.models import Layer
 
 from ..models import UnitVerification
 from ..verification import verification_table
+from .serializers import PrecisionRowSerializer
 
 
 class VerificationSerializer(serializers.ModelSerializer):
@@ -27,17 +28,6 @@ class VerificationSerializer(serializers.ModelSerializer):
         model = UnitVerification
         fields = ["id", "unit", "layer", "unit_index", "source", "label", "n_yes", "n_no", "n_unsure",
                   "accepted_mv", "accepted_ds", "ds_probability", "agreement", "run", "updated_at"]
-
-
-class PrecisionRowSerializer(serializers.Serializer):
-    source = serializers.CharField()
-    judged = serializers.IntegerField()
-    accepted_mv = serializers.IntegerField()
-    precision_mv = serializers.FloatField(allow_null=True)
-    accepted_ds = serializers.IntegerField()
-    precision_ds = serializers.FloatField(allow_null=True)
-    unsure_answers = serializers.IntegerField()
-    agreement = serializers.FloatField(allow_null=True)
 
 
 class VerificationFilter(django_filters.FilterSet):

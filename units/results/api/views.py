@@ -7,6 +7,7 @@ from pathlib import Path
 import django_filters
 from django.conf import settings
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -15,6 +16,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from annotate_site.roles import IsMember
+from units.crowd.api.serializers import DetailOut
 from units.dissection.api.filters import id_filter, id_or_name_filter, strict_boolean
 from units.projects.access import VIEW
 from units.projects.api.fields import ProjectScopedMixin
@@ -143,8 +145,9 @@ class ExportViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOn
             return _bad_request(exc)
         return Response(self.get_serializer(export).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="the export file"),
-                              409: OpenApiResponse(description="not finished yet")})
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY,
+                                                                                  description="the export file"),
+                              409: OpenApiResponse(DetailOut, description="not finished yet")})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         export = self.get_object()

@@ -28,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--iou-rule", default="lite", choices=["lite", "original"])
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--shards", type=int, default=1)
+        parser.add_argument("--grid", help="HEIGHTxWIDTH: the grid of token layers whose tokens are no square grid")
         parser.add_argument("--samples", type=int, help="generators: samples dissected (default 1000)")
         parser.add_argument("--sample-seed", type=int, default=0, help="generators: the z stream")
         parser.add_argument("--wait", action="store_true", help="with a broker: wait until the job finishes")
@@ -54,7 +55,8 @@ class Command(BaseCommand):
                                        "see register_network / register_dataset.")
                 options = JobSettings(opts["layers"], top_k=opts["top_k"], quantile=opts["quantile"],
                                       iou_rule=opts["iou_rule"], batch_size=opts["batch_size"], shards=opts["shards"],
-                                      samples=opts["samples"], sample_seed=opts["sample_seed"])
+                                      samples=opts["samples"], sample_seed=opts["sample_seed"],
+                                      token_grid=opts["grid"] or "")
                 job = job_create(network=network, dataset=dataset, options=options)
             job = job_start(job=job, background=False)
         except DissectionError as exc:
