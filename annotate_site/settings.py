@@ -306,6 +306,17 @@ REST_KNOX = {
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 if not SITE_URL.startswith(("http://", "https://")) or " " in SITE_URL:
     raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must start with http:// or https:// (e.g. https://crowd.example.org).")
+SITE_URL_DEFAULT = "http://127.0.0.1:8000"  # `check --deploy` warns when an outside crowd is set up with it
+
+# --- outside crowds (Mechanical Turk, Prolific) ----------------------------------------------
+# Credentials for every project that stores none of its own (units/crowd/channels.py); a project's owner
+# can store its own on the project's crowd-channel page, encrypted with CROWD_CREDENTIALS_KEY (default:
+# derived from SECRET_KEY, so changing SECRET_KEY makes stored credentials unreadable: enter them again).
+MTURK_AWS_ACCESS_KEY_ID = envstr("MTURK_AWS_ACCESS_KEY_ID")
+MTURK_AWS_SECRET_ACCESS_KEY = envstr("MTURK_AWS_SECRET_ACCESS_KEY")
+PROLIFIC_API_TOKEN = envstr("PROLIFIC_API_TOKEN")
+PROLIFIC_API_URL = envstr("PROLIFIC_API_URL", "https://api.prolific.com/api/v1/")
+CROWD_CREDENTIALS_KEY = envstr("CROWD_CREDENTIALS_KEY")
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

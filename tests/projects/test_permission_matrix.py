@@ -34,7 +34,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from tests.factories import make_hits, make_job, make_project, make_user
-from units.crowd.models import Annotation, Assignment, HitBatch, InviteCode, Skip
+from units.crowd.models import Annotation, Assignment, ChannelSettings, HitBatch, InviteCode, Skip
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from units.projects.models import Invitation, Membership, Pool, Project
 from units.results.models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate, UnitVerification
@@ -101,6 +101,8 @@ PAGES: dict[str, Rule] = {
     "crowd:review_hit": P(ids={"pk": "hit"}),
     "crowd:review_decide": P(body={"assignment_ids": "assignment", "action": "reject", "feedback": "x"}),
     "crowd:gold": P(body={"unit_id": "unit", "gold_word": "dog", "gold_category": "object"}),
+    "crowd:channels": P(ids={"project_id": "project"}, body={"budget_cap": "1", "mturk_access_key_id": "AKIASNEAKY",
+                                                               "prolific_hits_per_participant": 5}),
     "crowd:annotators": Rule("site"),
     "crowd:annotator_action": Rule("site", ids={"pk": "annotator_out"}, body={"action": "unflag"}),
     "crowd:settings": Rule("site"),
@@ -267,6 +269,7 @@ def snapshot(project: Project) -> dict:
         "pool_id", "user_id"))
     rows["pools"] = sorted(Pool.objects.filter(project=project).values_list("pk", "name"))
     rows["gold"] = sorted(Unit.objects.filter(layer__job__project=project, is_gold=True).values_list("pk", flat=True))
+    rows["channels"] = list(ChannelSettings.objects.filter(project=project).values())
     return rows
 
 

@@ -160,7 +160,7 @@ def annotator_current(user: User) -> Assignment | None:
 def hits_for_review() -> QuerySet[Hit]:
     """HITs with work handed in, those waiting for a decision first."""
     S = Assignment.Status
-    return (Hit.objects.select_related("unit__layer__job__network")
+    return (Hit.objects.select_related("unit__layer__job__network", "batch")
             .annotate(waiting=Count("assignments", filter=Q(assignments__status=S.SUBMITTED)),
                       approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
                       rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))

@@ -44,6 +44,7 @@ from .models import (
     Annotation,
     AnnotatorProfile,
     Assignment,
+    Channel,
     CrowdSettings,
     Hit,
     HitBatch,
@@ -88,6 +89,8 @@ def _offerable(worker: User, queryset: QuerySet[Hit], *, now: datetime) -> Query
         .filter(expires_at__gt=now)
         .filter(~Exists(Assignment.objects.filter(hit=OuterRef("pk"), worker=worker)))
         .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
+        # Only this site's batches: an outside crowd's HITs are taken through its marketplace.
+        .filter(batch__channel=Channel.SITE)
         # An open batch (no pool) goes to the whole crowd; a pool's batch to its members only.
         .filter(Q(batch__pool__isnull=True) | Exists(Pool.members.through.objects.filter(
             pool_id=OuterRef("batch__pool_id"), user_id=worker.pk)))
@@ -189,10 +192,12 @@ def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], li
     params.extend([HitKind.VERIFY, LabelSource.CROWD, worker.pk, HitKind.LABEL])
     # An open batch (no pool) goes to the whole crowd; a pool's batch to its members only (as in
     # `_offerable`): one primary-key probe of the batch per HIT read, and one of the pool's members.
+    # Only this site's batches: an outside crowd's HITs are taken through its marketplace.
     in_pool = (
-        f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id AND (pb.pool_id IS NULL"
+        f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id AND pb.channel = %s"
+        f" AND (pb.pool_id IS NULL"
         f" OR EXISTS (SELECT 1 FROM {_POOL_MEMBERS} pm WHERE pm.pool_id = pb.pool_id AND pm.user_id = %s)))")
-    params.append(worker.pk)
+    params.extend([Channel.SITE, worker.pk])
     may_take = (
         f"h.status = %s AND h.expires_at > %s"
         f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"

@@ -45,7 +45,7 @@ def review_list(request: HttpRequest) -> HttpResponse:
     # Two lists on one page, each paged by its own parameter.
     waiting = page_of(request, scope(Assignment.objects, request.user, REVIEW, path="hit__batch__project").filter(
         status=Assignment.Status.SUBMITTED).select_related(
-        "hit__unit__layer", "worker", "annotation").order_by("id"), param="waiting_page")
+        "hit__unit__layer", "hit__batch", "worker", "annotation").order_by("id"), param="waiting_page")
     return render(request, "crowd/review_list.html", {"page": page, "waiting": waiting,
                                                       "selected": _selected(request)})
 
