@@ -233,6 +233,8 @@ CELERY_BEAT_SCHEDULE: dict = {}  # filled by the task modules' owners below
 CELERY_BEAT_SCHEDULE.update({
     "crowd-reclaim-expired": {"task": "tasks.crowd.reclaim_expired_assignments", "schedule": 60.0},
     "crowd-auto-approve": {"task": "tasks.crowd.auto_approve_assignments", "schedule": 300.0},
+    # Submitted MTurk assignments matched to the answers stored here (units/crowd/mturk.py).
+    "crowd-mturk-sync": {"task": "tasks.crowd.mturk_sync", "schedule": 300.0},
 })
 # The safety net for aggregation runs lost with a killed worker (their debounce mark holds the layer
 # until it goes stale, and a quiet layer gets no new answer to queue a run): every minute.

@@ -16,3 +16,28 @@ def auto_approve_assignments() -> int:
     from units.crowd.review import assignments_auto_approve
 
     return assignments_auto_approve()
+
+
+@shared_task(name="tasks.crowd.mturk_publish_batch", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def mturk_publish_batch(batch_id: int) -> str:
+    """Create a batch's HIT type and HITs on MTurk (idempotent: a retry never creates a second HIT)."""
+    from units.crowd.models import HitBatch
+    from units.crowd.mturk import batch_publish_mturk
+
+    return str(batch_publish_mturk(HitBatch.objects.get(pk=batch_id)))
+
+
+@shared_task(name="tasks.crowd.mturk_sync")
+def mturk_sync() -> str:
+    """Read submitted assignments of every MTurk batch still open and match them to the stored answers."""
+    from units.crowd.mturk import mturk_sync_open_batches
+
+    return mturk_sync_open_batches()
+
+
+@shared_task(name="tasks.crowd.mturk_push_reviews", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def mturk_push_reviews(assignment_ids: list[int]) -> int:
+    """Tell MTurk the decisions taken on the review page (status-checked: a retry does nothing twice)."""
+    from units.crowd.mturk import mturk_push_reviews as push
+
+    return push(assignment_ids)

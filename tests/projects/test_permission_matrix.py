@@ -101,6 +101,8 @@ PAGES: dict[str, Rule] = {
     "crowd:review_hit": P(ids={"pk": "hit"}),
     "crowd:review_decide": P(body={"assignment_ids": "assignment", "action": "reject", "feedback": "x"}),
     "crowd:gold": P(body={"unit_id": "unit", "gold_word": "dog", "gold_category": "object"}),
+    # MTurk's framed HIT page: an HIT of an MTurk batch only, with MTurk's hitId; anyone else finds nothing.
+    "crowd:mturk_hit": Rule("public", ids={"pk": "hit"}),
     "crowd:channels": P(ids={"project_id": "project"}, body={"budget_cap": "1", "mturk_access_key_id": "AKIASNEAKY",
                                                                "prolific_hits_per_participant": 5}),
     "crowd:annotators": Rule("site"),

@@ -23,7 +23,9 @@ from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 from units.projects.models import Activity, Pool
 from units.projects.services import activity_record
 
-from .channels import budget_enforce, channel_publish_check
+from annotate_site.celery import enqueue
+
+from .channels import MTURK_CHANNELS, budget_enforce, channel_publish_check
 from .errors import PublishError
 from .models import Channel, Hit, HitBatch, HitKind
 
@@ -210,6 +212,9 @@ def hit_publish(
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
         else:
             cost = budget_enforce(batch=batch, hits=created)  # a refusal rolls the HITs back
+            if batch.channel in MTURK_CHANNELS:  # MTurk's HITs are made by a task, after this commit
+                batch_id = batch.pk
+                transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_publish_batch", batch_id))
             activity_record(project=project_id, actor=created_by, verb=Activity.Verb.PUBLISHED,
                             summary=f"batch {batch.pk} ({batch.name}) on {batch.get_channel_display()}: "
                                     f"{created} label HITs" + (f", up to {cost}" if batch.is_external else ""))

@@ -12,6 +12,9 @@ from units.dissection.models import Unit
 from units.projects.models import Activity
 from units.projects.services import activity_record
 
+from annotate_site.celery import enqueue
+
+from .channels import MTURK_CHANNELS
 from .errors import Conflict, CrowdError, InvalidAnswer
 from .models import Assignment, Hit
 from .slots import hit_sync_status
@@ -58,6 +61,9 @@ def assignments_review(*, assignment_ids: Iterable[int], approve: bool, feedback
         assignment.save(update_fields=fields)
     for hit in Hit.objects.filter(pk__in={a.hit_id for a in rows}):
         hit_sync_status(hit, now=now)
+    on_mturk = [a.pk for a in rows if a.external_id and a.hit.batch.channel in MTURK_CHANNELS]
+    if on_mturk:  # MTurk hears of the decision after it is ours for good
+        transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_push_reviews", on_mturk))
     per_project = Counter(a.hit.batch.project_id for a in rows)
     for project_id, n in per_project.items():
         activity_record(project=project_id, actor=reviewer,
