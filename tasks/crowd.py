@@ -41,3 +41,32 @@ def mturk_push_reviews(assignment_ids: list[int]) -> int:
     from units.crowd.mturk import mturk_push_reviews as push
 
     return push(assignment_ids)
+
+
+@shared_task(name="tasks.crowd.mturk_block", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def mturk_block(project_id: int, channel: str, worker_id: str, reason: str) -> None:
+    """Block a worker on MTurk (blocking twice is harmless there)."""
+    from units.crowd.mturk import mturk_client, worker_block
+
+    worker_block(mturk_client(project_id, channel), worker_id, reason)
+
+
+@shared_task(name="tasks.crowd.mturk_bonus", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def mturk_bonus(assignment_id: int, amount: str, reason: str) -> None:
+    """Pay a bonus on MTurk; its UniqueRequestToken makes a retry pay nothing twice."""
+    from decimal import Decimal
+
+    from units.crowd.models import Assignment
+    from units.crowd.mturk import worker_bonus
+
+    assignment = Assignment.objects.select_related("hit__batch", "worker").get(pk=assignment_id)
+    worker_bonus(assignment, amount=Decimal(amount), reason=reason)
+
+
+@shared_task(name="tasks.crowd.mturk_expire_batch", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def mturk_expire_batch(batch_id: int) -> int:
+    """Expire a batch's HITs on MTurk (expiring twice is harmless there)."""
+    from units.crowd.models import HitBatch
+    from units.crowd.mturk import batch_expire_mturk
+
+    return batch_expire_mturk(HitBatch.objects.get(pk=batch_id))

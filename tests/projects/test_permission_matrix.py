@@ -34,7 +34,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from tests.factories import make_hits, make_job, make_project, make_user
-from units.crowd.models import Annotation, Assignment, ChannelSettings, HitBatch, InviteCode, Skip
+from units.crowd.models import Annotation, Assignment, ChannelSettings, Hit, HitBatch, InviteCode, Skip
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from units.projects.models import Invitation, Membership, Pool, Project
 from units.results.models import AggregationRun, ExportJob, SynonymEntry, UnitAggregate, UnitVerification
@@ -103,6 +103,7 @@ PAGES: dict[str, Rule] = {
     "crowd:gold": P(body={"unit_id": "unit", "gold_word": "dog", "gold_category": "object"}),
     # MTurk's framed HIT page: an HIT of an MTurk batch only, with MTurk's hitId; anyone else finds nothing.
     "crowd:mturk_hit": Rule("public", ids={"pk": "hit"}),
+    "crowd:batch_expire": P(ids={"pk": "batch"}),
     "crowd:channels": P(ids={"project_id": "project"}, body={"budget_cap": "1", "mturk_access_key_id": "AKIASNEAKY",
                                                                "prolific_hits_per_participant": 5}),
     "crowd:annotators": Rule("site"),
@@ -272,6 +273,7 @@ def snapshot(project: Project) -> dict:
     rows["pools"] = sorted(Pool.objects.filter(project=project).values_list("pk", "name"))
     rows["gold"] = sorted(Unit.objects.filter(layer__job__project=project, is_gold=True).values_list("pk", flat=True))
     rows["channels"] = list(ChannelSettings.objects.filter(project=project).values())
+    rows["hit_expiry"] = sorted(Hit.objects.filter(batch__project=project).values_list("pk", "expires_at"))
     return rows
 
 

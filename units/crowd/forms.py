@@ -102,8 +102,10 @@ class GoldForm(forms.Form):
 
 class AnnotatorActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, a) for a in
-                                        ("qualify", "unqualify", "block", "unblock", "unflag")])
+                                        ("qualify", "unqualify", "block", "unblock", "unflag", "bonus")])
     reason = forms.CharField(max_length=500, required=False)
+    amount = forms.DecimalField(required=False, min_value=Decimal("0.01"), max_value=Decimal("100"),
+                                decimal_places=2, label="Bonus (USD)")  # MTurk workers: bonus
 
 
 class LayerChoiceField(forms.ModelMultipleChoiceField):

@@ -220,3 +220,17 @@ def hit_publish(
                                     f"{created} label HITs" + (f", up to {cost}" if batch.is_external else ""))
     batch.report = PublishReport(batch, created, skipped_existing, skipped_dead, skipped_bare)
     return batch
+
+
+@transaction.atomic
+def batch_expire(*, batch: HitBatch, by: User | None = None) -> int:
+    """Stop offering the batch's HITs now (work already taken may still be handed in, as on MTurk); an MTurk
+    batch's HITs are expired there too, after commit. Returns how many HITs were still open."""
+    now = timezone.now()
+    n = batch.hits.filter(expires_at__gt=now).update(expires_at=now)
+    if batch.channel in MTURK_CHANNELS and batch.hits.exclude(external_id="").exists():
+        batch_id = batch.pk
+        transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_expire_batch", batch_id))
+    activity_record(project=batch.project_id, actor=by, verb=Activity.Verb.PUBLISHED,
+                    summary=f"batch {batch.pk} ({batch.name}) expired: {n} open HIT(s) closed")
+    return n

@@ -26,4 +26,5 @@ urlpatterns = [
     path("review/gold/", review.gold, name="gold"),
     path("mturk/hits/<int:pk>/", external.mturk_hit, name="mturk_hit"),
     path("review/projects/<int:project_id>/channels/", channels.channel_settings, name="channels"),
+    path("review/batches/<int:pk>/expire/", channels.batch_expire_view, name="batch_expire"),
 ]

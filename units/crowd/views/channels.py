@@ -8,17 +8,22 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate_site.roles import member_required
-from units.projects.access import MANAGE, may
+from units.projects.access import MANAGE, VIEW, WORK, may, scope
 from units.projects.models import Project
 from units.projects.selectors import project_for
 
-from ..channels import budget_left, channel_credentials, channel_settings_of, channel_settings_update, project_spending
+from ..channels import (
+    MTURK_CHANNELS, budget_left, channel_credentials, channel_settings_of, channel_settings_update, project_spending,
+)
 from ..forms import ChannelSettingsForm
-from ..models import HitBatch
+from ..errors import CrowdError
+from ..models import Channel, HitBatch
+from .. import mturk
+from ..publishing import batch_expire
 
 
 def _owned_project(request: HttpRequest, project_id: int) -> Project:
@@ -42,10 +47,29 @@ def channel_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         messages.success(request, "Crowd channel settings saved.")
         return redirect("crowd:channels", project_id=project.pk)
     creds = channel_credentials(project)
+    balance = None
+    if request.GET.get("balance") in MTURK_CHANNELS and creds.has_mturk:
+        channel = request.GET["balance"]
+        try:
+            balance = f"${mturk.account_balance(mturk.mturk_client(project.pk, channel))} on {Channel(channel).label}"
+        except CrowdError as exc:
+            balance = str(exc)
     batches = (HitBatch.objects.filter(project=project).annotate(n_hits=Count("hits"))
                .order_by("-created_at")[:100])
     return render(request, "crowd/channels.html", {
         "project": project, "form": form, "has_mturk": creds.has_mturk, "has_prolific": creds.has_prolific,
         "source": creds.source, "spent": project_spending(project.pk), "left": budget_left(project.pk),
-        "batches": batches,
+        "batches": batches, "balance": balance, "may_work": may(request.user, project, WORK),
     })
+
+
+@member_required
+@require_POST
+def batch_expire_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Close a batch's open HITs now (on MTurk too): members who may work on its project."""
+    batch = get_object_or_404(scope(HitBatch.objects.all(), request.user, VIEW), pk=pk)
+    if not may(request.user, batch.project, WORK):
+        raise PermissionDenied("Only the project's owners and requesters may expire its batches.")
+    n = batch_expire(batch=batch, by=request.user)
+    messages.success(request, f"Batch {batch.pk} expired: {n} open HIT(s) closed.")
+    return redirect("crowd:channels", project_id=batch.project_id)

@@ -19,6 +19,7 @@ from ..annotators import (
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, ReviewForm
 from ..models import Assignment, CrowdSettings, Hit, InviteCode
+from ..mturk import outside_worker_block, outside_worker_bonus
 from ..review import assignments_review, unit_mark_gold, unit_unmark_gold
 from ..selectors import (
     annotator_stats, annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review,
@@ -135,8 +136,22 @@ def annotator_action(request: HttpRequest, pk: int) -> HttpResponse:
     elif action == "unqualify":
         annotator_unqualify(user=user)
     elif action == "block":
+        try:  # an MTurk worker is blocked on MTurk too, so MTurk stops offering them the HITs
+            queued = outside_worker_block(user=user, reason=reason, by=request.user)
+        except CrowdError as exc:
+            messages.error(request, str(exc))
+            return redirect("crowd:annotators")
         freed = annotator_block(user=user, reason=reason)
-        messages.info(request, f"{freed} open assignment(s) freed.")
+        messages.info(request, f"{freed} open assignment(s) freed." + (
+            f" Blocked on Mechanical Turk for {queued} project(s)." if queued else ""))
+    elif action == "bonus":
+        try:
+            paid_on = outside_worker_bonus(user=user, amount=form.cleaned_data["amount"] or 0, reason=reason,
+                                           by=request.user)
+        except CrowdError as exc:
+            messages.error(request, str(exc))
+            return redirect("crowd:annotators")
+        messages.info(request, f"Bonus queued on MTurk assignment {paid_on.external_id}.")
     elif action == "unblock":
         annotator_unblock(user=user)
     else:
