@@ -59,8 +59,13 @@ def mturk_bonus(assignment_id: int, amount: str, reason: str) -> None:
     from units.crowd.models import Assignment
     from units.crowd.mturk import worker_bonus
 
+    from django.utils import timezone
+
+    from units.crowd.models import BonusPayment
+
     assignment = Assignment.objects.select_related("hit__batch", "worker").get(pk=assignment_id)
     worker_bonus(assignment, amount=Decimal(amount), reason=reason)
+    BonusPayment.objects.filter(assignment=assignment, paid_at__isnull=True).update(paid_at=timezone.now())
 
 
 @shared_task(name="tasks.crowd.mturk_expire_batch", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
@@ -70,3 +75,20 @@ def mturk_expire_batch(batch_id: int) -> int:
     from units.crowd.mturk import batch_expire_mturk
 
     return batch_expire_mturk(HitBatch.objects.get(pk=batch_id))
+
+
+@shared_task(name="tasks.crowd.prolific_push_review", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def prolific_push_review(project_id: int, session_id: str) -> str:
+    """Approve or reject a Prolific submission once all its answers are decided (status-checked)."""
+    from units.crowd.prolific import submission_push_review
+
+    return submission_push_review(project_id=project_id, session_id=session_id)
+
+
+@shared_task(name="tasks.crowd.prolific_bonus")
+def prolific_bonus(bonus_id: int) -> None:
+    """Pay a Prolific bonus at most once (no retry: Prolific's pay call is not idempotent)."""
+    from units.crowd.models import BonusPayment
+    from units.crowd.prolific import bonus_pay
+
+    bonus_pay(BonusPayment.objects.select_related("assignment__hit__batch").get(pk=bonus_id))

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tests.factories import PASSWORD, make_hits, make_job, make_project, make_user
 from units.crowd.channels import channel_settings_update
-from units.crowd.models import Assignment, Channel, Hit, HitBatch
+from units.crowd.models import Assignment, BonusPayment, Channel, Hit, HitBatch
 from units.crowd.mturk import ENDPOINTS, request_token
 from units.crowd.review import assignments_review
 
@@ -110,13 +110,17 @@ def test_a_bonus_from_the_annotators_page_is_paid_once_on_the_latest_approved_as
     client.login(username=owner.username, password=PASSWORD)
     url = reverse("crowd:annotator_action", args=[worker.pk])
     response = client.post(url, {"action": "bonus", "amount": "0.50", "reason": "Great work"}, follow=True)
-    assert "no approved MTurk assignment" in response.content.decode()  # still only submitted
+    assert "no approved outside-crowd assignment" in response.content.decode()  # still only submitted
     Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.APPROVED)
     mturk.add_response("send_bonus", {}, {"WorkerId": "W1", "BonusAmount": "0.50", "AssignmentId": "ASG1",
                                           "Reason": "Great work",
                                           "UniqueRequestToken": request_token("bonus", assignment.pk)})
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, {"action": "bonus", "amount": "0.50", "reason": "Great work"})
+    assert BonusPayment.objects.get(assignment=assignment).paid_at is not None
+    # A second bonus on the same assignment is refused here, before MTurk is asked (no response is queued).
+    again = client.post(url, {"action": "bonus", "amount": "0.50", "reason": "Great work"}, follow=True)
+    assert "already has a bonus" in again.content.decode()
 
 
 def test_expiring_a_batch_closes_its_hits_here_and_on_mturk(client, mturk, lab, django_capture_on_commit_callbacks):

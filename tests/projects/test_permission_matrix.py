@@ -104,6 +104,8 @@ PAGES: dict[str, Rule] = {
     # MTurk's framed HIT page: an HIT of an MTurk batch only, with MTurk's hitId; anyone else finds nothing.
     "crowd:mturk_hit": Rule("public", ids={"pk": "hit"}),
     "crowd:batch_expire": P(ids={"pk": "batch"}),
+    # A Prolific study's page: a batch on the Prolific channel only; B's batch (site) is no study for anyone.
+    "crowd:prolific_study": Rule("public", ids={"batch_id": "batch"}),
     "crowd:channels": P(ids={"project_id": "project"}, body={"budget_cap": "1", "mturk_access_key_id": "AKIASNEAKY",
                                                                "prolific_hits_per_participant": 5}),
     "crowd:annotators": Rule("site"),

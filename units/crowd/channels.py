@@ -109,8 +109,8 @@ def channel_configured(project: Project | int, channel: str) -> bool:
 def channel_settings_update(*, project: Project, by, mturk_access_key_id: str | None = None,
                             mturk_secret: str | None = None, prolific_token: str | None = None,
                             budget_cap: Decimal | None = None, prolific_completion_code: str = "",
-                            prolific_hits_per_participant: int = 10,
-                            clear_credentials: bool = False) -> ChannelSettings:
+                            prolific_hits_per_participant: int = 10, quality_min_pass_rate: float | None = None,
+                            quality_min_answers: int = 10, clear_credentials: bool = False) -> ChannelSettings:
     """Save a project's channel settings. A secret given as None or "" keeps the stored one (the page never
     shows it back); `clear_credentials` forgets them all."""
     row, _ = ChannelSettings.objects.select_for_update().get_or_create(project=project)
@@ -126,6 +126,7 @@ def channel_settings_update(*, project: Project, by, mturk_access_key_id: str | 
     row.budget_cap = budget_cap
     row.prolific_completion_code = prolific_completion_code.strip()
     row.prolific_hits_per_participant = prolific_hits_per_participant
+    row.quality_min_pass_rate, row.quality_min_answers = quality_min_pass_rate, quality_min_answers
     row.save()
     # The log names what changed, never a value.
     activity_record(project=project, actor=by, verb=Activity.Verb.CHANNELS_CHANGED,

@@ -182,13 +182,27 @@ class ChannelSettingsForm(forms.Form):
                                               "take the project's spending past this. Empty: no cap.")
     prolific_completion_code = forms.CharField(max_length=64, required=False,
                                                label="Prolific completion code")
-    prolific_hits_per_participant = forms.IntegerField(min_value=1, max_value=500, initial=10,
+    prolific_hits_per_participant = forms.IntegerField(min_value=1, max_value=500, initial=10, required=False,
                                                        label="HITs per Prolific participant")
+    quality_min_pass_rate = forms.FloatField(
+        required=False, min_value=0, max_value=1, label="Quality rule: least share of checks passed",
+        help_text="Gold answers and sentinels. A worker below it is blocked (on MTurk too) and their work waiting "
+                  "for review is rejected. Empty: no rule.")
+    quality_min_answers = forms.IntegerField(min_value=1, max_value=1000, initial=10, required=False,
+                                             label="Quality rule: judged after this many answers")
     clear_credentials = forms.BooleanField(required=False, label="Forget the stored credentials")
+
+    def clean_quality_min_answers(self) -> int:
+        return self.cleaned_data["quality_min_answers"] or 10
+
+    def clean_prolific_hits_per_participant(self) -> int:
+        return self.cleaned_data["prolific_hits_per_participant"] or 10
 
     @classmethod
     def for_row(cls, row: ChannelSettings | None, data: Any = None) -> ChannelSettingsForm:
         initial = ({"mturk_access_key_id": row.mturk_access_key_id, "budget_cap": row.budget_cap,
                     "prolific_completion_code": row.prolific_completion_code,
-                    "prolific_hits_per_participant": row.prolific_hits_per_participant} if row else {})
+                    "prolific_hits_per_participant": row.prolific_hits_per_participant,
+                    "quality_min_pass_rate": row.quality_min_pass_rate,
+                    "quality_min_answers": row.quality_min_answers} if row else {})
         return cls(data, initial=initial)

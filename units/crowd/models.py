@@ -332,6 +332,11 @@ class ChannelSettings(models.Model):
     budget_cap = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     prolific_completion_code = models.CharField(max_length=64, blank=True)
     prolific_hits_per_participant = models.PositiveSmallIntegerField(default=10)
+    # The quality rule (units/crowd/quality.py), for every crowd of the project: a worker whose share of passed
+    # checks (gold answers, sentinels) is below `quality_min_pass_rate` once they gave `quality_min_answers`
+    # answers is blocked, and their work still waiting for review is rejected. None: no rule.
+    quality_min_pass_rate = models.FloatField(null=True, blank=True)
+    quality_min_answers = models.PositiveIntegerField(default=10)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -339,3 +344,21 @@ class ChannelSettings(models.Model):
 
     def __str__(self) -> str:
         return f"crowd channels of project {self.project_id}"
+
+
+class BonusPayment(models.Model):
+    """A bonus on one outside-crowd assignment (one at most per assignment). Prolific's pay call is not
+    idempotent, so `paid_at` is set before it is made: a failure leaves the bonus unpaid, never paid twice."""
+
+    assignment = models.OneToOneField(Assignment, related_name="bonus", on_delete=models.CASCADE)
+    amount = models.DecimalField(max_digits=8, decimal_places=2)
+    reason = models.CharField(max_length=500)
+    external_id = models.CharField(max_length=64, blank=True)  # Prolific's bulk bonus payment id
+    paid_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                  on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"bonus ${self.amount} on assignment {self.assignment_id}"

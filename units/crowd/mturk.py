@@ -25,7 +25,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -309,45 +308,3 @@ def worker_block(client: Any, worker_id: str, reason: str) -> None:
     if not reason.strip():
         raise CrowdError("Blocking a worker on MTurk needs a reason (MTurk shows it to them).")
     mturk_call(client, "create_worker_block", WorkerId=worker_id, Reason=reason.strip())
-
-
-# --- from the pages: each enqueues its MTurk call after commit (tasks.crowd), never calls MTurk in a request --
-
-def _mturk_work_of(user, by) -> list[Assignment]:
-    """The MTurk assignments of `user` in projects where `by` may work (register, publish, pay)."""
-    from units.projects.access import WORK, scope
-
-    rows = Assignment.objects.filter(worker=user, hit__batch__channel__in=ENDPOINTS).exclude(external_id="")
-    return list(scope(rows, by, WORK, path="hit__batch__project").select_related("hit__batch").order_by("-pk"))
-
-
-def outside_worker_block(*, user, reason: str, by) -> int:
-    """Block an MTurk worker on MTurk too, once per project and channel they worked in (and `by` may act for):
-    MTurk then stops offering them the requester's HITs. Returns how many blocks were queued."""
-    from annotate_site.celery import enqueue
-
-    if not user.username.startswith("mturk-"):
-        return 0
-    if not reason.strip():
-        raise CrowdError("Blocking a worker on MTurk needs a reason (MTurk shows it to them).")
-    targets = {(a.hit.batch.project_id, a.hit.batch.channel) for a in _mturk_work_of(user, by)}
-    worker_id = user.username.removeprefix("mturk-")
-    for project_id, channel in sorted(targets):
-        transaction.on_commit(lambda p=project_id, c=channel: enqueue(
-            "tasks.crowd.mturk_block", p, c, worker_id, reason.strip()))
-    return len(targets)
-
-
-def outside_worker_bonus(*, user, amount: Decimal, reason: str, by) -> Assignment:
-    """Queue a bonus on the worker's latest approved MTurk assignment (in a project `by` may pay from)."""
-    from annotate_site.celery import enqueue
-
-    amount = Decimal(amount).quantize(Decimal("0.01"))
-    if amount <= 0 or not reason.strip():
-        raise CrowdError("A bonus needs a positive amount and a reason the worker will read.")
-    approved = [a for a in _mturk_work_of(user, by) if a.status == Assignment.Status.APPROVED]
-    if not approved:
-        raise CrowdError(f"{user.username} has no approved MTurk assignment in your projects to pay a bonus on.")
-    assignment = approved[0]
-    transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_bonus", assignment.pk, str(amount), reason.strip()))
-    return assignment

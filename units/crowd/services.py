@@ -40,6 +40,7 @@ from units.projects.models import Pool
 
 from .annotators import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
+from .quality import quality_rule_apply
 from .models import (
     Annotation,
     AnnotatorProfile,
@@ -492,6 +493,7 @@ def annotation_submit(
         annotator_flag(user=worker, reason=f"left {missed} low-activation sentinel image(s) marked as fitting "
                                            f"in assignment {assignment.pk}")
     hit_sync_status(assignment.hit, now=now)
+    quality_rule_apply(worker=worker, project_id=assignment.hit.batch.project_id)  # the project's spam rule
     return annotation
 
 

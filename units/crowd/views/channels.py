@@ -23,6 +23,7 @@ from ..forms import ChannelSettingsForm
 from ..errors import CrowdError
 from ..models import Channel, HitBatch
 from .. import mturk
+from ..prolific import study_url
 from ..publishing import batch_expire
 
 
@@ -54,12 +55,14 @@ def channel_settings(request: HttpRequest, project_id: int) -> HttpResponse:
             balance = f"${mturk.account_balance(mturk.mturk_client(project.pk, channel))} on {Channel(channel).label}"
         except CrowdError as exc:
             balance = str(exc)
-    batches = (HitBatch.objects.filter(project=project).annotate(n_hits=Count("hits"))
-               .order_by("-created_at")[:100])
+    batches = list(HitBatch.objects.filter(project=project).annotate(n_hits=Count("hits"))
+                   .order_by("-created_at")[:100])
+    for batch in batches:  # what the requester pastes into the Prolific study
+        batch.study_url = study_url(batch) if batch.channel == Channel.PROLIFIC else ""
     return render(request, "crowd/channels.html", {
         "project": project, "form": form, "has_mturk": creds.has_mturk, "has_prolific": creds.has_prolific,
         "source": creds.source, "spent": project_spending(project.pk), "left": budget_left(project.pk),
-        "batches": batches, "balance": balance, "may_work": may(request.user, project, WORK),
+        "batches": batches, "balance": balance,
     })
 
 

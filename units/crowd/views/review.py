@@ -19,7 +19,7 @@ from ..annotators import (
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, ReviewForm
 from ..models import Assignment, CrowdSettings, Hit, InviteCode
-from ..mturk import outside_worker_block, outside_worker_bonus
+from ..external_work import outside_worker_block, outside_worker_bonus
 from ..review import assignments_review, unit_mark_gold, unit_unmark_gold
 from ..selectors import (
     annotator_stats, annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review,
@@ -151,7 +151,7 @@ def annotator_action(request: HttpRequest, pk: int) -> HttpResponse:
         except CrowdError as exc:
             messages.error(request, str(exc))
             return redirect("crowd:annotators")
-        messages.info(request, f"Bonus queued on MTurk assignment {paid_on.external_id}.")
+        messages.info(request, f"Bonus queued on assignment {paid_on.pk} ({paid_on.get_status_display().lower()}).")
     elif action == "unblock":
         annotator_unblock(user=user)
     else:
