@@ -22,7 +22,8 @@ from ..models import Assignment, CrowdSettings, Hit, InviteCode
 from ..external_work import outside_worker_block, outside_worker_bonus
 from ..review import assignments_review, unit_mark_gold, unit_unmark_gold
 from ..selectors import (
-    annotator_stats, annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review,
+    annotator_stats, annotators_overview, annotators_quality, hit_assignments_for_review, hit_exemplars,
+    hits_for_review,
 )
 
 MAX_ID = 2**63 - 1  # the largest primary key a BigAutoField (and SQLite) can hold
@@ -119,6 +120,9 @@ def _keep_selection(back: str, ids: list[int]) -> str:
 @requester_required
 def annotators(request: HttpRequest) -> HttpResponse:
     page = page_of(request, annotators_overview())
+    quality = annotators_quality([u.pk for u in page.object_list])
+    for u in page.object_list:
+        u.quality = quality.get(u.pk, {})
     return render(request, "crowd/annotators.html", {"annotators": page.object_list, "page": page})
 
 
