@@ -11,7 +11,8 @@ from django.utils import timezone
 from tests.factories import PASSWORD, make_hits, make_job, make_project, make_user
 from units.crowd.channels import channel_settings_update
 from units.crowd.models import Annotation, Assignment
-from units.crowd.quality import CheckRecord, QualityRule, quality_rule_apply, worker_checks
+from units.crowd.quality import quality_rule_apply, worker_checks
+from units.crowd.quality_rule import CheckRecord, QualityRule
 
 pytestmark = pytest.mark.django_db
 

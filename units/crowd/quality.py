@@ -11,8 +11,6 @@ known after an aggregation run, and a spammer would be blocked late.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 
@@ -21,28 +19,8 @@ from annotate_site.celery import enqueue
 from .annotators import annotator_block, profile_get
 from .channels import MTURK_CHANNELS
 from .models import Annotation, Assignment, ChannelSettings
+from .quality_rule import CheckRecord, QualityRule
 from .review import assignments_review
-
-
-@dataclass(frozen=True)
-class QualityRule:
-    min_pass_rate: float
-    min_answers: int = 10
-
-    def blocks(self, record: CheckRecord) -> bool:
-        return (record.answers >= self.min_answers and record.checks > 0
-                and record.passed / record.checks < self.min_pass_rate)
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    answers: int
-    checks: int
-    passed: int
-
-    @property
-    def pass_rate(self) -> float | None:
-        return self.passed / self.checks if self.checks else None
 
 
 def worker_checks(*, worker_id: int, project_id: int) -> CheckRecord:
