@@ -141,3 +141,30 @@ def test_the_channel_page_shows_the_balance_when_asked(client, mturk, lab):
     assert "Account balance: $10000.00 on Mechanical Turk SANDBOX" in page
 
 
+
+
+def test_publishing_to_mturk_creates_the_hits_there_after_commit(mturk, lab, django_capture_on_commit_callbacks):
+    from units.crowd.publishing import PublishSettings, hit_publish
+
+    owner, project, _, _, _ = lab
+    job = make_job(project=project, layers={"conv4": 2}, exemplars_per_unit=2)
+    mturk.add_response("create_hit_type", {"HITTypeId": "TYPE9"}, None)
+    for i in range(2):
+        mturk.add_response("create_hit_with_hit_type", {"HIT": {"HITId": f"NEW{i}"}}, None)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = hit_publish(layers=job.layer_set.all(), created_by=owner,
+                            settings=PublishSettings(channel=Channel.MTURK_SANDBOX))
+    assert sorted(batch.hits.values_list("external_id", flat=True)) == ["NEW0", "NEW1"]
+    assert HitBatch.objects.get(pk=batch.pk).external_id == "TYPE9"
+
+
+def test_the_periodic_sync_reads_every_open_mturk_batch(mturk, lab):
+    from units.crowd.mturk import mturk_sync_open_batches
+
+    _, _, _, _, assignment = lab
+    mturk.add_response("list_assignments_for_hit", {"Assignments": [
+        {"AssignmentId": "ASG1", "WorkerId": "W1", "HITId": "MTHIT0", "AssignmentStatus": "Submitted"}]},
+        {"HITId": "MTHIT0", "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]})
+    summary = mturk_sync_open_batches()
+    assert "1 MTurk assignment(s) matched, 0 without a stored answer" in summary
+    assert Assignment.objects.get(pk=assignment.pk).external_status == "Submitted"
