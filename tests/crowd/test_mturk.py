@@ -152,9 +152,21 @@ def test_sync_reads_every_page_and_matches_only_the_same_worker(client, stub, ba
         "Assignments": [{"AssignmentId": "ASG2", "WorkerId": "W2", "HITId": "MTHIT0", "AssignmentStatus": SUBMITTED}],
         "NumResults": 1}, {**page, "NextToken": "next"})
     report = batch_sync_mturk(batch, client=client)
-    assert (report.matched, report.unmatched) == (1, 1)
+    assert (report.matched, report.unmatched, report.unlisted) == (1, 1, 0)
     assert Assignment.objects.get(pk=mine.pk).external_status == SUBMITTED
     assert Assignment.objects.get(pk=forged.pk).external_status == ""
+    assert Assignment.objects.get(pk=forged.pk).status == Assignment.Status.SUBMITTED  # too early to tell
+
+
+def test_an_answer_mturk_never_lists_is_rejected_once_its_time_is_up(client, stub, batch):
+    forged = _submitted(batch, worker_name="mturk-FORGER", external_id="ASG9")
+    Assignment.objects.filter(pk=forged.pk).update(submitted_at=timezone.now() - timedelta(minutes=16))
+    fresh = _submitted(batch, worker_name="mturk-SLOW", external_id="ASG8")
+    page = {"HITId": "MTHIT0", "MaxResults": 100, "AssignmentStatuses": [SUBMITTED, APPROVED, REJECTED]}
+    stub.add_response("list_assignments_for_hit", {"Assignments": [], "NumResults": 0}, page)
+    assert batch_sync_mturk(batch, client=client).unlisted == 1  # 16 minutes > the HIT's 15
+    assert Assignment.objects.get(pk=forged.pk).status == Assignment.Status.REJECTED
+    assert Assignment.objects.get(pk=fresh.pk).status == Assignment.Status.SUBMITTED
 
 
 def test_review_has_an_answer_for_every_status_mturk_can_report(client):

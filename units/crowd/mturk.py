@@ -31,6 +31,7 @@ from django.utils import timezone
 from .channels import channel_credentials
 from .errors import Conflict, CrowdError
 from .models import Assignment, Channel, Hit, HitBatch
+from .slots import hit_sync_status
 
 REGION = "us-east-1"
 ENDPOINTS = {Channel.MTURK_SANDBOX: "https://mturk-requester-sandbox.us-east-1.amazonaws.com",
@@ -203,16 +204,19 @@ def hit_assignments(client: Any, hit_external_id: str) -> Iterator[dict]:
 class SyncReport:
     matched: int = 0
     unmatched: int = 0  # submitted on MTurk without an answer stored here (or under another worker)
+    unlisted: int = 0  # stored here, but never submitted on MTurk in time: rejected here
 
     def __str__(self) -> str:
-        return f"{self.matched} MTurk assignment(s) matched, {self.unmatched} without a stored answer"
+        return (f"{self.matched} MTurk assignment(s) matched, {self.unmatched} without a stored answer, "
+                f"{self.unlisted} stored answer(s) MTurk never had, rejected")
 
 
 def batch_sync_mturk(batch: HitBatch, *, client: Any | None = None) -> SyncReport:
     """Read the batch's assignments from MTurk and record MTurk's status on the answers stored here.
 
     An answer stored here counts as MTurk's only when MTurk lists its AssignmentId under the same worker:
-    the HIT page's parameters come from the worker's browser, MTurk's list does not."""
+    the HIT page's parameters come from the worker's browser, MTurk's list does not. One MTurk never lists
+    is rejected here once a whole assignment duration has passed since it was handed in."""
     client = client or mturk_client(batch.project_id, batch.channel)
     report = SyncReport()
     for hit in batch.hits.exclude(external_id=""):
@@ -224,7 +228,22 @@ def batch_sync_mturk(batch: HitBatch, *, client: Any | None = None) -> SyncRepor
                 report.matched += 1
             else:
                 report.unmatched += 1
+        report.unlisted += _reject_unlisted(hit)
     return report
+
+
+def _reject_unlisted(hit: Hit, *, now: datetime | None = None) -> int:
+    """Answers stored here that MTurk still does not list a whole assignment duration after they were handed
+    in: forged (the page's parameters come from the browser) or never sent to MTurk. Nobody pays for them,
+    so they must not count either: they are rejected here (MTurk has nothing to hear of)."""
+    now = now or timezone.now()
+    late = now - timedelta(seconds=hit.assignment_duration_seconds)
+    n = Assignment.objects.filter(hit=hit, status=Assignment.Status.SUBMITTED, external_status="",
+                                  submitted_at__lt=late).update(
+        status=Assignment.Status.REJECTED, rejected_at=now, feedback="Not submitted on Mechanical Turk.")
+    if n:
+        hit_sync_status(hit, now=now)
+    return n
 
 
 def mturk_sync_open_batches(*, now: datetime | None = None) -> str:
