@@ -88,6 +88,21 @@ def test_publishing_creates_one_hit_type_and_one_external_question_hit_per_hit(c
     assert f"<ExternalURL>https://crowd.example.org/crowd/mturk/hits/{hits[0].pk}/</ExternalURL>" in question
 
 
+def test_a_live_batch_asks_mturks_approval_record_of_its_workers(client, stub, batch):
+    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_LIVE)
+    batch.refresh_from_db()
+    Hit.objects.filter(batch=batch).update(external_id="ALREADY")
+    stub.add_response("create_hit_type", {"HITTypeId": "LIVE1"}, {
+        "Title": ANY, "Description": ANY, "Keywords": ANY, "Reward": "0.10", "AssignmentDurationInSeconds": 900,
+        "AutoApprovalDelayInSeconds": batch.auto_approval_delay_seconds,
+        "QualificationRequirements": [
+            {"QualificationTypeId": "000000000000000000L0", "Comparator": "GreaterThanOrEqualTo",
+             "IntegerValues": [95], "ActionsGuarded": "PreviewAndAccept"},
+            {"QualificationTypeId": "00000000000000000040", "Comparator": "GreaterThanOrEqualTo",
+             "IntegerValues": [100], "ActionsGuarded": "PreviewAndAccept"}]})
+    assert batch_publish_mturk(batch, client=client).already == 2
+
+
 def test_a_retry_after_a_lost_answer_finds_the_hit_instead_of_creating_a_second(client, stub, batch):
     hits = list(batch.hits.order_by("pk"))
     batch.external_id = "TYPE1"

@@ -107,12 +107,27 @@ def requester_annotation(hit: Hit) -> str:
     return f"unitcrowd hit {hit.pk} batch {hit.batch_id}"
 
 
+# MTurk's system qualifications asked of live workers: at least 95% of their work approved, over at least 100
+# HITs. The sandbox's workers are testers with no such record, so it asks none.
+APPROVAL_RATE_QUALIFICATION = "000000000000000000L0"
+APPROVED_HITS_QUALIFICATION = "00000000000000000040"
+LIVE_REQUIREMENTS = [
+    {"QualificationTypeId": APPROVAL_RATE_QUALIFICATION, "Comparator": "GreaterThanOrEqualTo", "IntegerValues": [95],
+     "ActionsGuarded": "PreviewAndAccept"},
+    {"QualificationTypeId": APPROVED_HITS_QUALIFICATION, "Comparator": "GreaterThanOrEqualTo", "IntegerValues": [100],
+     "ActionsGuarded": "PreviewAndAccept"},
+]
+
+
 def hit_type_create(client: Any, batch: HitBatch) -> str:
     """The batch's HIT type on MTurk (MTurk returns the same id for the same properties)."""
-    response = mturk_call(client, "create_hit_type", Title=TITLE, Description=DESCRIPTION, Keywords=KEYWORDS,
-                     Reward=f"{batch.reward:.2f}", AssignmentDurationInSeconds=batch.assignment_duration_seconds,
-                     AutoApprovalDelayInSeconds=batch.auto_approval_delay_seconds)
-    return response["HITTypeId"]
+    params: dict[str, Any] = {"Title": TITLE, "Description": DESCRIPTION, "Keywords": KEYWORDS,
+                              "Reward": f"{batch.reward:.2f}",
+                              "AssignmentDurationInSeconds": batch.assignment_duration_seconds,
+                              "AutoApprovalDelayInSeconds": batch.auto_approval_delay_seconds}
+    if batch.channel == Channel.MTURK_LIVE:
+        params["QualificationRequirements"] = LIVE_REQUIREMENTS
+    return mturk_call(client, "create_hit_type", **params)["HITTypeId"]
 
 
 @dataclass
