@@ -119,3 +119,31 @@ def test_a_worker_previews_accepts_answers_and_the_answer_reaches_mturk(live_ser
     assert (annotation.assignment.worker.username, annotation.word, annotation.sentinels_missed) == ("mturk-W1",
                                                                                                        "dog", 0)
     assert csp_violations(page) == []
+
+
+def test_the_outside_crowd_pages_pass_axe(live_server, browser, mturk_hit):
+    """The HIT page (preview and accepted), and the owners' crowd-channel page with an MTurk batch."""
+    from tests.e2e.conftest import DESKTOP, _context, axe_violations, log_in
+    from tests.factories import make_user
+    from units.projects.models import Membership
+
+    page = _context(browser, DESKTOP).new_page()
+    problems = {}
+    for params in ({"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE"},
+                   {"assignmentId": "ASG1", "workerId": "W1", "turkSubmitTo": WORKER_SITES[Channel.MTURK_SANDBOX]}):
+        page.goto(_hit_page(live_server, mturk_hit, **params))
+        found = axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]
+        if page.locator("h1").count() != 1:
+            found.append("not one <h1>")
+        if found:
+            problems[str(params)] = found
+    owner = make_user("olga", requester=True)
+    project = mturk_hit.batch.project
+    Membership.objects.update_or_create(project=project, user=owner, defaults={"role": "owner"})
+    log_in(page, live_server, owner.username)
+    page.goto(f"{live_server.url}/crowd/review/projects/{project.pk}/channels/")
+    assert page.locator("h1").inner_text().startswith("Crowd channels of")
+    assert page.locator(".channel-sandbox").count() == 1
+    if found := axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]:
+        problems["channels page"] = found
+    assert problems == {}
