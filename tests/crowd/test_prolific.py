@@ -227,3 +227,15 @@ def test_a_wrong_token_is_a_clear_error_that_does_not_show_the_token(study, prol
     with pytest.raises(ProlificError, match=r"refused GET submissions/SESS1/ \(401\)") as caught:
         submission_push_review(project_id=project.pk, session_id="SESS1")
     assert "wrong-token-123" not in str(caught.value)
+
+
+def test_a_hit_with_its_slots_taken_is_not_given_to_another_participant(study):
+    _, _, batch = study
+    hit = batch.hits.order_by("pk").first()  # 2 assignments wanted
+    batch.hits.exclude(pk=hit.pk).update(expires_at=timezone.now() - timedelta(seconds=1))  # one HIT left
+    for pid in ("PA", "PB"):
+        _arrive(Client(), batch, pid=pid, session=f"S{pid}")
+    assert hit.assignments.count() == 2
+    third = _arrive(Client(), batch, pid="PC", session="SPC")
+    assert third.status_code == 302  # nothing left for them: straight to the completion URL
+    assert hit.assignments.count() == 2

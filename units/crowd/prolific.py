@@ -106,7 +106,13 @@ def participant_next_assignment(*, batch: HitBatch, worker, session_id: str, now
     open_hits = (Hit.objects.filter(batch=batch, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED)
                  .exclude(assignments__worker=worker).annotate(held=held).order_by("pk"))
     for hit in open_hits:
-        if hit.held < hit.max_assignments and Hit.objects.select_for_update().filter(pk=hit.pk).exists():
+        if hit.held >= hit.max_assignments:
+            continue
+        # Lock the HIT, then count again: another participant may have taken the last slot meanwhile.
+        Hit.objects.select_for_update().filter(pk=hit.pk).exists()
+        taken = hit.assignments.filter(Q(status__in=[Assignment.Status.SUBMITTED, Assignment.Status.APPROVED])
+                                       | Q(status=Assignment.Status.ACCEPTED, deadline__gt=now)).count()
+        if taken < hit.max_assignments:
             return Assignment.objects.create(hit=hit, worker=worker, external_id=session_id, accepted_at=now,
                                              deadline=now + timedelta(seconds=hit.assignment_duration_seconds))
     return None
