@@ -28,13 +28,15 @@ PARAMETER = "sig"
 
 
 def picture_link_token(*, public_id: str, hit_id: int, expires_at: datetime) -> str:
-    return signing.dumps([hit_id, int(expires_at.timestamp())], salt=SALT + public_id, compress=False)
+    # No signing time in it (a plain Signer): the same picture, HIT and expiry always give the same link,
+    # so a file written twice is the same file, and browsers cache one URL per picture.
+    return signing.Signer(salt=SALT + public_id).sign_object([hit_id, int(expires_at.timestamp())])
 
 
 def picture_link_hit(token: str, *, public_id: str, now: datetime | None = None) -> int | None:
     """The HIT a link's token opens `public_id` for, or None when it is forged, changed or expired."""
     try:
-        hit_id, expires = signing.loads(token, salt=SALT + public_id)
+        hit_id, expires = signing.Signer(salt=SALT + public_id).unsign_object(token)
     except (signing.BadSignature, ValueError, TypeError):
         return None
     if not isinstance(hit_id, int) or not isinstance(expires, int):
