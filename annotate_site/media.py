@@ -6,7 +6,9 @@
   (403 to everyone else, as before: annotators never need a path, and a picture's path says
   whether it is a sentinel, `<layer>/sentinels/...`).
 - `/pictures/<public_id>.jpg`: one opaque URL per exemplar picture, for the annotator who holds or
-  held a HIT showing it (or whose qualification test showed it), and for members of its project.
+  held a HIT showing it (or whose qualification test showed it), and for members of its project;
+  with `?sig=...` (units/crowd/picture_links.py) for anyone holding that signed link until it
+  expires, if the HIT it was signed for shows the picture: the outside crowds' workers have no session.
 
 Both take the signed-in session or an API token (`Authorization: Token ...`): the API hands these URLs
 to token clients, which have no session.
@@ -28,7 +30,9 @@ from django.views.decorators.http import require_safe
 from django_sendfile import sendfile
 from rest_framework.exceptions import AuthenticationFailed
 
-from units.crowd.selectors import picture_visible_to
+from units.crowd.models import Hit
+from units.crowd.picture_links import PARAMETER, picture_link_hit
+from units.crowd.selectors import hit_exemplars, picture_visible_to
 from units.dissection.models import DissectionJob, Exemplar, Network
 from units.projects.access import is_site_admin, scope
 from units.results.models import ExportJob
@@ -107,14 +111,27 @@ def picture(request: HttpRequest, public_id: str, variant: str = "") -> HttpResp
     Unknown ids and pictures the user may not see answer the same 404, so the URL space cannot be
     probed. The response carries no file name, date or path: sentinels and top exemplars look alike.
     """
+    exemplar = Exemplar.objects.filter(public_id=public_id).first()
+    if exemplar is not None and PARAMETER in request.GET and _signed_for(exemplar, request.GET[PARAMETER]):
+        return _send_picture(request, exemplar, variant)
     user = _viewer(request)
     if user is None:
         return _denied(request)
-    exemplar = Exemplar.objects.filter(public_id=public_id).first()
     if exemplar is None or not (scope(Exemplar.objects.filter(pk=exemplar.pk), user,
                                       path="unit__layer__job__project").exists()
                                 or picture_visible_to(user, exemplar)):
         raise Http404("No such picture.")
+    return _send_picture(request, exemplar, variant)
+
+
+def _signed_for(exemplar: Exemplar, token: str) -> bool:
+    """Whether `token` is a live signed link to `exemplar` for a HIT that shows it."""
+    hit_id = picture_link_hit(token, public_id=exemplar.public_id)
+    hit = Hit.objects.select_related("batch").filter(pk=hit_id).first() if hit_id is not None else None
+    return hit is not None and hit.unit_id == exemplar.unit_id and exemplar.pk in {e.pk for e in hit_exemplars(hit)}
+
+
+def _send_picture(request: HttpRequest, exemplar: Exemplar, variant: str) -> HttpResponse:
     relpath = (exemplar.plain or exemplar.picture) if variant == "plain" else exemplar.picture
     target = media_file(relpath)
     if target is None:

@@ -233,6 +233,8 @@ CELERY_BEAT_SCHEDULE: dict = {}  # filled by the task modules' owners below
 CELERY_BEAT_SCHEDULE.update({
     "crowd-reclaim-expired": {"task": "tasks.crowd.reclaim_expired_assignments", "schedule": 60.0},
     "crowd-auto-approve": {"task": "tasks.crowd.auto_approve_assignments", "schedule": 300.0},
+    # Submitted MTurk assignments matched to the answers stored here (units/crowd/mturk.py).
+    "crowd-mturk-sync": {"task": "tasks.crowd.mturk_sync", "schedule": 300.0},
 })
 # The safety net for aggregation runs lost with a killed worker (their debounce mark holds the layer
 # until it goes stale, and a quiet layer gets no new answer to queue a run): every minute.
@@ -306,6 +308,17 @@ REST_KNOX = {
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 if not SITE_URL.startswith(("http://", "https://")) or " " in SITE_URL:
     raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must start with http:// or https:// (e.g. https://crowd.example.org).")
+SITE_URL_DEFAULT = "http://127.0.0.1:8000"  # `check --deploy` warns when an outside crowd is set up with it
+
+# --- outside crowds (Mechanical Turk, Prolific) ----------------------------------------------
+# Credentials for every project that stores none of its own (units/crowd/channels.py); a project's owner
+# can store its own on the project's crowd-channel page, encrypted with CROWD_CREDENTIALS_KEY (default:
+# derived from SECRET_KEY, so changing SECRET_KEY makes stored credentials unreadable: enter them again).
+MTURK_AWS_ACCESS_KEY_ID = envstr("MTURK_AWS_ACCESS_KEY_ID")
+MTURK_AWS_SECRET_ACCESS_KEY = envstr("MTURK_AWS_SECRET_ACCESS_KEY")
+PROLIFIC_API_TOKEN = envstr("PROLIFIC_API_TOKEN")
+PROLIFIC_API_URL = envstr("PROLIFIC_API_URL", "https://api.prolific.com/api/v1/")
+CROWD_CREDENTIALS_KEY = envstr("CROWD_CREDENTIALS_KEY")
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

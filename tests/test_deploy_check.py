@@ -50,3 +50,13 @@ def test_check_deploy_warns_when_https_is_switched_off(tmp_path):
     assert result.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_an_outside_crowd_is_set_up_with_the_default_site_url(tmp_path):
+    env = compose_environment(MTURK_AWS_ACCESS_KEY_ID="AKIAEXAMPLE", MTURK_AWS_SECRET_ACCESS_KEY="x" * 40)
+    env.pop("SITE_URL", None)
+    result = run_check(env, tmp_path)
+    assert result.returncode != 0
+    assert "crowd.W001" in result.stdout + result.stderr
+    public = run_check({**env, "SITE_URL": "https://crowd.example.org"}, tmp_path)
+    assert "crowd.W001" not in public.stdout + public.stderr, public.stdout + public.stderr

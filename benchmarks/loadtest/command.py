@@ -4,6 +4,7 @@ counts and aggregation quality.
 
     python -m benchmarks.loadtest --url http://127.0.0.1:8011 --annotators 64 --duration 90
     python -m benchmarks.loadtest --no-load            # only compare aggregation methods, no site
+    python -m benchmarks.loadtest --spam-sweep         # spammers 0/10/30% with and without the quality rule
     python -m benchmarks.loadtest --export-memory 100000   # peak RSS of each export of 100,000 annotations
     make stack && make loadtest                    # the production-shaped stack on this machine
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from benchmarks.loadtest.checks import correctness, failures, latency_rows, layer_accuracy, timeline_rows
-from benchmarks.loadtest.crowd import make_crowd, simulate_table
+from benchmarks.loadtest.crowd import DEFAULT_RULE, SENTINELS_PER_HIT, make_crowd, simulate_table, spammer_sweep
 from benchmarks.loadtest.driver import drive
 from benchmarks.loadtest.faults import FaultPlan, children, wait_after
 from benchmarks.loadtest.export_memory import export_jobs, measure, run_child, seed_annotations
@@ -83,6 +84,9 @@ class Command(BaseCommand):
         parser.add_argument("--spammers", type=float, default=0.1, help="share of annotators answering at random")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--no-load", action="store_true", help="only compare aggregation methods in-process")
+        parser.add_argument("--spam-sweep", type=int, metavar="SEEDS", nargs="?", const=3,
+                            help="only the spammer sweep (0/10/30%% spammers, with and without the quality rule), "
+                                 "averaged over SEEDS simulated crowds (default 3)")
         parser.add_argument("--check", action="store_true", help="exit 1 when a correctness count is not zero")
         parser.add_argument("--export-memory", type=int, metavar="N", nargs="?", const=100000,
                             help="seed N annotations (default 100000) and print each export's peak RSS")
@@ -115,6 +119,9 @@ class Command(BaseCommand):
             raise CommandError("--annotators, --duration, --hits and --assignments must be positive.")
         if not 0 <= opts["accuracy"] <= 1 or not 0 <= opts["spammers"] <= 1:
             raise CommandError("--accuracy and --spammers are shares between 0 and 1.")
+        if opts["spam_sweep"] is not None:
+            self._spam_sweep(opts)
+            return
         if not opts["no_load"]:
             self._load(opts)
         self._quality_table(opts)
@@ -142,6 +149,26 @@ class Command(BaseCommand):
         for r in rows:
             self.stdout.write(f"  {r['accuracy']:>8.0%} {r['category_mv']:>12.1%} {r['category_ds']:>12.1%} "
                               f"{r['category_ds1']:>12.1%} {r['word']:>10.1%}")
+
+    def _spam_sweep(self, opts) -> None:
+        seeds = range(opts["seed"], opts["seed"] + max(1, opts["spam_sweep"]))
+        runs = [spammer_sweep(n_units=opts["hits"], redundancy=opts["assignments"], accuracy=opts["accuracy"],
+                              n_annotators=opts["annotators"], seed=seed) for seed in seeds]
+        rule = DEFAULT_RULE
+        self.stdout.write(f"\nspammer sweep, in-process ({opts['hits']} units x {opts['assignments']} answers, "
+                          f"{opts['annotators']} annotators of accuracy {opts['accuracy']:.0%}, "
+                          f"{SENTINELS_PER_HIT} sentinels per HIT; rule: block below {rule.min_pass_rate:.0%} "
+                          f"checks passed after {rule.min_answers} answers), mean of {len(runs)} crowd(s)")
+        self.stdout.write(f"  {'spammers':>8} {'rule':>5} {'category MV':>12} {'category DS':>12} {'word vote':>10} "
+                          f"{'spam answers':>13} {'spammers blocked':>17} {'honest blocked':>15}")
+        for i, first in enumerate(runs[0]):
+            mean = {key: sum(run[i][key] for run in runs) / len(runs)
+                    for key in ("category_mv", "category_ds", "word", "spam_answers", "blocked_spammers",
+                                "blocked_honest")}
+            self.stdout.write(f"  {first['spammers']:>8.0%} {'on' if first['rule'] else 'off':>5} "
+                              f"{mean['category_mv']:>12.1%} {mean['category_ds']:>12.1%} {mean['word']:>10.1%} "
+                              f"{mean['spam_answers']:>13.1%} {mean['blocked_spammers']:>17.1f} "
+                              f"{mean['blocked_honest']:>15.1f}")
 
     def _servers(self, opts) -> dict[str, int]:
         servers = {}

@@ -9,6 +9,7 @@ import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from units.crowd.quality_rule import CheckRecord, QualityRule
 from units.results import aggregation
 
 # The truth of the simulated mixture set: what a unit detects, and how often such units occur.
@@ -109,3 +110,75 @@ def simulate_table(*, n_units: int, redundancy: int, accuracies: Sequence[float]
     return [{"accuracy": acc, **simulate(n_units=n_units, redundancy=redundancy, accuracy=acc,
                                           n_annotators=n_annotators, spammer_share=spammer_share, seed=seed)}
             for acc in accuracies]
+
+
+# --- spammers and the project's quality rule ----------------------------------------------------------
+
+SENTINELS_PER_HIT = 2
+
+
+def sentinels_caught(annotator: SimAnnotator, rng: random.Random, shown: int = SENTINELS_PER_HIT) -> int:
+    """How many of a HIT's sentinels the annotator marks as not fitting: an honest one sees each with their
+    accuracy, a spammer ticks boxes at random (half of them)."""
+    p = 0.5 if annotator.spammer else annotator.accuracy
+    return sum(rng.random() < p for _ in range(shown))
+
+
+def collect_with_rule(*, crowd: list[SimAnnotator], truth: dict[int, tuple[str, str]], redundancy: int,
+                      rule: QualityRule | None, rng: random.Random) -> tuple[list[aggregation.Answer], dict]:
+    """Answers as a crowd hands them in, one at a time to HITs still short of answers, with the project's
+    quality rule applied after each (units/crowd/quality.py's `QualityRule`): a blocked worker gets no more
+    HITs and their answers, still waiting for review, are rejected; their HITs are offered again."""
+    kept: dict[int, list[tuple[str, aggregation.Answer]]] = {u: [] for u in truth}
+    seen: dict[int, set[str]] = {u: set() for u in truth}
+    records: dict[str, list[int]] = {a.name: [0, 0, 0] for a in crowd}  # answers, checks, passed
+    blocked: set[str] = set()
+    by_name = {a.name: a for a in crowd}
+    rounds = 0
+    while True:
+        short = [u for u in truth if len(kept[u]) < redundancy]
+        if not short or rounds > 50 * redundancy * len(truth):
+            break
+        rounds += 1
+        unit = rng.choice(short)
+        eligible = [a for a in crowd if a.name not in blocked and a.name not in seen[unit]]
+        if not eligible:
+            break
+        annotator = rng.choice(eligible)
+        word, category = annotator.answer(truth[unit], rng)
+        seen[unit].add(annotator.name)
+        kept[unit].append((annotator.name, aggregation.Answer(task=unit, worker=annotator.name, word=word,
+                                                              category=category)))
+        record = records[annotator.name]
+        record[0] += 1
+        record[1] += SENTINELS_PER_HIT
+        record[2] += sentinels_caught(annotator, rng)
+        if rule is not None and rule.blocks(CheckRecord(*record)):
+            blocked.add(annotator.name)
+            for u in truth:
+                kept[u] = [(name, a) for name, a in kept[u] if name != annotator.name]
+    answers = [a for pairs in kept.values() for _, a in pairs]
+    stats = {"blocked_spammers": sum(by_name[n].spammer for n in blocked),
+             "blocked_honest": sum(not by_name[n].spammer for n in blocked),
+             "spam_answers": sum(by_name[a.worker].spammer for a in answers) / max(1, len(answers))}
+    return answers, stats
+
+
+DEFAULT_RULE = QualityRule(min_pass_rate=0.6, min_answers=10)
+
+
+def spammer_sweep(*, n_units: int, redundancy: int, accuracy: float, n_annotators: int,
+                  shares: Sequence[float] = (0.0, 0.1, 0.3), rule: QualityRule = DEFAULT_RULE,
+                  seed: int = 0) -> list[dict]:
+    """Aggregated accuracy against truth for each share of spammers, without and with the quality rule."""
+    truth = {u: truth_for(u, seed=seed) for u in range(n_units)}
+    rows = []
+    for share in shares:
+        crowd = make_crowd(n_annotators, accuracy=accuracy, spammer_share=share, seed=seed)
+        for applied in (None, rule):
+            rng = random.Random(f"sweep-{seed}-{share}-{applied is not None}")
+            answers, stats = collect_with_rule(crowd=crowd, truth=truth, redundancy=redundancy, rule=applied,
+                                               rng=rng)
+            scores = accuracy_against_truth(aggregation.aggregate(answers), truth)
+            rows.append({"spammers": share, "rule": applied is not None, **scores, **stats})
+    return rows

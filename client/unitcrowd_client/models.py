@@ -208,6 +208,7 @@ class HitBatch:
     layers: list[int] = field(default_factory=list)
     assignments_per_hit: int = 0
     hits: int = 0
+    channel: str = "site"  # site, mturk_sandbox, mturk_live (real money) or prolific (real money)
     raw: dict = field(default_factory=dict, repr=False)
 
 

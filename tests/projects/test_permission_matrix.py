@@ -34,7 +34,8 @@ from django.utils import timezone
 
 from tests.factories import make_hits, make_job, make_project, make_user
 from units.crowd.models import (
-    Annotation, Assignment, HitBatch, InviteCode, Qualification, QualificationAttempt, QualificationSettings, Skip,
+    Annotation, Assignment, ChannelSettings, Hit, HitBatch, InviteCode, Qualification, QualificationAttempt,
+    QualificationSettings, Skip,
 )
 from units.dissection.models import DissectionJob, Exemplar, Layer, Network, ProbeDataset, Unit
 from units.projects.models import Invitation, Membership, Pool, Project
@@ -105,6 +106,13 @@ PAGES: dict[str, Rule] = {
     "crowd:review_hit": P(ids={"pk": "hit"}),
     "crowd:review_decide": P(body={"assignment_ids": "assignment", "action": "reject", "feedback": "x"}),
     "crowd:gold": P(body={"unit_id": "unit", "gold_word": "dog", "gold_category": "object"}),
+    # MTurk's framed HIT page: an HIT of an MTurk batch only, with MTurk's hitId; anyone else finds nothing.
+    "crowd:mturk_hit": Rule("public", ids={"pk": "hit"}),
+    "crowd:batch_expire": P(ids={"pk": "batch"}),
+    # A Prolific study's page: a batch on the Prolific channel only; B's batch (site) is no study for anyone.
+    "crowd:prolific_study": Rule("public", ids={"batch_id": "batch"}),
+    "crowd:channels": P(ids={"project_id": "project"}, body={"budget_cap": "1", "mturk_access_key_id": "AKIASNEAKY",
+                                                               "prolific_hits_per_participant": 5}),
     "crowd:annotators": Rule("site"),
     "crowd:annotator_action": Rule("site", ids={"pk": "annotator_out"}, body={"action": "unflag"}),
     "crowd:settings": Rule("site"),
@@ -280,6 +288,8 @@ def snapshot(project: Project) -> dict:
     rows["qualified"] = sorted(Qualification.objects.filter(project=project).values_list("user_id", flat=True))
     rows["attempts"] = sorted(QualificationAttempt.objects.filter(project=project).values_list("pk", "finished_at"))
     rows["qualification_settings"] = list(QualificationSettings.objects.filter(project=project).values())
+    rows["channels"] = list(ChannelSettings.objects.filter(project=project).values())
+    rows["hit_expiry"] = sorted(Hit.objects.filter(batch__project=project).values_list("pk", "expires_at"))
     return rows
 
 

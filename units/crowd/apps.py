@@ -10,3 +10,5 @@ class CrowdConfig(AppConfig):
 
     def ready(self) -> None:
         from annotate_site import tokens  # noqa: F401  (connects: revoke API tokens on password change)
+
+        from . import checks  # noqa: F401  (registers the deploy check of SITE_URL for outside crowds)

@@ -13,7 +13,7 @@ from units.dissection.selectors import layers_for_publishing
 from units.projects.access import WORK
 from units.projects.models import Pool
 
-from .models import CATEGORY_CHOICES, CrowdSettings, QualificationSettings
+from .models import CATEGORY_CHOICES, Channel, ChannelSettings, CrowdSettings, QualificationSettings
 from .validation import DESCRIPTION_MAX, WORD_MAX
 
 CONFIDENCE_CHOICES = [(i, str(i)) for i in range(1, 6)]
@@ -113,10 +113,12 @@ class GoldForm(forms.Form):
 
 class AnnotatorActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, a) for a in
-                                        ("qualify", "unqualify", "block", "unblock", "unflag")])
+                                        ("qualify", "unqualify", "block", "unblock", "unflag", "bonus")])
     reason = forms.CharField(max_length=500, required=False)
     # Qualify and unqualify act on one project: one where the requester works (the view checks it).
     project = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    amount = forms.DecimalField(required=False, min_value=Decimal("0.01"), max_value=Decimal("100"),
+                                decimal_places=2, label="Bonus (USD)")  # MTurk workers: bonus
 
 
 class LayerChoiceField(forms.ModelMultipleChoiceField):
@@ -143,6 +145,13 @@ class PublishForm(forms.Form):
     pool = forms.ModelChoiceField(queryset=Pool.objects.none(), required=False, label="Crowd",
                                   empty_label="the open crowd (every qualified annotator)",
                                   help_text="Or a private pool of this project: only its members get the HITs.")
+    channel = forms.ChoiceField(
+        choices=Channel.choices, initial=Channel.SITE, required=False, label="Crowd channel",
+        help_text="Where the workers come from. The Mechanical Turk sandbox pays test money; LIVE and Prolific "
+                  "pay real money (the project's owner sets their credentials and budget cap).")  # absent: site
+    confirm_cost = forms.BooleanField(
+        required=False, label="I accept this batch's cost",
+        help_text="Real-money channels: the page shows the cost first, then publishes once this is ticked.")
     assignments_per_hit = forms.IntegerField(initial=3, min_value=1, max_value=100)
     reward = forms.DecimalField(initial=Decimal("0.05"), min_value=0, max_digits=8, decimal_places=2)
     lifetime_hours = forms.FloatField(initial=168, min_value=0.02, help_text="How long HITs can be taken.")
@@ -168,3 +177,45 @@ class PublishForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["layers"].queryset = layers_for_publishing(user, WORK, project)
         self.fields["pool"].queryset = Pool.objects.filter(project=project)
+
+
+class ChannelSettingsForm(forms.Form):
+    """A project's outside crowds. Secrets are write-only: left empty, the stored one stays."""
+
+    mturk_access_key_id = forms.CharField(max_length=128, required=False, label="MTurk (AWS) access key id")
+    mturk_secret = forms.CharField(max_length=256, required=False, label="MTurk (AWS) secret access key",
+                                   widget=forms.PasswordInput(render_value=False),
+                                   help_text="Write-only: never shown again; empty keeps the stored one.")
+    prolific_token = forms.CharField(max_length=512, required=False, label="Prolific API token",
+                                     widget=forms.PasswordInput(render_value=False),
+                                     help_text="Write-only: never shown again; empty keeps the stored one.")
+    budget_cap = forms.DecimalField(required=False, min_value=0, max_digits=10, decimal_places=2,
+                                    label="Budget cap (USD)",
+                                    help_text="Publishing on MTurk LIVE or Prolific refuses a batch that would "
+                                              "take the project's spending past this. Empty: no cap.")
+    prolific_completion_code = forms.CharField(max_length=64, required=False,
+                                               label="Prolific completion code")
+    prolific_hits_per_participant = forms.IntegerField(min_value=1, max_value=500, initial=10, required=False,
+                                                       label="HITs per Prolific participant")
+    quality_min_pass_rate = forms.FloatField(
+        required=False, min_value=0, max_value=1, label="Quality rule: least share of checks passed",
+        help_text="Gold answers and sentinels. A worker below it is blocked (on MTurk too) and their work waiting "
+                  "for review is rejected. Empty: no rule.")
+    quality_min_answers = forms.IntegerField(min_value=1, max_value=1000, initial=10, required=False,
+                                             label="Quality rule: judged after this many answers")
+    clear_credentials = forms.BooleanField(required=False, label="Forget the stored credentials")
+
+    def clean_quality_min_answers(self) -> int:
+        return self.cleaned_data["quality_min_answers"] or 10
+
+    def clean_prolific_hits_per_participant(self) -> int:
+        return self.cleaned_data["prolific_hits_per_participant"] or 10
+
+    @classmethod
+    def for_row(cls, row: ChannelSettings | None, data: Any = None) -> ChannelSettingsForm:
+        initial = ({"mturk_access_key_id": row.mturk_access_key_id, "budget_cap": row.budget_cap,
+                    "prolific_completion_code": row.prolific_completion_code,
+                    "prolific_hits_per_participant": row.prolific_hits_per_participant,
+                    "quality_min_pass_rate": row.quality_min_pass_rate,
+                    "quality_min_answers": row.quality_min_answers} if row else {})
+        return cls(data, initial=initial)

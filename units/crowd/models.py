@@ -38,6 +38,16 @@ class LabelSource(models.TextChoices):
 VERDICT_CHOICES = [("yes", "yes"), ("no", "no"), ("unsure", "unsure")]
 
 
+class Channel(models.TextChoices):
+    """Where a batch's workers come from: this site's annotators, Mechanical Turk (sandbox: test money;
+    live: real money) or Prolific. Pages show the channel loudly wherever a batch is listed."""
+
+    SITE = "site", "this site's annotators"
+    MTURK_SANDBOX = "mturk_sandbox", "Mechanical Turk SANDBOX (no real money)"
+    MTURK_LIVE = "mturk_live", "Mechanical Turk LIVE (real money)"
+    PROLIFIC = "prolific", "Prolific (real money)"
+
+
 class HitBatch(models.Model):
     """One publishing action: the units of chosen layers (of one project) turned into HITs."""
 
@@ -56,6 +66,9 @@ class HitBatch(models.Model):
     exemplars_shown = models.PositiveIntegerField(default=15)
     sentinels = models.PositiveIntegerField(default=0)
     kind = models.CharField(max_length=6, choices=HitKind.choices, default=HitKind.LABEL)
+    channel = models.CharField(max_length=14, choices=Channel.choices, default=Channel.SITE)
+    # The marketplace's id of what stands for the batch there (MTurk: the HIT type), once published there.
+    external_id = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -68,6 +81,14 @@ class HitBatch(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_external(self) -> bool:
+        return self.channel != Channel.SITE
+
+    @property
+    def is_live_money(self) -> bool:
+        return self.channel in (Channel.MTURK_LIVE, Channel.PROLIFIC)
 
 
 class Hit(models.Model):
@@ -92,6 +113,8 @@ class Hit(models.Model):
     # Verify HITs only: the label shown and where it came from.
     proposed_label = models.CharField(max_length=200, blank=True)
     label_source = models.CharField(max_length=10, choices=LabelSource.choices, blank=True)
+    # The marketplace's HIT id (MTurk's HITId) once the HIT is published there.
+    external_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
@@ -144,6 +167,10 @@ class Assignment(models.Model):
     work_seconds = models.FloatField(null=True, blank=True)
     # When the annotator took the one extension of this window (a retake opens a new window: cleared).
     extended_at = models.DateTimeField(null=True, blank=True)
+    # The marketplace's id of this piece of work (MTurk's AssignmentId, Prolific's submission id), and
+    # what the marketplace last said about it (MTurk: Submitted, Approved, Rejected).
+    external_id = models.CharField(max_length=64, blank=True, db_index=True)
+    external_status = models.CharField(max_length=20, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -328,3 +355,47 @@ class QualificationAttempt(models.Model):
     def total(self) -> int:
         return len(self.unit_ids)
 
+
+
+class ChannelSettings(models.Model):
+    """A project's outside crowds: credentials (secrets encrypted, units/crowd/channels.py), the budget cap
+    and Prolific's study settings. Owners only; never shown again once saved, never in logs, exports or the API."""
+
+    project = models.OneToOneField(Project, related_name="channel_settings", on_delete=models.CASCADE)
+    mturk_access_key_id = models.CharField(max_length=128, blank=True)
+    mturk_secret_encrypted = models.TextField(blank=True)
+    prolific_token_encrypted = models.TextField(blank=True)
+    # Publishing refuses a batch whose cost (rewards and fees) would take the project's paid spending past this.
+    budget_cap = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    prolific_completion_code = models.CharField(max_length=64, blank=True)
+    prolific_hits_per_participant = models.PositiveSmallIntegerField(default=10)
+    # The quality rule (units/crowd/quality.py), for every crowd of the project: a worker whose share of passed
+    # checks (gold answers, sentinels) is below `quality_min_pass_rate` once they gave `quality_min_answers`
+    # answers is blocked, and their work still waiting for review is rejected. None: no rule.
+    quality_min_pass_rate = models.FloatField(null=True, blank=True)
+    quality_min_answers = models.PositiveIntegerField(default=10)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "channel settings"
+
+    def __str__(self) -> str:
+        return f"crowd channels of project {self.project_id}"
+
+
+class BonusPayment(models.Model):
+    """A bonus on one outside-crowd assignment (one at most per assignment). Prolific's pay call is not
+    idempotent, so `paid_at` is set before it is made: a failure leaves the bonus unpaid, never paid twice."""
+
+    assignment = models.OneToOneField(Assignment, related_name="bonus", on_delete=models.CASCADE)
+    amount = models.DecimalField(max_digits=8, decimal_places=2)
+    reason = models.CharField(max_length=500)
+    external_id = models.CharField(max_length=64, blank=True)  # Prolific's bulk bonus payment id
+    paid_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                  on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"bonus ${self.amount} on assignment {self.assignment_id}"

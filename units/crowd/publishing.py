@@ -23,8 +23,11 @@ from units.dissection.models import DissectionJob, Exemplar, Layer, Unit
 from units.projects.models import Activity, Pool
 from units.projects.services import activity_record
 
+from annotate_site.celery import enqueue
+
+from .channels import MTURK_CHANNELS, budget_enforce, channel_publish_check
 from .errors import PublishError
-from .models import Hit, HitBatch, HitKind
+from .models import Channel, Hit, HitBatch, HitKind
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class PublishSettings:
     sentinels: int = 0
     skip_dead: bool = True
     name: str = ""
+    channel: str = Channel.SITE  # where the workers come from (crowd.channels)
 
     @classmethod
     def for_verify(cls, **changes: Any) -> PublishSettings:
@@ -83,6 +87,8 @@ class PublishSettings:
             raise PublishError("Exemplars shown must be between 1 and 100.")
         if not 0 <= self.sentinels <= 10:
             raise PublishError("Sentinels must be between 0 and 10.")
+        if self.channel not in Channel.values:
+            raise PublishError(f"Unknown crowd channel {self.channel!r}; choose one of {', '.join(Channel.values)}.")
         return replace(self, reward=reward)
 
     def batch_fields(self) -> dict[str, Any]:
@@ -91,7 +97,7 @@ class PublishSettings:
                 "lifetime_seconds": self.lifetime_seconds,
                 "assignment_duration_seconds": self.assignment_duration_seconds,
                 "auto_approval_delay_seconds": self.auto_approval_delay_seconds,
-                "exemplars_shown": self.exemplars_shown, "sentinels": self.sentinels}
+                "exemplars_shown": self.exemplars_shown, "sentinels": self.sentinels, "channel": self.channel}
 
     def hit_fields(self) -> dict[str, Any]:
         """The Hit columns these settings fill, with the expiry counted from now."""
@@ -136,6 +142,15 @@ def publish_check(layers: Iterable[Layer], settings: PublishSettings) -> tuple[l
     return layers, settings.checked()
 
 
+def publishable_units(layers: Iterable[Layer], *, skip_dead: bool = True) -> int:
+    """How many label HITs `hit_publish` would create for `layers` now (units without one, with pictures)."""
+    units = Unit.objects.filter(layer__in=list(layers), exemplars__kind=Exemplar.Kind.TOP).exclude(
+        hits__kind=HitKind.LABEL).distinct()
+    if skip_dead:
+        units = units.filter(max_activation__gt=0)
+    return units.count()
+
+
 def hit_publish(
     *, layers: Iterable[Layer], settings: PublishSettings = PublishSettings(), created_by: User | None = None,
     pool: Pool | None = None,
@@ -148,6 +163,9 @@ def hit_publish(
     layers, settings = publish_check(layers, settings)
     project_id = layers_project_id(layers)
     pool = pool_check(pool, project_id)
+    channel_publish_check(project_id=project_id, channel=settings.channel)
+    if pool is not None and settings.channel != Channel.SITE:
+        raise PublishError("A pool holds this site's annotators: publish to an outside crowd with the open crowd.")
     if settings.sentinels and not Exemplar.objects.filter(unit__layer__in=layers,
                                                           kind=Exemplar.Kind.SENTINEL).exists():
         raise PublishError(
@@ -193,7 +211,26 @@ def hit_publish(
         if not created:
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
         else:
+            cost = budget_enforce(batch=batch, hits=created)  # a refusal rolls the HITs back
+            if batch.channel in MTURK_CHANNELS:  # MTurk's HITs are made by a task, after this commit
+                batch_id = batch.pk
+                transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_publish_batch", batch_id))
             activity_record(project=project_id, actor=created_by, verb=Activity.Verb.PUBLISHED,
-                            summary=f"batch {batch.pk} ({batch.name}): {created} label HITs")
+                            summary=f"batch {batch.pk} ({batch.name}) on {batch.get_channel_display()}: "
+                                    f"{created} label HITs" + (f", up to {cost}" if batch.is_external else ""))
     batch.report = PublishReport(batch, created, skipped_existing, skipped_dead, skipped_bare)
     return batch
+
+
+@transaction.atomic
+def batch_expire(*, batch: HitBatch, by: User | None = None) -> int:
+    """Stop offering the batch's HITs now (work already taken may still be handed in, as on MTurk); an MTurk
+    batch's HITs are expired there too, after commit. Returns how many HITs were still open."""
+    now = timezone.now()
+    n = batch.hits.filter(expires_at__gt=now).update(expires_at=now)
+    if batch.channel in MTURK_CHANNELS and batch.hits.exclude(external_id="").exists():
+        batch_id = batch.pk
+        transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_expire_batch", batch_id))
+    activity_record(project=batch.project_id, actor=by, verb=Activity.Verb.PUBLISHED,
+                    summary=f"batch {batch.pk} ({batch.name}) expired: {n} open HIT(s) closed")
+    return n

@@ -12,8 +12,11 @@ from units.dissection.models import Unit
 from units.projects.models import Activity
 from units.projects.services import activity_record
 
+from annotate_site.celery import enqueue
+
+from .channels import MTURK_CHANNELS
 from .errors import Conflict, CrowdError, InvalidAnswer
-from .models import Assignment, Hit
+from .models import Assignment, Channel, Hit
 from .slots import hit_sync_status
 from .validation import CATEGORIES, NO_CONCEPT, WORD_MAX, clean_word
 
@@ -58,6 +61,13 @@ def assignments_review(*, assignment_ids: Iterable[int], approve: bool, feedback
         assignment.save(update_fields=fields)
     for hit in Hit.objects.filter(pk__in={a.hit_id for a in rows}):
         hit_sync_status(hit, now=now)
+    on_mturk = [a.pk for a in rows if a.external_id and a.hit.batch.channel in MTURK_CHANNELS]
+    if on_mturk:  # MTurk hears of the decision after it is ours for good
+        transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_push_reviews", on_mturk))
+    sessions = sorted({(a.hit.batch.project_id, a.external_id) for a in rows
+                       if a.external_id and a.hit.batch.channel == Channel.PROLIFIC})
+    for project_id, session_id in sessions:  # a submission is sent once all its answers are decided
+        transaction.on_commit(lambda p=project_id, s=session_id: enqueue("tasks.crowd.prolific_push_review", p, s))
     per_project = Counter(a.hit.batch.project_id for a in rows)
     for project_id, n in per_project.items():
         activity_record(project=project_id, actor=reviewer,

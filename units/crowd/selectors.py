@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db.models import Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Avg, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.urls import reverse
 from django.utils import timezone
 
@@ -160,7 +160,7 @@ def annotator_current(user: User) -> Assignment | None:
 def hits_for_review() -> QuerySet[Hit]:
     """HITs with work handed in, those waiting for a decision first."""
     S = Assignment.Status
-    return (Hit.objects.select_related("unit__layer__job__network")
+    return (Hit.objects.select_related("unit__layer__job__network", "batch")
             .annotate(waiting=Count("assignments", filter=Q(assignments__status=S.SUBMITTED)),
                       approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
                       rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))
@@ -188,6 +188,21 @@ def annotators_overview(project=None) -> QuerySet:
                       n_approved=Count("assignments", filter=Q(assignments__status=S.APPROVED)),
                       n_rejected=Count("assignments", filter=Q(assignments__status=S.REJECTED)))
             .order_by("username"))
+
+
+def annotators_quality(user_ids: list[int]) -> dict[int, dict]:
+    """Per worker: gold accuracy, share of sentinels caught, Dawid-Skene skill (the results app's last run,
+    read through the user's `skill` relation) and mean time per HIT; None where not known."""
+    answer = "assignments__annotation"
+    rows = (get_user_model().objects.filter(pk__in=user_ids)
+            .annotate(gold=Count(answer, filter=Q(**{f"{answer}__gold_correct__isnull": False})),
+                      gold_ok=Count(answer, filter=Q(**{f"{answer}__gold_correct": True})),
+                      shown=Sum(f"{answer}__sentinels_shown"), missed=Sum(f"{answer}__sentinels_missed"),
+                      seconds=Avg("assignments__work_seconds"))
+            .values("pk", "gold", "gold_ok", "shown", "missed", "seconds", "skill__ds_skill"))
+    return {r["pk"]: {"gold_accuracy": r["gold_ok"] / r["gold"] if r["gold"] else None,
+                      "sentinel_hits": (r["shown"] - r["missed"]) / r["shown"] if r["shown"] else None,
+                      "skill": r["skill__ds_skill"], "seconds": r["seconds"]} for r in rows}
 
 
 def assignment_retakable(assignment: Assignment, *, now=None) -> bool:

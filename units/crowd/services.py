@@ -40,10 +40,12 @@ from units.projects.models import Pool
 
 from .annotators import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
+from .quality import quality_rule_apply
 from .models import (
     Annotation,
     AnnotatorProfile,
     Assignment,
+    Channel,
     CrowdSettings,
     Hit,
     HitBatch,
@@ -92,6 +94,8 @@ def _offerable(worker: User, queryset: QuerySet[Hit], *, now: datetime) -> Query
         .filter(~Exists(Skip.objects.filter(hit=OuterRef("pk"), worker=worker)))
         # Only HITs of projects the worker is qualified for.
         .filter(batch__project_id__in=Qualification.objects.filter(user_id=worker.pk).values("project_id"))
+        # Only this site's batches: an outside crowd's HITs are taken through its marketplace.
+        .filter(batch__channel=Channel.SITE)
         # An open batch (no pool) goes to the whole crowd; a pool's batch to its members only.
         .filter(Q(batch__pool__isnull=True) | Exists(Pool.members.through.objects.filter(
             pool_id=OuterRef("batch__pool_id"), user_id=worker.pk)))
@@ -205,14 +209,15 @@ def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], pr
         f" JOIN {Assignment._meta.db_table} la ON la.id = an.assignment_id JOIN {Hit._meta.db_table} lh"
         f" ON lh.id = la.hit_id WHERE la.worker_id = %s AND lh.kind = %s AND lh.unit_id = h.unit_id))")
     params.extend([HitKind.VERIFY, LabelSource.CROWD, worker.pk, HitKind.LABEL])
-    # A batch of a project the worker is qualified for (`projects`, never empty here); an open batch (no
-    # pool) goes to the whole crowd, a pool's batch to its members only (as in `_offerable`): one
-    # primary-key probe of the batch per HIT read, and one of the pool's members.
+    # A batch of a project the worker is qualified for (`projects`, never empty here), on this site's
+    # channel (an outside crowd's HITs are taken through its marketplace); an open batch (no pool) goes to
+    # the whole crowd, a pool's batch to its members only (as in `_offerable`): one primary-key probe of
+    # the batch per HIT read, and one of the pool's members.
     in_pool = (
-        f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id"
+        f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id AND pb.channel = %s"
         f" AND pb.project_id IN ({placeholders(projects)}) AND (pb.pool_id IS NULL"
         f" OR EXISTS (SELECT 1 FROM {_POOL_MEMBERS} pm WHERE pm.pool_id = pb.pool_id AND pm.user_id = %s)))")
-    params.extend([*projects, worker.pk])
+    params.extend([Channel.SITE, *projects, worker.pk])
     may_take = (
         f"h.status = %s AND h.expires_at > %s"
         f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
@@ -514,6 +519,7 @@ def annotation_submit(
         annotator_flag(user=worker, reason=f"left {missed} low-activation sentinel image(s) marked as fitting "
                                            f"in assignment {assignment.pk}")
     hit_sync_status(assignment.hit, now=now)
+    quality_rule_apply(worker=worker, project_id=assignment.hit.batch.project_id)  # the project's spam rule
     return annotation
 
 

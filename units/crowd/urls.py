@@ -1,7 +1,7 @@
 """Crowd pages: annotators' work under /crowd/, requesters' review and settings under /crowd/review/."""
 from django.urls import path
 
-from .views import review, work
+from .views import channels, external, review, work
 
 app_name = "crowd"
 urlpatterns = [
@@ -25,4 +25,8 @@ urlpatterns = [
     path("review/settings/invites/", review.invite_create, name="invite_create"),
     path("review/settings/invites/<int:pk>/deactivate/", review.invite_deactivate, name="invite_deactivate"),
     path("review/gold/", review.gold, name="gold"),
+    path("mturk/hits/<int:pk>/", external.mturk_hit, name="mturk_hit"),
+    path("prolific/<int:batch_id>/", external.prolific_study, name="prolific_study"),
+    path("review/projects/<int:project_id>/channels/", channels.channel_settings, name="channels"),
+    path("review/batches/<int:pk>/expire/", channels.batch_expire_view, name="batch_expire"),
 ]

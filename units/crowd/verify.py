@@ -30,7 +30,7 @@ from units.projects.services import activity_record
 
 from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
-from .models import VERDICT_CHOICES, Annotation, Assignment, Hit, HitBatch, HitKind, LabelSource
+from .models import VERDICT_CHOICES, Annotation, Assignment, Channel, Hit, HitBatch, HitKind, LabelSource
 from .publishing import PublishSettings, layers_project_id, pool_check, publish_check
 from .services import label_answers_by
 from .slots import hit_sync_status
@@ -130,6 +130,8 @@ def hit_publish_verify(
     """One verify HIT per unit of `layers` and label source (none twice), plus `settings.sentinels` sentinel
     HITs per layer on its clearest units. Returns the batch with `batch.report`; an empty batch is not kept."""
     layers, settings = publish_check(layers, settings or PublishSettings.for_verify())
+    if settings.channel != Channel.SITE:
+        raise PublishError("Verify HITs go to this site's annotators only; publish them on the site channel.")
     sources, labels = _check_sources(sources, labels)
     project_id = layers_project_id(layers)
     pool = pool_check(pool, project_id)

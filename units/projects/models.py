@@ -99,6 +99,7 @@ class Activity(models.Model):
         ROLE_CHANGED = "role_changed", "changed a role"
         MEMBER_REMOVED = "member_removed", "removed a member"
         POOL_CHANGED = "pool_changed", "changed a crowd pool"
+        CHANNELS_CHANGED = "channels_changed", "changed the crowd channels"
 
     project = models.ForeignKey(Project, related_name="activities", on_delete=models.CASCADE)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",

@@ -12,6 +12,10 @@ Spreadsheets: the CSV files people open in Excel (labelled units, tally.csv, MTu
 a UTF-8 byte-order mark, without which Excel reads them as the local code page and garbles accents and
 CJK. The MILAN archive's CSV files are read by scripts and stay plain UTF-8, as MILAN's own releases.
 No cell of any CSV can run as a formula: see `neutralise`.
+
+The MTurk file's `Input.image_urls` are absolute signed picture links built from SITE_URL
+(units/crowd/picture_links.py): MTurk's workers have no session here, and a link opens only the
+pictures of its HIT, until the HIT expires.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from PIL import Image
 
 from tasks.engine.tally import read_tally, tally_columns
 from units.crowd.models import Assignment, Hit
+from units.crowd.picture_links import signed_pictures
 from units.dissection.models import Layer, Unit
 
 from .models import ExportJob, UnitVerification
@@ -312,10 +317,14 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
     with open(path, "w", newline="", encoding="utf-8-sig") as fh:
         writer = SheetWriter(fh)
         writer.writerow(MTURK_ALL_COLUMNS)
+        links_of: tuple[int | None, str] = (None, "")  # one HIT's picture links, signed once for its rows
         for i, a in enumerate(assignments):
             hit, unit = a.hit, a.hit.unit
             ann = getattr(a, "annotation", None)
-            top = [e for e in unit.exemplars.all() if e.kind == "top"][: hit.exemplars_shown]
+            if hit.pk != links_of[0]:
+                top = [e for e in unit.exemplars.all() if e.kind == "top"][: hit.exemplars_shown]
+                links_of = (hit.pk, "|".join(p.picture_url for p in signed_pictures(
+                    hit, top, expires_at=hit.expires_at, absolute=True)))
             row = {
                 "HITId": str(hit.pk), "HITTypeId": f"unitcrowd-batch-{hit.batch_id}", "Title": MTURK_TITLE,
                 "Description": MTURK_DESCRIPTION, "Keywords": MTURK_KEYWORDS, "Reward": f"${hit.reward:.2f}",
@@ -331,7 +340,7 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
                 **rates[a.worker_id],
                 "Input.unit_id": unit.pk, "Input.network": unit.layer.job.network.name,
                 "Input.layer": unit.layer.name, "Input.unit_number": unit.index + 1,
-                "Input.image_urls": "|".join(_absolute(e.picture_url) for e in top),
+                "Input.image_urls": links_of[1],
                 "Input.proposed_label": hit.proposed_label, "Answer.verdict": ann.verdict if ann else "",
                 "Answer.word": ann.word if ann else "", "Answer.category": ann.category if ann else "",
                 "Answer.description": ann.description if ann else "",
@@ -345,11 +354,6 @@ def write_mturk(path: Path, hits: QuerySet[Hit], progress: Progress = None) -> N
             writer.writerow([row[c] for c in MTURK_ALL_COLUMNS])
             if progress and i % 200 == 0:
                 progress(i / max(total, 1))
-
-
-def _absolute(url: str) -> str:
-    # MTurk fetches the pictures from its own servers: a relative /media/... path means nothing there.
-    return url if "://" in url else settings.SITE_URL + url
 
 
 def _work_seconds(a: Assignment) -> int | str:

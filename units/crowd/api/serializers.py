@@ -9,7 +9,7 @@ from units.projects.models import Pool
 
 from units.dissection.models import Layer
 
-from ..models import CATEGORY_CHOICES, Annotation, Assignment, Hit, HitBatch
+from ..models import CATEGORY_CHOICES, Annotation, Assignment, Channel, Hit, HitBatch
 
 
 class ExemplarOut(serializers.Serializer):
@@ -91,7 +91,7 @@ class HitBatchSerializer(serializers.ModelSerializer):
         model = HitBatch
         fields = ["id", "name", "layers", "assignments_per_hit", "reward", "lifetime_seconds",
                   "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "sentinels",
-                  "kind", "created_at", "hits"]
+                  "kind", "channel", "created_at", "hits"]
 
     def get_hits(self, batch: HitBatch) -> int:
         # The list annotates n_hits in its one query; a single batch (just published) counts its own.
@@ -111,6 +111,8 @@ class PublishSerializer(serializers.Serializer):
     exemplars_shown = serializers.IntegerField(required=False, default=15)
     sentinels = serializers.IntegerField(required=False, default=0)
     skip_dead = serializers.BooleanField(required=False, default=True)
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False, default=Channel.SITE,
+                                      help_text="Where the workers come from; mturk_live and prolific pay real money.")
     pool = ScopedRelatedField(queryset=Pool.objects.all(), required=False, allow_null=True,
                               help_text="A private pool of the layers' project; absent or null: the open crowd.")
 

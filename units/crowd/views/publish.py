@@ -12,7 +12,9 @@ from units.projects.current import current_project
 
 from ..forms import PublishForm
 from ..errors import PublishError
-from ..publishing import PublishSettings, hit_publish
+from ..channels import PAID_CHANNELS, batch_cost, budget_left, channel_notice
+from ..models import Channel
+from ..publishing import PublishSettings, hit_publish, publishable_units
 from ..verify import hit_publish_verify
 
 
@@ -39,8 +41,18 @@ def publish(request: HttpRequest) -> HttpResponse:
             assignment_duration_seconds=round(data["assignment_minutes"] * 60),
             auto_approval_delay_seconds=round(data["auto_approval_hours"] * 3600),
             exemplars_shown=data["exemplars_shown"], sentinels=data["sentinels"], skip_dead=data["skip_dead"],
-            name=data["title"].strip(),
+            name=data["title"].strip(), channel=data.get("channel") or Channel.SITE,
         )
+        if settings.channel in PAID_CHANNELS and not data.get("confirm_cost"):
+            # Real money: show what the batch would cost, and publish only once the requester accepts it.
+            n = publishable_units(data["layers"], skip_dead=data["skip_dead"])
+            cost = batch_cost(channel=settings.channel, reward=data["reward"],
+                              assignments_per_hit=data["assignments_per_hit"], hits=n)
+            left = budget_left(project.pk)
+            form.add_error("confirm_cost", f"{Channel(settings.channel).label}: {n} HITs would cost up to {cost}"
+                           + (f"; ${left} left of the budget cap" if left is not None else "; no budget cap set")
+                           + ". Tick the box to publish.")
+            return _render(request, form, project)
         try:
             if data.get("hit_type") == "verify":
                 batch = hit_publish_verify(layers=data["layers"], sources=data["label_sources"], settings=settings,
@@ -54,4 +66,9 @@ def publish(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Publishing: {batch.report}.")
             return redirect("publish")
-    return render(request, "dissection/form.html", {"form": form, "title": f"Publish units of {project.name} as HITs"})
+    return _render(request, form, project)
+
+
+def _render(request: HttpRequest, form: PublishForm, project) -> HttpResponse:
+    return render(request, "dissection/form.html", {"form": form, "title": f"Publish units of {project.name} as HITs",
+                                                    "notice": channel_notice(project.pk)})

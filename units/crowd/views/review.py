@@ -20,13 +20,15 @@ from ..annotators import (
     invite_code_create, invite_code_deactivate, qualification_settings_update,
 )
 from ..errors import CrowdError, InvalidAnswer
+from ..external_work import outside_worker_block, outside_worker_bonus
 from ..forms import (
     AnnotatorActionForm, CrowdSettingsForm, GoldForm, InviteCodeForm, QualificationSettingsForm, ReviewForm,
 )
 from ..models import Assignment, CrowdSettings, Hit, InviteCode, QualificationSettings
 from ..review import assignments_review, unit_mark_gold, unit_unmark_gold
 from ..selectors import (
-    annotator_stats, annotators_overview, hit_assignments_for_review, hit_exemplars, hits_for_review,
+    annotator_stats, annotators_overview, annotators_quality, hit_assignments_for_review, hit_exemplars,
+    hits_for_review,
 )
 
 MAX_ID = 2**63 - 1  # the largest primary key a BigAutoField (and SQLite) can hold
@@ -52,7 +54,7 @@ def review_list(request: HttpRequest) -> HttpResponse:
     # Two lists on one page, each paged by its own parameter.
     waiting = page_of(request, scope(Assignment.objects, request.user, REVIEW, path="hit__batch__project").filter(
         status=Assignment.Status.SUBMITTED).select_related(
-        "hit__unit__layer", "worker", "annotation").order_by("id"), param="waiting_page")
+        "hit__unit__layer", "hit__batch", "worker", "annotation").order_by("id"), param="waiting_page")
     return render(request, "crowd/review_list.html", {"page": page, "waiting": waiting,
                                                       "selected": _selected(request)})
 
@@ -124,9 +126,12 @@ def _keep_selection(back: str, ids: list[int]) -> str:
 
 @requester_required
 def annotators(request: HttpRequest) -> HttpResponse:
-    """Every annotator's record; qualified or not for the current project (where the requester works)."""
+    """Every annotator's record and quality; qualified or not for the current project (where the requester works)."""
     project = current_project(request, WORK)
     page = page_of(request, annotators_overview(project))
+    quality = annotators_quality([u.pk for u in page.object_list])
+    for u in page.object_list:
+        u.quality = quality.get(u.pk, {})
     return render(request, "crowd/annotators.html", {"annotators": page.object_list, "page": page,
                                                      "project": project})
 
@@ -151,8 +156,22 @@ def annotator_action(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"{user.username}: {action} for {project.name} done.")
         return redirect("crowd:annotators")
     elif action == "block":
+        try:  # an MTurk worker is blocked on MTurk too, so MTurk stops offering them the HITs
+            queued = outside_worker_block(user=user, reason=reason, by=request.user)
+        except CrowdError as exc:
+            messages.error(request, str(exc))
+            return redirect("crowd:annotators")
         freed = annotator_block(user=user, reason=reason)
-        messages.info(request, f"{freed} open assignment(s) freed.")
+        messages.info(request, f"{freed} open assignment(s) freed." + (
+            f" Blocked on Mechanical Turk for {queued} project(s)." if queued else ""))
+    elif action == "bonus":
+        try:
+            paid_on = outside_worker_bonus(user=user, amount=form.cleaned_data["amount"] or 0, reason=reason,
+                                           by=request.user)
+        except CrowdError as exc:
+            messages.error(request, str(exc))
+            return redirect("crowd:annotators")
+        messages.info(request, f"Bonus queued on assignment {paid_on.pk} ({paid_on.get_status_display().lower()}).")
     elif action == "unblock":
         annotator_unblock(user=user)
     else:

@@ -1,10 +1,11 @@
 """Publish units as HITs: python manage.py publish_hits --job ID [--layers conv3 ...] [--assignments 3 ...]
-[--type verify --source iou crowd]"""
+[--type verify --source iou crowd] [--channel site|mturk|prolific [--live]]"""
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from units.crowd.errors import PublishError
+from units.crowd.models import Channel
 from units.crowd.publishing import PublishSettings, hit_publish
 from units.crowd.verify import hit_publish_verify
 from units.dissection.models import DissectionJob
@@ -30,6 +31,9 @@ class Command(BaseCommand):
                             help="verify HITs: whose labels to judge (one HIT per unit and source)")
         parser.add_argument("--title", default="", help="the batch's title as annotators see it (default: the "
                                                         "network and layers in words)")
+        parser.add_argument("--channel", choices=["site", "mturk", "prolific"], default="site",
+                            help="where the workers come from; mturk means the sandbox unless --live is given")
+        parser.add_argument("--live", action="store_true", help="mturk: the live marketplace (real money)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         job = DissectionJob.objects.filter(pk=opts["job"]).first()
@@ -46,7 +50,7 @@ class Command(BaseCommand):
             assignments_per_hit=opts["assignments"], reward=opts["reward"],
             lifetime_seconds=opts["lifetime"], assignment_duration_seconds=opts["duration"],
             auto_approval_delay_seconds=opts["auto_approve"], exemplars_shown=opts["exemplars"],
-            sentinels=opts["sentinels"], skip_dead=not opts["include_dead"], name=opts["title"][:200],
+            sentinels=opts["sentinels"], skip_dead=not opts["include_dead"], name=opts["title"][:200], channel=_channel(opts),
         )
         try:
             if opts["type"] == "verify":
@@ -55,4 +59,14 @@ class Command(BaseCommand):
                 batch = hit_publish(layers=layers, settings=settings)
         except PublishError as exc:
             raise CommandError(str(exc)) from None
+        if batch.pk and batch.is_external:
+            self.stdout.write(self.style.WARNING(f"Channel: {batch.get_channel_display()}"))
         self.stdout.write(self.style.SUCCESS(str(batch.report)))
+
+
+def _channel(opts: dict) -> str:
+    if opts["live"] and opts["channel"] != "mturk":
+        raise CommandError("--live is for --channel mturk only.")
+    if opts["channel"] == "mturk":
+        return Channel.MTURK_LIVE if opts["live"] else Channel.MTURK_SANDBOX
+    return Channel.PROLIFIC if opts["channel"] == "prolific" else Channel.SITE

@@ -1,0 +1,143 @@
+"""The HIT page Mechanical Turk frames (units/crowd/views/external.py): preview, accept, answer, hand over to
+MTurk; framed by MTurk's worker site only, every other page still refuses any frame."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from PIL import Image
+
+from tests.factories import make_hits, make_job
+from units.crowd.annotators import annotator_block
+from units.crowd.models import Annotation, Assignment, Channel, Hit, HitBatch
+from units.crowd.mturk import WORKER_SITES
+from units.dissection.models import Exemplar
+
+pytestmark = pytest.mark.django_db
+SANDBOX = WORKER_SITES[Channel.MTURK_SANDBOX]
+
+
+@pytest.fixture
+def mturk_hit(media_root):
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
+    hit = make_hits(job, assignments=3)[0]
+    rel = f"jobs/{job.pk}/conv3/sentinels/s.png"
+    (media_root / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(media_root / rel)
+    Exemplar.objects.create(unit=hit.unit, kind=Exemplar.Kind.SENTINEL, rank=0, image_index=99,
+                            image_name="s.png", score=0.0, picture=rel, plain=rel)
+    HitBatch.objects.filter(pk=hit.batch_id).update(channel=Channel.MTURK_SANDBOX, sentinels=1,
+                                                    reward=Decimal("0.10"))
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    return Hit.objects.select_related("batch").get(pk=hit.pk)
+
+
+def _url(hit, **params):
+    query = {"hitId": "MTHIT0", "assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", **params}
+    return f"/crowd/mturk/hits/{hit.pk}/?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+def _accepted(hit, worker="W1", assignment="ASG1", submit_to=SANDBOX):
+    return _url(hit, assignmentId=assignment, workerId=worker, turkSubmitTo=submit_to)
+
+
+def _csp(response) -> dict[str, str]:
+    return {d.split(" ", 1)[0]: d.split(" ", 1)[1] if " " in d else ""
+            for d in (p.strip() for p in response["Content-Security-Policy"].split(";")) if d}
+
+
+def test_preview_shows_pictures_and_instructions_with_inputs_disabled(mturk_hit):
+    response = Client().get(_url(mturk_hit))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="mturk-preview"' in html and 'id="mturk-instructions"' in html
+    assert "<fieldset disabled>" in html
+    links = [part.split('"')[0] for part in html.split('<img src="')[1:]]
+    assert len(links) == 4  # 3 top + 1 sentinel, all signed
+    assert all(Client().get(link.replace("&amp;", "&")).status_code == 200 for link in links)
+    assert not get_user_model().objects.filter(username__startswith="mturk-").exists()
+
+
+def test_only_mturks_worker_site_may_frame_this_page_and_every_other_page_keeps_deny(mturk_hit, client):
+    framed = Client().get(_url(mturk_hit))
+    assert _csp(framed)["frame-ancestors"] == SANDBOX
+    assert "X-Frame-Options" not in framed
+    live = HitBatch.objects.filter(pk=mturk_hit.batch_id)
+    live.update(channel=Channel.MTURK_LIVE)
+    assert _csp(Client().get(_url(mturk_hit)))["frame-ancestors"] == WORKER_SITES[Channel.MTURK_LIVE]
+    for other in ("/", "/crowd/", "/accounts/login/"):
+        response = client.get(other)
+        assert response["X-Frame-Options"] == "DENY", other
+        assert _csp(response)["frame-ancestors"] == "'none'", other
+
+
+def test_the_page_answers_404_to_a_site_hit_a_wrong_hit_id_and_unknown_ids(mturk_hit, media_root):
+    site_hit = make_hits(make_job(layers={"conv4": 1}, exemplars_per_unit=2))[0]
+    for url in (_url(site_hit), _url(mturk_hit, hitId="SOMEOTHER"), "/crowd/mturk/hits/999999/?hitId=MTHIT0",
+                f"/crowd/mturk/hits/{mturk_hit.pk}/"):
+        assert Client().get(url).status_code == 404, url
+
+
+def test_accepting_makes_the_worker_an_annotator_without_a_password(mturk_hit):
+    response = Client().get(_accepted(mturk_hit))
+    assert response.status_code == 200
+    assert "<fieldset>" in response.content.decode()
+    worker = get_user_model().objects.get(username="mturk-W1")
+    assert not worker.has_usable_password()
+    assignment = Assignment.objects.get(hit=mturk_hit, worker=worker)
+    assert (assignment.external_id, assignment.status) == ("ASG1", Assignment.Status.ACCEPTED)
+    Client().get(_accepted(mturk_hit))  # a reload
+    assert Assignment.objects.filter(hit=mturk_hit).count() == 1
+
+
+@pytest.mark.parametrize("params", [
+    {"worker": "W1", "submit_to": "https://evil.example.org"},  # the answer would go elsewhere
+    {"worker": "W1", "submit_to": "https://www.mturk.com"},  # live site, sandbox batch
+    {"worker": "w1;drop", "submit_to": SANDBOX},
+    {"worker": "", "submit_to": SANDBOX},
+])
+def test_a_page_not_opened_from_the_batchs_mturk_site_is_refused(mturk_hit, params):
+    response = Client().get(_accepted(mturk_hit, **params))
+    assert response.status_code == 400
+    assert not Assignment.objects.exists()
+
+
+def test_the_answer_is_stored_first_then_posted_to_mturks_external_submit(mturk_hit):
+    client = Client()
+    page = client.get(_accepted(mturk_hit)).content.decode()
+    ids = [part.split('"')[0] for part in page.split('name="non_fitting" value="')[1:]]
+    sentinel = Exemplar.objects.get(unit=mturk_hit.unit, kind="sentinel").public_id
+    response = client.post(_accepted(mturk_hit), {"word": "dog", "category": "object", "confidence": 4,
+                                                  "non_fitting": [sentinel], "description": ""})
+    assert response.status_code == 200
+    annotation = Annotation.objects.get(assignment__external_id="ASG1")
+    assert (annotation.word, annotation.category, annotation.sentinels_shown, annotation.sentinels_missed) == (
+        "dog", "object", 1, 0)
+    assert len(ids) == 4
+    html = response.content.decode()
+    assert f'action="{SANDBOX}/mturk/externalSubmit"' in html
+    assert 'name="assignmentId" value="ASG1"' in html and 'name="word" value="dog"' in html
+    assert SANDBOX in _csp(response)["form-action"]
+    # A reload after submitting hands the stored answer over again, and never changes it.
+    again = client.post(_accepted(mturk_hit), {"word": "cat", "category": "object", "confidence": 4})
+    assert Annotation.objects.get(pk=annotation.pk).word == "dog"
+    assert again.status_code == 409
+
+
+def test_an_invalid_answer_is_shown_again_and_stores_nothing(mturk_hit):
+    response = Client().post(_accepted(mturk_hit), {"word": "", "category": "nonsense", "confidence": 4})
+    assert response.status_code == 200 and "mturk-answer" in response.content.decode()
+    assert not Annotation.objects.exists()
+
+
+def test_a_blocked_worker_is_told_so(mturk_hit):
+    Client().get(_accepted(mturk_hit, assignment="ASG0"))
+    annotator_block(user=get_user_model().objects.get(username="mturk-W1"), reason="spam")
+    other = make_hits(make_job(layers={"conv5": 1}, exemplars_per_unit=2))[0]
+    HitBatch.objects.filter(pk=other.batch_id).update(channel=Channel.MTURK_SANDBOX)
+    Hit.objects.filter(pk=other.pk).update(external_id="MTHIT0")
+    response = Client().get(_accepted(other))
+    assert response.status_code == 403 and "no longer work" in response.content.decode()
+

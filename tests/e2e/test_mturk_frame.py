@@ -1,0 +1,149 @@
+"""A fake Mechanical Turk worker site (a small local HTTP server) frames the HIT page in Chromium, as MTurk
+does: preview, accept, answer, and the post to its `/mturk/externalSubmit`, which records what arrives.
+
+Screenshots of the preview and the accepted states: test-artifacts/mturk-preview.png, mturk-accepted.png.
+"""
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode
+
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import csp_violations, screenshot
+from tests.factories import make_hits, make_job
+from units.crowd.models import Annotation, Channel, Hit, HitBatch
+from units.crowd.mturk import WORKER_SITES
+from units.dissection.models import Exemplar
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FakeWorkerSite:
+    """MTurk's worker site in miniature: `/frame?<HIT page URL>` frames it; `/mturk/externalSubmit` keeps posts."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, list[str]]] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+                target = self.path.split("?", 1)[1] if "?" in self.path else ""
+                body = (f'<!doctype html><html lang="en"><title>Fake MTurk</title><h1>Fake MTurk</h1>'
+                        f'<iframe id="hit" title="HIT" src="{parse_qs(target)["u"][0]}" width="1100" height="800">'
+                        f"</iframe></html>").encode()
+                self._answer(200, body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                site.posts.append(parse_qs(self.rfile.read(length).decode()))
+                self._answer(200, b"<!doctype html><p id='done'>HIT submitted to the fake MTurk.</p>")
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def frame_url(self, hit_page: str) -> str:
+        return f"{self.origin}/frame?" + urlencode({"u": hit_page})
+
+
+@pytest.fixture
+def fake_mturk(monkeypatch):
+    site = FakeWorkerSite()
+    monkeypatch.setitem(WORKER_SITES, Channel.MTURK_SANDBOX, site.origin)
+    yield site
+    site.server.shutdown()
+
+
+@pytest.fixture
+def mturk_hit(media_root):
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=5, write_pictures=True)
+    hit = make_hits(job, assignments=3)[0]
+    rel = f"jobs/{job.pk}/conv3/sentinels/s.png"
+    (media_root / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(media_root / rel)
+    Exemplar.objects.create(unit=hit.unit, kind=Exemplar.Kind.SENTINEL, rank=0, image_index=99,
+                            image_name="s.png", score=0.0, picture=rel, plain=rel)
+    HitBatch.objects.filter(pk=hit.batch_id).update(channel=Channel.MTURK_SANDBOX, sentinels=1,
+                                                    reward=Decimal("0.10"))
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    return hit
+
+
+def _hit_page(live_server, hit, **params) -> str:
+    return f"{live_server.url}/crowd/mturk/hits/{hit.pk}/?" + urlencode({"hitId": "MTHIT0", **params})
+
+
+def test_a_worker_previews_accepts_answers_and_the_answer_reaches_mturk(live_server, page, fake_mturk, mturk_hit):
+    # Preview: pictures and instructions, inputs disabled.
+    page.goto(fake_mturk.frame_url(_hit_page(live_server, mturk_hit, assignmentId="ASSIGNMENT_ID_NOT_AVAILABLE")))
+    frame = page.frame_locator("#hit")
+    frame.locator("#mturk-preview").wait_for()
+    images = frame.locator("img")
+    assert images.count() == 6
+    for i in range(images.count()):  # every picture loaded through its signed link (no session in the frame)
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    assert frame.locator("#id_word").is_disabled()
+    assert frame.locator("#mturk-answer-submit").is_disabled()
+    screenshot(page, "mturk-preview.png")
+
+    # Accepted: the same page, now with the worker's assignment; answer and submit.
+    page.goto(fake_mturk.frame_url(_hit_page(live_server, mturk_hit, assignmentId="ASG1", workerId="W1",
+                                             turkSubmitTo=fake_mturk.origin)))
+    frame = page.frame_locator("#hit")
+    frame.locator("#id_word").fill("dog")
+    frame.locator("input[name=category][value=object]").check()
+    sentinel = Exemplar.objects.get(unit=mturk_hit.unit, kind="sentinel").public_id
+    frame.locator(f"input[name=non_fitting][value='{sentinel}']").check()
+    screenshot(page, "mturk-accepted.png")
+    frame.locator("#mturk-answer-submit").click()
+    frame.locator("#done").wait_for()
+
+    assert len(fake_mturk.posts) == 1
+    post = fake_mturk.posts[0]
+    assert post["assignmentId"] == ["ASG1"] and post["word"] == ["dog"] and post["category"] == ["object"]
+    annotation = Annotation.objects.get(assignment__external_id="ASG1")
+    assert (annotation.assignment.worker.username, annotation.word, annotation.sentinels_missed) == ("mturk-W1",
+                                                                                                       "dog", 0)
+    assert csp_violations(page) == []
+
+
+def test_the_outside_crowd_pages_pass_axe(live_server, browser, mturk_hit):
+    """The HIT page (preview and accepted), and the owners' crowd-channel page with an MTurk batch."""
+    from tests.e2e.conftest import DESKTOP, _context, axe_violations, log_in
+    from tests.factories import make_user
+    from units.projects.models import Membership
+
+    page = _context(browser, DESKTOP).new_page()
+    problems = {}
+    for params in ({"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE"},
+                   {"assignmentId": "ASG1", "workerId": "W1", "turkSubmitTo": WORKER_SITES[Channel.MTURK_SANDBOX]}):
+        page.goto(_hit_page(live_server, mturk_hit, **params))
+        found = axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]
+        if page.locator("h1").count() != 1:
+            found.append("not one <h1>")
+        if found:
+            problems[str(params)] = found
+    owner = make_user("olga", requester=True)
+    project = mturk_hit.batch.project
+    Membership.objects.update_or_create(project=project, user=owner, defaults={"role": "owner"})
+    log_in(page, live_server, owner.username)
+    page.goto(f"{live_server.url}/crowd/review/projects/{project.pk}/channels/")
+    assert page.locator("h1").inner_text().startswith("Crowd channels of")
+    assert page.locator(".channel-sandbox").count() == 1
+    if found := axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]:
+        problems["channels page"] = found
+    assert problems == {}
