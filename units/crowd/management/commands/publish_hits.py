@@ -50,7 +50,8 @@ class Command(BaseCommand):
             assignments_per_hit=opts["assignments"], reward=opts["reward"],
             lifetime_seconds=opts["lifetime"], assignment_duration_seconds=opts["duration"],
             auto_approval_delay_seconds=opts["auto_approve"], exemplars_shown=opts["exemplars"],
-            sentinels=opts["sentinels"], skip_dead=not opts["include_dead"], name=opts["title"][:200], channel=_channel(opts),
+            sentinels=opts["sentinels"], skip_dead=not opts["include_dead"], name=opts["title"][:200],
+            channel=_channel(opts),
         )
         try:
             if opts["type"] == "verify":
