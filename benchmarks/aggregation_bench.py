@@ -218,7 +218,9 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     from scipy.stats import spearmanr
 
-    value = spearmanr(a, b).statistic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one answer per unit: every skill equal, the rank correlation undefined
+        value = spearmanr(a, b).statistic
     return float(value) if value == value else float("nan")
 
 
