@@ -1,12 +1,13 @@
 """Aggregation runs stored per unit, annotator skill, adaptive redundancy, synonyms."""
 import pytest
 
-from tests.factories import make_hits, make_job, make_user
+from tests.factories import make_hits, make_job, make_project, make_user
 from tests.results.helpers import answer
 from units.crowd.models import Assignment, Hit
 from units.results.models import AggregationRun, AnnotatorSkill, SynonymEntry, UnitAggregate
 from units.results import aggregation
 from units.results.errors import ResultsError
+from units.results.selectors import worker_skills
 from units.results.services import aggregation_run_batch, aggregation_run_layer, synonym_set
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
@@ -226,3 +227,26 @@ def test_layer_answers_are_the_counted_labelling_answers_with_hand_counted_marks
                non_fitting=1),
     ]
     assert [x.task for x in got] == [a.assignment.hit.unit_id, b.assignment.hit.unit_id, c.assignment.hit.unit_id]
+
+
+def test_worker_skills_read_the_published_models_skill_per_layer_and_per_project(layer_with_hits, workers):
+    layer, hits = layer_with_hits
+    a, b, c, _ = workers
+    for hit in hits[:3]:  # a and b agree everywhere, c never does
+        answer(hit, a, "dog", "object")
+        answer(hit, b, "dog", "object")
+        answer(hit, c, "sky", "scene")
+    aggregation_run_layer(layer=layer)
+    project = layer.job.project
+
+    per_layer = worker_skills(project=project, layer=layer)
+    stored = {s.worker_id: s.skill for s in AnnotatorSkill.objects.all()}
+    assert per_layer == pytest.approx(stored)
+    assert set(per_layer) == {a.pk, b.pk, c.pk}
+    assert per_layer[a.pk] == per_layer[b.pk] > per_layer[c.pk]
+    assert worker_skills(project=project) == pytest.approx(stored)
+
+    other = make_job(layers={"conv1": 1}, project=make_project("elsewhere")).layer_set.get()  # another project
+    with pytest.raises(ValueError):
+        worker_skills(project=project, layer=other)
+    assert worker_skills(project=other.job.project) == {}
