@@ -1,9 +1,8 @@
 """Truth inference with one reliability per worker: a regularised one-coin Dawid-Skene model.
 
 Each worker w answers right with probability s_w and otherwise gives one of the other answers, drawn
-in proportion to how often the layer's answers use it; for the category and for the word alike (one
-skill explains both parts of an answer). The
-skills are fitted by EM with a Beta prior, so a worker seen a dozen times is pulled towards the crowd's
+in proportion to how often the layer's answers use it (or uniformly); one skill explains every part of
+an answer (its category, its word). The skills are fitted by EM with a Beta prior, so a worker seen a dozen times is pulled towards the crowd's
 typical reliability instead of being trusted (or distrusted) on a handful of answers: the full
 Dawid-Skene model fits a K x K confusion matrix per worker and, with the ~20 answers a worker gives per
 layer, does worse than a plain vote (benchmarks/RESULTS.md).
@@ -18,10 +17,9 @@ Framework-free (numpy only) so the arithmetic can be checked by hand and the ben
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-
-import math
 
 import numpy as np
 
@@ -35,7 +33,8 @@ SKILL_FLOOR, SKILL_CEILING = 0.01, 0.99
 
 @dataclass
 class Posterior:
-    """The inferred answer of one task: label, its calibrated probability, and how many answers it had."""
+    """The inferred answer of one task: label, its posterior probability (before `calibrated`), and how many
+    answers the task had."""
 
     label: Hashable
     probability: float
