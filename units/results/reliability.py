@@ -2,10 +2,10 @@
 
 Each worker w answers right with probability s_w and otherwise gives one of the other answers, drawn
 in proportion to how often the layer's answers use it (or uniformly); one skill explains every part of
-an answer (its category, its word). The skills are fitted by EM with a Beta prior, so a worker seen a dozen times is pulled towards the crowd's
-typical reliability instead of being trusted (or distrusted) on a handful of answers: the full
-Dawid-Skene model fits a K x K confusion matrix per worker and, with the ~20 answers a worker gives per
-layer, does worse than a plain vote (benchmarks/RESULTS.md).
+an answer (its category, its word). The skills are fitted by EM with a Beta prior, so a worker seen a
+dozen times is pulled towards the crowd's typical reliability instead of being trusted (or distrusted)
+on a handful of answers: the full Dawid-Skene model fits a K x K confusion matrix per worker and, with
+the ~20 answers a worker gives per layer, does worse than a plain vote (benchmarks/RESULTS.md).
 
 EM's posteriors are not probabilities one can take at their word: plug-in skills make them
 overconfident where answers split, and underconfident where one answer carries the unit. `calibrated`
