@@ -306,7 +306,7 @@ def grid(args) -> None:
     for redundancy, spam, values in skill_rows:
         print(f"| {redundancy} | {spam:.0%} | " + " | ".join(f"{values.get(n, float('nan')):.3f}" for n in names)
               + " |")
-    print("\n## calibration of the published probability (all cells pooled)\n")
+    print("\n## calibration of the published probability on this crowd (all cells pooled)\n")
     print("| label | bin | units | mean predicted | observed |")
     print("|---|---|---|---|---|")
     for label, pairs in calibration.items():
@@ -314,6 +314,20 @@ def grid(args) -> None:
             flag = " **off by > 5 points**" if n >= 50 and abs(predicted - observed) > 0.05 else ""
             print(f"| {label} | {bin_name} | {n} | {predicted:.3f} | {observed:.3f}{flag} |")
     print("\nfit time per method, all cells: " + ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()))
+
+
+def load_calibration(args) -> None:
+    """The reliability table on the load benchmark's crowd, which the calibration table was fitted on
+    (other seeds): 60/75/90% honest, 0/10/30/50% spammers, 1/3/5/7 answers."""
+    print(f"\n## calibration of the published probability on the load benchmark's crowd (seeds "
+          f"{', '.join(map(str, args.seeds))}; the table was fitted on seeds 100-102)\n")
+    print("| label | bin | units | mean predicted | observed |")
+    print("|---|---|---|---|---|")
+    for label, raw in calibration_samples(args.seeds, units=args.units).items():
+        pairs = [(reliability.calibrated(label, p), ok) for p, ok in raw]
+        for bin_name, n, predicted, observed in reliability_table(pairs, BINS):
+            flag = " **off by > 5 points**" if n >= 50 and abs(predicted - observed) > 0.05 else ""
+            print(f"| {label} | {bin_name} | {n} | {predicted:.3f} | {observed:.3f}{flag} |")
 
 
 def issue_table(args) -> None:
@@ -363,8 +377,14 @@ def loadtest_answers(crowd, *, accuracy: float, spam: float, seed: int, n_units:
     return answers, truth
 
 
-def calibration_samples(seeds: Sequence[int], units: int = 300) -> dict[str, list[tuple[float, bool]]]:
-    """(raw posterior, right?) of the published labels over the grid's crowds and the load benchmark's."""
+LOAD_ACCURACIES = (0.6, 0.75, 0.9)
+LOAD_SPAM = (0.0, 0.1, 0.3, 0.5)
+
+
+def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str = "load"
+                        ) -> dict[str, list[tuple[float, bool]]]:
+    """(raw posterior, right?) of the published labels, on the load benchmark's crowd ("load": honest
+    accuracy 60/75/90%, 0-50% spammers, 1/3/5/7 answers) or on this benchmark's grid ("grid")."""
     from benchmarks.loadtest import crowd
 
     pairs: dict[str, list[tuple[float, bool]]] = {"category": [], "word": []}
@@ -378,19 +398,22 @@ def calibration_samples(seeds: Sequence[int], units: int = 300) -> dict[str, lis
 
     for seed in seeds:
         for redundancy in (1, 3, 5, 7):
-            for spam in (0.0, 0.3, 0.5):
-                answers, truth, _ = simulate(n_units=units, redundancy=redundancy, spam_share=spam, seed=seed)
-                add(answers, truth)
-        for accuracy, spam in ((0.6, 0.0), (0.75, 0.0), (0.6, 0.3), (0.75, 0.3), (0.9, 0.3)):
-            for redundancy in (1, 3, 5):
-                answers, truth = loadtest_answers(crowd, accuracy=accuracy, spam=spam, seed=seed,
-                                                  redundancy=redundancy)
-                add(answers, truth)
+            if crowd_kind == "grid":
+                for spam in (0.0, 0.3, 0.5):
+                    answers, truth, _ = simulate(n_units=units, redundancy=redundancy, spam_share=spam, seed=seed)
+                    add(answers, truth)
+                continue
+            for accuracy in LOAD_ACCURACIES:
+                for spam in LOAD_SPAM:
+                    answers, truth = loadtest_answers(crowd, accuracy=accuracy, spam=spam, seed=seed,
+                                                      n_units=units, redundancy=redundancy)
+                    add(answers, truth)
     return pairs
 
 
 def fit_calibration(seeds: Sequence[int]) -> None:
-    """Print the knots of `reliability.CALIBRATION`: isotonic regression of right/wrong on the raw posterior."""
+    """Print the knots of `reliability.CALIBRATION`: isotonic regression of right/wrong on the raw posterior,
+    on the load benchmark's crowd (the crowd the published label's targets are set on)."""
     import numpy as np
     from sklearn.isotonic import IsotonicRegression
 
@@ -426,6 +449,7 @@ def main(args) -> None:
         return
     started = time.perf_counter()
     grid(args)
+    load_calibration(args)
     issue_table(args)
     layer_timing()
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
