@@ -250,3 +250,9 @@ def test_worker_skills_read_the_published_models_skill_per_layer_and_per_project
     with pytest.raises(ValueError):
         worker_skills(project=project, layer=other)
     assert worker_skills(project=other.job.project) == {}
+
+
+def test_the_method_names_fit_the_columns_that_store_them():
+    # SQLite does not enforce a CharField's length; PostgreSQL refuses the whole run.
+    assert len(aggregation.METHOD) <= AggregationRun._meta.get_field("method").max_length
+    assert len(aggregation.METHOD_KEY) <= UnitAggregate._meta.get_field("method").max_length

@@ -45,8 +45,8 @@ class Answer:
 
 
 # What is published, named in runs and exports.
-METHOD = ("one-coin Dawid-Skene with Beta-regularised skills over category, word and (word, category) answers, "
-          "calibrated")
+# AggregationRun.method holds at most 100 characters.
+METHOD = "one-coin Dawid-Skene, Beta-regularised skills, category/word/pair views, calibrated"
 METHOD_KEY = "one-coin-ds"
 CATEGORIES = ("scene", "object", "part", "texture", "color", NONE)
 
