@@ -300,7 +300,7 @@ def grid(args) -> None:
             print(f"| {redundancy} | {spam:.0%} | " + " | ".join(cells) + " |")
             skill_rows.append((redundancy, spam, {n: statistics.fmean(v) for n, v in spear.items() if v}))
     print("\n## worker-skill recovery: Spearman of estimated against true skill (mean over seeds)\n")
-    names = [n for n in table if skill_rows and n in skill_rows[0][2]]
+    names = [n for n in table if any(n in values for _, _, values in skill_rows)]
     print("| answers | spammers | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for redundancy, spam, values in skill_rows:
