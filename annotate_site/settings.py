@@ -247,6 +247,11 @@ CELERY_TIMEZONE = "UTC"
 # Seconds between a layer's first newly completed HIT and its aggregation run: answers arriving
 # meanwhile join that run, so a busy layer is aggregated at most once per this interval.
 RESULTS_AGGREGATE_DEBOUNCE = envfloat("AGGREGATE_DEBOUNCE_SECONDS", 5.0, minimum=0.0)
+# Adaptive redundancy: a label HIT whose published label (the lower of the word's and the category's
+# calibrated probabilities) stays below this after all its assignments gets one more, up to the cap in
+# all. A batch's own redundancy_probability / redundancy_cap override them.
+RESULTS_REDUNDANCY_PROBABILITY = envfloat("REDUNDANCY_PROBABILITY", 0.8, minimum=0.0)
+RESULTS_REDUNDANCY_CAP = envint("REDUNDANCY_CAP", 5, minimum=1)
 # Without a broker, a delayed task (a layer's debounced aggregation) runs in a child process started by
 # a timer thread, not in the web server's own interpreter: Dawid-Skene holds the GIL for seconds, which
 # would stall every request of the embedded server meanwhile. 0: in the timer thread itself.

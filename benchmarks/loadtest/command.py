@@ -145,10 +145,10 @@ class Command(BaseCommand):
         self.stdout.write(f"\naggregation vs truth, simulated in-process ({opts['hits']} units x {opts['assignments']} "
                           f"answers, {opts['annotators']} annotators, {opts['spammers']:.0%} spammers)")
         self.stdout.write(f"  {'accuracy':>8} {'category MV':>12} {'category DS':>12} {'one-coin DS':>12} "
-                          f"{'word vote':>10}")
+                          f"{'published':>10} {'word':>8}")
         for r in rows:
             self.stdout.write(f"  {r['accuracy']:>8.0%} {r['category_mv']:>12.1%} {r['category_ds']:>12.1%} "
-                              f"{r['category_ds1']:>12.1%} {r['word']:>10.1%}")
+                              f"{r['category_ds1']:>12.1%} {r['category']:>10.1%} {r['word']:>8.1%}")
 
     def _spam_sweep(self, opts) -> None:
         seeds = range(opts["seed"], opts["seed"] + max(1, opts["spam_sweep"]))
@@ -303,9 +303,8 @@ class Command(BaseCommand):
         self.stdout.write(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (1 min)")
         acc = layer_accuracy(layer_ids=seeded.layer_ids, truth=seeded.truth)
         self.stdout.write(f"aggregation of this run's answers ({acc['units']} units answered, crowd accuracy "
-                          f"{opts['accuracy']:.0%}): category MV {acc['category_mv']:.1%}, DS "
-                          f"{acc['category_ds']:.1%}, "
-                          f"word {acc['word']:.1%}")
+                          f"{opts['accuracy']:.0%}): category published {acc['category']:.1%}, "
+                          f"MV {acc['category_mv']:.1%}, word {acc['word']:.1%}")
         if opts["think"] > 0:
             self.stdout.write(f"(each annotator paused {opts['think']:.1f} s on average between claim and submit)")
         problems = failures(counts)

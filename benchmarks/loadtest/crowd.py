@@ -60,22 +60,23 @@ def make_crowd(n: int, *, accuracy: float, spammer_share: float = 0.1, seed: int
 
 def accuracy_against_truth(result: aggregation.AggregationResult,
                            truth: dict[Hashable, tuple[str, str]]) -> dict[str, float]:
-    """Share of units whose aggregated category (MV, DS) and word match the truth."""
+    """Share of units whose published category and word, and whose voted category, match the truth."""
     units = [t for t in result.units if t in truth]
     if not units:
-        return {"units": 0, "category_mv": 0.0, "category_ds": 0.0, "word": 0.0}
+        return {"units": 0, "category": 0.0, "category_mv": 0.0, "word": 0.0}
     n = len(units)
     return {
         "units": n,
+        "category": sum(result.units[t].category == truth[t][1] for t in units) / n,
         "category_mv": sum(result.units[t].category_mv == truth[t][1] for t in units) / n,
-        "category_ds": sum(result.units[t].category_ds == truth[t][1] for t in units) / n,
         "word": sum(result.units[t].crowd_word == truth[t][0] for t in units) / n,
     }
 
 
 def simulate(*, n_units: int, redundancy: int, accuracy: float, n_annotators: int = 64,
              spammer_share: float = 0.1, seed: int = 0) -> dict[str, float]:
-    """Aggregate a simulated crowd's answers in-process (no site) and score MV and DS against truth."""
+    """Aggregate a simulated crowd's answers in-process (no site) and score the published label, the
+    vote and Crowd-Kit's full and one-coin Dawid-Skene against truth."""
     rng = random.Random(f"simulate-{seed}-{accuracy}")
     crowd = make_crowd(n_annotators, accuracy=accuracy, spammer_share=spammer_share, seed=seed)
     truth = {u: truth_for(u, seed=seed) for u in range(n_units)}
@@ -85,22 +86,26 @@ def simulate(*, n_units: int, redundancy: int, accuracy: float, n_annotators: in
             word, category = annotator.answer(true, rng)
             answers.append(aggregation.Answer(task=unit, worker=annotator.name, word=word, category=category))
     scores = accuracy_against_truth(aggregation.aggregate(answers), truth)
-    scores["category_ds1"] = one_coin_accuracy(answers, truth)
+    scores["category_ds"] = crowdkit_accuracy(answers, truth, one_coin=False)
+    scores["category_ds1"] = crowdkit_accuracy(answers, truth, one_coin=True)
     return scores
 
 
-def one_coin_accuracy(answers: list[aggregation.Answer], truth: dict[Hashable, tuple[str, str]]) -> float:
-    """Accuracy of Crowd-Kit's one-coin Dawid-Skene (one skill per annotator instead of a confusion
-    matrix): printed beside the full model, which has 30 parameters per annotator to fit from ~40
-    answers here and does worse than the vote (benchmarks/RESULTS.md)."""
+def crowdkit_accuracy(answers: list[aggregation.Answer], truth: dict[Hashable, tuple[str, str]], *,
+                      one_coin: bool) -> float:
+    """Accuracy of Crowd-Kit's one-coin or full Dawid-Skene on the categories: printed beside the published
+    model; the full one fits 30 parameters per annotator from ~40 answers here and does worse than the vote
+    (benchmarks/RESULTS.md)."""
     import warnings
 
-    from crowdkit.aggregation import OneCoinDawidSkene
+    from crowdkit.aggregation import DawidSkene, OneCoinDawidSkene
 
-    frame = aggregation.answer_frame(answers, "category")  # the same task/worker/label frame the full model reads
+    frame = aggregation.answer_frame(answers, "category")
+    model = (OneCoinDawidSkene if one_coin else DawidSkene)(n_iter=aggregation.DS_ITERATIONS,
+                                                            tol=aggregation.DS_TOLERANCE)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"crowdkit\.")
-        labels = OneCoinDawidSkene(n_iter=aggregation.DS_ITERATIONS, tol=aggregation.DS_TOLERANCE).fit_predict(frame)
+        labels = model.fit_predict(frame)
     units = [t for t in labels.index if t in truth]
     return sum(labels[t] == truth[t][1] for t in units) / max(1, len(units))
 

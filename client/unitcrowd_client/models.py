@@ -85,13 +85,20 @@ class Unit:
 
 @dataclass
 class Label:
-    """The crowd's label of one unit next to the IoU label (unit counts from 1; unit_index from 0)."""
+    """The crowd's label of one unit next to the IoU label (unit counts from 1; unit_index from 0).
+
+    `crowd_word` and `category` are the published label, each with its calibrated probability;
+    `category_mv` is the plain vote beside it."""
 
     unit: int
     unit_index: int
     layer_name: str
     crowd_word: str = ""
+    word_probability: float | None = None
     concept: str = ""
+    category: str = ""
+    category_probability: float | None = None
+    method: str = ""
     category_mv: str = ""
     agreement: float | None = None
     interpretable: bool | None = None

@@ -69,8 +69,8 @@ def test_labelling_and_verify_hits_of_one_unit_live_side_by_side(job):
 
 def test_crowd_verify_hits_propose_the_aggregated_word_and_skip_units_without_one(job):
     units = list(Unit.objects.filter(layer__job=job).order_by("index"))
-    UnitAggregate.objects.create(unit=units[0], crowd_word="zero", category_mv="object")
-    UnitAggregate.objects.create(unit=units[1], crowd_word="", category_mv="none")  # no clear concept
+    UnitAggregate.objects.create(unit=units[0], crowd_word="zero", category="object")
+    UnitAggregate.objects.create(unit=units[1], crowd_word="", category="none")  # no clear concept
     batch = hit_publish_verify(layers=[layer_of(job)], sources=["crowd"])
     assert list(batch.hits.values_list("unit__index", "proposed_label")) == [(0, "zero")]
     assert batch.report.skipped_no_label == 2
@@ -104,7 +104,7 @@ def test_sentinel_hits_propose_a_concept_outside_the_units_best_gold_and_crowd_w
     units = list(Unit.objects.filter(layer__job=job).order_by("index"))
     units[0].is_gold, units[0].gold_word, units[0].gold_category = True, "0|zero", "object"
     units[0].save()
-    UnitAggregate.objects.create(unit=units[0], crowd_word="5", category_mv="object")
+    UnitAggregate.objects.create(unit=units[0], crowd_word="5", category="object")
     batch = hit_publish_verify(layers=[layer_of(job)], sources=["iou"],
                                settings=PublishSettings.for_verify(sentinels=2))
     sentinels = list(batch.hits.filter(label_source="sentinel").select_related("unit"))
@@ -121,7 +121,7 @@ def test_sentinel_hits_propose_a_concept_outside_the_units_best_gold_and_crowd_w
 
 def test_the_command_publishes_verify_hits_of_both_sources(job, capsys):
     UnitAggregate.objects.create(unit=Unit.objects.get(layer__job=job, index=2), crowd_word="two",
-                                 category_mv="object")
+                                 category="object")
     call_command("publish_hits", "--job", str(job.pk), "--type", "verify", "--source", "iou", "crowd")
     assert "4 verify HIT(s) created (1 crowd, 3 iou)" in capsys.readouterr().out
     call_command("publish_hits", "--job", str(job.pk), "--type", "verify", "--source", "iou")
@@ -265,7 +265,7 @@ def test_requesters_publish_verify_hits_through_the_api(job, requester):
 
 def test_the_publish_page_publishes_verify_hits_of_both_sources(client, job, requester):
     UnitAggregate.objects.create(unit=Unit.objects.get(layer__job=job, index=0), crowd_word="zero",
-                                 category_mv="object")
+                                 category="object")
     client.login(username=requester.username, password=PASSWORD)
     form = {"layers": [layer_of(job).pk], "assignments_per_hit": 3, "reward": "0.02", "lifetime_hours": 24,
             "assignment_minutes": 5, "auto_approval_hours": 72, "exemplars_shown": 15, "sentinels": 0,
@@ -296,7 +296,7 @@ def test_a_units_labeller_is_never_offered_nor_may_answer_the_verify_hit_of_its_
     labelled = take(label_hit, annotator)
     annotation_submit(assignment_id=labelled.pk, worker=annotator, word="zero", category="object")
     Hit.objects.filter(kind="label").update(status="disposed")  # leave only verify HITs in the queue
-    UnitAggregate.objects.create(unit=units[0], crowd_word="zero", category_mv="object")
+    UnitAggregate.objects.create(unit=units[0], crowd_word="zero", category="object")
     hit_publish_verify(layers=[layer_of(job)], sources=["crowd", "iou"],
                        settings=PublishSettings.for_verify(assignments_per_hit=2))
     crowd_hit = Hit.objects.get(kind="verify", label_source="crowd", unit=units[0])

@@ -72,8 +72,8 @@ def test_units_filter_by_the_crowds_label_and_interpretability(requester):
 
     job = make_job(layers={"conv3": 3}, exemplars_per_unit=1)
     u0, u1, u2 = job.layer_set.get().units.order_by("index")
-    UnitAggregate.objects.create(unit=u0, crowd_word="seven", category_mv="object", interpretable=True)
-    UnitAggregate.objects.create(unit=u1, crowd_word="stroke", category_mv="part", interpretable=False)
+    UnitAggregate.objects.create(unit=u0, crowd_word="seven", category="object", interpretable=True)
+    UnitAggregate.objects.create(unit=u1, crowd_word="stroke", category="part", interpretable=False)
     client = api_as(requester)  # u2 has no aggregate yet: neither interpretable nor not
     assert [r["index"] for r in client.get("/api/units/", {"job": job.pk,
                                                            "interpretable": "true"}).json()["results"]] == [0]

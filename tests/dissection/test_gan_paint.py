@@ -128,7 +128,7 @@ def test_units_can_be_picked_by_their_crowd_label(job, client, requester):
     from units.results.models import UnitAggregate
 
     unit = job.layer_set.get().units.get(index=4)
-    UnitAggregate.objects.create(unit=unit, crowd_word="loop", category_mv="object")
+    UnitAggregate.objects.create(unit=unit, crowd_word="loop", category="object")
     client.force_login(requester)
     answer = post(client, job.pk, {"layer": "layer2", "seed": 2, "label": "loop", "label_source": "crowd"}).json()
     assert [(u["number"], u["crowd_label"]) for u in answer["units"]] == [(5, "loop")]

@@ -3,7 +3,7 @@ import random
 
 import pandas as pd
 import pytest
-from crowdkit.aggregation import DawidSkene, MajorityVote
+from crowdkit.aggregation import MajorityVote
 
 from units.results.aggregation import Answer, aggregate, krippendorff_alpha, unit_precision, winning_word
 
@@ -83,25 +83,33 @@ def _noisy_answers(seed: int = 7, n_tasks: int = 40) -> list[Answer]:
     return answers
 
 
-def test_categories_equal_crowdkits_majority_vote_and_dawid_skene_called_directly():
+def test_the_vote_beside_the_published_category_equals_crowdkits_majority_vote_called_directly():
     answers = _noisy_answers()
     frame = pd.DataFrame([{"task": a.task, "worker": a.worker, "label": a.category} for a in answers])
     mv = MajorityVote().fit_predict(frame)
-    ds = DawidSkene(n_iter=100, tol=1e-5).fit(frame)
     result = aggregate(answers)
     assert {t: r.category_mv for t, r in result.units.items()} == mv.to_dict()
-    assert {t: r.category_ds for t, r in result.units.items()} == ds.labels_.to_dict()
-    for task, unit in result.units.items():
-        assert unit.category_ds_probability == pytest.approx(ds.probas_.loc[task, unit.category_ds])
 
 
-def test_dawid_skene_skill_ranks_careful_workers_above_spammers():
-    skills = aggregate(_noisy_answers()).ds_skills
+def test_the_published_skill_ranks_careful_workers_above_spammers():
+    skills = aggregate(_noisy_answers()).skills
     assert min(skills["good1"], skills["good2"]) > skills["ok"] > max(skills["spam1"], skills["spam2"])
     assert all(0.0 <= s <= 1.0 for s in skills.values())
 
 
-def test_one_category_everywhere_gives_dawid_skene_the_vote():
+def test_careful_workers_outvote_spammers_where_the_plain_vote_cannot():
+    answers = _noisy_answers(n_tasks=60)
+    # Unit "x": both spammers agree on texture against one careful worker: the vote follows the spammers.
+    answers += [Answer("x", "spam1", "texture", "texture"), Answer("x", "spam2", "texture", "texture"),
+                Answer("x", "good1", "object", "object")]
+    unit = aggregate(answers).units["x"]
+    assert unit.category_mv == "texture"
+    assert (unit.category, unit.crowd_word) == ("object", "object")
+    assert 0.5 < unit.category_probability <= 1.0 and 0.5 < unit.word_probability <= 1.0
+
+
+def test_one_category_everywhere_is_published_with_the_answer_count():
     result = aggregate([Answer(1, "a", "dog", "object"), Answer(1, "b", "cat", "object")])
-    assert result.units[1].category_ds == "object"
-    assert result.units[1].category_ds_probability == 1.0
+    assert result.units[1].category == "object"
+    assert result.units[1].n_annotations == 2
+    assert result.units[1].crowd_word in {"dog", "cat"}

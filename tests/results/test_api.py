@@ -88,6 +88,19 @@ def test_labels_filter_by_layer_interpretable_and_category(world, requester):
     assert client.get("/api/labels/?category=scene").json()["count"] == 0
 
 
+def test_labels_carry_the_published_label_and_filter_by_its_probability(world, requester):
+    client = client_for(requester)
+    agg = UnitAggregate.objects.get(unit=world["hits"][0].unit)
+    row = client.get(f"/api/labels/?layer={world['layer'].pk}").json()["results"][0]
+    assert (row["category"], row["category_probability"], row["word_probability"], row["method"]) == (
+        agg.category, agg.category_probability, agg.word_probability, agg.method)
+    assert row["n_annotations"] == agg.n_annotations
+    just_below, just_above = agg.category_probability - 0.01, agg.category_probability + 0.01
+    assert client.get(f"/api/labels/?min_probability={just_below}").json()["count"] == 1
+    assert client.get(f"/api/labels/?min_probability={just_above}").json()["count"] == 0
+    assert client.get("/api/labels/?min_probability=lots").status_code == 400
+
+
 def test_true_false_filters_refuse_other_values_instead_of_returning_everything(world, requester):
     client = client_for(requester)
     UnitAggregate.objects.filter(unit=world["hits"][0].unit).update(interpretable=True)

@@ -66,9 +66,11 @@ def test_a_layers_comparison_and_bar_charts_read_the_stored_labels():
     job = make_job(layers={"conv3": 4})  # IoU labels "0".."3" (object), scores 0.02, 0.04, 0.06, 0.08
     layer = job.layer_set.get()
     units = list(Unit.objects.filter(layer=layer).order_by("index"))
-    UnitAggregate.objects.create(unit=units[0], crowd_word="0", concept="0", category_mv="object", interpretable=True)
-    UnitAggregate.objects.create(unit=units[2], crowd_word="5", concept="5", category_mv="object", interpretable=True)
-    UnitAggregate.objects.create(unit=units[3], crowd_word="", category_mv="none", interpretable=False)
+    # The published category counts, not the vote beside it.
+    UnitAggregate.objects.create(unit=units[0], crowd_word="0", concept="0", category="object", category_mv="texture",
+                                 interpretable=True)
+    UnitAggregate.objects.create(unit=units[2], crowd_word="5", concept="5", category="object", interpretable=True)
+    UnitAggregate.objects.create(unit=units[3], crowd_word="", category="none", interpretable=False)
     out = layer_comparison(layer)
     # IoU detectors (> 0.04): units 2 and 3; crowd: units 0 and 2.
     assert (out.both, out.human_only, out.iou_only, out.neither) == (1, 1, 1, 1)
@@ -84,6 +86,6 @@ def test_a_word_the_crowd_put_in_two_categories_covers_one_concept():
     job = make_job(layers={"conv3": 4})
     units = list(Unit.objects.filter(layer=job.layer_set.get()).order_by("index"))
     for unit, category in zip(units[:3], ["object", "texture", "object"]):
-        UnitAggregate.objects.create(unit=unit, crowd_word="0", concept="0", category_mv=category, interpretable=True)
+        UnitAggregate.objects.create(unit=unit, crowd_word="0", concept="0", category=category, interpretable=True)
     crowd = detector_counts(job.layer_set.get())["crowd"]
     assert crowd == {"units": 3, "concepts": 1, "by_category": {"object": 1, "texture": 1}}

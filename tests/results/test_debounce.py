@@ -112,7 +112,7 @@ def test_a_running_mark_is_taken_for_lost_after_five_times_the_layers_last_run_a
 def _stored():
     aggregates = {a.unit_id: tuple(getattr(a, f) for f in services.AGGREGATE_FIELDS)
                   for a in UnitAggregate.objects.all()}
-    skills = {s.worker_id: (s.gold_answered, s.gold_correct, s.gold_accuracy, round(s.ds_skill, 9))
+    skills = {s.worker_id: (s.gold_answered, s.gold_correct, s.gold_accuracy, round(s.skill, 9), round(s.ds_skill, 9))
               for s in AnnotatorSkill.objects.all()}
     return aggregates, skills
 

@@ -17,7 +17,7 @@ from units.results.exports import (
     write_units_csv, write_units_json,
 )
 from units.results.imports import mturk_import, tally_import
-from units.results.models import ExportJob
+from units.results.models import ExportJob, UnitAggregate
 from units.results.errors import ResultsError
 from units.results.services import aggregation_run_layer, export_create
 
@@ -73,9 +73,13 @@ def test_labelled_units_csv_and_json_hold_every_column(labelled, tmp_path):
     doc = json.loads((tmp_path / "u.json").read_text())
     assert len(rows) == len(doc["units"]) == 3
     first = rows[0]
+    stored = UnitAggregate.objects.get(unit__layer=layer, unit__index=0)
+    assert 0.5 < stored.word_probability <= 1 and 0.5 < stored.category_probability <= 1
     assert first == {
-        "layer": "conv3", "unit": "1", "crowd_word": "dog", "concept": "dog", "category": "object",
-        "category_ds": "object", "agreement": "1.0000", "category_agreement": "1.0000", "precision": "0.8750",
+        "layer": "conv3", "unit": "1", "crowd_word": "dog", "word_probability": f"{stored.word_probability:.4f}",
+        "concept": "dog", "category": "object", "category_probability": f"{stored.category_probability:.4f}",
+        "method": "one-coin-ds", "category_mv": "object", "category_ds": "object", "agreement": "1.0000",
+        "category_agreement": "1.0000", "precision": "0.8750",
         "interpretable": "1", "annotations": "2", "iou_label": "dog", "iou_category": "object",
         "iou_score": "0.0200", "iou_interpretable": "0", "word_match": "1", "category_match": "1",
         # no verify HIT was answered: not judged, no votes
@@ -83,6 +87,8 @@ def test_labelled_units_csv_and_json_hold_every_column(labelled, tmp_path):
         "crowd_verified": "", "crowd_verify_yes": "0", "crowd_verify_no": "0",
     }
     assert doc["units"][0]["precision"] == pytest.approx((0.75 + 1.0) / 2)
+    assert doc["units"][0]["category_probability"] == stored.category_probability
+    assert "category_ds" in doc["deprecated_columns"]
     assert doc["units"][1]["crowd_word"] == "script alert 1 /script"
     assert rows[2]["crowd_word"] == "" and rows[2]["annotations"] == "0" and rows[2]["interpretable"] == "0"
 

@@ -8,7 +8,7 @@ import pytest
 from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
 from units.dissection.models import Unit
-from units.results.exports import LABELLED_COLUMNS, labelled_rows, write_units_json
+from units.results.exports import DEPRECATED_COLUMNS, LABELLED_COLUMNS, labelled_rows, write_units_json
 from units.results.services import aggregation_run_layer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
@@ -28,6 +28,7 @@ def layer():
 
 def reference_json(units) -> str:
     return json.dumps({"columns": LABELLED_COLUMNS, "unit_numbering": "from 1 (NetDissect)",
+                       "deprecated_columns": {"category_ds": DEPRECATED_COLUMNS["category_ds"]},
                        "units": list(labelled_rows(units))}, indent=1, ensure_ascii=False)
 
 

@@ -6,7 +6,7 @@ from django.test import Client
 from tests.factories import make_hits, make_job, make_user
 from tests.results.helpers import answer
 from units.dissection.models import Unit
-from units.results.models import ExportJob, SynonymEntry
+from units.results.models import ExportJob, SynonymEntry, UnitAggregate
 from units.results.services import aggregation_run_layer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
@@ -61,6 +61,17 @@ def test_the_layer_page_shows_the_summary_lines_and_charts(world, requester):
     assert "1/3 units covering 1 concepts with IoU &gt;= 0.04" in html  # IoU scores 0.02, 0.04, 0.06
     assert "1/3 units covering 1 concepts</p>" in html  # the crowd named "dog" for unit 0 at precision 0.875
     assert "<svg" in html
+
+
+def test_layer_and_unit_pages_show_the_published_label_its_probability_and_answer_count(world, requester):
+    agg = UnitAggregate.objects.get(unit_id=world["hits"][0].unit_id)
+    word_p, category_p = f"{agg.word_probability:.2f}", f"{agg.category_probability:.2f}"
+    layer_html = login(requester).get(f"/results/layers/{world['layer'].pk}/").content.decode()
+    assert f"({word_p})" in layer_html and f"{agg.category} <span class=\"muted\">({category_p})</span>" in layer_html
+    assert "MV / DS" not in layer_html  # no overfitting alternative beside the label (verify HITs keep theirs)
+    unit_html = login(requester).get(f"/results/units/{world['hits'][0].unit_id}/").content.decode()
+    assert f"(probability {word_p})" in unit_html and f"(probability {category_p})" in unit_html
+    assert "2 answers" in unit_html and "Dawid-Skene" not in unit_html
 
 
 def test_user_text_is_escaped_on_the_unit_page(world, requester):

@@ -1,11 +1,13 @@
 """Aggregation runs stored per unit, annotator skill, adaptive redundancy, synonyms."""
 import pytest
 
-from tests.factories import make_hits, make_job, make_user
+from tests.factories import make_hits, make_job, make_project, make_user
 from tests.results.helpers import answer
 from units.crowd.models import Assignment, Hit
 from units.results.models import AggregationRun, AnnotatorSkill, SynonymEntry, UnitAggregate
+from units.results import aggregation
 from units.results.errors import ResultsError
+from units.results.selectors import worker_skills
 from units.results.services import aggregation_run_batch, aggregation_run_layer, synonym_set
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:::crowdkit")]
@@ -41,16 +43,20 @@ def test_a_layer_run_stores_each_units_label_and_records_method_and_parameters(l
     run = aggregation_run_layer(layer=layer)
 
     assert run.status == AggregationRun.Status.SUCCEEDED
-    assert run.method == "crowdkit MajorityVote+DawidSkene"
+    assert run.method == aggregation.METHOD
     assert run.parameters["interpretable_precision"] == 0.75
     assert (run.n_units, run.n_annotations) == (2, 6)
     u0 = UnitAggregate.objects.get(unit=hits[0].unit)
-    assert (u0.crowd_word, u0.concept, u0.category_mv, u0.n_annotations) == ("0", "0", "object", 3)
+    assert (u0.crowd_word, u0.concept, u0.category, u0.category_mv, u0.n_annotations) == (
+        "0", "0", "object", "object", 3)
+    assert u0.method == aggregation.METHOD_KEY
+    assert 0.5 < u0.category_probability <= 1.0 and 0.5 < u0.word_probability <= 1.0
+    assert (u0.category_ds, u0.category_ds_probability) == (u0.category, u0.category_probability)  # deprecated copy
     assert u0.agreement == pytest.approx(2 / 3)
     assert u0.precision == pytest.approx((0.9 + 0.8 + 1.0) / 3)
     assert u0.interpretable and u0.word_match and u0.category_match
     u1 = UnitAggregate.objects.get(unit=hits[1].unit)
-    assert (u1.crowd_word, u1.category_mv, u1.interpretable) == ("", "none", False)
+    assert (u1.crowd_word, u1.category, u1.category_mv, u1.interpretable) == ("", "none", "none", False)
     assert u1.precision == pytest.approx((0.2 + 0.3 + 1.0) / 3)
     assert not UnitAggregate.objects.filter(unit=hits[2].unit).exists()
 
@@ -73,21 +79,28 @@ def test_a_unit_whose_only_answers_were_rejected_loses_its_stale_label(layer_wit
     assert not UnitAggregate.objects.filter(unit=hits[0].unit).exists()
 
 
-def test_low_agreement_after_all_assignments_adds_one_assignment_and_reopens_the_hit(
+def _probabilities(layer):
+    return {a.unit_id: min(a.category_probability, a.word_probability)
+            for a in UnitAggregate.objects.filter(unit__layer=layer)}
+
+
+def test_a_label_less_probable_than_the_threshold_after_all_assignments_gets_one_more_assignment(
         layer_with_hits, workers, settings):
-    settings.RESULTS_REDUNDANCY_AGREEMENT = 0.5
+    settings.RESULTS_REDUNDANCY_PROBABILITY = 0.8
     settings.RESULTS_REDUNDANCY_CAP = 4
     layer, hits = layer_with_hits
-    for w, word in zip(workers[:3], ["dog", "cat", "cow"]):  # agreement 1/3 after 3 of 3
+    for w, word in zip(workers[:3], ["dog", "cat", "cow"]):  # three different words after 3 of 3
         answer(hits[0], w, word, "object")
-    for w in workers[:2]:  # agreement 1/3... but only 2 of 3 assignments in: wait
+    for w in workers[:2]:  # as split, but only 2 of 3 assignments in: wait
         answer(hits[1], w, w.username, "object")
-    for w in workers[:3]:  # full agreement: nothing to do
+    for w in workers[:3]:  # full agreement: a probable label, nothing to do
         answer(hits[2], w, "sky", "scene")
     Hit.objects.filter(pk=hits[0].pk).update(status=Hit.Status.REVIEWABLE)
 
     run = aggregation_run_layer(layer=layer)
 
+    probability = _probabilities(layer)
+    assert probability[hits[0].unit_id] < 0.8 <= probability[hits[2].unit_id]
     refreshed = {h.pk: h for h in Hit.objects.filter(pk__in=[h.pk for h in hits])}
     assert refreshed[hits[0].pk].max_assignments == 4
     assert refreshed[hits[0].pk].status == Hit.Status.ASSIGNABLE
@@ -95,9 +108,33 @@ def test_low_agreement_after_all_assignments_adds_one_assignment_and_reopens_the
     assert refreshed[hits[2].pk].max_assignments == 3
     assert run.summary["reopened_hits"] == [hits[0].pk]
 
-    answer(hits[0], workers[3], "horse", "object")  # still no agreement, but the cap (4) is reached
+    answer(hits[0], workers[3], "horse", "object")  # still improbable, but the cap (4) is reached
     aggregation_run_layer(layer=layer)
     assert Hit.objects.get(pk=hits[0].pk).max_assignments == 4
+
+
+def test_a_batchs_own_threshold_and_cap_override_the_sites(layer_with_hits, workers, settings):
+    settings.RESULTS_REDUNDANCY_PROBABILITY = 0.0  # the site asks for nothing more
+    settings.RESULTS_REDUNDANCY_CAP = 3
+    layer, hits = layer_with_hits
+    for w in workers[:3]:  # full agreement on every unit of the batch
+        answer(hits[0], w, "sky", "scene")
+    for w, word in zip(workers[:3], ["dog", "cat", "cow"]):
+        answer(hits[1], w, word, "object")
+    batch = hits[0].batch
+    probability = {}
+    aggregation_run_layer(layer=layer)
+    probability = _probabilities(layer)
+    assert Hit.objects.get(pk=hits[1].pk).max_assignments == 3  # the site's 0.0 threshold reopens nothing
+
+    # The batch asks for more answers below a threshold between the two units' probabilities, up to 5.
+    batch.redundancy_probability = (probability[hits[0].unit_id] + probability[hits[1].unit_id]) / 2
+    batch.redundancy_cap = 5
+    batch.save(update_fields=["redundancy_probability", "redundancy_cap"])
+    run = aggregation_run_layer(layer=layer)
+    assert run.summary["reopened_hits"] == [hits[1].pk]
+    assert Hit.objects.get(pk=hits[1].pk).max_assignments == 4
+    assert Hit.objects.get(pk=hits[0].pk).max_assignments == 3
 
 
 def test_annotator_skill_records_gold_accuracy_and_the_dawid_skene_estimate(workers):
@@ -120,7 +157,8 @@ def test_annotator_skill_records_gold_accuracy_and_the_dawid_skene_estimate(work
     skill = AnnotatorSkill.objects.get(worker=sloppy)
     assert (skill.gold_answered, skill.gold_correct) == (3, 1)
     assert skill.gold_accuracy == pytest.approx(1 / 3)
-    assert skill.ds_skill is not None
+    assert skill.skill is not None and skill.ds_skill == skill.skill  # ds_skill: the deprecated copy
+    assert AnnotatorSkill.objects.get(worker=good).skill > skill.skill
 
 
 def test_a_batch_run_records_alpha_over_the_batch(layer_with_hits, workers):
@@ -189,3 +227,32 @@ def test_layer_answers_are_the_counted_labelling_answers_with_hand_counted_marks
                non_fitting=1),
     ]
     assert [x.task for x in got] == [a.assignment.hit.unit_id, b.assignment.hit.unit_id, c.assignment.hit.unit_id]
+
+
+def test_worker_skills_read_the_published_models_skill_per_layer_and_per_project(layer_with_hits, workers):
+    layer, hits = layer_with_hits
+    a, b, c, _ = workers
+    for hit in hits[:3]:  # a and b agree everywhere, c never does
+        answer(hit, a, "dog", "object")
+        answer(hit, b, "dog", "object")
+        answer(hit, c, "sky", "scene")
+    aggregation_run_layer(layer=layer)
+    project = layer.job.project
+
+    per_layer = worker_skills(project=project, layer=layer)
+    stored = {s.worker_id: s.skill for s in AnnotatorSkill.objects.all()}
+    assert per_layer == pytest.approx(stored)
+    assert set(per_layer) == {a.pk, b.pk, c.pk}
+    assert per_layer[a.pk] == per_layer[b.pk] > per_layer[c.pk]
+    assert worker_skills(project=project) == pytest.approx(stored)
+
+    other = make_job(layers={"conv1": 1}, project=make_project("elsewhere")).layer_set.get()  # another project
+    with pytest.raises(ValueError):
+        worker_skills(project=project, layer=other)
+    assert worker_skills(project=other.job.project) == {}
+
+
+def test_the_method_names_fit_the_columns_that_store_them():
+    # SQLite does not enforce a CharField's length; PostgreSQL refuses the whole run.
+    assert len(aggregation.METHOD) <= AggregationRun._meta.get_field("method").max_length
+    assert len(aggregation.METHOD_KEY) <= UnitAggregate._meta.get_field("method").max_length

@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models
 
 from units.dissection.models import Exemplar, Layer, Unit
@@ -69,6 +70,14 @@ class HitBatch(models.Model):
     channel = models.CharField(max_length=14, choices=Channel.choices, default=Channel.SITE)
     # The marketplace's id of what stands for the batch there (MTurk: the HIT type), once published there.
     external_id = models.CharField(max_length=64, blank=True)
+    # Adaptive redundancy (results.services): a HIT whose published label is less probable than this after
+    # all its assignments gets one more, up to `redundancy_cap` in all. Empty: the site's defaults
+    # (RESULTS_REDUNDANCY_PROBABILITY, RESULTS_REDUNDANCY_CAP).
+    redundancy_probability = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Ask for one more answer while the label's probability is below this (empty: site default).")
+    redundancy_cap = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many assignments per HIT in all (empty: site default).")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

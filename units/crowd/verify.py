@@ -184,7 +184,7 @@ def _units(layer: Layer) -> list[Unit]:
     for unit in units:
         agg = getattr(unit, "aggregate", None)
         # Only a named crowd label can be verified ("no clear concept" proposes nothing).
-        unit.crowd_word = agg.crowd_word if agg is not None and agg.category_mv != "none" else ""
+        unit.crowd_word = agg.crowd_word if agg is not None and agg.category != "none" else ""
         unit.top_concepts = [s.concept.name for s in unit.concept_scores.all()]
     return units
 

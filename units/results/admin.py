@@ -19,8 +19,9 @@ class SynonymEntryAdmin(admin.ModelAdmin):
 
 @admin.register(UnitAggregate)
 class UnitAggregateAdmin(admin.ModelAdmin):
-    list_display = ["unit", "crowd_word", "category_mv", "category_ds", "agreement", "precision", "interpretable"]
-    list_filter = ["interpretable", "category_mv", "unit__layer"]
+    list_display = ["unit", "crowd_word", "word_probability", "category", "category_probability", "category_mv",
+                    "n_annotations", "precision", "interpretable"]
+    list_filter = ["interpretable", "category", "unit__layer"]
     raw_id_fields = ["unit", "run"]
 
 
@@ -39,7 +40,7 @@ class AggregationRunAdmin(admin.ModelAdmin):
 
 @admin.register(AnnotatorSkill)
 class AnnotatorSkillAdmin(admin.ModelAdmin):
-    list_display = ["worker", "gold_answered", "gold_accuracy", "ds_skill", "updated_at"]
+    list_display = ["worker", "gold_answered", "gold_accuracy", "skill", "updated_at"]
 
 
 @admin.register(ExportJob)

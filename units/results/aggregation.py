@@ -1,19 +1,20 @@
-"""Aggregate crowd answers per unit with Crowd-Kit (majority vote, Dawid-Skene) plus agreement and precision.
+"""Aggregate crowd answers per unit: the published label (reliability-weighted, `reliability.py`), the
+majority vote beside it, agreement, precision and Krippendorff's alpha (Crowd-Kit).
 
 Framework-free on purpose: services.py turns rows into `Answer`s and stores what comes back,
 so the arithmetic here can be checked against hand-worked cases and against Crowd-Kit itself.
 """
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import reliability
+
 if TYPE_CHECKING:
     import pandas as pd
-    from crowdkit.aggregation import DawidSkene
 
 # pandas and Crowd-Kit are imported where they are used, not here: Crowd-Kit pulls in scipy, nltk and
 # scikit-learn (2.7 s, ~150 MB), and this module is imported by every web process (through the
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 NONE = "none"  # the crowd's "no clear concept" category and the word answer it stands for
 
+# Crowd-Kit's EM settings, for the verify answers' Dawid-Skene (verdicts.py) and the benchmark.
 DS_ITERATIONS = 100
 DS_TOLERANCE = 1e-5
 
@@ -42,23 +44,31 @@ class Answer:
         return NONE if self.category == NONE or not self.word else self.word
 
 
+# What is published, named in runs and exports.
+# AggregationRun.method holds at most 100 characters.
+METHOD = "one-coin Dawid-Skene, Beta-regularised skills, category/word/pair views, calibrated"
+METHOD_KEY = "one-coin-ds"
+CATEGORIES = ("scene", "object", "part", "texture", "color", NONE)
+
+
 @dataclass
 class UnitResult:
     task: Hashable
     n_annotations: int
-    crowd_word: str
-    agreement: float
+    crowd_word: str  # the published word ("" = no clear concept)
+    agreement: float  # share of the plain vote's winning word answer
     category_mv: str
     category_agreement: float
-    category_ds: str = ""
-    category_ds_probability: float | None = None
+    category: str = ""  # the published category
+    category_probability: float | None = None  # calibrated P(category is right)
+    word_probability: float | None = None  # calibrated P(word is right)
     precision: float | None = None
 
 
 @dataclass
 class AggregationResult:
     units: dict[Hashable, UnitResult] = field(default_factory=dict)
-    ds_skills: dict[Hashable, float] = field(default_factory=dict)
+    skills: dict[Hashable, float] = field(default_factory=dict)  # P(a worker's answer is right)
     alpha_category: float | None = None
     alpha_word: float | None = None
 
@@ -111,8 +121,9 @@ def krippendorff_alpha(records: Sequence[tuple[Hashable, Hashable, Hashable]]) -
         return None
 
 
-def dawid_skene_skill(ds: DawidSkene) -> dict[Hashable, float]:
-    """A worker's skill: prior-weighted probability of answering the true category (diagonal of the confusion)."""
+def dawid_skene_skill(ds) -> dict[Hashable, float]:
+    """A worker's skill in a fitted Crowd-Kit DawidSkene: prior-weighted probability of answering the true
+    label (diagonal of the confusion)."""
     errors, priors = ds.errors_, ds.priors_
     skills: dict[Hashable, float] = {}
     for worker in errors.index.get_level_values(0).unique():
@@ -123,10 +134,45 @@ def dawid_skene_skill(ds: DawidSkene) -> dict[Hashable, float]:
     return skills
 
 
-def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS,
-              ds_tol: float = DS_TOLERANCE) -> AggregationResult:
-    """Per unit: word vote, majority-vote and Dawid-Skene category, agreement, precision; per worker: DS skill."""
-    from crowdkit.aggregation import DawidSkene, MajorityVote
+def reliability_fit(answers: Sequence[Answer], **options) -> reliability.Fit:
+    """The published model over a layer's answers; one skill per worker explains all of them.
+
+    Three views of each answer: the category, the word, and the (word, category) pair. The word is
+    published from the word's posterior times the pair's summed over categories, the category from the
+    category's times the pair's summed over words. The pair keeps two unrelated wrong answers (a
+    spammer's, a slip) from agreeing by chance; the single views keep a worker who names the right thing
+    under a neighbouring category (part/object) from losing the word too. Wrong words and pairs follow
+    how often each is answered ("no clear concept" is a common slip); wrong categories are uniform, as
+    a category's frequency mostly reflects how common it truly is.
+    """
+    records: list[tuple[Hashable, Hashable, dict[str, Hashable]]] = [
+        (a.task, a.worker, {"category": a.category, "word": a.word_answer, "answer": (a.word_answer, a.category)})
+        for a in answers]
+    return reliability.fit(
+        records, dimensions=["category", "word", "answer"], label_space={"category": CATEGORIES},
+        uniform_errors=["category"], tie_key=_tie_key,
+        publish={"category": [("category", None), ("answer", _category_of)],
+                 "word": [("word", None), ("answer", _word_of)]}, **options)
+
+
+def _category_of(pair: Hashable) -> Hashable:
+    return pair[1] if isinstance(pair, tuple) else pair
+
+
+def _word_of(pair: Hashable) -> Hashable:
+    return pair[0] if isinstance(pair, tuple) else pair
+
+
+def _tie_key(label) -> tuple:
+    # Equal probabilities prefer a named word over "none", then the alphabetically first (as the vote).
+    text = label[0] if isinstance(label, tuple) else label
+    return (text == NONE, str(text), str(label))
+
+
+def aggregate(answers: Sequence[Answer]) -> AggregationResult:
+    """Per unit: the published word and category with their calibrated probabilities, the majority vote,
+    agreement and precision; per worker: the skill of the published model; alpha over the layer."""
+    from crowdkit.aggregation import MajorityVote
 
     result = AggregationResult()
     if not answers:
@@ -137,34 +183,26 @@ def aggregate(answers: Sequence[Answer], *, ds_iterations: int = DS_ITERATIONS,
 
     categories = answer_frame(answers, "category")
     mv = MajorityVote().fit(categories)
-    probas = mv.probas_
+    labels, probas = mv.labels_, mv.probas_
+    assert labels is not None and probas is not None
+    fitted = reliability_fit(answers)
     for task, group in by_task.items():
         word, agreement = winning_word(group)
-        category = str(mv.labels_[task])
+        category = str(labels[task])
+        published_category, published_word = fitted.labels["category"][task], fitted.labels["word"][task]
         result.units[task] = UnitResult(
             task=task,
             n_annotations=len(group),
-            crowd_word=word,
+            crowd_word="" if published_word.label == NONE else str(published_word.label),
             agreement=agreement,
             category_mv=category,
             category_agreement=float(probas.loc[task, category]),
+            category=str(published_category.label),
+            category_probability=round(reliability.calibrated("category", published_category.probability), 4),
+            word_probability=round(reliability.calibrated("word", published_word.probability), 4),
             precision=unit_precision(group),
         )
-
-    if categories["label"].nunique() > 1:
-        with warnings.catch_warnings():
-            # Crowd-Kit 1.4 uses pandas keywords that pandas 3 deprecates; the results are unaffected.
-            warnings.filterwarnings("ignore", module=r"crowdkit\.")
-            ds = DawidSkene(n_iter=ds_iterations, tol=ds_tol).fit(categories)
-        for task, label in ds.labels_.items():
-            result.units[task].category_ds = str(label)
-            result.units[task].category_ds_probability = float(ds.probas_.loc[task, label])
-        result.ds_skills = dawid_skene_skill(ds)
-    else:  # one category everywhere: Dawid-Skene has nothing to weigh; it agrees with the vote
-        for unit in result.units.values():
-            unit.category_ds, unit.category_ds_probability = unit.category_mv, 1.0
-        result.ds_skills = {a.worker: 1.0 for a in answers}
-
+    result.skills = {w: round(s, 6) for w, s in fitted.skills.items()}
     result.alpha_category = krippendorff_alpha(list(categories.itertuples(index=False, name=None)))
     result.alpha_word = krippendorff_alpha(list(answer_frame(answers, "word").itertuples(index=False, name=None)))
     return result

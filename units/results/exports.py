@@ -50,8 +50,11 @@ Progress = Callable[[float], None] | None
 # Rows fetched per database round trip: exports iterate (constant memory) instead of loading every row.
 CHUNK = 2000
 
+# `crowd_word` and `category` are the published label (aggregation.METHOD, named in `method`) with their
+# calibrated probabilities; `category_mv` is the plain vote beside it.
 LABELLED_COLUMNS = [
-    "layer", "unit", "crowd_word", "concept", "category", "category_ds", "agreement", "category_agreement",
+    "layer", "unit", "crowd_word", "word_probability", "concept", "category", "category_probability", "method",
+    "category_mv", "category_ds", "agreement", "category_agreement",
     "precision", "interpretable", "annotations", "iou_label", "iou_category", "iou_score", "iou_interpretable",
     "word_match", "category_match",
     # Verify HITs (Network Dissection's human check): 1 accepted, 0 rejected, empty not judged; then the votes.
@@ -60,8 +63,14 @@ LABELLED_COLUMNS = [
 CROWD_TALLY_COLUMNS = [
     "crowd-word", "crowd-concept", "crowd-category", "crowd-category-ds", "crowd-agreement", "crowd-precision",
     "crowd-annotations", "crowd-interpretable", "word-match", "category-match",
+    "crowd-word-probability", "crowd-category-probability", "crowd-method", "crowd-category-mv",
     "verified",  # humans judged the row's IoU label descriptive (verify HITs, majority): 1, 0, or empty
 ]
+# Kept for one release, then removed: what they held is now in the published columns.
+DEPRECATED_COLUMNS = {
+    "category_ds": "deprecated: equals category (the published category); removed in the next release",
+    "crowd-category-ds": "deprecated: equals crowd-category (the published category); removed in the next release",
+}
 MTURK_COLUMNS = [
     "HITId", "HITTypeId", "Title", "Description", "Keywords", "Reward", "CreationTime", "MaxAssignments",
     "RequesterAnnotation", "AssignmentDurationInSeconds", "AutoApprovalDelayInSeconds", "Expiration",
@@ -135,9 +144,13 @@ def labelled_rows(units: QuerySet[Unit]) -> Iterator[dict]:
             "layer": unit.layer.name,
             "unit": unit.index + 1,
             "crowd_word": agg.crowd_word if agg else "",
+            "word_probability": agg.word_probability if agg else None,
             "concept": agg.concept if agg else "",
-            "category": agg.category_mv if agg else "",
-            "category_ds": agg.category_ds if agg else "",
+            "category": agg.category if agg else "",
+            "category_probability": agg.category_probability if agg else None,
+            "method": agg.method if agg else "",
+            "category_mv": agg.category_mv if agg else "",
+            "category_ds": agg.category if agg else "",
             "agreement": agg.agreement if agg else None,
             "category_agreement": agg.category_agreement if agg else None,
             "precision": agg.precision if agg else None,
@@ -182,7 +195,9 @@ def write_units_csv(path: Path, units: QuerySet[Unit], progress: Progress = None
 
 def write_units_json(path: Path, units: QuerySet[Unit], progress: Progress = None) -> None:
     """The same bytes as json.dump(..., indent=1) of the whole document, written one unit at a time."""
-    head = json.dumps({"columns": LABELLED_COLUMNS, "unit_numbering": "from 1 (NetDissect)", "units": []},
+    head = json.dumps({"columns": LABELLED_COLUMNS, "unit_numbering": "from 1 (NetDissect)",
+                       "deprecated_columns": {k: v for k, v in DEPRECATED_COLUMNS.items() if k in LABELLED_COLUMNS},
+                       "units": []},
                       indent=1, ensure_ascii=False)
     assert head.endswith('"units": []\n}')
     total = units.count() if progress else 0
@@ -251,11 +266,13 @@ def write_tally(path: Path, layer: Layer, progress: Progress = None) -> None:
             agg = aggregates.get(int(row["unit"]) - 1)
             values = [repr(float(row[c])) if (c == "score" or c.endswith("-iou")) else row[c] for c in header]
             values += [
-                agg.crowd_word if agg else "", agg.concept if agg else "", agg.category_mv if agg else "",
-                agg.category_ds if agg else "", _fmt(agg.agreement if agg else None),
+                agg.crowd_word if agg else "", agg.concept if agg else "", agg.category if agg else "",
+                agg.category if agg else "", _fmt(agg.agreement if agg else None),
                 _fmt(agg.precision if agg else None), agg.n_annotations if agg else 0,
                 _flag(bool(agg and agg.interpretable)), _flag(bool(agg and agg.word_match)),
                 _flag(bool(agg and agg.category_match)),
+                _fmt(agg.word_probability if agg else None), _fmt(agg.category_probability if agg else None),
+                agg.method if agg else "", agg.category_mv if agg else "",
                 "" if iou_checks.get(int(row["unit"]) - 1) is None else _flag(iou_checks[int(row["unit"]) - 1]),
             ]
             writer.writerow(values)

@@ -73,15 +73,24 @@ class AggregationSchedule(models.Model):
 
 
 class UnitAggregate(models.Model):
-    """The crowd's label of one unit, and how it compares with the IoU label."""
+    """The crowd's label of one unit, and how it compares with the IoU label.
+
+    The published label is `crowd_word` and `category` (aggregation.METHOD), each with its calibrated
+    probability; `category_mv` is the plain vote beside it. `category_ds` and `category_ds_probability`
+    are deprecated (they repeat `category` and `category_probability`; removed in the next release).
+    """
 
     unit = models.OneToOneField(Unit, related_name="aggregate", on_delete=models.CASCADE)
     run = models.ForeignKey(AggregationRun, null=True, blank=True, related_name="aggregates", on_delete=models.SET_NULL)
-    crowd_word = models.CharField(max_length=100, blank=True)
+    crowd_word = models.CharField(max_length=100, blank=True)  # the published word ("" = no clear concept)
+    word_probability = models.FloatField(null=True, blank=True)  # calibrated P(the word is right)
     concept = models.CharField(max_length=200, blank=True)  # vocabulary concept the word names, if any
+    category = models.CharField(max_length=10, blank=True)  # the published category
+    category_probability = models.FloatField(null=True, blank=True)  # calibrated P(the category is right)
+    method = models.CharField(max_length=20, blank=True)  # aggregation.METHOD_KEY of the run that wrote it
     category_mv = models.CharField(max_length=10, blank=True)
-    category_ds = models.CharField(max_length=10, blank=True)
-    category_ds_probability = models.FloatField(null=True, blank=True)
+    category_ds = models.CharField(max_length=10, blank=True)  # deprecated: equals category
+    category_ds_probability = models.FloatField(null=True, blank=True)  # deprecated: equals category_probability
     agreement = models.FloatField(default=0.0)  # share of the winning answer (word, or "none")
     category_agreement = models.FloatField(default=0.0)
     precision = models.FloatField(null=True, blank=True)
@@ -99,7 +108,13 @@ class UnitAggregate(models.Model):
     MIN_ANSWERS_FOR_AGREEMENT = 2
 
     def __str__(self) -> str:
-        return f"{self.unit}: {self.crowd_word or '-'} ({self.category_mv})"
+        return f"{self.unit}: {self.crowd_word or '-'} ({self.category})"
+
+    @property
+    def probability(self) -> float | None:
+        """The published label's weaker side: what adaptive redundancy and pages judge the label by."""
+        known = [p for p in (self.category_probability, self.word_probability) if p is not None]
+        return min(known) if known else None
 
     @property
     def agreement_known(self) -> bool:
@@ -140,7 +155,9 @@ class AnnotatorSkill(models.Model):
     gold_answered = models.PositiveIntegerField(default=0)
     gold_correct = models.PositiveIntegerField(default=0)
     gold_accuracy = models.FloatField(null=True, blank=True)
-    ds_skill = models.FloatField(null=True, blank=True)  # Dawid-Skene: P(answer = true category), prior-weighted
+    # P(an answer of theirs is right) in the published model of their latest layer (aggregation.reliability_fit)
+    skill = models.FloatField(null=True, blank=True)
+    ds_skill = models.FloatField(null=True, blank=True)  # deprecated: equals skill; removed in the next release
     run = models.ForeignKey(AggregationRun, null=True, blank=True, related_name="skills", on_delete=models.SET_NULL)
     updated_at = models.DateTimeField(auto_now=True)
 

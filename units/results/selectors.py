@@ -85,7 +85,7 @@ def unit_labels(unit: Unit) -> UnitLabels:
     return UnitLabels(
         unit=unit.pk,
         crowd_word=agg.crowd_word if agg else "",
-        crowd_category=agg.category_mv if agg else "",
+        crowd_category=agg.category if agg else "",
         crowd_interpretable=bool(agg and agg.interpretable),
         iou_label=unit.iou_label,
         iou_category=unit.iou_category,
@@ -107,7 +107,7 @@ def detector_counts(layer: Layer) -> dict:
         agg = getattr(unit, "aggregate", None)
         if agg and agg.interpretable:
             crowd_units += 1
-            crowd_by_cat.setdefault(normalize_category(agg.category_mv), set()).add(agg.concept or agg.crowd_word)
+            crowd_by_cat.setdefault(normalize_category(agg.category), set()).add(agg.concept or agg.crowd_word)
     n = len(units) if isinstance(units := layer_units(layer), list) else units.count()
     return {
         "n_units": n,
@@ -220,10 +220,29 @@ def annotator_rows(workers=None, *, project=None) -> list[dict]:
             "rejected": status_counts.get(Assignment.Status.REJECTED, 0),
             "gold_answered": skill.gold_answered if skill else 0,
             "gold_accuracy": skill.gold_accuracy if skill else None,
-            "skill": skill.ds_skill if skill else None,
+            "skill": skill.skill if skill else None,
             "median_seconds": statistics.median(times) if times else None,
         })
     return rows
+
+
+def worker_skills(*, project, layer: Layer | None = None) -> dict[int, float]:
+    """Per worker id, the skill of the published model: P(an answer of theirs is right), 0..1.
+
+    With a layer (of `project`): the skills its latest aggregation fitted over that layer's answers.
+    Without: each worker's skill from their latest aggregated layer, for workers whose latest run is
+    of this project. A worker with no aggregated answer there is absent. The caller scopes `project`
+    to the user (projects.access.scope); a layer of another project raises ValueError.
+    """
+    if layer is not None:
+        if layer.job.project_id != project.pk:
+            raise ValueError("The layer is not part of this project.")
+        run = (AggregationRun.objects.filter(layer=layer, status=AggregationRun.Status.SUCCEEDED)
+               .order_by("-started_at", "-id").first())
+        stored = (run.summary or {}).get("skills", {}) if run is not None else {}
+        return {int(worker): float(skill) for worker, skill in stored.items()}
+    return dict(AnnotatorSkill.objects.filter(run__project=project, skill__isnull=False)
+                .values_list("worker_id", "skill"))
 
 
 def unit_annotations(unit: Unit) -> QuerySet[Annotation]:

@@ -14,7 +14,7 @@ from units.dissection.services import media_remove_on_commit
 from units.projects.models import Activity
 from units.projects.services import activity_record
 
-from . import aggregation
+from . import aggregation, reliability
 from .comparison import category_match, word_match
 from .models import AggregationRun, AnnotatorSkill, ExportJob, SynonymEntry, UnitAggregate
 from .normalize import Vocabulary, normalize_category, normalize_word
@@ -32,19 +32,20 @@ def interpretable_precision() -> float:
 
 
 def redundancy_parameters() -> dict:
-    """Adaptive redundancy: a HIT whose agreement stays below `agreement` after all its
-    assignments gets one more, up to `cap` assignments in all."""
+    """Adaptive redundancy: a HIT whose published label is less probable than `probability` (the lower of
+    the word's and the category's calibrated probabilities) after all its assignments gets one more, up to
+    `cap` assignments in all. A batch's own `redundancy_probability` / `redundancy_cap` override these."""
     return {
         "enabled": bool(_setting("RESULTS_ADAPTIVE_REDUNDANCY", True)),
-        "agreement": float(_setting("RESULTS_REDUNDANCY_AGREEMENT", 0.5)),
+        "probability": float(_setting("RESULTS_REDUNDANCY_PROBABILITY", 0.8)),
         "cap": int(_setting("RESULTS_REDUNDANCY_CAP", 5)),
     }
 
 
 # Fields of UnitAggregate a run computes; a row is rewritten only when one of them changed.
-AGGREGATE_FIELDS = ("crowd_word", "concept", "category_mv", "category_ds", "category_ds_probability", "agreement",
-                    "category_agreement", "precision", "interpretable", "n_annotations", "word_match",
-                    "category_match")
+AGGREGATE_FIELDS = ("crowd_word", "word_probability", "concept", "category", "category_probability", "method",
+                    "category_mv", "category_ds", "category_ds_probability", "agreement", "category_agreement",
+                    "precision", "interpretable", "n_annotations", "word_match", "category_match")
 
 
 def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun:
@@ -53,14 +54,15 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
     The answers are read and aggregated outside any write transaction: Dawid-Skene takes seconds on
     a large layer, and on SQLite an open write transaction would stop every submit meanwhile. Only
     the writes happen under the layer's lock, in one short transaction, and only for the units
-    whose aggregate changed. Dawid-Skene itself is rerun over the whole layer (its confusion
-    matrices tie every unit together), so the stored result is always the from-scratch one.
+    whose aggregate changed. The model is refitted over the whole layer (worker skills tie every
+    unit together), so the stored result is always the from-scratch one.
     """
     vocab = vocabulary_for(layer.job.dataset)
     redundancy = redundancy_parameters()
     params = {
-        "category": ["MajorityVote", "DawidSkene"], "word": "vote over normalised words",
-        "ds_iterations": aggregation.DS_ITERATIONS, "ds_tol": aggregation.DS_TOLERANCE,
+        "published": aggregation.METHOD, "beside": "MajorityVote (category_mv)",
+        "iterations": reliability.ITERATIONS, "tol": reliability.TOLERANCE,
+        "skill_prior": [reliability.PRIOR_RIGHT, reliability.PRIOR_WRONG],
         "interpretable_precision": interpretable_precision(), "counted_statuses": ["submitted", "approved"],
         "redundancy": redundancy,
     }
@@ -78,12 +80,12 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         run = AggregationRun.objects.create(
             project_id=layer.job.project_id,
             layer=layer,
-            method="crowdkit MajorityVote+DawidSkene",
+            method=aggregation.METHOD,
             parameters=params,
             started_at=started,
         )
         changed = _aggregates_write(run=run, layer=layer, vocab=vocab, result=result)
-        _skills_update(run=run, ds_skills=result.ds_skills)
+        _skills_update(run=run, skills=result.skills)
         reopened = _redundancy_apply(result=result, params=redundancy) if adapt and redundancy["enabled"] else []
         run.alpha = result.alpha_category
         run.n_units = len(result.units)
@@ -91,6 +93,7 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         # Verify HITs of the layer (crowd.verify): their verdicts and the human-judged precision table.
         verification = verification_run_layer(layer=layer, run=run)
         run.summary = {"alpha_category": result.alpha_category, "alpha_word": result.alpha_word,
+                       "skills": {str(worker): skill for worker, skill in result.skills.items()},
                        "reopened_hits": reopened, "units_changed": changed, "verification": verification}
         run.status = AggregationRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
@@ -108,16 +111,18 @@ def _aggregates_write(*, run: AggregationRun, layer: Layer, vocab: Vocabulary,
     new, updated = [], []
     for unit_id, res in result.units.items():
         unit = units[unit_id]
-        named = bool(res.crowd_word) and res.category_mv != aggregation.NONE
+        named = bool(res.crowd_word) and res.category != aggregation.NONE
         values = {
-            "crowd_word": res.crowd_word, "concept": vocab.match(res.crowd_word),
-            "category_mv": res.category_mv, "category_ds": res.category_ds,
-            "category_ds_probability": res.category_ds_probability, "agreement": res.agreement,
+            "crowd_word": res.crowd_word, "word_probability": res.word_probability,
+            "concept": vocab.match(res.crowd_word), "category": res.category,
+            "category_probability": res.category_probability, "method": aggregation.METHOD_KEY,
+            "category_mv": res.category_mv, "category_ds": res.category,
+            "category_ds_probability": res.category_probability, "agreement": res.agreement,
             "category_agreement": res.category_agreement, "precision": res.precision,
             "interpretable": named and res.precision is not None and res.precision >= threshold,
             "n_annotations": res.n_annotations,
             "word_match": word_match(vocab, res.crowd_word, unit.iou_label),
-            "category_match": category_match(res.category_mv, unit.iou_category),
+            "category_match": category_match(res.category, unit.iou_category),
         }
         row = stored.get(unit_id)
         if row is None:
@@ -170,20 +175,20 @@ def _is_gold_correct(vocab: Vocabulary, ann, unit) -> bool:
     return vocab.names_gold(ann.word, unit.gold_word)
 
 
-def _skills_update(*, run: AggregationRun, ds_skills: dict) -> None:
-    """Gold accuracy over all of a worker's gold answers, and the latest Dawid-Skene skill.
+def _skills_update(*, run: AggregationRun, skills: dict) -> None:
+    """Gold accuracy over all of a worker's gold answers, and the skill of the latest run's model.
 
     One query for every worker's gold answers and two bulk writes, whatever the crowd's size.
     """
-    if not ds_skills:
+    if not skills:
         return
     gold = (
-        Annotation.objects.filter(assignment__worker_id__in=list(ds_skills), assignment__status__in=COUNTED_STATUSES,
+        Annotation.objects.filter(assignment__worker_id__in=list(skills), assignment__status__in=COUNTED_STATUSES,
                                   assignment__hit__unit__is_gold=True, assignment__hit__kind=HitKind.LABEL)
         .select_related("assignment__hit__unit__layer__job__dataset")
     )
-    answered: dict = {w: 0 for w in ds_skills}
-    correct: dict = {w: 0 for w in ds_skills}
+    answered: dict = {w: 0 for w in skills}
+    correct: dict = {w: 0 for w in skills}
     vocabs: dict[int, Vocabulary] = {}
     for ann in gold:
         unit = ann.assignment.hit.unit
@@ -193,13 +198,13 @@ def _skills_update(*, run: AggregationRun, ds_skills: dict) -> None:
         worker_id = ann.assignment.worker_id
         answered[worker_id] += 1
         correct[worker_id] += _is_gold_correct(vocabs[dataset.pk], ann, unit)
-    stored = {s.worker_id: s for s in AnnotatorSkill.objects.filter(worker_id__in=list(ds_skills))}
+    stored = {s.worker_id: s for s in AnnotatorSkill.objects.filter(worker_id__in=list(skills))}
     now = timezone.now()
     new, updated = [], []
-    for worker_id, skill in ds_skills.items():
+    for worker_id, skill in skills.items():
         values = {"gold_answered": answered[worker_id], "gold_correct": correct[worker_id],
                   "gold_accuracy": correct[worker_id] / answered[worker_id] if answered[worker_id] else None,
-                  "ds_skill": skill, "run": run}
+                  "skill": skill, "ds_skill": skill, "run": run}
         row = stored.get(worker_id)
         if row is None:
             new.append(AnnotatorSkill(worker_id=worker_id, **values))
@@ -209,18 +214,32 @@ def _skills_update(*, run: AggregationRun, ds_skills: dict) -> None:
         row.updated_at = now
         updated.append(row)
     AnnotatorSkill.objects.bulk_create(new, batch_size=500)
-    AnnotatorSkill.objects.bulk_update(updated, ["gold_answered", "gold_correct", "gold_accuracy", "ds_skill", "run",
-                                                 "updated_at"], batch_size=500)
+    AnnotatorSkill.objects.bulk_update(updated, ["gold_answered", "gold_correct", "gold_accuracy", "skill", "ds_skill",
+                                                 "run", "updated_at"], batch_size=500)
 
 
 def _redundancy_apply(*, result: aggregation.AggregationResult, params: dict) -> list[int]:
-    """Give low-agreement units one more assignment (up to the cap) and reopen their HITs."""
-    low = [task for task, res in result.units.items() if res.agreement < params["agreement"]]
+    """Give units whose published label is improbable one more assignment (up to the cap) and reopen
+    their HITs; the batch's own threshold and cap, where set, override the site's."""
+    def weakest(res: aggregation.UnitResult) -> float:
+        return min(p for p in (res.category_probability, res.word_probability, 1.0) if p is not None)
+
+    # Below the highest threshold any batch may set; each HIT is then judged by its own batch's.
+    ceiling = max([params["probability"], *HitBatch.objects.filter(redundancy_probability__isnull=False)
+                   .values_list("redundancy_probability", flat=True).distinct()])
+    low = [task for task, res in result.units.items() if weakest(res) < ceiling]
     reopened = []
     now = timezone.now()
-    for hit in Hit.objects.select_for_update().filter(unit_id__in=low, is_gold=False, kind=HitKind.LABEL):
+    hits = (Hit.objects.select_for_update(of=("self",)).select_related("batch")
+            .filter(unit_id__in=low, is_gold=False, kind=HitKind.LABEL).order_by("pk"))
+    for hit in hits:
         res = result.units[hit.unit_id]
-        if res.n_annotations < hit.max_assignments or hit.max_assignments >= params["cap"]:
+        threshold = hit.batch.redundancy_probability
+        threshold = params["probability"] if threshold is None else threshold
+        cap = hit.batch.redundancy_cap or params["cap"]
+        if weakest(res) >= threshold:
+            continue
+        if res.n_annotations < hit.max_assignments or hit.max_assignments >= cap:
             continue  # still waiting for its assignments, or already at the cap
         hit.max_assignments += 1
         hit.status = Hit.Status.ASSIGNABLE

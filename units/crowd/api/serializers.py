@@ -91,7 +91,7 @@ class HitBatchSerializer(serializers.ModelSerializer):
         model = HitBatch
         fields = ["id", "name", "layers", "assignments_per_hit", "reward", "lifetime_seconds",
                   "assignment_duration_seconds", "auto_approval_delay_seconds", "exemplars_shown", "sentinels",
-                  "kind", "channel", "created_at", "hits"]
+                  "kind", "channel", "redundancy_probability", "redundancy_cap", "created_at", "hits"]
 
     def get_hits(self, batch: HitBatch) -> int:
         # The list annotates n_hits in its one query; a single batch (just published) counts its own.

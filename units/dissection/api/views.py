@@ -233,7 +233,7 @@ class UnitFilter(django_filters.FilterSet):
     # The crowd's side, from the results app's aggregate of the unit's annotations.
     interpretable = strict_boolean("aggregate__interpretable")
     crowd_label = django_filters.CharFilter(field_name="aggregate__crowd_word", lookup_expr="iexact")
-    crowd_category = django_filters.CharFilter(field_name="aggregate__category_mv", lookup_expr="iexact")
+    crowd_category = django_filters.CharFilter(field_name="aggregate__category", lookup_expr="iexact")
 
     class Meta:
         model = Unit

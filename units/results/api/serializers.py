@@ -25,8 +25,12 @@ class LabelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = UnitAggregate
-        fields = ["id", "unit", "layer", "layer_name", "unit_number", "unit_index", "crowd_word", "concept",
-                  "category_mv", "category_ds", "category_ds_probability", "agreement", "category_agreement",
+        # crowd_word and category are the published label (`method`), each with its calibrated probability;
+        # category_mv is the vote beside it; category_ds and category_ds_probability are deprecated copies
+        # of category and category_probability, removed in the next release.
+        fields = ["id", "unit", "layer", "layer_name", "unit_number", "unit_index", "crowd_word", "word_probability",
+                  "concept", "category", "category_probability", "method", "category_mv", "category_ds",
+                  "category_ds_probability", "agreement", "category_agreement",
                   "precision", "interpretable", "n_annotations", "iou_label", "iou_category", "iou_score", "word_match",
                   "category_match", "run", "updated_at"]
 

@@ -45,16 +45,18 @@ def _bad_request(exc: Exception) -> Response:
 class LabelFilter(django_filters.FilterSet):
     layer = id_or_name_filter("unit__layer", "unit__layer__name", "layer")
     job = id_filter("unit__layer__job")
-    category = django_filters.CharFilter(field_name="category_mv")
+    category = django_filters.CharFilter(field_name="category")
     word = django_filters.CharFilter(field_name="crowd_word", lookup_expr="iexact")
     min_agreement = django_filters.NumberFilter(field_name="agreement", lookup_expr="gte")
+    min_probability = django_filters.NumberFilter(field_name="category_probability", lookup_expr="gte")
     interpretable = strict_boolean("interpretable")
     word_match = strict_boolean("word_match")
     category_match = strict_boolean("category_match")
 
     class Meta:
         model = UnitAggregate
-        fields = ["layer", "job", "interpretable", "category", "word", "word_match", "category_match", "min_agreement"]
+        fields = ["layer", "job", "interpretable", "category", "word", "word_match", "category_match", "min_agreement",
+                  "min_probability"]
 
 
 class LabelPagination(PageNumberPagination):

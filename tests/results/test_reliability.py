@@ -1,0 +1,197 @@
+"""The published model: its EM against a plain-Python one over the full label space, and its targets on the
+simulated crowds (accuracy against the best single method, calibration, skill recovery), each scored
+here from the labels and the known truth."""
+import math
+import random
+import statistics
+
+import pandas as pd
+import pytest
+from crowdkit.aggregation import MajorityVote, OneCoinDawidSkene
+from scipy.stats import spearmanr
+
+from benchmarks import aggregation_bench as bench
+from benchmarks.loadtest import crowd as loadcrowd
+from units.results import aggregation, reliability
+from units.results.aggregation import NONE, Answer, aggregate, winning_word
+
+pytestmark = pytest.mark.filterwarnings("ignore:::crowdkit")
+
+
+def reference_fit(records, dims, spaces, *, iterations=reliability.ITERATIONS, tol=reliability.TOLERANCE):
+    """One-coin EM written out over every label of each space (no lumping of unanswered labels); a wrong
+    answer is drawn in proportion to each label's share of the answers (plus one)."""
+    pr, pw = reliability.PRIOR_RIGHT, reliability.PRIOR_WRONG
+    tasks = list(dict.fromkeys(r[0] for r in records))
+    workers = list(dict.fromkeys(r[1] for r in records))
+    labels = {d: list(dict.fromkeys([*spaces.get(d, []), *sorted({r[2][d] for r in records}, key=str)]))
+              for d in dims}
+    post = {d: {t: {k: 0.0 for k in labels[d]} for t in tasks} for d in dims}
+    for d in dims:
+        for t in tasks:
+            given = [r[2][d] for r in records if r[0] == t]
+            for k in given:
+                post[d][t][k] += 1 / len(given)
+    popularity = {}
+    for d in dims:
+        counts = {k: 1 + sum(1 for r in records if r[2][d] == k) for k in labels[d]}
+        popularity[d] = {k: c / sum(counts.values()) for k, c in counts.items()}
+    skill = {w: pr / (pr + pw) for w in workers}
+    for _ in range(iterations):
+        right = {w: 0.0 for w in workers}
+        count = {w: 0 for w in workers}
+        for t, w, answer in records:
+            count[w] += 1
+            for d in dims:
+                right[w] += post[d][t][answer[d]]
+        new = {w: min(max((pr + right[w]) / (pr + pw + len(dims) * count[w]), reliability.SKILL_FLOOR),
+                      reliability.SKILL_CEILING) for w in workers}
+        for d in dims:
+            q = popularity[d]
+            prior = {k: sum(post[d][t][k] for t in tasks) + 1.0 for k in labels[d]}
+            total = sum(prior.values())
+            for t in tasks:
+                score = {k: prior[k] / total for k in labels[d]}
+                for tt, w, answer in records:
+                    if tt == t:
+                        for k in labels[d]:
+                            score[k] *= new[w] if answer[d] == k else (1 - new[w]) * q[answer[d]] / (1 - q[k])
+                z = sum(score.values())
+                post[d][t] = {k: v / z for k, v in score.items()}
+        change = max(abs(new[w] - skill[w]) for w in workers)
+        skill = new
+        if change < tol:
+            break
+    return post, skill
+
+
+def test_the_em_equals_a_plain_python_em_over_the_whole_label_space():
+    rng = random.Random(3)
+    cats = ["scene", "object", "part", "texture", "color", NONE]
+    words = ["dog", "cat", "sky", "wheel", "red"]
+    records = []
+    for t in range(15):
+        for w in rng.sample(range(6), rng.randint(1, 4)):
+            records.append((t, f"w{w}", {"category": rng.choice(cats), "word": rng.choice(words)}))
+    fitted = reliability.fit(records, dimensions=["category", "word"], label_space={"category": cats})
+    post, skill = reference_fit(records, ["category", "word"], {"category": cats})
+    assert fitted.skills == pytest.approx(skill, abs=1e-9)
+    for d in ("category", "word"):
+        for t, got in fitted.labels[d].items():
+            answered = {r[2][d] for r in records if r[0] == t}
+            # The published label is the most probable of the labels someone gave for the task.
+            best = max(post[d][t][k] for k in answered)
+            assert got.label in answered
+            assert got.probability == pytest.approx(post[d][t][got.label], abs=1e-9)
+            assert got.probability == pytest.approx(best, abs=1e-9)
+            assert got.n_answers == sum(1 for r in records if r[0] == t)
+
+
+def test_a_projection_adds_the_probabilities_of_the_labels_it_merges():
+    records = [(1, "a", {"pair": ("dog", "object")}), (1, "b", {"pair": ("dog", "part")}),
+               (1, "c", {"pair": ("cat", "object")})]
+    whole = reliability.fit(records, dimensions=["pair"]).labels["pair"]
+    merged = reliability.fit(records, dimensions=["pair"], publish={"word": [("pair", lambda p: p[0])]})
+    post, _ = reference_fit(records, ["pair"], {})
+    assert whole[1].probability == pytest.approx(max(post["pair"][1].values()))
+    assert merged.labels["word"][1].label == "dog"
+    assert merged.labels["word"][1].probability == pytest.approx(
+        post["pair"][1][("dog", "object")] + post["pair"][1][("dog", "part")])
+
+
+def _loadtest_scores(accuracy: float, spam: float, seed: int) -> dict[str, float]:
+    answers, truth = bench.loadtest_answers(loadcrowd, accuracy=accuracy, spam=spam, seed=seed)
+    frame = pd.DataFrame([(a.task, a.worker, a.category) for a in answers], columns=["task", "worker", "label"])
+    mv = MajorityVote().fit_predict(frame)
+    one_coin = OneCoinDawidSkene(n_iter=100, tol=1e-5).fit_predict(frame)
+    by_task: dict = {}
+    for a in answers:
+        by_task.setdefault(a.task, []).append(a)
+    result = aggregate(answers)
+    n = len(truth)
+    return {
+        "category_mv": sum(mv[u] == t[1] for u, t in truth.items()) / n,
+        "category_one_coin": sum(one_coin[u] == t[1] for u, t in truth.items()) / n,
+        "category": sum(result.units[u].category == t[1] for u, t in truth.items()) / n,
+        "word_vote": sum(winning_word(by_task[u])[0] == t[0] for u, t in truth.items()) / n,
+        "word": sum(result.units[u].crowd_word == t[0] for u, t in truth.items()) / n,
+    }
+
+
+ROWS = [(0.6, 0.0), (0.75, 0.0), (0.6, 0.3), (0.75, 0.3), (0.9, 0.3)]
+
+
+@pytest.mark.parametrize("accuracy,spam", ROWS)
+def test_on_the_issue_table_the_published_label_is_at_least_as_accurate_as_every_single_method(accuracy, spam):
+    # 300 HITs x 5 assignments, 64 annotators, seed 0: what `manage.py loadtest --no-load` prints.
+    scores = _loadtest_scores(accuracy, spam, seed=0)
+    assert scores["category"] >= max(scores["category_mv"], scores["category_one_coin"])
+    assert scores["word"] >= scores["word_vote"]
+
+
+@pytest.mark.parametrize("accuracy,spam", ROWS)
+def test_over_other_seeds_the_published_label_stays_within_one_unit_of_the_best_method_or_above(accuracy, spam):
+    # Seeds 1 and 2: a different crowd and truth each. One unit of 300 is 0.33 points: the margin allows
+    # the single split decision where a method may be lucky, not a systematic loss.
+    runs = [_loadtest_scores(accuracy, spam, seed) for seed in (1, 2)]
+    mean = {k: statistics.fmean(r[k] for r in runs) for k in runs[0]}
+    assert mean["category"] >= max(mean["category_mv"], mean["category_one_coin"]) - 1 / 300
+    assert mean["word"] >= mean["word_vote"]
+
+
+def test_at_60_percent_honest_with_30_percent_spammers_both_labels_reach_86_percent():
+    scores = _loadtest_scores(0.6, 0.3, seed=0)  # the issue's table row (the load benchmark's seed)
+    assert scores["category"] >= 0.86 and scores["word"] >= 0.86
+
+
+def test_probabilities_are_within_5_points_of_observed_accuracy_in_every_bin_of_50_units():
+    # The load benchmark's crowd (60/75/90% honest, 0-50% spammers, 1/3/5/7 answers), seeds 0 and 1; the
+    # calibration table was fitted on seeds 100-102 of it.
+    pairs = bench.calibration_samples([0, 1], units=300, crowd_kind="load")  # 300 HITs, as the table
+    edges = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001)
+    for dimension, raw in pairs.items():
+        scored = [(reliability.calibrated(dimension, p), ok) for p, ok in raw]
+        for lo, hi in zip(edges, edges[1:]):
+            inside = [(p, ok) for p, ok in scored if lo <= p < hi]
+            if len(inside) >= 50:
+                predicted = statistics.fmean(p for p, _ in inside)
+                observed = sum(ok for _, ok in inside) / len(inside)
+                assert abs(predicted - observed) <= 0.05, (dimension, lo, hi, len(inside), predicted, observed)
+
+
+def _skill_spearman(spam: float, seed: int) -> float:
+    answers, _, workers = bench.simulate(n_units=300, redundancy=5, spam_share=spam, seed=seed)
+    skills = aggregate(answers).skills
+    seen = [w for w in workers if w.name in skills]
+    return spearmanr([skills[w.name] for w in seen], [w.true_skill() for w in seen]).statistic
+
+
+@pytest.mark.parametrize("spam", [0.3, 0.5])
+def test_at_5_answers_per_unit_estimated_skills_rank_true_skills_with_spearman_at_least_0_8(spam):
+    values = [_skill_spearman(spam, seed) for seed in (0, 1, 2)]
+    assert min(values) >= 0.8, values
+
+
+def test_without_spammers_the_skill_ranking_is_limited_by_23_answers_per_worker():
+    # Honest skills 0.55-0.95 and ~23 answers each: sampling noise alone caps Spearman near 0.8 here.
+    values = [_skill_spearman(0.0, seed) for seed in (0, 1, 2)]
+    assert statistics.fmean(values) >= 0.75, values
+
+
+def test_the_calibration_map_is_monotone_and_stays_a_probability():
+    for xs, ys in reliability.CALIBRATION.values():
+        assert list(xs) == sorted(xs) and list(ys) == sorted(ys)
+        assert ys[0] >= 0.0 and ys[-1] <= 1.0
+    assert reliability.calibrated("category", 0.0) <= reliability.calibrated("category", 0.99)
+    assert not math.isnan(reliability.calibrated("word", 1.0))
+
+
+def test_no_answers_give_no_labels_and_no_skills():
+    assert aggregation.aggregate([]).units == {}
+    fitted = reliability.fit([], dimensions=["category"])
+    assert fitted.labels == {"category": {}} and fitted.skills == {}
+
+
+def test_the_published_word_is_the_answer_word_and_none_becomes_empty():
+    result = aggregate([Answer(1, "a", "", NONE), Answer(1, "b", "", NONE), Answer(1, "c", "dog", "object")])
+    assert (result.units[1].crowd_word, result.units[1].category) == ("", NONE)
