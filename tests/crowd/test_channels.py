@@ -95,7 +95,7 @@ def test_site_annotators_are_never_offered_an_outside_crowds_hits(lab, public_si
     owner, project, job = lab
     _mturk_credentials(project, owner)
     hit_publish(layers=job.layer_set.all(), settings=PublishSettings(channel=Channel.MTURK_LIVE), created_by=owner)
-    annotator = make_user("ann", qualified=True)
+    annotator = make_user("ann", qualified=project)
     assert assignment_claim(worker=annotator) is None
     site_job = make_job(project=project, layers={"conv4": 1}, exemplars_per_unit=2)
     site = hit_publish(layers=site_job.layer_set.all(), created_by=owner)
