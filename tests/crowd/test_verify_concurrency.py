@@ -4,6 +4,7 @@ from collections import Counter
 
 import pytest
 from django.db import connection
+from django.db.models import F
 
 from tests.conftest import need_service
 from tests.crowd.test_concurrency import run_together
@@ -12,6 +13,7 @@ from units.crowd.models import Annotation, Assignment, Hit
 from units.crowd.services import annotation_submit, assignment_claim
 from units.crowd.publishing import PublishSettings
 from units.crowd.verify import hit_publish_verify, verdict_submit
+from units.dissection.models import Unit
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_publishers_racing_create_each_verify_hit_once():
     need_service(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
     job = make_job(layers={"conv3": 6}, exemplars_per_unit=2)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)  # every IoU label above 0.04
     layer = job.layer_set.get()
     run_together(lambda: hit_publish_verify(layers=[layer], sources=["iou"],
                                             settings=PublishSettings.for_verify(sentinels=2)), [()] * 6)
@@ -30,6 +33,7 @@ def test_publishers_racing_create_each_verify_hit_once():
 def test_a_crowd_answering_both_kinds_at_once_fills_every_slot_exactly():
     need_service(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
     job = make_job(layers={"conv3": 3}, exemplars_per_unit=2)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)  # every IoU label above 0.04
     make_hits(job, assignments=2)
     hit_publish_verify(layers=[job.layer_set.get()], sources=["iou"],
                        settings=PublishSettings.for_verify(assignments_per_hit=2))

@@ -40,7 +40,8 @@ class LabelSerializer(serializers.ModelSerializer):
 
 class RedundancySerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
-    agreement = serializers.FloatField(help_text="below this agreement a HIT gets one more assignment")
+    probability = serializers.FloatField(help_text="a HIT whose published label is less probable than this (the "
+                                         "lower of the word's and the category's) gets one more assignment")
     cap = serializers.IntegerField(help_text="at most this many assignments in all")
 
 
