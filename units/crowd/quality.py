@@ -39,11 +39,21 @@ def project_rule(project_id: int) -> QualityRule | None:
     return QualityRule(row["quality_min_pass_rate"], row["quality_min_answers"]) if row else None
 
 
-@transaction.atomic
-def quality_rule_apply(*, worker, project_id: int) -> bool:
-    """Apply the project's rule to `worker` after an answer; True when it blocked them just now."""
-    rule = project_rule(project_id)
-    if rule is None or profile_get(worker).is_blocked:
+def quality_rule_apply(*, worker, project_id: int, rule: QualityRule | None | bool = True) -> bool:
+    """Apply the project's rule to `worker` after an answer; True when it blocked them just now.
+
+    `rule`: the project's rule (or None) when the caller read it already (the submit reads it with the
+    assignment it locks, so a project without a rule costs nothing more); True reads it here."""
+    if rule is True:
+        rule = project_rule(project_id)
+    if not isinstance(rule, QualityRule):
+        return False
+    with transaction.atomic():
+        return _rule_apply(worker=worker, project_id=project_id, rule=rule)
+
+
+def _rule_apply(*, worker, project_id: int, rule: QualityRule) -> bool:
+    if profile_get(worker).is_blocked:
         return False
     record = worker_checks(worker_id=worker.pk, project_id=project_id)
     if not rule.blocks(record):

@@ -41,11 +41,13 @@ from units.projects.models import Pool
 from .annotators import annotator_flag, profile_get
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound
 from .quality import quality_rule_apply
+from .quality_rule import QualityRule
 from .models import (
     Annotation,
     AnnotatorProfile,
     Assignment,
     Channel,
+    ChannelSettings,
     CrowdSettings,
     Hit,
     HitBatch,
@@ -159,8 +161,7 @@ def _gold_due(worker: User, rate: float) -> bool:
     return gold < rate * (total + 1)
 
 
-def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: random.Random,
-                      projects: list[int] | None = None) -> list[int]:
+def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: random.Random) -> list[int]:
     """`_shortlist(_likely_open_hits_for(...))` in plain SQL (the claim's hot path).
 
     The same rows and order as the ORM version (a test compares both on every case): HITs whose kept
@@ -168,18 +169,14 @@ def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: ran
     qualification test; the wanted gold group first, then by id, the first CLAIM_WINDOW of them.
     Read group by group in id order, so each query is a range scan of the (status, id) index that
     stops at the window (ordering by the gold flag instead makes PostgreSQL join and sort every open
-    HIT); the other group is read only to fill the window. `projects`: the worker's qualified
-    projects, when the caller has read them already.
+    HIT); the other group is read only to fill the window.
     """
-    projects = _qualified_projects(worker) if projects is None else projects
-    if not projects:
-        return []
     skipped = sorted(_qualification_units(worker))
     rows = [(pk, gold_first) for pk in _open_ids(worker, now=now, gold=gold_first, skipped=skipped,
-                                                 projects=projects, limit=CLAIM_WINDOW)]
+                                                 limit=CLAIM_WINDOW)]
     if len(rows) < CLAIM_WINDOW:
         rows += [(pk, not gold_first) for pk in _open_ids(worker, now=now, gold=not gold_first, skipped=skipped,
-                                                          projects=projects, limit=CLAIM_WINDOW - len(rows))]
+                                                          limit=CLAIM_WINDOW - len(rows))]
     return _pick(rows, gold_first=gold_first, rng=rng)
 
 
@@ -190,8 +187,7 @@ def _qualified_projects(worker: User) -> list[int]:
                                             [worker.pk]))
 
 
-def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], projects: list[int],
-              limit: int) -> list[int]:
+def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], limit: int) -> list[int]:
     """Ids of open HITs of one gold group the worker may take, in id order, at most `limit`.
 
     Gold HITs are few: they are read from the partial indexes of gold HITs and gold units (a UNION of
@@ -209,15 +205,17 @@ def _open_ids(worker: User, *, now: datetime, gold: bool, skipped: list[int], pr
         f" JOIN {Assignment._meta.db_table} la ON la.id = an.assignment_id JOIN {Hit._meta.db_table} lh"
         f" ON lh.id = la.hit_id WHERE la.worker_id = %s AND lh.kind = %s AND lh.unit_id = h.unit_id))")
     params.extend([HitKind.VERIFY, LabelSource.CROWD, worker.pk, HitKind.LABEL])
-    # A batch of a project the worker is qualified for (`projects`, never empty here), on this site's
-    # channel (an outside crowd's HITs are taken through its marketplace); an open batch (no pool) goes to
-    # the whole crowd, a pool's batch to its members only (as in `_offerable`): one primary-key probe of
-    # the batch per HIT read, and one of the pool's members.
+    # A batch of a project the worker is qualified for, on this site's channel (an outside crowd's HITs are
+    # taken through its marketplace); an open batch (no pool) goes to the whole crowd, a pool's batch to its
+    # members only (as in `_offerable`): one primary-key probe of the batch per HIT read, and one of the
+    # pool's members. The worker's few qualified projects are a subquery of this read, not a read of their own.
+    q = _QUALIFIED
     in_pool = (
         f" AND EXISTS (SELECT 1 FROM {HitBatch._meta.db_table} pb WHERE pb.id = h.batch_id AND pb.channel = %s"
-        f" AND pb.project_id IN ({placeholders(projects)}) AND (pb.pool_id IS NULL"
+        f" AND pb.project_id IN (SELECT {q.col('project_id')} FROM {q.name} WHERE {q.col('user_id')} = %s)"
+        f" AND (pb.pool_id IS NULL"
         f" OR EXISTS (SELECT 1 FROM {_POOL_MEMBERS} pm WHERE pm.pool_id = pb.pool_id AND pm.user_id = %s)))")
-    params.extend([Channel.SITE, *projects, worker.pk])
+    params.extend([Channel.SITE, worker.pk, worker.pk])
     may_take = (
         f"h.status = %s AND h.expires_at > %s"
         f" AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a WHERE a.hit_id = h.id AND a.worker_id = %s)"
@@ -299,16 +297,13 @@ def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int
         current, gold_rate = _live_assignment_and_gold_rate(worker, now=now)
         if current is not None:  # usually there is none
             return Assignment.objects.select_related(*(f"hit__{name}" for name in HIT_SHOWN)).get(pk=current)
-        projects = _qualified_projects(worker)
-        if not projects:
-            raise NotAllowed(NOT_QUALIFIED)
         gold_first = _gold_due(worker, gold_rate)
 
         def exact() -> list[int]:
             return _shortlist(open_hits_for(worker, now=now), gold_first=gold_first, rng=rng)
 
         def likely() -> list[int]:
-            return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng, projects=projects)
+            return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng)
 
         def chosen() -> list[int]:
             hits = open_hits_for(worker, now=now)
@@ -330,6 +325,10 @@ def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int
                 # Every free HIT was being claimed by someone else: their slots may still be free once
                 # those claims commit, so look again rather than tell the worker there is no work.
                 time.sleep(0.02 * (attempt + 1))
+    # No HIT: say why when it is that the worker is qualified for no project (read only on this path, so a
+    # claim that finds work pays nothing for it; the reads above offer only qualified projects' HITs).
+    if not _qualified_projects(worker):
+        raise NotAllowed(NOT_QUALIFIED)
     return None
 
 
@@ -414,14 +413,20 @@ def _own_assignment_for_update(*, assignment_id: int, worker: User) -> Assignmen
     # the batch rows too, and every submit of a batch would queue behind the others on that one row.
     # Plain SQL (the submit's hot path): `Assignment.objects.select_for_update(of=("self", "hit"))
     # .select_related("hit", "hit__unit", "hit__batch").filter(pk=assignment_id).first()`.
+    # The project's quality rule rides along (two probes of its one settings row), for the submit to apply.
     tables = a, h, u, b = _ASSIGNMENT, _HIT, _UNIT, _BATCH
+    cs = ChannelSettings._meta.db_table
+    rule_of = (f"(SELECT cs.quality_min_pass_rate FROM {cs} cs WHERE cs.project_id = b.project_id),"
+               f" (SELECT cs.quality_min_answers FROM {cs} cs WHERE cs.project_id = b.project_id)")
     row = fetch_one(
-        f"SELECT {columns(*tables)} FROM {a.name} JOIN {h.name} ON h.id = a.hit_id"
+        f"SELECT {columns(*tables)}, {rule_of} FROM {a.name} JOIN {h.name} ON h.id = a.hit_id"
         f" JOIN {u.name} ON u.id = h.unit_id JOIN {b.name} ON b.id = h.batch_id WHERE a.id = %s"
         f"{for_update(of=('a', 'h'))}", [assignment_id])
     if row is None:
         raise NotFound(f"There is no assignment {assignment_id}.")
     assignment, hit, unit, batch = load_row(row, *tables)
+    pass_rate, min_answers = row[-2], row[-1]
+    assignment.quality_rule = None if pass_rate is None else QualityRule(float(pass_rate), int(min_answers))
     cache_related(hit, "unit", unit)
     cache_related(hit, "batch", batch)
     cache_related(assignment, "hit", hit)
@@ -519,7 +524,8 @@ def annotation_submit(
         annotator_flag(user=worker, reason=f"left {missed} low-activation sentinel image(s) marked as fitting "
                                            f"in assignment {assignment.pk}")
     hit_sync_status(assignment.hit, now=now)
-    quality_rule_apply(worker=worker, project_id=assignment.hit.batch.project_id)  # the project's spam rule
+    quality_rule_apply(worker=worker, project_id=assignment.hit.batch.project_id,  # the project's spam rule
+                       rule=getattr(assignment, "quality_rule", True))
     return annotation
 
 
