@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 from django.utils import timezone
 
 from tests.e2e.conftest import (
@@ -202,8 +203,7 @@ def test_the_lightbox_enlarges_moves_and_marks(live_server, page, kim):
     assert page.is_hidden("#lightbox")
     assert page.is_checked(".ex:nth-child(2) input")
     # The focus comes back on the image last shown (the dialog's own restore happens first).
-    page.wait_for_function("() => document.activeElement && document.activeElement.closest('.ex')"
-                           " && document.activeElement.closest('.ex').querySelector('.num').textContent === '2'")
+    expect(page.locator(".ex:focus-within .num")).to_have_text("2")
 
 
 def test_on_a_phone_three_pictures_a_row_big_targets_and_the_submit_bar_stays(live_server, phone, kim):
@@ -257,7 +257,7 @@ def test_w_on_a_restored_draft_selects_the_word_so_arrows_can_keep_it(live_serve
     page.keyboard.type("tree")
     page.keyboard.press("Escape")
     page.reload()  # the draft comes back from the browser's storage
-    page.wait_for_function("document.querySelector('#id_word').value === 'tree'")
+    expect(page.locator("#id_word")).to_have_value("tree")
     page.keyboard.press("w")
     page.keyboard.press("End")
     page.keyboard.type(" bark")
@@ -329,7 +329,8 @@ def test_a_click_on_a_picture_enlarges_it_and_the_visible_box_under_it_marks_it(
     assert page.inner_text("#lightbox-caption") == "image 4 of 6 (marked: does not fit)"
     page.keyboard.press("Escape")
     assert page.is_checked("#mark-4")
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'mark-4'")
+    # Playwright's own matcher (no page-side eval, which the CSP forbids while it polls).
+    expect(page.locator("#mark-4")).to_be_focused()
     assert csp_violations(page) == [] and axe_violations(page) == []
     page.keyboard.press("2")
     page.keyboard.press("w")
