@@ -104,3 +104,31 @@ def test_the_annotators_page_shows_each_workers_quality(client, lab):
     # gold 1 of 2 = 50%; sentinels caught 3 of 4 = 75%; 30 s per HIT
     assert '<td class="gold-accuracy">50%</td>' in row and '<td class="sentinel-hits">75%</td>' in row
     assert "<td>30</td>" in row
+
+
+def test_the_annotators_page_counts_only_the_current_projects_answers(client, lab):
+    """A requester of Lab A must not read what an open-crowd annotator did for another project: their
+    answers there (all gold wrong, every sentinel missed, 5 minutes a HIT) change nothing on A's page."""
+    owner, _, hits = lab
+    worker = make_user("w")
+    _answered(hits, worker, [(2, 1, None), (1, 0, True), (0, 0, False), (1, 0, None)])
+    other_owner = make_user("boris", requester=True)
+    other = make_project("Lab B", owner=other_owner)
+    other_hits = make_hits(make_job(project=other, layers={"conv3": 4}, exemplars_per_unit=2), assignments=3)
+    now = timezone.now()
+    for hit in other_hits:
+        a = Assignment.objects.create(hit=hit, worker=worker, status=Assignment.Status.SUBMITTED, accepted_at=now,
+                                      deadline=now + timedelta(minutes=5), submitted_at=now, work_seconds=300.0)
+        Annotation.objects.create(assignment=a, word="cat", category="part", sentinels_shown=3, sentinels_missed=3,
+                                  gold_correct=False)
+    client.login(username=owner.username, password=PASSWORD)
+    page = client.get(reverse("crowd:annotators")).content.decode()
+    row = page[page.index("<td>w</td>"):].split("</tr>")[0]
+    assert '<td class="gold-accuracy">50%</td>' in row and '<td class="sentinel-hits">75%</td>' in row
+    assert "<td>30</td>" in row
+    client.logout()
+    client.login(username=other_owner.username, password=PASSWORD)
+    page = client.get(reverse("crowd:annotators")).content.decode()
+    row = page[page.index("<td>w</td>"):].split("</tr>")[0]
+    assert '<td class="gold-accuracy">0%</td>' in row and '<td class="sentinel-hits">0%</td>' in row
+    assert "<td>300</td>" in row

@@ -190,19 +190,23 @@ def annotators_overview(project=None) -> QuerySet:
             .order_by("username"))
 
 
-def annotators_quality(user_ids: list[int]) -> dict[int, dict]:
-    """Per worker: gold accuracy, share of sentinels caught, Dawid-Skene skill (the results app's last run,
-    read through the user's `skill` relation) and mean time per HIT; None where not known."""
+def annotators_quality(user_ids: list[int], project) -> dict[int, dict]:
+    """Per worker, from their answers in `project` only (a requester sees nothing of other projects' work):
+    gold accuracy, share of sentinels caught, mean time per HIT, and the published model's skill when its
+    last run was one of this project's (read through the user's `skill` relation); None where not known."""
     answer = "assignments__annotation"
+    here = Q(assignments__hit__batch__project=project)
     rows = (get_user_model().objects.filter(pk__in=user_ids)
-            .annotate(gold=Count(answer, filter=Q(**{f"{answer}__gold_correct__isnull": False})),
-                      gold_ok=Count(answer, filter=Q(**{f"{answer}__gold_correct": True})),
-                      shown=Sum(f"{answer}__sentinels_shown"), missed=Sum(f"{answer}__sentinels_missed"),
-                      seconds=Avg("assignments__work_seconds"))
-            .values("pk", "gold", "gold_ok", "shown", "missed", "seconds", "skill__ds_skill"))
+            .annotate(gold=Count(answer, filter=here & Q(**{f"{answer}__gold_correct__isnull": False})),
+                      gold_ok=Count(answer, filter=here & Q(**{f"{answer}__gold_correct": True})),
+                      shown=Sum(f"{answer}__sentinels_shown", filter=here),
+                      missed=Sum(f"{answer}__sentinels_missed", filter=here),
+                      seconds=Avg("assignments__work_seconds", filter=here))
+            .values("pk", "gold", "gold_ok", "shown", "missed", "seconds", "skill__skill", "skill__run__project_id"))
     return {r["pk"]: {"gold_accuracy": r["gold_ok"] / r["gold"] if r["gold"] else None,
                       "sentinel_hits": (r["shown"] - r["missed"]) / r["shown"] if r["shown"] else None,
-                      "skill": r["skill__ds_skill"], "seconds": r["seconds"]} for r in rows}
+                      "skill": r["skill__skill"] if r["skill__run__project_id"] == project.pk else None,
+                      "seconds": r["seconds"]} for r in rows}
 
 
 def assignment_retakable(assignment: Assignment, *, now=None) -> bool:

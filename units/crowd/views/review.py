@@ -129,7 +129,7 @@ def annotators(request: HttpRequest) -> HttpResponse:
     """Every annotator's record and quality; qualified or not for the current project (where the requester works)."""
     project = current_project(request, WORK)
     page = page_of(request, annotators_overview(project))
-    quality = annotators_quality([u.pk for u in page.object_list])
+    quality = annotators_quality([u.pk for u in page.object_list], project)
     for u in page.object_list:
         u.quality = quality.get(u.pk, {})
     return render(request, "crowd/annotators.html", {"annotators": page.object_list, "page": page,
