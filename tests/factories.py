@@ -176,3 +176,23 @@ def make_registered_pipeline(dataset_dir: Path, *, name: str | None = None, laye
     return job_create(network=network, dataset=dataset,
                       options=JobSettings(list(layers), top_k=top_k, batch_size=8, shards=shards),
                       created_by=created_by)
+
+
+def make_mturk_sandbox_hit(media_root: Path, *, exemplars_per_unit: int = 3):
+    """One HIT of a one-unit job on the MTurk sandbox channel (published there as MTHIT0, $0.10), its unit
+    with a sentinel picture beside its top ones; returned with its batch loaded."""
+    from decimal import Decimal
+
+    from units.crowd.models import Channel, Hit, HitBatch
+
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=exemplars_per_unit, write_pictures=True)
+    hit = make_hits(job, assignments=3)[0]
+    rel = f"jobs/{job.pk}/conv3/sentinels/s.png"
+    (media_root / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(media_root / rel)
+    Exemplar.objects.create(unit=hit.unit, kind=Exemplar.Kind.SENTINEL, rank=0, image_index=99,
+                            image_name="s.png", score=0.0, picture=rel, plain=rel)
+    HitBatch.objects.filter(pk=hit.batch_id).update(channel=Channel.MTURK_SANDBOX, sentinels=1,
+                                                    reward=Decimal("0.10"))
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    return Hit.objects.select_related("batch").get(pk=hit.pk)

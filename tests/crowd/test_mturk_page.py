@@ -2,14 +2,12 @@
 MTurk; framed by MTurk's worker site only, every other page still refuses any frame."""
 from __future__ import annotations
 
-from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from PIL import Image
 
-from tests.factories import make_hits, make_job
+from tests.factories import make_hits, make_job, make_mturk_sandbox_hit
 from units.crowd.annotators import annotator_block
 from units.crowd.models import Annotation, Assignment, Channel, Hit, HitBatch
 from units.crowd.mturk import WORKER_SITES
@@ -21,17 +19,7 @@ SANDBOX = WORKER_SITES[Channel.MTURK_SANDBOX]
 
 @pytest.fixture
 def mturk_hit(media_root):
-    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
-    hit = make_hits(job, assignments=3)[0]
-    rel = f"jobs/{job.pk}/conv3/sentinels/s.png"
-    (media_root / rel).parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (32, 32), (9, 9, 9)).save(media_root / rel)
-    Exemplar.objects.create(unit=hit.unit, kind=Exemplar.Kind.SENTINEL, rank=0, image_index=99,
-                            image_name="s.png", score=0.0, picture=rel, plain=rel)
-    HitBatch.objects.filter(pk=hit.batch_id).update(channel=Channel.MTURK_SANDBOX, sentinels=1,
-                                                    reward=Decimal("0.10"))
-    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
-    return Hit.objects.select_related("batch").get(pk=hit.pk)
+    return make_mturk_sandbox_hit(media_root, exemplars_per_unit=3)
 
 
 def _url(hit, **params):

@@ -6,16 +6,14 @@ Screenshots of the preview and the accepted states: test-artifacts/mturk-preview
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode
 
 import pytest
-from PIL import Image
 
 from tests.e2e.conftest import csp_violations, screenshot
-from tests.factories import make_hits, make_job
-from units.crowd.models import Annotation, Channel, Hit, HitBatch
+from tests.factories import make_mturk_sandbox_hit
+from units.crowd.models import Annotation, Channel
 from units.crowd.mturk import WORKER_SITES
 from units.dissection.models import Exemplar
 
@@ -70,17 +68,7 @@ def fake_mturk(monkeypatch):
 
 @pytest.fixture
 def mturk_hit(media_root):
-    job = make_job(layers={"conv3": 1}, exemplars_per_unit=5, write_pictures=True)
-    hit = make_hits(job, assignments=3)[0]
-    rel = f"jobs/{job.pk}/conv3/sentinels/s.png"
-    (media_root / rel).parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (32, 32), (9, 9, 9)).save(media_root / rel)
-    Exemplar.objects.create(unit=hit.unit, kind=Exemplar.Kind.SENTINEL, rank=0, image_index=99,
-                            image_name="s.png", score=0.0, picture=rel, plain=rel)
-    HitBatch.objects.filter(pk=hit.batch_id).update(channel=Channel.MTURK_SANDBOX, sentinels=1,
-                                                    reward=Decimal("0.10"))
-    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
-    return hit
+    return make_mturk_sandbox_hit(media_root, exemplars_per_unit=5)
 
 
 def _hit_page(live_server, hit, **params) -> str:
