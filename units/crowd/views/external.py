@@ -70,20 +70,11 @@ def mturk_hit(request: HttpRequest, pk: int) -> HttpResponse:
     exemplar_ids = {p.pk: p.exemplar_id for p in pictures}
     form = AnswerForm(request.POST if request.method == "POST" else None, exemplar_ids=list(exemplar_ids))
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            annotation_submit(assignment_id=assignment.pk, worker=assignment.worker, word=data["word"],
-                              category=data["category"], confidence=data["confidence"],
-                              non_fitting=[exemplar_ids[key] for key in data["non_fitting"]],
-                              description=data["description"])
-        except InvalidAnswer as exc:
-            for field, errors in exc.errors.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
-        except CrowdError as exc:
-            return _framed_by(render(request, "crowd/external_hit.html", {"refused": str(exc)},
-                                     status=exc.status_code), site)
-        else:
+        refused, stored = _answer_submit(form, assignment.pk, assignment.worker, exemplar_ids)
+        if refused is not None:
+            return _framed_by(render(request, "crowd/external_hit.html", {"refused": str(refused)},
+                                     status=refused.status_code), site)
+        if stored:
             assignment.refresh_from_db()
     if assignment.status == Assignment.Status.SUBMITTED:
         return _framed_by(_submit_page(request, assignment, submit_to), site)
@@ -145,19 +136,10 @@ def prolific_study(request: HttpRequest, batch_id: int) -> HttpResponse:
     exemplar_ids = {p.pk: p.exemplar_id for p in pictures}
     form = AnswerForm(request.POST if request.method == "POST" else None, exemplar_ids=list(exemplar_ids))
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            annotation_submit(assignment_id=assignment.pk, worker=worker, word=data["word"],
-                              category=data["category"], confidence=data["confidence"],
-                              non_fitting=[exemplar_ids[key] for key in data["non_fitting"]],
-                              description=data["description"])
-        except InvalidAnswer as exc:
-            for field, errors in exc.errors.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
-        except CrowdError as exc:
-            return render(request, "crowd/external_hit.html", {"refused": str(exc)}, status=exc.status_code)
-        else:
+        refused, stored = _answer_submit(form, assignment.pk, worker, exemplar_ids)
+        if refused is not None:
+            return render(request, "crowd/external_hit.html", {"refused": str(refused)}, status=refused.status_code)
+        if stored:
             return redirect("crowd:prolific_study", batch_id=batch.pk)  # the next HIT, or the completion URL
     stored = channel_settings_of(batch.project_id)
     done = Assignment.objects.filter(worker=worker, hit__batch=batch, status__in=[
@@ -166,3 +148,22 @@ def prolific_study(request: HttpRequest, batch_id: int) -> HttpResponse:
     return render(request, "crowd/external_hit.html", {
         "pictures": pictures, "form": form, "marked": marked, "with_csrf": True,
         "progress": (done + 1, stored.prolific_hits_per_participant if stored else 10)})
+
+
+def _answer_submit(form: AnswerForm, assignment_id: int, worker, exemplar_ids: dict) -> tuple[CrowdError | None, bool]:
+    """Hand in a valid form's answer: (None, True) when stored; (None, False) when the service found fault
+    with a field (put on the form); (the refusal, False) when the assignment may not be answered."""
+    data = form.cleaned_data
+    try:
+        annotation_submit(assignment_id=assignment_id, worker=worker, word=data["word"], category=data["category"],
+                          confidence=data["confidence"],
+                          non_fitting=[exemplar_ids[key] for key in data["non_fitting"]],
+                          description=data["description"])
+    except InvalidAnswer as exc:
+        for field, errors in exc.errors.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+        return None, False
+    except CrowdError as exc:
+        return exc, False
+    return None, True
