@@ -138,6 +138,12 @@ elif "jit" not in str(DATABASES["default"].get("OPTIONS", {}).get("options", "")
     # JIT is off for its connections (a DATABASE_URL with ?options=-c%20jit%3Don turns it back on).
     options = DATABASES["default"].setdefault("OPTIONS", {})
     options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and envbool("DB_PREPARED_STATEMENTS", True):
+    # The claim's and submit's plain-SQL reads (annotate_site/plainsql.py) run as prepared statements: PostgreSQL
+    # spent twice as long planning them as running them. Only those are prepared (Django's own cursor binds on
+    # the client and prepares nothing). A transaction-mode pooler (PgBouncer before 1.21) cannot keep prepared
+    # statements: DB_PREPARED_STATEMENTS=0 there.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

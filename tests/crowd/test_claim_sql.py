@@ -82,17 +82,56 @@ def test_gold_first_puts_the_open_gold_hits_at_the_front(crowded):
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.7])
-def test_the_gold_share_counts_what_the_orm_counts(crowded, rate):
+def test_the_claim_state_counts_what_the_orm_counts(crowded, rate):
     from django.db.models import Count, Q
 
-    worker, other, _ = crowded
+    from units.crowd.models import CrowdSettings
+
+    worker, other, now = crowded
+    CrowdSettings.objects.update_or_create(pk=1, defaults={"gold_rate": rate})
     for who in (worker, other):
         taken = Assignment.objects.filter(worker=who).aggregate(
             total=Count("pk"), gold=Count("pk", filter=Q(hit__is_gold=True) | Q(hit__unit__is_gold=True)))
         expected = rate > 0 and taken["gold"] < rate * (taken["total"] + 1)
-        assert services._gold_due(who, rate) is expected
+        state = services._claim_state(who, now=now)
+        assert state.gold_first is expected and state.gold_rate == rate
+        assert state.qualification_units == sorted(services._qualification_units(who))
+        assert state.gold_open  # gold units and gold HITs exist
     # the worker: 2 taken, 1 gold -> due at rate 0.5 (1 < 1.5) but not at 0.1 (1 < 0.3 is false)
-    assert services._gold_due(worker, 0.5) and not services._gold_due(worker, 0.1)
+    assert services._gold_due(0.5, taken=2, gold_taken=1) and not services._gold_due(0.1, taken=2, gold_taken=1)
+    # Attempts of two projects: both lists of units come back, each id once.
+    from tests.factories import make_project
+
+    first = QualificationAttempt.objects.get(user=worker)
+    QualificationAttempt.objects.create(user=worker, project=make_project(), unit_ids=[first.unit_ids[0], 10**12],
+                                        started_at=now)
+    assert services._claim_state(worker, now=now).qualification_units == sorted({*first.unit_ids, 10**12})
+
+
+@pytest.mark.parametrize("gold_first", [True, False])
+def test_without_any_gold_the_gold_group_is_not_read_and_the_shortlist_is_the_same(crowded, gold_first):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    worker, other, now = crowded
+    Unit.objects.update(is_gold=False)
+    Hit.objects.update(is_gold=False)
+    for who in (worker, other):
+        state = services._claim_state(who, now=now)
+        assert not state.gold_open
+        orm = services._shortlist(services._likely_open_hits_for(who, now=now), gold_first=gold_first,
+                                  rng=random.Random(2))
+        with CaptureQueriesContext(connection) as reads:
+            sql = services._likely_shortlist(who, now=now, gold_first=gold_first, rng=random.Random(2), state=state)
+        assert sql == orm and len(orm) > 0
+        assert len(reads) == 1  # the group of HITs that are not gold only
+    # A gold HIT again (an open one): the flag sees it, and the shortlist offers it first when gold is due.
+    gold_hit = Hit.objects.filter(status=Hit.Status.ASSIGNABLE).exclude(assignments__worker=other).first()
+    Hit.objects.filter(pk=gold_hit.pk).update(is_gold=True)
+    state = services._claim_state(other, now=now)
+    assert state.gold_open
+    picked = services._likely_shortlist(other, now=now, gold_first=True, rng=random.Random(2), state=state)
+    assert picked[0] == gold_hit.pk
 
 
 @pytest.mark.parametrize("gold_first", [True, False])

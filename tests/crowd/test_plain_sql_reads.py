@@ -106,30 +106,35 @@ def test_the_submits_locked_assignment_read_is_its_orm_definition(hits):
             services._own_assignment_for_update(assignment_id=mine.pk + 1000, worker=worker)
 
 
-@pytest.mark.parametrize("kind,limit", [(Exemplar.Kind.TOP, 2), (Exemplar.Kind.TOP, 15), (Exemplar.Kind.SENTINEL, 2),
-                                        (Exemplar.Kind.SENTINEL, 0)])
-def test_a_hits_pictures_are_read_as_the_orm_reads_them(hits, kind, limit):
+@pytest.mark.parametrize("top,sentinels", [(2, 2), (15, 2), (2, 0), (0, 2), (0, 0), (15, 15)])
+def test_a_hits_pictures_are_read_as_the_orm_reads_them(hits, top, sentinels):
     for hit in hits[:3]:  # units 0 and 1 have sentinels, unit 2 has none
-        orm = list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=kind).order_by("rank")[:limit])
-        plain = selectors._exemplars(hit.unit_id, kind, limit)
-        assert [_fields(e) for e in plain] == [_fields(e) for e in orm]
+        orm = [list(Exemplar.objects.filter(unit_id=hit.unit_id, kind=kind).order_by("rank")[:limit])
+               for kind, limit in ((Exemplar.Kind.TOP, top), (Exemplar.Kind.SENTINEL, sentinels))]
+        plain = selectors._exemplars(hit.unit_id, top, sentinels)
+        assert [[_fields(e) for e in group] for group in plain] == [[_fields(e) for e in group] for group in orm]
 
 
-def test_the_live_assignment_and_gold_rate_read(hits):
+def test_the_claim_state_reads_the_live_assignment_and_gold_rate(hits):
     now = timezone.now()
     worker = make_user(qualified=True)
     CrowdSettings.objects.all().delete()
-    assert services._live_assignment_and_gold_rate(worker, now=now) == (None, CrowdSettings().gold_rate)
+
+    def read():
+        state = services._claim_state(worker, now=now)
+        return state.current, state.gold_rate
+
+    assert read() == (None, CrowdSettings().gold_rate)
     assert CrowdSettings.objects.filter(pk=1).exists()  # made on first use, as CrowdSettings.load makes it
     CrowdSettings.objects.filter(pk=1).update(gold_rate=0.25)
     Assignment.objects.create(hit=hits[0], worker=worker, accepted_at=now - timedelta(hours=1),
                               deadline=now - timedelta(seconds=1))  # past its deadline: not live
-    assert services._live_assignment_and_gold_rate(worker, now=now) == (None, 0.25)
+    assert read() == (None, 0.25)
     live = [Assignment.objects.create(hit=h, worker=worker, accepted_at=now, deadline=now + timedelta(minutes=5))
             for h in hits[1:3]]
     orm = (Assignment.objects.filter(worker=worker, status=Assignment.Status.ACCEPTED, deadline__gt=now)
            .values_list("pk", flat=True).first())
-    assert services._live_assignment_and_gold_rate(worker, now=now) == (orm, 0.25) == (live[0].pk, 0.25)
+    assert read() == (orm, 0.25) == (live[0].pk, 0.25)
 
 
 @pytest.mark.parametrize("statuses,expected", [

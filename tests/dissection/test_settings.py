@@ -117,3 +117,22 @@ def test_the_real_environment_wins_over_the_env_file(tmp_path):
 def test_a_named_env_file_that_is_missing_stops_the_process(tmp_path):
     result = load_settings(UNITCROWD_ENV_FILE=str(tmp_path / "nope.env"), UNITCROWD_VAR_DIR=str(tmp_path))
     assert result.returncode != 0 and "UNITCROWD_ENV_FILE" in result.stderr
+
+
+def _database_options(**env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DB_PREPARED_STATEMENTS", "DEBUG"}}
+    clean.update(env, DJANGO_SETTINGS_MODULE="annotate_site.settings", DEBUG="1")
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(sorted(settings.DATABASES['default'].get('OPTIONS', {}).items()))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_prepared_statements_are_on_for_postgresql_unless_turned_off(tmp_path):
+    url = "postgres://u:p@127.0.0.1:5432/db"
+    assert "('prepare_threshold', 5)" in _database_options(DATABASE_URL=url, UNITCROWD_VAR_DIR=str(tmp_path))
+    assert "prepare_threshold" not in _database_options(DATABASE_URL=url, DB_PREPARED_STATEMENTS="0",
+                                                        UNITCROWD_VAR_DIR=str(tmp_path))
+    assert "prepare_threshold" not in _database_options(UNITCROWD_VAR_DIR=str(tmp_path))  # SQLite

@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -26,12 +27,11 @@ def hit_exemplars(hit: Hit) -> list[Exemplar]:
     Sentinel positions come from a generator seeded by the HIT id, so every page load (and the
     server's check of the answer) sees the same order, and annotators cannot learn "last = sentinel".
     """
-    top = _exemplars(hit.unit_id, Exemplar.Kind.TOP, hit.exemplars_shown)
     # A verify batch's sentinels are whole HITs with a wrong label, not pictures mixed into a strip.
     n_sentinels = hit.batch.sentinels if hit.batch_id and hit.kind == "label" else 0
+    top, sentinels = _exemplars(hit.unit_id, hit.exemplars_shown, n_sentinels)
     if not n_sentinels:
         return top
-    sentinels = _exemplars(hit.unit_id, Exemplar.Kind.SENTINEL, n_sentinels)
     rng = random.Random(hit.pk)
     shown = list(top)
     for sentinel in sentinels:
@@ -42,13 +42,22 @@ def hit_exemplars(hit: Hit) -> list[Exemplar]:
 _EXEMPLAR = Table(Exemplar, "e")
 
 
-def _exemplars(unit_id: int, kind: str, limit: int) -> list[Exemplar]:
-    """`Exemplar.objects.filter(unit_id=unit_id, kind=kind).order_by("rank")[:limit]` in plain SQL: every
-    claim and submit reads a HIT's pictures (annotate_site.plainsql)."""
+def _exemplars(unit_id: int, top: int, sentinels: int) -> tuple[list[Exemplar], list[Exemplar]]:
+    """A unit's first `top` top exemplars and first `sentinels` sentinels, by rank: for each kind,
+    `Exemplar.objects.filter(unit_id=unit_id, kind=kind).order_by("rank")[:limit]`, in one plain query (every
+    claim and submit reads a HIT's pictures; annotate_site.plainsql)."""
     e = _EXEMPLAR
-    rows = fetch_all(f"SELECT {e.columns} FROM {e.name} WHERE e.unit_id = %s AND e.kind = %s ORDER BY e.rank LIMIT %s",
-                     [unit_id, kind, int(limit)])
-    return [e.load(row)[0] for row in rows]
+    one = f"SELECT {e.columns} FROM {e.name} WHERE e.unit_id = %s AND e.kind = %s ORDER BY e.rank LIMIT %s"
+    wanted = [(kind, limit) for kind, limit in ((Exemplar.Kind.TOP, top), (Exemplar.Kind.SENTINEL, sentinels))
+              if limit > 0]
+    if not wanted:
+        return [], []
+    sql = " UNION ALL ".join(f"SELECT * FROM ({one}) k{i}" for i in range(len(wanted)))
+    rows = fetch_all(sql, [value for kind, limit in wanted for value in (unit_id, kind, int(limit))])
+    loaded = [cast(Exemplar, e.load(row)[0]) for row in rows]
+    by_rank = sorted(loaded, key=lambda ex: ex.rank)  # UNION ALL keeps no order of its own
+    return ([ex for ex in by_rank if ex.kind == Exemplar.Kind.TOP],
+            [ex for ex in by_rank if ex.kind == Exemplar.Kind.SENTINEL])
 
 
 @dataclass(frozen=True)

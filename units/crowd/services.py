@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     BooleanField,
     Count,
@@ -146,22 +148,54 @@ def _qualification_units(worker: User) -> set[int]:
     return seen
 
 
-def _gold_due(worker: User, rate: float) -> bool:
+def _gold_due(rate: float, *, taken: int, gold_taken: int) -> bool:
     """Keep each worker's share of gold assignments near `rate` (deterministic, no dice)."""
-    if rate <= 0:
-        return False
-    # Plain SQL on the claim's hot path: the ORM spent more CPU building this join than the database
-    # spent running it (profile in SCHEDULER.md). Same rows as Assignment(worker) x Hit x Unit. Gold is
-    # looked up per assignment (two index probes each): a join lets PostgreSQL hash the whole HIT table,
-    # whose size grows with the queue while a worker's assignments do not.
+    return rate > 0 and gold_taken < rate * (taken + 1)
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """What a claim needs to know about the worker before it looks for a HIT, read in one query."""
+
+    current: int | None  # the worker's live assignment (the first, by id), if any
+    gold_rate: float  # the crowd's share of gold assignments
+    gold_first: bool  # this claim should offer gold first (the worker's gold share is below the rate)
+    qualification_units: list[int]  # units of the worker's qualification tests: never offered as HITs
+    gold_open: bool  # some gold HIT may be open (else the gold group is not read at all)
+
+
+def _claim_state(worker: User, *, now: datetime) -> ClaimState:
+    """`ClaimState` in one plain query (the claim's hot path), read after the profile lock.
+
+    Same values as the ORM: the live assignment `Assignment.objects.filter(worker=, status=ACCEPTED,
+    deadline__gt=now).order_by("pk")[:1]`; the gold rate of `CrowdSettings.load()`; the worker's assignments
+    and those of them gold (by HIT or by unit), counted for the gold share; the unit ids of the worker's
+    qualification attempts (`_qualification_units`), whose JSON lists come back concatenated as text.
+    Gold is looked up per assignment (two index probes each): a join lets PostgreSQL hash the whole HIT
+    table, whose size grows with the queue while a worker's assignments do not."""
+    a, c, q = _ASSIGNMENT, _SETTINGS, _QA
     is_gold = (f"EXISTS (SELECT 1 FROM {_HIT.name} JOIN {_UNIT.name} ON u.id = h.unit_id"
                f" WHERE h.id = a.hit_id AND (h.is_gold OR u.is_gold))")
-    total, gold = fetch_one(f"SELECT COUNT(*), {count_where(is_gold)} FROM {_ASSIGNMENT.name} WHERE a.worker_id = %s",
-                            [worker.pk])
-    return gold < rate * (total + 1)
+    concat = ("string_agg({}::text, ' ')" if connection.vendor == "postgresql" else "group_concat({}, ' ')").format(
+        q.col("unit_ids"))
+    gold_open = (f"EXISTS (SELECT 1 FROM {_UNIT.name} WHERE u.is_gold)"  # the partial indexes of gold units and HITs
+                 f" OR EXISTS (SELECT 1 FROM {_HIT.name} WHERE h.is_gold AND h.status = %s)")
+    current, gold_rate, taken, gold_taken, units_text, any_gold = fetch_one(
+        f"SELECT (SELECT a.id FROM {a.name} WHERE a.worker_id = %s AND a.status = %s AND a.deadline > %s"
+        f" ORDER BY a.id LIMIT 1), (SELECT {c.col('gold_rate')} FROM {c.name} WHERE c.id = 1),"
+        f" (SELECT COUNT(*) FROM {a.name} WHERE a.worker_id = %s),"
+        f" (SELECT {count_where(is_gold)} FROM {a.name} WHERE a.worker_id = %s),"
+        f" (SELECT {concat} FROM {q.name} WHERE {q.col('user_id')} = %s), {gold_open}",
+        [worker.pk, Assignment.Status.ACCEPTED, now, worker.pk, worker.pk, worker.pk, Hit.Status.ASSIGNABLE])
+    if gold_rate is None:  # no settings row yet: made with its defaults
+        gold_rate = CrowdSettings.load().gold_rate
+    units = sorted({int(n) for n in re.findall(r"-?\d+", units_text or "")})
+    return ClaimState(current=current, gold_rate=gold_rate, qualification_units=units, gold_open=bool(any_gold),
+                      gold_first=_gold_due(gold_rate, taken=taken, gold_taken=int(gold_taken)))
 
 
-def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: random.Random) -> list[int]:
+def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: random.Random,
+                      state: ClaimState | None = None) -> list[int]:
     """`_shortlist(_likely_open_hits_for(...))` in plain SQL (the claim's hot path).
 
     The same rows and order as the ORM version (a test compares both on every case): HITs whose kept
@@ -171,12 +205,13 @@ def _likely_shortlist(worker: User, *, now: datetime, gold_first: bool, rng: ran
     stops at the window (ordering by the gold flag instead makes PostgreSQL join and sort every open
     HIT); the other group is read only to fill the window.
     """
-    skipped = sorted(_qualification_units(worker))
-    rows = [(pk, gold_first) for pk in _open_ids(worker, now=now, gold=gold_first, skipped=skipped,
-                                                 limit=CLAIM_WINDOW)]
-    if len(rows) < CLAIM_WINDOW:
-        rows += [(pk, not gold_first) for pk in _open_ids(worker, now=now, gold=not gold_first, skipped=skipped,
-                                                          limit=CLAIM_WINDOW - len(rows))]
+    state = state or _claim_state(worker, now=now)
+    skipped = state.qualification_units
+    rows: list[tuple[int, bool]] = []
+    for gold in (gold_first, not gold_first):
+        if len(rows) < CLAIM_WINDOW and (state.gold_open or not gold):  # no gold anywhere: none to read
+            rows += [(pk, gold) for pk in _open_ids(worker, now=now, gold=gold, skipped=skipped,
+                                                    limit=CLAIM_WINDOW - len(rows))]
     return _pick(rows, gold_first=gold_first, rng=rng)
 
 
@@ -294,16 +329,16 @@ def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int
     rng = random.Random()
     with transaction.atomic():
         _locked_claimable_profile(worker)
-        current, gold_rate = _live_assignment_and_gold_rate(worker, now=now)
-        if current is not None:  # usually there is none
-            return Assignment.objects.select_related(*(f"hit__{name}" for name in HIT_SHOWN)).get(pk=current)
-        gold_first = _gold_due(worker, gold_rate)
+        state = _claim_state(worker, now=now)
+        if state.current is not None:  # usually there is none
+            return Assignment.objects.select_related(*(f"hit__{name}" for name in HIT_SHOWN)).get(pk=state.current)
+        gold_first = state.gold_first
 
         def exact() -> list[int]:
             return _shortlist(open_hits_for(worker, now=now), gold_first=gold_first, rng=rng)
 
         def likely() -> list[int]:
-            return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng)
+            return _likely_shortlist(worker, now=now, gold_first=gold_first, rng=rng, state=state)
 
         def chosen() -> list[int]:
             hits = open_hits_for(worker, now=now)
@@ -330,18 +365,6 @@ def assignment_claim(*, worker: User, now: datetime | None = None, batch_id: int
     if not _qualified_projects(worker):
         raise NotAllowed(NOT_QUALIFIED)
     return None
-
-
-def _live_assignment_and_gold_rate(worker: User, *, now: datetime) -> tuple[int | None, float]:
-    """The worker's live assignment (the first, by id) and the crowd's gold rate: one plain query."""
-    a, c = _ASSIGNMENT, _SETTINGS
-    current, gold_rate = fetch_one(
-        f"SELECT (SELECT a.id FROM {a.name} WHERE a.worker_id = %s AND a.status = %s AND a.deadline > %s"
-        f" ORDER BY a.id LIMIT 1), (SELECT {c.col('gold_rate')} FROM {c.name} WHERE c.id = 1)",
-        [worker.pk, Assignment.Status.ACCEPTED, now])
-    if gold_rate is None:  # no settings row yet: made with its defaults
-        gold_rate = CrowdSettings.load().gold_rate
-    return current, gold_rate
 
 
 def _claim_hit(*, hit_id: int, worker: User, now: datetime) -> tuple[Assignment | None, bool]:

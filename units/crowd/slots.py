@@ -22,24 +22,26 @@ def hit_sync_status(hit: Hit, *, now: datetime) -> None:
     """Keep Mechanical Turk's HIT status readable; the slot count, not the status, decides claims."""
     if hit.status in (Hit.Status.DISPOSED, Hit.Status.REVIEWING):
         return
-    # Plain SQL (claim and submit run this): `hit.assignments.aggregate(held=Count(filter=status in SLOT),
-    # working=Count(filter=status accepted))`.
-    held, working = fetch_one(
-        f"SELECT {count_where(f'status IN ({placeholders(SLOT)})')}, {count_where('status = %s')}"
-        f" FROM {quote(Assignment._meta.db_table)} WHERE hit_id = %s", [*SLOT, Assignment.Status.ACCEPTED, hit.pk])
-    if held < hit.max_assignments and hit.expires_at > now:
-        status = Hit.Status.ASSIGNABLE
-    elif working:
-        status = Hit.Status.UNASSIGNABLE
-    else:
-        status = Hit.Status.REVIEWABLE
-    if status != hit.status:
-        hit_set_status(hit, status)
+    # One plain statement (claim and submit run this): the HIT's slots counted as `hit.assignments.aggregate(
+    # held=Count(filter=status in SLOT), working=Count(filter=status accepted))`, the status they give, and
+    # the UPDATE when it differs from the one we hold; a row comes back only when it changed. The deadline
+    # and the slot count are read from `hit` (the caller's copy decides, as when this was a count and a save).
+    new = ("CASE WHEN c.held < %s AND %s THEN %s WHEN c.working > 0 THEN %s ELSE %s END")
+    statuses = [hit.max_assignments, hit.expires_at > now, Hit.Status.ASSIGNABLE, Hit.Status.UNASSIGNABLE,
+                Hit.Status.REVIEWABLE]
+    table = quote(Hit._meta.db_table)
+    changed = fetch_one(
+        f"UPDATE {table} SET status = {new} FROM (SELECT {count_where(f'status IN ({placeholders(SLOT)})')} AS held,"
+        f" {count_where('status = %s')} AS working FROM {quote(Assignment._meta.db_table)} WHERE hit_id = %s) c"
+        f" WHERE {table}.id = %s AND {new} <> %s RETURNING {table}.status",
+        [*statuses, *SLOT, Assignment.Status.ACCEPTED, hit.pk, hit.pk, *statuses, hit.status])
+    if changed is not None:
+        hit.status = changed[0]
 
 
 def hit_set_status(hit: Hit, status: str) -> None:
     """`hit.save(update_fields=["status"])` as one plain UPDATE (the claim's and submit's hot path).
-    Hit has no save signals; one added later must be sent from here too."""
+    Hit has no save signals; one added later must be sent from here and from `hit_sync_status` too."""
     execute(f"UPDATE {quote(Hit._meta.db_table)} SET status = %s WHERE id = %s", [status, hit.pk])
     hit.status = status
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from annotate_site.celery import enqueue_in
-from annotate_site.plainsql import execute, fetch_one, quote
+from annotate_site.plainsql import fetch_one, quote
 from units.dissection.models import Layer
 
 from .models import AggregationRun, AggregationSchedule
@@ -53,18 +52,6 @@ def aggregation_delay(layer_id: int) -> float:
     return delay
 
 
-def _schedule_row_create(layer_id: int) -> bool:
-    """The layer's schedule row, created on its first use; False when the layer is gone."""
-    if not Layer.objects.filter(pk=layer_id).exists():
-        return False
-    try:
-        with transaction.atomic():
-            AggregationSchedule.objects.create(layer_id=layer_id)
-    except IntegrityError:  # a concurrent first request created it
-        pass
-    return True
-
-
 def aggregation_marks_drop(layer_ids) -> int:
     """Take the queued (not running) marks of these layers for lost, so the next aggregation_schedule queues
     a run at once. For a worker that starts after a crash: the delayed messages its predecessor had
@@ -87,18 +74,16 @@ def aggregation_schedule(*, layer_id: int, now=None) -> bool:
     delay = aggregation_debounce_seconds()
 
     table = quote(AggregationSchedule._meta.db_table)
-
-    def mark() -> int:
-        # Plain SQL (every submit that completes a HIT runs this): AggregationSchedule.objects.filter(
-        # layer_id=..).filter(Q(due_at=None) | Q(due_at__lt=now - SCHEDULE_STALE)).update(due_at=...).
-        return execute(f"UPDATE {table} SET due_at = %s WHERE layer_id = %s AND (due_at IS NULL OR due_at < %s)",
-                       [now + timedelta(seconds=delay), layer_id, now - SCHEDULE_STALE])
-
-    queued = mark()
-    if not queued and fetch_one(f"SELECT 1 FROM {table} WHERE layer_id = %s", [layer_id]) is None:
-        if not _schedule_row_create(layer_id):
-            return False
-        queued = mark()
+    # One plain statement (every submit that completes a HIT runs this): mark the layer's row as queued
+    # unless a run is queued already (`due_at` set and not stale), creating the row on the layer's first use.
+    # ON CONFLICT makes the first use safe under concurrent submits; the layer's existence is checked in
+    # the same statement, so a deleted layer queues nothing. A row comes back only when this call queued.
+    queued = fetch_one(
+        f"INSERT INTO {table} (layer_id, due_at, running_since)"
+        f" SELECT %s, %s, NULL WHERE EXISTS (SELECT 1 FROM {quote(Layer._meta.db_table)} WHERE id = %s)"
+        f" ON CONFLICT (layer_id) DO UPDATE SET due_at = excluded.due_at"
+        f" WHERE {table}.due_at IS NULL OR {table}.due_at < %s RETURNING 1",
+        [layer_id, now + timedelta(seconds=delay), layer_id, now - SCHEDULE_STALE]) is not None
     if queued:
         # Only the call that queued asks how long the last run took (once per delay, not per submit).
         stretched = aggregation_delay(layer_id)
