@@ -11,19 +11,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotate_site.celery import enqueue
+from annotate_site.celery import enqueue, enqueue_in
 from units.projects.access import WORK, scope
 
 from .annotators import profile_get
 from .channels import MTURK_CHANNELS
 from .errors import Conflict, CrowdError, NotAllowed
 from .models import Assignment, BonusPayment, Channel, Hit
-from .mturk import mturk_username
+from .mturk import assignment_confirm_mturk, mturk_username
+from .prolific import assignment_confirm_prolific
 
 OUTSIDE_CHANNELS = (*MTURK_CHANNELS, Channel.PROLIFIC)
 
@@ -63,6 +65,32 @@ def outside_assignment_accept(*, hit: Hit, worker: User, external_id: str, now: 
         return existing
     return Assignment.objects.create(hit=hit, worker=worker, external_id=external_id, accepted_at=now,
                                      deadline=now + timedelta(seconds=hit.assignment_duration_seconds))
+
+
+# --- confirming answers (units/crowd/confirmation.py) ------------------------------------------------
+
+# Seconds before each check of a pending answer: the first leaves the browser time to post to MTurk; the
+# last ones cover a marketplace that answers late (the MTurk sync decides what is still pending after that).
+CONFIRM_WAITS = (15, 30, 60, 120, 300, 600, 1200)
+
+
+def outside_answer_confirm_later(assignment_id: int) -> None:
+    """Schedule the first check of a pending answer, after this transaction commits."""
+    if getattr(settings, "CROWD_CONFIRM_OUTSIDE_ANSWERS", True):
+        transaction.on_commit(lambda: enqueue_in(CONFIRM_WAITS[0], "tasks.crowd.outside_confirm", assignment_id, 0))
+
+
+def outside_answer_check(assignment_id: int) -> str:
+    """Ask the marketplace about a pending answer once: "confirmed", "void", "wait" or "done" (not pending)."""
+    assignment = Assignment.objects.select_related("hit__batch", "worker").filter(pk=assignment_id).first()
+    if assignment is None or assignment.status != Assignment.Status.PENDING:
+        return "done"
+    try:
+        if assignment.hit.batch.channel in MTURK_CHANNELS:
+            return assignment_confirm_mturk(assignment)
+        return assignment_confirm_prolific(assignment)
+    except CrowdError:  # no credentials any more, or the marketplace failed: ask again later
+        return "wait"
 
 
 # --- from the pages: each queues its marketplace call after commit (tasks.crowd), never calls it in a request
