@@ -372,6 +372,7 @@ def test_a_retry_after_a_lost_answer_finds_the_qualification_type_by_name(client
     assert row.budget_cap == Decimal("5")  # kept
     # Neither name found nor made: MTurk's refusal is the requester's to read.
     stub.add_client_error("create_qualification_type", service_error_code="RequestError", service_message="no")
-    stub.add_response("list_qualification_types", {"QualificationTypes": []}, {"Query": name, "MustBeRequestable": False, "MustBeOwnedByCaller": True, "MaxResults": 100})
+    stub.add_response("list_qualification_types", {"QualificationTypes": []}, {
+        "Query": name, "MustBeRequestable": False, "MustBeOwnedByCaller": True, "MaxResults": 100})
     with pytest.raises(MTurkError, match="CreateQualificationType|create_qualification_type"):
         worker_qualify(batch.project_id, Channel.MTURK_LIVE, "W1", client=client)

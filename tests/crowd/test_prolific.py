@@ -316,7 +316,8 @@ def test_a_participant_who_fails_the_test_is_told_to_return_the_study_and_gets_n
     other = Client()
     _arrive(other, batch, pid="PID2", session="SESS2")
     attempt = QualificationAttempt.objects.get(user__username="prolific-PID2")
-    answers = {f"word_{pk}": "tree" for pk in attempt.unit_ids} | {f"category_{pk}": "object" for pk in attempt.unit_ids}
+    answers = {f"word_{pk}": "tree" for pk in attempt.unit_ids} | {f"category_{pk}": "object"
+                                                                   for pk in attempt.unit_ids}
     passed = other.post(f"/crowd/prolific/{batch.pk}/", {"qualification_attempt": attempt.pk, **answers})
     assert passed.status_code == 302
     assert "HIT 1 of 2" in other.get(passed["Location"]).content.decode()
