@@ -34,6 +34,7 @@ class FakeProlific:
     def __init__(self) -> None:
         self.statuses: dict[str, str] = {}
         self.owners: dict[str, tuple[str, str]] = {}  # submission -> (participant, study)
+        self.balances: dict[str, int] = {}  # workspace -> available balance in pence
         self.calls: list[tuple[str, str, dict]] = []
         fake = self
 
@@ -55,6 +56,11 @@ class FakeProlific:
             def do_GET(self) -> None:  # noqa: N802
                 if not self._authorised():
                     return
+                if balance := re.fullmatch(r"/api/v1/workspaces/(\w+)/balance/", self.path):
+                    if balance[1] not in fake.balances:
+                        return self._reply(404, {"error": "not found"})
+                    return self._reply(200, {"currency_code": "GBP", "total_balance": fake.balances[balance[1]] + 500,
+                                             "available_balance": fake.balances[balance[1]]})
                 match = re.fullmatch(r"/api/v1/submissions/(\w+)/", self.path)
                 if not match or match[1] not in fake.statuses:
                     return self._reply(404, {"error": "not found"})

@@ -24,8 +24,8 @@ from .annotators import profile_get
 from .channels import MTURK_CHANNELS
 from .errors import Conflict, CrowdError, NotAllowed
 from .models import Assignment, BonusPayment, Channel, Hit
-from .mturk import assignment_confirm_mturk, mturk_username
-from .prolific import assignment_confirm_prolific
+from .mturk import account_balance, assignment_confirm_mturk, mturk_client, mturk_username
+from .prolific import assignment_confirm_prolific, workspace_balance
 
 OUTSIDE_CHANNELS = (*MTURK_CHANNELS, Channel.PROLIFIC)
 
@@ -65,6 +65,21 @@ def outside_assignment_accept(*, hit: Hit, worker: User, external_id: str, now: 
         return existing
     return Assignment.objects.create(hit=hit, worker=worker, external_id=external_id, accepted_at=now,
                                      deadline=now + timedelta(seconds=hit.assignment_duration_seconds))
+
+
+def channel_balance(project_id: int, channel: str) -> str:
+    """One line for the publish page: what the project's account on `channel` has left to spend, or why it
+    could not be read (never an error page); "" for the site, and for Prolific without a workspace set."""
+    try:
+        if channel in MTURK_CHANNELS:
+            balance = account_balance(mturk_client(project_id, channel))
+            return f"Balance on {Channel(channel).label}: ${balance} available."
+        if channel == Channel.PROLIFIC:
+            available = workspace_balance(project_id)
+            return f"Prolific workspace balance: {available} available." if available else ""
+    except CrowdError as exc:
+        return f"The account balance could not be read: {exc}"
+    return ""
 
 
 # --- confirming answers (units/crowd/confirmation.py) ------------------------------------------------

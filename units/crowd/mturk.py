@@ -69,7 +69,11 @@ def mturk_client(project_id: int, channel: str) -> Any:
     creds = channel_credentials(project_id)
     if not creds.has_mturk:
         raise CrowdError("No Mechanical Turk credentials for this project.")
-    return boto3.client("mturk", region_name=REGION, endpoint_url=ENDPOINTS[channel],
+    from botocore.config import Config
+
+    # Short waits: a page that shows MTurk's answer (the balance) must not hang on an unreachable MTurk.
+    config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3})
+    return boto3.client("mturk", region_name=REGION, endpoint_url=ENDPOINTS[channel], config=config,
                         aws_access_key_id=creds.mturk_access_key_id, aws_secret_access_key=creds.mturk_secret)
 
 

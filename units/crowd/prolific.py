@@ -22,6 +22,7 @@ import re
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -77,6 +78,20 @@ def _token(project_id: int) -> str:
     if not token:
         raise CrowdError("No Prolific API token for this project.")
     return token
+
+
+def workspace_balance(project_id: int) -> str | None:
+    """What the project's Prolific workspace has left to spend ("123.45 GBP"), or None when no workspace is
+    set. Prolific gives amounts in the currency's hundredths (pence, cents)."""
+    stored = channel_settings_of(project_id)
+    if stored is None or not stored.prolific_workspace_id:
+        return None
+    body = prolific_call(_token(project_id), "GET", f"workspaces/{stored.prolific_workspace_id}/balance/")
+    try:
+        available = Decimal(int(body["available_balance"])) / 100
+    except (KeyError, TypeError, ValueError):
+        raise ProlificError("Prolific answered the workspace balance without an available balance.") from None
+    return f"{available:.2f} {body.get('currency_code') or ''}".strip()
 
 
 def study_url(batch: HitBatch) -> str:

@@ -13,6 +13,7 @@ from units.projects.current import current_project
 from ..forms import PublishForm
 from ..errors import PublishError
 from ..channels import PAID_CHANNELS, batch_cost, budget_left, channel_notice
+from ..external_work import channel_balance
 from ..models import Channel
 from ..publishing import PublishSettings, hit_publish, publishable_units
 from ..verify import hit_publish_verify
@@ -49,9 +50,10 @@ def publish(request: HttpRequest) -> HttpResponse:
             cost = batch_cost(channel=settings.channel, reward=data["reward"],
                               assignments_per_hit=data["assignments_per_hit"], hits=n)
             left = budget_left(project.pk)
+            balance = channel_balance(project.pk, settings.channel)
             form.add_error("confirm_cost", f"{Channel(settings.channel).label}: {n} HITs would cost up to {cost}"
                            + (f"; ${left} left of the budget cap" if left is not None else "; no budget cap set")
-                           + ". Tick the box to publish.")
+                           + ". " + (balance + " " if balance else "") + "Tick the box to publish.")
             return _render(request, form, project)
         try:
             if data.get("hit_type") == "verify":
