@@ -143,14 +143,31 @@ def test_the_budget_cap_refuses_a_batch_that_would_pass_it_and_leaves_no_hit(lab
                     settings=live, created_by=owner)
 
 
-def test_verify_batches_stay_on_the_site(lab, public_site):
+def test_verify_batches_go_to_outside_crowds_and_pools_stay_on_the_site(lab, public_site):
+    from django.db.models import F
+
+    from units.crowd.publishing import POOL_SITE_ONLY
     from units.crowd.verify import hit_publish_verify
+    from units.dissection.models import Unit
+    from units.projects.models import Pool
 
     owner, project, job = lab
-    _mturk_credentials(project, owner)
-    with pytest.raises(PublishError, match="Verify HITs"):
-        hit_publish_verify(layers=job.layer_set.all(), created_by=owner,
-                           settings=PublishSettings.for_verify(channel=Channel.MTURK_SANDBOX))
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)  # every unit has an IoU label
+    pool = Pool.objects.create(project=project, name="lab members")
+    _mturk_credentials(project, owner, budget_cap=Decimal("2.00"))
+    settings = PublishSettings.for_verify(channel=Channel.MTURK_LIVE, reward="0.10")
+    with pytest.raises(PublishError) as refused:
+        hit_publish_verify(layers=job.layer_set.all(), created_by=owner, pool=pool, settings=settings)
+    assert str(refused.value) == POOL_SITE_ONLY  # a pool holds site annotators
+    # 4 HITs x 3 assignments x ($0.10 + $0.02 fee) = $1.44, within the cap of $2.00; twice is not.
+    batch = hit_publish_verify(layers=job.layer_set.all(), created_by=owner, sources=["iou"], settings=settings)
+    assert (batch.kind, batch.channel, batch.hits.count()) == ("verify", Channel.MTURK_LIVE, 4)
+    assert project_spending(project.pk) == Decimal("1.44")
+    more = make_job(project=project, layers={"conv4": 4}, exemplars_per_unit=2)
+    Unit.objects.filter(layer__job=more).update(iou_score=F("iou_score") + 0.05)
+    with pytest.raises(PublishError, match=r"up to \$1.44 .* \$0.56 left"):
+        hit_publish_verify(layers=more.layer_set.all(), created_by=owner, sources=["iou"], settings=settings)
+    assert HitBatch.objects.count() == 1
 
 
 def test_publishable_units_counts_what_publishing_creates(lab):

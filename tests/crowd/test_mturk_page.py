@@ -227,3 +227,30 @@ def test_a_qualification_link_opens_only_its_own_tests_pictures(mturk_hit, gold_
                                 + timedelta(hours=1))
     assert Client().get(f"/pictures/{shown}?{PARAMETER}={forged}").status_code != 200
     assert Client().get(link).status_code == 200
+
+
+def test_a_verify_hit_is_answered_yes_or_no_in_the_frame_and_waits_for_mturk(media_root):
+    from django.db.models import F
+
+    from units.crowd.verify import hit_publish_verify
+    from units.dissection.models import Unit
+
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
+    batch = hit_publish_verify(layers=job.layer_set.all(), sources=["iou"])
+    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_SANDBOX)
+    hit = batch.hits.get()
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    preview = Client().get(_url(hit)).content.decode()
+    assert "Check a proposed label" in preview and f'id="proposed-label">{hit.proposed_label}<' in preview
+    assert "<fieldset disabled>" in preview and 'name="word"' not in preview
+    client = Client()
+    assert 'name="verdict"' in client.get(_accepted(hit)).content.decode()
+    bad = client.post(_accepted(hit), {"verdict": "maybe"})
+    assert "mturk-answer" in bad.content.decode() and not Annotation.objects.exists()
+    response = client.post(_accepted(hit), {"verdict": "no"})
+    html = response.content.decode()
+    assert f'action="{SANDBOX}/mturk/externalSubmit"' in html
+    assert 'name="verdict" value="no"' in html and 'name="assignmentId" value="ASG1"' in html
+    assignment = Assignment.objects.get(hit=hit)
+    assert (assignment.status, assignment.annotation.verdict) == (Assignment.Status.PENDING, "no")

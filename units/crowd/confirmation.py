@@ -42,8 +42,8 @@ def outside_answer_confirm(assignment_id: int, *, external_status: str) -> bool:
     worker, project_id = assignment.worker, assignment.hit.batch.project_id
     annotation = Annotation.objects.filter(assignment=assignment).only("sentinels_missed").first()
     if annotation is not None and annotation.sentinels_missed:
-        annotator_flag(user=worker, reason=f"left {annotation.sentinels_missed} low-activation sentinel image(s) "
-                                           f"marked as fitting in assignment {assignment.pk}")
+        annotator_flag(user=worker, reason=f"missed {annotation.sentinels_missed} sentinel check(s) in "
+                                           f"assignment {assignment.pk}")
     if profile_get(worker).is_blocked:  # blocked while this answer waited: it goes the way of their other work
         assignments_review(assignment_ids=[assignment.pk], approve=False,
                            feedback="You were blocked from this requester's work.")

@@ -35,7 +35,7 @@ from django.utils import timezone
 from .channels import channel_credentials
 from .confirmation import VOID, outside_answer_confirm, outside_answer_void
 from .errors import Conflict, CrowdError
-from .models import Assignment, Channel, ChannelSettings, Hit, HitBatch
+from .models import Assignment, Channel, ChannelSettings, Hit, HitBatch, HitKind
 
 REGION = "us-east-1"
 ENDPOINTS = {Channel.MTURK_SANDBOX: "https://mturk-requester-sandbox.us-east-1.amazonaws.com",
@@ -48,6 +48,8 @@ EXTERNAL_QUESTION_XMLNS = ("http://mechanicalturk.amazonaws.com/AWSMechanicalTur
 FRAME_HEIGHT = 800
 TITLE = "Name what this neural network unit detects"
 DESCRIPTION = "Look at the highlighted regions of a few pictures and name the concept they share."
+VERIFY_TITLE = "Check a proposed label for a neural network unit"
+VERIFY_DESCRIPTION = "Look at the highlighted regions of a few pictures and say whether a proposed label fits."
 KEYWORDS = "image, labelling, neural network, interpretability"
 # MTurk's statuses of a submitted assignment (the Assignment shape's AssignmentStatus).
 SUBMITTED, APPROVED, REJECTED = "Submitted", "Approved", "Rejected"
@@ -129,7 +131,9 @@ LIVE_REQUIREMENTS = [
 
 def hit_type_create(client: Any, batch: HitBatch) -> str:
     """The batch's HIT type on MTurk (MTurk returns the same id for the same properties)."""
-    params: dict[str, Any] = {"Title": TITLE, "Description": DESCRIPTION, "Keywords": KEYWORDS,
+    verify = batch.kind == HitKind.VERIFY
+    params: dict[str, Any] = {"Title": VERIFY_TITLE if verify else TITLE,
+                              "Description": VERIFY_DESCRIPTION if verify else DESCRIPTION, "Keywords": KEYWORDS,
                               "Reward": f"{batch.reward:.2f}",
                               "AssignmentDurationInSeconds": batch.assignment_duration_seconds,
                               "AutoApprovalDelayInSeconds": batch.auto_approval_delay_seconds}

@@ -32,7 +32,8 @@ from django.utils import timezone
 from .channels import channel_credentials, channel_settings_of
 from .confirmation import VOID, outside_answer_confirm, outside_answer_void
 from .errors import Conflict, CrowdError, NotAllowed
-from .models import Assignment, BonusPayment, Channel, Hit, HitBatch
+from .models import Assignment, BonusPayment, Channel, Hit, HitBatch, LabelSource
+from .services import label_answers_by
 
 COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc="
 PROLIFIC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
@@ -125,8 +126,11 @@ def participant_next_assignment(*, batch: HitBatch, worker, session_id: str, now
                                                                   Assignment.Status.SUBMITTED,
                                                                   Assignment.Status.APPROVED])
                  | Q(assignments__status=Assignment.Status.ACCEPTED, assignments__deadline__gt=now))
+    # A verify HIT of a crowd label is never given to someone who helped make that label (crowd.verify).
+    labelled = label_answers_by(worker).values("assignment__hit__unit_id")
     open_hits = (Hit.objects.filter(batch=batch, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED)
-                 .exclude(assignments__worker=worker).annotate(held=held).order_by("pk"))
+                 .exclude(assignments__worker=worker).exclude(label_source=LabelSource.CROWD, unit_id__in=labelled)
+                 .annotate(held=held).order_by("pk"))
     for hit in open_hits:
         if hit.held >= hit.max_assignments:
             continue

@@ -4,8 +4,10 @@ units/crowd/mturk.py) and a Prolific study's (units/crowd/prolific.py, at the en
 MTurk opens `/crowd/mturk/hits/<id>/?hitId=..&assignmentId=..&workerId=..&turkSubmitTo=..` in an iframe on
 its worker site. In preview (`assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE`) the page shows the instructions and
 the pictures with the inputs disabled; once accepted, the worker becomes a user of this site (no password),
-answers here (stored first, with gold and sentinels checked as for every annotator), and the page then
-posts `assignmentId` and the answer to `<turkSubmitTo>/mturk/externalSubmit`.
+answers here (stored first, with gold and sentinels checked as for every annotator; a verify HIT asks yes,
+no or unsure about its proposed label), and the page then posts `assignmentId` and the answer to
+`<turkSubmitTo>/mturk/externalSubmit`. The stored answer counts once MTurk confirms it
+(units/crowd/confirmation.py).
 
 A worker not yet qualified for the project takes its qualification test here first (the same test, grading
 and retake waits as a site annotator's, units/crowd/qualification.py), before any assignment is made here:
@@ -17,7 +19,7 @@ alone. Until the retake wait is over, every HIT of the project shows them that p
 Only this page may be framed, and only by the batch's MTurk worker site (CSP frame-ancestors); it posts
 only to itself and that site (form-action). It needs no CSRF token: it acts on no session (MTurk's
 frame would not send this site's cookies anyway), and who the worker is comes from MTurk's parameters,
-which MTurk's own list of assignments confirms before anything is paid (`batch_sync_mturk`).
+which MTurk confirms before the answer counts or anything is paid (units/crowd/confirmation.py).
 """
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ from ..channels import MTURK_CHANNELS, channel_settings_of
 from ..errors import CrowdError, InvalidAnswer
 from ..external_work import outside_answer_confirm_later, outside_assignment_accept, outside_worker
 from ..forms import AnswerForm
-from ..models import CATEGORY_CHOICES, Assignment, Channel, Hit, HitBatch, QualificationAttempt
+from ..verify import verdict_submit
+from .verify import VERDICTS_SHOWN, VerdictForm
+from ..models import CATEGORY_CHOICES, Assignment, Channel, Hit, HitBatch, HitKind, QualificationAttempt
 from ..mturk import WORKER_SITES
 from ..picture_links import signed_attempt_pictures, signed_hit_pictures
 from ..prolific import PROLIFIC_ID, completion_redirect, participant_next_assignment
@@ -70,7 +74,7 @@ def mturk_hit(request: HttpRequest, pk: int) -> HttpResponse:
         links_until = min(hit.expires_at, now + timedelta(seconds=PREVIEW_LINKS_SECONDS))
         pictures = signed_hit_pictures(hit, expires_at=links_until)
         response = render(request, "crowd/external_hit.html", {
-            "preview": True, "pictures": pictures, "form": AnswerForm(exemplar_ids=[p.pk for p in pictures])})
+            "preview": True, "pictures": pictures, **_form_context(hit, _hit_form(hit, None, pictures))})
         return _framed_by(response, site)
     worker_id, submit_to = params.get("workerId", ""), params.get("turkSubmitTo", "").rstrip("/")
     if not (MTURK_ID.match(assignment_id) and MTURK_ID.match(worker_id)) or submit_to != site:
@@ -88,7 +92,7 @@ def mturk_hit(request: HttpRequest, pk: int) -> HttpResponse:
                                  status=exc.status_code), site)
     pictures = signed_hit_pictures(hit, expires_at=assignment.deadline)
     exemplar_ids = {p.pk: p.exemplar_id for p in pictures}
-    form = AnswerForm(request.POST if request.method == "POST" else None, exemplar_ids=list(exemplar_ids))
+    form = _hit_form(hit, request.POST if request.method == "POST" else None, pictures)
     if request.method == "POST" and form.is_valid():
         refused, stored = _answer_submit(form, assignment.pk, assignment.worker, exemplar_ids)
         if refused is not None:
@@ -98,17 +102,18 @@ def mturk_hit(request: HttpRequest, pk: int) -> HttpResponse:
             assignment.refresh_from_db()
     if assignment.status in (Assignment.Status.PENDING, Assignment.Status.SUBMITTED):
         return _framed_by(_submit_page(request, assignment, submit_to), site)
-    marked = {str(v) for v in form["non_fitting"].value() or []}
-    return _framed_by(render(request, "crowd/external_hit.html", {"pictures": pictures, "form": form,
-                                                               "marked": marked}), site)
+    return _framed_by(render(request, "crowd/external_hit.html", {"pictures": pictures,
+                                                               **_form_context(hit, form)}), site)
 
 
 def _submit_page(request: HttpRequest, assignment: Assignment, submit_to: str) -> HttpResponse:
     """The stored answer, posted to MTurk by the browser: MTurk's externalSubmit needs assignmentId and at
     least one answer field (MTurk keeps them; this site's copy is the one aggregated)."""
     annotation = assignment.annotation
-    fields = [("word", annotation.word), ("category", annotation.category),
-              ("confidence", annotation.confidence or ""), ("unitcrowd_assignment", assignment.pk)]
+    fields: list[tuple[str, object]] = (
+        [("verdict", annotation.verdict)] if assignment.hit.kind == HitKind.VERIFY else
+        [("word", annotation.word), ("category", annotation.category), ("confidence", annotation.confidence or "")])
+    fields.append(("unitcrowd_assignment", assignment.pk))
     return render(request, "crowd/mturk_submit.html", {
         "submit_url": submit_to + "/mturk/externalSubmit", "assignment_id": assignment.external_id,
         "fields": fields})
@@ -203,7 +208,7 @@ def prolific_study(request: HttpRequest, batch_id: int) -> HttpResponse:
         return render(request, "crowd/external_hit.html", {"refused": str(exc)}, status=exc.status_code)
     pictures = signed_hit_pictures(assignment.hit, expires_at=assignment.deadline)
     exemplar_ids = {p.pk: p.exemplar_id for p in pictures}
-    form = AnswerForm(request.POST if request.method == "POST" else None, exemplar_ids=list(exemplar_ids))
+    form = _hit_form(assignment.hit, request.POST if request.method == "POST" else None, pictures)
     if request.method == "POST" and form.is_valid():
         refused, stored = _answer_submit(form, assignment.pk, worker, exemplar_ids)
         if refused is not None:
@@ -214,21 +219,38 @@ def prolific_study(request: HttpRequest, batch_id: int) -> HttpResponse:
     done = Assignment.objects.filter(worker=worker, hit__batch=batch, status__in=[
         Assignment.Status.PENDING, Assignment.Status.SUBMITTED, Assignment.Status.APPROVED,
         Assignment.Status.REJECTED]).count()
-    marked = {str(v) for v in form["non_fitting"].value() or []}
     return render(request, "crowd/external_hit.html", {
-        "pictures": pictures, "form": form, "marked": marked, "with_csrf": True,
+        "pictures": pictures, **_form_context(assignment.hit, form), "with_csrf": True,
         "progress": (done + 1, stored.prolific_hits_per_participant if stored else 10)})
 
 
-def _answer_submit(form: AnswerForm, assignment_id: int, worker, exemplar_ids: dict) -> tuple[CrowdError | None, bool]:
+def _hit_form(hit: Hit, data, pictures) -> AnswerForm | VerdictForm:
+    """A labelling HIT's answer form, or a verify HIT's yes / no / unsure."""
+    if hit.kind == HitKind.VERIFY:
+        return VerdictForm(data)
+    return AnswerForm(data, exemplar_ids=[p.pk for p in pictures])
+
+
+def _form_context(hit: Hit, form: AnswerForm | VerdictForm) -> dict:
+    if isinstance(form, VerdictForm):
+        return {"form": form, "verify": True, "proposed_label": hit.proposed_label, "verdicts": VERDICTS_SHOWN,
+                "chosen": form["verdict"].value() or ""}
+    return {"form": form, "marked": {str(v) for v in form["non_fitting"].value() or []}}
+
+
+def _answer_submit(form: AnswerForm | VerdictForm, assignment_id: int, worker,
+                   exemplar_ids: dict) -> tuple[CrowdError | None, bool]:
     """Hand in a valid form's answer: (None, True) when stored; (None, False) when the service found fault
     with a field (put on the form); (the refusal, False) when the assignment may not be answered."""
     data = form.cleaned_data
     try:
-        annotation_submit(assignment_id=assignment_id, worker=worker, word=data["word"], category=data["category"],
-                          confidence=data["confidence"],
-                          non_fitting=[exemplar_ids[key] for key in data["non_fitting"]],
-                          description=data["description"])
+        if isinstance(form, VerdictForm):
+            verdict_submit(assignment_id=assignment_id, worker=worker, verdict=data["verdict"])
+        else:
+            annotation_submit(assignment_id=assignment_id, worker=worker, word=data["word"],
+                              category=data["category"], confidence=data["confidence"],
+                              non_fitting=[exemplar_ids[key] for key in data["non_fitting"]],
+                              description=data["description"])
     except InvalidAnswer as exc:
         for field, errors in exc.errors.items():
             for error in errors:
