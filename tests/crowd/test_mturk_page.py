@@ -254,3 +254,19 @@ def test_a_verify_hit_is_answered_yes_or_no_in_the_frame_and_waits_for_mturk(med
     assert 'name="verdict" value="no"' in html and 'name="assignmentId" value="ASG1"' in html
     assignment = Assignment.objects.get(hit=hit)
     assert (assignment.status, assignment.annotation.verdict) == (Assignment.Status.PENDING, "no")
+
+
+def test_a_worker_who_helped_make_a_crowd_label_may_not_verify_it(mturk_hit):
+    from units.crowd.models import HitKind, LabelSource
+
+    client = Client()
+    client.get(_accepted(mturk_hit))
+    client.post(_accepted(mturk_hit), {"word": "dog", "category": "object", "confidence": 4})
+    verify = Hit.objects.create(batch=mturk_hit.batch, unit=mturk_hit.unit, kind=HitKind.VERIFY,
+                                label_source=LabelSource.CROWD, proposed_label="dog", external_id="MTHITV",
+                                max_assignments=3, expires_at=mturk_hit.expires_at)
+    mine = Client().get(_url(verify, hitId="MTHITV", assignmentId="ASG7", workerId="W1", turkSubmitTo=SANDBOX))
+    assert mine.status_code == 403 and "helped make" in mine.content.decode()
+    other = Client().get(_url(verify, hitId="MTHITV", assignmentId="ASG8", workerId="W2", turkSubmitTo=SANDBOX))
+    assert other.status_code == 200 and 'name="verdict"' in other.content.decode()
+    assert list(Assignment.objects.filter(hit=verify).values_list("worker__username", flat=True)) == ["mturk-W2"]

@@ -23,9 +23,10 @@ from units.projects.access import WORK, scope
 from .annotators import profile_get
 from .channels import MTURK_CHANNELS
 from .errors import Conflict, CrowdError, NotAllowed
-from .models import Assignment, BonusPayment, Channel, Hit
+from .models import Assignment, BonusPayment, Channel, Hit, LabelSource
 from .mturk import account_balance, assignment_confirm_mturk, mturk_client, mturk_username
 from .prolific import assignment_confirm_prolific, workspace_balance
+from .services import label_answers_by
 
 OUTSIDE_CHANNELS = (*MTURK_CHANNELS, Channel.PROLIFIC)
 
@@ -54,6 +55,9 @@ def outside_assignment_accept(*, hit: Hit, worker: User, external_id: str, now: 
     now = now or timezone.now()
     if profile_get(worker).is_blocked:
         raise NotAllowed("You can no longer work on this requester's HITs.")
+    if hit.label_source == LabelSource.CROWD and label_answers_by(worker).filter(
+            assignment__hit__unit=hit.unit_id).exists():  # as the site's claim never offers it (crowd.verify)
+        raise NotAllowed("You helped make this unit's label, so you cannot verify it: please return this HIT.")
     existing = Assignment.objects.select_for_update().filter(hit=hit, worker=worker).first()
     if existing is not None:
         if existing.external_id != external_id and existing.status == Assignment.Status.ACCEPTED:
