@@ -191,3 +191,37 @@ def test_an_unqualified_worker_takes_the_test_in_the_frame_and_a_failure_reaches
         if found := axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]:
             problems[str(params)] = found
     assert problems == {}
+
+
+def test_a_verify_hit_in_the_frame_posts_the_verdict_to_mturk_and_passes_axe(live_server, page, fake_mturk,
+                                                                              media_root):
+    from django.db.models import F
+
+    from tests.e2e.conftest import axe_violations
+    from tests.factories import make_job
+    from units.crowd.models import Hit, HitBatch
+    from units.crowd.verify import hit_publish_verify
+    from units.dissection.models import Unit
+
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
+    batch = hit_publish_verify(layers=job.layer_set.all(), sources=["iou"])
+    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_SANDBOX)
+    hit = batch.hits.get()
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    page.goto(fake_mturk.frame_url(_hit_page(live_server, hit, assignmentId="ASG1", workerId="W1",
+                                             turkSubmitTo=fake_mturk.origin)))
+    frame = page.frame_locator("#hit")
+    frame.locator("#proposed-label").wait_for()
+    images = frame.locator("img")
+    assert images.count() == 3
+    for i in range(images.count()):
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    frame.locator("input[name=verdict][value=yes]").check()
+    frame.locator("#mturk-answer-submit").click()
+    frame.locator("#done").wait_for()
+    assert [(post["assignmentId"], post["verdict"]) for post in fake_mturk.posts] == [(["ASG1"], ["yes"])]
+    assert csp_violations(page) == []
+    page.goto(_hit_page(live_server, hit, assignmentId="ASG2", workerId="W2",
+                        turkSubmitTo=WORKER_SITES[Channel.MTURK_SANDBOX]))
+    assert axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)] == []
