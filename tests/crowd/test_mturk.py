@@ -376,3 +376,30 @@ def test_a_retry_after_a_lost_answer_finds_the_qualification_type_by_name(client
         "Query": name, "MustBeRequestable": False, "MustBeOwnedByCaller": True, "MaxResults": 100})
     with pytest.raises(MTurkError, match="CreateQualificationType|create_qualification_type"):
         worker_qualify(batch.project_id, Channel.MTURK_LIVE, "W1", client=client)
+
+
+def test_the_check_is_asked_again_with_growing_waits_until_the_last(batch, monkeypatch, settings,
+                                                                      django_capture_on_commit_callbacks):
+    import annotate_site.celery
+    from tasks.crowd import outside_confirm
+    from units.crowd.external_work import CONFIRM_WAITS, outside_answer_confirm_later
+
+    sent = []
+    monkeypatch.setattr(annotate_site.celery, "enqueue_in", lambda delay, name, *args: sent.append((delay, name,
+                                                                                                      *args)))
+    monkeypatch.setattr("units.crowd.external_work.enqueue_in", annotate_site.celery.enqueue_in)
+    pending = _submitted(batch)
+    settings.CROWD_CONFIRM_OUTSIDE_ANSWERS = True
+    with django_capture_on_commit_callbacks(execute=True):
+        outside_answer_confirm_later(pending.pk)
+    assert sent == [(CONFIRM_WAITS[0], "tasks.crowd.outside_confirm", pending.pk, 0)]
+    # No credentials here: MTurk cannot be asked, so every try but the last schedules the next.
+    assert outside_confirm(pending.pk, 0) == "wait"
+    assert sent[-1] == (CONFIRM_WAITS[1], "tasks.crowd.outside_confirm", pending.pk, 1)
+    before = len(sent)
+    assert outside_confirm(pending.pk, len(CONFIRM_WAITS) - 1) == "wait"
+    assert len(sent) == before  # the last try schedules nothing: the periodic sync decides from there
+    settings.CROWD_CONFIRM_OUTSIDE_ANSWERS = False
+    with django_capture_on_commit_callbacks(execute=True):
+        outside_answer_confirm_later(pending.pk)
+    assert len(sent) == before
