@@ -8,7 +8,8 @@
 - `/pictures/<public_id>.jpg`: one opaque URL per exemplar picture, for the annotator who holds or
   held a HIT showing it (or whose qualification test showed it), and for members of its project;
   with `?sig=...` (units/crowd/picture_links.py) for anyone holding that signed link until it
-  expires, if the HIT it was signed for shows the picture: the outside crowds' workers have no session.
+  expires, if the HIT it was signed for shows the picture (or the qualification attempt it was signed for,
+  while not yet handed in): the outside crowds' workers have no session.
 
 Both take the signed-in session or an API token (`Authorization: Token ...`): the API hands these URLs
 to token clients, which have no session.
@@ -30,9 +31,9 @@ from django.views.decorators.http import require_safe
 from django_sendfile import sendfile
 from rest_framework.exceptions import AuthenticationFailed
 
-from units.crowd.models import Hit
-from units.crowd.picture_links import PARAMETER, picture_link_hit
-from units.crowd.selectors import hit_exemplars, picture_visible_to
+from units.crowd.models import Hit, QualificationAttempt
+from units.crowd.picture_links import PARAMETER, picture_link_attempt, picture_link_hit
+from units.crowd.selectors import hit_exemplars, picture_visible_to, qualification_exemplars
 from units.dissection.models import DissectionJob, Exemplar, Network
 from units.projects.access import is_site_admin, scope
 from units.results.models import ExportJob
@@ -125,7 +126,14 @@ def picture(request: HttpRequest, public_id: str, variant: str = "") -> HttpResp
 
 
 def _signed_for(exemplar: Exemplar, token: str) -> bool:
-    """Whether `token` is a live signed link to `exemplar` for a HIT that shows it."""
+    """Whether `token` is a live signed link to `exemplar` for a HIT that shows it, or for an open qualification
+    attempt whose test shows it."""
+    attempt_id = picture_link_attempt(token, public_id=exemplar.public_id)
+    if attempt_id is not None:
+        unit_ids = (QualificationAttempt.objects.filter(pk=attempt_id, finished_at__isnull=True)
+                    .values_list("unit_ids", flat=True).first())
+        return (unit_ids is not None and exemplar.unit_id in unit_ids
+                and exemplar.pk in {e.pk for e in qualification_exemplars(exemplar.unit_id)})
     hit_id = picture_link_hit(token, public_id=exemplar.public_id)
     hit = Hit.objects.select_related("batch").filter(pk=hit_id).first() if hit_id is not None else None
     return hit is not None and hit.unit_id == exemplar.unit_id and exemplar.pk in {e.pk for e in hit_exemplars(hit)}

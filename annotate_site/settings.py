@@ -330,6 +330,13 @@ MTURK_AWS_SECRET_ACCESS_KEY = envstr("MTURK_AWS_SECRET_ACCESS_KEY")
 PROLIFIC_API_TOKEN = envstr("PROLIFIC_API_TOKEN")
 PROLIFIC_API_URL = envstr("PROLIFIC_API_URL", "https://api.prolific.com/api/v1/")
 CROWD_CREDENTIALS_KEY = envstr("CROWD_CREDENTIALS_KEY")
+# An outside crowd's answer counts once its marketplace confirms it (units/crowd/confirmation.py): a task
+# asks shortly after the answer is stored. Off only in the tests, which ask with stubbed marketplaces.
+CROWD_CONFIRM_OUTSIDE_ANSWERS = envbool("CROWD_CONFIRM_OUTSIDE_ANSWERS", True)
+# Prolific's platform fee, a share of every reward and bonus paid to participants, counted in the cost shown
+# before publishing and in the budget cap. Prolific's pricing page gives 42.8% (0.428) for companies and
+# 33.3% (0.333) for academic and non-profit researchers; VAT may apply on top of the fee.
+PROLIFIC_FEE_RATE = envfloat("PROLIFIC_FEE_RATE", 0.428, minimum=0.0)
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

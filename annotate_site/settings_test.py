@@ -19,6 +19,7 @@ RESULTS_AGGREGATE_DEBOUNCE = 0.0  # aggregation runs at once, in-process, where 
 DELAYED_TASKS_IN_SUBPROCESS = False  # a child process would not see the test database
 BACKGROUND_TASKS_INLINE = True  # "Aggregate now" and the like run where tests can see them
 UNITCROWD_EAGER_JOBS_IN_THREAD = False  # jobs started in tests finish before the call returns
+CROWD_CONFIRM_OUTSIDE_ANSWERS = False  # tests confirm outside answers themselves, with stubbed marketplaces
 AXES_ENABLED = False  # tests sign in with client.login(), which gives axes no request; tests of axes turn it on
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]

@@ -35,6 +35,27 @@ def mturk_sync() -> str:
     return mturk_sync_open_batches()
 
 
+@shared_task(name="tasks.crowd.outside_confirm")
+def outside_confirm(assignment_id: int, tries: int = 0) -> str:
+    """Ask MTurk or Prolific whether a pending answer is theirs (units/crowd/confirmation.py); while they do not
+    know yet, ask again after the next of the growing waits."""
+    from annotate_site.celery import enqueue_in
+    from units.crowd.external_work import CONFIRM_WAITS, outside_answer_check
+
+    outcome = outside_answer_check(assignment_id)
+    if outcome == "wait" and tries + 1 < len(CONFIRM_WAITS):
+        enqueue_in(CONFIRM_WAITS[tries + 1], "tasks.crowd.outside_confirm", assignment_id, tries + 1)
+    return outcome
+
+
+@shared_task(name="tasks.crowd.mturk_qualify", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def mturk_qualify(project_id: int, channel: str, worker_id: str) -> str:
+    """Grant a worker who passed the project's qualification test its qualification type on MTurk."""
+    from units.crowd.mturk import worker_qualify
+
+    return worker_qualify(project_id, channel, worker_id)
+
+
 @shared_task(name="tasks.crowd.mturk_push_reviews", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def mturk_push_reviews(assignment_ids: list[int]) -> int:
     """Tell MTurk the decisions taken on the review page (status-checked: a retry does nothing twice)."""

@@ -60,6 +60,26 @@ def test_the_mturk_fee_follows_the_price_list(reward, per_hit, fee):
     assert assignment_fee(Channel.PROLIFIC, Decimal(reward), per_hit) == Decimal("0.00")
 
 
+@pytest.mark.parametrize("rate, fee", [(0.428, "2.57"), (0.333, "2.00")])
+def test_prolifics_fee_is_its_share_of_the_rewards(settings, rate, fee):
+    settings.PROLIFIC_FEE_RATE = rate
+    cost = batch_cost(channel=Channel.PROLIFIC, reward=Decimal("0.50"), assignments_per_hit=3, hits=4)
+    # 12 assignments x $0.50 = $6.00 of rewards; 42.8% of it is $2.568, 33.3% is $1.998 (half up to the cent)
+    assert (cost.rewards, cost.fees, cost.total) == (Decimal("6.00"), Decimal(fee), Decimal("6.00") + Decimal(fee))
+
+
+def test_the_budget_cap_counts_prolifics_fee(lab, public_site):
+    owner, project, job = lab
+    channel_settings_update(project=project, by=owner, prolific_token=TOKEN, budget_cap=Decimal("8.56"))
+    prolific = PublishSettings(channel=Channel.PROLIFIC, reward="0.50")
+    with pytest.raises(PublishError, match=r"up to \$8.57 .* \$8.56 left"):  # $6.00 + 42.8% = $8.57
+        hit_publish(layers=job.layer_set.all(), settings=prolific, created_by=owner)
+    assert not HitBatch.objects.exists()
+    channel_settings_update(project=project, by=owner, budget_cap=Decimal("8.57"))
+    hit_publish(layers=job.layer_set.all(), settings=prolific, created_by=owner)
+    assert project_spending(project.pk) == Decimal("8.57")
+
+
 def test_a_batch_costs_reward_and_fee_for_every_assignment():
     cost = batch_cost(channel=Channel.MTURK_LIVE, reward=Decimal("0.50"), assignments_per_hit=10, hits=7)
     # 70 assignments x ($0.50 + 40% of it)
@@ -123,14 +143,31 @@ def test_the_budget_cap_refuses_a_batch_that_would_pass_it_and_leaves_no_hit(lab
                     settings=live, created_by=owner)
 
 
-def test_verify_batches_stay_on_the_site(lab, public_site):
+def test_verify_batches_go_to_outside_crowds_and_pools_stay_on_the_site(lab, public_site):
+    from django.db.models import F
+
+    from units.crowd.publishing import POOL_SITE_ONLY
     from units.crowd.verify import hit_publish_verify
+    from units.dissection.models import Unit
+    from units.projects.models import Pool
 
     owner, project, job = lab
-    _mturk_credentials(project, owner)
-    with pytest.raises(PublishError, match="Verify HITs"):
-        hit_publish_verify(layers=job.layer_set.all(), created_by=owner,
-                           settings=PublishSettings.for_verify(channel=Channel.MTURK_SANDBOX))
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)  # every unit has an IoU label
+    pool = Pool.objects.create(project=project, name="lab members")
+    _mturk_credentials(project, owner, budget_cap=Decimal("2.00"))
+    settings = PublishSettings.for_verify(channel=Channel.MTURK_LIVE, reward="0.10")
+    with pytest.raises(PublishError) as refused:
+        hit_publish_verify(layers=job.layer_set.all(), created_by=owner, pool=pool, settings=settings)
+    assert str(refused.value) == POOL_SITE_ONLY  # a pool holds site annotators
+    # 4 HITs x 3 assignments x ($0.10 + $0.02 fee) = $1.44, within the cap of $2.00; twice is not.
+    batch = hit_publish_verify(layers=job.layer_set.all(), created_by=owner, sources=["iou"], settings=settings)
+    assert (batch.kind, batch.channel, batch.hits.count()) == ("verify", Channel.MTURK_LIVE, 4)
+    assert project_spending(project.pk) == Decimal("1.44")
+    more = make_job(project=project, layers={"conv4": 4}, exemplars_per_unit=2)
+    Unit.objects.filter(layer__job=more).update(iou_score=F("iou_score") + 0.05)
+    with pytest.raises(PublishError, match=r"up to \$1.44 .* \$0.56 left"):
+        hit_publish_verify(layers=more.layer_set.all(), created_by=owner, sources=["iou"], settings=settings)
+    assert HitBatch.objects.count() == 1
 
 
 def test_publishable_units_counts_what_publishing_creates(lab):
@@ -148,8 +185,27 @@ def _page_data(job, **extra):
             "sentinels": 0, "skip_dead": "on", **extra}
 
 
-def test_the_publish_page_shows_the_cost_of_a_real_money_batch_before_publishing(client, lab, public_site):
+@pytest.fixture
+def mturk_stub(monkeypatch):
+    """The MTurk client the pages make, with botocore's Stubber in front of it (no network)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from units.crowd import external_work
+    from units.crowd.mturk import ENDPOINTS
+
+    client = boto3.client("mturk", region_name="us-east-1", endpoint_url=ENDPOINTS[Channel.MTURK_LIVE],
+                          aws_access_key_id="AKIATEST", aws_secret_access_key="not-a-secret")
+    monkeypatch.setattr(external_work, "mturk_client", lambda project_id, channel: client)
+    with Stubber(client) as stub:
+        yield stub
+        stub.assert_no_pending_responses()
+
+
+def test_the_publish_page_shows_the_cost_of_a_real_money_batch_before_publishing(client, lab, public_site,
+                                                                                  mturk_stub):
     owner, project, job = lab
+    mturk_stub.add_response("get_account_balance", {"AvailableBalance": "42.50"}, {})
     _mturk_credentials(project, owner, budget_cap=Decimal("100"))
     client.login(username=owner.username, password=PASSWORD)
     first = client.post(reverse("publish"), _page_data(job, channel=Channel.MTURK_LIVE))
@@ -157,10 +213,47 @@ def test_the_publish_page_shows_the_cost_of_a_real_money_batch_before_publishing
     text = first.content.decode()
     assert "4 HITs would cost up to $7.20 (12 assignments: $6.00 rewards + $1.20 fees)" in text
     assert "$100.00 left of the budget cap" in text
+    assert "Balance on Mechanical Turk LIVE (real money): $42.50 available." in text
     assert not Hit.objects.exists()
     second = client.post(reverse("publish"), _page_data(job, channel=Channel.MTURK_LIVE, confirm_cost="on"))
     assert second.status_code == 302
     assert HitBatch.objects.get().channel == Channel.MTURK_LIVE
+
+
+def test_a_balance_that_cannot_be_read_is_a_clear_line_not_an_error_page(client, lab, public_site, mturk_stub):
+    owner, project, job = lab
+    _mturk_credentials(project, owner)
+    client.login(username=owner.username, password=PASSWORD)
+    mturk_stub.add_client_error("get_account_balance", service_error_code="ServiceFault",
+                                service_message="Try again later")
+    response = client.post(reverse("publish"), _page_data(job, channel=Channel.MTURK_LIVE))
+    assert response.status_code == 200
+    assert ("The account balance could not be read: Mechanical Turk refused get_account_balance (ServiceFault): "
+            "Try again later") in response.content.decode()
+
+
+def test_the_publish_page_shows_the_prolific_workspace_balance(client, lab, public_site, settings):
+    from tests.crowd.test_prolific import FakeProlific
+
+    fake = FakeProlific()
+    settings.PROLIFIC_API_URL = fake.url
+    fake.balances["WS1"] = 12345
+    owner, project, job = lab
+    client.login(username=owner.username, password=PASSWORD)
+    saved = client.post(reverse("crowd:channels", args=[project.pk]), {
+        "prolific_token": "prolific-test-token", "prolific_workspace_id": "WS1", "prolific_hits_per_participant": 5})
+    assert saved.status_code == 302
+    try:
+        text = client.post(reverse("publish"), _page_data(job, channel=Channel.PROLIFIC)).content.decode()
+        assert "$6.00 rewards + $2.57 fees" in text and "Prolific workspace balance: 123.45 GBP available." in text
+        ChannelSettings.objects.filter(project=project).update(prolific_workspace_id="NOSUCH")
+        text = client.post(reverse("publish"), _page_data(job, channel=Channel.PROLIFIC)).content.decode()
+        assert "The account balance could not be read: Prolific refused GET workspaces/NOSUCH/balance/ (404)" in text
+    finally:
+        fake.server.shutdown()
+    bad = client.post(reverse("crowd:channels", args=[project.pk]), {"prolific_workspace_id": "../x",
+                                                                     "prolific_hits_per_participant": 5})
+    assert bad.status_code == 200 and "only letters and digits" in bad.content.decode()
 
 
 def test_the_api_takes_and_returns_the_channel(client, lab, public_site):

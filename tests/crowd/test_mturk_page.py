@@ -2,10 +2,12 @@
 MTurk; framed by MTurk's worker site only, every other page still refuses any frame."""
 from __future__ import annotations
 
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from tests.factories import make_hits, make_job, make_mturk_sandbox_hit
 from units.crowd.annotators import annotator_block
@@ -129,3 +131,142 @@ def test_a_blocked_worker_is_told_so(mturk_hit):
     response = Client().get(_accepted(other))
     assert response.status_code == 403 and "no longer work" in response.content.decode()
 
+
+
+# --- the project's qualification test, inside the HIT page --------------------------------------------
+
+@pytest.fixture
+def gold_project(mturk_hit):
+    """The HIT's project gets two gold units (concept "tree", object) and a test of both, all to match."""
+    from units.crowd.models import QualificationSettings
+    from units.dissection.models import Unit
+
+    project = mturk_hit.batch.project
+    job = make_job(project=project, layers={"conv4": 2}, exemplars_per_unit=2, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(is_gold=True, gold_word="tree", gold_category="object")
+    QualificationSettings.objects.create(project=project, size=2, pass_fraction=1.0, cooldown_minutes=30)
+    return project
+
+
+def _test_links(html: str) -> list[str]:
+    return [part.split('"')[0].replace("&amp;", "&") for part in html.split('<img src="')[1:]]
+
+
+def _hand_in(client, hit, html: str, *, word: str, **params):
+    from units.crowd.models import QualificationAttempt
+
+    attempt = QualificationAttempt.objects.get(pk=int(html.split('name="qualification_attempt" value="')[1]
+                                                      .split('"')[0]))
+    data = {"qualification_attempt": attempt.pk}
+    for unit_id in attempt.unit_ids:
+        data.update({f"word_{unit_id}": word, f"category_{unit_id}": "object"})
+    return client.post(_accepted(hit, **params), data)
+
+
+def test_an_unqualified_worker_takes_the_test_first_and_failing_sends_nothing_to_mturk(mturk_hit, gold_project):
+    from units.crowd.models import Qualification
+
+    client = Client()
+    test = client.get(_accepted(mturk_hit))
+    html = test.content.decode()
+    assert test.status_code == 200 and 'id="qualification-form"' in html and "mturk-answer" not in html
+    assert _csp(test)["frame-ancestors"] == SANDBOX
+    links = _test_links(html)
+    assert len(links) == 4 and all(Client().get(link).status_code == 200 for link in links)  # no session needed
+    assert not Assignment.objects.exists()  # no HIT before the test is passed
+    # Posting an answer to the HIT instead of the test gets the test again, and stores nothing.
+    sneaky = client.post(_accepted(mturk_hit), {"word": "dog", "category": "object", "confidence": 4})
+    assert 'id="qualification-form"' in sneaky.content.decode() and not Annotation.objects.exists()
+
+    failed = _hand_in(client, mturk_hit, html, word="car")
+    page = failed.content.decode()
+    assert failed.status_code == 200 and 'id="qualification-failed"' in page
+    assert "return this HIT on Mechanical Turk" in page and "0 of 2" in page
+    assert "externalSubmit" not in page and 'name="assignmentId"' not in page  # nothing goes to MTurk
+    assert not Assignment.objects.exists() and not Qualification.objects.exists()
+    assert all(Client().get(link).status_code != 200 for link in links)  # the handed-in test's pictures close
+    # Until the retake wait is over, every HIT of the project shows the same page, never the test again.
+    again = Client().get(_accepted(mturk_hit, assignment="ASG2")).content.decode()
+    assert 'id="qualification-failed"' in again and 'id="qualification-form"' not in again
+    assert 'id="qualification-retake"' in again
+
+
+def test_passing_the_test_opens_the_hit_and_grants_mturks_qualification(mturk_hit, gold_project, monkeypatch,
+                                                                         django_capture_on_commit_callbacks):
+    from units.crowd.qualification import qualification_state
+    from units.crowd.views import external
+
+    granted = []
+    monkeypatch.setattr(external, "enqueue", lambda name, *args: granted.append((name, *args)))
+    client = Client()
+    html = client.get(_accepted(mturk_hit)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        passed = _hand_in(client, mturk_hit, html, word="tree")
+    assert passed.status_code == 302 and passed["Location"] == _accepted(mturk_hit)
+    worker = get_user_model().objects.get(username="mturk-W1")
+    assert qualification_state(worker, gold_project).qualified
+    assert granted == [("tasks.crowd.mturk_qualify", gold_project.pk, Channel.MTURK_SANDBOX, "W1")]
+    hit_page = client.get(passed["Location"]).content.decode()
+    assert "mturk-answer" in hit_page and "<fieldset>" in hit_page
+    assert Assignment.objects.get(worker=worker).external_id == "ASG1"
+
+
+def test_a_qualification_link_opens_only_its_own_tests_pictures(mturk_hit, gold_project):
+    from units.crowd.models import QualificationAttempt
+    from units.crowd.picture_links import PARAMETER, attempt_link_token
+
+    html = Client().get(_accepted(mturk_hit)).content.decode()
+    attempt = QualificationAttempt.objects.get()
+    link = _test_links(html)[0]
+    token = link.split(f"?{PARAMETER}=")[1]
+    hit_picture = Exemplar.objects.filter(unit=mturk_hit.unit).first()
+    # The test's token on a picture it does not show (the HIT's own), and a token of another attempt.
+    assert Client().get(f"/pictures/{hit_picture.public_id}?{PARAMETER}={token}").status_code != 200
+    shown = link.split("?")[0].rsplit("/", 1)[1]
+    forged = attempt_link_token(public_id=shown, attempt_id=attempt.pk + 1, expires_at=timezone.now()
+                                + timedelta(hours=1))
+    assert Client().get(f"/pictures/{shown}?{PARAMETER}={forged}").status_code != 200
+    assert Client().get(link).status_code == 200
+
+
+def test_a_verify_hit_is_answered_yes_or_no_in_the_frame_and_waits_for_mturk(media_root):
+    from django.db.models import F
+
+    from units.crowd.verify import hit_publish_verify
+    from units.dissection.models import Unit
+
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
+    batch = hit_publish_verify(layers=job.layer_set.all(), sources=["iou"])
+    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_SANDBOX)
+    hit = batch.hits.get()
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    preview = Client().get(_url(hit)).content.decode()
+    assert "Check a proposed label" in preview and f'id="proposed-label">{hit.proposed_label}<' in preview
+    assert "<fieldset disabled>" in preview and 'name="word"' not in preview
+    client = Client()
+    assert 'name="verdict"' in client.get(_accepted(hit)).content.decode()
+    bad = client.post(_accepted(hit), {"verdict": "maybe"})
+    assert "mturk-answer" in bad.content.decode() and not Annotation.objects.exists()
+    response = client.post(_accepted(hit), {"verdict": "no"})
+    html = response.content.decode()
+    assert f'action="{SANDBOX}/mturk/externalSubmit"' in html
+    assert 'name="verdict" value="no"' in html and 'name="assignmentId" value="ASG1"' in html
+    assignment = Assignment.objects.get(hit=hit)
+    assert (assignment.status, assignment.annotation.verdict) == (Assignment.Status.PENDING, "no")
+
+
+def test_a_worker_who_helped_make_a_crowd_label_may_not_verify_it(mturk_hit):
+    from units.crowd.models import HitKind, LabelSource
+
+    client = Client()
+    client.get(_accepted(mturk_hit))
+    client.post(_accepted(mturk_hit), {"word": "dog", "category": "object", "confidence": 4})
+    verify = Hit.objects.create(batch=mturk_hit.batch, unit=mturk_hit.unit, kind=HitKind.VERIFY,
+                                label_source=LabelSource.CROWD, proposed_label="dog", external_id="MTHITV",
+                                max_assignments=3, expires_at=mturk_hit.expires_at)
+    mine = Client().get(_url(verify, hitId="MTHITV", assignmentId="ASG7", workerId="W1", turkSubmitTo=SANDBOX))
+    assert mine.status_code == 403 and "helped make" in mine.content.decode()
+    other = Client().get(_url(verify, hitId="MTHITV", assignmentId="ASG8", workerId="W2", turkSubmitTo=SANDBOX))
+    assert other.status_code == 200 and 'name="verdict"' in other.content.decode()
+    assert list(Assignment.objects.filter(hit=verify).values_list("worker__username", flat=True)) == ["mturk-W2"]

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from tests.factories import PASSWORD, make_hits, make_job, make_project, make_user
 from units.crowd.channels import channel_settings_update
+from units.crowd.external_work import outside_answer_check
 from units.crowd.models import Annotation, Assignment, BonusPayment, Channel, HitBatch
 from units.crowd.prolific import STATUSES, ProlificError, review_action, submission_push_review
 from units.crowd.review import assignments_review
@@ -32,6 +33,8 @@ class FakeProlific:
 
     def __init__(self) -> None:
         self.statuses: dict[str, str] = {}
+        self.owners: dict[str, tuple[str, str]] = {}  # submission -> (participant, study)
+        self.balances: dict[str, int] = {}  # workspace -> available balance in pence
         self.calls: list[tuple[str, str, dict]] = []
         fake = self
 
@@ -53,11 +56,18 @@ class FakeProlific:
             def do_GET(self) -> None:  # noqa: N802
                 if not self._authorised():
                     return
+                if balance := re.fullmatch(r"/api/v1/workspaces/(\w+)/balance/", self.path):
+                    if balance[1] not in fake.balances:
+                        return self._reply(404, {"error": "not found"})
+                    return self._reply(200, {"currency_code": "GBP", "total_balance": fake.balances[balance[1]] + 500,
+                                             "available_balance": fake.balances[balance[1]]})
                 match = re.fullmatch(r"/api/v1/submissions/(\w+)/", self.path)
                 if not match or match[1] not in fake.statuses:
                     return self._reply(404, {"error": "not found"})
                 fake.calls.append(("GET", self.path, {}))
-                self._reply(200, {"id": match[1], "status": fake.statuses[match[1]]})
+                participant, study = fake.owners.get(match[1], ("", ""))
+                self._reply(200, {"id": match[1], "status": fake.statuses[match[1]], "participant": participant,
+                                  "study_id": study})
 
             def do_POST(self) -> None:  # noqa: N802
                 if not self._authorised():
@@ -135,7 +145,8 @@ def test_a_participant_works_the_configured_number_of_hits_then_goes_to_the_comp
     participant = get_user_model().objects.get(username="prolific-PID1")
     assert not participant.has_usable_password()
     rows = Assignment.objects.filter(worker=participant)
-    assert sorted(rows.values_list("external_id", "status")) == [("SESS1", "submitted")] * 2
+    # Stored, but pending until Prolific confirms the submission is this participant's in this study.
+    assert sorted(rows.values_list("external_id", "status")) == [("SESS1", "pending")] * 2
     assert len({a.hit_id for a in rows}) == 2
     assert HitBatch.objects.get(pk=batch.pk).external_id == "STUDY1"
 
@@ -157,6 +168,9 @@ def _worked(study, prolific, *, sentinel_missed=False):
     _arrive(client, batch)
     _answer(client, batch)
     _answer(client, batch, word="cat")
+    prolific.statuses["SESS1"], prolific.owners["SESS1"] = "ACTIVE", ("PID1", "STUDY1")
+    pending = Assignment.objects.filter(external_id="SESS1", status="pending").values_list("pk", flat=True)
+    assert [outside_answer_check(pk) for pk in pending] == ["confirmed", "confirmed"]
     assert Assignment.objects.filter(external_id="SESS1", status="submitted").count() == 2
     if sentinel_missed:
         Annotation.objects.filter(assignment__external_id="SESS1").update(sentinels_shown=1, sentinels_missed=1)
@@ -239,3 +253,77 @@ def test_a_hit_with_its_slots_taken_is_not_given_to_another_participant(study):
     third = _arrive(Client(), batch, pid="PC", session="SPC")
     assert third.status_code == 302  # nothing left for them: straight to the completion URL
     assert hit.assignments.count() == 2
+
+
+# --- answers count once Prolific confirms them ----------------------------------------------------------
+
+def _pending(study, session="SESS1", pid="PID1"):
+    _, _, batch = study
+    client = Client()
+    _arrive(client, batch, pid=pid, session=session)
+    _answer(client, batch)
+    return Assignment.objects.get(external_id=session, status=Assignment.Status.PENDING)
+
+
+def test_an_answer_counts_once_prolific_shows_its_submission_for_this_participant_and_study(study, prolific):
+    pending = _pending(study)
+    assert outside_answer_check(pending.pk) == "void"  # Prolific knows no SESS1: made up
+    pending = _pending(study, session="SESS2", pid="PID2")
+    prolific.statuses["SESS2"], prolific.owners["SESS2"] = "ACTIVE", ("PID2", "STUDY1")
+    assert outside_answer_check(pending.pk) == "confirmed"
+    assert Assignment.objects.get(pk=pending.pk).status == Assignment.Status.SUBMITTED
+    assert outside_answer_check(pending.pk) == "done"
+
+
+@pytest.mark.parametrize("owner, status", [
+    (("SOMEONE", "STUDY1"), "ACTIVE"),  # another participant's submission
+    (("PID1", "OTHERSTUDY"), "ACTIVE"),  # another study's
+    (("PID1", "STUDY1"), "RETURNED"),  # returned: not paid, not counted
+])
+def test_a_submission_that_is_not_this_participants_in_this_study_voids_the_answer(study, prolific, owner, status):
+    pending = _pending(study)
+    prolific.statuses["SESS1"], prolific.owners["SESS1"] = status, owner
+    assert outside_answer_check(pending.pk) == "void"
+    pending.refresh_from_db()
+    assert (pending.status, pending.external_status) == (Assignment.Status.REJECTED, Assignment.VOID)
+    # A void answer decides nothing about the submission on Prolific: no rejection is sent for it.
+    prolific.statuses["SESS1"] = "AWAITING REVIEW"
+    assert submission_push_review(project_id=study[1].pk, session_id="SESS1") == "undecided"
+    assert prolific.posts("transition") == []
+
+
+def test_prolific_unreachable_keeps_the_answer_pending(study, prolific, settings):
+    pending = _pending(study)
+    settings.PROLIFIC_API_URL = "http://127.0.0.1:9/api/v1/"  # nothing listens there
+    assert outside_answer_check(pending.pk) == "wait"
+    assert Assignment.objects.get(pk=pending.pk).status == Assignment.Status.PENDING
+
+
+def test_a_participant_who_fails_the_test_is_told_to_return_the_study_and_gets_no_code(study):
+    from units.crowd.models import QualificationAttempt, QualificationSettings
+    from units.dissection.models import Unit
+
+    _, project, batch = study
+    job = make_job(project=project, layers={"conv4": 2}, exemplars_per_unit=2, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(is_gold=True, gold_word="tree", gold_category="object")
+    QualificationSettings.objects.create(project=project, size=2, pass_fraction=1.0, cooldown_minutes=30)
+    client = Client()
+    test = _arrive(client, batch).content.decode()
+    assert 'id="qualification-form"' in test and "csrfmiddlewaretoken" in test
+    attempt = QualificationAttempt.objects.get()
+    answers = {f"word_{pk}": "car" for pk in attempt.unit_ids} | {f"category_{pk}": "object" for pk in attempt.unit_ids}
+    failed = client.post(f"/crowd/prolific/{batch.pk}/", {"qualification_attempt": attempt.pk, **answers})
+    page = failed.content.decode()
+    assert failed.status_code == 200 and "return this study on Prolific" in page
+    assert "C0DE42" not in page and not Assignment.objects.exists()
+    later = client.get(f"/crowd/prolific/{batch.pk}/")  # no completion URL, however often they come back
+    assert later.status_code == 200 and 'id="qualification-failed"' in later.content.decode()
+    # A participant who passes goes on to the HITs.
+    other = Client()
+    _arrive(other, batch, pid="PID2", session="SESS2")
+    attempt = QualificationAttempt.objects.get(user__username="prolific-PID2")
+    answers = {f"word_{pk}": "tree" for pk in attempt.unit_ids} | {f"category_{pk}": "object"
+                                                                   for pk in attempt.unit_ids}
+    passed = other.post(f"/crowd/prolific/{batch.pk}/", {"qualification_attempt": attempt.pk, **answers})
+    assert passed.status_code == 302
+    assert "HIT 1 of 2" in other.get(passed["Location"]).content.decode()

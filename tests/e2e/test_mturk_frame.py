@@ -135,3 +135,93 @@ def test_the_outside_crowd_pages_pass_axe(live_server, browser, mturk_hit):
     if found := axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]:
         problems["channels page"] = found
     assert problems == {}
+
+
+def test_an_unqualified_worker_takes_the_test_in_the_frame_and_a_failure_reaches_mturk_never(
+        live_server, page, fake_mturk, mturk_hit):
+    """The project's test inside MTurk's frame: failing shows the page that asks to return the HIT (nothing is
+    posted to MTurk); passing opens the HIT, whose answer then reaches MTurk. axe checks both test pages.
+    Screenshots: test-artifacts/mturk-qualification.png, mturk-qualification-failed.png."""
+    from tests.e2e.conftest import axe_violations
+    from units.crowd.models import QualificationSettings
+    from units.dissection.models import Unit
+
+    from tests.factories import make_job
+
+    project = mturk_hit.batch.project
+    job = make_job(project=project, layers={"conv4": 2}, exemplars_per_unit=2, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(is_gold=True, gold_word="tree", gold_category="object")
+    QualificationSettings.objects.create(project=project, size=2, pass_fraction=1.0, cooldown_minutes=30)
+    problems = {}
+
+    def take_test(worker: str, assignment: str, word: str) -> None:
+        page.goto(fake_mturk.frame_url(_hit_page(live_server, mturk_hit, assignmentId=assignment, workerId=worker,
+                                                 turkSubmitTo=fake_mturk.origin)))
+        frame = page.frame_locator("#hit")
+        frame.locator("#qualification-form").wait_for()
+        images = frame.locator("img")
+        assert images.count() == 4
+        for i in range(images.count()):  # the test's pictures load through their signed links too
+            assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        for i in range(frame.locator("input[type=text]").count()):
+            frame.locator("input[type=text]").nth(i).fill(word)
+        for group in frame.locator("fieldset.qual-unit").all():
+            group.locator("input[type=radio][value=object]").check()
+        if worker == "W1":
+            screenshot(page, "mturk-qualification.png")
+        frame.locator("#qualification-submit").click()
+
+    take_test("W1", "ASG1", "car")
+    frame = page.frame_locator("#hit")
+    frame.locator("#qualification-failed").wait_for()
+    assert "return this HIT on Mechanical Turk" in frame.locator("#qualification-failed").inner_text()
+    screenshot(page, "mturk-qualification-failed.png")
+    assert fake_mturk.posts == []  # nothing handed in, nothing paid for the test alone
+
+    take_test("W2", "ASG2", "tree")
+    frame = page.frame_locator("#hit")
+    frame.locator("#id_word").fill("dog")
+    frame.locator("input[name=category][value=object]").check()
+    frame.locator("#mturk-answer-submit").click()
+    frame.locator("#done").wait_for()
+    assert [post["assignmentId"] for post in fake_mturk.posts] == [["ASG2"]]
+    assert csp_violations(page) == []
+    for params in ({"assignmentId": "ASG3", "workerId": "W3"}, {"assignmentId": "ASG1", "workerId": "W1"}):
+        page.goto(_hit_page(live_server, mturk_hit, turkSubmitTo=WORKER_SITES[Channel.MTURK_SANDBOX], **params))
+        if found := axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)]:
+            problems[str(params)] = found
+    assert problems == {}
+
+
+def test_a_verify_hit_in_the_frame_posts_the_verdict_to_mturk_and_passes_axe(live_server, page, fake_mturk,
+                                                                              media_root):
+    from django.db.models import F
+
+    from tests.e2e.conftest import axe_violations
+    from tests.factories import make_job
+    from units.crowd.models import Hit, HitBatch
+    from units.crowd.verify import hit_publish_verify
+    from units.dissection.models import Unit
+
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
+    batch = hit_publish_verify(layers=job.layer_set.all(), sources=["iou"])
+    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_SANDBOX)
+    hit = batch.hits.get()
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    page.goto(fake_mturk.frame_url(_hit_page(live_server, hit, assignmentId="ASG1", workerId="W1",
+                                             turkSubmitTo=fake_mturk.origin)))
+    frame = page.frame_locator("#hit")
+    frame.locator("#proposed-label").wait_for()
+    images = frame.locator("img")
+    assert images.count() == 3
+    for i in range(images.count()):
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    frame.locator("input[name=verdict][value=yes]").check()
+    frame.locator("#mturk-answer-submit").click()
+    frame.locator("#done").wait_for()
+    assert [(post["assignmentId"], post["verdict"]) for post in fake_mturk.posts] == [(["ASG1"], ["yes"])]
+    assert csp_violations(page) == []
+    page.goto(_hit_page(live_server, hit, assignmentId="ASG2", workerId="W2",
+                        turkSubmitTo=WORKER_SITES[Channel.MTURK_SANDBOX]))
+    assert axe_violations(page) + [f"CSP: {v}" for v in csp_violations(page)] == []

@@ -7,8 +7,10 @@ towards the marketplace's client: no page, export, log line or API response carr
 
 Cost: what a batch would cost if every assignment were approved: reward x assignments plus the
 marketplace's fee. MTurk charges 20% of the reward (at least $0.01 an assignment), and 20% more for a
-HIT with 10 or more assignments; amounts are rounded half up to the cent. Prolific's own fee is not
-counted. The budget cap counts the batches on real-money channels (MTurk live, Prolific); the sandbox
+HIT with 10 or more assignments. Prolific charges its platform fee on the rewards paid to participants,
+a share set by PROLIFIC_FEE_RATE (Prolific's pricing: 42.8% for companies, 33.3% for academic and
+non-profit researchers; VAT on the fee, where due, is not counted). Amounts are rounded half up to the
+cent. The budget cap counts the batches on real-money channels (MTurk live, Prolific); the sandbox
 costs nothing.
 """
 from __future__ import annotations
@@ -109,7 +111,8 @@ def channel_configured(project: Project | int, channel: str) -> bool:
 def channel_settings_update(*, project: Project, by, mturk_access_key_id: str | None = None,
                             mturk_secret: str | None = None, prolific_token: str | None = None,
                             budget_cap: Decimal | None = None, prolific_completion_code: str = "",
-                            prolific_hits_per_participant: int = 10, quality_min_pass_rate: float | None = None,
+                            prolific_hits_per_participant: int = 10, prolific_workspace_id: str = "",
+                            quality_min_pass_rate: float | None = None,
                             quality_min_answers: int = 10, clear_credentials: bool = False) -> ChannelSettings:
     """Save a project's channel settings. A secret given as None or "" keeps the stored one (the page never
     shows it back); `clear_credentials` forgets them all."""
@@ -126,6 +129,7 @@ def channel_settings_update(*, project: Project, by, mturk_access_key_id: str | 
     row.budget_cap = budget_cap
     row.prolific_completion_code = prolific_completion_code.strip()
     row.prolific_hits_per_participant = prolific_hits_per_participant
+    row.prolific_workspace_id = prolific_workspace_id.strip()
     row.quality_min_pass_rate, row.quality_min_answers = quality_min_pass_rate, quality_min_answers
     row.save()
     # The log names what changed, never a value.
@@ -140,8 +144,12 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def prolific_fee_rate() -> Decimal:
+    return Decimal(str(settings.PROLIFIC_FEE_RATE))
+
+
 def assignment_fee(channel: str, reward: Decimal, assignments_per_hit: int) -> Decimal:
-    """The marketplace's fee on one approved assignment."""
+    """The marketplace's fee on one approved MTurk assignment (Prolific's is taken on the total: batch_cost)."""
     if channel not in MTURK_CHANNELS:
         return Decimal("0.00")
     rate = MTURK_LARGE_HIT_FEE if assignments_per_hit >= MTURK_LARGE_HIT else MTURK_FEE
@@ -166,6 +174,8 @@ class Cost:
 def batch_cost(*, channel: str, reward: Decimal, assignments_per_hit: int, hits: int) -> Cost:
     reward = _cents(Decimal(reward))
     n = hits * assignments_per_hit
+    if channel == Channel.PROLIFIC:
+        return Cost(hits=hits, assignments=n, rewards=reward * n, fees=_cents(reward * n * prolific_fee_rate()))
     return Cost(hits=hits, assignments=n, rewards=reward * n,
                 fees=assignment_fee(channel, reward, assignments_per_hit) * n)
 
@@ -229,5 +239,6 @@ def channel_notice(project_id: int) -> str:
     left = budget_left(project_id)
     return (f"Mechanical Turk: {'credentials set' if creds.has_mturk else 'no credentials'}; "
             f"Prolific: {'credentials set' if creds.has_prolific else 'no credentials'}. "
-            f"MTurk adds a fee of 20% of the reward (40% for HITs with {MTURK_LARGE_HIT} or more assignments). "
+            f"MTurk adds a fee of 20% of the reward (40% for HITs with {MTURK_LARGE_HIT} or more assignments); "
+            f"Prolific adds {prolific_fee_rate() * 100:.1f}% of the rewards. "
             + (f"Budget left: ${left}." if left is not None else "No budget cap set."))

@@ -11,19 +11,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotate_site.celery import enqueue
+from annotate_site.celery import enqueue, enqueue_in
 from units.projects.access import WORK, scope
 
 from .annotators import profile_get
 from .channels import MTURK_CHANNELS
 from .errors import Conflict, CrowdError, NotAllowed
-from .models import Assignment, BonusPayment, Channel, Hit
-from .mturk import mturk_username
+from .models import Assignment, BonusPayment, Channel, Hit, LabelSource
+from .mturk import account_balance, assignment_confirm_mturk, mturk_client, mturk_username
+from .prolific import assignment_confirm_prolific, workspace_balance
+from .services import label_answers_by
 
 OUTSIDE_CHANNELS = (*MTURK_CHANNELS, Channel.PROLIFIC)
 
@@ -52,6 +55,9 @@ def outside_assignment_accept(*, hit: Hit, worker: User, external_id: str, now: 
     now = now or timezone.now()
     if profile_get(worker).is_blocked:
         raise NotAllowed("You can no longer work on this requester's HITs.")
+    if hit.label_source == LabelSource.CROWD and label_answers_by(worker).filter(
+            assignment__hit__unit=hit.unit_id).exists():  # as the site's claim never offers it (crowd.verify)
+        raise NotAllowed("You helped make this unit's label, so you cannot verify it: please return this HIT.")
     existing = Assignment.objects.select_for_update().filter(hit=hit, worker=worker).first()
     if existing is not None:
         if existing.external_id != external_id and existing.status == Assignment.Status.ACCEPTED:
@@ -63,6 +69,47 @@ def outside_assignment_accept(*, hit: Hit, worker: User, external_id: str, now: 
         return existing
     return Assignment.objects.create(hit=hit, worker=worker, external_id=external_id, accepted_at=now,
                                      deadline=now + timedelta(seconds=hit.assignment_duration_seconds))
+
+
+def channel_balance(project_id: int, channel: str) -> str:
+    """One line for the publish page: what the project's account on `channel` has left to spend, or why it
+    could not be read (never an error page); "" for the site, and for Prolific without a workspace set."""
+    try:
+        if channel in MTURK_CHANNELS:
+            balance = account_balance(mturk_client(project_id, channel))
+            return f"Balance on {Channel(channel).label}: ${balance} available."
+        if channel == Channel.PROLIFIC:
+            available = workspace_balance(project_id)
+            return f"Prolific workspace balance: {available} available." if available else ""
+    except CrowdError as exc:
+        return f"The account balance could not be read: {exc}"
+    return ""
+
+
+# --- confirming answers (units/crowd/confirmation.py) ------------------------------------------------
+
+# Seconds before each check of a pending answer: the first leaves the browser time to post to MTurk; the
+# last ones cover a marketplace that answers late (the MTurk sync decides what is still pending after that).
+CONFIRM_WAITS = (15, 30, 60, 120, 300, 600, 1200)
+
+
+def outside_answer_confirm_later(assignment_id: int) -> None:
+    """Schedule the first check of a pending answer, after this transaction commits."""
+    if getattr(settings, "CROWD_CONFIRM_OUTSIDE_ANSWERS", True):
+        transaction.on_commit(lambda: enqueue_in(CONFIRM_WAITS[0], "tasks.crowd.outside_confirm", assignment_id, 0))
+
+
+def outside_answer_check(assignment_id: int) -> str:
+    """Ask the marketplace about a pending answer once: "confirmed", "void", "wait" or "done" (not pending)."""
+    assignment = Assignment.objects.select_related("hit__batch", "worker").filter(pk=assignment_id).first()
+    if assignment is None or assignment.status != Assignment.Status.PENDING:
+        return "done"
+    try:
+        if assignment.hit.batch.channel in MTURK_CHANNELS:
+            return assignment_confirm_mturk(assignment)
+        return assignment_confirm_prolific(assignment)
+    except CrowdError:  # no credentials any more, or the marketplace failed: ask again later
+        return "wait"
 
 
 # --- from the pages: each queues its marketplace call after commit (tasks.crowd), never calls it in a request

@@ -197,6 +197,10 @@ class ChannelSettingsForm(forms.Form):
                                                label="Prolific completion code")
     prolific_hits_per_participant = forms.IntegerField(min_value=1, max_value=500, initial=10, required=False,
                                                        label="HITs per Prolific participant")
+    prolific_workspace_id = forms.RegexField(
+        regex=r"^[A-Za-z0-9]*$", max_length=64, required=False, label="Prolific workspace id",
+        help_text="The workspace whose balance the publish page shows (empty: none shown).",
+        error_messages={"invalid": "A Prolific workspace id has only letters and digits."})
     quality_min_pass_rate = forms.FloatField(
         required=False, min_value=0, max_value=1, label="Quality rule: least share of checks passed",
         help_text="Gold answers and sentinels. A worker below it is blocked (on MTurk too) and their work waiting "
@@ -216,6 +220,7 @@ class ChannelSettingsForm(forms.Form):
         initial = ({"mturk_access_key_id": row.mturk_access_key_id, "budget_cap": row.budget_cap,
                     "prolific_completion_code": row.prolific_completion_code,
                     "prolific_hits_per_participant": row.prolific_hits_per_participant,
+                    "prolific_workspace_id": row.prolific_workspace_id,
                     "quality_min_pass_rate": row.quality_min_pass_rate,
                     "quality_min_answers": row.quality_min_answers} if row else {})
         return cls(data, initial=initial)

@@ -154,6 +154,9 @@ class Hit(models.Model):
 class Assignment(models.Model):
     class Status(models.TextChoices):
         ACCEPTED = "accepted", "Accepted"
+        # An outside crowd's answer stored here that the marketplace has not yet confirmed (units/crowd/
+        # external_work.py): held out of aggregation, quality figures and review until it does.
+        PENDING = "pending", "Awaiting the marketplace"
         SUBMITTED = "submitted", "Submitted"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
@@ -161,7 +164,9 @@ class Assignment(models.Model):
         RETURNED = "returned", "Returned"
 
     # Statuses that hold one of the HIT's MaxAssignments slots.
-    SLOT_STATUSES = (Status.ACCEPTED, Status.SUBMITTED, Status.APPROVED)
+    SLOT_STATUSES = (Status.ACCEPTED, Status.PENDING, Status.SUBMITTED, Status.APPROVED)
+    # `external_status` of an outside answer its marketplace disowned (units/crowd/confirmation.py).
+    VOID = "Void"
 
     hit = models.ForeignKey(Hit, related_name="assignments", on_delete=models.CASCADE)
     worker = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="assignments", on_delete=models.CASCADE)
@@ -383,6 +388,11 @@ class ChannelSettings(models.Model):
     # answers is blocked, and their work still waiting for review is rejected. None: no rule.
     quality_min_pass_rate = models.FloatField(null=True, blank=True)
     quality_min_answers = models.PositiveIntegerField(default=10)
+    # MTurk's QualificationTypeId granted to the project's workers who pass its test, per MTurk channel
+    # ({"mturk_sandbox": "3AB..."}), made the first time someone passes (units/crowd/mturk.py).
+    mturk_qualification_types = models.JSONField(default=dict, blank=True)
+    # The Prolific workspace whose balance the publish page shows (empty: no balance shown).
+    prolific_workspace_id = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -9,6 +9,10 @@ UnitCrowd HIT, whose ExternalQuestion frames this site's external HIT page. The 
 - Decisions are ours first: the review page decides here, then `mturk_push_review` tells MTurk, after
   re-reading the assignment's status there (approving what MTurk already approved is a no-op, a double click
   or a retry never errors; rejecting what MTurk approved is refused with a message).
+- A worker who passes the project's qualification test (taken inside the accepted HIT, units/crowd/views/
+  external.py) is granted the project's MTurk qualification type (value 1), made on the first pass. The HIT
+  type does not require it: a worker takes the test only after accepting a HIT, so requiring it would shut
+  out every new worker. It is MTurk's record of who passed, for requirements the requester sets there.
 - Every call's failure (MTurk answers RequestError or ServiceFault, or the network fails) becomes an
   `MTurkError` with MTurk's message: no page shows a traceback, and no secret is in the message.
 
@@ -29,9 +33,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .channels import channel_credentials
+from .confirmation import VOID, outside_answer_confirm, outside_answer_void
 from .errors import Conflict, CrowdError
-from .models import Assignment, Channel, Hit, HitBatch
-from .slots import hit_sync_status
+from .models import Assignment, Channel, ChannelSettings, Hit, HitBatch, HitKind
 
 REGION = "us-east-1"
 ENDPOINTS = {Channel.MTURK_SANDBOX: "https://mturk-requester-sandbox.us-east-1.amazonaws.com",
@@ -44,6 +48,8 @@ EXTERNAL_QUESTION_XMLNS = ("http://mechanicalturk.amazonaws.com/AWSMechanicalTur
 FRAME_HEIGHT = 800
 TITLE = "Name what this neural network unit detects"
 DESCRIPTION = "Look at the highlighted regions of a few pictures and name the concept they share."
+VERIFY_TITLE = "Check a proposed label for a neural network unit"
+VERIFY_DESCRIPTION = "Look at the highlighted regions of a few pictures and say whether a proposed label fits."
 KEYWORDS = "image, labelling, neural network, interpretability"
 # MTurk's statuses of a submitted assignment (the Assignment shape's AssignmentStatus).
 SUBMITTED, APPROVED, REJECTED = "Submitted", "Approved", "Rejected"
@@ -65,7 +71,11 @@ def mturk_client(project_id: int, channel: str) -> Any:
     creds = channel_credentials(project_id)
     if not creds.has_mturk:
         raise CrowdError("No Mechanical Turk credentials for this project.")
-    return boto3.client("mturk", region_name=REGION, endpoint_url=ENDPOINTS[channel],
+    from botocore.config import Config
+
+    # Short waits: a page that shows MTurk's answer (the balance) must not hang on an unreachable MTurk.
+    config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3})
+    return boto3.client("mturk", region_name=REGION, endpoint_url=ENDPOINTS[channel], config=config,
                         aws_access_key_id=creds.mturk_access_key_id, aws_secret_access_key=creds.mturk_secret)
 
 
@@ -121,7 +131,9 @@ LIVE_REQUIREMENTS = [
 
 def hit_type_create(client: Any, batch: HitBatch) -> str:
     """The batch's HIT type on MTurk (MTurk returns the same id for the same properties)."""
-    params: dict[str, Any] = {"Title": TITLE, "Description": DESCRIPTION, "Keywords": KEYWORDS,
+    verify = batch.kind == HitKind.VERIFY
+    params: dict[str, Any] = {"Title": VERIFY_TITLE if verify else TITLE,
+                              "Description": VERIFY_DESCRIPTION if verify else DESCRIPTION, "Keywords": KEYWORDS,
                               "Reward": f"{batch.reward:.2f}",
                               "AssignmentDurationInSeconds": batch.assignment_duration_seconds,
                               "AutoApprovalDelayInSeconds": batch.auto_approval_delay_seconds}
@@ -198,6 +210,48 @@ def account_balance(client: Any) -> Decimal:
     return Decimal(mturk_call(client, "get_account_balance")["AvailableBalance"])
 
 
+# --- qualification ---------------------------------------------------------------------------------
+
+def qualification_type_name(project_id: int) -> str:
+    """The type's name, unique per requester account: two sites sharing an account name theirs differently."""
+    return f"UnitCrowd project {project_id} qualified {request_token('qualification', project_id)[-8:]}"
+
+
+def qualification_type_of(client: Any, project_id: int, channel: str) -> str:
+    """The project's qualification type on `channel`, made the first time. A retry after a lost answer finds the
+    type made by the earlier try by its name (MTurk refuses a second type of the same name)."""
+    stored = ChannelSettings.objects.filter(project_id=project_id).values_list(
+        "mturk_qualification_types", flat=True).first() or {}
+    if stored.get(channel):
+        return stored[channel]
+    name = qualification_type_name(project_id)
+    try:
+        type_id = mturk_call(client, "create_qualification_type", Name=name, QualificationTypeStatus="Active",
+                             Description="Passed this requester's qualification test for naming what neural "
+                                         "network units detect.",
+                             AutoGranted=False)["QualificationType"]["QualificationTypeId"]
+    except MTurkError:
+        found = mturk_call(client, "list_qualification_types", Query=name, MustBeRequestable=False,
+                           MustBeOwnedByCaller=True, MaxResults=PAGE_SIZE).get("QualificationTypes", [])
+        type_id = next((t["QualificationTypeId"] for t in found if t.get("Name") == name), None)
+        if type_id is None:
+            raise
+    row, _ = ChannelSettings.objects.get_or_create(project_id=project_id)
+    row.mturk_qualification_types = {**row.mturk_qualification_types, channel: type_id}
+    row.save(update_fields=["mturk_qualification_types"])
+    return type_id
+
+
+def worker_qualify(project_id: int, channel: str, worker_id: str, *, client: Any | None = None) -> str:
+    """Grant a worker who passed the project's test its qualification type on MTurk (granting again is
+    harmless: MTurk keeps one value per worker and type). Returns the type's id."""
+    client = client or mturk_client(project_id, channel)
+    type_id = qualification_type_of(client, project_id, channel)
+    mturk_call(client, "associate_qualification_with_worker", QualificationTypeId=type_id, WorkerId=worker_id,
+               IntegerValue=1, SendNotification=False)
+    return type_id
+
+
 # --- assignments ---------------------------------------------------------------------------------
 
 def hit_assignments(client: Any, hit_external_id: str) -> Iterator[dict]:
@@ -230,35 +284,59 @@ def batch_sync_mturk(batch: HitBatch, *, client: Any | None = None) -> SyncRepor
     """Read the batch's assignments from MTurk and record MTurk's status on the answers stored here.
 
     An answer stored here counts as MTurk's only when MTurk lists its AssignmentId under the same worker:
-    the HIT page's parameters come from the worker's browser, MTurk's list does not. One MTurk never lists
-    is rejected here once a whole assignment duration has passed since it was handed in."""
+    the HIT page's parameters come from the worker's browser, MTurk's list does not. A pending answer MTurk
+    lists is confirmed (units/crowd/confirmation.py); one MTurk never lists is void once a whole assignment
+    duration has passed since it was handed in."""
     client = client or mturk_client(batch.project_id, batch.channel)
     report = SyncReport()
     for hit in batch.hits.exclude(external_id=""):
         for item in hit_assignments(client, hit.external_id):
-            updated = Assignment.objects.filter(
-                hit=hit, external_id=item["AssignmentId"], worker__username=mturk_username(item["WorkerId"]),
-            ).update(external_status=item["AssignmentStatus"])
-            if updated:
-                report.matched += 1
-            else:
+            row = (Assignment.objects.filter(hit=hit, external_id=item["AssignmentId"],
+                                             worker__username=mturk_username(item["WorkerId"]))
+                   .exclude(external_status=VOID).values_list("pk", "status").first())
+            if row is None:
                 report.unmatched += 1
-        report.unlisted += _reject_unlisted(hit)
+                continue
+            report.matched += 1
+            if row[1] == Assignment.Status.PENDING:
+                outside_answer_confirm(row[0], external_status=item["AssignmentStatus"])
+            else:
+                Assignment.objects.filter(pk=row[0]).update(external_status=item["AssignmentStatus"])
+        report.unlisted += _void_unlisted(hit)
     return report
 
 
-def _reject_unlisted(hit: Hit, *, now: datetime | None = None) -> int:
+def _void_unlisted(hit: Hit, *, now: datetime | None = None) -> int:
     """Answers stored here that MTurk still does not list a whole assignment duration after they were handed
     in: forged (the page's parameters come from the browser) or never sent to MTurk. Nobody pays for them,
-    so they must not count either: they are rejected here (MTurk has nothing to hear of)."""
+    so they never count either: void here (MTurk has nothing to hear of)."""
     now = now or timezone.now()
     late = now - timedelta(seconds=hit.assignment_duration_seconds)
-    n = Assignment.objects.filter(hit=hit, status=Assignment.Status.SUBMITTED, external_status="",
-                                  submitted_at__lt=late).update(
-        status=Assignment.Status.REJECTED, rejected_at=now, feedback="Not submitted on Mechanical Turk.")
-    if n:
-        hit_sync_status(hit, now=now)
-    return n
+    ids = Assignment.objects.filter(hit=hit, status=Assignment.Status.PENDING,
+                                    submitted_at__lt=late).values_list("pk", flat=True)
+    return sum(outside_answer_void(pk, reason="Not submitted on Mechanical Turk.", now=now) for pk in list(ids))
+
+
+def assignment_confirm_mturk(assignment: Assignment, *, client: Any | None = None) -> str:
+    """Ask MTurk about a pending answer: "confirmed" when MTurk has its assignment submitted by this worker on
+    this HIT, "void" when MTurk's assignment belongs to another HIT or worker, "wait" when MTurk does not
+    know it (yet: the browser posts to MTurk after the answer is stored here) or answers an error."""
+    if assignment.status != Assignment.Status.PENDING:
+        return "done"
+    hit = assignment.hit
+    client = client or mturk_client(hit.batch.project_id, hit.batch.channel)
+    try:
+        item = mturk_call(client, "get_assignment", AssignmentId=assignment.external_id)["Assignment"]
+    except MTurkError:
+        return "wait"
+    if item.get("HITId") != hit.external_id or mturk_username(item.get("WorkerId", "")) != assignment.worker.username:
+        outside_answer_void(assignment.pk, reason="Mechanical Turk knows this assignment under another HIT or "
+                                                  "worker.")
+        return "void"
+    if item.get("AssignmentStatus") not in (SUBMITTED, APPROVED, REJECTED):
+        return "wait"
+    outside_answer_confirm(assignment.pk, external_status=item["AssignmentStatus"])
+    return "confirmed"
 
 
 def mturk_sync_open_batches(*, now: datetime | None = None) -> str:
@@ -279,7 +357,7 @@ def mturk_sync_open_batches(*, now: datetime | None = None) -> str:
 def mturk_push_reviews(assignment_ids: list[int]) -> int:
     """`mturk_push_review` for each of these MTurk assignments; returns how many MTurk now agrees with."""
     rows = Assignment.objects.filter(pk__in=assignment_ids, hit__batch__channel__in=ENDPOINTS).exclude(
-        external_id="").select_related("hit__batch")
+        external_id="").exclude(external_status=VOID).select_related("hit__batch")
     return sum(1 for assignment in rows if mturk_push_review(assignment))
 
 

@@ -22,6 +22,7 @@ import re
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -29,8 +30,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from .channels import channel_credentials, channel_settings_of
+from .confirmation import VOID, outside_answer_confirm, outside_answer_void
 from .errors import Conflict, CrowdError, NotAllowed
-from .models import Assignment, BonusPayment, Channel, Hit, HitBatch
+from .models import Assignment, BonusPayment, Channel, Hit, HitBatch, LabelSource
+from .services import label_answers_by
 
 COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc="
 PROLIFIC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
@@ -42,9 +45,14 @@ TIMEOUT_SECONDS = 20
 
 
 class ProlificError(CrowdError):
-    """Prolific refused a call or could not be reached; the message says which and why (no token in it)."""
+    """Prolific refused a call or could not be reached; the message says which and why (no token in it).
+    `http_status` is Prolific's answer (None: not reached)."""
 
     status_code = 502
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 def prolific_call(token: str, method: str, path: str, body: dict | None = None) -> dict:
@@ -57,7 +65,7 @@ def prolific_call(token: str, method: str, path: str, body: dict | None = None) 
             raw = response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:300].decode("utf-8", "replace")
-        raise ProlificError(f"Prolific refused {method} {path} ({exc.code}): {detail}") from None
+        raise ProlificError(f"Prolific refused {method} {path} ({exc.code}): {detail}", exc.code) from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise ProlificError(f"Prolific could not be reached for {method} {path}: {type(exc).__name__}.") from None
     try:
@@ -71,6 +79,20 @@ def _token(project_id: int) -> str:
     if not token:
         raise CrowdError("No Prolific API token for this project.")
     return token
+
+
+def workspace_balance(project_id: int) -> str | None:
+    """What the project's Prolific workspace has left to spend ("123.45 GBP"), or None when no workspace is
+    set. Prolific gives amounts in the currency's hundredths (pence, cents)."""
+    stored = channel_settings_of(project_id)
+    if stored is None or not stored.prolific_workspace_id:
+        return None
+    body = prolific_call(_token(project_id), "GET", f"workspaces/{stored.prolific_workspace_id}/balance/")
+    try:
+        available = Decimal(int(body["available_balance"])) / 100
+    except (KeyError, TypeError, ValueError):
+        raise ProlificError("Prolific answered the workspace balance without an available balance.") from None
+    return f"{available:.2f} {body.get('currency_code') or ''}".strip()
 
 
 def study_url(batch: HitBatch) -> str:
@@ -100,22 +122,56 @@ def participant_next_assignment(*, batch: HitBatch, worker, session_id: str, now
     wanted = stored.prolific_hits_per_participant if stored else 10
     if mine.filter(status__in=Assignment.SLOT_STATUSES).exclude(status=Assignment.Status.ACCEPTED).count() >= wanted:
         return None
-    held = Count("assignments", filter=Q(assignments__status__in=[Assignment.Status.SUBMITTED,
+    held = Count("assignments", filter=Q(assignments__status__in=[Assignment.Status.PENDING,
+                                                                  Assignment.Status.SUBMITTED,
                                                                   Assignment.Status.APPROVED])
                  | Q(assignments__status=Assignment.Status.ACCEPTED, assignments__deadline__gt=now))
+    # A verify HIT of a crowd label is never given to someone who helped make that label (crowd.verify).
+    labelled = label_answers_by(worker).values("assignment__hit__unit_id")
     open_hits = (Hit.objects.filter(batch=batch, expires_at__gt=now).exclude(status=Hit.Status.DISPOSED)
-                 .exclude(assignments__worker=worker).annotate(held=held).order_by("pk"))
+                 .exclude(assignments__worker=worker).exclude(label_source=LabelSource.CROWD, unit_id__in=labelled)
+                 .annotate(held=held).order_by("pk"))
     for hit in open_hits:
         if hit.held >= hit.max_assignments:
             continue
         # Lock the HIT, then count again: another participant may have taken the last slot meanwhile.
         Hit.objects.select_for_update().filter(pk=hit.pk).exists()
-        taken = hit.assignments.filter(Q(status__in=[Assignment.Status.SUBMITTED, Assignment.Status.APPROVED])
+        taken = hit.assignments.filter(Q(status__in=[Assignment.Status.PENDING, Assignment.Status.SUBMITTED,
+                                                     Assignment.Status.APPROVED])
                                        | Q(status=Assignment.Status.ACCEPTED, deadline__gt=now)).count()
         if taken < hit.max_assignments:
             return Assignment.objects.create(hit=hit, worker=worker, external_id=session_id, accepted_at=now,
                                              deadline=now + timedelta(seconds=hit.assignment_duration_seconds))
     return None
+
+
+def assignment_confirm_prolific(assignment: Assignment) -> str:
+    """Ask Prolific about a pending answer (units/crowd/confirmation.py): "confirmed" when its submission
+    (SESSION_ID) is of this study and this participant and not returned, "void" when Prolific does not know
+    the submission, or knows it under another study or participant, or the participant returned it; "wait"
+    when Prolific could not be asked."""
+    if assignment.status != Assignment.Status.PENDING:
+        return "done"
+    batch = assignment.hit.batch
+    try:
+        submission = prolific_call(_token(batch.project_id), "GET", f"submissions/{assignment.external_id}/")
+    except ProlificError as exc:
+        if exc.http_status != 404:
+            return "wait"
+        outside_answer_void(assignment.pk, reason="Prolific has no such submission.")
+        return "void"
+    participant = submission.get("participant") or submission.get("participant_id")
+    status = submission.get("status", "")
+    if (submission.get("study_id") != batch.external_id
+            or f"prolific-{participant}" != assignment.worker.username):
+        outside_answer_void(assignment.pk, reason="Prolific knows this submission under another study or "
+                                                  "participant.")
+        return "void"
+    if status in ("RETURNED", "TIMED-OUT"):
+        outside_answer_void(assignment.pk, reason=f"The submission was {status.lower()} on Prolific.")
+        return "void"
+    outside_answer_confirm(assignment.pk, external_status=status)
+    return "confirmed"
 
 
 def completion_redirect(batch: HitBatch) -> str:
@@ -129,10 +185,13 @@ def completion_redirect(batch: HitBatch) -> str:
 
 def submission_decision(session_id: str) -> tuple[str, str, str] | None:
     """(action, rejection category, message) once every assignment of the submission is decided, else None."""
+    # A void answer (units/crowd/confirmation.py) is not the participant's work: it decides nothing.
     rows = list(Assignment.objects.filter(external_id=session_id, hit__batch__channel=Channel.PROLIFIC)
                 .select_related("annotation").exclude(status__in=[Assignment.Status.RETURNED,
-                                                                  Assignment.Status.ABANDONED]))
-    if not rows or any(a.status in (Assignment.Status.ACCEPTED, Assignment.Status.SUBMITTED) for a in rows):
+                                                                  Assignment.Status.ABANDONED])
+                .exclude(external_status=VOID))
+    if not rows or any(a.status in (Assignment.Status.ACCEPTED, Assignment.Status.PENDING,
+                                    Assignment.Status.SUBMITTED) for a in rows):
         return None
     rejected = [a for a in rows if a.status == Assignment.Status.REJECTED]
     if not rejected:
@@ -169,8 +228,8 @@ def submission_push_review(*, project_id: int, session_id: str) -> str:
         if action == "REJECT":
             body.update({"rejection_category": category, "message": message})
         prolific_call(token, "POST", f"submissions/{session_id}/transition/", body)
-    Assignment.objects.filter(external_id=session_id).update(external_status=APPROVED if action == "APPROVE"
-                                                             else REJECTED)
+    Assignment.objects.filter(external_id=session_id).exclude(external_status=VOID).update(
+        external_status=APPROVED if action == "APPROVE" else REJECTED)
     return what
 
 

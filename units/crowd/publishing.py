@@ -118,6 +118,9 @@ def layers_project_id(layers: list[Layer]) -> int:
     return project_ids.pop()
 
 
+POOL_SITE_ONLY = "A pool holds this site's annotators: publish to an outside crowd with the open crowd."
+
+
 def pool_check(pool: Pool | None, project_id: int) -> Pool | None:
     """A batch's pool must be one of its project's (None: the open crowd)."""
     if pool is not None and pool.project_id != project_id:
@@ -165,7 +168,7 @@ def hit_publish(
     pool = pool_check(pool, project_id)
     channel_publish_check(project_id=project_id, channel=settings.channel)
     if pool is not None and settings.channel != Channel.SITE:
-        raise PublishError("A pool holds this site's annotators: publish to an outside crowd with the open crowd.")
+        raise PublishError(POOL_SITE_ONLY)
     if settings.sentinels and not Exemplar.objects.filter(unit__layer__in=layers,
                                                           kind=Exemplar.Kind.SENTINEL).exists():
         raise PublishError(

@@ -6,6 +6,7 @@ of a pool they are in), or of one they are a member of; any other project does n
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,11 @@ from .validation import WORD_MAX, clean_word, gold_parts
 def mark_qualified(user: User, project: Project, *, by: User | None = None) -> None:
     """Qualify a user for a project without the test (tests, the demo, a requester's decision)."""
     annotator_qualify(user=user, project=project, by=by)
+
+
+def pass_mark(project: Project | int, total: int) -> int:
+    """How many of `total` units must match to pass (the project's fraction, rounded up as the grading does)."""
+    return math.ceil(QualificationSettings.of(project).pass_fraction * total - 1e-9)
 
 
 def gold_units(project: Project | int) -> QuerySet[Unit]:

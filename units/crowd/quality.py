@@ -24,8 +24,11 @@ from .review import assignments_review
 
 
 def worker_checks(*, worker_id: int, project_id: int) -> CheckRecord:
+    # An outside answer its marketplace has not confirmed, or found not to be this worker's, is no check of
+    # theirs (units/crowd/confirmation.py): a made-up worker id must not block a real worker.
     row = Annotation.objects.filter(assignment__worker_id=worker_id,
-                                    assignment__hit__batch__project_id=project_id).aggregate(
+                                    assignment__hit__batch__project_id=project_id).exclude(
+        assignment__status=Assignment.Status.PENDING).exclude(assignment__external_status=Assignment.VOID).aggregate(
         answers=Count("pk"), gold=Count("pk", filter=Q(gold_correct__isnull=False)),
         gold_ok=Count("pk", filter=Q(gold_correct=True)), shown=Sum("sentinels_shown"),
         missed=Sum("sentinels_missed"))

@@ -204,7 +204,9 @@ def annotators_quality(user_ids: list[int], project) -> dict[int, dict]:
     gold accuracy, share of sentinels caught, mean time per HIT, and the published model's skill when its
     last run was one of this project's (read through the user's `skill` relation); None where not known."""
     answer = "assignments__annotation"
-    here = Q(assignments__hit__batch__project=project)
+    # Outside answers count once their marketplace confirmed them as this worker's (units/crowd/confirmation.py).
+    here = (Q(assignments__hit__batch__project=project) & ~Q(assignments__status=Assignment.Status.PENDING)
+            & ~Q(assignments__external_status=Assignment.VOID))
     rows = (get_user_model().objects.filter(pk__in=user_ids)
             .annotate(gold=Count(answer, filter=here & Q(**{f"{answer}__gold_correct__isnull": False})),
                       gold_ok=Count(answer, filter=here & Q(**{f"{answer}__gold_correct": True})),

@@ -538,11 +538,17 @@ def annotation_submit(
     )
     if top_marked:  # a new annotation has no marks yet: add, without reading the empty set first
         annotation.non_fitting.add(*sorted(top_marked))
-    assignment.status = Assignment.Status.SUBMITTED
+    # An outside crowd's answer waits for its marketplace to confirm it (units/crowd/confirmation.py), which
+    # then flags missed sentinels and applies the quality rule: a made-up worker id must not do either.
+    outside = assignment.hit.batch.channel != Channel.SITE
+    assignment.status = Assignment.Status.PENDING if outside else Assignment.Status.SUBMITTED
     assignment.submitted_at = now
     assignment.work_seconds = (now - assignment.accepted_at).total_seconds()
     assignment.auto_approve_at = now + timedelta(seconds=assignment.hit.auto_approval_delay_seconds)
     assignment.save(update_fields=["status", "submitted_at", "work_seconds", "auto_approve_at"])
+    if outside:
+        hit_sync_status(assignment.hit, now=now)
+        return annotation
     if missed:
         annotator_flag(user=worker, reason=f"left {missed} low-activation sentinel image(s) marked as fitting "
                                            f"in assignment {assignment.pk}")

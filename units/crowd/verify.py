@@ -26,12 +26,14 @@ from django.utils import timezone
 from units.dissection.models import Concept, Exemplar, Layer, Unit
 
 from units.projects.models import Activity, Pool
+from annotate_site.celery import enqueue
 from units.projects.services import activity_record
 
 from .annotators import annotator_flag
 from .errors import Conflict, InvalidAnswer, NotAllowed, NotFound, PublishError
 from .models import VERDICT_CHOICES, Annotation, Assignment, Channel, Hit, HitBatch, HitKind, LabelSource
-from .publishing import PublishSettings, layers_project_id, pool_check, publish_check
+from .channels import MTURK_CHANNELS, budget_enforce, channel_publish_check
+from .publishing import POOL_SITE_ONLY, PublishSettings, layers_project_id, pool_check, publish_check
 from .services import label_answers_by
 from .slots import hit_sync_status
 from .validation import gold_alternatives, normalise_word
@@ -130,11 +132,12 @@ def hit_publish_verify(
     """One verify HIT per unit of `layers` and label source (none twice), plus `settings.sentinels` sentinel
     HITs per layer on its clearest units. Returns the batch with `batch.report`; an empty batch is not kept."""
     layers, settings = publish_check(layers, settings or PublishSettings.for_verify())
-    if settings.channel != Channel.SITE:
-        raise PublishError("Verify HITs go to this site's annotators only; publish them on the site channel.")
     sources, labels = _check_sources(sources, labels)
     project_id = layers_project_id(layers)
     pool = pool_check(pool, project_id)
+    channel_publish_check(project_id=project_id, channel=settings.channel)
+    if pool is not None and settings.channel != Channel.SITE:
+        raise PublishError(POOL_SITE_ONLY)
     options = settings.hit_fields()
     with transaction.atomic():
         batch = HitBatch.objects.create(
@@ -169,13 +172,31 @@ def hit_publish_verify(
                     else:
                         _create(batch, unit, source, label, report, options)
             _publish_sentinels(batch, layer, eligible, settings.sentinels, existing, report, options)
-        if not sum(report.created.values()):
+        created = sum(report.created.values())
+        if not created:
             batch.delete()  # nothing new: keep no empty batch around (batch.pk is None afterwards)
         else:
+            cost = budget_enforce(batch=batch, hits=created)  # a refusal rolls the HITs back
+            if batch.channel in MTURK_CHANNELS:  # MTurk's HITs are made by a task, after this commit
+                batch_id = batch.pk
+                transaction.on_commit(lambda: enqueue("tasks.crowd.mturk_publish_batch", batch_id))
             activity_record(project=project_id, actor=created_by, verb=Activity.Verb.PUBLISHED,
-                            summary=f"batch {batch.pk} ({batch.name}): {sum(report.created.values())} verify HITs")
+                            summary=f"batch {batch.pk} ({batch.name}) on {batch.get_channel_display()}: {created} "
+                                    f"verify HITs" + (f", up to {cost}" if batch.is_external else ""))
     batch.report = report
     return batch
+
+
+def publishable_verify_hits(layers: Iterable[Layer], *, sources: Iterable[str], sentinels: int,
+                            skip_dead: bool = True) -> int:
+    """At most how many verify HITs `hit_publish_verify` would create (for the cost shown before publishing):
+    one per unit with pictures and label source, plus the sentinels of each layer; units without a label of
+    a source, or with that HIT already, make fewer."""
+    layers = list(layers)
+    units = Unit.objects.filter(layer__in=layers, exemplars__kind=Exemplar.Kind.TOP).distinct()
+    if skip_dead:
+        units = units.filter(max_activation__gt=0)
+    return units.count() * len(set(sources)) + sentinels * len(layers)
 
 
 def _units(layer: Layer) -> list[Unit]:
@@ -280,13 +301,15 @@ def verdict_submit(*, assignment_id: int, worker: User, verdict: str, now: datet
         assignment=assignment, verdict=verdict, word="", category="", gold_correct=gold_correct,
         sentinels_shown=int(sentinel), sentinels_missed=missed,
     )
-    # The same bookkeeping as a labelling submit (crowd.services.annotation_submit).
-    assignment.status = Assignment.Status.SUBMITTED
+    # The same bookkeeping as a labelling submit (crowd.services.annotation_submit): an outside crowd's
+    # answer waits for its marketplace (units/crowd/confirmation.py), which then flags a missed sentinel.
+    outside = hit.batch.channel != Channel.SITE
+    assignment.status = Assignment.Status.PENDING if outside else Assignment.Status.SUBMITTED
     assignment.submitted_at = now
     assignment.work_seconds = (now - assignment.accepted_at).total_seconds()
     assignment.auto_approve_at = now + timedelta(seconds=hit.auto_approval_delay_seconds)
     assignment.save(update_fields=["status", "submitted_at", "work_seconds", "auto_approve_at"])
-    if missed:
+    if missed and not outside:
         annotator_flag(user=worker, reason=f"accepted the sentinel label {hit.proposed_label!r}, which does not fit, "
                                            f"in assignment {assignment.pk}")
     hit_sync_status(hit, now=now)

@@ -13,9 +13,10 @@ from units.projects.current import current_project
 from ..forms import PublishForm
 from ..errors import PublishError
 from ..channels import PAID_CHANNELS, batch_cost, budget_left, channel_notice
-from ..models import Channel
+from ..external_work import channel_balance
+from ..models import Channel, LabelSource
 from ..publishing import PublishSettings, hit_publish, publishable_units
-from ..verify import hit_publish_verify
+from ..verify import hit_publish_verify, publishable_verify_hits
 
 
 @requester_required
@@ -45,13 +46,18 @@ def publish(request: HttpRequest) -> HttpResponse:
         )
         if settings.channel in PAID_CHANNELS and not data.get("confirm_cost"):
             # Real money: show what the batch would cost, and publish only once the requester accepts it.
-            n = publishable_units(data["layers"], skip_dead=data["skip_dead"])
+            if data.get("hit_type") == "verify":
+                n = publishable_verify_hits(data["layers"], sources=data["label_sources"] or [LabelSource.IOU],
+                                            sentinels=data["sentinels"], skip_dead=data["skip_dead"])
+            else:
+                n = publishable_units(data["layers"], skip_dead=data["skip_dead"])
             cost = batch_cost(channel=settings.channel, reward=data["reward"],
                               assignments_per_hit=data["assignments_per_hit"], hits=n)
             left = budget_left(project.pk)
+            balance = channel_balance(project.pk, settings.channel)
             form.add_error("confirm_cost", f"{Channel(settings.channel).label}: {n} HITs would cost up to {cost}"
                            + (f"; ${left} left of the budget cap" if left is not None else "; no budget cap set")
-                           + ". Tick the box to publish.")
+                           + ". " + (balance + " " if balance else "") + "Tick the box to publish.")
             return _render(request, form, project)
         try:
             if data.get("hit_type") == "verify":

@@ -1,7 +1,6 @@
 """Annotator pages: home, instructions, qualification, the queue and the labelling form."""
 from __future__ import annotations
 
-import math
 from collections import Counter
 from decimal import Decimal
 from statistics import median
@@ -22,8 +21,7 @@ from ..annotators import profile_get
 from ..errors import CrowdError, InvalidAnswer
 from ..forms import AnswerForm
 from ..models import (
-    CATEGORY_CHOICES, Assignment, Hit, HitBatch, HitKind, Qualification, QualificationAttempt, QualificationSettings,
-    Skip,
+    CATEGORY_CHOICES, Assignment, Hit, HitBatch, HitKind, Qualification, QualificationAttempt, Skip,
 )
 from ..selectors import (
     annotator_current,
@@ -156,11 +154,6 @@ def instructions(request: HttpRequest) -> HttpResponse:
     return render(request, "crowd/instructions.html", {"categories": CATEGORY_CHOICES})
 
 
-def _pass_mark(project: Project, total: int) -> int:
-    """How many of `total` units must match to pass (the project's fraction, rounded up as the grading does)."""
-    return math.ceil(QualificationSettings.of(project).pass_fraction * total - 1e-9)
-
-
 def _attempt_feedback(attempt: QualificationAttempt | None, project: Project) -> dict | None:
     """Per unit of a failed attempt: the pictures, what was answered and whether it matched (not the known
     answer: gold units come back in later tests and in the HIT stream)."""
@@ -174,7 +167,7 @@ def _attempt_feedback(attempt: QualificationAttempt | None, project: Project) ->
                       "correct": bool(given.get("correct")),
                       # Attempts graded before the parts were stored say only "not matched" (None).
                       "word_ok": given.get("word_ok"), "category_ok": given.get("category_ok")})
-    return {"attempt": attempt, "units": units, "pass_mark": _pass_mark(project, attempt.total)}
+    return {"attempt": attempt, "units": units, "pass_mark": qual.pass_mark(project, attempt.total)}
 
 
 @login_required
@@ -212,11 +205,11 @@ def qualification_test(request: HttpRequest, project_id: int) -> HttpResponse:
                                       f"{attempt.total}). You can start working on its HITs.")
             return redirect("crowd:home")
         messages.error(request, f"Not passed: {attempt.correct} of {attempt.total} matched the known concept; "
-                                f"passing needs {_pass_mark(project, attempt.total)}. See each unit below.")
+                                f"passing needs {qual.pass_mark(project, attempt.total)}. See each unit below.")
         return here
     return render(request, "crowd/qualification.html", {
         "project": project, "state": state, "attempt": attempt, "units": _attempt_units(attempt),
-        "categories": CATEGORY_CHOICES, "feedback": feedback, "pass_mark": _pass_mark(project, attempt.total),
+        "categories": CATEGORY_CHOICES, "feedback": feedback, "pass_mark": qual.pass_mark(project, attempt.total),
         "word_max": WORD_MAX,
     })
 
