@@ -1,8 +1,8 @@
 """The HTTP side of the load benchmark: N simulated annotators, one thread and one keep-alive
-connection each, looping POST /api/assignments/next/ then .../submit/ through the real API.
+connection each, looping POST /api/v1/assignments/next/ then .../submit/ through the real API.
 
 Plain `http.client` on purpose: no pool, retry or redirect logic between us and the server, so
-every number is one request. Each annotator signs in like a client would (POST /api/auth/token/,
+every number is one request. Each annotator signs in like a client would (POST /api/v1/auth/token/,
 JSON key "token", then `Authorization: Token ...`).
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _annotate(base_url: str, annotator: SimAnnotator, password: str, truth: dict
     rng = random.Random(f"{seed}-{annotator.name}")
     client = Client(base_url, timeout=SIGN_IN_TIMEOUT_S)
     try:
-        status, body = client.post("/api/auth/token/", {"username": annotator.name, "password": password})
+        status, body = client.post("/api/v1/auth/token/", {"username": annotator.name, "password": password})
         if client.conn is not None and client.conn.sock is not None:
             client.conn.sock.settimeout(TIMEOUT_S)  # the measured requests: 30 s counts as no answer
         client.timeout = TIMEOUT_S
@@ -109,7 +109,7 @@ def _annotate(base_url: str, annotator: SimAnnotator, password: str, truth: dict
     while time.monotonic() < clock["deadline"]:
         t0 = time.perf_counter()
         try:
-            status, body = client.post("/api/assignments/next/")
+            status, body = client.post("/api/v1/assignments/next/")
         except (OSError, http.client.HTTPException):
             with tally.lock:
                 tally.no_answer += 1
@@ -130,7 +130,7 @@ def _annotate(base_url: str, annotator: SimAnnotator, password: str, truth: dict
             time.sleep(max(0.0, min(rng.uniform(0.5, 1.5) * think_s, clock["deadline"] - time.monotonic())))
         t0 = time.perf_counter()
         try:
-            status, body = client.post(f"/api/assignments/{assignment}/submit/", answer)
+            status, body = client.post(f"/api/v1/assignments/{assignment}/submit/", answer)
         except (OSError, http.client.HTTPException):
             with tally.lock:
                 tally.no_answer += 1
