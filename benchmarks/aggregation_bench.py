@@ -241,6 +241,18 @@ BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 # --- the runs ----------------------------------------------------------------------------------
 
 CHEAP = ("MV", "Wawa", "DS", "ours")
+ORACLE = "oracle (truth known)"
+
+
+def empirical_skills(answers: list[Answer], truth: dict[Hashable, tuple[str, str]]) -> dict[Hashable, float]:
+    """Per worker, the share of their answers' categories and words that are right, scored against the
+    known truth: what no estimator without the truth can beat in ranking the true skills, as it sees
+    the same finite sample of each worker's answers."""
+    scores: dict[Hashable, list[float]] = {}
+    for a in answers:
+        word, category = truth[a.task]
+        scores.setdefault(a.worker, []).append(((a.category == category) + (a.word == word)) / 2)
+    return {w: statistics.fmean(v) for w, v in scores.items()}
 
 
 def runs_in_cell(name: str, redundancy: int) -> bool:
@@ -263,10 +275,13 @@ def grid(args) -> None:
     for redundancy in args.redundancy:
         for spam in args.spam:
             right: dict[str, list[int]] = {name: [0, 0, 0] for name in table}  # category, word, units
-            spear: dict[str, list[float]] = {name: [] for name in table}
+            spear: dict[str, list[float]] = {name: [] for name in [*table, ORACLE]}
             for seed in args.seeds:
                 answers, truth, workers = simulate(n_units=args.units, redundancy=redundancy, spam_share=spam,
                                                    seed=seed)
+                oracle = empirical_skills(answers, truth)
+                spear[ORACLE].append(spearman([oracle[w.name] for w in workers if w.name in oracle],
+                                              [w.true_skill() for w in workers if w.name in oracle]))
                 for name, run in table.items():
                     if not runs_in_cell(name, redundancy):
                         continue
@@ -294,7 +309,8 @@ def grid(args) -> None:
             print(f"| {redundancy} | {spam:.0%} | " + " | ".join(cells) + " |")
             skill_rows.append((redundancy, spam, {n: statistics.fmean(v) for n, v in spear.items() if v}))
     print("\n## worker-skill recovery: Spearman of estimated against true skill (mean over seeds)\n")
-    names = [n for n in table if any(n in values for _, _, values in skill_rows)]
+    print(f"{ORACLE}: each worker's accuracy against the known truth, the most that their answers can tell.\n")
+    names = [n for n in [*table, ORACLE] if any(n in values for _, _, values in skill_rows)]
     print("| answers | spammers | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for redundancy, spam, values in skill_rows:

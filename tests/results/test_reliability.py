@@ -269,10 +269,18 @@ def test_at_5_answers_per_unit_estimated_skills_rank_true_skills_with_spearman_a
     assert min(values) >= 0.8, values
 
 
-def test_without_spammers_the_skill_ranking_is_limited_by_23_answers_per_worker():
-    # Honest skills 0.55-0.95 and ~23 answers each: sampling noise alone caps Spearman near 0.8 here.
-    values = [_skill_spearman(0.0, seed) for seed in (0, 1, 2)]
-    assert statistics.fmean(values) >= 0.75, values
+def test_without_spammers_the_skill_ranking_is_within_0_03_of_ranking_by_accuracy_against_the_truth():
+    # Honest skills 0.55-0.95 and ~23 answers each: even each worker's accuracy scored against the known
+    # truth ranks the true skills with a Spearman near 0.8 only; the estimate, without the truth, comes close.
+    estimated, oracle = [], []
+    for seed in (0, 1, 2):
+        answers, truth, workers = bench.simulate(n_units=300, redundancy=5, spam_share=0.0, seed=seed)
+        skills = aggregate(answers).skills
+        accuracy = bench.empirical_skills(answers, truth)
+        true = [w.true_skill() for w in workers]
+        estimated.append(spearmanr([skills[w.name] for w in workers], true).statistic)
+        oracle.append(spearmanr([accuracy[w.name] for w in workers], true).statistic)
+    assert statistics.fmean(estimated) >= statistics.fmean(oracle) - 0.03, (estimated, oracle)
 
 
 def test_the_calibration_map_is_monotone_and_stays_a_probability():

@@ -63,6 +63,7 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         "published": aggregation.METHOD, "beside": "MajorityVote (category_mv)",
         "iterations": reliability.ITERATIONS, "tol": reliability.TOLERANCE,
         "skill_prior": [reliability.PRIOR_RIGHT, reliability.PRIOR_WRONG],
+        "confusion_prior": [reliability.CONFUSION_PRIOR, reliability.OWN_CONFUSION],
         "interpretable_precision": interpretable_precision(), "counted_statuses": ["submitted", "approved"],
         "redundancy": redundancy,
     }
