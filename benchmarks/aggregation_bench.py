@@ -323,7 +323,7 @@ def load_calibration(args) -> None:
     """Reliability tables of the published probabilities on both crowds, held-out seeds (the tables were
     fitted on seeds 100-102): the load benchmark's crowd (60/75/90% honest, 0-50% spammers) and this one's
     (pair-confusers, constant spammers, adversaries; 0/30/50% spammers), 1/3/5/7 answers per unit."""
-    units = 100 if args.quick else args.units
+    units = CALIBRATION_UNITS
     for kind, name in (("load", "the load benchmark's crowd"), ("grid", "this benchmark's crowd")):
         print(f"\n## calibration on {name} (seeds {', '.join(map(str, args.seeds))}, {units} units per cell; "
               "tables fitted on seeds 100-102 of both crowds)\n")
@@ -425,6 +425,10 @@ def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str 
 
 
 CALIBRATION_SEEDS = (100, 101, 102)
+# Units per simulated layer (64 workers) where the tables are fitted and checked: the probabilities depend on
+# how many answers each worker gave, so smaller and larger layers read them through the same tables with a
+# larger error (benchmarks/RESULTS.md).
+CALIBRATION_UNITS = 300
 
 
 def fit_calibration(seeds: Sequence[int]) -> None:
@@ -436,7 +440,7 @@ def fit_calibration(seeds: Sequence[int]) -> None:
 
     import textwrap
 
-    samples = [calibration_samples(seeds, crowd_kind=kind) for kind in ("load", "grid")]
+    samples = [calibration_samples(seeds, units=CALIBRATION_UNITS, crowd_kind=kind) for kind in ("load", "grid")]
     print("CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {")
     for key in sorted(samples[0]):
         parts = [crowd.get(key, []) for crowd in samples]
