@@ -181,8 +181,8 @@ def _ours(answers: list[Answer]) -> MethodResult:
         category={t: str(p.label) for t, p in cat.items()},
         word={t: "" if p.label == NONE else str(p.label) for t, p in word.items()},
         skills=fitted.skills,
-        probability={t: reliability.calibrated("category", p.probability) for t, p in cat.items()},
-        word_probability={t: reliability.calibrated("word", p.probability) for t, p in word.items()},
+        probability={t: reliability.calibrated("category", p.probability, p.n_answers) for t, p in cat.items()},
+        word_probability={t: reliability.calibrated("word", p.probability, p.n_answers) for t, p in word.items()},
     )
 
 
@@ -241,6 +241,18 @@ BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 # --- the runs ----------------------------------------------------------------------------------
 
 CHEAP = ("MV", "Wawa", "DS", "ours")
+ORACLE = "oracle (truth known)"
+
+
+def empirical_skills(answers: list[Answer], truth: dict[Hashable, tuple[str, str]]) -> dict[Hashable, float]:
+    """Per worker, the share of their answers' categories and words that are right, scored against the
+    known truth: what no estimator without the truth can beat in ranking the true skills, as it sees
+    the same finite sample of each worker's answers."""
+    scores: dict[Hashable, list[float]] = {}
+    for a in answers:
+        word, category = truth[a.task]
+        scores.setdefault(a.worker, []).append(((a.category == category) + (a.word == word)) / 2)
+    return {w: statistics.fmean(v) for w, v in scores.items()}
 
 
 def runs_in_cell(name: str, redundancy: int) -> bool:
@@ -252,7 +264,6 @@ def runs_in_cell(name: str, redundancy: int) -> bool:
 
 def grid(args) -> None:
     table = methods(args.quick)
-    calibration: dict[str, list[tuple[float, bool]]] = {"category": [], "word": []}
     skill_rows = []
     print(f"## accuracy against truth ({args.units} units x {len(args.seeds)} seeds, 64 workers; "
           "category [Wilson 95%]; word where the method reads words)\n")
@@ -264,10 +275,13 @@ def grid(args) -> None:
     for redundancy in args.redundancy:
         for spam in args.spam:
             right: dict[str, list[int]] = {name: [0, 0, 0] for name in table}  # category, word, units
-            spear: dict[str, list[float]] = {name: [] for name in table}
+            spear: dict[str, list[float]] = {name: [] for name in [*table, ORACLE]}
             for seed in args.seeds:
                 answers, truth, workers = simulate(n_units=args.units, redundancy=redundancy, spam_share=spam,
                                                    seed=seed)
+                oracle = empirical_skills(answers, truth)
+                spear[ORACLE].append(spearman([oracle[w.name] for w in workers if w.name in oracle],
+                                              [w.true_skill() for w in workers if w.name in oracle]))
                 for name, run in table.items():
                     if not runs_in_cell(name, redundancy):
                         continue
@@ -281,11 +295,6 @@ def grid(args) -> None:
                         names = [w.name for w in workers if w.name in res.skills]
                         spear[name].append(spearman([res.skills[n] for n in names],
                                                     [w.true_skill() for w in workers if w.name in res.skills]))
-                    if name == "ours" and res.probability and res.word_probability:
-                        calibration["category"] += [(res.probability[u], res.category[u] == t[1])
-                                                    for u, t in truth.items()]
-                        calibration["word"] += [(res.word_probability[u], (res.word or {})[u] == t[0])
-                                                for u, t in truth.items()]
             cells = []
             for name in table:
                 c, w, n = right[name]
@@ -300,34 +309,33 @@ def grid(args) -> None:
             print(f"| {redundancy} | {spam:.0%} | " + " | ".join(cells) + " |")
             skill_rows.append((redundancy, spam, {n: statistics.fmean(v) for n, v in spear.items() if v}))
     print("\n## worker-skill recovery: Spearman of estimated against true skill (mean over seeds)\n")
-    names = [n for n in table if any(n in values for _, _, values in skill_rows)]
+    print(f"{ORACLE}: each worker's accuracy against the known truth, the most that their answers can tell.\n")
+    names = [n for n in [*table, ORACLE] if any(n in values for _, _, values in skill_rows)]
     print("| answers | spammers | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for redundancy, spam, values in skill_rows:
         print(f"| {redundancy} | {spam:.0%} | " + " | ".join(f"{values.get(n, float('nan')):.3f}" for n in names)
               + " |")
-    print("\n## calibration of the published probability on this crowd (all cells pooled)\n")
-    print("| label | bin | units | mean predicted | observed |")
-    print("|---|---|---|---|---|")
-    for label, pairs in calibration.items():
-        for bin_name, n, predicted, observed in reliability_table(pairs, BINS):
-            flag = " **off by > 5 points**" if n >= 50 and abs(predicted - observed) > 0.05 else ""
-            print(f"| {label} | {bin_name} | {n} | {predicted:.3f} | {observed:.3f}{flag} |")
     print("\nfit time per method, all cells: " + ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()))
 
 
 def load_calibration(args) -> None:
-    """The reliability table on the load benchmark's crowd, which the calibration table was fitted on
-    (other seeds): 60/75/90% honest, 0/10/30/50% spammers, 1/3/5/7 answers."""
-    print(f"\n## calibration of the published probability on the load benchmark's crowd (seeds "
-          f"{', '.join(map(str, args.seeds))}; the table was fitted on seeds 100-102)\n")
-    print("| label | bin | units | mean predicted | observed |")
-    print("|---|---|---|---|---|")
-    for label, raw in calibration_samples(args.seeds, units=args.units).items():
-        pairs = [(reliability.calibrated(label, p), ok) for p, ok in raw]
-        for bin_name, n, predicted, observed in reliability_table(pairs, BINS):
-            flag = " **off by > 5 points**" if n >= 50 and abs(predicted - observed) > 0.05 else ""
-            print(f"| {label} | {bin_name} | {n} | {predicted:.3f} | {observed:.3f}{flag} |")
+    """Reliability tables of the published probabilities on both crowds, held-out seeds (the tables were
+    fitted on seeds 100-102): the load benchmark's crowd (60/75/90% honest, 0-50% spammers) and this one's
+    (pair-confusers, constant spammers, adversaries; 0/30/50% spammers), 1/3/5/7 answers per unit."""
+    units = CALIBRATION_UNITS
+    for kind, name in (("load", "the load benchmark's crowd"), ("grid", "this benchmark's crowd")):
+        print(f"\n## calibration on {name} (seeds {', '.join(map(str, args.seeds))}, {units} units per cell; "
+              "tables fitted on seeds 100-102 of both crowds)\n")
+        print("| table | bin | units | mean predicted | observed |")
+        print("|---|---|---|---|---|")
+        for key, raw in sorted(calibration_samples(args.seeds, units=units, crowd_kind=kind).items()):
+            dimension, lone = key.split("/")[0], key.endswith("/1")
+            pairs = [(reliability.calibrated(dimension, p, 1 if lone else 2), ok) for p, ok in raw]
+            label = f"{dimension}, {'1 answer' if lone else '3-7 answers'}"
+            for bin_name, n, predicted, observed in reliability_table(pairs, BINS):
+                flag = " **off by > 5 points**" if n >= 50 and abs(predicted - observed) > 0.05 else ""
+                print(f"| {label} | {bin_name} | {n} | {predicted:.3f} | {observed:.3f}{flag} |")
 
 
 def issue_table(args) -> None:
@@ -382,23 +390,27 @@ LOAD_ACCURACIES = (0.6, 0.75, 0.9)
 LOAD_SPAM = (0.0, 0.1, 0.3, 0.5)
 
 
-def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str = "load"
-                        ) -> dict[str, list[tuple[float, bool]]]:
-    """(raw posterior, right?) of the published labels, on the load benchmark's crowd ("load": honest
-    accuracy 60/75/90%, 0-50% spammers, 1/3/5/7 answers) or on this benchmark's grid ("grid")."""
+def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str = "load",
+                        redundancies: Sequence[int] = (1, 3, 5, 7)) -> dict[str, list[tuple[float, bool]]]:
+    """(raw probability, right?) of the published labels by calibration table (`reliability.calibration_key`:
+    "category", "word", and "category/1", "word/1" for lone answers), on the load benchmark's crowd ("load":
+    honest accuracy 60/75/90%, 0-50% spammers) or on this benchmark's ("grid": pair-confusers, constant
+    spammers, adversaries; 0/30/50% spammers), with `redundancies` answers per unit."""
     from benchmarks.loadtest import crowd
 
-    pairs: dict[str, list[tuple[float, bool]]] = {"category": [], "word": []}
+    pairs: dict[str, list[tuple[float, bool]]] = {}
 
     def add(answers: list[Answer], truth: dict) -> None:
         fitted = aggregation.reliability_fit(answers)
         for u, (word, category) in truth.items():
             c, w = fitted.labels["category"][u], fitted.labels["word"][u]
-            pairs["category"].append((c.probability, c.label == category))
-            pairs["word"].append((w.probability, ("" if w.label == NONE else w.label) == word))
+            pairs.setdefault(reliability.calibration_key("category", c.n_answers), []).append(
+                (c.probability, c.label == category))
+            pairs.setdefault(reliability.calibration_key("word", w.n_answers), []).append(
+                (w.probability, ("" if w.label == NONE else w.label) == word))
 
     for seed in seeds:
-        for redundancy in (1, 3, 5, 7):
+        for redundancy in redundancies:
             if crowd_kind == "grid":
                 for spam in (0.0, 0.3, 0.5):
                     answers, truth, _ = simulate(n_units=units, redundancy=redundancy, spam_share=spam, seed=seed)
@@ -412,22 +424,41 @@ def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str 
     return pairs
 
 
+CALIBRATION_SEEDS = (100, 101, 102)
+# Units per simulated layer (64 workers) where the tables are fitted and checked: the probabilities depend on
+# how many answers each worker gave, so smaller and larger layers read them through the same tables with a
+# larger error (benchmarks/RESULTS.md).
+CALIBRATION_UNITS = 300
+
+
 def fit_calibration(seeds: Sequence[int]) -> None:
-    """Print the knots of `reliability.CALIBRATION`: isotonic regression of right/wrong on the raw posterior,
-    on the load benchmark's crowd (the crowd the published label's targets are set on)."""
+    """Print the knots of `reliability.CALIBRATION`: per table, isotonic regression of right/wrong on the
+    raw probability, on both crowds together (the load benchmark's and this one's), so one table serves a
+    crowd whose errors are independent and one whose workers confuse neighbouring categories."""
     import numpy as np
     from sklearn.isotonic import IsotonicRegression
 
-    print("CALIBRATION = {")
-    for dimension, pairs in calibration_samples(seeds).items():
+    import textwrap
+
+    samples = [calibration_samples(seeds, units=CALIBRATION_UNITS, crowd_kind=kind) for kind in ("load", "grid")]
+    print("CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {")
+    for key in sorted(samples[0]):
+        parts = [crowd.get(key, []) for crowd in samples]
+        pairs = [pair for part in parts for pair in part]
         x = np.array([reliability.logit(p) for p, _ in pairs])
         y = np.array([float(ok) for _, ok in pairs])
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+        # Each crowd weighs as much in all, however many units it drew.
+        weight = np.concatenate([np.full(len(part), 1.0 / len(part)) for part in parts if part])
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y, sample_weight=weight)
         # Knots at the 2% quantiles of the log-odds: most posteriors sit just below 1, where knots spaced
         # evenly in probability would leave one straight line over most of the units.
         knots = np.unique(np.round(np.quantile(x, np.linspace(0, 1, 51)), 3))
         ys = np.round(iso.predict(knots), 4)
-        print(f'    "{dimension}": ({tuple(float(v) for v in knots)},\n      {tuple(float(v) for v in ys)}),')
+        print(f'    "{key}": (')
+        for values in (knots, ys):
+            text = "(" + ", ".join(str(float(v)) for v in values) + "),"
+            print(textwrap.fill(text, width=116, initial_indent=" " * 8, subsequent_indent=" " * 9))
+        print("    ),")
     print("}")
 
 
@@ -446,12 +477,11 @@ def layer_timing() -> None:
 
 def main(args) -> None:
     if args.fit_calibration:
-        fit_calibration(args.seeds)
+        fit_calibration(CALIBRATION_SEEDS)
         return
     started = time.perf_counter()
     grid(args)
-    if not args.quick:
-        load_calibration(args)
+    load_calibration(args)
     issue_table(args)
     layer_timing()
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
@@ -466,7 +496,7 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--redundancy", type=int, nargs="+", default=[1, 3, 5, 7])
     parser.add_argument("--spam", type=float, nargs="+", default=[0.0, 0.3, 0.5])
     parser.add_argument("--fit-calibration", action="store_true",
-                        help="print reliability.CALIBRATION fitted on --seeds (the grid and the load crowd)")
+                        help="print reliability.CALIBRATION fitted on seeds 100-102 of both crowds")
     args = parser.parse_args(argv)
     if args.quick:
         args.units, args.seeds, args.redundancy, args.spam = 100, [0], [1, 5], [0.3]

@@ -363,7 +363,9 @@ class Hits(_Resource):
     def publish(self, job: int | Job, *, layers: list[str], assignments: int = 3, **settings: Any) -> HitBatch | None:
         """Publish one HIT per unit of the named layers; None when every unit already has one (nothing new).
         settings: reward, lifetime_seconds, assignment_duration_seconds, exemplars_shown, sentinels, skip_dead,
-        channel ("site", "mturk_sandbox", "mturk_live" or "prolific": where the workers come from)."""
+        channel ("site", "mturk_sandbox", "mturk_live" or "prolific": where the workers come from),
+        redundancy_probability and redundancy_cap (one more answer while a unit's label is less probable than
+        the first, up to the second answers per unit; absent: the site's defaults)."""
         ids = [self.client.layers.get(job, name).id for name in layers]
         body = self.client.post("hit-batches/", {"layers": ids, "assignments_per_hit": assignments, **settings})
         return build(HitBatch, body) if isinstance(body, dict) and "id" in body else None

@@ -216,6 +216,10 @@ class HitBatch:
     assignments_per_hit: int = 0
     hits: int = 0
     channel: str = "site"  # site, mturk_sandbox, mturk_live (real money) or prolific (real money)
+    # One more answer while a unit's label is less probable than this, up to redundancy_cap answers per unit;
+    # None: the site's defaults.
+    redundancy_probability: float | None = None
+    redundancy_cap: int | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
 

@@ -88,8 +88,9 @@ def test_register_create_wait_publish_and_export(uc, tiny_mixture_dir, media_roo
     job = uc.jobs.create(net, ds, layers=["conv3"], top_k=2, batch_size=8).wait(progress=True, timeout=120)
     seen.append(job.status)
     assert job.status == "succeeded" and job.layers == ["conv3"]
-    batch = uc.hits.publish(job, layers=["conv3"], assignments=2)
+    batch = uc.hits.publish(job, layers=["conv3"], assignments=2, redundancy_probability=0.9, redundancy_cap=4)
     assert batch is not None and batch.hits > 0 and batch.assignments_per_hit == 2 and batch.channel == "site"
+    assert (batch.redundancy_probability, batch.redundancy_cap) == (0.9, 4)
     assert uc.hits.publish(job, layers=["conv3"]) is None  # every unit already has its HIT
     path = uc.exports.download(job, "units_csv", layer="conv3", to=tmp_path / "units.csv")
     assert path.read_text(encoding="utf-8-sig").startswith("layer,unit,crowd_word")

@@ -13,6 +13,7 @@ from units.dissection.selectors import layers_for_publishing
 from units.projects.access import WORK
 from units.projects.models import Pool
 
+from .publishing import redundancy_defaults
 from .models import CATEGORY_CHOICES, Channel, ChannelSettings, CrowdSettings, QualificationSettings
 from .validation import DESCRIPTION_MAX, WORD_MAX
 
@@ -163,6 +164,14 @@ class PublishForm(forms.Form):
     sentinels = forms.IntegerField(initial=lambda: settings.UNITCROWD_SENTINELS_PER_UNIT, min_value=0, max_value=10,
                                    help_text="Low-activation images mixed in as a quality check (ICLR 2015).")
     skip_dead = forms.BooleanField(required=False, initial=True, label="Skip dead units (never active)")
+    redundancy_probability = forms.FloatField(
+        required=False, min_value=0.0, max_value=1.0, label="More answers below this probability",
+        help_text="Label HITs: a unit whose published label is less probable than this after its assignments "
+                  "gets one more answer. Empty: the site's default ({probability}).")
+    redundancy_cap = forms.IntegerField(
+        required=False, min_value=1, max_value=100, label="Most answers per unit",
+        help_text="Label HITs: extra answers stop at this many in all; at least the assignments per HIT. "
+                  "Empty: the site's default ({cap}).")
     hit_type = forms.ChoiceField(
         choices=[("label", "label: annotators name each unit's concept"),
                  ("verify", "verify: annotators judge a proposed label yes / no (Network Dissection's human check)")],
@@ -177,6 +186,21 @@ class PublishForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["layers"].queryset = layers_for_publishing(user, WORK, project)
         self.fields["pool"].queryset = Pool.objects.filter(project=project)
+        defaults = redundancy_defaults()
+        for name in ("redundancy_probability", "redundancy_cap"):
+            field = self.fields[name]
+            field.help_text = str(field.help_text).format(**defaults)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        redundancy = [data.get(n) for n in ("redundancy_probability", "redundancy_cap")]
+        if data.get("hit_type") == "verify" and any(v is not None for v in redundancy):
+            raise forms.ValidationError("More answers where the label is uncertain applies to label HITs only; "
+                                        "leave both redundancy fields empty for verify HITs.")
+        cap, assignments = data.get("redundancy_cap"), data.get("assignments_per_hit")
+        if cap is not None and assignments is not None and cap < assignments:
+            self.add_error("redundancy_cap", f"At least the assignments per HIT ({assignments}).")
+        return data
 
 
 class ChannelSettingsForm(forms.Form):

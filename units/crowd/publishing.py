@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
@@ -47,6 +48,13 @@ class PublishReport:
         )
 
 
+def redundancy_defaults() -> dict[str, float | int]:
+    """The site's adaptive redundancy, where a batch sets none: one more answer while the label's calibrated
+    probability is below `probability`, up to `cap` answers per unit (settings RESULTS_REDUNDANCY_*)."""
+    return {"probability": float(getattr(settings, "RESULTS_REDUNDANCY_PROBABILITY", 0.8)),
+            "cap": int(getattr(settings, "RESULTS_REDUNDANCY_CAP", 5))}
+
+
 @dataclass(frozen=True)
 class PublishSettings:
     """How a batch of HITs is published, labelling or verify: what a requester sets, with the defaults
@@ -63,6 +71,10 @@ class PublishSettings:
     skip_dead: bool = True
     name: str = ""
     channel: str = Channel.SITE  # where the workers come from (crowd.channels)
+    # Adaptive redundancy (results.services) for this batch: one more answer while the label's calibrated
+    # probability is below `redundancy_probability`, up to `redundancy_cap` answers per unit; None: the site's.
+    redundancy_probability: float | None = None
+    redundancy_cap: int | None = None
 
     @classmethod
     def for_verify(cls, **changes: Any) -> PublishSettings:
@@ -89,6 +101,11 @@ class PublishSettings:
             raise PublishError("Sentinels must be between 0 and 10.")
         if self.channel not in Channel.values:
             raise PublishError(f"Unknown crowd channel {self.channel!r}; choose one of {', '.join(Channel.values)}.")
+        if self.redundancy_probability is not None and not 0.0 <= self.redundancy_probability <= 1.0:
+            raise PublishError("The probability below which a unit gets more answers must be between 0 and 1.")
+        if self.redundancy_cap is not None and not self.assignments_per_hit <= self.redundancy_cap <= 100:
+            raise PublishError(f"The most answers per unit must be between the assignments per HIT "
+                               f"({self.assignments_per_hit}) and 100.")
         return replace(self, reward=reward)
 
     def batch_fields(self) -> dict[str, Any]:
@@ -97,7 +114,8 @@ class PublishSettings:
                 "lifetime_seconds": self.lifetime_seconds,
                 "assignment_duration_seconds": self.assignment_duration_seconds,
                 "auto_approval_delay_seconds": self.auto_approval_delay_seconds,
-                "exemplars_shown": self.exemplars_shown, "sentinels": self.sentinels, "channel": self.channel}
+                "exemplars_shown": self.exemplars_shown, "sentinels": self.sentinels, "channel": self.channel,
+                "redundancy_probability": self.redundancy_probability, "redundancy_cap": self.redundancy_cap}
 
     def hit_fields(self) -> dict[str, Any]:
         """The Hit columns these settings fill, with the expiry counted from now."""

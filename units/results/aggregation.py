@@ -144,15 +144,43 @@ def reliability_fit(answers: Sequence[Answer], **options) -> reliability.Fit:
     under a neighbouring category (part/object) from losing the word too. Wrong words and pairs follow
     how often each is answered ("no clear concept" is a common slip); wrong categories are uniform, as
     a category's frequency mostly reflects how common it truly is.
+
+    The labels' probabilities come from models that describe the crowd's errors rather than pick the
+    label (`label_probabilities`); `options` go to the label model only.
     """
     records: list[tuple[Hashable, Hashable, dict[str, Hashable]]] = [
         (a.task, a.worker, {"category": a.category, "word": a.word_answer, "answer": (a.word_answer, a.category)})
         for a in answers]
-    return reliability.fit(
+    fitted = reliability.fit(
         records, dimensions=["category", "word", "answer"], label_space={"category": CATEGORIES},
         uniform_errors=["category"], tie_key=_tie_key,
         publish={"category": [("category", None), ("answer", _category_of)],
-                 "word": [("word", None), ("answer", _word_of)]}, **options)
+                 "word": [("word", None), ("answer", _word_of)], "word_alone": [("word", None)]}, **options)
+    label_probabilities(records, fitted)
+    return fitted
+
+
+def label_probabilities(records: Sequence[tuple[Hashable, Hashable, dict[str, Hashable]]],
+                        fitted: reliability.Fit) -> None:
+    """Set each published label's (raw) probability to what the models that describe the errors give it.
+
+    The pair view that makes the labels accurate also makes them overconfident wherever workers
+    systematically file the right thing under a neighbouring category (part as object): the pair they
+    answer is rare, and rare wrong answers count as strong evidence. So the category's probability is read
+    from a category-only model with a confusion matrix per worker, tied to one shared by the crowd
+    (`reliability.OWN_CONFUSION` pseudo-answers per true category), and the word's from the word view
+    alone; `reliability.calibrated` then maps them to observed accuracy.
+    """
+    confusion = reliability.fit(records, dimensions=["category", "word"], label_space={"category": CATEGORIES},
+                                confused=["category"], own_confusion=reliability.OWN_CONFUSION,
+                                publish={"category": [("category", None)]})
+    by_category = confusion.distributions["category"]
+    for task, posterior in fitted.labels["category"].items():
+        posterior.probability = by_category[task].get(posterior.label, 0.0)
+    by_word = fitted.distributions.pop("word_alone")
+    fitted.labels.pop("word_alone")
+    for task, posterior in fitted.labels["word"].items():
+        posterior.probability = by_word[task].get(posterior.label, 0.0)
 
 
 def _category_of(pair: Hashable) -> Hashable:
@@ -198,8 +226,9 @@ def aggregate(answers: Sequence[Answer]) -> AggregationResult:
             category_mv=category,
             category_agreement=float(probas.loc[task, category]),
             category=str(published_category.label),
-            category_probability=round(reliability.calibrated("category", published_category.probability), 4),
-            word_probability=round(reliability.calibrated("word", published_word.probability), 4),
+            category_probability=round(reliability.calibrated("category", published_category.probability,
+                                                              len(group)), 4),
+            word_probability=round(reliability.calibrated("word", published_word.probability, len(group)), 4),
             precision=unit_precision(group),
         )
     result.skills = {w: round(s, 6) for w, s in fitted.skills.items()}

@@ -8,12 +8,14 @@ on a handful of answers: the full Dawid-Skene model fits a K x K confusion matri
 the ~20 answers a worker gives per layer, does worse than a plain vote (benchmarks/RESULTS.md).
 
 EM's posteriors are not probabilities one can take at their word: plug-in skills make them
-overconfident where answers split, and underconfident where one answer carries the unit. `calibrated`
-maps them through a monotone table fitted (isotonic regression on the log-odds) on the load benchmark's
-simulated crowd, whose reliability table then stays within 5 points of the observed accuracy in every
-bin of 50+ units; `python -m benchmarks.aggregation_bench --fit-calibration` refits it. A crowd whose
-errors the model does not describe (workers who systematically file part as object) is not calibrated
-by it: the benchmark prints its reliability table on such a crowd too.
+overconfident where answers split, and underconfident where one answer carries the unit; and the views
+that make the label accurate (the answered pair) overstate it where workers systematically file the right
+thing under a neighbouring category. The category's probability is therefore read from a second model
+that describes such confusion (`_ConfusedDimension`: a confusion matrix shared by the crowd plus one per
+worker, tied to it), and `calibrated` maps probabilities through monotone tables (isotonic regression on
+the log-odds, one for lone answers, one for several) fitted on two simulated crowds, one with independent
+errors and one with pair-confusers and adversaries; `python -m benchmarks.aggregation_bench
+--fit-calibration` refits them, and the benchmark prints the reliability table on each crowd.
 
 Framework-free (numpy only) so the arithmetic can be checked by hand and the benchmark can call it.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +33,10 @@ TOLERANCE = 1e-6
 PRIOR_RIGHT = 3.0
 PRIOR_WRONG = 2.0
 SKILL_FLOOR, SKILL_CEILING = 0.01, 0.99
+# Pseudo-answers per true label on the shared confusion of a `confused` dimension, spread evenly.
+CONFUSION_PRIOR = 5.0
+# Pseudo-answers per true label that tie a worker's own confusion matrix to the shared model.
+OWN_CONFUSION = 30.0
 
 
 @dataclass
@@ -50,6 +56,8 @@ class Fit:
     labels: dict[str, dict[Hashable, Posterior]]
     skills: dict[Hashable, float]
     iterations: int
+    # Per published name, per task, the probability of each label someone answered there.
+    distributions: dict[str, dict[Hashable, dict[Hashable, float]]] = field(default_factory=dict)
 
 
 class _Dimension:
@@ -151,6 +159,81 @@ class _Dimension:
         return mass
 
 
+class _ConfusedDimension:
+    """A dimension with a small label space (the categories) whose wrong answers depend on the truth.
+
+    P(answer a | truth k) = s if a == k else (1 - s) C(k, a): the skill s is the worker's, the confusion
+    C(k, .) (a distribution over the other labels) is shared by every worker and fitted by EM with
+    `CONFUSION_PRIOR` pseudo-answers spread evenly. A crowd that files parts as objects then reads a split
+    part/object vote as the weak evidence it is, where a model with errors spread evenly (or by how common
+    each answer is) would call it settled. With `own_confusion`, each worker has their own matrix: their
+    expected (truth, answer) counts plus that many pseudo-answers per truth drawn from the shared model, so
+    the few workers who make the confusion are told from the many who do not.
+    """
+
+    def __init__(self, tasks: np.ndarray, workers: np.ndarray, values: Sequence[Hashable], n_tasks: int,
+                 order: Sequence[Hashable], own_confusion: float | None = None) -> None:
+        rank = {v: i for i, v in enumerate(order)}
+        self.own_confusion = own_confusion
+        self.order = list(order)
+        self.n_labels = k = max(len(order), 2)
+        self.tasks, self.workers, self.n_tasks = tasks, workers, n_tasks
+        self.labels = np.array([rank[v] for v in values], dtype=np.int64)
+        self.answered = np.zeros((n_tasks, k), dtype=bool)
+        self.answered[tasks, self.labels] = True
+        votes = np.zeros((n_tasks, k))
+        np.add.at(votes, (tasks, self.labels), 1.0)
+        self.post = votes / votes.sum(axis=1, keepdims=True)
+        self.prior = np.full(k, 1.0 / k)
+        self.confusion = (1.0 - np.eye(k)) / (k - 1)
+        self.off = ~np.eye(k, dtype=bool)
+        self.own = np.zeros((int(workers.max()) + 1, k, k))  # per worker, expected (truth, answer) counts
+
+    def m_step_prior(self) -> None:
+        mass = self.post.sum(axis=0) + 1.0
+        self.prior = mass / mass.sum()
+        # Expected count of (truth k, answer a) over the wrong answers, plus the even pseudo-answers.
+        counts = np.zeros((self.n_labels, self.n_labels))
+        np.add.at(counts.T, self.labels, self.post[self.tasks])
+        counts = np.where(self.off, counts + CONFUSION_PRIOR / (self.n_labels - 1), 0.0)
+        self.confusion = counts / counts.sum(axis=1, keepdims=True)
+        if self.own_confusion is not None:
+            self.own[:] = 0.0
+            np.add.at(self.own, (self.workers[:, None], np.arange(self.n_labels)[None, :], self.labels[:, None]),
+                      self.post[self.tasks])
+
+    def e_step(self, skills: np.ndarray) -> None:
+        # The shared model, per worker: the skill on the diagonal, the shared confusion off it.
+        model = (1.0 - skills)[:, None, None] * np.where(self.off, self.confusion, 0.0)[None]
+        model[:, np.arange(self.n_labels), np.arange(self.n_labels)] = skills[:, None]
+        if self.own_confusion is not None:
+            # A worker's own confusion matrix: their expected (truth, answer) counts plus `own_confusion`
+            # pseudo-answers per truth drawn from the shared model, so a dozen answers move it only a little.
+            model = (self.own + self.own_confusion * model) / (self.own.sum(axis=2, keepdims=True)
+                                                                + self.own_confusion)
+        # Per answer, log P(answer | truth k) for every k.
+        per_answer = np.log(model[self.workers, :, self.labels])
+        log_post = np.zeros((self.n_tasks, self.n_labels))
+        np.add.at(log_post, self.tasks, per_answer)
+        log_post += np.log(self.prior)
+        log_post -= log_post.max(axis=1, keepdims=True)
+        post = np.exp(log_post)
+        self.post = post / post.sum(axis=1, keepdims=True)
+
+    def correct_mass(self) -> np.ndarray:
+        return self.post[self.tasks, self.labels]
+
+    def distribution(self, project=None) -> dict[int, dict[Hashable, float]]:
+        """As `_Dimension.distribution`: the answered labels' probabilities (the rest is left unnamed)."""
+        project = project or (lambda label: label)
+        mass: dict[int, dict[Hashable, float]] = {}
+        for t, lab in zip(*np.nonzero(self.answered)):
+            key = project(self.order[lab])
+            per_task = mass.setdefault(int(t), {})
+            per_task[key] = per_task.get(key, 0.0) + float(self.post[t, lab])
+        return mass
+
+
 def _combine(parts: list[dict[int, dict[Hashable, float]]]) -> dict[int, dict[Hashable, float]]:
     """Product of the sources' probabilities over the labels all of them hold, renormalised together with
     the product of what each leaves to labels nobody answered (so one lone answer stays uncertain)."""
@@ -185,7 +268,8 @@ def _group_max(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndar
 def fit(records: Sequence[tuple[Hashable, Hashable, Mapping[str, Hashable]]], *, dimensions: Sequence[str],
         label_space: dict[str, Sequence[Hashable]] | None = None, iterations: int = ITERATIONS,
         tol: float = TOLERANCE, prior_right: float = PRIOR_RIGHT, prior_wrong: float = PRIOR_WRONG,
-        tie_key=None, uniform_errors: Sequence[str] = (),
+        tie_key=None, uniform_errors: Sequence[str] = (), confused: Sequence[str] = (),
+        own_confusion: float | None = None,
         publish: Mapping[str, Sequence[tuple[str, Callable[[Hashable], Hashable] | None]]] | None = None) -> Fit:
     """Fit the model to (task, worker, {dimension: answer}) records.
 
@@ -205,11 +289,15 @@ def fit(records: Sequence[tuple[Hashable, Hashable, Mapping[str, Hashable]]], *,
     worker_index = {w: i for i, w in enumerate(worker_names)}
     tasks = np.array([task_index[r[0]] for r in records], dtype=np.int64)
     workers = np.array([worker_index[r[1]] for r in records], dtype=np.int64)
-    dims: dict[str, _Dimension] = {}
+    dims: dict[str, _Dimension | _ConfusedDimension] = {}
     for d in dimensions:
         values = [r[2][d] for r in records]
         order = list(dict.fromkeys([*(label_space or {}).get(d, []), *sorted(set(values), key=tie_key)]))
-        dims[d] = _Dimension(tasks, workers, values, len(task_names), order, uniform_errors=d in uniform_errors)
+        if d in confused:
+            dims[d] = _ConfusedDimension(tasks, workers, values, len(task_names), order, own_confusion)
+        else:
+            dims[d] = _Dimension(tasks, workers, values, len(task_names), order,
+                                 uniform_errors=d in uniform_errors)
 
     n_answers = np.bincount(workers, minlength=len(worker_names)).astype(float)
     skills = np.full(len(worker_names), prior_right / (prior_right + prior_wrong))
@@ -230,34 +318,57 @@ def fit(records: Sequence[tuple[Hashable, Hashable, Mapping[str, Hashable]]], *,
             break
     publish = publish or {d: [(d, None)] for d in dimensions}
     n_per_task = np.bincount(tasks, minlength=len(task_names))
-    labels = {name: _best(_combine([dims[d].distribution(project) for d, project in sources]), task_names,
-                          n_per_task, tie_key)
+    masses = {name: _combine([dims[d].distribution(project) for d, project in sources])
               for name, sources in publish.items()}
+    labels = {name: _best(mass, task_names, n_per_task, tie_key) for name, mass in masses.items()}
     return Fit(labels=labels,
-               skills={w: float(skills[i]) for i, w in enumerate(worker_names)}, iterations=done)
+               skills={w: float(skills[i]) for i, w in enumerate(worker_names)}, iterations=done,
+               distributions={name: {task_names[t]: m for t, m in mass.items()} for name, mass in masses.items()})
 
 
-# Log-odds of the raw posterior -> observed accuracy on the load benchmark's simulated crowd (knots of an
-# isotonic fit on seeds 100-102, which the benchmark's tables and the tests do not use).
+# Log-odds of the raw probability -> observed accuracy, per `calibration_key`, on the load benchmark's crowd
+# and the aggregation benchmark's (pair-confusers, constant spammers, adversaries) weighed alike: knots of an
+# isotonic fit on seeds 100-102, which the benchmark's tables and the tests do not use.
 CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "category": (
-        (-6.378, -2.95, -1.949, -1.169, -0.598, -0.151, 0.178, 0.504, 0.83, 1.19, 1.531, 1.914, 2.3, 2.699, 3.054,
-         3.438, 3.769, 4.128, 4.495, 4.914, 5.503, 6.316, 7.221, 8.124, 8.933, 9.759, 10.664, 11.475, 12.331, 13.209,
-         14.061, 14.948, 15.856, 16.787, 17.785, 18.885, 20.0, 21.072, 22.225, 23.397, 24.713, 26.061, 27.641,
-         29.453, 29.933),
-        (0.0, 0.1303, 0.2128, 0.3206, 0.3518, 0.4261, 0.4891, 0.5445, 0.5595, 0.6003, 0.6494, 0.6797, 0.7544, 0.8151,
-         0.832, 0.8977, 0.9016, 0.9195, 0.9275, 0.9275, 0.9288, 0.9488, 0.9488, 0.9838, 0.9845, 0.9916, 0.9916,
-         0.9953, 0.9976, 0.9976, 0.9976, 0.9986, 0.9992, 0.9992, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
-         1.0),
+        (-7.872, -1.959, -1.076, -0.266, 0.433, 0.941, 1.343, 1.71, 2.048, 2.339, 2.618, 2.895, 3.148, 3.402, 3.654,
+         3.912, 4.165, 4.423, 4.671, 4.932, 5.194, 5.436, 5.692, 5.949, 6.186, 6.448, 6.708, 6.989, 7.28, 7.584,
+         7.89, 8.206, 8.521, 8.878, 9.223, 9.583, 9.931, 10.316, 10.777, 11.284, 11.819, 12.386, 13.008, 13.801,
+         14.785, 15.853, 17.181, 18.653, 20.586, 23.781, 29.933),
+        (0.0909, 0.3602, 0.4221, 0.5187, 0.52, 0.6571, 0.6742, 0.6742, 0.7122, 0.7456, 0.8153, 0.8153, 0.8571,
+         0.8779, 0.8945, 0.9174, 0.9174, 0.9381, 0.9548, 0.96, 0.9743, 0.9743, 0.9743, 0.9827, 0.9827, 0.992, 0.992,
+         0.992, 0.9973, 0.9973, 0.9973, 0.9973, 0.9993, 0.9994, 0.9994, 0.9994, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ),
+    "category/1": (
+        (-5.17, -3.763, -3.511, -3.326, -3.178, -3.052, -2.965, -2.866, -2.775, -2.696, -2.605, -2.526, -2.447,
+         -2.363, -2.27, -2.176, -2.074, -1.967, -1.858, -1.737, -1.559, -1.356, -1.133, -0.808, -0.435, 0.168,
+         0.754, 1.286, 1.648, 1.93, 2.158, 2.378, 2.556, 2.738, 2.872, 3.039, 3.17, 3.298, 3.432, 3.566, 3.685,
+         3.796, 3.953, 4.078, 4.236, 4.36, 4.508, 4.661, 4.863, 5.183, 6.054),
+        (0.1524, 0.2755, 0.2955, 0.3519, 0.3992, 0.4007, 0.4007, 0.4007, 0.4007, 0.4187, 0.4187, 0.4335, 0.4376,
+         0.4376, 0.4376, 0.4376, 0.4376, 0.4486, 0.4486, 0.4486, 0.4486, 0.4486, 0.4559, 0.4738, 0.4738, 0.4738,
+         0.4738, 0.55, 0.5762, 0.5762, 0.5762, 0.5762, 0.5762, 0.6319, 0.6319, 0.6319, 0.721, 0.7423, 0.7423,
+         0.8549, 0.8549, 0.8757, 0.9234, 0.9234, 0.9234, 0.9234, 0.9234, 0.981, 0.981, 0.9853, 1.0),
     ),
     "word": (
-        (-5.21, -1.694, -0.831, -0.398, -0.128, 0.098, 0.295, 0.503, 0.693, 0.881, 1.078, 1.264, 1.451, 1.638, 1.841,
-         2.058, 2.3, 2.614, 3.051, 3.915, 5.021, 6.194, 7.203, 8.13, 9.029, 9.895, 10.788, 11.762, 12.738, 13.721,
-         14.709, 15.632, 16.547, 17.578, 18.721, 19.942, 21.215, 22.375, 23.624, 24.852, 26.213, 27.67, 29.362,
-         29.933),
-        (0.0, 0.2285, 0.2774, 0.343, 0.3898, 0.4431, 0.4744, 0.5563, 0.5713, 0.5713, 0.6032, 0.6531, 0.7197, 0.7236,
-         0.7624, 0.8187, 0.8203, 0.8203, 0.8203, 0.8571, 0.8876, 0.9509, 0.9509, 0.9725, 0.9775, 0.9934, 0.9934,
-         0.9934, 0.9961, 0.9961, 0.9985, 0.9992, 0.9992, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+        (-3.457, -0.966, -0.531, -0.255, -0.004, 0.253, 0.531, 0.849, 1.2, 1.588, 1.984, 2.391, 2.76, 3.093, 3.451,
+         3.792, 4.113, 4.418, 4.76, 5.107, 5.456, 5.787, 6.148, 6.516, 6.875, 7.236, 7.621, 7.992, 8.404, 8.815,
+         9.222, 9.669, 10.082, 10.523, 10.987, 11.464, 11.971, 12.472, 13.027, 13.626, 14.294, 15.084, 15.937,
+         16.911, 17.984, 19.315, 20.766, 22.427, 24.76, 28.751, 29.933),
+        (0.0811, 0.371, 0.4673, 0.469, 0.553, 0.5785, 0.6552, 0.7187, 0.7187, 0.8128, 0.8262, 0.901, 0.9361, 0.9495,
+         0.966, 0.9791, 0.9844, 0.9844, 0.9849, 0.9924, 0.9924, 0.9953, 0.9969, 0.9969, 0.9969, 0.9969, 1.0, 1.0,
+         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+         1.0, 1.0),
+    ),
+    "word/1": (
+        (-3.994, -1.295, -0.957, -0.784, -0.635, -0.516, -0.431, -0.346, -0.274, -0.215, -0.157, -0.102, -0.058,
+         -0.013, 0.03, 0.074, 0.112, 0.153, 0.193, 0.23, 0.267, 0.298, 0.333, 0.367, 0.402, 0.436, 0.471, 0.506,
+         0.543, 0.579, 0.613, 0.65, 0.685, 0.717, 0.751, 0.785, 0.819, 0.858, 0.893, 0.927, 0.964, 1.001, 1.042,
+         1.085, 1.133, 1.189, 1.253, 1.32, 1.417, 1.557, 2.698),
+        (0.0, 0.2933, 0.3457, 0.3457, 0.3457, 0.3616, 0.3616, 0.3862, 0.3862, 0.4308, 0.4767, 0.4767, 0.4775,
+         0.5127, 0.5306, 0.5374, 0.5743, 0.5743, 0.5743, 0.5885, 0.5885, 0.5964, 0.6044, 0.6354, 0.6379, 0.6449,
+         0.6449, 0.6449, 0.6449, 0.6622, 0.6622, 0.6622, 0.743, 0.7492, 0.7492, 0.7492, 0.7492, 0.7492, 0.7506,
+         0.7506, 0.7506, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748),
     ),
 }
 
@@ -269,9 +380,16 @@ def logit(probability: float) -> float:
     return max(-LOGIT_LIMIT, min(LOGIT_LIMIT, math.log(p / (1 - p))))
 
 
-def calibrated(dimension: str, probability: float) -> float:
-    """The posterior of a published label mapped to the accuracy such posteriors had on the benchmark."""
-    knots = CALIBRATION.get(dimension)
+def calibration_key(dimension: str, n_answers: int) -> str:
+    """The table a label's probability is read through: a lone answer has no agreement to weigh, so its
+    probability means something else than one drawn from several answers and gets its own table."""
+    return f"{dimension}/1" if n_answers <= 1 else dimension
+
+
+def calibrated(dimension: str, probability: float, n_answers: int = 2) -> float:
+    """The posterior of a published label (from `n_answers` answers) mapped to the accuracy such posteriors
+    had on the benchmark's crowds."""
+    knots = CALIBRATION.get(calibration_key(dimension, n_answers))
     if not knots:
         return probability
     return float(np.interp(logit(probability), knots[0], knots[1]))

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from annotate_site.celery import enqueue, enqueue_background
 from units.crowd.models import Annotation, Hit, HitBatch, HitKind
+from units.crowd.publishing import redundancy_defaults
 from units.dissection.models import DissectionJob, Layer, ProbeDataset
 from units.dissection.services import media_remove_on_commit
 from units.projects.models import Activity
@@ -35,11 +36,7 @@ def redundancy_parameters() -> dict:
     """Adaptive redundancy: a HIT whose published label is less probable than `probability` (the lower of
     the word's and the category's calibrated probabilities) after all its assignments gets one more, up to
     `cap` assignments in all. A batch's own `redundancy_probability` / `redundancy_cap` override these."""
-    return {
-        "enabled": bool(_setting("RESULTS_ADAPTIVE_REDUNDANCY", True)),
-        "probability": float(_setting("RESULTS_REDUNDANCY_PROBABILITY", 0.8)),
-        "cap": int(_setting("RESULTS_REDUNDANCY_CAP", 5)),
-    }
+    return {"enabled": bool(_setting("RESULTS_ADAPTIVE_REDUNDANCY", True)), **redundancy_defaults()}
 
 
 # Fields of UnitAggregate a run computes; a row is rewritten only when one of them changed.
@@ -63,6 +60,7 @@ def aggregation_run_layer(*, layer: Layer, adapt: bool = True) -> AggregationRun
         "published": aggregation.METHOD, "beside": "MajorityVote (category_mv)",
         "iterations": reliability.ITERATIONS, "tol": reliability.TOLERANCE,
         "skill_prior": [reliability.PRIOR_RIGHT, reliability.PRIOR_WRONG],
+        "confusion_prior": [reliability.CONFUSION_PRIOR, reliability.OWN_CONFUSION],
         "interpretable_precision": interpretable_precision(), "counted_statuses": ["submitted", "approved"],
         "redundancy": redundancy,
     }

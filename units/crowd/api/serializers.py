@@ -115,6 +115,12 @@ class PublishSerializer(serializers.Serializer):
                                       help_text="Where the workers come from; mturk_live and prolific pay real money.")
     pool = ScopedRelatedField(queryset=Pool.objects.all(), required=False, allow_null=True,
                               help_text="A private pool of the layers' project; absent or null: the open crowd.")
+    redundancy_probability = serializers.FloatField(
+        required=False, allow_null=True, default=None, min_value=0.0, max_value=1.0,
+        help_text="One more answer while a unit's published label is less probable than this; null: the site's.")
+    redundancy_cap = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=100,
+        help_text="Extra answers stop at this many per unit (at least assignments_per_hit); null: the site's.")
 
 
 class HitSerializer(serializers.ModelSerializer):

@@ -24,7 +24,7 @@ from ..errors import CrowdError
 from ..models import Channel, HitBatch
 from .. import mturk
 from ..prolific import study_url
-from ..publishing import batch_expire
+from ..publishing import batch_expire, redundancy_defaults
 
 
 def _owned_project(request: HttpRequest, project_id: int) -> Project:
@@ -57,8 +57,14 @@ def channel_settings(request: HttpRequest, project_id: int) -> HttpResponse:
             balance = str(exc)
     batches = list(HitBatch.objects.filter(project=project).annotate(n_hits=Count("hits"))
                    .order_by("-created_at")[:100])
+    defaults = redundancy_defaults()
     for batch in batches:  # what the requester pastes into the Prolific study
         batch.study_url = study_url(batch) if batch.channel == Channel.PROLIFIC else ""
+        # Adaptive redundancy as the batch's label HITs get it: its own settings, else the site's.
+        batch.more_below = (defaults["probability"] if batch.redundancy_probability is None
+                            else batch.redundancy_probability)
+        batch.most_answers = batch.redundancy_cap or defaults["cap"]
+        batch.redundancy_own = batch.redundancy_probability is not None or batch.redundancy_cap is not None
     return render(request, "crowd/channels.html", {
         "project": project, "form": form, "has_mturk": creds.has_mturk, "has_prolific": creds.has_prolific,
         "source": creds.source, "spent": project_spending(project.pk), "left": budget_left(project.pk),

@@ -43,6 +43,7 @@ def publish(request: HttpRequest) -> HttpResponse:
             auto_approval_delay_seconds=round(data["auto_approval_hours"] * 3600),
             exemplars_shown=data["exemplars_shown"], sentinels=data["sentinels"], skip_dead=data["skip_dead"],
             name=data["title"].strip(), channel=data.get("channel") or Channel.SITE,
+            redundancy_probability=data.get("redundancy_probability"), redundancy_cap=data.get("redundancy_cap"),
         )
         if settings.channel in PAID_CHANNELS and not data.get("confirm_cost"):
             # Real money: show what the batch would cost, and publish only once the requester accepts it.
