@@ -36,6 +36,7 @@ def test_a_quick_run_prints_every_table(capsys):
     for method in ("MV", "Wawa", "ZeroBasedSkill", "OneCoinDS", "DS", "GLAD", "ours"):
         assert f" {method} |" in out
     assert "| 1 | 30% |" in out and "| 5 | 30% |" in out
-    assert "## worker-skill recovery" in out and "## calibration of the published probability" in out
+    assert "## worker-skill recovery" in out
+    assert "## calibration on the load benchmark's crowd" in out and "## calibration on this benchmark's crowd" in out
     assert "| 60% | 30% |" in out
     assert "aggregation of a 512-unit layer with 2560 answers: median" in out
