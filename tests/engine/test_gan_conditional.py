@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from tasks.engine.gan.intervene import Intervention, causal_effect, make_baseline
+from tasks.engine.gan.intervene import Intervention, causal_effect, intervening, make_baseline
 from tasks.engine.gan.models import ConditionalGenerator, load_generator
 from tasks.engine.gan.ranking import INSERT_MIN_PIXELS, centre_region, insertion_outcome
 from tasks.engine.gan.train import gate_penalty
@@ -67,6 +67,29 @@ def test_removing_a_digits_channels_leaves_every_picture_without_that_digit_unch
     np.testing.assert_array_equal(effect.after_per_image[without], effect.before_per_image[without])
     assert (effect.after_per_image[with_it] != effect.before_per_image[with_it]).any()
     np.testing.assert_array_equal(effect.before_per_image.sum(0), effect.before)
+
+
+def test_with_per_digit_pathways_removing_a_digits_channels_leaves_exactly_the_other_digits_strokes() -> None:
+    torch.manual_seed(0)
+    gen = ConditionalGenerator(z_dim=12, width=8, units=20, gating="fixed", pathways=True).eval()
+    digit, changed = 4, 0
+    for i in range(N):
+        z = reference_z(i, 12, SEED)
+        shown = _shown(z)
+        with torch.no_grad():
+            multi_hot = torch.zeros(1, 10).index_fill_(1, torch.tensor(sorted(shown)), 1.0)
+            maps = gen.layer2.block(gen.layer1(torch.cat([z, gen.embed(multi_hot)], 1)[:, :, None, None]))
+            # Digit e's strokes by hand: its two layer2 channels alone through layer3 and the output.
+            owner = torch.arange(20) // 2
+            strokes = torch.stack([
+                torch.tanh(torch.relu(gen.output(gen.layer3(maps * (owner == e).float()[:, None, None]))))[0, e]
+                for e in range(10)])
+            expected = 2 * torch.stack([strokes[e] for e in shown if e != digit]).amax(0) - 1
+            with intervening(gen, Intervention("layer2", [2 * digit, 2 * digit + 1])):
+                after = gen(z)[0, 0]
+        torch.testing.assert_close(after, expected)
+        changed += digit in shown and not torch.equal(after, gen(z)[0, 0].detach())
+    assert changed > 0, "some picture must show the digit for the test to bite"
 
 
 def test_insertion_rate_counts_samples_without_the_digit_that_gain_enough_of_it_in_the_region() -> None:

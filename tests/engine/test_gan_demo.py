@@ -8,8 +8,8 @@ from html import escape
 
 from tasks.engine.gan.demo import CLAIM_DIGITS, DemoSizes, run_demo
 
-TINY = DemoSizes(train_images=120, val_images=40, gan_steps=4, gan_batch=16, gan_units=20, gan_digit_units=2,
-                 seg_epochs=1, seg_width=4, dissect_samples=24, rank_samples=12, effect_samples=24, k=5, edits=2)
+TINY = DemoSizes(train_images=120, val_images=40, gan_steps=4, gan_batch=16, gan_units=20, seg_epochs=1, seg_width=4,
+                 dissect_samples=24, rank_samples=12, effect_samples=24, k=5, edits=2)
 
 
 def test_a_tiny_demo_reports_both_specificity_matrices_and_a_verdict_on_the_claim(tmp_path) -> None:
@@ -34,7 +34,8 @@ def test_a_tiny_demo_reports_both_specificity_matrices_and_a_verdict_on_the_clai
     from PIL import Image
 
     # Where specificity comes from and how top units were chosen are said, in report.json and in index.html.
-    assert saved["specificity_source"]["source"] == "learned" and saved["gan"]["gates"]["units"] == 20
+    assert saved["specificity_source"]["source"] == "by design" and saved["gan"]["gates"]["units"] == 20
+    assert "pathway" in saved["specificity_source"]["line"]
     assert "not read" in saved["top_units_chosen_by"] and escape(saved["specificity_source"]["line"]) in html
     # Insertion rates per digit, top units against random ones, the rule that defines them, and the figures of the
     # per-digit outcome they summarise.

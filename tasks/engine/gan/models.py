@@ -133,6 +133,20 @@ class DigitGate(nn.Module):
         return (digits @ self.hard()).clamp(max=1.0)
 
 
+class GroupPixelNorm(nn.Module):
+    """ProGAN's pixel norm within each of ``groups`` channel groups: x / sqrt(mean over the group of x^2 + eps),
+    per position. Unlike BatchNorm it keeps a group that is all zero at zero."""
+
+    def __init__(self, groups: int, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.groups, self.eps = groups, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = x.reshape(b, self.groups, c // self.groups, h, w)
+        return (g * torch.rsqrt(g.pow(2).mean(2, keepdim=True) + self.eps)).reshape(b, c, h, w)
+
+
 def gate_of(generator: nn.Module) -> DigitGate | None:
     """The digit gate of a conditional generator's layer2; None for any other generator."""
     gate = getattr(getattr(generator, "layer2", None), "gate", None)
@@ -161,27 +175,46 @@ class ConditionalGenerator(nn.Module):
     """
 
     def __init__(self, z_dim: int = 64, width: int = 32, units: int = 200, gating: str = "learned",
-                 channels: int = 1, size: int = 32) -> None:
+                 channels: int = 1, size: int = 32, pathways: bool = False) -> None:
         super().__init__()
-        if size != 32:
-            raise EngineError(f"the conditional generator makes 32 px images, not {size}")
+        if size != 32 or channels != 1:
+            raise EngineError(f"the conditional generator makes 32 px grey images, not {size} px with {channels} "
+                              f"channels")
         if z_dim < NUM_DIGITS:
             raise EngineError(f"the conditional generator reads the digits from z's first {NUM_DIGITS} values; "
                               f"z_dim must be at least {NUM_DIGITS}, not {z_dim}")
-        self.z_dim, self.size, self.channels, self.stages = z_dim, size, channels, 3
-        self.config = {"z_dim": z_dim, "width": width, "units": units, "gating": gating, "channels": channels}
+        if pathways and (gating != "fixed" or units % NUM_DIGITS):
+            raise EngineError("per-digit pathways need the fixed partition and a unit count divisible by 10")
+        self.z_dim, self.size, self.channels, self.stages, self.pathways = z_dim, size, channels, 3, pathways
+        self.config = {"z_dim": z_dim, "width": width, "units": units, "gating": gating, "channels": channels,
+                       "pathways": pathways}
         self.embed = nn.Linear(NUM_DIGITS, z_dim, bias=False)
         self.layer1 = nn.Sequential(nn.ConvTranspose2d(2 * z_dim, width * 8, 4, 1, 0, bias=False),
                                     nn.BatchNorm2d(width * 8), nn.ReLU())
         self.layer2 = GatedStage(width * 8, units, gating)
-        self.layer3 = _up_block(units, width * 2)
-        self.output = nn.Sequential(nn.ConvTranspose2d(width * 2, channels, 4, 2, 1), nn.Tanh())
+        if pathways:
+            # Grouped convs: digit d's layer2 channels feed only its own layer3 channels and its own stroke map.
+            # Every step keeps zero at zero (no bias, per-digit pixel norm, a threshold below zero), so a digit
+            # whose channels are all off draws nothing.
+            per = max(1, width // 2)
+            self.layer3 = nn.Sequential(nn.ConvTranspose2d(units, NUM_DIGITS * per, 4, 2, 1, groups=NUM_DIGITS,
+                                                           bias=False), GroupPixelNorm(NUM_DIGITS), nn.ReLU())
+            self.output = nn.ConvTranspose2d(NUM_DIGITS * per, NUM_DIGITS, 4, 2, 1, groups=NUM_DIGITS, bias=False)
+            self.threshold = nn.Parameter(torch.zeros(NUM_DIGITS))
+        else:
+            self.layer3 = _up_block(units, width * 2)
+            self.output = nn.Sequential(nn.ConvTranspose2d(width * 2, channels, 4, 2, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         z = z.reshape(z.shape[0], -1)
         digits = digits_of_z(z)
         x = torch.cat([z, self.embed(digits)], dim=1)[:, :, None, None]
-        return self.output(self.layer3(self.layer2(self.layer1(x), digits)))
+        out = self.output(self.layer3(self.layer2(self.layer1(x), digits)))
+        if not self.pathways:
+            return out
+        # [B, 10, H, W] in [0, 1): each digit's own strokes, above a threshold that is always positive
+        strokes = torch.tanh(torch.relu(out - nn.functional.softplus(self.threshold)[None, :, None, None]))
+        return 2.0 * (strokes * digits[:, :, None, None]).amax(1, keepdim=True) - 1.0
 
 
 class ConditionalDiscriminator(nn.Module):

@@ -27,7 +27,9 @@ from .models import (
 def _init_dcgan(module: nn.Module) -> None:
     # DCGAN's N(0, 0.02) init: with PyTorch's default init the generator starts saturated
     # and a short CPU run spends its first few hundred steps recovering.
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups > 1:
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # per-digit pathways: no BN rescales them
+    elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
@@ -53,6 +55,7 @@ class GanRecipe:
     conditional: bool = False
     units: int = 256
     gating: str = "learned"
+    pathways: bool = False
     digit_units: int = 16
     gate_weight: float = 1.0
     gate_lr: float = 1e-2
@@ -113,7 +116,8 @@ def train_gan(
         if size != 32:
             raise EngineError(f"the conditional generator makes 32 px canvases; {data_dir} holds {size} px ones")
         arch = "cdcgan32"
-        gen = GENERATORS[arch](z_dim=z_dim, width=width, units=recipe.units, gating=recipe.gating).to(device)
+        gen = GENERATORS[arch](z_dim=z_dim, width=width, units=recipe.units, gating=recipe.gating,
+                               pathways=recipe.pathways).to(device)
         disc = ConditionalDiscriminator(size=size, width=width).to(device)
         real_digits = shown_digits(data.labels)
     else:
