@@ -80,9 +80,10 @@ def test_with_per_digit_pathways_removing_a_digits_channels_leaves_exactly_the_o
             multi_hot = torch.zeros(1, 10).index_fill_(1, torch.tensor(sorted(shown)), 1.0)
             maps = gen.layer2.block(gen.layer1(torch.cat([z, gen.embed(multi_hot)], 1)[:, :, None, None]))
             # Digit e's strokes by hand: its two layer2 channels alone through layer3 and the output.
-            owner = torch.arange(20) // 2
+            owner, threshold = torch.arange(20) // 2, torch.log1p(torch.exp(gen.threshold))  # softplus by hand
             strokes = torch.stack([
-                torch.tanh(torch.relu(gen.output(gen.layer3(maps * (owner == e).float()[:, None, None]))))[0, e]
+                torch.tanh(torch.relu(gen.output(gen.layer3(maps * (owner == e).float()[:, None, None]))[0, e]
+                                      - threshold[e]))
                 for e in range(10)])
             expected = 2 * torch.stack([strokes[e] for e in shown if e != digit]).amax(0) - 1
             with intervening(gen, Intervention("layer2", [2 * digit, 2 * digit + 1])):
