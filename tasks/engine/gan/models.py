@@ -192,6 +192,7 @@ class ConditionalGenerator(nn.Module):
         self.layer1 = nn.Sequential(nn.ConvTranspose2d(2 * z_dim, width * 8, 4, 1, 0, bias=False),
                                     nn.BatchNorm2d(width * 8), nn.ReLU())
         self.layer2 = GatedStage(width * 8, units, gating)
+        self.output: nn.Module
         if pathways:
             # Grouped convs: digit d's layer2 channels feed only its own layer3 channels and its own stroke map.
             # Every step keeps zero at zero (no bias, per-digit pixel norm, a threshold below zero), so a digit
