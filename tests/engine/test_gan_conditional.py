@@ -72,7 +72,8 @@ def test_removing_a_digits_channels_leaves_every_picture_without_that_digit_unch
 def test_with_per_digit_pathways_removing_a_digits_channels_leaves_exactly_the_other_digits_strokes() -> None:
     torch.manual_seed(0)
     gen = ConditionalGenerator(z_dim=12, width=8, units=20, gating="fixed", pathways=True).eval()
-    digit, changed = 4, 0
+    gen.threshold.data.fill_(-4.0)  # a low stroke threshold: random weights draw something in every pathway
+    digit, changed, inserted = 4, 0, 0
     for i in range(N):
         z = reference_z(i, 12, SEED)
         shown = _shown(z)
@@ -89,8 +90,14 @@ def test_with_per_digit_pathways_removing_a_digits_channels_leaves_exactly_the_o
             with intervening(gen, Intervention("layer2", [2 * digit, 2 * digit + 1])):
                 after = gen(z)[0, 0]
         torch.testing.assert_close(after, expected)
-        changed += digit in shown and not torch.equal(after, gen(z)[0, 0].detach())
-    assert changed > 0, "some picture must show the digit for the test to bite"
+        with torch.no_grad():
+            plain = gen(z)[0, 0]
+            torch.testing.assert_close(plain, 2 * torch.stack([strokes[e] for e in shown]).amax(0) - 1)
+            changed += digit in shown and not torch.equal(after, plain)
+            if digit not in shown:  # switching the digit's units on draws its pathway where it was not shown
+                with intervening(gen, Intervention("layer2", [2 * digit, 2 * digit + 1], "insert", values=5.0)):
+                    inserted += not torch.equal(gen(z)[0, 0], plain)
+    assert changed > 0 and inserted > 0, "both kinds of picture must change for the test to bite"
 
 
 def test_insertion_rate_counts_samples_without_the_digit_that_gain_enough_of_it_in_the_region() -> None:

@@ -213,9 +213,11 @@ class ConditionalGenerator(nn.Module):
         out = self.output(self.layer3(self.layer2(self.layer1(x), digits)))
         if not self.pathways:
             return out
-        # [B, 10, H, W] in [0, 1): each digit's own strokes, above a threshold that is always positive
+        # [B, 10, H, W] in [0, 1): each digit's own strokes, above a threshold that is always positive. A digit
+        # not shown has its channels gated off and so draws nothing; one whose units are switched on by an
+        # intervention draws, which is what insertion needs.
         strokes = torch.tanh(torch.relu(out - nn.functional.softplus(self.threshold)[None, :, None, None]))
-        return 2.0 * (strokes * digits[:, :, None, None]).amax(1, keepdim=True) - 1.0
+        return 2.0 * strokes.amax(1, keepdim=True) - 1.0
 
 
 class ConditionalDiscriminator(nn.Module):
