@@ -224,7 +224,7 @@ def _specificity_claim(effects: dict, quick: bool) -> dict:
             f"({top['rule']}; random-{effects['k']} sets: {rand['specific_digits']} of 10); the claim needs "
             f"{CLAIM_DIGITS}: {'shown' if shown else 'not shown'} by this run.")
     if quick:
-        line += (" This is the quick run: its generator trains for a minute or two and is not expected to have "
+        line += (" This is the quick run: its generator trains for a short time and is not expected to have "
                  "specific units; run without --quick for the figures.")
     return {"shown": shown, "needs_digits": CLAIM_DIGITS, "specific_digits": top["specific_digits"],
             "random_specific_digits": rand["specific_digits"], "quick": quick, "line": line}
