@@ -8,7 +8,7 @@ from html import escape
 
 from tasks.engine.gan.demo import CLAIM_DIGITS, DemoSizes, run_demo
 
-TINY = DemoSizes(train_images=120, val_images=40, gan_steps=4, gan_batch=16, seg_epochs=1, seg_width=4,
+TINY = DemoSizes(train_images=120, val_images=40, gan_steps=4, gan_batch=16, gan_units=20, seg_epochs=1, seg_width=4,
                  dissect_samples=24, rank_samples=12, effect_samples=24, k=5, edits=2)
 
 
@@ -33,5 +33,22 @@ def test_a_tiny_demo_reports_both_specificity_matrices_and_a_verdict_on_the_clai
     # Pictures for people: the dissection's exemplars are enlarged to at least 128 px.
     from PIL import Image
 
+    # Where specificity comes from and how top units were chosen are said, in report.json and in index.html.
+    assert saved["specificity_source"]["source"] == "by design" and saved["gan"]["gates"]["units"] == 20
+    assert "pathway" in saved["specificity_source"]["line"]
+    assert "not read" in saved["top_units_chosen_by"] and escape(saved["specificity_source"]["line"]) in html
+    # Insertion rates per digit, top units against random ones, the rule that defines them, and the figures of the
+    # per-digit outcome they summarise.
+    effects = saved["top_vs_random"]
+    assert set(saved["insertion_rates"]) == {str(d) for d in range(10)} and "insertion_rule" in effects
+    for d, rates in saved["insertion_rates"].items():
+        outcome = effects["digits"][d]["insertion_top"]
+        assert rates["top"] == (outcome["succeeded"] / outcome["samples"] if outcome["samples"] else None)
+        assert rates["random"] == effects["digits"][d]["insertion_random"]["rate"]
+        if outcome["failed_examples"] or outcome["succeeded_examples"]:
+            assert (tmp_path / saved["pictures"][f"insert_{d}"]).is_file()
+    assert "Insertion: switching a digit's units on" in html
+    training = saved["training_seconds"]
+    assert training["gan"] == saved["gan"]["seconds"] > 0 and training["threads"] == 1
     strip = next((tmp_path / "dissection" / "layer2" / "exemplars").glob("unit_*/rank_00.png"))
     assert min(Image.open(strip).size) >= 128

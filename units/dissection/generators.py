@@ -27,7 +27,8 @@ from units.projects.services import activity_record
 from .models import Concept, Network, ProbeDataset
 from .uploads import check_upload_size, project_upload_dir
 
-GENERATOR_ARCHITECTURES = frozenset({Network.Architecture.DCGAN32, Network.Architecture.DCGAN64})
+GENERATOR_ARCHITECTURES = frozenset({Network.Architecture.DCGAN32, Network.Architecture.DCGAN64,
+                                     Network.Architecture.CDCGAN32})
 DEFAULT_SAMPLES = 1000
 MAX_SAMPLES = 200_000  # every sample's feature maps stay in memory during the engine's sweep
 SEGMENTERS_DIR = "segmenters"  # under the project's upload folder: uploaded segmenter checkpoints

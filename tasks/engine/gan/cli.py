@@ -120,6 +120,10 @@ def main_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     report = run_demo(args.out, quick=args.quick, source=args.source, seed=args.seed)
+    t = report["training_seconds"]
+    print(f"training on this machine ({t['cpu']}, {t['threads']} thread): generator {t['gan']:.0f} s, "
+          f"segmenter {t['segmenter']:.0f} s")
+    print(report["specificity_claim"]["line"])
     print(f"report: {Path(args.out).resolve() / 'index.html'} ({report['seconds_total']:.0f} s)")
     return 0
 

@@ -166,6 +166,9 @@ class CausalEffect:
     area: int  # pixels in the area, over all images
     n_images: int
     mode: str
+    # int [N, 11] per image: pixels per label inside the area, unedited and edited (sum over N = before/after)
+    before_per_image: np.ndarray | None = None
+    after_per_image: np.ndarray | None = None
     effect: np.ndarray = field(init=False)  # float [11] per label number (NaN where undefined)
 
     def __post_init__(self) -> None:
@@ -188,14 +191,22 @@ def causal_effect(generator: nn.Module, segmenter: nn.Module, iv: Intervention, 
     """Average causal effect of ``iv`` over the baseline's images, for every label at once."""
     shape = shape or layer_shape(generator, iv.layer)
     area = image_area(iv.region, shape)
-    before = torch.bincount(base.labels[:, area].flatten().long(), minlength=NUM_SEG_CLASSES)
-    after = torch.zeros(NUM_SEG_CLASSES, dtype=torch.long)
+    before = label_counts(base.labels, area)
+    after = []
     generator.eval()
     with intervening(generator, iv, shape):
         for s in range(0, len(base.z), batch_size):
             lab = segment(segmenter, generator(base.z[s : s + batch_size].to(_device(generator)))).cpu()
-            after += torch.bincount(lab[:, area].flatten(), minlength=NUM_SEG_CLASSES)
-    return CausalEffect(before.numpy(), after.numpy(), int(area.sum()) * len(base.z), len(base.z), iv.mode)
+            after.append(label_counts(lab, area))
+    after_all = torch.cat(after) if after else torch.zeros_like(before)
+    return CausalEffect(before.sum(0).numpy(), after_all.sum(0).numpy(), int(area.sum()) * len(base.z),
+                        len(base.z), iv.mode, before.numpy(), after_all.numpy())
+
+
+def label_counts(labels: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """long [N, 11]: pixels of each label number inside ``area`` (bool [H, W]) of each label map [N, H, W]."""
+    inside = labels[:, area].long()
+    return torch.zeros(len(labels), NUM_SEG_CLASSES, dtype=torch.long).scatter_add_(1, inside, torch.ones_like(inside))
 
 
 def rank_units(generator: nn.Module, segmenter: nn.Module, layer: str, base: Baseline, *,

@@ -79,6 +79,164 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).flatten()
 
 
+NUM_DIGITS = 10
+GATINGS = ("learned", "fixed")
+
+
+def digits_of_z(z: torch.Tensor, shown: int = 2) -> torch.Tensor:
+    """float [B, 10] multi-hot: the ``shown`` digits a conditional generator draws for each z.
+
+    The digits are the largest of z's first ten values, so a z from N(0, I) picks every set of
+    ``shown`` digits equally often and a sample index still names one picture (labels ride in z).
+    """
+    top = z.reshape(z.shape[0], -1)[:, :NUM_DIGITS].topk(shown, dim=1).indices
+    return torch.zeros(z.shape[0], NUM_DIGITS, device=z.device, dtype=z.dtype).scatter_(1, top, 1.0)
+
+
+class DigitGate(nn.Module):
+    """Class-to-channel gates of one layer: channel u is on for an image when a digit it serves is shown.
+
+    ``fixed``: channel u serves digit u // per_digit (a partition by design). ``learned``: logits [10, U]
+    trained with the GAN; the forward pass uses the hard 0/1 gate (logit > 0), the backward pass the
+    sigmoid's gradient (straight-through), so a gate that is off is exactly off at every step and in eval.
+    """
+
+    table: torch.Tensor
+
+    def __init__(self, units: int, gating: str) -> None:
+        super().__init__()
+        if gating not in GATINGS:
+            raise EngineError(f"unknown gating {gating!r}; choose one of {', '.join(GATINGS)}")
+        self.gating = gating
+        if gating == "fixed":
+            per = units // NUM_DIGITS
+            table = torch.zeros(NUM_DIGITS, units)
+            for d in range(NUM_DIGITS):
+                table[d, d * per : (d + 1) * per] = 1.0
+            self.register_buffer("table", table)
+        else:
+            self.logits = nn.Parameter(torch.randn(NUM_DIGITS, units) * 0.5)
+
+    def soft(self) -> torch.Tensor:
+        """[10, U] in [0, 1]: the gate's probability (the penalty reads this)."""
+        return self.table if self.gating == "fixed" else torch.sigmoid(self.logits)
+
+    def hard(self) -> torch.Tensor:
+        """[10, U] of 0/1: the gate actually applied (straight-through gradient when learned)."""
+        if self.gating == "fixed":
+            return self.table
+        soft = torch.sigmoid(self.logits)
+        return (self.logits > 0).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1 forward
+
+    def forward(self, digits: torch.Tensor) -> torch.Tensor:
+        """[B, U]: 1 where a shown digit (multi-hot [B, 10]) uses the channel."""
+        return (digits @ self.hard()).clamp(max=1.0)
+
+
+class GroupPixelNorm(nn.Module):
+    """ProGAN's pixel norm within each of ``groups`` channel groups: x / sqrt(mean over the group of x^2 + eps),
+    per position. Unlike BatchNorm it keeps a group that is all zero at zero."""
+
+    def __init__(self, groups: int, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.groups, self.eps = groups, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = x.reshape(b, self.groups, c // self.groups, h, w)
+        return (g * torch.rsqrt(g.pow(2).mean(2, keepdim=True) + self.eps)).reshape(b, c, h, w)
+
+
+def gate_of(generator: nn.Module) -> DigitGate | None:
+    """The digit gate of a conditional generator's layer2; None for any other generator."""
+    gate = getattr(getattr(generator, "layer2", None), "gate", None)
+    return gate if isinstance(gate, DigitGate) else None
+
+
+class GatedStage(nn.Module):
+    """conv-transpose, BN, ReLU, then the digit gate: a hook on this module sees the gated maps."""
+
+    def __init__(self, inputs: int, units: int, gating: str) -> None:
+        super().__init__()
+        self.block = _up_block(inputs, units)
+        self.gate = DigitGate(units, gating)
+
+    def forward(self, x: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+        return self.block(x) * self.gate(digits)[:, :, None, None]
+
+
+class ConditionalGenerator(nn.Module):
+    """A class-conditional DCGAN for 32 px canvases whose ``layer2`` channels are gated per digit.
+
+    The shown digits are read from z (``digits_of_z``), so it is called as ``generator(z)`` like any
+    generator here. z and the digits' embedding make ``layer1`` (4x4); ``layer2`` (8x8, ``units``
+    channels) is a ``GatedStage``: a channel is zeroed unless a shown digit uses it; ``layer3``
+    (16x16) and the output are shared by all digits.
+    """
+
+    def __init__(self, z_dim: int = 64, width: int = 32, units: int = 200, gating: str = "learned",
+                 channels: int = 1, size: int = 32, pathways: bool = False) -> None:
+        super().__init__()
+        if size != 32 or channels != 1:
+            raise EngineError(f"the conditional generator makes 32 px grey images, not {size} px with {channels} "
+                              f"channels")
+        if z_dim < NUM_DIGITS:
+            raise EngineError(f"the conditional generator reads the digits from z's first {NUM_DIGITS} values; "
+                              f"z_dim must be at least {NUM_DIGITS}, not {z_dim}")
+        if pathways and (gating != "fixed" or units % NUM_DIGITS):
+            raise EngineError("per-digit pathways need the fixed partition and a unit count divisible by 10")
+        self.z_dim, self.size, self.channels, self.stages, self.pathways = z_dim, size, channels, 3, pathways
+        self.config = {"z_dim": z_dim, "width": width, "units": units, "gating": gating, "channels": channels,
+                       "pathways": pathways}
+        self.embed = nn.Linear(NUM_DIGITS, z_dim, bias=False)
+        self.layer1 = nn.Sequential(nn.ConvTranspose2d(2 * z_dim, width * 8, 4, 1, 0, bias=False),
+                                    nn.BatchNorm2d(width * 8), nn.ReLU())
+        self.layer2 = GatedStage(width * 8, units, gating)
+        self.output: nn.Module
+        if pathways:
+            # Grouped convs: digit d's layer2 channels feed only its own layer3 channels and its own stroke map.
+            # Every step keeps zero at zero (no bias, per-digit pixel norm, a threshold below zero), so a digit
+            # whose channels are all off draws nothing.
+            per = max(1, width // 2)
+            self.layer3 = nn.Sequential(nn.ConvTranspose2d(units, NUM_DIGITS * per, 4, 2, 1, groups=NUM_DIGITS,
+                                                           bias=False), GroupPixelNorm(NUM_DIGITS), nn.ReLU())
+            self.output = nn.ConvTranspose2d(NUM_DIGITS * per, NUM_DIGITS, 4, 2, 1, groups=NUM_DIGITS, bias=False)
+            self.threshold = nn.Parameter(torch.zeros(NUM_DIGITS))
+        else:
+            self.layer3 = _up_block(units, width * 2)
+            self.output = nn.Sequential(nn.ConvTranspose2d(width * 2, channels, 4, 2, 1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z.reshape(z.shape[0], -1)
+        digits = digits_of_z(z)
+        x = torch.cat([z, self.embed(digits)], dim=1)[:, :, None, None]
+        out = self.output(self.layer3(self.layer2(self.layer1(x), digits)))
+        if not self.pathways:
+            return out
+        # [B, 10, H, W] in [0, 1): each digit's own strokes, above a threshold that is always positive. A digit
+        # not shown has its channels gated off and so draws nothing; one whose units are switched on by an
+        # intervention draws, which is what insertion needs.
+        strokes = torch.tanh(torch.relu(out - nn.functional.softplus(self.threshold)[None, :, None, None]))
+        return 2.0 * strokes.amax(1, keepdim=True) - 1.0
+
+
+class ConditionalDiscriminator(nn.Module):
+    """The DCGAN discriminator with a projection of the shown digits (Miyato & Koyama 2018):
+    logit = w . h + embed(digits) . h, so a picture must show the digits it was made for."""
+
+    def __init__(self, size: int = 32, width: int = 32, channels: int = 1) -> None:
+        super().__init__()
+        base = DCGANDiscriminator(size=size, width=width, channels=channels)
+        self.features = nn.Sequential(*list(base.net)[:-1])
+        features = width * 2 ** ((3 if size == 32 else 4) - 1) * 16
+        self.linear = nn.Linear(features, 1)
+        self.embed = nn.Linear(NUM_DIGITS, features, bias=False)
+
+    def forward(self, x: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).flatten(1)
+        return self.linear(h).flatten() + (self.embed(digits) * h).sum(1)
+
+
 def _conv(inputs: int, units: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(inputs, units, 3, stride, dilation, dilation=dilation, bias=False),
                          nn.BatchNorm2d(units), nn.ReLU())
@@ -116,6 +274,7 @@ class DigitSegmenter(nn.Module):
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "dcgan32": lambda **c: DCGANGenerator(**{"size": 32, **c}),
     "dcgan64": lambda **c: DCGANGenerator(**{"size": 64, **c}),
+    "cdcgan32": lambda **c: ConditionalGenerator(**c),
 }
 SEGMENTERS: dict[str, Callable[..., nn.Module]] = {"digitseg": lambda **c: DigitSegmenter(**c)}
 

@@ -57,20 +57,41 @@ def sample_sheet(generator: nn.Module, segmenter: nn.Module, z: torch.Tensor, ou
     return {"generated": "pictures/generated.png", "segmented": "pictures/segmented.png"}
 
 
+OUTLINE = np.array([255, 255, 255], dtype=np.uint8)
+
+
+def outline(picture: np.ndarray, region: np.ndarray | torch.Tensor | None) -> np.ndarray:
+    """The picture with the border of ``region`` (bool, any size that tiles the picture) drawn in white."""
+    if region is None:
+        return picture
+    r = np.asarray(region, dtype=bool)
+    cell = picture.shape[0] // r.shape[0]
+    mask = r.repeat(cell, axis=0).repeat(cell, axis=1)
+    inner = mask.copy()
+    inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    inner[[0, -1], :] = False
+    inner[:, [0, -1]] = False
+    out = picture.copy()
+    out[mask & ~inner] = OUTLINE
+    return out
+
+
 @torch.no_grad()
 def before_after(generator: nn.Module, segmenter: nn.Module, iv: Intervention, base: Baseline, number: int,
-                 path: Path, n: int = 6) -> list[int]:
-    """Two rows (before, after) of the baseline samples with the most pixels of label ``number``."""
-    counts = (base.labels == number).flatten(1).sum(1)
-    picks = [int(i) for i in torch.argsort(counts, descending=True, stable=True)[:n]]
+                 path: Path, n: int = 6, picks: list[int] | None = None) -> list[int]:
+    """Two rows (before, after) of ``picks`` (baseline sample indices; by default the n samples with the
+    most pixels of label ``number``), digits coloured by the segmenter, the intervention's region outlined."""
+    if picks is None:
+        counts = (base.labels == number).flatten(1).sum(1)
+        picks = [int(i) for i in torch.argsort(counts, descending=True, stable=True)[:n]]
     z = base.z[picks]
     before = to_uint8_rgb(generator.eval()(z)).numpy()
     with intervening(generator, iv):
         after_images = generator(z)
     after = to_uint8_rgb(after_images).numpy()
     after_lab = segment(segmenter, after_images).numpy()
-    top = strip([enlarge(colour_labels(p, base.labels[i].numpy())) for p, i in zip(before, picks)])
-    bottom = strip([enlarge(colour_labels(p, lab)) for p, lab in zip(after, after_lab)])
+    top = strip([enlarge(outline(colour_labels(p, base.labels[i].numpy()), iv.region)) for p, i in zip(before, picks)])
+    bottom = strip([enlarge(outline(colour_labels(p, lab), iv.region)) for p, lab in zip(after, after_lab)])
     gap = np.full((4, top.shape[1], 3), 255, dtype=np.uint8)
     save_picture(np.concatenate([top, gap, bottom]), path)
     return picks

@@ -69,11 +69,12 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
             "overlap_with_random": len(set(top) & set(random_units)),
         }
         if concept_means is not None:
-            for key, units in (("insert_top", top), ("insert_random", random_units)):
+            for key, units in (("top", top), ("random", random_units)):
                 values = np.maximum(concept_means[units, d], 0.0)
                 iv = Intervention(layer, units, "insert", values=values, region=region)
-                row[key] = causal_effect(generator, segmenter, iv, base, batch_size=EFFECT_BATCH,
-                                         shape=shape).of(number)
+                inserted = causal_effect(generator, segmenter, iv, base, batch_size=EFFECT_BATCH, shape=shape)
+                row[f"insert_{key}"] = inserted.of(number)
+                row[f"insertion_{key}"] = insertion_outcome(inserted, base, number)
         out["digits"][name] = row
     out["specificity"] = specificity
     out["specificity_random"] = specificity_random
@@ -90,7 +91,43 @@ def digit_effects(generator: nn.Module, segmenter: nn.Module, layer: str, rankin
         out["mean_insert_top"] = float(np.mean(ins_t)) if ins_t else None
         out["mean_insert_random"] = float(np.mean(ins_r)) if ins_r else None
         out["insert_region"] = "central half of the feature map; effect counted in that region"
+        rates_t = [r["insertion_top"]["rate"] for r in out["digits"].values() if r["insertion_top"]["rate"] is not None]
+        rates_r = [r["insertion_random"]["rate"] for r in out["digits"].values()
+                   if r["insertion_random"]["rate"] is not None]
+        out["insertion_rates"] = {name: {"top": r["insertion_top"]["rate"], "random": r["insertion_random"]["rate"],
+                                         "samples": r["insertion_top"]["samples"]}
+                                  for name, r in out["digits"].items()}
+        out["mean_insertion_rate_top"] = float(np.mean(rates_t)) if rates_t else None
+        out["mean_insertion_rate_random"] = float(np.mean(rates_r)) if rates_r else None
+        out["insertion_rule"] = (f"an insertion succeeds on a sample that shows none of the digit when at least "
+                                 f"{INSERT_MIN_PIXELS} of the region's pixels become that digit; the rate is over "
+                                 f"those samples")
     return out
+
+
+INSERT_MIN_PIXELS = 10  # new pixels of the digit in the region: about a third of a generated digit's strokes
+EXAMPLES = 4  # failed and succeeded samples kept per digit for the report's pictures
+
+
+def insertion_outcome(effect, base: Baseline, number: int) -> dict:
+    """Per sample that shows none of label ``number``: did the insertion make at least INSERT_MIN_PIXELS
+    of it inside the region? The rate over those samples, examples of both outcomes (sample indices of
+    the baseline), and the context: other digits' pixels in the region before, failed vs succeeded."""
+    absent = ~(base.labels == number).flatten(1).any(1).numpy()
+    gained = effect.after_per_image[:, number] - effect.before_per_image[:, number]
+    made = gained >= INSERT_MIN_PIXELS
+    other = effect.before_per_image[:, 1:].sum(1) - effect.before_per_image[:, number]
+    failed, succeeded = np.flatnonzero(absent & ~made), np.flatnonzero(absent & made)
+
+    def mean(idx: np.ndarray) -> float | None:
+        return float(other[idx].mean()) if len(idx) else None
+
+    n = int(absent.sum())
+    return {"samples": n, "succeeded": len(succeeded), "rate": len(succeeded) / n if n else None,
+            "failed_examples": [int(i) for i in failed[:EXAMPLES]],
+            "succeeded_examples": [int(i) for i in succeeded[:EXAMPLES]],
+            "other_digit_pixels_in_region_failed": mean(failed),
+            "other_digit_pixels_in_region_succeeded": mean(succeeded)}
 
 
 def _shares_removed(effect) -> list[float | None]:

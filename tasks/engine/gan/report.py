@@ -36,7 +36,52 @@ def _specificity_html(report: dict) -> list[str]:
         _matrix(report["specificity"]),
         "<p>The same with random units (one random set per row):</p>",
         _matrix(report["specificity_random"]),
+        *_source_html(report),
     ]
+
+
+def _source_html(report: dict) -> list[str]:
+    parts = []
+    if "specificity_source" in report:
+        parts.append(f"<p><b>Where the specificity comes from</b>: {escape(report['specificity_source']['line'])}</p>")
+    if "top_units_chosen_by" in report:
+        parts.append(f"<p><b>How top units were chosen</b>: {escape(report['top_units_chosen_by'])}.</p>")
+    gates = report.get("gan", {}).get("gates")
+    if gates:
+        parts.append(f"<p>Gates after training ({escape(gates['gating'])}): channels per digit "
+                     f"{escape(' '.join(str(v) for v in gates['units_per_digit']))}; {gates['shared_units']} of "
+                     f"{gates['units']} channels serve more than one digit, {gates['unused_units']} none.</p>")
+    return parts
+
+
+def _insertion_html(report: dict) -> list[str]:
+    eff = report["top_vs_random"]
+    if "insertion_rule" not in eff:
+        return []
+    rows = []
+    for d, r in eff["digits"].items():
+        top, rand = r["insertion_top"], r["insertion_random"]
+        rows.append([d, str(top["samples"]), _num(top["rate"], 2), _num(rand["rate"], 2),
+                     _num(top["other_digit_pixels_in_region_failed"], 1),
+                     _num(top["other_digit_pixels_in_region_succeeded"], 1)])
+    parts = [
+        "<h2>Insertion: switching a digit's units on in the centre</h2>",
+        f"<p>{escape(eff['insertion_rule'])}. Mean rate over digits: top units "
+        f"{_num(eff.get('mean_insertion_rate_top'), 2)}, random units {_num(eff.get('mean_insertion_rate_random'), 2)}."
+        "</p>",
+        _table(["digit", "samples without it", "rate, top units", "rate, random units",
+                "other digits' pixels in the region: failed", "succeeded"], rows),
+        "<p>Where insertion fails (GAN Dissection's context finding): each picture shows samples whose insertion "
+        "failed first, then ones where it succeeded; top row before, bottom row after, the region outlined, "
+        "digits coloured by the segmenter.</p>",
+    ]
+    pics = report["pictures"]
+    for d, r in eff["digits"].items():
+        if f"insert_{d}" in pics:
+            top = r["insertion_top"]
+            parts.append(f"<p>digit {d}: {len(top['failed_examples'])} failed, then "
+                         f"{len(top['succeeded_examples'])} succeeded<br><img src='{pics[f'insert_{d}']}'></p>")
+    return parts
 
 
 def write_html(path: Path, report: dict) -> None:
@@ -54,7 +99,8 @@ def write_html(path: Path, report: dict) -> None:
         f"<p>Layer <b>{escape(report['layer'])}</b>; {report['seconds_total']:.0f} s in all "
         f"({escape(', '.join(f'{k} {v:.0f} s' for k, v in report['seconds'].items()))}).</p>",
         f"<p>GAN: {report['gan'].get('steps')} steps on {report['gan'].get('n_train')} canvases, trained in "
-        f"{report['gan'].get('seconds', 0):.0f} s; segmenter trained in "
+        f"{report['gan'].get('seconds', 0):.0f} s on {escape(str(report.get('training_seconds', {}).get('cpu', '?')))}"
+        f" with one thread; segmenter trained in "
         f"{report.get('segmenter_training', {}).get('seconds', 0):.0f} s.</p>",
         "<h2>Generated images</h2>",
         f"<p><img src='{pics['generated']}'></p><p>Segmented ({legend_html()}):</p><p><img "
@@ -84,6 +130,7 @@ def write_html(path: Path, report: dict) -> None:
         f"<p>Mean over digits: remove top {_num(eff['mean_remove_top'])} vs random {_num(eff['mean_remove_random'])}; "
         f"insert top {_num(eff.get('mean_insert_top'))} vs random {_num(eff.get('mean_insert_random'))}.</p>",
         *_specificity_html(report),
+        *_insertion_html(report),
         "<h2>Ablating each digit's top units (top row before, bottom row after)</h2>",
     ]
     for d in DIGIT_NAMES:

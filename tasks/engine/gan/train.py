@@ -19,13 +19,17 @@ from torch import nn
 from ..errors import CheckpointError, EngineError
 from ..models import default_device
 from .data import load_canvases
-from .models import GENERATORS, DCGANDiscriminator, save_checkpoint
+from .models import (
+    GENERATORS, ConditionalDiscriminator, DCGANDiscriminator, DigitGate, digits_of_z, gate_of, save_checkpoint,
+)
 
 
 def _init_dcgan(module: nn.Module) -> None:
     # DCGAN's N(0, 0.02) init: with PyTorch's default init the generator starts saturated
     # and a short CPU run spends its first few hundred steps recovering.
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups > 1:
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # per-digit pathways: no BN rescales them
+    elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
@@ -34,13 +38,49 @@ def _init_dcgan(module: nn.Module) -> None:
 
 @dataclass(frozen=True)
 class GanRecipe:
-    """How a DCGAN is trained: steps of Adam (2e-4, betas 0.5/0.999) on batches of real canvases."""
+    """How a DCGAN is trained: steps of Adam (2e-4, betas 0.5/0.999) on batches of real canvases.
+
+    ``conditional`` trains ``cdcgan32`` (32 px only): the generator is told the canvas's digits and its
+    ``layer2`` has ``units`` channels gated per digit (``gating``: "fixed" partition or "learned" gates);
+    the discriminator projects the digits. Learned gates carry a stated prior as a penalty of weight
+    ``gate_weight``: each digit uses at most ``digit_units`` channels and each channel serves at most
+    one digit.
+    """
 
     steps: int = 3000
     batch_size: int = 64
     z_dim: int = 64
     width: int = 32
     lr: float = 2e-4
+    conditional: bool = False
+    units: int = 256
+    gating: str = "learned"
+    pathways: bool = False
+    digit_units: int = 16
+    gate_weight: float = 1.0
+    gate_lr: float = 1e-2
+
+
+def gate_penalty(soft: torch.Tensor, digit_units: int) -> torch.Tensor:
+    """The learned gates' prior on their probabilities [10, U]: a digit's expected channel count above
+    ``digit_units`` and a channel's expected digit count above 1 both cost, in channels."""
+    over_budget = F.relu(soft.sum(1) - digit_units).sum()
+    shared = F.relu(soft.sum(0) - 1.0).sum()
+    return (over_budget + shared) / soft.shape[1]
+
+
+def gate_figures(table: torch.Tensor, gating: str) -> dict:
+    """What the class-to-channel gates [10, U] of 0/1 came to: channels per digit, shared and unused ones."""
+    per_channel = table.sum(0)
+    return {"gating": gating, "units_per_digit": [int(v) for v in table.sum(1)],
+            "shared_units": int((per_channel > 1).sum()), "unused_units": int((per_channel == 0).sum()),
+            "units": int(table.shape[1])}
+
+
+def shown_digits(labels: torch.Tensor) -> torch.Tensor:
+    """float [N, 10] multi-hot: which digits each label map [N, H, W] shows (label number = digit + 1)."""
+    flat = labels.reshape(labels.shape[0], -1)
+    return torch.stack([(flat == d + 1).any(1) for d in range(10)], dim=1).float()
 
 
 def train_gan(
@@ -70,11 +110,26 @@ def train_gan(
         raise EngineError(f"the canvases of {data_dir} are {tuple(data.images.shape[-2:])}; the DCGAN makes 32x32 or "
                           f"64x64")
     torch.manual_seed(seed)
-    gen = GENERATORS[arch](z_dim=z_dim, width=width).to(device)
-    disc = DCGANDiscriminator(size=size, width=width).to(device)
+    conditional = recipe.conditional
+    disc: nn.Module
+    if conditional:
+        if size != 32:
+            raise EngineError(f"the conditional generator makes 32 px canvases; {data_dir} holds {size} px ones")
+        arch = "cdcgan32"
+        gen = GENERATORS[arch](z_dim=z_dim, width=width, units=recipe.units, gating=recipe.gating,
+                               pathways=recipe.pathways).to(device)
+        disc = ConditionalDiscriminator(size=size, width=width).to(device)
+        real_digits = shown_digits(data.labels)
+    else:
+        gen = GENERATORS[arch](z_dim=z_dim, width=width).to(device)
+        disc = DCGANDiscriminator(size=size, width=width).to(device)
     gen.apply(_init_dcgan)
     disc.apply(_init_dcgan)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999))
+    gate = gate_of(gen) or DigitGate(1, "fixed")  # a fixed gate has no parameters: no penalty, no figures
+    gates = [p for n, p in gen.named_parameters() if n.endswith("gate.logits")]
+    others = [p for n, p in gen.named_parameters() if not n.endswith("gate.logits")]
+    groups = [{"params": others}] + ([{"params": gates, "lr": recipe.gate_lr}] if gates else [])
+    opt_g = torch.optim.Adam(groups, lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
     start, history, prior_seconds = 0, [], 0.0
     out_file = Path(out_file)
@@ -99,7 +154,10 @@ def train_gan(
 
     def save(done: int) -> dict:
         metrics = {"steps": done, "seconds": prior_seconds + time.perf_counter() - started, "loss_d": loss_d_avg,
-                   "loss_g": loss_g_avg, "n_train": len(data), "size": size, "history": history}
+                   "loss_g": loss_g_avg, "n_train": len(data), "size": size, "history": history,
+                   "threads": torch.get_num_threads()}
+        if conditional:
+            metrics["gates"] = gate_figures(gate.hard().detach(), recipe.gating)
         save_checkpoint(gen, out_file, kind="generator", arch=arch, extra={
             "metrics": metrics, "data_dir": str(data_dir),
             "train_state": {"discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
@@ -107,18 +165,26 @@ def train_gan(
         })
         return metrics
 
+    def judge(images: torch.Tensor, digits: torch.Tensor | None) -> torch.Tensor:
+        return disc(images, digits) if conditional else disc(images)
+
     for step in bar:
-        real = data.as_input(torch.randint(len(data), (batch_size,), generator=shuffler)).to(device)
+        pick = torch.randint(len(data), (batch_size,), generator=shuffler)
+        real = data.as_input(pick).to(device)
         z = torch.randn(batch_size, z_dim, generator=shuffler).to(device)
+        real_y = real_digits[pick].to(device) if conditional else None
+        fake_y = digits_of_z(z) if conditional else None
         fake = gen(z)
         # Discriminator: real -> 1, fake -> 0 (fake detached: this step must not move G).
-        loss_d = F.binary_cross_entropy_with_logits(disc(real), torch.ones(batch_size, device=device)) + \
-            F.binary_cross_entropy_with_logits(disc(fake.detach()), torch.zeros(batch_size, device=device))
+        loss_d = F.binary_cross_entropy_with_logits(judge(real, real_y), torch.ones(batch_size, device=device)) + \
+            F.binary_cross_entropy_with_logits(judge(fake.detach(), fake_y), torch.zeros(batch_size, device=device))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         # Generator: the non-saturating loss -log D(G(z)) gives strong gradients early on.
-        loss_g = F.binary_cross_entropy_with_logits(disc(fake), torch.ones(batch_size, device=device))
+        loss_g = F.binary_cross_entropy_with_logits(judge(fake, fake_y), torch.ones(batch_size, device=device))
+        if gates:
+            loss_g = loss_g + recipe.gate_weight * gate_penalty(gate.soft(), recipe.digit_units)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
