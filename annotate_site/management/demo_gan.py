@@ -1,5 +1,6 @@
-"""`demo --with-gan`: a small DCGAN on mixture-of-digits canvases and its digit segmenter, trained
-with the engine's quick sizes, dissected at layer2 and published as HITs; then the paint page works.
+"""`demo --with-gan`: the engine demo's class-conditional generator (per-digit pathways after layer2,
+guided by a second segmenter) on mixture-of-digits canvases and its digit segmenter, trained with the
+engine's quick sizes, dissected at layer2 and published as HITs on request; then the paint page works.
 
 Separate from the default demo, which stays as fast as before: nothing here is imported without
 the flag. Like the rest of the demo, every step reuses what an earlier run left.
@@ -15,7 +16,7 @@ from django.urls import reverse
 from units.dissection.models import DissectionJob, Network, ProbeDataset
 from units.dissection.services import DatasetSource, JobSettings, dataset_register, job_create, network_register
 
-LAYER = "layer2"  # 64 units at 8x8 in dcgan32: where the engine's own GAN demo finds digit units
+LAYER = "layer2"  # 200 units at 8x8 in cdcgan32, 20 per digit: where the engine's own GAN demo finds digit units
 
 
 @dataclass(frozen=True)
@@ -48,29 +49,37 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
     import torch
 
     from tasks.engine.gan.data import make_canvases
+    from tasks.engine.gan.demo import GUIDE_SEED_OFFSET, DemoSizes, _gan_recipe
+    from tasks.engine.gan.models import load_segmenter
     from tasks.engine.gan.segmenter import SegmenterRecipe, train_segmenter
-    from tasks.engine.gan.train import GanRecipe, train_gan
+    from tasks.engine.gan.train import train_gan
 
     var = Path(settings.VAR_DIR)
-    gen_file, seg_file = var / f"{prefix}-dcgan.pt", var / f"{prefix}-digitseg.pt"
+    gen_file, seg_file = var / f"{prefix}-cdcgan.pt", var / f"{prefix}-digitseg.pt"
+    guide_file = var / f"{prefix}-digitseg-guide.pt"
     if gen_file.is_file() and seg_file.is_file():
         return gen_file, seg_file
     data = make_canvases(Path(settings.DATASETS_ROOT) / f"{prefix}-gan-canvases", n_images=size.train_images)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small convs on a shared CPU: one thread is as fast and disturbs less
     try:
-        if not gen_file.is_file():
-            command.say(f"Training a DCGAN for {size.gan_steps} steps on {size.train_images} canvases (CPU) ...")
-            train_gan(data, gen_file, recipe=GanRecipe(steps=size.gan_steps, batch_size=size.gan_batch), device="cpu",
-                      progress=False)
+        recipe = SegmenterRecipe(epochs=size.seg_epochs, width=size.seg_width, lr=size.seg_lr)
         if not seg_file.is_file():
             command.say(f"Training the digit segmenter for {size.seg_epochs} epoch(s) ...")
-            recipe = SegmenterRecipe(epochs=size.seg_epochs, width=size.seg_width, lr=size.seg_lr)
             # Held-out canvases score it, and the scores ride in its checkpoint: the layer pages show them beside
             # the units' IoU, which is only as good as the segmenter.
             val = make_canvases(Path(settings.DATASETS_ROOT) / f"{prefix}-gan-canvases-val",
                                 n_images=max(40, size.train_images // 5), split="val", seed=1)
             train_segmenter(data, seg_file, val_dir=val, recipe=recipe, device="cpu", progress=False)
+        if not gen_file.is_file():
+            # A second segmenter (another seed) guides the generator, so the one that labels its units did not.
+            if not guide_file.is_file():
+                train_segmenter(data, guide_file, recipe=recipe, seed=GUIDE_SEED_OFFSET, device="cpu", progress=False)
+            command.say(f"Training the class-conditional generator for {size.gan_steps} steps on "
+                        f"{size.train_images} canvases (CPU) ...")
+            gan = _gan_recipe(DemoSizes(gan_steps=size.gan_steps, gan_batch=size.gan_batch))
+            train_gan(data, gen_file, recipe=gan, device="cpu", progress=False, guide=load_segmenter(
+                checkpoint=guide_file))
     finally:
         torch.set_num_threads(threads)
     return gen_file, seg_file
@@ -84,14 +93,15 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int, publish: boo
     and its pictures harder to judge than the classifier's, and a new annotator should meet the
     classifier's HITs first. The publish page (or `--publish-gan`) puts them out."""
     size = sizes(quick)
-    gen_name, seg_name = f"{prefix}-dcgan", f"{prefix}-digitseg"
+    gen_name, seg_name = f"{prefix}-cdcgan", f"{prefix}-digitseg"
     network = Network.objects.filter(project=command.project, name=gen_name).first()
     segmenter = ProbeDataset.objects.filter(project=command.project, name=seg_name).first()
     if network is None or segmenter is None:
         gen_file, seg_file = _checkpoints(command, prefix, size)
         network = network or network_register(
-            project=command.project, name=gen_name, architecture="dcgan32", checkpoint=gen_file,
-            description=f"DCGAN trained by the demo ({size.gan_steps} steps on {size.train_images} canvases).")
+            project=command.project, name=gen_name, architecture="cdcgan32", checkpoint=gen_file,
+            description=f"Class-conditional generator with a pathway per digit, trained by the demo "
+                        f"({size.gan_steps} steps on {size.train_images} canvases).")
         segmenter = segmenter or dataset_register(
             project=command.project, name=seg_name, kind=ProbeDataset.Kind.SEGMENTER,
             source=DatasetSource(path=str(seg_file)), any_path=True,

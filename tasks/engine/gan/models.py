@@ -206,18 +206,25 @@ class ConditionalGenerator(nn.Module):
             self.layer3 = _up_block(units, width * 2)
             self.output = nn.Sequential(nn.ConvTranspose2d(width * 2, channels, 4, 2, 1), nn.Tanh())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def _out(self, z: torch.Tensor) -> torch.Tensor:
         z = z.reshape(z.shape[0], -1)
         digits = digits_of_z(z)
         x = torch.cat([z, self.embed(digits)], dim=1)[:, :, None, None]
-        out = self.output(self.layer3(self.layer2(self.layer1(x), digits)))
+        return self.output(self.layer3(self.layer2(self.layer1(x), digits)))
+
+    def strokes(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, 10, H, W] in [0, 1): each digit's own stroke map (pathways only), above a threshold that is
+        always positive. A digit not shown has its channels gated off and so draws nothing; one whose units
+        are switched on by an intervention draws, which is what insertion needs."""
         if not self.pathways:
-            return out
-        # [B, 10, H, W] in [0, 1): each digit's own strokes, above a threshold that is always positive. A digit
-        # not shown has its channels gated off and so draws nothing; one whose units are switched on by an
-        # intervention draws, which is what insertion needs.
-        strokes = torch.tanh(torch.relu(out - nn.functional.softplus(self.threshold)[None, :, None, None]))
-        return 2.0 * strokes.amax(1, keepdim=True) - 1.0
+            raise EngineError("only a generator with per-digit pathways has a stroke map per digit")
+        out = self._out(z)
+        return torch.tanh(torch.relu(out - nn.functional.softplus(self.threshold)[None, :, None, None]))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.pathways:
+            return self._out(z)
+        return 2.0 * self.strokes(z).amax(1, keepdim=True) - 1.0
 
 
 class ConditionalDiscriminator(nn.Module):
