@@ -8,8 +8,15 @@ over all units of all seeds, the Spearman correlation of estimated against true 
 reliability table of the published probabilities, the issue table on the load benchmark's own crowd
 (`benchmarks/loadtest/crowd.py`) and the time to aggregate a 512-unit layer with 2,560 answers.
 
-    python -m benchmarks.aggregation_bench            # default: a few minutes on 2 cores
-    python -m benchmarks.aggregation_bench --quick    # seconds: one seed, fewer cells
+The published probabilities are calibrated here: `--fit-calibration` fits `reliability.CALIBRATION` (isotonic
+tables on both crowds) and `reliability.CONCENTRATION_SHIFT` (the category's log-odds moved by how concentrated the
+layer's confusion is, since one table leaves the load crowd underconfident and this crowd overconfident) on
+`CALIBRATION_SEEDS`, never on the seeds the tables are checked on.
+
+    python -m benchmarks.aggregation_bench                              # default: a few minutes on 2 cores
+    python -m benchmarks.aggregation_bench --quick                      # seconds: one seed, fewer cells
+    python -m benchmarks.aggregation_bench --calibration --seeds 0 1    # the reliability tables only
+    python -m benchmarks.aggregation_bench --fit-calibration            # print the tables and shift to paste
 """
 from __future__ import annotations
 
@@ -325,10 +332,10 @@ def load_calibration(args) -> None:
     fitted on `CALIBRATION_SEEDS`): the load benchmark's crowd (60/75/90% honest, 0-50% spammers) and this one's
     (pair-confusers, constant spammers, adversaries; 0/30/50% spammers), 1/3/5/7 answers per unit."""
     units = CALIBRATION_UNITS
-    fitted_on = "; ".join(f"{dimension} {s[0]}-{s[-1]}" for dimension, s in CALIBRATION_SEEDS.items())
+    fitted_on = " and ".join(f"{s[0]}-{s[-1]} ({dimension})" for dimension, s in CALIBRATION_SEEDS.items())
     for kind, name in (("load", "the load benchmark's crowd"), ("grid", "this benchmark's crowd")):
         print(f"\n## calibration on {name} (seeds {', '.join(map(str, args.seeds))}, {units} units per cell; "
-              f"tables fitted on seeds {fitted_on}, of both crowds)\n")
+              f"tables fitted on both crowds, seeds {fitted_on})\n")
         print("| table | bin | units | mean predicted | observed |")
         print("|---|---|---|---|---|")
         for key, raw in sorted(calibration_samples(args.seeds, units=units, crowd_kind=kind).items()):
