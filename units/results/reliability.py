@@ -42,8 +42,9 @@ CONFUSION_PRIOR = 5.0
 OWN_CONFUSION = 30.0
 # The skill prior of the model the category's probability is read from: Beta(24, 16), the same mean as the label
 # model's but worth 40 answers. Skills fitted from a worker's ~20 answers make the posteriors overconfident by
-# an amount that depends on the crowd; held this close to the crowd's typical reliability, that part stays small
-# enough for one table to take it out (chosen by cross-validation over simulated layers, benchmarks/RESULTS.md).
+# an amount that depends on the crowd; held this close to the crowd's typical reliability, that part shrinks
+# (chosen by cross-validation over simulated layers, benchmarks/RESULTS.md), and the table and the concentration
+# shift below take out the rest.
 PROBABILITY_PRIOR_RIGHT = 24.0
 PROBABILITY_PRIOR_WRONG = 16.0
 
