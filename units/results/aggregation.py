@@ -168,12 +168,17 @@ def label_probabilities(records: Sequence[tuple[Hashable, Hashable, dict[str, Ha
     systematically file the right thing under a neighbouring category (part as object): the pair they
     answer is rare, and rare wrong answers count as strong evidence. So the category's probability is read
     from a category-only model with a confusion matrix per worker, tied to one shared by the crowd
-    (`reliability.OWN_CONFUSION` pseudo-answers per true category), and the word's from the word view
-    alone; `reliability.calibrated` then maps them to observed accuracy.
+    (`reliability.OWN_CONFUSION` pseudo-answers per true category) and with a firmer skill prior
+    (`reliability.PROBABILITY_PRIOR_RIGHT`), and the word's from the word view alone; `reliability.calibrated`
+    then maps them to observed accuracy, the category's given how concentrated this crowd's confusion is
+    (`fitted.concentration`, which this sets).
     """
     confusion = reliability.fit(records, dimensions=["category", "word"], label_space={"category": CATEGORIES},
                                 confused=["category"], own_confusion=reliability.OWN_CONFUSION,
+                                prior_right=reliability.PROBABILITY_PRIOR_RIGHT,
+                                prior_wrong=reliability.PROBABILITY_PRIOR_WRONG,
                                 publish={"category": [("category", None)]})
+    fitted.concentration = confusion.concentration
     by_category = confusion.distributions["category"]
     for task, posterior in fitted.labels["category"].items():
         posterior.probability = by_category[task].get(posterior.label, 0.0)
@@ -227,7 +232,7 @@ def aggregate(answers: Sequence[Answer]) -> AggregationResult:
             category_agreement=float(probas.loc[task, category]),
             category=str(published_category.label),
             category_probability=round(reliability.calibrated("category", published_category.probability,
-                                                              len(group)), 4),
+                                                              len(group), fitted.concentration.get("category")), 4),
             word_probability=round(reliability.calibrated("word", published_word.probability, len(group)), 4),
             precision=unit_precision(group),
         )

@@ -12,10 +12,13 @@ overconfident where answers split, and underconfident where one answer carries t
 that make the label accurate (the answered pair) overstate it where workers systematically file the right
 thing under a neighbouring category. The category's probability is therefore read from a second model
 that describes such confusion (`_ConfusedDimension`: a confusion matrix shared by the crowd plus one per
-worker, tied to it), and `calibrated` maps probabilities through monotone tables (isotonic regression on
-the log-odds, one for lone answers, one for several) fitted on two simulated crowds, one with independent
-errors and one with pair-confusers and adversaries; `python -m benchmarks.aggregation_bench
---fit-calibration` refits them, and the benchmark prints the reliability table on each crowd.
+worker, tied to it; skills held close to the crowd's typical one), and `calibrated` maps probabilities through
+monotone tables (isotonic regression on the log-odds, one for lone answers, one for several) fitted on two
+simulated crowds, one with independent errors and one with pair-confusers and adversaries. The same posterior is
+right less often where the crowd's wrong answers concentrate on one neighbour than where they spread, so the
+category's table is followed by a shift of the log-odds by the fit's `concentration` of that confusion, a statistic
+of the layer's own answers (no truth needed). `python -m benchmarks.aggregation_bench --fit-calibration` refits
+tables and shift, and the benchmark prints the reliability table on each crowd.
 
 Framework-free (numpy only) so the arithmetic can be checked by hand and the benchmark can call it.
 """
@@ -37,6 +40,13 @@ SKILL_FLOOR, SKILL_CEILING = 0.01, 0.99
 CONFUSION_PRIOR = 5.0
 # Pseudo-answers per true label that tie a worker's own confusion matrix to the shared model.
 OWN_CONFUSION = 30.0
+# The skill prior of the model the category's probability is read from: Beta(24, 16), the same mean as the label
+# model's but worth 40 answers. Skills fitted from a worker's ~20 answers make the posteriors overconfident by
+# an amount that depends on the crowd; held this close to the crowd's typical reliability, that part shrinks
+# (chosen by cross-validation over simulated layers, benchmarks/RESULTS.md), and the table and the concentration
+# shift below take out the rest.
+PROBABILITY_PRIOR_RIGHT = 24.0
+PROBABILITY_PRIOR_WRONG = 16.0
 
 
 @dataclass
@@ -58,6 +68,8 @@ class Fit:
     iterations: int
     # Per published name, per task, the probability of each label someone answered there.
     distributions: dict[str, dict[Hashable, dict[Hashable, float]]] = field(default_factory=dict)
+    # Per `confused` dimension, how concentrated the crowd's wrong answers are (`_ConfusedDimension.concentration`).
+    concentration: dict[str, float] = field(default_factory=dict)
 
 
 class _Dimension:
@@ -223,6 +235,11 @@ class _ConfusedDimension:
     def correct_mass(self) -> np.ndarray:
         return self.post[self.tasks, self.labels]
 
+    def concentration(self) -> float:
+        """Mean over the true labels of the largest share one wrong label takes in the shared confusion: 1 / (K - 1)
+        when errors spread evenly, towards 1 where the crowd files one category under one neighbour."""
+        return float(self.confusion.max(axis=1).mean())
+
     def distribution(self, project=None) -> dict[int, dict[Hashable, float]]:
         """As `_Dimension.distribution`: the answered labels' probabilities (the rest is left unnamed)."""
         project = project or (lambda label: label)
@@ -323,32 +340,35 @@ def fit(records: Sequence[tuple[Hashable, Hashable, Mapping[str, Hashable]]], *,
     labels = {name: _best(mass, task_names, n_per_task, tie_key) for name, mass in masses.items()}
     return Fit(labels=labels,
                skills={w: float(skills[i]) for i, w in enumerate(worker_names)}, iterations=done,
-               distributions={name: {task_names[t]: m for t, m in mass.items()} for name, mass in masses.items()})
+               distributions={name: {task_names[t]: m for t, m in mass.items()} for name, mass in masses.items()},
+               concentration={d: dim.concentration() for d, dim in dims.items()
+                              if isinstance(dim, _ConfusedDimension)})
 
 
 # Log-odds of the raw probability -> observed accuracy, per `calibration_key`, on the load benchmark's crowd
 # and the aggregation benchmark's (pair-confusers, constant spammers, adversaries) weighed alike: knots of an
-# isotonic fit on seeds 100-102, which the benchmark's tables and the tests do not use.
+# isotonic fit on seeds 100-105 (category) and 100-102 (word), which the benchmark's tables and the tests do not
+# use (`aggregation_bench.CALIBRATION_SEEDS`).
 CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "category": (
-        (-7.872, -1.959, -1.076, -0.266, 0.433, 0.941, 1.343, 1.71, 2.048, 2.339, 2.618, 2.895, 3.148, 3.402, 3.654,
-         3.912, 4.165, 4.423, 4.671, 4.932, 5.194, 5.436, 5.692, 5.949, 6.186, 6.448, 6.708, 6.989, 7.28, 7.584,
-         7.89, 8.206, 8.521, 8.878, 9.223, 9.583, 9.931, 10.316, 10.777, 11.284, 11.819, 12.386, 13.008, 13.801,
-         14.785, 15.853, 17.181, 18.653, 20.586, 23.781, 29.933),
-        (0.0909, 0.3602, 0.4221, 0.5187, 0.52, 0.6571, 0.6742, 0.6742, 0.7122, 0.7456, 0.8153, 0.8153, 0.8571,
-         0.8779, 0.8945, 0.9174, 0.9174, 0.9381, 0.9548, 0.96, 0.9743, 0.9743, 0.9743, 0.9827, 0.9827, 0.992, 0.992,
-         0.992, 0.9973, 0.9973, 0.9973, 0.9973, 0.9993, 0.9994, 0.9994, 0.9994, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
-         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+        (-8.907, -2.363, -1.445, -0.773, -0.109, 0.471, 0.941, 1.311, 1.634, 1.909, 2.168, 2.392, 2.617, 2.851,
+         3.086, 3.318, 3.546, 3.78, 4.028, 4.261, 4.495, 4.724, 4.944, 5.148, 5.361, 5.576, 5.786, 6.007, 6.226,
+         6.463, 6.71, 6.976, 7.258, 7.55, 7.864, 8.164, 8.477, 8.819, 9.171, 9.546, 9.968, 10.471, 11.031, 11.654,
+         12.341, 13.114, 13.978, 14.997, 16.383, 18.616, 24.929),
+        (0.2731, 0.4529, 0.4529, 0.5092, 0.5705, 0.5739, 0.6828, 0.7217, 0.7532, 0.7532, 0.7887, 0.8344, 0.8447,
+         0.861, 0.8936, 0.8969, 0.9079, 0.9196, 0.9415, 0.954, 0.954, 0.9706, 0.9752, 0.9845, 0.9845, 0.985, 0.9869,
+         0.9869, 0.9877, 0.9877, 0.9969, 0.9969, 0.9969, 0.9973, 0.9973, 0.9998, 0.9998, 0.9998, 0.9998, 1.0, 1.0,
+         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
     ),
     "category/1": (
-        (-5.17, -3.763, -3.511, -3.326, -3.178, -3.052, -2.965, -2.866, -2.775, -2.696, -2.605, -2.526, -2.447,
-         -2.363, -2.27, -2.176, -2.074, -1.967, -1.858, -1.737, -1.559, -1.356, -1.133, -0.808, -0.435, 0.168,
-         0.754, 1.286, 1.648, 1.93, 2.158, 2.378, 2.556, 2.738, 2.872, 3.039, 3.17, 3.298, 3.432, 3.566, 3.685,
-         3.796, 3.953, 4.078, 4.236, 4.36, 4.508, 4.661, 4.863, 5.183, 6.054),
-        (0.1524, 0.2755, 0.2955, 0.3519, 0.3992, 0.4007, 0.4007, 0.4007, 0.4007, 0.4187, 0.4187, 0.4335, 0.4376,
-         0.4376, 0.4376, 0.4376, 0.4376, 0.4486, 0.4486, 0.4486, 0.4486, 0.4486, 0.4559, 0.4738, 0.4738, 0.4738,
-         0.4738, 0.55, 0.5762, 0.5762, 0.5762, 0.5762, 0.5762, 0.6319, 0.6319, 0.6319, 0.721, 0.7423, 0.7423,
-         0.8549, 0.8549, 0.8757, 0.9234, 0.9234, 0.9234, 0.9234, 0.9234, 0.981, 0.981, 0.9853, 1.0),
+        (-3.469, -2.599, -2.339, -2.17, -2.021, -1.897, -1.791, -1.691, -1.589, -1.493, -1.386, -1.28, -1.169,
+         -1.07, -0.973, -0.887, -0.803, -0.708, -0.617, -0.519, -0.424, -0.33, -0.227, -0.124, -0.01, 0.098, 0.231,
+         0.432, 0.647, 0.809, 1.076, 1.396, 1.62, 1.889, 2.137, 2.356, 2.534, 2.685, 2.791, 2.891, 2.984, 3.1,
+         3.337, 3.533, 3.664, 3.825, 4.02, 4.192, 4.382, 4.648, 5.364),
+        (0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943,
+         0.4073, 0.4199, 0.4199, 0.4386, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595,
+         0.4652, 0.4652, 0.4652, 0.5039, 0.5039, 0.5638, 0.5638, 0.6993, 0.7556, 0.8366, 0.8806, 0.9037, 0.9037,
+         0.9037, 0.936, 0.9425, 0.9425, 0.9595, 0.9595, 0.9595, 0.964, 0.9803, 0.9845, 0.9845, 1.0),
     ),
     "word": (
         (-3.457, -0.966, -0.531, -0.255, -0.004, 0.253, 0.531, 0.849, 1.2, 1.588, 1.984, 2.391, 2.76, 3.093, 3.451,
@@ -373,11 +393,22 @@ CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 LOGIT_LIMIT = 30.0
+# Per table, (a, b): the calibrated log-odds move by a + b * the fit's `concentration` (a logistic regression on
+# the same seeds, after the table). The same posterior is right more often where the crowd's errors spread evenly
+# than where whole groups of workers file a category under its neighbour: one table alone leaves one kind of crowd
+# underconfident and the other overconfident (benchmarks/RESULTS.md).
+CONCENTRATION_SHIFT: dict[str, tuple[float, float]] = {
+    "category": (0.516, -1.728),
+    "category/1": (2.183, -9.382),
+}
+# The log-odds the shift starts from are clamped to +-log(1e4): the table states 1.0 for its top bins, and a
+# label stated 1.0 that is wrong would otherwise weigh as much as thousands of right ones in the fit.
+SHIFT_LOGIT_LIMIT = math.log(1e4)
 
 
-def logit(probability: float) -> float:
+def logit(probability: float, limit: float = LOGIT_LIMIT) -> float:
     p = min(max(probability, 1e-13), 1 - 1e-13)
-    return max(-LOGIT_LIMIT, min(LOGIT_LIMIT, math.log(p / (1 - p))))
+    return max(-limit, min(limit, math.log(p / (1 - p))))
 
 
 def calibration_key(dimension: str, n_answers: int) -> str:
@@ -386,10 +417,21 @@ def calibration_key(dimension: str, n_answers: int) -> str:
     return f"{dimension}/1" if n_answers <= 1 else dimension
 
 
-def calibrated(dimension: str, probability: float, n_answers: int = 2) -> float:
-    """The posterior of a published label (from `n_answers` answers) mapped to the accuracy such posteriors
-    had on the benchmark's crowds."""
+def table_probability(dimension: str, probability: float, n_answers: int = 2) -> float:
+    """The posterior of a published label (from `n_answers` answers) read through its `CALIBRATION` table."""
     knots = CALIBRATION.get(calibration_key(dimension, n_answers))
     if not knots:
         return probability
     return float(np.interp(logit(probability), knots[0], knots[1]))
+
+
+def calibrated(dimension: str, probability: float, n_answers: int = 2, concentration: float | None = None) -> float:
+    """The posterior of a published label (from `n_answers` answers) mapped to the accuracy such posteriors
+    had on the benchmark's crowds: through its table, then, where the table has a `CONCENTRATION_SHIFT` and the
+    fit's `concentration` is given, moved for how concentrated this crowd's errors are."""
+    p = table_probability(dimension, probability, n_answers)
+    shift = CONCENTRATION_SHIFT.get(calibration_key(dimension, n_answers))
+    if shift is None or concentration is None:
+        return p
+    z = logit(p, SHIFT_LOGIT_LIMIT) + shift[0] + shift[1] * concentration
+    return 1.0 / (1.0 + math.exp(-z))
