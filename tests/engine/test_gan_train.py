@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tasks.engine.errors import EngineError
-from tasks.engine.gan.data import make_canvases
+from tasks.engine.gan.data import load_canvases, make_canvases
 from tasks.engine.gan.models import DigitSegmenter, load_generator
 from tasks.engine.gan.train import GanRecipe, guide_loss, train_gan
 
@@ -52,7 +52,7 @@ def test_the_guide_loss_is_the_weighted_pixel_cross_entropy_plus_each_shown_digi
     reader = _FixedReader()
     got = float(guide_loss(reader, strokes, picture, digits).detach())
     # By hand, pixel by pixel.
-    logits = reader(picture)
+    logits = reader(picture).detach()
     total = weights = 0.0
     for b in range(2):
         for i in range(4):
@@ -89,3 +89,29 @@ def test_a_guide_segmenter_trains_the_pathways_generator_and_nothing_else(tmp_pa
     with pytest.raises(EngineError, match="pathways"):
         train_gan(data, tmp_path / "d.pt", recipe=GanRecipe(steps=1, batch_size=4, z_dim=12, width=4, guide_weight=1.0),
                   device="cpu", progress=False, guide=guide)
+
+
+def test_a_canvas_split_into_digit_layers_gives_each_digit_its_own_pixels_and_the_canvas_back(tmp_path) -> None:
+    data = load_canvases(make_canvases(tmp_path / "data", n_images=6, canvas=32))
+    layers, canvas = data.as_layers(slice(None)), data.as_input(slice(None))
+    assert layers.shape == (6, 10, 32, 32)
+    for b in range(6):
+        for d in range(10):
+            mine = data.labels[b] == d + 1
+            expected = torch.where(mine, data.images[b].float() / 255.0 * 2 - 1, torch.tensor(-1.0))
+            torch.testing.assert_close(layers[b, d], expected)
+    # The masks are the strokes: the brightest layer at each pixel is the canvas.
+    torch.testing.assert_close(layers.amax(1, keepdim=True), canvas, atol=1e-6, rtol=0)
+
+
+def test_a_layered_discriminator_trains_the_pathways_generator_and_refuses_a_generator_without_them(tmp_path) -> None:
+    data = make_canvases(tmp_path / "data", n_images=20, canvas=32)
+    recipe = GanRecipe(steps=2, batch_size=4, z_dim=12, width=4, conditional=True, units=20, gating="fixed",
+                       pathways=True, layered=True)
+    train_gan(data, tmp_path / "g.pt", recipe=recipe, device="cpu", progress=False)
+    state = torch.load(tmp_path / "g.pt", weights_only=True)["train_state"]["discriminator"]
+    assert state["features.0.weight"].shape[1] == 10  # the discriminator reads the ten stroke maps
+    with pytest.raises(EngineError, match="pathways"):
+        train_gan(data, tmp_path / "n.pt", recipe=GanRecipe(steps=1, batch_size=4, z_dim=12, width=4, conditional=True,
+                                                            units=20, gating="fixed", layered=True),
+                  device="cpu", progress=False)

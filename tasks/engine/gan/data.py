@@ -30,6 +30,13 @@ class Canvases:
         """float [B, 1, H, W] in [-1, 1], the generator's output range."""
         return self.images[pick].float().div(127.5).sub(1.0)[:, None]
 
+    def as_layers(self, pick: torch.Tensor | slice) -> torch.Tensor:
+        """float [B, 10, H, W] in [-1, 1]: layer d holds the canvas's pixels that its exact mask gives to digit d
+        (-1 elsewhere), so the maximum over the layers is the canvas again."""
+        images, labels = self.images[pick].float().div(255.0), self.labels[pick].long()
+        digits = torch.arange(1, 11, device=labels.device)[None, :, None, None]
+        return (images[:, None] * (labels[:, None] == digits)).mul(2.0).sub(1.0)
+
 
 def load_canvases(data_dir: str | Path, limit: int | None = None) -> Canvases:
     """Every picture and its digit label map; DatasetError naming the file when one is off."""

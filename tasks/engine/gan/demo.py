@@ -47,6 +47,9 @@ class DemoSizes:
     # Pathways only: weight of the auxiliary loss read from a guide segmenter (trained like the judging one,
     # on another seed), which teaches pathway d to draw what a segmenter reads as d. 0 turns it off.
     gan_guide_weight: float = 1.0
+    # Pathways only: the discriminator judges each pathway's strokes against the real canvases' digits, each
+    # in a channel of its own (GanRecipe.layered).
+    gan_layered: bool = True
     seg_epochs: int = 4
     seg_width: int = 12
     seg_lr: float = 3e-3
@@ -74,7 +77,8 @@ def _guided(sizes: DemoSizes) -> bool:
 def _gan_recipe(sizes: DemoSizes) -> GanRecipe:
     return GanRecipe(steps=sizes.gan_steps, batch_size=sizes.gan_batch, conditional=sizes.gan_conditional,
                      units=sizes.gan_units, gating=sizes.gan_gating, digit_units=sizes.gan_digit_units,
-                     pathways=sizes.gan_pathways, guide_weight=sizes.gan_guide_weight)
+                     pathways=sizes.gan_pathways, guide_weight=sizes.gan_guide_weight,
+                     layered=sizes.gan_pathways and sizes.gan_layered)
 
 
 def _timed(seconds: dict, name: str, fn):

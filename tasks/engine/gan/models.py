@@ -133,9 +133,11 @@ class DigitGate(nn.Module):
         return (digits @ self.hard()).clamp(max=1.0)
 
 
-class GroupPixelNorm(nn.Module):
-    """ProGAN's pixel norm within each of ``groups`` channel groups: x / sqrt(mean over the group of x^2 + eps),
-    per position. Unlike BatchNorm it keeps a group that is all zero at zero."""
+class GroupScaleNorm(nn.Module):
+    """Scale each of ``groups`` channel groups of each sample by the root mean square over the group's channels
+    and positions: x / sqrt(mean of x^2 + eps). No centring, so a group that is all zero stays zero; and one
+    factor for the whole map, so a weak activation stays weak beside a strong one (a per-position norm, like
+    ProGAN's pixel norm, would lift the faint background of a stroke map to full strength: speckle)."""
 
     def __init__(self, groups: int, eps: float = 1e-8) -> None:
         super().__init__()
@@ -144,7 +146,7 @@ class GroupPixelNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         g = x.reshape(b, self.groups, c // self.groups, h, w)
-        return (g * torch.rsqrt(g.pow(2).mean(2, keepdim=True) + self.eps)).reshape(b, c, h, w)
+        return (g * torch.rsqrt(g.pow(2).mean((2, 3, 4), keepdim=True) + self.eps)).reshape(b, c, h, w)
 
 
 def gate_of(generator: nn.Module) -> DigitGate | None:
@@ -195,11 +197,11 @@ class ConditionalGenerator(nn.Module):
         self.output: nn.Module
         if pathways:
             # Grouped convs: digit d's layer2 channels feed only its own layer3 channels and its own stroke map.
-            # Every step keeps zero at zero (no bias, per-digit pixel norm, a threshold below zero), so a digit
+            # Every step keeps zero at zero (no bias, a per-digit scale norm, a threshold below zero), so a digit
             # whose channels are all off draws nothing.
             per = max(1, width // 2)
             self.layer3 = nn.Sequential(nn.ConvTranspose2d(units, NUM_DIGITS * per, 4, 2, 1, groups=NUM_DIGITS,
-                                                           bias=False), GroupPixelNorm(NUM_DIGITS), nn.ReLU())
+                                                           bias=False), GroupScaleNorm(NUM_DIGITS), nn.ReLU())
             self.output = nn.ConvTranspose2d(NUM_DIGITS * per, NUM_DIGITS, 4, 2, 1, groups=NUM_DIGITS, bias=False)
             self.threshold = nn.Parameter(torch.zeros(NUM_DIGITS))
         else:

@@ -21,7 +21,7 @@ from ..models import default_device
 from .data import load_canvases
 from .models import (
     GENERATORS, ConditionalDiscriminator, ConditionalGenerator, DCGANDiscriminator, DigitGate, digits_of_z, gate_of,
-    save_checkpoint,
+    NUM_DIGITS, save_checkpoint,
 )
 
 
@@ -43,9 +43,11 @@ class GanRecipe:
 
     ``conditional`` trains ``cdcgan32`` (32 px only): the generator is told the canvas's digits and its
     ``layer2`` has ``units`` channels gated per digit (``gating``: "fixed" partition or "learned" gates);
-    the discriminator projects the digits. Learned gates carry a stated prior as a penalty of weight
-    ``gate_weight``: each digit uses at most ``digit_units`` channels and each channel serves at most
-    one digit.
+    the discriminator projects the digits. ``layered`` (pathways only): the discriminator judges the ten
+    stroke maps as ten channels against real canvases split by their exact digit masks (``Canvases.as_layers``),
+    so pathway d is judged on whether it draws a real digit d, not only on the picture they make together.
+    Learned gates carry a stated prior as a penalty of weight ``gate_weight``: each digit uses at most
+    ``digit_units`` channels and each channel serves at most one digit.
     """
 
     steps: int = 3000
@@ -61,6 +63,7 @@ class GanRecipe:
     gate_weight: float = 1.0
     gate_lr: float = 1e-2
     guide_weight: float = 0.0
+    layered: bool = False
 
 
 def guide_loss(guide: nn.Module, strokes: torch.Tensor, picture: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
@@ -137,6 +140,7 @@ def train_gan(
                           f"64x64")
     torch.manual_seed(seed)
     conditional = recipe.conditional
+    layered = conditional and recipe.layered
     disc: nn.Module
     if conditional:
         if size != 32:
@@ -144,7 +148,9 @@ def train_gan(
         arch = "cdcgan32"
         gen = GENERATORS[arch](z_dim=z_dim, width=width, units=recipe.units, gating=recipe.gating,
                                pathways=recipe.pathways).to(device)
-        disc = ConditionalDiscriminator(size=size, width=width).to(device)
+        if recipe.layered and not recipe.pathways:
+            raise EngineError("a layered discriminator needs the generator's per-digit pathways")
+        disc = ConditionalDiscriminator(size=size, width=width, channels=NUM_DIGITS if recipe.layered else 1).to(device)
         real_digits = shown_digits(data.labels)
     else:
         gen = GENERATORS[arch](z_dim=z_dim, width=width).to(device)
@@ -204,20 +210,21 @@ def train_gan(
 
     for step in bar:
         pick = torch.randint(len(data), (batch_size,), generator=shuffler)
-        real = data.as_input(pick).to(device)
+        real = (data.as_layers(pick) if layered else data.as_input(pick)).to(device)
         z = torch.randn(batch_size, z_dim, generator=shuffler).to(device)
         real_y = real_digits[pick].to(device) if conditional else None
         fake_y = digits_of_z(z) if conditional else None
-        strokes = gen.strokes(z) if isinstance(gen, ConditionalGenerator) and guided else None
+        strokes = gen.strokes(z) if isinstance(gen, ConditionalGenerator) and (guided or layered) else None
         fake = 2.0 * strokes.amax(1, keepdim=True) - 1.0 if strokes is not None else gen(z)
+        judged = 2.0 * strokes - 1.0 if layered and strokes is not None else fake
         # Discriminator: real -> 1, fake -> 0 (fake detached: this step must not move G).
         loss_d = F.binary_cross_entropy_with_logits(judge(real, real_y), torch.ones(batch_size, device=device)) + \
-            F.binary_cross_entropy_with_logits(judge(fake.detach(), fake_y), torch.zeros(batch_size, device=device))
+            F.binary_cross_entropy_with_logits(judge(judged.detach(), fake_y), torch.zeros(batch_size, device=device))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         # Generator: the non-saturating loss -log D(G(z)) gives strong gradients early on.
-        loss_g = F.binary_cross_entropy_with_logits(judge(fake, fake_y), torch.ones(batch_size, device=device))
+        loss_g = F.binary_cross_entropy_with_logits(judge(judged, fake_y), torch.ones(batch_size, device=device))
         if gates:
             loss_g = loss_g + recipe.gate_weight * gate_penalty(gate.soft(), recipe.digit_units)
         if strokes is not None and guide is not None and fake_y is not None:
