@@ -1,10 +1,11 @@
-"""Persona fixtures shared by the whole suite (an annotator, another annotator, a requester, an admin)."""
+"""Fixtures shared by the whole suite: the personas (an annotator, another annotator, a requester, an admin) and one
+tiny mixture dataset per test session."""
 import os
 import shutil
 
 import pytest
 
-from tests.factories import make_user
+from tests.factories import make_user, write_tiny_mixture
 
 
 def services_required() -> bool:
@@ -76,3 +77,8 @@ def pending_at_state(monkeypatch):
 
     monkeypatch.setattr(RunningQuantile, "state_dict", spy)
     return seen
+
+
+@pytest.fixture(scope="session")
+def tiny_mixture_dir(tmp_path_factory):
+    return write_tiny_mixture(tmp_path_factory.mktemp("mixture") / "tiny")

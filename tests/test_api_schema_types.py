@@ -106,13 +106,6 @@ def test_the_walk_finds_untyped_objects_wherever_they_hide():
     ]
 
 
-@pytest.fixture(scope="module")
-def tiny_mixture_dir(tmp_path_factory):
-    from tests.factories import write_tiny_mixture
-
-    return write_tiny_mixture(tmp_path_factory.mktemp("mixture") / "tiny")
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.filterwarnings("ignore:::crowdkit")
 def test_real_answers_conform_to_the_typed_schema(live_server, media_root, tiny_mixture_dir,

@@ -16,9 +16,3 @@ def uc(live_server, rita):
     with UnitCrowd(live_server.url, username="rita", password=PASSWORD, backoff=0.05) as client:
         yield client
 
-
-@pytest.fixture(scope="session")
-def tiny_mixture_dir(tmp_path_factory):
-    from tests.factories import write_tiny_mixture
-
-    return write_tiny_mixture(tmp_path_factory.mktemp("mixture") / "tiny")

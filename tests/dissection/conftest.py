@@ -1,9 +1,0 @@
-"""Fixtures of the platform tests: one tiny mixture dataset per test session."""
-import pytest
-
-from tests.factories import write_tiny_mixture
-
-
-@pytest.fixture(scope="session")
-def tiny_mixture_dir(tmp_path_factory):
-    return write_tiny_mixture(tmp_path_factory.mktemp("mixture") / "tiny")
