@@ -1,5 +1,5 @@
-"""`demo --with-gan`: the engine demo's class-conditional generator (per-digit pathways after layer2,
-guided by a second segmenter) on mixture-of-digits canvases and its digit segmenter, trained with the
+"""`demo --with-gan`: the engine demo's class-conditional generator (a pathway per digit after layer2)
+on mixture-of-digits canvases and its digit segmenter, trained with the
 engine's quick sizes, dissected at layer2 and published as HITs on request; then the paint page works.
 
 Separate from the default demo, which stays as fast as before: nothing here is imported without
@@ -49,14 +49,12 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
     import torch
 
     from tasks.engine.gan.data import make_canvases
-    from tasks.engine.gan.demo import GUIDE_SEED_OFFSET, DemoSizes, _gan_recipe
-    from tasks.engine.gan.models import load_segmenter
+    from tasks.engine.gan.demo import DemoSizes, gan_recipe
     from tasks.engine.gan.segmenter import SegmenterRecipe, train_segmenter
     from tasks.engine.gan.train import train_gan
 
     var = Path(settings.VAR_DIR)
     gen_file, seg_file = var / f"{prefix}-cdcgan.pt", var / f"{prefix}-digitseg.pt"
-    guide_file = var / f"{prefix}-digitseg-guide.pt"
     if gen_file.is_file() and seg_file.is_file():
         return gen_file, seg_file
     data = make_canvases(Path(settings.DATASETS_ROOT) / f"{prefix}-gan-canvases", n_images=size.train_images)
@@ -72,14 +70,10 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
                                 n_images=max(40, size.train_images // 5), split="val", seed=1)
             train_segmenter(data, seg_file, val_dir=val, recipe=recipe, device="cpu", progress=False)
         if not gen_file.is_file():
-            # A second segmenter (another seed) guides the generator, so the one that labels its units did not.
-            if not guide_file.is_file():
-                train_segmenter(data, guide_file, recipe=recipe, seed=GUIDE_SEED_OFFSET, device="cpu", progress=False)
             command.say(f"Training the class-conditional generator for {size.gan_steps} steps on "
                         f"{size.train_images} canvases (CPU) ...")
-            gan = _gan_recipe(DemoSizes(gan_steps=size.gan_steps, gan_batch=size.gan_batch))
-            train_gan(data, gen_file, recipe=gan, device="cpu", progress=False, guide=load_segmenter(
-                checkpoint=guide_file))
+            gan = gan_recipe(DemoSizes(gan_steps=size.gan_steps, gan_batch=size.gan_batch))
+            train_gan(data, gen_file, recipe=gan, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
     return gen_file, seg_file

@@ -69,10 +69,16 @@ def test_removing_a_digits_channels_leaves_every_picture_without_that_digit_unch
     np.testing.assert_array_equal(effect.before_per_image.sum(0), effect.before)
 
 
-def test_with_per_digit_pathways_removing_a_digits_channels_leaves_exactly_the_other_digits_strokes() -> None:
+@pytest.mark.parametrize("norm", ["scale", "batch"])
+def test_with_per_digit_pathways_removing_a_digits_channels_leaves_exactly_the_other_digits_strokes(norm) -> None:
     torch.manual_seed(0)
-    gen = ConditionalGenerator(z_dim=12, width=8, units=20, gating="fixed", pathways=True).eval()
-    gen.threshold.data.fill_(-4.0)  # a low stroke threshold: random weights draw something in every pathway
+    gen = ConditionalGenerator(z_dim=12, width=8, units=20, gating="fixed", pathways=True, pathway_norm=norm).eval()
+    if norm == "scale":
+        gen.threshold.data.fill_(-4.0)  # a low stroke threshold: random weights draw something in every pathway
+    else:
+        with torch.no_grad():
+            gen.layer3[1].running_mean.uniform_(-0.2, 0.2)  # eval BatchNorm that is not the identity
+            gen.layer3[1].weight.uniform_(0.5, 1.5)
     digit, changed, inserted = 4, 0, 0
     for i in range(N):
         z = reference_z(i, 12, SEED)
@@ -81,11 +87,18 @@ def test_with_per_digit_pathways_removing_a_digits_channels_leaves_exactly_the_o
             multi_hot = torch.zeros(1, 10).index_fill_(1, torch.tensor(sorted(shown)), 1.0)
             maps = gen.layer2.block(gen.layer1(torch.cat([z, gen.embed(multi_hot)], 1)[:, :, None, None]))
             # Digit e's strokes by hand: its two layer2 channels alone through layer3 and the output.
-            owner, threshold = torch.arange(20) // 2, torch.log1p(torch.exp(gen.threshold))  # softplus by hand
-            strokes = torch.stack([
-                torch.tanh(torch.relu(gen.output(gen.layer3(maps * (owner == e).float()[:, None, None]))[0, e]
-                                      - threshold[e]))
-                for e in range(10)])
+            owner = torch.arange(20) // 2
+
+            def by_hand(e: int, maps: torch.Tensor = maps, owner: torch.Tensor = owner) -> torch.Tensor:
+                own = maps * (owner == e).float()[:, None, None]
+                out = gen.output(gen.layer3(own))[0, e]
+                if norm == "scale":
+                    threshold = torch.log1p(torch.exp(gen.threshold[e]))  # softplus by hand
+                    return torch.tanh(torch.relu(out - threshold))
+                # batch: the pathway's picture while one of its own layer2 channels is on, nothing otherwise
+                return (torch.tanh(out) + 1) / 2 * float(bool((own != 0).any()))
+
+            strokes = torch.stack([by_hand(e) for e in range(10)])
             expected = 2 * torch.stack([strokes[e] for e in shown if e != digit]).amax(0) - 1
             with intervening(gen, Intervention("layer2", [2 * digit, 2 * digit + 1])):
                 after = gen(z)[0, 0]

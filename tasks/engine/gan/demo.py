@@ -44,12 +44,10 @@ class DemoSizes:
     gan_gating: str = "fixed"
     gan_pathways: bool = True
     gan_digit_units: int = 20  # learned gates only: the prior's channel budget per digit
-    # Pathways only: weight of the auxiliary loss read from a guide segmenter (trained like the judging one,
-    # on another seed), which teaches pathway d to draw what a segmenter reads as d. 0 turns it off.
-    gan_guide_weight: float = 1.0
     # Pathways only: the discriminator judges each pathway's strokes against the real canvases' digits, each
     # in a channel of its own (GanRecipe.layered).
     gan_layered: bool = True
+    gan_pathway_norm: str = "batch"  # GanRecipe.pathway_norm
     seg_epochs: int = 4
     seg_width: int = 12
     seg_lr: float = 3e-3
@@ -67,18 +65,11 @@ QUICK = DemoSizes(train_images=800, val_images=200, gan_steps=120, gan_batch=32,
                   dissect_samples=200, rank_samples=40, effect_samples=100, edits=10)
 
 
-GUIDE_SEED_OFFSET = 7919  # the guide segmenter's seed is the demo's seed plus this
-
-
-def _guided(sizes: DemoSizes) -> bool:
-    return sizes.gan_conditional and sizes.gan_pathways and sizes.gan_guide_weight > 0
-
-
-def _gan_recipe(sizes: DemoSizes) -> GanRecipe:
+def gan_recipe(sizes: DemoSizes) -> GanRecipe:
     return GanRecipe(steps=sizes.gan_steps, batch_size=sizes.gan_batch, conditional=sizes.gan_conditional,
                      units=sizes.gan_units, gating=sizes.gan_gating, digit_units=sizes.gan_digit_units,
-                     pathways=sizes.gan_pathways, guide_weight=sizes.gan_guide_weight,
-                     layered=sizes.gan_pathways and sizes.gan_layered)
+                     pathways=sizes.gan_pathways, layered=sizes.gan_pathways and sizes.gan_layered,
+                     pathway_norm=sizes.gan_pathway_norm)
 
 
 def _timed(seconds: dict, name: str, fn):
@@ -104,19 +95,11 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, source: str = "digits"
             make_canvases(out / "data" / "val", n_images=sizes.val_images, split="val", seed=seed + 1,
                           source=source))[0])
         gen_file, seg_file = out / "models" / "generator.pt", out / "models" / "segmenter.pt"
-        guide_file = out / "models" / "guide_segmenter.pt"
         seg_recipe = SegmenterRecipe(epochs=sizes.seg_epochs, width=sizes.seg_width, lr=sizes.seg_lr)
         seg_train = _timed(seconds, "segmenter", lambda: _cached_metrics(seg_file) or train_segmenter(
             train_dir, seg_file, recipe=seg_recipe, seed=seed, device="cpu", progress=False))
-        guide = None
-        if _guided(sizes):
-            # The guide is a second segmenter (another seed), so the judging segmenter never trained the generator.
-            _timed(seconds, "guide_segmenter", lambda: _cached_metrics(guide_file) or train_segmenter(
-                train_dir, guide_file, recipe=seg_recipe, seed=seed + GUIDE_SEED_OFFSET, device="cpu",
-                progress=False))
-            guide = load_segmenter(checkpoint=guide_file)
         gan = _timed(seconds, "gan", lambda: _cached_metrics(gen_file) or train_gan(
-            train_dir, gen_file, recipe=_gan_recipe(sizes), seed=seed, device="cpu", progress=False, guide=guide))
+            train_dir, gen_file, recipe=gan_recipe(sizes), seed=seed, device="cpu", progress=False))
         gen, seg = load_generator(checkpoint=gen_file), load_segmenter(checkpoint=seg_file)
         from .data import load_canvases
 

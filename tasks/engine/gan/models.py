@@ -81,6 +81,7 @@ class DCGANDiscriminator(nn.Module):
 
 NUM_DIGITS = 10
 GATINGS = ("learned", "fixed")
+PATHWAY_NORMS = ("scale", "batch")
 
 
 def digits_of_z(z: torch.Tensor, shown: int = 2) -> torch.Tensor:
@@ -177,8 +178,10 @@ class ConditionalGenerator(nn.Module):
     """
 
     def __init__(self, z_dim: int = 64, width: int = 32, units: int = 200, gating: str = "learned",
-                 channels: int = 1, size: int = 32, pathways: bool = False) -> None:
+                 channels: int = 1, size: int = 32, pathways: bool = False, pathway_norm: str = "scale") -> None:
         super().__init__()
+        if pathway_norm not in PATHWAY_NORMS:
+            raise EngineError(f"unknown pathway norm {pathway_norm!r}; choose one of {', '.join(PATHWAY_NORMS)}")
         if size != 32 or channels != 1:
             raise EngineError(f"the conditional generator makes 32 px grey images, not {size} px with {channels} "
                               f"channels")
@@ -188,14 +191,23 @@ class ConditionalGenerator(nn.Module):
         if pathways and (gating != "fixed" or units % NUM_DIGITS):
             raise EngineError("per-digit pathways need the fixed partition and a unit count divisible by 10")
         self.z_dim, self.size, self.channels, self.stages, self.pathways = z_dim, size, channels, 3, pathways
+        self.pathway_norm = pathway_norm
         self.config = {"z_dim": z_dim, "width": width, "units": units, "gating": gating, "channels": channels,
-                       "pathways": pathways}
+                       "pathways": pathways, "pathway_norm": pathway_norm}
         self.embed = nn.Linear(NUM_DIGITS, z_dim, bias=False)
         self.layer1 = nn.Sequential(nn.ConvTranspose2d(2 * z_dim, width * 8, 4, 1, 0, bias=False),
                                     nn.BatchNorm2d(width * 8), nn.ReLU())
         self.layer2 = GatedStage(width * 8, units, gating)
         self.output: nn.Module
-        if pathways:
+        if pathways and pathway_norm == "batch":
+            # Grouped convs: digit d's layer2 channels feed only its own layer3 channels and its own stroke map,
+            # each a small DCGAN stage (BatchNorm per channel, so per digit; a biased output through tanh). A
+            # pathway draws only while one of its layer2 channels is on (``strokes``).
+            per = max(1, width // 2)
+            self.layer3 = nn.Sequential(nn.ConvTranspose2d(units, NUM_DIGITS * per, 4, 2, 1, groups=NUM_DIGITS,
+                                                           bias=False), nn.BatchNorm2d(NUM_DIGITS * per), nn.ReLU())
+            self.output = nn.ConvTranspose2d(NUM_DIGITS * per, NUM_DIGITS, 4, 2, 1, groups=NUM_DIGITS)
+        elif pathways:
             # Grouped convs: digit d's layer2 channels feed only its own layer3 channels and its own stroke map.
             # Every step keeps zero at zero (no bias, a per-digit scale norm, a threshold below zero), so a digit
             # whose channels are all off draws nothing.
@@ -208,19 +220,28 @@ class ConditionalGenerator(nn.Module):
             self.layer3 = _up_block(units, width * 2)
             self.output = nn.Sequential(nn.ConvTranspose2d(width * 2, channels, 4, 2, 1), nn.Tanh())
 
-    def _out(self, z: torch.Tensor) -> torch.Tensor:
+    def _maps(self, z: torch.Tensor) -> torch.Tensor:
         z = z.reshape(z.shape[0], -1)
         digits = digits_of_z(z)
         x = torch.cat([z, self.embed(digits)], dim=1)[:, :, None, None]
-        return self.output(self.layer3(self.layer2(self.layer1(x), digits)))
+        return self.layer2(self.layer1(x), digits)
+
+    def _out(self, z: torch.Tensor) -> torch.Tensor:
+        return self.output(self.layer3(self._maps(z)))
 
     def strokes(self, z: torch.Tensor) -> torch.Tensor:
-        """[B, 10, H, W] in [0, 1): each digit's own stroke map (pathways only), above a threshold that is
-        always positive. A digit not shown has its channels gated off and so draws nothing; one whose units
-        are switched on by an intervention draws, which is what insertion needs."""
+        """[B, 10, H, W] in [0, 1): each digit's own stroke map (pathways only). A digit not shown has its
+        channels gated off and so draws nothing; one whose units are switched on by an intervention draws,
+        which is what insertion needs. ``scale``: strokes above a threshold that is always positive, zero kept
+        at zero by every step. ``batch``: the pathway's tanh picture, times 1 while any of its layer2
+        channels is on in the sample and 0 when all are off."""
         if not self.pathways:
             raise EngineError("only a generator with per-digit pathways has a stroke map per digit")
-        out = self._out(z)
+        maps = self._maps(z)
+        out = self.output(self.layer3(maps))
+        if self.pathway_norm == "batch":
+            on = maps.detach().reshape(maps.shape[0], NUM_DIGITS, -1).ne(0).any(2).to(out.dtype)
+            return (torch.tanh(out) + 1.0) * 0.5 * on[:, :, None, None]
         return torch.tanh(torch.relu(out - nn.functional.softplus(self.threshold)[None, :, None, None]))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

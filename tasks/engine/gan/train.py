@@ -62,29 +62,8 @@ class GanRecipe:
     digit_units: int = 16
     gate_weight: float = 1.0
     gate_lr: float = 1e-2
-    guide_weight: float = 0.0
     layered: bool = False
-
-
-def guide_loss(guide: nn.Module, strokes: torch.Tensor, picture: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
-    """An auxiliary classifier's loss (as in AC-GAN), read per pixel from a frozen digit segmenter ``guide``.
-
-    ``strokes`` [B, 10, H, W] are the pathways' stroke maps and ``picture`` [B, 1, H, W] the image they make.
-    Where a pathway's stroke is the strongest and above 0.5 the guide should read that pathway's digit, and
-    background elsewhere (stroke pixels weigh 10 times as much as background ones); and each shown digit
-    (``digits`` [B, 10] multi-hot) should be read somewhere in the picture. So pathway d learns to draw what a
-    segmenter trained on real canvases reads as d.
-    """
-    with torch.no_grad():
-        strongest, pathway = strokes.max(1)
-        target = torch.where(strongest > 0.5, pathway + 1, torch.zeros_like(pathway))
-    logits = guide(picture)
-    per_pixel = F.cross_entropy(logits, target, reduction="none")
-    weight = 1.0 + 9.0 * (target > 0).to(per_pixel.dtype)
-    pixels = (per_pixel * weight).sum() / weight.sum()
-    read = logits.softmax(1)[:, 1:].flatten(2).amax(2)  # [B, 10]: the most confident pixel of each digit
-    presence = -(digits * torch.log(read + 1e-6)).sum() / digits.sum().clamp(min=1.0)
-    return pixels + presence
+    pathway_norm: str = "scale"
 
 
 def gate_penalty(soft: torch.Tensor, digit_units: int) -> torch.Tensor:
@@ -119,14 +98,11 @@ def train_gan(
     resume: bool = False,
     device: str | None = None,
     progress: bool = True,
-    guide: nn.Module | None = None,
 ) -> dict:
     """Train a DCGAN generator on the canvases of ``data_dir``; returns metrics.
 
     The checkpoint (``load_generator(checkpoint=out_file)`` reads it) holds the generator;
     the discriminator and optimiser states ride along under 'train_state' for resuming.
-    ``guide``: a frozen digit segmenter whose ``guide_loss`` (weight ``recipe.guide_weight``) is added to
-    the generator's loss; only for the conditional generator with per-digit pathways.
     """
     steps, batch_size, z_dim, width, lr = recipe.steps, recipe.batch_size, recipe.z_dim, recipe.width, recipe.lr
     if steps < 1 or batch_size < 2:
@@ -147,7 +123,8 @@ def train_gan(
             raise EngineError(f"the conditional generator makes 32 px canvases; {data_dir} holds {size} px ones")
         arch = "cdcgan32"
         gen = GENERATORS[arch](z_dim=z_dim, width=width, units=recipe.units, gating=recipe.gating,
-                               pathways=recipe.pathways).to(device)
+                               pathways=recipe.pathways,
+                               **({"pathway_norm": recipe.pathway_norm} if recipe.pathways else {})).to(device)
         if recipe.layered and not recipe.pathways:
             raise EngineError("a layered discriminator needs the generator's per-digit pathways")
         disc = ConditionalDiscriminator(size=size, width=width, channels=NUM_DIGITS if recipe.layered else 1).to(device)
@@ -157,13 +134,10 @@ def train_gan(
         disc = DCGANDiscriminator(size=size, width=width).to(device)
     gen.apply(_init_dcgan)
     disc.apply(_init_dcgan)
-    guided = guide is not None and recipe.guide_weight > 0
-    if guide is not None and guided:
-        if not (conditional and recipe.pathways):
-            raise EngineError("a segmenter can guide only the conditional generator with per-digit pathways")
-        guide = guide.to(device).eval()
-        for p in guide.parameters():
-            p.requires_grad_(False)
+    if getattr(gen, "pathway_norm", None) == "batch":  # BatchNorm rescales these pathways: DCGAN's init as elsewhere
+        for module in gen.modules():
+            if isinstance(module, nn.ConvTranspose2d) and module.groups > 1:
+                nn.init.normal_(module.weight, 0.0, 0.02)
     gate = gate_of(gen) or DigitGate(1, "fixed")  # a fixed gate has no parameters: no penalty, no figures
     gates = [p for n, p in gen.named_parameters() if n.endswith("gate.logits")]
     others = [p for n, p in gen.named_parameters() if not n.endswith("gate.logits")]
@@ -197,7 +171,6 @@ def train_gan(
                    "threads": torch.get_num_threads()}
         if conditional:
             metrics["gates"] = gate_figures(gate.hard().detach(), recipe.gating)
-            metrics["guide_weight"] = recipe.guide_weight if guided else 0.0
         save_checkpoint(gen, out_file, kind="generator", arch=arch, extra={
             "metrics": metrics, "data_dir": str(data_dir),
             "train_state": {"discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
@@ -214,7 +187,7 @@ def train_gan(
         z = torch.randn(batch_size, z_dim, generator=shuffler).to(device)
         real_y = real_digits[pick].to(device) if conditional else None
         fake_y = digits_of_z(z) if conditional else None
-        strokes = gen.strokes(z) if isinstance(gen, ConditionalGenerator) and (guided or layered) else None
+        strokes = gen.strokes(z) if isinstance(gen, ConditionalGenerator) and layered else None
         fake = 2.0 * strokes.amax(1, keepdim=True) - 1.0 if strokes is not None else gen(z)
         judged = 2.0 * strokes - 1.0 if layered and strokes is not None else fake
         # Discriminator: real -> 1, fake -> 0 (fake detached: this step must not move G).
@@ -227,8 +200,6 @@ def train_gan(
         loss_g = F.binary_cross_entropy_with_logits(judge(judged, fake_y), torch.ones(batch_size, device=device))
         if gates:
             loss_g = loss_g + recipe.gate_weight * gate_penalty(gate.soft(), recipe.digit_units)
-        if strokes is not None and guide is not None and fake_y is not None:
-            loss_g = loss_g + recipe.guide_weight * guide_loss(guide, strokes, fake, fake_y)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
