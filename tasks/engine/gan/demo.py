@@ -44,9 +44,9 @@ class DemoSizes:
     gan_gating: str = "fixed"
     gan_pathways: bool = True
     gan_digit_units: int = 20  # learned gates only: the prior's channel budget per digit
-    # Pathways only: the discriminator judges each pathway's strokes against the real canvases' digits, each
-    # in a channel of its own (GanRecipe.layered).
-    gan_layered: bool = True
+    # Pathways only: judge each pathway's strokes against the real canvases' digits, each in a channel of its
+    # own (GanRecipe.layered); off, since it measured no more specific (benchmarks/RESULTS.md).
+    gan_layered: bool = False
     gan_pathway_norm: str = "batch"  # GanRecipe.pathway_norm
     seg_epochs: int = 4
     seg_width: int = 12
