@@ -1,1 +1,0 @@
-from tests.dissection.conftest import tiny_mixture_dir  # noqa: F401  (shared session fixture)
