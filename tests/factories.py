@@ -196,3 +196,20 @@ def make_mturk_sandbox_hit(media_root: Path, *, exemplars_per_unit: int = 3):
                                                     reward=Decimal("0.10"))
     Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
     return Hit.objects.select_related("batch").get(pk=hit.pk)
+
+
+def make_mturk_sandbox_verify_hit():
+    """One verify HIT (the IoU label of a one-unit job, its score lifted above the threshold) on the MTurk
+    sandbox channel, published there as MTHIT0."""
+    from django.db.models import F
+
+    from units.crowd.models import Channel, Hit, HitBatch
+    from units.crowd.verify import hit_publish_verify
+
+    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
+    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
+    batch = hit_publish_verify(layers=job.layer_set.all(), sources=["iou"])
+    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_SANDBOX)
+    hit = batch.hits.get()
+    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    return hit

@@ -6,20 +6,12 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_job, make_project, make_user
+from tests.factories import PASSWORD
 from units.crowd.errors import PublishError
 from units.crowd.models import Hit, HitBatch
 from units.crowd.publishing import PublishSettings, hit_publish
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lab():
-    owner = make_user("olga", requester=True)
-    project = make_project("Lab A", owner=owner)
-    job = make_job(project=project, layers={"conv3": 4}, exemplars_per_unit=2)
-    return owner, project, job
 
 
 def _page_data(job, **extra):

@@ -27,14 +27,6 @@ TOKEN = "prolific-token-0123456789abcdef"
 
 
 @pytest.fixture
-def lab():
-    owner = make_user("olga", requester=True)
-    project = make_project("Lab A", owner=owner)
-    job = make_job(project=project, layers={"conv3": 4}, exemplars_per_unit=2)
-    return owner, project, job
-
-
-@pytest.fixture
 def public_site(settings):
     settings.SITE_URL = "https://crowd.example.org"
     return settings

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from tests.factories import make_hits, make_job, make_mturk_sandbox_hit
+from tests.factories import make_hits, make_job, make_mturk_sandbox_hit, make_mturk_sandbox_verify_hit
 from units.crowd.annotators import annotator_block
 from units.crowd.models import Annotation, Assignment, Channel, Hit, HitBatch
 from units.crowd.mturk import WORKER_SITES
@@ -230,17 +230,7 @@ def test_a_qualification_link_opens_only_its_own_tests_pictures(mturk_hit, gold_
 
 
 def test_a_verify_hit_is_answered_yes_or_no_in_the_frame_and_waits_for_mturk(media_root):
-    from django.db.models import F
-
-    from units.crowd.verify import hit_publish_verify
-    from units.dissection.models import Unit
-
-    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
-    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
-    batch = hit_publish_verify(layers=job.layer_set.all(), sources=["iou"])
-    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_SANDBOX)
-    hit = batch.hits.get()
-    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    hit = make_mturk_sandbox_verify_hit()
     preview = Client().get(_url(hit)).content.decode()
     assert "Check a proposed label" in preview and f'id="proposed-label">{hit.proposed_label}<' in preview
     assert "<fieldset disabled>" in preview and 'name="word"' not in preview

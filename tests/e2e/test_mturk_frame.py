@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from tests.e2e.conftest import csp_violations, screenshot
-from tests.factories import make_mturk_sandbox_hit
+from tests.factories import make_mturk_sandbox_hit, make_mturk_sandbox_verify_hit
 from units.crowd.models import Annotation, Channel
 from units.crowd.mturk import WORKER_SITES
 from units.dissection.models import Exemplar
@@ -195,20 +195,9 @@ def test_an_unqualified_worker_takes_the_test_in_the_frame_and_a_failure_reaches
 
 def test_a_verify_hit_in_the_frame_posts_the_verdict_to_mturk_and_passes_axe(live_server, page, fake_mturk,
                                                                               media_root):
-    from django.db.models import F
-
     from tests.e2e.conftest import axe_violations
-    from tests.factories import make_job
-    from units.crowd.models import Hit, HitBatch
-    from units.crowd.verify import hit_publish_verify
-    from units.dissection.models import Unit
 
-    job = make_job(layers={"conv3": 1}, exemplars_per_unit=3, write_pictures=True)
-    Unit.objects.filter(layer__job=job).update(iou_score=F("iou_score") + 0.05)
-    batch = hit_publish_verify(layers=job.layer_set.all(), sources=["iou"])
-    HitBatch.objects.filter(pk=batch.pk).update(channel=Channel.MTURK_SANDBOX)
-    hit = batch.hits.get()
-    Hit.objects.filter(pk=hit.pk).update(external_id="MTHIT0")
+    hit = make_mturk_sandbox_verify_hit()
     page.goto(fake_mturk.frame_url(_hit_page(live_server, hit, assignmentId="ASG1", workerId="W1",
                                              turkSubmitTo=fake_mturk.origin)))
     frame = page.frame_locator("#hit")
