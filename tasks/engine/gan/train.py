@@ -25,11 +25,12 @@ from .models import (
 )
 
 
-def _init_dcgan(module: nn.Module) -> None:
+def _init_dcgan(module: nn.Module, *, kaiming_groups: bool = False) -> None:
     # DCGAN's N(0, 0.02) init: with PyTorch's default init the generator starts saturated
-    # and a short CPU run spends its first few hundred steps recovering.
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups > 1:
-        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # per-digit pathways: no BN rescales them
+    # and a short CPU run spends its first few hundred steps recovering. ``kaiming_groups``: the grouped
+    # convs of threshold pathways, which no BatchNorm rescales, get He's init instead.
+    if kaiming_groups and isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups > 1:
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
@@ -132,12 +133,9 @@ def train_gan(
     else:
         gen = GENERATORS[arch](z_dim=z_dim, width=width).to(device)
         disc = DCGANDiscriminator(size=size, width=width).to(device)
-    gen.apply(_init_dcgan)
+    threshold_pathways = getattr(gen, "pathways", False) and getattr(gen, "pathway_norm", None) == "scale"
+    gen.apply(lambda m: _init_dcgan(m, kaiming_groups=threshold_pathways))
     disc.apply(_init_dcgan)
-    if getattr(gen, "pathway_norm", None) == "batch":  # BatchNorm rescales these pathways: DCGAN's init as elsewhere
-        for module in gen.modules():
-            if isinstance(module, nn.ConvTranspose2d) and module.groups > 1:
-                nn.init.normal_(module.weight, 0.0, 0.02)
     gate = gate_of(gen) or DigitGate(1, "fixed")  # a fixed gate has no parameters: no penalty, no figures
     gates = [p for n, p in gen.named_parameters() if n.endswith("gate.logits")]
     others = [p for n, p in gen.named_parameters() if not n.endswith("gate.logits")]
@@ -187,9 +185,8 @@ def train_gan(
         z = torch.randn(batch_size, z_dim, generator=shuffler).to(device)
         real_y = real_digits[pick].to(device) if conditional else None
         fake_y = digits_of_z(z) if conditional else None
-        strokes = gen.strokes(z) if isinstance(gen, ConditionalGenerator) and layered else None
-        fake = 2.0 * strokes.amax(1, keepdim=True) - 1.0 if strokes is not None else gen(z)
-        judged = 2.0 * strokes - 1.0 if layered and strokes is not None else fake
+        # What the discriminator judges: the picture, or with ``layered`` each pathway's strokes in [-1, 1].
+        judged = 2.0 * gen.strokes(z) - 1.0 if layered and isinstance(gen, ConditionalGenerator) else gen(z)
         # Discriminator: real -> 1, fake -> 0 (fake detached: this step must not move G).
         loss_d = F.binary_cross_entropy_with_logits(judge(real, real_y), torch.ones(batch_size, device=device)) + \
             F.binary_cross_entropy_with_logits(judge(judged.detach(), fake_y), torch.zeros(batch_size, device=device))
