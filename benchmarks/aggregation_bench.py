@@ -9,9 +9,10 @@ reliability table of the published probabilities, the issue table on the load be
 (`benchmarks/loadtest/crowd.py`) and the time to aggregate a 512-unit layer with 2,560 answers.
 
 The published probabilities are calibrated here: `--fit-calibration` fits `reliability.CALIBRATION` (isotonic
-tables on both crowds) and `reliability.CONCENTRATION_SHIFT` (the category's log-odds moved by how concentrated the
-layer's confusion is, since one table leaves the load crowd underconfident and this crowd overconfident) on
-`CALIBRATION_SEEDS`, never on the seeds the tables are checked on.
+tables on both crowds), `reliability.LAYER_SHIFT` (the log-odds moved by how concentrated the layer's confusion is,
+how reliable its crowd is and how many answers a unit has, since one table leaves the load crowd underconfident and
+this crowd overconfident) and `reliability.LONE_ANSWER_PROBABILITY` on `CALIBRATION_SEEDS`, never on the seeds the
+tables are checked on.
 
     python -m benchmarks.aggregation_bench                              # default: a few minutes on 2 cores
     python -m benchmarks.aggregation_bench --quick                      # seconds: one seed, fewer cells
@@ -188,9 +189,10 @@ def _ours(answers: list[Answer]) -> MethodResult:
         category={t: str(p.label) for t, p in cat.items()},
         word={t: "" if p.label == NONE else str(p.label) for t, p in word.items()},
         skills=fitted.skills,
-        probability={t: reliability.calibrated("category", p.probability, p.n_answers,
-                                               fitted.concentration.get("category")) for t, p in cat.items()},
-        word_probability={t: reliability.calibrated("word", p.probability, p.n_answers) for t, p in word.items()},
+        probability={t: reliability.calibrated("category", p.probability, p.n_answers, fitted.layer())
+                     for t, p in cat.items()},
+        word_probability={t: reliability.calibrated("word", p.probability, p.n_answers, fitted.layer())
+                          for t, p in word.items()},
     )
 
 
@@ -332,7 +334,7 @@ def load_calibration(args) -> None:
     fitted on `CALIBRATION_SEEDS`): the load benchmark's crowd (60/75/90% honest, 0-50% spammers) and this one's
     (pair-confusers, constant spammers, adversaries; 0/30/50% spammers), 1/3/5/7 answers per unit."""
     units = CALIBRATION_UNITS
-    fitted_on = " and ".join(f"{s[0]}-{s[-1]} ({dimension})" for dimension, s in CALIBRATION_SEEDS.items())
+    fitted_on = f"{CALIBRATION_SEEDS[0]}-{CALIBRATION_SEEDS[-1]}"
     for kind, name in (("load", "the load benchmark's crowd"), ("grid", "this benchmark's crowd")):
         print(f"\n## calibration on {name} (seeds {', '.join(map(str, args.seeds))}, {units} units per cell; "
               f"tables fitted on both crowds, seeds {fitted_on})\n")
@@ -340,7 +342,7 @@ def load_calibration(args) -> None:
         print("|---|---|---|---|---|")
         for key, raw in sorted(calibration_samples(args.seeds, units=units, crowd_kind=kind).items()):
             dimension, lone = key.split("/")[0], key.endswith("/1")
-            pairs = [(reliability.calibrated(dimension, p, 1 if lone else 2, c), ok) for p, ok, c in raw]
+            pairs = [(reliability.calibrated(dimension, p, n, layer), ok) for p, ok, n, layer in raw]
             label = f"{dimension}, {'1 answer' if lone else '3-7 answers'}"
             for bin_name, n, predicted, observed in reliability_table(pairs, BINS):
                 flag = " **off by > 5 points**" if n >= 50 and abs(predicted - observed) > 0.05 else ""
@@ -396,15 +398,20 @@ def loadtest_answers(crowd, *, accuracy: float, spam: float, seed: int, n_units:
 
 
 LOAD_ACCURACIES = (0.6, 0.75, 0.9)
-Sample = tuple[float, bool, float | None]  # raw probability, right?, the fit's concentration
+# The raw probability, whether the label was right, the unit's answer count, the layer's statistics.
+Sample = tuple[float, bool, int, reliability.LayerStatistics]
 LOAD_SPAM = (0.0, 0.1, 0.3, 0.5)
+
+
+def sample_key(dimension: str, n_answers: int) -> str:
+    """Lone answers are scored apart: their probability is a constant (`reliability.LONE_ANSWER_PROBABILITY`)."""
+    return f"{dimension}/1" if n_answers <= 1 else dimension
 
 
 def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str = "load",
                         redundancies: Sequence[int] = (1, 3, 5, 7)) -> dict[str, list[Sample]]:
-    """(raw probability, right?, the fit's concentration of the dimension's confusion or None) of the published
-    labels by calibration table (`reliability.calibration_key`:
-    "category", "word", and "category/1", "word/1" for lone answers), on the load benchmark's crowd ("load":
+    """`Sample`s of the published labels by key: "category" and "word" for units with two or more answers,
+    "category/1" and "word/1" for lone answers, on the load benchmark's crowd ("load":
     honest accuracy 60/75/90%, 0-50% spammers) or on this benchmark's ("grid": pair-confusers, constant
     spammers, adversaries; 0/30/50% spammers), with `redundancies` answers per unit."""
     from benchmarks.loadtest import crowd
@@ -413,13 +420,13 @@ def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str 
 
     def add(answers: list[Answer], truth: dict) -> None:
         fitted = aggregation.reliability_fit(answers)
-        concentration = fitted.concentration.get("category")
+        layer = fitted.layer()
         for u, (word, category) in truth.items():
             c, w = fitted.labels["category"][u], fitted.labels["word"][u]
-            pairs.setdefault(reliability.calibration_key("category", c.n_answers), []).append(
-                (c.probability, c.label == category, concentration))
-            pairs.setdefault(reliability.calibration_key("word", w.n_answers), []).append(
-                (w.probability, ("" if w.label == NONE else w.label) == word, None))
+            pairs.setdefault(sample_key("category", c.n_answers), []).append(
+                (c.probability, c.label == category, c.n_answers, layer))
+            pairs.setdefault(sample_key("word", w.n_answers), []).append(
+                (w.probability, ("" if w.label == NONE else w.label) == word, w.n_answers, layer))
 
     for seed in seeds:
         for redundancy in redundancies:
@@ -436,73 +443,80 @@ def calibration_samples(seeds: Sequence[int], units: int = 300, crowd_kind: str 
     return pairs
 
 
-# Seeds the tables of each dimension are fitted on (the benchmark's tables and the tests use 0-2). The category's
-# tables and shift take six: the shift is fitted from one concentration per layer, and six seeds give it 54 layers
-# of this benchmark's crowd instead of 27 (cross-validation over the seeds: benchmarks/RESULTS.md).
-CALIBRATION_SEEDS = {"category": (100, 101, 102, 103, 104, 105), "word": (100, 101, 102)}
+# Seeds the tables, shifts and lone-answer rates are fitted on (the benchmark's tables and the tests use 0-9).
+# Eighteen: the shift is fitted from one set of statistics per layer, and fewer seeds left the held-out bins
+# 5-10 points off on one crowd or the other (benchmarks/RESULTS.md).
+CALIBRATION_SEEDS = tuple(range(100, 118))
 # Units per simulated layer (64 workers) where the tables are fitted and checked: the probabilities depend on
 # how many answers each worker gave, so smaller and larger layers read them through the same tables with a
 # larger error (benchmarks/RESULTS.md).
 CALIBRATION_UNITS = 300
 
 
-def fit_calibration(seeds: dict[str, Sequence[int]]) -> None:
-    """Print `reliability.CALIBRATION` and `reliability.CONCENTRATION_SHIFT`: per table, isotonic regression of
-    right/wrong on the raw probability's log-odds, on both crowds together (the load benchmark's and this one's),
-    each crowd weighing as much in all; then, where the samples carry the fit's concentration (the category),
-    a logistic regression of right/wrong on the table's log-odds (as an offset) plus a + b * concentration."""
+def fit_calibration(seeds: Sequence[int]) -> None:
+    """Print `reliability.CALIBRATION`, `LAYER_SHIFT` and `LONE_ANSWER_PROBABILITY` fitted on both crowds, each
+    crowd weighing as much in all: per dimension, isotonic regression of right/wrong on the raw probability's
+    log-odds over units with two or more answers, then a logistic regression of right/wrong on the table's
+    log-odds times s plus a + b * concentration + c * mean skill + d * answers; for lone answers, the share
+    that was right."""
     import textwrap
 
     import numpy as np
     from sklearn.isotonic import IsotonicRegression
 
-    every = sorted({seed for dimension_seeds in seeds.values() for seed in dimension_seeds})
-    by_seed = {(seed, kind): calibration_samples([seed], units=CALIBRATION_UNITS, crowd_kind=kind)
-               for seed in every for kind in ("load", "grid")}
-    shifts: dict[str, tuple[float, float]] = {}
-    print("CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {")
-    for key in sorted(by_seed[every[0], "load"]):
-        parts = [[sample for seed in seeds[key.split("/")[0]] for sample in by_seed[seed, kind].get(key, [])]
-                 for kind in ("load", "grid")]
+    samples = {kind: calibration_samples(seeds, units=CALIBRATION_UNITS, crowd_kind=kind) for kind in ("load", "grid")}
+    tables, shifts, lone = [], {}, {}
+    for dimension in ("category", "word"):
+        parts = [samples[kind][dimension] for kind in ("load", "grid")]
         pairs = [pair for part in parts for pair in part]
-        x = np.array([reliability.logit(p) for p, _, _ in pairs])
-        y = np.array([float(ok) for _, ok, _ in pairs])
-        weight = np.concatenate([np.full(len(part), 1.0 / len(part)) for part in parts if part])
+        x = np.array([reliability.logit(p) for p, *_ in pairs])
+        y = np.array([float(ok) for _, ok, *_ in pairs])
+        weight = np.concatenate([np.full(len(part), 1.0 / len(part)) for part in parts])
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y, sample_weight=weight)
         # Knots at the 2% quantiles of the log-odds: most posteriors sit just below 1, where knots spaced
         # evenly in probability would leave one straight line over most of the units.
         knots = np.unique(np.round(np.quantile(x, np.linspace(0, 1, 51)), 3))
         ys = np.round(iso.predict(knots), 4)
-        print(f'    "{key}": (')
+        lines = [f'    "{dimension}": (']
         for values in (knots, ys):
             text = "(" + ", ".join(str(float(v)) for v in values) + "),"
-            print(textwrap.fill(text, width=116, initial_indent=" " * 8, subsequent_indent=" " * 9))
-        print("    ),")
-        if all(c is not None for _, _, c in pairs):
-            # The table as `reliability.calibrated` reads it (interpolated between knots), as log-odds.
-            offset = np.array([reliability.logit(float(np.interp(v, knots, ys)), reliability.SHIFT_LOGIT_LIMIT)
-                               for v in x])
-            concentration = np.array([c for _, _, c in pairs])
-
-            shifts[key] = _fit_shift(offset, concentration, y, weight)
+            lines.append(textwrap.fill(text, width=116, initial_indent=" " * 8, subsequent_indent=" " * 9))
+        tables.append("\n".join([*lines, "    ),"]))
+        # The table as `reliability.calibrated` reads it (interpolated between knots), as log-odds.
+        offset = np.array([reliability.logit(float(np.interp(v, knots, ys)), reliability.SHIFT_LOGIT_LIMIT)
+                           for v in x])
+        features = np.array([reliability.shift_features(n, layer) for _, _, n, layer in pairs])
+        shifts[dimension] = _fit_shift(offset, features, y, weight)
+        lone_parts = [samples[kind][f"{dimension}/1"] for kind in ("load", "grid")]
+        lone[dimension] = round(statistics.fmean(statistics.fmean(float(ok) for _, ok, *_ in part)
+                                                 for part in lone_parts), 4)
+    print("CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {")
+    print("\n".join(tables))
+    print("}\n\nLAYER_SHIFT: dict[str, tuple[float, float, float, float, float]] = {")
+    for dimension, theta in shifts.items():
+        print(f'    "{dimension}": ({", ".join(map(str, theta))}),')
+    print("}\n\nLONE_ANSWER_PROBABILITY: dict[str, float] = {")
+    for dimension, rate in lone.items():
+        print(f'    "{dimension}": {rate},')
     print("}")
-    print("\nCONCENTRATION_SHIFT: dict[str, tuple[float, float]] = {")
-    for key, (a, b) in shifts.items():
-        print(f'    "{key}": ({a}, {b}),')
-    print("}")
 
 
-def _fit_shift(offset, concentration, y, weight) -> tuple[float, float]:
-    """(a, b) maximising the weighted log-likelihood of right/wrong y under log-odds offset + a + b * concentration."""
+def _fit_shift(table_log_odds, features, y, weight) -> tuple[float, ...]:
+    """(s, a, b, ...) maximising the weighted log-likelihood of right/wrong y under log-odds
+    s * table_log_odds + a + features @ (b, ...)."""
     import numpy as np
     from scipy.optimize import minimize
 
+    design = np.column_stack([table_log_odds, np.ones(len(table_log_odds)), features])
+
     def loss(theta: np.ndarray) -> float:
-        z = offset + theta[0] + theta[1] * concentration
+        z = design @ theta
         return float(np.sum(weight * (np.logaddexp(0.0, z) - y * z)))
 
-    theta = minimize(loss, np.zeros(2), method="BFGS").x
-    return round(float(theta[0]), 3), round(float(theta[1]), 3)
+    start = np.zeros(design.shape[1])
+    start[0] = 1.0  # the table as it is
+    theta = minimize(loss, start, method="BFGS").x
+    return tuple(round(float(v), 3) for v in theta)
 
 
 def layer_timing() -> None:
@@ -542,8 +556,8 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--redundancy", type=int, nargs="+", default=[1, 3, 5, 7])
     parser.add_argument("--spam", type=float, nargs="+", default=[0.0, 0.3, 0.5])
     parser.add_argument("--fit-calibration", action="store_true",
-                        help="print reliability.CALIBRATION and CONCENTRATION_SHIFT fitted on CALIBRATION_SEEDS of "
-                             "both crowds")
+                        help="print reliability.CALIBRATION, LAYER_SHIFT and LONE_ANSWER_PROBABILITY fitted on "
+                             "CALIBRATION_SEEDS of both crowds")
     parser.add_argument("--calibration", action="store_true",
                         help="print only the reliability tables of both crowds at --seeds")
     args = parser.parse_args(argv)

@@ -219,6 +219,7 @@ def aggregate(answers: Sequence[Answer]) -> AggregationResult:
     labels, probas = mv.labels_, mv.probas_
     assert labels is not None and probas is not None
     fitted = reliability_fit(answers)
+    layer = fitted.layer()
     for task, group in by_task.items():
         word, agreement = winning_word(group)
         category = str(labels[task])
@@ -232,8 +233,8 @@ def aggregate(answers: Sequence[Answer]) -> AggregationResult:
             category_agreement=float(probas.loc[task, category]),
             category=str(published_category.label),
             category_probability=round(reliability.calibrated("category", published_category.probability,
-                                                              len(group), fitted.concentration.get("category")), 4),
-            word_probability=round(reliability.calibrated("word", published_word.probability, len(group)), 4),
+                                                              len(group), layer), 4),
+            word_probability=round(reliability.calibrated("word", published_word.probability, len(group), layer), 4),
             precision=unit_precision(group),
         )
     result.skills = {w: round(s, 6) for w, s in fitted.skills.items()}

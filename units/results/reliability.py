@@ -13,12 +13,14 @@ that make the label accurate (the answered pair) overstate it where workers syst
 thing under a neighbouring category. The category's probability is therefore read from a second model
 that describes such confusion (`_ConfusedDimension`: a confusion matrix shared by the crowd plus one per
 worker, tied to it; skills held close to the crowd's typical one), and `calibrated` maps probabilities through
-monotone tables (isotonic regression on the log-odds, one for lone answers, one for several) fitted on two
-simulated crowds, one with independent errors and one with pair-confusers and adversaries. The same posterior is
-right less often where the crowd's wrong answers concentrate on one neighbour than where they spread, so the
-category's table is followed by a shift of the log-odds by the fit's `concentration` of that confusion, a statistic
-of the layer's own answers (no truth needed). `python -m benchmarks.aggregation_bench --fit-calibration` refits
-tables and shift, and the benchmark prints the reliability table on each crowd.
+monotone tables (isotonic regression on the log-odds) fitted on two simulated crowds, one with independent errors
+and one with pair-confusers and adversaries. The same posterior is right less often where the crowd's wrong answers
+concentrate on one neighbour than where they spread, and its meaning drifts with the crowd's reliability and the
+number of answers, so each table is followed by a shift of the log-odds by statistics of the layer's own answers
+(`LayerStatistics`: the fit's `concentration` of the category confusion and its mean skill; no truth needed). A
+label from one answer has no agreement to weigh and is stated at the rate lone answers were right
+(`LONE_ANSWER_PROBABILITY`). `python -m benchmarks.aggregation_bench --fit-calibration` refits tables, shifts
+and rates, and the benchmark prints the reliability table on each crowd.
 
 Framework-free (numpy only) so the arithmetic can be checked by hand and the benchmark can call it.
 """
@@ -70,6 +72,22 @@ class Fit:
     distributions: dict[str, dict[Hashable, dict[Hashable, float]]] = field(default_factory=dict)
     # Per `confused` dimension, how concentrated the crowd's wrong answers are (`_ConfusedDimension.concentration`).
     concentration: dict[str, float] = field(default_factory=dict)
+    # The workers' fitted skills averaged over the answers (a worker counts once per answer they gave).
+    mean_skill: float | None = None
+
+    def layer(self) -> LayerStatistics:
+        """What `calibrated` reads of this layer besides a label's own posterior."""
+        return LayerStatistics(concentration=self.concentration.get("category"), mean_skill=self.mean_skill)
+
+
+@dataclass(frozen=True)
+class LayerStatistics:
+    """Statistics of a layer's answers, no truth needed, that tell apart crowds on which the same posterior is
+    right more or less often: how concentrated the category confusion is (`_ConfusedDimension.concentration`) and
+    the answer-weighted mean skill."""
+
+    concentration: float | None = None
+    mean_skill: float | None = None
 
 
 class _Dimension:
@@ -342,68 +360,61 @@ def fit(records: Sequence[tuple[Hashable, Hashable, Mapping[str, Hashable]]], *,
                skills={w: float(skills[i]) for i, w in enumerate(worker_names)}, iterations=done,
                distributions={name: {task_names[t]: m for t, m in mass.items()} for name, mass in masses.items()},
                concentration={d: dim.concentration() for d, dim in dims.items()
-                              if isinstance(dim, _ConfusedDimension)})
+                              if isinstance(dim, _ConfusedDimension)},
+               mean_skill=float(skills[workers].mean()))
 
 
-# Log-odds of the raw probability -> observed accuracy, per `calibration_key`, on the load benchmark's crowd
-# and the aggregation benchmark's (pair-confusers, constant spammers, adversaries) weighed alike: knots of an
-# isotonic fit on seeds 100-105 (category) and 100-102 (word), which the benchmark's tables and the tests do not
-# use (`aggregation_bench.CALIBRATION_SEEDS`).
+# Log-odds of the raw probability -> observed accuracy of labels drawn from two or more answers, on the load
+# benchmark's crowd and the aggregation benchmark's (pair-confusers, constant spammers, adversaries) weighed alike:
+# knots of an isotonic fit on `aggregation_bench.CALIBRATION_SEEDS`, which the benchmark's tables and the tests
+# do not use.
 CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "category": (
-        (-8.907, -2.363, -1.445, -0.773, -0.109, 0.471, 0.941, 1.311, 1.634, 1.909, 2.168, 2.392, 2.617, 2.851,
-         3.086, 3.318, 3.546, 3.78, 4.028, 4.261, 4.495, 4.724, 4.944, 5.148, 5.361, 5.576, 5.786, 6.007, 6.226,
-         6.463, 6.71, 6.976, 7.258, 7.55, 7.864, 8.164, 8.477, 8.819, 9.171, 9.546, 9.968, 10.471, 11.031, 11.654,
-         12.341, 13.114, 13.978, 14.997, 16.383, 18.616, 24.929),
-        (0.2731, 0.4529, 0.4529, 0.5092, 0.5705, 0.5739, 0.6828, 0.7217, 0.7532, 0.7532, 0.7887, 0.8344, 0.8447,
-         0.861, 0.8936, 0.8969, 0.9079, 0.9196, 0.9415, 0.954, 0.954, 0.9706, 0.9752, 0.9845, 0.9845, 0.985, 0.9869,
-         0.9869, 0.9877, 0.9877, 0.9969, 0.9969, 0.9969, 0.9973, 0.9973, 0.9998, 0.9998, 0.9998, 0.9998, 1.0, 1.0,
+        (-8.907, -2.436, -1.528, -0.832, -0.187, 0.382, 0.855, 1.247, 1.573, 1.855, 2.112, 2.343, 2.575, 2.8, 3.028,
+         3.256, 3.489, 3.722, 3.964, 4.2, 4.427, 4.649, 4.865, 5.081, 5.29, 5.502, 5.716, 5.936, 6.166, 6.402,
+         6.656, 6.919, 7.195, 7.472, 7.768, 8.071, 8.381, 8.718, 9.074, 9.47, 9.909, 10.413, 10.978, 11.579, 12.259,
+         13.03, 13.896, 14.925, 16.337, 18.709, 26.482),
+        (0.25, 0.4473, 0.4738, 0.506, 0.5346, 0.5972, 0.675, 0.6958, 0.7499, 0.764, 0.7863, 0.8129, 0.8495, 0.8661,
+         0.8877, 0.8903, 0.9056, 0.9239, 0.939, 0.9456, 0.9501, 0.9583, 0.971, 0.9762, 0.9768, 0.981, 0.9864,
+         0.9864, 0.989, 0.9909, 0.9961, 0.9967, 0.9967, 0.9967, 0.9976, 0.9976, 0.9994, 0.9994, 0.9994, 0.9994, 1.0,
          1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
     ),
-    "category/1": (
-        (-3.469, -2.599, -2.339, -2.17, -2.021, -1.897, -1.791, -1.691, -1.589, -1.493, -1.386, -1.28, -1.169,
-         -1.07, -0.973, -0.887, -0.803, -0.708, -0.617, -0.519, -0.424, -0.33, -0.227, -0.124, -0.01, 0.098, 0.231,
-         0.432, 0.647, 0.809, 1.076, 1.396, 1.62, 1.889, 2.137, 2.356, 2.534, 2.685, 2.791, 2.891, 2.984, 3.1,
-         3.337, 3.533, 3.664, 3.825, 4.02, 4.192, 4.382, 4.648, 5.364),
-        (0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943, 0.3943,
-         0.4073, 0.4199, 0.4199, 0.4386, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595, 0.4595,
-         0.4652, 0.4652, 0.4652, 0.5039, 0.5039, 0.5638, 0.5638, 0.6993, 0.7556, 0.8366, 0.8806, 0.9037, 0.9037,
-         0.9037, 0.936, 0.9425, 0.9425, 0.9595, 0.9595, 0.9595, 0.964, 0.9803, 0.9845, 0.9845, 1.0),
-    ),
     "word": (
-        (-3.457, -0.966, -0.531, -0.255, -0.004, 0.253, 0.531, 0.849, 1.2, 1.588, 1.984, 2.391, 2.76, 3.093, 3.451,
-         3.792, 4.113, 4.418, 4.76, 5.107, 5.456, 5.787, 6.148, 6.516, 6.875, 7.236, 7.621, 7.992, 8.404, 8.815,
-         9.222, 9.669, 10.082, 10.523, 10.987, 11.464, 11.971, 12.472, 13.027, 13.626, 14.294, 15.084, 15.937,
-         16.911, 17.984, 19.315, 20.766, 22.427, 24.76, 28.751, 29.933),
-        (0.0811, 0.371, 0.4673, 0.469, 0.553, 0.5785, 0.6552, 0.7187, 0.7187, 0.8128, 0.8262, 0.901, 0.9361, 0.9495,
-         0.966, 0.9791, 0.9844, 0.9844, 0.9849, 0.9924, 0.9924, 0.9953, 0.9969, 0.9969, 0.9969, 0.9969, 1.0, 1.0,
-         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
-         1.0, 1.0),
-    ),
-    "word/1": (
-        (-3.994, -1.295, -0.957, -0.784, -0.635, -0.516, -0.431, -0.346, -0.274, -0.215, -0.157, -0.102, -0.058,
-         -0.013, 0.03, 0.074, 0.112, 0.153, 0.193, 0.23, 0.267, 0.298, 0.333, 0.367, 0.402, 0.436, 0.471, 0.506,
-         0.543, 0.579, 0.613, 0.65, 0.685, 0.717, 0.751, 0.785, 0.819, 0.858, 0.893, 0.927, 0.964, 1.001, 1.042,
-         1.085, 1.133, 1.189, 1.253, 1.32, 1.417, 1.557, 2.698),
-        (0.0, 0.2933, 0.3457, 0.3457, 0.3457, 0.3616, 0.3616, 0.3862, 0.3862, 0.4308, 0.4767, 0.4767, 0.4775,
-         0.5127, 0.5306, 0.5374, 0.5743, 0.5743, 0.5743, 0.5885, 0.5885, 0.5964, 0.6044, 0.6354, 0.6379, 0.6449,
-         0.6449, 0.6449, 0.6449, 0.6622, 0.6622, 0.6622, 0.743, 0.7492, 0.7492, 0.7492, 0.7492, 0.7492, 0.7506,
-         0.7506, 0.7506, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748, 0.7748),
+        (-3.803, -0.927, -0.528, -0.261, -0.025, 0.223, 0.496, 0.806, 1.161, 1.542, 1.943, 2.341, 2.703, 3.04,
+         3.371, 3.696, 4.024, 4.35, 4.675, 5.017, 5.365, 5.715, 6.071, 6.425, 6.785, 7.157, 7.536, 7.914, 8.31,
+         8.714, 9.126, 9.553, 9.991, 10.45, 10.922, 11.392, 11.876, 12.379, 12.911, 13.522, 14.235, 15.047, 15.944,
+         16.908, 17.98, 19.254, 20.698, 22.36, 24.533, 28.176, 29.933),
+        (0.086, 0.3985, 0.4517, 0.4907, 0.5212, 0.5645, 0.6121, 0.6548, 0.7156, 0.7749, 0.8248, 0.8897, 0.9104,
+         0.9438, 0.9578, 0.9681, 0.9797, 0.9797, 0.9879, 0.9924, 0.9924, 0.9924, 0.9955, 0.9955, 0.9976, 0.9981,
+         0.9993, 0.9997, 0.9997, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+         1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
     ),
 }
 
 LOGIT_LIMIT = 30.0
-# Per table, (a, b): the calibrated log-odds move by a + b * the fit's `concentration` (a logistic regression on
-# the same seeds, after the table). The same posterior is right more often where the crowd's errors spread evenly
-# than where whole groups of workers file a category under its neighbour: one table alone leaves one kind of crowd
+# Per dimension, (s, a, b, c, d): after the table, the log-odds l become s * l + a + b * concentration
+# + c * mean skill + d * answers (`LayerStatistics`; the unit's answer count clamped to `SHIFT_ANSWERS`), a
+# logistic regression on the same seeds. The same posterior is right more often where the crowd's errors spread
+# evenly than where whole groups of workers file a category under its neighbour, and its meaning drifts with how
+# reliable the layer's crowd is and how many answers it rests on: one table alone leaves one kind of crowd
 # underconfident and the other overconfident (benchmarks/RESULTS.md).
-CONCENTRATION_SHIFT: dict[str, tuple[float, float]] = {
-    "category": (0.516, -1.728),
-    "category/1": (2.183, -9.382),
+LAYER_SHIFT: dict[str, tuple[float, float, float, float, float]] = {
+    "category": (0.974, -0.2, -3.494, 2.242, 0.028),
+    "word": (1.032, -0.113, -0.788, 0.11, 0.058),
 }
+# The answer counts the shift was fitted on; a unit with fewer or more answers is read as the nearest of these.
+SHIFT_ANSWERS = (3, 7)
 # The log-odds the shift starts from are clamped to +-log(1e4): the table states 1.0 for its top bins, and a
 # label stated 1.0 that is wrong would otherwise weigh as much as thousands of right ones in the fit.
 SHIFT_LOGIT_LIMIT = math.log(1e4)
+# The probability of a label that rests on one answer: how often a lone answer was right on the two crowds,
+# weighed alike. With no second answer on the unit there is no agreement to weigh, and on a layer where no unit
+# has two answers nothing tells a good worker from a poor one, so any finer number would be a guess; adaptive
+# redundancy reads this as low and asks for more answers (benchmarks/RESULTS.md).
+LONE_ANSWER_PROBABILITY: dict[str, float] = {
+    "category": 0.5755,
+    "word": 0.6004,
+}
 
 
 def logit(probability: float, limit: float = LOGIT_LIMIT) -> float:
@@ -411,27 +422,34 @@ def logit(probability: float, limit: float = LOGIT_LIMIT) -> float:
     return max(-limit, min(limit, math.log(p / (1 - p))))
 
 
-def calibration_key(dimension: str, n_answers: int) -> str:
-    """The table a label's probability is read through: a lone answer has no agreement to weigh, so its
-    probability means something else than one drawn from several answers and gets its own table."""
-    return f"{dimension}/1" if n_answers <= 1 else dimension
-
-
-def table_probability(dimension: str, probability: float, n_answers: int = 2) -> float:
-    """The posterior of a published label (from `n_answers` answers) read through its `CALIBRATION` table."""
-    knots = CALIBRATION.get(calibration_key(dimension, n_answers))
+def table_probability(dimension: str, probability: float) -> float:
+    """The posterior of a published label from two or more answers read through its `CALIBRATION` table."""
+    knots = CALIBRATION.get(dimension)
     if not knots:
         return probability
     return float(np.interp(logit(probability), knots[0], knots[1]))
 
 
-def calibrated(dimension: str, probability: float, n_answers: int = 2, concentration: float | None = None) -> float:
-    """The posterior of a published label (from `n_answers` answers) mapped to the accuracy such posteriors
-    had on the benchmark's crowds: through its table, then, where the table has a `CONCENTRATION_SHIFT` and the
-    fit's `concentration` is given, moved for how concentrated this crowd's errors are."""
-    p = table_probability(dimension, probability, n_answers)
-    shift = CONCENTRATION_SHIFT.get(calibration_key(dimension, n_answers))
-    if shift is None or concentration is None:
+def shift_features(n_answers: int, layer: LayerStatistics) -> tuple[float, float, float] | None:
+    """(concentration, mean skill, clamped answer count) as `LAYER_SHIFT` weighs them; None where the layer's
+    statistics are not known."""
+    if layer.concentration is None or layer.mean_skill is None:
+        return None
+    low, high = SHIFT_ANSWERS
+    return layer.concentration, layer.mean_skill, float(min(max(n_answers, low), high))
+
+
+def calibrated(dimension: str, probability: float, n_answers: int = 2,
+               layer: LayerStatistics | None = None) -> float:
+    """The probability that a published label (from `n_answers` answers, with raw posterior `probability`) is
+    right: a lone answer's is `LONE_ANSWER_PROBABILITY`; otherwise the posterior goes through its table and, where
+    the layer's statistics are given, is moved by `LAYER_SHIFT` for the crowd at hand."""
+    if n_answers <= 1 and dimension in LONE_ANSWER_PROBABILITY:
+        return LONE_ANSWER_PROBABILITY[dimension]
+    p = table_probability(dimension, probability)
+    shift = LAYER_SHIFT.get(dimension)
+    features = shift_features(n_answers, layer) if layer is not None else None
+    if shift is None or features is None:
         return p
-    z = logit(p, SHIFT_LOGIT_LIMIT) + shift[0] + shift[1] * concentration
+    z = shift[0] * logit(p, SHIFT_LOGIT_LIMIT) + shift[1] + sum(w * f for w, f in zip(shift[2:], features))
     return 1.0 / (1.0 + math.exp(-z))
