@@ -455,8 +455,10 @@ CALIBRATION_UNITS = 300
 
 def fit_calibration(seeds: Sequence[int]) -> None:
     """Print `reliability.CALIBRATION`, `LAYER_SHIFT` and `LONE_ANSWER_PROBABILITY` fitted on both crowds, each
-    crowd weighing as much in all: per dimension, isotonic regression of right/wrong on the raw probability's
-    log-odds over units with two or more answers, then a logistic regression of right/wrong on the table's
+    crowd weighing as much in all: per dimension, isotonic regressions of right/wrong on the raw probability's
+    log-odds over units with two or more answers (one on layers whose concentration is below
+    `reliability.TABLE_SPLIT`, one on the others; the fitted tables replace `reliability.CALIBRATION`'s in this
+    process), then a logistic regression of right/wrong on the tables'
     log-odds times s plus a + b * concentration + c * mean skill + d * answers; for lone answers, the share
     that was right."""
     import textwrap
@@ -472,19 +474,24 @@ def fit_calibration(seeds: Sequence[int]) -> None:
         x = np.array([reliability.logit(p) for p, *_ in pairs])
         y = np.array([float(ok) for _, ok, *_ in pairs])
         weight = np.concatenate([np.full(len(part), 1.0 / len(part)) for part in parts])
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y, sample_weight=weight)
-        # Knots at the 2% quantiles of the log-odds: most posteriors sit just below 1, where knots spaced
-        # evenly in probability would leave one straight line over most of the units.
-        knots = np.unique(np.round(np.quantile(x, np.linspace(0, 1, 51)), 3))
-        ys = np.round(iso.predict(knots), 4)
-        lines = [f'    "{dimension}": (']
-        for values in (knots, ys):
-            text = "(" + ", ".join(str(float(v)) for v in values) + "),"
-            lines.append(textwrap.fill(text, width=116, initial_indent=" " * 8, subsequent_indent=" " * 9))
-        tables.append("\n".join([*lines, "    ),"]))
-        # The table as `reliability.calibrated` reads it (interpolated between knots), as log-odds.
-        offset = np.array([reliability.logit(float(np.interp(v, knots, ys)), reliability.SHIFT_LOGIT_LIMIT)
-                           for v in x])
+        concentration = np.array([layer.concentration for *_, layer in pairs])
+        split = concentration < reliability.TABLE_SPLIT[dimension]
+        for name, part in ((dimension, split), (f"{dimension}/concentrated", ~split)):
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                x[part], y[part], sample_weight=weight[part])
+            # Knots at the 2% quantiles of the log-odds: most posteriors sit just below 1, where knots spaced
+            # evenly in probability would leave one straight line over most of the units.
+            knots = np.unique(np.round(np.quantile(x[part], np.linspace(0, 1, 51)), 3))
+            ys = np.round(iso.predict(knots), 4)
+            reliability.CALIBRATION[name] = (tuple(map(float, knots)), tuple(map(float, ys)))
+            lines = [f'    "{name}": (']
+            for values in (knots, ys):
+                text = "(" + ", ".join(str(float(v)) for v in values) + "),"
+                lines.append(textwrap.fill(text, width=116, initial_indent=" " * 8, subsequent_indent=" " * 9))
+            tables.append("\n".join([*lines, "    ),"]))
+        # The tables as `reliability.calibrated` reads them (interpolated, blended near the split), as log-odds.
+        offset = np.array([reliability.logit(reliability.table_probability(dimension, p, layer.concentration),
+                                             reliability.SHIFT_LOGIT_LIMIT) for p, _, _, layer in pairs])
         features = np.array([reliability.shift_features(n, layer) for _, _, n, layer in pairs])
         shifts[dimension] = _fit_shift(offset, features, y, weight)
         lone_parts = [samples[kind][f"{dimension}/1"] for kind in ("load", "grid")]

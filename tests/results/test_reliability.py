@@ -274,7 +274,7 @@ def test_the_same_posterior_is_stated_lower_where_the_crowd_files_categories_und
     assert b < 0
     even, concentrated = 1 / (len(aggregation.CATEGORIES) - 1), 0.6
     for raw in (0.6, 0.8, 0.95):
-        table = reliability.table_probability("category", raw)
+        table = reliability.table_probability("category", raw, even)
         spread, focused = (reliability.calibrated("category", raw, 5, reliability.LayerStatistics(k, 0.7))
                            for k in (even, concentrated))
         assert focused < spread
@@ -282,6 +282,32 @@ def test_the_same_posterior_is_stated_lower_where_the_crowd_files_categories_und
         log_odds = math.log(table / (1 - table))
         assert math.log(spread / (1 - spread)) == pytest.approx(slope * log_odds + a + b * even + c * 0.7 + d * 5,
                                                                 abs=1e-9)
+
+
+def _read(knots, probability):
+    # Piecewise-linear in the log-odds between knots, flat beyond the ends.
+    xs, ys = knots
+    x = math.log(probability / (1 - probability))
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = next(i for i in range(1, len(xs)) if xs[i] >= x)
+    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+
+
+@pytest.mark.parametrize("dimension", ["category", "word"])
+def test_a_layer_reads_the_table_of_its_kind_of_crowd_and_a_blend_near_the_split(dimension):
+    split, blend = reliability.TABLE_SPLIT[dimension], reliability.SPLIT_BLEND
+    spread, concentrated = (reliability.CALIBRATION[dimension], reliability.CALIBRATION[f"{dimension}/concentrated"])
+    for raw in (0.4, 0.7, 0.9):
+        low, high = _read(spread, raw), _read(concentrated, raw)
+        assert reliability.table_probability(dimension, raw, split - 2 * blend) == pytest.approx(low, abs=1e-12)
+        assert reliability.table_probability(dimension, raw, None) == pytest.approx(low, abs=1e-12)
+        assert reliability.table_probability(dimension, raw, split + 2 * blend) == pytest.approx(high, abs=1e-12)
+        assert reliability.table_probability(dimension, raw, split) == pytest.approx((low + high) / 2, abs=1e-12)
+        assert reliability.table_probability(dimension, raw, split + blend / 2) == pytest.approx(
+            0.25 * low + 0.75 * high, abs=1e-12)
 
 
 def test_the_answer_count_is_read_within_the_range_the_shift_was_fitted_on():
@@ -339,7 +365,7 @@ def test_the_calibration_map_is_monotone_and_stays_a_probability():
     for xs, ys in reliability.CALIBRATION.values():
         assert list(xs) == sorted(xs) and list(ys) == sorted(ys)
         assert ys[0] >= 0.0 and ys[-1] <= 1.0
-    assert set(reliability.CALIBRATION) == {"category", "word"}
+    assert set(reliability.CALIBRATION) == {"category", "category/concentrated", "word", "word/concentrated"}
     assert reliability.calibrated("category", 0.0) <= reliability.calibrated("category", 0.99)
     assert not math.isnan(reliability.calibrated("word", 1.0))
 

@@ -13,8 +13,9 @@ that make the label accurate (the answered pair) overstate it where workers syst
 thing under a neighbouring category. The category's probability is therefore read from a second model
 that describes such confusion (`_ConfusedDimension`: a confusion matrix shared by the crowd plus one per
 worker, tied to it; skills held close to the crowd's typical one), and `calibrated` maps probabilities through
-monotone tables (isotonic regression on the log-odds) fitted on two simulated crowds, one with independent errors
-and one with pair-confusers and adversaries. The same posterior is right less often where the crowd's wrong answers
+monotone tables (isotonic regression on the log-odds; per dimension one for crowds whose confusion is spread and
+one for concentrated ones) fitted on two simulated crowds, one with independent errors and one with
+pair-confusers and adversaries. The same posterior is right less often where the crowd's wrong answers
 concentrate on one neighbour than where they spread, and its meaning drifts with the crowd's reliability and the
 number of answers, so each table is followed by a shift of the log-odds by statistics of the layer's own answers
 (`LayerStatistics`: the fit's `concentration` of the category confusion and its mean skill; no truth needed). A
@@ -366,30 +367,57 @@ def fit(records: Sequence[tuple[Hashable, Hashable, Mapping[str, Hashable]]], *,
 
 # Log-odds of the raw probability -> observed accuracy of labels drawn from two or more answers, on the load
 # benchmark's crowd and the aggregation benchmark's (pair-confusers, constant spammers, adversaries) weighed alike:
-# knots of an isotonic fit on `aggregation_bench.CALIBRATION_SEEDS`, which the benchmark's tables and the tests
-# do not use.
+# knots of isotonic fits on `aggregation_bench.CALIBRATION_SEEDS`, which the benchmark's tables and the tests do
+# not use. Per dimension two tables: one fitted on layers whose category confusion is spread (`concentration`
+# below `TABLE_SPLIT`), "<dimension>/concentrated" on the others; a layer near the split reads a blend of both.
+# The same posterior is right with a differently shaped curve on the two kinds of crowd, most of all among the
+# doubtful labels, which one table and a shift could not follow (benchmarks/RESULTS.md).
 CALIBRATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "category": (
-        (-8.907, -2.436, -1.528, -0.832, -0.187, 0.382, 0.855, 1.247, 1.573, 1.855, 2.112, 2.343, 2.575, 2.8, 3.028,
-         3.256, 3.489, 3.722, 3.964, 4.2, 4.427, 4.649, 4.865, 5.081, 5.29, 5.502, 5.716, 5.936, 6.166, 6.402,
-         6.656, 6.919, 7.195, 7.472, 7.768, 8.071, 8.381, 8.718, 9.074, 9.47, 9.909, 10.413, 10.978, 11.579, 12.259,
-         13.03, 13.896, 14.925, 16.337, 18.709, 26.482),
-        (0.25, 0.4473, 0.4738, 0.506, 0.5346, 0.5972, 0.675, 0.6958, 0.7499, 0.764, 0.7863, 0.8129, 0.8495, 0.8661,
-         0.8877, 0.8903, 0.9056, 0.9239, 0.939, 0.9456, 0.9501, 0.9583, 0.971, 0.9762, 0.9768, 0.981, 0.9864,
-         0.9864, 0.989, 0.9909, 0.9961, 0.9967, 0.9967, 0.9967, 0.9976, 0.9976, 0.9994, 0.9994, 0.9994, 0.9994, 1.0,
-         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+        (-7.768, -2.109, -1.105, -0.263, 0.459, 1.01, 1.435, 1.787, 2.093, 2.362, 2.623, 2.882, 3.138, 3.395, 3.649,
+         3.907, 4.164, 4.404, 4.641, 4.866, 5.088, 5.3, 5.513, 5.729, 5.95, 6.177, 6.411, 6.657, 6.914, 7.182,
+         7.451, 7.733, 8.011, 8.292, 8.588, 8.902, 9.25, 9.625, 10.024, 10.487, 10.97, 11.478, 12.033, 12.636,
+         13.283, 14.011, 14.836, 15.839, 17.347, 19.427, 26.482),
+        (0.0, 0.469, 0.5058, 0.5476, 0.6418, 0.7104, 0.7528, 0.7838, 0.8224, 0.8343, 0.8613, 0.8926, 0.9187, 0.9278,
+         0.9489, 0.9531, 0.9612, 0.9612, 0.972, 0.9775, 0.9861, 0.9861, 0.9861, 0.9928, 0.9928, 0.9954, 0.9958,
+         0.9978, 0.9978, 0.9978, 0.9978, 0.9988, 0.9988, 0.9998, 0.9998, 0.9998, 0.9998, 0.9998, 1.0, 1.0, 1.0, 1.0,
+         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ),
+    "category/concentrated": (
+        (-8.907, -2.995, -2.269, -1.718, -1.277, -0.864, -0.472, -0.091, 0.263, 0.563, 0.859, 1.122, 1.371, 1.586,
+         1.777, 1.954, 2.129, 2.293, 2.453, 2.62, 2.789, 2.955, 3.13, 3.302, 3.486, 3.664, 3.862, 4.06, 4.264,
+         4.452, 4.638, 4.834, 5.029, 5.229, 5.434, 5.641, 5.862, 6.091, 6.336, 6.606, 6.895, 7.195, 7.497, 7.861,
+         8.279, 8.774, 9.305, 9.928, 10.904, 12.438, 20.949),
+        (0.3086, 0.4061, 0.4424, 0.444, 0.4531, 0.4867, 0.4975, 0.5437, 0.553, 0.5777, 0.6587, 0.6618, 0.6815,
+         0.7381, 0.7453, 0.7453, 0.759, 0.8002, 0.8042, 0.8407, 0.8407, 0.8466, 0.8713, 0.8772, 0.8798, 0.9005,
+         0.9256, 0.9256, 0.9379, 0.9379, 0.9471, 0.9655, 0.9655, 0.9666, 0.9666, 0.9801, 0.9801, 0.9801, 0.9833,
+         0.994, 0.994, 0.9952, 0.9952, 0.9957, 0.9977, 0.9989, 0.9989, 1.0, 1.0, 1.0, 1.0),
     ),
     "word": (
-        (-3.803, -0.927, -0.528, -0.261, -0.025, 0.223, 0.496, 0.806, 1.161, 1.542, 1.943, 2.341, 2.703, 3.04,
-         3.371, 3.696, 4.024, 4.35, 4.675, 5.017, 5.365, 5.715, 6.071, 6.425, 6.785, 7.157, 7.536, 7.914, 8.31,
-         8.714, 9.126, 9.553, 9.991, 10.45, 10.922, 11.392, 11.876, 12.379, 12.911, 13.522, 14.235, 15.047, 15.944,
-         16.908, 17.98, 19.254, 20.698, 22.36, 24.533, 28.176, 29.933),
-        (0.086, 0.3985, 0.4517, 0.4907, 0.5212, 0.5645, 0.6121, 0.6548, 0.7156, 0.7749, 0.8248, 0.8897, 0.9104,
-         0.9438, 0.9578, 0.9681, 0.9797, 0.9797, 0.9879, 0.9924, 0.9924, 0.9924, 0.9955, 0.9955, 0.9976, 0.9981,
-         0.9993, 0.9997, 0.9997, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+        (-3.803, -0.945, -0.537, -0.268, -0.025, 0.229, 0.507, 0.819, 1.172, 1.551, 1.938, 2.317, 2.668, 2.994,
+         3.319, 3.647, 3.978, 4.314, 4.645, 4.992, 5.345, 5.695, 6.047, 6.391, 6.737, 7.102, 7.469, 7.837, 8.231,
+         8.638, 9.064, 9.504, 9.948, 10.421, 10.901, 11.38, 11.86, 12.352, 12.881, 13.489, 14.221, 15.055, 15.98,
+         16.963, 18.122, 19.475, 21.012, 22.735, 24.966, 28.862, 29.933),
+        (0.0928, 0.4, 0.467, 0.4814, 0.5361, 0.5589, 0.5995, 0.6481, 0.7094, 0.7818, 0.8418, 0.8936, 0.9067, 0.931,
+         0.956, 0.9661, 0.9769, 0.979, 0.9846, 0.992, 0.9921, 0.9937, 0.9962, 0.9965, 0.9976, 0.9976, 0.9976,
+         0.9995, 0.9996, 0.9999, 0.9999, 0.9999, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
          1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
     ),
+    "word/concentrated": (
+        (-3.22, -0.815, -0.475, -0.234, -0.026, 0.196, 0.449, 0.729, 1.087, 1.487, 1.985, 2.535, 2.948, 3.331,
+         3.651, 3.961, 4.242, 4.527, 4.834, 5.141, 5.477, 5.822, 6.221, 6.653, 7.109, 7.54, 7.957, 8.338, 8.708,
+         9.068, 9.415, 9.799, 10.174, 10.581, 11.011, 11.465, 11.98, 12.539, 13.083, 13.662, 14.304, 15.01, 15.778,
+         16.646, 17.481, 18.38, 19.414, 20.659, 22.26, 24.688, 29.933),
+        (0.0, 0.3221, 0.4209, 0.4887, 0.4887, 0.5776, 0.6083, 0.6687, 0.7126, 0.7451, 0.7838, 0.8987, 0.9365,
+         0.9591, 0.9702, 0.9763, 0.9797, 0.9829, 0.9919, 0.9919, 0.9919, 0.9919, 0.994, 0.9964, 1.0, 1.0, 1.0, 1.0,
+         1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+         1.0, 1.0),
+    ),
 }
+
+TABLE_SPLIT: dict[str, float] = {"category": 0.29, "word": 0.31}
+# Half the width of the concentrations over which the two tables are blended, so the map has no step at the split.
+SPLIT_BLEND = 0.03
 
 LOGIT_LIMIT = 30.0
 # Per dimension, (s, a, b, c, d): after the table, the log-odds l become s * l + a + b * concentration
@@ -399,8 +427,8 @@ LOGIT_LIMIT = 30.0
 # reliable the layer's crowd is and how many answers it rests on: one table alone leaves one kind of crowd
 # underconfident and the other overconfident (benchmarks/RESULTS.md).
 LAYER_SHIFT: dict[str, tuple[float, float, float, float, float]] = {
-    "category": (0.974, -0.2, -3.494, 2.242, 0.028),
-    "word": (1.032, -0.113, -0.788, 0.11, 0.058),
+    "category": (0.967, -0.592, -1.633, 1.953, 0.027),
+    "word": (1.023, -0.263, -0.086, 0.072, 0.057),
 }
 # The answer counts the shift was fitted on; a unit with fewer or more answers is read as the nearest of these.
 SHIFT_ANSWERS = (3, 7)
@@ -422,12 +450,19 @@ def logit(probability: float, limit: float = LOGIT_LIMIT) -> float:
     return max(-limit, min(limit, math.log(p / (1 - p))))
 
 
-def table_probability(dimension: str, probability: float) -> float:
-    """The posterior of a published label from two or more answers read through its `CALIBRATION` table."""
-    knots = CALIBRATION.get(dimension)
-    if not knots:
+def table_probability(dimension: str, probability: float, concentration: float | None = None) -> float:
+    """The posterior of a published label from two or more answers read through its `CALIBRATION` tables: the
+    spread crowd's where the layer's concentration is unknown or below `TABLE_SPLIT` - `SPLIT_BLEND`, the
+    concentrated crowd's above `TABLE_SPLIT` + `SPLIT_BLEND`, a linear blend between."""
+    spread, concentrated = CALIBRATION.get(dimension), CALIBRATION.get(f"{dimension}/concentrated")
+    if not spread:
         return probability
-    return float(np.interp(logit(probability), knots[0], knots[1]))
+    x = logit(probability)
+    p = float(np.interp(x, spread[0], spread[1]))
+    if concentration is None or not concentrated:
+        return p
+    share = min(max((concentration - TABLE_SPLIT[dimension] + SPLIT_BLEND) / (2 * SPLIT_BLEND), 0.0), 1.0)
+    return (1.0 - share) * p + share * float(np.interp(x, concentrated[0], concentrated[1]))
 
 
 def shift_features(n_answers: int, layer: LayerStatistics) -> tuple[float, float, float] | None:
@@ -442,11 +477,11 @@ def shift_features(n_answers: int, layer: LayerStatistics) -> tuple[float, float
 def calibrated(dimension: str, probability: float, n_answers: int = 2,
                layer: LayerStatistics | None = None) -> float:
     """The probability that a published label (from `n_answers` answers, with raw posterior `probability`) is
-    right: a lone answer's is `LONE_ANSWER_PROBABILITY`; otherwise the posterior goes through its table and, where
+    right: a lone answer's is `LONE_ANSWER_PROBABILITY`; otherwise the posterior goes through its tables and, where
     the layer's statistics are given, is moved by `LAYER_SHIFT` for the crowd at hand."""
     if n_answers <= 1 and dimension in LONE_ANSWER_PROBABILITY:
         return LONE_ANSWER_PROBABILITY[dimension]
-    p = table_probability(dimension, probability)
+    p = table_probability(dimension, probability, layer.concentration if layer is not None else None)
     shift = LAYER_SHIFT.get(dimension)
     features = shift_features(n_answers, layer) if layer is not None else None
     if shift is None or features is None:
