@@ -3,10 +3,10 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import axe_violations, log_in, screenshot
+from tests.e2e.conftest import answer_confirm, axe_violations, log_in, screenshot
 from tests.factories import make_user
 from tests.results.helpers import answer
-from units.crowd.models import Assignment, Hit
+from units.crowd.models import AnnotatorProfile, Assignment, Hit
 from units.dissection.models import Unit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -39,16 +39,18 @@ def test_a_reviewer_sees_the_marked_images_and_rejects_from_the_keyboard(live_se
     assert page.evaluate("document.activeElement.id") == "review-feedback"
     page.keyboard.type("the word names the cups, not the highlighted handles")
     page.keyboard.press("Tab")
-    asked = []
-    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    native = []
+    page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
     page.keyboard.press("r")
-    page.wait_for_timeout(300)
-    assert asked and asked[0].startswith("Reject 1 assignment?")
-    assert Assignment.objects.get(pk=first.assignment_id).status == "submitted"  # dismissed: nothing done
-    page.once("dialog", lambda d: d.accept())
+    assert answer_confirm(page, accept=False).startswith("Reject 1 assignment?")
+    page.wait_for_selector("#confirm-dialog:not([open])", state="attached")
+    assert Assignment.objects.get(pk=first.assignment_id).status == "submitted"  # cancelled: nothing done
     page.keyboard.press("r")
+    assert page.inner_text("#confirm-ok") == "Reject"
+    answer_confirm(page, accept=True)
     page.wait_for_load_state()
     page.wait_for_selector(".messages")
+    assert native == []  # the page's own dialog, not the browser's confirm()
     assert Assignment.objects.get(pk=first.assignment_id).status == "rejected"
     assert Assignment.objects.get(pk=second.assignment_id).status == "submitted"
     # A click on a picture enlarges it, in the same lightbox as every annotator page.
@@ -103,3 +105,39 @@ def test_a_failed_qualification_says_which_units_were_wrong_the_pass_mark_and_wh
     assert re.search(r"retake the test in \d+\s+minutes?", feedback)  # a first failure: minutes, not an hour
     assert axe_violations(page) == []
     screenshot(page, "qualification-feedback.png")
+
+
+def test_bulk_approval_and_blocking_ask_in_the_pages_own_dialog_and_send_the_button_pressed(live_server, page, site):
+    hit = Hit.objects.filter(unit__layer__job=site).order_by("unit__index").first()
+    ann1 = make_user("ann1")
+    first = answer(hit, ann1, "cup", "object")
+    make_user("rita", requester=True)
+    log_in(page, live_server, "rita")
+    native = []
+    page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
+
+    # The bulk form has two submit buttons; the one pressed must reach the server after the question.
+    page.goto(f"{live_server.url}/crowd/review/")
+    page.check(f"#bulk-review input[name=assignment_ids][value='{first.assignment_id}']")
+    page.click("#bulk-review button[value=approve]")
+    assert answer_confirm(page, accept=True) == "Approve 1 assignment?"
+    page.wait_for_selector(".messages")
+    assert Assignment.objects.get(pk=first.assignment_id).status == "approved"
+
+    # Block: a button's own question; Cancel leaves the annotator as they were, the action's button blocks them
+    # with the reason typed beside it.
+    page.goto(f"{live_server.url}/crowd/review/annotators/")
+    row = page.locator("tr", has_text="ann1")
+    row.locator("input[name=reason]").fill("copies answers")
+    row.locator("button[value=block]").click()
+    assert answer_confirm(page, accept=False).startswith("Block ann1?")
+    page.wait_for_selector("#confirm-dialog:not([open])", state="attached")
+    assert not AnnotatorProfile.objects.filter(user=ann1, blocked_at__isnull=False).exists()
+    row.locator("button[value=block]").click()
+    assert page.inner_text("#confirm-ok") == "Block"
+    answer_confirm(page, accept=True)
+    page.wait_for_selector(".messages")
+    profile = AnnotatorProfile.objects.get(user=ann1)
+    assert profile.blocked_at is not None and profile.blocked_reason == "copies answers"
+    assert native == []  # the page's own dialog, not the browser's confirm()
+    assert axe_violations(page) == []

@@ -1,6 +1,7 @@
-/* Review pages: every decision asks first (approve/reject selected, block), a reject without feedback is
-   stopped before it is sent, and the HIT page works from the keyboard: J/K move between answers,
-   X selects, A approves, R rejects, N opens the next HIT waiting. Without the script the forms still work. */
+/* Review pages: every decision asks first, in the page's own dialog (crowd/confirm.js, loaded before this), a
+   reject without feedback is stopped before it is sent, and the HIT page works from the keyboard: J/K move
+   between answers, X selects, A approves, R rejects, N opens the next HIT waiting. Without the scripts the forms
+   still work. */
 (function () {
   "use strict";
   var selectAll = document.getElementById("select-all");
@@ -27,15 +28,11 @@
         return stop("Write feedback before rejecting: the annotators see it.", feedback);
       }
       var verb = action === "reject" ? "Reject" : "Approve";
-      if (!window.confirm(verb + " " + n + " assignment" + (n > 1 ? "s" : "") + "?" +
-          (action === "reject" ? " The annotators are not paid and see your feedback." : ""))) {
-        e.preventDefault();
-      }
-    });
-  });
-  document.querySelectorAll("button[data-confirm]").forEach(function (button) {
-    button.addEventListener("click", function (e) {
-      if (!window.confirm(button.dataset.confirm)) { e.preventDefault(); }
+      var question = verb + " " + n + " assignment" + (n > 1 ? "s" : "") + "?" +
+          (action === "reject" ? " The annotators are not paid and see your feedback." : "");
+      var submitter = e.submitter;
+      e.preventDefault();
+      window.unitcrowdConfirm(question, verb, function () { window.unitcrowdSend(form, submitter); });
     });
   });
 
