@@ -141,3 +141,17 @@ def test_bulk_approval_and_blocking_ask_in_the_pages_own_dialog_and_send_the_but
     assert profile.blocked_at is not None and profile.blocked_reason == "copies answers"
     assert native == []  # the page's own dialog, not the browser's confirm()
     assert axe_violations(page) == []
+
+
+def test_a_requesters_unit_pages_enlarge_a_picture_in_the_same_lightbox(live_server, page, site):
+    unit = Unit.objects.filter(layer__job=site).order_by("index").first()
+    make_user("rita", requester=True)
+    log_in(page, live_server, "rita")
+    # The results page shows all of the unit's pictures in one row; the dissection page its top images, apart
+    # from the sentinels.
+    top = unit.exemplars.exclude(kind="sentinel").count()
+    for path, group in ((f"/results/units/{unit.pk}/", unit.exemplars.count()), (f"/units/{unit.pk}/", top)):
+        page.goto(f"{live_server.url}{path}")
+        enlarge_and_close(page, ".exemplars a[data-enlarge] >> nth=1")
+        assert page.inner_text("#lightbox-caption").endswith(f" 2 of {group}")
+        assert axe_violations(page) == []
