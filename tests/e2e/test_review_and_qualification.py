@@ -155,3 +155,24 @@ def test_a_requesters_unit_pages_enlarge_a_picture_in_the_same_lightbox(live_ser
         enlarge_and_close(page, ".exemplars a[data-enlarge] >> nth=1")
         assert page.inner_text("#lightbox-caption").endswith(f" 2 of {group}")
         assert axe_violations(page) == []
+
+
+def test_deleting_a_job_asks_first_and_cancel_keeps_it(live_server, page, media_root):
+    from tests.factories import make_job
+    from units.dissection.models import DissectionJob
+
+    job = make_job(layers={"conv3": 2}, status=DissectionJob.Status.FAILED)
+    make_user("rita", requester=True)
+    log_in(page, live_server, "rita")
+    native = []
+    page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    page.click("#delete-job button")
+    assert answer_confirm(page, accept=False) == f"Delete job {job.pk} and whatever it wrote? This cannot be undone."
+    page.wait_for_selector("#confirm-dialog:not([open])", state="attached")
+    assert DissectionJob.objects.filter(pk=job.pk).exists()
+    page.click("#delete-job button")
+    answer_confirm(page, accept=True)
+    page.wait_for_selector(".messages")
+    assert not DissectionJob.objects.filter(pk=job.pk).exists()
+    assert native == []

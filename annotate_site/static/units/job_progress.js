@@ -2,12 +2,6 @@
 // (status, stage, progress 0..1, error) until the job has finished. No library, no CDN.
 (function () {
   "use strict";
-  // Forms that destroy something ask first (no inline handlers: the Content-Security-Policy forbids them).
-  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-    form.addEventListener("submit", function (e) {
-      if (!window.confirm(form.dataset.confirm)) { e.preventDefault(); }
-    });
-  });
   var LIVE = { pending: false, queued: true, running: true };
   function update(el, d) {
     var status = el.querySelector('[data-field="status"]');
