@@ -450,6 +450,11 @@ def logit(probability: float, limit: float = LOGIT_LIMIT) -> float:
     return max(-limit, min(limit, math.log(p / (1 - p))))
 
 
+def is_lone(n_answers: int) -> bool:
+    """A label that rests on one answer: stated at `LONE_ANSWER_PROBABILITY`, not read through the tables."""
+    return n_answers <= 1
+
+
 def table_probability(dimension: str, probability: float, concentration: float | None = None) -> float:
     """The posterior of a published label from two or more answers read through its `CALIBRATION` tables: the
     spread crowd's where the layer's concentration is unknown or below `TABLE_SPLIT` - `SPLIT_BLEND`, the
@@ -479,7 +484,7 @@ def calibrated(dimension: str, probability: float, n_answers: int = 2,
     """The probability that a published label (from `n_answers` answers, with raw posterior `probability`) is
     right: a lone answer's is `LONE_ANSWER_PROBABILITY`; otherwise the posterior goes through its tables and, where
     the layer's statistics are given, is moved by `LAYER_SHIFT` for the crowd at hand."""
-    if n_answers <= 1 and dimension in LONE_ANSWER_PROBABILITY:
+    if is_lone(n_answers) and dimension in LONE_ANSWER_PROBABILITY:
         return LONE_ANSWER_PROBABILITY[dimension]
     p = table_probability(dimension, probability, layer.concentration if layer is not None else None)
     shift = LAYER_SHIFT.get(dimension)
