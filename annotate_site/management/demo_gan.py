@@ -1,4 +1,4 @@
-"""`demo --with-gan`: the engine demo's class-conditional generator (a pathway per digit after layer2)
+"""`demo --with-gan`: the engine demo's layered generator (a sprite pathway per digit from layer2)
 on mixture-of-digits canvases and its digit segmenter, trained with the
 engine's quick sizes, dissected at layer2 and published as HITs on request; then the paint page works.
 
@@ -16,7 +16,7 @@ from django.urls import reverse
 from units.dissection.models import DissectionJob, Network, ProbeDataset
 from units.dissection.services import DatasetSource, JobSettings, dataset_register, job_create, network_register
 
-LAYER = "layer2"  # 200 units at 8x8 in cdcgan32, 20 per digit: where the engine's own GAN demo finds digit units
+LAYER = "layer2"  # 200 units at 8x8 in sprites32, 20 per digit: where the engine's own GAN demo finds digit units
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
     from tasks.engine.gan.train import train_gan
 
     var = Path(settings.VAR_DIR)
-    gen_file, seg_file = var / f"{prefix}-cdcgan.pt", var / f"{prefix}-digitseg.pt"
+    gen_file, seg_file = var / f"{prefix}-generator.pt", var / f"{prefix}-digitseg.pt"
     if gen_file.is_file() and seg_file.is_file():
         return gen_file, seg_file
     data = make_canvases(Path(settings.DATASETS_ROOT) / f"{prefix}-gan-canvases", n_images=size.train_images)
@@ -70,13 +70,20 @@ def _checkpoints(command, prefix: str, size: GanSizes) -> tuple[Path, Path]:
                                 n_images=max(40, size.train_images // 5), split="val", seed=1)
             train_segmenter(data, seg_file, val_dir=val, recipe=recipe, device="cpu", progress=False)
         if not gen_file.is_file():
-            command.say(f"Training the class-conditional generator for {size.gan_steps} steps on "
+            command.say(f"Training the layered generator for {size.gan_steps} steps on "
                         f"{size.train_images} canvases (CPU) ...")
             gan = gan_recipe(DemoSizes(gan_steps=size.gan_steps, gan_batch=size.gan_batch))
             train_gan(data, gen_file, recipe=gan, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
     return gen_file, seg_file
+
+
+def _architecture(checkpoint: Path) -> str:
+    """The architecture the trainer wrote into the checkpoint (the demo's recipe picks it)."""
+    import torch
+
+    return str(torch.load(checkpoint, map_location="cpu", weights_only=True)["arch"])
 
 
 def gan_demo_build(command, *, prefix: str, quick: bool, wait: int, publish: bool = False) -> DissectionJob:
@@ -87,14 +94,14 @@ def gan_demo_build(command, *, prefix: str, quick: bool, wait: int, publish: boo
     and its pictures harder to judge than the classifier's, and a new annotator should meet the
     classifier's HITs first. The publish page (or `--publish-gan`) puts them out."""
     size = sizes(quick)
-    gen_name, seg_name = f"{prefix}-cdcgan", f"{prefix}-digitseg"
+    gen_name, seg_name = f"{prefix}-generator", f"{prefix}-digitseg"
     network = Network.objects.filter(project=command.project, name=gen_name).first()
     segmenter = ProbeDataset.objects.filter(project=command.project, name=seg_name).first()
     if network is None or segmenter is None:
         gen_file, seg_file = _checkpoints(command, prefix, size)
         network = network or network_register(
-            project=command.project, name=gen_name, architecture="cdcgan32", checkpoint=gen_file,
-            description=f"Class-conditional generator with a pathway per digit, trained by the demo "
+            project=command.project, name=gen_name, architecture=_architecture(gen_file), checkpoint=gen_file,
+            description=f"Layered generator with a sprite pathway per digit, trained by the demo "
                         f"({size.gan_steps} steps on {size.train_images} canvases).")
         segmenter = segmenter or dataset_register(
             project=command.project, name=seg_name, kind=ProbeDataset.Kind.SEGMENTER,

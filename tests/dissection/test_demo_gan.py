@@ -32,11 +32,12 @@ def test_the_quick_demo_with_gan_publishes_generator_units_only_when_asked_and_a
 
     call_command("demo", "--quick", "--with-gan", "--publish-gan")
     assert job.status == "succeeded", job.error_message
-    assert (job.network.architecture, job.dataset.kind, job.samples) == ("cdcgan32", "segmenter", 40)
+    assert (job.network.architecture, job.dataset.kind, job.samples) == ("sprites32", "segmenter", 40)
     assert list(job.layer_set.values_list("name", "num_units")) == [("layer2", 200)]
-    from tasks.engine.gan.models import load_generator
+    from tasks.engine.gan.models import SpriteGenerator, load_generator
 
-    assert load_generator(checkpoint=settings.VAR_DIR / "demo-cdcgan.pt").config["pathways"] is True
+    generator = load_generator(checkpoint=settings.VAR_DIR / "demo-generator.pt")
+    assert isinstance(generator, SpriteGenerator) and generator.per_digit == 20
     scores = job.dataset.meta["segmenter_scores"]  # scored on held-out canvases, shown beside the units' IoU
     assert scores["n_images"] == 40 and all(0.0 <= scores[k] <= 1.0 for k in ("pixel_accuracy", "mean_digit_iou"))
     live = Unit.objects.filter(layer__job=job, max_activation__gt=0).count()

@@ -34,8 +34,9 @@ def test_a_tiny_demo_reports_both_specificity_matrices_and_a_verdict_on_the_clai
     from PIL import Image
 
     # Where specificity comes from and how top units were chosen are said, in report.json and in index.html.
-    assert saved["specificity_source"]["source"] == "by design" and saved["gan"]["gates"]["units"] == 20
-    assert "pathway" in saved["specificity_source"]["line"]
+    assert saved["specificity_source"]["source"] == "by design" and saved["gan"]["ema"] == TINY.gan_ema
+    assert "sprite" in saved["specificity_source"]["line"] and "layer2 channel u serves digit u // 2" in \
+        saved["specificity_source"]["line"]
     assert "not read" in saved["top_units_chosen_by"] and escape(saved["specificity_source"]["line"]) in html
     # Insertion rates per digit, top units against random ones, the rule that defines them, and the figures of the
     # per-digit outcome they summarise.

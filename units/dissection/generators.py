@@ -28,7 +28,7 @@ from .models import Concept, Network, ProbeDataset
 from .uploads import check_upload_size, project_upload_dir
 
 GENERATOR_ARCHITECTURES = frozenset({Network.Architecture.DCGAN32, Network.Architecture.DCGAN64,
-                                     Network.Architecture.CDCGAN32})
+                                     Network.Architecture.CDCGAN32, Network.Architecture.SPRITES32})
 DEFAULT_SAMPLES = 1000
 MAX_SAMPLES = 200_000  # every sample's feature maps stay in memory during the engine's sweep
 SEGMENTERS_DIR = "segmenters"  # under the project's upload folder: uploaded segmenter checkpoints

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,13 @@ def main_train(args: argparse.Namespace) -> int:
 
     if args.make:
         make_canvases(args.data, n_images=args.make, canvas=args.canvas, source=args.source)
-    recipe = GanRecipe(steps=args.steps, batch_size=args.batch_size, z_dim=args.z_dim, width=args.width)
+    if args.sprites:  # the demo's layered generator, with the demo's recipe
+        from .demo import DemoSizes, gan_recipe
+
+        recipe = replace(gan_recipe(DemoSizes()), steps=args.steps, batch_size=args.batch_size, z_dim=args.z_dim,
+                         width=args.width)
+    else:
+        recipe = GanRecipe(steps=args.steps, batch_size=args.batch_size, z_dim=args.z_dim, width=args.width)
     metrics = train_gan(args.data, args.out, recipe=recipe, seed=args.seed, resume=args.resume, device=args.device)
     print(f"steps={metrics['steps']} loss_d={metrics['loss_d']:.3f} loss_g={metrics['loss_g']:.3f} "
           f"seconds={metrics['seconds']:.0f}\ngenerator checkpoint written to {args.out}")
@@ -153,6 +160,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--width", type=int, default=32)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from --out's training state")
+    t.add_argument("--sprites", action="store_true",
+                   help="train the demo's layered generator (sprites32: a sprite pathway per digit, 32 px canvases) "
+                        "instead of a plain DCGAN")
     t.add_argument("--device", default=device)
     t.set_defaults(func=main_train)
 

@@ -82,3 +82,47 @@ def make_canvases(out_dir: str | Path, *, n_images: int, canvas: int = 32, split
     # Digits at ~45% of the canvas leave room for two of them side by side, as on 64 px / 28 px.
     return make_mixture(out_dir, n_images=n_images, seed=seed, split=split, overwrite=True,
                         spec=MixtureSpec(source=source, canvas=canvas, digit_size=max(8, round(canvas * 0.45))))
+
+
+@dataclass
+class DigitCrops:
+    images: torch.Tensor  # uint8 [N, 32, 32]: one digit's own pixels (its exact mask), the rest 0
+    digits: torch.Tensor  # long [N]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def as_input(self, pick: torch.Tensor | slice) -> torch.Tensor:
+        """float [B, 1, 32, 32] in [-1, 1], what ``SpriteGenerator.render_sprites`` draws (times 2, minus 1)."""
+        return self.images[pick].float().div(127.5).sub(1.0)[:, None]
+
+
+def digit_crops(data_dir: str | Path, canvases: Canvases, at: int) -> DigitCrops:
+    """Every digit of every canvas alone: its pixels under its exact mask, in a 32 px crop whose pixel
+    (``at``, ``at``) is the digit's top-left corner (sources.csv), so crops line up as a sprite is drawn."""
+    root = Path(data_dir)
+    path = root / "sources.csv"
+    if not path.is_file():
+        raise DatasetError(f"{root} has no sources.csv (the digits' corners); make the canvases again with "
+                           f"`python -m tasks.engine gan train --data {root} --make 3000 ...`.")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if len(rows) < len(canvases):
+        raise DatasetError(f"{path} lists {len(rows)} canvases; index.csv lists {len(canvases)}.")
+    size, pad = int(canvases.images.shape[-1]), 32
+    crops, digits = [], []
+    for i, row in enumerate(rows[: len(canvases)]):
+        try:
+            shown = [int(v) for v in row["digits"].split(";")]
+            corners = [tuple(int(v) for v in c.split()) for c in row["corners"].split(";")]
+        except (KeyError, ValueError) as exc:
+            raise DatasetError(f"{path} row {i + 2} does not give the digits and their corners: {exc}") from exc
+        if len(shown) != len(corners) or any(len(c) != 2 or not all(0 <= v < size for v in c) for c in corners):
+            raise DatasetError(f"{path} row {i + 2} gives {len(shown)} digits but corners {row['corners']!r}.")
+        for digit, (r, c) in zip(shown, corners):
+            layer = canvases.images[i] * (canvases.labels[i] == digit + 1)
+            padded = torch.nn.functional.pad(layer, (pad, pad, pad, pad))
+            top, left = r + pad - at, c + pad - at
+            crops.append(padded[top : top + 32, left : left + 32])
+            digits.append(digit)
+    return DigitCrops(torch.stack(crops), torch.tensor(digits, dtype=torch.long))

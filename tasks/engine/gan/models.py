@@ -250,21 +250,186 @@ class ConditionalGenerator(nn.Module):
         return 2.0 * self.strokes(z).amax(1, keepdim=True) - 1.0
 
 
+SPRITE_CELLS = 4  # a sprite's window on the 8x8 layer2 grid: 4x4 cells of 4 px, 16 px for a digit of up to 15
+
+
+class Placement(nn.Module):
+    """The sprite generator's ``layer2``: passes the placed per-digit maps on, so a hook here sees (and an
+    intervention edits) each digit's units on the canvas's 8x8 grid, where the dissection reads them."""
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        return grid
+
+
+class SpriteGenerator(nn.Module):
+    """A layered class-conditional generator for 32 px canvases of two digits (``sprites32``).
+
+    Each shown digit is drawn as a sprite by a pathway of its own and placed by a layout read from z, as
+    layered GANs compose a foreground (Yang et al. 2017, LR-GAN) and as the canvases are made:
+
+    - z's first ten values pick the two shown digits (``digits_of_z``), the next ten their top-left corners
+      (``layout``), the rest two style vectors, one per shown digit (lower digit first).
+    - A shared, digit-conditioned stem draws a sprite's 4x4 feature cells; ``layer2`` holds ``per_digit``
+      channels per digit (channel u serves digit u // per_digit), each sprite's cells placed on the canvas's
+      8x8 grid at its corner, every other digit's channels zero.
+    - ``layer3`` and ``output`` are grouped convolutions with no bias and no normalisation: digit d's channels
+      draw only its own stroke map, and zero maps draw nothing, so removing a digit's units removes its strokes
+      and nothing else. Each stroke map moves by the corner's remaining 0-3 px (-1 at the edge), and the
+      picture is the brightest stroke per pixel, as the canvases keep the brighter digit where two overlap.
+
+    Trained as a projection cGAN on real digit crops (``render_sprites``: one sprite alone on the grid, which
+    the canvas's drawing reproduces exactly wherever the sprite lies), so each pathway is judged on drawing its
+    own digit, not on a picture shared with another.
+    """
+
+    def __init__(self, z_dim: int = 64, width: int = 32, per_digit: int = 20, render: int = 16, digit_size: int = 14,
+                 min_gap: int = 8) -> None:
+        super().__init__()
+        self.style = (z_dim - 2 * NUM_DIGITS) // 2
+        if self.style < 1:
+            raise EngineError(f"the sprite generator reads digits and corners from z's first {2 * NUM_DIGITS} "
+                              f"values and a style per digit from the rest; z_dim must be at least "
+                              f"{2 * NUM_DIGITS + 2}, not {z_dim}")
+        if not 1 <= digit_size <= SPRITE_CELLS * 4 - 1:
+            raise EngineError(f"the sprite generator draws digits of up to {SPRITE_CELLS * 4 - 1} px on 32 px "
+                              f"canvases, not {digit_size} px")
+        self.z_dim, self.size, self.channels, self.pathways = z_dim, 32, 1, True
+        self.per_digit, self.render, self.digit_size, self.min_gap = per_digit, render, digit_size, min_gap
+        self.config = {"z_dim": z_dim, "width": width, "per_digit": per_digit, "render": render,
+                       "digit_size": digit_size, "min_gap": min_gap}
+        self.embed = nn.Linear(NUM_DIGITS, 16, bias=False)
+        self.stem = nn.Sequential(nn.ConvTranspose2d(self.style + 16, width * 8, SPRITE_CELLS, 1, 0, bias=False),
+                                  nn.BatchNorm2d(width * 8), nn.ReLU())
+        self.sprite = nn.Sequential(nn.Conv2d(width * 8, NUM_DIGITS * per_digit, 3, 1, 1, bias=False),
+                                    nn.BatchNorm2d(NUM_DIGITS * per_digit), nn.ReLU())
+        self.layer2 = Placement()
+        self.layer3 = nn.Sequential(nn.ConvTranspose2d(NUM_DIGITS * per_digit, NUM_DIGITS * render, 4, 2, 1,
+                                                       groups=NUM_DIGITS, bias=False), nn.ReLU())
+        self.output = nn.ConvTranspose2d(NUM_DIGITS * render, NUM_DIGITS, 4, 2, 1, groups=NUM_DIGITS, bias=False)
+
+    def sprite_features(self, style: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
+        """[N, per_digit, 4, 4]: the cells of sprites of ``digit`` (long [N]) drawn with ``style`` [N, style]."""
+        onehot = nn.functional.one_hot(digit, NUM_DIGITS).to(style.dtype)
+        h = self.stem(torch.cat([style, self.embed(onehot)], 1)[:, :, None, None])
+        cells = self.sprite(h).view(len(digit), NUM_DIGITS, self.per_digit, SPRITE_CELLS, SPRITE_CELLS)
+        return cells[torch.arange(len(digit), device=digit.device), digit]
+
+    def render_sprites(self, style: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
+        """[N, 1, 32, 32] in [0, 1): each sprite alone, its cells at cells 2-5 of the grid, so the digit's
+        top-left pixel lies at (``SPRITE_AT``, ``SPRITE_AT``); only the sprite's own pathway is run."""
+        cells = self.sprite_features(style, digit)
+        out = torch.zeros(len(digit), 1, 32, 32, device=cells.device, dtype=cells.dtype)
+        conv3: nn.ConvTranspose2d = self.layer3[0]  # type: ignore[assignment]
+        per, render = self.per_digit, self.render
+        for d in digit.unique().tolist():
+            rows = (digit == d).nonzero(as_tuple=True)[0]
+            grid = nn.functional.pad(cells[rows], (2, 2, 2, 2))
+            h = torch.relu(nn.functional.conv_transpose2d(grid, conv3.weight[d * per:(d + 1) * per], stride=2,
+                                                          padding=1))
+            drawn = nn.functional.conv_transpose2d(h, self.output.weight[d * render:(d + 1) * render], stride=2,
+                                                   padding=1)
+            out = out.index_copy(0, rows, torch.tanh(torch.relu(drawn)))
+        return out
+
+    def layout(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(digits long [B, 2] ascending, corners long [B, 2, 2] as (row, column)): the shown digits and their
+        top-left pixels, uniform over the canvas like the canvases' own. The second corner is the first of
+        four candidates whose box lies ``min_gap`` px or more from the first in rows or columns (the last
+        candidate otherwise), as the canvases re-draw a place until the strokes do not touch."""
+        z = z.reshape(z.shape[0], -1)
+        digits = z[:, :NUM_DIGITS].topk(2, dim=1).indices.sort(1).values  # the digits digits_of_z shows
+        span = 32 - self.digit_size + 1
+        places = (torch.special.ndtr(z[:, NUM_DIGITS:2 * NUM_DIGITS]) * span).long().clamp(0, span - 1)
+        places = places.view(-1, 5, 2)
+        first, second = places[:, 0], places[:, 4]
+        for k in (3, 2, 1):
+            apart = (places[:, k] - first).abs().amax(1) >= self.min_gap
+            second = torch.where(apart[:, None], places[:, k], second)
+        return digits, torch.stack([first, second], 1)
+
+    def strokes(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, 10, 32, 32] in [0, 1): each digit's stroke map; a digit not shown draws only where an
+        intervention switches its units on."""
+        z = z.reshape(z.shape[0], -1)
+        b = z.shape[0]
+        digits, corners = self.layout(z)
+        styles = z[:, 2 * NUM_DIGITS:2 * NUM_DIGITS + 2 * self.style].reshape(b * 2, self.style)
+        flat = digits.reshape(-1)
+        cells = self.sprite_features(styles, flat)
+        window = corners.reshape(-1, 2) - SPRITE_AT + 2 * 4  # the sprite window's top-left pixel
+        at = torch.div(window, 4, rounding_mode="floor").clamp(0, 8 - SPRITE_CELLS)
+        sample = torch.arange(b, device=z.device).repeat_interleave(2)
+        grid = torch.zeros(b, NUM_DIGITS, self.per_digit, 8, 8, device=z.device, dtype=cells.dtype)
+        span = torch.arange(SPRITE_CELLS, device=z.device)
+        rows, cols = at[:, 0:1] + span, at[:, 1:2] + span
+        grid = grid.index_put((sample[:, None, None, None], flat[:, None, None, None],
+                               torch.arange(self.per_digit, device=z.device)[None, :, None, None],
+                               rows[:, None, :, None], cols[:, None, None, :]), cells)
+        maps = self.layer2(grid.view(b, NUM_DIGITS * self.per_digit, 8, 8))
+        # Drawn with a cell of zeros around the grid, so strokes that a move brings onto the canvas are drawn
+        # (no bias anywhere: the margin adds nothing), then moved and cut back to 32 px.
+        drawn = torch.tanh(torch.relu(self.output(self.layer3(nn.functional.pad(maps, (1, 1, 1, 1))))))
+        moves = torch.zeros(b, NUM_DIGITS, 2, dtype=torch.long, device=z.device)
+        moves[sample, flat] = window - 4 * at
+        return shift_maps(drawn, moves, margin=4)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return 2.0 * self.strokes(z).amax(1, keepdim=True) - 1.0
+
+
+SPRITE_AT = 9  # render_sprites: the digit's top-left pixel in the 32 px crop (its window starts at 8)
+MAX_MOVE = 3
+
+
+def shift_maps(maps: torch.Tensor, moves: torch.Tensor, margin: int = 0) -> torch.Tensor:
+    """maps [B, C, H + 2m, W + 2m] with a margin of m px, moved by whole pixels (``moves`` long [B, C, 2],
+    down and right, in -3..3) and cut to the [H, W] inside; what moves in from beyond the margin is zero."""
+    pad = MAX_MOVE - min(margin, MAX_MOVE)
+    padded = nn.functional.pad(maps, (pad,) * 4) if pad else maps
+    b, c = maps.shape[:2]
+    h, w = maps.shape[2] - 2 * margin, maps.shape[3] - 2 * margin
+    start = margin + pad
+    rows = torch.arange(h, device=maps.device)[None, None] + start - moves[..., 0:1]
+    padded = padded.gather(2, rows[..., None].expand(b, c, h, padded.shape[3]))
+    cols = torch.arange(w, device=maps.device)[None, None] + start - moves[..., 1:2]
+    return padded.gather(3, cols[:, :, None, :].expand(b, c, h, w))
+
+
 class ConditionalDiscriminator(nn.Module):
     """The DCGAN discriminator with a projection of the shown digits (Miyato & Koyama 2018):
-    logit = w . h + embed(digits) . h, so a picture must show the digits it was made for."""
+    logit = w . h + embed(digits) . h, so a picture must show the digits it was made for.
 
-    def __init__(self, size: int = 32, width: int = 32, channels: int = 1) -> None:
+    ``spectral``: every layer under spectral normalisation and no BatchNorm, as Miyato & Koyama pair the
+    projection with; it keeps the discriminator from overpowering a small generator on small data.
+    ``classify``: a ten-way digit head on the same features as well (AC-GAN, Odena et al. 2017), read by
+    ``judge_and_classify``."""
+
+    def __init__(self, size: int = 32, width: int = 32, channels: int = 1, spectral: bool = False,
+                 classify: bool = False) -> None:
         super().__init__()
-        base = DCGANDiscriminator(size=size, width=width, channels=channels)
-        self.features = nn.Sequential(*list(base.net)[:-1])
-        features = width * 2 ** ((3 if size == 32 else 4) - 1) * 16
-        self.linear = nn.Linear(features, 1)
-        self.embed = nn.Linear(NUM_DIGITS, features, bias=False)
+        stages = 3 if size == 32 else 4
+        norm = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+        if spectral:
+            layers: list[nn.Module] = []
+            for k in range(stages):
+                layers += [norm(nn.Conv2d(channels if k == 0 else width * 2 ** (k - 1), width * 2**k, 4, 2, 1)),
+                           nn.LeakyReLU(0.2)]
+        else:
+            layers = list(DCGANDiscriminator(size=size, width=width, channels=channels).net)[:-1]
+        self.features = nn.Sequential(*layers)
+        features = width * 2 ** (stages - 1) * 16
+        self.linear = norm(nn.Linear(features, 1))
+        self.embed = norm(nn.Linear(NUM_DIGITS, features, bias=False))
+        self.classify = nn.Linear(features, NUM_DIGITS) if classify else None
 
     def forward(self, x: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+        return self.judge_and_classify(x, digits)[0]
+
+    def judge_and_classify(self, x: torch.Tensor, digits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(real-or-fake logit [B], digit logits [B, 10] or None without the head)."""
         h = self.features(x).flatten(1)
-        return self.linear(h).flatten() + (self.embed(digits) * h).sum(1)
+        logit = self.linear(h).flatten() + (self.embed(digits) * h).sum(1)
+        return logit, (self.classify(h) if self.classify is not None else None)
 
 
 def _conv(inputs: int, units: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -305,6 +470,7 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "dcgan32": lambda **c: DCGANGenerator(**{"size": 32, **c}),
     "dcgan64": lambda **c: DCGANGenerator(**{"size": 64, **c}),
     "cdcgan32": lambda **c: ConditionalGenerator(**c),
+    "sprites32": lambda **c: SpriteGenerator(**c),
 }
 SEGMENTERS: dict[str, Callable[..., nn.Module]] = {"digitseg": lambda **c: DigitSegmenter(**c)}
 

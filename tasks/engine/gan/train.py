@@ -7,6 +7,7 @@ every ``checkpoint_every`` steps and at the end; ``resume=True`` continues from 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import time
@@ -18,10 +19,10 @@ from torch import nn
 
 from ..errors import CheckpointError, EngineError
 from ..models import default_device
-from .data import load_canvases
+from .data import DigitCrops, digit_crops, load_canvases
 from .models import (
-    GENERATORS, ConditionalDiscriminator, ConditionalGenerator, DCGANDiscriminator, DigitGate, digits_of_z, gate_of,
-    NUM_DIGITS, save_checkpoint,
+    GENERATORS, SPRITE_AT, ConditionalDiscriminator, ConditionalGenerator, DCGANDiscriminator, DigitGate,
+    SpriteGenerator, digits_of_z, gate_of, NUM_DIGITS, save_checkpoint,
 )
 
 
@@ -49,6 +50,20 @@ class GanRecipe:
     so pathway d is judged on whether it draws a real digit d, not only on the picture they make together.
     Learned gates carry a stated prior as a penalty of weight ``gate_weight``: each digit uses at most
     ``digit_units`` channels and each channel serves at most one digit.
+
+    ``sprites`` trains ``sprites32`` instead (32 px only; ``units`` / 10 layer2 channels per digit): each
+    step's fakes are single sprites of random digits and styles, its reals the canvases' digits cut out
+    alone at the same place in the crop (``digit_crops``), both judged by a projection discriminator under
+    spectral normalisation, so each pathway learns to draw its own digit; the canvas's layout comes from z,
+    as the canvases' own does. ``classify_weight`` > 0 (sprites only) adds AC-GAN's digit head to the
+    discriminator: its cross-entropy on the real crops' digits trains it, and the same on the fakes' digits,
+    with that weight, trains the generator, which binds each pathway to its digit more firmly than the
+    projection alone.
+
+    ``ema`` > 0 writes the exponential moving average of the generator's weights as the checkpoint's generator
+    (``ema_decay``: that decay, lower over the first steps so the starting weights fade; BatchNorm statistics
+    copied from the trained generator), which smooths the step-to-step swings of a GAN; the trained weights
+    ride along under 'train_state' for resuming.
     """
 
     steps: int = 3000
@@ -65,6 +80,9 @@ class GanRecipe:
     gate_lr: float = 1e-2
     layered: bool = False
     pathway_norm: str = "scale"
+    sprites: bool = False
+    classify_weight: float = 0.0
+    ema: float = 0.0
 
 
 def gate_penalty(soft: torch.Tensor, digit_units: int) -> torch.Tensor:
@@ -81,6 +99,22 @@ def gate_figures(table: torch.Tensor, gating: str) -> dict:
     return {"gating": gating, "units_per_digit": [int(v) for v in table.sum(1)],
             "shared_units": int((per_channel > 1).sum()), "unused_units": int((per_channel == 0).sum()),
             "units": int(table.shape[1])}
+
+
+def ema_decay(ema: float, step: int) -> float:
+    """The moving average's decay after step ``step`` (from 0): ``ema``, but at most (1 + step) / (10 + step),
+    so the random starting weights weigh little once a few hundred steps are averaged."""
+    return min(ema, (1.0 + step) / (10.0 + step))
+
+
+def _digit_size(data_dir: str | Path) -> int:
+    """The canvases' digit size from their meta.json (the sprite generator draws digits that size)."""
+    import json
+
+    try:
+        return int(json.loads((Path(data_dir) / "meta.json").read_text())["digit_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EngineError(f"{data_dir} has no readable meta.json with the digits' size: {exc}") from exc
 
 
 def shown_digits(labels: torch.Tensor) -> torch.Tensor:
@@ -116,10 +150,26 @@ def train_gan(
         raise EngineError(f"the canvases of {data_dir} are {tuple(data.images.shape[-2:])}; the DCGAN makes 32x32 or "
                           f"64x64")
     torch.manual_seed(seed)
-    conditional = recipe.conditional
+    sprites = recipe.sprites
+    conditional = recipe.conditional and not sprites
     layered = conditional and recipe.layered
     disc: nn.Module
-    if conditional:
+    crops: DigitCrops | None = None
+    real_y: torch.Tensor | None
+    fake_y: torch.Tensor | None
+    if sprites:
+        if size != 32:
+            raise EngineError(f"the sprite generator makes 32 px canvases; {data_dir} holds {size} px ones")
+        if recipe.units % NUM_DIGITS:
+            raise EngineError(f"the sprite generator gives each digit units / 10 layer2 channels; {recipe.units} "
+                              f"is not divisible by 10")
+        arch = "sprites32"
+        gen: nn.Module = SpriteGenerator(z_dim=z_dim, width=width, per_digit=recipe.units // NUM_DIGITS,
+                              digit_size=_digit_size(data_dir)).to(device)
+        crops = digit_crops(data_dir, data, SPRITE_AT)
+        disc = ConditionalDiscriminator(size=size, width=width, channels=1, spectral=True,
+                                        classify=recipe.classify_weight > 0).to(device)
+    elif conditional:
         if size != 32:
             raise EngineError(f"the conditional generator makes 32 px canvases; {data_dir} holds {size} px ones")
         arch = "cdcgan32"
@@ -133,22 +183,30 @@ def train_gan(
     else:
         gen = GENERATORS[arch](z_dim=z_dim, width=width).to(device)
         disc = DCGANDiscriminator(size=size, width=width).to(device)
-    threshold_pathways = getattr(gen, "pathways", False) and getattr(gen, "pathway_norm", None) == "scale"
+    # Grouped convs that no BatchNorm rescales: the threshold pathways' and the sprites' drawing stages.
+    threshold_pathways = sprites or (getattr(gen, "pathways", False) and getattr(gen, "pathway_norm", None) == "scale")
     gen.apply(lambda m: _init_dcgan(m, kaiming_groups=threshold_pathways))
-    disc.apply(_init_dcgan)
+    if not sprites:  # a spectrally normalised discriminator keeps PyTorch's init, as Miyato & Koyama's does
+        disc.apply(_init_dcgan)
     gate = gate_of(gen) or DigitGate(1, "fixed")  # a fixed gate has no parameters: no penalty, no figures
     gates = [p for n, p in gen.named_parameters() if n.endswith("gate.logits")]
     others = [p for n, p in gen.named_parameters() if not n.endswith("gate.logits")]
     groups = [{"params": others}] + ([{"params": gates, "lr": recipe.gate_lr}] if gates else [])
     opt_g = torch.optim.Adam(groups, lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
+    if not 0.0 <= recipe.ema < 1.0:
+        raise EngineError(f"ema is a decay in [0, 1), not {recipe.ema}")
+    average = copy.deepcopy(gen) if recipe.ema else None
     start, history, prior_seconds = 0, [], 0.0
     out_file = Path(out_file)
     if resume and out_file.is_file():
         state = torch.load(out_file, map_location="cpu", weights_only=True)
         if "train_state" not in state:
             raise CheckpointError(f"{out_file} has no training state to resume from")
-        gen.load_state_dict(state["state_dict"])
+        trained = state["train_state"].get("generator")
+        gen.load_state_dict(trained if trained is not None else state["state_dict"])
+        if average is not None:
+            average.load_state_dict(state["state_dict"])
         disc.load_state_dict(state["train_state"]["discriminator"])
         opt_g.load_state_dict(state["train_state"]["opt_g"])
         opt_d.load_state_dict(state["train_state"]["opt_d"])
@@ -169,37 +227,65 @@ def train_gan(
                    "threads": torch.get_num_threads()}
         if conditional:
             metrics["gates"] = gate_figures(gate.hard().detach(), recipe.gating)
-        save_checkpoint(gen, out_file, kind="generator", arch=arch, extra={
-            "metrics": metrics, "data_dir": str(data_dir),
-            "train_state": {"discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                            "opt_d": opt_d.state_dict()},
-        })
+        train_state = {"discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
+        if average is not None:
+            metrics["ema"] = recipe.ema
+            train_state["generator"] = {k: v.detach().cpu() for k, v in gen.state_dict().items()}
+        save_checkpoint(average if average is not None else gen, out_file, kind="generator", arch=arch, extra={
+            "metrics": metrics, "data_dir": str(data_dir), "train_state": train_state})
         return metrics
 
-    def judge(images: torch.Tensor, digits: torch.Tensor | None) -> torch.Tensor:
-        return disc(images, digits) if conditional else disc(images)
+    def judge(images: torch.Tensor, digits: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The discriminator's logit and, with a digit head (sprites), its digit logits."""
+        if isinstance(disc, ConditionalDiscriminator) and digits is not None:
+            return disc.judge_and_classify(images, digits)
+        return disc(images), None
+
+    one_hot = torch.eye(NUM_DIGITS, device=device)
 
     for step in bar:
-        pick = torch.randint(len(data), (batch_size,), generator=shuffler)
-        real = (data.as_layers(pick) if layered else data.as_input(pick)).to(device)
-        z = torch.randn(batch_size, z_dim, generator=shuffler).to(device)
-        real_y = real_digits[pick].to(device) if conditional else None
-        fake_y = digits_of_z(z) if conditional else None
-        # What the discriminator judges: the picture, or with ``layered`` each pathway's strokes in [-1, 1].
-        judged = 2.0 * gen.strokes(z) - 1.0 if layered and isinstance(gen, ConditionalGenerator) else gen(z)
+        if crops is not None and isinstance(gen, SpriteGenerator):
+            # One sprite per fake: a random digit and style; the reals are digits cut out alone.
+            pick = torch.randint(len(crops), (batch_size,), generator=shuffler)
+            real, real_y = crops.as_input(pick).to(device), one_hot[crops.digits[pick].to(device)]
+            drawn = torch.randint(NUM_DIGITS, (batch_size,), generator=shuffler).to(device)
+            style = torch.randn(batch_size, gen.style, generator=shuffler).to(device)
+            judged, fake_y = 2.0 * gen.render_sprites(style, drawn) - 1.0, one_hot[drawn]
+        else:
+            pick = torch.randint(len(data), (batch_size,), generator=shuffler)
+            real = (data.as_layers(pick) if layered else data.as_input(pick)).to(device)
+            z = torch.randn(batch_size, z_dim, generator=shuffler).to(device)
+            real_y = real_digits[pick].to(device) if conditional else None
+            fake_y = digits_of_z(z) if conditional else None
+            # What the discriminator judges: the picture, or with ``layered`` each pathway's strokes in [-1, 1].
+            judged = 2.0 * gen.strokes(z) - 1.0 if layered and isinstance(gen, ConditionalGenerator) else gen(z)
         # Discriminator: real -> 1, fake -> 0 (fake detached: this step must not move G).
-        loss_d = F.binary_cross_entropy_with_logits(judge(real, real_y), torch.ones(batch_size, device=device)) + \
-            F.binary_cross_entropy_with_logits(judge(judged.detach(), fake_y), torch.zeros(batch_size, device=device))
+        real_logit, real_class = judge(real, real_y)
+        loss_d = F.binary_cross_entropy_with_logits(real_logit, torch.ones(batch_size, device=device)) + \
+            F.binary_cross_entropy_with_logits(judge(judged.detach(), fake_y)[0],
+                                               torch.zeros(batch_size, device=device))
+        if real_class is not None and real_y is not None:
+            loss_d = loss_d + F.cross_entropy(real_class, real_y.argmax(1))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         # Generator: the non-saturating loss -log D(G(z)) gives strong gradients early on.
-        loss_g = F.binary_cross_entropy_with_logits(judge(judged, fake_y), torch.ones(batch_size, device=device))
+        fake_logit, fake_class = judge(judged, fake_y)
+        loss_g = F.binary_cross_entropy_with_logits(fake_logit, torch.ones(batch_size, device=device))
+        if fake_class is not None and fake_y is not None:
+            loss_g = loss_g + recipe.classify_weight * F.cross_entropy(fake_class, fake_y.argmax(1))
         if gates:
             loss_g = loss_g + recipe.gate_weight * gate_penalty(gate.soft(), recipe.digit_units)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        if average is not None:
+            decay = ema_decay(recipe.ema, step)
+            with torch.no_grad():
+                for kept, now in zip(average.parameters(), gen.parameters()):
+                    kept.lerp_(now, 1.0 - decay)
+                for kept_buffer, now_buffer in zip(average.buffers(), gen.buffers()):
+                    kept_buffer.copy_(now_buffer)
         loss_d_avg = 0.95 * loss_d_avg + 0.05 * float(loss_d.detach()) if step > start else float(loss_d.detach())
         loss_g_avg = 0.95 * loss_g_avg + 0.05 * float(loss_g.detach()) if step > start else float(loss_g.detach())
         if progress:
@@ -209,4 +295,6 @@ def train_gan(
         if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save(step + 1)
     gen.eval()
+    if average is not None:
+        average.eval()
     return save(steps)

@@ -52,6 +52,7 @@ class Network(RegistryEntry):
         DCGAN32 = "dcgan32", "DCGAN generator, 32 px (GAN Dissection)"
         DCGAN64 = "dcgan64", "DCGAN generator, 64 px (GAN Dissection)"
         CDCGAN32 = "cdcgan32", "Class-conditional DCGAN generator, 32 px, layer2 gated per digit (GAN Dissection)"
+        SPRITES32 = "sprites32", "Layered conditional generator, 32 px, a sprite per digit from layer2 (GAN Dissection)"
         PROGRAM = "program", "Exported program (torch.export .pt2)"
 
     # Set by the registering service from the architecture; stored so lists and the API can filter on it.

@@ -21,8 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="the project's name or id")
         parser.add_argument("--arch", required=True,
                             help="any torchvision classification model (resnet50, convnext_tiny, vit_b_16, ...), "
-                                 "timm:<name>, mixturenet, dcgan32/dcgan64/cdcgan32, or program (--checkpoint is a "
-                                 ".pt2 torch.export program)")
+                                 "timm:<name>, mixturenet, dcgan32/dcgan64/cdcgan32/sprites32, or program "
+                                 "(--checkpoint is a .pt2 torch.export program)")
         parser.add_argument("--checkpoint", type=Path,
                             help="state_dict file, or the .pt2 program; omitted: seeded random weights")
         parser.add_argument("--input-size", type=int, help="resize images to N x N (default: the architecture's, "
