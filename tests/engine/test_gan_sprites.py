@@ -19,9 +19,9 @@ from .gan_helpers import reference_z
 N, SEED, Z = 40, 3, 24  # z_dim 24: ten digits, ten corner values, two styles of two
 
 
-def _generator() -> SpriteGenerator:
+def _generator(smooth: bool = False) -> SpriteGenerator:
     torch.manual_seed(0)
-    gen = SpriteGenerator(z_dim=Z, width=4, per_digit=3, render=4)
+    gen = SpriteGenerator(z_dim=Z, width=4, per_digit=3, render=4, smooth=smooth)
     with torch.no_grad():
         for m in gen.modules():
             if isinstance(m, torch.nn.BatchNorm2d):  # eval BatchNorm that is not the identity
@@ -53,8 +53,10 @@ def _placed(sprite: torch.Tensor, corner: tuple[int, int]) -> torch.Tensor:
     return big[32:64, 32:64]
 
 
-def test_each_shown_digit_is_its_own_sprite_at_the_corner_the_layout_gives_and_the_picture_their_maximum() -> None:
-    gen = _generator()
+@pytest.mark.parametrize("smooth", [False, True])
+def test_each_shown_digit_is_its_own_sprite_at_the_corner_the_layout_gives_and_the_picture_their_maximum(
+        smooth: bool) -> None:
+    gen = _generator(smooth)
     drawn = 0
     for i in range(N):
         z = reference_z(i, Z, SEED)
@@ -188,3 +190,25 @@ def test_gan_train_with_sprites_writes_the_demos_layered_generator(tmp_path, cap
     assert "classify.weight" in saved["train_state"]["discriminator"]  # the demo's digit head came along
     assert isinstance(load_generator(checkpoint=out), SpriteGenerator)
     assert "generator checkpoint written" in capsys.readouterr().out
+
+
+def test_smooth_strokes_are_the_drawn_maps_under_a_binomial_blur() -> None:
+    gen = _generator(smooth=True)
+    seen: dict[str, torch.Tensor] = {}
+    gen.output.register_forward_hook(lambda m, i, o: seen.__setitem__("drawn", o))
+    weights = torch.tensor([1.0, 2.0, 1.0])
+    checked = 0
+    for i in range(4 * N):
+        z = reference_z(i, Z, SEED)
+        digits, corners = _layout_by_hand(z)
+        with torch.no_grad():
+            strokes = gen.strokes(z)[0]
+        drawn = seen["drawn"][0]  # 40 x 40: the canvas with a 4 px margin, before the blur and the moves
+        padded = torch.nn.functional.pad(drawn, (1, 1, 1, 1))
+        blurred = sum(weights[a] * weights[b] / 16 * padded[:, a : a + 40, b : b + 40]
+                      for a in range(3) for b in range(3))
+        for d, (r, c) in zip(digits, corners):
+            if (r - 1) % 4 == 0 and (c - 1) % 4 == 0:  # a corner the grid reaches exactly: no move
+                torch.testing.assert_close(strokes[d], torch.tanh(torch.relu(blurred[d, 4:36, 4:36])))
+                checked += 1
+    assert checked > 3, "enough digits must sit on the grid for the test to bite"

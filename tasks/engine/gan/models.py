@@ -283,7 +283,7 @@ class SpriteGenerator(nn.Module):
     """
 
     def __init__(self, z_dim: int = 64, width: int = 32, per_digit: int = 20, render: int = 16, digit_size: int = 14,
-                 min_gap: int = 8) -> None:
+                 min_gap: int = 8, smooth: bool = False) -> None:
         super().__init__()
         self.style = (z_dim - 2 * NUM_DIGITS) // 2
         if self.style < 1:
@@ -296,7 +296,8 @@ class SpriteGenerator(nn.Module):
         self.z_dim, self.size, self.channels, self.pathways = z_dim, 32, 1, True
         self.per_digit, self.render, self.digit_size, self.min_gap = per_digit, render, digit_size, min_gap
         self.config = {"z_dim": z_dim, "width": width, "per_digit": per_digit, "render": render,
-                       "digit_size": digit_size, "min_gap": min_gap}
+                       "digit_size": digit_size, "min_gap": min_gap, "smooth": smooth}
+        self.smooth = smooth
         self.embed = nn.Linear(NUM_DIGITS, 16, bias=False)
         self.stem = nn.Sequential(nn.ConvTranspose2d(self.style + 16, width * 8, SPRITE_CELLS, 1, 0, bias=False),
                                   nn.BatchNorm2d(width * 8), nn.ReLU())
@@ -306,6 +307,15 @@ class SpriteGenerator(nn.Module):
         self.layer3 = nn.Sequential(nn.ConvTranspose2d(NUM_DIGITS * per_digit, NUM_DIGITS * render, 4, 2, 1,
                                                        groups=NUM_DIGITS, bias=False), nn.ReLU())
         self.output = nn.ConvTranspose2d(NUM_DIGITS * render, NUM_DIGITS, 4, 2, 1, groups=NUM_DIGITS, bias=False)
+
+    def _smoothed(self, maps: torch.Tensor) -> torch.Tensor:
+        """``smooth``: each stroke map under a fixed 3x3 binomial blur (zero stays zero), as the canvases' digits
+        are smooth, scaled up from 8x8; the blur reaches one pixel, inside the drawing's margin."""
+        if not self.smooth:
+            return maps
+        taps = torch.tensor([1.0, 2.0, 1.0], device=maps.device, dtype=maps.dtype)
+        kernel = (taps[:, None] * taps[None, :] / 16.0).expand(maps.shape[1], 1, 3, 3)
+        return nn.functional.conv2d(maps, kernel, padding=1, groups=maps.shape[1])
 
     def sprite_features(self, style: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
         """[N, per_digit, 4, 4]: the cells of sprites of ``digit`` (long [N]) drawn with ``style`` [N, style]."""
@@ -328,7 +338,7 @@ class SpriteGenerator(nn.Module):
                                                           padding=1))
             drawn = nn.functional.conv_transpose2d(h, self.output.weight[d * render:(d + 1) * render], stride=2,
                                                    padding=1)
-            out = out.index_copy(0, rows, torch.tanh(torch.relu(drawn)))
+            out = out.index_copy(0, rows, torch.tanh(torch.relu(self._smoothed(drawn))))
         return out
 
     def layout(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,7 +378,7 @@ class SpriteGenerator(nn.Module):
         maps = self.layer2(grid.view(b, NUM_DIGITS * self.per_digit, 8, 8))
         # Drawn with a cell of zeros around the grid, so strokes that a move brings onto the canvas are drawn
         # (no bias anywhere: the margin adds nothing), then moved and cut back to 32 px.
-        drawn = torch.tanh(torch.relu(self.output(self.layer3(nn.functional.pad(maps, (1, 1, 1, 1))))))
+        drawn = torch.tanh(torch.relu(self._smoothed(self.output(self.layer3(nn.functional.pad(maps, (1, 1, 1, 1)))))))
         moves = torch.zeros(b, NUM_DIGITS, 2, dtype=torch.long, device=z.device)
         moves[sample, flat] = window - 4 * at
         return shift_maps(drawn, moves, margin=4)

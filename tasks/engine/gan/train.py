@@ -82,6 +82,7 @@ class GanRecipe:
     pathway_norm: str = "scale"
     sprites: bool = False
     classify_weight: float = 0.0
+    smooth: bool = False
     ema: float = 0.0
 
 
@@ -165,7 +166,7 @@ def train_gan(
                               f"is not divisible by 10")
         arch = "sprites32"
         gen: nn.Module = SpriteGenerator(z_dim=z_dim, width=width, per_digit=recipe.units // NUM_DIGITS,
-                              digit_size=_digit_size(data_dir)).to(device)
+                              digit_size=_digit_size(data_dir), smooth=recipe.smooth).to(device)
         crops = digit_crops(data_dir, data, SPRITE_AT)
         disc = ConditionalDiscriminator(size=size, width=width, channels=1, spectral=True,
                                         classify=recipe.classify_weight > 0).to(device)
