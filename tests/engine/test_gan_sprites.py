@@ -186,7 +186,7 @@ def test_gan_train_with_sprites_writes_the_demos_layered_generator(tmp_path, cap
     assert main(["gan", "train", "--data", str(tmp_path / "data"), "--make", "20", "--out", str(out), "--steps", "2",
                  "--batch-size", "4", "--z-dim", str(Z), "--width", "4", "--sprites", "--device", "cpu"]) == 0
     saved = torch.load(out, weights_only=True)
-    assert saved["arch"] == "sprites32" and saved["metrics"]["ema"] == 0.999
+    assert saved["arch"] == "sprites32" and saved["metrics"]["ema"] == 0.999 and saved["config"]["smooth"] is True
     assert "classify.weight" in saved["train_state"]["discriminator"]  # the demo's digit head came along
     assert isinstance(load_generator(checkpoint=out), SpriteGenerator)
     assert "generator checkpoint written" in capsys.readouterr().out

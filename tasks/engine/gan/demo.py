@@ -52,6 +52,7 @@ class DemoSizes:
     # gan_units / 10 layer2 channels, placed by a layout from z; the conditional settings above then do not apply.
     gan_sprites: bool = True
     gan_classify_weight: float = 1.0  # GanRecipe.classify_weight: AC-GAN's digit head beside the projection
+    gan_smooth: bool = True  # GanRecipe.smooth: each stroke map under a fixed blur, as the real digits are smooth
     gan_ema: float = 0.999  # GanRecipe.ema: the generator written is the moving average of its weights
     seg_epochs: int = 4
     seg_width: int = 12
@@ -75,7 +76,8 @@ def gan_recipe(sizes: DemoSizes) -> GanRecipe:
                      units=sizes.gan_units, gating=sizes.gan_gating, digit_units=sizes.gan_digit_units,
                      pathways=sizes.gan_pathways, layered=sizes.gan_pathways and sizes.gan_layered,
                      pathway_norm=sizes.gan_pathway_norm, sprites=sizes.gan_sprites,
-                     classify_weight=sizes.gan_classify_weight if sizes.gan_sprites else 0.0, ema=sizes.gan_ema)
+                     classify_weight=sizes.gan_classify_weight if sizes.gan_sprites else 0.0,
+                     smooth=sizes.gan_smooth, ema=sizes.gan_ema)
 
 
 def _timed(seconds: dict, name: str, fn):

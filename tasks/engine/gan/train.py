@@ -58,7 +58,9 @@ class GanRecipe:
     as the canvases' own does. ``classify_weight`` > 0 (sprites only) adds AC-GAN's digit head to the
     discriminator: its cross-entropy on the real crops' digits trains it, and the same on the fakes' digits,
     with that weight, trains the generator, which binds each pathway to its digit more firmly than the
-    projection alone.
+    projection alone. ``smooth`` (sprites only) blurs each stroke map with a fixed 3x3 binomial kernel
+    (``SpriteGenerator.smooth``): the canvases' digits are scaled up from 8x8 and have no fine detail, and
+    without the blur the drawing stages leave speckle that the segmenter reads as other digits.
 
     ``ema`` > 0 writes the exponential moving average of the generator's weights as the checkpoint's generator
     (``ema_decay``: that decay, lower over the first steps so the starting weights fade; BatchNorm statistics
