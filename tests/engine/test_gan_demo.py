@@ -38,6 +38,24 @@ def test_a_tiny_demo_reports_both_specificity_matrices_and_a_verdict_on_the_clai
     assert "sprite" in saved["specificity_source"]["line"] and "layer2 channel u serves digit u // 2" in \
         saved["specificity_source"]["line"]
     assert "not read" in saved["top_units_chosen_by"] and escape(saved["specificity_source"]["line"]) in html
+    # The top units are the dissection's: the k units of highest IoU with the digit in iqr.csv, read here again.
+    import csv
+
+    iou: dict[str, list[tuple[float, int]]] = {}
+    with open(tmp_path / "dissection" / "layer2" / "iqr.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            iou.setdefault(row["concept"], []).append((-float(row["iou"]), int(row["unit"])))
+    for d in range(10):
+        expected = [unit for _, unit in sorted(iou[str(d)])[: TINY.k]]
+        assert sorted(saved["top_vs_random"]["digits"][str(d)]["top_units"]) == sorted(expected)
+    # The matrix from single-unit ablation's ranking is reported beside it, with its own units and verdict.
+    ablation = saved["specificity_ablation_ranked"]
+    assert len(ablation["specificity"]) == 10 and ablation["summary"]["specific_digits"] == sum(
+        r["specific"] for r in ablation["summary"]["rows"])
+    ranked = saved["causal_ranking"]
+    for d in range(10):
+        assert ablation["top_units"][str(d)] == [u["unit"] for u in ranked[str(d)][: TINY.k]]
+    assert "ranked by single-unit ablation" in html
     # Insertion rates per digit, top units against random ones, the rule that defines them, and the figures of the
     # per-digit outcome they summarise.
     effects = saved["top_vs_random"]

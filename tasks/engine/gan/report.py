@@ -36,8 +36,17 @@ def _specificity_html(report: dict) -> list[str]:
         _matrix(report["specificity"]),
         "<p>The same with random units (one random set per row):</p>",
         _matrix(report["specificity_random"]),
+        *_ablation_ranked_html(report.get("specificity_ablation_ranked")),
         *_source_html(report),
     ]
+
+
+def _ablation_ranked_html(block: dict | None) -> list[str]:
+    if not block:
+        return []
+    summary = block["summary"]
+    return [f"<p>With each digit's top units ranked by single-unit ablation instead ({escape(block['what'])}): "
+            f"{summary['specific_digits']} of 10 digits specific.</p>", _matrix(block["specificity"])]
 
 
 def _source_html(report: dict) -> list[str]:
