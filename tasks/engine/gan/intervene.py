@@ -23,7 +23,7 @@ from torch import nn
 
 from ..capture import resolve_layers
 from ..errors import EngineError
-from .models import NUM_SEG_CLASSES, segment, to_grey
+from .models import NUM_SEG_CLASSES, segment
 from .samples import sample_z, z_dim_of
 
 MODES = ("remove", "insert")
@@ -227,73 +227,3 @@ def top_units(ranking: np.ndarray, number: int, k: int) -> list[int]:
     col = np.nan_to_num(ranking[:, number], nan=-np.inf)
     return [int(u) for u in np.lexsort((np.arange(len(col)), -col))[:k]]
 
-
-@dataclass(frozen=True)
-class JointRanking:
-    """GAN Dissection's search for a concept's units (§3.2): a removal share alpha_u in [0, 1] per unit,
-    r' = (1 - alpha) * r, optimised to remove the most of the concept at a cost per unit removed; units are
-    ranked by their alpha. Removing units one at a time misses units that act together (a concept drawn by
-    many channels loses little to any one of them), which this search sees."""
-
-    steps: int = 120
-    batch_size: int = 50
-    lr: float = 0.1
-    penalty: float = 0.02  # cost of removing one whole unit, in shares of the concept's pixels
-
-
-def rank_units_jointly(generator: nn.Module, segmenter: nn.Module, layer: str, base: Baseline, *,
-                       recipe: JointRanking = JointRanking(), seed: int = 0) -> np.ndarray:
-    """float [U, 11]: for each label number, every unit's optimised removal share alpha (NaN for background
-    and for labels no baseline image shows). The objective for label c over images that show it:
-
-      (soft c pixels with alpha) / (soft c pixels without) + penalty * sum(alpha)
-
-    where soft pixels are the segmenter's probabilities of c summed over the image, so the search can
-    follow their gradient; alpha = sigmoid(theta), theta from 0, Adam, batches drawn with ``seed``."""
-    shape = layer_shape(generator, layer)
-    module = resolve_layers(generator, [layer])[layer]
-    device = _device(generator)
-    generator.eval()
-    segmenter.eval()
-    params = list(generator.parameters()) + list(segmenter.parameters())
-    trainable = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    keep: dict[str, torch.Tensor] = {"alpha": torch.zeros(shape.units, device=device)}
-
-    def soft_pixels(z: torch.Tensor) -> torch.Tensor:
-        """[B, 11]: per image, the segmenter's probability of each label summed over the pixels."""
-        return segmenter(to_grey(generator(z)).float()).softmax(1).sum((2, 3))
-
-    def hook(m: nn.Module, inputs, out: torch.Tensor) -> torch.Tensor:
-        return out * (1.0 - keep["alpha"])[None, :, None, None]
-
-    out = np.full((shape.units, NUM_SEG_CLASSES), np.nan)
-    present = (base.labels.flatten(1)[:, :, None] == torch.arange(NUM_SEG_CLASSES)[None, None]).any(1)
-    picker = torch.Generator().manual_seed(seed)
-    handle = module.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            plain = torch.cat([soft_pixels(base.z[s : s + recipe.batch_size].to(device)).cpu()
-                               for s in range(0, len(base.z), recipe.batch_size)])
-        for number in range(1, NUM_SEG_CLASSES):
-            showing = present[:, number].nonzero(as_tuple=True)[0]
-            if len(showing) == 0:
-                continue
-            theta = torch.zeros(shape.units, device=device, requires_grad=True)
-            opt = torch.optim.Adam([theta], lr=recipe.lr)
-            for _ in range(recipe.steps):
-                pick = showing[torch.randint(len(showing), (min(recipe.batch_size, len(showing)),), generator=picker)]
-                keep["alpha"] = torch.sigmoid(theta)
-                after = soft_pixels(base.z[pick].to(device))[:, number].sum()
-                before = plain[pick, number].sum().to(device)
-                loss = after / before.clamp(min=1e-6) + recipe.penalty * keep["alpha"].sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            out[:, number] = torch.sigmoid(theta).detach().cpu().numpy()
-    finally:
-        handle.remove()
-        for p, flag in zip(params, trainable):
-            p.requires_grad_(flag)
-    return out
