@@ -28,7 +28,7 @@ class Canvases:
 
     def as_input(self, pick: torch.Tensor | slice) -> torch.Tensor:
         """float [B, 1, H, W] in [-1, 1], the generator's output range."""
-        return self.images[pick].float().div(127.5).sub(1.0)[:, None]
+        return _as_input(self.images[pick])
 
     def as_layers(self, pick: torch.Tensor | slice) -> torch.Tensor:
         """float [B, 10, H, W] in [-1, 1]: layer d holds the canvas's pixels that its exact mask gives to digit d
@@ -38,15 +38,25 @@ class Canvases:
         return (images[:, None] * (labels[:, None] == digits)).mul(2.0).sub(1.0)
 
 
+def _csv_rows(path: Path, missing: str) -> list[dict[str, str]]:
+    """The rows of a mixture folder's CSV file; DatasetError ``missing`` when there is none."""
+    if not path.is_file():
+        raise DatasetError(missing)
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _as_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W] -> float [B, 1, H, W] in [-1, 1], the generator's output range."""
+    return images.float().div(127.5).sub(1.0)[:, None]
+
+
 def load_canvases(data_dir: str | Path, limit: int | None = None) -> Canvases:
     """Every picture and its digit label map; DatasetError naming the file when one is off."""
     root = Path(data_dir)
     index = root / "index.csv"
-    if not index.is_file():
-        raise DatasetError(f"{root} has no index.csv; make the canvases first, e.g. `python -m tasks.engine gan train "
-                           f"--data {root} --make 3000 ...` (32 px, digits sized for a generator).")
-    with index.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _csv_rows(index, f"{root} has no index.csv; make the canvases first, e.g. `python -m tasks.engine gan "
+                            f"train --data {root} --make 3000 ...` (32 px, digits sized for a generator).")
     if not rows or CATEGORY not in rows[0]:
         raise DatasetError(f"{index} has no '{CATEGORY}' column of digit masks; it is not a mixture dataset.")
     rows = rows[:limit] if limit else rows
@@ -94,7 +104,7 @@ class DigitCrops:
 
     def as_input(self, pick: torch.Tensor | slice) -> torch.Tensor:
         """float [B, 1, 32, 32] in [-1, 1], what ``SpriteGenerator.render_sprites`` draws (times 2, minus 1)."""
-        return self.images[pick].float().div(127.5).sub(1.0)[:, None]
+        return _as_input(self.images[pick])
 
 
 def digit_crops(data_dir: str | Path, canvases: Canvases, at: int) -> DigitCrops:
@@ -102,11 +112,8 @@ def digit_crops(data_dir: str | Path, canvases: Canvases, at: int) -> DigitCrops
     (``at``, ``at``) is the digit's top-left corner (sources.csv), so crops line up as a sprite is drawn."""
     root = Path(data_dir)
     path = root / "sources.csv"
-    if not path.is_file():
-        raise DatasetError(f"{root} has no sources.csv (the digits' corners); make the canvases again with "
+    rows = _csv_rows(path, f"{root} has no sources.csv (the digits' corners); make the canvases again with "
                            f"`python -m tasks.engine gan train --data {root} --make 3000 ...`.")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
     if len(rows) < len(canvases):
         raise DatasetError(f"{path} lists {len(rows)} canvases; index.csv lists {len(canvases)}.")
     size, pad = int(canvases.images.shape[-1]), 32
